@@ -1,0 +1,5 @@
+"""``python -m floe``."""
+
+from floe.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""The ``floe`` command line. Each command imports what it needs when it runs.
+
+Exit status: 0 success, 1 invalid input or a failed check (messages on stderr), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from floe.plugins import EngineRegistry
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    from floe.errors import FloeError
+
+    try:
+        return int(args.run(args))
+    except FloeError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("floe: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - users get a message, developers FLOE_DEBUG=1
+        if os.environ.get("FLOE_DEBUG"):
+            raise
+        print(f"floe: internal error: {type(exc).__name__}: {exc}\n"
+              "  this is a bug in floe; rerun with FLOE_DEBUG=1 and report the traceback", file=sys.stderr)  # fmt: skip
+        return 70
+
+
+def _parser() -> argparse.ArgumentParser:
+    from floe import __version__
+
+    parser = argparse.ArgumentParser(prog="floe", description="Run dbt transforms on governed computes.")
+    parser.add_argument("--version", action="version", version=f"floe {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("compile", help="validate a data product (or manifest) and write its artifacts")
+    p.add_argument("path", type=Path, help="a product directory, its floe.yaml, or a manifest file")
+    p.set_defaults(run=_compile)
+
+    p = sub.add_parser("engines", help="list installed compute engines")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_engines)
+
+    p = sub.add_parser("validate", help="check every approved compute can be reached (10 s each)")
+    p.add_argument("path", type=Path)
+    p.add_argument("--env", default=None, help="environment whose settings to use (default: first)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_validate)
+
+    p = sub.add_parser("schema", help="print a JSON Schema (manifest, dataproduct, definitions)")
+    p.add_argument("kind", nargs="?", default="dataproduct", choices=["manifest", "dataproduct", "definitions"])
+    p.add_argument("--engine", help="print this engine's config schema instead")
+    p.set_defaults(run=_schema)
+    return parser
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from floe.compiler import compile_path, write_artifacts
+
+    compiled = compile_path(args.path)
+    gov = compiled.governance
+    chain = " → ".join(d.data["metadata"]["name"] for d in gov.chain)
+    if not compiled.transforms:
+        print(f"ok: {chain}: approved {', '.join(gov.registry.names())} (default {gov.registry.default})")
+        return EXIT_OK
+    written = write_artifacts(compiled)
+    print(f"ok: {chain}: {len(compiled.transforms)} transform(s) on "
+          f"{', '.join(sorted({t.compute for t in compiled.transforms}))}; "
+          f"environments {', '.join(gov.environments)}")  # fmt: skip
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _registry() -> EngineRegistry:
+    from floe.plugins import EngineRegistry
+
+    return EngineRegistry.discover()
+
+
+def _engines(args: argparse.Namespace) -> int:
+    registry = _registry()
+    rows = []
+    for name in registry.names():
+        engine = registry.engines[name]
+        from floe.errors import FloeError
+
+        try:
+            packages = ", ".join(engine.get_required_dbt_packages())
+        except FloeError as exc:
+            packages = f"(error: {exc.render()})"
+        rows.append({"engine": name, "version": engine.info.version, "distribution": engine.distribution,
+                     "dbt_adapter": engine.info.dbt_adapter, "packages": packages})  # fmt: skip
+    if args.json:
+        print(json.dumps({"engines": rows, "problems": [p.render() for p in registry.problems]}, indent=2))
+    else:
+        print(_table(rows, ["engine", "version", "distribution", "dbt_adapter", "packages"]))
+    for problem in registry.problems:
+        print(f"warning: {problem.render()}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from floe.compiler import STATE_DIR, compile_path
+    from floe.errors import FloeError
+    from floe.model import ProfileTarget
+
+    registry = _registry()
+    compiled = compile_path(args.path, registry)
+    gov = compiled.governance
+    env = args.env or next(iter(gov.environments))
+    if env not in gov.environments:
+        raise FloeError(f"unknown environment {env!r}; known: {', '.join(gov.environments)}")
+    product_dir = compiled.product_dir.resolve()
+    target = ProfileTarget(env, str(compiled.source.data["metadata"]["name"]), product_dir,
+                           product_dir / STATE_DIR)  # fmt: skip
+
+    def check(name: str) -> dict[str, Any]:
+        compute = gov.compute_for(name, env)
+        engine = registry.engines[compute.engine]
+        start = time.monotonic()
+        result = engine.validate_connection(compute, target)
+        return {"compute": name, "engine": compute.engine, "status": "ok" if result.success else "FAILED",
+                "seconds": f"{time.monotonic() - start:.1f}", "message": result.message}  # fmt: skip
+
+    names = gov.registry.names()
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        rows = list(pool.map(check, names))
+    if args.json:
+        print(json.dumps({"environment": env, "computes": rows}, indent=2))
+    else:
+        print(_table(rows, ["compute", "engine", "status", "seconds", "message"]))
+    return EXIT_OK if all(r["status"] == "ok" for r in rows) else EXIT_INVALID
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from floe.errors import FloeError
+    from floe.schemas import schema_file
+
+    if args.engine:
+        engine = _registry().get(args.engine)
+        if engine is None:
+            raise FloeError(f"no engine {args.engine!r} is installed; see `floe engines`")
+        print(json.dumps(dict(engine.config_schema()), indent=2))
+    else:
+        print(json.dumps(schema_file(f"{args.kind}.schema.json"), indent=2))
+    return EXIT_OK
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    widths = {c: max([len(c)] + [len(str(r[c]).splitlines()[0] if str(r[c]) else "") for r in rows])
+              for c in columns}  # fmt: skip
+    widths[columns[-1]] = 0
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip()]
+    for row in rows:
+        lines.append("  ".join(str(row[c]).replace("\n", " ").ljust(widths[c]) for c in columns).rstrip())
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""``floe compile``: from a data product (or a manifest) to compiled.json and profiles.yml."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from floe.artifacts import write_atomic
+from floe.documents import Document, read_document
+from floe.errors import GovernanceError, ManifestError, PluginExecutionError, Problem
+from floe.governance import Governance, check_selections, govern, load_chain, unstructure_secrets
+from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
+from floe.plugins import EngineRegistry
+from floe.schemas import SchemaStore, store as default_store
+from floe.structure import converter
+
+PRODUCT_FILE = "floe.yaml"
+ARTIFACT_DIR = Path("target") / "floe"
+STATE_DIR = ".floe"
+
+
+@attrs.frozen
+class CompiledTransform:
+    name: str
+    path: str
+    compute: str
+    engine: str
+
+
+@attrs.frozen
+class Compiled:
+    """What a compile produced; ``transforms`` is empty when a manifest alone was compiled."""
+
+    source: Document
+    governance: Governance
+    transforms: tuple[CompiledTransform, ...]
+    catalog: CatalogConfig | None
+    profiles: Mapping[str, Any]
+
+    @property
+    def product_dir(self) -> Path:
+        return self.source.path.parent
+
+    def to_json(self) -> dict[str, Any]:
+        """The content of ``compiled.json``: secrets appear only as references."""
+        gov = self.governance
+        computes = {
+            name: {
+                "engine": c.engine,
+                "config": unstructure_secrets(dict(c.config)),
+                "resources": {"requests": dict(c.resources.requests), "limits": dict(c.resources.limits)},
+            }
+            for name, c in gov.registry.approved.items()
+        }
+        return {
+            "apiVersion": "floe.dev/v1",
+            "kind": "CompiledProduct" if self.source.kind == "DataProduct" else "CompiledManifest",
+            "product": self.source.data["metadata"]["name"],
+            "chain": [d.data["metadata"]["name"] for d in gov.chain if d.kind == "Manifest"],
+            "chain_files": [str(d.path) for d in gov.chain],
+            "approved": gov.registry.names(),
+            "default": gov.registry.default,
+            "environments": list(gov.environments),
+            "computes": computes,
+            "catalog": converter.unstructure(self.catalog) if self.catalog else None,
+            "transforms": [attrs.asdict(t) for t in self.transforms],
+            "profiles": sorted(self.profiles),
+        }
+
+
+def find_source(path: Path) -> Path:
+    """The file to compile: ``PATH/floe.yaml`` for a directory, else ``PATH`` itself."""
+    return path / PRODUCT_FILE if path.is_dir() else path
+
+
+def compile_path(path: Path, engines: EngineRegistry | None = None,
+                 store: SchemaStore | None = None) -> Compiled:  # fmt: skip
+    """Parse, govern and resolve ``path``; raise a :class:`~floe.errors.FloeError` if invalid."""
+    store = store or default_store()
+    engines = engines or EngineRegistry.discover()
+    source_path = find_source(path)
+    if not source_path.exists():
+        raise ManifestError([Problem(f"{source_path} does not exist", str(source_path),
+                                     fix="pass a data product directory, its floe.yaml, or a manifest")])  # fmt: skip
+    source = read_document(source_path, store)
+    chain = load_chain(source, store)
+    governance = govern(chain, engines, store)
+    catalog = _catalog(chain)
+    if source.kind != "DataProduct":
+        return Compiled(source, governance, (), catalog, {})
+    selections = check_selections(source, governance)
+    _check_paths(source)
+    transforms = tuple(
+        CompiledTransform(name, path_, compute, governance.registry.approved[compute].engine)
+        for name, path_, compute in selections
+    )
+    profiles = build_profiles(source, governance, transforms, engines)
+    return Compiled(source, governance, transforms, catalog, profiles)
+
+
+def _catalog(chain: list[Document]) -> CatalogConfig | None:
+    for doc in reversed(chain):
+        if "catalog" in doc.data:
+            return converter.structure(doc.data["catalog"], CatalogConfig)
+    return None
+
+
+def _check_paths(product: Document) -> None:
+    root = product.path.parent.resolve()
+    problems = []
+    for i, transform in enumerate(product.data["transforms"]):
+        raw = str(transform["path"])
+        target = (root / raw).resolve()
+        if Path(raw).is_absolute() or (target != root and root not in target.parents):
+            problems.append(product.problem(("transforms", i, "path"), f"path {raw!r} leaves the data product",
+                                            "a path relative to the directory of floe.yaml",
+                                            "point to a folder of models inside the product"))  # fmt: skip
+        elif not target.exists():
+            problems.append(product.problem(("transforms", i, "path"), f"path {raw!r} does not exist",
+                                            f"a folder of dbt models below {root}",
+                                            "create the folder or correct the path"))  # fmt: skip
+    if problems:
+        raise ManifestError(problems)
+
+
+def build_profiles(product: Document, governance: Governance, transforms: tuple[CompiledTransform, ...],
+                   engines: EngineRegistry) -> dict[str, Any]:  # fmt: skip
+    """One dbt profile per compute the product uses, one output per environment."""
+    product_dir = product.path.parent.resolve()
+    name = str(product.data["metadata"]["name"])
+    profiles: dict[str, Any] = {}
+    for compute_name in dict.fromkeys(t.compute for t in transforms):
+        outputs: dict[str, Any] = {}
+        for env in governance.environments:
+            compute: ComputeConfig = governance.compute_for(compute_name, env)
+            engine = engines.get(compute.engine)
+            if engine is None:  # pragma: no cover - governance checked engines are installed
+                raise GovernanceError(f"engine {compute.engine!r} is not installed")
+            target = ProfileTarget(env, name, product_dir, product_dir / STATE_DIR)
+            output = engine.generate_dbt_profile(compute, target)
+            if output.get("type") != engine.info.dbt_adapter:
+                raise PluginExecutionError(engine.name, "generate_dbt_profile",
+                                           f"the profile's type is {output.get('type')!r}, expected "
+                                           f"{engine.info.dbt_adapter!r} in every environment",
+                                           f"fix the engine plugin ({engine.distribution})", compute=compute_name)  # fmt: skip
+            outputs[env] = output
+        profiles[profile_name(compute_name)] = {"target": next(iter(outputs)), "outputs": outputs}
+    return profiles
+
+
+def profile_name(compute: str) -> str:
+    """The dbt profile floe generates for a compute."""
+    return f"floe_{compute}"
+
+
+def write_artifacts(compiled: Compiled) -> list[Path]:
+    """Write ``target/floe/profiles.yml`` then ``compiled.json``, each atomically."""
+    import yaml
+
+    out = compiled.product_dir / ARTIFACT_DIR
+    profiles = out / "profiles.yml"
+    manifest = out / "compiled.json"
+    header = "# Generated by `floe compile`; secrets are read from the environment at run time.\n"
+    write_atomic(profiles, header + yaml.safe_dump(dict(compiled.profiles), sort_keys=False))
+    write_atomic(manifest, json.dumps(compiled.to_json(), indent=2) + "\n")
+    return [manifest, profiles]

@@ -1,0 +1,90 @@
+"""floe's errors: every one carries the problems a user can act on, never a traceback.
+
+A :class:`Problem` names the file, line and JSON path (``$.a.b[0]``) it is about, what was
+expected and how to fix it. An error holds all the problems of one phase so that a user sees them
+in one go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+
+@attrs.frozen
+class Problem:
+    """One thing wrong with the input, located as precisely as floe can."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    path: str | None = None
+    expected: str | None = None
+    fix: str | None = None
+
+    def render(self) -> str:
+        """``file:line: $.path: message`` followed by the expectation and the fix."""
+        where = ":".join(str(p) for p in (self.file, self.line) if p is not None)
+        head = ": ".join(p for p in (where, self.path, self.message) if p)
+        lines = [head]
+        if self.expected:
+            lines.append(f"  expected: {self.expected}")
+        if self.fix:
+            lines.append(f"  fix: {self.fix}")
+        return "\n".join(lines)
+
+
+class FloeError(Exception):
+    """Base of every error floe reports to a user."""
+
+    def __init__(self, problems: Iterable[Problem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        self.problems: Sequence[Problem] = tuple(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """All problems, one block each."""
+        return "\n".join(p.render() for p in self.problems)
+
+
+class ManifestError(FloeError):
+    """A manifest or floe.yaml is not valid: syntax, types, unknown keys, constraints."""
+
+
+class GovernanceError(FloeError):
+    """The manifest hierarchy is inconsistent: missing parents, cycles, widening, bad defaults."""
+
+
+class InvalidComputeError(GovernanceError):
+    """A transform selects a compute outside its effective approved list (REQ-022, REQ-023)."""
+
+
+class EnvironmentParityError(GovernanceError):
+    """Compute varies by environment, which REQ-024 forbids because it causes environment drift."""
+
+
+class PluginLoadError(FloeError):
+    """An engine plugin could not be loaded or used (malformed hookimpl, wrong API version)."""
+
+
+class PluginExecutionError(FloeError):
+    """An engine failed while doing its job; the message says what to fix (REQ-018)."""
+
+    def __init__(
+        self,
+        engine: str,
+        operation: str,
+        message: str,
+        fix: str | None = None,
+        *,
+        compute: str | None = None,
+        cause: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.operation = operation
+        self.compute = compute
+        self.cause = cause
+        subject = f"compute {compute!r} (engine {engine})" if compute else f"engine {engine}"
+        super().__init__([Problem(f"{subject}: {operation} failed: {message}", fix=fix)])

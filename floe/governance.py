@@ -1,0 +1,432 @@
+"""Compute governance (REQ-021…024): the manifest chain, narrowing, defaults and selections.
+
+A data product names its platform manifest; each manifest may name a parent, up to the enterprise
+manifest. Walking that chain from the root, each level may only narrow the approved computes (and
+refine their settings); the product's transforms then pick from what is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from floe.diagnostics import JsonPath, did_you_mean, problems_from_errors
+from floe.documents import Document, read_document, typed_fragment
+from floe.errors import GovernanceError, InvalidComputeError, Problem
+from floe.model import ComputeConfig, ResourceOverrides, SecretReference
+from floe.plugins import EngineRegistry
+from floe.schemas import SchemaStore
+from floe.secrets import is_credential_key
+
+DEFAULT_ENVIRONMENT = "dev"
+_COMPUTE = ("plugins", "compute")
+
+
+@attrs.frozen
+class ComputeRegistry:
+    """The approved computes of one level, by name, and its default (REQ-021)."""
+
+    approved: Mapping[str, ComputeConfig]
+    default: str
+
+    def __attrs_post_init__(self) -> None:
+        if not self.approved:
+            raise ValueError("a compute registry needs at least one approved compute")
+        if self.default not in self.approved:
+            raise ValueError(
+                f"default compute {self.default!r} is not approved "
+                f"(approved: {', '.join(self.approved)})"
+            )
+
+    def names(self) -> list[str]:
+        return list(self.approved)
+
+    def resolve(self, selection: str | None) -> ComputeConfig:
+        """The compute a transform runs on: its selection, or the default when it has none."""
+        name = self.default if selection is None else selection
+        if name not in self.approved:
+            raise InvalidComputeError(
+                f"compute {name!r} is not approved (approved: {', '.join(self.approved)})"
+            )
+        return self.approved[name]
+
+
+@attrs.frozen
+class Origin:
+    """Where a piece of configuration was written."""
+
+    doc: Document
+    path: JsonPath
+
+
+@attrs.define
+class _Entry:
+    name: str
+    engine: str
+    config: dict[str, Any]
+    resources: dict[str, dict[str, str]]
+    origins: list[Origin]
+    declared: Origin
+
+
+@attrs.frozen
+class Governance:
+    """The effective result of a manifest chain for one data product (or one manifest)."""
+
+    chain: tuple[Document, ...]
+    registry: ComputeRegistry
+    environments: Mapping[str, Mapping[str, ComputeConfig]]
+    removed_by: Mapping[str, Document]
+    ever_approved: frozenset[str]
+
+    def compute_for(self, name: str, environment: str) -> ComputeConfig:
+        """The compute ``name`` with its settings for ``environment``."""
+        return self.environments[environment][name]
+
+
+def load_chain(start: Document, store: SchemaStore) -> list[Document]:
+    """The governing manifests of ``start``, root (enterprise) first, ending with ``start``."""
+    chain = [start]
+    seen = {start.path.resolve(): start}
+    current = start
+    while True:
+        key = "platform" if current.kind == "DataProduct" else "parent"
+        reference = current.data.get(key)
+        if reference is None:
+            break
+        target = (current.path.parent / str(reference)).resolve()
+        if target in seen:
+            cycle = " → ".join(d.label for d in chain) + f" → {seen[target].label}"
+            raise GovernanceError([current.problem((key,), f"parent cycle: {cycle}",
+                                                   fix="a manifest's parents must end at an enterprise manifest")])  # fmt: skip
+        if not target.is_file():
+            raise GovernanceError([current.problem((key,), f"{key} manifest {str(reference)!r} not found "
+                                                   f"(looked for {target})",
+                                                   fix=f"correct `{key}:`; it is relative to {current.label}")])  # fmt: skip
+        parent = read_document(target, store, expect_kind="Manifest")
+        _check_scope(parent, current)
+        chain.append(parent)
+        seen[target] = parent
+        current = parent
+    chain.reverse()
+    root = chain[0]
+    if root.kind != "Manifest" or root.data.get("scope") != "enterprise":
+        raise GovernanceError([root.problem(("scope",) if root.kind == "Manifest" else ("platform",),
+                                            "the chain does not end at an enterprise manifest",
+                                            fix="give the root manifest `scope: enterprise`, or set its `parent:`")])  # fmt: skip
+    return chain
+
+
+def _check_scope(parent: Document, child: Document) -> None:
+    scope = parent.data.get("scope")
+    if scope == "enterprise" and "parent" in parent.data:
+        raise GovernanceError([parent.problem(("parent",), "an enterprise manifest cannot have a parent",
+                                              fix="remove `parent:` or use `scope: domain`")])  # fmt: skip
+    if scope == "domain" and "parent" not in parent.data:
+        raise GovernanceError([parent.problem(("scope",), "a domain manifest needs `parent:`",
+                                              fix="set `parent:` to its parent manifest's path")])  # fmt: skip
+
+
+def govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore) -> Governance:
+    """Resolve the chain into the effective approved computes, default and environments."""
+    problems: list[Problem] = []
+    approved: dict[str, _Entry] = {}
+    default: str | None = None
+    removed_by: dict[str, Document] = {}
+    ever: set[str] = set()
+    for level, doc in enumerate(chain):
+        block = _get(doc.data, _COMPUTE)
+        if level == 0:
+            if not isinstance(block, dict) or "approved" not in block:
+                problems.append(doc.problem(_COMPUTE, "an enterprise manifest must approve computes",
+                                            "plugins.compute.approved with at least one compute",
+                                            "add `plugins: {compute: {approved: [duckdb], default: duckdb}}`"))  # fmt: skip
+                break
+        if not isinstance(block, dict):
+            continue
+        if "approved" in block:
+            narrowed = _narrow(doc, block["approved"], approved if level else None, problems)
+            for name in approved:
+                if name not in narrowed:
+                    removed_by[name] = doc
+            approved = narrowed
+            ever.update(narrowed)
+        if "default" in block:
+            default = block["default"]
+            if default not in approved:
+                problems.append(doc.problem(_COMPUTE + ("default",),
+                                            f"default compute {default!r} is not approved at this level",
+                                            "one of " + ", ".join(approved),
+                                            _suggest(default, approved)))  # fmt: skip
+        elif default is not None and default not in approved:
+            problems.append(doc.problem(_COMPUTE + ("approved",),
+                                        f"the inherited default {default!r} is no longer approved here, so this "
+                                        "manifest must set its own default",
+                                        "plugins.compute.default naming one of " + ", ".join(approved),
+                                        "add `default:` under plugins.compute"))  # fmt: skip
+        if level == 0 and "default" not in block:
+            problems.append(doc.problem(_COMPUTE, "an enterprise manifest must name its default compute",
+                                        fix="add `default:` under plugins.compute"))  # fmt: skip
+    if problems:
+        raise GovernanceError(problems)
+    computes = _finish(approved, engines, store, problems)
+    environments = _environments(chain, computes, engines, store, problems)
+    if problems:
+        raise GovernanceError(problems)
+    assert default is not None
+    registry = ComputeRegistry(computes, default)
+    return Governance(tuple(chain), registry, environments, removed_by, frozenset(ever))
+
+
+def _narrow(doc: Document, entries: list[Any], parent: dict[str, _Entry] | None,
+            problems: list[Problem]) -> dict[str, _Entry]:  # fmt: skip
+    out: dict[str, _Entry] = {}
+    for i, raw in enumerate(entries):
+        path = _COMPUTE + ("approved", i)
+        entry = raw if isinstance(raw, dict) else {"name": raw}
+        name = entry["name"]
+        if name in out:
+            problems.append(doc.problem(path, f"compute {name!r} is approved twice",
+                                        fix="remove the duplicate entry"))  # fmt: skip
+            continue
+        if parent is None:
+            base = _Entry(name, entry.get("engine", name), {}, {}, [], Origin(doc, path))
+        elif name not in parent:
+            problems.append(doc.problem(path, f"compute {name!r} is not approved by the parent manifest; "
+                                        "a manifest may only narrow its parent's approved computes",
+                                        "one of " + ", ".join(parent) if parent else "nothing (parent approves none)",
+                                        _suggest(name, parent) or "ask the platform team to approve it in the parent manifest"))  # fmt: skip
+            continue
+        else:
+            base = parent[name]
+            if "engine" in entry and entry["engine"] != base.engine:
+                problems.append(doc.problem(path + ("engine",), f"compute {name!r} is engine "
+                                            f"{base.engine!r} in the parent; a child cannot change it",
+                                            fix=f"remove `engine:` or approve a new compute name upstream"))  # fmt: skip
+                continue
+        origins = list(base.origins)
+        if "config" in entry:
+            origins.append(Origin(doc, path + ("config",)))
+        resources = {k: dict(v) for k, v in base.resources.items()}
+        for kind, values in (entry.get("resources") or {}).items():
+            resources.setdefault(kind, {}).update(values)
+        out[name] = _Entry(name, base.engine, base.config, resources, origins, base.declared)
+    return out
+
+
+def _finish(approved: dict[str, _Entry], engines: EngineRegistry, store: SchemaStore,
+            problems: list[Problem]) -> dict[str, ComputeConfig]:  # fmt: skip
+    """Check engines are installed, type and validate each compute's merged settings."""
+    computes: dict[str, ComputeConfig] = {}
+    for name, entry in approved.items():
+        engine = engines.get(entry.engine)
+        if engine is None:
+            installed = ", ".join(engines.names()) or "none"
+            problems.append(entry.declared.doc.problem(
+                entry.declared.path, f"compute {name!r} needs engine {entry.engine!r}, which is not installed",
+                f"an installed engine: {installed}",
+                f"pip install the plugin that provides {entry.engine!r}, or remove it"))  # fmt: skip
+            continue
+        uri = engine.schema_uri(store)
+        config: dict[str, Any] = {}
+        for origin in entry.origins:
+            fragment = typed_fragment(origin.doc, origin.path, store, uri)
+            _check_literal_credentials(origin.doc, origin.path, fragment, problems)
+            config = deep_merge(config, fragment if isinstance(fragment, dict) else {})
+        problems.extend(_schema_problems(store, uri, config, entry.origins))
+        resources = ResourceOverrides(entry.resources.get("requests", {}), entry.resources.get("limits", {}))
+        compute = ComputeConfig(name, entry.engine, structure_secrets(config), resources)
+        try:
+            engine.get_resource_requirements(compute)
+        except ValueError as exc:
+            problems.append(entry.declared.doc.problem(entry.declared.path + ("resources",),
+                                                       f"compute {name!r}: {exc}",
+                                                       fix="fix the Kubernetes quantities under resources"))  # fmt: skip
+        computes[name] = compute
+    return computes
+
+
+def _environments(chain: list[Document], computes: dict[str, ComputeConfig], engines: EngineRegistry,
+                  store: SchemaStore, problems: list[Problem]) -> dict[str, dict[str, ComputeConfig]]:  # fmt: skip
+    """Each environment's settings of every compute: the compute's config with overrides merged."""
+    overrides: dict[str, dict[str, list[Origin]]] = {}
+    for doc in chain:
+        for i, env in enumerate(doc.data.get("environments") or []):
+            per_compute = overrides.setdefault(env["name"], {})
+            for compute in env.get("overrides") or {}:
+                per_compute.setdefault(compute, []).append(Origin(doc, ("environments", i, "overrides", compute)))
+    if not overrides:
+        overrides[DEFAULT_ENVIRONMENT] = {}
+    result: dict[str, dict[str, ComputeConfig]] = {}
+    for env_name, per_compute in overrides.items():
+        for compute_name, origins in per_compute.items():
+            if compute_name not in computes:
+                o = origins[-1]
+                problems.append(o.doc.problem(o.path, f"environment {env_name!r} overrides compute "
+                                              f"{compute_name!r}, which is not approved here",
+                                              "one of " + ", ".join(computes), _suggest(compute_name, computes)))  # fmt: skip
+        result[env_name] = {}
+        for name, compute in computes.items():
+            origins = per_compute.get(name, [])
+            engine = engines.get(compute.engine)
+            if not origins or engine is None:
+                result[env_name][name] = compute
+                continue
+            uri = engine.schema_uri(store)
+            config = dict(compute.config)
+            for origin in origins:
+                fragment = typed_fragment(origin.doc, origin.path, store, uri)
+                _check_literal_credentials(origin.doc, origin.path, fragment, problems)
+                config = deep_merge(config, structure_secrets(fragment) if isinstance(fragment, dict) else {})
+            problems.extend(_schema_problems(store, uri, unstructure_secrets(config), origins))
+            result[env_name][name] = attrs.evolve(compute, config=config)
+    return result
+
+
+def _schema_problems(store: SchemaStore, uri: str, config: dict[str, Any],
+                     origins: list[Origin]) -> list[Problem]:  # fmt: skip
+    """Validate merged settings; locate each error in the file that set the offending key."""
+    problems: list[Problem] = []
+    for error in store.validator(uri).iter_errors(config):
+        relative = tuple(error.absolute_path)
+        origin = _origin_of(relative, origins)
+        if origin is None:
+            continue
+        problems.extend(problems_from_errors([error], origin.doc.label, origin.doc.line_of, origin.path))
+    return problems
+
+
+def _origin_of(relative: JsonPath, origins: list[Origin]) -> Origin | None:
+    for origin in reversed(origins):
+        node: Any = _get(origin.doc.data, origin.path)
+        for part in relative:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                break
+        else:
+            return origin
+    return origins[-1] if origins else None
+
+
+def _check_literal_credentials(doc: Document, path: JsonPath, value: Any, problems: list[Problem]) -> None:
+    """A literal value under a credential key is refused: credentials are secret references."""
+    if isinstance(value, dict):
+        if set(value) == {"secret_ref"}:
+            return
+        for key, item in value.items():
+            if is_credential_key(str(key)) and not (isinstance(item, dict) and set(item) == {"secret_ref"}):
+                problems.append(doc.problem(path + (key,), f"{key!r} holds a literal credential",
+                                            "a secret reference: {secret_ref: NAME}",
+                                            f"write `{key}: {{secret_ref: NAME}}` and set NAME in the "
+                                            "environment (or your secret store); never commit the value"))  # fmt: skip
+            else:
+                _check_literal_credentials(doc, path + (key,), item, problems)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_literal_credentials(doc, path + (i,), item, problems)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``; nested mappings merge, everything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and "secret_ref" not in value:
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def structure_secrets(value: Any) -> Any:
+    """``{secret_ref: NAME}`` mappings become :class:`SecretReference` objects."""
+    if isinstance(value, Mapping):
+        if set(value) == {"secret_ref"}:
+            return SecretReference(str(value["secret_ref"]))
+        return {k: structure_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [structure_secrets(v) for v in value]
+    return value
+
+
+def unstructure_secrets(value: Any) -> Any:
+    """The inverse of :func:`structure_secrets`, for JSON output and schema validation."""
+    if isinstance(value, SecretReference):
+        return {"secret_ref": value.name}
+    if isinstance(value, Mapping):
+        return {k: unstructure_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unstructure_secrets(v) for v in value]
+    return value
+
+
+def check_selections(product: Document, governance: Governance) -> list[tuple[str, str, str]]:
+    """Each transform's name, path and resolved compute; every bad selection in one error."""
+    problems: list[Problem] = []
+    invalid: list[Problem] = []
+    resolved: list[tuple[str, str, str]] = []
+    approved = governance.registry.names()
+    seen: dict[str, int] = {}
+    for i, transform in enumerate(product.data.get("transforms") or []):
+        path = str(transform["path"])
+        name = transform.get("name") or transform_name(path)
+        if name in seen:
+            problems.append(product.problem(("transforms", i), f"transform {name!r} is declared twice "
+                                            f"(also transforms[{seen[name]}])",
+                                            fix="give each transform its own path, or a distinct `name:`"))  # fmt: skip
+        seen[name] = i
+        selection = transform.get("compute")
+        compute = governance.registry.default if selection is None else selection
+        if compute not in governance.registry.approved:
+            invalid.append(_invalid_compute(product, governance, i, name, compute, approved))
+            continue
+        resolved.append((name, path, compute))
+    if invalid:
+        raise InvalidComputeError(invalid + problems)
+    if problems:
+        raise GovernanceError(problems)
+    return resolved
+
+
+def _invalid_compute(product: Document, governance: Governance, index: int, name: str,
+                     compute: str, approved: list[str]) -> Problem:  # fmt: skip
+    chain = " → ".join(str(d.data["metadata"]["name"]) for d in governance.chain if d.kind == "Manifest")
+    remover = governance.removed_by.get(compute)
+    if remover is not None:
+        why = (f"it was removed by manifest {remover.data['metadata']['name']!r} "
+               f"({remover.label}:{remover.line_of(_COMPUTE + ('approved',))})")  # fmt: skip
+    else:
+        why = f"no manifest in the chain ({chain}) ever approved it"
+    guess = _suggest(compute, approved)
+    return product.problem(("transforms", index, "compute"),
+                           f"transform {name!r} selects compute {compute!r}, which is not in the effective "
+                           f"approved list [{', '.join(approved)}]: {why}",
+                           "one of " + ", ".join(approved),
+                           guess or "pick an approved compute, or ask the platform team to approve this one")  # fmt: skip
+
+
+def transform_name(path: str) -> str:
+    """A transform's default name: its path, as an identifier (``models/staging/`` → ``staging``)."""
+    parts = [p for p in Path(path).parts if p not in (".", "models")]
+    return "_".join(parts) or "models"
+
+
+def _suggest(name: str, choices: Mapping[str, Any] | list[str]) -> str | None:
+    guess = did_you_mean(name, list(choices))
+    return f"did you mean {guess!r}?" if guess else None
+
+
+def _get(data: Any, path: JsonPath) -> Any:
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data

@@ -1,0 +1,268 @@
+"""Finding, checking and calling compute engines.
+
+Engines are pluggy plugins registered under the entry-point group ``floe`` (built-in ones too). A
+plugin that fails to import, has a malformed hookimpl or declares another API version is recorded
+as a :class:`PluginProblem` (name, distribution, hook) and skipped; the rest keep working.
+``FLOE_DISABLE_PLUGINS=name,name`` skips named plugins.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from typing import Any
+
+import attrs
+import pluggy
+
+from floe import hookspecs
+from floe._markers import API_VERSION, PROJECT_NAME
+from floe.compute import ComputePlugin
+from floe.deadline import DeadlineExceeded, call_with_deadline
+from floe.errors import FloeError, PluginExecutionError
+from floe.model import CatalogConfig, ComputeConfig, EngineInfo, ProfileTarget, ValidationResult
+from floe.resources import merge_requirements
+from floe.schemas import SCHEMA_BASE, SchemaStore
+from floe.secrets import find_secret_refs, redact, secret_values
+
+DISABLE_ENV = "FLOE_DISABLE_PLUGINS"
+VALIDATION_TIMEOUT = 10.0
+_HOOKS = tuple(name for name in dir(hookspecs) if name.startswith("floe_"))
+REQUIRED_HOOKS = (
+    "floe_engine_info", "floe_generate_dbt_profile", "floe_get_required_dbt_packages",
+    "floe_validate_connection", "floe_get_resource_requirements", "floe_get_catalog_attachment_sql",
+)  # fmt: skip
+
+
+@attrs.frozen
+class PluginProblem:
+    """Why a plugin was not loaded."""
+
+    plugin: str
+    distribution: str
+    hook: str | None
+    message: str
+
+    def render(self) -> str:
+        hook = f", hook {self.hook}" if self.hook else ""
+        return f"plugin {self.plugin!r} (from {self.distribution}{hook}): {self.message}"
+
+
+class Engine:
+    """One loaded engine, called through its hooks; the way floe calls every engine.
+
+    Each call is checked (result type) and guarded: an exception from the engine becomes a
+    :class:`~floe.errors.PluginExecutionError` (translated by the engine's ``floe_translate_error``
+    when it can), with secret values scrubbed.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, plugin: object, info: EngineInfo,
+                 plugin_name: str, distribution: str) -> None:  # fmt: skip
+        self.info = info
+        self.name = info.name
+        self.plugin_name = plugin_name
+        self.distribution = distribution
+        others = [p for p in pm.get_plugins() if p is not plugin]
+        self._hooks = {hook: pm.subset_hook_caller(hook, others) for hook in _HOOKS}
+        self._schema_uri: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Engine {self.name} {self.info.version} from {self.distribution}>"
+
+    def _call(self, hook: str, compute: ComputeConfig | None = None, **kwargs: Any) -> Any:
+        if compute is not None:
+            kwargs["compute"] = compute
+        try:
+            return self._hooks[hook](**kwargs)
+        except FloeError as exc:
+            raise self._scrubbed(exc, compute) from None
+        except Exception as exc:  # noqa: BLE001 - every engine failure becomes actionable
+            raise self._translate(hook, exc, compute) from None
+
+    def _translate(self, hook: str, exc: BaseException, compute: ComputeConfig | None) -> FloeError:
+        operation = hook.removeprefix("floe_")
+        try:
+            translated = self._hooks["floe_translate_error"](error=exc, compute=compute)
+        except Exception:  # noqa: BLE001 - a broken translator must not hide the original error
+            translated = None
+        if not isinstance(translated, PluginExecutionError):
+            translated = PluginExecutionError(
+                self.name, operation, f"{type(exc).__name__}: {exc}",
+                f"this looks like a bug in the engine plugin; report it to {self.distribution}",
+                compute=compute.name if compute else None, cause=type(exc).__name__,
+            )  # fmt: skip
+        return self._scrubbed(translated, compute)
+
+    def _scrubbed(self, error: FloeError, compute: ComputeConfig | None) -> FloeError:
+        secrets = secret_values(find_secret_refs(compute.config)) if compute else []
+        text = error.render()
+        if secrets and redact(text, secrets) != text:
+            return PluginExecutionError(self.name, "engine call", redact(text, secrets),
+                                        compute=compute.name if compute else None)  # fmt: skip
+        return error
+
+    def _expect(self, hook: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+        if not isinstance(value, kind):
+            raise PluginExecutionError(
+                self.name, hook.removeprefix("floe_"),
+                f"the hook returned {type(value).__name__}, expected {what}",
+                f"fix the engine plugin {self.plugin_name!r} ({self.distribution})",
+            )  # fmt: skip
+        return value
+
+    # -- the engine interface -------------------------------------------------------------------
+
+    def config_schema(self) -> Mapping[str, Any]:
+        """The engine's JSON Schema for ``config``; any object when the engine declares none."""
+        schema = self._call("floe_config_schema")
+        return self._expect("floe_config_schema", schema or {"type": "object"}, Mapping, "a JSON Schema")
+
+    def schema_uri(self, store: SchemaStore) -> str:
+        """Register the engine's config schema in ``store`` and return its URI."""
+        return store.add(self.config_schema(), f"{SCHEMA_BASE}engines/{self.name}.schema.json")
+
+    def generate_dbt_profile(self, compute: ComputeConfig, target: ProfileTarget) -> dict[str, Any]:
+        profile = self._call("floe_generate_dbt_profile", compute, target=target)
+        return self._expect("floe_generate_dbt_profile", profile, dict, "a dbt output mapping")  # type: ignore[no-any-return]
+
+    def get_required_dbt_packages(self) -> list[str]:
+        packages = self._call("floe_get_required_dbt_packages")
+        self._expect("floe_get_required_dbt_packages", packages, list, "a list of requirements")
+        return [str(p) for p in packages]
+
+    def validate_connection(self, compute: ComputeConfig, target: ProfileTarget,
+                            timeout: float = VALIDATION_TIMEOUT) -> ValidationResult:  # fmt: skip
+        """The engine's check, answered within ``timeout`` seconds whatever the engine does."""
+        timeout = min(timeout, VALIDATION_TIMEOUT)
+        secrets = secret_values(find_secret_refs(compute.config))
+        try:
+            result = call_with_deadline(
+                lambda: self._call("floe_validate_connection", compute, target=target, timeout=timeout),
+                timeout,
+            )
+        except DeadlineExceeded:
+            return ValidationResult(False, f"{compute.name}: no answer within {timeout:g} s; check "
+                                    "that the engine's host is reachable and not overloaded",
+                                    {"engine": self.name, "timeout_s": timeout})  # fmt: skip
+        except FloeError as exc:
+            return ValidationResult(False, redact(exc.render(), secrets), {"engine": self.name})
+        if not isinstance(result, ValidationResult):
+            return ValidationResult(False, f"engine {self.name} returned no ValidationResult; "
+                                    f"fix the plugin ({self.distribution})", {"engine": self.name})  # fmt: skip
+        if secrets:
+            details = {k: redact(str(v), secrets) for k, v in result.details.items()}
+            result = ValidationResult(result.success, redact(result.message, secrets), details)
+        return result
+
+    def get_resource_requirements(self, compute: ComputeConfig) -> dict[str, dict[str, str]]:
+        """The engine's defaults with the manifest's overrides applied and checked."""
+        defaults = self._call("floe_get_resource_requirements", compute)
+        self._expect("floe_get_resource_requirements", defaults, dict, "requests and limits")
+        return merge_requirements(defaults, compute.resources)
+
+    def get_catalog_attachment_sql(self, compute: ComputeConfig,
+                                   catalog: CatalogConfig) -> list[str] | None:  # fmt: skip
+        sql = self._call("floe_get_catalog_attachment_sql", compute, catalog=catalog)
+        if sql is None:
+            return None
+        self._expect("floe_get_catalog_attachment_sql", sql, list, "a list of SQL statements or None")
+        return [str(s) for s in sql]
+
+
+@attrs.define
+class EngineRegistry:
+    """The engines that loaded, by name, and the problems of those that did not."""
+
+    engines: dict[str, Engine]
+    problems: list[PluginProblem]
+    disabled: list[str]
+
+    def names(self) -> list[str]:
+        return sorted(self.engines)
+
+    def get(self, name: str) -> Engine | None:
+        return self.engines.get(name)
+
+    @classmethod
+    def discover(cls, extra: Iterable[tuple[str, object]] = (),
+                 environ: Mapping[str, str] | None = None) -> EngineRegistry:  # fmt: skip
+        """Load every engine of the entry-point group ``floe`` (plus ``extra`` name/plugin pairs)."""
+        env = os.environ if environ is None else environ
+        disabled = [n.strip() for n in env.get(DISABLE_ENV, "").split(",") if n.strip()]
+        pm = pluggy.PluginManager(PROJECT_NAME)
+        pm.add_hookspecs(hookspecs)
+        candidates: list[tuple[str, str, object]] = []
+        problems: list[PluginProblem] = []
+        for ep in metadata.entry_points(group=PROJECT_NAME):
+            if ep.name in disabled:
+                continue
+            dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+            try:
+                candidates.append((ep.name, dist, ep.load()))
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break floe
+                problems.append(PluginProblem(ep.name, dist, None,
+                                              f"cannot be imported: {type(exc).__name__}: {exc}"))  # fmt: skip
+        candidates.extend((name, "in-process", plugin) for name, plugin in extra if name not in disabled)
+        registered: list[tuple[str, str, object]] = []
+        for name, dist, plugin in candidates:
+            if inspect.isclass(plugin) and issubclass(plugin, ComputePlugin):
+                plugin = plugin()
+            problem = _register(pm, name, dist, plugin)
+            if problem:
+                problems.append(problem)
+            else:
+                registered.append((name, dist, plugin))
+        accepted: dict[str, tuple[str, str, object, EngineInfo]] = {}
+        for name, dist, plugin in registered:
+            info, problem = _engine_info(pm, name, dist, plugin)
+            if info is not None and info.name in accepted:
+                problem = PluginProblem(name, dist, "floe_engine_info",
+                                        f"engine name {info.name!r} is already provided by "
+                                        f"{accepted[info.name][1]}")  # fmt: skip
+            if problem or info is None:
+                problems.append(problem or PluginProblem(name, dist, "floe_engine_info", "no info"))
+                pm.unregister(plugin)
+                continue
+            accepted[info.name] = (name, dist, plugin, info)
+        # Engines are built once the plugin list is final: each calls only its own plugin.
+        engines = {engine: Engine(pm, plugin, info, name, dist)
+                   for engine, (name, dist, plugin, info) in accepted.items()}  # fmt: skip
+        return cls(engines, problems, disabled)
+
+
+def _register(pm: pluggy.PluginManager, name: str, dist: str, plugin: object) -> PluginProblem | None:
+    unknown = [attr for attr in dir(plugin) if attr.startswith("floe_") and attr not in _HOOKS
+               and callable(getattr(plugin, attr, None))]  # fmt: skip
+    if unknown:
+        return PluginProblem(name, dist, unknown[0], "no such hook in floe's hookspecs "
+                             f"(known: {', '.join(_HOOKS)})")  # fmt: skip
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        hook = next((h for h in _HOOKS if h in str(exc)), None)
+        return PluginProblem(name, dist, hook, f"malformed hookimpl: {exc}")
+    except ValueError as exc:
+        return PluginProblem(name, dist, None, str(exc))
+    return None
+
+
+def _engine_info(pm: pluggy.PluginManager, name: str, dist: str,
+                 plugin: object) -> tuple[EngineInfo | None, PluginProblem | None]:  # fmt: skip
+    for hook in REQUIRED_HOOKS:
+        if not any(impl.plugin is plugin for impl in getattr(pm.hook, hook).get_hookimpls()):
+            return None, PluginProblem(name, dist, hook, "required hook not implemented")
+    others = [p for p in pm.get_plugins() if p is not plugin]
+    try:
+        info = pm.subset_hook_caller("floe_engine_info", others)()
+    except Exception as exc:  # noqa: BLE001
+        return None, PluginProblem(name, dist, "floe_engine_info", f"{type(exc).__name__}: {exc}")
+    if not isinstance(info, EngineInfo):
+        return None, PluginProblem(name, dist, "floe_engine_info",
+                                   "missing, or did not return floe.model.EngineInfo")  # fmt: skip
+    if info.api_version != API_VERSION:
+        return None, PluginProblem(name, dist, "floe_engine_info",
+                                   f"written for engine API {info.api_version}, floe provides "
+                                   f"API {API_VERSION}; upgrade the plugin or floe")  # fmt: skip
+    return info, None

@@ -1,0 +1,64 @@
+"""Shared fixtures: a place to write manifests, and engine registries."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.engines import registry_with
+
+ENTERPRISE = """\
+apiVersion: floe.dev/v1
+kind: Manifest
+scope: enterprise
+metadata: {name: acme}
+plugins:
+  compute:
+    approved:
+      - name: duckdb
+        config: { threads: 8 }
+      - name: spark
+        config: { cluster: "spark.svc" }
+      - snowflake
+      - bigquery
+    default: duckdb
+"""
+
+Writer = Callable[[str, str], Path]
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Writer:
+    """Write dedented ``text`` to ``tmp_path/relative`` and return the path."""
+
+    def _write(relative: str, text: str) -> Path:
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return _write
+
+
+@pytest.fixture(scope="session")
+def engines():  # type: ignore[no-untyped-def]
+    """Installed engines plus plain-hookimpl engines for the spec's other compute names."""
+    return registry_with("spark", "snowflake", "bigquery")
+
+
+def product(write: Writer, transforms: str, platform: str = "platform/enterprise.yaml",
+            extra: str = "") -> Path:  # fmt: skip
+    """Write a data product with ``transforms`` (YAML list items) and their model folders."""
+    text = (
+        "apiVersion: floe.dev/v1\nkind: DataProduct\nmetadata: {name: orders}\n"
+        f"platform: ../{platform}\ntransforms:\n{textwrap.dedent(transforms)}{textwrap.dedent(extra)}"
+    )
+    path = write("product/floe.yaml", text)
+    for line in text.splitlines():
+        if "path:" in line:
+            folder = line.split("path:")[1].split(",")[0].strip().strip("}").strip()
+            (path.parent / folder).mkdir(parents=True, exist_ok=True)
+    return path.parent
