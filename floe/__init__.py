@@ -36,20 +36,55 @@ _EXPORTS = {
     "write_artifacts": "floe.compiler",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "API_VERSION",
+    "CatalogConfig",
+    "ComputeConfig",
+    "ComputePlugin",
+    "ComputeRegistry",
+    "EngineInfo",
+    "EngineRegistry",
+    "EnvironmentParityError",
+    "FloeError",
+    "GovernanceError",
+    "InvalidComputeError",
+    "ManifestError",
+    "PluginExecutionError",
+    "PluginLoadError",
+    "Problem",
+    "ProfileTarget",
+    "ResourceOverrides",
+    "SecretReference",
+    "ValidationResult",
+    "__version__",
+    "compile_path",
+    "hookimpl",
+    "write_artifacts",
+]
 
 if TYPE_CHECKING:
     from floe._markers import API_VERSION, hookimpl
     from floe.compiler import compile_path, write_artifacts
     from floe.compute import ComputePlugin
     from floe.errors import (
-        EnvironmentParityError, FloeError, GovernanceError, InvalidComputeError, ManifestError,
-        PluginExecutionError, PluginLoadError, Problem,
+        EnvironmentParityError,
+        FloeError,
+        GovernanceError,
+        InvalidComputeError,
+        ManifestError,
+        PluginExecutionError,
+        PluginLoadError,
+        Problem,
     )  # fmt: skip
     from floe.governance import ComputeRegistry
     from floe.model import (
-        CatalogConfig, ComputeConfig, EngineInfo, ProfileTarget, ResourceOverrides,
-        SecretReference, ValidationResult,
+        CatalogConfig,
+        ComputeConfig,
+        EngineInfo,
+        ProfileTarget,
+        ResourceOverrides,
+        SecretReference,
+        ValidationResult,
     )  # fmt: skip
     from floe.plugins import EngineRegistry
 

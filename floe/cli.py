@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("floe: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - users get a message, developers FLOE_DEBUG=1
+    except Exception as exc:
         if os.environ.get("FLOE_DEBUG"):
             raise
         print(f"floe: internal error: {type(exc).__name__}: {exc}\n"

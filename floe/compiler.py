@@ -15,7 +15,8 @@ from floe.errors import GovernanceError, ManifestError, PluginExecutionError, Pr
 from floe.governance import Governance, check_selections, govern, load_chain, unstructure_secrets
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
 from floe.plugins import EngineRegistry
-from floe.schemas import SchemaStore, store as default_store
+from floe.schemas import SchemaStore
+from floe.schemas import store as default_store
 from floe.structure import converter
 
 PRODUCT_FILE = "floe.yaml"

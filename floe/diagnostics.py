@@ -49,7 +49,7 @@ def _type_words(schema: Mapping[str, Any]) -> str:
     names = {"object": "a mapping", "array": "a list", "string": "a string",
              "integer": "an integer", "number": "a number", "boolean": "a boolean (true/false)"}  # fmt: skip
     if isinstance(kind, list):
-        return " or ".join(names.get(k, k) for k in kind)
+        return " or ".join(names.get(str(k), str(k)) for k in kind)
     return names.get(str(kind), str(kind))
 
 

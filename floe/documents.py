@@ -156,7 +156,7 @@ def _parse(text: str, schema: sy.Validator, label: str) -> Any:
         what = (exc.problem or exc.context or "invalid YAML").strip()
         raise ManifestError([Problem(f"invalid YAML: {what}", label, line,
                                      fix="fix the YAML syntax (floe manifests use spaces, not tabs, and unique keys)")]) from None  # fmt: skip
-    except Exception as exc:  # strictyaml raises a few bare errors for odd input
+    except Exception as exc:  # noqa: BLE001 - strictyaml raises a few bare errors for odd input
         raise ManifestError([Problem(f"invalid YAML: {exc}", label, fix="fix the YAML syntax")]) from None
 
 

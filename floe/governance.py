@@ -16,10 +16,11 @@ import attrs
 from floe.diagnostics import JsonPath, did_you_mean, problems_from_errors
 from floe.documents import Document, read_document, typed_fragment
 from floe.errors import GovernanceError, InvalidComputeError, Problem
-from floe.model import ComputeConfig, ResourceOverrides, SecretReference
+from floe.model import ComputeConfig, ResourceOverrides, SecretReference, TransformSpec
 from floe.plugins import EngineRegistry
 from floe.schemas import SchemaStore
 from floe.secrets import is_credential_key
+from floe.structure import converter
 
 DEFAULT_ENVIRONMENT = "dev"
 _COMPUTE = ("plugins", "compute")
@@ -173,7 +174,7 @@ def govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore) -
     if problems:
         raise GovernanceError(problems)
     computes = _finish(approved, engines, store, problems)
-    environments = _environments(chain, computes, engines, store, problems)
+    environments = _environments(chain, computes, ever, engines, store, problems)
     if problems:
         raise GovernanceError(problems)
     assert default is not None
@@ -193,7 +194,7 @@ def _narrow(doc: Document, entries: list[Any], parent: dict[str, _Entry] | None,
                                         fix="remove the duplicate entry"))  # fmt: skip
             continue
         if parent is None:
-            base = _Entry(name, entry.get("engine", name), {}, {}, [], Origin(doc, path))
+            base = _Entry(name, str(entry.get("engine", name)), {}, {}, [], Origin(doc, path))
         elif name not in parent:
             problems.append(doc.problem(path, f"compute {name!r} is not approved by the parent manifest; "
                                         "a manifest may only narrow its parent's approved computes",
@@ -205,7 +206,7 @@ def _narrow(doc: Document, entries: list[Any], parent: dict[str, _Entry] | None,
             if "engine" in entry and entry["engine"] != base.engine:
                 problems.append(doc.problem(path + ("engine",), f"compute {name!r} is engine "
                                             f"{base.engine!r} in the parent; a child cannot change it",
-                                            fix=f"remove `engine:` or approve a new compute name upstream"))  # fmt: skip
+                                            fix="remove `engine:` or approve a new compute name upstream"))  # fmt: skip
                 continue
         origins = list(base.origins)
         if "config" in entry:
@@ -249,9 +250,14 @@ def _finish(approved: dict[str, _Entry], engines: EngineRegistry, store: SchemaS
     return computes
 
 
-def _environments(chain: list[Document], computes: dict[str, ComputeConfig], engines: EngineRegistry,
-                  store: SchemaStore, problems: list[Problem]) -> dict[str, dict[str, ComputeConfig]]:  # fmt: skip
-    """Each environment's settings of every compute: the compute's config with overrides merged."""
+def _environments(chain: list[Document], computes: dict[str, ComputeConfig], ever: set[str],
+                  engines: EngineRegistry, store: SchemaStore,
+                  problems: list[Problem]) -> dict[str, dict[str, ComputeConfig]]:  # fmt: skip
+    """Each environment's settings of every compute: the compute's config with overrides merged.
+
+    Overrides of a compute that a lower level narrowed away are ignored; overrides of a compute
+    that no level ever approved are errors.
+    """
     overrides: dict[str, dict[str, list[Origin]]] = {}
     for doc in chain:
         for i, env in enumerate(doc.data.get("environments") or []):
@@ -263,11 +269,11 @@ def _environments(chain: list[Document], computes: dict[str, ComputeConfig], eng
     result: dict[str, dict[str, ComputeConfig]] = {}
     for env_name, per_compute in overrides.items():
         for compute_name, origins in per_compute.items():
-            if compute_name not in computes:
+            if compute_name not in ever:
                 o = origins[-1]
                 problems.append(o.doc.problem(o.path, f"environment {env_name!r} overrides compute "
-                                              f"{compute_name!r}, which is not approved here",
-                                              "one of " + ", ".join(computes), _suggest(compute_name, computes)))  # fmt: skip
+                                              f"{compute_name!r}, which no manifest approves",
+                                              "one of " + ", ".join(sorted(ever)), _suggest(compute_name, sorted(ever))))  # fmt: skip
         result[env_name] = {}
         for name, compute in computes.items():
             origins = per_compute.get(name, [])
@@ -311,7 +317,7 @@ def _origin_of(relative: JsonPath, origins: list[Origin]) -> Origin | None:
                 break
         else:
             return origin
-    return origins[-1] if origins else None
+    return None  # set by none of these origins: reported where it was set
 
 
 def _check_literal_credentials(doc: Document, path: JsonPath, value: Any, problems: list[Problem]) -> None:
@@ -372,15 +378,16 @@ def check_selections(product: Document, governance: Governance) -> list[tuple[st
     resolved: list[tuple[str, str, str]] = []
     approved = governance.registry.names()
     seen: dict[str, int] = {}
-    for i, transform in enumerate(product.data.get("transforms") or []):
-        path = str(transform["path"])
-        name = transform.get("name") or transform_name(path)
+    for i, raw in enumerate(product.data.get("transforms") or []):
+        transform = converter.structure(raw, TransformSpec)
+        path = transform.path
+        name = transform.name or transform_name(path)
         if name in seen:
             problems.append(product.problem(("transforms", i), f"transform {name!r} is declared twice "
                                             f"(also transforms[{seen[name]}])",
                                             fix="give each transform its own path, or a distinct `name:`"))  # fmt: skip
         seen[name] = i
-        selection = transform.get("compute")
+        selection = transform.compute
         compute = governance.registry.default if selection is None else selection
         if compute not in governance.registry.approved:
             invalid.append(_invalid_compute(product, governance, i, name, compute, approved))

@@ -96,3 +96,13 @@ class EngineInfo:
     api_version: int
     dbt_adapter: str
     description: str = ""
+
+
+@attrs.frozen
+class TransformSpec:
+    """One entry of a data product's ``transforms``, as written in floe.yaml."""
+
+    path: str
+    type: Literal["dbt"] = "dbt"
+    compute: str | None = None
+    name: str | None = None

@@ -117,7 +117,10 @@ class Engine:
     def config_schema(self) -> Mapping[str, Any]:
         """The engine's JSON Schema for ``config``; any object when the engine declares none."""
         schema = self._call("floe_config_schema")
-        return self._expect("floe_config_schema", schema or {"type": "object"}, Mapping, "a JSON Schema")
+        checked: Mapping[str, Any] = self._expect(
+            "floe_config_schema", schema or {"type": "object"}, Mapping, "a JSON Schema"
+        )
+        return checked
 
     def schema_uri(self, store: SchemaStore) -> str:
         """Register the engine's config schema in ``store`` and return its URI."""

@@ -57,7 +57,7 @@ class SchemaStore:
         validator = self._validators.get(uri)
         if validator is None:
             registry: Registry[Any] = Registry().with_resources(
-                (u, Resource.from_contents(s, default_specification=DRAFT202012))  # type: ignore[arg-type]
+                (u, Resource.from_contents(s, default_specification=DRAFT202012))
                 for u, s in self._by_uri.items()
             )
             validator = Draft202012Validator(self._by_uri[uri], registry=registry)
@@ -172,7 +172,9 @@ def _json_type(value: Any) -> str:
         return "integer"
     if isinstance(value, float):
         return "number"
-    return {dict: "object", list: "array"}.get(type(value), "string")
+    if isinstance(value, dict):
+        return "object"
+    return "array" if isinstance(value, list) else "string"
 
 
 def _fits(value: Any, schema: Schema) -> bool:

@@ -155,7 +155,7 @@ def test_parent_cycles_and_missing_parents_are_clear(write, engines) -> None:
     with pytest.raises(GovernanceError, match=r"parent cycle: \S*b.yaml → \S*a.yaml → \S*b.yaml"):
         compile_path(b, engines)
     lost = write("c.yaml", DOMAIN.replace("../enterprise.yaml", "nowhere.yaml"))
-    with pytest.raises(GovernanceError, match="parent manifest 'nowhere.yaml' not found"):
+    with pytest.raises(GovernanceError, match=r"parent manifest 'nowhere\.yaml' not found"):
         compile_path(lost, engines)
 
 
@@ -195,3 +195,23 @@ def test_environment_override_is_validated_against_engine_schema(write, engines)
         compile_path(manifest, engines)
     (problem,) = exc.value.problems
     assert (problem.line, problem.path) == (18, "$.environments[0].overrides.spark.threads")
+
+
+@pytest.mark.req("REQ-015")
+def test_resources_are_overridden_from_the_manifest_and_checked(write, engines) -> None:
+    override = ENTERPRISE.replace("        config: { threads: 8 }\n", "        config: { threads: 8 }\n"
+                                  "        resources: { requests: { memory: 6Gi }, limits: { cpu: '3' } }\n")  # fmt: skip
+    compiled = compile_path(write("platform/enterprise.yaml", override), engines)
+    duck = compiled.governance.registry.approved["duckdb"]
+    requirements = engines.engines["duckdb"].get_resource_requirements(duck)
+    assert requirements["requests"]["memory"] == "6Gi" and requirements["limits"]["cpu"] == "3"
+    assert requirements["limits"]["memory"] == "6Gi"  # a limit below an overridden request follows it
+    bad_quantity = override.replace("memory: 6Gi", "memory: lots")
+    with pytest.raises(Exception) as exc:
+        compile_path(write("platform/enterprise.yaml", bad_quantity), engines)
+    assert "$.plugins.compute.approved[0].resources.requests.memory" in exc.value.render()  # type: ignore[attr-defined]
+    above = override.replace("limits: { cpu: '3' }", "limits: { cpu: '3', memory: 2Gi }")
+    with pytest.raises(GovernanceError) as exc2:
+        compile_path(write("platform/enterprise.yaml", above), engines)
+    assert "requests.memory 6Gi is above limits.memory 2Gi" in exc2.value.render()
+    assert exc2.value.problems[0].line == 10  # the `resources:` line

@@ -1,0 +1,260 @@
+#!/usr/bin/env python
+"""How long ``floe compile`` takes, against PyYAML measured in the same run.
+
+    python benchmarks/compile.py [--sizes 100,1000,5000] [--repeat N] [--timeout S] [--json]
+
+Generates an enterprise manifest, a domain manifest and one data product per size in a temporary
+directory, then reports best-of-N times and ratios; see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENTERPRISE = """\
+apiVersion: floe.dev/v1
+kind: Manifest
+scope: enterprise
+metadata: {name: bench, owner: platform-team}
+plugins:
+  compute:
+    approved:
+      - name: duckdb
+        config: { threads: 4 }
+      - name: duckdb-large
+        engine: duckdb
+        config: { threads: 8, memory_limit: 8GB }
+    default: duckdb
+environments:
+  - name: dev
+  - name: prod
+    overrides:
+      duckdb: { schema: analytics }
+      duckdb-large: { schema: analytics }
+"""
+DOMAIN = """\
+apiVersion: floe.dev/v1
+kind: Manifest
+scope: domain
+parent: ../enterprise.yaml
+metadata: {name: bench-domain}
+plugins:
+  compute:
+    approved:
+      - duckdb
+      - name: duckdb-large
+        config: { threads: 6 }
+"""
+COMPUTES = ("duckdb", "duckdb-large", None)  # cycled over the transforms; None: the default
+PROCESS_SIZE = 10
+
+
+def write_product(root: Path, size: int, prefix: str = "product") -> Path:
+    """A data product with ``size`` transforms (and their model folders) under ``root``."""
+    product = root / f"{prefix}-{size}"
+    lines = ["apiVersion: floe.dev/v1", "kind: DataProduct", f"metadata: {{name: bench-{size}, owner: bench}}",
+             "platform: ../platform/domains/bench.yaml", "transforms:"]  # fmt: skip
+    width = max(4, len(str(size - 1)))
+    for i in range(size):
+        path = f"models/t{i:0{width}d}/"
+        (product / path).mkdir(parents=True)
+        lines += ["  - type: dbt", f"    path: {path}"]
+        compute = COMPUTES[i % len(COMPUTES)]
+        if compute:
+            lines.append(f"    compute: {compute}")
+    (product / "floe.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return product
+
+
+def write_platform(root: Path) -> None:
+    (root / "platform" / "domains").mkdir(parents=True)
+    (root / "platform" / "enterprise.yaml").write_text(ENTERPRISE, encoding="utf-8")
+    (root / "platform" / "domains" / "bench.yaml").write_text(DOMAIN, encoding="utf-8")
+
+
+def best_of(repeat: int, run: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def worker(warmup: Path, product: Path, repeat: int) -> None:
+    """Child process: discover engines once, warm up on a small product, print each compile's time."""
+    from floe.compiler import compile_path
+    from floe.plugins import EngineRegistry
+    from floe.schemas import SchemaStore
+
+    registry = EngineRegistry.discover()
+    store = SchemaStore()
+    try:
+        compile_path(warmup, engines=registry, store=store)
+    except Exception as exc:  # noqa: BLE001 - reported by the parent as this measurement's status
+        render = getattr(exc, "render", None)
+        raise SystemExit(render() if callable(render) else f"{type(exc).__name__}: {exc}") from None
+    print("ready", flush=True)  # start-up done: the parent's timeout now applies to each compile
+    for _ in range(repeat):
+        start = time.perf_counter()
+        compiled = compile_path(product, engines=registry, store=store)
+        elapsed = time.perf_counter() - start
+        if not compiled.transforms:
+            raise SystemExit("compiled no transforms")
+        print(f"time {elapsed}", flush=True)
+
+
+def compile_times(warmup: Path, product: Path, repeat: int, timeout: float) -> tuple[list[float], str]:
+    """Run :func:`worker`; each compile (and the start-up) gets ``timeout`` seconds."""
+    cmd = [sys.executable, __file__, "--worker", str(warmup), str(product), "--repeat", str(repeat)]
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        assert proc.stdout is not None
+        lines: queue.Queue[str | None] = queue.Queue()
+        stdout = proc.stdout
+
+        def pump() -> None:
+            for line in stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        times: list[float] = []
+        status = "ok"
+        try:
+            while (line := lines.get(timeout=timeout)) is not None:
+                if line.startswith("time "):
+                    times.append(float(line.split()[1]))
+        except queue.Empty:
+            proc.kill()
+            status = f"timeout (> {timeout:g} s)"
+        proc.wait()
+        if proc.returncode and status == "ok":
+            err.seek(0)
+            status = f"error: {first_line(err.read(), proc.returncode)}"
+    return times, status
+
+
+def process_time(cmd: Sequence[str], repeat: int, timeout: float) -> tuple[float | None, str]:
+    times: list[float] = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return (min(times) if times else None), f"timeout (> {timeout:g} s)"
+        times.append(time.perf_counter() - start)
+        if done.returncode:
+            return None, f"error: {first_line(done.stderr + done.stdout, done.returncode)}"
+    return min(times), "ok"
+
+
+def first_line(output: str, returncode: int) -> str:
+    return next((line.strip() for line in output.splitlines() if line.strip()), f"exit status {returncode}")
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def run(sizes: list[int], repeat: int, timeout: float) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="floe-bench-") as tmp:
+        root = Path(tmp)
+        write_platform(root)
+        small = write_product(root, PROCESS_SIZE, "small")
+        for size in sizes:
+            product = write_product(root, size)
+            text = (product / "floe.yaml").read_text(encoding="utf-8")
+            baseline = best_of(repeat, functools.partial(yaml.load, text, Loader=yaml.CSafeLoader))
+            print(f"compiling {size} transforms ({repeat}x, timeout {timeout:g} s each)…", file=sys.stderr)
+            times, status = compile_times(small, product, repeat, timeout)
+            floe = min(times) if times else None
+            rows.append({"transforms": size, "yaml_bytes": len(text.encode()), "baseline_s": baseline,
+                         "floe_s": floe, "ratio": ratio(floe, baseline), "runs": len(times),
+                         "status": status})  # fmt: skip
+        print(f"whole process: floe compile of {PROCESS_SIZE} transforms ({repeat}x)…", file=sys.stderr)
+        py_yaml, py_status = process_time([sys.executable, "-c", "import yaml"], repeat, timeout)
+        floe_cli, cli_status = process_time(
+            [sys.executable, "-m", "floe", "compile", str(small)], repeat, timeout
+        )
+    done = [r for r in rows if r["floe_s"] is not None and r["status"] == "ok"]
+    scaling = None
+    if len(done) >= 2:
+        lo, hi = min(done, key=lambda r: r["transforms"]), max(done, key=lambda r: r["transforms"])
+        factor = hi["transforms"] / lo["transforms"]
+        scaling = {"from": lo["transforms"], "to": hi["transforms"], "size_factor": factor,
+                   "floe_factor": hi["floe_s"] / lo["floe_s"],
+                   "baseline_factor": hi["baseline_s"] / lo["baseline_s"],
+                   "floe_exponent": math.log(hi["floe_s"] / lo["floe_s"]) / math.log(factor)}  # fmt: skip
+    process = {"transforms": PROCESS_SIZE, "import_yaml_s": py_yaml, "floe_compile_s": floe_cli,
+               "ratio": ratio(floe_cli, py_yaml), "status": cli_status if cli_status != "ok" else py_status}  # fmt: skip
+    return {"python": sys.version.split()[0], "repeat": repeat, "timeout_s": timeout,
+            "sizes": rows, "scaling": scaling, "process": process}  # fmt: skip
+
+
+def report(result: dict[str, Any]) -> None:
+    print(f"best of {result['repeat']}, Python {result['python']}, timeout {result['timeout_s']:g} s")
+    print(f"{'transforms':>10} {'baseline s':>11} {'floe s':>10} {'floe/baseline':>14}  status")
+    for r in result["sizes"]:
+        print(f"{r['transforms']:>10} {r['baseline_s']:>11.5f} {fmt(r['floe_s'], '10.4f'):>10} "
+              f"{fmt(r['ratio'], '14.0f'):>14}  {r['status']}")  # fmt: skip
+    s = result["scaling"]
+    if s:
+        print(f"scaling {s['from']} → {s['to']} transforms (x{s['size_factor']:g}): floe x{s['floe_factor']:.1f} "
+              f"(~n^{s['floe_exponent']:.2f}), baseline x{s['baseline_factor']:.1f}")  # fmt: skip
+    else:
+        print("scaling: needs two sizes that compiled")
+    p = result["process"]
+    print(f"whole process, {p['transforms']} transforms: `floe compile` {fmt(p['floe_compile_s'], '.3f')} s, "
+          f"`python -c 'import yaml'` {fmt(p['import_yaml_s'], '.3f')} s, ratio {fmt(p['ratio'], '.1f')}"
+          f"  {p['status']}")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="100,1000,5000", help="transform counts, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per compile")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.worker:
+        worker(args.worker[0], args.worker[1], args.repeat)
+        return 0
+    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
+    if not sizes or min(sizes) < 1:
+        parser.error("--sizes needs positive integers")
+    result = run(sizes, args.repeat, args.timeout)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        report(result)
+    ok = all(r["status"] == "ok" for r in result["sizes"]) and result["process"]["status"] == "ok"
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,828 @@
+"""The built-in DuckDB engine: dbt-duckdb profiles that never reach the network, and Iceberg REST.
+
+DuckDB runs inside the dbt process, so "the compute" is a database file and a set of extensions.
+Extensions come from their PyPI wheels (``duckdb-extension-<name>``): the profile lists the
+absolute paths of the extension files in those wheels, dbt-duckdb installs each file into a
+directory under the product's state directory and loads it, and DuckDB's own autoinstall and
+autoload are switched off. A run therefore needs neither network access nor a writable home
+directory.
+
+Importing this module is cheap: duckdb, dbt and floe's schema machinery are imported inside the
+methods that need them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import os
+import re
+import stat
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from floe.compute import ComputePlugin
+from floe.deadline import DeadlineExceeded, call_with_deadline
+from floe.errors import PluginExecutionError
+from floe.model import (
+    CatalogConfig,
+    ComputeConfig,
+    ProfileTarget,
+    SecretReference,
+    ValidationResult,
+)
+from floe.secrets import find_secret_refs, is_credential_key, redact, secret_values
+from floe.sqlquote import quote_identifier, quote_literal
+
+ENGINE = "duckdb"
+EXTENSIONS_DIR = "duckdb_extensions"
+"""Directory under the state directory that DuckDB installs the wheels' extension files into."""
+DEFAULT_SCHEMA = "main"
+DEFAULT_THREADS = 4
+REQUIRED_EXTENSIONS = {"iceberg": ("avro",)}
+"""Extensions that another extension needs loaded before it (DuckDB would try to download them)."""
+
+DEFAULT_REQUESTS = {"cpu": "1", "memory": "2Gi"}
+DEFAULT_LIMITS = {"cpu": "2", "memory": "4Gi"}
+MEMORY_HEADROOM_GI = 1
+"""GiB a pod needs besides DuckDB's ``memory_limit``: Python, dbt, and DuckDB's own overhead."""
+
+_MOTHERDUCK_PREFIXES = ("md:", "motherduck:")
+_EXTENSION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DUCKDB_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
+_SIZE_UNITS = {
+    "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+    "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
+}  # fmt: skip
+_GI = 2**30
+
+
+@functools.cache
+def _floe_version() -> str:
+    """floe's installed version, or ``0.0.0`` when floe runs from a source tree."""
+    from importlib import metadata  # ~50 ms to import: only when the version is asked for
+
+    try:
+        return metadata.version("floe")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+class _FloeVersion:
+    """A class attribute that reads floe's version on first use, keeping the import cheap."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> str:
+        return _floe_version()
+
+
+class DuckDBEngine(ComputePlugin):
+    """DuckDB through dbt-duckdb, with extensions from PyPI wheels and no network access."""
+
+    name: ClassVar[str] = "duckdb"
+    version = _FloeVersion()
+    dbt_adapter: ClassVar[str] = "duckdb"
+    description: ClassVar[str] = (
+        "In-process DuckDB through dbt-duckdb; extensions load offline from their PyPI wheels."
+    )
+
+    # -- configuration --------------------------------------------------------------------------
+
+    def config_schema(self) -> Mapping[str, Any]:
+        from floe.schemas import schema_file
+
+        return schema_file("engines/duckdb.schema.json")
+
+    # -- REQ-012: the dbt profile ---------------------------------------------------------------
+
+    def generate_dbt_profile(self, compute: ComputeConfig, target: ProfileTarget) -> dict[str, Any]:
+        """A dbt-duckdb output; see :func:`connect_config` and :func:`cursor_settings`.
+
+        ``extensions`` holds absolute paths of extension files: dbt-duckdb installs each one into
+        ``extension_directory`` and loads it. ``config_options`` reach ``duckdb.connect`` (before
+        the extensions are installed, so the install goes to the state directory, not ``~``);
+        ``settings`` are SET on every cursor. The MotherDuck token is only an ``env_var``.
+        """
+        operation = "generate_dbt_profile"
+        config = compute.config
+        path = database_path(compute, target)
+        return {
+            "type": "duckdb",
+            "path": path,
+            "schema": str(config.get("schema", DEFAULT_SCHEMA)),
+            "threads": int(config.get("threads", DEFAULT_THREADS)),
+            "extensions": [
+                str(f) for f in extension_files(_requested(compute), compute, operation)
+            ],
+            "settings": cursor_settings(compute, target, path, operation),
+            "config_options": connect_config(compute, target),
+        }
+
+    # -- REQ-017: packages ----------------------------------------------------------------------
+
+    def get_required_dbt_packages(self) -> list[str]:
+        """dbt, dbt-duckdb, DuckDB, and the extension wheels the Iceberg REST catalog needs.
+
+        Each extension wheel pins ``duckdb`` to its own version, so pip picks matching versions.
+        """
+        return [
+            "dbt-core>=1.11,<1.12",
+            "dbt-duckdb>=1.11.1,<1.12",
+            "duckdb>=1.5.5,<1.6",
+            "duckdb-extension-avro>=1.5.5,<1.6",
+            "duckdb-extension-iceberg>=1.5.5,<1.6",
+            "duckdb-extension-httpfs>=1.5.5,<1.6",
+        ]
+
+    # -- REQ-014: validation --------------------------------------------------------------------
+
+    def validate_connection(
+        self, compute: ComputeConfig, target: ProfileTarget, timeout: float
+    ) -> ValidationResult:
+        """Open the database as dbt-duckdb would, load the extensions, apply settings, ``select 1``.
+
+        The check runs under a hard deadline: a database on a hung mount (or a FIFO) cannot hold
+        the caller past ``timeout``. The connection is always closed; the message and details never
+        hold a secret's value.
+        """
+        secrets = secret_values(find_secret_refs(compute.config))
+        progress: dict[str, Any] = {"stage": "starting the check"}
+        # A little under ``timeout``, so that this answer beats a caller's own deadline of the
+        # same length with the stage DuckDB was stuck at.
+        budget = max(0.0, timeout - min(0.25, timeout / 10))
+        try:
+            details = call_with_deadline(lambda: self._check(compute, target, progress), budget)
+        except DeadlineExceeded:
+            stage = progress["stage"]
+            error = PluginExecutionError(
+                ENGINE,
+                "validate_connection",
+                f"DuckDB did not answer within {timeout:g} s while {stage}",
+                "check that the database path is a regular file on a responsive local disk (not a "
+                "FIFO or a hung network mount) and that no other process holds it; then retry",
+                compute=compute.name,
+            )
+            details = {**progress.get("details", {}), "stage": stage}
+            return _result(False, error.render(), details, secrets)
+        except PluginExecutionError as exc:
+            return _result(False, exc.render(), progress.get("details", {}), secrets)
+        except Exception as exc:  # noqa: BLE001 - reported as a message, never a traceback
+            error = PluginExecutionError(
+                ENGINE,
+                "validate_connection",
+                f"{progress['stage']} failed: {type(exc).__name__}: {_first_lines(str(exc), 1)}",
+                "check the compute's DuckDB settings (path, settings, extensions)",
+                compute=compute.name,
+            )
+            return _result(False, error.render(), progress.get("details", {}), secrets)
+        path = details["path"]
+        loaded = ", ".join(details["extensions"]) or "none"
+        mode = "read-only" if details["read_only"] else "read-write"
+        message = (
+            f"compute {compute.name!r}: DuckDB {details['duckdb_version']} opened {path} "
+            f"({mode}); extensions loaded: {loaded}"
+        )
+        return _result(True, message, details, secrets)
+
+    def _check(
+        self, compute: ComputeConfig, target: ProfileTarget, progress: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
+        operation = "validate_connection"
+        path = database_path(compute, target)
+        read_only = bool(compute.config.get("read_only", False))
+        details: dict[str, Any] = {"path": path, "read_only": read_only, "extensions": []}
+        progress["details"] = details
+
+        def step(stage: str, action: Callable[[], Any]) -> Any:
+            progress["stage"] = stage
+            try:
+                return action()
+            except PluginExecutionError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - turned into an actionable error
+                raise self._failure(exc, compute, stage) from None
+
+        progress["stage"] = "finding the extension wheels"
+        files = extension_files(_requested(compute), compute, operation)
+        settings = cursor_settings(compute, target, path, operation)
+        config = connect_config(compute, target)
+        if _is_motherduck(path):
+            token = compute.config.get("motherduck_token")
+            if isinstance(token, SecretReference):
+                config["motherduck_token"] = _env_value(token, compute, operation)
+
+        duckdb = step("importing duckdb", lambda: importlib.import_module("duckdb"))
+        details["duckdb_version"] = str(duckdb.__version__)
+
+        if not _is_motherduck(path) and path != ":memory:":
+            database = Path(path)
+            step(
+                f"creating the directory {database.parent}",
+                lambda: database.parent.mkdir(parents=True, exist_ok=True),
+            )
+            if read_only and not database.exists():
+                raise PluginExecutionError(
+                    ENGINE,
+                    operation,
+                    f"read_only is set but the database file {path} does not exist",
+                    "run dbt once without read_only to create it, or correct path",
+                    compute=compute.name,
+                )
+            kind = _file_kind(database)
+            if kind:
+                details["file_type"] = kind
+
+        where = f"opening the database {path}"
+        if details.get("file_type"):
+            where += f" (it is {details['file_type']}, not a regular file)"
+        connection = step(where, lambda: duckdb.connect(path, read_only=False, config=config))
+        try:
+            for file in files:
+                name = _extension_name(file)
+                install = functools.partial(connection.install_extension, str(file))
+                step(f"installing the extension {name} from {file}", install)
+                step(
+                    f"loading the extension {name}",
+                    functools.partial(connection.load_extension, str(file)),
+                )
+                details["extensions"].append(name)
+            for key, value in settings.items():
+                if key == "motherduck_token":
+                    continue  # a connect-time option, set above from the environment
+                sql = f"SET {quote_identifier(key)} = {quote_literal(str(value))}"
+                step(f"applying the setting {key}", functools.partial(connection.execute, sql))
+            row = step("running select 1", lambda: connection.execute("select 1").fetchone())
+            if row != (1,):  # pragma: no cover - DuckDB answering wrongly
+                raise PluginExecutionError(
+                    ENGINE, operation, f"select 1 returned {row!r}", compute=compute.name
+                )
+        finally:
+            progress["stage"] = f"closing the database {path}"
+            connection.close()
+        progress["stage"] = "done"
+        return details
+
+    def _failure(
+        self, exc: BaseException, compute: ComputeConfig, stage: str
+    ) -> PluginExecutionError:
+        translated = self.translate_error(exc, compute)
+        if translated is not None:
+            return translated
+        return PluginExecutionError(
+            ENGINE,
+            "validate_connection",
+            f"{stage} failed: {type(exc).__name__}: {_first_lines(str(exc), 3)}",
+            "check the compute's DuckDB settings (path, settings, extensions) against the message",
+            compute=compute.name,
+        )
+
+    # -- REQ-015: resources ---------------------------------------------------------------------
+
+    def get_resource_requirements(self, compute: ComputeConfig) -> dict[str, dict[str, str]]:
+        """Requests and limits for a pod running dbt with DuckDB in-process.
+
+        Defaults: requests ``cpu: 1, memory: 2Gi``; limits ``cpu: 2, memory: 4Gi``. With a
+        ``memory_limit`` of M (rounded up to whole GiB; DuckDB's GB is 10^9 bytes, its GiB 2^30),
+        the memory request is at least M and the limit at least M + 1 GiB, since Python, dbt and
+        DuckDB's own overhead live outside the buffer pool ``memory_limit`` bounds. With
+        ``duckdb_threads`` T the cpu limit is at least T.
+        """
+        requests = dict(DEFAULT_REQUESTS)
+        limits = dict(DEFAULT_LIMITS)
+        memory_limit = compute.config.get("memory_limit")
+        if memory_limit is not None:
+            match = _DUCKDB_SIZE.match(str(memory_limit))
+            if match is None:
+                raise PluginExecutionError(
+                    ENGINE,
+                    "get_resource_requirements",
+                    f"memory_limit {memory_limit!r} is not a DuckDB size",
+                    "write it as a number and a unit, such as 4GB or 512MiB",
+                    compute=compute.name,
+                )
+            size = float(match[1]) * _SIZE_UNITS[match[2].upper()]
+            gib = max(1, math.ceil(size / _GI))
+            requests["memory"] = f"{max(_gi(DEFAULT_REQUESTS['memory']), gib)}Gi"
+            limits["memory"] = f"{max(_gi(DEFAULT_LIMITS['memory']), gib + MEMORY_HEADROOM_GI)}Gi"
+        threads = compute.config.get("duckdb_threads")
+        if threads is not None:
+            limits["cpu"] = str(max(int(DEFAULT_LIMITS["cpu"]), int(threads)))
+        return {"requests": requests, "limits": limits}
+
+    # -- REQ-013: the Iceberg catalog -----------------------------------------------------------
+
+    def get_catalog_attachment_sql(
+        self, compute: ComputeConfig, catalog: CatalogConfig
+    ) -> list[str] | None:
+        """``CREATE SECRET`` (when the catalog has credentials) and ``ATTACH`` for a REST catalog.
+
+        Every name is a quoted identifier and every value a quoted literal; credentials are
+        ``{{ env_var('NAME') }}`` placeholders standing where a literal belongs, to be filled by
+        :func:`floe.sqlsecrets.render_secret_placeholders` right before the SQL runs. The
+        connection needs the ``avro``, ``iceberg`` and ``httpfs`` extensions loaded.
+        ``None`` for a SQL catalog: DuckDB cannot attach one.
+        """
+        if catalog.type != "rest":
+            return None
+        operation = "get_catalog_attachment_sql"
+        if not catalog.uri:
+            raise PluginExecutionError(
+                ENGINE,
+                operation,
+                f"the REST catalog {catalog.name!r} has no uri",
+                "set the catalog's uri to its REST endpoint, such as https://catalog.example/api",
+                compute=compute.name,
+            )
+        if (catalog.client_id is None) != (catalog.client_secret is None):
+            raise PluginExecutionError(
+                ENGINE,
+                operation,
+                f"the REST catalog {catalog.name!r} sets only one of client_id and client_secret",
+                "set both for OAuth2 client credentials, or neither",
+                compute=compute.name,
+            )
+        secret = quote_identifier(f"floe_catalog_{catalog.name}")
+        statements: list[str] = []
+        options = ["TYPE ICEBERG", f"ENDPOINT {quote_literal(catalog.uri)}"]
+        if catalog.client_id is not None and catalog.client_secret is not None:
+            secret_options = [
+                "TYPE ICEBERG",
+                f"CLIENT_ID {quote_literal(catalog.client_id)}",
+                f"CLIENT_SECRET {_placeholder(catalog.client_secret, compute, operation)}",
+            ]
+            if catalog.oauth2_server_uri:
+                secret_options.append(
+                    f"OAUTH2_SERVER_URI {quote_literal(catalog.oauth2_server_uri)}"
+                )
+            else:  # DuckDB then asks <endpoint>/v1/oauth/tokens, the REST spec's token endpoint
+                secret_options.append(f"ENDPOINT {quote_literal(catalog.uri)}")
+            statements.append(f"CREATE OR REPLACE SECRET {secret} ({', '.join(secret_options)})")
+            options.append(f"SECRET {secret}")
+        elif catalog.token is not None:
+            token = _placeholder(catalog.token, compute, operation)
+            statements.append(f"CREATE OR REPLACE SECRET {secret} (TYPE ICEBERG, TOKEN {token})")
+            options.append(f"SECRET {secret}")
+        else:
+            options.append("AUTHORIZATION_TYPE 'none'")
+        mode = "vended_credentials" if catalog.access_delegation == "vended-credentials" else "none"
+        options.append(f"ACCESS_DELEGATION_MODE {quote_literal(mode)}")
+        statements.append(
+            f"ATTACH IF NOT EXISTS {quote_literal(catalog.warehouse or '')} "
+            f"AS {quote_identifier(catalog.name)} ({', '.join(options)})"
+        )
+        return statements
+
+    # -- REQ-018: errors ------------------------------------------------------------------------
+
+    def translate_error(
+        self, error: BaseException, compute: ComputeConfig | None
+    ) -> PluginExecutionError | None:
+        """An actionable error for a DuckDB exception (also one dbt wrapped), else ``None``."""
+        found = _duckdb_error(error)
+        if found is None:
+            return None
+        classes, text = found
+        name = compute.name if compute is not None else None
+        secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
+        translated = _translate(classes, redact(text, secrets))
+        if translated is None:
+            return None
+        operation, message, fix = translated
+        return PluginExecutionError(
+            ENGINE,
+            operation,
+            message,
+            fix,
+            compute=name,
+            cause=redact(_first_lines(text, 1), secrets),
+        )
+
+
+plugin = DuckDBEngine()
+"""The instance the ``floe`` entry point ``duckdb = floe.engines.duckdb:plugin`` names."""
+
+
+# -- profile pieces, shared by the profile and the validation ------------------------------------
+
+
+def database_path(compute: ComputeConfig, target: ProfileTarget) -> str:
+    """The database: ``path`` against the project directory, or ``<state>/<env>/<compute>.duckdb``.
+
+    ``:memory:`` and MotherDuck paths (``md:…``) are kept as they are.
+    """
+    configured = compute.config.get("path")
+    if configured is None:
+        state = _absolute(target.state_dir, target.project_dir)
+        return os.path.abspath(state / target.environment / f"{compute.name}.duckdb")
+    text = str(configured)
+    if text == ":memory:" or _is_motherduck(text):
+        return text
+    return os.path.abspath(_absolute(Path(text).expanduser(), target.project_dir))
+
+
+def connect_config(compute: ComputeConfig, target: ProfileTarget) -> dict[str, Any]:
+    """Options for ``duckdb.connect``: the offline extension setup, and ``access_mode``.
+
+    They must be connect-time options: dbt-duckdb installs the extensions right after connecting,
+    before it applies ``settings``.
+    """
+    config: dict[str, Any] = {
+        "extension_directory": extension_directory(target),
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    if compute.config.get("read_only"):
+        config["access_mode"] = "READ_ONLY"
+    return config
+
+
+def cursor_settings(
+    compute: ComputeConfig, target: ProfileTarget, path: str, operation: str
+) -> dict[str, Any]:
+    """The profile's ``settings``: user settings, ``memory_limit``, ``threads``, the offline setup.
+
+    The offline setup is repeated here (after the user's settings, so they cannot undo it) because
+    dbt-duckdb SETs these on every cursor.
+    """
+    config = compute.config
+    user: Mapping[str, Any] = config.get("settings") or {}
+    for key in user:
+        if is_credential_key(str(key)):
+            raise PluginExecutionError(
+                ENGINE,
+                operation,
+                f"settings.{key} looks like a credential and would be written into the profile",
+                "remove it; a MotherDuck token goes in motherduck_token: {secret_ref: NAME}",
+                compute=compute.name,
+            )
+    settings: dict[str, Any] = dict(user)
+    if config.get("memory_limit") is not None:
+        settings["memory_limit"] = str(config["memory_limit"])
+    if config.get("duckdb_threads") is not None:
+        settings["threads"] = int(config["duckdb_threads"])
+    settings.update(connect_config(compute, target))
+    settings.pop("access_mode", None)  # connect-time only: DuckDB refuses to SET it
+    token = config.get("motherduck_token")
+    if token is not None:
+        if not isinstance(token, SecretReference):
+            raise PluginExecutionError(
+                ENGINE,
+                operation,
+                "motherduck_token must be a secret reference, not a value",
+                "write motherduck_token: {secret_ref: NAME} and set NAME in the environment",
+                compute=compute.name,
+            )
+        if not _is_motherduck(path):
+            raise PluginExecutionError(
+                ENGINE,
+                operation,
+                f"motherduck_token is set but the database {path} is not a MotherDuck database",
+                "set path to md:<database> to use MotherDuck, or remove motherduck_token "
+                "(DuckDB refuses the setting without the MotherDuck extension)",
+                compute=compute.name,
+            )
+        settings["motherduck_token"] = _placeholder(token, compute, operation)
+    return settings
+
+
+def extension_directory(target: ProfileTarget) -> str:
+    """Where DuckDB installs the extension files: ``<state>/duckdb_extensions``."""
+    return os.path.abspath(_absolute(target.state_dir, target.project_dir) / EXTENSIONS_DIR)
+
+
+def ordered_extensions(names: Iterable[str]) -> list[str]:
+    """``names`` without repeats, each preceded by the extensions it needs (avro before iceberg)."""
+    ordered: list[str] = []
+    for name in names:
+        for needed in (*REQUIRED_EXTENSIONS.get(name, ()), name):
+            if needed not in ordered:
+                ordered.append(needed)
+    return ordered
+
+
+def extension_files(
+    names: Iterable[str], compute: ComputeConfig | None = None, operation: str = "load extensions"
+) -> list[Path]:
+    """The extension files of ``names`` (with what they need) in their wheels, in load order.
+
+    Extension ``X`` is the file
+    ``<package duckdb_extension_X>/extensions/v<duckdb version>/X.duckdb_extension``;
+    the package is located without importing it, and DuckDB's version is read from its metadata.
+
+    :raises PluginExecutionError: a wheel is missing or built for another DuckDB version; the fix
+        names the ``pip install`` command.
+    """
+    ordered = ordered_extensions(names)
+    if not ordered:
+        return []
+    compute_name = compute.name if compute is not None else None
+    version = _duckdb_version(compute_name, operation)
+    files: list[Path] = []
+    for name in ordered:
+        if not _EXTENSION_NAME.match(name):
+            raise PluginExecutionError(
+                ENGINE,
+                operation,
+                f"{name!r} is not a DuckDB extension name",
+                "use lower-case extension names such as iceberg or httpfs",
+                compute=compute_name,
+            )
+        install = f"pip install duckdb-extension-{name.replace('_', '-')}=={version}"
+        spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+        locations = list(spec.submodule_search_locations or []) if spec is not None else []
+        if not locations:
+            raise PluginExecutionError(
+                ENGINE,
+                operation,
+                f"the DuckDB extension {name!r} is not installed "
+                f"(no Python package duckdb_extension_{name})",
+                install,
+                compute=compute_name,
+            )
+        wheel_dir = Path(locations[0]) / "extensions"
+        file = wheel_dir / f"v{version}" / f"{name}.duckdb_extension"
+        if not file.is_file():
+            built_for = sorted(p.name for p in wheel_dir.glob("v*")) if wheel_dir.is_dir() else []
+            raise PluginExecutionError(
+                ENGINE,
+                operation,
+                f"the installed wheel of the DuckDB extension {name!r} has no build for DuckDB "
+                f"{version} (it has: {', '.join(built_for) or 'nothing'})",
+                install,
+                compute=compute_name,
+            )
+        files.append(file)
+    return files
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _requested(compute: ComputeConfig) -> list[str]:
+    return [str(n) for n in compute.config.get("extensions") or []]
+
+
+def _absolute(path: Path, base: Path) -> Path:
+    return path if path.is_absolute() else base / path
+
+
+def _is_motherduck(path: str) -> bool:
+    return path.lower().startswith(_MOTHERDUCK_PREFIXES)
+
+
+def _gi(quantity: str) -> int:
+    return int(quantity.removesuffix("Gi"))
+
+
+def _duckdb_version(compute: str | None, operation: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("duckdb")
+    except metadata.PackageNotFoundError:
+        raise PluginExecutionError(
+            ENGINE,
+            operation,
+            "DuckDB is not installed",
+            "pip install 'duckdb>=1.5.5,<1.6' dbt-duckdb",
+            compute=compute,
+        ) from None
+
+
+def _extension_name(file: Path) -> str:
+    return file.name.removesuffix(".duckdb_extension")
+
+
+def _placeholder(ref: SecretReference, compute: ComputeConfig, operation: str) -> str:
+    """``{{ env_var('NAME') }}``, once the name is known to be a plain variable name."""
+    if not _ENV_NAME.match(ref.name):
+        raise PluginExecutionError(
+            ENGINE,
+            operation,
+            f"secret reference {ref.name!r} is not an environment variable name",
+            "name secrets with letters, digits and underscores, such as MOTHERDUCK_TOKEN",
+            compute=compute.name,
+        )
+    return ref.as_env_var()
+
+
+def _env_value(ref: SecretReference, compute: ComputeConfig, operation: str) -> str:
+    value = os.environ.get(ref.name)
+    if not value:
+        raise PluginExecutionError(
+            ENGINE,
+            operation,
+            f"the secret environment variable {ref.name} is not set",
+            f"set {ref.name} in the environment floe runs in",
+            compute=compute.name,
+        )
+    return value
+
+
+def _file_kind(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a regular file ("a FIFO", "a directory"…)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device or special file"
+
+
+def _first_lines(text: str, count: int) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(lines[:count])
+
+
+def _result(
+    success: bool, message: str, details: Mapping[str, Any], secrets: list[str]
+) -> ValidationResult:
+    clean = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in details.items()}
+    if isinstance(clean.get("extensions"), list):
+        clean["extensions"] = list(clean["extensions"])
+    return ValidationResult(success, redact(message, secrets), clean)
+
+
+# -- error translation -----------------------------------------------------------------------------
+
+_DUCKDB_MODULES = ("duckdb", "_duckdb")
+_DUCKDB_PREFIXES = (
+    "IO Error:", "Catalog Error:", "Parser Error:", "Binder Error:", "HTTP Error:",
+    "Out of Memory Error:", "Invalid Input Error:", "Conversion Error:", "Constraint Error:",
+    "Connection Error:",
+)  # fmt: skip
+_LOCK = re.compile(
+    r'Could not set lock on file "(?P<file>[^"]+)"'
+    r"(?::\s*Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\))?"
+)
+_EXTENSION_FILE = re.compile(r'Extension "(?P<path>[^"]+?\.duckdb_extension)" not found')
+_REQUIRED_EXTENSION = re.compile(r"required extension '(?P<name>[a-z0-9_]+)'")
+_HTTP_STATUS = re.compile(r"\b(?:HTTP|status)\s*(?:code\s*)?(?P<code>[1-5][0-9]{2})\b", re.I)
+_CANNOT_OPEN = re.compile(r'Cannot open (?:file|database) "(?P<file>[^"]+)"')
+
+
+def _is_duckdb_class(cls: type) -> bool:
+    module = cls.__module__ or ""
+    return module in _DUCKDB_MODULES or module.startswith("duckdb.")
+
+
+def _duckdb_error(error: BaseException) -> tuple[list[str], str] | None:
+    """The class names and text of the DuckDB error in ``error`` or its causes.
+
+    dbt wraps DuckDB exceptions in its own, sometimes keeping only the text: a dbt error whose text
+    starts like a DuckDB message counts too.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        mro = type(current).__mro__
+        if any(_is_duckdb_class(c) for c in mro):
+            return [c.__name__ for c in mro], str(current)
+        current = current.__cause__ or current.__context__
+    text = str(error)
+    module = type(error).__module__ or ""
+    if module.startswith("dbt"):
+        starts = [i for i in (text.find(p) for p in _DUCKDB_PREFIXES) if i >= 0]
+        if starts:  # dbt indents the DuckDB message under its own heading
+            message = "\n".join(line.strip() for line in text[min(starts) :].splitlines())
+            return [], message
+    return None
+
+
+def _translate(classes: list[str], text: str) -> tuple[str, str, str] | None:
+    """``(operation, message, fix)`` for a DuckDB error, or ``None`` when it is not recognised."""
+    first = _first_lines(text, 1)
+    is_ = set(classes).__contains__
+
+    if lock := _LOCK.search(text):
+        holder = f"{lock['program']} (PID {lock['pid']})" if lock["pid"] else "another process"
+        fix = (
+            f"stop that process (kill {lock['pid']}) or wait until it closes the database"
+            if lock["pid"]
+            else "find the process with `fuser` or `lsof` and stop it, or wait until it finishes"
+        )
+        return (
+            "open the database",
+            f"the database file {lock['file']} is locked by {holder}",
+            f"{fix}; DuckDB lets one process write a database file (readers that only read "
+            f"can share it with read_only: true)",
+        )
+    if "different configuration than existing connections" in text:
+        return (
+            "open the database",
+            f"this process already has the database open with other settings: {first}",
+            "close the other connection first (let the running dbt command finish), or give "
+            "this compute its own path",
+        )
+    if (found := _EXTENSION_FILE.search(text)) or (found := _REQUIRED_EXTENSION.search(text)):
+        name = (
+            found["name"]
+            if "name" in found.groupdict()
+            else (Path(found["path"]).name.removesuffix(".duckdb_extension"))
+        )
+        version = _installed_duckdb_version()
+        return (
+            "load an extension",
+            f"the DuckDB extension {name!r} is needed but not installed: {first}",
+            f"add {name} to the compute's extensions and install its wheel: "
+            f"pip install duckdb-extension-{name.replace('_', '-')}=={version}",
+        )
+    if "Unhandled options found" in text:
+        return (
+            "attach the Iceberg catalog",
+            f"the DuckDB iceberg extension does not accept an option: {first}",
+            "upgrade duckdb and duckdb-extension-iceberg together, or remove the option",
+        )
+    if (
+        is_("HTTPException")
+        or "HTTP Error" in text
+        or "Could not connect to server" in text
+        or ("Could not get token" in text)
+    ):
+        code = _HTTP_STATUS.search(text)
+        if code and code["code"] in ("401", "403"):
+            return (
+                "reach a remote service",
+                f"the server refused the credentials (HTTP {code['code']}): {first}",
+                "check the values of the secrets the catalog references (client_id/client_secret "
+                "or token) and their permissions on the warehouse",
+            )
+        return (
+            "reach a remote service",
+            f"DuckDB could not reach the server: {first}",
+            "check that the catalog uri (or file URL) is right and reachable from where dbt "
+            "runs: network, DNS, proxy, TLS; and that the server is up",
+        )
+    if "unrecognized configuration parameter" in text:
+        return (
+            "apply settings",
+            first,
+            "correct or remove that key under the compute's settings; "
+            "SELECT name FROM duckdb_settings() lists the valid ones",
+        )
+    if is_("OutOfMemoryException") or text.startswith("Out of Memory Error"):
+        return (
+            "run a query",
+            first,
+            "raise memory_limit (and the pod's memory with it), lower duckdb_threads, or set "
+            "preserve_insertion_order: false under settings",
+        )
+    if "in read-only mode" in text and "does not exist" not in text:
+        return (
+            "write to the database",
+            first,
+            "remove read_only from the compute, or run only models that read",
+        )
+    if "does not exist" in text and "read-only" in text:
+        return (
+            "open the database",
+            first,
+            "run dbt once without read_only so that the database file is created, or fix path",
+        )
+    if cannot_open := _CANNOT_OPEN.search(text):
+        return (
+            "open the database",
+            first,
+            f"check that the directory of {cannot_open['file']} exists and is writable, "
+            "or change path",
+        )
+    if is_("ParserException") or text.startswith("Parser Error"):
+        return (
+            "parse SQL",
+            _first_lines(text, 3),
+            "fix the SQL syntax at the position shown (DuckDB's SQL dialect)",
+        )
+    if is_("CatalogException") or text.startswith("Catalog Error"):
+        return (
+            "run SQL",
+            _first_lines(text, 2),
+            "check the name; if it is a model, build it first (dbt run --select +<model>); "
+            "if it is a source, check that the table exists in that schema",
+        )
+    if is_("BinderException") or text.startswith("Binder Error"):
+        return (
+            "run SQL",
+            _first_lines(text, 2),
+            "check the column and function names against the upstream model's columns",
+        )
+    return None
+
+
+def _installed_duckdb_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("duckdb")
+    except metadata.PackageNotFoundError:
+        return "<duckdb version>"

@@ -1,0 +1,93 @@
+"""Filling ``{{ env_var('NAME') }}`` secret placeholders into SQL at the last moment.
+
+Engines build SQL (catalog attachments, ``CREATE SECRET``…) with secrets as placeholders, so the
+SQL can be logged, stored and compared without holding a credential. Right before the SQL runs,
+:func:`render_secret_placeholders` replaces each placeholder by the secret's value as a quoted SQL
+string literal.
+
+Only placeholders in SQL code are replaced: text inside string literals, quoted identifiers and
+comments is copied as is, so a value a manifest quoted (a catalog name, a warehouse) can never be
+turned into a secret's value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from floe.errors import PluginExecutionError
+from floe.sqlquote import quote_literal
+
+PLACEHOLDER = re.compile(r"\{\{\s*env_var\(\s*'(?P<name>[A-Za-z_][A-Za-z0-9_]*)'\s*\)\s*\}\}")
+"""``{{ env_var('NAME') }}``, as :meth:`floe.model.SecretReference.as_env_var` writes it."""
+
+
+def render_secret_placeholders(
+    sql: str,
+    environ: Mapping[str, str],
+    *,
+    engine: str = "duckdb",
+    operation: str = "render secrets into SQL",
+) -> str:
+    """``sql`` with each placeholder outside quotes and comments replaced by its quoted value.
+
+    :param sql: SQL holding ``{{ env_var('NAME') }}`` placeholders where a string literal belongs.
+    :param environ: where the values are read (usually ``os.environ``).
+    :raises PluginExecutionError: a referenced variable is unset or empty, or its value cannot be
+        an SQL string (it holds a NUL character); the error names the variable, never its value.
+    """
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"":
+            end = _end_of_quoted(sql, i, ch)
+        elif sql.startswith("--", i):
+            newline = sql.find("\n", i)
+            end = n if newline < 0 else newline + 1
+        elif sql.startswith("/*", i):
+            close = sql.find("*/", i + 2)
+            end = n if close < 0 else close + 2
+        elif ch == "{" and (match := PLACEHOLDER.match(sql, i)):
+            out.append(_literal(match["name"], environ, engine, operation))
+            i = match.end()
+            continue
+        else:
+            end = i + 1
+        out.append(sql[i:end])
+        i = end
+    return "".join(out)
+
+
+def _end_of_quoted(sql: str, start: int, quote: str) -> int:
+    """Index just past the quoted text opening at ``start`` (a doubled quote does not close it)."""
+    i = start + 1
+    while True:
+        close = sql.find(quote, i)
+        if close < 0:
+            return len(sql)
+        if sql.startswith(quote * 2, close):
+            i = close + 2
+            continue
+        return close + 1
+
+
+def _literal(name: str, environ: Mapping[str, str], engine: str, operation: str) -> str:
+    value = environ.get(name)
+    if not value:
+        raise PluginExecutionError(
+            engine,
+            operation,
+            f"the secret environment variable {name} is not set",
+            f"set {name} in the environment floe runs in (for Kubernetes, from the secret of "
+            f"the same name)",
+        )
+    try:
+        return quote_literal(value)
+    except ValueError:
+        raise PluginExecutionError(
+            engine,
+            operation,
+            f"the value of the environment variable {name} contains a NUL character",
+            f"check the secret behind {name}",
+        ) from None

@@ -1,0 +1,130 @@
+"""The command line as a user meets it: exit codes, messages, artifacts, start-up imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from floe.cli import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+HEAVY = ("dbt", "pyspark", "pyiceberg", "snowflake", "google.cloud", "databricks", "redshift_connector",
+         "trino", "duckdb", "agate")  # fmt: skip
+
+
+def floe(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "floe", *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=120)  # fmt: skip
+
+
+def _copy_example(tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(EXAMPLES / "platform", tmp_path / "platform")
+    shutil.copytree(EXAMPLES / "shop", tmp_path / "shop", ignore=shutil.ignore_patterns("target", ".floe"))
+    return tmp_path / "shop"
+
+
+@pytest.mark.req("REQ-021")
+@pytest.mark.req("REQ-022")
+def test_compile_example_writes_both_artifacts(tmp_path: Path) -> None:
+    shop = _copy_example(tmp_path)
+    proc = floe("compile", str(shop))
+    assert proc.returncode == 0, proc.stderr
+    compiled = json.loads((shop / "target/floe/compiled.json").read_text())
+    assert compiled["product"] == "shop" and compiled["chain"] == ["acme", "sales"]
+    assert compiled["approved"] == ["duckdb", "duckdb-large"] and compiled["default"] == "duckdb"
+    assert compiled["environments"] == ["dev", "prod"]
+    assert [(t["path"], t["compute"]) for t in compiled["transforms"]] == [
+        ("models/staging/", "duckdb-large"), ("models/marts/", "duckdb")]  # fmt: skip
+    assert compiled["computes"]["duckdb-large"]["config"] == {"threads": 6, "memory_limit": "8GB"}
+    import yaml
+
+    profiles = yaml.safe_load((shop / "target/floe/profiles.yml").read_text())
+    assert set(profiles) == {"floe_duckdb", "floe_duckdb-large"}
+    for profile in profiles.values():
+        assert set(profile["outputs"]) == {"dev", "prod"}
+        assert {o["type"] for o in profile["outputs"].values()} == {"duckdb"}
+
+
+def test_exit_codes_and_no_traceback(tmp_path: Path) -> None:
+    shop = _copy_example(tmp_path)
+    assert floe("compile", str(shop / "floe.yaml")).returncode == 0
+    assert floe("compile", str(tmp_path / "platform/domains/sales.yaml")).returncode == 0
+    usage = floe("compile")
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    assert floe().returncode == 2
+    (shop / "floe.yaml").write_text((shop / "floe.yaml").read_text().replace("compute: duckdb-large", "compute: spark"))
+    bad = floe("compile", str(shop))
+    assert bad.returncode == 1
+    assert "floe.yaml:9: $.transforms[0].compute: transform 'staging' selects compute 'spark'" in bad.stderr
+    assert "Traceback" not in bad.stderr and bad.stdout == ""
+
+
+def test_failed_compile_keeps_previous_artifacts_intact(tmp_path: Path) -> None:
+    shop = _copy_example(tmp_path)
+    assert floe("compile", str(shop)).returncode == 0
+    before = {p.name: p.read_bytes() for p in (shop / "target/floe").iterdir()}
+    (shop / "floe.yaml").write_text((shop / "floe.yaml").read_text() + "bogus: [\n")
+    assert floe("compile", str(shop)).returncode == 1
+    after = {p.name: p.read_bytes() for p in (shop / "target/floe").iterdir()}
+    assert after == before  # nothing lost, nothing half-written, no temp files left
+
+
+def test_schema_command_prints_the_shipped_schemas() -> None:
+    assert main(["schema", "manifest"]) == 0
+    proc = floe("schema", "dataproduct")
+    assert json.loads(proc.stdout)["$id"].endswith("dataproduct.schema.json")
+    engine = floe("schema", "--engine", "duckdb")
+    assert "threads" in json.loads(engine.stdout)["properties"]
+    missing = floe("schema", "--engine", "nope")
+    assert missing.returncode == 1 and "no engine 'nope' is installed" in missing.stderr
+
+
+@pytest.mark.req("REQ-017")
+def test_engines_lists_installed_engines_with_packages() -> None:
+    proc = floe("engines", "--json")
+    data = json.loads(proc.stdout)
+    duck = next(e for e in data["engines"] if e["engine"] == "duckdb")
+    assert "dbt-duckdb>=" in duck["packages"] and duck["distribution"] == "floe"
+
+
+@pytest.mark.req("REQ-014")
+def test_validate_prints_a_table_per_compute(tmp_path: Path) -> None:
+    shop = _copy_example(tmp_path)
+    proc = floe("validate", str(shop), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(proc.stdout)["computes"]
+    assert [r["compute"] for r in rows] == ["duckdb", "duckdb-large"]
+    assert all(r["status"] == "ok" for r in rows)
+    table = floe("validate", str(shop), "--env", "prod")
+    assert table.stdout.splitlines()[0].split() == ["COMPUTE", "ENGINE", "STATUS", "SECONDS", "MESSAGE"]
+    unknown = floe("validate", str(shop), "--env", "qa")
+    assert unknown.returncode == 1 and "unknown environment 'qa'" in unknown.stderr
+
+
+@pytest.mark.parametrize("command", [["-c", "import floe"], ["-m", "floe", "--version"],
+                                     ["-m", "floe", "schema"]])  # fmt: skip
+def test_startup_imports_no_heavy_modules(command: list[str]) -> None:
+    code = ("import sys, runpy; sys.argv = ['floe'] + {args!r}; "
+            "import floe.cli\n"
+            "try: floe.cli.main({args!r})\nexcept SystemExit: pass\n"
+            "print([m for m in sys.modules if m.split('.')[0] in {heavy!r} or m.startswith('google.cloud')])")  # fmt: skip
+    args = command[2:] if command[0] == "-m" else []
+    proc = subprocess.run([sys.executable, "-c", code.format(args=args, heavy=HEAVY)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
+
+
+def test_compile_imports_no_dbt_or_engine_clients(tmp_path: Path) -> None:
+    shop = _copy_example(tmp_path)
+    code = ("import sys, floe.cli; rc = floe.cli.main(['compile', {shop!r}]); "
+            "print(rc, sorted({{m.split('.')[0] for m in sys.modules}} & {heavy!r}))")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code.format(shop=str(shop), heavy=set(HEAVY))],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
