@@ -15,13 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import hypothesis
 import pytest
 import yaml
@@ -32,8 +33,7 @@ from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference
 from floe.resources import parse_quantity
 from floe.sqlsecrets import render_secret_placeholders
-
-duckdb = pytest.importorskip("duckdb")
+from floe.testing import BaseComputePluginTests, Endpoint
 
 FIXTURE = Path(__file__).parent / "dbt_project_small"
 CANARY = "canary-7f3a9c1e-never-print-me"
@@ -727,3 +727,44 @@ def test_translated_errors_hide_secret_values(monkeypatch: pytest.MonkeyPatch) -
     error = plugin.translate_error(exc, config)
     assert isinstance(error, PluginExecutionError)
     assert CANARY not in error.render() and "***" in error.render()
+
+
+# -- REQ-020: the compliance suite, adopted like any third-party engine -----------------------------
+
+
+class TestDuckDBCompliance(BaseComputePluginTests):
+    """DuckDB through floe's compliance suite: a local database file is its live endpoint."""
+
+    @pytest.fixture
+    def engine_name(self) -> str:
+        return "duckdb"
+
+    @pytest.fixture
+    def engine_endpoint(self, tmp_path: Path) -> Endpoint:
+        return Endpoint({"path": str(tmp_path / "endpoint" / "compliance.duckdb")})
+
+    @pytest.fixture
+    def catalog(self, rest_catalog: tuple[str, list[tuple[str, str, str | None]]],
+                monkeypatch: pytest.MonkeyPatch) -> CatalogConfig:  # fmt: skip
+        uri, _ = rest_catalog
+        monkeypatch.setenv("FLOE_COMPLIANCE_CLIENT_SECRET", CANARY)
+        return _rest(uri=uri, client_id="floe", client_secret=SecretReference("FLOE_COMPLIANCE_CLIENT_SECRET"),
+                     oauth2_server_uri=f"{uri}/oauth/tokens")  # fmt: skip
+
+    @pytest.fixture
+    def sql_executor(self, tmp_path: Path) -> Callable[[list[str], ComputeConfig], None]:
+        def execute(statements: list[str], compute: ComputeConfig) -> None:
+            conn = offline_connection(tmp_path, "iceberg", "httpfs")
+            for sql in statements:
+                conn.execute(render_secret_placeholders(sql, os.environ))
+            conn.close()
+
+        return execute
+
+    @pytest.fixture
+    def client_error(self) -> BaseException:
+        try:
+            duckdb.connect().execute("selec 1")
+        except duckdb.Error as exc:
+            return exc
+        raise AssertionError("DuckDB accepted invalid SQL")

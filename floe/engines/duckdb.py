@@ -104,10 +104,13 @@ class DuckDBEngine(ComputePlugin):
         ``extension_directory`` and loads it. ``config_options`` reach ``duckdb.connect`` (before
         the extensions are installed, so the install goes to the state directory, not ``~``);
         ``settings`` are SET on every cursor. The MotherDuck token is only an ``env_var``.
+        The database file's directory is created: dbt-duckdb cannot open a file in a missing one.
         """
         operation = "generate_dbt_profile"
         config = compute.config
         path = database_path(compute, target)
+        if path != ":memory:" and not _is_motherduck(path):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
             "type": "duckdb",
             "path": path,

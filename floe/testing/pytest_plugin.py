@@ -1,0 +1,56 @@
+"""floe's pytest plugin (entry point ``pytest11: floe``).
+
+It only defines fixtures and the ``req`` marker; nothing is autouse and nothing heavy is imported,
+so installing floe neither slows nor changes anyone's unrelated test runs.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "req(id): the test proves requirement `id` (e.g. REQ-014)")
+
+
+@pytest.fixture
+def refused_address() -> tuple[str, int]:
+    """A loopback address where nothing listens: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return "127.0.0.1", port
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[str, int]]:
+    """A loopback server that accepts connections and never answers (a hung engine)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            held.append(conn)
+
+    thread = threading.Thread(target=accept, name="floe-silent-server", daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        server.close()
