@@ -15,6 +15,18 @@ plugin, registered through the ``pytest11`` entry point; nothing in it is autous
 
 from __future__ import annotations
 
-from floe.testing.compliance import BaseComputePluginTests, Endpoint
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["BaseComputePluginTests", "Endpoint"]
+
+if TYPE_CHECKING:
+    from floe.testing.compliance import BaseComputePluginTests, Endpoint
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that loading floe's pytest plugin (this package) costs nothing in unrelated runs.
+    if name in __all__:
+        from floe.testing import compliance
+
+        return getattr(compliance, name)
+    raise AttributeError(f"module 'floe.testing' has no attribute {name!r}")

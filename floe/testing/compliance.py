@@ -311,11 +311,10 @@ class BaseComputePluginTests:
             monkeypatch.setenv(variable, canary)
             secret_compute = attrs.evolve(compute, config={**base, key: SecretReference(variable)})
             outputs: list[str] = []
+            dumped = ""
             try:
-                profile = engine.generate_dbt_profile(secret_compute, target)
-                dumped = json.dumps(profile, default=str)
+                dumped = json.dumps(engine.generate_dbt_profile(secret_compute, target), default=str)
                 outputs.append(dumped)
-                assert f"env_var('{variable}')" in dumped, f"{key} is not referenced as env_var"
             except FloeError as exc:
                 outputs.append(exc.render())
             result = engine.validate_connection(secret_compute, target, timeout=SILENT_TIMEOUT)
@@ -327,6 +326,8 @@ class BaseComputePluginTests:
             outputs.append(repr(secret_compute))
             leaked = [o for o in outputs if canary in o]
             assert not leaked, f"the value of secret {key!r} leaked: {leaked[0][:200]}"
+            if dumped:
+                assert f"env_var('{variable}')" in dumped, f"{key} is not referenced as an env_var"
 
     # -- errors (REQ-018) -----------------------------------------------------------------------
 
