@@ -65,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_validate)
 
+    p = sub.add_parser("render", help="render deployment manifests of a data product")
+    targets = p.add_subparsers(dest="target", metavar="TARGET", required=True)
+    p = targets.add_parser("k8s", help="one Kubernetes Job per transform, written to target/floe/k8s/ENV/")
+    p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
+    p.add_argument("--env", required=True, help="the environment the Jobs run in")
+    p.add_argument("--image", default=None, help="container image with the product baked in (default: floe:VERSION)")
+    p.add_argument("--namespace", default=None, help="metadata.namespace of the Jobs (default: unset)")
+    p.add_argument("--secret-name", default=None,
+                   help="Kubernetes Secret holding the referenced secrets (default: floe-PRODUCT-secrets)")
+    p.set_defaults(run=_render_k8s)
+
     p = sub.add_parser("schema", help="print a JSON Schema (manifest, dataproduct, definitions)")
     p.add_argument("kind", nargs="?", default="dataproduct", choices=["manifest", "dataproduct", "definitions"])
     p.add_argument("--engine", help="print this engine's config schema instead")
@@ -151,6 +162,22 @@ def _validate(args: argparse.Namespace) -> int:
     else:
         print(_table(rows, ["compute", "engine", "status", "seconds", "message"]))
     return EXIT_OK if all(r["status"] == "ok" for r in rows) else EXIT_INVALID
+
+
+def _render_k8s(args: argparse.Namespace) -> int:
+    from floe.compiler import compile_path
+    from floe.kubernetes import jobs_dir, render_jobs, write_jobs
+
+    registry = _registry()
+    compiled = compile_path(args.path, registry)
+    jobs = render_jobs(compiled, args.env, args.image, args.namespace, secret_name=args.secret_name,
+                       engines=registry)  # fmt: skip
+    written = write_jobs(jobs, jobs_dir(compiled, args.env))
+    product = compiled.source.data["metadata"]["name"]
+    print(f"ok: {product}: {len(jobs)} Job(s) for environment {args.env}")
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -96,10 +96,13 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
     uri = SCHEMA_BASE + KIND_SCHEMAS[kind]
     schema = store.get(uri)
     typed_error: str | None = None
+    validator, retype = store.typed_schema(uri)
     try:
-        yaml = _parse(text, store.strictyaml_schema(schema, uri), label)
+        yaml = _parse(text, validator, label)
         data = yaml.data if yaml is not None else None
-    except sy.YAMLValidationError as exc:
+        if retype:
+            data = store.apply_types(data, schema, uri)
+    except (sy.YAMLValidationError, ValueError) as exc:  # ValueError: numerals int() refuses
         typed_error = str(exc)
         yaml = _parse(text, sy.Any(), label)
         data = store.apply_types(yaml.data if yaml is not None else None, schema, uri)
@@ -148,7 +151,7 @@ def _parse(text: str, schema: sy.Validator, label: str) -> Any:
         return None
     try:
         return sy.dirty_load(text, schema, label=label, allow_flow_style=True)
-    except sy.YAMLValidationError:
+    except (sy.YAMLValidationError, ValueError):
         raise
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -201,8 +204,9 @@ def typed_fragment(doc: Document, path: JsonPath, store: SchemaStore, uri: str) 
         else:
             node = next(v for k, v in node.value.items() if k.data == part)
     untyped = node.data
+    validator, retype = store.typed_schema(uri)
     try:
-        node.revalidate(store.strictyaml_schema(store.get(uri), uri))
-        return node.data
-    except sy.YAMLValidationError:
+        node.revalidate(validator)
+        return store.apply_types(node.data, store.get(uri), uri) if retype else node.data
+    except (sy.YAMLValidationError, ValueError):  # ValueError: numerals int() refuses
         return store.apply_types(untyped, store.get(uri), uri)

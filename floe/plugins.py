@@ -191,7 +191,11 @@ class EngineRegistry:
     @classmethod
     def discover(cls, extra: Iterable[tuple[str, object]] = (),
                  environ: Mapping[str, str] | None = None) -> EngineRegistry:  # fmt: skip
-        """Load every engine of the entry-point group ``floe`` (plus ``extra`` name/plugin pairs)."""
+        """Load every engine of the entry-point group ``floe`` (plus ``extra`` name/plugin pairs).
+
+        ``FLOE_DISABLE_PLUGINS`` names entry points to skip; ``extra`` plugins, passed in by the
+        embedding program itself, are always loaded.
+        """
         env = os.environ if environ is None else environ
         disabled = [n.strip() for n in env.get(DISABLE_ENV, "").split(",") if n.strip()]
         pm = pluggy.PluginManager(PROJECT_NAME)
@@ -207,7 +211,7 @@ class EngineRegistry:
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not break floe
                 problems.append(PluginProblem(ep.name, dist, None,
                                               f"cannot be imported: {type(exc).__name__}: {exc}"))  # fmt: skip
-        candidates.extend((name, "in-process", plugin) for name, plugin in extra if name not in disabled)
+        candidates.extend((name, "in-process", plugin) for name, plugin in extra)
         registered: list[tuple[str, str, object]] = []
         for name, dist, plugin in candidates:
             if inspect.isclass(plugin) and issubclass(plugin, ComputePlugin):

@@ -42,6 +42,8 @@ class SchemaStore:
     def __init__(self) -> None:
         self._by_uri: dict[str, Schema] = {}
         self._validators: dict[str, Draft202012Validator] = {}
+        self._typed: dict[str, tuple[sy.Validator, bool]] = {}
+        self._untyped_nodes = 0
         for name in ("definitions.schema.json", *KIND_SCHEMAS.values()):
             self.add(schema_file(name))
 
@@ -50,6 +52,7 @@ class SchemaStore:
         key = str(schema.get("$id") or uri)
         self._by_uri[key] = schema
         self._validators.clear()
+        self._typed.clear()
         return key
 
     def validator(self, uri: str) -> Draft202012Validator:
@@ -85,6 +88,17 @@ class SchemaStore:
 
     # -- strictyaml -----------------------------------------------------------------------------
 
+    def typed_schema(self, uri: str) -> tuple[sy.Validator, bool]:
+        """The strictyaml validator for the schema at ``uri``, and whether its result must still
+        go through :meth:`apply_types` (where strictyaml cannot express a node, see below)."""
+        cached = self._typed.get(uri)
+        if cached is None:
+            before = self._untyped_nodes
+            validator = self.strictyaml_schema(self._by_uri[uri], uri)
+            cached = (validator, self._untyped_nodes != before)
+            self._typed[uri] = cached
+        return cached
+
     def strictyaml_schema(self, schema: Schema, base: str) -> sy.Validator:
         """The strictyaml validator that types a YAML node the way ``schema`` describes it.
 
@@ -97,6 +111,12 @@ class SchemaStore:
             # Alternatives are tried in order: mappings and sequences before scalars, the same order
             # apply_types uses.
             ordered = sorted(alternatives, key=lambda a: 0 if self._is_compound(a, base) else 1)
+            kinds = [_schema_type(self.deref(alt, base)[0]) for alt in ordered]
+            if kinds.count("object") > 1 or kinds.count("array") > 1:
+                # strictyaml cannot combine two mappings (or two lists) with `|`: leave the node
+                # untyped here and let apply_types type it after parsing.
+                self._untyped_nodes += 1
+                return sy.Any()
             validators = [self.strictyaml_schema(alt, base) for alt in ordered]
             return functools.reduce(lambda a, b: a | b, validators)
         kind = _schema_type(schema)
@@ -135,6 +155,8 @@ class SchemaStore:
                     return typed
             return value
         kind = _schema_type(schema)
+        if value == "" and kind in ("object", "array"):  # strictyaml's EmptyDict / EmptyList
+            return {} if kind == "object" else []
         if kind == "object" and isinstance(value, dict):
             properties = schema.get("properties", {})
             extra = schema.get("additionalProperties", True)
@@ -186,13 +208,21 @@ def _fits(value: Any, schema: Schema) -> bool:
 
 
 def _to_int(text: str) -> int | str:
-    return int(text.replace("_", "")) if sy_utils.is_integer(text) else text
+    # strictyaml's pattern admits degenerate numerals ("_", "-_") that int() refuses: those stay
+    # text, and jsonschema reports them as not an integer.
+    try:
+        return int(text.replace("_", "")) if sy_utils.is_integer(text) else text
+    except ValueError:
+        return text
 
 
 def _to_float(text: str) -> float | str:
-    if sy_utils.is_infinity(text) or sy_utils.is_not_a_number(text):
-        return float(text.replace(".", ""))
-    return float(text.replace("_", "")) if sy_utils.is_decimal(text) else text
+    try:
+        if sy_utils.is_infinity(text) or sy_utils.is_not_a_number(text):
+            return float(text.replace(".", ""))
+        return float(text.replace("_", "")) if sy_utils.is_decimal(text) else text
+    except ValueError:
+        return text
 
 
 def _to_bool(text: str) -> bool | str:

@@ -69,7 +69,14 @@ def hookimpl_engine(name: str, api_version: int = 1) -> types.ModuleType:
 
 
 def registry_with(*names: str) -> Any:
-    """An engine registry with the installed engines plus hookimpl engines for ``names``."""
+    """The installed engines, with hookimpl engines standing in for ``names``.
+
+    Installed engines of the same names are disabled, so governance tests use the stand-ins'
+    small config schema whatever engines are installed.
+    """
+    import os
+
     from floe.plugins import EngineRegistry
 
-    return EngineRegistry.discover(extra=[(n, hookimpl_engine(n)) for n in names])
+    environ = {**os.environ, "FLOE_DISABLE_PLUGINS": ",".join(names)}
+    return EngineRegistry.discover(extra=[(n, hookimpl_engine(n)) for n in names], environ=environ)

@@ -1,0 +1,536 @@
+"""Property tests of compute governance (REQ-021…023) through the real compiler, on real files.
+
+Hypothesis generates an enterprise manifest, a chain of 0–4 domain manifests below it and a data
+product below the last one, writes them to a temporary directory and runs
+:func:`floe.compiler.compile_path` on them. A small, independent model of the rules (narrowing
+only, defaults inherited while still approved, selections from the effective list) predicts each
+outcome, and the tests check floe agrees with it, including what its errors say.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
+
+from floe.compiler import Compiled, compile_path
+from floe.errors import FloeError, GovernanceError, InvalidComputeError
+from floe.plugins import EngineRegistry
+from tests.support.engines import registry_with
+
+# Compute names; ``spark-large`` is a second compute on the spark engine (name ≠ engine).
+UNIVERSE = ("spark", "snowflake", "bigquery", "trino", "redshift", "databricks", "spark-large")
+ENGINE_OF = {name: name for name in UNIVERSE} | {"spark-large": "spark"}
+ENGINES = tuple(sorted(set(ENGINE_OF.values())))
+
+SETTINGS = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
+
+
+def budget(examples: int) -> settings:
+    """Example counts keep the module well under a minute on two cores."""
+    return settings(SETTINGS, max_examples=examples)
+
+
+@functools.cache
+def engines() -> EngineRegistry:
+    """Discovering engines is not free: one registry for the whole module."""
+    registry: EngineRegistry = registry_with(*ENGINES)
+    assert set(ENGINES) <= set(registry.names())
+    return registry
+
+
+# -- the scenario: what is generated ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Level:
+    """One manifest of the chain; level 0 is the enterprise manifest."""
+
+    approved: tuple[str, ...] | None  # None: no `approved:` (the level inherits its parent's list)
+    default: str | None  # None: no `default:`
+    forms: tuple[int, ...] = ()  # how each approved entry is spelled (see _entry)
+    empty_block: int = 0  # without approved/default: 0 no `plugins`, 1 `plugins: {}`, 2 `compute: {}`
+    flow: bool = False  # `approved: [a, b]` when every entry is a plain name
+
+
+@dataclass(frozen=True)
+class Scenario:
+    levels: tuple[Level, ...]
+    selections: tuple[str | None, ...]  # one per transform; None: the transform names no compute
+    explicit_names: tuple[bool, ...] = ()  # transform j has `name: job-j` (else its name is its path)
+
+    def transform_name(self, j: int) -> str:
+        return f"job-{j}" if j < len(self.explicit_names) and self.explicit_names[j] else f"t{j}"
+
+
+def manifest_name(level: int) -> str:
+    return "acme" if level == 0 else f"domain-{level}"
+
+
+# -- the model: what should happen ----------------------------------------------------------------
+
+
+@dataclass
+class Expected:
+    effective: list[list[str]]  # the effective approved list after each level
+    defaults: list[str | None]  # the effective default after each level
+    removed_by: dict[str, int]  # compute → the level that removed it
+    widening: list[tuple[int, str]]  # (level, compute) a level approves that its parent does not
+    bad_defaults: list[tuple[int, str | None]]  # (level, default) a default that does not resolve
+    invalid: list[tuple[int, str]]  # (transform, compute) selections outside the effective list
+
+    @property
+    def governance_ok(self) -> bool:
+        return not self.widening and not self.bad_defaults
+
+    @property
+    def outcome(self) -> type[FloeError] | None:
+        if not self.governance_ok:
+            return GovernanceError
+        return InvalidComputeError if self.invalid else None
+
+
+def expect(levels: Sequence[Level], selections: Sequence[str | None] = ()) -> Expected:
+    """The rules of REQ-021…023, written down independently of floe's implementation."""
+    effective: list[list[str]] = []
+    defaults: list[str | None] = []
+    removed_by: dict[str, int] = {}
+    widening: list[tuple[int, str]] = []
+    bad_defaults: list[tuple[int, str | None]] = []
+    current: list[str] = []
+    default: str | None = None
+    for i, level in enumerate(levels):
+        if level.approved is not None:
+            if i == 0:
+                narrowed = list(level.approved)
+            else:
+                widening += [(i, n) for n in level.approved if n not in current]
+                narrowed = [n for n in level.approved if n in current]
+                removed_by.update({n: i for n in current if n not in narrowed})
+            current = narrowed
+        if level.default is not None:
+            default = level.default
+            if default not in current:
+                bad_defaults.append((i, default))
+        elif i == 0:
+            bad_defaults.append((0, None))  # an enterprise manifest must name its default
+        elif default is not None and default not in current and level.approved is not None:
+            # the inherited default is no longer approved: the level that removed it must set its own
+            # (levels below that merely inherit repeat their parent's problem; floe may or may not)
+            bad_defaults.append((i, default))
+        effective.append(list(current))
+        defaults.append(default)
+    invalid = [
+        (j, sel if sel is not None else default)
+        for j, sel in enumerate(selections)
+        if (sel if sel is not None else default) not in current
+    ]
+    return Expected(effective, defaults, removed_by, widening, bad_defaults, invalid)  # type: ignore[arg-type]
+
+
+# -- writing the files ----------------------------------------------------------------------------
+
+
+def manifest_path(root: Path, level: int) -> Path:
+    """Level i lives i folders below the enterprise manifest; each names ``../manifest.yaml``."""
+    return root.joinpath("platform", *(f"l{k}" for k in range(1, level + 1)), "manifest.yaml")
+
+
+def _entry(name: str, form: int, level: int) -> list[str]:
+    """An approved entry, as YAML lines below ``approved:``."""
+    engine = ENGINE_OF[name]
+    if level == 0 and engine != name:
+        form = 3  # a compute whose name is not its engine must say which engine it is
+    if form == 0:
+        return [f"      - {name}"]
+    lines = [f"      - name: {name}"]
+    if form == 2:
+        lines.append(f"        config: {{threads: {level + 2}}}")
+    if form == 3:
+        lines.append(f"        engine: {engine}")  # a child may repeat its parent's engine
+    return lines
+
+
+def render_manifest(level: int, spec: Level) -> tuple[str, int | None]:
+    """The manifest's text and the line of its `approved:` key (if any)."""
+    lines = ["apiVersion: floe.dev/v1", "kind: Manifest"]
+    if level == 0:
+        lines.append("scope: enterprise")
+    else:
+        lines += ["scope: domain", "parent: ../manifest.yaml"]
+    lines.append(f"metadata: {{name: {manifest_name(level)}, owner: team-{level}}}")
+    approved_line = None
+    if spec.approved is None and spec.default is None:
+        lines += ([], ["plugins: {}"], ["plugins:", "  compute: {}"])[spec.empty_block % 3]
+    else:
+        lines += ["plugins:", "  compute:"]
+        if spec.approved is not None:
+            approved_line = len(lines) + 1
+            forms = [spec.forms[k] if k < len(spec.forms) else 0 for k in range(len(spec.approved))]
+            plain = all(f == 0 for f in forms) and all(ENGINE_OF[n] == n or level for n in spec.approved)
+            if spec.flow and plain:
+                lines.append(f"    approved: [{', '.join(spec.approved)}]")
+            else:
+                lines.append("    approved:")
+                for name, form in zip(spec.approved, forms, strict=True):
+                    lines += _entry(name, form, level)
+        if spec.default is not None:
+            lines.append(f"    default: {spec.default}")
+    return "\n".join(lines) + "\n", approved_line
+
+
+def render_product(scenario: Scenario) -> tuple[str, dict[int, int]]:
+    """floe.yaml's text and the line of each transform's `compute:` (when it has one)."""
+    depth = len(scenario.levels) - 1
+    platform = "/".join(["..", "platform", *(f"l{k}" for k in range(1, depth + 1)), "manifest.yaml"])
+    lines = ["apiVersion: floe.dev/v1", "kind: DataProduct", "metadata: {name: orders}",
+             f"platform: {platform}", "transforms:"]  # fmt: skip
+    compute_lines: dict[int, int] = {}
+    for j, selection in enumerate(scenario.selections):
+        lines += ["  - type: dbt", f"    path: models/t{j}"]
+        if j < len(scenario.explicit_names) and scenario.explicit_names[j]:
+            lines.append(f"    name: {scenario.transform_name(j)}")
+        if selection is not None:
+            compute_lines[j] = len(lines) + 1
+            lines.append(f"    compute: {selection}")
+    return "\n".join(lines) + "\n", compute_lines
+
+
+@dataclass
+class Written:
+    product: Path
+    manifests: list[Path]
+    approved_lines: list[int | None]
+    compute_lines: dict[int, int]
+
+
+def write_scenario(root: Path, scenario: Scenario) -> Written:
+    manifests: list[Path] = []
+    approved_lines: list[int | None] = []
+    for i, level in enumerate(scenario.levels):
+        path = manifest_path(root, i)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text, line = render_manifest(i, level)
+        path.write_text(text, encoding="utf-8")
+        manifests.append(path)
+        approved_lines.append(line)
+    product = root / "product"
+    for j in range(len(scenario.selections)):
+        (product / "models" / f"t{j}").mkdir(parents=True, exist_ok=True)
+    text, compute_lines = render_product(scenario)
+    (product / "floe.yaml").write_text(text, encoding="utf-8")
+    return Written(product, manifests, approved_lines, compute_lines)
+
+
+def compile_or_error(path: Path) -> Compiled | FloeError:
+    try:
+        return compile_path(path, engines=engines())
+    except FloeError as exc:
+        return exc
+
+
+# -- strategies -------------------------------------------------------------------------------------
+
+forms = st.lists(st.integers(0, 3), max_size=len(UNIVERSE)).map(tuple)
+
+
+def subset_of(names: Sequence[str], min_size: int = 1) -> st.SearchStrategy[tuple[str, ...]]:
+    """A non-empty selection of ``names`` in any order."""
+    return st.lists(st.sampled_from(list(names)), min_size=min_size, max_size=len(names), unique=True).map(tuple)
+
+
+@st.composite
+def valid_levels(draw: st.DrawFn, min_enterprise: int = 1) -> tuple[Level, ...]:
+    """An enterprise manifest and 0–4 domains, each narrowing validly, with defaults that resolve."""
+    approved = draw(subset_of(UNIVERSE, min_enterprise))
+    levels = [Level(approved, draw(st.sampled_from(approved)), draw(forms), flow=draw(st.booleans()))]
+    current, default = list(approved), levels[0].default
+    for _ in range(draw(st.integers(0, 4))):
+        if draw(st.booleans()):
+            narrowed: tuple[str, ...] | None = draw(subset_of(current))
+            current = list(narrowed)  # type: ignore[arg-type]
+        else:
+            narrowed = None
+        if default not in current or draw(st.booleans()):
+            default = draw(st.sampled_from(current))
+            level_default: str | None = default
+        else:
+            level_default = None
+        levels.append(Level(narrowed, level_default, draw(forms), draw(st.integers(0, 2)), draw(st.booleans())))
+    return tuple(levels)
+
+
+@st.composite
+def any_levels(draw: st.DrawFn) -> tuple[Level, ...]:
+    """Like :func:`valid_levels`, but levels may widen, and defaults may be missing or unapproved."""
+    approved = draw(subset_of(UNIVERSE))
+    ent_default = draw(st.one_of(st.sampled_from(approved), st.sampled_from(approved),
+                                 st.sampled_from(UNIVERSE), st.none()))  # fmt: skip
+    levels = [Level(approved, ent_default, draw(forms), flow=draw(st.booleans()))]
+    for _ in range(draw(st.integers(0, 4))):
+        current = expect(levels).effective[-1] or list(UNIVERSE[:1])
+        mode = draw(st.sampled_from(["inherit", "narrow", "narrow", "widen"]))
+        outside = [n for n in UNIVERSE if n not in current]
+        if mode == "widen" and outside:
+            names = list(draw(subset_of(current, 0))) + list(draw(subset_of(outside)))
+            narrowed: tuple[str, ...] | None = tuple(draw(st.permutations(names)))
+        elif mode == "inherit":
+            narrowed = None
+        else:
+            narrowed = draw(subset_of(current))
+        own = list(narrowed) if narrowed is not None else current
+        level_default = draw(st.one_of(st.none(), st.sampled_from(own), st.sampled_from(UNIVERSE)))
+        levels.append(Level(narrowed, level_default, draw(forms), draw(st.integers(0, 2)), draw(st.booleans())))
+    return tuple(levels)
+
+
+selections_any = st.lists(st.one_of(st.none(), st.sampled_from(UNIVERSE)), min_size=1, max_size=5).map(tuple)
+explicit_names = st.lists(st.booleans(), max_size=5).map(tuple)
+
+
+@st.composite
+def valid_scenarios(draw: st.DrawFn) -> Scenario:
+    levels = draw(valid_levels())
+    effective = expect(levels).effective[-1]
+    choice = st.one_of(st.none(), st.sampled_from(effective))
+    selections = tuple(draw(st.lists(choice, min_size=1, max_size=5)))
+    return Scenario(levels, selections, draw(explicit_names))
+
+
+@st.composite
+def any_scenarios(draw: st.DrawFn) -> Scenario:
+    levels = draw(st.one_of(valid_levels(), any_levels()))
+    return Scenario(levels, draw(selections_any), draw(explicit_names))
+
+
+@st.composite
+def scenarios_with_bad_selections(draw: st.DrawFn) -> Scenario:
+    """A valid chain and a product where at least one transform selects an unapproved compute."""
+    levels = draw(valid_levels())
+    model = expect(levels)
+    outside = [n for n in UNIVERSE if n not in model.effective[-1]]
+    assume(outside)
+    selections = draw(st.lists(st.one_of(st.none(), st.sampled_from(UNIVERSE)), max_size=4))
+    selections.insert(draw(st.integers(0, len(selections))), draw(st.sampled_from(outside)))
+    return Scenario(levels, tuple(selections), draw(explicit_names))
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def effective_of(compiled: Compiled) -> list[str]:
+    return compiled.governance.registry.names()
+
+
+def intersection(levels: Sequence[Level]) -> set[str]:
+    return functools.reduce(set.intersection, (set(lv.approved) for lv in levels if lv.approved is not None))
+
+
+def messages(error: FloeError) -> list[str]:
+    return [p.message for p in error.problems]
+
+
+def describe(scenario: Scenario, written: Written) -> str:
+    texts = [p.read_text(encoding="utf-8") for p in [*written.manifests, written.product / "floe.yaml"]]
+    return "\n---\n".join(texts)
+
+
+# -- properties ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.req("REQ-021")
+@pytest.mark.req("REQ-023")
+@budget(75)
+@given(valid_scenarios())
+def test_effective_set_is_the_intersection_along_the_chain(scenario: Scenario) -> None:
+    """Every level narrows its parent: each level's effective list is the chain's intersection."""
+    with tempfile.TemporaryDirectory() as tmp:
+        written = write_scenario(Path(tmp), scenario)
+        model = expect(scenario.levels, scenario.selections)
+        assert model.outcome is None
+        for i, manifest in enumerate(written.manifests):
+            compiled = compile_or_error(manifest)
+            assert isinstance(compiled, Compiled), f"{compiled}\n{describe(scenario, written)}"
+            assert set(effective_of(compiled)) == intersection(scenario.levels[: i + 1])
+            assert compiled.governance.registry.default == model.defaults[i]
+        compiled = compile_or_error(written.product)
+        assert isinstance(compiled, Compiled), f"{compiled}\n{describe(scenario, written)}"
+        effective = intersection(scenario.levels)
+        assert set(effective_of(compiled)) == effective
+        assert compiled.governance.ever_approved == set(scenario.levels[0].approved or ())
+        for name, remover in compiled.governance.removed_by.items():
+            assert remover.data["metadata"]["name"] == manifest_name(model.removed_by[name])
+        assert set(compiled.governance.removed_by) == set(scenario.levels[0].approved or ()) - effective
+        default = model.defaults[-1]
+        assert [t.compute for t in compiled.transforms] == [s or default for s in scenario.selections]
+        assert [t.engine for t in compiled.transforms] == [ENGINE_OF[s or default] for s in scenario.selections]  # type: ignore[index]
+        assert [t.name for t in compiled.transforms] == [scenario.transform_name(j)
+                                                         for j in range(len(scenario.selections))]  # fmt: skip
+        assert set(compiled.profiles) == {f"floe_{t.compute}" for t in compiled.transforms}
+
+
+@st.composite
+def narrowings(draw: st.DrawFn) -> tuple[Scenario, int, str]:
+    """A valid chain, a level of it and a compute that level approves (directly or by inheriting)."""
+    levels = draw(valid_levels(min_enterprise=2))
+    model = expect(levels)
+    candidates = [i for i, names in enumerate(model.effective) if len(names) >= 2]
+    assume(candidates)
+    level = draw(st.sampled_from(candidates))
+    name = draw(st.sampled_from(model.effective[level]))
+    return Scenario(levels, (None,)), level, name
+
+
+def narrow(levels: tuple[Level, ...], index: int, name: str) -> tuple[Level, ...]:
+    """Remove ``name`` from level ``index`` (a level that inherited gets an explicit list)."""
+    level = levels[index]
+    inherited = expect(levels).effective[index]
+    approved = [n for n in (level.approved if level.approved is not None else inherited) if n != name]
+    narrowed = replace(level, approved=tuple(approved))
+    return (*levels[:index], narrowed, *levels[index + 1 :])
+
+
+@pytest.mark.req("REQ-023")
+@budget(60)
+@given(narrowings())
+def test_narrowing_a_level_never_widens_anything_below_it(case: tuple[Scenario, int, str]) -> None:
+    """Removing a compute at one level removes it below (or the chain is refused); nothing appears."""
+    before, index, name = case
+    after = replace(before, levels=narrow(before.levels, index, name))
+    model = expect(after.levels)
+    with tempfile.TemporaryDirectory() as tmp:
+        old = write_scenario(Path(tmp) / "before", before)
+        new = write_scenario(Path(tmp) / "after", after)
+        for j in range(index, len(before.levels)):
+            was = compile_or_error(old.manifests[j])
+            now = compile_or_error(new.manifests[j])
+            assert isinstance(was, Compiled), f"{was}\n{describe(before, old)}"
+            first_bad = min([i for i, _ in model.widening] + [i for i, _ in model.bad_defaults], default=None)
+            if first_bad is not None and first_bad <= j:
+                # a level at or above j still names the removed compute: refused, naming it
+                assert type(now) is GovernanceError, f"{now}\n{describe(after, new)}"
+                assert all(repr(name) in m for m in messages(now)), now.render()
+                continue
+            assert isinstance(now, Compiled), f"{now}\n{describe(after, new)}"
+            assert set(effective_of(now)) <= set(effective_of(was))
+            assert set(effective_of(now)) == set(effective_of(was)) - {name}
+            if index == 0:
+                assert name not in now.governance.ever_approved
+            else:
+                assert now.governance.removed_by[name].data["metadata"]["name"] == manifest_name(index)
+
+
+@pytest.mark.req("REQ-021")
+@pytest.mark.req("REQ-022")
+@pytest.mark.req("REQ-023")
+@budget(175)
+@given(any_scenarios())
+def test_compile_succeeds_exactly_when_the_chain_and_selections_are_valid(scenario: Scenario) -> None:
+    """The model predicts success, GovernanceError or InvalidComputeError; floe agrees, and says why."""
+    model = expect(scenario.levels, scenario.selections)
+    event(f"expected: {model.outcome.__name__ if model.outcome else 'success'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        written = write_scenario(Path(tmp), scenario)
+        result = compile_or_error(written.product)
+        context = f"{result}\n{describe(scenario, written)}"
+        if model.outcome is None:
+            assert isinstance(result, Compiled), context
+            assert set(effective_of(result)) == set(model.effective[-1])
+            assert [t.compute for t in result.transforms] == [s or model.defaults[-1] for s in scenario.selections]
+            return
+        assert type(result) is model.outcome, context
+        assert isinstance(result, FloeError)
+        labels = [p.file or "" for p in result.problems]
+        if model.outcome is GovernanceError:
+            for level, compute in model.widening:
+                path = str(written.manifests[level])
+                assert any(f"compute {compute!r} is not approved by the parent manifest" in p.message
+                           and path.endswith(p.file or "?") for p in result.problems), context  # fmt: skip
+            for level, default in model.bad_defaults:
+                path = str(written.manifests[level])
+                wanted = "must name its default" if default is None else repr(default)
+                assert any(wanted in p.message and path.endswith(p.file or "?")
+                           for p in result.problems), context  # fmt: skip
+            assert all(any(str(m).endswith(label) for m in written.manifests) for label in labels), context
+        else:
+            check_invalid_selections(result, scenario, model, written)
+
+
+def check_invalid_selections(error: FloeError, scenario: Scenario, model: Expected, written: Written) -> None:
+    """Each bad selection is one problem naming the transform, the compute and who removed it."""
+    context = f"{error}\n{describe(scenario, written)}"
+    assert len(error.problems) == len(model.invalid), context
+    effective = model.effective[-1]
+    for (j, compute), problem in zip(model.invalid, error.problems, strict=True):
+        assert problem.path == f"$.transforms[{j}].compute", context
+        assert str(written.product / "floe.yaml").endswith(problem.file or "?"), context
+        if scenario.selections[j] is not None:
+            assert problem.line == written.compute_lines[j], context
+        assert f"transform {scenario.transform_name(j)!r}" in problem.message, context
+        assert f"compute {compute!r}" in problem.message, context
+        assert problem.expected == "one of " + ", ".join(effective), context
+        remover = model.removed_by.get(compute)  # type: ignore[arg-type]
+        if remover is not None:
+            assert f"removed by manifest {manifest_name(remover)!r}" in problem.message, context
+            label_line = f"manifest.yaml:{written.approved_lines[remover]})"
+            assert label_line in problem.message, context
+            assert str(written.manifests[remover]).endswith(problem.message.rsplit("(", 1)[1].split(":")[0])
+        else:
+            assert "no manifest in the chain" in problem.message, context
+            chain = " → ".join(manifest_name(i) for i in range(len(scenario.levels)))
+            assert f"({chain})" in problem.message, context
+
+
+@pytest.mark.req("REQ-022")
+@pytest.mark.req("REQ-023")
+@budget(90)
+@given(scenarios_with_bad_selections())
+def test_invalid_compute_errors_name_compute_transform_and_remover(scenario: Scenario) -> None:
+    """A valid chain with unapproved selections: InvalidComputeError, one located problem each."""
+    model = expect(scenario.levels, scenario.selections)
+    assert model.outcome is InvalidComputeError
+    with tempfile.TemporaryDirectory() as tmp:
+        written = write_scenario(Path(tmp), scenario)
+        result = compile_or_error(written.product)
+        assert type(result) is InvalidComputeError, f"{result}\n{describe(scenario, written)}"
+        check_invalid_selections(result, scenario, model, written)
+
+
+@pytest.mark.req("REQ-023")
+@budget(60)
+@given(st.data())
+def test_widening_is_refused_and_names_the_compute(data: st.DataObject) -> None:
+    """A level that approves a compute its parent does not is refused, naming that compute."""
+    levels = list(data.draw(valid_levels()))
+    at = data.draw(st.integers(1, len(levels)))
+    parent = expect(levels[:at]).effective[-1]
+    outside = [n for n in UNIVERSE if n not in parent]
+    assume(outside)
+    extra = data.draw(subset_of(outside))
+    own = list(levels[at].approved if at < len(levels) and levels[at].approved is not None else parent)
+    approved = tuple(data.draw(st.permutations([*data.draw(subset_of(own, 0)), *extra])))
+    widened = Level(approved, data.draw(st.one_of(st.none(), st.sampled_from(approved))),
+                    data.draw(forms), flow=data.draw(st.booleans()))  # fmt: skip
+    levels[at:at + 1] = [widened]
+    scenario = Scenario(tuple(levels), (None,))
+    with tempfile.TemporaryDirectory() as tmp:
+        written = write_scenario(Path(tmp), scenario)
+        for target in (written.manifests[-1], written.product):
+            result = compile_or_error(target)
+            assert type(result) is GovernanceError, f"{result}\n{describe(scenario, written)}"
+            for name in extra:
+                assert any(f"compute {name!r} is not approved by the parent manifest" in m
+                           for m in messages(result)), result.render()  # fmt: skip
+            assert any(p.line is not None and str(written.manifests[at]).endswith(p.file or "?")
+                       for p in result.problems), result.render()  # fmt: skip
+
+
