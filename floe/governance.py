@@ -287,17 +287,21 @@ def _environments(chain: list[Document], computes: dict[str, ComputeConfig], eve
                 fragment = typed_fragment(origin.doc, origin.path, store, uri)
                 _check_literal_credentials(origin.doc, origin.path, fragment, problems)
                 config = deep_merge(config, structure_secrets(fragment) if isinstance(fragment, dict) else {})
-            problems.extend(_schema_problems(store, uri, unstructure_secrets(config), origins))
+            reported = {(tuple(e.absolute_path), e.message)  # already reported where the compute is
+                        for e in store.validator(uri).iter_errors(unstructure_secrets(dict(compute.config)))}
+            problems.extend(_schema_problems(store, uri, unstructure_secrets(config), origins, reported))
             result[env_name][name] = attrs.evolve(compute, config=config)
     return result
 
 
-def _schema_problems(store: SchemaStore, uri: str, config: dict[str, Any],
-                     origins: list[Origin]) -> list[Problem]:  # fmt: skip
+def _schema_problems(store: SchemaStore, uri: str, config: dict[str, Any], origins: list[Origin],
+                     reported: set[tuple[JsonPath, str]] | None = None) -> list[Problem]:  # fmt: skip
     """Validate merged settings; locate each error in the file that set the offending key."""
     problems: list[Problem] = []
     for error in store.validator(uri).iter_errors(config):
         relative = tuple(error.absolute_path)
+        if reported and (relative, error.message) in reported:
+            continue
         origin = _origin_of(relative, origins)
         if origin is None:
             continue

@@ -155,7 +155,7 @@ class Engine:
             return ValidationResult(False, f"engine {self.name} returned no ValidationResult; "
                                     f"fix the plugin ({self.distribution})", {"engine": self.name})  # fmt: skip
         if secrets:
-            details = {k: redact(str(v), secrets) for k, v in result.details.items()}
+            details = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in result.details.items()}
             result = ValidationResult(result.success, redact(result.message, secrets), details)
         return result
 

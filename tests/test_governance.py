@@ -216,3 +216,16 @@ def test_resources_are_overridden_from_the_manifest_and_checked(write, engines) 
         compile_path(write("platform/enterprise.yaml", above), engines)
     assert "requests.memory 6Gi is above limits.memory 2Gi" in exc2.value.render()
     assert exc2.value.problems[0].line == 10  # the `resources:` line
+
+
+def test_a_config_error_is_reported_once_where_it_was_written(write, engines) -> None:
+    manifest = write("platform/enterprise.yaml", ENTERPRISE.replace("config: { threads: 8 }", "config: { threads: 8, bogus: 1 }")
+                     + textwrap.dedent("""\
+        environments:
+          - name: prod
+            overrides:
+              duckdb: { schema: prod }
+        """))  # fmt: skip
+    with pytest.raises(GovernanceError) as exc:
+        compile_path(manifest, engines)
+    assert [(p.line, p.path) for p in exc.value.problems] == [(9, "$.plugins.compute.approved[0].config.bogus")]
