@@ -1,0 +1,385 @@
+"""The Databricks engine against a scripted SQL warehouse (tests/support/databricks_peer.py).
+
+The peer speaks the SQL Statement Execution API and Databricks OAuth over TLS on port 443 of a
+loopback address; the unmodified databricks-sql-connector (``use_sea``), databricks-sdk and
+dbt-databricks in-process (``dbt debug``, ``dbt run``) talk to it by host name, as to a workspace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from floe.engines.databricks import plugin
+from floe.errors import PluginExecutionError
+from floe.model import ComputeConfig, ProfileTarget, SecretReference
+from floe.testing import BaseComputePluginTests, Endpoint
+from tests.support.databricks_peer import DatabricksPeer, serve
+
+TOKEN_ENV = "FLOE_DBX_TOKEN"
+SECRET_ENV = "FLOE_DBX_CLIENT_SECRET"
+
+
+class Peer:
+    def __init__(self, peer: DatabricksPeer) -> None:
+        self.peer = peer
+        self.token = peer.add_token()
+        self.client_id, self.client_secret = peer.add_service_principal()
+
+    def environ(self) -> dict[str, str]:
+        return {TOKEN_ENV: self.token, SECRET_ENV: self.client_secret,
+                "SSL_CERT_FILE": self.peer.ca_file, "REQUESTS_CA_BUNDLE": self.peer.ca_file}  # fmt: skip
+
+    def config(self, auth: str = "token", **extra: Any) -> dict[str, Any]:
+        config: dict[str, Any] = {"host": self.peer.host, "http_path": self.peer.http_path, "catalog": "main",
+                                  "schema": "analytics", "use_sea": True}  # fmt: skip
+        if auth == "token":
+            config["token"] = SecretReference(TOKEN_ENV)
+        else:
+            config.update(auth_type="oauth", client_id=self.client_id, client_secret=SecretReference(SECRET_ENV))
+        config.update(extra)
+        return config
+
+
+@pytest.fixture(scope="module")
+def dbx() -> Iterator[Peer]:
+    with serve() as peer:
+        yield Peer(peer)
+
+
+@pytest.fixture
+def env(dbx: Peer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = dbx.environ()
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> ProfileTarget:
+    return ProfileTarget("dev", "orders", tmp_path / "product", tmp_path / "product" / ".floe")
+
+
+def compute(config: dict[str, Any]) -> ComputeConfig:
+    return ComputeConfig("lakehouse", "databricks", config)
+
+
+def dbt(args: list[str], profile: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        models: dict[str, str] | None = None) -> Any:  # fmt: skip
+    from dbt.cli.main import dbtRunner
+
+    project = tmp_path / "dbt"
+    (project / "models").mkdir(parents=True, exist_ok=True)
+    (project / "dbt_project.yml").write_text("name: floe_dbx\nversion: '1.0'\nconfig-version: 2\nprofile: floe_dbx\n")
+    (project / "profiles.yml").write_text(yaml.safe_dump({"floe_dbx": {"target": "dev", "outputs": {"dev": profile}}}))
+    for name, sql in (models or {}).items():
+        (project / "models" / f"{name}.sql").write_text(sql)
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "dbt-logs"))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt-target"))
+    return dbtRunner().invoke([*args, "--project-dir", str(project), "--profiles-dir", str(project)])
+
+
+def credentials_from(profile: dict[str, Any]) -> Any:
+    """The profile rendered by dbt's profile renderer, loaded by dbt-databricks' Credentials."""
+    from dbt.adapters.factory import load_plugin
+    from dbt.config.renderer import ProfileRenderer
+    from dbt_common.context import set_invocation_context
+
+    set_invocation_context(os.environ)
+    rendered = ProfileRenderer({}).render_data(dict(profile))
+    credentials_class = load_plugin("databricks")
+    data = credentials_class.translate_aliases(rendered)
+    data.pop("type")
+    data.pop("threads")
+    credentials_class.validate(data)
+    return credentials_class.from_dict(data)
+
+
+# -- REQ-012: profiles -------------------------------------------------------------------------
+
+
+@pytest.mark.req("REQ-012")
+@pytest.mark.parametrize("auth", ["token", "oauth"])
+def test_each_auth_type_makes_a_profile_dbt_databricks_loads(auth: str, dbx: Peer, env: dict[str, str],
+                                                             target: ProfileTarget) -> None:  # fmt: skip
+    profile = plugin.generate_dbt_profile(compute(dbx.config(auth, threads=6, connect_retries=3, connect_timeout=10)), target)
+    assert dbx.token not in json.dumps(profile) and dbx.client_secret not in json.dumps(profile)
+    credentials = credentials_from(profile)
+    credentials.validate_creds()  # the check dbt-databricks runs only when it connects
+    assert (credentials.host, credentials.http_path, credentials.database, credentials.schema) == (
+        dbx.peer.host, dbx.peer.http_path, "main", "analytics")
+    assert (credentials.connect_retries, credentials.connect_timeout, profile["threads"]) == (3, 10, 6)
+    assert credentials.connection_parameters["use_sea"] is True
+    if auth == "token":
+        assert credentials.token == dbx.token and credentials.auth_type is None
+    else:
+        assert (credentials.auth_type, credentials.client_id, credentials.client_secret) == (
+            "oauth", dbx.client_id, dbx.client_secret)
+
+
+@pytest.mark.req("REQ-012")
+def test_http_path_is_required_by_floe_because_the_adapter_does_not_check_it(dbx: Peer, env: dict[str, str],
+                                                                              target: ProfileTarget) -> None:  # fmt: skip
+    from floe.schemas import store
+
+    config = dbx.config()
+    profile = plugin.generate_dbt_profile(compute(config), target)
+    del profile["http_path"]
+    credentials = credentials_from(profile)  # dbt-databricks accepts it offline...
+    with pytest.raises(Exception, match="http_path"):
+        credentials.validate_creds()  # ...and fails only when connecting
+    validator = store().validator(store().add(plugin.config_schema()))
+    unchecked = {k: ({"secret_ref": v.name} if isinstance(v, SecretReference) else v) for k, v in config.items()}
+    assert not list(validator.iter_errors(unchecked))
+    assert any("http_path" in e.message for e in validator.iter_errors({k: v for k, v in unchecked.items() if k != "http_path"}))
+    with pytest.raises(PluginExecutionError, match="http_path is not set"):
+        plugin.generate_dbt_profile(compute({k: v for k, v in config.items() if k != "http_path"}), target)
+
+
+@pytest.mark.req("REQ-012")
+@pytest.mark.parametrize("auth", ["token", "oauth"])
+def test_dbt_debug_passes_with_each_auth_type(auth: str, dbx: Peer, env: dict[str, str], target: ProfileTarget,
+                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    before = len(dbx.peer.requests)
+    profile = plugin.generate_dbt_profile(compute(dbx.config(auth)), target)
+    result = dbt(["debug"], profile, tmp_path, monkeypatch)
+    assert result.success, f"dbt debug failed with auth_type {auth}"
+    seen = dbx.peer.requests[before:]
+    assert ("POST", "/api/2.0/sql/sessions") in seen and ("POST", "/api/2.0/sql/statements") in seen
+    assert (("POST", "/oidc/v1/token") in seen) == (auth == "oauth")
+
+
+@pytest.mark.req("REQ-012")
+def test_dbt_run_builds_a_view(dbx: Peer, env: dict[str, str], target: ProfileTarget, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    profile = plugin.generate_dbt_profile(compute(dbx.config()), target)
+    result = dbt(["run"], profile, tmp_path, monkeypatch, {"orders": "{{ config(materialized='view') }}\nselect 1 as order_id"})
+    assert result.success, result.exception
+    assert dbx.peer.relations[("main", "analytics", "orders")][0] == "VIEW"
+
+
+# -- REQ-014: validation -----------------------------------------------------------------------
+
+
+@pytest.mark.req("REQ-014")
+@pytest.mark.parametrize("auth", ["token", "oauth"])
+def test_validate_connection_succeeds_with_each_auth_type(auth: str, dbx: Peer, env: dict[str, str],
+                                                          target: ProfileTarget) -> None:  # fmt: skip
+    result = plugin.validate_connection(compute(dbx.config(auth)), target, 10)
+    assert result.success, result.message
+    assert (result.details["current_catalog"], result.details["current_schema"]) == ("main", "analytics")
+    assert dbx.peer.queries[-1] == "select 1 as floe_check, current_catalog(), current_schema()"
+
+
+@pytest.mark.req("REQ-014")
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"catalog": "nowhere"}, "check that catalog 'nowhere' exists"),
+    ({"http_path": "/sql/1.0/warehouses/unknown"}, "check http_path '/sql/1.0/warehouses/unknown'"),
+    ({"http_path": "sql/protocolv1/o/1/0123-cluster"}, "use_sea needs a SQL warehouse http_path"),
+])  # fmt: skip
+def test_validate_connection_names_the_wrong_setting(change: dict[str, str], expected: str, dbx: Peer,
+                                                     env: dict[str, str], target: ProfileTarget) -> None:  # fmt: skip
+    result = plugin.validate_connection(compute(dbx.config(**change)), target, 10)
+    assert not result.success and expected in result.message, result.message
+
+
+@pytest.mark.req("REQ-014")
+@pytest.mark.parametrize(("auth", "variable"), [("token", TOKEN_ENV), ("oauth", SECRET_ENV)])
+def test_validate_connection_reports_rejected_credentials(auth: str, variable: str, dbx: Peer, env: dict[str, str],
+                                                          target: ProfileTarget, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    wrong = ("dapi" if auth == "token" else "dose") + secrets.token_hex(8)
+    monkeypatch.setenv(variable, wrong)
+    start = time.monotonic()
+    result = plugin.validate_connection(compute(dbx.config(auth)), target, 10)
+    assert time.monotonic() - start < 10.5
+    assert not result.success and "authenticate failed" in result.message, result.message
+    assert ("client_secret" if auth == "oauth" else "token") in result.message
+    assert wrong not in result.message + json.dumps(dict(result.details))
+
+
+@pytest.mark.req("REQ-014")
+def test_validate_connection_names_a_missing_warehouse_permission(dbx: Peer, env: dict[str, str], target: ProfileTarget,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    outsider = dbx.peer.add_token()
+    dbx.peer.no_access.add(outsider)
+    monkeypatch.setenv(TOKEN_ENV, outsider)
+    result = plugin.validate_connection(compute(dbx.config()), target, 10)
+    assert not result.success and "HTTP 403" in result.message and "grant CAN USE on the SQL warehouse" in result.message
+
+
+@pytest.mark.req("REQ-014")
+def test_validate_connection_reports_an_unset_secret(dbx: Peer, env: dict[str, str], target: ProfileTarget,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.delenv(TOKEN_ENV)
+    result = plugin.validate_connection(compute(dbx.config()), target, 10)
+    assert not result.success and f"{TOKEN_ENV} (token) is not set" in result.message
+
+
+@pytest.mark.req("REQ-014")
+@pytest.mark.parametrize("use_sea", [True, False], ids=["sea", "thrift"])
+def test_validate_connection_to_a_refused_port_fails_at_once(use_sea: bool, env: dict[str, str], target: ProfileTarget,
+                                                             refused_address: tuple[str, int]) -> None:  # fmt: skip
+    host, port = refused_address
+    config = {"host": host, "port": port, "http_path": "/sql/1.0/warehouses/abc", "schema": "s",
+              "token": SecretReference(TOKEN_ENV), "use_sea": use_sea}  # fmt: skip
+    start = time.monotonic()
+    result = plugin.validate_connection(compute(config), target, 10)
+    assert time.monotonic() - start < 5, "the connector's retries must be off for the check"
+    assert not result.success and "was refused" in result.message, result.message
+
+
+@pytest.mark.req("REQ-014")
+@pytest.mark.parametrize("use_sea", [True, False], ids=["sea", "thrift"])
+def test_validate_connection_to_a_silent_server_answers_in_time(use_sea: bool, env: dict[str, str], target: ProfileTarget,
+                                                                silent_server: tuple[str, int]) -> None:  # fmt: skip
+    host, port = silent_server
+    config = {"host": host, "port": port, "http_path": "/sql/1.0/warehouses/abc", "schema": "s",
+              "token": SecretReference(TOKEN_ENV), "use_sea": use_sea}  # fmt: skip
+    start = time.monotonic()
+    result = plugin.validate_connection(compute(config), target, 2)
+    assert time.monotonic() - start < 2.5
+    assert not result.success and ("in time" in result.message or "no answer" in result.message), result.message
+
+
+# -- settings checks ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"client_secret": SecretReference("S")}, "client_secret is set but auth_type is token"),
+    ({"token": None, "auth_type": "oauth", "client_id": "c"}, "missing: client_secret"),
+    ({"token": "dapi-literal"}, "token must be a secret reference"),
+    ({"host": "https://dbc.cloud.databricks.com/sql"}, "must be a host name only"),
+    ({"token": None, "auth_type": "oauth", "client_id": "c", "client_secret": SecretReference("S"), "port": 8443},
+     "cannot use port 8443"),
+])  # fmt: skip
+def test_inconsistent_settings_are_refused_with_a_fix(change: dict[str, Any], expected: str, target: ProfileTarget) -> None:
+    config = {"host": "dbc.cloud.databricks.com", "http_path": "/sql/1.0/warehouses/a", "schema": "s",
+              "token": SecretReference("T"), **change}  # fmt: skip
+    with pytest.raises(PluginExecutionError) as raised:
+        plugin.generate_dbt_profile(compute({k: v for k, v in config.items() if v is not None}), target)
+    assert expected in raised.value.render() and raised.value.problems[0].fix
+
+
+def test_port_and_use_sea_reach_the_connector_through_connection_parameters(target: ProfileTarget) -> None:
+    config = {"host": "dbc.cloud.databricks.com", "port": 8443, "http_path": "/sql/1.0/warehouses/a", "schema": "s",
+              "token": SecretReference("T"), "use_sea": True}  # fmt: skip
+    profile = plugin.generate_dbt_profile(compute(config), target)
+    assert profile["connection_parameters"] == {"_port": 8443, "use_sea": True}
+    assert "connection_parameters" not in plugin.generate_dbt_profile(
+        compute({**config, "port": 443, "use_sea": False}), target)
+
+
+# -- REQ-018: errors of the real client ------------------------------------------------------
+
+
+def _raised(call: Callable[[], Any]) -> BaseException:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - the exception under test
+        return exc
+    raise AssertionError("the call did not fail")
+
+
+def _connect(dbx: Peer, **overrides: Any) -> Any:
+    from databricks import sql
+
+    arguments = {"server_hostname": dbx.peer.host, "http_path": dbx.peer.http_path, "access_token": dbx.token,
+                 "use_sea": True, "enable_telemetry": False, "catalog": "main", "schema": "analytics",
+                 "_retry_stop_after_attempts_count": 1, "_socket_timeout": 5, **overrides}  # fmt: skip
+    return sql.connect(**arguments)
+
+
+@pytest.mark.req("REQ-018")
+def test_real_client_errors_are_translated(dbx: Peer, env: dict[str, str], refused_address: tuple[str, int]) -> None:
+    def failing_sql() -> None:
+        with _connect(dbx) as connection, connection.cursor() as cursor:
+            cursor.execute("selec 1")
+
+    cases = {
+        "Databricks rejected the credentials (HTTP 401)": _raised(lambda: _connect(dbx, access_token="dapi-bad")),
+        "Databricks refused the SQL": _raised(failing_sql),
+        "was refused": _raised(lambda: _connect(dbx, server_hostname=refused_address[0], _port=refused_address[1])),
+        "not found (HTTP 404)": _raised(lambda: _connect(dbx, http_path="/sql/1.0/warehouses/nope")),
+    }
+    config = compute(dbx.config())
+    for expected, error in cases.items():
+        translated = plugin.translate_error(error, config)
+        assert translated is not None, f"{type(error).__name__}: {error} was not translated"
+        assert expected in translated.render() and translated.problems[0].fix, translated.render()
+    assert plugin.translate_error(ValueError("unrelated"), config) is None
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+@pytest.mark.req("REQ-012")
+@pytest.mark.req("REQ-014")
+def test_canary_credentials_never_leave_the_environment(dbx: Peer, env: dict[str, str], target: ProfileTarget,
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    client_id, canary = dbx.peer.add_service_principal()
+    monkeypatch.setenv("FLOE_DBX_CANARY", canary)
+    config = dbx.config("oauth", client_id=client_id, client_secret=SecretReference("FLOE_DBX_CANARY"))
+    profile = plugin.generate_dbt_profile(compute(config), target)
+    ok = plugin.validate_connection(compute(config), target, 10)
+    assert ok.success, ok.message
+    assert dbt(["debug"], profile, tmp_path, monkeypatch).success
+    monkeypatch.setenv("FLOE_DBX_CANARY", canary + "x")
+    failed = plugin.validate_connection(compute(config), target, 10)
+    assert not failed.success
+    logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "dbt-logs").rglob("*") if p.is_file())
+    outputs = [json.dumps(profile), repr(ok), repr(failed), json.dumps(dict(failed.details)), logs, repr(compute(config))]
+    assert not [o for o in outputs if canary in o]
+
+
+def test_importing_the_engine_loads_no_client() -> None:
+    code = (
+        "import sys, floe.engines.databricks as m; assert m.plugin.name == 'databricks';"
+        "bad = [n for n in sys.modules if n.startswith(('dbt', 'databricks', 'jsonschema', 'importlib.metadata'))];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+# -- REQ-020: the compliance suite ---------------------------------------------------------------
+
+
+class TestDatabricksCompliance(BaseComputePluginTests):
+    """Databricks through floe's compliance suite; the scripted SQL warehouse is its live endpoint."""
+
+    @pytest.fixture
+    def engine_name(self) -> str:
+        return "databricks"
+
+    @pytest.fixture
+    def compute_settings(self) -> dict[str, Any]:
+        return {"host": "dbc-a1b2c3d4-e5f6.cloud.databricks.com", "http_path": "/sql/1.0/warehouses/a1b2c3d4e5f6",
+                "catalog": "main", "schema": "analytics", "token": SecretReference(TOKEN_ENV)}  # fmt: skip
+
+    @pytest.fixture
+    def engine_endpoint(self, dbx: Peer) -> Endpoint:
+        return Endpoint(dbx.config(), dbx.environ())
+
+    @pytest.fixture
+    def address_settings(self, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, int], dict[str, Any]]:
+        monkeypatch.setenv("FLOE_DBX_ADDRESS_TOKEN", "dapi-address-check")
+
+        def settings(host: str, port: int) -> dict[str, Any]:
+            return {"host": host, "port": port, "http_path": "/sql/1.0/warehouses/a1b2c3d4e5f6", "schema": "analytics",
+                    "token": SecretReference("FLOE_DBX_ADDRESS_TOKEN")}  # fmt: skip
+
+        return settings
+
+    @pytest.fixture
+    def client_error(self, dbx: Peer, env: dict[str, str]) -> BaseException:
+        return _raised(lambda: _connect(dbx, access_token="dapi-not-a-token"))
