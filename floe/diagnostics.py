@@ -119,7 +119,9 @@ def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPat
                         expected=f"{validator} {bound}", fix="choose a value within range")]  # fmt: skip
     if validator == "minLength":
         return [problem("the value is empty", expected="a non-empty string", fix="set a value")]
-    return [problem(error.message, expected=schema.get("description"))]
+    # jsonschema's own message embeds the whole value, which may hold a credential: name the rule
+    return [problem(f"the value breaks the schema's `{validator}` rule", expected=schema.get("description"),
+                    fix="see `floe schema` (or `floe schema --engine NAME`) for what is accepted")]  # fmt: skip
 
 
 def _type_fix(schema: Mapping[str, Any], instance: Any) -> str:

@@ -1,0 +1,580 @@
+"""The Trino engine: dbt-trino profiles, and connection checks with the ``trino`` client.
+
+dbt talks to a Trino coordinator over Trino's HTTP client protocol. ``database`` in a dbt-trino
+profile is the Trino *catalog*; a data product's Iceberg tables live in the catalog the platform
+configured on the coordinator for its Iceberg REST catalog.
+
+Authentication methods (dbt-trino's ``method``):
+
+- ``none``: the user name only (``X-Trino-User``); plain HTTP unless ``http_scheme: https``.
+- ``ldap``: user and password (HTTP Basic, checked by Trino's password authenticator: LDAP, file…).
+- ``jwt``: a bearer token.
+- ``certificate``: a TLS client certificate and key (files mounted into the pod).
+
+Every method but ``none`` needs HTTPS: dbt-trino refuses to send credentials over plain HTTP.
+``oauth`` and ``kerberos`` exist in dbt-trino but are not offered: OAuth2 opens a browser (no
+browser in a pod), and Kerberos needs ``requests-kerberos`` and a keytab/krb5 setup that floe does
+not manage.
+
+Importing this module is cheap: the ``trino`` client, dbt and floe's schema machinery are imported
+inside the methods that need them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from floe.compute import ComputePlugin
+from floe.deadline import DeadlineExceeded, call_with_deadline
+from floe.errors import PluginExecutionError
+from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
+from floe.secrets import find_secret_refs, redact, secret_values
+from floe.sqlquote import quote_identifier, quote_literal
+
+ENGINE = "trino"
+METHODS = ("none", "ldap", "jwt", "certificate")
+HTTPS_METHODS = ("ldap", "jwt", "certificate")
+DEFAULT_THREADS = 4
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_HTTPS_PORT = 443
+PIP_INSTALL = "pip install 'dbt-trino>=1.11,<1.12' 'trino>=0.330,<1'"
+REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+LIMITS = {"cpu": "500m", "memory": "512Mi"}
+_SECRET_KEYS = {"password": "ldap", "jwt_token": "jwt"}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@functools.cache
+def _floe_version() -> str:
+    from importlib import metadata  # only when the version is asked for
+
+    try:
+        return metadata.version("floe")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+class _FloeVersion:
+    """A class attribute that reads floe's version on first use, keeping the import cheap."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> str:
+        return _floe_version()
+
+
+class TrinoEngine(ComputePlugin):
+    """Trino through dbt-trino: methods none, ldap, jwt and certificate."""
+
+    name: ClassVar[str] = "trino"
+    version = _FloeVersion()
+    dbt_adapter: ClassVar[str] = "trino"
+    description: ClassVar[str] = (
+        "A Trino coordinator through dbt-trino; the Iceberg catalog is a Trino catalog."
+    )
+
+    def config_schema(self) -> Mapping[str, Any]:
+        from floe.schemas import schema_file
+
+        return schema_file("engines/trino.schema.json")
+
+    # -- REQ-012: the dbt profile ---------------------------------------------------------------
+
+    def generate_dbt_profile(self, compute: ComputeConfig, target: ProfileTarget) -> dict[str, Any]:
+        """A dbt-trino output; credentials only as ``{{ env_var('NAME') }}``.
+
+        ``verify`` becomes dbt-trino's ``cert`` (``true``/``false`` or a CA bundle path). The
+        method is inferred from the credential when not set: a password means ``ldap``, a
+        ``jwt_token`` means ``jwt``, a client certificate means ``certificate``.
+        """
+        settings = _settings(compute, "generate_dbt_profile")
+        profile: dict[str, Any] = {
+            "type": "trino",
+            "method": settings.method,
+            "host": settings.host,
+            "port": settings.port,
+            "database": settings.catalog,
+            "schema": settings.schema,
+            "threads": settings.threads,
+        }
+        if settings.user is not None:
+            profile["user"] = settings.user
+        if settings.method == "none":
+            profile["http_scheme"] = settings.scheme
+        if settings.method == "ldap":
+            profile["password"] = _placeholder(compute, "password", "generate_dbt_profile")
+            if compute.config.get("impersonation_user"):
+                profile["impersonation_user"] = str(compute.config["impersonation_user"])
+        if settings.method == "jwt":
+            profile["jwt_token"] = _placeholder(compute, "jwt_token", "generate_dbt_profile")
+        if settings.method == "certificate":
+            profile["client_certificate"] = str(compute.config["client_certificate_file"])
+            profile["client_private_key"] = str(compute.config["client_private_key_file"])
+        if settings.verify is not None:
+            profile["cert"] = settings.verify
+        if settings.session_properties:
+            profile["session_properties"] = dict(settings.session_properties)
+        return profile
+
+    # -- REQ-017: packages ----------------------------------------------------------------------
+
+    def get_required_dbt_packages(self) -> list[str]:
+        return ["dbt-core>=1.11,<1.12", "dbt-trino>=1.11,<1.12", "trino>=0.330,<1"]
+
+    # -- REQ-014: validation --------------------------------------------------------------------
+
+    def validate_connection(
+        self, compute: ComputeConfig, target: ProfileTarget, timeout: float
+    ) -> ValidationResult:
+        """Connect as dbt-trino would, run ``SELECT version(), current_user`` and look up the schema.
+
+        Every HTTP request is bounded by what is left of ``timeout`` (and the whole check by a
+        hard deadline a little under it). A missing catalog is reported with the catalogs the
+        coordinator has; a missing schema is not a failure (dbt creates it).
+        """
+        secrets = secret_values(find_secret_refs(compute.config))
+        budget = max(0.1, timeout - min(0.25, timeout / 10))
+        progress: dict[str, Any] = {"stage": "reading the settings"}
+        try:
+            details = call_with_deadline(lambda: self._check(compute, budget, progress), budget)
+        except DeadlineExceeded:
+            where = progress.get("url", "the coordinator")
+            error = PluginExecutionError(
+                ENGINE, "validate_connection",
+                f"no answer from {where} within {timeout:g} s while {progress['stage']}",
+                "check host and port, that the coordinator is up and not overloaded, and that no "
+                "firewall or proxy silently drops the traffic",
+                compute=compute.name,
+            )  # fmt: skip
+            return _result(False, error.render(), progress.get("details", {}), secrets)
+        except PluginExecutionError as error:
+            return _result(False, error.render(), progress.get("details", {}), secrets)
+        except Exception as exc:  # noqa: BLE001 - reported as a message, never a traceback
+            translated = self.translate_error(exc, compute) or PluginExecutionError(
+                ENGINE, "validate_connection",
+                f"{progress['stage']} failed: {type(exc).__name__}: {_first_line(str(exc))}",
+                "check the compute's Trino settings (host, port, http_scheme, method, verify)",
+                compute=compute.name,
+            )  # fmt: skip
+            return _result(False, translated.render(), progress.get("details", {}), secrets)
+        message = (
+            f"compute {compute.name!r}: Trino {details['trino_version']} at {details['url']} "
+            f"answered as user {details['current_user']}; catalog {details['catalog']} exists"
+        )
+        if details["schema_exists"]:
+            message += f", schema {details['schema']} exists"
+        else:
+            message += f"; schema {details['schema']} does not exist yet (dbt creates it on the first run)"
+        return _result(True, message, details, secrets)
+
+    def _check(self, compute: ComputeConfig, budget: float, progress: dict[str, Any]) -> dict[str, Any]:
+        """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
+        operation = "validate_connection"
+        settings = _settings(compute, operation)
+        url = f"{settings.scheme}://{settings.host}:{settings.port}"
+        details: dict[str, Any] = {
+            "url": url, "method": settings.method, "catalog": settings.catalog,
+            "schema": settings.schema,
+        }  # fmt: skip
+        progress.update(details=details, url=url)
+        progress["stage"] = "importing the trino client"
+        try:
+            import trino
+        except ImportError:
+            raise PluginExecutionError(
+                ENGINE, operation, "the trino client is not installed", PIP_INSTALL,
+                compute=compute.name,
+            ) from None  # fmt: skip
+        auth: Any = None
+        if settings.method == "ldap":
+            password = _env_value(compute, "password", operation)
+            auth = trino.auth.BasicAuthentication(settings.user or "", password)
+        elif settings.method == "jwt":
+            auth = trino.auth.JWTAuthentication(_env_value(compute, "jwt_token", operation))
+        elif settings.method == "certificate":
+            auth = trino.auth.CertificateAuthentication(
+                str(compute.config["client_certificate_file"]),
+                str(compute.config["client_private_key_file"]),
+            )
+        user = settings.user
+        if settings.method == "ldap" and compute.config.get("impersonation_user"):
+            user = str(compute.config["impersonation_user"])
+        progress["stage"] = f"connecting to {url}"
+        connection = trino.dbapi.connect(  # type: ignore[no-untyped-call]
+            host=settings.host, port=settings.port, user=user, catalog=settings.catalog,
+            schema=settings.schema, http_scheme=settings.scheme, auth=auth,
+            verify=settings.verify if settings.verify is not None else True,
+            session_properties=dict(settings.session_properties) or None,
+            request_timeout=budget, max_attempts=1, source=f"floe-{_floe_version()}",
+        )  # fmt: skip
+        try:
+            cursor = connection.cursor()
+            progress["stage"] = "running SELECT version(), current_user"
+            cursor.execute("SELECT version(), current_user")
+            version, current_user = cursor.fetchone() or ("?", "?")
+            details.update(trino_version=str(version), current_user=str(current_user))
+            progress["stage"] = f"looking up schema {settings.schema} in catalog {settings.catalog}"
+            try:
+                cursor.execute(
+                    f"SELECT schema_name FROM {quote_identifier(settings.catalog)}.information_schema"
+                    f".schemata WHERE schema_name = {quote_literal(settings.schema.lower())}"
+                )
+                details["schema_exists"] = bool(cursor.fetchall())
+            except trino.exceptions.TrinoUserError as exc:
+                if exc.error_name != "CATALOG_NOT_FOUND":
+                    raise
+                progress["stage"] = "listing the catalogs"
+                cursor.execute("SHOW CATALOGS")
+                catalogs = sorted(str(row[0]) for row in cursor.fetchall())
+                details["catalogs"] = catalogs
+                raise PluginExecutionError(
+                    ENGINE, operation,
+                    f"the coordinator at {url} has no catalog {settings.catalog!r} "
+                    f"(it has: {', '.join(catalogs) or 'none visible to this user'})",
+                    "set database to the Trino catalog of the Iceberg catalog (ask the platform "
+                    "team which one), or have it configured on the coordinator",
+                    compute=compute.name,
+                ) from None  # fmt: skip
+        finally:
+            connection.close()
+        progress["stage"] = "done"
+        return details
+
+    # -- REQ-015: resources ---------------------------------------------------------------------
+
+    def get_resource_requirements(self, compute: ComputeConfig) -> dict[str, dict[str, str]]:
+        """A dbt client pod: the work runs on the Trino cluster, so little CPU and memory.
+
+        requests ``cpu: 100m, memory: 256Mi``; limits ``cpu: 500m, memory: 512Mi`` (``1Gi`` with
+        more than 8 dbt threads, each holding result pages in memory).
+        """
+        limits = dict(LIMITS)
+        if int(compute.config.get("threads", DEFAULT_THREADS)) > 8:
+            limits["memory"] = "1Gi"
+        return {"requests": dict(REQUESTS), "limits": limits}
+
+    # -- REQ-013: the Iceberg catalog -----------------------------------------------------------
+
+    def get_catalog_attachment_sql(
+        self, compute: ComputeConfig, catalog: CatalogConfig
+    ) -> list[str] | None:
+        """``None``: Trino reaches Iceberg through a catalog configured on the coordinator.
+
+        A Trino catalog is server configuration (a properties file with ``connector.name=iceberg``,
+        ``iceberg.catalog.type=rest`` and ``iceberg.rest-catalog.uri``, or an administrator's
+        ``CREATE CATALOG`` when dynamic catalog management is on), shared by every user of the
+        cluster. A dbt session cannot attach one, so the compute names that catalog in
+        ``database`` instead.
+        """
+        return None
+
+    # -- REQ-018: errors ------------------------------------------------------------------------
+
+    def translate_error(
+        self, error: BaseException, compute: ComputeConfig | None
+    ) -> PluginExecutionError | None:
+        """An actionable error for a trino client error (also one dbt-trino wrapped), else ``None``."""
+        found = _trino_error(error)
+        if found is None:
+            return None
+        classes, text = found
+        secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
+        text = redact(text, secrets)
+        translated = _translate(classes, text, compute)
+        if translated is None:
+            return None
+        operation, message, fix = translated
+        return PluginExecutionError(
+            ENGINE, operation, message, fix,
+            compute=compute.name if compute is not None else None,
+            cause=_first_line(text)[:300],
+        )  # fmt: skip
+
+
+plugin = TrinoEngine()
+"""The instance the ``floe`` entry point ``trino = floe.engines.trino:plugin`` names."""
+
+
+# -- settings --------------------------------------------------------------------------------------
+
+
+class _Settings:
+    """The compute's settings with defaults applied and combinations checked."""
+
+    def __init__(self, compute: ComputeConfig, operation: str) -> None:
+        config = compute.config
+
+        def fail(message: str, fix: str) -> PluginExecutionError:
+            return PluginExecutionError(ENGINE, operation, message, fix, compute=compute.name)
+
+        for key in ("host", "database", "schema"):
+            if not config.get(key):
+                raise fail(f"{key} is not set", f"set {key} in the compute's config")
+        self.host = str(config["host"])
+        self.catalog = str(config["database"])
+        self.schema = str(config["schema"])
+        self.threads = int(config.get("threads", DEFAULT_THREADS))
+        inferred = [m for k, m in _SECRET_KEYS.items() if config.get(k) is not None]
+        if config.get("client_certificate_file") or config.get("client_private_key_file"):
+            inferred.append("certificate")
+        method = str(config.get("method") or (inferred[0] if len(inferred) == 1 else "none"))
+        if method not in METHODS:
+            raise fail(f"method {method!r} is not supported", f"use one of {', '.join(METHODS)}")
+        for key, needs in _SECRET_KEYS.items():
+            value = config.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, SecretReference):
+                raise fail(f"{key} must be a secret reference, not a value",
+                           f"write {key}: {{secret_ref: NAME}} and set NAME in the environment")  # fmt: skip
+            if method != needs:
+                raise fail(f"{key} is set but method is {method}",
+                           f"set method: {needs} to use {key}, or remove {key}")  # fmt: skip
+        if method == "certificate" and not (
+            config.get("client_certificate_file") and config.get("client_private_key_file")
+        ):
+            raise fail("method certificate needs client_certificate_file and client_private_key_file",
+                       "set both to the paths of the PEM files mounted into the pod")  # fmt: skip
+        if method != "certificate" and (
+            config.get("client_certificate_file") or config.get("client_private_key_file")
+        ):
+            raise fail(f"client certificate files are set but method is {method}",
+                       "set method: certificate, or remove client_certificate_file/client_private_key_file")  # fmt: skip
+        if method == "ldap" and config.get("password") is None:
+            raise fail("method ldap needs a password", "set password: {secret_ref: NAME}")
+        if method == "jwt" and config.get("jwt_token") is None:
+            raise fail("method jwt needs a jwt_token", "set jwt_token: {secret_ref: NAME}")
+        if method in ("none", "ldap") and not config.get("user"):
+            raise fail(f"method {method} needs a user", "set user to the Trino user dbt runs as")
+        self.method = method
+        self.user = str(config["user"]) if config.get("user") else None
+        scheme = str(config.get("http_scheme") or ("https" if method in HTTPS_METHODS else "http"))
+        if method in HTTPS_METHODS and scheme != "https":
+            raise fail(f"method {method} sends credentials, which dbt-trino does only over HTTPS",
+                       "set http_scheme: https (the coordinator must serve TLS)")  # fmt: skip
+        self.scheme = scheme
+        default_port = DEFAULT_HTTPS_PORT if scheme == "https" else DEFAULT_HTTP_PORT
+        self.port = int(config.get("port", default_port))
+        verify = config.get("verify")
+        self.verify: bool | str | None = verify if isinstance(verify, bool) or verify is None else str(verify)
+        self.session_properties: Mapping[str, Any] = config.get("session_properties") or {}
+        for key in self.session_properties:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", str(key)):
+                raise fail(f"session property {key!r} is not a Trino session property name",
+                           "use names like query_max_run_time or iceberg.compression_codec")  # fmt: skip
+
+
+def _settings(compute: ComputeConfig, operation: str) -> _Settings:
+    return _Settings(compute, operation)
+
+
+def _placeholder(compute: ComputeConfig, key: str, operation: str) -> str:
+    ref = compute.config[key]
+    assert isinstance(ref, SecretReference)
+    if not _ENV_NAME.match(ref.name):
+        raise PluginExecutionError(
+            ENGINE, operation, f"secret reference {ref.name!r} is not an environment variable name",
+            "name secrets with letters, digits and underscores, such as TRINO_PASSWORD",
+            compute=compute.name,
+        )  # fmt: skip
+    return ref.as_env_var()
+
+
+def _env_value(compute: ComputeConfig, key: str, operation: str) -> str:
+    ref = compute.config[key]
+    assert isinstance(ref, SecretReference)
+    value = os.environ.get(ref.name)
+    if not value:
+        raise PluginExecutionError(
+            ENGINE, operation, f"the secret environment variable {ref.name} ({key}) is not set",
+            f"set {ref.name} in the environment floe runs in (from the secret store)",
+            compute=compute.name,
+        )  # fmt: skip
+    return value
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.strip().splitlines() if line.strip()), "")
+
+
+def _result(success: bool, message: str, details: Mapping[str, Any], secrets: list[str]) -> ValidationResult:
+    clean = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in details.items()}
+    return ValidationResult(success, redact(message, secrets), clean)
+
+
+# -- error translation -----------------------------------------------------------------------------
+
+_QUERY_ERROR = re.compile(r"Trino\w*Error\(type=(?P<type>\w+), name=(?P<name>\w+), message=\"(?P<message>.*?)\"", re.S)
+_HTTP_STATUS = re.compile(r"\berror (?P<code>[1-5][0-9]{2})\b(?::\s*(?P<body>.*))?", re.S)
+
+
+def _is_trino_class(cls: type) -> bool:
+    module = cls.__module__ or ""
+    return module == "trino" or module.startswith("trino.")
+
+
+def _trino_error(error: BaseException) -> tuple[list[str], str] | None:
+    """Class names and text of the trino client error in ``error`` or its causes.
+
+    dbt-trino re-raises client errors as dbt errors keeping only the text (``DbtDatabaseError``,
+    ``FailedToConnectError``): such a text counts when it carries the client's own wording.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if any(_is_trino_class(c) for c in type(current).__mro__):
+            return [c.__name__ for c in type(current).__mro__], str(current)
+        current = current.__cause__ or current.__context__
+    text = str(error)
+    module = type(error).__module__ or ""
+    if module.startswith("dbt") and (
+        _QUERY_ERROR.search(text) or "failed to execute:" in text or _HTTP_STATUS.search(text)
+        or "Failed to establish a new connection" in text
+    ):  # fmt: skip
+        return [], text
+    return None
+
+
+def _method_of(compute: ComputeConfig | None) -> str | None:
+    if compute is None:
+        return None
+    try:
+        return _Settings(compute, "translate_error").method
+    except PluginExecutionError:
+        return None
+
+
+def _where(compute: ComputeConfig | None) -> str:
+    if compute is None or not compute.config.get("host"):
+        return "the Trino coordinator"
+    try:
+        settings = _Settings(compute, "translate_error")
+    except PluginExecutionError:
+        return str(compute.config["host"])
+    return f"{settings.scheme}://{settings.host}:{settings.port}"
+
+
+def _secret_name(compute: ComputeConfig | None, key: str) -> str:
+    ref = compute.config.get(key) if compute is not None else None
+    return f"the secret {ref.name}" if isinstance(ref, SecretReference) else f"the {key}"
+
+
+def _translate(classes: list[str], text: str, compute: ComputeConfig | None) -> tuple[str, str, str] | None:
+    """``(operation, message, fix)`` for a trino client error, or ``None`` when not recognised."""
+    first = _first_line(text)
+    where = _where(compute)
+    if query := _QUERY_ERROR.search(text):
+        return _query_error(query["type"], query["name"], query["message"])
+    if "TrinoAuthError" in classes or "TLS/SSL is required for authentication" in text:
+        return ("authentication", f"the trino client refused to send credentials: {first[:200]}",
+                "use https (http_scheme: https, and the coordinator's HTTPS port) with ldap, jwt or "
+                "certificate")  # fmt: skip
+    if (status := _HTTP_STATUS.search(text)) and (
+        {"HttpError", "Http502Error", "Http503Error", "Http504Error"} & set(classes) or not classes
+    ):
+        code = int(status["code"])
+        body = (status["body"] or "").strip().removeprefix("b'").removesuffix("'")[:200]
+        if code == 401:
+            method = _method_of(compute)
+            fix = {
+                "ldap": f"check user and the password in {_secret_name(compute, 'password')}",
+                "jwt": f"check that the token in {_secret_name(compute, 'jwt_token')} is valid, "
+                       "unexpired and issued for this coordinator",
+                "certificate": "check that the client certificate is signed by a CA the coordinator trusts",
+            }.get(method or "", "the coordinator requires authentication: set method (ldap, jwt or "
+                  "certificate) and its credential")  # fmt: skip
+            user = f" of user {compute.config['user']}" if compute is not None and compute.config.get("user") else ""
+            return ("authentication", f"{where} rejected the credentials{user} "
+                    f"(HTTP 401{': ' + body if body else ''})", fix)  # fmt: skip
+        if code == 403:
+            return ("authorization", f"{where} denied access (HTTP 403{': ' + body if body else ''})",
+                    "ask the Trino administrators to allow this user (and impersonation, if used)")  # fmt: skip
+        if code == 404:
+            return ("connect", f"{where} answered HTTP 404 for the statement API: it is not a "
+                    "Trino coordinator", "check host and port: they must reach the coordinator, "
+                    "not the web UI behind a proxy path or another service")  # fmt: skip
+        if code in (502, 503, 504):
+            return ("connect", f"{where} is unavailable (HTTP {code})",
+                    "the coordinator (or a proxy in front of it) is down or restarting: retry "
+                    "later, or ask the platform team")  # fmt: skip
+        return ("connect", f"{where} answered HTTP {code}: {body or first[:200]}",
+                "check host, port and http_scheme")  # fmt: skip
+    lowered = text.lower()
+    if "certificate verify failed" in lowered or "certificateverificationerror" in lowered:
+        fix = ("set verify to the path of the CA bundle that signed the coordinator's certificate "
+               "(or fix the certificate's host names)")
+        overriding = [name for name in _CA_ENV if os.environ.get(name)]
+        if overriding:
+            fix += (f"; note that {' and '.join(overriding)} is set in this environment, and "
+                    "requests then uses that bundle instead of verify: unset it or add the CA to it")
+        return ("connect over TLS", f"the TLS certificate of {where} was not accepted: "
+                f"{_ssl_reason(text)}", fix)  # fmt: skip
+    if "wrong version number" in lowered or "record layer failure" in lowered or "unknown protocol" in lowered:
+        return ("connect over TLS", f"{where} does not speak HTTPS on this port",
+                "use the coordinator's HTTPS port, or http_scheme: http with method none")  # fmt: skip
+    if "connection refused" in lowered or "errno 111" in lowered:
+        return ("connect", f"nothing accepts connections at {where} (connection refused)",
+                "check host and port (Trino listens on 8080 for HTTP, 443 or 8443 for HTTPS by "
+                "default) and that the coordinator is running")  # fmt: skip
+    if ("name or service not known" in lowered or "nodename nor servname" in lowered
+            or "failed to resolve" in lowered or "name resolution" in lowered):  # fmt: skip
+        return ("connect", f"the host name of {where} cannot be resolved",
+                "check host (DNS name of the coordinator) and the pod's DNS")  # fmt: skip
+    if "timed out" in lowered or "timeout" in lowered:
+        return ("connect", f"{where} did not answer in time",
+                "check that the coordinator is up and reachable, and that no firewall drops the "
+                "traffic")  # fmt: skip
+    if ("remotedisconnected" in lowered or "connection aborted" in lowered or "badstatusline" in lowered
+            or "connection reset" in lowered):  # fmt: skip
+        return ("connect", f"{where} closed the connection without an HTTP answer",
+                "check http_scheme (https against an HTTPS port) and port")  # fmt: skip
+    if "TrinoConnectionError" in classes or "failed to execute" in lowered or "failed to fetch" in lowered:
+        return ("connect", f"the connection to {where} failed: {first[:200]}",
+                "check host, port, http_scheme and the network between floe and the coordinator")  # fmt: skip
+    return None
+
+
+def _ssl_reason(text: str) -> str:
+    match = re.search(r"certificate verify failed: ([^(\]']+)", text)
+    return match[1].strip() if match else "certificate verify failed"
+
+
+_QUERY_FIXES: dict[str, tuple[str, str]] = {
+    "CATALOG_NOT_FOUND": ("run SQL", "set database to an existing Trino catalog (SHOW CATALOGS lists them)"),
+    "SCHEMA_NOT_FOUND": ("run SQL", "check the schema name; dbt creates its own schema, so a missing one "
+                                    "is usually a source or another model's schema"),
+    "TABLE_NOT_FOUND": ("run SQL", "check the name; if it is a model, build it first (dbt run --select "
+                                   "+<model>); if it is a source, check that the table exists"),
+    "COLUMN_NOT_FOUND": ("run SQL", "check the column names against the upstream model's columns"),
+    "SYNTAX_ERROR": ("parse SQL", "fix the SQL at the position shown (Trino's SQL dialect)"),
+    "FUNCTION_NOT_FOUND": ("run SQL", "use a function Trino has (SHOW FUNCTIONS), or fix its arguments"),
+    "TYPE_MISMATCH": ("run SQL", "cast the values to matching types"),
+    "PERMISSION_DENIED": ("authorization", "ask the Trino administrators to grant the access, or use "
+                                       "another catalog/schema"),
+    "ACCESS_DENIED": ("authorization", "ask the Trino administrators to grant the access"),
+    "NOT_SUPPORTED": ("run SQL", "the catalog's connector does not support this operation: change "
+                                 "the materialization or use another catalog"),
+    "EXCEEDED_TIME_LIMIT": ("run a query", "make the query cheaper, or ask for a higher "
+                                           "query_max_run_time (session_properties)"),
+    "EXCEEDED_LOCAL_MEMORY_LIMIT": ("run a query", "reduce the data the query holds in memory, or "
+                                                    "ask the administrators to raise query.max-memory"),
+    "EXCEEDED_GLOBAL_MEMORY_LIMIT": ("run a query", "reduce the data the query holds in memory, or "
+                                                     "ask the administrators to raise query.max-memory"),
+    "INVALID_SESSION_PROPERTY": ("apply session properties", "correct or remove the key under "
+                                                             "session_properties (SHOW SESSION lists them)"),
+}
+
+
+def _query_error(kind: str, name: str, message: str) -> tuple[str, str, str]:
+    operation, fix = _QUERY_FIXES.get(name, ("run SQL", ""))
+    if not fix:
+        fix = ("the coordinator or a connector failed: retry, and report it to the Trino "
+               "administrators with the query id" if kind in ("INTERNAL_ERROR", "EXTERNAL")
+               else "correct the SQL or the settings named in the message")  # fmt: skip
+    if name.startswith("EXCEEDED_") and name not in _QUERY_FIXES:
+        operation, fix = "run a query", "reduce the query's resource use or ask for higher limits"
+    return operation, f"Trino {name}: {_first_line(message)[:300]}", fix
