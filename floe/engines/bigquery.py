@@ -20,7 +20,6 @@ methods that need them.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 import os
@@ -28,6 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from floe import __version__
 from floe.compute import ComputePlugin
 from floe.deadline import DeadlineExceeded, call_with_deadline
 from floe.errors import PluginExecutionError
@@ -68,28 +68,15 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REASON = re.compile(r"'reason':\s*'([A-Za-z]+)'")
 
 
-@functools.cache
-def _floe_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("floe")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
 
 
-class _FloeVersion:
-    """A class attribute that reads floe's version on first use, keeping the import cheap."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> str:
-        return _floe_version()
 
 
 class BigQueryEngine(ComputePlugin):
     """Google BigQuery through dbt-bigquery."""
 
     name: ClassVar[str] = "bigquery"
-    version = _FloeVersion()
+    version: ClassVar[str] = __version__
     dbt_adapter: ClassVar[str] = "bigquery"
     description: ClassVar[str] = "Google BigQuery through dbt-bigquery; credentials only as secret references."
 

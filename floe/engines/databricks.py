@@ -16,13 +16,13 @@ Importing this module is cheap: dbt, the connector and the SDK are imported insi
 
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from floe import __version__
 from floe.compute import ComputePlugin
 from floe.deadline import DeadlineExceeded, call_with_deadline
 from floe.errors import PluginExecutionError
@@ -43,28 +43,15 @@ _STATUS = re.compile(r"\bstatus (?P<code>[1-5][0-9]{2})\b|\bHTTP (?P<http>[1-5][
 _ERROR_CODE = re.compile(r"\[(?P<code>[A-Z][A-Z_]{3,})\]")
 
 
-@functools.cache
-def _floe_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("floe")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
 
 
-class _FloeVersion:
-    """A class attribute that reads floe's version on first use, keeping the import cheap."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> str:
-        return _floe_version()
 
 
 class DatabricksEngine(ComputePlugin):
     """Databricks SQL warehouses and clusters through dbt-databricks."""
 
     name: ClassVar[str] = "databricks"
-    version = _FloeVersion()
+    version: ClassVar[str] = __version__
     dbt_adapter: ClassVar[str] = "databricks"
     description: ClassVar[str] = "Databricks through dbt-databricks; token or OAuth M2M as secret references."
 

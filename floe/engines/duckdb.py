@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from floe import __version__
 from floe.compute import ComputePlugin
 from floe.deadline import DeadlineExceeded, call_with_deadline
 from floe.errors import PluginExecutionError
@@ -60,29 +61,15 @@ _SIZE_UNITS = {
 _GI = 2**30
 
 
-@functools.cache
-def _floe_version() -> str:
-    """floe's installed version, or ``0.0.0`` when floe runs from a source tree."""
-    from importlib import metadata  # ~50 ms to import: only when the version is asked for
-
-    try:
-        return metadata.version("floe")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
 
 
-class _FloeVersion:
-    """A class attribute that reads floe's version on first use, keeping the import cheap."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> str:
-        return _floe_version()
 
 
 class DuckDBEngine(ComputePlugin):
     """DuckDB through dbt-duckdb, with extensions from PyPI wheels and no network access."""
 
     name: ClassVar[str] = "duckdb"
-    version = _FloeVersion()
+    version: ClassVar[str] = __version__
     dbt_adapter: ClassVar[str] = "duckdb"
     description: ClassVar[str] = (
         "In-process DuckDB through dbt-duckdb; extensions load offline from their PyPI wheels."

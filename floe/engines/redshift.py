@@ -21,12 +21,12 @@ imported inside the methods that need them.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from floe import __version__
 from floe.compute import ComputePlugin
 from floe.deadline import DeadlineExceeded, call_with_deadline
 from floe.errors import PluginExecutionError
@@ -48,28 +48,15 @@ _SECRET_KEYS = ("password", "secret_access_key")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@functools.cache
-def _floe_version() -> str:
-    from importlib import metadata  # only when the version is asked for
-
-    try:
-        return metadata.version("floe")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
 
 
-class _FloeVersion:
-    """A class attribute that reads floe's version on first use, keeping the import cheap."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> str:
-        return _floe_version()
 
 
 class RedshiftEngine(ComputePlugin):
     """Amazon Redshift (provisioned or Serverless) through dbt-redshift: methods database and iam."""
 
     name: ClassVar[str] = "redshift"
-    version = _FloeVersion()
+    version: ClassVar[str] = __version__
     dbt_adapter: ClassVar[str] = "redshift"
     description: ClassVar[str] = "Amazon Redshift through dbt-redshift (password or IAM authentication)."
 
@@ -245,7 +232,7 @@ class RedshiftEngine(ComputePlugin):
             "ssl": sslmode != "disable",
             "sslmode": None if sslmode == "disable" else ("verify-full" if sslmode == "verify-full" else "verify-ca"),
             "tcp_keepalive": True,
-            "application_name": f"floe-{_floe_version()}",
+            "application_name": f"floe-{__version__}",
         }
         if settings.method == "database":
             kwargs.update(user=settings.user, password=_env_value(compute, "password", operation))

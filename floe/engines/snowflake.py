@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from floe import __version__
 from floe.compute import ComputePlugin
 from floe.deadline import DeadlineExceeded, call_with_deadline
 from floe.errors import PluginExecutionError
@@ -68,29 +68,15 @@ _UNQUOTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@functools.cache
-def _floe_version() -> str:
-    """floe's installed version, or ``0.0.0`` when floe runs from a source tree."""
-    from importlib import metadata  # ~50 ms to import: only when the version is asked for
-
-    try:
-        return metadata.version("floe")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
 
 
-class _FloeVersion:
-    """A class attribute that reads floe's version on first use, keeping the import cheap."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> str:
-        return _floe_version()
 
 
 class SnowflakeEngine(ComputePlugin):
     """Snowflake through dbt-snowflake; validation with snowflake-connector-python."""
 
     name: ClassVar[str] = "snowflake"
-    version = _FloeVersion()
+    version: ClassVar[str] = __version__
     dbt_adapter: ClassVar[str] = "snowflake"
     description: ClassVar[str] = (
         "Snowflake through dbt-snowflake: password, key pair, OAuth or browser SSO logins."
@@ -658,7 +644,7 @@ def _probe_sso(compute: ComputeConfig, seconds: int) -> dict[str, Any]:
             "AUTHENTICATOR": "EXTERNALBROWSER",
             "BROWSER_MODE_REDIRECT_PORT": "0",
             "CLIENT_APP_ID": "floe",
-            "CLIENT_APP_VERSION": _floe_version(),
+            "CLIENT_APP_VERSION": __version__,
         }
     }
     request = urllib.request.Request(

