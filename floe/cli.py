@@ -76,6 +76,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="Kubernetes Secret holding the referenced secrets (default: floe-PRODUCT-secrets)")
     p.set_defaults(run=_render_k8s)
 
+    p = sub.add_parser("run", help="run every transform on its compute, through one Iceberg catalog")
+    p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
+    p.add_argument("--env", required=True, help="the environment to run in")
+    p.add_argument("--select", nargs="+", default=[], metavar="TRANSFORM",
+                   help="run only these transforms (the others' tables must exist)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="at most N transforms at once (default: one per compute)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="fail at once when another run of the product is in progress (default: wait)")
+    p.add_argument("--show", action="store_true", help="print the tables the run built (first 20 rows)")
+    p.add_argument("--json", action="store_true", help="print the run report as JSON (progress on stderr)")
+    p.set_defaults(run=_run)
+
     p = sub.add_parser("schema", help="print a JSON Schema (manifest, dataproduct, definitions)")
     p.add_argument("kind", nargs="?", default="dataproduct", choices=["manifest", "dataproduct", "definitions"])
     p.add_argument("--engine", help="print this engine's config schema instead")
@@ -178,6 +191,12 @@ def _render_k8s(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from floe.run.cli import run_command
+
+    return run_command(args)
 
 
 def _schema(args: argparse.Namespace) -> int:

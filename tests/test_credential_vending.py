@@ -27,23 +27,22 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import duckdb
 import pytest
+from botocore import exceptions as botocore_exceptions
+from pyiceberg.catalog import rest as rest_catalog
 
-duckdb = pytest.importorskip("duckdb")
-rest_catalog = pytest.importorskip("pyiceberg.catalog.rest")
-botocore_exceptions = pytest.importorskip("botocore.exceptions")
-
-from floe.catalog.vending import (  # noqa: E402
+from floe.catalog.vending import (
     ACCESS_DELEGATION_HEADER,
     VendedTable,
     credential_expiry,
     pyiceberg_rest_properties,
     refresh_margin,
 )
-from floe.engines.duckdb import connect_config, extension_files, plugin  # noqa: E402
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference  # noqa: E402
-from floe.sqlsecrets import PLACEHOLDER, bind_secret_placeholders, render_secret_placeholders  # noqa: E402
-from tests.support.seaweed import Exchange, RecordingProxy, Seaweed, seaweed_mini, weed_binary  # noqa: E402
+from floe.engines.duckdb import connect_config, extension_files, plugin
+from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference
+from floe.sqlsecrets import PLACEHOLDER, bind_secret_placeholders, render_secret_placeholders
+from tests.support.seaweed import Exchange, RecordingProxy, Seaweed, seaweed_mini, weed_binary
 
 LIFETIME = 15
 """Seconds the catalog's vended credentials live (SeaweedFS STS ``tokenDuration``)."""
@@ -525,3 +524,68 @@ def test_secrets_bound_as_parameters_stay_out_of_duckdbs_query_log(lake: Lake, t
     text = _query_logged_workload(tmp_path, lake)
     assert "CREATE OR REPLACE SECRET" in text and "CLIENT_SECRET ?" in text
     assert CANARY not in text
+
+
+# -- a floe transform, end to end: `floe run` of a DuckDB transform against the vending catalog ------
+
+
+@pytest.mark.req("REQ-016")
+def test_floe_run_of_a_duckdb_transform_uses_only_vended_credentials(lake: Lake, workdir: Path) -> None:
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    product = workdir / "product"
+    (product / "models").mkdir(parents=True)
+    (product / "platform.yaml").write_text(textwrap.dedent(f"""\
+        apiVersion: floe.dev/v1
+        kind: Manifest
+        scope: enterprise
+        metadata: {{name: acme}}
+        catalog:
+          type: rest
+          name: lake
+          uri: {lake.rest.url}
+          warehouse: {lake.server.table_bucket}
+          client_id: {lake.server.client_id}
+          client_secret: {{secret_ref: {SECRET_ENV}}}
+          access_delegation: vended-credentials
+        plugins:
+          compute:
+            approved: [duckdb]
+            default: duckdb
+        """))  # fmt: skip
+    (product / "floe.yaml").write_text(textwrap.dedent("""\
+        apiVersion: floe.dev/v1
+        kind: DataProduct
+        metadata: {name: vend}
+        platform: platform.yaml
+        transforms:
+          - {type: dbt, path: models/}
+        """))  # fmt: skip
+    (product / "dbt_project.yml").write_text(
+        "name: vend\nversion: '1.0'\nconfig-version: 2\nprofile: vend\nmodel-paths: [models]\n"
+    )
+    (product / "models" / "numbers.sql").write_text("select 1 as n union all select 2 union all select 3\n")
+    (product / "models" / "total.sql").write_text("select sum(n) as total from {{ ref('numbers') }}\n")
+    s3_mark = len(lake.s3.since(0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proc = subprocess.run([sys.executable, "-m", "floe", "run", str(product), "--env", "dev", "--json"],
+                          capture_output=True, text=True, env=env, timeout=240, cwd=workdir)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert [t["status"] for t in report["transforms"]] == ["success"]
+
+    vended = lake.vended()
+    s3 = lake.s3.since(s3_mark)
+    assert s3 and all(key_id(e) in vended for e in s3), "an S3 request was signed with a non-vended key"
+    assert any(e.method == "PUT" and e.status < 300 for e in s3)
+    table = pyiceberg_catalog(lake).load_table("vend_dev.total")
+    assert table.scan().to_arrow()["total"].to_pylist() == [6]
+
+    secrets_seen = [CANARY, *(v.secret for v in vended.values()), *(v.session_token for v in vended.values())]
+    leaks = [(str(path), s[:12]) for path in _files(product) for s in secrets_seen
+             if s in path.read_text(errors="replace")]  # fmt: skip
+    leaks += [("output", s[:12]) for s in secrets_seen if s in proc.stdout + proc.stderr]
+    assert leaks == []

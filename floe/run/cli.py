@@ -1,0 +1,53 @@
+"""The ``floe run`` command: progress as it goes, a summary, ``--json`` for tools, ``--show``.
+
+Exit status: 0 when every transform succeeded; 1 when one failed (or was skipped because an
+upstream one failed), when the product is invalid, or when another run holds the lock and
+``--no-wait`` was given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from types import FrameType
+
+from floe.model import CatalogConfig
+from floe.run.report import Progress, RunReport
+from floe.run.runner import RunOptions, run
+
+
+def run_command(args: argparse.Namespace) -> int:
+    progress = Progress(sys.stderr if args.json else sys.stdout)
+    options = RunOptions(environment=args.env, select=tuple(args.select), parallel=args.threads,
+                         wait=not args.no_wait)  # fmt: skip
+    shown: list[str] = []
+
+    def show(report: RunReport, catalog: CatalogConfig) -> None:
+        from floe.run.show import built_tables, read_tables
+
+        try:
+            for item in read_tables(catalog, built_tables(report)):
+                shown.append(item.render(catalog.name))
+        except Exception as exc:  # noqa: BLE001 - the run's outcome stands; say why nothing shows
+            shown.append(f"could not read the tables through the catalog: {type(exc).__name__}: {exc}")
+
+    progress.line(f"floe run {args.path} --env {args.env}")
+    previous = signal.signal(signal.SIGTERM, _interrupted)  # stop the workers, the catalog, the lock
+    try:
+        report = run(args.path, options, progress, after=show if args.show else None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    progress.summary(report)
+    if shown:
+        out = sys.stderr if args.json else sys.stdout
+        for text in shown:
+            print("\n" + text, file=out)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    return 0 if report.success else 1
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -1,0 +1,63 @@
+"""A dbt-duckdb plugin that attaches DuckDB to the Iceberg catalog with the engine's own SQL.
+
+Named in the profiles ``floe run`` generates (see :mod:`floe.run.profiles`)::
+
+    plugins:
+      - module: floe.run.duckdb_plugin
+        config:
+          floe_engine: duckdb
+          floe_compute: local
+          floe_statements: ["{% raw %}CREATE OR REPLACE SECRET … {{ env_var('NAME') }} …{% endraw %}", "ATTACH …"]
+
+dbt renders the profile, which strips the ``raw`` markers and leaves the placeholders; when
+dbt-duckdb opens its database (after loading the extensions, before its own ``attach``),
+:meth:`Plugin.configure_connection` runs the statements with each placeholder bound as a query
+parameter to the secret's value from the environment
+(:func:`floe.sqlsecrets.bind_secret_placeholders`): no statement text, which DuckDB may log, ever
+holds a secret, and an error never shows one.
+
+This module imports dbt-duckdb: only dbt-duckdb imports it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dbt.adapters.duckdb.plugins import BasePlugin
+
+from floe.errors import FloeError
+from floe.secrets import redact
+from floe.sqlsecrets import PLACEHOLDER, bind_secret_placeholders
+
+
+class Plugin(BasePlugin):  # type: ignore[misc,unused-ignore]  # Any when dbt-duckdb is missing
+    """Runs the catalog attachment statements on every new DuckDB database connection."""
+
+    def initialize(self, plugin_config: dict[str, Any]) -> None:
+        statements = plugin_config.get("floe_statements")
+        if not isinstance(statements, list) or not all(isinstance(s, str) for s in statements):
+            raise ValueError("floe.run.duckdb_plugin needs floe_statements, a list of SQL statements")
+        self.statements: list[str] = list(statements)
+        self.engine = str(plugin_config.get("floe_engine", "duckdb"))
+        self.compute = str(plugin_config.get("floe_compute", ""))
+
+    def configure_connection(self, conn: Any) -> None:
+        for statement in self.statements:
+            try:
+                sql, params = bind_secret_placeholders(statement, os.environ, engine=self.engine,
+                                                       operation="attach the Iceberg catalog")  # fmt: skip
+            except FloeError as exc:
+                raise RuntimeError(exc.render()) from None
+            secrets = [os.environ.get(m["name"], "") for m in PLACEHOLDER.finditer(statement)]
+            try:
+                if params:
+                    conn.execute(sql, params)
+                else:
+                    conn.execute(sql)
+            except Exception as exc:  # noqa: BLE001 - re-raised without the SQL or a secret
+                verb = " ".join(statement.split()[:2])
+                message = redact(str(exc), secrets)
+                raise RuntimeError(
+                    f"compute {self.compute!r}: attaching the Iceberg catalog failed ({verb} …): {message}"
+                ) from None

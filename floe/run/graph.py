@@ -1,0 +1,232 @@
+"""The transform DAG of a data product, derived from its dbt project's own ref/source graph.
+
+dbt parses the whole project once (every model of every transform; see :mod:`floe.run.worker`).
+Each node that dbt can build (model, seed, snapshot) belongs to a transform:
+
+1. a node of the root project whose file lies under a transform's ``path`` belongs to it (the
+   most specific path wins when paths nest);
+2. any other node a transform needs — a seed in ``seeds/``, a model of an installed package, a
+   model outside every transform path — belongs to the first transform (in dependency order) whose
+   nodes depend on it, directly or through other such nodes;
+3. nodes nobody needs are not built, and are reported.
+
+Transform ``A`` depends on ``B`` when a node of ``A`` depends on a node of ``B``: ``A`` runs after
+``B`` and is skipped when ``B`` fails. Sources are not nodes: their tables are expected to exist.
+Tests are not owned; dbt selects them with the nodes they test.
+
+This module is pure Python: it works on the plain data the parse returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import PurePosixPath
+from typing import Any
+
+import attrs
+
+from floe.errors import FloeError, Problem
+
+BUILDABLE = ("model", "seed", "snapshot")
+"""Resource types that become relations (tests, analyses, operations do not)."""
+
+
+@attrs.frozen
+class Node:
+    """One parsed dbt node, as much of it as floe needs."""
+
+    unique_id: str
+    resource_type: str
+    package_name: str
+    name: str
+    original_file_path: str
+    fqn: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    materialized: str | None = None
+    database: str | None = None
+    schema: str | None = None
+    alias: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Node:
+        return cls(
+            unique_id=str(data["unique_id"]), resource_type=str(data["resource_type"]),
+            package_name=str(data["package_name"]), name=str(data["name"]),
+            original_file_path=str(data.get("original_file_path") or ""),
+            fqn=tuple(str(p) for p in data.get("fqn") or ()),
+            depends_on=tuple(str(d) for d in data.get("depends_on") or ()),
+            materialized=data.get("materialized"), database=data.get("database"),
+            schema=data.get("schema"), alias=data.get("alias"),
+        )  # fmt: skip
+
+    @property
+    def buildable(self) -> bool:
+        return self.resource_type in BUILDABLE
+
+    @property
+    def selector(self) -> str:
+        """The dbt selector of exactly this node: its fully qualified name."""
+        return "fqn:" + ".".join(self.fqn)
+
+
+@attrs.frozen
+class TransformInput:
+    """A transform as declared: name, path (relative to the product directory) and compute."""
+
+    name: str
+    path: str
+    compute: str
+
+
+@attrs.frozen
+class PlannedTransform:
+    """A transform with the nodes it builds and the transforms it waits for."""
+
+    name: str
+    path: str
+    compute: str
+    nodes: tuple[Node, ...]
+    """Buildable nodes, in the order dbt parsed them."""
+    upstream: tuple[str, ...]
+    """Transforms this one depends on (declaration order)."""
+    tests: int = 0
+    """Tests whose parents all belong to this transform or its ancestors (dbt builds them here)."""
+
+    @property
+    def selectors(self) -> list[str]:
+        return [n.selector for n in self.nodes]
+
+
+@attrs.frozen
+class Plan:
+    """The DAG: transforms in a dependency order, and the buildable nodes nobody builds."""
+
+    transforms: tuple[PlannedTransform, ...]
+    unassigned: tuple[Node, ...]
+
+    def get(self, name: str) -> PlannedTransform:
+        return next(t for t in self.transforms if t.name == name)
+
+    def downstream(self, name: str) -> list[str]:
+        """Every transform that depends on ``name``, directly or not, in plan order."""
+        found: set[str] = {name}
+        for transform in self.transforms:
+            if any(u in found for u in transform.upstream):
+                found.add(transform.name)
+        return [t.name for t in self.transforms if t.name in found and t.name != name]
+
+
+def plan(nodes: Iterable[Node], transforms: Sequence[TransformInput], root_package: str) -> Plan:
+    """Assign ``nodes`` to ``transforms`` and order the transforms; see the module docstring.
+
+    :raises FloeError: the transforms depend on each other in a cycle.
+    """
+    by_id = {n.unique_id: n for n in nodes}
+    order = {t.name: i for i, t in enumerate(transforms)}
+    owner: dict[str, str] = {}
+    for node in by_id.values():
+        if node.buildable and node.package_name == root_package:
+            found = _owner_by_path(node.original_file_path, transforms)
+            if found is not None:
+                owner[node.unique_id] = found
+
+    def edges() -> dict[str, set[str]]:
+        result: dict[str, set[str]] = {t.name: set() for t in transforms}
+        for uid, name in owner.items():
+            for dep in by_id[uid].depends_on:
+                other = owner.get(dep)
+                if other is not None and other != name:
+                    result[name].add(other)
+        return result
+
+    # Nodes outside every path go to the first transform, in dependency order, that needs them.
+    for name in _topological(edges(), order, by_id, owner):
+        stack = [d for uid, o in owner.items() if o == name for d in by_id[uid].depends_on]
+        while stack:
+            dep = stack.pop()
+            needed = by_id.get(dep)
+            if needed is None or not needed.buildable or dep in owner:
+                continue
+            owner[dep] = name
+            stack.extend(needed.depends_on)
+    graph = edges()
+    ordered = _topological(graph, order, by_id, owner)
+    planned = []
+    for name in ordered:
+        spec = transforms[order[name]]
+        owned = tuple(n for uid, n in by_id.items() if owner.get(uid) == name)
+        upstream = tuple(sorted(graph[name], key=order.__getitem__))
+        planned.append(PlannedTransform(spec.name, spec.path, spec.compute, owned, upstream))
+    planned = _count_tests(planned, by_id, owner)
+    unassigned = tuple(n for uid, n in by_id.items() if n.buildable and uid not in owner)
+    return Plan(tuple(planned), unassigned)
+
+
+def _owner_by_path(file_path: str, transforms: Sequence[TransformInput]) -> str | None:
+    path = PurePosixPath(file_path)
+    best: tuple[int, str] | None = None
+    for transform in transforms:
+        folder = PurePosixPath(*[p for p in PurePosixPath(transform.path).parts if p != "."])
+        if folder.parts and (path == folder or folder in path.parents):
+            depth = len(folder.parts)
+            if best is None or depth > best[0]:
+                best = (depth, transform.name)
+    return best[1] if best else None
+
+
+def _topological(graph: Mapping[str, set[str]], order: Mapping[str, int],
+                 by_id: Mapping[str, Node], owner: Mapping[str, str]) -> list[str]:  # fmt: skip
+    """Kahn's algorithm; ties go in declaration order. Raises on a cycle, naming the refs."""
+    remaining = {name: set(deps) for name, deps in graph.items()}
+    result: list[str] = []
+    while remaining:
+        ready = sorted((n for n, deps in remaining.items() if not deps), key=order.__getitem__)
+        if not ready:
+            raise FloeError([_cycle_problem(remaining, by_id, owner)])
+        for name in ready:
+            result.append(name)
+            del remaining[name]
+        for deps in remaining.values():
+            deps.difference_update(ready)
+    return result
+
+
+def _cycle_problem(remaining: Mapping[str, set[str]], by_id: Mapping[str, Node],
+                   owner: Mapping[str, str]) -> Problem:  # fmt: skip
+    examples = []
+    for uid, name in owner.items():
+        if name not in remaining:
+            continue
+        for dep in by_id[uid].depends_on:
+            other = owner.get(dep)
+            if other in remaining and other != name:
+                examples.append(f"{by_id[uid].name} ({name}) → {by_id[dep].name} ({other})")
+    return Problem(
+        f"the transforms {', '.join(sorted(remaining))} depend on each other in a cycle: "
+        + "; ".join(sorted(examples)[:6]),
+        expected="transforms whose refs point one way only",
+        fix="move the models that close the cycle into one transform's path",
+    )
+
+
+def _count_tests(planned: list[PlannedTransform], by_id: Mapping[str, Node],
+                 owner: Mapping[str, str]) -> list[PlannedTransform]:  # fmt: skip
+    """How many tests dbt builds with each transform (``--indirect-selection buildable``)."""
+    position = {t.name: i for i, t in enumerate(planned)}
+    ancestors: dict[str, set[str]] = {}
+    for transform in planned:
+        found = set(transform.upstream)
+        for up in transform.upstream:
+            found |= ancestors.get(up, set())
+        ancestors[transform.name] = found
+    counts = {t.name: 0 for t in planned}
+    for node in by_id.values():
+        if node.resource_type not in ("test", "unit_test"):
+            continue
+        parents = {owner[d] for d in node.depends_on if d in owner}
+        if not parents:
+            continue
+        last = max(parents, key=position.__getitem__)
+        if parents <= ancestors[last] | {last}:
+            counts[last] += 1
+    return [attrs.evolve(t, tests=counts[t.name]) for t in planned]

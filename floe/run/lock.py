@@ -1,0 +1,108 @@
+"""One ``floe run`` per data product at a time: an ``fcntl`` lock on ``<product>/.floe/run.lock``.
+
+The lock covers the whole product (every environment): runs share the generated dbt projects
+under ``target/floe/run/`` and the embedded catalog. The holder writes who it is (pid, host,
+environment, start time) into the file, so that a second run can say what it waits for. The
+operating system releases the lock when the holder exits, however it exits: a crashed run never
+leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from floe.errors import FloeError, Problem
+
+LOCK_FILE = "run.lock"
+
+
+class RunLockedError(FloeError):
+    """Another ``floe run`` of the same product holds the lock, and this one would not wait."""
+
+
+class RunLock:
+    """The product's run lock; use as a context manager after :meth:`acquire`."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self, *, wait: bool, environment: str, on_wait: Callable[[str], None] | None = None,
+                timeout: float | None = None) -> RunLock:  # fmt: skip
+        """Take the lock; when another run holds it, wait (saying so through ``on_wait``) or fail.
+
+        :param timeout: with ``wait``, give up after this many seconds (``None``: no limit).
+        :raises RunLockedError: the lock is held and ``wait`` is false, or ``timeout`` passed.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _try_lock(fd):
+                holder = self.holder()
+                if not wait:
+                    raise RunLockedError([_busy(self.path, holder, "run without --no-wait to queue behind it")])
+                if on_wait is not None:
+                    on_wait(f"another floe run of this product is in progress ({holder}); waiting for it "
+                            f"to finish (lock {self.path})")  # fmt: skip
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while not _try_lock(fd):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise RunLockedError([_busy(self.path, self.holder(), "retry later")])
+                    time.sleep(0.2)
+            os.ftruncate(fd, 0)
+            info = {"pid": os.getpid(), "host": socket.gethostname(), "environment": environment,
+                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    def holder(self) -> str:
+        """Who holds the lock, as its holder described itself."""
+        try:
+            info = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        except (OSError, ValueError):
+            return "holder unknown"
+        if not isinstance(info, dict) or "pid" not in info:
+            return "holder unknown"
+        return (f"pid {info['pid']} on {info.get('host', '?')}, environment {info.get('environment', '?')}, "
+                f"started {info.get('started_at', '?')}")  # fmt: skip
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self.release()
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _busy(path: Path, holder: str, fix: str) -> Problem:
+    return Problem(f"another floe run of this product is in progress ({holder})",
+                   expected=f"no other run holding {path}",
+                   fix=f"wait for it to finish, or {fix}")  # fmt: skip

@@ -1,0 +1,170 @@
+"""What a ``floe run`` did: per transform and per node, as progress lines, a summary, and JSON.
+
+Statuses of a transform: ``success``; ``failed`` (dbt reported an error, a failing test, or could
+not run); ``skipped`` (a transform it depends on did not succeed, so it was not started).
+Node statuses are dbt's own (``success``, ``error``, ``skipped``, ``pass``, ``fail``, ``warn``…).
+Times are Unix timestamps (``started_at``, ``finished_at``) and durations in seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import IO, Any
+
+import attrs
+
+SUCCESS, FAILED, SKIPPED = "success", "failed", "skipped"
+NODE_FAILURES = ("error", "fail", "runtime error")
+
+
+@attrs.define
+class NodeResult:
+    unique_id: str
+    name: str
+    resource_type: str
+    status: str
+    seconds: float = 0.0
+    message: str = ""
+    relation: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.define
+class TransformReport:
+    name: str
+    path: str
+    compute: str
+    engine: str
+    depends_on: list[str]
+    nodes: list[str]
+    """unique ids of the nodes (models, seeds, snapshots) the transform builds; ``models`` counts them."""
+    tests: int = 0
+    status: str = "pending"
+    started_at: float | None = None
+    finished_at: float | None = None
+    message: str = ""
+    log: str | None = None
+    results: list[NodeResult] = attrs.field(factory=list)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round(self.finished_at - self.started_at, 3)
+
+    @property
+    def models(self) -> int:
+        return len(self.nodes)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for result in self.results:
+            counts[result.status] = counts.get(result.status, 0) + 1
+        return counts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "path": self.path, "compute": self.compute, "engine": self.engine,
+            "depends_on": list(self.depends_on), "status": self.status,
+            "started_at": self.started_at, "finished_at": self.finished_at, "seconds": self.seconds,
+            "models": self.models, "tests": self.tests, "counts": self.counts(), "message": self.message,
+            "log": self.log, "nodes": [r.to_json() for r in self.results],
+        }  # fmt: skip
+
+
+@attrs.define
+class RunReport:
+    product: str
+    environment: str
+    catalog: dict[str, Any]
+    namespace: str
+    transforms: list[TransformReport] = attrs.field(factory=list)
+    unassigned: list[str] = attrs.field(factory=list)
+    started_at: float = 0.0
+    finished_at: float | None = None
+    phases: dict[str, float] = attrs.field(factory=dict)
+    """Seconds spent outside the transforms: compile, lock, catalog start, dbt parse, shutdown."""
+
+    @property
+    def success(self) -> bool:
+        return all(t.status == SUCCESS for t in self.transforms)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.finished_at is None else round(self.finished_at - self.started_at, 3)
+
+    def get(self, name: str) -> TransformReport:
+        return next(t for t in self.transforms if t.name == name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "floe.dev/v1", "kind": "RunReport", "product": self.product,
+            "environment": self.environment, "status": SUCCESS if self.success else FAILED,
+            "started_at": self.started_at, "finished_at": self.finished_at, "seconds": self.seconds,
+            "catalog": dict(self.catalog), "namespace": self.namespace,
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
+            "transforms": [t.to_json() for t in self.transforms], "unassigned": list(self.unassigned),
+        }  # fmt: skip
+
+
+class Progress:
+    """Progress lines as the run goes, and the summary at its end (thread-safe)."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        if self.stream is None:
+            return
+        with self._lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def transform_started(self, report: TransformReport) -> None:
+        kinds: dict[str, int] = {}
+        for unique_id in report.nodes:
+            kind = unique_id.split(".", 1)[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        parts = [f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(kinds.items())]
+        if report.tests:
+            parts.append(f"{report.tests} test{'s' if report.tests != 1 else ''}")
+        self.line(f"[{report.name}] started on {report.compute} ({report.engine}): "
+                  f"{', '.join(parts) or 'nothing to build'}")  # fmt: skip
+
+    def node_finished(self, transform: str, result: NodeResult) -> None:
+        seconds = f" ({result.seconds:.1f}s)" if result.seconds else ""
+        self.line(f"[{transform}]   {result.resource_type} {result.name}: {result.status}{seconds}")
+
+    def transform_finished(self, report: TransformReport) -> None:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts().items())) or "nothing built"
+        seconds = f" in {report.seconds:.1f}s" if report.seconds is not None else ""
+        self.line(f"[{report.name}] {report.status.upper()} on {report.compute}: {counts}{seconds}")
+        if report.status != SUCCESS and report.message:
+            for text in report.message.splitlines():
+                self.line(f"[{report.name}]   {text}")
+
+    def summary(self, report: RunReport) -> None:
+        rows = [{"transform": t.name, "compute": t.compute, "engine": t.engine, "models": str(t.models),
+                 "status": t.status, "seconds": "-" if t.seconds is None else f"{t.seconds:.1f}"}
+                for t in report.transforms]  # fmt: skip
+        self.line("")
+        self.line(table(rows, ["transform", "compute", "engine", "models", "status", "seconds"]))
+        ok = sum(t.status == SUCCESS for t in report.transforms)
+        verdict = "succeeded" if report.success else "FAILED"
+        seconds = f" in {report.seconds:.1f}s" if report.seconds is not None else ""
+        self.line(f"floe run {verdict}{seconds}: {ok} of {len(report.transforms)} transform(s) succeeded "
+                  f"(namespace {report.catalog.get('name')}.{report.namespace})")  # fmt: skip
+
+
+def table(rows: Iterable[dict[str, Any]], columns: list[str], *, upper: bool = True) -> str:
+    """A plain-text table (headers in upper case unless ``upper`` is false); the last column unpadded."""
+    rows = list(rows)
+    widths = {c: max([len(c)] + [len(str(r[c])) for r in rows]) for c in columns}
+    lines = ["  ".join((c.upper() if upper else c).ljust(widths[c]) for c in columns).rstrip()]
+    for row in rows:
+        lines.append("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,537 @@
+"""``floe run``: every transform of a data product on its compute, handing data over through Iceberg.
+
+The steps, in one process plus one dbt worker process per compute (see :mod:`floe.run.worker`):
+
+1. compile the product (:func:`floe.compiler.compile_path`) and write its artifacts;
+2. take the product's run lock (:mod:`floe.run.lock`): a second run waits, or fails with
+   ``wait=False``;
+3. start the catalog: the manifest's REST catalog when one is declared, else the embedded one
+   (:class:`floe.catalog.rest_server.EmbeddedCatalog`, a real Iceberg REST catalog on 127.0.0.1
+   whose SQLite file and warehouse live in ``<product>/.floe/iceberg/``, which ``dbt clean`` does
+   not touch). Every engine attaches to it the way it attaches to a production REST catalog;
+4. write a dbt project and run profile per compute (:mod:`floe.run.projects`,
+   :mod:`floe.run.profiles`) and start a worker per compute, each parsing its project at once
+   (a Spark worker starts its SparkSession meanwhile);
+5. derive the transform DAG from dbt's own graph, as one worker parsed it (:mod:`floe.run.graph`);
+6. run ``dbt build`` of each transform's nodes on its compute's worker as soon as the transforms
+   it depends on succeeded, transforms on different computes at the same time; a failure skips
+   only the transforms downstream of it; what committed stays committed;
+7. stop the workers and the catalog, release the lock; the :class:`~floe.run.report.RunReport`
+   says what happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from floe.artifacts import write_atomic
+from floe.compiler import ARTIFACT_DIR, STATE_DIR, Compiled, compile_path, profile_name, write_artifacts
+from floe.errors import FloeError, Problem
+from floe.model import CatalogConfig
+from floe.plugins import EngineRegistry
+from floe.run.graph import Node, Plan, TransformInput, plan
+from floe.run.lock import RunLock
+from floe.run.profiles import namespace, project_config, run_profile, worker_environ
+from floe.run.projects import read_user_project, write_project
+from floe.run.report import (
+    FAILED,
+    NODE_FAILURES,
+    SKIPPED,
+    SUCCESS,
+    NodeResult,
+    Progress,
+    RunReport,
+    TransformReport,
+)
+from floe.secrets import find_secret_refs, redact, secret_values
+
+if TYPE_CHECKING:
+    from floe.catalog.rest_server import EmbeddedCatalog
+
+RUN_DIR = ARTIFACT_DIR / "run"
+WORKER_DIR = ".workers"
+STOP_TIMEOUT = 30.0
+LOG_TAIL_LINES = 15
+After = Callable[[RunReport, CatalogConfig], None]
+
+
+@attrs.frozen
+class RunOptions:
+    """What to run and how."""
+
+    environment: str
+    select: tuple[str, ...] = ()
+    """Transform names to run (default: all). Transforms not selected are assumed built."""
+    parallel: int | None = None
+    """At most this many transforms at once (default: one per compute)."""
+    wait: bool = True
+    """Wait for another run of the product to finish (else fail at once)."""
+    lock_timeout: float | None = None
+
+
+def run(path: Path, options: RunOptions, progress: Progress | None = None,
+        engines: EngineRegistry | None = None, after: After | None = None) -> RunReport:  # fmt: skip
+    """Run the data product at ``path``; see the module docstring.
+
+    :param after: called with the report and the catalog once the transforms finished, while the
+        catalog still serves (``floe run --show`` reads the tables there).
+    :raises FloeError: the product is invalid, the lock is held (``wait=False``), the catalog
+        cannot start, or the dbt project cannot be parsed. A failing transform raises nothing: the
+        report says so.
+    """
+    progress = progress or Progress(None)
+    started = time.time()
+    clock = time.monotonic()
+    registry = engines or EngineRegistry.discover()
+    compiled = compile_path(path, registry)
+    inputs = _check(compiled, options)
+    product = str(compiled.source.data["metadata"]["name"])
+    product_dir = compiled.product_dir.resolve()
+    phases = {"compile": time.monotonic() - clock}
+
+    clock = time.monotonic()
+    lock = RunLock(product_dir / STATE_DIR).acquire(wait=options.wait, environment=options.environment,
+                                                     on_wait=progress.line, timeout=options.lock_timeout)  # fmt: skip
+    phases["lock"] = time.monotonic() - clock
+    with lock:
+        write_artifacts(compiled)
+        clock = time.monotonic()
+        catalog, embedded = _start_catalog(compiled, product_dir / STATE_DIR)
+        phases["catalog_start"] = time.monotonic() - clock
+        try:
+            schema = namespace(product, options.environment)
+            report = RunReport(product, options.environment, _catalog_json(catalog, embedded), schema,
+                               started_at=started, phases=phases)  # fmt: skip
+            where = f"embedded, {embedded.root}" if embedded is not None else "declared in the manifest"
+            progress.line(f"catalog {catalog.name!r} at {catalog.uri} ({where}); namespace {schema}")
+            _Run(compiled, registry, options, inputs, catalog, schema, report, progress).execute()
+            if after is not None:
+                after(report, catalog)
+        finally:
+            if embedded is not None:
+                embedded.stop()
+        report.finished_at = time.time()  # before the lock goes: a waiting run starts after this
+    return report
+
+
+def _check(compiled: Compiled, options: RunOptions) -> list[TransformInput]:
+    if not compiled.transforms:
+        raise FloeError([Problem(f"{compiled.source.path} is a manifest: `floe run` runs a data product",
+                                 fix="pass a data product directory or its floe.yaml")])  # fmt: skip
+    environments = list(compiled.governance.environments)
+    if options.environment not in environments:
+        raise FloeError([Problem(f"unknown environment {options.environment!r}",
+                                 expected="one of " + ", ".join(environments),
+                                 fix="pass --env with an environment the manifests declare")])  # fmt: skip
+    names = [t.name for t in compiled.transforms]
+    unknown = [s for s in options.select if s not in names]
+    if unknown:
+        raise FloeError([Problem(f"no transform named {', '.join(map(repr, unknown))}",
+                                 expected="one of " + ", ".join(names),
+                                 fix="name transforms as `floe compile` lists them (their `name:`, else "
+                                     "their path as an identifier)")])  # fmt: skip
+    if options.parallel is not None and options.parallel < 1:
+        raise FloeError("--threads must be at least 1")
+    return [TransformInput(t.name, t.path, t.compute) for t in compiled.transforms]
+
+
+def _start_catalog(compiled: Compiled, state_dir: Path) -> tuple[CatalogConfig, EmbeddedCatalog | None]:
+    declared = compiled.catalog
+    if declared is not None:
+        if declared.type != "rest" or not declared.uri:
+            raise FloeError([Problem(
+                f"the manifest declares a {declared.type} catalog {declared.name!r}: `floe run` needs an "
+                "Iceberg REST catalog (with a uri), which DuckDB and Spark both attach to",
+                fix="declare the REST endpoint of your catalog, or remove `catalog:` to use the embedded one",
+            )])  # fmt: skip
+        return declared, None
+    from floe.catalog.rest_server import EmbeddedCatalog
+
+    # The port of the last run, when it is free: the same catalog uri keeps the run profiles the
+    # same from run to run, so dbt can reuse its parse of the project (partial parsing).
+    port_file = state_dir / "iceberg" / "port"
+    try:
+        port = int(port_file.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        port = 0
+    embedded = EmbeddedCatalog(state_dir)
+    try:
+        try:
+            embedded = EmbeddedCatalog(state_dir, port=port).start()
+        except OSError:
+            embedded = EmbeddedCatalog(state_dir).start()
+    except Exception as exc:  # noqa: BLE001 - pyiceberg missing, a read-only disk, a corrupt file…
+        raise FloeError([Problem(f"the embedded Iceberg catalog could not start: {type(exc).__name__}: {exc}",
+                                 fix=f"check that {embedded.root} is writable; pip install "
+                                     "'floe[iceberg]' if pyiceberg is missing")]) from None  # fmt: skip
+    with contextlib.suppress(OSError):
+        write_atomic(port_file, embedded.uri.rsplit(":", 1)[1] + "\n")
+    return embedded.catalog_config(), embedded
+
+
+def _catalog_json(catalog: CatalogConfig, embedded: EmbeddedCatalog | None) -> dict[str, Any]:
+    info: dict[str, Any] = {"name": catalog.name, "type": catalog.type, "uri": catalog.uri,
+                            "warehouse": catalog.warehouse, "embedded": embedded is not None}  # fmt: skip
+    if embedded is not None:
+        info["path"] = str(embedded.root)
+    return info
+
+
+# -- the workers -----------------------------------------------------------------------------------
+
+Message = tuple["_Worker", dict[str, Any]]
+
+
+class _Worker:
+    """One ``python -m floe.run.worker`` process: its dbt runs one transform at a time."""
+
+    def __init__(self, compute: str, env: dict[str, str], directory: Path,
+                 messages: queue.Queue[Message]) -> None:  # fmt: skip
+        self.compute = compute
+        self.busy: str | None = None
+        self.alive = True
+        directory.mkdir(parents=True, exist_ok=True)
+        self.log = directory.with_suffix(".log")
+        read_fd, write_fd = os.pipe()
+        try:
+            with open(self.log, "w", encoding="utf-8") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "floe.run.worker", str(write_fd)],
+                    stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+                    cwd=directory, env=env, text=True, start_new_session=True,
+                )  # fmt: skip
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self._reader = threading.Thread(target=self._read, args=(read_fd, messages),
+                                        name=f"floe-run-{compute}", daemon=True)  # fmt: skip
+        self._reader.start()
+
+    def _read(self, fd: int, messages: queue.Queue[Message]) -> None:
+        with os.fdopen(fd, encoding="utf-8") as replies:
+            for line in replies:
+                with contextlib.suppress(ValueError):
+                    messages.put((self, json.loads(line)))
+        messages.put((self, {"type": "exit", "code": self.process.wait()}))
+
+    def send(self, request: dict[str, Any]) -> bool:
+        stdin = self.process.stdin
+        if stdin is None or not self.alive:
+            return False
+        try:
+            stdin.write(json.dumps(request) + "\n")
+            stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+        return True
+
+    def ask_to_exit(self) -> None:
+        self.send({"op": "exit"})
+        with contextlib.suppress(OSError, ValueError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+
+    def finish(self, timeout: float) -> None:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._reader.join(timeout=5)
+
+    def kill(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=5)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class _Run:
+    """The state of one run: the plan, the workers, the report."""
+
+    def __init__(self, compiled: Compiled, registry: EngineRegistry, options: RunOptions,
+                 inputs: list[TransformInput], catalog: CatalogConfig, schema: str,
+                 report: RunReport, progress: Progress) -> None:  # fmt: skip
+        self.compiled = compiled
+        self.registry = registry
+        self.options = options
+        self.inputs = inputs
+        self.catalog = catalog
+        self.schema = schema
+        self.report = report
+        self.progress = progress
+        self.env = options.environment
+        self.product_dir = compiled.product_dir.resolve()
+        self.run_dir = self.product_dir / RUN_DIR
+        selected = set(options.select) or {t.name for t in inputs}
+        self.selected = [t for t in inputs if t.name in selected]
+        self.messages: queue.Queue[Message] = queue.Queue()
+        self.workers: dict[str, _Worker] = {}
+        self.ids = itertools.count(1)
+        self.profiles: dict[str, dict[str, Any]] = {}
+        self.secrets = self._secrets()
+
+    # -- setup -------------------------------------------------------------------------------------
+
+    def _secrets(self) -> list[str]:
+        refs = find_secret_refs(attrs.asdict(self.catalog, recurse=False))
+        for transform in self.selected:
+            refs += find_secret_refs(self.compiled.governance.compute_for(transform.compute, self.env).config)
+        return secret_values(refs)
+
+    def _projects(self) -> dict[str, Path]:
+        """The dbt project of each compute the selected transforms use, by compute name.
+
+        The transforms of one compute run one after another in its worker, so they share one
+        project (and its parse); transforms of different computes have their own ``target/``.
+        """
+        user_project = read_user_project(self.product_dir)
+        projects = {}
+        for name in dict.fromkeys(t.compute for t in self.selected):
+            compute = self.compiled.governance.compute_for(name, self.env)
+            engine = self.registry.engines[compute.engine]
+            output = self.compiled.profiles[profile_name(name)]["outputs"][self.env]
+            profile = run_profile(engine, compute, output, self.catalog, self.schema)
+            self.profiles[name] = profile
+            projects[name] = write_project(
+                self.product_dir, self.run_dir / name, user_project, profile_name(name),
+                self.env, profile, project_config(engine.info.dbt_adapter),
+            )  # fmt: skip
+        return projects
+
+    def _worker(self, compute_name: str) -> _Worker:
+        worker = self.workers.get(compute_name)
+        if worker is not None and worker.alive:
+            return worker
+        compute = self.compiled.governance.compute_for(compute_name, self.env)
+        engine = self.registry.engines[compute.engine]
+        env = worker_environ(engine, compute, os.environ)
+        directory = self.run_dir / WORKER_DIR / compute_name
+        worker = _Worker(compute_name, env, directory, self.messages)
+        self.workers[compute_name] = worker
+        return worker
+
+    def _dbt_args(self, project: Path) -> list[str]:
+        return ["--project-dir", str(project), "--profiles-dir", str(project), "--target", self.env,
+                "--target-path", str(project / "target"), "--log-path", str(project / "logs")]  # fmt: skip
+
+    # -- the run -----------------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        projects = self._projects()
+        try:
+            parse_id, worker, project = self._start_workers(projects)
+            the_plan = self._parse(parse_id, worker, project, projects)
+            self._schedule(the_plan, projects)
+        except BaseException:
+            for worker in self.workers.values():  # interrupted, or floe failed: no waiting
+                worker.kill()
+            raise
+        finally:
+            clock = time.monotonic()
+            self._stop_workers()
+            self.report.phases["shutdown"] = time.monotonic() - clock
+
+    def _start_workers(self, projects: dict[str, Path]) -> tuple[int, _Worker, Path]:
+        """Start a worker per compute, each parsing its compute's project at once, in parallel.
+
+        The worker's builds reuse that parse. A Spark worker also starts its SparkSession in the
+        background. The parse of a non-Spark worker gives the graph (a Spark worker is busy
+        starting Java); every compute's project holds the whole dbt project, so any will do.
+        """
+        clock = time.monotonic()
+        parses: dict[str, tuple[int, _Worker, Path]] = {}
+        for compute, project in projects.items():
+            worker = self._worker(compute)
+            profile = self.profiles[compute]
+            if profile.get("type") == "spark":
+                worker.send({"id": next(self.ids), "op": "warm", "catalog": self.catalog.name,
+                             "spark_conf": profile.get("server_side_parameters") or {}})  # fmt: skip
+            request_id = next(self.ids)
+            worker.send({"id": request_id, "op": "parse", "args": self._dbt_args(project)})
+            parses[compute] = (request_id, worker, project)
+        self.report.phases["workers_start"] = time.monotonic() - clock
+        chosen = next((c for c in parses if self.profiles[c].get("type") != "spark"), next(iter(parses)))
+        return parses[chosen]
+
+    def _parse(self, request_id: int, worker: _Worker, project: Path, projects: dict[str, Path]) -> Plan:
+        clock = time.monotonic()
+        while True:
+            sender, message = self.messages.get()
+            if message.get("type") == "exit":
+                sender.alive = False
+            if sender is not worker:
+                continue
+            if message["type"] == "exit":
+                raise FloeError([Problem(f"dbt could not parse the project: the process for compute "
+                                         f"{worker.compute!r} stopped (exit code {message['code']}):\n"
+                                         + redact(worker.tail(), self.secrets),
+                                         fix=f"see {worker.log}")])  # fmt: skip
+            if message["type"] == "result" and message.get("id") == request_id:
+                break
+        self.report.phases["parse"] = time.monotonic() - clock
+        if not message.get("success"):
+            raise FloeError([Problem("dbt could not parse the project:\n"
+                                     + redact(str(message.get("error")), self.secrets),
+                                     fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}")])  # fmt: skip
+        nodes = [Node.from_json(n) for n in message["nodes"]]
+        the_plan = plan(nodes, self.inputs, str(message.get("project")))
+        selected = {t.name for t in self.selected}
+        for planned in the_plan.transforms:
+            if planned.name not in selected:
+                continue
+            compute = self.compiled.governance.compute_for(planned.compute, self.env)
+            self.report.transforms.append(TransformReport(
+                planned.name, planned.path, planned.compute, compute.engine,
+                list(planned.upstream), [n.unique_id for n in planned.nodes], planned.tests,
+                log=str(projects[planned.compute] / "logs" / "dbt.log"),
+            ))  # fmt: skip
+        self.report.unassigned = [n.unique_id for n in the_plan.unassigned]
+        order = " → ".join(f"{t.name} ({t.compute})" for t in self.report.transforms)
+        self.progress.line(f"parsed the dbt project in {self.report.phases['parse']:.1f}s: {order}")
+        if the_plan.unassigned:
+            self.progress.line(f"note: {len(the_plan.unassigned)} node(s) lie outside every transform path and "
+                               "no transform needs them; not built: "
+                               + ", ".join(n.name for n in the_plan.unassigned))  # fmt: skip
+        return the_plan
+
+    def _schedule(self, the_plan: Plan, projects: dict[str, Path]) -> None:
+        reports = {t.name: t for t in self.report.transforms}
+        limit = self.options.parallel or len(reports) or 1
+        running: dict[int, str] = {}
+        while True:
+            for transform in self.report.transforms:
+                if len(running) >= limit:
+                    break
+                if transform.status != "pending":
+                    continue
+                upstream = [reports[u] for u in transform.depends_on if u in reports]
+                if any(u.status in (FAILED, SKIPPED) for u in upstream):
+                    continue  # marked skipped when the failure was seen
+                if not all(u.status == SUCCESS for u in upstream):
+                    continue
+                worker = self._worker(transform.compute)
+                if worker.busy is not None:
+                    continue
+                self._start(transform, the_plan, worker, projects, running)
+            if not running:
+                break
+            sender, message = self.messages.get()
+            self._handle(sender, message, running, reports, the_plan)
+        for transform in self.report.transforms:
+            if transform.status == "pending":  # pragma: no cover - every pending one is started or skipped
+                transform.status, transform.message = SKIPPED, "not started"
+
+    def _start(self, transform: TransformReport, the_plan: Plan, worker: _Worker,
+               projects: dict[str, Path], running: dict[int, str]) -> None:  # fmt: skip
+        transform.started_at = time.time()
+        transform.status = "running"
+        self.progress.transform_started(transform)
+        planned = the_plan.get(transform.name)
+        if not planned.nodes:
+            transform.finished_at = time.time()
+            transform.status, transform.message = SUCCESS, "no models in this transform's path"
+            self.progress.transform_finished(transform)
+            return
+        request_id = next(self.ids)
+        args = [*self._dbt_args(projects[transform.compute]), "--select", *planned.selectors,
+                "--indirect-selection", "buildable"]  # fmt: skip
+        if worker.send({"id": request_id, "op": "build", "args": args}):
+            worker.busy = transform.name
+            running[request_id] = transform.name
+            return
+        self._finish(transform, False, [], f"the dbt process of compute {worker.compute!r} is not running:\n"
+                     + worker.tail(), the_plan)  # fmt: skip
+
+    def _handle(self, worker: _Worker, message: dict[str, Any], running: dict[int, str],
+                reports: dict[str, TransformReport], the_plan: Plan) -> None:  # fmt: skip
+        compute = worker.compute
+        kind = message.get("type")
+        if kind == "node" and message.get("event") == "finish":
+            name = running.get(int(message.get("id") or 0))
+            if name is not None:
+                self.progress.node_finished(name, NodeResult(
+                    str(message["unique_id"]), str(message["name"]), str(message["resource_type"]),
+                    str(message["status"]), float(message.get("seconds") or 0.0)))  # fmt: skip
+        elif kind == "result":
+            name = running.pop(int(message.get("id") or 0), None)
+            if name is None:
+                return
+            worker.busy = None
+            results = [NodeResult(r["unique_id"], r["name"], r["resource_type"], r["status"], r["seconds"],
+                                  redact(r.get("message") or "", self.secrets), self._relation(r))
+                       for r in message.get("results") or []]  # fmt: skip
+            error = message.get("error") or ""
+            self._finish(reports[name], bool(message.get("success")), results, error, the_plan)
+        elif kind == "exit":
+            worker.alive = False
+            for request_id, name in list(running.items()):
+                if worker.busy == name:
+                    del running[request_id]
+                    worker.busy = None
+                    self._finish(reports[name], False, [],
+                                 f"the dbt process of compute {compute!r} stopped unexpectedly (exit code "
+                                 f"{message.get('code')}); its last output ({worker.log}):\n" + worker.tail(),
+                                 the_plan)  # fmt: skip
+
+    def _relation(self, result: dict[str, Any]) -> str | None:
+        """``<catalog>.<namespace>.<table>``: the same Iceberg table whichever engine built it."""
+        if result.get("resource_type") not in ("model", "seed", "snapshot") or not result.get("alias"):
+            return None
+        if result.get("materialized") == "ephemeral":
+            return None
+        return f"{self.catalog.name}.{result.get('schema')}.{result.get('alias')}"
+
+    def _finish(self, transform: TransformReport, success: bool, results: list[NodeResult], error: str,
+                the_plan: Plan) -> None:  # fmt: skip
+        transform.finished_at = time.time()
+        transform.results = results
+        failed = [r for r in results if r.status in NODE_FAILURES]
+        if success and not failed:
+            transform.status = SUCCESS
+        else:
+            transform.status = FAILED
+            lines = [f"{r.resource_type} {r.name}: {r.message}" for r in failed] or [error or "dbt build failed"]
+            transform.message = redact("\n".join(lines), self.secrets)
+        self.progress.transform_finished(transform)
+        if transform.status == SUCCESS:
+            return
+        for name in the_plan.downstream(transform.name):
+            other = next((t for t in self.report.transforms if t.name == name), None)
+            if other is not None and other.status == "pending":
+                other.status = SKIPPED
+                other.message = f"not run: upstream transform {transform.name!r} failed"
+                self.progress.line(f"[{other.name}] SKIPPED: upstream transform {transform.name!r} failed")
+
+    def _stop_workers(self) -> None:
+        workers = list(self.workers.values())
+        for worker in workers:
+            worker.ask_to_exit()
+        for worker in workers:
+            worker.finish(STOP_TIMEOUT)

@@ -1,0 +1,418 @@
+"""``floe run`` end to end, on real engines: dbt with DuckDB and Spark sharing one Iceberg catalog.
+
+Nothing is mocked. Products are written to a temporary directory; ``floe run`` compiles them,
+starts the embedded Iceberg REST catalog (``.floe/iceberg/``), runs dbt in its worker processes,
+and the tests read the tables back with pyiceberg straight from the catalog's SQLite file and
+warehouse, a reader that shares nothing with the run. Spark is slow to start, so one run of one
+product proves both hand-offs (DuckDB → Spark → DuckDB) and the concurrency; failures, re-runs and
+locking use DuckDB computes only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from floe.run.graph import Node, TransformInput, plan
+from floe.run.lock import RunLock
+from floe.run.runner import RunOptions, run
+
+QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return root
+
+
+def enterprise(spark: bool) -> str:
+    computes = [
+        "- name: duckdb\n  config: { threads: 2, extensions: [iceberg, httpfs] }",
+        "- name: duckdb-b\n  engine: duckdb\n  config: { threads: 2 }",  # no extensions: floe adds them
+    ]
+    if spark:
+        computes.append(
+            "- name: spark\n  engine: spark\n  config:\n    master: local[1]\n    driver_memory: 768m\n"
+            "    iceberg: true\n    spark_conf:\n      spark.sql.shuffle.partitions: '1'\n"
+            f"      spark.driver.extraJavaOptions: '{QUICK_JVM}'"
+        )
+    approved = textwrap.indent("\n".join(computes), " " * 6)
+    return (
+        "apiVersion: floe.dev/v1\nkind: Manifest\nscope: enterprise\nmetadata: {name: acme}\n"
+        f"plugins:\n  compute:\n    approved:\n{approved}\n    default: duckdb\n"
+        "environments:\n  - name: dev\n  - name: prod\n"
+    )
+
+
+def product(root: Path, name: str, transforms: str, files: dict[str, str], spark: bool = False) -> Path:
+    entries = textwrap.indent(textwrap.dedent(transforms).strip(), "  ")
+    return write(root, {
+        "platform/enterprise.yaml": enterprise(spark),
+        "floe.yaml": "apiVersion: floe.dev/v1\nkind: DataProduct\n"
+                     f"metadata: {{name: {name}}}\nplatform: platform/enterprise.yaml\ntransforms:\n{entries}\n",
+        "dbt_project.yml": f"name: {name}\nversion: '1.0.0'\nconfig-version: 2\nprofile: unused\n"
+                           f"models:\n  {name}:\n    +materialized: table\n",
+        **files,
+    })  # fmt: skip
+
+
+def iceberg(product_dir: Path) -> Any:
+    """pyiceberg on the embedded catalog's own SQLite file: no server, nothing shared with the run."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    root = product_dir / ".floe" / "iceberg" / "floe"
+    return SqlCatalog("floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}")
+
+
+def rows(product_dir: Path, namespace: str, table: str, order_by: str) -> list[dict[str, Any]]:
+    data = iceberg(product_dir).load_table((namespace, table)).scan().to_arrow().sort_by(order_by)
+    return data.to_pylist()
+
+
+def engine_of(product_dir: Path, namespace: str, table: str) -> str | None:
+    """The engine that wrote the table's current snapshot (Spark says so; DuckDB writes nothing)."""
+    snapshot = iceberg(product_dir).load_table((namespace, table)).current_snapshot()
+    return snapshot.summary.additional_properties.get("engine-name") if snapshot else None
+
+
+def floe(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "floe", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)  # fmt: skip
+
+
+# -- one Spark run: DuckDB → Spark → DuckDB, and two computes at once ------------------------------
+
+FLOW_TRANSFORMS = """
+    - {type: dbt, name: raw, path: models/raw/, compute: duckdb}
+    - {type: dbt, name: spark_stage, path: models/spark/, compute: spark}
+    - {type: dbt, name: side, path: models/side/, compute: duckdb}
+    - {type: dbt, name: marts, path: models/marts/, compute: duckdb}
+"""
+FLOW_FILES = {
+    "seeds/people.csv": """
+        id,name,score
+        1,ada,10.5
+        2,bob,7.25
+        3,cy,1.0
+    """,
+    # DuckDB writes an Iceberg table …
+    "models/raw/people_raw.sql": "select id, name, score from {{ ref('people') }} where score > 0\n",
+    # … Spark reads it in place and writes its own …
+    "models/spark/spark_people.sql": """
+        {{ config(materialized='view') }}
+        select id, upper(name) as name, cast(score * 2 as double) as score2, 'spark' as written_by
+        from {{ ref('people_raw') }}
+    """,
+    # … which DuckDB reads in place. `side` needs only `raw`: it runs while Spark does.
+    "models/side/side_counts.sql": "select count(*) as people, sum(score) as total from {{ ref('people_raw') }}\n",
+    "models/marts/final.sql": """
+        select p.id, p.name, p.score2, p.written_by, s.people
+        from {{ ref('spark_people') }} p cross join {{ ref('side_counts') }} s
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = product(tmp_path_factory.mktemp("flow"), "flow", FLOW_TRANSFORMS, FLOW_FILES, spark=True)
+    started = time.monotonic()
+    done = floe("run", str(root), "--env", "dev", "--json", cwd=root.parent)
+    yield {"root": root, "done": done, "seconds": time.monotonic() - started,
+           "report": json.loads(done.stdout) if done.stdout.strip() else None}  # fmt: skip
+
+
+@pytest.mark.req("REQ-013")
+def test_duckdb_to_spark_to_duckdb_through_one_catalog(flow: dict[str, Any]) -> None:
+    done, root = flow["done"], flow["root"]
+    assert done.returncode == 0, done.stderr
+    ns = "flow_dev"
+    assert rows(root, ns, "people_raw", "id") == [
+        {"id": 1, "name": "ada", "score": 10.5}, {"id": 2, "name": "bob", "score": 7.25},
+        {"id": 3, "name": "cy", "score": 1.0},
+    ]  # fmt: skip
+    assert rows(root, ns, "spark_people", "id") == [  # Spark read DuckDB's table
+        {"id": 1, "name": "ADA", "score2": 21.0, "written_by": "spark"},
+        {"id": 2, "name": "BOB", "score2": 14.5, "written_by": "spark"},
+        {"id": 3, "name": "CY", "score2": 2.0, "written_by": "spark"},
+    ]
+    assert rows(root, ns, "final", "id") == [  # DuckDB read Spark's table (and its own)
+        {"id": 1, "name": "ADA", "score2": 21.0, "written_by": "spark", "people": 3},
+        {"id": 2, "name": "BOB", "score2": 14.5, "written_by": "spark", "people": 3},
+        {"id": 3, "name": "CY", "score2": 2.0, "written_by": "spark", "people": 3},
+    ]
+    assert engine_of(root, ns, "spark_people") == "spark"
+    assert engine_of(root, ns, "people_raw") is None and engine_of(root, ns, "final") is None
+    # one catalog, one warehouse, no copies: every table's files are under the product's .floe/
+    warehouse = root / ".floe" / "iceberg" / "floe" / "warehouse" / ns
+    assert {p.name for p in warehouse.iterdir()} == {"people", "people_raw", "spark_people", "side_counts", "final"}
+    assert not (root / "data").exists() and not (root.parent / "data").exists()
+    print(f"\nfloe run of the DuckDB/Spark product: {flow['seconds']:.1f}s; phases {flow['report']['phases']}; "
+          + ", ".join(f"{t['name']} {t['seconds']:.1f}s" for t in flow["report"]["transforms"]))
+
+
+def test_the_dag_comes_from_dbts_refs(flow: dict[str, Any]) -> None:
+    report = flow["report"]
+    assert report is not None, flow["done"].stderr
+    transforms = {t["name"]: t for t in report["transforms"]}
+    assert [t["name"] for t in report["transforms"]] == ["raw", "spark_stage", "side", "marts"]
+    assert transforms["raw"]["depends_on"] == []
+    assert transforms["spark_stage"]["depends_on"] == ["raw"]
+    assert transforms["side"]["depends_on"] == ["raw"]
+    assert transforms["marts"]["depends_on"] == ["spark_stage", "side"]
+    # the seed outside every transform path is built by the first transform that needs it
+    assert sorted(n["name"] for n in transforms["raw"]["nodes"]) == ["people", "people_raw"]
+    assert transforms["spark_stage"]["engine"] == "spark" and transforms["marts"]["engine"] == "duckdb"
+
+
+def test_independent_transforms_on_different_computes_overlap(flow: dict[str, Any]) -> None:
+    transforms = {t["name"]: t for t in flow["report"]["transforms"]}
+    spark, side, marts = transforms["spark_stage"], transforms["side"], transforms["marts"]
+    assert side["started_at"] < spark["finished_at"] and spark["started_at"] < side["finished_at"], (spark, side)
+    assert marts["started_at"] >= max(spark["finished_at"], side["finished_at"])
+    assert transforms["raw"]["finished_at"] <= min(spark["started_at"], side["started_at"])
+
+
+def test_json_report_shape_and_progress(flow: dict[str, Any]) -> None:
+    report, done = flow["report"], flow["done"]
+    assert set(report) == {"apiVersion", "kind", "product", "environment", "status", "started_at", "finished_at",
+                           "seconds", "catalog", "namespace", "phases", "transforms", "unassigned"}
+    assert (report["kind"], report["product"], report["environment"], report["status"]) == (
+        "RunReport", "flow", "dev", "success")
+    assert report["namespace"] == "flow_dev" and report["unassigned"] == []
+    assert report["catalog"]["name"] == "floe" and report["catalog"]["embedded"] is True
+    assert report["catalog"]["uri"].startswith("http://127.0.0.1:")
+    for transform in report["transforms"]:
+        assert set(transform) == {"name", "path", "compute", "engine", "depends_on", "status", "started_at",
+                                  "finished_at", "seconds", "models", "tests", "counts", "message", "log", "nodes"}
+        assert transform["status"] == "success" and transform["seconds"] > 0
+        assert transform["counts"] == {"success": transform["models"]}
+        assert Path(transform["log"]).is_file()
+        for node in transform["nodes"]:
+            assert set(node) == {"unique_id", "name", "resource_type", "status", "seconds", "message", "relation"}
+            assert node["relation"] == f"floe.flow_dev.{node['name']}"  # catalog.namespace.table, any engine
+    # progress went to stderr, one line per transform start and end, and the summary table
+    assert "[spark_stage] started on spark (spark): 1 model" in done.stderr
+    assert "[raw] started on duckdb (duckdb): 1 model, 1 seed" in done.stderr
+    assert "[marts] SUCCESS on duckdb" in done.stderr
+    assert "[spark_stage]   model spark_people: success (" in done.stderr
+    assert "TRANSFORM    COMPUTE  ENGINE  MODELS  STATUS" in done.stderr
+
+
+# -- failures, re-runs, selection (DuckDB computes) ---------------------------------------------------
+
+DUO_TRANSFORMS = """
+    - {type: dbt, name: base, path: models/base/, compute: duckdb}
+    - {type: dbt, name: left, path: models/left/, compute: duckdb-b}
+    - {type: dbt, name: right, path: models/right/, compute: duckdb}
+    - {type: dbt, name: after_left, path: models/after_left/, compute: duckdb}
+"""
+DUO_FILES = {
+    "models/base/numbers.sql": "select range as n from range(5)\n",
+    "models/left/lefty.sql": "select n, n * 10 as tens from {{ ref('numbers') }}\n",
+    "models/right/righty.sql": "select sum(n) as total from {{ ref('numbers') }}\n",
+    "models/right/coded.sql": "select * from {{ ref('codes') }}\n",
+    "seeds/codes.csv": "code,label\n1,one\n2,two\n",
+    # a view cannot live in an Iceberg catalog: floe builds it as a table
+    "models/after_left/after.sql": "{{ config(materialized='view') }}\nselect count(*) as c from {{ ref('lefty') }}\n",
+}
+
+
+@pytest.fixture
+def duo(tmp_path: Path) -> Path:
+    return product(tmp_path / "duo", "duo", DUO_TRANSFORMS, DUO_FILES)
+
+
+def statuses(report: Any) -> dict[str, str]:
+    return {t.name: t.status for t in report.transforms}
+
+
+def test_a_failure_skips_only_its_dependents_and_a_rerun_after_the_fix_works(duo: Path) -> None:
+    first = run(duo, RunOptions("dev"))
+    assert first.success, [t.message for t in first.transforms]
+    assert rows(duo, "duo_dev", "lefty", "n")[-1] == {"n": 4, "tens": 40}
+
+    (duo / "models/left/lefty.sql").write_text("select n, n * 10 as tens from {{ ref('numbers') }} where nope\n")
+    (duo / "models/base/numbers.sql").write_text("select range as n from range(6)\n")
+    second = run(duo, RunOptions("dev"))
+    assert not second.success
+    assert statuses(second) == {"base": "success", "left": "failed", "right": "success",
+                                "after_left": "skipped"}  # fmt: skip
+    left = second.get("left")
+    assert "nope" in left.message and "lefty" in left.message
+    assert second.get("after_left").message == "not run: upstream transform 'left' failed"
+    with RunLock(duo / ".floe").acquire(wait=False, environment="dev"):  # a failed run released it
+        pass
+    # what committed stays committed: base and right were rebuilt (base has 6 rows now) …
+    assert rows(duo, "duo_dev", "righty", "total") == [{"total": 15}]
+    # … and the failed model's table is its last good build: floe stages before touching it
+    assert len(rows(duo, "duo_dev", "lefty", "n")) == 5
+    assert rows(duo, "duo_dev", "after", "c") == [{"c": 5}]
+
+    # the fix changes the columns: the table is dropped and created, no manual cleanup (a seed's too)
+    (duo / "models/left/lefty.sql").write_text("select n, n * 100 as hundreds, 'x' as tag from {{ ref('numbers') }}\n")
+    (duo / "seeds/codes.csv").write_text("code,label,lang\n3,drei,de\n")
+    third = run(duo, RunOptions("dev"))
+    assert third.success, [t.message for t in third.transforms]
+    assert rows(duo, "duo_dev", "lefty", "n")[-1] == {"n": 5, "hundreds": 500, "tag": "x"}
+    assert rows(duo, "duo_dev", "coded", "code") == [{"code": 3, "label": "drei", "lang": "de"}]
+    assert rows(duo, "duo_dev", "after", "c") == [{"c": 6}]
+
+
+def test_exit_codes_and_selection(duo: Path) -> None:
+    done = floe("run", str(duo), "--env", "dev", "--select", "base", "right", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [t["name"] for t in report["transforms"]] == ["base", "right"]
+    assert rows(duo, "duo_dev", "righty", "total") == [{"total": 10}]
+
+    (duo / "models/right/righty.sql").write_text("select sum(n) as total from {{ ref('missing_model') }}\n")
+    done = floe("run", str(duo), "--env", "dev", "--select", "right")
+    assert done.returncode == 1
+    assert "missing_model" in done.stderr + done.stdout
+
+    done = floe("run", str(duo), "--env", "dev", "--select", "nothing")
+    assert done.returncode == 1 and "no transform named 'nothing'" in done.stderr
+    done = floe("run", str(duo), "--env", "staging")
+    assert done.returncode == 1 and "unknown environment 'staging'" in done.stderr
+    assert floe("run", str(duo)).returncode == 2  # --env is required
+
+
+def test_a_second_run_waits_for_the_first_or_fails_clearly(duo: Path) -> None:
+    first = subprocess.Popen([sys.executable, "-m", "floe", "run", str(duo), "--env", "dev", "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    lock_file = duo / ".floe" / "run.lock"
+    deadline = time.monotonic() + 60
+    while f'"pid": {first.pid}' not in (lock_file.read_text() if lock_file.exists() else ""):
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.05)
+    refused = floe("run", str(duo), "--env", "prod", "--no-wait")
+    waiting = subprocess.Popen([sys.executable, "-m", "floe", "run", str(duo), "--env", "dev", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    first_out, first_err = first.communicate(timeout=240)
+    waiting_out, waiting_err = waiting.communicate(timeout=240)
+
+    assert refused.returncode == 1
+    assert f"another floe run of this product is in progress (pid {first.pid}" in refused.stderr
+    assert first.returncode == 0, first_err
+    assert waiting.returncode == 0, waiting_err
+    assert f"another floe run of this product is in progress (pid {first.pid}" in waiting_err
+    assert "waiting for it to finish" in waiting_err
+    one, two = json.loads(first_out), json.loads(waiting_out)
+    assert one["finished_at"] <= min(t["started_at"] for t in two["transforms"])
+    assert two["phases"]["lock"] > 0.5  # seconds it waited
+    assert not lock_file.read_text()  # released; the file stays, empty
+
+
+def test_a_declared_rest_catalog_with_client_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest's catalog instead of the embedded one: DuckDB attaches with OAuth2 client
+    credentials whose secret comes from the environment and is written to no file."""
+    from floe.catalog.rest_server import EmbeddedCatalog
+
+    secret = "s3cr3t-6f1c0a9e-never-written"
+    monkeypatch.setenv("FLOE_TEST_CATALOG_SECRET", secret)
+    with EmbeddedCatalog(tmp_path / "elsewhere", name="lake") as served:
+        root = product(tmp_path / "declared", "declared", """
+            - {type: dbt, name: base, path: models/base/, compute: duckdb-b}
+            - {type: dbt, name: right, path: models/right/, compute: duckdb}
+        """, DUO_FILES)  # fmt: skip
+        manifest = root / "platform" / "enterprise.yaml"
+        manifest.write_text(manifest.read_text() + textwrap.dedent(f"""
+            catalog:
+              type: rest
+              name: lake
+              uri: {served.uri}
+              warehouse: {served.warehouse}
+              client_id: floe-runner
+              client_secret: {{secret_ref: FLOE_TEST_CATALOG_SECRET}}
+              oauth2_server_uri: {served.uri}/v1/oauth/tokens
+        """))  # fmt: skip
+        report = run(root, RunOptions("dev"))
+        assert report.success, [t.message for t in report.transforms]
+        assert report.catalog["embedded"] is False and report.catalog["name"] == "lake"
+        assert ("POST", "/v1/oauth/tokens", 200) in [(r.method, r.path, r.status) for r in served.requests]
+        from pyiceberg.catalog.rest import RestCatalog
+
+        lake = RestCatalog("lake", uri=served.uri, warehouse=served.warehouse)
+        assert lake.load_table(("declared_dev", "righty")).scan().to_arrow().to_pylist() == [{"total": 10}]
+    assert not (root / ".floe" / "iceberg").exists()  # no embedded catalog was started
+    profiles = yaml.safe_load((root / "target/floe/run/duckdb/profiles.yml").read_text())
+    statements = profiles["floe_duckdb"]["outputs"]["dev"]["plugins"][0]["config"]["floe_statements"]
+    assert "CLIENT_SECRET {{ env_var('FLOE_TEST_CATALOG_SECRET') }}" in statements[0]  # a placeholder only
+    written = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert not [p for p in written if secret.encode() in p.read_bytes()]
+
+
+# -- the transform DAG, from dbt's nodes ---------------------------------------------------------------
+
+
+def node(uid: str, path: str, *deps: str, package: str = "p") -> Node:
+    kind, _, name = uid.split(".", 2)
+    return Node(uid, kind, package, name.split(".")[-1], path, (package, name), tuple(deps))
+
+
+def test_plan_assigns_nodes_by_path_then_by_need() -> None:
+    nodes = [
+        node("seed.p.raw", "seeds/raw.csv"),
+        node("model.p.a", "models/a/a.sql", "seed.p.raw", "model.pkg.util"),
+        node("model.pkg.util", "models/util.sql", package="pkg"),
+        node("model.p.b", "models/a/b/b.sql", "model.p.a"),  # nested path: the deeper transform wins
+        node("model.p.c", "models/c/c.sql", "seed.p.raw", "model.p.b"),
+        node("model.p.stray", "models/stray.sql"),
+        node("test.p.not_null", "models/c/schema.yml", "model.p.c", "model.p.b"),
+    ]
+    transforms = [TransformInput("c", "models/c", "x"), TransformInput("a", "models/a/", "y"),
+                  TransformInput("b", "./models/a/b", "z")]  # fmt: skip
+    result = plan(nodes, transforms, "p")
+    assert [t.name for t in result.transforms] == ["a", "b", "c"]
+    owned = {t.name: sorted(n.name for n in t.nodes) for t in result.transforms}
+    assert owned == {"a": ["a", "raw", "util"], "b": ["b"], "c": ["c"]}
+    assert {t.name: t.upstream for t in result.transforms} == {"a": (), "b": ("a",), "c": ("a", "b")}
+    assert [n.name for n in result.unassigned] == ["stray"]
+    assert result.get("c").tests == 1 and result.downstream("a") == ["b", "c"]
+    assert result.get("b").selectors == ["fqn:p.b"]
+
+
+def test_plan_reports_a_cycle_with_the_refs_that_close_it() -> None:
+    nodes = [node("model.p.a", "models/a/a.sql", "model.p.b"), node("model.p.b", "models/b/b.sql", "model.p.a")]
+    with pytest.raises(Exception, match=r"a \(a\) → b \(b\).*b \(b\) → a \(a\)"):
+        plan(nodes, [TransformInput("a", "models/a", "x"), TransformInput("b", "models/b", "x")], "p")
+
+
+def test_run_profiles_name_one_namespace_and_refuse_other_adapters() -> None:
+    from types import SimpleNamespace
+
+    from floe.errors import FloeError
+    from floe.model import CatalogConfig, ComputeConfig
+    from floe.run.profiles import namespace, run_profile
+
+    assert namespace("shop", "dev") == "shop_dev"
+    assert namespace("Sales-EU", "Prod") == "sales_eu_prod"
+    engine = SimpleNamespace(name="snowflake", info=SimpleNamespace(dbt_adapter="snowflake"))
+    with pytest.raises(FloeError, match="floe knows how to attach only DuckDB and Spark"):
+        run_profile(engine, ComputeConfig("wh", "snowflake"), {"type": "snowflake"},  # type: ignore[arg-type]
+                    CatalogConfig(type="rest", uri="http://127.0.0.1:1"), "shop_dev")  # fmt: skip
+
+
+def test_importing_floe_run_imports_no_engine() -> None:
+    code = (
+        "import sys, floe.cli, floe.run.runner, floe.run.cli, floe.run.graph, floe.run.profiles\n"
+        "floe.cli._parser()\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in "
+        "('dbt', 'pyspark', 'pyiceberg', 'duckdb', 'sqlalchemy', 'pyarrow')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})  # fmt: skip
+    assert done.stdout.strip() == "[]"
