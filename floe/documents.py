@@ -1,8 +1,11 @@
-"""Reading one manifest or floe.yaml: strictyaml parsing, typing, locations, schema validation.
+"""Reading one manifest or floe.yaml: parsing, typing, locations, schema validation.
 
-A file is parsed by strictyaml with the typed schema derived from the JSON Schema of its ``kind``.
-When that fails, the file is parsed untyped and typed by the same rules so that jsonschema can
-report *every* problem of the file in one go, each with file, line and ``$.path``.
+strictyaml is the reference for what a file means. :mod:`floe.fastyaml` reads the same untyped tree
+and lines in linear time on libyaml and falls back to strictyaml wherever the two could differ.
+The untyped tree is typed by the rules strictyaml's typed schema applies
+(:meth:`~floe.schemas.SchemaStore.apply_types`, checked against strictyaml by differential tests),
+so that jsonschema can report *every* problem of the file in one go, each with file, line and
+``$.path``.
 """
 
 from __future__ import annotations
@@ -13,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import strictyaml as sy
-from strictyaml.ruamel.comments import CommentedMap, CommentedSeq
-from strictyaml.ruamel.error import MarkedYAMLError
 
+from floe import fastyaml
 from floe.diagnostics import JsonPath, format_path, problems_from_errors
 from floe.errors import EnvironmentParityError, ManifestError, Problem
 from floe.schemas import KIND_SCHEMAS, SCHEMA_BASE, SchemaStore
@@ -42,7 +43,8 @@ class Document:
     kind: str
     data: dict[str, Any]
     lines: Mapping[JsonPath, int]
-    yaml: Any = attrs.field(eq=False, repr=False)
+    untyped: Any = attrs.field(eq=False, repr=False)
+    """The tree as parsed, before typing: strings, dicts and lists."""
 
     def line_of(self, path: JsonPath) -> int | None:
         """The line of ``path`` or of its nearest located ancestor."""
@@ -84,8 +86,7 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
     found = _KIND.search(text)
     kind = found.group(1) if found else None
     if kind not in KIND_SCHEMAS:
-        untyped = _parse(text, sy.Any(), label)
-        lines = _lines(untyped) if untyped is not None else {}
+        lines = parse_untyped(text, label)[1]
         choices = ", ".join(KIND_SCHEMAS)
         what = f"unknown kind {kind!r}" if kind else "missing `kind:`"
         raise ManifestError([Problem(what, label, lines.get(("kind",), 1), "$.kind",
@@ -95,21 +96,12 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
                                      1, "$.kind", expect_kind, "point to the right file")])  # fmt: skip
     uri = SCHEMA_BASE + KIND_SCHEMAS[kind]
     schema = store.get(uri)
-    typed_error: str | None = None
-    validator, retype = store.typed_schema(uri)
-    try:
-        yaml = _parse(text, validator, label)
-        data = yaml.data if yaml is not None else None
-        if retype:
-            data = store.apply_types(data, schema, uri)
-    except (sy.YAMLValidationError, ValueError) as exc:  # ValueError: numerals int() refuses
-        typed_error = str(exc)
-        yaml = _parse(text, sy.Any(), label)
-        data = store.apply_types(yaml.data if yaml is not None else None, schema, uri)
+    untyped, lines = parse_untyped(text, label)
+    data = store.apply_types(untyped, schema, uri)
     if not isinstance(data, dict):
         raise ManifestError([Problem(f"expected a mapping of keys at the top of a {kind} file",
                                      label, 1, "$", fix="start with `apiVersion: floe.dev/v1`")])  # fmt: skip
-    doc = Document(path, label, kind, data, _lines(yaml), yaml)
+    doc = Document(path, label, kind, data, lines, untyped)
     parity = parity_problems(doc)
     errors = store.validator(uri).iter_errors(data)
     problems = problems_from_errors(errors, label, doc.line_of)
@@ -119,8 +111,6 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
         raise EnvironmentParityError(parity + problems)
     if problems:
         raise ManifestError(problems)
-    if typed_error is not None:  # strictyaml refused what the schema accepts: report its words
-        raise ManifestError([Problem(typed_error.strip(), label)])
     return doc
 
 
@@ -146,13 +136,27 @@ def parity_problems(doc: Document) -> list[Problem]:
     return problems
 
 
-def _parse(text: str, schema: sy.Validator, label: str) -> Any:
+def parse_untyped(text: str, label: str) -> tuple[Any, dict[JsonPath, int]]:
+    """The untyped tree of ``text`` and the line of every node, as strictyaml reads them.
+
+    fastyaml answers in linear time; where it cannot vouch for agreeing with strictyaml, strictyaml
+    itself parses the text (slower, quadratic in the worst case, but the reference).
+    """
     if not text.strip():
-        return None
+        return None, {}
     try:
-        return sy.dirty_load(text, schema, label=label, allow_flow_style=True)
-    except (sy.YAMLValidationError, ValueError):
-        raise
+        return fastyaml.parse(text, label)
+    except fastyaml.Fallback:
+        yaml = _parse(text, label)
+        return yaml.data, _lines(yaml)
+
+
+def _parse(text: str, label: str) -> Any:
+    import strictyaml as sy  # only for what fastyaml leaves to it: most runs never import it
+    from strictyaml.ruamel.error import MarkedYAMLError
+
+    try:
+        return sy.dirty_load(text, sy.Any(), label=label, allow_flow_style=True)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -169,18 +173,21 @@ def _lines(yaml: Any) -> dict[JsonPath, int]:
     Read from the ruamel tree strictyaml parsed (``lc`` holds source positions): strictyaml's own
     ``start_line`` re-dumps the document for each node, which is slow and, for flow style, wrong.
     """
+    from strictyaml.ruamel.comments import CommentedMap, CommentedSeq
+
     lines: dict[JsonPath, int] = {}
-    if yaml is None:
-        return lines
     root = yaml._chunk._ruamelparsed  # the parse tree of strictyaml 1.7's vendored ruamel
     lines[()] = 1
     stack: list[tuple[JsonPath, Any]] = [((), root)]
     while stack:
         path, node = stack.pop()
         if isinstance(node, CommentedMap):
+            positions = node.lc.data or {}
             for key, value in node.items():
                 child = path + (str(key),)
-                lines[child] = node.lc.key(key)[0] + 1
+                # keys merged in by `<<` have no position of their own: the line of their mapping
+                position = positions.get(key)
+                lines[child] = position[0] + 1 if position else lines[path]
                 stack.append((child, value))
         elif isinstance(node, CommentedSeq):
             for index, value in enumerate(node):
@@ -193,20 +200,10 @@ def _lines(yaml: Any) -> dict[JsonPath, int]:
 def typed_fragment(doc: Document, path: JsonPath, store: SchemaStore, uri: str) -> Any:
     """The node at ``path`` typed by the schema at ``uri`` (an engine's config schema).
 
-    Engine settings are typed once floe knows which engine a compute is, which may be decided
-    by an ancestor manifest: strictyaml revalidates the node; if it refuses, the same rules type
-    the untyped node so that jsonschema can report every problem.
+    Engine settings are typed once floe knows which engine a compute is, which may be decided by
+    an ancestor manifest; the untyped node is typed by the same rules as a whole file.
     """
-    node = doc.yaml
-    for part in path:  # by hand: strictyaml's __getitem__ fails below an Or-validated node
-        if isinstance(part, int):
-            node = node.value[part]
-        else:
-            node = next(v for k, v in node.value.items() if k.data == part)
-    untyped = node.data
-    validator, retype = store.typed_schema(uri)
-    try:
-        node.revalidate(validator)
-        return store.apply_types(node.data, store.get(uri), uri) if retype else node.data
-    except (sy.YAMLValidationError, ValueError):  # ValueError: numerals int() refuses
-        return store.apply_types(untyped, store.get(uri), uri)
+    node = doc.untyped
+    for part in path:
+        node = node[part]
+    return store.apply_types(node, store.get(uri), uri)

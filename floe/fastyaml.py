@@ -9,14 +9,20 @@ Where it answers, it answers exactly as strictyaml does; where libyaml and stric
 ruamel could read a text differently, it raises :class:`Fallback` and the caller parses with
 strictyaml. ``tests/test_fastyaml_differential.py`` checks that agreement with hypothesis.
 
-* Accepted: the tree equals strictyaml's (a document whose root is a scalar, or an empty one, is the
-  whole text, as strictyaml gives it) and the lines equal those ``floe.documents._lines`` reads.
+* Accepted: the tree equals strictyaml's and the lines equal those ``floe.documents._lines`` reads
+  (a text with no document at all, only comments or blank lines, is the text itself, as strictyaml
+  gives it).
 * Rejected with :class:`~floe.errors.ManifestError`, with strictyaml's message and line: tags,
-  anchors, undefined aliases, duplicate keys, a second document.
+  anchors, undefined aliases (the first in the text), a second document, duplicate keys (the one
+  strictyaml's constructor meets first).
 * :class:`Fallback`: anything libyaml refuses (strictyaml words and locates syntax errors its own
-  way); tabs, the line breaks NEL/LS/PS and byte order marks past the start (ruamel treats them
-  unlike libyaml); directives; merge keys ``<<`` and the value key ``=`` (ruamel resolves them to
-  special types); non-scalar keys; nesting deeper than :data:`MAX_DEPTH` (ruamel recurses).
+  way); tabs, the line breaks NEL/LS/PS and byte order marks past the start; directives; a
+  document whose root is a scalar; merge keys ``<<`` and ``=`` (ruamel resolves them to special
+  types); collections as keys; tags, anchors and block scalar headers outside the plain forms both
+  scanners read alike; empty nodes and ``:`` without a space after it in flow collections; empty
+  nodes, dangling ``-``/``?``, block scalar headers with a comment or duplicate keys in a text with
+  comments or blank lines (ruamel's round-trip comment handling fails on some of those); nesting
+  deeper than :data:`MAX_DEPTH` (ruamel recurses).
 """
 
 from __future__ import annotations

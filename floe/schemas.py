@@ -1,26 +1,24 @@
 """The JSON Schema files under ``floe/jsonschema``: loading, resolving, and deriving from them.
 
-The schema files are the single source of truth for every manifest. From them floe derives the
-typed strictyaml schema that parses a file (:func:`strictyaml_schema`), and the same typing rules
-applied to an untyped tree (:func:`apply_types`) when a file has errors and floe must still collect
-all of them. jsonschema then validates the typed data.
+The schema files are the single source of truth for every manifest. From them floe types the
+untyped tree of a parsed file (:meth:`SchemaStore.apply_types`, by strictyaml's rules: the tests
+derive strictyaml schemas from the same files and check the two agree) and validates the typed data
+with jsonschema.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
-import strictyaml as sy
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-from strictyaml import constants as sy_constants
-from strictyaml import utils as sy_utils
 
 SCHEMA_BASE = "https://floe.dev/schemas/v1/"
 KIND_SCHEMAS = {"Manifest": "manifest.schema.json", "DataProduct": "dataproduct.schema.json"}
@@ -42,8 +40,6 @@ class SchemaStore:
     def __init__(self) -> None:
         self._by_uri: dict[str, Schema] = {}
         self._validators: dict[str, Draft202012Validator] = {}
-        self._typed: dict[str, tuple[sy.Validator, bool]] = {}
-        self._untyped_nodes = 0
         for name in ("definitions.schema.json", *KIND_SCHEMAS.values()):
             self.add(schema_file(name))
 
@@ -52,7 +48,6 @@ class SchemaStore:
         key = str(schema.get("$id") or uri)
         self._by_uri[key] = schema
         self._validators.clear()
-        self._typed.clear()
         return key
 
     def validator(self, uri: str) -> Draft202012Validator:
@@ -86,62 +81,10 @@ class SchemaStore:
             schema, base = self.resolve(schema["$ref"], base)
         return schema, base
 
-    # -- strictyaml -----------------------------------------------------------------------------
-
-    def typed_schema(self, uri: str) -> tuple[sy.Validator, bool]:
-        """The strictyaml validator for the schema at ``uri``, and whether its result must still
-        go through :meth:`apply_types` (where strictyaml cannot express a node, see below)."""
-        cached = self._typed.get(uri)
-        if cached is None:
-            before = self._untyped_nodes
-            validator = self.strictyaml_schema(self._by_uri[uri], uri)
-            cached = (validator, self._untyped_nodes != before)
-            self._typed[uri] = cached
-        return cached
-
-    def strictyaml_schema(self, schema: Schema, base: str) -> sy.Validator:
-        """The strictyaml validator that types a YAML node the way ``schema`` describes it.
-
-        Every mapping key is optional: strictyaml decides types and rejects unknown keys, and
-        jsonschema then checks required keys and every other constraint.
-        """
-        schema, base = self.deref(schema, base)
-        alternatives = schema.get("oneOf") or schema.get("anyOf")
-        if alternatives:
-            # Alternatives are tried in order: mappings and sequences before scalars, the same order
-            # apply_types uses.
-            ordered = sorted(alternatives, key=lambda a: 0 if self._is_compound(a, base) else 1)
-            kinds = [_schema_type(self.deref(alt, base)[0]) for alt in ordered]
-            if kinds.count("object") > 1 or kinds.count("array") > 1:
-                # strictyaml cannot combine two mappings (or two lists) with `|`: leave the node
-                # untyped here and let apply_types type it after parsing.
-                self._untyped_nodes += 1
-                return sy.Any()
-            validators = [self.strictyaml_schema(alt, base) for alt in ordered]
-            return functools.reduce(lambda a, b: a | b, validators)
-        kind = _schema_type(schema)
-        if kind == "object":
-            properties = schema.get("properties", {})
-            extra = schema.get("additionalProperties", True)
-            extra_validator = (
-                self.strictyaml_schema(extra, base) if isinstance(extra, Mapping) else sy.Any()
-            )
-            if properties:
-                fields = {
-                    sy.Optional(key): self.strictyaml_schema(sub, base) for key, sub in properties.items()
-                }
-                if extra is False:
-                    return sy.Map(fields) | sy.EmptyDict()
-                return sy.MapCombined(fields, sy.Str(), extra_validator) | sy.EmptyDict()
-            return sy.MapPattern(sy.Str(), extra_validator) | sy.EmptyDict()
-        if kind == "array":
-            return sy.Seq(self.strictyaml_schema(schema.get("items", {}), base)) | sy.EmptyList()
-        return _SCALARS.get(kind, sy.Any)()
-
     # -- the same typing, applied to an untyped tree --------------------------------------------
 
     def apply_types(self, value: Any, schema: Schema, base: str) -> Any:
-        """Type an untyped tree (strings, dicts, lists) by the rules of :meth:`strictyaml_schema`.
+        """Type an untyped tree (strings, dicts, lists) by the rules of the strictyaml schema the tests derive from the same schema.
 
         Used to collect every error of a file: a scalar that does not fit its type stays a string
         and jsonschema reports it. Differential tests check this agrees with strictyaml.
@@ -149,12 +92,12 @@ class SchemaStore:
         schema, base = self.deref(schema, base)
         alternatives = schema.get("oneOf") or schema.get("anyOf")
         if alternatives:
-            for alt in sorted(alternatives, key=lambda a: 0 if self._is_compound(a, base) else 1):
+            for alt in sorted(alternatives, key=lambda a: 0 if self.is_compound(a, base) else 1):
                 typed = self.apply_types(value, alt, base)
                 if _fits(typed, self.deref(alt, base)[0]):
                     return typed
             return value
-        kind = _schema_type(schema)
+        kind = schema_type(schema)
         if value == "" and kind in ("object", "array"):  # strictyaml's EmptyDict / EmptyList
             return {} if kind == "object" else []
         if kind == "object" and isinstance(value, dict):
@@ -171,11 +114,11 @@ class SchemaStore:
             return _SCALAR_TYPERS[kind](value)
         return value
 
-    def _is_compound(self, schema: Schema, base: str) -> bool:
-        return _schema_type(self.deref(schema, base)[0]) in ("object", "array")
+    def is_compound(self, schema: Schema, base: str) -> bool:
+        return schema_type(self.deref(schema, base)[0]) in ("object", "array")
 
 
-def _schema_type(schema: Schema) -> str | None:
+def schema_type(schema: Schema) -> str | None:
     kind = schema.get("type")
     if isinstance(kind, list):
         return "string" if "string" in kind else (kind[0] if kind else None)
@@ -200,41 +143,49 @@ def _json_type(value: Any) -> str:
 
 
 def _fits(value: Any, schema: Schema) -> bool:
-    kind = _schema_type(schema)
+    kind = schema_type(schema)
     if kind is None:
         return True
     actual = _json_type(value)
     return actual == kind or (kind == "number" and actual == "integer")
 
 
+# strictyaml 1.7's scalar grammar (its ``utils`` and ``constants``), restated here so that typing a
+# manifest does not import strictyaml; tests/test_typing_differential.py checks they agree. Like
+# strictyaml's, the patterns use ``$``, which also matches before a final newline.
+_INTEGER = re.compile(r"[-+]?[0-9_]+$")
+_DECIMAL = re.compile(r"[-+]?[0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9_]+)?$")
+_INFINITY = re.compile(r"[-+]?\.?(?:inf|Inf|INF)$")
+_NOT_A_NUMBER = re.compile(r"\.?(?:nan|NaN|NAN)$")
+_TRUE = frozenset(("yes", "true", "on", "1", "y"))
+_BOOLEANS = _TRUE | frozenset(("no", "false", "off", "0", "n"))
+
+
 def _to_int(text: str) -> int | str:
     # strictyaml's pattern admits degenerate numerals ("_", "-_") that int() refuses: those stay
     # text, and jsonschema reports them as not an integer.
     try:
-        return int(text.replace("_", "")) if sy_utils.is_integer(text) else text
+        return int(text.replace("_", "")) if _INTEGER.match(text) else text
     except ValueError:
         return text
 
 
 def _to_float(text: str) -> float | str:
     try:
-        if sy_utils.is_infinity(text) or sy_utils.is_not_a_number(text):
+        if _INFINITY.match(text) or _NOT_A_NUMBER.match(text):
             return float(text.replace(".", ""))
-        return float(text.replace("_", "")) if sy_utils.is_decimal(text) else text
+        return float(text.replace("_", "")) if _DECIMAL.match(text) else text
     except ValueError:
         return text
 
 
 def _to_bool(text: str) -> bool | str:
     lowered = text.lower()
-    if lowered not in sy_constants.BOOL_VALUES:
+    if lowered not in _BOOLEANS:
         return text
-    return lowered in sy_constants.TRUE_VALUES
+    return lowered in _TRUE
 
 
-_SCALARS: dict[str | None, Callable[[], sy.Validator]] = {
-    "string": sy.Str, "integer": sy.Int, "number": sy.Float, "boolean": sy.Bool,
-}  # fmt: skip
 _SCALAR_TYPERS: dict[str, Callable[[str], Any]] = {
     "integer": _to_int, "number": _to_float, "boolean": _to_bool,
 }  # fmt: skip

@@ -1,10 +1,10 @@
 """Differential tests: floe's fallback typing (``SchemaStore.apply_types``) against strictyaml's.
 
-floe parses a file with the strictyaml schema derived from its JSON Schema. When strictyaml refuses
-the file, floe parses it untyped and types the tree itself with :meth:`SchemaStore.apply_types`, so
-that jsonschema can report every problem at once. The two must agree: whatever strictyaml accepts,
-the fallback types identically; whatever strictyaml refuses, the fallback leaves in a form the JSON
-Schema rejects (it never quietly accepts it).
+floe parses a file untyped and types the tree itself with :meth:`SchemaStore.apply_types`, so that
+jsonschema can report every problem at once. strictyaml, parsing with the typed schema derived from
+the same JSON Schema (``tests/support/strictyaml_reference.py``), is the reference. The two must
+agree: whatever strictyaml accepts, apply_types types identically; whatever strictyaml refuses,
+apply_types leaves in a form the JSON Schema rejects (it never quietly accepts it).
 
 Hypothesis generates values shaped by floe's own schemas (and by test schemas with every scalar
 type and with alternatives), renders them as YAML with varied spellings and styles, and parses the
@@ -33,6 +33,7 @@ from floe.errors import FloeError
 from floe.schemas import KIND_SCHEMAS, SCHEMA_BASE, SchemaStore, schema_file
 from tests.support.engines import SCHEMA as HOOKIMPL_ENGINE_SCHEMA
 from tests.support.engines import registry_with
+from tests.support.strictyaml_reference import strictyaml_schema, typed_schema
 
 SETTINGS = settings(
     deadline=None,
@@ -371,7 +372,7 @@ class Parsed:
 
 def parse_both(text: str, uri: str) -> Parsed:
     raw = sy.dirty_load(text, sy.Any(), allow_flow_style=True).data
-    validator, retype = STORE.typed_schema(uri)  # floe's typed path, as read_document runs it
+    validator, retype = typed_schema(STORE, uri)  # the reference: strictyaml's typed parse
     try:
         typed = sy.dirty_load(text, validator, allow_flow_style=True).data
         if retype:  # nodes strictyaml cannot express (two mapping alternatives) are typed after
@@ -537,7 +538,7 @@ def test_alternatives_of_one_kind_get_a_strictyaml_schema(alternatives: list[dic
     derive a strictyaml schema for it (strictyaml refuses to `|` two Seq or two Map validators)."""
     uri = STORE.add({"type": "object", "properties": {"v": {"oneOf": alternatives}}},
                     TEST_BASE + f"same-kind-{alternatives[0]['type']}.schema.json")  # fmt: skip
-    STORE.strictyaml_schema(STORE.get(uri), uri)
+    strictyaml_schema(STORE, STORE.get(uri), uri)
 
 
 def test_degenerate_engine_setting_is_a_floe_error(tmp_path: Path) -> None:
@@ -552,3 +553,22 @@ def test_degenerate_engine_setting_is_a_floe_error(tmp_path: Path) -> None:
     with pytest.raises(FloeError) as exc:
         compile_path(manifest, engines=registry_with("spark"))
     assert "threads" in exc.value.render()
+
+
+SCALAR_ALPHABET = "0123456789_+-.eEinfINFaNnA \n\tyestruofl"
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=st.text(alphabet=SCALAR_ALPHABET, max_size=12))
+def test_scalar_grammar_agrees_with_strictyaml(text: str) -> None:
+    """floe restates strictyaml's scalar patterns (so typing never imports strictyaml): same verdicts."""
+    from strictyaml import constants as sy_constants
+
+    from floe import schemas
+
+    assert bool(schemas._INTEGER.match(text)) == sy_utils.is_integer(text)
+    assert bool(schemas._DECIMAL.match(text)) == sy_utils.is_decimal(text)
+    assert bool(schemas._INFINITY.match(text)) == sy_utils.is_infinity(text)
+    assert bool(schemas._NOT_A_NUMBER.match(text)) == sy_utils.is_not_a_number(text)
+    assert (text.lower() in schemas._BOOLEANS) == (text.lower() in sy_constants.BOOL_VALUES)
+    assert (text.lower() in schemas._TRUE) == (text.lower() in sy_constants.TRUE_VALUES)
