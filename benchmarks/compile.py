@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """How long ``floe compile`` takes, against PyYAML measured in the same run.
 
-    python benchmarks/compile.py [--sizes 100,1000,5000] [--repeat N] [--timeout S] [--json]
+    python benchmarks/compile.py [--sizes 500,1000,5000] [--repeat N] [--timeout S] [--json | --markdown]
 
 Generates an enterprise manifest, a domain manifest and one data product per size in a temporary
-directory, then reports best-of-N times and ratios; see benchmarks/README.md.
+directory, then reports best-of-N times, ratios and the goals they meet; see benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import argparse
 import functools
 import json
 import math
+import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,6 +61,13 @@ plugins:
       - name: duckdb-large
         config: { threads: 6 }
 """
+GOALS = {  # issue 5: start-up and compile at scale
+    "process_vs_import_yaml": 6.0,  # whole-process compile of 10 transforms / `python -c "import yaml"`
+    "process_vs_dbt_version": 0.1,  # the same / `dbt --version`
+    "compile_vs_libyaml": 8.0,  # in-process compile / PyYAML C loader parse, at 1,000 and 5,000
+    "scaling_5000_vs_500": 12.0,  # in-process compile of 5,000 transforms / of 500
+}
+GOAL_SIZES = (1000, 5000)
 COMPUTES = ("duckdb", "duckdb-large", None)  # cycled over the transforms; None: the default
 PROCESS_SIZE = 10
 
@@ -122,7 +131,7 @@ def compile_times(warmup: Path, product: Path, repeat: int, timeout: float) -> t
     """Run :func:`worker`; each compile (and the start-up) gets ``timeout`` seconds."""
     cmd = [sys.executable, __file__, "--worker", str(warmup), str(product), "--repeat", str(repeat)]
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=child_env())
         assert proc.stdout is not None
         lines: queue.Queue[str | None] = queue.Queue()
         stdout = proc.stdout
@@ -149,18 +158,36 @@ def compile_times(warmup: Path, product: Path, repeat: int, timeout: float) -> t
     return times, status
 
 
+def child_env() -> dict[str, str]:
+    """The environment for timed child processes: Python may cache bytecode, as on a user's machine
+    (with ``PYTHONDONTWRITEBYTECODE`` set, an editable install recompiles its sources every start)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def process_time(cmd: Sequence[str], repeat: int, timeout: float) -> tuple[float | None, str]:
+    """Best wall time of ``repeat`` runs of ``cmd``, after one untimed warm-up run."""
     times: list[float] = []
-    for _ in range(repeat):
+    for attempt in range(repeat + 1):
         start = time.perf_counter()
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                                  env=child_env())  # fmt: skip
         except subprocess.TimeoutExpired:
             return (min(times) if times else None), f"timeout (> {timeout:g} s)"
-        times.append(time.perf_counter() - start)
+        if attempt:
+            times.append(time.perf_counter() - start)
         if done.returncode:
             return None, f"error: {first_line(done.stderr + done.stdout, done.returncode)}"
     return min(times), "ok"
+
+
+def dbt_command() -> list[str]:
+    """``dbt`` as a user runs it: the console script installed next to this Python."""
+    beside = Path(sys.executable).with_name("dbt")
+    found = str(beside) if beside.exists() else shutil.which("dbt")
+    if found is None:
+        raise SystemExit("dbt is not installed: pip install -e '.[duckdb]'")
+    return [found]
 
 
 def first_line(output: str, returncode: int) -> str:
@@ -196,6 +223,8 @@ def run(sizes: list[int], repeat: int, timeout: float) -> dict[str, Any]:
         floe_cli, cli_status = process_time(
             [sys.executable, "-m", "floe", "compile", str(small)], repeat, timeout
         )
+        print("whole process: dbt --version…", file=sys.stderr)
+        dbt_version, dbt_status = process_time([*dbt_command(), "--version"], repeat, timeout)
     done = [r for r in rows if r["floe_s"] is not None and r["status"] == "ok"]
     scaling = None
     if len(done) >= 2:
@@ -205,10 +234,34 @@ def run(sizes: list[int], repeat: int, timeout: float) -> dict[str, Any]:
                    "floe_factor": hi["floe_s"] / lo["floe_s"],
                    "baseline_factor": hi["baseline_s"] / lo["baseline_s"],
                    "floe_exponent": math.log(hi["floe_s"] / lo["floe_s"]) / math.log(factor)}  # fmt: skip
+    statuses = [st for st in (cli_status, py_status, dbt_status) if st != "ok"]
     process = {"transforms": PROCESS_SIZE, "import_yaml_s": py_yaml, "floe_compile_s": floe_cli,
-               "ratio": ratio(floe_cli, py_yaml), "status": cli_status if cli_status != "ok" else py_status}  # fmt: skip
-    return {"python": sys.version.split()[0], "repeat": repeat, "timeout_s": timeout,
-            "sizes": rows, "scaling": scaling, "process": process}  # fmt: skip
+               "dbt_version_s": dbt_version, "ratio": ratio(floe_cli, py_yaml),
+               "ratio_dbt": ratio(floe_cli, dbt_version), "status": statuses[0] if statuses else "ok"}  # fmt: skip
+    result = {"python": sys.version.split()[0], "repeat": repeat, "timeout_s": timeout,
+              "sizes": rows, "scaling": scaling, "process": process}  # fmt: skip
+    result["goals"] = goals(result)
+    return result
+
+
+def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each goal of issue 5 this script measures: its figure, its limit, whether it is met.
+
+    A goal whose figure could not be measured (size not run, a failure) is not met."""
+    p, by_size = result["process"], {r["transforms"]: r for r in result["sizes"]}
+    rows = [("whole-process `floe compile` (10 transforms) / `python -c \"import yaml\"`", p["ratio"],
+             GOALS["process_vs_import_yaml"]),
+            ("whole-process `floe compile` (10 transforms) / `dbt --version`", p["ratio_dbt"],
+             GOALS["process_vs_dbt_version"])]  # fmt: skip
+    for size in GOAL_SIZES:
+        row = by_size.get(size, {})
+        rows.append((f"in-process compile of {size:,} transforms / PyYAML C parse", row.get("ratio"),
+                     GOALS["compile_vs_libyaml"]))  # fmt: skip
+    small, big = by_size.get(500, {}), by_size.get(5000, {})
+    rows.append(("in-process compile of 5,000 transforms / of 500", ratio(big.get("floe_s"), small.get("floe_s")),
+                 GOALS["scaling_5000_vs_500"]))  # fmt: skip
+    return [{"goal": name, "figure": figure, "limit": limit, "met": figure is not None and figure <= limit}
+            for name, figure, limit in rows]  # fmt: skip
 
 
 def report(result: dict[str, Any]) -> None:
@@ -227,16 +280,46 @@ def report(result: dict[str, Any]) -> None:
     print(f"whole process, {p['transforms']} transforms: `floe compile` {fmt(p['floe_compile_s'], '.3f')} s, "
           f"`python -c 'import yaml'` {fmt(p['import_yaml_s'], '.3f')} s, ratio {fmt(p['ratio'], '.1f')}"
           f"  {p['status']}")  # fmt: skip
+    print(f"whole process: `dbt --version` {fmt(p['dbt_version_s'], '.3f')} s, floe compile / dbt --version "
+          f"{fmt(p['ratio_dbt'], '.3f')}")  # fmt: skip
+    for g in result["goals"]:
+        print(f"goal: {g['goal']}: {fmt(g['figure'], '.3g')} (limit {g['limit']:g}) {'met' if g['met'] else 'NOT MET'}")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The section of benchmarks/RESULTS.md this script contributes."""
+    p = result["process"]
+    out = ["## Start-up and compile at scale (`benchmarks/compile.py`)", "",
+           f"Command: `python benchmarks/compile.py --sizes {','.join(str(r['transforms']) for r in result['sizes'])} "
+           f"--repeat {result['repeat']}` (best of {result['repeat']}).", "",
+           "| transforms | PyYAML C parse s | floe compile s | floe / PyYAML |", "|---:|---:|---:|---:|"]  # fmt: skip
+    for r in result["sizes"]:
+        out.append(f"| {r['transforms']:,} | {r['baseline_s']:.5f} | {fmt(r['floe_s'], '.4f')} | "
+                   f"{fmt(r['ratio'], '.1f')} |")  # fmt: skip
+    out += ["", f"Whole process (10 transforms): `floe compile` {fmt(p['floe_compile_s'], '.3f')} s, "
+            f"`python -c \"import yaml\"` {fmt(p['import_yaml_s'], '.3f')} s, `dbt --version` "
+            f"{fmt(p['dbt_version_s'], '.2f')} s.", ""]  # fmt: skip
+    out += goal_table(result["goals"])
+    return "\n".join(out) + "\n"
+
+
+def goal_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown rows for goals: figure, limit, met (shared by every benchmark script)."""
+    out = ["| goal | figure | limit | met |", "|---|---:|---:|:---:|"]
+    for g in rows:
+        out.append(f"| {g['goal']} | {fmt(g['figure'], '.3g')} | ≤ {g['limit']:g} | {'yes' if g['met'] else '**no**'} |")
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="100,1000,5000", help="transform counts, comma-separated")
+    parser.add_argument("--sizes", default="500,1000,5000", help="transform counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per compile")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--markdown", action="store_true", help="print the section for benchmarks/RESULTS.md")
     parser.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.repeat < 1:
@@ -250,6 +333,8 @@ def main() -> int:
     result = run(sizes, args.repeat, args.timeout)
     if args.json:
         print(json.dumps(result, indent=2))
+    elif args.markdown:
+        print(markdown(result), end="")
     else:
         report(result)
     ok = all(r["status"] == "ok" for r in result["sizes"]) and result["process"]["status"] == "ok"

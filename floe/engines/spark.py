@@ -43,7 +43,6 @@ import os
 import re
 import signal
 import socket
-import ssl
 import struct
 import subprocess
 import sys
@@ -1247,6 +1246,8 @@ def _check_thrift(
     try:
         if config.get("use_ssl"):
             progress["stage"] = f"TLS handshake with {where}"
+            import ssl  # only for TLS: importing ssl costs more than the rest of a `floe compile`
+
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE  # as dbt-spark's TSSLSocket(cert_reqs=CERT_NONE)
@@ -1368,6 +1369,8 @@ def _network_error(exc: OSError, host: str, port: int, what: str, compute: Compu
 
 def _thrift_failure(exc: BaseException, where: str, auth: str, stage: str,
                     compute: ComputeConfig) -> PluginExecutionError:  # fmt: skip
+    import ssl
+
     host, _, port = where.rpartition(":")
     if isinstance(exc, _AuthError):
         message = f"{where} rejected the login: {_first_line(str(exc))}"
