@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.compute import ComputePlugin
-from floe.deadline import DeadlineExceeded, call_with_deadline
+from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
 from floe.secrets import find_secret_refs, redact, secret_values
@@ -133,40 +133,26 @@ class BigQueryEngine(ComputePlugin):
         check runs under a hard deadline a little under ``timeout``. The message says what to fix;
         it never holds a secret's value.
         """
-        secrets = secret_values(find_secret_refs(compute.config))
-        progress: dict[str, Any] = {"stage": "reading the settings", "details": {}}
-        budget = max(0.1, timeout - min(0.3, timeout / 10))
-        try:
-            details = call_with_deadline(lambda: self._check(compute, progress, budget), budget)
-        except DeadlineExceeded:
-            endpoint = progress["details"].get("endpoint", "the BigQuery API")
-            error = PluginExecutionError(
-                ENGINE,
-                "validate_connection",
-                f"no answer from {endpoint} within {timeout:g} s while {progress['stage']}",
+        def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
+            details = self._check(compute, progress, seconds)
+            message = (
+                f"compute {compute.name!r}: BigQuery answered at {details['endpoint']} as "
+                f"{details['method']}; dataset {details['project']}.{details['dataset']} "
+                f"({details.get('location') or 'unknown location'}) exists and select 1 ran"
+            )
+            return message, details
+
+        return run_check(
+            ENGINE, compute, timeout, check,
+            no_answer=lambda progress: (
+                f"no answer from {progress['details'].get('endpoint', 'the BigQuery API')} within "
+                f"{timeout:g} s while {progress['stage']}",
                 "check that the endpoint is reachable from where floe runs (firewall, proxy, "
                 "private connectivity) and, if api_endpoint is set, that it points at the BigQuery API",
-                compute=compute.name,
-            )
-            return _result(False, error.render(), {**progress["details"], "stage": progress["stage"]}, secrets)
-        except PluginExecutionError as exc:
-            return _result(False, exc.render(), progress["details"], secrets)
-        except Exception as exc:  # noqa: BLE001 - reported as a message, never a traceback
-            error = self.translate_error(exc, compute) or PluginExecutionError(
-                ENGINE,
-                "validate_connection",
-                f"{progress['stage']} failed: {type(exc).__name__}: {_first_line(str(exc))}",
-                "check the compute's BigQuery settings (project, dataset, method and its secrets)",
-                compute=compute.name,
-            )
-            details = {**progress["details"], "stage": progress["stage"], "error": type(exc).__name__}
-            return _result(False, error.render(), details, secrets)
-        message = (
-            f"compute {compute.name!r}: BigQuery answered at {details['endpoint']} as "
-            f"{details['method']}; dataset {details['project']}.{details['dataset']} "
-            f"({details.get('location') or 'unknown location'}) exists and select 1 ran"
-        )
-        return _result(True, message, details, secrets)
+            ),
+            fix="check the compute's BigQuery settings (project, dataset, method and its secrets)",
+            translate=self.translate_error, margin=0.3,
+        )  # fmt: skip
 
     def _check(self, compute: ComputeConfig, progress: dict[str, Any], budget: float) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
@@ -273,7 +259,7 @@ class BigQueryEngine(ComputePlugin):
             redact(message, secrets),
             fix,
             compute=compute.name if compute is not None else None,
-            cause=redact(f"{names[0]}: {_first_line(text)}", secrets),
+            cause=redact(f"{names[0]}: {first_line(text)}", secrets),
         )
 
 
@@ -378,7 +364,7 @@ def google_credentials(settings: Settings, compute: ComputeConfig, operation: st
             credentials, _ = google_auth.default(scopes=list(SCOPES))
         except auth_errors.DefaultCredentialsError as exc:
             raise fail(
-                f"no Application Default Credentials were found ({_first_line(str(exc))[:200]})",
+                f"no Application Default Credentials were found ({first_line(str(exc))[:200]})",
                 "set GOOGLE_APPLICATION_CREDENTIALS to a key file, run under GKE Workload Identity, "
                 "or choose method service-account / service-account-json / oauth-secrets",
             ) from None
@@ -396,7 +382,7 @@ def google_credentials(settings: Settings, compute: ComputeConfig, operation: st
             ) from None
         except ValueError as exc:
             raise fail(
-                f"the file named by {ref} is not a service-account key ({_first_line(str(exc))[:200]})",
+                f"the file named by {ref} is not a service-account key ({first_line(str(exc))[:200]})",
                 "download a new JSON key for the service account (IAM > Service accounts > Keys)",
             ) from None
     if method == "service-account-json":
@@ -417,7 +403,7 @@ def google_credentials(settings: Settings, compute: ComputeConfig, operation: st
             return service_account.Credentials.from_service_account_info(info, scopes=list(SCOPES))
         except ValueError as exc:
             raise fail(
-                f"the secret {ref} is not a service-account key ({_first_line(str(exc))[:200]})",
+                f"the secret {ref} is not a service-account key ({first_line(str(exc))[:200]})",
                 "download a new JSON key for the service account (IAM > Service accounts > Keys)",
             ) from None
     oauth2 = importlib.import_module("google.oauth2.credentials")
@@ -464,7 +450,7 @@ def _client_error(error: BaseException) -> tuple[list[str], str] | None:
 def explain(names: list[str], text: str, compute: ComputeConfig | None,
             method: str | None) -> tuple[str, str, str] | None:  # fmt: skip
     """``(operation, message, fix)`` for a client error, by class name and text, or ``None``."""
-    first = _first_line(text)[:400]
+    first = first_line(text)[:400]
     config = compute.config if compute is not None else {}
     where = str(config.get("api_endpoint") or "the BigQuery API (bigquery.googleapis.com)")
     dataset = f"{config.get('project', '<project>')}.{config.get('dataset', '<dataset>')}"
@@ -549,11 +535,4 @@ def _credentials_fix(config: Mapping[str, Any], method: str | None) -> str:
             "Identity binding, or gcloud auth application-default login)")  # fmt: skip
 
 
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
 
-
-def _result(success: bool, message: str, details: Mapping[str, Any], secrets: list[str]) -> ValidationResult:
-    clean = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in details.items()}
-    return ValidationResult(success, redact(message, secrets), clean)

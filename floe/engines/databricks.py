@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.compute import ComputePlugin
-from floe.deadline import DeadlineExceeded, call_with_deadline
+from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
 from floe.secrets import find_secret_refs, redact, secret_values
@@ -118,40 +118,26 @@ class DatabricksEngine(ComputePlugin):
         30 retries over up to 15 minutes, which would turn a refused port into a long wait), and the
         whole check runs under a hard deadline a little under ``timeout``. Telemetry is off.
         """
-        secrets = secret_values(find_secret_refs(compute.config))
-        progress: dict[str, Any] = {"stage": "reading the settings", "details": {}}
-        budget = max(0.1, timeout - min(0.3, timeout / 10))
-        try:
-            details = call_with_deadline(lambda: self._check(compute, progress, budget), budget)
-        except DeadlineExceeded:
-            where = progress["details"].get("endpoint", "the workspace")
-            error = PluginExecutionError(
-                ENGINE,
-                "validate_connection",
-                f"no answer from {where} within {timeout:g} s while {progress['stage']}",
+        def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
+            details = self._check(compute, progress, seconds)
+            message = (
+                f"compute {compute.name!r}: Databricks at {details['endpoint']} ran select 1 "
+                f"({details['auth_type']} authentication) in catalog {details.get('current_catalog')}, "
+                f"schema {details.get('current_schema')}"
+            )
+            return message, details
+
+        return run_check(
+            ENGINE, compute, timeout, check,
+            no_answer=lambda progress: (
+                f"no answer from {progress['details'].get('endpoint', 'the workspace')} within "
+                f"{timeout:g} s while {progress['stage']}",
                 "check host and port, that the workspace is reachable from where floe runs (firewall, "
                 "proxy, private link), and that the SQL warehouse is running or set to auto-start",
-                compute=compute.name,
-            )
-            return _result(False, error.render(), {**progress["details"], "stage": progress["stage"]}, secrets)
-        except PluginExecutionError as exc:
-            return _result(False, exc.render(), progress["details"], secrets)
-        except Exception as exc:  # noqa: BLE001 - reported as a message, never a traceback
-            error = self.translate_error(exc, compute) or PluginExecutionError(
-                ENGINE,
-                "validate_connection",
-                f"{progress['stage']} failed: {type(exc).__name__}: {_first_line(str(exc))}",
-                "check the compute's Databricks settings (host, http_path, catalog, credentials)",
-                compute=compute.name,
-            )
-            details = {**progress["details"], "stage": progress["stage"], "error": type(exc).__name__}
-            return _result(False, error.render(), details, secrets)
-        message = (
-            f"compute {compute.name!r}: Databricks at {details['endpoint']} ran select 1 "
-            f"({details['auth_type']} authentication) in catalog {details.get('current_catalog')}, "
-            f"schema {details.get('current_schema')}"
-        )
-        return _result(True, message, details, secrets)
+            ),
+            fix="check the compute's Databricks settings (host, http_path, catalog, credentials)",
+            translate=self.translate_error, margin=0.3,
+        )  # fmt: skip
 
     def _check(self, compute: ComputeConfig, progress: dict[str, Any], budget: float) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
@@ -259,7 +245,7 @@ class DatabricksEngine(ComputePlugin):
             redact(message, secrets),
             fix,
             compute=compute.name if compute is not None else None,
-            cause=redact(f"{names[0]}: {_first_line(text)}", secrets),
+            cause=redact(f"{names[0]}: {first_line(text)}", secrets),
         )
 
 
@@ -366,11 +352,11 @@ def _oauth_provider(settings: Settings, compute: ComputeConfig, operation: str, 
     except ValueError as exc:  # the SDK reports every authentication failure as ValueError
         text = redact(str(exc), [secret])
         if "invalid_client" in text or "invalid_grant" in text or "unauthorized" in text.lower():
-            message, fix = (f"the workspace refused the service principal's OAuth credentials: {_first_line(text)[:300]}",
+            message, fix = (f"the workspace refused the service principal's OAuth credentials: {first_line(text)[:300]}",
                             "check client_id and the secret in client_secret (an OAuth secret of that "
                             "service principal, starting with dose, not expired)")  # fmt: skip
         else:
-            message, fix = (f"no OAuth token from https://{settings.host}: {_first_line(text)[:300]}",
+            message, fix = (f"no OAuth token from https://{settings.host}: {first_line(text)[:300]}",
                             "check host (the workspace host name only) and network access to it on port 443")  # fmt: skip
         raise PluginExecutionError(ENGINE, "authenticate", message, fix, compute=compute.name) from None
 
@@ -416,7 +402,7 @@ def _client_error(error: BaseException) -> tuple[list[str], str] | None:
 
 def explain(names: list[str], text: str, compute: ComputeConfig | None) -> tuple[str, str, str] | None:
     """``(operation, message, fix)`` for a connector/SDK error, by class name and text, or ``None``."""
-    first = _first_line(text)[:400]
+    first = first_line(text)[:400]
     config = compute.config if compute is not None else {}
     host = str(config.get("host", "<host>"))
     http_path = str(config.get("http_path", "<http_path>"))
@@ -492,11 +478,4 @@ def explain(names: list[str], text: str, compute: ComputeConfig | None) -> tuple
     return None
 
 
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
 
-
-def _result(success: bool, message: str, details: Mapping[str, Any], secrets: list[str]) -> ValidationResult:
-    clean = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in details.items()}
-    return ValidationResult(success, redact(message, secrets), clean)

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.compute import ComputePlugin
-from floe.deadline import DeadlineExceeded, call_with_deadline
+from floe.connection_check import Progress, run_check
 from floe.errors import PluginExecutionError
 from floe.model import (
     CatalogConfig,
@@ -53,6 +53,8 @@ MEMORY_HEADROOM_GI = 1
 _MOTHERDUCK_PREFIXES = ("md:", "motherduck:")
 _EXTENSION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""What a settings key must be: dbt-duckdb writes the key into ``SET <key> = …`` without quotes."""
 _DUCKDB_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
 _SIZE_UNITS = {
     "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -137,44 +139,25 @@ class DuckDBEngine(ComputePlugin):
         the caller past ``timeout``. The connection is always closed; the message and details never
         hold a secret's value.
         """
-        secrets = secret_values(find_secret_refs(compute.config))
-        progress: dict[str, Any] = {"stage": "starting the check"}
-        # A little under ``timeout``, so that this answer beats a caller's own deadline of the
-        # same length with the stage DuckDB was stuck at.
-        budget = max(0.0, timeout - min(0.25, timeout / 10))
-        try:
-            details = call_with_deadline(lambda: self._check(compute, target, progress), budget)
-        except DeadlineExceeded:
-            stage = progress["stage"]
-            error = PluginExecutionError(
-                ENGINE,
-                "validate_connection",
-                f"DuckDB did not answer within {timeout:g} s while {stage}",
+        def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
+            details = self._check(compute, target, progress)
+            loaded = ", ".join(details["extensions"]) or "none"
+            mode = "read-only" if details["read_only"] else "read-write"
+            message = (
+                f"compute {compute.name!r}: DuckDB {details['duckdb_version']} opened {details['path']} "
+                f"({mode}); extensions loaded: {loaded}"
+            )
+            return message, details
+
+        return run_check(
+            ENGINE, compute, timeout, check,
+            no_answer=lambda progress: (
+                f"DuckDB did not answer within {timeout:g} s while {progress['stage']}",
                 "check that the database path is a regular file on a responsive local disk (not a "
                 "FIFO or a hung network mount) and that no other process holds it; then retry",
-                compute=compute.name,
-            )
-            details = {**progress.get("details", {}), "stage": stage}
-            return _result(False, error.render(), details, secrets)
-        except PluginExecutionError as exc:
-            return _result(False, exc.render(), progress.get("details", {}), secrets)
-        except Exception as exc:  # noqa: BLE001 - reported as a message, never a traceback
-            error = PluginExecutionError(
-                ENGINE,
-                "validate_connection",
-                f"{progress['stage']} failed: {type(exc).__name__}: {_first_lines(str(exc), 1)}",
-                "check the compute's DuckDB settings (path, settings, extensions)",
-                compute=compute.name,
-            )
-            return _result(False, error.render(), progress.get("details", {}), secrets)
-        path = details["path"]
-        loaded = ", ".join(details["extensions"]) or "none"
-        mode = "read-only" if details["read_only"] else "read-write"
-        message = (
-            f"compute {compute.name!r}: DuckDB {details['duckdb_version']} opened {path} "
-            f"({mode}); extensions loaded: {loaded}"
-        )
-        return _result(True, message, details, secrets)
+            ),
+            fix="check the compute's DuckDB settings (path, settings, extensions)",
+        )  # fmt: skip
 
     def _check(
         self, compute: ComputeConfig, target: ProfileTarget, progress: dict[str, Any]
@@ -242,7 +225,7 @@ class DuckDBEngine(ComputePlugin):
             for key, value in settings.items():
                 if key == "motherduck_token":
                     continue  # a connect-time option, set above from the environment
-                sql = f"SET {quote_identifier(key)} = {quote_literal(str(value))}"
+                sql = set_statement(key, value)
                 step(f"applying the setting {key}", functools.partial(connection.execute, sql))
             row = step("running select 1", lambda: connection.execute("select 1").fetchone())
             if row != (1,):  # pragma: no cover - DuckDB answering wrongly
@@ -334,21 +317,25 @@ class DuckDBEngine(ComputePlugin):
                 "set both for OAuth2 client credentials, or neither",
                 compute=compute.name,
             )
+        def literal(value: str, key: str) -> str:
+            return _quoted(quote_literal, value, f"catalog {key}", compute, operation)
+
+        name = _quoted(quote_identifier, catalog.name, "catalog name", compute, operation)
         secret = quote_identifier(f"floe_catalog_{catalog.name}")
         statements: list[str] = []
-        options = ["TYPE ICEBERG", f"ENDPOINT {quote_literal(catalog.uri)}"]
+        options = ["TYPE ICEBERG", f"ENDPOINT {literal(catalog.uri, 'uri')}"]
         if catalog.client_id is not None and catalog.client_secret is not None:
             secret_options = [
                 "TYPE ICEBERG",
-                f"CLIENT_ID {quote_literal(catalog.client_id)}",
+                f"CLIENT_ID {literal(catalog.client_id, 'client_id')}",
                 f"CLIENT_SECRET {_placeholder(catalog.client_secret, compute, operation)}",
             ]
             if catalog.oauth2_server_uri:
                 secret_options.append(
-                    f"OAUTH2_SERVER_URI {quote_literal(catalog.oauth2_server_uri)}"
+                    f"OAUTH2_SERVER_URI {literal(catalog.oauth2_server_uri, 'oauth2_server_uri')}"
                 )
             else:  # DuckDB then asks <endpoint>/v1/oauth/tokens, the REST spec's token endpoint
-                secret_options.append(f"ENDPOINT {quote_literal(catalog.uri)}")
+                secret_options.append(f"ENDPOINT {literal(catalog.uri, 'uri')}")
             statements.append(f"CREATE OR REPLACE SECRET {secret} ({', '.join(secret_options)})")
             options.append(f"SECRET {secret}")
         elif catalog.token is not None:
@@ -362,8 +349,8 @@ class DuckDBEngine(ComputePlugin):
         # DuckDB attaches a database whose path is a URL (an s3:// warehouse) read-only by default
         options.append("READ_ONLY false")
         statements.append(
-            f"ATTACH IF NOT EXISTS {quote_literal(catalog.warehouse or '')} "
-            f"AS {quote_identifier(catalog.name)} ({', '.join(options)})"
+            f"ATTACH IF NOT EXISTS {literal(catalog.warehouse or '', 'warehouse')} "
+            f"AS {name} ({', '.join(options)})"
         )
         return statements
 
@@ -442,6 +429,15 @@ def cursor_settings(
     config = compute.config
     user: Mapping[str, Any] = config.get("settings") or {}
     for key in user:
+        if not _SETTING_NAME.fullmatch(str(key)):
+            raise PluginExecutionError(
+                ENGINE,
+                operation,
+                f"settings key {str(key)!r} is not a DuckDB setting name",
+                "use the setting's name as SELECT name FROM duckdb_settings() lists it: letters, "
+                "digits and underscores, such as preserve_insertion_order",
+                compute=compute.name,
+            )
         if is_credential_key(str(key)):
             raise PluginExecutionError(
                 ENGINE,
@@ -477,7 +473,14 @@ def cursor_settings(
                 compute=compute.name,
             )
         settings["motherduck_token"] = _placeholder(token, compute, operation)
+    for key, value in settings.items():
+        _quoted(quote_literal, str(value), f"settings.{key}", compute, operation)
     return settings
+
+
+def set_statement(key: str, value: Any) -> str:
+    """``SET "key" = 'value'``: how floe applies one of :func:`cursor_settings` to a connection."""
+    return f"SET {quote_identifier(key)} = {quote_literal(str(value))}"
 
 
 def extension_directory(target: ProfileTarget) -> str:
@@ -590,7 +593,7 @@ def _extension_name(file: Path) -> str:
 
 def _placeholder(ref: SecretReference, compute: ComputeConfig, operation: str) -> str:
     """``{{ env_var('NAME') }}``, once the name is known to be a plain variable name."""
-    if not _ENV_NAME.match(ref.name):
+    if not _ENV_NAME.fullmatch(ref.name):
         raise PluginExecutionError(
             ENGINE,
             operation,
@@ -599,6 +602,22 @@ def _placeholder(ref: SecretReference, compute: ComputeConfig, operation: str) -
             compute=compute.name,
         )
     return ref.as_env_var()
+
+
+def _quoted(
+    quote: Callable[[str], str], value: str, what: str, compute: ComputeConfig, operation: str
+) -> str:
+    """``quote(value)``, or a floe error naming ``what`` when no SQL text can hold the value."""
+    try:
+        return quote(value)
+    except ValueError as exc:
+        raise PluginExecutionError(
+            ENGINE,
+            operation,
+            f"{what} cannot be written into SQL: {exc}",
+            f"remove the character from {what}",
+            compute=compute.name,
+        ) from None
 
 
 def _env_value(ref: SecretReference, compute: ComputeConfig, operation: str) -> str:
@@ -635,14 +654,6 @@ def _first_lines(text: str, count: int) -> str:
     lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
     return "\n".join(lines[:count])
 
-
-def _result(
-    success: bool, message: str, details: Mapping[str, Any], secrets: list[str]
-) -> ValidationResult:
-    clean = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in details.items()}
-    if isinstance(clean.get("extensions"), list):
-        clean["extensions"] = list(clean["extensions"])
-    return ValidationResult(success, redact(message, secrets), clean)
 
 
 # -- error translation -----------------------------------------------------------------------------

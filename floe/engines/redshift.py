@@ -28,11 +28,10 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.compute import ComputePlugin
-from floe.deadline import DeadlineExceeded, call_with_deadline
+from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
 from floe.secrets import find_secret_refs, redact, secret_values
-from floe.sqlquote import quote_literal
 
 ENGINE = "redshift"
 METHODS = ("database", "iam")
@@ -131,45 +130,34 @@ class RedshiftEngine(ComputePlugin):
         whole check (AWS calls of the IAM method included) by a hard deadline a little under it. A
         missing schema is not a failure: dbt creates it.
         """
-        secrets = secret_values(find_secret_refs(compute.config))
-        budget = max(0.1, timeout - min(0.25, timeout / 10))
-        progress: dict[str, Any] = {"stage": "reading the settings"}
-        try:
-            details = call_with_deadline(lambda: self._check(compute, budget, progress), budget)
-        except DeadlineExceeded:
-            where = progress.get("where", "the Redshift endpoint")
+        def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
+            details = self._check(compute, seconds, progress)
+            message = (
+                f"compute {compute.name!r}: connected to database {details['database']} at "
+                f"{details['endpoint']} as {details['current_user']} ({details['server_version']})"
+            )
+            if details["schema_exists"]:
+                message += f"; schema {details['schema']} exists"
+            else:
+                message += f"; schema {details['schema']} does not exist yet (dbt creates it on the first run)"
+            return message, details
+
+        def no_answer(progress: Progress) -> tuple[str, str]:
             fix = (
                 "check host and port (5439 by default), the security group / network ACLs that "
                 "must let this pod in, and that the cluster is not paused"
             )
-            if progress.get("stage", "").startswith("asking AWS"):
+            if progress["stage"].startswith("asking AWS"):
                 fix = ("check that the pod reaches the AWS Redshift API (NAT, proxy or VPC endpoint) "
                        "and that its AWS credentials are available quickly")  # fmt: skip
-            error = PluginExecutionError(
-                ENGINE, "validate_connection",
-                f"no answer from {where} within {timeout:g} s while {progress['stage']}", fix,
-                compute=compute.name,
-            )  # fmt: skip
-            return _result(False, error.render(), progress.get("details", {}), secrets)
-        except PluginExecutionError as error:
-            return _result(False, error.render(), progress.get("details", {}), secrets)
-        except Exception as exc:  # noqa: BLE001 - reported as a message, never a traceback
-            translated = self.translate_error(exc, compute) or PluginExecutionError(
-                ENGINE, "validate_connection",
-                f"{progress['stage']} failed: {type(exc).__name__}: {_first_line(str(exc))}",
-                "check the compute's Redshift settings (host, port, dbname, method, sslmode)",
-                compute=compute.name,
-            )  # fmt: skip
-            return _result(False, translated.render(), progress.get("details", {}), secrets)
-        message = (
-            f"compute {compute.name!r}: connected to database {details['database']} at "
-            f"{details['endpoint']} as {details['current_user']} ({details['server_version']})"
-        )
-        if details["schema_exists"]:
-            message += f"; schema {details['schema']} exists"
-        else:
-            message += f"; schema {details['schema']} does not exist yet (dbt creates it on the first run)"
-        return _result(True, message, details, secrets)
+            where = progress.get("where", "the Redshift endpoint")
+            return f"no answer from {where} within {timeout:g} s while {progress['stage']}", fix
+
+        return run_check(
+            ENGINE, compute, timeout, check, no_answer=no_answer,
+            fix="check the compute's Redshift settings (host, port, dbname, method, sslmode)",
+            translate=self.translate_error,
+        )  # fmt: skip
 
     def _check(self, compute: ComputeConfig, budget: float, progress: dict[str, Any]) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
@@ -200,10 +188,8 @@ class RedshiftEngine(ComputePlugin):
             details.update(current_database=str(database), current_user=str(user),
                            server_version=_short_version(str(version)))  # fmt: skip
             progress["stage"] = f"looking up schema {settings.schema}"
-            cursor.execute(
-                "select count(*) from pg_namespace where nspname = "
-                + quote_literal(settings.schema.lower())
-            )
+            # a bound parameter: Redshift reads backslash escapes in literals, a parameter is never SQL
+            cursor.execute("select count(*) from pg_namespace where nspname = %s", (settings.schema.lower(),))
             row = cursor.fetchone()
             details["schema_exists"] = bool(row and int(row[0]) > 0)
         finally:
@@ -296,7 +282,7 @@ class RedshiftEngine(ComputePlugin):
         operation, message, fix = translated
         return PluginExecutionError(
             ENGINE, operation, message, fix,
-            compute=compute.name if compute is not None else None, cause=_first_line(text)[:300],
+            compute=compute.name if compute is not None else None, cause=first_line(text)[:300],
         )  # fmt: skip
 
 
@@ -402,13 +388,6 @@ def _short_version(version: str) -> str:
     return match[0] if match else version.split(" on ")[0][:60]
 
 
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.strip().splitlines() if line.strip()), "")
-
-
-def _result(success: bool, message: str, details: Mapping[str, Any], secrets: list[str]) -> ValidationResult:
-    clean = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in details.items()}
-    return ValidationResult(success, redact(message, secrets), clean)
 
 
 # -- error translation -----------------------------------------------------------------------------
@@ -510,10 +489,10 @@ def _translate(classes: list[str], text: str, compute: ComputeConfig | None) -> 
     if code is not None:
         return _sqlstate(code, message, compute, where)
     if aws := _AWS_CODE.search(text):
-        return _aws_error(aws["code"], aws["operation"], _first_line(aws["message"]), compute)
+        return _aws_error(aws["code"], aws["operation"], first_line(aws["message"]), compute)
     lowered = text.lower()
     if "ProfileNotFound" in classes or ("could not be found" in lowered and "profile" in lowered):
-        return ("get IAM credentials", _first_line(text),
+        return ("get IAM credentials", first_line(text),
                 "set iam_profile to a profile of the pod's AWS config (AWS_CONFIG_FILE / "
                 "AWS_SHARED_CREDENTIALS_FILE), or remove it to use the pod's default AWS credentials")  # fmt: skip
     if "NoCredentialsError" in classes or "unable to locate credentials" in lowered:
@@ -523,7 +502,7 @@ def _translate(classes: list[str], text: str, compute: ComputeConfig | None) -> 
     if "NoRegionError" in classes or "must specify a region" in lowered:
         return ("get IAM credentials", "the AWS region is not known", "set region, such as us-east-1")
     if "EndpointConnectionError" in classes or "could not connect to the endpoint url" in lowered:
-        return ("get IAM credentials", f"the AWS API cannot be reached: {_first_line(text)[:200]}",
+        return ("get IAM credentials", f"the AWS API cannot be reached: {first_line(text)[:200]}",
                 "let the pod reach the Redshift API (NAT gateway, proxy, or a VPC interface endpoint)")  # fmt: skip
     if "ssl must be enabled when using iam" in lowered:
         return ("connect", "IAM authentication needs TLS", "remove sslmode: disable")
@@ -557,13 +536,13 @@ def _translate(classes: list[str], text: str, compute: ComputeConfig | None) -> 
                 "check that host and port reach Redshift, and sslmode (a TLS-only proxy closes plain "
                 "connections)")  # fmt: skip
     if "communication error" in lowered:
-        return ("connect", f"the connection to {where} failed: {_first_line(text)[:200]}",
+        return ("connect", f"the connection to {where} failed: {first_line(text)[:200]}",
                 "check host, port, sslmode and the network between the pod and Redshift")  # fmt: skip
     return None
 
 
 def _sqlstate(code: str, message: str, compute: ComputeConfig | None, where: str) -> tuple[str, str, str] | None:
-    first = _first_line(message)[:300]
+    first = first_line(message)[:300]
     if code in ("28000", "28P01"):
         if _method(compute) == "iam":
             user = compute.config.get("user") if compute is not None else None

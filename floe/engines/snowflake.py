@@ -30,11 +30,11 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.compute import ComputePlugin
-from floe.deadline import DeadlineExceeded, call_with_deadline
+from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
 from floe.secrets import find_secret_refs, redact, secret_values
-from floe.sqlquote import quote_identifier, quote_literal
+from floe.sqlquote import quote_backslash_literal, quote_identifier
 
 ENGINE = "snowflake"
 DEFAULT_THREADS = 4
@@ -156,40 +156,21 @@ class SnowflakeEngine(ComputePlugin):
         to https only). ``externalbrowser`` cannot log in unattended: the check asks the account
         for its SSO login URL instead, which proves the account, the network and the SSO setup.
         """
-        secrets = secret_values(find_secret_refs(compute.config))
-        progress: dict[str, Any] = {"stage": "checking the settings", "details": {}}
-        # A little under ``timeout``, so that this answer beats a caller's deadline of the same
-        # length with the step the check was at.
-        budget = max(0.1, timeout - min(0.25, timeout / 10))
-        try:
-            details = call_with_deadline(lambda: self._check(compute, target, budget, progress), budget)
-        except DeadlineExceeded:
+        def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
+            details = self._check(compute, target, seconds, progress)
+            return _success_message(compute, details), details
+
+        def no_answer(progress: Progress) -> tuple[str, str]:
             where = endpoint(compute)
-            error = PluginExecutionError(
-                ENGINE,
-                "validate_connection",
-                f"Snowflake at {where} did not answer within {timeout:g} s while {progress['stage']}",
-                f"check that {where} is reachable from here (network, firewall, proxy, private "
-                "link) and that the warehouse is not queued; then retry",
-                compute=compute.name,
-            )
-            return _result(
-                False, error.render(), {**progress["details"], "stage": progress["stage"]}, secrets
-            )
-        except PluginExecutionError as exc:
-            return _result(False, exc.render(), {**progress["details"], "stage": progress["stage"]}, secrets)
-        except Exception as exc:  # noqa: BLE001 - reported as a message, never a traceback
-            translated = self.translate_error(exc, compute) or PluginExecutionError(
-                ENGINE,
-                "validate_connection",
-                f"{progress['stage']} failed: {type(exc).__name__}: {_first_line(str(exc))}",
-                "check the compute's Snowflake settings against the message",
-                compute=compute.name,
-            )
-            return _result(
-                False, translated.render(), {**progress["details"], "stage": progress["stage"]}, secrets
-            )
-        return _result(True, _success_message(compute, details), details, secrets)
+            return (f"Snowflake at {where} did not answer within {timeout:g} s while {progress['stage']}",
+                    f"check that {where} is reachable from here (network, firewall, proxy, private "
+                    "link) and that the warehouse is not queued; then retry")  # fmt: skip
+
+        return run_check(
+            ENGINE, compute, timeout, check, no_answer=no_answer,
+            fix="check the compute's Snowflake settings against the message",
+            translate=self.translate_error,
+        )  # fmt: skip
 
     def _check(
         self, compute: ComputeConfig, target: ProfileTarget, budget: float, progress: dict[str, Any]
@@ -263,7 +244,7 @@ class SnowflakeEngine(ComputePlugin):
                 ENGINE,
                 "validate_connection",
                 f"the {noun} {name} does not exist or role {role} may not use it "
-                f"(Snowflake {_code(exc)}: {_first_line(str(getattr(exc, 'raw_msg', None) or exc))})",
+                f"(Snowflake {_code(exc)}: {first_line(str(getattr(exc, 'raw_msg', None) or exc))})",
                 f"correct {noun} in the compute's settings (see {listing}), or ask an "
                 f"administrator to GRANT USAGE ON {kind} {name} TO ROLE {role}",
                 compute=compute.name,
@@ -361,7 +342,7 @@ class SnowflakeEngine(ComputePlugin):
             redact(message, secrets),
             redact(fix, secrets),
             compute=compute.name if compute is not None else None,
-            cause=redact(_first_line(found.text), secrets),
+            cause=redact(first_line(found.text), secrets),
         )
 
 
@@ -570,7 +551,7 @@ def private_key_der(compute: ComputeConfig, target: ProfileTarget, operation: st
                 "check the value of the passphrase secret",
             ) from None
         raise fail(
-            f"{where} is not a private key that can be read ({_first_line(str(exc))})",
+            f"{where} is not a private key that can be read ({first_line(str(exc))})",
             "use the PKCS#8 PEM key registered with ALTER USER … SET RSA_PUBLIC_KEY "
             "(openssl pkcs8 -topk8 -in rsa_key.p8 converts older formats)",
         ) from None
@@ -616,13 +597,23 @@ def _secret(ref: Any, compute: ComputeConfig, operation: str) -> str:
 
 def _schema_exists(cursor: Any, database: str, schema: str) -> bool:
     """Whether ``database.schema`` exists (compared exactly: ``LIKE`` treats ``_`` as a wildcard)."""
-    quoted = sql_identifier(schema)
-    wanted = quoted[1:-1].replace('""', '"')
-    rows = cursor.execute(
-        f"SHOW TERSE SCHEMAS LIKE {quote_literal(wanted)} IN DATABASE {sql_identifier(database)}"
-    ).fetchall()
+    wanted = sql_identifier(schema)[1:-1].replace('""', '"')
+    rows = cursor.execute(schema_lookup_sql(database, schema)).fetchall()
     names = {str(row[1]) for row in rows if len(row) > 1}
     return wanted in names or (bool(_UNQUOTED.match(schema)) and wanted in {n.upper() for n in names})
+
+
+def schema_lookup_sql(database: str, schema: str) -> str:
+    """``SHOW TERSE SCHEMAS LIKE '<schema>' IN DATABASE "<database>"``, as the check runs it.
+
+    The pattern is a backslash-escaped literal: Snowflake reads backslash escapes in strings, so
+    a standard literal of a schema ending in ``\\`` would swallow the rest of the statement.
+    """
+    wanted = sql_identifier(schema)[1:-1].replace('""', '"')
+    return (
+        f"SHOW TERSE SCHEMAS LIKE {quote_backslash_literal(wanted)} "
+        f"IN DATABASE {sql_identifier(database)}"
+    )
 
 
 def _probe_sso(compute: ComputeConfig, seconds: int) -> dict[str, Any]:
@@ -712,14 +703,6 @@ def _success_message(compute: ComputeConfig, details: Mapping[str, Any]) -> str:
     )
 
 
-def _result(success: bool, message: str, details: Mapping[str, Any], secrets: list[str]) -> ValidationResult:
-    clean = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in details.items()}
-    return ValidationResult(success, redact(message, secrets), clean)
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
 
 
 def _code(exc: BaseException) -> str:
@@ -874,7 +857,7 @@ def _translate(
         except PluginExecutionError:
             method = ""
     errno = found.errno
-    first = _first_line(found.text)
+    first = first_line(found.text)
     is_ = set(found.classes).__contains__
     role = str(config.get("role") or "the user's default role")
     user = str(config.get("user") or "the user")

@@ -55,7 +55,7 @@ from urllib.parse import quote, urlsplit
 
 from floe import __version__
 from floe.compute import ComputePlugin
-from floe.deadline import DeadlineExceeded, call_with_deadline
+from floe.connection_check import Progress, run_check
 from floe.errors import PluginExecutionError
 from floe.model import (
     CatalogConfig,
@@ -231,52 +231,40 @@ class SparkEngine(ComputePlugin):
           A ``SELECT 1`` still running at the deadline (a cold server's first query) does not
           fail the check: the login has been proven by then.
         """
-        secrets = secret_values(find_secret_refs(compute.config))
         start = time.monotonic()
-        deadline = start + max(0.0, timeout - min(0.5, timeout / 10))
-        progress: dict[str, Any] = {"stage": "reading the settings", "details": {}}
+        progress: Progress = {"stage": "reading the settings", "details": {}}
 
-        def check() -> tuple[str, dict[str, Any]]:
+        def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
+            # the steps stop a little before the frame's deadline, to report how far they got
+            deadline = start + max(0.0, seconds - 0.2)
             method = _method(compute, "validate_connection")
             progress["details"]["method"] = method
             checks: dict[str, _Check] = {
                 "session": _check_session, "thrift": _check_thrift, "http": _check_http,
             }  # fmt: skip
-            return checks[method](compute, target, deadline, progress)
+            message, details = checks[method](compute, target, deadline, progress)
+            details["elapsed_s"] = round(time.monotonic() - start, 2)
+            return f"compute {compute.name!r}: {message}", details
 
-        try:
-            message, details = call_with_deadline(check, max(0.0, deadline - start) + 0.2)
-        except DeadlineExceeded:
-            stage = progress["stage"]
-            error = PluginExecutionError(
-                ENGINE, "validate_connection",
-                f"no answer within {timeout:g} s while {stage}",
-                "check that the host is reachable and the port is the Spark service's, "
-                "and that the machine is not overloaded",
-                compute=compute.name,
-            )  # fmt: skip
-            return _result(False, error.render(), {**progress["details"], "stage": stage}, secrets)
-        except PluginExecutionError as exc:
-            return _result(False, exc.render(), progress["details"], secrets)
-        except (TimeoutError, subprocess.TimeoutExpired):
-            error = PluginExecutionError(
-                ENGINE, "validate_connection", f"the {timeout:g} s ran out while {progress['stage']}",
-                "retry with a longer timeout; if it recurs, check that the machine is not overloaded",
-                compute=compute.name,
-            )  # fmt: skip
-            return _result(False, error.render(), progress["details"], secrets)
-        except Exception as exc:  # noqa: BLE001 - reported as a message, never a traceback
-            translated = self.translate_error(exc, compute)
-            if translated is None:
-                translated = PluginExecutionError(
-                    ENGINE, "validate_connection",
-                    f"{progress['stage']} failed: {type(exc).__name__}: {_first_line(str(exc))}",
-                    "check the compute's Spark settings against the message",
+        def translate(exc: BaseException, compute: ComputeConfig) -> PluginExecutionError | None:
+            if isinstance(exc, (TimeoutError, subprocess.TimeoutExpired)):
+                return PluginExecutionError(
+                    ENGINE, "validate_connection", f"the {timeout:g} s ran out while {progress['stage']}",
+                    "retry with a longer timeout; if it recurs, check that the machine is not overloaded",
                     compute=compute.name,
                 )  # fmt: skip
-            return _result(False, translated.render(), progress["details"], secrets)
-        details["elapsed_s"] = round(time.monotonic() - start, 2)
-        return _result(True, f"compute {compute.name!r}: {message}", details, secrets)
+            return self.translate_error(exc, compute)
+
+        return run_check(
+            ENGINE, compute, timeout, check,
+            no_answer=lambda progress: (
+                f"no answer within {timeout:g} s while {progress['stage']}",
+                "check that the host is reachable and the port is the Spark service's, "
+                "and that the machine is not overloaded",
+            ),
+            fix="check the compute's Spark settings against the message",
+            translate=translate, margin=0.5, progress=progress,
+        )  # fmt: skip
 
     # -- REQ-015: resources ---------------------------------------------------------------------
 
@@ -692,10 +680,6 @@ def _jdbc_uri(catalog: CatalogConfig, prefix: str, operation: str) -> dict[str, 
 
 _Check = Callable[[ComputeConfig, ProfileTarget, float, dict[str, Any]], tuple[str, dict[str, Any]]]
 
-
-def _result(success: bool, message: str, details: Mapping[str, Any], secrets: list[str]) -> ValidationResult:
-    clean = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in details.items()}
-    return ValidationResult(success, redact(message, secrets), clean)
 
 
 def _remaining(deadline: float) -> float:

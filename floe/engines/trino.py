@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.compute import ComputePlugin
-from floe.deadline import DeadlineExceeded, call_with_deadline
+from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
 from floe.secrets import find_secret_refs, redact, secret_values
@@ -122,40 +122,29 @@ class TrinoEngine(ComputePlugin):
         hard deadline a little under it). A missing catalog is reported with the catalogs the
         coordinator has; a missing schema is not a failure (dbt creates it).
         """
-        secrets = secret_values(find_secret_refs(compute.config))
-        budget = max(0.1, timeout - min(0.25, timeout / 10))
-        progress: dict[str, Any] = {"stage": "reading the settings"}
-        try:
-            details = call_with_deadline(lambda: self._check(compute, budget, progress), budget)
-        except DeadlineExceeded:
-            where = progress.get("url", "the coordinator")
-            error = PluginExecutionError(
-                ENGINE, "validate_connection",
-                f"no answer from {where} within {timeout:g} s while {progress['stage']}",
+        def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
+            details = self._check(compute, seconds, progress)
+            message = (
+                f"compute {compute.name!r}: Trino {details['trino_version']} at {details['url']} "
+                f"answered as user {details['current_user']}; catalog {details['catalog']} exists"
+            )
+            if details["schema_exists"]:
+                message += f", schema {details['schema']} exists"
+            else:
+                message += f"; schema {details['schema']} does not exist yet (dbt creates it on the first run)"
+            return message, details
+
+        return run_check(
+            ENGINE, compute, timeout, check,
+            no_answer=lambda progress: (
+                f"no answer from {progress.get('url', 'the coordinator')} within {timeout:g} s while "
+                f"{progress['stage']}",
                 "check host and port, that the coordinator is up and not overloaded, and that no "
                 "firewall or proxy silently drops the traffic",
-                compute=compute.name,
-            )  # fmt: skip
-            return _result(False, error.render(), progress.get("details", {}), secrets)
-        except PluginExecutionError as error:
-            return _result(False, error.render(), progress.get("details", {}), secrets)
-        except Exception as exc:  # noqa: BLE001 - reported as a message, never a traceback
-            translated = self.translate_error(exc, compute) or PluginExecutionError(
-                ENGINE, "validate_connection",
-                f"{progress['stage']} failed: {type(exc).__name__}: {_first_line(str(exc))}",
-                "check the compute's Trino settings (host, port, http_scheme, method, verify)",
-                compute=compute.name,
-            )  # fmt: skip
-            return _result(False, translated.render(), progress.get("details", {}), secrets)
-        message = (
-            f"compute {compute.name!r}: Trino {details['trino_version']} at {details['url']} "
-            f"answered as user {details['current_user']}; catalog {details['catalog']} exists"
-        )
-        if details["schema_exists"]:
-            message += f", schema {details['schema']} exists"
-        else:
-            message += f"; schema {details['schema']} does not exist yet (dbt creates it on the first run)"
-        return _result(True, message, details, secrets)
+            ),
+            fix="check the compute's Trino settings (host, port, http_scheme, method, verify)",
+            translate=self.translate_error,
+        )  # fmt: skip
 
     def _check(self, compute: ComputeConfig, budget: float, progress: dict[str, Any]) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
@@ -205,10 +194,7 @@ class TrinoEngine(ComputePlugin):
             details.update(trino_version=str(version), current_user=str(current_user))
             progress["stage"] = f"looking up schema {settings.schema} in catalog {settings.catalog}"
             try:
-                cursor.execute(
-                    f"SELECT schema_name FROM {quote_identifier(settings.catalog)}.information_schema"
-                    f".schemata WHERE schema_name = {quote_literal(settings.schema.lower())}"
-                )
+                cursor.execute(schema_lookup_sql(settings.catalog, settings.schema))
                 details["schema_exists"] = bool(cursor.fetchall())
             except trino.exceptions.TrinoUserError as exc:
                 if exc.error_name != "CATALOG_NOT_FOUND":
@@ -277,12 +263,24 @@ class TrinoEngine(ComputePlugin):
         return PluginExecutionError(
             ENGINE, operation, message, fix,
             compute=compute.name if compute is not None else None,
-            cause=_first_line(text)[:300],
+            cause=first_line(text)[:300],
         )  # fmt: skip
 
 
 plugin = TrinoEngine()
 """The instance the ``floe`` entry point ``trino = floe.engines.trino:plugin`` names."""
+
+
+def schema_lookup_sql(catalog: str, schema: str) -> str:
+    """The query that tells whether ``schema`` exists in the Trino catalog ``catalog``.
+
+    Trino folds unquoted names to lower case, so the schema is looked up in lower case. Trino's
+    literals are standard SQL (a backslash is not special), so :func:`quote_literal` holds any value.
+    """
+    return (
+        f"SELECT schema_name FROM {quote_identifier(catalog)}.information_schema.schemata "
+        f"WHERE schema_name = {quote_literal(schema.lower())}"
+    )
 
 
 # -- settings --------------------------------------------------------------------------------------
@@ -383,13 +381,6 @@ def _env_value(compute: ComputeConfig, key: str, operation: str) -> str:
     return value
 
 
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.strip().splitlines() if line.strip()), "")
-
-
-def _result(success: bool, message: str, details: Mapping[str, Any], secrets: list[str]) -> ValidationResult:
-    clean = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in details.items()}
-    return ValidationResult(success, redact(message, secrets), clean)
 
 
 # -- error translation -----------------------------------------------------------------------------
@@ -452,7 +443,7 @@ def _secret_name(compute: ComputeConfig | None, key: str) -> str:
 
 def _translate(classes: list[str], text: str, compute: ComputeConfig | None) -> tuple[str, str, str] | None:
     """``(operation, message, fix)`` for a trino client error, or ``None`` when not recognised."""
-    first = _first_line(text)
+    first = first_line(text)
     where = _where(compute)
     if query := _QUERY_ERROR.search(text):
         return _query_error(query["type"], query["name"], query["message"])
@@ -564,4 +555,4 @@ def _query_error(kind: str, name: str, message: str) -> tuple[str, str, str]:
                else "correct the SQL or the settings named in the message")  # fmt: skip
     if name.startswith("EXCEEDED_") and name not in _QUERY_FIXES:
         operation, fix = "run a query", "reduce the query's resource use or ask for higher limits"
-    return operation, f"Trino {name}: {_first_line(message)[:300]}", fix
+    return operation, f"Trino {name}: {first_line(message)[:300]}", fix

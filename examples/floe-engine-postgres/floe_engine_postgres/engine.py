@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from floe.compute import ComputePlugin
-from floe.deadline import DeadlineExceeded, call_with_deadline
+from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
 from floe.secrets import find_secret_refs, redact, secret_values
@@ -115,50 +115,32 @@ class PostgresEngine(ComputePlugin):
         the password is refused, the database or role is missing, nothing listens, nothing answers,
         the server is a read-only standby, or the role may not create in the schema.
         """
-        secrets = secret_values(find_secret_refs(compute.config))
-        progress: dict[str, Any] = {"stage": "starting the check", "details": _where(compute)}
-        # A little under ``timeout``, so this answer (which names the stage) beats a caller's own
-        # deadline of the same length.
-        budget = max(0.1, timeout - min(0.25, timeout / 10))
-        try:
-            details = call_with_deadline(lambda: self._check(compute, progress, budget), budget)
-        except DeadlineExceeded:
+        def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
+            details = self._check(compute, progress, seconds)
+            message = (
+                f"compute {compute.name!r}: PostgreSQL {details['server_version']} at {_address(compute)}, "
+                f"database {details['dbname']!r} as {details['current_user']!r}; schema "
+                f"{details['schema']!r} {'exists' if details['schema_exists'] else 'will be created by dbt'}"
+            )
+            return message, details
+
+        def no_answer(progress: Progress) -> tuple[str, str]:
             where, stage = _address(compute), progress["stage"]
             if stage in ("connecting", "starting the check", "importing psycopg2"):
-                message = f"no answer from {where} within {timeout:g} s while {stage}"
-                fix = (f"check that {where} is a PostgreSQL server reachable from here (firewall, VPN, "
-                       "security group) and not overloaded; then retry")  # fmt: skip
-            else:
-                message = (
-                    f"{where} accepted the connection but stopped answering while {stage} ({timeout:g} s)"
-                )
-                fix = "the server or the network to it is overloaded or stalled; check the server's load and log"
-            error = PluginExecutionError(ENGINE, "validate_connection", message, fix, compute=compute.name)
-            return _result(
-                False, error.render(), {**progress["details"], "stage": progress["stage"]}, secrets
-            )
-        except PluginExecutionError as exc:
-            return _result(False, exc.render(), {**progress["details"], "stage": progress["stage"]}, secrets)
-        except Exception as exc:  # noqa: BLE001 - reported as advice, never as a traceback
-            translated = self.translate_error(exc, compute)
-            text = (
-                translated.render()
-                if translated is not None
-                else PluginExecutionError(
-                    ENGINE,
-                    "validate_connection",
-                    f"{progress['stage']} failed: {type(exc).__name__}: {_first_line(str(exc))}",
-                    "check the compute's host, port, dbname, user and sslmode against the message",
-                    compute=compute.name,
-                ).render()
-            )
-            return _result(False, text, {**progress["details"], "stage": progress["stage"]}, secrets)
-        message = (
-            f"compute {compute.name!r}: PostgreSQL {details['server_version']} at {_address(compute)}, "
-            f"database {details['dbname']!r} as {details['current_user']!r}; schema "
-            f"{details['schema']!r} {'exists' if details['schema_exists'] else 'will be created by dbt'}"
-        )
-        return _result(True, message, details, secrets)
+                return (f"no answer from {where} within {timeout:g} s while {stage}",
+                        f"check that {where} is a PostgreSQL server reachable from here (firewall, VPN, "
+                        "security group) and not overloaded; then retry")  # fmt: skip
+            return (f"{where} accepted the connection but stopped answering while {stage} ({timeout:g} s)",
+                    "the server or the network to it is overloaded or stalled; check the server's load and log")  # fmt: skip
+
+        # floe's frame for the check: a deadline a little under ``timeout``, the stage in every
+        # failure, untranslated exceptions as advice, secrets redacted.
+        return run_check(
+            ENGINE, compute, timeout, check, no_answer=no_answer,
+            fix="check the compute's host, port, dbname, user and sslmode against the message",
+            translate=self.translate_error,
+            progress={"stage": "starting the check", "details": _where(compute)},
+        )  # fmt: skip
 
     def _check(self, compute: ComputeConfig, progress: dict[str, Any], budget: float) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
@@ -368,14 +350,6 @@ def _ident(name: str) -> str:
     return quote_identifier(name) if not re.match(r"^[a-z_][a-z0-9_]*$", name) else name
 
 
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
-def _result(success: bool, message: str, details: Mapping[str, Any], secrets: list[str]) -> ValidationResult:
-    clean = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in details.items()}
-    return ValidationResult(success, redact(message, secrets), clean)
 
 
 # -- error translation -----------------------------------------------------------------------------
@@ -432,7 +406,7 @@ def _advice(classes: list[str], code: str | None, text: str,
     """``(operation, message, fix)`` for a PostgreSQL error, or ``None`` when nothing fits."""
     config: Mapping[str, Any] = compute.config if compute is not None else {}
     first = (
-        _first_line(text.split("failed: ", 1)[-1]) if "connection to server" in text else _first_line(text)
+        first_line(text.split("failed: ", 1)[-1]) if "connection to server" in text else first_line(text)
     )
     server = _SERVER_AT.search(text)
     if "host" in config:
