@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from floe.artifacts import write_atomic
 from floe.documents import Document, read_document
-from floe.errors import GovernanceError, ManifestError, PluginExecutionError, Problem
+from floe.errors import FloeError, GovernanceError, ManifestError, PluginExecutionError, Problem
 from floe.governance import Governance, check_selections, govern, load_chain, unstructure_secrets
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
 from floe.plugins import EngineRegistry
 from floe.schemas import SchemaStore
 from floe.schemas import store as default_store
 from floe.structure import converter
+
+if TYPE_CHECKING:
+    from floe.manifest_cache import ManifestCache
 
 PRODUCT_FILE = "floe.yaml"
 ARTIFACT_DIR = Path("target") / "floe"
@@ -78,9 +83,13 @@ def find_source(path: Path) -> Path:
     return path / PRODUCT_FILE if path.is_dir() else path
 
 
-def compile_path(path: Path, engines: EngineRegistry | None = None,
-                 store: SchemaStore | None = None) -> Compiled:  # fmt: skip
-    """Parse, govern and resolve ``path``; raise a :class:`~floe.errors.FloeError` if invalid."""
+def compile_path(path: Path, engines: EngineRegistry | None = None, store: SchemaStore | None = None,
+                 manifests: ManifestCache | None = None) -> Compiled:  # fmt: skip
+    """Parse, govern and resolve ``path``; raise a :class:`~floe.errors.FloeError` if invalid.
+
+    ``manifests``, shared by the compiles of many products (with the same ``engines`` and
+    ``store``), reads each parent manifest once and governs each chain of manifests once.
+    """
     store = store or default_store()
     engines = engines or EngineRegistry.discover()
     source_path = find_source(path)
@@ -88,8 +97,8 @@ def compile_path(path: Path, engines: EngineRegistry | None = None,
         raise ManifestError([Problem(f"{source_path} does not exist", str(source_path),
                                      fix="pass a data product directory, its floe.yaml, or a manifest")])  # fmt: skip
     source = read_document(source_path, store)
-    chain = load_chain(source, store)
-    governance = govern(chain, engines, store)
+    chain = load_chain(source, store, manifests)
+    governance = _govern(chain, engines, store, manifests)
     catalog = _catalog(chain)
     if source.kind != "DataProduct":
         return Compiled(source, governance, (), catalog, {})
@@ -101,6 +110,30 @@ def compile_path(path: Path, engines: EngineRegistry | None = None,
     )
     profiles = build_profiles(source, governance, transforms, engines)
     return Compiled(source, governance, transforms, catalog, profiles)
+
+
+def _govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore,
+            manifests: ManifestCache | None) -> Governance:  # fmt: skip
+    """:func:`govern`, shared by the products below the same manifests when ``manifests`` is given.
+
+    A product that sets no compute settings or environments of its own adds nothing to the
+    governance of its manifests, so theirs (or their error) is reused with the product appended.
+    """
+    start = chain[-1]
+    if manifests is None or start.kind != "DataProduct" or "plugins" in start.data or "environments" in start.data:
+        return govern(chain, engines, store)
+    parents = chain[:-1]
+    key = tuple(d.path for d in parents)
+    shared = manifests.governed.get(key)
+    if shared is None:
+        try:
+            shared = govern(parents, engines, store)
+        except FloeError as exc:
+            shared = exc
+        manifests.governed[key] = shared
+    if isinstance(shared, FloeError):
+        raise shared.with_traceback(None)
+    return attrs.evolve(shared, chain=tuple(chain))
 
 
 def _catalog(chain: list[Document]) -> CatalogConfig | None:
@@ -115,8 +148,12 @@ def _check_paths(product: Document) -> None:
     problems = []
     for i, transform in enumerate(product.data["transforms"]):
         raw = str(transform["path"])
-        target = (root / raw).resolve()
-        if Path(raw).is_absolute() or (target != root and root not in target.parents):
+        if _plainly_below(root, raw):
+            continue
+        target = product.resolve(("transforms", i, "path"), raw, root)
+        if isinstance(target, Problem):  # a NUL character, a symlink loop, a name too long
+            problems.append(target)
+        elif Path(raw).is_absolute() or (target != root and root not in target.parents):
             problems.append(product.problem(("transforms", i, "path"), f"path {raw!r} leaves the data product",
                                             "a path relative to the directory of floe.yaml",
                                             "point to a folder of models inside the product"))  # fmt: skip
@@ -126,6 +163,29 @@ def _check_paths(product: Document) -> None:
                                             "create the folder or correct the path"))  # fmt: skip
     if problems:
         raise ManifestError(problems)
+
+
+def _plainly_below(root: Path, raw: str) -> bool:
+    """Whether ``raw`` names an existing path below ``root`` through no symlink and no ``..``.
+
+    Then it is inside the product and exists, as resolving it would tell, with one ``lstat`` per
+    component of ``raw`` instead of one per component of the whole path (a platform compile does
+    this for thousands of transforms). Anything else is left to :meth:`Path.resolve`.
+    """
+    relative = PurePath(raw)
+    if relative.anchor:
+        return False
+    path = str(root)
+    for part in relative.parts:
+        if part == "..":
+            return False
+        path = os.path.join(path, part)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return False
+        except (OSError, ValueError):  # ValueError: a NUL character
+            return False
+    return True
 
 
 def build_profiles(product: Document, governance: Governance, transforms: tuple[CompiledTransform, ...],
@@ -158,14 +218,22 @@ def profile_name(compute: str) -> str:
     return f"floe_{compute}"
 
 
-def write_artifacts(compiled: Compiled) -> list[Path]:
-    """Write ``target/floe/profiles.yml`` then ``compiled.json``, each atomically."""
+def artifact_texts(compiled: Compiled) -> dict[Path, str]:
+    """The artifacts of ``compiled`` by path, in the order they are written: profiles first."""
     import yaml
 
     out = compiled.product_dir / ARTIFACT_DIR
-    profiles = out / "profiles.yml"
-    manifest = out / "compiled.json"
     header = "# Generated by `floe compile`; secrets are read from the environment at run time.\n"
-    write_atomic(profiles, header + yaml.safe_dump(dict(compiled.profiles), sort_keys=False))
-    write_atomic(manifest, json.dumps(compiled.to_json(), indent=2) + "\n")
-    return [manifest, profiles]
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter: same text, ~4x faster
+    return {
+        out / "profiles.yml": header + yaml.dump(dict(compiled.profiles), Dumper=dumper, sort_keys=False),
+        out / "compiled.json": json.dumps(compiled.to_json(), indent=2) + "\n",
+    }
+
+
+def write_artifacts(compiled: Compiled) -> list[Path]:
+    """Write ``target/floe/profiles.yml`` then ``compiled.json``, each atomically."""
+    texts = artifact_texts(compiled)
+    for path, text in texts.items():
+        write_atomic(path, text)
+    return list(reversed(texts))

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from floe.diagnostics import JsonPath, did_you_mean, problems_from_errors
 from floe.documents import Document, read_document, typed_fragment
-from floe.errors import GovernanceError, InvalidComputeError, Problem
+from floe.errors import FloeError, GovernanceError, InvalidComputeError, Problem
 from floe.model import ComputeConfig, ResourceOverrides, SecretReference, TransformSpec
 from floe.plugins import EngineRegistry
 from floe.schemas import SchemaStore
 from floe.secrets import is_credential_key
 from floe.structure import converter
+
+if TYPE_CHECKING:
+    from floe.manifest_cache import ManifestCache
 
 DEFAULT_ENVIRONMENT = "dev"
 _COMPUTE = ("plugins", "compute")
@@ -88,8 +91,11 @@ class Governance:
         return self.environments[environment][name]
 
 
-def load_chain(start: Document, store: SchemaStore) -> list[Document]:
-    """The governing manifests of ``start``, root (enterprise) first, ending with ``start``."""
+def load_chain(start: Document, store: SchemaStore, cache: ManifestCache | None = None) -> list[Document]:
+    """The governing manifests of ``start``, root (enterprise) first, ending with ``start``.
+
+    With a ``cache`` (one per compile of many products), each parent is read once and shared.
+    """
     chain = [start]
     seen = {start.path.resolve(): start}
     current = start
@@ -98,7 +104,9 @@ def load_chain(start: Document, store: SchemaStore) -> list[Document]:
         reference = current.data.get(key)
         if reference is None:
             break
-        target = (current.path.parent / str(reference)).resolve()
+        target = current.resolve((key,), str(reference))
+        if isinstance(target, Problem):  # a NUL character, a symlink loop, a name too long
+            raise GovernanceError([target])
         if target in seen:
             cycle = " → ".join(d.label for d in chain) + f" → {seen[target].label}"
             raise GovernanceError([current.problem((key,), f"parent cycle: {cycle}",
@@ -107,7 +115,10 @@ def load_chain(start: Document, store: SchemaStore) -> list[Document]:
             raise GovernanceError([current.problem((key,), f"{key} manifest {str(reference)!r} not found "
                                                    f"(looked for {target})",
                                                    fix=f"correct `{key}:`; it is relative to {current.label}")])  # fmt: skip
-        parent = read_document(target, store, expect_kind="Manifest")
+        if cache is None:
+            parent = read_document(target, store, expect_kind="Manifest")
+        else:
+            parent = cache.read(target, store, expect_kind="Manifest")
         _check_scope(parent, current)
         chain.append(parent)
         seen[target] = parent
@@ -237,15 +248,21 @@ def _finish(approved: dict[str, _Entry], engines: EngineRegistry, store: SchemaS
             fragment = typed_fragment(origin.doc, origin.path, store, uri)
             _check_literal_credentials(origin.doc, origin.path, fragment, problems)
             config = deep_merge(config, fragment if isinstance(fragment, dict) else {})
-        problems.extend(_schema_problems(store, uri, config, entry.origins))
+        invalid = _schema_problems(store, uri, config, entry.origins)
+        problems.extend(invalid)
         resources = ResourceOverrides(entry.resources.get("requests", {}), entry.resources.get("limits", {}))
-        compute = ComputeConfig(name, entry.engine, structure_secrets(config), resources)
+        # settings are a mapping even when they read {secret_ref: X}: only values are references
+        compute = ComputeConfig(name, entry.engine, _structure_values(config), resources)
         try:
-            engine.get_resource_requirements(compute)
+            if not invalid:  # an engine may rely on what its schema promises
+                engine.get_resource_requirements(compute)
         except ValueError as exc:
             problems.append(entry.declared.doc.problem(entry.declared.path + ("resources",),
                                                        f"compute {name!r}: {exc}",
                                                        fix="fix the Kubernetes quantities under resources"))  # fmt: skip
+        except FloeError as exc:  # the engine refused these settings: point at the compute
+            problems.extend(entry.declared.doc.problem(entry.declared.path, p.message, p.expected, p.fix)
+                            for p in exc.problems)  # fmt: skip
         computes[name] = compute
     return computes
 
@@ -286,7 +303,7 @@ def _environments(chain: list[Document], computes: dict[str, ComputeConfig], eve
             for origin in origins:
                 fragment = typed_fragment(origin.doc, origin.path, store, uri)
                 _check_literal_credentials(origin.doc, origin.path, fragment, problems)
-                config = deep_merge(config, structure_secrets(fragment) if isinstance(fragment, dict) else {})
+                config = deep_merge(config, _structure_values(fragment) if isinstance(fragment, dict) else {})
             reported = {(tuple(e.absolute_path), e.message)  # already reported where the compute is
                         for e in store.validator(uri).iter_errors(unstructure_secrets(dict(compute.config)))}
             problems.extend(_schema_problems(store, uri, unstructure_secrets(config), origins, reported))
@@ -362,6 +379,11 @@ def structure_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [structure_secrets(v) for v in value]
     return value
+
+
+def _structure_values(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`structure_secrets` of each setting (the settings themselves stay a mapping)."""
+    return {key: structure_secrets(value) for key, value in settings.items()}
 
 
 def unstructure_secrets(value: Any) -> Any:
