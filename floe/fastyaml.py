@@ -22,7 +22,7 @@ strictyaml. ``tests/test_fastyaml_differential.py`` checks that agreement with h
   scanners read alike; empty nodes and ``:`` without a space after it in flow collections; empty
   nodes, dangling ``-``/``?``, block scalar headers with a comment or duplicate keys in a text with
   comments or blank lines (ruamel's round-trip comment handling fails on some of those); nesting
-  deeper than :data:`MAX_DEPTH` (ruamel recurses).
+  deeper than :data:`MAX_DEPTH` (ruamel recurses), as :class:`TooDeep`, which floe refuses.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from floe.errors import ManifestError, Problem
 JsonPath = tuple[str | int, ...]
 
 MAX_DEPTH = 40
-"""Deeper nesting falls back: strictyaml's parser recurses and may run out of stack."""
+"""Deeper nesting raises :class:`TooDeep`: strictyaml's parser recurses and may run out of stack."""
 
 FIX = "fix the YAML syntax (floe manifests use spaces, not tabs, and unique keys)"
 TAG = "Found disallowed tag tokens (do not specify types in markup)"
@@ -75,6 +75,27 @@ class Fallback(Exception):
     """fastyaml cannot vouch that strictyaml reads the text the same way: parse it with strictyaml."""
 
 
+class TooDeep(Fallback):
+    """Nesting deeper than :data:`MAX_DEPTH`, first at ``line``.
+
+    strictyaml would read such a text slowly (its work per node grows with the depth, and ruamel's
+    scanner with the number of open flow collections) or not at all (its parser recurses): the
+    caller refuses it instead (no manifest nests anywhere near that deep).
+    """
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"nesting deeper than {MAX_DEPTH} levels")
+        self.line = line
+
+
+def _nesting_limit(exc: yaml.MarkedYAMLError) -> int | None:
+    """The line of libyaml's own nesting limit (1000 levels), which its scanner may reach before
+    the parser yields the events that go past :data:`MAX_DEPTH`; None for any other error."""
+    if exc.problem == "exceeded maximum nesting depth" and exc.problem_mark is not None:
+        return int(exc.problem_mark.line) + 1
+    return None
+
+
 def parse(text: str, label: str) -> tuple[Any, dict[JsonPath, int]]:
     """The untyped tree of ``text`` as strictyaml reads it, and the 1-based line of every node.
 
@@ -91,6 +112,11 @@ def parse(text: str, label: str) -> tuple[Any, dict[JsonPath, int]]:
         return _Reader(text, label).read()
     except (ManifestError, Fallback):
         raise
+    except yaml.MarkedYAMLError as exc:
+        line = _nesting_limit(exc)
+        if line is not None:
+            raise TooDeep(line) from None
+        raise Fallback(f"libyaml: {type(exc).__name__}") from None
     except Exception as exc:  # noqa: BLE001 - libyaml's errors, encoding errors: strictyaml says
         raise Fallback(f"libyaml: {type(exc).__name__}") from None
 
@@ -213,7 +239,7 @@ class _Reader:
                     stack.append([new, (), is_mapping, _NO_KEY, 0, is_mapping, None])
                     continue
                 if len(stack) >= MAX_DEPTH:
-                    raise Fallback("deep nesting")
+                    raise TooDeep(event.start_mark.line + 1)
                 frame = stack[-1]
                 path: JsonPath
                 if frame[2]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -40,14 +41,17 @@ class SchemaStore:
     def __init__(self) -> None:
         self._by_uri: dict[str, Schema] = {}
         self._validators: dict[str, Draft202012Validator] = {}
+        self._resolved: dict[tuple[str, str], tuple[Schema, str]] = {}
         for name in ("definitions.schema.json", *KIND_SCHEMAS.values()):
             self.add(schema_file(name))
 
     def add(self, schema: Schema, uri: str | None = None) -> str:
         """Register ``schema`` under its ``$id`` (or ``uri``) and return that URI."""
         key = str(schema.get("$id") or uri)
-        self._by_uri[key] = schema
-        self._validators.clear()
+        if self._by_uri.get(key) != schema:  # engines re-add theirs on every compile
+            self._by_uri[key] = schema
+            self._validators.clear()
+            self._resolved.clear()
         return key
 
     def validator(self, uri: str) -> Draft202012Validator:
@@ -58,7 +62,7 @@ class SchemaStore:
                 (u, Resource.from_contents(s, default_specification=DRAFT202012))
                 for u, s in self._by_uri.items()
             )
-            validator = Draft202012Validator(self._by_uri[uri], registry=registry)
+            validator = _Validator(self._by_uri[uri], registry=registry)
             self._validators[uri] = validator
         return validator
 
@@ -68,6 +72,12 @@ class SchemaStore:
 
     def resolve(self, ref: str, base: str) -> tuple[Schema, str]:
         """The schema a ``$ref`` points at, and the base URI to resolve further refs against."""
+        found = self._resolved.get((ref, base))
+        if found is None:
+            found = self._resolved[(ref, base)] = self._resolve(ref, base)
+        return found
+
+    def _resolve(self, ref: str, base: str) -> tuple[Schema, str]:
         absolute = urljoin(base, ref)
         document_uri, fragment = urldefrag(absolute)
         node: Any = self._by_uri[document_uri or base]
@@ -159,6 +169,44 @@ _INFINITY = re.compile(r"[-+]?\.?(?:inf|Inf|INF)$")
 _NOT_A_NUMBER = re.compile(r"\.?(?:nan|NaN|NAN)$")
 _TRUE = frozenset(("yes", "true", "on", "1", "y"))
 _BOOLEANS = _TRUE | frozenset(("no", "false", "off", "0", "n"))
+
+
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled with JSON Schema's meaning of ``$``: the end of the text.
+
+    JSON Schema patterns are ECMA-262 regular expressions, where ``$`` (without the multiline
+    flag) matches only at the end of the input; Python's ``$`` also matches before a final newline,
+    so ``^[a-z]+$`` would accept ``"lake\\n"`` as a catalog name, and the newline would reach SQL
+    and file names. Every ``$`` outside a character class becomes ``\\Z``.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            out.append(r"\Z")
+            continue
+        out.append(char)
+    return _compiled_pattern("".join(out))
+
+
+_compiled_pattern = functools.lru_cache(maxsize=512)(re.compile)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Schema) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})  # type: ignore[no-untyped-call]
+"""Draft 2020-12 with ECMA-262's ``$`` in ``pattern`` (also used by ``propertyNames``)."""
 
 
 def _to_int(text: str) -> int | str:
