@@ -34,7 +34,8 @@ def render_secret_placeholders(
     :param sql: SQL holding ``{{ env_var('NAME') }}`` placeholders where a string literal belongs.
     :param environ: where the values are read (usually ``os.environ``).
     :raises PluginExecutionError: a referenced variable is unset or empty, or its value cannot be
-        an SQL string (it holds a NUL character); the error names the variable, never its value.
+        an SQL string (it holds a NUL character or a lone surrogate); the error names the
+        variable, never its value.
     """
     return _replace_placeholders(sql, lambda name: _literal(name, environ, engine, operation))
 
@@ -62,6 +63,27 @@ def bind_secret_placeholders(
         return "?"
 
     return _replace_placeholders(sql, bind), params
+
+
+def jinja_string(text: str) -> str:
+    """A Jinja expression that renders to exactly ``text``: how SQL crosses dbt's profile rendering.
+
+    dbt renders every string of a profile with Jinja before an adapter sees it. Statements written
+    there keep their placeholders for :func:`bind_secret_placeholders`, and their values (a uri, a
+    warehouse) must not be read as Jinja: a ``{% raw %}`` block ends at the first ``{% endraw %}``
+    a value holds, and turns ``\\r\\n`` into ``\\n``. Inside a Jinja string literal nothing is
+    evaluated; the quote, the backslash and every character outside printable ASCII are written as
+    escapes, which Jinja decodes back to the character.
+    """
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\' or not 0x20 <= code < 0x7F:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000
+                       else f"\\U{code:08x}")  # fmt: skip
+        else:
+            out.append(char)
+    return '{{ "' + "".join(out) + '" }}'
 
 
 def _replace_placeholders(sql: str, replace: Callable[[str], str]) -> str:
@@ -118,6 +140,7 @@ def _literal(name: str, environ: Mapping[str, str], engine: str, operation: str)
         raise PluginExecutionError(
             engine,
             operation,
-            f"the value of the environment variable {name} contains a NUL character",
+            f"the value of the environment variable {name} cannot be an SQL string (it holds a NUL "
+            f"character or invalid Unicode)",
             f"check the secret behind {name}",
         ) from None

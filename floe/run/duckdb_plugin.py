@@ -7,9 +7,12 @@ Named in the profiles ``floe run`` generates (see :mod:`floe.run.profiles`)::
         config:
           floe_engine: duckdb
           floe_compute: local
-          floe_statements: ["{% raw %}CREATE OR REPLACE SECRET … {{ env_var('NAME') }} …{% endraw %}", "ATTACH …"]
+          floe_statements:
+            - '{{ "CREATE OR REPLACE SECRET \\x22floe_catalog_lake\\x22 (… {{ env_var(''NAME'') }} …)" }}'
+            - '{{ "ATTACH …" }}'
 
-dbt renders the profile, which strips the ``raw`` markers and leaves the placeholders; when
+dbt renders the profile, which turns each Jinja string literal
+(:func:`floe.sqlsecrets.jinja_string`) back into the statement, placeholders included; when
 dbt-duckdb opens its database (after loading the extensions, before its own ``attach``),
 :meth:`Plugin.configure_connection` runs the statements with each placeholder bound as a query
 parameter to the secret's value from the environment

@@ -9,11 +9,13 @@ catalog, under the catalog's name, and builds into the run's namespace, so that 
   come from the engine's own ``get_catalog_attachment_sql``; the dbt-duckdb plugin
   :mod:`floe.run.duckdb_plugin` fills their secret placeholders from the environment and runs them
   on the connection (after the extensions load, before dbt-duckdb's ``attach``). The statements
-  are written with their ``{{ env_var('NAME') }}`` placeholders only, inside ``{% raw %}`` so that
-  dbt's own rendering of the profile leaves them for the plugin, which quotes each value as an SQL
-  literal. One ``attach`` entry repeats the catalog's alias: its ``ATTACH IF NOT EXISTS`` is a no-op
-  once the plugin attached it, and it tells dbt-duckdb that ``database`` names an attached
-  database. The ``avro``, ``iceberg`` and ``httpfs`` extensions are added when the compute lacks them.
+  are written with their ``{{ env_var('NAME') }}`` placeholders only, each as a Jinja string
+  literal (:func:`floe.sqlsecrets.jinja_string`) so that dbt's own rendering of the profile gives
+  them to the plugin exactly, which binds each secret as a parameter. One ``attach`` entry
+  repeats the catalog's alias: its ``ATTACH IF NOT EXISTS`` is a no-op once the plugin attached
+  it, and it tells dbt-duckdb that ``database`` names an attached database (dbt-duckdb writes the
+  alias unquoted, so the catalog's name must be letters, digits and underscores). The ``avro``,
+  ``iceberg`` and ``httpfs`` extensions are added when the compute lacks them.
 - **Spark** (``spark``, method ``session``): the catalog's ``spark.sql.catalog.<name>.*`` confs
   (:func:`floe.engines.spark.catalog_conf`, credentials as ``env_var`` placeholders that dbt renders),
   ``spark.sql.defaultCatalog=<name>`` and ``cache-enabled=false`` (Iceberg's caching catalog would
@@ -43,6 +45,7 @@ SUPPORTED_ADAPTERS = ("duckdb", "spark")
 DUCKDB_PLUGIN = "floe.run.duckdb_plugin"
 DUCKDB_CATALOG_EXTENSIONS = ("iceberg", "httpfs")
 _IDENTIFIER = re.compile(r"[^a-z0-9_]+")
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def namespace(product: str, environment: str) -> str:
@@ -86,6 +89,7 @@ def project_config(adapter: str) -> dict[str, dict[str, Any]]:
 def _duckdb(engine: Engine, compute: ComputeConfig, profile: dict[str, Any],
             catalog: CatalogConfig) -> dict[str, Any]:  # fmt: skip
     from floe.engines.duckdb import extension_files  # cheap: imports no duckdb
+    from floe.sqlsecrets import jinja_string
 
     statements = engine.get_catalog_attachment_sql(compute, catalog)
     if not statements:
@@ -93,6 +97,13 @@ def _duckdb(engine: Engine, compute: ComputeConfig, profile: dict[str, Any],
             f"compute {compute.name!r} (engine {engine.name}) cannot attach the {catalog.type} catalog "
             f"{catalog.name!r}: DuckDB attaches only Iceberg REST catalogs",
             fix="declare a REST catalog in the manifest, or remove `catalog:` to use the embedded one",
+        )])  # fmt: skip
+    if not _PLAIN_NAME.fullmatch(catalog.name):  # dbt-duckdb writes ``ATTACH … AS <alias>`` unquoted
+        raise FloeError([Problem(
+            f"compute {compute.name!r} (engine {engine.name}) cannot attach the catalog {catalog.name!r}: "
+            "dbt-duckdb writes the catalog's name into its ATTACH statement without quotes",
+            expected="a catalog name of letters, digits and underscores",
+            fix=f"rename the catalog, such as {_IDENTIFIER.sub('_', catalog.name.lower()).strip('_') or 'lake'!r}",
         )])  # fmt: skip
     extensions = [str(e) for e in profile.get("extensions") or []]
     for file in extension_files(DUCKDB_CATALOG_EXTENSIONS, compute, "run"):
@@ -104,11 +115,11 @@ def _duckdb(engine: Engine, compute: ComputeConfig, profile: dict[str, Any],
     plugins.append({"module": DUCKDB_PLUGIN, "config": {
         "floe_engine": engine.name,
         "floe_compute": compute.name,
-        "floe_statements": ["{% raw %}" + s + "{% endraw %}" for s in statements],
+        "floe_statements": [jinja_string(s) for s in statements],
     }})  # fmt: skip
     profile["plugins"] = plugins
     attach = [a for a in profile.get("attach") or [] if a.get("alias") != catalog.name]
-    attach.append({"path": catalog.warehouse or "", "alias": catalog.name})
+    attach.append({"path": jinja_string(catalog.warehouse or ""), "alias": catalog.name})
     profile["attach"] = attach
     return profile
 
