@@ -1,27 +1,117 @@
-"""Writing floe's artifacts atomically: a reader sees the old file or the new one, never half."""
+"""Writing floe's artifacts atomically: a reader sees the old file or the new one, never half.
+
+A file is written to a temporary sibling (``.<name>.<random>.tmp``), synced, and renamed over the
+target. A process killed mid-write (``kill -9``, a failed node) leaves its temporary file behind,
+so every writer holds an exclusive ``flock`` on its temporary file while it writes: the next write
+of the same target removes the temporary files nobody holds, those of writers that died. The
+operating system releases a dead process's locks, whatever killed it; a live writer's file is
+never touched.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
-import tempfile
+import re
 from pathlib import Path
 
+CREATE_ATTEMPTS = 5
+TEMPORARY = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{12}\.tmp")
+"""The name of a temporary file: ``.<target>.<12 hex digits>.tmp``."""
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a synced temporary file and an atomic rename."""
+
+def write_atomic(path: Path, text: str, *, clean: bool = True) -> None:
+    """Write ``text`` to ``path`` through a synced temporary file and an atomic rename.
+
+    A new file gets mode ``0o600`` (less the umask); a replaced file keeps the mode it had.
+
+    :param clean: first remove the temporary files of ``path`` that dead writers left; a caller
+        writing many files into one folder does it once, with :func:`remove_stale_temporaries`.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if clean:
+        remove_stale_temporaries(path.parent, path.name)
+    fd, tmp = _create_locked(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with contextlib.suppress(FileNotFoundError):
+            os.fchmod(fd, os.stat(path).st_mode & 0o7777)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:  # closing it releases the lock
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _sync_directory(path.parent)
+
+
+def remove_stale_temporaries(folder: Path, target: str | None = None) -> list[Path]:
+    """Remove the temporary files in ``folder`` (of ``target`` only, if given) that writers killed
+    mid-write left; return them."""
+    removed: list[Path] = []
     try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+        entries = os.listdir(folder)
+    except OSError:
+        return removed
+    for entry in entries:
+        match = TEMPORARY.fullmatch(entry)
+        if match is None or (target is not None and match["target"] != target):
+            continue
+        name = os.path.join(folder, entry)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone already, or not a plain file of ours
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # held: its writer is alive
+            continue
+        try:
+            if _same_file(name, fd):  # still the file that was locked, not a new one by that name
+                os.unlink(name)
+                removed.append(Path(name))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _create_locked(path: Path) -> tuple[int, Path]:
+    """A new temporary file next to ``path``, open and exclusively locked by this process.
+
+    Between its creation and its lock, another writer's cleanup may lock and remove it: then the
+    locked file is no longer the one by that name, and another name is tried.
+    """
+    for _ in range(CREATE_ATTEMPTS):
+        tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(str(tmp), fd):
+                return fd, tmp
+        except OSError:
+            pass
+        os.close(fd)
+    raise OSError(f"could not create a temporary file next to {path}")
+
+
+def _same_file(name: str, fd: int) -> bool:
+    try:
+        found = os.stat(name, follow_symlinks=False)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _sync_directory(folder: Path) -> None:
+    """Make the rename durable: sync the directory entry (where directories can be opened)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
         return
     try:

@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from floe.artifacts import write_atomic
+from floe.artifacts import remove_stale_temporaries, write_atomic
 from floe.compiler import ARTIFACT_DIR, Compiled
 from floe.diagnostics import did_you_mean
 from floe.errors import FloeError, Problem
@@ -361,9 +361,10 @@ def write_jobs(jobs: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
     if len(set(names)) != len(names):
         raise FloeError(f"two Jobs share a name: {names}")
     written = []
+    remove_stale_temporaries(out_dir)  # once for the folder, not once per Job
     for name, job in zip(names, jobs, strict=True):
         path = out_dir / f"{name}.yaml"
-        write_atomic(path, to_yaml(job))
+        write_atomic(path, to_yaml(job), clean=False)
         written.append(path)
     keep = set(written)
     for path in sorted(out_dir.glob("*.yaml")) if out_dir.is_dir() else []:

@@ -4,7 +4,9 @@ The lock covers the whole product (every environment): runs share the generated 
 under ``target/floe/run/`` and the embedded catalog. The holder writes who it is (pid, host,
 environment, start time) into the file, so that a second run can say what it waits for. The
 operating system releases the lock when the holder exits, however it exits: a crashed run never
-leaves a stale lock behind.
+leaves a stale lock behind (``kill -9`` included: the descriptor is not inheritable, so no worker
+process holds it, and the workers die with the run anyway). The file keeps the dead holder's
+description until the next run takes the lock; nothing reads it to decide anything.
 """
 
 from __future__ import annotations

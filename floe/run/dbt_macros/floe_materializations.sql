@@ -12,9 +12,11 @@
     1. the model's query fills a connection-local temporary table: the catalog is not touched, so a
        model whose SQL fails leaves its previous table as it was;
     2. when the table exists with the same columns, its rows are replaced by DELETE + INSERT in one
-       transaction, which is one Iceberg commit: a reader sees the old rows or the new, never none;
+       transaction, which is one Iceberg commit: a reader sees the old rows or the new, never none
+       (a `kill -9` of the run included). "The same" compares types as the Iceberg table stores
+       them: DuckDB writes a HUGEINT (what `sum` of integers gives) as DECIMAL(38,0);
     3. otherwise (first build, or the columns changed) the table is dropped, and created from the
-       temporary table.
+       temporary table: DuckDB cannot do both in one commit, so for that moment the table is absent.
 
   A `view` cannot live in the catalog (neither DuckDB nor the REST catalog create Iceberg views),
   so on DuckDB and Spark a view model is built as a table, with a note in dbt's log.
@@ -96,7 +98,7 @@
   {%- endif -%}
   {%- set columns = [] -%}
   {%- for row in run_query(sql).rows -%}
-    {%- do columns.append(row[0] ~ ' ' ~ row[1]) -%}
+    {%- do columns.append(row[0] ~ ' ' ~ (row[1] | replace('HUGEINT', 'DECIMAL(38,0)'))) -%}
   {%- endfor -%}
   {{ return(columns) }}
 {% endmacro %}
