@@ -271,6 +271,35 @@ def test_a_failure_skips_only_its_dependents_and_a_rerun_after_the_fix_works(duo
     assert rows(duo, "duo_dev", "after", "c") == [{"c": 6}]
 
 
+def test_one_dbt_build_per_compute_keeps_a_failure_to_its_dependents(tmp_path: Path) -> None:
+    """Transforms of one compute that dbt can build together go in one ``dbt build`` (one start,
+    dbt's threads), and a failure still skips exactly the transforms downstream of it."""
+    root = product(tmp_path / "batch", "batch", """
+        - {type: dbt, name: base, path: models/base/, compute: duckdb}
+        - {type: dbt, name: mid, path: models/mid/, compute: duckdb}
+        - {type: dbt, name: free, path: models/free/, compute: duckdb}
+    """, {
+        "models/base/numbers.sql": "select range as n from range(5)\n",
+        "models/mid/doubled.sql": "select n * 2 as d from {{ ref('numbers') }}\n",
+        "models/free/answer.sql": "select 42 as answer\n",
+    })  # fmt: skip
+    first = run(root, RunOptions("dev"))
+    assert first.success, [t.message for t in first.transforms]
+    assert rows(root, "batch_dev", "doubled", "d")[-1] == {"d": 8}
+    log = (root / "target/floe/run/.workers/duckdb.log").read_text()
+    assert log.count("Running with dbt=") == 2, log  # the parse, and one build of all three
+    assert "Done. PASS=3 " in log
+
+    (root / "models/base/numbers.sql").write_text("select range as n from range(5) where nope\n")
+    (root / "models/free/answer.sql").write_text("select 43 as answer\n")
+    second = run(root, RunOptions("dev"))
+    assert statuses(second) == {"base": "failed", "mid": "skipped", "free": "success"}
+    assert second.get("mid").message == "not run: upstream transform 'base' failed"
+    assert "nope" in second.get("base").message
+    assert rows(root, "batch_dev", "answer", "answer") == [{"answer": 43}]
+    assert len(rows(root, "batch_dev", "doubled", "d")) == 5  # untouched: dbt skipped it
+
+
 def test_exit_codes_and_selection(duo: Path) -> None:
     done = floe("run", str(duo), "--env", "dev", "--select", "base", "right", "--json")
     assert done.returncode == 0, done.stderr
@@ -383,6 +412,33 @@ def test_plan_assigns_nodes_by_path_then_by_need() -> None:
     assert [n.name for n in result.unassigned] == ["stray"]
     assert result.get("c").tests == 1 and result.downstream("a") == ["b", "c"]
     assert result.get("b").selectors == ["fqn:p.b"]
+
+
+def test_plan_chains_only_where_dbt_skips_all_of_the_downstream_transform() -> None:
+    """One ``dbt build`` may build ``a`` and ``b`` only if a failure anywhere in ``a`` makes dbt
+    skip every node of ``b``, as floe skips ``b``: every node of ``b`` descends from every node
+    of ``a`` and from the parents of ``a``'s tests."""
+    nodes = [
+        node("seed.p.raw", "seeds/raw.csv"),
+        node("model.p.a", "models/a/a.sql", "seed.p.raw"),
+        node("model.p.b", "models/b/b.sql", "model.p.a"),
+        node("model.p.c1", "models/c/c1.sql", "model.p.b"),
+        node("model.p.c2", "models/c/c2.sql", "seed.p.raw"),  # c2 would run if b failed: no chain
+        node("model.p.d", "models/d/d.sql", "model.p.b"),
+        node("model.p.e", "models/e/e.sql", "model.p.d"),
+        node("test.p.same", "models/d/schema.yml", "model.p.d", "model.p.a"),  # a test of d on a and d
+        node("model.p.other", "models/other/o.sql", "model.p.a"),
+        node("test.p.cross", "models/f/schema.yml", "model.p.f", "model.p.other"),
+        node("model.p.f", "models/f/f.sql", "model.p.d"),  # f does not descend from `other`
+    ]
+    names = ["a", "b", "c", "d", "e", "other", "f"]
+    result = plan(nodes, [TransformInput(n, f"models/{n}", "x") for n in names], "p")
+    assert result.owners["seed.p.raw"] == "a" and result.owners["test.p.same"] == "d"
+    assert result.chains("a", "b") and result.chains("b", "d") and result.chains("a", "d")
+    assert not result.chains("b", "c")
+    assert result.chains("d", "e")  # d's test has parents d and a, both ancestors of e
+    assert result.owners["test.p.cross"] == "f" and result.chains("d", "f")
+    assert not result.chains("f", "e") and not result.chains("other", "f")
 
 
 def test_plan_reports_a_cycle_with_the_refs_that_close_it() -> None:

@@ -8,6 +8,7 @@ upstream one failed), when the product is invalid, or when another run holds the
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import signal
 import sys
@@ -46,6 +47,9 @@ def run_command(args: argparse.Namespace) -> int:
             print("\n" + text, file=out)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
+    # Exiting: the interpreter's last garbage collections would walk every object the catalog's
+    # libraries made (pyiceberg, SQLAlchemy…). Frozen objects are not walked.
+    gc.freeze()
     return 0 if report.success else 1
 
 

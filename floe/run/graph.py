@@ -29,6 +29,7 @@ from floe.errors import FloeError, Problem
 
 BUILDABLE = ("model", "seed", "snapshot")
 """Resource types that become relations (tests, analyses, operations do not)."""
+TESTS = ("test", "unit_test")
 
 
 @attrs.frozen
@@ -103,9 +104,52 @@ class Plan:
 
     transforms: tuple[PlannedTransform, ...]
     unassigned: tuple[Node, ...]
+    owners: Mapping[str, str] = attrs.field(factory=dict)
+    """The transform each node's result belongs to: buildable nodes by assignment, tests (and unit
+    tests) to the last transform, in plan order, owning one of their parents."""
+    parents: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    """Every parsed node's ``depends_on``."""
+    _ancestors: dict[str, frozenset[str]] = attrs.field(factory=dict, eq=False, repr=False)
 
     def get(self, name: str) -> PlannedTransform:
         return next(t for t in self.transforms if t.name == name)
+
+    def chains(self, upstream: str, name: str) -> bool:
+        """Whether dbt alone, building ``upstream`` and ``name`` in one invocation, skips all of
+        ``name`` whenever anything of ``upstream`` fails, as ``floe run`` does between transforms.
+
+        dbt skips the descendants of a failed node, and (``dbt build``) of a failed test's parents
+        (those descending from all of them). So it holds when every executed node of ``name``
+        descends from every executed node of ``upstream`` and from every parent of its tests.
+        The runner then builds both with one ``dbt build`` (one start, one cache, dbt's threads)
+        without changing what a failure skips.
+        """
+        up, down = self.get(upstream), self.get(name)
+        gates = {n.unique_id for n in up.nodes if n.materialized != "ephemeral"}
+        tests = [uid for uid, owner in self.owners.items() if owner == upstream and uid.split(".")[0] in TESTS]
+        gates |= {p for uid in tests for p in self.parents.get(uid, ()) if p in self.owners}
+        executed = [n.unique_id for n in down.nodes if n.materialized != "ephemeral"]
+        return bool(gates) and bool(executed) and all(gates <= self.ancestors(uid) for uid in executed)
+
+    def ancestors(self, unique_id: str) -> frozenset[str]:
+        """Every node ``unique_id`` depends on, directly or not (memoised)."""
+        found = self._ancestors.get(unique_id)
+        if found is not None:
+            return found
+        result: set[str] = set()
+        stack = list(self.parents.get(unique_id, ()))
+        while stack:
+            parent = stack.pop()
+            if parent in result:
+                continue
+            result.add(parent)
+            known = self._ancestors.get(parent)
+            if known is not None:
+                result |= known
+            else:
+                stack.extend(self.parents.get(parent, ()))
+        self._ancestors[unique_id] = frozenset(result)
+        return self._ancestors[unique_id]
 
     def downstream(self, name: str) -> list[str]:
         """Every transform that depends on ``name``, directly or not, in plan order."""
@@ -157,9 +201,9 @@ def plan(nodes: Iterable[Node], transforms: Sequence[TransformInput], root_packa
         owned = tuple(n for uid, n in by_id.items() if owner.get(uid) == name)
         upstream = tuple(sorted(graph[name], key=order.__getitem__))
         planned.append(PlannedTransform(spec.name, spec.path, spec.compute, owned, upstream))
-    planned = _count_tests(planned, by_id, owner)
+    planned, owners = _count_tests(planned, by_id, owner)
     unassigned = tuple(n for uid, n in by_id.items() if n.buildable and uid not in owner)
-    return Plan(tuple(planned), unassigned)
+    return Plan(tuple(planned), unassigned, owners, {uid: n.depends_on for uid, n in by_id.items()})
 
 
 def _owner_by_path(file_path: str, transforms: Sequence[TransformInput]) -> str | None:
@@ -210,8 +254,9 @@ def _cycle_problem(remaining: Mapping[str, set[str]], by_id: Mapping[str, Node],
 
 
 def _count_tests(planned: list[PlannedTransform], by_id: Mapping[str, Node],
-                 owner: Mapping[str, str]) -> list[PlannedTransform]:  # fmt: skip
-    """How many tests dbt builds with each transform (``--indirect-selection buildable``)."""
+                 owner: Mapping[str, str]) -> tuple[list[PlannedTransform], dict[str, str]]:  # fmt: skip
+    """How many tests dbt builds with each transform (``--indirect-selection buildable``), and the
+    owners of all nodes: ``owner`` plus each test's last owning transform (see :attr:`Plan.owners`)."""
     position = {t.name: i for i, t in enumerate(planned)}
     ancestors: dict[str, set[str]] = {}
     for transform in planned:
@@ -220,13 +265,15 @@ def _count_tests(planned: list[PlannedTransform], by_id: Mapping[str, Node],
             found |= ancestors.get(up, set())
         ancestors[transform.name] = found
     counts = {t.name: 0 for t in planned}
+    owners = dict(owner)
     for node in by_id.values():
-        if node.resource_type not in ("test", "unit_test"):
+        if node.resource_type not in TESTS:
             continue
         parents = {owner[d] for d in node.depends_on if d in owner}
         if not parents:
             continue
         last = max(parents, key=position.__getitem__)
+        owners[node.unique_id] = last
         if parents <= ancestors[last] | {last}:
             counts[last] += 1
-    return [attrs.evolve(t, tests=counts[t.name]) for t in planned]
+    return [attrs.evolve(t, tests=counts[t.name]) for t in planned], owners

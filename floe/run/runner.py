@@ -8,14 +8,18 @@ The steps, in one process plus one dbt worker process per compute (see :mod:`flo
 3. start the catalog: the manifest's REST catalog when one is declared, else the embedded one
    (:class:`floe.catalog.rest_server.EmbeddedCatalog`, a real Iceberg REST catalog on 127.0.0.1
    whose SQLite file and warehouse live in ``<product>/.floe/iceberg/``, which ``dbt clean`` does
-   not touch). Every engine attaches to it the way it attaches to a production REST catalog;
+   not touch), in a thread, on a port chosen first, while the next steps go on: only builds need
+   it (with several computes, the thread also creates the run's namespace). Every engine attaches
+   to it the way it attaches to a production REST catalog;
 4. write a dbt project and run profile per compute (:mod:`floe.run.projects`,
    :mod:`floe.run.profiles`) and start a worker per compute, each parsing its project at once
    (a Spark worker starts its SparkSession meanwhile);
 5. derive the transform DAG from dbt's own graph, as one worker parsed it (:mod:`floe.run.graph`);
 6. run ``dbt build`` of each transform's nodes on its compute's worker as soon as the transforms
    it depends on succeeded, transforms on different computes at the same time; a failure skips
-   only the transforms downstream of it; what committed stays committed;
+   only the transforms downstream of it; what committed stays committed. Transforms of one
+   compute that dbt can build together without changing what a failure skips go in one
+   ``dbt build`` (see :meth:`_Run._batch`);
 7. stop the workers and the catalog, release the lock; the :class:`~floe.run.report.RunReport`
    says what happened.
 """
@@ -109,21 +113,22 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
     phases["lock"] = time.monotonic() - clock
     with lock:
         write_artifacts(compiled)
-        clock = time.monotonic()
-        catalog, embedded = _start_catalog(compiled, product_dir / STATE_DIR)
-        phases["catalog_start"] = time.monotonic() - clock
+        schema = namespace(product, options.environment)
+        computes = {t.compute for t in inputs if not options.select or t.name in options.select}
+        catalog = _Catalog(compiled, product_dir / STATE_DIR, schema if len(computes) > 1 else None)
         try:
-            schema = namespace(product, options.environment)
-            report = RunReport(product, options.environment, _catalog_json(catalog, embedded), schema,
+            embedded = catalog.embedded
+            report = RunReport(product, options.environment, _catalog_json(catalog.planned, embedded), schema,
                                started_at=started, phases=phases)  # fmt: skip
             where = f"embedded, {embedded.root}" if embedded is not None else "declared in the manifest"
-            progress.line(f"catalog {catalog.name!r} at {catalog.uri} ({where}); namespace {schema}")
-            _Run(compiled, registry, options, inputs, catalog, schema, report, progress).execute()
+            progress.line(f"catalog {catalog.planned.name!r} at {catalog.planned.uri} ({where}); namespace {schema}")
+            the_run = _Run(compiled, registry, options, inputs, catalog, schema, report, progress)
+            the_run.execute()
             if after is not None:
-                after(report, catalog)
+                after(report, the_run.catalog)
         finally:
-            if embedded is not None:
-                embedded.stop()
+            catalog.stop()
+            phases["catalog_start"] = catalog.seconds
         report.finished_at = time.time()  # before the lock goes: a waiting run starts after this
     return report
 
@@ -149,38 +154,131 @@ def _check(compiled: Compiled, options: RunOptions) -> list[TransformInput]:
     return [TransformInput(t.name, t.path, t.compute) for t in compiled.transforms]
 
 
-def _start_catalog(compiled: Compiled, state_dir: Path) -> tuple[CatalogConfig, EmbeddedCatalog | None]:
-    declared = compiled.catalog
-    if declared is not None:
-        if declared.type != "rest" or not declared.uri:
-            raise FloeError([Problem(
-                f"the manifest declares a {declared.type} catalog {declared.name!r}: `floe run` needs an "
-                "Iceberg REST catalog (with a uri), which DuckDB and Spark both attach to",
-                fix="declare the REST endpoint of your catalog, or remove `catalog:` to use the embedded one",
-            )])  # fmt: skip
-        return declared, None
-    from floe.catalog.rest_server import EmbeddedCatalog
+class _Catalog:
+    """The run's catalog: the manifest's, or the embedded one, started while the workers start.
 
-    # The port of the last run, when it is free: the same catalog uri keeps the run profiles the
-    # same from run to run, so dbt can reuse its parse of the project (partial parsing).
-    port_file = state_dir / "iceberg" / "port"
-    try:
-        port = int(port_file.read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        port = 0
-    embedded = EmbeddedCatalog(state_dir)
-    try:
+    Starting the embedded catalog (pyiceberg's import, SQLite) takes about as long as a worker's
+    start of Python and dbt, and only builds need it: its port is chosen first, so the run
+    profiles can name it, then it starts in a thread; :meth:`ready` waits for it before the first
+    build.
+
+    With ``namespace``, that thread also creates the run's namespace in the catalog, if missing:
+    workers of several computes building at once into a fresh catalog would each create it, and
+    the second ``CREATE SCHEMA`` fails on the REST catalog's conflict (409).
+    """
+
+    def __init__(self, compiled: Compiled, state_dir: Path, namespace: str | None = None) -> None:
+        self.embedded: EmbeddedCatalog | None = None
+        self.seconds = 0.0
+        self._thread: threading.Thread | None = None
+        self._error: FloeError | None = None
+        self._namespace = namespace
+        declared = compiled.catalog
+        if declared is not None:
+            if declared.type != "rest" or not declared.uri:
+                raise FloeError([Problem(
+                    f"the manifest declares a {declared.type} catalog {declared.name!r}: `floe run` needs an "
+                    "Iceberg REST catalog (with a uri), which DuckDB and Spark both attach to",
+                    fix="declare the REST endpoint of your catalog, or remove `catalog:` to use the embedded one",
+                )])  # fmt: skip
+            self.config = self.planned = declared
+            if namespace is not None:
+                self._thread = threading.Thread(target=self._create_namespace, name="floe-run-namespace",
+                                                daemon=True)  # fmt: skip
+                self._thread.start()
+            return
+        from floe.catalog.rest_server import EmbeddedCatalog
+
+        # The port of the last run, when it is free: the same catalog uri keeps the run profiles the
+        # same from run to run, so dbt can reuse its parse of the project (partial parsing).
+        self._port_file = state_dir / "iceberg" / "port"
         try:
-            embedded = EmbeddedCatalog(state_dir, port=port).start()
-        except OSError:
-            embedded = EmbeddedCatalog(state_dir).start()
-    except Exception as exc:  # noqa: BLE001 - pyiceberg missing, a read-only disk, a corrupt file…
-        raise FloeError([Problem(f"the embedded Iceberg catalog could not start: {type(exc).__name__}: {exc}",
-                                 fix=f"check that {embedded.root} is writable; pip install "
-                                     "'floe[iceberg]' if pyiceberg is missing")]) from None  # fmt: skip
-    with contextlib.suppress(OSError):
-        write_atomic(port_file, embedded.uri.rsplit(":", 1)[1] + "\n")
-    return embedded.catalog_config(), embedded
+            preferred = int(self._port_file.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            preferred = 0
+        port = _free_port(preferred)
+        self.embedded = EmbeddedCatalog(state_dir, port=port)
+        self.config = CatalogConfig(type="rest", name=self.embedded.name, uri=f"http://127.0.0.1:{port}",
+                                    warehouse=self.embedded.warehouse)  # fmt: skip
+        self.planned = self.config
+        self._thread = threading.Thread(target=self._start, name="floe-run-catalog-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        from floe.catalog.rest_server import EmbeddedCatalog
+
+        clock = time.monotonic()
+        embedded = self.embedded
+        assert embedded is not None
+        try:
+            try:
+                embedded.start()
+            except OSError:  # the port was taken since it was chosen: any port will do
+                embedded = self.embedded = EmbeddedCatalog(embedded.state_dir).start()
+        except Exception as exc:  # noqa: BLE001 - pyiceberg missing, a read-only disk, a corrupt file…
+            self._error = FloeError([Problem(
+                f"the embedded Iceberg catalog could not start: {type(exc).__name__}: {exc}",
+                fix=f"check that {embedded.root} is writable; pip install 'floe[iceberg]' if pyiceberg is missing",
+            )])  # fmt: skip
+            return
+        finally:
+            self.seconds = time.monotonic() - clock
+        with contextlib.suppress(OSError):
+            write_atomic(self._port_file, embedded.uri.rsplit(":", 1)[1] + "\n")
+        self.config = embedded.catalog_config()
+        self._create_namespace()
+
+    def _create_namespace(self) -> None:
+        if self._namespace is None:
+            return
+        try:
+            if self.embedded is not None:  # no credentials: one request, no client library
+                import urllib.error
+                import urllib.request
+
+                body = json.dumps({"namespace": [self._namespace]}).encode()
+                request = urllib.request.Request(f"{self.config.uri}/v1/namespaces", data=body, method="POST",
+                                                 headers={"Content-Type": "application/json"})  # fmt: skip
+                with contextlib.suppress(urllib.error.HTTPError), urllib.request.urlopen(request, timeout=10):
+                    pass  # 409: it exists
+                return
+            from floe.run.show import client
+
+            client(self.config).create_namespace_if_not_exists(self._namespace)
+        except Exception:  # noqa: BLE001 - no right to, unreachable…: dbt's own attempt says why
+            pass
+
+    def ready(self) -> CatalogConfig:
+        """The catalog, serving; its uri may differ from the planned :attr:`config`'s.
+
+        :raises FloeError: the embedded catalog could not start.
+        """
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.config
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self.embedded is not None and self.embedded.running:
+            self.embedded.stop()
+
+
+def _free_port(preferred: int) -> int:
+    """``preferred`` if it can be bound on 127.0.0.1 (as the catalog binds it), else a free port."""
+    import socket
+
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    return 0
 
 
 def _catalog_json(catalog: CatalogConfig, embedded: EmbeddedCatalog | None) -> dict[str, Any]:
@@ -197,7 +295,7 @@ Message = tuple["_Worker", dict[str, Any]]
 
 
 class _Worker:
-    """One ``python -m floe.run.worker`` process: its dbt runs one transform at a time."""
+    """One ``python -m floe.run.worker`` process: its dbt runs one build (of one or more transforms) at a time."""
 
     def __init__(self, compute: str, env: dict[str, str], directory: Path,
                  messages: queue.Queue[Message]) -> None:  # fmt: skip
@@ -276,13 +374,15 @@ class _Run:
     """The state of one run: the plan, the workers, the report."""
 
     def __init__(self, compiled: Compiled, registry: EngineRegistry, options: RunOptions,
-                 inputs: list[TransformInput], catalog: CatalogConfig, schema: str,
+                 inputs: list[TransformInput], catalog: _Catalog, schema: str,
                  report: RunReport, progress: Progress) -> None:  # fmt: skip
         self.compiled = compiled
         self.registry = registry
         self.options = options
         self.inputs = inputs
-        self.catalog = catalog
+        self.starting: _Catalog | None = catalog
+        """The catalog until it serves: :meth:`_await_catalog` waits for it before the first build."""
+        self.catalog = catalog.planned
         self.schema = schema
         self.report = report
         self.progress = progress
@@ -296,6 +396,8 @@ class _Run:
         self.ids = itertools.count(1)
         self.profiles: dict[str, dict[str, Any]] = {}
         self.secrets = self._secrets()
+        self.node_times: dict[int, dict[str, list[float]]] = {}
+        """Per build request, per transform: when dbt started its first node and finished its last."""
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -421,13 +523,28 @@ class _Run:
                                + ", ".join(n.name for n in the_plan.unassigned))  # fmt: skip
         return the_plan
 
+    def _await_catalog(self) -> None:
+        """Wait for the catalog to serve; if it took another port, rewrite the run profiles."""
+        if self.starting is None:
+            return
+        clock = time.monotonic()
+        catalog = self.starting.ready()
+        self.starting = None
+        self.report.phases["catalog_wait"] = time.monotonic() - clock
+        if catalog != self.catalog:
+            self.catalog = catalog
+            self.report.catalog["uri"] = catalog.uri
+            self._projects()
+
     def _schedule(self, the_plan: Plan, projects: dict[str, Path]) -> None:
+        self._await_catalog()
         reports = {t.name: t for t in self.report.transforms}
         limit = self.options.parallel or len(reports) or 1
-        running: dict[int, str] = {}
+        running: dict[int, list[str]] = {}
         while True:
             for transform in self.report.transforms:
-                if len(running) >= limit:
+                busy = sum(len(names) for names in running.values())
+                if busy >= limit:
                     break
                 if transform.status != "pending":
                     continue
@@ -439,7 +556,8 @@ class _Run:
                 worker = self._worker(transform.compute)
                 if worker.busy is not None:
                     continue
-                self._start(transform, the_plan, worker, projects, running)
+                batch = self._batch(transform, the_plan, reports, limit - busy)
+                self._start(batch, the_plan, worker, projects, running)
             if not running:
                 break
             sender, message = self.messages.get()
@@ -448,57 +566,137 @@ class _Run:
             if transform.status == "pending":  # pragma: no cover - every pending one is started or skipped
                 transform.status, transform.message = SKIPPED, "not started"
 
-    def _start(self, transform: TransformReport, the_plan: Plan, worker: _Worker,
-               projects: dict[str, Path], running: dict[int, str]) -> None:  # fmt: skip
-        transform.started_at = time.time()
-        transform.status = "running"
-        self.progress.transform_started(transform)
-        planned = the_plan.get(transform.name)
-        if not planned.nodes:
+    def _batch(self, first: TransformReport, the_plan: Plan, reports: dict[str, TransformReport],
+               room: int) -> list[TransformReport]:  # fmt: skip
+        """``first`` and the transforms one ``dbt build`` on its worker can build with it.
+
+        Every dbt invocation pays dbt's start (flags, project, profile, adapter, relation cache),
+        and one transform at a time leaves dbt's threads idle; one invocation of several
+        transforms pays it once and runs their independent models at once. So the worker builds
+        together the transforms of its compute that are ready, and those whose upstream
+        transforms are ready or in the batch when dbt itself skips them as floe would
+        (:meth:`Plan.chains`). A transform that a transform on another compute waits for runs
+        alone: it reports as soon as it finished.
+        """
+        if not self._batchable(first, the_plan, reports):
+            return [first]
+        batch, names = [first], {first.name}
+        for transform in self.report.transforms:  # plan order: upstream transforms come first
+            if len(batch) >= room:
+                break
+            if transform.status != "pending" or transform.name in names or transform.compute != first.compute:
+                continue
+            if not self._batchable(transform, the_plan, reports):
+                continue
+            upstream = [u for u in transform.depends_on if u in reports]
+            if not all(u in names or reports[u].status == SUCCESS for u in upstream):
+                continue
+            if all(the_plan.chains(u, transform.name) for u in upstream if u in names):
+                batch.append(transform)
+                names.add(transform.name)
+        return batch
+
+    @staticmethod
+    def _batchable(transform: TransformReport, the_plan: Plan, reports: dict[str, TransformReport]) -> bool:
+        if not the_plan.get(transform.name).nodes:
+            return False
+        return all(other.compute == transform.compute for other in reports.values()
+                   if transform.name in other.depends_on)  # fmt: skip
+
+    def _start(self, batch: list[TransformReport], the_plan: Plan, worker: _Worker,
+               projects: dict[str, Path], running: dict[int, list[str]]) -> None:  # fmt: skip
+        now = time.time()
+        runnable = []
+        for transform in batch:
+            transform.started_at = now
+            transform.status = "running"
+            self.progress.transform_started(transform)
+            if the_plan.get(transform.name).nodes:
+                runnable.append(transform)
+                continue
             transform.finished_at = time.time()
             transform.status, transform.message = SUCCESS, "no models in this transform's path"
             self.progress.transform_finished(transform)
+        if not runnable:
             return
         request_id = next(self.ids)
-        args = [*self._dbt_args(projects[transform.compute]), "--select", *planned.selectors,
+        selectors = [s for t in runnable for s in the_plan.get(t.name).selectors]
+        # dbt's manifest.json is the parse's; run_results.json would hold one batch: floe's report has all
+        args = [*self._dbt_args(projects[runnable[0].compute]), "--no-write-json", "--select", *selectors,
                 "--indirect-selection", "buildable"]  # fmt: skip
         if worker.send({"id": request_id, "op": "build", "args": args}):
-            worker.busy = transform.name
-            running[request_id] = transform.name
+            worker.busy = runnable[0].name
+            running[request_id] = [t.name for t in runnable]
+            self.node_times[request_id] = {}
             return
-        self._finish(transform, False, [], f"the dbt process of compute {worker.compute!r} is not running:\n"
-                     + worker.tail(), the_plan)  # fmt: skip
+        for transform in runnable:
+            self._finish(transform, False, [], f"the dbt process of compute {worker.compute!r} is not running:\n"
+                         + worker.tail(), the_plan)  # fmt: skip
 
-    def _handle(self, worker: _Worker, message: dict[str, Any], running: dict[int, str],
+    def _handle(self, worker: _Worker, message: dict[str, Any], running: dict[int, list[str]],
                 reports: dict[str, TransformReport], the_plan: Plan) -> None:  # fmt: skip
         compute = worker.compute
         kind = message.get("type")
-        if kind == "node" and message.get("event") == "finish":
-            name = running.get(int(message.get("id") or 0))
-            if name is not None:
+        request_id = int(message.get("id") or 0)
+        if kind == "node":
+            names = running.get(request_id)
+            if names is None:
+                return
+            name = self._owner(str(message["unique_id"]), names, the_plan)
+            span = self.node_times[request_id].setdefault(name, [time.time(), time.time()])
+            span[1] = time.time()
+            if message.get("event") == "finish":
                 self.progress.node_finished(name, NodeResult(
                     str(message["unique_id"]), str(message["name"]), str(message["resource_type"]),
                     str(message["status"]), float(message.get("seconds") or 0.0)))  # fmt: skip
         elif kind == "result":
-            name = running.pop(int(message.get("id") or 0), None)
-            if name is None:
+            names = running.pop(request_id, None)
+            if names is None:
                 return
             worker.busy = None
-            results = [NodeResult(r["unique_id"], r["name"], r["resource_type"], r["status"], r["seconds"],
-                                  redact(r.get("message") or "", self.secrets), self._relation(r))
-                       for r in message.get("results") or []]  # fmt: skip
+            times = self.node_times.pop(request_id, {})
+            results: dict[str, list[NodeResult]] = {name: [] for name in names}
+            for r in message.get("results") or []:
+                results[self._owner(r["unique_id"], names, the_plan)].append(NodeResult(
+                    r["unique_id"], r["name"], r["resource_type"], r["status"], r["seconds"],
+                    redact(r.get("message") or "", self.secrets), self._relation(r)))  # fmt: skip
             error = message.get("error") or ""
-            self._finish(reports[name], bool(message.get("success")), results, error, the_plan)
+            success = bool(message.get("success"))
+            for position, name in enumerate(names):
+                transform = reports[name]
+                failed = [u for u in transform.depends_on if u in names and reports[u].status != SUCCESS]
+                if failed:  # dbt skipped it, as Plan.chains made sure
+                    self._skip(transform, failed[0])
+                    continue
+                own = results[name]
+                ok = success if len(names) == 1 else (
+                    (success or bool(own)) and not any(r.status == SKIPPED for r in own))  # fmt: skip
+                if position and name in times:  # built with the batch: started when its nodes did
+                    transform.started_at = times[name][0]
+                self._finish(transform, ok, own, error, the_plan, times.get(name, [0.0, 0.0])[1] or None)
         elif kind == "exit":
             worker.alive = False
-            for request_id, name in list(running.items()):
-                if worker.busy == name:
+            for request_id, names in list(running.items()):
+                if worker.busy in names:
                     del running[request_id]
                     worker.busy = None
-                    self._finish(reports[name], False, [],
-                                 f"the dbt process of compute {compute!r} stopped unexpectedly (exit code "
-                                 f"{message.get('code')}); its last output ({worker.log}):\n" + worker.tail(),
-                                 the_plan)  # fmt: skip
+                    for name in names:
+                        self._finish(reports[name], False, [],
+                                     f"the dbt process of compute {compute!r} stopped unexpectedly (exit code "
+                                     f"{message.get('code')}); its last output ({worker.log}):\n" + worker.tail(),
+                                     the_plan)  # fmt: skip
+
+    @staticmethod
+    def _owner(unique_id: str, names: list[str], the_plan: Plan) -> str:
+        """The transform of the batch ``names`` a node's result belongs to."""
+        owner = the_plan.owners.get(unique_id)
+        return owner if owner in names else names[-1]
+
+    def _skip(self, transform: TransformReport, upstream: str) -> None:
+        transform.finished_at = time.time()
+        transform.status = SKIPPED
+        transform.message = f"not run: upstream transform {upstream!r} failed"
+        self.progress.line(f"[{transform.name}] SKIPPED: upstream transform {upstream!r} failed")
 
     def _relation(self, result: dict[str, Any]) -> str | None:
         """``<catalog>.<namespace>.<table>``: the same Iceberg table whichever engine built it."""
@@ -509,8 +707,8 @@ class _Run:
         return f"{self.catalog.name}.{result.get('schema')}.{result.get('alias')}"
 
     def _finish(self, transform: TransformReport, success: bool, results: list[NodeResult], error: str,
-                the_plan: Plan) -> None:  # fmt: skip
-        transform.finished_at = time.time()
+                the_plan: Plan, finished_at: float | None = None) -> None:  # fmt: skip
+        transform.finished_at = finished_at or time.time()
         transform.results = results
         failed = [r for r in results if r.status in NODE_FAILURES]
         if success and not failed:

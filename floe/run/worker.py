@@ -5,9 +5,11 @@ and adapter state (``set_flags``, ``setup_event_logger``, the adapter factory), 
 database environment per process (closing another transform's when its credentials differ), and
 pyspark one SparkContext (whose static confs, such as the catalog's, are fixed when it starts).
 So ``floe run`` starts one worker per compute and runs the transforms of different computes in
-different workers at once; a worker runs its compute's transforms one after another, in-process,
-paying dbt's import (~1.3 s, plus the adapter's), the project's parse and Spark's start once per
-compute: a build reuses the manifest the worker's parse of the same project produced.
+different workers at once; a worker runs its compute's builds one after another (a build may hold
+several transforms), in-process, paying dbt's import (~1.3 s, plus the adapter's), the project's
+parse and Spark's start once per compute: a build reuses the manifest the worker's parse of the
+same project produced. At the end the worker closes dbt's connections and exits without Python's
+slow shutdown (:func:`_exit`).
 
 Protocol: requests are JSON lines on stdin, answers JSON lines on the file descriptor ``FD``
 (stdout and stderr, where dbt prints, go to the worker's log file). dbt is imported by the first
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -40,7 +43,30 @@ MESSAGE_LINES = 12
 """Lines of a failed node's message passed on (dbt's messages can be long)."""
 
 
+PARENT_POLL_S = 0.2
+
+
+def _exit_with_parent() -> None:
+    """Die, with whatever dbt started here, as soon as ``floe run`` dies (``kill -9``, OOM killer).
+
+    The worker leads a session of its own, so a kill of the run's process group misses it; an
+    orphan would go on building against a dead catalog, holding the DuckDB file the next run
+    needs, or commit stale rows through the next run's catalog on the same port.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        if os.getpgrp() == os.getpid():  # the group is this worker's own: Spark's JVM goes too
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="floe-run-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
+    _exit_with_parent()
     channel = os.fdopen(int(argv[1]), "w", encoding="utf-8", buffering=1)
     send = _sender(channel)
     try:
@@ -53,8 +79,32 @@ def main(argv: list[str]) -> int:
             send({"type": "result", "id": request.get("id"), **_answer(request, send)})
     finally:
         _stop_spark()
+        _close_connections()
         channel.close()
     return 0
+
+
+def _exit(code: int) -> None:
+    """Exit at once, skipping Python's shutdown: the connections are closed and the logs flushed.
+
+    Python's own shutdown of a process that imported dbt and an adapter takes about a second
+    (module teardown, executor and finaliser hooks), and ``floe run`` waits for its workers before
+    it releases the run. dbt's semaphores are unlinked as multiprocessing would at exit.
+    """
+    import logging
+
+    if "multiprocessing.util" in sys.modules:  # dbt's locks: their semaphores are unlinked here
+        try:
+            sys.modules["multiprocessing.util"]._exit_function()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _sender(channel: IO[str]) -> Send:
@@ -192,6 +242,23 @@ def _first_lines(text: str, count: int) -> str:
     return "\n".join(lines[:count])
 
 
+def _close_connections() -> None:
+    """Close dbt's connections; dbt-duckdb's database too (its file lock, its write-ahead log)."""
+    if "dbt.adapters.factory" not in sys.modules:
+        return
+    try:
+        from dbt.adapters.factory import cleanup_connections
+
+        cleanup_connections()  # type: ignore[no-untyped-call]
+        duckdb = sys.modules.get("dbt.adapters.duckdb.connections")
+        manager = getattr(duckdb, "DuckDBConnectionManager", None)
+        environment = getattr(manager, "_ENV", None)
+        if environment is not None:
+            environment.close()
+    except Exception:  # noqa: BLE001 - best effort at exit
+        pass
+
+
 def _stop_spark() -> None:
     """Stop the SparkContext dbt-spark started here (its JVM exits with this process's pipe)."""
     if "pyspark" not in sys.modules:
@@ -207,4 +274,4 @@ def _stop_spark() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a process
-    raise SystemExit(main(sys.argv))
+    _exit(main(sys.argv))

@@ -6,6 +6,7 @@ so installing floe neither slows nor changes anyone's unrelated test runs.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -29,6 +30,13 @@ def refused_address() -> tuple[str, int]:
 @pytest.fixture
 def silent_server() -> Iterator[tuple[str, int]]:
     """A loopback server that accepts connections and never answers (a hung engine)."""
+    with serve_silently() as address:
+        yield address
+
+
+@contextlib.contextmanager
+def serve_silently() -> Iterator[tuple[str, int]]:
+    """The ``silent_server`` fixture's peer, for code that runs outside a test (benchmarks)."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(64)
