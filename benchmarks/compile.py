@@ -72,11 +72,17 @@ COMPUTES = ("duckdb", "duckdb-large", None)  # cycled over the transforms; None:
 PROCESS_SIZE = 10
 
 
-def write_product(root: Path, size: int, prefix: str = "product") -> Path:
-    """A data product with ``size`` transforms (and their model folders) under ``root``."""
-    product = root / f"{prefix}-{size}"
-    lines = ["apiVersion: floe.dev/v1", "kind: DataProduct", f"metadata: {{name: bench-{size}, owner: bench}}",
-             "platform: ../platform/domains/bench.yaml", "transforms:"]  # fmt: skip
+def write_product(root: Path, size: int, prefix: str = "product", *, name: str | None = None,
+                  platform: str = "../platform/domains/bench.yaml") -> Path:  # fmt: skip
+    """A data product with ``size`` transforms (and their model folders) under ``root``.
+
+    Its directory is ``root/PREFIX-SIZE``, or ``root/NAME`` when ``name`` is given (also its
+    metadata name); ``platform`` is its manifest, relative to that directory.
+    """
+    product = root / (name or f"{prefix}-{size}")
+    lines = ["apiVersion: floe.dev/v1", "kind: DataProduct",
+             f"metadata: {{name: {name or f'bench-{size}'}, owner: bench}}", f"platform: {platform}",
+             "transforms:"]  # fmt: skip
     width = max(4, len(str(size - 1)))
     for i in range(size):
         path = f"models/t{i:0{width}d}/"
@@ -89,10 +95,13 @@ def write_product(root: Path, size: int, prefix: str = "product") -> Path:
     return product
 
 
-def write_platform(root: Path) -> None:
+def write_platform(root: Path, domains: Sequence[str] = ("bench",)) -> None:
+    """The enterprise manifest and one domain manifest per name, ``platform/domains/NAME.yaml``."""
     (root / "platform" / "domains").mkdir(parents=True)
     (root / "platform" / "enterprise.yaml").write_text(ENTERPRISE, encoding="utf-8")
-    (root / "platform" / "domains" / "bench.yaml").write_text(DOMAIN, encoding="utf-8")
+    for domain in domains:
+        text = DOMAIN if domain == "bench" else DOMAIN.replace("name: bench-domain", f"name: {domain}")
+        (root / "platform" / "domains" / f"{domain}.yaml").write_text(text, encoding="utf-8")
 
 
 def best_of(repeat: int, run: Callable[[], object]) -> float:

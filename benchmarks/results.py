@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {  # name: (script, arguments)
     "compile": ("compile.py", ["--sizes", "500,1000,5000", "--repeat", "3"]),
-    "platforms": ("platforms.py", []),
+    "platform": ("compile_platform.py", []),
     "run": ("run.py", []),
     "concurrency": ("concurrency.py", []),
 }
