@@ -31,6 +31,7 @@ def no_answer(progress: Progress) -> tuple[str, str]:
     return f"no answer while {progress['stage']}", "check the server"
 
 
+@pytest.mark.req("REQ-014")
 def test_a_hung_step_is_reported_within_the_timeout_with_its_stage(compute: ComputeConfig) -> None:
     release = threading.Event()
 
@@ -65,6 +66,7 @@ def test_an_untranslated_exception_becomes_advice_without_the_secret(compute: Co
     assert CANARY not in repr(result)
 
 
+@pytest.mark.req("REQ-018")
 def test_translation_is_used_and_plugin_errors_pass_through(compute: ComputeConfig) -> None:
     def translate(exc: BaseException, c: ComputeConfig) -> PluginExecutionError | None:
         if isinstance(exc, PermissionError):
