@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compile import first_line, fmt, ratio  # the sibling benchmark's helpers
+from compile import child_env, dbt_command, first_line, fmt, ratio  # the sibling benchmark's helpers
 
 GOAL = 1.1
 ENTERPRISE = """\
@@ -54,7 +54,7 @@ def bench_environ() -> dict[str, str]:
     Python writes byte code, as it does for an installed package (a source checkout would otherwise
     recompile floe at every start); dbt sends no usage statistics (floe's workers default to that).
     """
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = child_env()
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env
 
@@ -107,11 +107,6 @@ def tree_transforms(count: int) -> list[tuple[str, str, Mapping[str, str]]]:
 
 def floe_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "floe", *args]
-
-
-def dbt_executable() -> str:
-    beside = Path(sys.executable).with_name("dbt")
-    return str(beside) if beside.exists() else "dbt"
 
 
 def timed(cmd: Sequence[str], timeout: float, cwd: Path | None = None) -> tuple[float | None, str]:
@@ -168,7 +163,7 @@ def baseline_build(product: Path, timeout: float) -> tuple[float | None, str]:
         return None, f"error: no catalog port from floe's run ({exc})"
     if f"127.0.0.1:{port}" not in (project / "profiles.yml").read_text(encoding="utf-8"):
         return None, "error: floe's generated profile names another catalog port"
-    cmd = [dbt_executable(), "build", "--project-dir", str(project), "--profiles-dir", str(project),
+    cmd = [*dbt_command(), "build", "--project-dir", str(project), "--profiles-dir", str(project),
            "--target", "dev"]  # fmt: skip
     with EmbeddedCatalog(state, port=port):
         return timed(cmd, timeout)

@@ -221,14 +221,6 @@ def _too_deep(label: str, line: int) -> ManifestError:
                                   fix="flatten the structure: no floe setting nests anywhere near this deep")])  # fmt: skip
 
 
-class _TooDeep(Exception):
-    """Raised by the scanner of :func:`_loader_class` at the first collection too deep."""
-
-    def __init__(self, line: int) -> None:
-        super().__init__(line)
-        self.line = line
-
-
 @functools.cache
 def _loader_class() -> type:
     """strictyaml's loader (as ``dirty_load(..., allow_flow_style=True)`` makes it), whose scanner
@@ -246,7 +238,7 @@ def _loader_class() -> type:
 
         def _open(self) -> None:
             if len(self.indents) + self.flow_level >= fastyaml.MAX_DEPTH:
-                raise _TooDeep(self.reader.line + 1)
+                raise fastyaml.TooDeep(self.reader.line + 1)
 
         def add_indent(self, column: int) -> bool:
             if self.indent < column:
@@ -302,7 +294,7 @@ def _parse(text: str, label: str) -> tuple[Any, dict[JsonPath, int]]:
         if deep:  # block sequences inside block mappings can nest without indenting
             raise _too_deep(label, min(lines[path[: fastyaml.MAX_DEPTH]] for path in deep))
         return _plain(document), lines
-    except _TooDeep as exc:
+    except fastyaml.TooDeep as exc:
         raise _too_deep(label, exc.line) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

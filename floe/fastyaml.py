@@ -44,9 +44,8 @@ from yaml.events import (
     StreamStartEvent,
 )
 
+from floe.diagnostics import JsonPath
 from floe.errors import ManifestError, Problem
-
-JsonPath = tuple[str | int, ...]
 
 MAX_DEPTH = 40
 """Deeper nesting raises :class:`TooDeep`: strictyaml's parser recurses and may run out of stack."""

@@ -155,8 +155,9 @@ class Engine:
             return ValidationResult(False, f"engine {self.name} returned no ValidationResult; "
                                     f"fix the plugin ({self.distribution})", {"engine": self.name})  # fmt: skip
         if secrets:
-            details = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in result.details.items()}
-            result = ValidationResult(result.success, redact(result.message, secrets), details)
+            from floe.connection_check import result as redacted
+
+            result = redacted(result.success, result.message, result.details, secrets)
         return result
 
     def get_resource_requirements(self, compute: ComputeConfig) -> dict[str, dict[str, str]]:

@@ -171,6 +171,7 @@ _TRUE = frozenset(("yes", "true", "on", "1", "y"))
 _BOOLEANS = _TRUE | frozenset(("no", "false", "off", "0", "n"))
 
 
+@functools.lru_cache(maxsize=512)
 def ecma_pattern(pattern: str) -> re.Pattern[str]:
     """``pattern`` compiled with JSON Schema's meaning of ``$``: the end of the text.
 
@@ -194,10 +195,7 @@ def ecma_pattern(pattern: str) -> re.Pattern[str]:
             out.append(r"\Z")
             continue
         out.append(char)
-    return _compiled_pattern("".join(out))
-
-
-_compiled_pattern = functools.lru_cache(maxsize=512)(re.compile)
+    return re.compile("".join(out))
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Schema) -> Iterator[ValidationError]:

@@ -20,6 +20,9 @@ _CREDENTIAL_KEY = re.compile(
     re.IGNORECASE,
 )
 _NOT_CREDENTIAL = re.compile(r"(_path|_file|_env|_ref|_type|_method|_id|_uri|_url)$", re.IGNORECASE)
+PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""A name every shell and every SQL dialect takes as it is: secret (environment variable) names, and
+names an engine's own SQL writes unquoted. Use ``fullmatch``."""
 
 
 def is_credential_key(key: str) -> bool:

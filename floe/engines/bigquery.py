@@ -32,7 +32,7 @@ from floe.compute import ComputePlugin
 from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import find_secret_refs, redact, secret_values
+from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
 
 ENGINE = "bigquery"
 DEFAULT_METHOD = "oauth"
@@ -64,7 +64,6 @@ PASSED_THROUGH = (
 )  # fmt: skip
 """Settings that go into the profile under the same name as in floe's config."""
 DBT_SECRET_PREFIX = "DBT_ENV_SECRET_"
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REASON = re.compile(r"'reason':\s*'([A-Za-z]+)'")
 
 
@@ -310,7 +309,7 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
         if not isinstance(value, SecretReference):
             raise fail(f"{key} must be a secret reference, not a value",
                        f"write {key}: {{secret_ref: NAME}} and set NAME in the environment")  # fmt: skip
-        if not _ENV_NAME.match(value.name):
+        if not PLAIN_NAME.fullmatch(value.name):
             raise fail(f"secret reference {value.name!r} is not an environment variable name",
                        "name secrets with letters, digits and underscores")  # fmt: skip
         refs[key] = value

@@ -27,7 +27,7 @@ from floe.compute import ComputePlugin
 from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import find_secret_refs, redact, secret_values
+from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
 
 ENGINE = "databricks"
 DEFAULT_THREADS = 4
@@ -38,7 +38,6 @@ DEFAULT_LIMITS = {"cpu": "1", "memory": "1Gi"}
 INSTALL = "pip install 'dbt-databricks>=1.12,<1.12.8' 'databricks-sql-connector>=4,<5'"
 AUTH_KEYS: dict[str, tuple[str, ...]] = {"token": ("token",), "oauth": ("client_id", "client_secret")}
 CREDENTIAL_KEYS = ("token", "client_id", "client_secret")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STATUS = re.compile(r"\bstatus (?P<code>[1-5][0-9]{2})\b|\bHTTP (?P<http>[1-5][0-9]{2})\b|\b(?P<bare>401|403|404)\b")
 _ERROR_CODE = re.compile(r"\[(?P<code>[A-Z][A-Z_]{3,})\]")
 
@@ -305,7 +304,7 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
         if not isinstance(value, SecretReference):
             raise fail(f"{key} must be a secret reference, not a value",
                        f"write {key}: {{secret_ref: NAME}} and set NAME in the environment")  # fmt: skip
-        if not _ENV_NAME.match(value.name):
+        if not PLAIN_NAME.fullmatch(value.name):
             raise fail(f"secret reference {value.name!r} is not an environment variable name",
                        "name secrets with letters, digits and underscores")  # fmt: skip
         refs[key] = value

@@ -34,7 +34,7 @@ from floe.model import (
     SecretReference,
     ValidationResult,
 )
-from floe.secrets import find_secret_refs, is_credential_key, redact, secret_values
+from floe.secrets import PLAIN_NAME, find_secret_refs, is_credential_key, redact, secret_values
 from floe.sqlquote import quote_identifier, quote_literal
 
 ENGINE = "duckdb"
@@ -52,8 +52,6 @@ MEMORY_HEADROOM_GI = 1
 
 _MOTHERDUCK_PREFIXES = ("md:", "motherduck:")
 _EXTENSION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """What a settings key must be: dbt-duckdb writes the key into ``SET <key> = …`` without quotes."""
 _DUCKDB_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
 _SIZE_UNITS = {
@@ -429,7 +427,7 @@ def cursor_settings(
     config = compute.config
     user: Mapping[str, Any] = config.get("settings") or {}
     for key in user:
-        if not _SETTING_NAME.fullmatch(str(key)):
+        if not PLAIN_NAME.fullmatch(str(key)):
             raise PluginExecutionError(
                 ENGINE,
                 operation,
@@ -593,7 +591,7 @@ def _extension_name(file: Path) -> str:
 
 def _placeholder(ref: SecretReference, compute: ComputeConfig, operation: str) -> str:
     """``{{ env_var('NAME') }}``, once the name is known to be a plain variable name."""
-    if not _ENV_NAME.fullmatch(ref.name):
+    if not PLAIN_NAME.fullmatch(ref.name):
         raise PluginExecutionError(
             ENGINE,
             operation,

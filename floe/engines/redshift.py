@@ -31,7 +31,7 @@ from floe.compute import ComputePlugin
 from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import find_secret_refs, redact, secret_values
+from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
 
 ENGINE = "redshift"
 METHODS = ("database", "iam")
@@ -44,7 +44,6 @@ LIMITS = {"cpu": "500m", "memory": "512Mi"}
 _IAM_KEYS = ("iam_profile", "cluster_id", "serverless_work_group", "serverless_acct_id",
              "access_key_id", "secret_access_key", "db_groups", "autocreate")  # fmt: skip
 _SECRET_KEYS = ("password", "secret_access_key")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 
@@ -361,7 +360,7 @@ class _Settings:
 def _placeholder(compute: ComputeConfig, key: str, operation: str) -> str:
     ref = compute.config[key]
     assert isinstance(ref, SecretReference)
-    if not _ENV_NAME.match(ref.name):
+    if not PLAIN_NAME.fullmatch(ref.name):
         raise PluginExecutionError(
             ENGINE, operation, f"secret reference {ref.name!r} is not an environment variable name",
             "name secrets with letters, digits and underscores, such as REDSHIFT_PASSWORD",

@@ -33,7 +33,7 @@ from floe.compute import ComputePlugin
 from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import find_secret_refs, redact, secret_values
+from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
 from floe.sqlquote import quote_backslash_literal, quote_identifier
 
 ENGINE = "snowflake"
@@ -65,7 +65,6 @@ _DOMAIN = ".snowflakecomputing.com"
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[[0-9A-Fa-f:.]+\]$")
 _UNQUOTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 
@@ -398,7 +397,7 @@ def check_settings(compute: ComputeConfig, operation: str) -> str:
                 f"{key} must be a secret reference, not a value",
                 f"write {key}: {{secret_ref: NAME}} and set NAME in the environment dbt runs in",
             )
-        if isinstance(value, SecretReference) and not _ENV_NAME.match(value.name):
+        if isinstance(value, SecretReference) and not PLAIN_NAME.fullmatch(value.name):
             raise fail(
                 f"secret reference {value.name!r} is not an environment variable name",
                 "name secrets with letters, digits and underscores, such as SNOWFLAKE_PASSWORD",

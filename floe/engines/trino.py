@@ -32,7 +32,7 @@ from floe.compute import ComputePlugin
 from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import find_secret_refs, redact, secret_values
+from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
 from floe.sqlquote import quote_identifier, quote_literal
 
 ENGINE = "trino"
@@ -45,7 +45,6 @@ PIP_INSTALL = "pip install 'dbt-trino>=1.11,<1.12' 'trino>=0.330,<1'"
 REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 LIMITS = {"cpu": "500m", "memory": "512Mi"}
 _SECRET_KEYS = {"password": "ldap", "jwt_token": "jwt"}
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
@@ -359,7 +358,7 @@ def _settings(compute: ComputeConfig, operation: str) -> _Settings:
 def _placeholder(compute: ComputeConfig, key: str, operation: str) -> str:
     ref = compute.config[key]
     assert isinstance(ref, SecretReference)
-    if not _ENV_NAME.match(ref.name):
+    if not PLAIN_NAME.fullmatch(ref.name):
         raise PluginExecutionError(
             ENGINE, operation, f"secret reference {ref.name!r} is not an environment variable name",
             "name secrets with letters, digits and underscores, such as TRINO_PASSWORD",

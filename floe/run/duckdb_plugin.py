@@ -31,7 +31,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 
 from floe.errors import FloeError
 from floe.secrets import redact
-from floe.sqlsecrets import PLACEHOLDER, bind_secret_placeholders
+from floe.sqlsecrets import bind_secret_placeholders
 
 
 class Plugin(BasePlugin):  # type: ignore[misc,unused-ignore]  # Any when dbt-duckdb is missing
@@ -52,7 +52,6 @@ class Plugin(BasePlugin):  # type: ignore[misc,unused-ignore]  # Any when dbt-du
                                                        operation="attach the Iceberg catalog")  # fmt: skip
             except FloeError as exc:
                 raise RuntimeError(exc.render()) from None
-            secrets = [os.environ.get(m["name"], "") for m in PLACEHOLDER.finditer(statement)]
             try:
                 if params:
                     conn.execute(sql, params)
@@ -60,7 +59,7 @@ class Plugin(BasePlugin):  # type: ignore[misc,unused-ignore]  # Any when dbt-du
                     conn.execute(sql)
             except Exception as exc:  # noqa: BLE001 - re-raised without the SQL or a secret
                 verb = " ".join(statement.split()[:2])
-                message = redact(str(exc), secrets)
+                message = redact(str(exc), params)  # the bound values are the secrets
                 raise RuntimeError(
                     f"compute {self.compute!r}: attaching the Iceberg catalog failed ({verb} …): {message}"
                 ) from None

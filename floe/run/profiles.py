@@ -40,12 +40,12 @@ from typing import Any
 from floe.errors import FloeError, Problem
 from floe.model import CatalogConfig, ComputeConfig
 from floe.plugins import Engine
+from floe.secrets import PLAIN_NAME
 
 SUPPORTED_ADAPTERS = ("duckdb", "spark")
 DUCKDB_PLUGIN = "floe.run.duckdb_plugin"
 DUCKDB_CATALOG_EXTENSIONS = ("iceberg", "httpfs")
 _IDENTIFIER = re.compile(r"[^a-z0-9_]+")
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def namespace(product: str, environment: str) -> str:
@@ -98,7 +98,7 @@ def _duckdb(engine: Engine, compute: ComputeConfig, profile: dict[str, Any],
             f"{catalog.name!r}: DuckDB attaches only Iceberg REST catalogs",
             fix="declare a REST catalog in the manifest, or remove `catalog:` to use the embedded one",
         )])  # fmt: skip
-    if not _PLAIN_NAME.fullmatch(catalog.name):  # dbt-duckdb writes ``ATTACH … AS <alias>`` unquoted
+    if not PLAIN_NAME.fullmatch(catalog.name):  # dbt-duckdb writes ``ATTACH … AS <alias>`` unquoted
         raise FloeError([Problem(
             f"compute {compute.name!r} (engine {engine.name}) cannot attach the catalog {catalog.name!r}: "
             "dbt-duckdb writes the catalog's name into its ATTACH statement without quotes",

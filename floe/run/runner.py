@@ -47,7 +47,7 @@ from floe.compiler import ARTIFACT_DIR, STATE_DIR, Compiled, compile_path, profi
 from floe.errors import FloeError, Problem
 from floe.model import CatalogConfig
 from floe.plugins import EngineRegistry
-from floe.run.graph import Node, Plan, TransformInput, plan
+from floe.run.graph import BUILDABLE, Node, Plan, TransformInput, plan
 from floe.run.lock import RunLock
 from floe.run.profiles import namespace, project_config, run_profile, worker_environ
 from floe.run.projects import read_user_project, write_project
@@ -700,7 +700,7 @@ class _Run:
 
     def _relation(self, result: dict[str, Any]) -> str | None:
         """``<catalog>.<namespace>.<table>``: the same Iceberg table whichever engine built it."""
-        if result.get("resource_type") not in ("model", "seed", "snapshot") or not result.get("alias"):
+        if result.get("resource_type") not in BUILDABLE or not result.get("alias"):
             return None
         if result.get("materialized") == "ephemeral":
             return None
@@ -723,9 +723,7 @@ class _Run:
         for name in the_plan.downstream(transform.name):
             other = next((t for t in self.report.transforms if t.name == name), None)
             if other is not None and other.status == "pending":
-                other.status = SKIPPED
-                other.message = f"not run: upstream transform {transform.name!r} failed"
-                self.progress.line(f"[{other.name}] SKIPPED: upstream transform {transform.name!r} failed")
+                self._skip(other, transform.name)
 
     def _stop_workers(self) -> None:
         workers = list(self.workers.values())

@@ -198,7 +198,9 @@ def _build(request_id: int, args: list[str], send: Send) -> dict[str, Any]:
         })  # fmt: skip
     error = _error_text(result.exception)
     if error is None and not result.success:
-        failed = [r for r in results if r["status"] in ("error", "fail", "runtime error")]
+        from floe.run.report import NODE_FAILURES
+
+        failed = [r for r in results if r["status"] in NODE_FAILURES]
         error = failed[0]["message"] if failed else "dbt build failed"
     return {"success": bool(result.success), "results": results, "error": error}
 

@@ -22,7 +22,7 @@ from floe.compute import ComputePlugin
 from floe.connection_check import Progress, first_line, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import find_secret_refs, redact, secret_values
+from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
 
 from floe_engine_postgres._version import __version__
 
@@ -38,7 +38,6 @@ DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 DEFAULT_LIMITS = {"cpu": "500m", "memory": "512Mi"}
 PIP_DRIVER = "pip install 'psycopg2-binary>=2.9,<3'"
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @functools.cache
@@ -310,7 +309,7 @@ def _password_ref(compute: ComputeConfig, operation: str) -> SecretReference:
             "write `password: {secret_ref: NAME}` in the manifest and set NAME in the environment "
             "dbt runs in", compute=compute.name,
         )  # fmt: skip
-    if not _ENV_NAME.match(ref.name):
+    if not PLAIN_NAME.fullmatch(ref.name):
         raise PluginExecutionError(
             ENGINE, operation, f"secret reference {ref.name!r} is not an environment variable name",
             "name secrets with letters, digits and underscores, such as PG_PASSWORD",
