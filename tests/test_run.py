@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -161,6 +162,16 @@ def test_duckdb_to_spark_to_duckdb_through_one_catalog(flow: dict[str, Any]) -> 
     assert not (root / "data").exists() and not (root.parent / "data").exists()
     print(f"\nfloe run of the DuckDB/Spark product: {flow['seconds']:.1f}s; phases {flow['report']['phases']}; "
           + ", ".join(f"{t['name']} {t['seconds']:.1f}s" for t in flow["report"]["transforms"]))
+
+
+def test_the_duckdb_worker_is_forked_with_dbt_imported_and_the_spark_worker_starts_java_first(
+        flow: dict[str, Any]) -> None:  # fmt: skip
+    logs = flow["root"] / "target/floe/run/.workers"
+    assert (logs / ".forkserver.log").read_text() == \
+        "floe: fork server ready with dbt.cli.main, dbt.adapters.duckdb imported\n"  # not Spark's adapter
+    assert re.match(r"floe: worker \d+ forked from fork server \d+, dbt imported\n", (logs / "duckdb.log").read_text())
+    spark = (logs / "spark.log").read_text()
+    assert "forked" not in spark and "floe: Spark warmed up" in spark, spark
 
 
 def test_the_dag_comes_from_dbts_refs(flow: dict[str, Any]) -> None:

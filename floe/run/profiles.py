@@ -155,13 +155,8 @@ def _spark(compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConf
     return profile
 
 
-def worker_environ(engine: Engine, compute: ComputeConfig, environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment of the dbt worker of ``compute``: floe's own, plus what the engine needs.
-
-    dbt's anonymous usage statistics are off unless the user turned them on (a run must not wait
-    on the network); Spark's session method gets Java and a loopback address
-    (:func:`floe.engines.spark.runtime_environ`); floe stays importable from a source tree.
-    """
+def dbt_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of every process of a run that imports dbt: the workers, the fork server."""
     env = dict(environ)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env["PYTHONUNBUFFERED"] = "1"
@@ -169,6 +164,17 @@ def worker_environ(engine: Engine, compute: ComputeConfig, environ: Mapping[str,
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if source_root not in paths:
         env["PYTHONPATH"] = os.pathsep.join([*paths, source_root])
+    return env
+
+
+def worker_environ(engine: Engine, compute: ComputeConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the dbt worker of ``compute``: floe's own, plus what the engine needs.
+
+    dbt's anonymous usage statistics are off unless the user turned them on (a run must not wait
+    on the network); Spark's session method gets Java and a loopback address
+    (:func:`floe.engines.spark.runtime_environ`); floe stays importable from a source tree.
+    """
+    env = dbt_environ(environ)
     if engine.info.dbt_adapter == "spark":
         from floe.engines.spark import runtime_environ
 

@@ -13,7 +13,8 @@ The steps, in one process plus one dbt worker process per compute (see :mod:`flo
    to it the way it attaches to a production REST catalog;
 4. write a dbt project and run profile per compute (:mod:`floe.run.projects`,
    :mod:`floe.run.profiles`) and start a worker per compute, each parsing its project at once
-   (a Spark worker starts its SparkSession meanwhile);
+   (a Spark worker starts its SparkSession meanwhile); the others are forked from one fork server
+   (:mod:`floe.run.forkserver`) that imported dbt while the projects were written;
 5. derive the transform DAG from dbt's own graph, as one worker parsed it (:mod:`floe.run.graph`);
 6. run ``dbt build`` of each transform's nodes on its compute's worker as soon as the transforms
    it depends on succeeded, transforms on different computes at the same time; a failure skips
@@ -46,10 +47,12 @@ from floe.artifacts import write_atomic
 from floe.compiler import ARTIFACT_DIR, STATE_DIR, Compiled, compile_path, profile_name, write_artifacts
 from floe.errors import FloeError, Problem
 from floe.model import CatalogConfig
-from floe.plugins import EngineRegistry
+from floe.plugins import Engine, EngineRegistry
+from floe.run.forkserver import AVAILABLE as FORKSERVER_AVAILABLE
+from floe.run.forkserver import ForkedProcess, ForkServer
 from floe.run.graph import BUILDABLE, Node, Plan, TransformInput, plan
 from floe.run.lock import RunLock
-from floe.run.profiles import namespace, project_config, run_profile, worker_environ
+from floe.run.profiles import dbt_environ, namespace, project_config, run_profile, worker_environ
 from floe.run.projects import read_user_project, write_project
 from floe.run.report import (
     FAILED,
@@ -68,6 +71,8 @@ if TYPE_CHECKING:
 
 RUN_DIR = ARTIFACT_DIR / "run"
 WORKER_DIR = ".workers"
+FORKSERVER_LOG = ".forkserver.log"
+"""In ``WORKER_DIR``, next to the workers' logs (named after computes, which never start with a dot)."""
 STOP_TIMEOUT = 30.0
 LOG_TAIL_LINES = 15
 After = Callable[[RunReport, CatalogConfig], None]
@@ -294,24 +299,39 @@ def _catalog_json(catalog: CatalogConfig, embedded: EmbeddedCatalog | None) -> d
 Message = tuple["_Worker", dict[str, Any]]
 
 
+def _exit_code(message: dict[str, Any]) -> str:
+    code = message.get("code")
+    return "exit code unknown: its fork server died" if code is None else f"exit code {code}"
+
+
+def forkable(engine: Engine) -> bool:
+    """Whether the worker of ``engine``'s computes is forked from the fork server: all but Spark's,
+    whose first act is to start Java, which a fork after dbt's import would only delay."""
+    return engine.info.dbt_adapter != "spark"
+
+
 class _Worker:
     """One ``python -m floe.run.worker`` process: its dbt runs one build (of one or more transforms) at a time."""
 
     def __init__(self, compute: str, env: dict[str, str], directory: Path,
-                 messages: queue.Queue[Message]) -> None:  # fmt: skip
+                 messages: queue.Queue[Message], forkserver: ForkServer | None) -> None:  # fmt: skip
         self.compute = compute
         self.busy: str | None = None
         self.alive = True
         directory.mkdir(parents=True, exist_ok=True)
         self.log = directory.with_suffix(".log")
         read_fd, write_fd = os.pipe()
+        self.process: subprocess.Popen[str] | ForkedProcess
         try:
-            with open(self.log, "w", encoding="utf-8") as log:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-m", "floe.run.worker", str(write_fd)],
-                    stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
-                    cwd=directory, env=env, text=True, start_new_session=True,
-                )  # fmt: skip
+            if forkserver is not None:
+                self.process = forkserver.spawn(write_fd, self.log, directory, env)
+            else:
+                with open(self.log, "w", encoding="utf-8") as log:
+                    self.process = subprocess.Popen(
+                        [sys.executable, "-m", "floe.run.worker", str(write_fd)],
+                        stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+                        cwd=directory, env=env, text=True, start_new_session=True,
+                    )  # fmt: skip
         except BaseException:
             os.close(read_fd)
             raise
@@ -353,9 +373,12 @@ class _Worker:
         self._reader.join(timeout=5)
 
     def kill(self) -> None:
+        pid = self.process.pid
+        if pid is None:  # never forked: the fork server died first
+            return
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, sig)
+                os.killpg(pid, sig)
             try:
                 self.process.wait(timeout=5)
                 return
@@ -435,7 +458,8 @@ class _Run:
         engine = self.registry.engines[compute.engine]
         env = worker_environ(engine, compute, os.environ)
         directory = self.run_dir / WORKER_DIR / compute_name
-        worker = _Worker(compute_name, env, directory, self.messages)
+        forkserver = self.forkserver if forkable(engine) else None
+        worker = _Worker(compute_name, env, directory, self.messages, forkserver)
         self.workers[compute_name] = worker
         return worker
 
@@ -446,6 +470,29 @@ class _Run:
     # -- the run -----------------------------------------------------------------------------------
 
     def execute(self) -> None:
+        self.forkserver = self._start_forkserver()
+        try:
+            self._execute()
+        finally:
+            if self.forkserver is not None:
+                self.forkserver.close(STOP_TIMEOUT)
+
+    def _start_forkserver(self) -> ForkServer | None:
+        """The fork server of the workers that can be forked, importing dbt while floe writes the
+        projects; ``None`` where there is no such worker or no fork server (:mod:`floe.run.forkserver`)."""
+        adapters = set()
+        for name in {t.compute for t in self.selected}:
+            engine = self.registry.engines[self.compiled.governance.compute_for(name, self.env).engine]
+            if forkable(engine):
+                adapters.add(engine.info.dbt_adapter)
+        if not adapters or not FORKSERVER_AVAILABLE:
+            return None
+        preload = ["dbt.cli.main", *(f"dbt.adapters.{adapter}" for adapter in sorted(adapters))]
+        directory = self.run_dir / WORKER_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        return ForkServer(preload, dbt_environ(os.environ), directory / FORKSERVER_LOG)
+
+    def _execute(self) -> None:
         projects = self._projects()
         try:
             parse_id, worker, project = self._start_workers(projects)
@@ -682,8 +729,8 @@ class _Run:
                     worker.busy = None
                     for name in names:
                         self._finish(reports[name], False, [],
-                                     f"the dbt process of compute {compute!r} stopped unexpectedly (exit code "
-                                     f"{message.get('code')}); its last output ({worker.log}):\n" + worker.tail(),
+                                     f"the dbt process of compute {compute!r} stopped unexpectedly ({_exit_code(message)}); "
+                                     f"its last output ({worker.log}):\n" + worker.tail(),
                                      the_plan)  # fmt: skip
 
     @staticmethod

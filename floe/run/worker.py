@@ -1,4 +1,6 @@
-"""The process that runs dbt for one compute of a ``floe run``: ``python -m floe.run.worker FD``.
+"""The process that runs dbt for one compute of a ``floe run``: forked by :mod:`floe.run.forkserver`
+with dbt imported, or started as ``python -m floe.run.worker FD`` (Spark's, or where there is no fork
+server).
 
 dbt cannot run twice at once in one process: ``dbtRunner`` sets process-wide flags, event logging
 and adapter state (``set_flags``, ``setup_event_logger``, the adapter factory), dbt-duckdb keeps one
@@ -6,10 +8,10 @@ database environment per process (closing another transform's when its credentia
 pyspark one SparkContext (whose static confs, such as the catalog's, are fixed when it starts).
 So ``floe run`` starts one worker per compute and runs the transforms of different computes in
 different workers at once; a worker runs its compute's builds one after another (a build may hold
-several transforms), in-process, paying dbt's import (~1.3 s, plus the adapter's), the project's
-parse and Spark's start once per compute: a build reuses the manifest the worker's parse of the
-same project produced. At the end the worker closes dbt's connections and exits without Python's
-slow shutdown (:func:`_exit`).
+several transforms), in-process, paying the project's parse and Spark's start once per compute
+(dbt's import, ~1.6 s, once per run where the fork server forks the workers): a build reuses the
+manifest the worker's parse of the same project produced. At the end the worker closes dbt's connections and exits without Python's
+slow shutdown (:func:`exit_now`).
 
 Protocol: requests are JSON lines on stdin, answers JSON lines on the file descriptor ``FD``
 (stdout and stderr, where dbt prints, go to the worker's log file). dbt is imported by the first
@@ -66,11 +68,19 @@ def _exit_with_parent() -> None:
 
 
 def main(argv: list[str]) -> int:
+    return serve(int(argv[1]), sys.stdin)
+
+
+def serve(answers: int, requests: IO[str]) -> int:
+    """Answer ``requests`` (JSON lines) on file descriptor ``answers`` until asked to exit.
+
+    The loop of a fresh worker (:func:`main`) and of one forked by :mod:`floe.run.forkserver`.
+    """
     _exit_with_parent()
-    channel = os.fdopen(int(argv[1]), "w", encoding="utf-8", buffering=1)
+    channel = os.fdopen(answers, "w", encoding="utf-8", buffering=1)
     send = _sender(channel)
     try:
-        for line in sys.stdin:
+        for line in requests:
             if not line.strip():
                 continue
             request = json.loads(line)
@@ -84,7 +94,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _exit(code: int) -> None:
+def exit_now(code: int) -> None:
     """Exit at once, skipping Python's shutdown: the connections are closed and the logs flushed.
 
     Python's own shutdown of a process that imported dbt and an adapter takes about a second
@@ -276,4 +286,4 @@ def _stop_spark() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a process
-    _exit(main(sys.argv))
+    exit_now(main(sys.argv))
