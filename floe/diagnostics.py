@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
-
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from floe.errors import Problem
 from floe.secrets import is_credential_key
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 JsonPath = tuple[str | int, ...]
 LineOf = Callable[[JsonPath], int | None]

@@ -160,7 +160,7 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
                                      label, 1, "$", fix="start with `apiVersion: floe.dev/v1`")])  # fmt: skip
     doc = Document(path, label, kind, data, lines, untyped)
     parity = parity_problems(doc)
-    errors = store.validator(uri).iter_errors(data)
+    errors = store.errors(uri, data)
     problems = problems_from_errors(errors, label, doc.line_of)
     if parity:
         reported = {p.path for p in parity}

@@ -305,7 +305,7 @@ def _environments(chain: list[Document], computes: dict[str, ComputeConfig], eve
                 _check_literal_credentials(origin.doc, origin.path, fragment, problems)
                 config = deep_merge(config, _structure_values(fragment) if isinstance(fragment, dict) else {})
             reported = {(tuple(e.absolute_path), e.message)  # already reported where the compute is
-                        for e in store.validator(uri).iter_errors(unstructure_secrets(dict(compute.config)))}
+                        for e in store.errors(uri, unstructure_secrets(dict(compute.config)))}
             problems.extend(_schema_problems(store, uri, unstructure_secrets(config), origins, reported))
             result[env_name][name] = attrs.evolve(compute, config=config)
     return result
@@ -315,7 +315,7 @@ def _schema_problems(store: SchemaStore, uri: str, config: dict[str, Any], origi
                      reported: set[tuple[JsonPath, str]] | None = None) -> list[Problem]:  # fmt: skip
     """Validate merged settings; locate each error in the file that set the offending key."""
     problems: list[Problem] = []
-    for error in store.validator(uri).iter_errors(config):
+    for error in store.errors(uri, config):
         relative = tuple(error.absolute_path)
         if reported and (relative, error.message) in reported:
             continue

@@ -11,15 +11,16 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from floe import fastschema
+
+if TYPE_CHECKING:  # jsonschema is imported only for data that fastschema does not find valid
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_BASE = "https://floe.dev/schemas/v1/"
 KIND_SCHEMAS = {"Manifest": "manifest.schema.json", "DataProduct": "dataproduct.schema.json"}
@@ -54,15 +55,25 @@ class SchemaStore:
             self._resolved.clear()
         return key
 
+    def errors(self, uri: str, data: Any) -> Iterable[ValidationError]:
+        """Every error of ``data`` under the schema at ``uri``, as jsonschema reports them; none,
+        without importing jsonschema, for data :func:`floe.fastschema.check` finds valid."""
+        if fastschema.check(self, data, self._by_uri[uri], uri) is True:
+            return ()
+        return self.validator(uri).iter_errors(data)
+
     def validator(self, uri: str) -> Draft202012Validator:
         """A jsonschema validator for the schema at ``uri``; ``$ref`` resolves within the store."""
         validator = self._validators.get(uri)
         if validator is None:
+            from referencing import Registry, Resource
+            from referencing.jsonschema import DRAFT202012
+
             registry: Registry[Any] = Registry().with_resources(
                 (u, Resource.from_contents(s, default_specification=DRAFT202012))
                 for u, s in self._by_uri.items()
             )
-            validator = _Validator(self._by_uri[uri], registry=registry)
+            validator = validator_class()(self._by_uri[uri], registry=registry)
             self._validators[uri] = validator
         return validator
 
@@ -141,15 +152,8 @@ def schema_type(schema: Schema) -> str | None:
 
 
 def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, dict):
-        return "object"
-    return "array" if isinstance(value, list) else "string"
+    """The JSON type typing treats ``value`` as: strictyaml has no null, and text is a string."""
+    return "string" if value is None else fastschema.kind(value) or "string"
 
 
 def _fits(value: Any, schema: Schema) -> bool:
@@ -199,12 +203,19 @@ def ecma_pattern(pattern: str) -> re.Pattern[str]:
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Schema) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})  # type: ignore[no-untyped-call]
-"""Draft 2020-12 with ECMA-262's ``$`` in ``pattern`` (also used by ``propertyNames``)."""
+@functools.cache
+def validator_class() -> type[Draft202012Validator]:
+    """Draft 2020-12 with ECMA-262's ``$`` in ``pattern`` (also used by ``propertyNames``)."""
+    from jsonschema import Draft202012Validator, validators
+
+    extended: type[Draft202012Validator] = validators.extend(Draft202012Validator, {"pattern": _pattern})  # type: ignore[no-untyped-call]
+    return extended
 
 
 def _to_int(text: str) -> int | str:

@@ -132,12 +132,14 @@ def test_compile_imports_no_dbt_or_engine_clients(tmp_path: Path) -> None:
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
 
 
-def test_compile_of_a_plain_manifest_needs_neither_strictyaml_nor_ssl(tmp_path: Path) -> None:
+def test_compile_of_a_plain_manifest_needs_neither_strictyaml_nor_jsonschema_nor_ssl(tmp_path: Path) -> None:
     """Start-up cost (issue 5): fastyaml reads ordinary manifests, so strictyaml (the reference, ~25 ms
-    to import) loads only for what fastyaml leaves to it; no engine imports ssl before it talks TLS."""
+    to import) loads only for what fastyaml leaves to it; fastschema finds valid data valid, so
+    jsonschema (~60 ms) loads only to report errors; no engine imports ssl before it talks TLS."""
     shop = _copy_example(tmp_path)
     code = ("import sys, floe.cli; rc = floe.cli.main(['compile', {shop!r}]); "
-            "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in ('strictyaml', 'ssl')))")  # fmt: skip
+            "print(rc, sorted({{m.split('.')[0] for m in sys.modules}} & "
+            "{{'strictyaml', 'jsonschema', 'referencing', 'ssl'}}))")  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", code.format(shop=str(shop))],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
