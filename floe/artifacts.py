@@ -3,8 +3,9 @@
 A file is written to a temporary sibling (``.<name>.<random>.tmp``), synced, and renamed over the
 target. A process killed mid-write (``kill -9``, a failed node) leaves its temporary file behind,
 so every writer holds an exclusive ``flock`` on its temporary file while it writes: the next write
-of the same target removes the temporary files nobody holds, those of writers that died. The
-operating system releases a dead process's locks, whatever killed it; a live writer's file is
+of the same target (or one sweep of its folder, :func:`remove_stale_temporaries`, by a caller
+writing many files there) removes the temporary files nobody holds, those of writers that died.
+The operating system releases a dead process's locks, whatever killed it; a live writer's file is
 never touched.
 """
 

@@ -149,7 +149,9 @@ def _engines(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"engines": rows, "problems": [p.render() for p in registry.problems]}, indent=2))
     else:
-        print(_table(rows, ["engine", "version", "distribution", "dbt_adapter", "packages"]))
+        from floe.run.report import table
+
+        print(table(rows, ["engine", "version", "distribution", "dbt_adapter", "packages"], one_line=True))
     for problem in registry.problems:
         print(f"warning: {problem.render()}", file=sys.stderr)
     return EXIT_OK
@@ -186,7 +188,9 @@ def _validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"environment": env, "computes": rows}, indent=2))
     else:
-        print(_table(rows, ["compute", "engine", "status", "seconds", "message"]))
+        from floe.run.report import table
+
+        print(table(rows, ["compute", "engine", "status", "seconds", "message"], one_line=True))
     # The checks imported every engine's connector: the interpreter's last garbage collections
     # would walk all their objects (~1 s) before the exit. Frozen objects are not walked.
     import gc
@@ -229,16 +233,6 @@ def _schema(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(schema_file(f"{args.kind}.schema.json"), indent=2))
     return EXIT_OK
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    widths = {c: max([len(c)] + [len(str(r[c]).splitlines()[0] if str(r[c]) else "") for r in rows])
-              for c in columns}  # fmt: skip
-    widths[columns[-1]] = 0
-    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip()]
-    for row in rows:
-        lines.append("  ".join(str(row[c]).replace("\n", " ").ljust(widths[c]) for c in columns).rstrip())
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,7 @@ import attrs
 
 from floe.artifacts import write_atomic
 from floe.documents import Document, read_document
-from floe.errors import FloeError, GovernanceError, ManifestError, PluginExecutionError, Problem
+from floe.errors import GovernanceError, ManifestError, PluginExecutionError, Problem
 from floe.governance import Governance, check_selections, govern, load_chain, unstructure_secrets
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
 from floe.plugins import EngineRegistry
@@ -124,15 +124,7 @@ def _govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore,
         return govern(chain, engines, store)
     parents = chain[:-1]
     key = tuple(d.path for d in parents)
-    shared = manifests.governed.get(key)
-    if shared is None:
-        try:
-            shared = govern(parents, engines, store)
-        except FloeError as exc:
-            shared = exc
-        manifests.governed[key] = shared
-    if isinstance(shared, FloeError):
-        raise shared.with_traceback(None)
+    shared = manifests.once(manifests.governed, key, lambda: govern(parents, engines, store))
     return attrs.evolve(shared, chain=tuple(chain))
 
 

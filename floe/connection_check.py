@@ -92,3 +92,13 @@ def result(success: bool, message: str, details: Mapping[str, Any], secrets: lis
 def first_line(text: str) -> str:
     """The first non-blank line of an exception's text (drivers append stack dumps and hints)."""
     return next((line.strip() for line in text.strip().splitlines() if line.strip()), "")
+
+
+def first_lines(text: str, count: int) -> str:
+    """The first ``count`` non-blank lines of ``text``, right-stripped and joined by newlines.
+
+    For messages whose next lines matter (a parser's caret under the error position, dbt's lines
+    under its heading) where :func:`first_line` would keep too little; indentation is kept.
+    """
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(lines[:count])

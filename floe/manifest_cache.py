@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from floe.documents import Document, read_document
 from floe.errors import FloeError
@@ -20,6 +20,9 @@ from floe.schemas import SchemaStore
 
 if TYPE_CHECKING:
     from floe.governance import Governance
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class ManifestCache:
@@ -36,17 +39,28 @@ class ManifestCache:
 
     def read(self, path: Path, store: SchemaStore, expect_kind: str | None = None) -> Document:
         """The document at ``path`` (already resolved), read on first use; its error re-raised."""
-        key = (path, expect_kind)
-        found = self._documents.get(key)
-        if found is None:
+
+        def read_once() -> Document:
             if self._before_read is not None:
                 self._before_read(path)
             self.reads[path] += 1
+            return read_document(path, store, expect_kind=expect_kind)
+
+        return self.once(self._documents, (path, expect_kind), read_once)
+
+    @staticmethod
+    def once(results: dict[K, V | FloeError], key: K, produce: Callable[[], V]) -> V:
+        """``produce()`` on the first call for ``key``, its result or :class:`FloeError` kept in ``results``.
+
+        Later calls return the kept result, or raise the kept error again, without producing it again.
+        """
+        found = results.get(key)
+        if found is None:
             try:
-                found = read_document(path, store, expect_kind=expect_kind)
+                found = produce()
             except FloeError as exc:
                 found = exc
-            self._documents[key] = found
+            results[key] = found
         if isinstance(found, FloeError):
             raise found.with_traceback(None)  # raised once per product: keep no old frames
         return found

@@ -19,7 +19,7 @@ from pathlib import Path
 import attrs
 
 from floe import partial_parse as pp
-from floe.artifacts import write_atomic
+from floe.artifacts import remove_stale_temporaries, write_atomic
 from floe.compiler import ARTIFACT_DIR, PRODUCT_FILE, Compiled, artifact_texts, compile_path
 from floe.documents import display_path
 from floe.errors import FloeError, ManifestError, Problem
@@ -186,7 +186,14 @@ class _Written:
 
 
 def _write(product: Path, texts: dict[Path, str]) -> _Written:
-    """Write each artifact whose content differs from the file on disk (in a writer thread)."""
+    """Write each artifact whose content differs from the file on disk (in a writer thread).
+
+    Each artifact folder is first swept once of the temporary files killed writers left (all of
+    them, also beside artifacts that are not rewritten), so the files are written without a sweep
+    each: one directory listing per folder, not one per artifact.
+    """
+    for folder in dict.fromkeys(path.parent for path in texts):
+        remove_stale_temporaries(folder)
     written: list[Path] = []
     kept = 0
     stats: list[tuple[str, int, int, int]] | None = []
@@ -199,7 +206,7 @@ def _write(product: Path, texts: dict[Path, str]) -> _Written:
         if same:
             kept += 1
         else:
-            write_atomic(path, text)
+            write_atomic(path, text, clean=False)
             written.append(path)
         stat = pp.artifact_stat(str(path))
         if stat is None or stats is None:

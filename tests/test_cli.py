@@ -95,6 +95,18 @@ def test_engines_lists_installed_engines_with_packages() -> None:
     assert "dbt-duckdb>=" in duck["packages"] and duck["distribution"] == "floe"
 
 
+def test_command_tables_keep_each_row_on_one_line() -> None:
+    from floe.run.report import table
+
+    rows = [{"compute": "duckdb", "status": "FAILED", "message": "cannot open\n  fix: check the path"},
+            {"compute": "a-longer-name", "status": "ok", "message": ""}]  # fmt: skip
+    assert table(rows, ["compute", "status", "message"], one_line=True).splitlines() == [
+        "COMPUTE        STATUS  MESSAGE",
+        "duckdb         FAILED  cannot open   fix: check the path",
+        "a-longer-name  ok",
+    ]
+
+
 @pytest.mark.req("REQ-014")
 def test_validate_prints_a_table_per_compute(tmp_path: Path) -> None:
     shop = _copy_example(tmp_path)

@@ -31,16 +31,20 @@ import duckdb
 import pytest
 from botocore import exceptions as botocore_exceptions
 from pyiceberg.catalog import rest as rest_catalog
+from pyiceberg.exceptions import OAuthError
 
 from floe.catalog.vending import (
     ACCESS_DELEGATION_HEADER,
+    MissingSecretError,
     VendedTable,
     credential_expiry,
     pyiceberg_rest_properties,
     refresh_margin,
 )
 from floe.engines.duckdb import connect_config, extension_files, plugin
+from floe.errors import FloeError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference
+from floe.run.show import client
 from floe.sqlsecrets import PLACEHOLDER, bind_secret_placeholders, render_secret_placeholders
 from tests.support.seaweed import Exchange, RecordingProxy, Seaweed, seaweed_mini, weed_binary
 
@@ -126,9 +130,9 @@ def test_pyiceberg_properties_read_secrets_at_the_last_moment() -> None:
     }
     token = CatalogConfig(type="rest", uri="http://c", token=SecretReference("T"))
     assert pyiceberg_rest_properties(token, {"T": "tok"}) == {"uri": "http://c", "token": "tok"}
-    with pytest.raises(ValueError, match="variable T is not set") as info:
+    with pytest.raises(MissingSecretError, match="variable T is not set") as info:
         pyiceberg_rest_properties(token, {"S": "value"})
-    assert "value" not in str(info.value)
+    assert info.value.variable == "T" and "value" not in str(info.value)
     with pytest.raises(ValueError, match="not a REST catalog"):
         pyiceberg_rest_properties(CatalogConfig(type="sql"), {})
 
@@ -589,3 +593,42 @@ def test_floe_run_of_a_duckdb_transform_uses_only_vended_credentials(lake: Lake,
              if s in path.read_text(errors="replace")]  # fmt: skip
     leaks += [("output", s[:12]) for s in secrets_seen if s in proc.stdout + proc.stderr]
     assert leaks == []
+
+
+# -- `floe run --show`'s client: the same properties, against a catalog that checks the credential ---
+
+
+def test_the_show_client_authenticates_with_the_secret_from_the_environment(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """:func:`floe.run.show.client` gets its properties from ``pyiceberg_rest_properties``: the
+    client secret from the environment buys a token at the default ``<uri>/v1/oauth/tokens``, a
+    wrong one is refused, and an unset one is a FloeError naming the variable, never a value."""
+    catalog = lake.catalog()
+    assert catalog.oauth2_server_uri is None  # the endpoint below is the default one
+    mark = len(lake.rest.since(0))
+    shown = client(catalog)  # the lake fixture put the secret in os.environ
+    shown.create_namespace_if_not_exists("show_client")
+    assert ("show_client",) in shown.list_namespaces()
+    exchanges = lake.rest.since(mark)
+    tokens = [e for e in exchanges if urllib.parse.urlsplit(e.path).path == "/v1/oauth/tokens"]
+    assert tokens and all((e.method, e.status) == ("POST", 200) for e in tokens)
+    assert exchanges[0] is tokens[0]  # before anything else
+    issued = {f"Bearer {e.json()['access_token']}" for e in tokens}
+    assert all(e.header("Authorization") in issued for e in exchanges if e not in tokens)
+    assert all(e.status < 300 for e in exchanges)
+    assert not [e for e in exchanges if CANARY in str(e.request_headers)]
+
+    wrong = "floe-wrong-" + secrets.token_hex(12)
+    mark = len(lake.rest.since(0))
+    with pytest.raises(OAuthError, match="invalid_client"):
+        client(catalog, {SECRET_ENV: wrong})  # the token request is refused: nothing else is sent
+    assert [(e.path, e.status) for e in lake.rest.since(mark)] == [("/v1/oauth/tokens", 401)]
+
+    monkeypatch.delenv(SECRET_ENV)
+    mark = len(lake.rest.since(0))
+    with pytest.raises(FloeError) as missing:
+        client(catalog)
+    text = missing.value.render()
+    assert f"the secret environment variable {SECRET_ENV} is not set" in text
+    assert f"fix: set {SECRET_ENV} in the environment" in text
+    assert CANARY not in text and lake.rest.since(mark) == []  # nothing sent, not even an empty secret

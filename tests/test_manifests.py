@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from floe.compiler import compile_path
-from floe.errors import EnvironmentParityError, ManifestError
+from floe.errors import EnvironmentParityError, FloeError, ManifestError
+from floe.manifest_cache import ManifestCache
 from tests.conftest import ENTERPRISE, product
 
 
@@ -155,3 +156,20 @@ def test_anti_pattern_in_a_manifest_and_engine_override_are_rejected(write, engi
         compile_path(manifest, engines)
     assert exc.value.problems[0].path == "$.environments[0].overrides.duckdb.engine"
     assert "drift" in exc.value.problems[0].message
+
+
+def test_the_manifest_cache_produces_once_and_raises_a_remembered_error_again() -> None:
+    calls: list[str] = []
+
+    def produce(key: str) -> str:
+        calls.append(key)
+        if key == "bad":
+            raise FloeError(f"{key} is invalid")
+        return key.upper()
+
+    results: dict[str, str | FloeError] = {}
+    assert [ManifestCache.once(results, "ok", lambda: produce("ok")) for _ in range(2)] == ["OK", "OK"]
+    for _ in range(2):
+        with pytest.raises(FloeError, match="bad is invalid"):
+            ManifestCache.once(results, "bad", lambda: produce("bad"))
+    assert calls == ["ok", "bad"]

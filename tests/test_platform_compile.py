@@ -7,6 +7,7 @@ compiled and which files it wrote (their inode and mtime).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -299,6 +300,33 @@ def test_unwritable_target_fails_only_that_product(tree: Path, engines: EngineRe
     assert statuses(result) == {"products/a/p1": COMPILED, "products/a/p2": FAILED, "products/b/p3": COMPILED}
     error = next(p.error for p in result.products if p.error is not None)
     assert "cannot write the artifacts" in error.render()
+
+
+def test_each_artifact_folder_is_swept_once_of_what_killed_writers_left(
+        tree: Path, engines: EngineRegistry, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Temporary files of writers killed mid-write go at the next compile, beside rewritten and
+    identical artifacts alike, with one listing per folder however many artifacts it holds; a
+    live writer's file stays."""
+    compile_platform(tree, engines)
+    changed, same = tree / "products/a/p1/target/floe", tree / "products/b/p3/target/floe"
+    dead = [changed / ".compiled.json.0123456789ab.tmp", changed / ".profiles.yml.0123456789ab.tmp",
+            same / ".compiled.json.0123456789ab.tmp"]  # fmt: skip
+    live = changed / ".compiled.json.ba9876543210.tmp"
+    for path in [*dead, live]:
+        path.write_text("half written")
+    write_product(tree, "products/a/p1", "a", compute="duckdb")  # both of its artifacts change
+    listed: list[str] = []
+    listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(os.fspath(path)) or listdir(path))
+    with live.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a writer still writing holds it
+        result = compile_platform(tree, engines, partial_parse=False)
+    monkeypatch.undo()  # Path.iterdir lists too
+    outcomes = {p.name: (len(p.written), p.kept) for p in result.products}
+    assert outcomes == {"products/a/p1": (2, 0), "products/a/p2": (0, 2), "products/b/p3": (0, 2)}
+    assert not [path for path in dead if path.exists()] and live.exists()
+    assert sorted(p.name for p in changed.iterdir()) == [live.name, "compiled.json", "profiles.yml"]
+    assert listed.count(str(changed)) == 1 and listed.count(str(same)) == 1
 
 
 def floe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

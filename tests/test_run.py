@@ -356,6 +356,16 @@ def test_a_second_run_waits_for_the_first_or_fails_clearly(duo: Path) -> None:
     assert not lock_file.read_text()  # released; the file stays, empty
 
 
+def declare_catalog(root: Path, served: Any, secret_variable: str, *more: str) -> None:
+    """Declare ``served`` as the product's REST catalog ``lake`` (client credentials, the secret
+    from ``secret_variable``), with ``more`` lines of settings."""
+    manifest = root / "platform" / "enterprise.yaml"
+    lines = ["catalog:", "  type: rest", "  name: lake", f"  uri: {served.uri}", f"  warehouse: {served.warehouse}",
+             "  client_id: floe-runner", f"  client_secret: {{secret_ref: {secret_variable}}}",
+             *(f"  {line}" for line in more)]  # fmt: skip
+    manifest.write_text(manifest.read_text() + "\n".join(lines) + "\n")
+
+
 def test_a_declared_rest_catalog_with_client_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The manifest's catalog instead of the embedded one: DuckDB attaches with OAuth2 client
     credentials whose secret comes from the environment and is written to no file."""
@@ -368,17 +378,7 @@ def test_a_declared_rest_catalog_with_client_credentials(tmp_path: Path, monkeyp
             - {type: dbt, name: base, path: models/base/, compute: duckdb-b}
             - {type: dbt, name: right, path: models/right/, compute: duckdb}
         """, DUO_FILES)  # fmt: skip
-        manifest = root / "platform" / "enterprise.yaml"
-        manifest.write_text(manifest.read_text() + textwrap.dedent(f"""
-            catalog:
-              type: rest
-              name: lake
-              uri: {served.uri}
-              warehouse: {served.warehouse}
-              client_id: floe-runner
-              client_secret: {{secret_ref: FLOE_TEST_CATALOG_SECRET}}
-              oauth2_server_uri: {served.uri}/v1/oauth/tokens
-        """))  # fmt: skip
+        declare_catalog(root, served, "FLOE_TEST_CATALOG_SECRET", f"oauth2_server_uri: {served.uri}/v1/oauth/tokens")
         report = run(root, RunOptions("dev"))
         assert report.success, [t.message for t in report.transforms]
         assert report.catalog["embedded"] is False and report.catalog["name"] == "lake"
@@ -393,6 +393,46 @@ def test_a_declared_rest_catalog_with_client_credentials(tmp_path: Path, monkeyp
     assert "CLIENT_SECRET {{ env_var('FLOE_TEST_CATALOG_SECRET') }}" in statements[0]  # a placeholder only
     written = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
     assert not [p for p in written if secret.encode() in p.read_bytes()]
+
+
+def test_the_show_client_gets_a_token_at_the_default_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``floe run --show``'s pyiceberg client, with client credentials and no ``oauth2_server_uri``,
+    asks ``<uri>/v1/oauth/tokens`` for its token (as the engines do), then lists namespaces."""
+    from floe.catalog.rest_server import EmbeddedCatalog
+    from floe.model import CatalogConfig, SecretReference
+    from floe.run.show import client
+
+    monkeypatch.setenv("FLOE_TEST_SHOW_SECRET", "s3cr3t-show")
+    with EmbeddedCatalog(tmp_path / "elsewhere", name="lake") as served:
+        catalog = CatalogConfig(type="rest", name="lake", uri=served.uri, warehouse=served.warehouse,
+                                client_id="floe-show", client_secret=SecretReference("FLOE_TEST_SHOW_SECRET"))  # fmt: skip
+        shown = client(catalog)
+        shown.create_namespace(("shown",))
+        assert shown.list_namespaces() == [("shown",)]
+        requests = [(r.method, r.path.split("?")[0], r.status) for r in served.requests]
+    assert requests[0] == ("POST", "/v1/oauth/tokens", 200)
+    assert ("GET", "/v1/namespaces", 200) in requests and all(status < 300 for _, _, status in requests)
+
+
+def test_run_show_names_a_missing_catalog_secret_without_a_traceback(tmp_path: Path) -> None:
+    """A secret the declared catalog references but nobody set: ``floe run --show`` says which
+    variable to set, in floe's words, never with a traceback."""
+    from floe.catalog.rest_server import EmbeddedCatalog
+
+    variable = "FLOE_TEST_UNSET_CATALOG_SECRET"
+    with EmbeddedCatalog(tmp_path / "elsewhere", name="lake") as served:
+        root = product(tmp_path / "unset", "unset", "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
+                       {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]})  # fmt: skip
+        declare_catalog(root, served, variable)
+        env = {k: v for k, v in os.environ.items() if k != variable}
+        done = subprocess.run([sys.executable, "-m", "floe", "run", str(root), "--env", "dev", "--show"],
+                              capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output  # the transform could not attach the catalog either
+    unset = f"catalog 'lake': the secret environment variable {variable} is not set"
+    assert f"could not read the tables through the catalog: {unset}" in output
+    assert f"fix: set {variable} in the environment floe runs in" in output
+    assert "Traceback" not in output
 
 
 # -- the transform DAG, from dbt's nodes ---------------------------------------------------------------
@@ -471,6 +511,22 @@ def test_run_profiles_name_one_namespace_and_refuse_other_adapters() -> None:
     with pytest.raises(FloeError, match="floe knows how to attach only DuckDB and Spark"):
         run_profile(engine, ComputeConfig("wh", "snowflake"), {"type": "snowflake"},  # type: ignore[arg-type]
                     CatalogConfig(type="rest", uri="http://127.0.0.1:1"), "shop_dev")  # fmt: skip
+
+
+def test_a_duckdb_profile_listing_iceberg_without_avro_gets_avro_loaded_first(tmp_path: Path) -> None:
+    """DuckDB refuses ``LOAD iceberg`` before avro (autoloading is off); dbt-duckdb loads in order."""
+    from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
+    from floe.plugins import EngineRegistry
+    from floe.run.profiles import run_profile
+
+    engine = EngineRegistry.discover().get("duckdb")
+    assert engine is not None
+    target = ProfileTarget("dev", "p", tmp_path, tmp_path / ".floe")
+    compute = ComputeConfig("c", "duckdb", {"extensions": ["iceberg"]})
+    iceberg = [e for e in engine.generate_dbt_profile(compute, target)["extensions"] if "iceberg" in e]
+    profile = run_profile(engine, compute, {"type": "duckdb", "path": ":memory:", "extensions": iceberg},
+                          CatalogConfig(type="rest", name="lake", uri="http://127.0.0.1:1"), "p_dev")  # fmt: skip
+    assert [Path(e).stem for e in profile["extensions"]] == ["avro", "iceberg", "httpfs"]
 
 
 def test_importing_floe_run_imports_no_engine() -> None:

@@ -154,8 +154,9 @@ def pyiceberg_rest_properties(catalog: CatalogConfig, environ: Mapping[str, str]
     come from ``environ``. (Without a credential or token, pyiceberg 0.12 sends
     ``Authorization: Bearer None``, which a catalog that checks authentication refuses.)
 
-    :raises ValueError: the catalog is not a REST catalog with a uri, or a referenced secret is not
-        set (the message names the variable, never a value).
+    :raises MissingSecretError: a referenced secret is not set (the message names the variable,
+        never a value).
+    :raises ValueError: the catalog is not a REST catalog with a uri.
     """
     if catalog.type != "rest" or not catalog.uri:
         raise ValueError(f"catalog {catalog.name!r} is not a REST catalog with a uri")
@@ -176,8 +177,16 @@ def pyiceberg_rest_properties(catalog: CatalogConfig, environ: Mapping[str, str]
     return properties
 
 
+class MissingSecretError(ValueError):
+    """A secret the catalog references is not set in the environment; :attr:`variable` names it."""
+
+    def __init__(self, variable: str) -> None:
+        super().__init__(f"the secret environment variable {variable} is not set")
+        self.variable = variable
+
+
 def _value(ref: SecretReference, environ: Mapping[str, str]) -> str:
     value = environ.get(ref.name)
     if not value:
-        raise ValueError(f"the secret environment variable {ref.name} is not set")
+        raise MissingSecretError(ref.name)
     return value

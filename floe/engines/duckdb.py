@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.compute import ComputePlugin
-from floe.connection_check import Progress, run_check
+from floe.connection_check import Progress, first_line, first_lines, run_check
 from floe.errors import PluginExecutionError
 from floe.model import (
     CatalogConfig,
@@ -154,7 +154,8 @@ class DuckDBEngine(ComputePlugin):
                 "check that the database path is a regular file on a responsive local disk (not a "
                 "FIFO or a hung network mount) and that no other process holds it; then retry",
             ),
-            fix="check the compute's DuckDB settings (path, settings, extensions)",
+            fix="check the compute's DuckDB settings (path, settings, extensions) against the message",
+            translate=self.translate_error,
         )  # fmt: skip
 
     def _check(
@@ -168,13 +169,10 @@ class DuckDBEngine(ComputePlugin):
         progress["details"] = details
 
         def step(stage: str, action: Callable[[], Any]) -> Any:
+            """``action()``, at ``stage``: its exceptions reach :func:`run_check`, which names the
+            stage and translates them with :meth:`translate_error`."""
             progress["stage"] = stage
-            try:
-                return action()
-            except PluginExecutionError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - turned into an actionable error
-                raise self._failure(exc, compute, stage) from None
+            return action()
 
         progress["stage"] = "finding the extension wheels"
         files = extension_files(_requested(compute), compute, operation)
@@ -230,25 +228,13 @@ class DuckDBEngine(ComputePlugin):
                 raise PluginExecutionError(
                     ENGINE, operation, f"select 1 returned {row!r}", compute=compute.name
                 )
-        finally:
-            progress["stage"] = f"closing the database {path}"
-            connection.close()
+        except BaseException:
+            connection.close()  # the failing step's stage stays in progress, for the report
+            raise
+        progress["stage"] = f"closing the database {path}"
+        connection.close()
         progress["stage"] = "done"
         return details
-
-    def _failure(
-        self, exc: BaseException, compute: ComputeConfig, stage: str
-    ) -> PluginExecutionError:
-        translated = self.translate_error(exc, compute)
-        if translated is not None:
-            return translated
-        return PluginExecutionError(
-            ENGINE,
-            "validate_connection",
-            f"{stage} failed: {type(exc).__name__}: {_first_lines(str(exc), 3)}",
-            "check the compute's DuckDB settings (path, settings, extensions) against the message",
-            compute=compute.name,
-        )
 
     # -- REQ-015: resources ---------------------------------------------------------------------
 
@@ -374,7 +360,7 @@ class DuckDBEngine(ComputePlugin):
             message,
             fix,
             compute=name,
-            cause=redact(_first_lines(text, 1), secrets),
+            cause=redact(first_line(text), secrets),
         )
 
 
@@ -648,10 +634,6 @@ def _file_kind(path: Path) -> str | None:
     return "a device or special file"
 
 
-def _first_lines(text: str, count: int) -> str:
-    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines[:count])
-
 
 
 # -- error translation -----------------------------------------------------------------------------
@@ -703,7 +685,7 @@ def _duckdb_error(error: BaseException) -> tuple[list[str], str] | None:
 
 def _translate(classes: list[str], text: str) -> tuple[str, str, str] | None:
     """``(operation, message, fix)`` for a DuckDB error, or ``None`` when it is not recognised."""
-    first = _first_lines(text, 1)
+    first = first_line(text)
     is_ = set(classes).__contains__
 
     if lock := _LOCK.search(text):
@@ -801,20 +783,20 @@ def _translate(classes: list[str], text: str) -> tuple[str, str, str] | None:
     if is_("ParserException") or text.startswith("Parser Error"):
         return (
             "parse SQL",
-            _first_lines(text, 3),
+            first_lines(text, 3),
             "fix the SQL syntax at the position shown (DuckDB's SQL dialect)",
         )
     if is_("CatalogException") or text.startswith("Catalog Error"):
         return (
             "run SQL",
-            _first_lines(text, 2),
+            first_lines(text, 2),
             "check the name; if it is a model, build it first (dbt run --select +<model>); "
             "if it is a source, check that the table exists in that schema",
         )
     if is_("BinderException") or text.startswith("Binder Error"):
         return (
             "run SQL",
-            _first_lines(text, 2),
+            first_lines(text, 2),
             "check the column and function names against the upstream model's columns",
         )
     return None

@@ -596,8 +596,8 @@ def _secret(ref: Any, compute: ComputeConfig, operation: str) -> str:
 
 def _schema_exists(cursor: Any, database: str, schema: str) -> bool:
     """Whether ``database.schema`` exists (compared exactly: ``LIKE`` treats ``_`` as a wildcard)."""
-    wanted = sql_identifier(schema)[1:-1].replace('""', '"')
-    rows = cursor.execute(schema_lookup_sql(database, schema)).fetchall()
+    wanted = _stored_name(schema)
+    rows = cursor.execute(_schemas_like(database, wanted)).fetchall()
     names = {str(row[1]) for row in rows if len(row) > 1}
     return wanted in names or (bool(_UNQUOTED.match(schema)) and wanted in {n.upper() for n in names})
 
@@ -608,9 +608,18 @@ def schema_lookup_sql(database: str, schema: str) -> str:
     The pattern is a backslash-escaped literal: Snowflake reads backslash escapes in strings, so
     a standard literal of a schema ending in ``\\`` would swallow the rest of the statement.
     """
-    wanted = sql_identifier(schema)[1:-1].replace('""', '"')
+    return _schemas_like(database, _stored_name(schema))
+
+
+def _stored_name(name: str) -> str:
+    """``name`` as Snowflake stores it: :func:`sql_identifier` without its quotes."""
+    return sql_identifier(name)[1:-1].replace('""', '"')
+
+
+def _schemas_like(database: str, stored: str) -> str:
+    """:func:`schema_lookup_sql` for a schema name already resolved by :func:`_stored_name`."""
     return (
-        f"SHOW TERSE SCHEMAS LIKE {quote_backslash_literal(wanted)} "
+        f"SHOW TERSE SCHEMAS LIKE {quote_backslash_literal(stored)} "
         f"IN DATABASE {sql_identifier(database)}"
     )
 

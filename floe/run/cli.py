@@ -14,6 +14,7 @@ import signal
 import sys
 from types import FrameType
 
+from floe.errors import FloeError
 from floe.model import CatalogConfig
 from floe.run.report import Progress, RunReport
 from floe.run.runner import RunOptions, run
@@ -31,7 +32,9 @@ def run_command(args: argparse.Namespace) -> int:
         try:
             for item in read_tables(catalog, built_tables(report)):
                 shown.append(item.render(catalog.name))
-        except Exception as exc:  # noqa: BLE001 - the run's outcome stands; say why nothing shows
+        except FloeError as exc:  # the run's outcome stands; say why nothing shows
+            shown.append(f"could not read the tables through the catalog: {exc.render()}")
+        except Exception as exc:  # noqa: BLE001 - as above, with the client's own words
             shown.append(f"could not read the tables through the catalog: {type(exc).__name__}: {exc}")
 
     progress.line(f"floe run {args.path} --env {args.env}")

@@ -17,8 +17,9 @@ serves requests on ``SOCKET_FD``, an ``AF_UNIX``/``SOCK_SEQPACKET`` socket (one 
 request, file descriptors passed alongside):
 
 - ``{"id": N, "cwd": …, "env": {…}}`` with the worker's stdin, answer channel and log file →
-  ``{"id": N, "pid": …}``; the child leads a session of its own (``floe run`` kills a worker's
-  process group) and runs :func:`floe.run.worker.serve`;
+  ``{"id": N, "pid": …}`` (``null`` when the fork failed; the worker's log says why); the child
+  leads a session of its own (``floe run`` kills a worker's process group) and runs
+  :func:`floe.run.worker.serve`;
 - when a child exits → ``{"exited": pid, "code": …}`` (as ``Popen.returncode``);
 - the socket's end (``floe run`` closed it, or died) → the children are killed and the server
   exits. It also dies with ``floe run`` (``PR_SET_PDEATHSIG``), even while it imports dbt.
@@ -103,9 +104,14 @@ def _serve(channel: socket.socket) -> None:
                     return  # floe run is done, or dead
                 try:
                     request = json.loads(data)
-                    pid = _fork(request, fds, own_fds)
-                    children.add(pid)
-                    _reply(channel, {"id": request["id"], "pid": pid})
+                    try:
+                        pid = _fork(request, fds, own_fds)
+                    except OSError as exc:  # no memory, too many processes: the worker's log says so
+                        os.write(fds[2], f"floe: the fork server could not start this worker: {exc}\n".encode())
+                        _reply(channel, {"id": request["id"], "pid": None})
+                    else:
+                        children.add(pid)
+                        _reply(channel, {"id": request["id"], "pid": pid})
                 finally:
                     for fd in fds:
                         os.close(fd)
@@ -177,13 +183,11 @@ class ForkedProcess:
         self.stdin: IO[str] | None = stdin
         self.returncode: int | None = None
         self._pid: int | None = None
-        self._started = threading.Event()
         self._exited = threading.Event()
 
     @property
     def pid(self) -> int | None:
-        """The worker's process id, once forked (``None`` if the fork server died first)."""
-        self._started.wait()
+        """The worker's process id; ``None`` until it is forked, or if it never was."""
         return self._pid
 
     def wait(self, timeout: float | None = None) -> int | None:
@@ -192,13 +196,11 @@ class ForkedProcess:
             raise subprocess.TimeoutExpired("floe.run.worker (forked)", timeout or 0.0)
         return self.returncode
 
-    def started(self, pid: int | None) -> None:
+    def started(self, pid: int) -> None:
         self._pid = pid
-        self._started.set()
 
     def exited(self, code: int | None) -> None:
         self.returncode = code
-        self._started.set()
         self._exited.set()
 
 
@@ -266,7 +268,9 @@ class ForkServer:
             with self._lock:
                 if "pid" in message:
                     process = self._pending.pop(message["id"], None)
-                    if process is not None:
+                    if process is not None and message["pid"] is None:
+                        process.exited(None)
+                    elif process is not None:
                         self._children[message["pid"]] = process
                         process.started(message["pid"])
                 elif "exited" in message:

@@ -44,9 +44,6 @@ class Node:
     fqn: tuple[str, ...]
     depends_on: tuple[str, ...]
     materialized: str | None = None
-    database: str | None = None
-    schema: str | None = None
-    alias: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Node:
@@ -56,8 +53,7 @@ class Node:
             original_file_path=str(data.get("original_file_path") or ""),
             fqn=tuple(str(p) for p in data.get("fqn") or ()),
             depends_on=tuple(str(d) for d in data.get("depends_on") or ()),
-            materialized=data.get("materialized"), database=data.get("database"),
-            schema=data.get("schema"), alias=data.get("alias"),
+            materialized=data.get("materialized"),
         )  # fmt: skip
 
     @property

@@ -125,7 +125,17 @@ def _duckdb(engine: Engine, compute: ComputeConfig, profile: dict[str, Any],
 
 
 def _avro_first(extensions: list[str]) -> list[str]:
-    """DuckDB's iceberg extension needs avro loaded before it."""
+    """``extensions`` with avro moved to the front, the others in their order.
+
+    dbt-duckdb loads ``extensions`` in list order, and with autoloading off
+    (:func:`floe.engines.duckdb.connect_config`) DuckDB refuses ``LOAD iceberg`` unless avro is
+    loaded already ("… automatically install the required extension 'avro'", DuckDB 1.5.5). The
+    loop in :func:`_duckdb` appends what the profile lacks at the end, so a duckdb profile that
+    lists iceberg but not avro (one the built-in engine did not generate: it puts avro before
+    iceberg itself) would get avro after iceberg and fail to connect; this puts it first. On the
+    built-in engine's profiles it changes no load that matters: it moves avro only ahead of other
+    extensions (``httpfs, avro, iceberg`` becomes ``avro, httpfs, iceberg``).
+    """
     avro = [e for e in extensions if e.endswith("avro.duckdb_extension") or e == "avro"]
     return avro + [e for e in extensions if e not in avro]
 

@@ -160,11 +160,22 @@ class Progress:
                   f"(namespace {report.catalog.get('name')}.{report.namespace})")  # fmt: skip
 
 
-def table(rows: Iterable[dict[str, Any]], columns: list[str], *, upper: bool = True) -> str:
-    """A plain-text table (headers in upper case unless ``upper`` is false); the last column unpadded."""
-    rows = list(rows)
-    widths = {c: max([len(c)] + [len(str(r[c])) for r in rows]) for c in columns}
+def table(rows: Iterable[dict[str, Any]], columns: list[str], *, upper: bool = True,
+          one_line: bool = False) -> str:  # fmt: skip
+    """A plain-text table with aligned columns, the last one unpadded (trailing blanks stripped).
+
+    Headers are in upper case unless ``upper`` is false. With ``one_line``, a cell's line breaks
+    become spaces, so each row stays on one line (a multi-line error message, say); without it,
+    cells are printed as they are (the tables ``floe run --show`` prints).
+    """
+    cells = [{c: _cell(row[c], one_line) for c in columns} for row in rows]
+    widths = {c: max([len(c)] + [len(r[c]) for r in cells]) for c in columns}
     lines = ["  ".join((c.upper() if upper else c).ljust(widths[c]) for c in columns).rstrip()]
-    for row in rows:
-        lines.append("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+    for row in cells:
+        lines.append("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
     return "\n".join(lines)
+
+
+def _cell(value: Any, one_line: bool) -> str:
+    text = str(value)
+    return text.replace("\n", " ") if one_line else text

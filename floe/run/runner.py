@@ -301,7 +301,7 @@ Message = tuple["_Worker", dict[str, Any]]
 
 def _exit_code(message: dict[str, Any]) -> str:
     code = message.get("code")
-    return "exit code unknown: its fork server died" if code is None else f"exit code {code}"
+    return "no exit code: its fork server stopped, or could not fork it" if code is None else f"exit code {code}"
 
 
 def forkable(engine: Engine) -> bool:
@@ -374,7 +374,7 @@ class _Worker:
 
     def kill(self) -> None:
         pid = self.process.pid
-        if pid is None:  # never forked: the fork server died first
+        if pid is None:  # not forked (yet): the fork server kills it, or never forks it, when it stops
             return
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError, PermissionError):

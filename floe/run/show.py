@@ -7,11 +7,13 @@ do (REST), then reads its data files. pyiceberg is imported only here, when tabl
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
+from floe.catalog.vending import MissingSecretError, pyiceberg_rest_properties
+from floe.errors import FloeError, Problem
 from floe.model import CatalogConfig
 from floe.run.report import SUCCESS, RunReport, table
 
@@ -47,27 +49,31 @@ def built_tables(report: RunReport) -> list[tuple[str, str]]:
     return found
 
 
-def client(catalog: CatalogConfig, environ: dict[str, str] | None = None) -> Any:
-    """A pyiceberg REST catalog client configured like the engines (secrets from the environment)."""
+def client(catalog: CatalogConfig, environ: Mapping[str, str] | None = None) -> Any:
+    """A pyiceberg REST catalog client configured like the engines (secrets from the environment).
+
+    The properties come from :func:`~floe.catalog.vending.pyiceberg_rest_properties`, the one
+    translation of a :class:`~floe.model.CatalogConfig` for pyiceberg.
+
+    :raises FloeError: a secret the catalog references is not set (named, its value never shown),
+        or the catalog is not a REST catalog with a uri.
+    """
     from pyiceberg.catalog.rest import RestCatalog
 
-    env = os.environ if environ is None else environ
-    properties: dict[str, str] = {"uri": str(catalog.uri)}
-    if catalog.warehouse:
-        properties["warehouse"] = catalog.warehouse
-    if catalog.client_id and catalog.client_secret is not None:
-        properties["credential"] = f"{catalog.client_id}:{env.get(catalog.client_secret.name, '')}"
-    elif catalog.token is not None:
-        properties["token"] = env.get(catalog.token.name, "")
-    if catalog.oauth2_server_uri:
-        properties["oauth2-server-uri"] = catalog.oauth2_server_uri
-    if catalog.access_delegation == "vended-credentials":
-        properties["header.X-Iceberg-Access-Delegation"] = "vended-credentials"
+    try:
+        properties = pyiceberg_rest_properties(catalog, os.environ if environ is None else environ)
+    except MissingSecretError as exc:
+        raise FloeError([Problem(f"catalog {catalog.name!r}: {exc}",
+                                 fix=f"set {exc.variable} in the environment floe runs in "
+                                     "(the manifest's catalog names it with secret_ref)")]) from None  # fmt: skip
+    except ValueError as exc:
+        raise FloeError([Problem(str(exc), fix="declare a catalog with `type: rest` and a `uri`")]) from None
     return RestCatalog(catalog.name, **properties)
 
 
 def read_tables(catalog: CatalogConfig, identifiers: Iterable[tuple[str, str]],
                 limit: int = DEFAULT_LIMIT) -> list[ShownTable]:  # fmt: skip
+    """The first ``limit`` rows of each table, read through :func:`client` (which may raise FloeError)."""
     rest = client(catalog)
     shown = []
     for identifier in identifiers:

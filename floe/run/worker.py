@@ -40,6 +40,8 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from floe.connection_check import first_lines
+
 Send = Callable[[dict[str, Any]], None]
 MESSAGE_LINES = 12
 """Lines of a failed node's message passed on (dbt's messages can be long)."""
@@ -171,8 +173,6 @@ def _parse(args: list[str]) -> dict[str, Any]:
             "original_file_path": node.original_file_path, "fqn": list(node.fqn),
             "depends_on": list(getattr(depends, "nodes", []) or []),
             "materialized": getattr(config, "materialized", None),
-            "database": getattr(node, "database", None), "schema": getattr(node, "schema", None),
-            "alias": getattr(node, "alias", None),
         })  # fmt: skip
     project = getattr(manifest.metadata, "project_name", None)
     return {"success": True, "project": project, "nodes": nodes}
@@ -201,10 +201,9 @@ def _build(request_id: int, args: list[str], send: Send) -> dict[str, Any]:
             "unique_id": node.unique_id, "name": node.name, "resource_type": str(node.resource_type),
             "status": str(getattr(item.status, "value", item.status)),
             "seconds": round(float(item.execution_time or 0.0), 3),
-            "message": _first_lines(str(item.message or ""), MESSAGE_LINES),
+            "message": first_lines(str(item.message or ""), MESSAGE_LINES),
             "schema": getattr(node, "schema", None), "alias": getattr(node, "alias", None),
             "materialized": getattr(getattr(node, "config", None), "materialized", None),
-            "failures": item.failures,
         })  # fmt: skip
     error = _error_text(result.exception)
     if error is None and not result.success:
@@ -246,12 +245,7 @@ def _warm_spark(conf: dict[str, str], catalog: str) -> dict[str, Any]:
 def _error_text(exc: BaseException | None) -> str | None:
     if exc is None:
         return None
-    return _first_lines(f"{type(exc).__name__}: {exc}", MESSAGE_LINES)
-
-
-def _first_lines(text: str, count: int) -> str:
-    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines[:count])
+    return first_lines(f"{type(exc).__name__}: {exc}", MESSAGE_LINES)
 
 
 def _close_connections() -> None:

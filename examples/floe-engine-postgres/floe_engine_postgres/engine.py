@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from floe.compute import ComputePlugin
-from floe.connection_check import Progress, first_line, run_check
+from floe.connection_check import Progress, first_line, first_lines, run_check
 from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
 from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
@@ -494,7 +494,7 @@ def _advice(classes: list[str], code: str | None, text: str,
         return ("run SQL", first, "check the function name and add explicit casts to its arguments "
                 "(PostgreSQL does not convert argument types implicitly)")  # fmt: skip
     if sqlstate == "42601" or "syntax error at or near" in text:
-        return ("parse SQL", _first_lines(text, 3), "fix the SQL syntax at the position shown "
+        return ("parse SQL", first_lines(text, 3), "fix the SQL syntax at the position shown "
                 "(PostgreSQL's dialect)")  # fmt: skip
     if sqlstate == "42501" or "permission denied for" in text or "must be owner of" in text:
         return ("run SQL", first, f"ask the object's owner to GRANT the privilege to {grantee}, or build "
@@ -547,8 +547,3 @@ def _advice(classes: list[str], code: str | None, text: str,
         return ("run SQL", first or classes[0], "see the PostgreSQL message; check the SQL and the "
                 "server log")  # fmt: skip
     return None
-
-
-def _first_lines(text: str, count: int) -> str:
-    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines[:count])
