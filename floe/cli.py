@@ -100,9 +100,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from floe.compiler import PRODUCT_FILE, compile_path, write_artifacts
+    from floe.compiler import compile_path, find_source, write_artifacts
 
-    if args.path.is_dir() and not os.path.lexists(args.path / PRODUCT_FILE):
+    source = find_source(args.path)
+    if source != args.path and not os.path.lexists(source):  # a directory that is no product
         return _compile_platform(args)
     compiled = compile_path(args.path)
     gov = compiled.governance

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from floe.artifacts import write_atomic
-from floe.documents import Document, read_document
-from floe.errors import GovernanceError, ManifestError, PluginExecutionError, Problem
+from floe.documents import Document, display_path, path_refusal, read_document
+from floe.errors import FloeError, GovernanceError, ManifestError, PluginExecutionError, Problem
 from floe.governance import Governance, check_selections, govern, load_chain, unstructure_secrets
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
 from floe.plugins import EngineRegistry
@@ -79,8 +79,23 @@ class Compiled:
 
 
 def find_source(path: Path) -> Path:
-    """The file to compile: ``PATH/floe.yaml`` for a directory, else ``PATH`` itself."""
-    return path / PRODUCT_FILE if path.is_dir() else path
+    """The file to compile: ``PATH/floe.yaml`` for a directory, else ``PATH`` itself.
+
+    :raises ManifestError: the system refuses the path (a name too long, a symlink loop, a NUL).
+    """
+    try:
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return path  # the caller says it does not exist
+    except (OSError, ValueError) as exc:
+        raise _refused(path, exc) from None
+    return path / PRODUCT_FILE if is_dir else path
+
+
+def _refused(path: Path, exc: BaseException) -> ManifestError:
+    return ManifestError([Problem(f"cannot use this path: {path_refusal(exc)}", display_path(path),
+                                  fix="pass a data product directory, its floe.yaml, or a manifest, by a "
+                                      "path the system accepts (each name at most 255 bytes)")])  # fmt: skip
 
 
 def compile_path(path: Path, engines: EngineRegistry | None = None, store: SchemaStore | None = None,
@@ -93,7 +108,11 @@ def compile_path(path: Path, engines: EngineRegistry | None = None, store: Schem
     store = store or default_store()
     engines = engines or EngineRegistry.discover()
     source_path = find_source(path)
-    if not source_path.exists():
+    try:
+        exists = source_path.exists()
+    except (OSError, ValueError) as exc:
+        raise _refused(source_path, exc) from None
+    if not exists:
         raise ManifestError([Problem(f"{source_path} does not exist", str(source_path),
                                      fix="pass a data product directory, its floe.yaml, or a manifest")])  # fmt: skip
     source = read_document(source_path, store)
@@ -194,7 +213,11 @@ def build_profiles(product: Document, governance: Governance, transforms: tuple[
             if engine is None:  # pragma: no cover - governance checked engines are installed
                 raise GovernanceError(f"engine {compute.engine!r} is not installed")
             target = ProfileTarget(env, name, product_dir, product_dir / STATE_DIR)
-            output = engine.generate_dbt_profile(compute, target)
+            try:
+                output = engine.generate_dbt_profile(compute, target)
+            except FloeError as exc:  # the engine refused these settings: point at where they are
+                raise exc.located(governance.problem(compute_name, env, f"environment {env!r}: {p.message}",
+                                                     p.expected, p.fix) for p in exc.problems) from None  # fmt: skip
             if output.get("type") != engine.info.dbt_adapter:
                 raise PluginExecutionError(engine.name, "generate_dbt_profile",
                                            f"the profile's type is {output.get('type')!r}, expected "

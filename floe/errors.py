@@ -8,6 +8,7 @@ in one go.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Self
 
 import attrs
 
@@ -47,6 +48,15 @@ class FloeError(Exception):
     def render(self) -> str:
         """All problems, one block each."""
         return "\n".join(p.render() for p in self.problems)
+
+    def located(self, problems: Iterable[Problem]) -> Self:
+        """This error, of the same class and with the same attributes, saying ``problems`` instead:
+        for a caller that knows where (file, line, ``$.path``) what the raiser could not."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.problems = tuple(problems)
+        clone.args = (clone.render(),)
+        return clone
 
 
 class ManifestError(FloeError):

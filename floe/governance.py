@@ -85,10 +85,21 @@ class Governance:
     environments: Mapping[str, Mapping[str, ComputeConfig]]
     removed_by: Mapping[str, Document]
     ever_approved: frozenset[str]
+    origins: Mapping[tuple[str, str], Origin] = attrs.field(factory=dict, eq=False, repr=False)
+    """Where the settings of ``(environment, compute)`` were last written: the environment's
+    override of the compute, else the compute's entry in ``approved``."""
 
     def compute_for(self, name: str, environment: str) -> ComputeConfig:
         """The compute ``name`` with its settings for ``environment``."""
         return self.environments[environment][name]
+
+    def problem(self, name: str, environment: str, message: str, expected: str | None = None,
+                fix: str | None = None) -> Problem:  # fmt: skip
+        """A problem with compute ``name`` in ``environment``, located where its settings were written."""
+        origin = self.origins.get((environment, name))
+        if origin is None:
+            return Problem(message, expected=expected, fix=fix)
+        return origin.doc.problem(origin.path, message, expected, fix)
 
 
 def load_chain(start: Document, store: SchemaStore, cache: ManifestCache | None = None) -> list[Document]:
@@ -185,12 +196,15 @@ def govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore) -
     if problems:
         raise GovernanceError(problems)
     computes = _finish(approved, engines, store, problems)
-    environments = _environments(chain, computes, ever, engines, store, problems)
+    overrides = _overrides(chain)
+    environments = _environments(overrides, computes, ever, engines, store, problems)
     if problems:
         raise GovernanceError(problems)
     assert default is not None
     registry = ComputeRegistry(computes, default)
-    return Governance(tuple(chain), registry, environments, removed_by, frozenset(ever))
+    origins = {(env, name): overrides.get(env, {}).get(name, [entry.declared])[-1]
+               for env in environments for name, entry in approved.items()}  # fmt: skip
+    return Governance(tuple(chain), registry, environments, removed_by, frozenset(ever), origins)
 
 
 def _narrow(doc: Document, entries: list[Any], parent: dict[str, _Entry] | None,
@@ -267,14 +281,9 @@ def _finish(approved: dict[str, _Entry], engines: EngineRegistry, store: SchemaS
     return computes
 
 
-def _environments(chain: list[Document], computes: dict[str, ComputeConfig], ever: set[str],
-                  engines: EngineRegistry, store: SchemaStore,
-                  problems: list[Problem]) -> dict[str, dict[str, ComputeConfig]]:  # fmt: skip
-    """Each environment's settings of every compute: the compute's config with overrides merged.
-
-    Overrides of a compute that a lower level narrowed away are ignored; overrides of a compute
-    that no level ever approved are errors.
-    """
+def _overrides(chain: list[Document]) -> dict[str, dict[str, list[Origin]]]:
+    """Where each environment overrides each compute, root manifest first (the default
+    environment alone when no manifest declares environments)."""
     overrides: dict[str, dict[str, list[Origin]]] = {}
     for doc in chain:
         for i, env in enumerate(doc.data.get("environments") or []):
@@ -283,6 +292,17 @@ def _environments(chain: list[Document], computes: dict[str, ComputeConfig], eve
                 per_compute.setdefault(compute, []).append(Origin(doc, ("environments", i, "overrides", compute)))
     if not overrides:
         overrides[DEFAULT_ENVIRONMENT] = {}
+    return overrides
+
+
+def _environments(overrides: dict[str, dict[str, list[Origin]]], computes: dict[str, ComputeConfig],
+                  ever: set[str], engines: EngineRegistry, store: SchemaStore,
+                  problems: list[Problem]) -> dict[str, dict[str, ComputeConfig]]:  # fmt: skip
+    """Each environment's settings of every compute: the compute's config with overrides merged.
+
+    Overrides of a compute that a lower level narrowed away are ignored; overrides of a compute
+    that no level ever approved are errors.
+    """
     result: dict[str, dict[str, ComputeConfig]] = {}
     for env_name, per_compute in overrides.items():
         for compute_name, origins in per_compute.items():

@@ -182,3 +182,43 @@ def test_render_k8s_writes_one_valid_job_per_transform(tmp_path: Path) -> None:
     missing_env = floe("render", "k8s", str(shop))
     assert missing_env.returncode == 2 and "--env" in missing_env.stderr
     assert floe("render").returncode == 2
+
+
+@pytest.mark.parametrize("command", [
+    ["compile", "{path}"], ["validate", "{path}"], ["run", "{path}", "--env", "dev"],
+    ["render", "k8s", "{path}", "--env", "dev", "--image", "registry.example.com/x:1"],
+])  # fmt: skip
+def test_a_path_the_system_refuses_is_a_located_error_not_a_crash(tmp_path: Path, command: list[str]) -> None:
+    """A name longer than the file system allows, a symlink loop, a file used as a directory: each
+    command says which path and why, and exits 1 (never "internal error")."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    (tmp_path / "file").write_text("x")
+    cases = {tmp_path / ("a" * 300): "file name too long", tmp_path / ("a" * 300) / "floe.yaml": "file name too long",
+             loop: "too many levels of symbolic links", tmp_path / "file" / "floe.yaml": "not a directory"}  # fmt: skip
+    for path, reason in cases.items():
+        proc = floe(*(part.format(path=path) for part in command))
+        assert proc.returncode == 1, (path, proc.stdout, proc.stderr)
+        assert f"{path}: cannot use this path: {reason}" in proc.stderr, proc.stderr
+        assert "fix: pass a data product directory" in proc.stderr
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_engine_refusing_a_computes_settings_is_located_where_they_are_written(tmp_path: Path) -> None:
+    """``generate_dbt_profile`` runs per environment; when the engine refuses what an environment's
+    override set, the error names that manifest, its line and ``$.path``, and the environment."""
+    shop = _copy_example(tmp_path)
+    manifest = tmp_path / "platform" / "enterprise.yaml"
+    text = manifest.read_text()
+    override = "      duckdb: { schema: analytics }"
+    assert override in text
+    manifest.write_text(text.replace(override, "      duckdb: { schema: analytics, motherduck_token: { secret_ref: MD_TOKEN } }"))
+    line = manifest.read_text().splitlines().index(
+        "      duckdb: { schema: analytics, motherduck_token: { secret_ref: MD_TOKEN } }") + 1
+    proc = floe("compile", "shop", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f"platform/enterprise.yaml:{line}: $.environments[1].overrides.duckdb: "
+                                  "environment 'prod': compute 'duckdb' (engine duckdb): generate_dbt_profile "
+                                  "failed: motherduck_token is set"), proc.stderr  # fmt: skip
+    assert "fix: set path to md:<database>" in proc.stderr
+    assert not (shop / "target" / "floe" / "compiled.json").exists()  # nothing half-written
