@@ -117,6 +117,34 @@ def test_profile_settings_and_relative_path(target: ProfileTarget) -> None:
     assert "access_mode" not in settings  # DuckDB refuses to SET it after connecting
 
 
+@pytest.mark.parametrize("statement", ["SET {} = '1'", "ATTACH ':memory:' AS {}"])
+def test_the_keywords_that_are_not_names_are_those_duckdb_refuses(statement: str) -> None:
+    """Derived from the installed DuckDB: every keyword that fails to parse where dbt-duckdb writes
+    a name unquoted (a setting's key, an attached catalog's alias)."""
+    from floe.engines.duckdb import KEYWORDS_NOT_NAMES
+
+    connection = duckdb.connect()
+    refused = set()
+    for (keyword,) in connection.sql("select keyword_name from duckdb_keywords()").fetchall():
+        try:
+            connection.execute(statement.format(keyword))
+        except duckdb.ParserException:
+            refused.add(keyword)
+        except duckdb.Error:
+            pass  # parsed: an unknown setting, or a value of the wrong type
+    assert refused == KEYWORDS_NOT_NAMES
+    settings = {name for (name,) in connection.sql("select name from duckdb_settings()").fetchall()}
+    assert not settings & refused  # so refusing them refuses no real setting
+
+
+@pytest.mark.parametrize("key", ["select", "Order", "join"])
+def test_a_settings_key_duckdb_parses_as_sql_is_refused_before_any_run(target: ProfileTarget, key: str) -> None:
+    with pytest.raises(PluginExecutionError) as caught:
+        plugin.generate_dbt_profile(compute(settings={key: 1}), target)
+    assert f"settings key {key!r} is not a DuckDB setting name (dbt-duckdb sends `SET <key> = …` unquoted" in str(caught.value)
+    assert "SELECT name FROM duckdb_settings()" in str(caught.value)
+
+
 @pytest.mark.req("REQ-012")
 def test_users_cannot_switch_the_network_back_on(target: ProfileTarget) -> None:
     config = compute(settings={"autoinstall_known_extensions": True, "extension_directory": "/x"})

@@ -529,6 +529,26 @@ def test_a_duckdb_profile_listing_iceberg_without_avro_gets_avro_loaded_first(tm
     assert [Path(e).stem for e in profile["extensions"]] == ["avro", "iceberg", "httpfs"]
 
 
+@pytest.mark.parametrize(("name", "suggestion"), [("order", "order_lake"), ("my-lake", "my_lake"), ("select", "select_lake")])
+def test_a_catalog_name_dbt_duckdb_cannot_write_unquoted_is_refused_before_dbt_runs(
+        tmp_path: Path, name: str, suggestion: str) -> None:  # fmt: skip
+    """dbt-duckdb writes ``ATTACH … AS <catalog>`` unquoted: a keyword of DuckDB's SQL (or a
+    hyphen) there fails every build with a parser error; floe says so, with a name that works."""
+    from floe.errors import FloeError
+    from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
+    from floe.plugins import EngineRegistry
+    from floe.run.profiles import run_profile
+
+    engine = EngineRegistry.discover().get("duckdb")
+    assert engine is not None
+    compute = ComputeConfig("c", "duckdb", {})
+    output = engine.generate_dbt_profile(compute, ProfileTarget("dev", "p", tmp_path, tmp_path / ".floe"))
+    with pytest.raises(FloeError) as caught:
+        run_profile(engine, compute, output, CatalogConfig(type="rest", name=name, uri="http://127.0.0.1:1"), "p_dev")
+    assert f"cannot attach the catalog {name!r}: dbt-duckdb writes the catalog's name" in str(caught.value)
+    assert f"rename the catalog, such as {suggestion!r}" in str(caught.value)
+
+
 def test_importing_floe_run_imports_no_engine() -> None:
     code = (
         "import sys, floe.cli, floe.run.runner, floe.run.cli, floe.run.graph, floe.run.profiles\n"

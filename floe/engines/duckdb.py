@@ -402,6 +402,24 @@ def connect_config(compute: ComputeConfig, target: ProfileTarget) -> dict[str, A
     return config
 
 
+KEYWORDS_NOT_NAMES = frozenset("""
+    all analyse analyze and any array as asc asymmetric both case cast check collate column constraint
+    create default deferrable desc describe distinct do else end except false fetch for foreign from
+    group having in initially intersect into lambda lateral leading limit not null offset on only or
+    order pivot pivot_longer pivot_wider placing primary qualify references returning select show some
+    summarize symmetric table then to trailing true union unique unpivot using variadic when where
+    window with
+    anti asof at authorization binary by collation concurrently cross freeze full glob ilike inner is
+    isnull join left like natural notnull outer overlaps positional right semi similar tablesample
+    unpack verbose
+""".split())
+"""DuckDB keywords (its reserved and type/function-name keywords) that cannot stand unquoted
+where DuckDB expects a name: dbt-duckdb writes a profile's ``settings`` keys (``SET <key> = …``)
+and its ``attach`` aliases (``ATTACH … AS <alias>``) unquoted, so such a name fails every run with
+a parser error. No DuckDB setting has such a name; tests/test_engine_duckdb.py derives the set
+from the installed DuckDB, for both statements."""
+
+
 def cursor_settings(
     compute: ComputeConfig, target: ProfileTarget, path: str, operation: str
 ) -> dict[str, Any]:
@@ -413,11 +431,13 @@ def cursor_settings(
     config = compute.config
     user: Mapping[str, Any] = config.get("settings") or {}
     for key in user:
-        if not PLAIN_NAME.fullmatch(str(key)):
+        if not PLAIN_NAME.fullmatch(str(key)) or str(key).lower() in KEYWORDS_NOT_NAMES:
             raise PluginExecutionError(
                 ENGINE,
                 operation,
-                f"settings key {str(key)!r} is not a DuckDB setting name",
+                f"settings key {str(key)!r} is not a DuckDB setting name"
+                + (" (dbt-duckdb sends `SET <key> = …` unquoted, and DuckDB's parser takes this "
+                   "word for SQL)" if PLAIN_NAME.fullmatch(str(key)) else ""),
                 "use the setting's name as SELECT name FROM duckdb_settings() lists it: letters, "
                 "digits and underscores, such as preserve_insertion_order",
                 compute=compute.name,

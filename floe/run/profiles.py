@@ -86,9 +86,17 @@ def project_config(adapter: str) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def _plain_catalog_name(name: str) -> str:
+    """A catalog name like ``name`` that dbt-duckdb can write unquoted."""
+    from floe.engines.duckdb import KEYWORDS_NOT_NAMES
+
+    plain = _IDENTIFIER.sub("_", name.lower()).strip("_") or "lake"
+    return f"{plain}_lake" if plain in KEYWORDS_NOT_NAMES else plain
+
+
 def _duckdb(engine: Engine, compute: ComputeConfig, profile: dict[str, Any],
             catalog: CatalogConfig) -> dict[str, Any]:  # fmt: skip
-    from floe.engines.duckdb import extension_files  # cheap: imports no duckdb
+    from floe.engines.duckdb import KEYWORDS_NOT_NAMES, extension_files  # cheap: imports no duckdb
     from floe.sqlsecrets import jinja_string
 
     statements = engine.get_catalog_attachment_sql(compute, catalog)
@@ -98,12 +106,12 @@ def _duckdb(engine: Engine, compute: ComputeConfig, profile: dict[str, Any],
             f"{catalog.name!r}: DuckDB attaches only Iceberg REST catalogs",
             fix="declare a REST catalog in the manifest, or remove `catalog:` to use the embedded one",
         )])  # fmt: skip
-    if not PLAIN_NAME.fullmatch(catalog.name):  # dbt-duckdb writes ``ATTACH … AS <alias>`` unquoted
-        raise FloeError([Problem(
+    if not PLAIN_NAME.fullmatch(catalog.name) or catalog.name.lower() in KEYWORDS_NOT_NAMES:
+        raise FloeError([Problem(  # dbt-duckdb writes ``ATTACH … AS <alias>`` unquoted
             f"compute {compute.name!r} (engine {engine.name}) cannot attach the catalog {catalog.name!r}: "
             "dbt-duckdb writes the catalog's name into its ATTACH statement without quotes",
-            expected="a catalog name of letters, digits and underscores",
-            fix=f"rename the catalog, such as {_IDENTIFIER.sub('_', catalog.name.lower()).strip('_') or 'lake'!r}",
+            expected="a catalog name of letters, digits and underscores that is not a keyword of DuckDB's SQL",
+            fix=f"rename the catalog, such as {_plain_catalog_name(catalog.name)!r}",
         )])  # fmt: skip
     extensions = [str(e) for e in profile.get("extensions") or []]
     for file in extension_files(DUCKDB_CATALOG_EXTENSIONS, compute, "run"):
