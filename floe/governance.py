@@ -261,6 +261,7 @@ def _finish(approved: dict[str, _Entry], engines: EngineRegistry, store: SchemaS
         for origin in entry.origins:
             fragment = typed_fragment(origin.doc, origin.path, store, uri)
             _check_literal_credentials(origin.doc, origin.path, fragment, problems)
+            _check_no_jinja(origin.doc, origin.path, fragment, problems)
             config = deep_merge(config, fragment if isinstance(fragment, dict) else {})
         invalid = _schema_problems(store, uri, config, entry.origins)
         problems.extend(invalid)
@@ -323,6 +324,7 @@ def _environments(overrides: dict[str, dict[str, list[Origin]]], computes: dict[
             for origin in origins:
                 fragment = typed_fragment(origin.doc, origin.path, store, uri)
                 _check_literal_credentials(origin.doc, origin.path, fragment, problems)
+                _check_no_jinja(origin.doc, origin.path, fragment, problems)
                 config = deep_merge(config, _structure_values(fragment) if isinstance(fragment, dict) else {})
             reported = {(tuple(e.absolute_path), e.message)  # already reported where the compute is
                         for e in store.errors(uri, unstructure_secrets(dict(compute.config)))}
@@ -377,6 +379,34 @@ def _check_literal_credentials(doc: Document, path: JsonPath, value: Any, proble
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _check_literal_credentials(doc, path + (i,), item, problems)
+
+
+JINJA_DELIMITERS = ("{{", "{%", "{#")
+
+
+def _check_no_jinja(doc: Document, path: JsonPath, value: Any, problems: list[Problem]) -> None:
+    """A setting holding Jinja's delimiters is refused: dbt renders every string of profiles.yml
+    as a Jinja template, so ``{{ … }}`` there would run at dbt's start instead of reaching the
+    engine as written (floe writes settings literally; secrets are references it renders itself)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if set(value) != {"secret_ref"}:
+                _refuse_jinja(doc, path + (key,), str(key), "key", problems)
+            _check_no_jinja(doc, path + (key,), item, problems)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_no_jinja(doc, path + (i,), item, problems)
+    elif isinstance(value, str):
+        _refuse_jinja(doc, path, value, "value", problems)
+
+
+def _refuse_jinja(doc: Document, path: JsonPath, text: str, what: str, problems: list[Problem]) -> None:
+    found = next((d for d in JINJA_DELIMITERS if d in text), None)
+    if found is not None:
+        problems.append(doc.problem(path, f"this {what} contains {found!r}, which dbt would render as Jinja",
+                                    "text without Jinja's delimiters ({{, {%, {#)",
+                                    "write the setting literally; a secret is {secret_ref: NAME}, which floe "
+                                    "turns into dbt's env_var itself"))  # fmt: skip
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,27 @@ def test_enterprise_registry_errors(write, engines, change: tuple[str, str], mes
     assert exc.value.problems[0].line is not None
 
 
+def test_settings_holding_jinja_are_refused_where_they_are_written(write, engines) -> None:
+    """dbt renders every string of profiles.yml as Jinja: a setting with ``{{``, ``{%`` or ``{#`` (in a
+    value or a key, in ``approved`` or in an environment's override) would run at dbt's start."""
+    manifest = write("platform/enterprise.yaml", ENTERPRISE.replace(
+        '        config: { threads: 8 }\n',
+        "        config: { threads: 8, path: \"{{ env_var('HOME') }}/x.duckdb\", settings: { '{%k': ok } }\n",
+    ) + "environments:\n  - name: dev\n    overrides:\n      spark: { cluster: 'a{#b' }\n")  # fmt: skip
+    with pytest.raises(GovernanceError) as exc:
+        compile_path(manifest, engines)
+    lines = manifest.read_text().splitlines()
+    config, override = (next(i for i, text in enumerate(lines, 1) if marker in text) for marker in ("{%k", "a{#b"))
+    found = {(p.line, p.path, p.message) for p in exc.value.problems}
+    assert found == {
+        (config, "$.plugins.compute.approved[0].config.path", "this value contains '{{', which dbt would render as Jinja"),
+        (config, "$.plugins.compute.approved[0].config.settings['{%k']", "this key contains '{%', which dbt would render as Jinja"),
+        (override, "$.environments[0].overrides.spark.cluster", "this value contains '{#', which dbt would render as Jinja"),
+    }, exc.value.render()  # fmt: skip
+    plain = write("platform/plain.yaml", ENTERPRISE.replace("{ threads: 8 }", "{ threads: 8, path: 'a{b}c.duckdb' }"))
+    compile_path(plain, engines)  # a lone brace is no Jinja
+
+
 @pytest.mark.req("REQ-021")
 def test_missing_engine_error_lists_installed_engines(write, engines) -> None:
     manifest = write("platform/enterprise.yaml", ENTERPRISE.replace("      - bigquery\n", "      - teradata\n"))
