@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """How long ``floe compile`` takes, against PyYAML measured in the same run.
 
-    python benchmarks/compile.py [--sizes 500,1000,5000] [--repeat N] [--timeout S] [--json | --markdown]
+    python benchmarks/compile.py [--sizes 500,1000,5000,10000] [--repeat N] [--timeout S] [--json | --markdown]
 
 Generates an enterprise manifest, a domain manifest and one data product per size in a temporary
 directory, then reports best-of-N times, ratios and the goals they meet; see benchmarks/README.md.
@@ -324,7 +324,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="500,1000,5000", help="transform counts, comma-separated")
+    parser.add_argument("--sizes", default="500,1000,5000,10000", help="transform counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per compile")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")

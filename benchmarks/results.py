@@ -23,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {  # name: (script, arguments)
-    "compile": ("compile.py", ["--sizes", "500,1000,5000", "--repeat", "3"]),
+    "compile": ("compile.py", ["--sizes", "500,1000,5000,10000", "--repeat", "3"]),
     "platform": ("compile_platform.py", []),
     "run": ("run.py", []),
     "concurrency": ("concurrency.py", []),
