@@ -90,7 +90,7 @@ def _serve(channel: socket.socket) -> None:
     selector = selectors.DefaultSelector()
     selector.register(channel, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
-    own_fds = (channel.fileno(), wake_read, wake_write)
+    own_fds = (channel.fileno(), wake_read, wake_write, selector.fileno())  # none of them the worker's
     try:
         while True:
             for key, _ in selector.select():

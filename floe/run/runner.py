@@ -311,7 +311,8 @@ def forkable(engine: Engine) -> bool:
 
 
 class _Worker:
-    """One ``python -m floe.run.worker`` process: its dbt runs one build (of one or more transforms) at a time."""
+    """One dbt worker process (forked by the fork server, else ``python -m floe.run.worker``): its dbt
+    runs one build (of one or more transforms) at a time."""
 
     def __init__(self, compute: str, env: dict[str, str], directory: Path,
                  messages: queue.Queue[Message], forkserver: ForkServer | None) -> None:  # fmt: skip
@@ -416,6 +417,8 @@ class _Run:
         self.selected = [t for t in inputs if t.name in selected]
         self.messages: queue.Queue[Message] = queue.Queue()
         self.workers: dict[str, _Worker] = {}
+        self.forkserver: ForkServer | None = None
+        """Forks the workers of non-Spark computes, from :meth:`execute` on (where it can)."""
         self.ids = itertools.count(1)
         self.profiles: dict[str, dict[str, Any]] = {}
         self.secrets = self._secrets()
