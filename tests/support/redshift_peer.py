@@ -418,7 +418,8 @@ class _Connection:
         database = parameters.get("database") or self.user
         ok = self.authenticate()
         self.peer.startups.append(Startup(parameters, ok, encrypted))
-        if not ok:
+        if not ok:  # refused only now, once recorded: a client that reads the refusal finds the record
+            self.sock.sendall(_error(PgError("28000", f'password authentication failed for user "{self.user}"', "FATAL")))
             return
         if database.lower() not in self.peer.databases:
             self.send(_error(PgError("3D000", f'database "{database}" does not exist', "FATAL")))
@@ -489,8 +490,7 @@ class _Connection:
             answer = self.password_message()
             if expected is not None and secrets.compare_digest(answer, expected):
                 return True
-        self.sock.sendall(_error(PgError("28000", f'password authentication failed for user "{self.user}"', "FATAL")))
-        return False
+        return False  # the caller records the attempt, then refuses it
 
     def password_message(self) -> str:
         code = self.read(1)
