@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -147,11 +147,14 @@ def _govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore,
     return attrs.evolve(shared, chain=tuple(chain))
 
 
+def catalog_document(chain: Sequence[Document]) -> Document | None:
+    """The manifest whose ``catalog:`` a product uses: the lowest level of its chain declaring one."""
+    return next((doc for doc in reversed(chain) if "catalog" in doc.data), None)
+
+
 def _catalog(chain: list[Document]) -> CatalogConfig | None:
-    for doc in reversed(chain):
-        if "catalog" in doc.data:
-            return converter.structure(doc.data["catalog"], CatalogConfig)
-    return None
+    declared = catalog_document(chain)
+    return None if declared is None else converter.structure(declared.data["catalog"], CatalogConfig)
 
 
 def _check_paths(product: Document) -> None:

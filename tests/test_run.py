@@ -549,6 +549,26 @@ def test_a_catalog_name_dbt_duckdb_cannot_write_unquoted_is_refused_before_dbt_r
     assert f"rename the catalog, such as {suggestion!r}" in str(caught.value)
 
 
+def test_a_declared_catalog_duckdb_cannot_attach_is_located_in_its_manifest(tmp_path: Path) -> None:
+    """``floe run`` names the manifest, line and ``$.catalog.name`` of a catalog named with a
+    keyword of DuckDB's SQL, before any dbt process starts."""
+    from floe.catalog.rest_server import EmbeddedCatalog
+    from floe.errors import FloeError
+
+    with EmbeddedCatalog(tmp_path / "elsewhere", name="order") as served:
+        root = product(tmp_path / "keyword", "keyword", "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
+                       {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]})  # fmt: skip
+        manifest = root / "platform" / "enterprise.yaml"
+        manifest.write_text(manifest.read_text() + f"catalog:\n  type: rest\n  name: order\n  uri: {served.uri}\n")
+        with pytest.raises(FloeError) as caught:
+            run(root, RunOptions("dev"))
+    (problem,) = caught.value.problems
+    line = manifest.read_text().splitlines().index("  name: order") + 1
+    assert (problem.file, problem.line, problem.path) == (str(manifest), line, "$.catalog.name"), caught.value.render()
+    assert "cannot attach the catalog 'order'" in problem.message and "'order_lake'" in (problem.fix or "")
+    assert not (root / "target/floe/run/.workers/duckdb.log").exists()  # no dbt worker started
+
+
 def test_importing_floe_run_imports_no_engine() -> None:
     code = (
         "import sys, floe.cli, floe.run.runner, floe.run.cli, floe.run.graph, floe.run.profiles\n"

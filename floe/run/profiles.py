@@ -86,6 +86,15 @@ def project_config(adapter: str) -> dict[str, dict[str, Any]]:
     return {}
 
 
+class UnattachableCatalog(FloeError):
+    """An engine's worker cannot attach the manifest's catalog; :attr:`key` is the setting at fault
+    (``("catalog", "name")``…), for the caller that knows which manifest declared it."""
+
+    def __init__(self, key: tuple[str, ...], problems: list[Problem]) -> None:
+        super().__init__(problems)
+        self.key = key
+
+
 def _plain_catalog_name(name: str) -> str:
     """A catalog name like ``name`` that dbt-duckdb can write unquoted."""
     from floe.engines.duckdb import KEYWORDS_NOT_NAMES
@@ -101,13 +110,13 @@ def _duckdb(engine: Engine, compute: ComputeConfig, profile: dict[str, Any],
 
     statements = engine.get_catalog_attachment_sql(compute, catalog)
     if not statements:
-        raise FloeError([Problem(
+        raise UnattachableCatalog(("catalog", "type"), [Problem(
             f"compute {compute.name!r} (engine {engine.name}) cannot attach the {catalog.type} catalog "
             f"{catalog.name!r}: DuckDB attaches only Iceberg REST catalogs",
             fix="declare a REST catalog in the manifest, or remove `catalog:` to use the embedded one",
         )])  # fmt: skip
     if not PLAIN_NAME.fullmatch(catalog.name) or catalog.name.lower() in KEYWORDS_NOT_NAMES:
-        raise FloeError([Problem(  # dbt-duckdb writes ``ATTACH … AS <alias>`` unquoted
+        raise UnattachableCatalog(("catalog", "name"), [Problem(  # dbt-duckdb writes ``ATTACH … AS <alias>`` unquoted
             f"compute {compute.name!r} (engine {engine.name}) cannot attach the catalog {catalog.name!r}: "
             "dbt-duckdb writes the catalog's name into its ATTACH statement without quotes",
             expected="a catalog name of letters, digits and underscores that is not a keyword of DuckDB's SQL",

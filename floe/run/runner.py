@@ -44,7 +44,15 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from floe.artifacts import write_atomic
-from floe.compiler import ARTIFACT_DIR, STATE_DIR, Compiled, compile_path, profile_name, write_artifacts
+from floe.compiler import (
+    ARTIFACT_DIR,
+    STATE_DIR,
+    Compiled,
+    catalog_document,
+    compile_path,
+    profile_name,
+    write_artifacts,
+)
 from floe.errors import FloeError, Problem
 from floe.model import CatalogConfig
 from floe.plugins import Engine, EngineRegistry
@@ -52,7 +60,14 @@ from floe.run.forkserver import AVAILABLE as FORKSERVER_AVAILABLE
 from floe.run.forkserver import ForkedProcess, ForkServer
 from floe.run.graph import BUILDABLE, Node, Plan, TransformInput, plan
 from floe.run.lock import RunLock
-from floe.run.profiles import dbt_environ, namespace, project_config, run_profile, worker_environ
+from floe.run.profiles import (
+    UnattachableCatalog,
+    dbt_environ,
+    namespace,
+    project_config,
+    run_profile,
+    worker_environ,
+)
 from floe.run.projects import read_user_project, write_project
 from floe.run.report import (
     FAILED,
@@ -445,7 +460,14 @@ class _Run:
             compute = self.compiled.governance.compute_for(name, self.env)
             engine = self.registry.engines[compute.engine]
             output = self.compiled.profiles[profile_name(name)]["outputs"][self.env]
-            profile = run_profile(engine, compute, output, self.catalog, self.schema)
+            try:
+                profile = run_profile(engine, compute, output, self.catalog, self.schema)
+            except UnattachableCatalog as exc:  # located where the manifest declares the catalog
+                declared = catalog_document(self.compiled.governance.chain)
+                if declared is None:
+                    raise
+                raise exc.located(declared.problem(exc.key, p.message, p.expected, p.fix)
+                                  for p in exc.problems) from None  # fmt: skip
             self.profiles[name] = profile
             projects[name] = write_project(
                 self.product_dir, self.run_dir / name, user_project, profile_name(name),
