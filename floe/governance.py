@@ -260,8 +260,7 @@ def _finish(approved: dict[str, _Entry], engines: EngineRegistry, store: SchemaS
         config: dict[str, Any] = {}
         for origin in entry.origins:
             fragment = typed_fragment(origin.doc, origin.path, store, uri)
-            _check_literal_credentials(origin.doc, origin.path, fragment, problems)
-            _check_no_jinja(origin.doc, origin.path, fragment, problems)
+            _check_settings(origin.doc, origin.path, fragment, problems)
             config = deep_merge(config, fragment if isinstance(fragment, dict) else {})
         invalid = _schema_problems(store, uri, config, entry.origins)
         problems.extend(invalid)
@@ -323,8 +322,7 @@ def _environments(overrides: dict[str, dict[str, list[Origin]]], computes: dict[
             config = dict(compute.config)
             for origin in origins:
                 fragment = typed_fragment(origin.doc, origin.path, store, uri)
-                _check_literal_credentials(origin.doc, origin.path, fragment, problems)
-                _check_no_jinja(origin.doc, origin.path, fragment, problems)
+                _check_settings(origin.doc, origin.path, fragment, problems)
                 config = deep_merge(config, _structure_values(fragment) if isinstance(fragment, dict) else {})
             reported = {(tuple(e.absolute_path), e.message)  # already reported where the compute is
                         for e in store.errors(uri, unstructure_secrets(dict(compute.config)))}
@@ -361,6 +359,12 @@ def _origin_of(relative: JsonPath, origins: list[Origin]) -> Origin | None:
         else:
             return origin
     return None  # set by none of these origins: reported where it was set
+
+
+def _check_settings(doc: Document, path: JsonPath, value: Any, problems: list[Problem]) -> None:
+    """The rules for a compute's settings as written: no literal credential, no Jinja."""
+    _check_literal_credentials(doc, path, value, problems)
+    _check_no_jinja(doc, path, value, problems)
 
 
 def _check_literal_credentials(doc: Document, path: JsonPath, value: Any, problems: list[Problem]) -> None:

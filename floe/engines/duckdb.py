@@ -420,6 +420,12 @@ a parser error. No DuckDB setting has such a name; tests/test_engine_duckdb.py d
 from the installed DuckDB, for both statements."""
 
 
+def unquoted_name(name: str) -> bool:
+    """Whether DuckDB reads ``name`` as one name where dbt-duckdb writes it unquoted (a settings key,
+    an attached catalog's alias): letters, digits and underscores, and no keyword of :data:`KEYWORDS_NOT_NAMES`."""
+    return bool(PLAIN_NAME.fullmatch(name)) and name.lower() not in KEYWORDS_NOT_NAMES
+
+
 def cursor_settings(
     compute: ComputeConfig, target: ProfileTarget, path: str, operation: str
 ) -> dict[str, Any]:
@@ -431,7 +437,7 @@ def cursor_settings(
     config = compute.config
     user: Mapping[str, Any] = config.get("settings") or {}
     for key in user:
-        if not PLAIN_NAME.fullmatch(str(key)) or str(key).lower() in KEYWORDS_NOT_NAMES:
+        if not unquoted_name(str(key)):
             raise PluginExecutionError(
                 ENGINE,
                 operation,
@@ -652,8 +658,6 @@ def _file_kind(path: Path) -> str | None:
     if stat.S_ISSOCK(mode):
         return "a socket"
     return "a device or special file"
-
-
 
 
 # -- error translation -----------------------------------------------------------------------------

@@ -40,7 +40,6 @@ from typing import Any
 from floe.errors import FloeError, Problem
 from floe.model import CatalogConfig, ComputeConfig
 from floe.plugins import Engine
-from floe.secrets import PLAIN_NAME
 
 SUPPORTED_ADAPTERS = ("duckdb", "spark")
 DUCKDB_PLUGIN = "floe.run.duckdb_plugin"
@@ -105,7 +104,7 @@ def _plain_catalog_name(name: str) -> str:
 
 def _duckdb(engine: Engine, compute: ComputeConfig, profile: dict[str, Any],
             catalog: CatalogConfig) -> dict[str, Any]:  # fmt: skip
-    from floe.engines.duckdb import KEYWORDS_NOT_NAMES, extension_files  # cheap: imports no duckdb
+    from floe.engines.duckdb import extension_files, unquoted_name  # cheap: imports no duckdb
     from floe.sqlsecrets import jinja_string
 
     statements = engine.get_catalog_attachment_sql(compute, catalog)
@@ -115,7 +114,7 @@ def _duckdb(engine: Engine, compute: ComputeConfig, profile: dict[str, Any],
             f"{catalog.name!r}: DuckDB attaches only Iceberg REST catalogs",
             fix="declare a REST catalog in the manifest, or remove `catalog:` to use the embedded one",
         )])  # fmt: skip
-    if not PLAIN_NAME.fullmatch(catalog.name) or catalog.name.lower() in KEYWORDS_NOT_NAMES:
+    if not unquoted_name(catalog.name):
         raise UnattachableCatalog(("catalog", "name"), [Problem(  # dbt-duckdb writes ``ATTACH … AS <alias>`` unquoted
             f"compute {compute.name!r} (engine {engine.name}) cannot attach the catalog {catalog.name!r}: "
             "dbt-duckdb writes the catalog's name into its ATTACH statement without quotes",

@@ -10,8 +10,8 @@ So ``floe run`` starts one worker per compute and runs the transforms of differe
 different workers at once; a worker runs its compute's builds one after another (a build may hold
 several transforms), in-process, paying the project's parse and Spark's start once per compute
 (dbt's import, ~1.6 s, once per run where the fork server forks the workers): a build reuses the
-manifest the worker's parse of the same project produced. At the end the worker closes dbt's connections and exits without Python's
-slow shutdown (:func:`exit_now`).
+manifest the worker's parse of the same project produced. At the end the worker closes dbt's
+connections and exits without Python's slow shutdown (:func:`exit_now`).
 
 Protocol: requests are JSON lines on stdin, answers JSON lines on the file descriptor ``FD``
 (stdout and stderr, where dbt prints, go to the worker's log file). dbt is imported by the first
