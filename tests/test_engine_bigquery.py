@@ -449,6 +449,10 @@ class TestBigQueryCompliance(BaseComputePluginTests):
         return "bigquery"
 
     @pytest.fixture
+    def attaches_catalog_by_sql(self) -> bool:
+        return False  # BigLake tables are created once in the project; a dbt session names them
+
+    @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:
         return {"project": PROJECT, "dataset": DATASET, "method": "oauth-secrets", "token": SecretReference("FLOE_BQ_TOKEN")}
 

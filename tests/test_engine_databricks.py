@@ -362,6 +362,10 @@ class TestDatabricksCompliance(BaseComputePluginTests):
         return "databricks"
 
     @pytest.fixture
+    def attaches_catalog_by_sql(self) -> bool:
+        return False  # a foreign catalog is created once in Unity Catalog; a dbt session names it
+
+    @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:
         return {"host": "dbc-a1b2c3d4-e5f6.cloud.databricks.com", "http_path": "/sql/1.0/warehouses/a1b2c3d4e5f6",
                 "catalog": "main", "schema": "analytics", "token": SecretReference(TOKEN_ENV)}  # fmt: skip

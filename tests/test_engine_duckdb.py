@@ -772,6 +772,10 @@ class TestDuckDBCompliance(BaseComputePluginTests):
         return Endpoint({"path": str(tmp_path / "endpoint" / "compliance.duckdb")})
 
     @pytest.fixture
+    def local_settings(self) -> Callable[[Path], dict[str, Any]]:
+        return lambda path: {"path": str(path)}
+
+    @pytest.fixture
     def catalog(self, rest_catalog: tuple[str, list[tuple[str, str, str | None]]],
                 monkeypatch: pytest.MonkeyPatch) -> CatalogConfig:  # fmt: skip
         uri, _ = rest_catalog

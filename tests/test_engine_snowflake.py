@@ -808,6 +808,10 @@ class TestSnowflakeCompliance(BaseComputePluginTests):
         return "snowflake"
 
     @pytest.fixture
+    def attaches_catalog_by_sql(self) -> bool:
+        return False  # a catalog integration is created once by an account administrator
+
+    @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:
         return settings(account="myorg-myaccount")
 
