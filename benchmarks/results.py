@@ -6,8 +6,8 @@
 Each benchmark script prints its own section with ``--markdown`` (its command, its figures, each
 goal's figure against its limit); this script runs them one after another, so that no two
 measurements share the machine, and puts the sections under one header that says where and when
-they were measured. It exits with status 1 if a script failed or a goal was not met, and still
-writes the file.
+they were measured, and which commit (and whether the checkout had uncommitted changes). It exits
+with status 1 if a script failed or a goal was not met, and still writes the file.
 """
 
 from __future__ import annotations
@@ -50,6 +50,34 @@ def machine() -> str:
             f"Python {host.python_version()}")  # fmt: skip
 
 
+def measured_commit() -> str:
+    """The commit the benchmarks measure, and whether the checkout differs from it.
+
+    Files changed but not committed (other than the results file itself) are measured too, and
+    named: figures from a dirty tree cannot be traced to a commit. Untracked files are ignored.
+    """
+    root = HERE.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+        except OSError:
+            return None
+        return done.stdout.rstrip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return "an unknown commit (not a git checkout)"
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/RESULTS.md")
+    if changed is None:
+        return f"commit `{commit}` (whether the tree was clean is unknown)"
+    files = [line[3:] for line in changed.splitlines() if line.strip()]
+    if not files:
+        return f"commit `{commit}`, clean tree"
+    shown = ", ".join(f"`{f}`" for f in files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
+    return f"commit `{commit}` **with uncommitted changes** to {shown}"
+
+
 def run_one(name: str) -> tuple[str, bool]:
     """The Markdown section of one benchmark, and whether it ran and met its goals."""
     script, arguments = BENCHMARKS[name]
@@ -76,6 +104,8 @@ def main() -> int:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    measured = measured_commit()
+    print(f"measuring {measured}", file=sys.stderr, flush=True)
     sections, all_met = [], True
     for name in names:
         section, met = run_one(name)
@@ -85,6 +115,7 @@ def main() -> int:
     header = [
         "# Benchmark results", "",
         f"Measured {now} on {machine()}.", "",
+        f"Code measured: {measured}. Re-measure whenever code on a measured path changes.", "",
         "Every figure is a ratio against a baseline measured in the same run, on the same machine, "
         "seconds apart; times are best of N. Produced by `python benchmarks/results.py` "
         "(each section names its own command); see benchmarks/README.md for what each figure measures.", "",

@@ -140,10 +140,13 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
         line = raw[: exc.start].count(b"\n") + 1
         raise ManifestError([Problem("the file is not valid UTF-8", label, line,
                                      fix="save the file as UTF-8")]) from None  # fmt: skip
-    found = _KIND.search(text)
+    found = _KIND.search(text)  # a block-style `kind:` line: the kind without parsing twice
     kind = found.group(1) if found else None
     if kind not in KIND_SCHEMAS:
-        lines = parse_untyped(text, label)[1]
+        untyped, lines = parse_untyped(text, label)  # e.g. a flow-style mapping: `{kind: Manifest, …}`
+        declared = untyped.get("kind") if isinstance(untyped, dict) else None
+        kind = declared if isinstance(declared, str) else kind
+    if kind not in KIND_SCHEMAS:
         choices = ", ".join(KIND_SCHEMAS)
         what = f"unknown kind {kind!r}" if kind else "missing `kind:`"
         raise ManifestError([Problem(what, label, lines.get(("kind",), 1), "$.kind",

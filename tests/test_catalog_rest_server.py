@@ -34,6 +34,7 @@ from floe.catalog.rest_server import ENDPOINTS, EmbeddedCatalog
 from floe.engines.duckdb import extension_files, plugin
 from floe.model import ComputeConfig, SecretReference
 from floe.sqlsecrets import render_secret_placeholders
+from tests.support.dependencies import missing
 
 OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 ROWS = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "name": pa.array(["a", "b", "c"])})
@@ -486,12 +487,12 @@ def test_duckdb_reads_what_pyiceberg_wrote(catalog: EmbeddedCatalog, tmp_path: P
 def iceberg_runtime_jar() -> Path:
     spec = find_spec("snowpark_connect_deps_iceberg")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("snowpark-connect-deps-iceberg (the Iceberg Spark runtime jar) is not installed")
+        missing("snowpark-connect-deps-iceberg (the Iceberg Spark runtime jar) is not installed")
     jars = sorted(
         Path(next(iter(spec.submodule_search_locations))).glob("jars/iceberg-spark-runtime-3.5_2.12-*.jar")
     )
     if not jars:
-        pytest.skip("no iceberg-spark-runtime-3.5_2.12 jar in snowpark-connect-deps-iceberg")
+        missing("no iceberg-spark-runtime-3.5_2.12 jar in snowpark-connect-deps-iceberg")
     return jars[-1]
 
 

@@ -1,116 +1,217 @@
-"""The compliance suite itself (REQ-020), exercised as a plugin author uses it, with pytester."""
+"""The compliance suite itself (REQ-020): compliant engines pass it, broken engines fail it on the
+right test, and a weakened copy of the suite is caught.
+
+The toy engines of :mod:`tests.support.compliance_toys` are installed as a real distribution and
+adopt the suite as a plugin author would (:mod:`tests.support.compliance_adoption`), in one
+subprocess where the packages only floe's own tests use (``kubernetes``, ``hypothesis``…) cannot be
+imported: an engine author needs floe and pytest only. Each class's outcome per test is read from
+the run's JUnit XML and compared with :data:`BROKEN`: the tests that must fail (each with a
+fragment of the reason) and, implicitly, every other test of the suite, which must pass.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
+import attrs
 import pytest
+
+from tests.support import compliance_toys
 
 pytest_plugins = ["pytester"]
 
-ENGINE = '''
-from typing import Any
-from floe import ComputePlugin, ValidationResult
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
+SUPPORT = Path(__file__).parent / "support"
+TESTING = Path(__file__).parent.parent / "floe" / "testing"
+
+SCHEMA = "test_config_schema_is_a_valid_json_schema"
+TYPE = "test_profile_has_type_threads_and_a_target"
+ADAPTER = "test_profile_passes_the_adapters_own_validation"
+DBT_DEBUG = "test_profile_passes_dbt_debug_against_the_endpoint"
+PACKAGES = "test_required_packages_are_bounded_and_satisfied"
+SUCCEEDS = "test_validate_connection_succeeds_against_the_endpoint"
+FAILS = "test_validate_connection_fails_clearly_where_nothing_answers"
+IN_TIME = "test_validate_connection_to_a_peer_that_never_answers_answers_in_time"
+RESOURCES = "test_resource_requirements_are_valid_kubernetes_requests_and_limits"
+CATALOG = "test_catalog_attachment_is_as_declared_and_its_sql_runs"
+CREDENTIALS = "test_credential_settings_are_secret_references_in_the_schema"
+CANARY = "test_secret_values_never_appear_in_any_output"
+ERRORS = "test_client_errors_become_actionable_plugin_errors"
+SUITE = {SCHEMA, TYPE, ADAPTER, DBT_DEBUG, PACKAGES, SUCCEEDS, FAILS, IN_TIME, RESOURCES, CATALOG,
+         CREDENTIALS, CANARY, ERRORS}  # fmt: skip
+"""Every test of ``BaseComputePluginTests``; a class that adopts it runs each once."""
+
+NO_WAY = "cannot check that validate_connection fails where it should"
+COMPLIANT = ("TestToy", "TestToyNet")
+BROKEN: dict[str, dict[str, str]] = {
+    # adopter class: {test that must fail: a fragment of why}; every other test must pass
+    "TestNoType": {TYPE: "dbt needs the adapter's, 'duckdb'", DBT_DEBUG: "dbt debug failed"},
+    "TestAlwaysOk": {FAILS: "succeeded against a path below a regular file",
+                     IN_TIME: "succeeded against a FIFO nobody writes"},
+    "TestNetAlwaysOk": {FAILS: "succeeded against a refused port", IN_TIME: "succeeded against a silent server"},
+    "TestNetHung": {IN_TIME: "did not return within its timeout of 3 s"},
+    "TestLiteralSecret": {CREDENTIALS: "accepts a literal value for the credential 'password'",
+                          CANARY: "does not reference secret 'password'"},
+    "TestLeaky": {CANARY: "the value of secret 'password' leaked"},
+    "TestBadQuantities": {RESOURCES: "'100 m' is not a Kubernetes quantity"},
+    "TestBadSql": {CATALOG: 'syntax error at or near "ATACH"'},
+    "TestNoAttachment": {CATALOG: "declared attachment by SQL, but the hook returned None"},
+    "TestUnbounded": {PACKAGES: "dbt-duckdb: no lower bound"},
+    "TestUntranslated": {ERRORS: "floe_translate_error returned None"},
+    "TestTraceback": {FAILS: "a stack trace leaked"},
+    "TestBadSchema": {SCHEMA: "'text' is not valid"},
+    "TestUndeclaredConnection": {FAILS: NO_WAY, IN_TIME: NO_WAY},
+    "TestUndeclaredCatalog": {CATALOG: "declare how your engine reaches the Iceberg catalog"},
+}  # fmt: skip
+BLOCKED = ("kubernetes", "hypothesis", "sqlglot", "boto3", "botocore", "fakesnow")
+"""Packages of floe's test extra that neither floe nor pytest needs: not importable in the run."""
+RUNNER = textwrap.dedent(f"""\
+    import importlib.abc, sys
+
+    class Blocked(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] in {BLOCKED!r}:
+                raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)", name=name)
+            return None
+
+    sys.meta_path.insert(0, Blocked())
+    import pytest
+    sys.exit(pytest.main(sys.argv[1:]))
+    """)
 
 
-class ToyEngine(ComputePlugin):
-    """An engine that runs dbt-duckdb in memory: real enough for the suite's checks."""
+@attrs.frozen
+class Mutant:
+    """A copy of one module of the suite with one check weakened, and the class that runs it."""
 
-    name = "toy"
-    version = "1.0"
-    dbt_adapter = "duckdb"
-
-    def config_schema(self) -> dict[str, Any]:
-        return {"type": "object", "properties": {
-            "token": {"$ref": "https://floe.dev/schemas/v1/definitions.schema.json#/$defs/secretRef"}}}
-
-    def generate_dbt_profile(self, compute: ComputeConfig, target: ProfileTarget) -> dict[str, Any]:
-        profile: dict[str, Any] = {"type": "duckdb", "path": ":memory:", "schema": "main", "threads": 1}
-        if "token" in compute.config:
-            profile["settings"] = {"floe_token": LEAK(compute.config["token"])}
-        return profile
-
-    def get_required_dbt_packages(self) -> list[str]:
-        return ["dbt-duckdb>=1.11,<1.12"]
-
-    def validate_connection(self, compute: ComputeConfig, target: ProfileTarget,
-                            timeout: float) -> ValidationResult:
-        return ValidationResult(True, "in memory")
-
-    def get_resource_requirements(self, compute: ComputeConfig) -> dict[str, dict[str, str]]:
-        return {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
-
-    def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> None:
-        return None
-
-    def translate_error(self, error: BaseException, compute: ComputeConfig | None) -> Any:
-        from floe.errors import PluginExecutionError
-        return PluginExecutionError("toy", "query", str(error), "check the SQL")
+    module: str
+    check: str
+    weakened: str
+    adopter: str
+    """The class (in compliance_adoption) running the weakened copy against a broken engine."""
+    as_if: str
+    """The class in :data:`BROKEN` whose expectations apply to that engine."""
+    escapes: str
+    """The test that lets the broken engine pass once weakened."""
 
 
-plugin = ToyEngine()
-'''
-
-ADOPTION = '''
-import pytest
-from floe.testing import BaseComputePluginTests
-
-
-class TestToy(BaseComputePluginTests):
-    @pytest.fixture
-    def engine_name(self):
-        return "toy"
-
-    @pytest.fixture
-    def client_error(self):
-        return ValueError("syntax error at or near 'selec'")
-'''
+MUTANTS = {
+    "weakened_connection": Mutant(
+        "compliance_connection.py",
+        'assert not result.success, f"validate_connection succeeded against {what}: {result.message}"',
+        "assert True",
+        "TestWeakenedConnection", "TestAlwaysOk", FAILS,
+    ),
+    "weakened_secrets": Mutant(
+        "compliance_secrets.py",
+        "if not is_credential_key(setting.path[-1]) or setting.label in checked:",
+        "if True:  # weakened: no setting is a credential",
+        "TestWeakenedSecrets", "TestLiteralSecret", CREDENTIALS,
+    ),
+}
 
 
-def _install_toy_engine(pytester: pytest.Pytester, leak: str) -> dict[str, str]:
-    """A real distribution (dist-info + entry point) on a path of its own, as pip would leave it."""
-    site = pytester.path / "site"
-    site.mkdir()
-    (site / "toy_engine.py").write_text(ENGINE.replace("LEAK", leak))
-    dist = site / "toy_engine-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-engine\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[floe]\ntoy = toy_engine:plugin\n")
-    import os
-
-    return {"PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+@attrs.frozen
+class Outcome:
+    passed: bool
+    skipped: bool
+    text: str
 
 
-def _run(pytester: pytest.Pytester, env: dict[str, str], *args: str) -> pytest.RunResult:
-    for key, value in env.items():
-        pytester._monkeypatch.setenv(key, value)
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=240)
+def outcomes(junit: Path) -> dict[str, dict[str, Outcome]]:
+    """``{class: {test: outcome}}`` from pytest's JUnit XML."""
+    found: dict[str, dict[str, Outcome]] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        bad = [e for e in case if e.tag in ("failure", "error")]
+        skipped = [e for e in case if e.tag == "skipped"]
+        text = " ".join((e.get("message") or "") + "\n" + (e.text or "") for e in bad + skipped)
+        cls = case.get("classname", "").rpartition(".")[2]
+        found.setdefault(cls, {})[case.get("name", "")] = Outcome(not bad and not skipped, bool(skipped), text)
+    return found
+
+
+def mismatches(expected: dict[str, str], got: dict[str, Outcome], tests: set[str]) -> list[str]:
+    """How ``got`` differs from failing exactly the tests of ``expected`` (for its reason) among ``tests``."""
+    problems = [f"{name}: did not run" for name in sorted(tests - set(got))]
+    problems += [f"{name}: ran, but is not in the suite" for name in sorted(set(got) - tests)]
+    for name, outcome in sorted(got.items()):
+        if outcome.skipped:
+            problems.append(f"{name}: skipped ({outcome.text.strip()[:200]})")
+        elif name in expected and outcome.passed:
+            problems.append(f"{name}: passed, but must fail ({expected[name]})")
+        elif name in expected and expected[name] not in outcome.text:
+            problems.append(f"{name}: failed for another reason than {expected[name]!r}: {outcome.text[:600]}")
+        elif name not in expected and not outcome.passed:
+            problems.append(f"{name}: failed, but must pass: {outcome.text[:600]}")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Outcome]]:
+    """One run of every adopter class, with the toys installed and the test extra blocked."""
+    root = tmp_path_factory.mktemp("compliance")
+    site = root / "site"
+    compliance_toys.install(site)
+    for name, mutant in MUTANTS.items():
+        source = (TESTING / mutant.module).read_text(encoding="utf-8")
+        assert source.count(mutant.check) == 1, f"{mutant.module} changed: the check {name} weakens is gone"
+        (site / f"{name}.py").write_text(source.replace(mutant.check, mutant.weakened), encoding="utf-8")
+    (root / "test_adoption.py").write_text((SUPPORT / "compliance_adoption.py").read_text(encoding="utf-8"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    junit = root / "junit.xml"
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER, "-p", "no:cacheprovider", "-q", "--junitxml", str(junit), "test_adoption.py"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert junit.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    return outcomes(junit)
 
 
 @pytest.mark.req("REQ-020")
-def test_one_class_adopts_the_whole_suite(pytester: pytest.Pytester) -> None:
-    env = _install_toy_engine(pytester, leak="(lambda ref: ref.as_env_var())")
-    pytester.makepyfile(test_toy=ADOPTION)
-    result = _run(pytester, env, "-rs")
-    result.assert_outcomes(passed=8, skipped=4)
-    # capabilities the toy engine does not declare are skipped with the reason, never silently
-    result.stdout.fnmatch_lines(["*needs an `engine_endpoint` fixture*", "*not reached over the network*"])
+@pytest.mark.parametrize("adopter", COMPLIANT)
+def test_a_compliant_engine_passes_every_check(run: dict[str, dict[str, Outcome]], adopter: str) -> None:
+    """No test fails and none is skipped: a local engine and a network engine, each checked in full."""
+    assert mismatches({}, run[adopter], SUITE) == []
 
 
 @pytest.mark.req("REQ-020")
-def test_a_leaking_engine_fails_the_secret_check(pytester: pytest.Pytester) -> None:
-    env = _install_toy_engine(pytester, leak="(lambda ref: __import__('os').environ[ref.name])")
-    pytester.makepyfile(test_toy=ADOPTION)
-    result = _run(pytester, env, "-k", "secret")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*the value of secret 'token' leaked*"])
+@pytest.mark.parametrize("adopter", sorted(BROKEN))
+def test_a_broken_engine_fails_the_suite_on_the_right_test(run: dict[str, dict[str, Outcome]], adopter: str) -> None:
+    assert mismatches(BROKEN[adopter], run[adopter], SUITE) == []
 
 
 @pytest.mark.req("REQ-020")
+def test_the_suite_runs_with_floe_and_pytest_only(run: dict[str, dict[str, Outcome]]) -> None:
+    """The whole run happened where the test extra's packages (kubernetes…) cannot be imported."""
+    probe = run["test_adoption"]["test_the_suite_runs_where_kubernetes_cannot_be_imported"]
+    assert probe.passed, probe.text
+
+
+@pytest.mark.req("REQ-020")
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_a_weakened_suite_lets_a_broken_engine_through_and_is_caught(
+        run: dict[str, dict[str, Outcome]], name: str) -> None:  # fmt: skip
+    """Against a copy of the suite with one check weakened, the broken engine that check catches
+    passes it, and the comparison above reports exactly that."""
+    mutant = MUTANTS[name]
+    got = run[mutant.adopter]
+    assert got[mutant.escapes].passed
+    assert mismatches(BROKEN[mutant.as_if], got, set(got)) == [
+        f"{mutant.escapes}: passed, but must fail ({BROKEN[mutant.as_if][mutant.escapes]})"
+    ]
+
+
+# -- fixtures the adopter forgot, and the pytest plugin ---------------------------------------------
+
+
 def test_missing_fixtures_fail_with_instructions(pytester: pytest.Pytester) -> None:
-    env = _install_toy_engine(pytester, leak="(lambda ref: ref.as_env_var())")
+    compliance_toys.install(pytester.path / "site")
+    pytester._monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path / "site"),
+                                                                 os.environ.get("PYTHONPATH", "")]))  # fmt: skip
     pytester.makepyfile(test_adoption="""
         import pytest
         from floe.testing import BaseComputePluginTests
@@ -122,11 +223,21 @@ def test_missing_fixtures_fail_with_instructions(pytester: pytest.Pytester) -> N
             @pytest.fixture
             def engine_name(self):
                 return "toy"
+
+        class TestNoEndpoint(BaseComputePluginTests):
+            @pytest.fixture
+            def engine_name(self):
+                return "toy"
         """)
-    result = _run(pytester, env, "-k", "TestNothing and profile_has_type or NoClientError and client_errors")
-    result.assert_outcomes(errors=2)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-k",
+        "TestNothing and profile_has_type or NoClientError and client_errors or NoEndpoint and succeeds_against",
+        timeout=240,
+    )  # fmt: skip
+    result.assert_outcomes(errors=3)
     result.stdout.fnmatch_lines(["*needs the engine's name: add to your test class*",
-                                 "*needs a real exception from your engine's client*"])  # fmt: skip
+                                 "*needs a real exception from your engine's client*",
+                                 "*needs a live peer of your engine*"])  # fmt: skip
 
 
 def test_the_pytest_plugin_leaves_unrelated_runs_alone(pytester: pytest.Pytester) -> None:
@@ -145,5 +256,3 @@ def test_the_pytest_plugin_leaves_unrelated_runs_alone(pytester: pytest.Pytester
                             "print([e.value for e in entry_points(group='pytest11') if e.name == 'floe'])"],
                            capture_output=True, text=True, timeout=60)  # fmt: skip
     assert entry.stdout.strip() == "['floe.testing.pytest_plugin']"
-
-

@@ -1,12 +1,13 @@
 """``kill -9`` at any moment of ``floe compile`` or ``floe run``: nothing half-written, nothing lost.
 
-The real CLI runs in a subprocess and is killed with SIGKILL at random moments spread over its
-lifetime (measured first), on a product that changed since its last good compile or run. After
-each kill:
+The real CLI runs in a subprocess, on a product that changed since its last good compile or run,
+and is killed with SIGKILL. After each kill:
 
-- ``floe compile``: ``compiled.json`` and ``profiles.yml`` are each the previous complete version or
-  the new one (byte for byte), and a new ``compiled.json`` implies a new ``profiles.yml`` (it is
-  written last); the next ``floe compile`` succeeds and leaves no temporary file behind;
+- ``floe compile`` is killed once at every step of writing its artifacts, deterministically (the
+  process stops itself right after the step, see :mod:`tests.support.write_steps`, and is killed
+  there): ``compiled.json`` and ``profiles.yml`` are each the previous complete version or the new
+  one (byte for byte), and a new ``compiled.json`` implies a new ``profiles.yml`` (it is written
+  last); the next ``floe compile`` succeeds and leaves no temporary file behind;
 - ``floe run``: the previous artifacts still parse, the run lock is free, and the embedded Iceberg
   catalog, read with pyiceberg straight from its SQLite file, is consistent: every table loads, its
   metadata, manifest lists, data and delete files exist, and its rows are one version's complete
@@ -16,8 +17,9 @@ A run is killed either as a failed node would kill it (the CLI and every process
 one moment) or alone (its process group only, as the OOM killer would): then its dbt workers, in
 sessions of their own, must notice and exit by themselves.
 
-Each test draws its kill moments from ``random.Random(seed)``; the seed is in every assertion
-message, and ``FLOE_CRASH_SEED=<seed>`` replays them.
+``floe run`` is killed at random moments spread over its lifetime (measured first), drawn from
+``random.Random(seed)``; the seed is in every assertion message, and ``FLOE_CRASH_SEED=<seed>``
+replays them.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -43,7 +45,6 @@ from floe.artifacts import TEMPORARY
 from floe.run.lock import RunLock
 from tests.test_run import DUO_FILES, DUO_TRANSFORMS, iceberg, product
 
-COMPILE_KILLS = 12
 RUN_KILLS = 8
 ORPHAN_GRACE_S = 5.0
 """How long the workers of a CLI killed alone may take to notice and exit."""
@@ -213,63 +214,82 @@ def temporary_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
 
 
-def writing_started(folder: Path, proc: subprocess.Popen[str]) -> bool:
-    """Wait, polling without pause, until ``proc`` starts replacing the files in ``folder``."""
-    before = {p.name: p.stat().st_ino for p in folder.iterdir()}
-    while proc.poll() is None:
-        try:
-            now = {p.name: p.stat().st_ino for p in folder.iterdir()}
-        except FileNotFoundError:  # a temporary file renamed between the listing and its stat
-            return True
-        if now != before:
-            return True
-    return False
+STEPS = Path(__file__).parent / "support" / "write_steps.py"
 
 
-def test_kill_9_during_compile_leaves_the_previous_or_the_new_artifacts(
-        tmp_path: Path, request: pytest.FixtureRequest) -> None:  # fmt: skip
-    rng, seed = seeded(request)
+def stepped_compile(cwd: Path, folder: Path, pause_at: int) -> tuple[subprocess.Popen[str], list[str], bool]:
+    """``floe compile shop`` with every write step below ``folder`` reported, stopped at step
+    ``pause_at`` (0: never). Returns the process, the steps it reported, and whether it stopped
+    at ``pause_at`` (else it finished)."""
+    read, write = os.pipe()
+    env = {**os.environ, "FLOE_STEPS_FOLDER": str(folder), "FLOE_STEPS_FD": str(write),
+           "FLOE_STEPS_PAUSE_AT": str(pause_at)}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, str(STEPS), "compile", "shop"], cwd=cwd, env=env, pass_fds=(write,),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    os.close(write)
+    steps: list[str] = []
+    with os.fdopen(read, encoding="utf-8") as report:
+        for line in report:
+            steps.append(re.sub(r"\.[0-9a-f]{12}\.tmp", ".<random>.tmp", line.rstrip("\n")))
+            if pause_at and line.startswith(f"{pause_at} "):
+                deadline = time.monotonic() + 30
+                while not stopped_process(proc.pid) and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                return proc, steps, stopped_process(proc.pid)
+    proc.wait(timeout=60)
+    return proc, steps, False
+
+
+def stopped_process(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return False
+
+
+def test_kill_9_at_every_write_step_of_compile_leaves_the_previous_or_the_new_artifacts(tmp_path: Path) -> None:
+    """``floe compile`` is killed once at each step of writing its artifacts (every file created,
+    written, flushed, synced, renamed or closed in ``target/floe``, observed at the ``os`` layer by
+    :mod:`tests.support.write_steps`), deterministically: an in-place write or a reversed order
+    fails here every time."""
     root = product(tmp_path / "shop", "shop", COMPILE_TRANSFORMS, DUO_FILES)
     manifest = root / "platform" / "enterprise.yaml"
     one = manifest.read_text(encoding="utf-8")
     # the other version changes both profiles and compiled.json: threads, and one more environment
     two = one.replace("threads: 2", "threads: 3").replace("  - name: prod\n", "  - name: prod\n  - name: qa\n")
     assert two != one
+    texts = {"one": one, "two": two}
+    out = root / "target" / "floe"
     good: dict[str, dict[str, bytes]] = {}
-    lifetimes = []
-    for version, text in (("two", two), ("one", one)):
-        manifest.write_text(text, encoding="utf-8")
-        started = time.monotonic()
+    for version in ("two", "one"):
+        manifest.write_text(texts[version], encoding="utf-8")
         done = subprocess.run([sys.executable, "-m", "floe", "compile", "shop"], cwd=tmp_path,
                               capture_output=True, text=True, timeout=60)  # fmt: skip
-        lifetimes.append(time.monotonic() - started)
         assert done.returncode == 0, done.stdout + done.stderr
         good[version] = artifacts(root)
     assert good["one"]["compiled.json"] != good["two"]["compiled.json"]
     assert good["one"]["profiles.yml"] != good["two"]["profiles.yml"]
-    out = root / "target" / "floe"
-    texts = {"one": one, "two": two}
-    previous = "one"
+
+    manifest.write_text(two, encoding="utf-8")  # a compile that replaces both files, unpaused: its steps
+    proc, steps, _ = stepped_compile(tmp_path, out, 0)
+    assert proc.returncode == 0 and steps[-1:] == ["done"], steps
+    steps = steps[:-1]
+    for name in ("profiles.yml", "compiled.json"):  # the steps see both files being written
+        assert any(s.split()[1] in ("write", "flush") and name in s for s in steps), steps
+    assert artifacts(root) == good["two"]
+
+    previous, landed = "two", 0
     outcomes: dict[str, int] = {}
-    half = COMPILE_KILLS // 2
-    # half over the whole lifetime (as fractions of the median one so far: each kill is followed
-    # by a whole compile), half within 10 ms of the first sign of writing, where it matters
-    moments = [("start", f) for f in stratified(rng, half, 0, 1)]
-    moments += [("writing", d) for d in stratified(rng, COMPILE_KILLS - half, 0, 0.010)]
-    rng.shuffle(moments)
-    for i, (anchor, value) in enumerate(moments):
-        delay = value * statistics.median(lifetimes) if anchor == "start" else value
+    for number, expected in enumerate(steps, start=1):
         new = "two" if previous == "one" else "one"
         manifest.write_text(texts[new], encoding="utf-8")
-        proc = cli("compile", "shop", cwd=tmp_path)
+        proc, seen, at_step = stepped_compile(tmp_path, out, number)
         with reaped([proc]):
-            if anchor == "writing":
-                writing_started(out, proc)
-            time.sleep(delay)
-            finished = proc.poll() is not None
+            where = f"kill at step {number} ({expected.split(' ', 1)[1]}), compiling {previous} → {new}"
+            assert at_step and seen[-1] == expected, f"{where}: the compile did not stop there: {seen}"
             kill_node(proc.pid)
             proc.communicate()
-        where = f"{seed} kill {i} {delay:.3f}s after its {anchor}, compiling {previous} → {new}"
+        landed += 1
         files = artifacts(root)
         versions = {}
         for name, data in files.items():
@@ -280,24 +300,25 @@ def test_kill_9_during_compile_leaves_the_previous_or_the_new_artifacts(
         assert isinstance(yaml.safe_load(files["profiles.yml"]), dict), where
         assert versions["compiled.json"] == previous or versions["profiles.yml"] == new, (
             f"{where}: compiled.json is new but profiles.yml is not: compiled.json must be written last")
-        outcome = "new compiled.json" if versions["compiled.json"] == new else "previous compiled.json"
-        if versions["profiles.yml"] != versions["compiled.json"]:
-            outcome += ", new profiles.yml"
-        if finished:
-            outcome = "finished before the kill"
+        outcome = {(previous, previous): "both previous", (new, new): "both new",
+                   (previous, new): "between the renames (new profiles.yml, previous compiled.json)"}[
+            (versions["compiled.json"], versions["profiles.yml"])]  # fmt: skip
         if temporary_files(out):  # a writer killed mid-write: the next write removes its file
             outcome += ", a temporary file left"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
-        started = time.monotonic()
         done = subprocess.run([sys.executable, "-m", "floe", "compile", "shop"], cwd=tmp_path,
                               capture_output=True, text=True, timeout=60)  # fmt: skip
-        lifetimes.append(time.monotonic() - started)
         assert done.returncode == 0, f"{where}: the next compile failed:\n{done.stdout}{done.stderr}"
         assert artifacts(root) == good[new], where
         assert temporary_files(out) == [], f"{where}: temporary files left behind"
         previous = new
-    print(f"\nfloe compile lifetime {statistics.median(lifetimes):.2f}s (median); {COMPILE_KILLS} kills {seed}: {outcomes}")
+    print(f"\n{len(steps)} write steps, {landed} kills, each at its step: {outcomes}")
+    # every kill landed mid-write, at its own step; among them, kills between the two renames and
+    # kills while a temporary file was being written
+    assert landed == len(steps)
+    assert any(o.startswith("between the renames") for o in outcomes), outcomes
+    assert any(o.endswith("a temporary file left") for o in outcomes), outcomes
 
 
 # -- floe run --------------------------------------------------------------------------------------

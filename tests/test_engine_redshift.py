@@ -565,6 +565,10 @@ class TestRedshiftCompliance(BaseComputePluginTests):
         return "redshift"
 
     @pytest.fixture
+    def attaches_catalog_by_sql(self) -> bool:
+        return False  # Glue-backed external schemas are created once by the platform team
+
+    @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:
         return {"host": "examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com", "user": "floe",
                 "password": SecretReference("REDSHIFT_PASSWORD"), "dbname": "dev", "schema": "analytics"}  # fmt: skip

@@ -49,6 +49,7 @@ from tests.support.snowflake_peer import (
     free_port,
     scripted_snowflake,
 )
+from tests.support.timing import assert_not_hung, record_deadlines
 
 CANARY = "canary-5b1e0c7d-never-print-me"
 PASSWORD_VAR = "FLOE_TEST_SF_PASSWORD"
@@ -530,12 +531,13 @@ def test_validate_refused_port_fails_fast(target: ProfileTarget, secrets_env: No
 
 @pytest.mark.req("REQ-014")
 def test_validate_silent_server_answers_within_the_timeout(
-    silent_server: tuple[str, int], target: ProfileTarget, secrets_env: None
+    silent_server: tuple[str, int], target: ProfileTarget, secrets_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    deadlines = record_deadlines(monkeypatch)
     start = time.monotonic()
     result = plugin.validate_connection(compute(at(silent_server)), target, timeout=3)
-    elapsed = time.monotonic() - start
-    assert elapsed < 3.5, elapsed
+    assert_not_hung(time.monotonic() - start, 3)
+    assert deadlines and max(deadlines) <= 3  # every deadline the check set is within its timeout
     assert not result.success
     assert "did not answer" in result.message and "firewall" in result.message
 
@@ -806,6 +808,10 @@ class TestSnowflakeCompliance(BaseComputePluginTests):
     @pytest.fixture
     def engine_name(self) -> str:
         return "snowflake"
+
+    @pytest.fixture
+    def attaches_catalog_by_sql(self) -> bool:
+        return False  # a catalog integration is created once by an account administrator
 
     @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:

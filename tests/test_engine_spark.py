@@ -869,6 +869,10 @@ class TestSparkCompliance(BaseComputePluginTests):
         return "spark"
 
     @pytest.fixture
+    def attaches_catalog_by_sql(self) -> bool:
+        return False  # the catalog is a set of spark.sql.catalog.* confs, not SQL
+
+    @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:
         return {"method": "session", "master": "local[1]", "iceberg": True}
 

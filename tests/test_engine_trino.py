@@ -556,6 +556,10 @@ class TestTrinoCompliance(BaseComputePluginTests):
         return "trino"
 
     @pytest.fixture
+    def attaches_catalog_by_sql(self) -> bool:
+        return False  # a Trino catalog is server configuration
+
+    @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:
         return {"host": "trino.example.com", "user": "floe", "database": CATALOG, "schema": "analytics"}
 

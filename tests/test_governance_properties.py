@@ -10,9 +10,11 @@ outcome, and the tests check floe agrees with it, including what its errors say.
 from __future__ import annotations
 
 import functools
+import re
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,8 @@ class Expected:
     widening: list[tuple[int, str]]  # (level, compute) a level approves that its parent does not
     bad_defaults: list[tuple[int, str | None]]  # (level, default) a default that does not resolve
     invalid: list[tuple[int, str]]  # (transform, compute) selections outside the effective list
+    problems: list[tuple[int, str, str | None]] = field(default_factory=list)
+    """Every governance problem of the chain, as (level, kind, compute): see :data:`KINDS`."""
 
     @property
     def governance_ok(self) -> bool:
@@ -106,6 +110,7 @@ def expect(levels: Sequence[Level], selections: Sequence[str | None] = ()) -> Ex
     removed_by: dict[str, int] = {}
     widening: list[tuple[int, str]] = []
     bad_defaults: list[tuple[int, str | None]] = []
+    problems: list[tuple[int, str, str | None]] = []
     current: list[str] = []
     default: str | None = None
     for i, level in enumerate(levels):
@@ -113,7 +118,9 @@ def expect(levels: Sequence[Level], selections: Sequence[str | None] = ()) -> Ex
             if i == 0:
                 narrowed = list(level.approved)
             else:
-                widening += [(i, n) for n in level.approved if n not in current]
+                wider = [n for n in level.approved if n not in current]
+                widening += [(i, n) for n in wider]
+                problems += [(i, "widening", n) for n in wider]
                 narrowed = [n for n in level.approved if n in current]
                 removed_by.update({n: i for n in current if n not in narrowed})
             current = narrowed
@@ -121,12 +128,15 @@ def expect(levels: Sequence[Level], selections: Sequence[str | None] = ()) -> Ex
             default = level.default
             if default not in current:
                 bad_defaults.append((i, default))
+                problems.append((i, "default not approved", default))
         elif i == 0:
             bad_defaults.append((0, None))  # an enterprise manifest must name its default
-        elif default is not None and default not in current and level.approved is not None:
-            # the inherited default is no longer approved: the level that removed it must set its own
-            # (levels below that merely inherit repeat their parent's problem; floe may or may not)
+            problems.append((0, "no enterprise default", None))
+        elif default is not None and default not in current and has_compute_block(level):
+            # the inherited default is no longer approved: each level that says anything about
+            # computes and sets no default of its own is told to set one
             bad_defaults.append((i, default))
+            problems.append((i, "inherited default not approved", default))
         effective.append(list(current))
         defaults.append(default)
     invalid = [
@@ -134,7 +144,38 @@ def expect(levels: Sequence[Level], selections: Sequence[str | None] = ()) -> Ex
         for j, sel in enumerate(selections)
         if (sel if sel is not None else default) not in current
     ]
-    return Expected(effective, defaults, removed_by, widening, bad_defaults, invalid)  # type: ignore[arg-type]
+    return Expected(effective, defaults, removed_by, widening, bad_defaults, invalid, problems)  # type: ignore[arg-type]
+
+
+def has_compute_block(level: Level) -> bool:
+    """Whether the level's manifest has a ``plugins.compute`` mapping (see :func:`render_manifest`)."""
+    return level.approved is not None or level.default is not None or level.empty_block % 3 == 2
+
+
+KINDS = {  # what floe says for each kind of governance problem; the compute is group 1
+    "widening": re.compile(r"compute '([^']+)' is not approved by the parent manifest"),
+    "default not approved": re.compile(r"default compute '([^']+)' is not approved at this level"),
+    "inherited default not approved": re.compile(r"the inherited default '([^']+)' is no longer approved here"),
+    "no enterprise default": re.compile(r"an enterprise manifest must name its default compute()"),
+}
+
+
+def reported(error: FloeError, manifests: Sequence[Path]) -> Counter[tuple[int | str, str, str | None]]:
+    """floe's problems as (level, kind, compute); a problem of no known kind counts as itself."""
+    found: Counter[tuple[int | str, str, str | None]] = Counter()
+    for problem in error.problems:
+        level = next((i for i, m in enumerate(manifests) if str(m).endswith(problem.file or "?")), problem.file or "?")
+        kind = next(((k, m) for k, pattern in KINDS.items() if (m := pattern.search(problem.message))), None)
+        if kind is None:
+            found[(level, "unexpected", problem.message)] += 1
+        else:
+            found[(level, kind[0], kind[1].group(1) or None)] += 1
+    return found
+
+
+def assert_same_problems(error: FloeError, model: Expected, written: Written, context: str) -> None:
+    """floe reports exactly the model's governance problems: each one, once, and nothing else."""
+    assert reported(error, written.manifests) == Counter(model.problems), context
 
 
 # -- writing the files ----------------------------------------------------------------------------
@@ -419,6 +460,7 @@ def test_narrowing_a_level_never_widens_anything_below_it(case: tuple[Scenario, 
                 # a level at or above j still names the removed compute: refused, naming it
                 assert type(now) is GovernanceError, f"{now}\n{describe(after, new)}"
                 assert all(repr(name) in m for m in messages(now)), now.render()
+                assert_same_problems(now, expect(after.levels[: j + 1]), new, f"{now}\n{describe(after, new)}")
                 continue
             assert isinstance(now, Compiled), f"{now}\n{describe(after, new)}"
             assert set(effective_of(now)) <= set(effective_of(was))
@@ -451,15 +493,7 @@ def test_compile_succeeds_exactly_when_the_chain_and_selections_are_valid(scenar
         assert isinstance(result, FloeError)
         labels = [p.file or "" for p in result.problems]
         if model.outcome is GovernanceError:
-            for level, compute in model.widening:
-                path = str(written.manifests[level])
-                assert any(f"compute {compute!r} is not approved by the parent manifest" in p.message
-                           and path.endswith(p.file or "?") for p in result.problems), context  # fmt: skip
-            for level, default in model.bad_defaults:
-                path = str(written.manifests[level])
-                wanted = "must name its default" if default is None else repr(default)
-                assert any(wanted in p.message and path.endswith(p.file or "?")
-                           for p in result.problems), context  # fmt: skip
+            assert_same_problems(result, model, written, context)
             assert all(any(str(m).endswith(label) for m in written.manifests) for label in labels), context
         else:
             check_invalid_selections(result, scenario, model, written)
@@ -530,6 +564,7 @@ def test_widening_is_refused_and_names_the_compute(data: st.DataObject) -> None:
             for name in extra:
                 assert any(f"compute {name!r} is not approved by the parent manifest" in m
                            for m in messages(result)), result.render()  # fmt: skip
+            assert_same_problems(result, expect(scenario.levels), written, f"{result}\n{describe(scenario, written)}")
             assert any(p.line is not None and str(written.manifests[at]).endswith(p.file or "?")
                        for p in result.problems), result.render()  # fmt: skip
 

@@ -54,6 +54,7 @@ from tests.support.fuzz_project import (
     benchmark_module,
     compile_case,
     environ_without_debug,
+    schema_store,
     scratch_root,
     trees,
 )
@@ -74,6 +75,7 @@ BUDGETS = {
     for name, count in {
         "test_random_yaml_in_any_file": 1_000,
         "test_mutated_manifests": 1_700,
+        "test_a_dropped_required_key_or_an_unknown_key_is_an_error": 300,
         "test_text_mutations_of_valid_manifests": 1_300,
         "test_byte_mutations_of_valid_manifests": 500,
         "test_references_on_disk": 600,
@@ -220,6 +222,86 @@ def structurally_mutated(draw: st.DrawFn) -> Case:
 @given(case=structurally_mutated(), entry=ENTRY)
 def test_mutated_manifests(case: Case, entry: str, workspace: Workspace) -> None:
     check("test_mutated_manifests", case, entry, workspace)
+
+
+# -- keys the schema requires, and keys it does not know ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A mapping of a valid manifest: where it is, the keys its schema requires, whether it is closed."""
+
+    path: tuple[str | int, ...]
+    required: tuple[str, ...]
+    closed: bool
+
+
+def _slots(value: Any, schema: Any, base: str, path: tuple[str | int, ...]) -> Iterator[Slot]:
+    """Every mapping below ``value`` whose schema floe's own files settle without doubt."""
+    store = schema_store()
+    schema, base = store.deref(schema, base)
+    alternatives = schema.get("oneOf") or schema.get("anyOf")
+    if alternatives:
+        kind = "object" if isinstance(value, dict) else "array" if isinstance(value, list) else "scalar"
+        fitting = [a for a in alternatives if (store.deref(a, base)[0].get("type") or "scalar") == kind]
+        if len(fitting) == 1:
+            yield from _slots(value, fitting[0], base, path)
+        return
+    if isinstance(value, dict) and schema.get("type") == "object":
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties", True)
+        yield Slot(path, tuple(k for k in schema.get("required", ()) if k in value), extra is False)
+        for key, item in value.items():
+            sub = properties.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                yield from _slots(item, sub, base, (*path, key))
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            yield from _slots(item, schema["items"], base, (*path, i))
+
+
+@functools.cache
+def slots(name: str, role: str) -> list[Slot]:
+    kind = "dataproduct" if role == "product" else "manifest"
+    uri = f"https://floe.dev/schemas/v1/{kind}.schema.json"
+    return list(_slots(parsed(name, role), schema_store().get(uri), uri, ()))
+
+
+@st.composite
+def key_mutations(draw: st.DrawFn) -> tuple[Case, str, str, str]:
+    """A valid tree with one required key dropped, or one unknown key added to a closed mapping:
+    (case, entry that reads the file, what was done, the key)."""
+    import copy
+
+    name = draw(TREES)
+    role = draw(st.sampled_from(ROLES))
+    op = draw(st.sampled_from(["drop", "add"]))
+    candidates = [s for s in slots(name, role) if (s.required if op == "drop" else s.closed)]
+    slot = draw(st.sampled_from(candidates))
+    tree = copy.deepcopy(parsed(name, role))
+    node = functools.reduce(lambda parent, part: parent[part], slot.path, tree)
+    if op == "drop":
+        key = draw(st.sampled_from(slot.required))
+        del node[key]
+    else:
+        key = draw(st.from_regex(r"x_[a-z0-9_]{1,12}", fullmatch=True))
+        node[key] = draw(st.sampled_from(["", "1", "x", "[]", "{a: 1}"])) if draw(st.booleans()) else 1
+    entry = draw(st.sampled_from([e for e in ["product_dir", "product_file", "domain", "enterprise"]
+                                  if reads(e, role)]))  # fmt: skip
+    text = draw(rendered(tree))
+    return Case(name, role, text.encode("utf-8")), entry, op, key
+
+
+@budget("test_a_dropped_required_key_or_an_unknown_key_is_an_error")
+@given(mutation=key_mutations())
+def test_a_dropped_required_key_or_an_unknown_key_is_an_error(mutation: tuple[Case, str, str, str],
+                                                               workspace: Workspace) -> None:  # fmt: skip
+    """Not only "compiled, or failed with a located error": a compile that reads the file fails, and
+    a problem names the key."""
+    case, entry, op, key = mutation
+    outcome = check("test_a_dropped_required_key_or_an_unknown_key_is_an_error", case, entry, workspace)
+    assert outcome.error is not None, f"{op} {key!r} in {case.role} of {case.name}: compiled"
+    assert any(key in f"{p.message} {p.path or ''}" for p in outcome.error.problems), outcome.error.render()
 
 
 # -- text and byte mutations -----------------------------------------------------------------------

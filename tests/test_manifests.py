@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import yaml
 
 from floe.compiler import compile_path
 from floe.errors import EnvironmentParityError, FloeError, ManifestError
@@ -48,6 +49,19 @@ def test_all_errors_of_a_file_are_reported_with_line_path_and_fix(write, engines
     assert "m.yaml:8: $.plugins.compute.default" in text
     assert "missing required key 'metadata'" in text
     assert len(exc.value.problems) == 5
+
+
+def test_a_manifest_in_flow_style_is_read_like_block_style(write, engines) -> None:
+    """``{kind: Manifest, …}`` is YAML like any other: its kind is read from the parsed mapping when
+    no ``kind:`` line starts the text (the fuzzing of dropped keys found it refused as kind-less)."""
+    block = compile_path(write("block/enterprise.yaml", ENTERPRISE), engines)
+    flow = yaml.safe_dump(yaml.safe_load(ENTERPRISE), default_flow_style=True, sort_keys=False)
+    assert flow.startswith("{apiVersion: floe.dev/v1, kind: Manifest")
+    compiled = compile_path(write("flow/enterprise.yaml", flow), engines)
+    assert compiled.governance.registry == block.governance.registry
+    with pytest.raises(ManifestError) as exc:
+        compile_path(write("flow/other.yaml", "{apiVersion: floe.dev/v1, kind: Manfest}\n"), engines)
+    assert "unknown kind 'Manfest'" in exc.value.problems[0].message
 
 
 def test_engine_config_is_typed_by_the_engine_schema(write, engines) -> None:

@@ -9,6 +9,11 @@ Adopt it in a few lines::
         def engine_name(self) -> str:
             return "myengine"
 
+        ...  # engine_endpoint, address_settings or local_settings, client_error: see compliance.py
+
+One base class per behaviour (``ProfileTests``, ``ConnectionTests``…) is exported too, for an author
+who wants to run one behaviour alone while writing an engine.
+
 The fixtures the suite uses (``silent_server``, ``refused_address``…) come from floe's pytest
 plugin, registered through the ``pytest11`` entry point; nothing in it is autouse.
 """
@@ -17,10 +22,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["BaseComputePluginTests", "Endpoint"]
+__all__ = [
+    "BaseComputePluginTests", "CatalogAttachmentTests", "ConnectionTests", "Endpoint", "ErrorTranslationTests",
+    "PackageTests", "ProfileTests", "ResourceTests", "SecretTests",
+]  # fmt: skip
 
 if TYPE_CHECKING:
-    from floe.testing.compliance import BaseComputePluginTests, Endpoint
+    from floe.testing.compliance import (
+        BaseComputePluginTests,
+        CatalogAttachmentTests,
+        ConnectionTests,
+        Endpoint,
+        ErrorTranslationTests,
+        PackageTests,
+        ProfileTests,
+        ResourceTests,
+        SecretTests,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -43,6 +43,10 @@ class TestPostgres(BaseComputePluginTests):
         return "postgres"
 
     @pytest.fixture
+    def attaches_catalog_by_sql(self) -> bool:
+        return False  # PostgreSQL has no statement that attaches an Iceberg catalog
+
+    @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:
         return {"host": "db.internal.example", "port": 5432, "user": "floe", "dbname": "analytics",
                 "password": SecretReference("PG_PASSWORD"), "schema": "floe_ci", "sslmode": "require"}  # fmt: skip
