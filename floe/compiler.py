@@ -15,6 +15,7 @@ from floe.artifacts import write_atomic
 from floe.documents import Document, display_path, path_refusal, read_document
 from floe.errors import FloeError, GovernanceError, ManifestError, PluginExecutionError, Problem
 from floe.governance import Governance, check_selections, govern, load_chain, unstructure_secrets
+from floe.governed_fields import catalog_declarer, effective_catalog
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
 from floe.plugins import EngineRegistry
 from floe.schemas import SchemaStore
@@ -148,13 +149,13 @@ def _govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore,
 
 
 def catalog_document(chain: Sequence[Document]) -> Document | None:
-    """The manifest whose ``catalog:`` a product uses: the lowest level of its chain declaring one."""
-    return next((doc for doc in reversed(chain) if "catalog" in doc.data), None)
+    """The manifest whose ``catalog:`` a product uses: the highest level of its chain declaring one
+    (it fixes where data goes for every level below; see :mod:`floe.inheritance`)."""
+    return catalog_declarer(chain)
 
 
 def _catalog(chain: list[Document]) -> CatalogConfig | None:
-    declared = catalog_document(chain)
-    return None if declared is None else converter.structure(declared.data["catalog"], CatalogConfig)
+    return effective_catalog(chain)
 
 
 def _check_paths(product: Document) -> None:

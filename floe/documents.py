@@ -25,6 +25,7 @@ from floe.diagnostics import JsonPath, format_path, problems_from_errors
 from floe.errors import EnvironmentParityError, ManifestError, Problem
 from floe.fastyaml import FIX
 from floe.schemas import KIND_SCHEMAS, SCHEMA_BASE, SchemaStore
+from floe.specs import LevelSpec, structure
 
 _KIND = re.compile(r"^kind:[ \t]*[\"']?([A-Za-z]+)", re.MULTILINE)
 PARITY_FIX = (
@@ -49,6 +50,11 @@ class Document:
     lines: Mapping[JsonPath, int]
     untyped: Any = attrs.field(eq=False, repr=False)
     """The tree as parsed, before typing: strings, dicts and lists."""
+
+    @functools.cached_property
+    def spec(self) -> LevelSpec:
+        """What the file means, as typed values (structured on first use, once)."""
+        return structure(self.data, self.kind)
 
     def line_of(self, path: JsonPath) -> int | None:
         """The line of ``path`` or of its nearest located ancestor."""
@@ -172,8 +178,19 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
 
 
 def parity_problems(doc: Document) -> list[Problem]:
-    """REQ-024: any attempt to choose compute per environment, wherever it appears."""
+    """REQ-024: any attempt to choose compute per environment, wherever it appears: under an
+    environment, or as a transform's ``compute`` keyed by environment (``{dev: duckdb, prod: …}``)."""
     problems = []
+    transforms = doc.data.get("transforms") if doc.kind == "DataProduct" else None
+    for i, transform in enumerate(transforms if isinstance(transforms, list) else []):
+        compute = transform.get("compute") if isinstance(transform, dict) else None
+        if isinstance(compute, dict):
+            name = transform.get("name") or transform.get("path") or i
+            choices = ", ".join(f"{env}: {value}" for env, value in compute.items())
+            problems.append(doc.problem(("transforms", i, "compute"),
+                                        f"transform {name!r} selects compute per environment ({choices}); {PARITY_WHY}",
+                                        "one compute name for every environment",
+                                        PARITY_FIX))  # fmt: skip
     environments = doc.data.get("environments")
     for i, env in enumerate(environments if isinstance(environments, list) else []):
         if not isinstance(env, dict):

@@ -21,9 +21,9 @@ from floe import hookspecs
 from floe._markers import API_VERSION, PROJECT_NAME
 from floe.compute import ComputePlugin
 from floe.deadline import DeadlineExceeded, call_with_deadline
-from floe.errors import FloeError, PluginExecutionError
+from floe.errors import BrokenPluginError, FloeError, PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, EngineInfo, ProfileTarget, ValidationResult
-from floe.resources import merge_requirements
+from floe.resources import merge_requirements, requirements_problem
 from floe.schemas import SCHEMA_BASE, SchemaStore
 from floe.secrets import find_secret_refs, redact, secret_values
 
@@ -105,7 +105,7 @@ class Engine:
 
     def _expect(self, hook: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
         if not isinstance(value, kind):
-            raise PluginExecutionError(
+            raise BrokenPluginError(
                 self.name, hook.removeprefix("floe_"),
                 f"the hook returned {type(value).__name__}, expected {what}",
                 f"fix the engine plugin {self.plugin_name!r} ({self.distribution})",
@@ -164,6 +164,13 @@ class Engine:
         """The engine's defaults with the manifest's overrides applied and checked."""
         defaults = self._call("floe_get_resource_requirements", compute)
         self._expect("floe_get_resource_requirements", defaults, dict, "requests and limits")
+        malformed = requirements_problem(defaults)
+        if malformed is not None:  # the engine's own defaults: its plugin is at fault, not the manifest
+            raise BrokenPluginError(self.name, "get_resource_requirements",
+                                    f"plugin {self.plugin_name!r} (from {self.distribution}) returned malformed "
+                                    f"defaults: {malformed}",
+                                    f"this is a bug in {self.distribution}, not in the manifest: report it, or "
+                                    "install a version of the plugin that works", compute=compute.name)  # fmt: skip
         return merge_requirements(defaults, compute.resources)
 
     def get_catalog_attachment_sql(self, compute: ComputeConfig,
