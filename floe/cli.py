@@ -29,7 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from floe.errors import FloeError
 
     try:
-        return int(args.run(args))
+        status = int(args.run(args))
+        sys.stdout.flush()  # a closed pipe is reported here, not at exit
+        return status
+    except BrokenPipeError:
+        return _closed_pipe()
     except FloeError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_INVALID
@@ -42,6 +46,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"floe: internal error: {type(exc).__name__}: {exc}\n"
               "  this is a bug in floe; rerun with FLOE_DEBUG=1 and report the traceback", file=sys.stderr)  # fmt: skip
         return 70
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout went away (``floe engines | head -1``): a normal end, not an error.
+
+    Whatever is still buffered for stdout is dropped: stdout is pointed at /dev/null so that the
+    interpreter's final flush does not fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("engines", help="list installed compute engines")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a plugin is broken (for the CI of a platform image)")
     p.set_defaults(run=_engines)
 
     p = sub.add_parser("validate", help="check every approved compute can be reached (10 s each)")
@@ -154,8 +172,8 @@ def _engines(args: argparse.Namespace) -> int:
 
         print(table(rows, ["engine", "version", "distribution", "dbt_adapter", "packages"], one_line=True))
     for problem in registry.problems:
-        print(f"warning: {problem.render()}", file=sys.stderr)
-    return EXIT_OK
+        print(f"{'error' if args.strict else 'warning'}: {problem.render()}", file=sys.stderr)
+    return EXIT_INVALID if args.strict and registry.problems else EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -61,18 +61,25 @@ def _type_words(schema: Mapping[str, Any]) -> str:
     return names.get(str(kind), str(kind))
 
 
+Belongs = Callable[[JsonPath, str], "JsonPath | None"]
+"""Where an unknown ``key`` of the mapping at a path belongs instead (see
+:meth:`floe.schemas.SchemaStore.where_key_belongs`), if anywhere near."""
+
+
 def problems_from_errors(
-    errors: Iterable[ValidationError], file: str, line_of: LineOf, prefix: JsonPath = ()
-) -> list[Problem]:
+    errors: Iterable[ValidationError], file: str, line_of: LineOf, prefix: JsonPath = (),
+    belongs: Belongs | None = None,
+) -> list[Problem]:  # fmt: skip
     """One problem per error (one per unknown key), sorted by line, duplicates dropped."""
     problems: list[Problem] = []
     for error in errors:
-        problems.extend(_convert(error, file, line_of, prefix))
+        problems.extend(_convert(error, file, line_of, prefix, belongs))
     unique = {(p.line, p.path, p.message): p for p in problems}
     return sorted(unique.values(), key=lambda p: (p.line or 0, p.path or ""))
 
 
-def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath) -> list[Problem]:
+def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath,
+             belongs: Belongs | None = None) -> list[Problem]:  # fmt: skip
     path: JsonPath = prefix + tuple(error.absolute_path)
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     validator = error.validator
@@ -97,7 +104,7 @@ def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPat
             return [problem(f"{_keys(present)} are set together, but only one of {choices} may be", expected=rule,
                             fix=f"keep one of {_keys(present)}")]  # fmt: skip
     if validator in ("oneOf", "anyOf") and error.context:
-        return _best_alternative(error, file, line_of, prefix)
+        return _best_alternative(error, file, line_of, prefix, belongs)
     if validator == "not":
         present = _forbidden_present(error.validator_value, error.instance)
         at = path + (present[0],) if present else path
@@ -112,7 +119,16 @@ def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPat
             if key in allowed:
                 continue
             guess = did_you_mean(str(key), allowed)
-            fix = f"did you mean {guess!r}?" if guess else "remove it"
+            place = belongs(path, str(key)) if belongs is not None and not guess else None
+            if guess:
+                fix = f"did you mean {guess!r}?"
+            elif place:
+                under = f"under `{place[-2]}:`" if len(place) > 1 else "to the top level"
+                fix = (f"`{key}:` belongs at {format_path(place)}: move it {under}" if len(place) > len(path) + 1
+                       else f"`{key}:` belongs at {format_path(place)}: move it out of this "
+                       f"{'entry' if path and isinstance(path[-1], int) else 'mapping'}, {under}")  # fmt: skip
+            else:
+                fix = "remove it"
             out.append(problem(f"unknown key {key!r}", path + (key,),
                                "one of " + ", ".join(allowed) if allowed else "no keys here", fix))  # fmt: skip
         return out
@@ -209,7 +225,7 @@ def _type_fix(schema: Mapping[str, Any], instance: Any) -> str:
 
 
 def _best_alternative(
-    error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath
+    error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath, belongs: Belongs | None = None
 ) -> list[Problem]:
     """For oneOf/anyOf, report the errors of the alternative shaped like the value."""
     instance = error.instance
@@ -231,5 +247,5 @@ def _best_alternative(
                         "see `floe schema` for the accepted forms")]  # fmt: skip
     out: list[Problem] = []
     for sub in chosen:
-        out.extend(_convert(sub, file, line_of, prefix))
+        out.extend(_convert(sub, file, line_of, prefix, belongs))
     return out

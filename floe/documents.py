@@ -89,6 +89,26 @@ class Document:
         return path
 
 
+class WrongKindError(ManifestError):
+    """A file read as one kind (a parent manifest) is another (a data product's floe.yaml): the
+    reader that pointed at it knows better where the mistake is."""
+
+    def __init__(self, kind: str, problems: list[Problem]) -> None:
+        super().__init__(problems)
+        self.kind = kind
+
+
+def peek_kind(path: Path) -> str | None:
+    """The ``kind:`` a file declares, read cheaply (no parsing); ``None`` if unreadable or none."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return None
+    found = _KIND.search(head)
+    return found.group(1) if found else None
+
+
 def display_path(path: Path) -> str:
     """``path`` relative to the working directory when it is below it."""
     try:
@@ -155,8 +175,8 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
         raise ManifestError([Problem(what, label, lines.get(("kind",), 1), "$.kind",
                                      f"one of {choices}", "set `kind: Manifest` or `kind: DataProduct`")])  # fmt: skip
     if expect_kind and kind != expect_kind:
-        raise ManifestError([Problem(f"this file is a {kind}, expected a {expect_kind}", label,
-                                     1, "$.kind", expect_kind, "point to the right file")])  # fmt: skip
+        raise WrongKindError(kind, [Problem(f"this file is a {kind}, expected a {expect_kind}", label,
+                                            1, "$.kind", expect_kind, "point to the right file")])  # fmt: skip
     uri = SCHEMA_BASE + KIND_SCHEMAS[kind]
     schema = store.get(uri)
     untyped, lines = parse_untyped(text, label)
@@ -167,7 +187,8 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
     doc = Document(path, label, kind, data, lines, untyped)
     parity = parity_problems(doc)
     errors = store.errors(uri, data)
-    problems = problems_from_errors(errors, label, doc.line_of)
+    problems = problems_from_errors(errors, label, doc.line_of,
+                                    belongs=lambda path, key: store.where_key_belongs(uri, path, key))
     if parity:
         reported = {p.path for p in parity}
         problems = [p for p in problems if p.path not in reported]
@@ -286,7 +307,7 @@ def _parse(text: str, label: str) -> tuple[Any, dict[JsonPath, int]]:
     from strictyaml.ruamel.reader import ReaderError
 
     def refuse(what: str, line: int | None, fix: str = FIX) -> ManifestError:
-        return ManifestError([Problem(f"invalid YAML: {what}", label, line, fix=fix)])
+        return ManifestError([Problem(fastyaml.problem_message(what), label, line, fix=fix)])
 
     try:
         loader = _loader_class()(text)

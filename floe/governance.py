@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from floe.diagnostics import JsonPath, did_you_mean, problems_from_errors
-from floe.documents import Document, read_document, typed_fragment
+from floe.documents import Document, WrongKindError, display_path, peek_kind, read_document, typed_fragment
 from floe.errors import BrokenPluginError, FloeError, GovernanceError, InvalidComputeError, Problem
 from floe.governed_fields import (
     DEFAULT_ENVIRONMENT,
@@ -133,13 +133,19 @@ def load_chain(start: Document, store: SchemaStore, cache: ManifestCache | None 
             raise GovernanceError([current.problem((key,), f"parent cycle: {cycle}",
                                                    fix="a manifest's parents must end at an enterprise manifest")])  # fmt: skip
         if not target.is_file():
-            raise GovernanceError([current.problem((key,), f"{key} manifest {str(reference)!r} not found "
-                                                   f"(looked for {target})",
-                                                   fix=f"correct `{key}:`; it is relative to {current.label}")])  # fmt: skip
-        if cache is None:
-            parent = read_document(target, store, expect_kind="Manifest")
-        else:
-            parent = cache.read(target, store, expect_kind="Manifest")
+            raise GovernanceError([_missing_parent(current, key, str(reference), target)])
+        try:
+            if cache is None:
+                parent = read_document(target, store, expect_kind="Manifest")
+            else:
+                parent = cache.read(target, store, expect_kind="Manifest")
+        except WrongKindError as exc:  # another product's floe.yaml: the mistake is this reference
+            raise GovernanceError([current.problem(
+                (key,), f"{key} {str(reference)!r} is a {exc.kind} file ({display_path(target)}), not a manifest"
+                + (": a data product is governed by a manifest, never by another product" if exc.kind == "DataProduct" else ""),
+                "a platform manifest (kind: Manifest): the enterprise manifest or a domain's",
+                f"point `{key}:` at the manifest that governs this {'product' if key == 'platform' else 'manifest'}; "
+                f"it is relative to {current.label}")]) from None  # fmt: skip
         _check_scope(parent, current)
         chain.append(parent)
         seen[target] = parent
@@ -151,6 +157,20 @@ def load_chain(start: Document, store: SchemaStore, cache: ManifestCache | None 
                                             "the chain does not end at an enterprise manifest",
                                             fix="give the root manifest `scope: enterprise`, or set its `parent:`")])  # fmt: skip
     return chain
+
+
+def _missing_parent(current: Document, key: str, reference: str, target: Path) -> Problem:
+    """``key`` (``platform``/``parent``) names no file: nothing there, or a directory."""
+    fix = f"correct `{key}:`; it is relative to {current.label}"
+    if not target.is_dir():
+        return current.problem((key,), f"{key} manifest {reference!r} not found (looked for {target})", fix=fix)
+    manifests = sorted(p.name for p in target.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+                       and peek_kind(p) == "Manifest")  # fmt: skip
+    if manifests:
+        fix = f"did you mean {(reference.rstrip('/') + '/' + manifests[0])!r}? ({key} names the manifest file itself)"
+    return current.problem((key,), f"{key} {reference!r} is a directory ({display_path(target)}), not a manifest file"
+                           + (f"; it holds {', '.join(manifests)}" if manifests else ""),
+                           "the path of a manifest file (kind: Manifest), such as platform/enterprise.yaml", fix)  # fmt: skip
 
 
 def _check_scope(parent: Document, child: Document) -> None:
@@ -359,16 +379,18 @@ def _check_levels(chain: list[Document], levels: list[dict[str, _Entry]],
             for origin in entry.origins:
                 value = fragment(origin, uri)
                 config = deep_merge(config, value if isinstance(value, dict) else {})
+            reported: set[tuple[JsonPath, str]] = set()
             if uri is not None:
                 problems += _schema_problems(store, uri, config, entry.origins, missing_ok=True)
+                reported = {(tuple(e.absolute_path), e.message) for e in store.errors(uri, config)}
             for per_compute in overrides.values():
                 origins = [o for o in per_compute.get(name, []) if index[id(o.doc)] <= level]
                 merged = config
                 for origin in origins:
                     value = fragment(origin, uri)
                     merged = deep_merge(merged, value if isinstance(value, dict) else {})
-                if uri is not None and origins:
-                    problems += _schema_problems(store, uri, merged, origins, missing_ok=True)
+                if uri is not None and origins:  # what the settings break is reported where they are
+                    problems += _schema_problems(store, uri, merged, origins, reported, missing_ok=True)
     return problems
 
 

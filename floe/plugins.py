@@ -25,7 +25,7 @@ from floe.errors import BrokenPluginError, FloeError, PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, EngineInfo, ProfileTarget, ValidationResult
 from floe.resources import merge_requirements, requirements_problem
 from floe.schemas import SCHEMA_BASE, SchemaStore
-from floe.secrets import find_secret_refs, redact, secret_values
+from floe.secrets import find_secret_refs, floe_names, redact, secret_values
 
 DISABLE_ENV = "FLOE_DISABLE_PLUGINS"
 VALIDATION_TIMEOUT = 10.0
@@ -98,8 +98,9 @@ class Engine:
     def _scrubbed(self, error: FloeError, compute: ComputeConfig | None) -> FloeError:
         secrets = secret_values(find_secret_refs(compute.config)) if compute else []
         text = error.render()
-        if secrets and redact(text, secrets) != text:
-            return PluginExecutionError(self.name, "engine call", redact(text, secrets),
+        names = floe_names(compute) if compute else []
+        if secrets and redact(text, secrets, names) != text:
+            return PluginExecutionError(self.name, "engine call", redact(text, secrets, names),
                                         compute=compute.name if compute else None)  # fmt: skip
         return error
 
@@ -150,14 +151,14 @@ class Engine:
                                     "that the engine's host is reachable and not overloaded",
                                     {"engine": self.name, "timeout_s": timeout})  # fmt: skip
         except FloeError as exc:
-            return ValidationResult(False, redact(exc.render(), secrets), {"engine": self.name})
+            return ValidationResult(False, redact(exc.render(), secrets, floe_names(compute)), {"engine": self.name})
         if not isinstance(result, ValidationResult):
             return ValidationResult(False, f"engine {self.name} returned no ValidationResult; "
                                     f"fix the plugin ({self.distribution})", {"engine": self.name})  # fmt: skip
         if secrets:
             from floe.connection_check import result as redacted
 
-            result = redacted(result.success, result.message, result.details, secrets)
+            result = redacted(result.success, result.message, result.details, secrets, floe_names(compute))
         return result
 
     def get_resource_requirements(self, compute: ComputeConfig) -> dict[str, dict[str, str]]:
