@@ -50,8 +50,8 @@ BOTH = (MANIFEST, PRODUCT)
 
 @attrs.frozen
 class FieldRule:
-    """One row of the table: a field (``[]`` stands for any list item, ``<compute>`` for a
-    compute's name), the files that may write it, its rule and what that means for it."""
+    """One row of the table: a field (``[]`` stands for any list item), the files that may write
+    it, its rule and what that means for it."""
 
     field: str
     kinds: tuple[str, ...]
@@ -85,8 +85,8 @@ FIELDS: tuple[FieldRule, ...] = (
               "inherited; a lower level may name another compute it still approves, and must when it removes the inherited one"),
     FieldRule("environments[].name", BOTH, Rule.UNION_DECLARED,
               "manifests declare environments (their union along the chain); a data product may only name declared ones"),
-    FieldRule("environments[].overrides.<compute>", BOTH, Rule.PER_ENVIRONMENT,
-              "connection settings of a compute in one environment, merged over its settings root first, the product last; never its compute or engine"),
+    FieldRule("environments[].overrides", BOTH, Rule.PER_ENVIRONMENT,
+              "by compute: its connection settings in this environment, merged over its settings root first, the product last; never its compute or engine"),
     FieldRule("catalog", (MANIFEST,), Rule.FIXED_BY_DECLARER,
               "where data goes: the highest manifest that declares a catalog fixes it for every level below"),
     *(FieldRule(f"catalog.{name}", (MANIFEST,), Rule.FIXED_BY_DECLARER, meaning) for name, meaning in (
@@ -110,15 +110,7 @@ FIELDS: tuple[FieldRule, ...] = (
 
 
 def _pattern(path: JsonPath) -> tuple[str, ...]:
-    out: list[str] = []
-    for i, part in enumerate(path):
-        if isinstance(part, int):
-            out.append("[]")
-        elif i == 3 and tuple(path[:1]) == ("environments",) and path[2] == "overrides":
-            out.append("<compute>")
-        else:
-            out.append(part)
-    return tuple(out)
+    return tuple("[]" if isinstance(part, int) else part for part in path)
 
 
 _BY_PARTS = {row.parts: row for row in FIELDS}
@@ -150,7 +142,7 @@ def leaf(row: FieldRule) -> str:
 
 def markdown_table() -> str:
     """The table as the README shows it."""
-    lines = ["| field | written in | rule | what a lower level may do |", "| --- | --- | --- | --- |"]
+    lines = ["| field | written in | rule | meaning |", "| --- | --- | --- | --- |"]
     for row in FIELDS:
         kinds = " and ".join("manifests" if k == MANIFEST else "floe.yaml" for k in row.kinds)
         lines.append(f"| `{row.field}` | {kinds} | {row.rule.value} | {row.meaning} |")

@@ -58,6 +58,8 @@ def create_table(catalog: CatalogConfig, namespace: str) -> None:
     client.create_table_if_not_exists(f"{namespace}.orders", schema=pa.schema([("id", pa.int64())]))
 
 
+@pytest.mark.req("REQ-014")
+@pytest.mark.req("REQ-016")
 def test_a_vending_catalog_is_reached_with_oauth_and_says_it_vends(seaweed: Seaweed, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv(SECRET_ENV, CANARY)
     empty = check_catalog(lake(seaweed))
@@ -92,6 +94,7 @@ def test_the_embedded_catalog_vends_nothing(tmp_path: Path) -> None:
     assert plain.success and "credentials not asked for (access_delegation: none)" in plain.message
 
 
+@pytest.mark.req("REQ-014")
 def test_a_refused_port_and_a_silent_server_answer_within_the_bound() -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))

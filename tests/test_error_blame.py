@@ -52,6 +52,7 @@ def _with_resources(requirements: object) -> object:
     return module
 
 
+@pytest.mark.req("REQ-018")
 @pytest.mark.parametrize(
     ("requirements", "words"),
     [

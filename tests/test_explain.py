@@ -91,6 +91,7 @@ def engines():  # type: ignore[no-untyped-def]
     return registry_with("spark", "snowflake")
 
 
+@pytest.mark.req("REQ-023")
 def test_why_a_product_cannot_use_a_compute(platform: Path, engines) -> None:  # type: ignore[no-untyped-def]
     explanation = floe.explain("orders", engines=engines)
     assert isinstance(explanation, Explanation) and explanation.name == "orders"

@@ -49,6 +49,7 @@ def narrowed_away(write, settings: str, extra: str = "") -> tuple[Path, Path, Pa
 # -- 1. every manifest is checked whole --------------------------------------------------------------
 
 
+@pytest.mark.req("REQ-023")
 @pytest.mark.parametrize(
     ("settings", "path", "message"),
     [
@@ -142,6 +143,7 @@ def with_catalog_domain(write, catalog: str) -> tuple[Path, Path, Path]:  # type
     return enterprise, domain, path
 
 
+@pytest.mark.req("REQ-023")
 @pytest.mark.parametrize(
     ("catalog", "key"),
     [
@@ -191,6 +193,8 @@ RESOURCES = """\
 """
 
 
+@pytest.mark.req("REQ-015")
+@pytest.mark.req("REQ-023")
 @pytest.mark.parametrize(
     ("resources", "key", "ok"),
     [
@@ -247,6 +251,7 @@ def test_a_catalog_that_is_not_a_uri_is_refused_at_compile(write, engines, catal
     assert problem.expected and problem.fix
 
 
+@pytest.mark.req("REQ-024")
 def test_a_product_cannot_create_an_environment(write, engines) -> None:
     write("platform/enterprise.yaml", ENTERPRISE + "environments:\n  - name: dev\n  - name: prod\n")
     path = product(write, "  - {type: dbt, path: models/a/}\n",
@@ -268,6 +273,7 @@ def test_a_product_of_a_platform_without_environments_may_only_use_dev(write, en
     assert "environment 'prod' is not declared" in problem.message and problem.expected == "one of dev"
 
 
+@pytest.mark.req("REQ-024")
 def test_compute_per_environment_on_a_transform_is_refused_as_drift(write, engines) -> None:
     write("platform/enterprise.yaml", ENTERPRISE)
     path = product(write, "  - type: dbt\n    path: models/a/\n    compute: {dev: duckdb, prod: snowflake}\n")
@@ -279,6 +285,7 @@ def test_compute_per_environment_on_a_transform_is_refused_as_drift(write, engin
     assert "transforms[].compute" in (problem.fix or "")
 
 
+@pytest.mark.req("REQ-021")
 def test_the_spec_req_021_example_compiles_with_the_real_spark_engine(write) -> None:
     """REQ-021's example, verbatim: ``cluster: "spark.svc"`` is the Spark standalone cluster at that host."""
     from floe.plugins import EngineRegistry
