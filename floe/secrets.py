@@ -57,9 +57,9 @@ def redact(text: str, secrets: Iterable[str], keep: Iterable[str] = ()) -> str:
 
     A short secret may be part of a name floe prints: the password ``snow`` inside the engine
     ``snowflake``. An occurrence that lies wholly inside one of ``keep`` (a compute's name, its
-    engine, its settings' keys and plain values: see :func:`floe_names`) or an installed engine's
-    name is left alone; every other occurrence, also one that runs into or out of such a name, is
-    replaced. A name that *is* a secret protects nothing.
+    engine, its settings' keys: see :func:`floe_names`) or an installed engine's name is left
+    alone; every other occurrence, also one that runs into or out of such a name or lies inside a
+    setting's value, is replaced. A name that *is* a secret protects nothing.
     """
     values = {s for s in secrets if len(s) >= 4}
     if not values:
@@ -102,8 +102,9 @@ def _engine_names() -> tuple[str, ...]:
 
 
 def floe_names(compute: Any) -> list[str]:
-    """The names a message about ``compute`` (a :class:`~floe.model.ComputeConfig`) may print that
-    are no secret: its name, its engine, and its settings' keys and plain (non-reference) values."""
+    """floe's own names in a message about ``compute`` (a :class:`~floe.model.ComputeConfig`): its
+    name, its engine and its settings' keys. Not the settings' values: a value a user wrote (a path,
+    a host) may itself contain a secret, which must still be hidden there."""
     names = [str(compute.name), str(compute.engine)]
 
     def walk(value: Any) -> None:
@@ -114,8 +115,6 @@ def floe_names(compute: Any) -> list[str]:
         elif isinstance(value, (list, tuple)):
             for item in value:
                 walk(item)
-        elif isinstance(value, str):
-            names.append(value)
 
     walk(compute.config)
     return names
