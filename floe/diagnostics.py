@@ -146,11 +146,11 @@ def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPat
         options: Sequence[Any] = schema.get("enum", [schema.get("const")])
         guess = did_you_mean(str(error.instance), [str(o) for o in options])
         because = f": {rule}" if rule else ""
-        fix = f"did you mean {guess!r}?" if guess else None
+        remedy = f"did you mean {guess!r}?" if guess else None
         if rule and len(options) == 1 and path and isinstance(path[-1], str):  # a rule that fixes the value
-            fix = f"write {options[0]!r}, or remove `{path[-1]}:`"
+            remedy = f"write {options[0]!r}, or remove `{path[-1]}:`"
         return [problem(f"{describe(error.instance)} is not allowed here{because}",
-                        expected="one of " + ", ".join(repr(o) for o in options), fix=fix)]  # fmt: skip
+                        expected="one of " + ", ".join(repr(o) for o in options), fix=remedy)]  # fmt: skip
     if validator == "pattern":
         return [problem(f"{describe(error.instance)} does not have the required form",
                         expected=schema.get("description") or f"text matching {schema.get('pattern')}",
