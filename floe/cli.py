@@ -200,7 +200,7 @@ def _validate(args: argparse.Namespace) -> int:
     if env not in gov.environments:
         raise FloeError(f"unknown environment {env!r}; known: {', '.join(gov.environments)}")
     product_dir = compiled.product_dir.resolve()
-    target = ProfileTarget(env, str(compiled.source.data["metadata"]["name"]), product_dir,
+    target = ProfileTarget(env, compiled.name, product_dir,
                            product_dir / STATE_DIR)  # fmt: skip
 
     def check(name: str) -> dict[str, Any]:
@@ -255,7 +255,7 @@ def _render_k8s(args: argparse.Namespace) -> int:
     jobs = render_jobs(compiled, args.env, args.image, args.namespace, secret_name=args.secret_name,
                        engines=registry)  # fmt: skip
     written = write_jobs(jobs, jobs_dir(compiled, args.env))
-    product = compiled.source.data["metadata"]["name"]
+    product = compiled.name
     print(f"ok: {product}: {len(jobs)} Job(s) for environment {args.env}")
     for path in written:
         print(f"wrote {path}")

@@ -268,7 +268,7 @@ def build_profiles(product: Document, governance: Governance, transforms: tuple[
                    engines: EngineRegistry) -> dict[str, Any]:  # fmt: skip
     """One dbt profile per compute the product uses, one output per environment."""
     product_dir = product.path.parent.resolve()
-    name = str(product.data["metadata"]["name"])
+    name = product.spec.metadata.name
     profiles: dict[str, Any] = {}
     for compute_name in dict.fromkeys(t.compute for t in transforms):
         outputs: dict[str, Any] = {}

@@ -610,10 +610,10 @@ def check_selections(product: Document, governance: Governance) -> list[tuple[st
 
 def _invalid_compute(product: Document, governance: Governance, index: int, name: str,
                      compute: str, approved: list[str]) -> Problem:  # fmt: skip
-    chain = " → ".join(str(d.data["metadata"]["name"]) for d in governance.chain if d.kind == "Manifest")
+    chain = " → ".join(d.spec.metadata.name for d in governance.chain if d.kind == "Manifest")
     remover = governance.removed_by.get(compute)
     if remover is not None:
-        why = (f"it was removed by manifest {remover.data['metadata']['name']!r} "
+        why = (f"it was removed by manifest {remover.spec.metadata.name!r} "
                f"({remover.label}:{remover.line_of(_COMPUTE + ('approved',))})")  # fmt: skip
     else:
         why = f"no manifest in the chain ({chain}) ever approved it"
