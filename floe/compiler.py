@@ -48,6 +48,7 @@ class ChainLevel:
     scope: str | None
     """``enterprise`` or ``domain`` for a manifest; ``None`` for a data product."""
     file: Path
+    """Absolute."""
 
 
 @attrs.frozen
@@ -77,7 +78,7 @@ class Compiled:
     @property
     def chain(self) -> tuple[ChainLevel, ...]:
         """The governing files, enterprise manifest first, ending with the compiled one."""
-        return tuple(ChainLevel(d.spec.metadata.name, d.kind, getattr(d.spec, "scope", None), d.path)
+        return tuple(ChainLevel(d.spec.metadata.name, d.kind, getattr(d.spec, "scope", None), Path(os.path.abspath(d.path)))
                      for d in self.governance.chain)  # fmt: skip
 
     @property

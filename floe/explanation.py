@@ -254,7 +254,8 @@ def _where(doc: Document, path: JsonPath) -> Where:
 
 
 def _chain_levels(chain: Sequence[Document]) -> tuple[ChainLevel, ...]:
-    return tuple(ChainLevel(d.spec.metadata.name, d.kind, getattr(d.spec, "scope", None), d.path) for d in chain)
+    return tuple(ChainLevel(d.spec.metadata.name, d.kind, getattr(d.spec, "scope", None), Path(os.path.abspath(d.path)))
+                 for d in chain)  # fmt: skip
 
 
 def _computes(chain: Sequence[Document], governance: Governance) -> list[ComputeAvailability]:

@@ -23,7 +23,9 @@ def shop(tmp_path: Path) -> Path:
 def test_compile_path_accepts_any_path_like(shop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(shop.parent)
     for path in ("shop", "shop/floe.yaml", shop, str(shop)):
-        assert floe.compile_path(path).name == "shop"
+        compiled = floe.compile_path(path)
+        assert compiled.name == "shop"
+        assert [level.file for level in compiled.chain][-1] == shop / "floe.yaml"  # absolute, however given
 
 
 def test_compiled_answers_what_users_ask_with_types(shop: Path) -> None:
