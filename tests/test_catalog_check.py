@@ -130,3 +130,15 @@ def test_floe_validate_reports_the_catalog_row(seaweed: Seaweed, tmp_path: Path)
     failed = subprocess.run([sys.executable, "-m", "floe", "validate", str(manifest)], capture_output=True,
                             text=True, timeout=60, env=env)  # fmt: skip
     assert failed.returncode == 1 and "catalog lake" in failed.stdout and "FAILED" in failed.stdout
+
+
+def test_floe_validate_skips_a_sql_catalog(tmp_path: Path) -> None:
+    manifest = tmp_path / "enterprise.yaml"
+    manifest.write_text("apiVersion: floe.dev/v1\nkind: Manifest\nscope: enterprise\nmetadata: {name: acme}\n"
+                        "plugins: {compute: {approved: [duckdb], default: duckdb}}\n"
+                        f"catalog: {{type: sql, uri: 'sqlite:///{tmp_path}/catalog.db'}}\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "floe", "validate", str(manifest), "--json"], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = json.loads(done.stdout)["catalog"]
+    assert row["status"] == "skipped" and "has no REST endpoint to check" in row["message"]
