@@ -33,18 +33,25 @@ _EXPORTS = {
     "ComputeRegistry": "floe.governance",
     "EngineRegistry": "floe.plugins",
     "compile_path": "floe.compiler",
+    "Compiled": "floe.compiler",
+    "explain": "floe.explanation",
+    "Explanation": "floe.explanation",
+    "ChainLevel": "floe.compiler",
     "write_artifacts": "floe.compiler",
 }
 
 __all__ = [
     "API_VERSION",
     "CatalogConfig",
+    "ChainLevel",
+    "Compiled",
     "ComputeConfig",
     "ComputePlugin",
     "ComputeRegistry",
     "EngineInfo",
     "EngineRegistry",
     "EnvironmentParityError",
+    "Explanation",
     "FloeError",
     "GovernanceError",
     "InvalidComputeError",
@@ -58,13 +65,14 @@ __all__ = [
     "ValidationResult",
     "__version__",
     "compile_path",
+    "explain",
     "hookimpl",
     "write_artifacts",
 ]
 
 if TYPE_CHECKING:
     from floe._markers import API_VERSION, hookimpl
-    from floe.compiler import compile_path, write_artifacts
+    from floe.compiler import ChainLevel, Compiled, compile_path, write_artifacts
     from floe.compute import ComputePlugin
     from floe.errors import (
         EnvironmentParityError,
@@ -76,6 +84,7 @@ if TYPE_CHECKING:
         PluginLoadError,
         Problem,
     )  # fmt: skip
+    from floe.explanation import Explanation, explain
     from floe.governance import ComputeRegistry
     from floe.model import (
         CatalogConfig,

@@ -29,7 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from floe.errors import FloeError
 
     try:
-        return int(args.run(args))
+        status = int(args.run(args))
+        sys.stdout.flush()  # a closed pipe is reported here, not at exit
+        return status
+    except BrokenPipeError:
+        return _closed_pipe()
     except FloeError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_INVALID
@@ -42,6 +46,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"floe: internal error: {type(exc).__name__}: {exc}\n"
               "  this is a bug in floe; rerun with FLOE_DEBUG=1 and report the traceback", file=sys.stderr)  # fmt: skip
         return 70
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout went away (``floe engines | head -1``): a normal end, not an error.
+
+    Whatever is still buffered for stdout is dropped: stdout is pointed at /dev/null so that the
+    interpreter's final flush does not fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("engines", help="list installed compute engines")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a plugin is broken (for the CI of a platform image)")
     p.set_defaults(run=_engines)
 
     p = sub.add_parser("validate", help="check every approved compute can be reached (10 s each)")
@@ -92,9 +110,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the run report as JSON (progress on stderr)")
     p.set_defaults(run=_run)
 
+    p = sub.add_parser("explain", help="why each compute is (not) available, and where each setting comes from")
+    p.add_argument("path", type=Path, help="a product directory, its floe.yaml, or a manifest")
+    p.add_argument("--env", default=None, help="explain this environment's settings only (default: every one)")
+    p.add_argument("--compute", default=None, metavar="NAME", help="explain this compute only")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_explain)
+
     p = sub.add_parser("schema", help="print a JSON Schema (manifest, dataproduct, definitions)")
     p.add_argument("kind", nargs="?", default="dataproduct", choices=["manifest", "dataproduct", "definitions"])
     p.add_argument("--engine", help="print this engine's config schema instead")
+    p.add_argument("--bundle", action="store_true",
+                   help="print one self-contained schema for editors: manifests and floe.yaml, each compute's "
+                        "config typed by its installed engine (JSON Schema draft-07, no remote references)")
     p.set_defaults(run=_schema)
     return parser
 
@@ -107,7 +135,7 @@ def _compile(args: argparse.Namespace) -> int:
         return _compile_platform(args)
     compiled = compile_path(args.path)
     gov = compiled.governance
-    chain = " → ".join(d.data["metadata"]["name"] for d in gov.chain)
+    chain = " → ".join(level.name for level in compiled.chain)
     if not compiled.transforms:
         print(f"ok: {chain}: approved {', '.join(gov.registry.names())} (default {gov.registry.default})")
         return EXIT_OK
@@ -154,8 +182,8 @@ def _engines(args: argparse.Namespace) -> int:
 
         print(table(rows, ["engine", "version", "distribution", "dbt_adapter", "packages"], one_line=True))
     for problem in registry.problems:
-        print(f"warning: {problem.render()}", file=sys.stderr)
-    return EXIT_OK
+        print(f"{'error' if args.strict else 'warning'}: {problem.render()}", file=sys.stderr)
+    return EXIT_INVALID if args.strict and registry.problems else EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -172,7 +200,7 @@ def _validate(args: argparse.Namespace) -> int:
     if env not in gov.environments:
         raise FloeError(f"unknown environment {env!r}; known: {', '.join(gov.environments)}")
     product_dir = compiled.product_dir.resolve()
-    target = ProfileTarget(env, str(compiled.source.data["metadata"]["name"]), product_dir,
+    target = ProfileTarget(env, compiled.name, product_dir,
                            product_dir / STATE_DIR)  # fmt: skip
 
     def check(name: str) -> dict[str, Any]:
@@ -184,20 +212,43 @@ def _validate(args: argparse.Namespace) -> int:
                 "seconds": f"{time.monotonic() - start:.1f}", "message": result.message}  # fmt: skip
 
     names = gov.registry.names()
-    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(names) + 1)) as pool:
+        catalog = pool.submit(_validate_catalog, compiled.catalog)
         rows = list(pool.map(check, names))
+        catalog_row = catalog.result()
     if args.json:
-        print(json.dumps({"environment": env, "computes": rows}, indent=2))
+        print(json.dumps({"environment": env, "computes": rows, "catalog": catalog_row}, indent=2))
     else:
         from floe.run.report import table
 
-        print(table(rows, ["compute", "engine", "status", "seconds", "message"], one_line=True))
+        shown = [*rows, catalog_row] if catalog_row else rows
+        print(table(shown, ["compute", "engine", "status", "seconds", "message"], one_line=True))
+    if catalog_row and catalog_row["status"] == "FAILED":
+        rows = [*rows, catalog_row]
     # The checks imported every engine's connector: the interpreter's last garbage collections
     # would walk all their objects (~1 s) before the exit. Frozen objects are not walked.
     import gc
 
     gc.freeze()
     return EXIT_OK if all(r["status"] == "ok" for r in rows) else EXIT_INVALID
+
+
+def _validate_catalog(catalog: Any) -> dict[str, Any] | None:
+    """``floe validate``'s row for the declared catalog (``None`` when floe run embeds one)."""
+    if catalog is None:
+        return None
+    if catalog.type != "rest":
+        return {"compute": f"catalog {catalog.name}", "engine": f"iceberg {catalog.type}", "status": "skipped",
+                "seconds": "0.0", "vends_credentials": None,
+                "message": f"catalog {catalog.name!r}: a {catalog.type} catalog has no REST endpoint to check; "
+                           "engines attach it themselves (floe run needs a REST catalog)"}  # fmt: skip
+    from floe.catalog.check import check_catalog
+
+    start = time.monotonic()
+    result = check_catalog(catalog)
+    return {"compute": f"catalog {catalog.name}", "engine": f"iceberg {catalog.type}",
+            "status": "ok" if result.success else "FAILED", "seconds": f"{time.monotonic() - start:.1f}",
+            "message": result.message, "vends_credentials": result.details.get("vends_credentials")}  # fmt: skip
 
 
 def _render_k8s(args: argparse.Namespace) -> int:
@@ -209,7 +260,7 @@ def _render_k8s(args: argparse.Namespace) -> int:
     jobs = render_jobs(compiled, args.env, args.image, args.namespace, secret_name=args.secret_name,
                        engines=registry)  # fmt: skip
     written = write_jobs(jobs, jobs_dir(compiled, args.env))
-    product = compiled.source.data["metadata"]["name"]
+    product = compiled.name
     print(f"ok: {product}: {len(jobs)} Job(s) for environment {args.env}")
     for path in written:
         print(f"wrote {path}")
@@ -222,10 +273,20 @@ def _run(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from floe.explanation import explain
+
+    explanation = explain(args.path, args.env, args.compute, _registry())
+    print(json.dumps(explanation.to_json(), indent=2) if args.json else explanation.render())
+    return EXIT_OK
+
+
 def _schema(args: argparse.Namespace) -> int:
     from floe.errors import FloeError
     from floe.schemas import schema_file
 
+    if args.bundle:
+        return _schema_bundle()
     if args.engine:
         engine = _registry().get(args.engine)
         if engine is None:
@@ -233,6 +294,14 @@ def _schema(args: argparse.Namespace) -> int:
         print(json.dumps(dict(engine.config_schema()), indent=2))
     else:
         print(json.dumps(schema_file(f"{args.kind}.schema.json"), indent=2))
+    return EXIT_OK
+
+
+def _schema_bundle() -> int:
+    from floe.schema_bundle import bundle
+    from floe.schemas import store
+
+    print(json.dumps(bundle(_registry(), store()), indent=2))
     return EXIT_OK
 
 

@@ -15,6 +15,7 @@ from floe.artifacts import write_atomic
 from floe.documents import Document, display_path, path_refusal, read_document
 from floe.errors import FloeError, GovernanceError, ManifestError, PluginExecutionError, Problem
 from floe.governance import Governance, check_selections, govern, load_chain, unstructure_secrets
+from floe.governed_fields import catalog_declarer, effective_catalog
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
 from floe.plugins import EngineRegistry
 from floe.schemas import SchemaStore
@@ -38,8 +39,26 @@ class CompiledTransform:
 
 
 @attrs.frozen
+class ChainLevel:
+    """One file of a compiled chain: the enterprise manifest first, the compiled file last."""
+
+    name: str
+    kind: str
+    """``Manifest`` or ``DataProduct``."""
+    scope: str | None
+    """``enterprise`` or ``domain`` for a manifest; ``None`` for a data product."""
+    file: Path
+    """Absolute."""
+
+
+@attrs.frozen
 class Compiled:
-    """What a compile produced; ``transforms`` is empty when a manifest alone was compiled."""
+    """What a compile produced; ``transforms`` is empty when a manifest alone was compiled.
+
+    The typed answers users ask of a compile: :attr:`name`, :attr:`chain` (with files),
+    :attr:`transforms` (each with its compute and engine), :attr:`approved`, :attr:`default`,
+    :attr:`environments` and :meth:`settings` (each compute's effective settings in an environment).
+    """
 
     source: Document
     governance: Governance
@@ -50,6 +69,48 @@ class Compiled:
     @property
     def product_dir(self) -> Path:
         return self.source.path.parent
+
+    @property
+    def name(self) -> str:
+        """The compiled product's (or manifest's) ``metadata.name``."""
+        return self.source.spec.metadata.name
+
+    @property
+    def chain(self) -> tuple[ChainLevel, ...]:
+        """The governing files, enterprise manifest first, ending with the compiled one."""
+        return tuple(ChainLevel(d.spec.metadata.name, d.kind, getattr(d.spec, "scope", None), Path(os.path.abspath(d.path)))
+                     for d in self.governance.chain)  # fmt: skip
+
+    @property
+    def approved(self) -> tuple[str, ...]:
+        """The effective approved computes, in the order the manifests approve them."""
+        return tuple(self.governance.registry.names())
+
+    @property
+    def default(self) -> str:
+        """The effective default compute."""
+        return self.governance.registry.default
+
+    @property
+    def environments(self) -> tuple[str, ...]:
+        return tuple(self.governance.environments)
+
+    def settings(self, environment: str) -> Mapping[str, ComputeConfig]:
+        """Each approved compute with its effective settings in ``environment`` (overrides merged;
+        credentials as :class:`~floe.model.SecretReference`).
+
+        :raises KeyError: ``environment`` is not one of :attr:`environments`.
+        """
+        if environment not in self.governance.environments:
+            raise KeyError(f"unknown environment {environment!r}; known: {', '.join(self.environments)}")
+        return dict(self.governance.environments[environment])
+
+    def transform(self, name: str) -> CompiledTransform:
+        """The transform called ``name``."""
+        found = next((t for t in self.transforms if t.name == name), None)
+        if found is None:
+            raise KeyError(f"no transform {name!r}; transforms: {', '.join(t.name for t in self.transforms)}")
+        return found
 
     def to_json(self) -> dict[str, Any]:
         """The content of ``compiled.json``: secrets appear only as references."""
@@ -65,8 +126,8 @@ class Compiled:
         return {
             "apiVersion": "floe.dev/v1",
             "kind": "CompiledProduct" if self.source.kind == "DataProduct" else "CompiledManifest",
-            "product": self.source.data["metadata"]["name"],
-            "chain": [d.data["metadata"]["name"] for d in gov.chain if d.kind == "Manifest"],
+            "product": self.name,
+            "chain": [level.name for level in self.chain if level.kind == "Manifest"],
             "chain_files": [str(d.path) for d in gov.chain],
             "approved": gov.registry.names(),
             "default": gov.registry.default,
@@ -98,13 +159,15 @@ def _refused(path: Path, exc: BaseException) -> ManifestError:
                                       "path the system accepts (each name at most 255 bytes)")])  # fmt: skip
 
 
-def compile_path(path: Path, engines: EngineRegistry | None = None, store: SchemaStore | None = None,
-                 manifests: ManifestCache | None = None) -> Compiled:  # fmt: skip
-    """Parse, govern and resolve ``path``; raise a :class:`~floe.errors.FloeError` if invalid.
+def compile_path(path: str | os.PathLike[str], engines: EngineRegistry | None = None,
+                 store: SchemaStore | None = None, manifests: ManifestCache | None = None) -> Compiled:  # fmt: skip
+    """Parse, govern and resolve ``path`` (a product directory, its floe.yaml or a manifest; any
+    path-like); raise a :class:`~floe.errors.FloeError` if invalid.
 
     ``manifests``, shared by the compiles of many products (with the same ``engines`` and
     ``store``), reads each parent manifest once and governs each chain of manifests once.
     """
+    path = Path(os.fspath(path))
     store = store or default_store()
     engines = engines or EngineRegistry.discover()
     source_path = find_source(path)
@@ -148,13 +211,13 @@ def _govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore,
 
 
 def catalog_document(chain: Sequence[Document]) -> Document | None:
-    """The manifest whose ``catalog:`` a product uses: the lowest level of its chain declaring one."""
-    return next((doc for doc in reversed(chain) if "catalog" in doc.data), None)
+    """The manifest whose ``catalog:`` a product uses: the highest level of its chain declaring one
+    (it fixes where data goes for every level below; see :mod:`floe.inheritance`)."""
+    return catalog_declarer(chain)
 
 
 def _catalog(chain: list[Document]) -> CatalogConfig | None:
-    declared = catalog_document(chain)
-    return None if declared is None else converter.structure(declared.data["catalog"], CatalogConfig)
+    return effective_catalog(chain)
 
 
 def _check_paths(product: Document) -> None:
@@ -206,7 +269,7 @@ def build_profiles(product: Document, governance: Governance, transforms: tuple[
                    engines: EngineRegistry) -> dict[str, Any]:  # fmt: skip
     """One dbt profile per compute the product uses, one output per environment."""
     product_dir = product.path.parent.resolve()
-    name = str(product.data["metadata"]["name"])
+    name = product.spec.metadata.name
     profiles: dict[str, Any] = {}
     for compute_name in dict.fromkeys(t.compute for t in transforms):
         outputs: dict[str, Any] = {}

@@ -14,13 +14,13 @@ at, beats a caller's deadline of the same length.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from floe.deadline import DeadlineExceeded, call_with_deadline
 from floe.errors import PluginExecutionError
 from floe.model import ComputeConfig, ValidationResult
-from floe.secrets import find_secret_refs, redact, secret_values
+from floe.secrets import find_secret_refs, floe_names, redact, secret_values
 
 Progress = dict[str, Any]
 """``{"stage": str, "details": dict}`` plus whatever else an engine's messages need."""
@@ -64,7 +64,7 @@ def run_check(
 
     def failed(problem: PluginExecutionError, **extra: Any) -> ValidationResult:
         details = {**progress["details"], "stage": progress["stage"], **extra}
-        return result(False, problem.render(), details, secrets)
+        return result(False, problem.render(), details, secrets, floe_names(compute))
 
     try:
         message, details = call_with_deadline(lambda: check(progress, seconds), seconds)
@@ -80,13 +80,16 @@ def run_check(
             fix, compute=compute.name,
         )  # fmt: skip
         return failed(error, error=type(exc).__name__)  # the exception's class, for tools
-    return result(True, message, details, secrets)
+    return result(True, message, details, secrets, floe_names(compute))
 
 
-def result(success: bool, message: str, details: Mapping[str, Any], secrets: list[str]) -> ValidationResult:
-    """A :class:`ValidationResult` with every secret value redacted from the message and details."""
-    clean = {k: redact(v, secrets) if isinstance(v, str) else v for k, v in details.items()}
-    return ValidationResult(success, redact(message, secrets), clean)
+def result(success: bool, message: str, details: Mapping[str, Any], secrets: list[str],
+           keep: Iterable[str] = ()) -> ValidationResult:  # fmt: skip
+    """A :class:`ValidationResult` with every secret value redacted from the message and details
+    (``keep``: floe's own names, see :func:`~floe.secrets.floe_names`)."""
+    names = list(keep)
+    clean = {k: redact(v, secrets, names) if isinstance(v, str) else v for k, v in details.items()}
+    return ValidationResult(success, redact(message, secrets, names), clean)
 
 
 def first_line(text: str) -> str:

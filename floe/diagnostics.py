@@ -31,8 +31,15 @@ def format_path(path: Iterable[str | int]) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest of ``choices`` to a mistyped ``word``, if any is close."""
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    options = list(choices)
+    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if matches:
+        return matches[0]
+    # an abbreviation or its long form (`prod` for `production`), when only one choice fits
+    lowered = word.lower()
+    fits = [c for c in options if min(len(c), len(lowered)) >= 3
+            and (lowered.startswith(c.lower()) or c.lower().startswith(lowered))]  # fmt: skip
+    return fits[0] if len(fits) == 1 else None
 
 
 def _describe(value: Any) -> str:
@@ -54,18 +61,25 @@ def _type_words(schema: Mapping[str, Any]) -> str:
     return names.get(str(kind), str(kind))
 
 
+Belongs = Callable[[JsonPath, str], "JsonPath | None"]
+"""Where an unknown ``key`` of the mapping at a path belongs instead (see
+:meth:`floe.schemas.SchemaStore.where_key_belongs`), if anywhere near."""
+
+
 def problems_from_errors(
-    errors: Iterable[ValidationError], file: str, line_of: LineOf, prefix: JsonPath = ()
-) -> list[Problem]:
+    errors: Iterable[ValidationError], file: str, line_of: LineOf, prefix: JsonPath = (),
+    belongs: Belongs | None = None,
+) -> list[Problem]:  # fmt: skip
     """One problem per error (one per unknown key), sorted by line, duplicates dropped."""
     problems: list[Problem] = []
     for error in errors:
-        problems.extend(_convert(error, file, line_of, prefix))
+        problems.extend(_convert(error, file, line_of, prefix, belongs))
     unique = {(p.line, p.path, p.message): p for p in problems}
     return sorted(unique.values(), key=lambda p: (p.line or 0, p.path or ""))
 
 
-def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath) -> list[Problem]:
+def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath,
+             belongs: Belongs | None = None) -> list[Problem]:  # fmt: skip
     path: JsonPath = prefix + tuple(error.absolute_path)
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     validator = error.validator
@@ -78,8 +92,26 @@ def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPat
                 fix: str | None = None) -> Problem:  # fmt: skip
         return Problem(message, file, line_of(at), format_path(at), expected, fix)
 
+    rule = _rule(error, schema)
+    if validator in ("oneOf", "anyOf"):
+        groups = _required_groups(error.validator_value)
+        if groups and (not error.context or all(_only_missing(sub) for sub in error.context)):
+            choices = " or ".join(" and ".join(group) for group in groups)
+            if error.context:  # none of the groups is written
+                return [problem(f"one of these settings is needed: {choices}", expected=rule,
+                                fix=f"add {choices}")]  # fmt: skip
+            present = [k for group in groups for k in group if isinstance(error.instance, Mapping) and k in error.instance]
+            return [problem(f"{_keys(present)} are set together, but only one of {choices} may be", expected=rule,
+                            fix=f"keep one of {_keys(present)}")]  # fmt: skip
     if validator in ("oneOf", "anyOf") and error.context:
-        return _best_alternative(error, file, line_of, prefix)
+        return _best_alternative(error, file, line_of, prefix, belongs)
+    if validator == "not":
+        present = _forbidden_present(error.validator_value, error.instance)
+        at = path + (present[0],) if present else path
+        what = f"{_keys(present)} cannot be set here" if present else "these settings do not go together"
+        return [problem(what, at, rule or "settings that go together (see `floe schema --engine NAME`)",
+                        f"remove {_keys(present)}, or change the setting that decides which ones apply"
+                        if present else "see `floe schema --engine NAME` for the settings that go together")]  # fmt: skip
     if validator == "additionalProperties" and isinstance(error.instance, Mapping):
         allowed = list(schema.get("properties", {}))
         out = []
@@ -87,14 +119,23 @@ def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPat
             if key in allowed:
                 continue
             guess = did_you_mean(str(key), allowed)
-            fix = f"did you mean {guess!r}?" if guess else "remove it"
+            place = belongs(path, str(key)) if belongs is not None and not guess else None
+            if guess:
+                fix = f"did you mean {guess!r}?"
+            elif place:
+                under = f"under `{place[-2]}:`" if len(place) > 1 else "to the top level"
+                fix = (f"`{key}:` belongs at {format_path(place)}: move it {under}" if len(place) > len(path) + 1
+                       else f"`{key}:` belongs at {format_path(place)}: move it out of this "
+                       f"{'entry' if path and isinstance(path[-1], int) else 'mapping'}, {under}")  # fmt: skip
+            else:
+                fix = "remove it"
             out.append(problem(f"unknown key {key!r}", path + (key,),
                                "one of " + ", ".join(allowed) if allowed else "no keys here", fix))  # fmt: skip
         return out
     if validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
         sub = schema.get("properties", {}).get(missing, {})
-        hint = sub.get("description") if isinstance(sub, Mapping) else None
+        hint = rule or (sub.get("description") if isinstance(sub, Mapping) else None)
         return [problem(f"missing required key {missing!r}", expected=hint,
                         fix=f"add `{missing}:` here")]  # fmt: skip
     if validator == "type":
@@ -104,9 +145,12 @@ def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPat
     if validator in ("enum", "const"):
         options: Sequence[Any] = schema.get("enum", [schema.get("const")])
         guess = did_you_mean(str(error.instance), [str(o) for o in options])
-        return [problem(f"{describe(error.instance)} is not allowed here",
-                        expected="one of " + ", ".join(repr(o) for o in options),
-                        fix=f"did you mean {guess!r}?" if guess else None)]  # fmt: skip
+        because = f": {rule}" if rule else ""
+        remedy = f"did you mean {guess!r}?" if guess else None
+        if rule and len(options) == 1 and path and isinstance(path[-1], str):  # a rule that fixes the value
+            remedy = f"write {options[0]!r}, or remove `{path[-1]}:`"
+        return [problem(f"{describe(error.instance)} is not allowed here{because}",
+                        expected="one of " + ", ".join(repr(o) for o in options), fix=remedy)]  # fmt: skip
     if validator == "pattern":
         return [problem(f"{describe(error.instance)} does not have the required form",
                         expected=schema.get("description") or f"text matching {schema.get('pattern')}",
@@ -116,13 +160,57 @@ def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPat
                         fix="add an item or remove the key")]  # fmt: skip
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bound = schema.get(str(validator))
+        words = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+                 "exclusiveMaximum": "less than"}[str(validator)]  # fmt: skip
         return [problem(f"{describe(error.instance)} is out of range",
-                        expected=f"{validator} {bound}", fix="choose a value within range")]  # fmt: skip
+                        expected=f"{words} {bound}", fix="choose a value within range")]  # fmt: skip
     if validator == "minLength":
         return [problem("the value is empty", expected="a non-empty string", fix="set a value")]
-    # jsonschema's own message embeds the whole value, which may hold a credential: name the rule
-    return [problem(f"the value breaks the schema's `{validator}` rule", expected=schema.get("description"),
+    # jsonschema's own message embeds the whole value, which may hold a credential, and names the
+    # schema's keyword, which means nothing to a user: say what the schema says about the value
+    return [problem("the value is not accepted here" + (f": {rule}" if rule else ""),
+                    expected=schema.get("description") if not rule else None,
                     fix="see `floe schema` (or `floe schema --engine NAME`) for what is accepted")]  # fmt: skip
+
+
+def _rule(error: ValidationError, schema: Mapping[str, Any]) -> str | None:
+    """The sentence of a conditional rule (a ``then``/``else`` branch) that ``error`` breaks: which
+    settings go together and why. Schemas give it as the branch's (or the property's) description."""
+    if not any(part in ("then", "else") for part in error.absolute_schema_path):
+        return None
+    text = schema.get("description")
+    return str(text) if text else None
+
+
+def _only_missing(error: ValidationError) -> bool:
+    if error.validator == "required":
+        return True
+    return error.validator in ("anyOf", "oneOf") and bool(error.context) and all(
+        _only_missing(sub) for sub in error.context or ())
+
+
+def _required_groups(alternatives: Any) -> list[list[str]]:
+    """``[[a], [b, c]]`` for alternatives that are each only ``required`` keys; else ``[]``."""
+    groups: list[list[str]] = []
+    for alternative in alternatives if isinstance(alternatives, list) else ():
+        if not isinstance(alternative, Mapping) or set(alternative) != {"required"}:
+            return []
+        groups.append([str(k) for k in alternative["required"]])
+    return groups
+
+
+def _forbidden_present(forbidden: Any, instance: Any) -> list[str]:
+    """The keys of ``instance`` that a ``not`` of required keys (possibly a choice of them) forbids."""
+    if not isinstance(forbidden, Mapping) or not isinstance(instance, Mapping):
+        return []
+    keys: list[str] = [str(k) for k in forbidden.get("required", ()) if k in instance]
+    for alternative in forbidden.get("anyOf", ()) or forbidden.get("oneOf", ()):
+        keys += [k for k in _forbidden_present(alternative, instance) if k not in keys]
+    return keys
+
+
+def _keys(keys: Sequence[str]) -> str:
+    return ", ".join(keys) if keys else "these settings"
 
 
 def _type_fix(schema: Mapping[str, Any], instance: Any) -> str:
@@ -139,7 +227,7 @@ def _type_fix(schema: Mapping[str, Any], instance: Any) -> str:
 
 
 def _best_alternative(
-    error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath
+    error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath, belongs: Belongs | None = None
 ) -> list[Problem]:
     """For oneOf/anyOf, report the errors of the alternative shaped like the value."""
     instance = error.instance
@@ -161,5 +249,5 @@ def _best_alternative(
                         "see `floe schema` for the accepted forms")]  # fmt: skip
     out: list[Problem] = []
     for sub in chosen:
-        out.extend(_convert(sub, file, line_of, prefix))
+        out.extend(_convert(sub, file, line_of, prefix, belongs))
     return out

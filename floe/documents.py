@@ -25,6 +25,7 @@ from floe.diagnostics import JsonPath, format_path, problems_from_errors
 from floe.errors import EnvironmentParityError, ManifestError, Problem
 from floe.fastyaml import FIX
 from floe.schemas import KIND_SCHEMAS, SCHEMA_BASE, SchemaStore
+from floe.specs import LevelSpec, structure
 
 _KIND = re.compile(r"^kind:[ \t]*[\"']?([A-Za-z]+)", re.MULTILINE)
 PARITY_FIX = (
@@ -49,6 +50,11 @@ class Document:
     lines: Mapping[JsonPath, int]
     untyped: Any = attrs.field(eq=False, repr=False)
     """The tree as parsed, before typing: strings, dicts and lists."""
+
+    @functools.cached_property
+    def spec(self) -> LevelSpec:
+        """What the file means, as typed values (structured on first use, once)."""
+        return structure(self.data, self.kind)
 
     def line_of(self, path: JsonPath) -> int | None:
         """The line of ``path`` or of its nearest located ancestor."""
@@ -81,6 +87,26 @@ class Document:
                                 "a path the operating system accepts",
                                 "remove NUL characters and symlink loops; keep names under 256 bytes")  # fmt: skip
         return path
+
+
+class WrongKindError(ManifestError):
+    """A file read as one kind (a parent manifest) is another (a data product's floe.yaml): the
+    reader that pointed at it knows better where the mistake is."""
+
+    def __init__(self, kind: str, problems: list[Problem]) -> None:
+        super().__init__(problems)
+        self.kind = kind
+
+
+def peek_kind(path: Path) -> str | None:
+    """The ``kind:`` a file declares, read cheaply (no parsing); ``None`` if unreadable or none."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return None
+    found = _KIND.search(head)
+    return found.group(1) if found else None
 
 
 def display_path(path: Path) -> str:
@@ -152,8 +178,8 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
         raise ManifestError([Problem(what, label, lines.get(("kind",), 1), "$.kind",
                                      f"one of {choices}", "set `kind: Manifest` or `kind: DataProduct`")])  # fmt: skip
     if expect_kind and kind != expect_kind:
-        raise ManifestError([Problem(f"this file is a {kind}, expected a {expect_kind}", label,
-                                     1, "$.kind", expect_kind, "point to the right file")])  # fmt: skip
+        raise WrongKindError(kind, [Problem(f"this file is a {kind}, expected a {expect_kind}", label,
+                                            1, "$.kind", expect_kind, "point to the right file")])  # fmt: skip
     uri = SCHEMA_BASE + KIND_SCHEMAS[kind]
     schema = store.get(uri)
     untyped, lines = parse_untyped(text, label)
@@ -164,7 +190,8 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
     doc = Document(path, label, kind, data, lines, untyped)
     parity = parity_problems(doc)
     errors = store.errors(uri, data)
-    problems = problems_from_errors(errors, label, doc.line_of)
+    problems = problems_from_errors(errors, label, doc.line_of,
+                                    belongs=lambda path, key: store.where_key_belongs(uri, path, key))
     if parity:
         reported = {p.path for p in parity}
         problems = [p for p in problems if p.path not in reported]
@@ -175,8 +202,19 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
 
 
 def parity_problems(doc: Document) -> list[Problem]:
-    """REQ-024: any attempt to choose compute per environment, wherever it appears."""
+    """REQ-024: any attempt to choose compute per environment, wherever it appears: under an
+    environment, or as a transform's ``compute`` keyed by environment (``{dev: duckdb, prod: …}``)."""
     problems = []
+    transforms = doc.data.get("transforms") if doc.kind == "DataProduct" else None
+    for i, transform in enumerate(transforms if isinstance(transforms, list) else []):
+        compute = transform.get("compute") if isinstance(transform, dict) else None
+        if isinstance(compute, dict):
+            name = transform.get("name") or transform.get("path") or i
+            choices = ", ".join(f"{env}: {value}" for env, value in compute.items())
+            problems.append(doc.problem(("transforms", i, "compute"),
+                                        f"transform {name!r} selects compute per environment ({choices}); {PARITY_WHY}",
+                                        "one compute name for every environment",
+                                        PARITY_FIX))  # fmt: skip
     environments = doc.data.get("environments")
     for i, env in enumerate(environments if isinstance(environments, list) else []):
         if not isinstance(env, dict):
@@ -272,7 +310,7 @@ def _parse(text: str, label: str) -> tuple[Any, dict[JsonPath, int]]:
     from strictyaml.ruamel.reader import ReaderError
 
     def refuse(what: str, line: int | None, fix: str = FIX) -> ManifestError:
-        return ManifestError([Problem(f"invalid YAML: {what}", label, line, fix=fix)])
+        return ManifestError([Problem(fastyaml.problem_message(what), label, line, fix=fix)])
 
     try:
         loader = _loader_class()(text)

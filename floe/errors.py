@@ -98,3 +98,8 @@ class PluginExecutionError(FloeError):
         self.cause = cause
         subject = f"compute {compute!r} (engine {engine})" if compute else f"engine {engine}"
         super().__init__([Problem(f"{subject}: {operation} failed: {message}", fix=fix)])
+
+
+class BrokenPluginError(PluginExecutionError):
+    """An engine plugin broke floe's engine API (a hook returned the wrong thing): the plugin is at
+    fault, not the manifest, so the problem names the plugin and its distribution, not a file."""

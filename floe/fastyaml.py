@@ -51,6 +51,44 @@ MAX_DEPTH = 40
 """Deeper nesting raises :class:`TooDeep`: strictyaml's parser recurses and may run out of stack."""
 
 FIX = "fix the YAML syntax (floe manifests use spaces, not tabs, and unique keys)"
+
+# What the parser's words (libyaml's and ruamel's are the same) mean for a person writing a manifest,
+# by the start of the parser's problem; the first that matches is used.
+_MEANINGS = (
+    ("expected <block end>, but found '-'",
+     "a `- item` here follows keys of a mapping at the same indentation: a list belongs under a key, "
+     "its items indented below `key:`"),
+    ("expected <block end>, but found '?'",
+     "a `key:` here follows the items of a list at the same indentation: a list and a mapping cannot "
+     "share one level"),
+    ("expected <block end>",
+     "this line is indented differently from the lines of its level: the keys of one mapping (and the "
+     "items of one list) start in the same column"),
+    ("mapping values are not allowed",
+     "a `: ` where a plain value was expected: quote a value that contains ': ', give each key its own "
+     "line, and indent a nested mapping below its key"),
+    ("could not find expected ':'", "a key without its `:`, or a quoted text that is not closed"),
+    ("did not find expected key", "a line inside a mapping that is no `key: value`: check its indentation"),
+    ("did not find expected '-' indicator", "a line inside a list that is no `- item`: check its indentation"),
+    ("found unexpected end of stream", "the file ends inside a quoted text: a closing quote is missing"),
+    ("expected ',' or ']'", "a [list] written on one line is not closed, or its items are not separated by commas"),
+    ("expected ',' or '}'", "a {mapping} written on one line is not closed, or its entries are not separated by commas"),
+    ("found character '\\t' that cannot start any token", "a tab: YAML indents with spaces only"),
+    ("found character '@'", "@ cannot start a plain value in YAML: quote the value"),
+    ("found character '`'", "` cannot start a plain value in YAML: quote the value"),
+    ("found unknown escape character",
+     "a backslash in double quotes starts an escape YAML does not know: write \\\\ for a backslash, or "
+     "use single quotes"),
+    ("but found another document", "a second YAML document (after `---`): a floe file is one document"),
+    ("found undefined alias", "`*name` refers to an anchor `&name` that is not defined above it"),
+)
+
+
+def problem_message(what: str) -> str:
+    """The message for a YAML syntax error the parser describes as ``what``: a sentence a person
+    understands, followed by the parser's own words (which name the token it stopped at)."""
+    meaning = next((text for start, text in _MEANINGS if what.startswith(start)), None)
+    return f"invalid YAML: {meaning} (the parser says: {what})" if meaning else f"invalid YAML: {what}"
 TAG = "Found disallowed tag tokens (do not specify types in markup)"
 ANCHOR = "Found confusing disallowed anchor token (surround with ' and ' to make text appear literally)"
 
@@ -334,4 +372,4 @@ class _Reader:
         return bool(self.empty or self.header_comment or self.duplicates or _DANGLING.search(self.text))
 
     def _reject(self, what: str, line: int) -> None:
-        raise ManifestError([Problem(f"invalid YAML: {what}", self.label, line, fix=FIX)])
+        raise ManifestError([Problem(problem_message(what), self.label, line, fix=FIX)])

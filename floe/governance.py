@@ -14,18 +14,27 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from floe.diagnostics import JsonPath, did_you_mean, problems_from_errors
-from floe.documents import Document, read_document, typed_fragment
-from floe.errors import FloeError, GovernanceError, InvalidComputeError, Problem
+from floe.documents import Document, WrongKindError, display_path, peek_kind, read_document, typed_fragment
+from floe.errors import BrokenPluginError, FloeError, GovernanceError, InvalidComputeError, Problem
+from floe.governed_fields import (
+    DEFAULT_ENVIRONMENT,
+    Quantity,
+    check_catalogs,
+    check_environment_names,
+    check_resources,
+)
 from floe.model import ComputeConfig, ResourceOverrides, SecretReference, TransformSpec
 from floe.plugins import EngineRegistry
 from floe.schemas import SchemaStore
 from floe.secrets import is_credential_key
+from floe.specs import ApprovedSpec
 from floe.structure import converter
 
 if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+
     from floe.manifest_cache import ManifestCache
 
-DEFAULT_ENVIRONMENT = "dev"
 _COMPUTE = ("plugins", "compute")
 
 
@@ -70,9 +79,10 @@ class Origin:
 class _Entry:
     name: str
     engine: str
-    config: dict[str, Any]
-    resources: dict[str, dict[str, str]]
+    resources: dict[str, dict[str, Quantity]]
+    """By kind (requests, limits) and resource: the quantity the lowest level wrote, and where."""
     origins: list[Origin]
+    """Where the compute's settings were written, root first."""
     declared: Origin
 
 
@@ -123,13 +133,19 @@ def load_chain(start: Document, store: SchemaStore, cache: ManifestCache | None 
             raise GovernanceError([current.problem((key,), f"parent cycle: {cycle}",
                                                    fix="a manifest's parents must end at an enterprise manifest")])  # fmt: skip
         if not target.is_file():
-            raise GovernanceError([current.problem((key,), f"{key} manifest {str(reference)!r} not found "
-                                                   f"(looked for {target})",
-                                                   fix=f"correct `{key}:`; it is relative to {current.label}")])  # fmt: skip
-        if cache is None:
-            parent = read_document(target, store, expect_kind="Manifest")
-        else:
-            parent = cache.read(target, store, expect_kind="Manifest")
+            raise GovernanceError([_missing_parent(current, key, str(reference), target)])
+        try:
+            if cache is None:
+                parent = read_document(target, store, expect_kind="Manifest")
+            else:
+                parent = cache.read(target, store, expect_kind="Manifest")
+        except WrongKindError as exc:  # another product's floe.yaml: the mistake is this reference
+            raise GovernanceError([current.problem(
+                (key,), f"{key} {str(reference)!r} is a {exc.kind} file ({display_path(target)}), not a manifest"
+                + (": a data product is governed by a manifest, never by another product" if exc.kind == "DataProduct" else ""),
+                "a platform manifest (kind: Manifest): the enterprise manifest or a domain's",
+                f"point `{key}:` at the manifest that governs this {'product' if key == 'platform' else 'manifest'}; "
+                f"it is relative to {current.label}")]) from None  # fmt: skip
         _check_scope(parent, current)
         chain.append(parent)
         seen[target] = parent
@@ -143,6 +159,20 @@ def load_chain(start: Document, store: SchemaStore, cache: ManifestCache | None 
     return chain
 
 
+def _missing_parent(current: Document, key: str, reference: str, target: Path) -> Problem:
+    """``key`` (``platform``/``parent``) names no file: nothing there, or a directory."""
+    fix = f"correct `{key}:`; it is relative to {current.label}"
+    if not target.is_dir():
+        return current.problem((key,), f"{key} manifest {reference!r} not found (looked for {target})", fix=fix)
+    manifests = sorted(p.name for p in target.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+                       and peek_kind(p) == "Manifest")  # fmt: skip
+    if manifests:
+        fix = f"did you mean {(reference.rstrip('/') + '/' + manifests[0])!r}? ({key} names the manifest file itself)"
+    return current.problem((key,), f"{key} {reference!r} is a directory ({display_path(target)}), not a manifest file"
+                           + (f"; it holds {', '.join(manifests)}" if manifests else ""),
+                           "the path of a manifest file (kind: Manifest), such as platform/enterprise.yaml", fix)  # fmt: skip
+
+
 def _check_scope(parent: Document, child: Document) -> None:
     scope = parent.data.get("scope")
     if scope == "enterprise" and "parent" in parent.data:
@@ -154,52 +184,60 @@ def _check_scope(parent: Document, child: Document) -> None:
 
 
 def govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore) -> Governance:
-    """Resolve the chain into the effective approved computes, default and environments."""
+    """Resolve the chain into the effective approved computes, default and environments.
+
+    Every manifest of the chain is checked whole, as if it were compiled on its own: the settings
+    of every compute it approves and every environment override it writes, also of computes a lower
+    level narrows away (see :func:`_check_levels`).
+    """
     problems: list[Problem] = []
     approved: dict[str, _Entry] = {}
     default: str | None = None
     removed_by: dict[str, Document] = {}
     ever: set[str] = set()
+    levels: list[dict[str, _Entry]] = []
     for level, doc in enumerate(chain):
-        block = _get(doc.data, _COMPUTE)
-        if level == 0:
-            if not isinstance(block, dict) or "approved" not in block:
-                problems.append(doc.problem(_COMPUTE, "an enterprise manifest must approve computes",
-                                            "plugins.compute.approved with at least one compute",
-                                            "add `plugins: {compute: {approved: [duckdb], default: duckdb}}`"))  # fmt: skip
-                break
-        if not isinstance(block, dict):
-            continue
-        if "approved" in block:
-            narrowed = _narrow(doc, block["approved"], approved if level else None, problems)
-            for name in approved:
-                if name not in narrowed:
-                    removed_by[name] = doc
-            approved = narrowed
-            ever.update(narrowed)
-        if "default" in block:
-            default = block["default"]
-            if default not in approved:
-                problems.append(doc.problem(_COMPUTE + ("default",),
-                                            f"default compute {default!r} is not approved at this level",
-                                            "one of " + ", ".join(approved),
-                                            _suggest(default, approved)))  # fmt: skip
-        elif default is not None and default not in approved:
-            problems.append(doc.problem(_COMPUTE + ("approved",),
-                                        f"the inherited default {default!r} is no longer approved here, so this "
-                                        "manifest must set its own default",
-                                        "plugins.compute.default naming one of " + ", ".join(approved),
-                                        "add `default:` under plugins.compute"))  # fmt: skip
-        if level == 0 and "default" not in block:
-            problems.append(doc.problem(_COMPUTE, "an enterprise manifest must name its default compute",
-                                        fix="add `default:` under plugins.compute"))  # fmt: skip
+        block = doc.spec.compute
+        if level == 0 and (block is None or block.approved is None):
+            problems.append(doc.problem(_COMPUTE, "an enterprise manifest must approve computes",
+                                        "plugins.compute.approved with at least one compute",
+                                        "add `plugins: {compute: {approved: [duckdb], default: duckdb}}`"))  # fmt: skip
+            break
+        if block is not None:
+            if block.approved is not None:
+                narrowed = _narrow(doc, block.approved, approved if level else None, problems)
+                for name in approved:
+                    if name not in narrowed:
+                        removed_by[name] = doc
+                approved = narrowed
+                ever.update(narrowed)
+            if block.default is not None:
+                default = block.default
+                if default not in approved:
+                    problems.append(doc.problem(_COMPUTE + ("default",),
+                                                f"default compute {default!r} is not approved at this level",
+                                                "one of " + ", ".join(approved),
+                                                _suggest(default, approved)))  # fmt: skip
+            elif default is not None and default not in approved:
+                problems.append(doc.problem(_COMPUTE + ("approved",),
+                                            f"the inherited default {default!r} is no longer approved here, so this "
+                                            "manifest must set its own default",
+                                            "plugins.compute.default naming one of " + ", ".join(approved),
+                                            "add `default:` under plugins.compute"))  # fmt: skip
+            if level == 0 and block.default is None:
+                problems.append(doc.problem(_COMPUTE, "an enterprise manifest must name its default compute",
+                                            fix="add `default:` under plugins.compute"))  # fmt: skip
+        levels.append(approved)
+    problems += check_catalogs(chain)
+    problems += check_environment_names(chain)
     if problems:
         raise GovernanceError(problems)
     computes = _finish(approved, engines, store, problems)
     overrides = _overrides(chain)
     environments = _environments(overrides, computes, ever, engines, store, problems)
+    problems += _check_levels(chain, levels, overrides, set(computes), engines, store)
     if problems:
-        raise GovernanceError(problems)
+        raise GovernanceError(_unique(problems))
     assert default is not None
     registry = ComputeRegistry(computes, default)
     origins = {(env, name): overrides.get(env, {}).get(name, [entry.declared])[-1]
@@ -207,19 +245,23 @@ def govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore) -
     return Governance(tuple(chain), registry, environments, removed_by, frozenset(ever), origins)
 
 
-def _narrow(doc: Document, entries: list[Any], parent: dict[str, _Entry] | None,
+def _unique(problems: list[Problem]) -> list[Problem]:
+    """``problems`` without repeats (a fragment checked at several levels reports once), in order."""
+    return list(dict.fromkeys(problems))
+
+
+def _narrow(doc: Document, entries: tuple[ApprovedSpec, ...], parent: dict[str, _Entry] | None,
             problems: list[Problem]) -> dict[str, _Entry]:  # fmt: skip
     out: dict[str, _Entry] = {}
-    for i, raw in enumerate(entries):
+    for i, entry in enumerate(entries):
         path = _COMPUTE + ("approved", i)
-        entry = raw if isinstance(raw, dict) else {"name": raw}
-        name = entry["name"]
+        name = entry.name
         if name in out:
             problems.append(doc.problem(path, f"compute {name!r} is approved twice",
                                         fix="remove the duplicate entry"))  # fmt: skip
             continue
         if parent is None:
-            base = _Entry(name, str(entry.get("engine", name)), {}, {}, [], Origin(doc, path))
+            base = _Entry(name, entry.engine or name, {}, [], Origin(doc, path))
         elif name not in parent:
             problems.append(doc.problem(path, f"compute {name!r} is not approved by the parent manifest; "
                                         "a manifest may only narrow its parent's approved computes",
@@ -228,18 +270,20 @@ def _narrow(doc: Document, entries: list[Any], parent: dict[str, _Entry] | None,
             continue
         else:
             base = parent[name]
-            if "engine" in entry and entry["engine"] != base.engine:
+            if entry.engine is not None and entry.engine != base.engine:
                 problems.append(doc.problem(path + ("engine",), f"compute {name!r} is engine "
                                             f"{base.engine!r} in the parent; a child cannot change it",
                                             fix="remove `engine:` or approve a new compute name upstream"))  # fmt: skip
                 continue
         origins = list(base.origins)
-        if "config" in entry:
+        if entry.config is not None:
             origins.append(Origin(doc, path + ("config",)))
-        resources = {k: dict(v) for k, v in base.resources.items()}
-        for kind, values in (entry.get("resources") or {}).items():
-            resources.setdefault(kind, {}).update(values)
-        out[name] = _Entry(name, base.engine, base.config, resources, origins, base.declared)
+        problems += check_resources(doc, path, name, entry.resources, base.resources)
+        resources = {kind: dict(values) for kind, values in base.resources.items()}
+        for kind in ("requests", "limits"):
+            for resource, value in (getattr(entry.resources, kind) if entry.resources else {}).items():
+                resources.setdefault(kind, {})[resource] = Quantity(value, doc, path + ("resources", kind, resource))
+        out[name] = _Entry(name, base.engine, resources, origins, base.declared)
     return out
 
 
@@ -250,11 +294,7 @@ def _finish(approved: dict[str, _Entry], engines: EngineRegistry, store: SchemaS
     for name, entry in approved.items():
         engine = engines.get(entry.engine)
         if engine is None:
-            installed = ", ".join(engines.names()) or "none"
-            problems.append(entry.declared.doc.problem(
-                entry.declared.path, f"compute {name!r} needs engine {entry.engine!r}, which is not installed",
-                f"an installed engine: {installed}",
-                f"pip install the plugin that provides {entry.engine!r}, or remove it"))  # fmt: skip
+            problems.append(_not_installed(entry, engines))
             continue
         uri = engine.schema_uri(store)
         config: dict[str, Any] = {}
@@ -264,7 +304,8 @@ def _finish(approved: dict[str, _Entry], engines: EngineRegistry, store: SchemaS
             config = deep_merge(config, fragment if isinstance(fragment, dict) else {})
         invalid = _schema_problems(store, uri, config, entry.origins)
         problems.extend(invalid)
-        resources = ResourceOverrides(entry.resources.get("requests", {}), entry.resources.get("limits", {}))
+        resources = ResourceOverrides({k: q.value for k, q in entry.resources.get("requests", {}).items()},
+                                      {k: q.value for k, q in entry.resources.get("limits", {}).items()})  # fmt: skip
         # settings are a mapping even when they read {secret_ref: X}: only values are references
         compute = ComputeConfig(name, entry.engine, _structure_values(config), resources)
         try:
@@ -274,11 +315,83 @@ def _finish(approved: dict[str, _Entry], engines: EngineRegistry, store: SchemaS
             problems.append(entry.declared.doc.problem(entry.declared.path + ("resources",),
                                                        f"compute {name!r}: {exc}",
                                                        fix="fix the Kubernetes quantities under resources"))  # fmt: skip
+        except BrokenPluginError as exc:  # the plugin broke its contract: the manifest is not at fault
+            problems.extend(exc.problems)
         except FloeError as exc:  # the engine refused these settings: point at the compute
             problems.extend(entry.declared.doc.problem(entry.declared.path, p.message, p.expected, p.fix)
                             for p in exc.problems)  # fmt: skip
         computes[name] = compute
     return computes
+
+
+def _not_installed(entry: _Entry, engines: EngineRegistry) -> Problem:
+    """Compute ``entry`` names an engine that did not load: not installed, or installed but broken."""
+    broken = [p for p in engines.problems if p.plugin == entry.engine]
+    at = entry.declared
+    if broken:
+        problem = broken[0]
+        hook = f": hook {problem.hook}" if problem.hook else ""
+        return at.doc.problem(at.path, f"compute {entry.name!r} needs engine {entry.engine!r}, whose plugin is "
+                              f"installed (from {problem.distribution}) but broken{hook}: {problem.message}",
+                              "a plugin that implements every required hook of floe's engine API",
+                              f"upgrade or repair {problem.distribution} (`floe engines` lists broken plugins), "
+                              "or remove this compute")  # fmt: skip
+    installed = ", ".join(engines.names()) or "none"
+    return at.doc.problem(at.path, f"compute {entry.name!r} needs engine {entry.engine!r}, which is not installed",
+                          f"an installed engine: {installed}",
+                          f"pip install the plugin that provides {entry.engine!r}, or remove it")  # fmt: skip
+
+
+def _check_levels(chain: list[Document], levels: list[dict[str, _Entry]],
+                  overrides: dict[str, dict[str, list[Origin]]], complete: set[str],
+                  engines: EngineRegistry, store: SchemaStore) -> list[Problem]:  # fmt: skip
+    """Each manifest whole: what every level approves and overrides, valid at that level.
+
+    :func:`_finish` and :func:`_environments` check the computes the chain ends with, fully. Here
+    every level's settings of every compute known at that level (approved there, or approved above
+    and narrowed away) are merged as that level sees them, with each environment's overrides up to
+    it, and validated against the compute's engine; a problem is located at the file and line that
+    wrote the offending setting. A required setting may still come from a lower level, so only the
+    chain's own computes must be complete. A compute narrowed away whose engine is not installed is
+    checked for what needs no engine (literal credentials, Jinja).
+    """
+    problems: list[Problem] = []
+    index = {id(doc): i for i, doc in enumerate(chain)}
+    last = len(levels) - 1
+    known: dict[str, _Entry] = {}
+    typed: dict[tuple[int, JsonPath, str], Any] = {}
+
+    def fragment(origin: Origin, uri: str | None) -> Any:
+        key = (id(origin.doc), origin.path, uri or "")
+        if key not in typed:
+            typed[key] = typed_fragment(origin.doc, origin.path, store, uri) if uri else _get(origin.doc.untyped, origin.path)
+            _check_settings(origin.doc, origin.path, typed[key], problems)
+        return typed[key]
+
+    for level, approved in enumerate(levels):
+        known.update(approved)
+        for name, entry in known.items():
+            if level == last and name in complete:
+                continue
+            engine = engines.get(entry.engine)
+            uri = engine.schema_uri(store) if engine is not None else None
+            config: dict[str, Any] = {}
+            for origin in entry.origins:
+                value = fragment(origin, uri)
+                config = deep_merge(config, value if isinstance(value, dict) else {})
+            reported: set[tuple[JsonPath, str]] = set()
+            if uri is not None:
+                problems += _schema_problems(store, uri, config, entry.origins, missing_ok=True)
+                reported = {(tuple(e.absolute_path), e.message) for e in store.errors(uri, config)}
+            for per_compute in overrides.values():
+                origins = [o for o in per_compute.get(name, []) if index[id(o.doc)] <= level]
+                merged = config
+                for origin in origins:
+                    value = fragment(origin, uri)
+                    merged = deep_merge(merged, value if isinstance(value, dict) else {})
+                if uri is not None and origins:  # what the settings break is reported where they are
+                    problems += _schema_problems(store, uri, merged, origins, reported, missing_ok=True)
+    return problems
 
 
 def _overrides(chain: list[Document]) -> dict[str, dict[str, list[Origin]]]:
@@ -332,18 +445,33 @@ def _environments(overrides: dict[str, dict[str, list[Origin]]], computes: dict[
 
 
 def _schema_problems(store: SchemaStore, uri: str, config: dict[str, Any], origins: list[Origin],
-                     reported: set[tuple[JsonPath, str]] | None = None) -> list[Problem]:  # fmt: skip
-    """Validate merged settings; locate each error in the file that set the offending key."""
+                     reported: set[tuple[JsonPath, str]] | None = None, missing_ok: bool = False) -> list[Problem]:  # fmt: skip
+    """Validate merged settings; locate each error in the file that set the offending key.
+
+    With ``missing_ok``, settings that are only missing are no error (a lower level may add them).
+    """
     problems: list[Problem] = []
     for error in store.errors(uri, config):
         relative = tuple(error.absolute_path)
         if reported and (relative, error.message) in reported:
+            continue
+        if missing_ok and _only_missing(error):
             continue
         origin = _origin_of(relative, origins)
         if origin is None:
             continue
         problems.extend(problems_from_errors([error], origin.doc.label, origin.doc.line_of, origin.path))
     return problems
+
+
+def _only_missing(error: ValidationError) -> bool:
+    """Whether ``error`` says only that settings are missing (``required``, or a choice among
+    groups of required settings none of which is written yet)."""
+    if error.validator == "required":
+        return True
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        return all(_only_missing(sub) for sub in error.context)
+    return False
 
 
 def _origin_of(relative: JsonPath, origins: list[Origin]) -> Origin | None:
@@ -482,10 +610,10 @@ def check_selections(product: Document, governance: Governance) -> list[tuple[st
 
 def _invalid_compute(product: Document, governance: Governance, index: int, name: str,
                      compute: str, approved: list[str]) -> Problem:  # fmt: skip
-    chain = " → ".join(str(d.data["metadata"]["name"]) for d in governance.chain if d.kind == "Manifest")
+    chain = " → ".join(d.spec.metadata.name for d in governance.chain if d.kind == "Manifest")
     remover = governance.removed_by.get(compute)
     if remover is not None:
-        why = (f"it was removed by manifest {remover.data['metadata']['name']!r} "
+        why = (f"it was removed by manifest {remover.spec.metadata.name!r} "
                f"({remover.label}:{remover.line_of(_COMPUTE + ('approved',))})")  # fmt: skip
     else:
         why = f"no manifest in the chain ({chain}) ever approved it"

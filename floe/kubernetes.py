@@ -143,7 +143,7 @@ def render_jobs(compiled: Compiled, environment: str, image: str | None = None, 
                                  f"{', '.join(known)}", expected="one of " + ", ".join(known),
                                  fix=f"did you mean {guess!r}?" if guess else
                                  "pass --env with an environment the manifests declare")])  # fmt: skip
-    product = str(compiled.source.data["metadata"]["name"])
+    product = compiled.name
     options = _Options(product, environment, image if image is not None else default_image(), namespace,
                        secret_name if secret_name is not None else default_secret_name(product),
                        ttl_seconds)  # fmt: skip

@@ -21,11 +21,11 @@ from floe import hookspecs
 from floe._markers import API_VERSION, PROJECT_NAME
 from floe.compute import ComputePlugin
 from floe.deadline import DeadlineExceeded, call_with_deadline
-from floe.errors import FloeError, PluginExecutionError
+from floe.errors import BrokenPluginError, FloeError, PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, EngineInfo, ProfileTarget, ValidationResult
-from floe.resources import merge_requirements
+from floe.resources import merge_requirements, requirements_problem
 from floe.schemas import SCHEMA_BASE, SchemaStore
-from floe.secrets import find_secret_refs, redact, secret_values
+from floe.secrets import find_secret_refs, floe_names, redact, secret_values
 
 DISABLE_ENV = "FLOE_DISABLE_PLUGINS"
 VALIDATION_TIMEOUT = 10.0
@@ -98,14 +98,15 @@ class Engine:
     def _scrubbed(self, error: FloeError, compute: ComputeConfig | None) -> FloeError:
         secrets = secret_values(find_secret_refs(compute.config)) if compute else []
         text = error.render()
-        if secrets and redact(text, secrets) != text:
-            return PluginExecutionError(self.name, "engine call", redact(text, secrets),
+        names = floe_names(compute) if compute else []
+        if secrets and redact(text, secrets, names) != text:
+            return PluginExecutionError(self.name, "engine call", redact(text, secrets, names),
                                         compute=compute.name if compute else None)  # fmt: skip
         return error
 
     def _expect(self, hook: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
         if not isinstance(value, kind):
-            raise PluginExecutionError(
+            raise BrokenPluginError(
                 self.name, hook.removeprefix("floe_"),
                 f"the hook returned {type(value).__name__}, expected {what}",
                 f"fix the engine plugin {self.plugin_name!r} ({self.distribution})",
@@ -150,20 +151,27 @@ class Engine:
                                     "that the engine's host is reachable and not overloaded",
                                     {"engine": self.name, "timeout_s": timeout})  # fmt: skip
         except FloeError as exc:
-            return ValidationResult(False, redact(exc.render(), secrets), {"engine": self.name})
+            return ValidationResult(False, redact(exc.render(), secrets, floe_names(compute)), {"engine": self.name})
         if not isinstance(result, ValidationResult):
             return ValidationResult(False, f"engine {self.name} returned no ValidationResult; "
                                     f"fix the plugin ({self.distribution})", {"engine": self.name})  # fmt: skip
         if secrets:
             from floe.connection_check import result as redacted
 
-            result = redacted(result.success, result.message, result.details, secrets)
+            result = redacted(result.success, result.message, result.details, secrets, floe_names(compute))
         return result
 
     def get_resource_requirements(self, compute: ComputeConfig) -> dict[str, dict[str, str]]:
         """The engine's defaults with the manifest's overrides applied and checked."""
         defaults = self._call("floe_get_resource_requirements", compute)
         self._expect("floe_get_resource_requirements", defaults, dict, "requests and limits")
+        malformed = requirements_problem(defaults)
+        if malformed is not None:  # the engine's own defaults: its plugin is at fault, not the manifest
+            raise BrokenPluginError(self.name, "get_resource_requirements",
+                                    f"plugin {self.plugin_name!r} (from {self.distribution}) returned malformed "
+                                    f"defaults: {malformed}",
+                                    f"this is a bug in {self.distribution}, not in the manifest: report it, or "
+                                    "install a version of the plugin that works", compute=compute.name)  # fmt: skip
         return merge_requirements(defaults, compute.resources)
 
     def get_catalog_attachment_sql(self, compute: ComputeConfig,

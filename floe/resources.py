@@ -37,6 +37,33 @@ def parse_quantity(text: str) -> Decimal:
     return value * _SUFFIX[match["suffix"] or ""]
 
 
+def requirements_problem(requirements: object) -> str | None:
+    """What is wrong with requirements an engine returned (``None`` when they are well formed):
+    a mapping of ``requests`` and ``limits``, each a mapping of known resources to quantities,
+    no request above its limit."""
+    if not isinstance(requirements, dict):
+        return f"expected a mapping of requests and limits, found {type(requirements).__name__}"
+    stray = [k for k in requirements if k not in ("requests", "limits")]
+    if stray:
+        return f"unknown key {stray[0]!r} (expected requests and limits)"
+    for kind in ("requests", "limits"):
+        values = requirements.get(kind, {})
+        if not isinstance(values, dict):
+            return f"{kind} is a {type(values).__name__}, expected a mapping of resources to quantities"
+        for key, value in values.items():
+            if key not in RESOURCE_NAMES:
+                return f"{kind}.{key}: unknown resource (expected one of {', '.join(RESOURCE_NAMES)})"
+            try:
+                parse_quantity(value)
+            except QuantityError as exc:
+                return f"{kind}.{key}: {exc}"
+    limits = requirements.get("limits", {})
+    for key, request in requirements.get("requests", {}).items():
+        if key in limits and parse_quantity(request) > parse_quantity(limits[key]):
+            return f"requests.{key} {request} is above limits.{key} {limits[key]}"
+    return None
+
+
 def merge_requirements(
     defaults: dict[str, dict[str, str]], overrides: ResourceOverrides
 ) -> dict[str, dict[str, str]]:

@@ -102,6 +102,51 @@ class SchemaStore:
             schema, base = self.resolve(schema["$ref"], base)
         return schema, base
 
+    # -- where a misplaced key belongs -----------------------------------------------------------
+
+    def subschema_at(self, uri: str, path: tuple[str | int, ...]) -> tuple[Schema, str] | None:
+        """The schema of the value at ``path`` of a document under the schema at ``uri``; among
+        alternatives (``oneOf``/``anyOf``), the first shaped like the path's next step."""
+        schema, base = self.deref(self.get(uri), uri)
+        for part in path:
+            schema, base = self._shaped(schema, base, "array" if isinstance(part, int) else "object")
+            if isinstance(part, int):
+                child = schema.get("items")
+            else:
+                child = schema.get("properties", {}).get(part)
+                if child is None and isinstance(schema.get("additionalProperties"), Mapping):
+                    child = schema["additionalProperties"]
+            if not isinstance(child, Mapping):
+                return None
+            schema, base = self.deref(child, base)
+        return self._shaped(schema, base, "object")
+
+    def _shaped(self, schema: Schema, base: str, kind: str) -> tuple[Schema, str]:
+        for alternative in schema.get("oneOf") or schema.get("anyOf") or ():
+            candidate, where = self.deref(alternative, base)
+            if schema_type(candidate) == kind:
+                return candidate, where
+        return schema, base
+
+    def where_key_belongs(self, uri: str, path: tuple[str | int, ...], key: str) -> tuple[str | int, ...] | None:
+        """Where ``key``, unknown in the mapping at ``path``, is known: under one of that mapping's
+        keys (``plugins: {default: x}`` → ``plugins.compute.default``) or in the mapping that holds
+        it (``approved: [{name: a, default: a}]`` → ``….compute.default``). ``None`` if nowhere near."""
+        found = self.subschema_at(uri, path)
+        if found is None:
+            return None
+        schema, base = found
+        for name, child in schema.get("properties", {}).items():
+            sub, _ = self._shaped(*self.deref(child, base), "object")
+            if key in sub.get("properties", {}):
+                return (*path, name, key)
+        parent = path[:-2] if path and isinstance(path[-1], int) else path[:-1]  # a list item: the list's holder
+        if path:
+            above = self.subschema_at(uri, parent)
+            if above is not None and key in above[0].get("properties", {}):
+                return (*parent, key)
+        return None
+
     # -- the same typing, applied to an untyped tree --------------------------------------------
 
     def apply_types(self, value: Any, schema: Schema, base: str) -> Any:

@@ -7,6 +7,7 @@ floe prints.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -50,8 +51,70 @@ def find_secret_refs(value: Any) -> list[SecretReference]:
     return found
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value (of 4+ characters) replaced by ``***``."""
-    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+def redact(text: str, secrets: Iterable[str], keep: Iterable[str] = ()) -> str:
+    """``text`` with every secret value (of 4+ characters) replaced by ``***``, except inside floe's
+    own names.
+
+    A short secret may be part of a name floe prints: the password ``snow`` inside the engine
+    ``snowflake``. An occurrence that lies wholly inside one of ``keep`` (a compute's name, its
+    engine, its settings' keys: see :func:`floe_names`) or an installed engine's name is left
+    alone; every other occurrence, also one that runs into or out of such a name or lies inside a
+    setting's value, is replaced. A name that *is* a secret protects nothing.
+    """
+    values = {s for s in secrets if len(s) >= 4}
+    if not values:
+        return text
+    names = {n for n in (*keep, *_engine_names()) if n and n not in values and len(n) > 4}
+    protected = [False] * len(text)
+    for name in names:
+        for start in _occurrences(text, name):
+            protected[start:start + len(name)] = [True] * len(name)
+    hidden = [False] * len(text)
+    for secret in values:
+        for start in _occurrences(text, secret):
+            end = start + len(secret)
+            if not all(protected[start:end]):
+                hidden[start:end] = [True] * len(secret)
+    out: list[str] = []
+    for i, char in enumerate(text):
+        if not hidden[i]:
+            out.append(char)
+        elif i == 0 or not hidden[i - 1]:
+            out.append("***")
+    return "".join(out)
+
+
+def _occurrences(text: str, word: str) -> list[int]:
+    """Where ``word`` starts in ``text``, overlapping occurrences included."""
+    found, start = [], text.find(word)
+    while start != -1:
+        found.append(start)
+        start = text.find(word, start + 1)
+    return found
+
+
+@functools.cache
+def _engine_names() -> tuple[str, ...]:
+    """The names of the installed engine plugins (the ``floe`` entry points): floe's own words."""
+    from importlib import metadata
+
+    return tuple(ep.name for ep in metadata.entry_points(group="floe"))
+
+
+def floe_names(compute: Any) -> list[str]:
+    """floe's own names in a message about ``compute`` (a :class:`~floe.model.ComputeConfig`): its
+    name, its engine and its settings' keys. Not the settings' values: a value a user wrote (a path,
+    a host) may itself contain a secret, which must still be hidden there."""
+    names = [str(compute.name), str(compute.engine)]
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                names.append(str(key))
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(compute.config)
+    return names

@@ -275,13 +275,36 @@ def test_inconsistent_settings_are_refused_with_a_fix(change: dict[str, Any], ex
     assert expected in raised.value.render() and raised.value.problems[0].fix
 
 
-def test_port_and_use_sea_reach_the_connector_through_connection_parameters(target: ProfileTarget) -> None:
-    config = {"host": "dbc.cloud.databricks.com", "port": 8443, "http_path": "/sql/1.0/warehouses/a", "schema": "s",
+def test_use_sea_reaches_the_connector_through_connection_parameters(target: ProfileTarget) -> None:
+    config = {"host": "dbc.cloud.databricks.com", "port": 443, "http_path": "/sql/1.0/warehouses/a", "schema": "s",
               "token": SecretReference("T"), "use_sea": True}  # fmt: skip
     profile = plugin.generate_dbt_profile(compute(config), target)
-    assert profile["connection_parameters"] == {"_port": 8443, "use_sea": True}
-    assert "connection_parameters" not in plugin.generate_dbt_profile(
-        compute({**config, "port": 443, "use_sea": False}), target)
+    assert profile["connection_parameters"] == {"use_sea": True}
+    assert "connection_parameters" not in plugin.generate_dbt_profile(compute({**config, "use_sea": False}), target)
+
+
+def test_a_port_other_than_443_is_refused_at_compile_with_the_reason(tmp_path: Path) -> None:
+    """dbt-databricks (through the Databricks SDK) first fetches ``https://<host>/.well-known/databricks-config``
+    on port 443 whatever ``port`` says: measured against the peer on port 8443 with 443 closed, ``dbt run``
+    was still waiting after 100 s (the SDK retries for 300 s); ``validate``'s connector skips the SDK and
+    succeeded. So such a compute cannot run: compile refuses it, and ``floe validate`` says why at once."""
+    manifest = tmp_path / "enterprise.yaml"
+    manifest.write_text(
+        "apiVersion: floe.dev/v1\nkind: Manifest\nscope: enterprise\nmetadata: {name: acme}\nplugins:\n"
+        "  compute:\n    approved:\n      - name: lakehouse\n        engine: databricks\n        config:\n"
+        "          host: dbc.example.com\n          port: 8443\n          http_path: /sql/1.0/warehouses/a\n"
+        "          schema: s\n          token: {secret_ref: T}\n    default: lakehouse\n")  # fmt: skip
+    for command in ("compile", "validate"):
+        start = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "floe", command, str(manifest)], capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+        assert time.monotonic() - start < 10
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"{manifest}:12: $.plugins.compute.approved[0].config.port: 8443 is not allowed here" in done.stderr
+        assert "/.well-known/databricks-config on port 443" in done.stderr and "stalls for 5 minutes" in done.stderr
+    config = {"host": "h", "port": 8443, "http_path": "/sql/1.0/warehouses/a", "schema": "s", "token": SecretReference("T")}
+    with pytest.raises(PluginExecutionError, match="dbt-databricks cannot use port 8443"):
+        plugin.generate_dbt_profile(compute(config), ProfileTarget("dev", "p", tmp_path, tmp_path / ".floe"))
 
 
 # -- REQ-018: errors of the real client ------------------------------------------------------
@@ -322,6 +345,29 @@ def test_real_client_errors_are_translated(dbx: Peer, env: dict[str, str], refus
         assert translated is not None, f"{type(error).__name__}: {error} was not translated"
         assert expected in translated.render() and translated.problems[0].fix, translated.render()
     assert plugin.translate_error(ValueError("unrelated"), config) is None
+
+
+@pytest.mark.req("REQ-018")
+def test_a_400_to_a_statement_is_reported_at_the_stage_it_happened(dbx: Peer, env: dict[str, str],
+                                                                   target: ProfileTarget) -> None:  # fmt: skip
+    """The connector words a 400 the same at every stage; the session opened, the statement was refused."""
+    dbx.peer.refuse_statements = (400, "INVALID_PARAMETER_VALUE", "statement format is not supported")
+    try:
+        result = plugin.validate_connection(compute(dbx.config()), target, 10)
+
+        def statement() -> None:
+            with _connect(dbx) as connection, connection.cursor() as cursor:
+                cursor.execute("select 1")
+
+        translated = plugin.translate_error(_raised(statement), compute(dbx.config()))
+    finally:
+        dbx.peer.refuse_statements = None
+    assert not result.success and result.details["stage"] == "running select 1"
+    assert "run SQL failed: Databricks refused the statement (HTTP 400)" in result.message, result.message
+    assert "open a session" not in result.message
+    assert translated is not None and "run SQL failed: Databricks refused the statement" in translated.render()
+    session = plugin.translate_error(_raised(lambda: _connect(dbx, catalog="nowhere")), compute(dbx.config()))
+    assert session is not None and "open a session failed" in session.render()  # a 4xx opening the session
 
 
 # -- secrets ------------------------------------------------------------------------------------

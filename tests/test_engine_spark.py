@@ -895,3 +895,25 @@ def test_engine_describes_itself() -> None:
     info = plugin.floe_engine_info()
     assert (info.name, info.dbt_adapter) == ("spark", "spark") and isinstance(plugin, SparkEngine)
     assert info.version and info.version[0].isdigit()
+
+
+@pytest.mark.req("REQ-021")
+def test_cluster_names_the_standalone_master_of_a_session(target: ProfileTarget) -> None:
+    """REQ-021's example writes ``cluster: "spark.svc"``: with method session it is the Spark standalone
+    cluster at that host (its master at port 7077), the same setting as ``master: spark://spark.svc:7077``."""
+    from floe.schemas import SchemaStore
+
+    store = SchemaStore()
+    validator = store.validator(store.add(plugin.config_schema()))
+    for config in ({"cluster": "spark.svc"}, {"cluster": "spark-master.ns.svc:7078", "executor_cores": 2}):
+        assert not list(validator.iter_errors(config)), config
+    for config in ({"cluster": "spark.svc", "master": "local[1]"}, {"cluster": "spark://spark.svc"},
+                   {"method": "thrift", "host": "h", "cluster": "c"}):  # fmt: skip
+        assert list(validator.iter_errors(config)), config
+    profile = plugin.generate_dbt_profile(compute(cluster="spark.svc"), target)
+    assert profile["method"] == "session" and profile["host"] == "spark://spark.svc:7077"
+    assert profile["server_side_parameters"]["spark.master"] == "spark://spark.svc:7077"
+    assert "spark.driver.bindAddress" not in profile["server_side_parameters"]  # not a local master
+    assert plugin.generate_dbt_profile(compute(cluster="s:7078"), target)["host"] == "spark://s:7078"
+    with pytest.raises(PluginExecutionError, match=r"both cluster and spark_conf spark\.master"):
+        plugin.generate_dbt_profile(compute(cluster="s", spark_conf={"spark.master": "local[1]"}), target)

@@ -78,7 +78,7 @@ def reference(text: str) -> Accepted | Rejected:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = (exc.problem or exc.context or "invalid YAML").strip()
-        return Rejected(f"invalid YAML: {what}", mark.line + 1 if mark is not None else None)
+        return Rejected(fastyaml.problem_message(what), mark.line + 1 if mark is not None else None)
     except Exception:  # noqa: BLE001 - strictyaml raises a few bare errors; floe reports them without a line
         return Rejected(None, None)
     return Accepted(canonical(doc.data), _lines(doc))
@@ -420,8 +420,10 @@ def test_deep_nesting_agrees_or_falls_back(depth: int, style: str) -> None:
         ("a: 1\nb: 2\na: 3\n", "invalid YAML: Duplicate key 'a' found", 3),
         ("a: 1\nb: !!int 2\n", "invalid YAML: Found disallowed tag tokens (do not specify types in markup)", 2),
         ("a: &x 1\nb: *x\n", "invalid YAML: " + fastyaml.ANCHOR, 1),
-        ("a: *x\n", "invalid YAML: found undefined alias 'x'", 1),
-        ("a: 1\n---\nb: 2\n", "invalid YAML: but found another document", 2),
+        ("a: *x\n", "invalid YAML: `*name` refers to an anchor `&name` that is not defined above it "
+         "(the parser says: found undefined alias 'x')", 1),
+        ("a: 1\n---\nb: 2\n", "invalid YAML: a second YAML document (after `---`): a floe file is one document "
+         "(the parser says: but found another document)", 2),
     ],
 )
 def test_rejections_match_strictyaml(text: str, message: str, line: int) -> None:

@@ -569,3 +569,240 @@ def test_widening_is_refused_and_names_the_compute(data: st.DataObject) -> None:
                        for p in result.problems), result.render()  # fmt: skip
 
 
+
+
+# -- narrow-only beyond the approved list (resources, catalog, environments) and whole manifests ------
+# Random chains of an enterprise manifest and 0–3 domains over one governed compute (``spark``), each
+# level writing random settings; independent models predict every refusal, located by file and path.
+
+from fractions import Fraction  # noqa: E402 - the models below are independent of floe's parser
+
+_SUFFIX = {"": 1, "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+CPU_REQUESTS = ("100m", "250m", "500m", "0.5", "750m", "1")
+CPU_LIMITS = ("1", "1500m", "2", "2000m", "4", "4.5", "64")
+MEMORY_REQUESTS = ("128Mi", "256Mi", "500M", "512Mi", "1G", "1Gi")
+MEMORY_LIMITS = ("1.5Gi", "2G", "2Gi", "4Gi", "8G", "8Gi", "12Gi", "512Gi")
+
+
+def quantity(text: str) -> Fraction:
+    """A Kubernetes quantity's value (the model's own reading: 500m < 1, 1G < 1Gi)."""
+    number = text.rstrip("kMGimK")
+    return Fraction(number) * _SUFFIX[text[len(number):]]
+
+
+resource_lists = st.fixed_dictionaries({}, optional={
+    "requests": st.fixed_dictionaries({"cpu": st.sampled_from(CPU_REQUESTS)},
+                                      optional={"memory": st.sampled_from(MEMORY_REQUESTS)}),
+    "limits": st.fixed_dictionaries({"memory": st.sampled_from(MEMORY_LIMITS)},
+                                    optional={"cpu": st.sampled_from(CPU_LIMITS)}),
+})  # fmt: skip
+written_resources = st.fixed_dictionaries({
+    "requests": st.fixed_dictionaries({"cpu": st.sampled_from(CPU_REQUESTS)},
+                                      optional={"memory": st.sampled_from(MEMORY_REQUESTS)}),
+    "limits": st.fixed_dictionaries({"memory": st.sampled_from(MEMORY_LIMITS)},
+                                    optional={"cpu": st.sampled_from(CPU_LIMITS)}),
+})  # fmt: skip
+"""Most levels write both kinds, so that raises are common; some write nothing (inherit)."""
+
+
+def write_chain(root: Path, levels: Sequence[str], product_extra: str = "") -> tuple[list[Path], Path]:
+    """Manifests (level i's body below the common head) and a product on ``spark`` below the last one."""
+    paths = []
+    for i, body in enumerate(levels):
+        path = manifest_path(root, i)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        head = ["apiVersion: floe.dev/v1", "kind: Manifest"]
+        head += ["scope: enterprise"] if i == 0 else ["scope: domain", "parent: ../manifest.yaml"]
+        head.append(f"metadata: {{name: {manifest_name(i)}}}")
+        path.write_text("\n".join(head) + "\n" + body, encoding="utf-8")
+        paths.append(path)
+    depth = len(levels) - 1
+    platform = "/".join(["..", "platform", *(f"l{k}" for k in range(1, depth + 1)), "manifest.yaml"])
+    product = root / "product"
+    (product / "models" / "a").mkdir(parents=True, exist_ok=True)
+    (product / "floe.yaml").write_text(
+        "apiVersion: floe.dev/v1\nkind: DataProduct\nmetadata: {name: orders}\n"
+        f"platform: {platform}\ntransforms:\n  - {{type: dbt, path: models/a/, compute: spark}}\n" + product_extra,
+        encoding="utf-8")  # fmt: skip
+    return paths, product
+
+
+def located(error: FloeError, root: Path) -> set[tuple[str, str | None]]:
+    """``(file relative to the chain's root, $.path)`` of each problem."""
+    return {(where(root, Path(p.file or "")), p.path) for p in error.problems}
+
+
+def where(root: Path, path: Path) -> str:
+    return path.resolve().relative_to(root.resolve()).as_posix()
+
+
+def resources_block(resources: dict[str, dict[str, str]]) -> str:
+    inner = ", ".join(f"{kind}: {{{', '.join(f'{k}: {v!r}' for k, v in values.items())}}}"
+                      for kind, values in resources.items())  # fmt: skip
+    return f"        resources: {{{inner}}}\n" if inner else ""
+
+
+@pytest.mark.req("REQ-023")
+@budget(80)
+@given(st.lists(st.one_of(written_resources, written_resources, resource_lists), min_size=2, max_size=4))
+def test_resources_may_only_be_lowered_down_the_chain(chain: list[dict[str, dict[str, str]]]) -> None:
+    """Each level's requests and limits against the nearest ancestor that set the same one, as
+    quantities: a raise is refused where it is written; otherwise the lowest writes are in force."""
+    expected: dict[tuple[int, str], int] = {}  # (level, path) -> the ancestor whose value it exceeds
+    inherited: dict[tuple[str, str], str] = {}
+    writer: dict[tuple[str, str], int] = {}
+    for i, resources in enumerate(chain):
+        for kind, values in resources.items():
+            for key, value in values.items():
+                before = inherited.get((kind, key))
+                if before is not None and quantity(value) > quantity(before):
+                    expected[(i, f"$.plugins.compute.approved[0].resources.{kind}.{key}")] = writer[(kind, key)]
+                inherited[(kind, key)], writer[(kind, key)] = value, i
+    event(f"resources: {'refused' if expected else 'compiled'}")
+    bodies = ["plugins:\n  compute:\n    approved:\n      - name: spark\n" + resources_block(r)
+              + ("    default: spark\n" if i == 0 else "") for i, r in enumerate(chain)]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        manifests, product = write_chain(root, bodies)
+        result = compile_or_error(product)
+        if not expected:
+            assert isinstance(result, Compiled), result
+            overrides = result.governance.registry.approved["spark"].resources
+            assert {("requests", k): v for k, v in overrides.requests.items()} | {
+                ("limits", k): v for k, v in overrides.limits.items()} == inherited
+            return
+        assert type(result) is GovernanceError, f"{result}\n{bodies}"
+        assert located(result, root) == {(where(root, manifests[i]), path) for i, path in expected}, result.render()
+        for problem in result.problems:
+            level = next(i for i, m in enumerate(manifests) if str(m).endswith(problem.file or "?"))
+            ancestor = expected[(level, str(problem.path))]
+            assert "a lower level may only lower" in problem.message
+            assert f"that manifest {manifest_name(ancestor)!r} allows" in problem.message, problem.render()
+
+
+CATALOG_VALUES = {
+    "type": ("rest",),
+    "uri": ("https://polaris.acme.example/api/catalog", "https://elsewhere.example/catalog"),
+    "warehouse": ("lake", "other"),
+    "name": ("floe", "lake"),
+    "access_delegation": ("none", "vended-credentials"),
+    "token": ("{secret_ref: CATALOG_TOKEN}", "{secret_ref: MINE}"),
+}
+CATALOG_DEFAULTS = {"name": "floe", "access_delegation": "none"}
+
+
+catalogs = st.one_of(st.none(), st.fixed_dictionaries(
+    {"type": st.just("rest")},
+    optional={key: st.sampled_from(values) for key, values in CATALOG_VALUES.items() if key != "type"},
+))  # fmt: skip
+
+
+@pytest.mark.req("REQ-023")
+@budget(60)
+@given(st.lists(catalogs, min_size=1, max_size=4))
+def test_the_catalog_is_fixed_by_the_highest_level_that_declares_it(chain: list[dict[str, str] | None]) -> None:
+    """The first ``catalog:`` decides every field; a lower level may repeat a field's value (the
+    declarer's, or its default) and is refused, at that field, for anything else."""
+    declarer: dict[str, str] | None = None
+    expected: set[tuple[int, str]] = set()
+    for i, catalog in enumerate(chain):
+        if catalog is None:
+            continue
+        if declarer is None:
+            declarer = catalog
+            if "uri" not in catalog:
+                expected.add((i, "$.catalog"))  # a REST catalog needs its uri
+            continue
+        for key, value in catalog.items():
+            if value != declarer.get(key, CATALOG_DEFAULTS.get(key)):
+                expected.add((i, f"$.catalog.{key}"))
+    event(f"catalog: {'refused' if expected else 'compiled'}")
+    bodies = []
+    for i, catalog in enumerate(chain):
+        body = "plugins: {compute: {approved: [spark], default: spark}}\n" if i == 0 else ""
+        if catalog is not None:
+            body += "catalog:\n" + "".join(f"  {k}: {v}\n" for k, v in catalog.items())
+        bodies.append(body)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        manifests, product = write_chain(root, bodies)
+        result = compile_or_error(product)
+        if expected:
+            assert type(result) is GovernanceError, f"{result}\n{bodies}"
+            assert located(result, root) == {(where(root, manifests[i]), p) for i, p in expected}, result.render()
+            return
+        assert isinstance(result, Compiled), f"{result}\n{bodies}"
+        if declarer is None:
+            assert result.catalog is None
+        else:
+            assert result.catalog is not None
+            assert (result.catalog.uri, result.catalog.warehouse, result.catalog.name) == (
+                declarer.get("uri"), declarer.get("warehouse"), declarer.get("name", "floe"))
+
+
+@pytest.mark.req("REQ-024")
+@budget(40)
+@given(st.lists(st.lists(st.sampled_from(["dev", "test", "prod", "qa"]), unique=True, max_size=3), min_size=1, max_size=3),
+       st.lists(st.sampled_from(["dev", "prod", "production", "staging", "qa"]), unique=True, max_size=3))
+def test_a_product_may_only_name_environments_its_manifests_declare(manifests: list[list[str]],
+                                                                    product: list[str]) -> None:  # fmt: skip
+    declared = list(dict.fromkeys(name for level in manifests for name in level)) or ["dev"]
+    expected = {f"$.environments[{i}].name" for i, name in enumerate(product) if name not in declared}
+    bodies = [("plugins: {compute: {approved: [spark], default: spark}}\n" if i == 0 else "")
+              + ("environments:\n" + "".join(f"  - name: {n}\n" for n in level) if level else "")
+              for i, level in enumerate(manifests)]  # fmt: skip
+    extra = "environments:\n" + "".join(f"  - name: {n}\n" for n in product) if product else ""
+    event(f"environments: {'refused' if expected else 'compiled'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        _, path = write_chain(Path(tmp), bodies, extra)
+        result = compile_or_error(path)
+        if expected:
+            assert type(result) is GovernanceError, result
+            assert {p.path for p in result.problems} == expected, result.render()
+            assert all(p.file and p.file.endswith("floe.yaml") for p in result.problems)
+        else:
+            assert isinstance(result, Compiled), result
+            assert list(result.governance.environments) == declared
+
+
+BAD_SETTINGS = {
+    "threads: many": ("threads", "expected an integer"),
+    "password: 'S3cr3t!Pa55'": ("password", "holds a literal credential"),
+    "treads: 4": ("treads", "unknown key 'treads'"),
+    "cluster: '{{ x }}'": ("cluster", "which dbt would render as Jinja"),
+}
+
+
+@pytest.mark.req("REQ-023")
+@budget(40)
+@given(st.integers(1, 3), st.data())
+def test_every_manifest_is_checked_whole_whatever_lower_levels_keep(depth: int, data: st.DataObject) -> None:
+    """A bad setting of a compute that a lower level narrows away is still refused, at its own file
+    and line, when compiling the product and every manifest from its level down."""
+    bad_level = data.draw(st.integers(0, depth - 1))
+    remover = data.draw(st.integers(bad_level + 1, depth))
+    setting = data.draw(st.sampled_from(sorted(BAD_SETTINGS)))
+    in_override = data.draw(st.booleans())
+    bodies = []
+    for i in range(depth + 1):
+        approved = ["spark"] if i >= remover else ["spark", "snowflake"]
+        lines = ["plugins:", "  compute:", "    approved:"] + [f"      - name: {n}" for n in approved]
+        if i == bad_level and not in_override:
+            lines.insert(lines.index("      - name: snowflake") + 1, f"        config: {{{setting}}}")
+        if i == 0:
+            lines.append("    default: spark")
+        if i == bad_level and in_override:
+            lines += ["environments:", "  - name: dev", "    overrides:", f"      snowflake: {{{setting}}}"]
+        bodies.append("\n".join(lines) + "\n")
+    key, words = BAD_SETTINGS[setting]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        manifests, product = write_chain(root, bodies)
+        text = manifests[bad_level].read_text().splitlines()
+        line = next(n for n, content in enumerate(text, 1) if setting in content)
+        for target in [product, *manifests[bad_level:]]:
+            result = compile_or_error(target)
+            assert isinstance(result, GovernanceError), f"{result}\n{bodies}"
+            assert all(p.line == line and str(manifests[bad_level]).endswith(p.file or "?") for p in result.problems), result.render()
+            assert any(words in p.message and (p.path or "").endswith(f".{key}") for p in result.problems), result.render()
+            assert "S3cr3t!Pa55" not in result.render()

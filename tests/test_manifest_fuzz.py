@@ -43,6 +43,7 @@ from hypothesis import strategies as st
 from strictyaml.ruamel.error import MarkedYAMLError
 
 import tests.test_fastyaml_differential as differential
+from floe import fastyaml
 from floe.documents import _lines, _parse
 from floe.errors import FloeError, ManifestError, Problem
 from tests.support.fuzz_project import (
@@ -744,7 +745,7 @@ def _strictyaml(text: str) -> tuple[str, Any, Any]:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = (exc.problem or exc.context or "invalid YAML").strip()
-        return "rejected", f"invalid YAML: {what}", mark.line + 1 if mark is not None else None
+        return "rejected", fastyaml.problem_message(what), mark.line + 1 if mark is not None else None
     except Exception:  # noqa: BLE001 - strictyaml's bare failures (floe must still give a line)
         return "rejected", None, None
     return "accepted", _comparable(doc.data), _lines(doc)

@@ -60,7 +60,7 @@ def registry() -> EngineRegistry:
 @pytest.fixture
 def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The example product with prod reading a MotherDuck token, a catalog secret, and a domain
-    raising the large compute's memory limit; the token's value (a canary) is in the environment."""
+    lowering the large compute's memory limit; the token's value (a canary) is in the environment."""
     shutil.copytree(EXAMPLES / "platform", tmp_path / "platform")
     shutil.copytree(EXAMPLES / "shop", tmp_path / "shop", ignore=shutil.ignore_patterns("target", ".floe"))
     enterprise = tmp_path / "platform/enterprise.yaml"
@@ -71,7 +71,7 @@ def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     enterprise.write_text(text + CATALOG)
     sales = tmp_path / "platform/domains/sales.yaml"
     sales.write_text(sales.read_text().replace("config: { threads: 6 }",
-                                               "config: { threads: 6 }\n        resources: { limits: { memory: 16Gi } }"))  # fmt: skip
+                                               "config: { threads: 6 }\n        resources: { limits: { memory: 10Gi } }"))  # fmt: skip
     monkeypatch.setenv("MOTHERDUCK_TOKEN", CANARY)
     monkeypatch.setenv("POLARIS_CLIENT_SECRET", CANARY + "-catalog")
     return tmp_path / "shop"
@@ -219,7 +219,7 @@ def test_resources_are_the_engines_requirements_with_manifest_overrides(shop: Pa
             assert container(jobs[transform.name])["resources"] == expected
         # enterprise requests and cpu limit, the sales domain's memory limit
         assert container(jobs["staging"])["resources"] == {
-            "requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "16Gi"}}  # fmt: skip
+            "requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "10Gi"}}  # fmt: skip
         # the engine's defaults where no manifest overrides them
         assert container(jobs["marts"])["resources"] == {
             "requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}  # fmt: skip

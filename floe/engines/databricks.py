@@ -38,6 +38,12 @@ DEFAULT_LIMITS = {"cpu": "1", "memory": "1Gi"}
 INSTALL = "pip install 'dbt-databricks>=1.12,<1.12.8' 'databricks-sql-connector>=4,<5'"
 AUTH_KEYS: dict[str, tuple[str, ...]] = {"token": ("token",), "oauth": ("client_id", "client_secret")}
 CREDENTIAL_KEYS = ("token", "client_id", "client_secret")
+PORT_443 = (
+    "it reaches the workspace through the Databricks SDK (for every auth type), which first fetches "
+    "https://<host>/.well-known/databricks-config on port 443 whatever port says; where 443 is closed, "
+    "every dbt run stalls for 5 minutes before it starts"
+)
+PORT_FIX = "remove port: the workspace (or the proxy in front of it) must answer on 443"
 _STATUS = re.compile(r"\bstatus (?P<code>[1-5][0-9]{2})\b|\bHTTP (?P<http>[1-5][0-9]{2})\b|\b(?P<bare>401|403|404)\b")
 _ERROR_CODE = re.compile(r"\[(?P<code>[A-Z][A-Z_]{3,})\]")
 
@@ -65,7 +71,8 @@ class DatabricksEngine(ComputePlugin):
         """A dbt-databricks output: ``host``, ``http_path``, ``catalog``, ``schema``, ``threads`` and
         the credentials, secrets only as dbt ``env_var`` expressions.
 
-        ``port`` and ``use_sea`` go to the connector through ``connection_parameters``.
+        ``use_sea`` goes to the connector through ``connection_parameters``; ``port`` can only be 443
+        (see :data:`PORT_443`).
         """
         settings = checked_settings(compute, "generate_dbt_profile")
         config = compute.config
@@ -88,8 +95,6 @@ class DatabricksEngine(ComputePlugin):
             if config.get(key) is not None:
                 profile[key] = int(config[key])
         parameters: dict[str, Any] = {}
-        if settings.port != DEFAULT_PORT:
-            parameters["_port"] = settings.port
         if config.get("use_sea"):
             parameters["use_sea"] = True
         if parameters:
@@ -234,7 +239,7 @@ class DatabricksEngine(ComputePlugin):
             return None
         names, text = found
         secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
-        explained = explain(names, text, compute)
+        explained = explain(names, text, compute, failed_stage(error))
         if explained is None:
             return None
         operation, message, fix = explained
@@ -313,10 +318,8 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
         raise fail(f"use_sea needs a SQL warehouse http_path (/sql/1.0/warehouses/<id>), not {http_path!r}",
                    "remove use_sea for a cluster, or use the SQL warehouse's HTTP path")  # fmt: skip
     port = int(config.get("port", DEFAULT_PORT))
-    if auth_type == "oauth" and port != DEFAULT_PORT:
-        raise fail(f"auth_type oauth cannot use port {port}: dbt-databricks gets OAuth tokens through "
-                   "the Databricks SDK, which always reaches the workspace on 443",
-                   "remove port, or use a token")  # fmt: skip
+    if port != DEFAULT_PORT and (auth_type == "oauth" or operation == "generate_dbt_profile"):
+        raise fail(f"dbt-databricks cannot use port {port}: {PORT_443}", PORT_FIX)
     return Settings(host, port, http_path, auth_type, refs)
 
 
@@ -399,8 +402,46 @@ def _client_error(error: BaseException) -> tuple[list[str], str] | None:
     return None
 
 
-def explain(names: list[str], text: str, compute: ComputeConfig | None) -> tuple[str, str, str] | None:
-    """``(operation, message, fix)`` for a connector/SDK error, by class name and text, or ``None``."""
+_STAGE_FRAMES = {"open_session": "open a session", "execute_command": "run SQL"}
+"""Methods of the connector's backends (SEA and Thrift alike), by the stage they are."""
+
+
+def failed_stage(error: BaseException) -> str | None:
+    """The stage a connector error happened at, from where it was raised: ``open a session`` or
+    ``run SQL``, else ``None``.
+
+    The connector words an HTTP failure the same way at every stage ("SEA HTTP request failed with
+    status 400"), so the text cannot tell; its traceback can (also through dbt's wrapping).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    stage: str | None = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            stage = _STAGE_FRAMES.get(tb.tb_frame.f_code.co_name, stage)  # the innermost wins
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    return stage
+
+
+def explain(names: list[str], text: str, compute: ComputeConfig | None,
+            stage: str | None = None) -> tuple[str, str, str] | None:  # fmt: skip
+    """``(operation, message, fix)`` for a connector/SDK error, by class name and text, or ``None``.
+
+    ``stage`` (see :func:`failed_stage`), when known, is the operation reported for an error that
+    the text alone would put at another stage (an HTTP 400 answered to a statement is no failure to
+    open a session).
+    """
+    explained = _explain(names, text, compute, stage)
+    if explained is None or stage is None or explained[0] not in _STAGE_FRAMES.values():
+        return explained
+    return (stage, *explained[1:])
+
+
+def _explain(names: list[str], text: str, compute: ComputeConfig | None,
+             stage: str | None) -> tuple[str, str, str] | None:  # fmt: skip
     first = first_line(text)[:400]
     config = compute.config if compute is not None else {}
     host = str(config.get("host", "<host>"))
@@ -437,6 +478,10 @@ def explain(names: list[str], text: str, compute: ComputeConfig | None) -> tuple
         return ("run SQL", first, "check the name; build upstream models first (dbt run --select +<model>)")
     if sql_code in ("PARSE_SYNTAX_ERROR", "UNRESOLVED_COLUMN") or is_("ServerOperationError"):
         return ("run SQL", f"Databricks refused the SQL: {first}", "fix the SQL at the position shown (Databricks SQL dialect)")
+    if code == "400" and stage == "run SQL":
+        return ("run SQL", f"Databricks refused the statement (HTTP 400): {first}",
+                "check the statement and its parameters (a dbt model's SQL, or the warehouse's limits on "
+                "statement size and result format), and that http_path is a SQL warehouse when use_sea is set")  # fmt: skip
     if code == "400":
         return ("open a session", f"Databricks refused the request (HTTP 400): {first}",
                 f"check that catalog {config.get('catalog', '(default)')!r} exists and the principal may use "

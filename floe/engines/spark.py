@@ -4,7 +4,8 @@ Three dbt-spark connection methods are supported (``method``):
 
 - ``session`` (default): dbt-spark builds a SparkSession inside the dbt process from the profile's
   ``server_side_parameters``; floe puts the master URL (``local[2]`` by default, or
-  ``spark://…``, ``k8s://…``, ``yarn``), driver/executor sizes, ``spark_conf`` and, with
+  ``spark://…``, ``k8s://…``, ``yarn``; ``cluster: HOST[:PORT]`` is short for the standalone master
+  ``spark://HOST:PORT``, port 7077 by default, as in REQ-021's example), driver/executor sizes, ``spark_conf`` and, with
   ``iceberg: true``, the Iceberg runtime jar and SQL extensions there. Static confs work because
   the session is built with them. ``spark.sql.catalogImplementation=in-memory`` is the default
   (no Derby ``metastore_db`` in the working directory) and a local master binds to 127.0.0.1.
@@ -70,6 +71,8 @@ ENGINE = "spark"
 METHODS = ("session", "thrift", "http")
 DEFAULT_METHOD = "session"
 DEFAULT_MASTER = "local[2]"
+STANDALONE_PORT = 7077
+"""The port of a Spark standalone master, where ``cluster: HOST`` points a session compute."""
 DEFAULT_SCHEMA = "default"
 DEFAULT_THREADS = {"session": 1, "thrift": 4, "http": 4}
 DEFAULT_PORTS = {"thrift": 10000, "http": 443}
@@ -95,7 +98,7 @@ MIN_OVERHEAD_MI = 384
 _COMMON_KEYS = frozenset({"method", "schema", "threads", "spark_conf", "connect_timeout",
                           "connect_retries"})  # fmt: skip
 _METHOD_KEYS = {
-    "session": frozenset({"master", "driver_memory", "driver_cores", "executor_memory",
+    "session": frozenset({"master", "cluster", "driver_memory", "driver_cores", "executor_memory",
                           "executor_cores", "executor_instances", "iceberg"}),
     "thrift": frozenset({"host", "port", "user", "auth", "kerberos_service_name", "password",
                          "use_ssl"}),
@@ -388,7 +391,12 @@ def iceberg_runtime_jar() -> Path:
 
 
 def master_url(compute: ComputeConfig) -> str:
-    """The Spark master of a ``session`` compute (default ``local[2]``)."""
+    """The Spark master of a ``session`` compute: ``master``, else the standalone master of
+    ``cluster`` (``HOST`` or ``HOST:PORT``, port 7077 by default), else ``local[2]``."""
+    cluster = compute.config.get("cluster")
+    if cluster:
+        host, _, port = str(cluster).partition(":")
+        return f"spark://{host}:{port or STANDALONE_PORT}"
     return str(compute.config.get("master", DEFAULT_MASTER))
 
 
@@ -484,6 +492,11 @@ def session_parameters(compute: ComputeConfig, target: ProfileTarget) -> dict[st
     user = user_spark_conf(compute, operation)
     params.update(user)
     params["spark.master"] = master
+    if "cluster" in config and "spark.master" in user:
+        raise PluginExecutionError(
+            ENGINE, operation, "both cluster and spark_conf spark.master are set",
+            "keep one of them: cluster HOST is the master spark://HOST:7077", compute=compute.name,
+        )  # fmt: skip
     for key, conf in _EXPLICIT_CONFS.items():
         if key in config and conf in user:
             raise PluginExecutionError(
@@ -564,8 +577,11 @@ def _method(compute: ComputeConfig, operation: str) -> str:
     allowed = _COMMON_KEYS | _METHOD_KEYS[method]
     stray = sorted(k for k in config if k not in allowed)
     if stray:
-        owners = {k: m for m, keys in _METHOD_KEYS.items() for k in keys}
-        where = ", ".join(f"{k} (method {owners[k]})" if k in owners else f"{k} (unknown)"
+        owners: dict[str, list[str]] = {}
+        for owner, keys in _METHOD_KEYS.items():
+            for key in keys:
+                owners.setdefault(key, []).append(owner)
+        where = ", ".join(f"{k} (method {' or '.join(owners[k])})" if k in owners else f"{k} (unknown)"
                           for k in stray)  # fmt: skip
         raise PluginExecutionError(
             ENGINE, operation, f"method {method} does not use: {where}",

@@ -100,6 +100,9 @@ class DatabricksPeer:
         """Valid tokens whose principal may not use the warehouse (sessions answered ``403``)."""
         self.clients: dict[str, str] = {}
         """OAuth service principals: client_id -> client secret."""
+        self.refuse_statements: tuple[int, str, str] | None = None
+        """When set, ``(status, error_code, message)`` answers every ``POST /api/2.0/sql/statements``
+        (as the service answers a request it refuses, e.g. ``400 INVALID_PARAMETER_VALUE``)."""
         self.sessions: dict[str, Session] = {}
         self.statements: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
@@ -440,6 +443,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif path.startswith("/api/2.0/sql/sessions/") and method == "DELETE":
                 peer.sessions.pop(parts[-1], None)
                 self._send(200, {})
+            elif path == "/api/2.0/sql/statements" and method == "POST" and peer.refuse_statements:
+                self._send(*_api_error(*peer.refuse_statements))
             elif path == "/api/2.0/sql/statements" and method == "POST":
                 self._send(*peer.execute(body))
             elif path.startswith("/api/2.0/sql/statements/") and len(parts) == 6:

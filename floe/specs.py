@@ -1,0 +1,147 @@
+"""Manifests and data products as typed values: what a file says, structured once after validation.
+
+A :class:`~floe.documents.Document` keeps the parsed tree and the line of every node, for locating
+problems; these classes say what the file *means*, for policy. Each is structured by cattrs from a
+document that already passed its JSON Schema, so structuring cannot fail on user input. Optional
+fields are ``None`` when the file does not write them: inheritance depends on what each level
+writes, not on defaults (see :mod:`floe.inheritance`).
+
+Engine settings (``config``, ``overrides``) stay mappings here: their types are the engine's, known
+once governance knows which engine a compute is.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+import cattrs
+
+from floe.model import SecretReference, TransformSpec
+from floe.structure import converter as _base
+
+
+@attrs.frozen
+class Metadata:
+    name: str
+    description: str | None = None
+    owner: str | None = None
+
+
+@attrs.frozen
+class ResourceSpec:
+    """Kubernetes requests and limits as one level writes them (quantities as text)."""
+
+    requests: Mapping[str, str] = attrs.field(factory=dict)
+    limits: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ApprovedSpec:
+    """One entry of ``plugins.compute.approved``: a bare name, or a name with settings."""
+
+    name: str
+    engine: str | None = None
+    config: Mapping[str, Any] | None = None
+    resources: ResourceSpec | None = None
+
+
+@attrs.frozen
+class ComputeGovernanceSpec:
+    approved: tuple[ApprovedSpec, ...] | None = None
+    default: str | None = None
+
+
+@attrs.frozen
+class PluginsSpec:
+    compute: ComputeGovernanceSpec | None = None
+
+
+@attrs.frozen
+class EnvironmentSpec:
+    name: str
+    overrides: Mapping[str, Mapping[str, Any]] | None = None
+
+
+@attrs.frozen
+class CatalogSpec:
+    """``catalog:`` as one level writes it; unwritten fields are ``None`` (not their defaults)."""
+
+    type: str
+    name: str | None = None
+    uri: str | None = None
+    warehouse: str | None = None
+    token: SecretReference | None = None
+    oauth2_server_uri: str | None = None
+    access_delegation: str | None = None
+    client_id: str | None = None
+    client_secret: SecretReference | None = None
+
+    def written(self) -> dict[str, Any]:
+        """The fields this level writes, by name."""
+        return {f.name: v for f in attrs.fields(CatalogSpec) if (v := getattr(self, f.name)) is not None}
+
+
+@attrs.frozen
+class ManifestSpec:
+    """A ``kind: Manifest`` file: an enterprise or domain level of the hierarchy."""
+
+    scope: str
+    metadata: Metadata
+    parent: str | None = None
+    plugins: PluginsSpec | None = None
+    catalog: CatalogSpec | None = None
+    environments: tuple[EnvironmentSpec, ...] | None = None
+    kind: ClassVar[str] = "Manifest"
+
+    @property
+    def compute(self) -> ComputeGovernanceSpec | None:
+        return self.plugins.compute if self.plugins is not None else None
+
+
+@attrs.frozen
+class ProductSpec:
+    """A ``kind: DataProduct`` file (floe.yaml)."""
+
+    metadata: Metadata
+    platform: str
+    transforms: tuple[TransformSpec, ...]
+    plugins: PluginsSpec | None = None
+    environments: tuple[EnvironmentSpec, ...] | None = None
+    kind: ClassVar[str] = "DataProduct"
+    catalog: ClassVar[None] = None
+    """A data product never declares a catalog (here so that every level reads alike)."""
+
+    @property
+    def compute(self) -> ComputeGovernanceSpec | None:
+        return self.plugins.compute if self.plugins is not None else None
+
+
+LevelSpec = ManifestSpec | ProductSpec
+"""One level of a chain: a manifest, or the data product at its end."""
+
+
+@functools.cache
+def _converter() -> cattrs.Converter:
+    converter = _base.copy()
+
+    def approved(value: Any, _type: type) -> ApprovedSpec:
+        if isinstance(value, str):
+            return ApprovedSpec(value)
+        return converter.structure_attrs_fromdict(value, ApprovedSpec)
+
+    converter.register_structure_hook(ApprovedSpec, approved)
+    return converter
+
+
+def structure(data: Mapping[str, Any], kind: str) -> LevelSpec:
+    """The typed value of a validated document's data (``kind`` ``Manifest`` or ``DataProduct``).
+
+    ``apiVersion`` and ``kind`` are not structured: the schema fixed them.
+    """
+    fields = {k: v for k, v in data.items() if k not in ("apiVersion", "kind")}
+    if kind == "Manifest":
+        return _converter().structure(fields, ManifestSpec)
+    return _converter().structure(fields, ProductSpec)
