@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -826,3 +827,51 @@ class TestSnowflakeCompliance(BaseComputePluginTests):
     def client_error(self, refused_address: tuple[str, int]) -> BaseException:
         host, port = refused_address
         return _connect_error(account="fakesnow", host=host, port=port, protocol="http")
+
+
+# -- a real `dbt build` through the profile `floe compile` writes -------------------------------------
+
+
+@pytest.mark.req("REQ-012")
+def test_dbt_build_twice_through_the_compiled_profile(
+    fakesnow: FakesnowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeds, a view, a table, generic tests and an incremental model; the second build merges.
+
+    fakesnow runs Snowflake SQL in DuckDB, whose temporary tables live only in its ``temp`` catalog:
+    dbt-snowflake's incremental run builds its new rows as ``create temporary view``, which
+    fakesnow refuses (``TEMPORARY table names can only use the "temp" catalog``). The model sets
+    ``tmp_relation_type: table``, dbt-snowflake's documented config for what the temporary
+    relation is, and the build merges from a real (transient) table instead.
+    """
+    import snowflake.connector
+
+    from tests.support import dbt_build
+
+    for key, value in {**dbt_build.dbt_environ(tmp_path), "HOME": str(tmp_path), PASSWORD_VAR: CANARY}.items():
+        monkeypatch.setenv(key, value)
+    config = {**at(fakesnow, schema="orders_build")}
+    product = dbt_build.write_product(tmp_path, "snowflake", config,
+                                      incremental={"incremental_strategy": "delete+insert", "tmp_relation_type": "transient"})  # fmt: skip
+    profile = dbt_build.compile_product(product, os.environ)
+    assert profile["outputs"]["dev"]["password"] == "{{ env_var('FLOE_TEST_SF_PASSWORD') }}"
+
+    def rows(relation: str) -> list[tuple[Any, ...]]:
+        with snowflake.connector.connect(
+            account="fakesnow", user="reader", password="any", host=fakesnow.host, port=fakesnow.port,
+            protocol="http", platform_detection_timeout_seconds=0.0,
+        ) as conn:  # fmt: skip
+            cursor = conn.cursor()
+            cursor.execute(f"select {dbt_build.COLUMNS[relation]} from {DATABASE}.orders_build.{relation} order by 1")
+            return [tuple(row) for row in cursor.fetchall()]
+
+    first = dbt_build.build(product, 1)
+    assert first.success, first.exception
+    assert dbt_build.statuses(first) == dbt_build.all_passed()
+    assert {name: rows(name) for name in dbt_build.EXPECTED_FIRST} == dbt_build.EXPECTED_FIRST
+    dbt_build.update_seed(product)
+    second = dbt_build.build(product, 2)
+    assert second.success, second.exception
+    assert dbt_build.statuses(second) == dbt_build.all_passed()
+    assert {name: rows(name) for name in dbt_build.EXPECTED_SECOND} == dbt_build.EXPECTED_SECOND
+    assert not [text[:200] for text in dbt_build.written_text(tmp_path, product) if CANARY in text]

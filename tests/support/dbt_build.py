@@ -1,0 +1,224 @@
+"""A small data product built for real by ``dbt build`` through the profile ``floe compile`` writes.
+
+The engines' ``dbt build`` tests (one per engine module) share it: :func:`write_product` writes an
+enterprise manifest approving one compute (``warehouse``) of the engine under test and a data product
+that is also a dbt project:
+
+- a seed ``raw_orders`` (``id, customer, amount, version``);
+- a view ``stg_orders`` over it, a table ``customer_totals`` (a ``group by``) and an incremental
+  model ``orders_incremental`` (``unique_key: id``) that selects, on an incremental run, only the
+  rows whose ``version`` is newer than what it holds, and stamps each row with the run's ``batch``
+  (a dbt var);
+- generic tests: ``unique`` and ``not_null`` on ids, ``not_null`` and ``accepted_values``.
+
+:func:`compile_product` runs ``floe compile`` as a user would (a subprocess); :func:`build` runs
+``dbt build`` in-process (``dbtRunner``) with ``--profiles-dir target/floe``, so dbt connects with
+the profile exactly as generated, its secrets read from the environment. The second build comes
+after :func:`update_seed`: row 2 changed (version 2) and row 4 added, so an incremental run merges
+one row and inserts one, and rows 1 and 3 keep batch 1 — which a full rebuild would not.
+:data:`EXPECTED_*` are the rows each relation must then hold, for the tests to read back through
+the peer (never through dbt's own output).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from floe.model import SecretReference
+
+COMPUTE = "warehouse"
+PROFILE = f"floe_{COMPUTE}"
+SEED_V1 = "id,customer,amount,version\n1,alice,10,1\n2,bob,20,1\n3,alice,30,1\n"
+SEED_V2 = "id,customer,amount,version\n1,alice,10,1\n2,bob,25,2\n3,alice,30,1\n4,carol,40,2\n"
+
+EXPECTED_FIRST = {
+    "raw_orders": [(1, "alice", 10, 1), (2, "bob", 20, 1), (3, "alice", 30, 1)],
+    "stg_orders": [(1, "alice", 10), (2, "bob", 20), (3, "alice", 30)],
+    "customer_totals": [("alice", 40, 2), ("bob", 20, 1)],
+    "orders_incremental": [(1, "alice", 10, 1, 1), (2, "bob", 20, 1, 1), (3, "alice", 30, 1, 1)],
+}
+"""Rows after the first build (ordered by the first column)."""
+EXPECTED_SECOND = {
+    "raw_orders": [(1, "alice", 10, 1), (2, "bob", 25, 2), (3, "alice", 30, 1), (4, "carol", 40, 2)],
+    "stg_orders": [(1, "alice", 10), (2, "bob", 25), (3, "alice", 30), (4, "carol", 40)],
+    "customer_totals": [("alice", 40, 2), ("bob", 25, 1), ("carol", 40, 1)],
+    # (id, customer, amount, version, batch): 2 merged and 4 inserted by batch 2; 1 and 3 untouched
+    "orders_incremental": [(1, "alice", 10, 1, 1), (2, "bob", 25, 2, 2), (3, "alice", 30, 1, 1),
+                           (4, "carol", 40, 2, 2)],
+}  # fmt: skip
+COLUMNS = {
+    "raw_orders": "id, customer, amount, version",
+    "stg_orders": "id, customer, amount",
+    "customer_totals": "customer, total, orders",
+    "orders_incremental": "id, customer, amount, version, batch",
+}
+"""The columns the expected rows list, in order."""
+NODES = {
+    "seed": ["raw_orders"],
+    "model": ["customer_totals", "orders_incremental", "stg_orders"],
+    "test": [
+        "accepted_values_customer_totals_customer__alice__bob__carol",
+        "not_null_customer_totals_customer",
+        "not_null_orders_incremental_id",
+        "not_null_stg_orders_id",
+        "unique_orders_incremental_id",
+        "unique_stg_orders_id",
+    ],
+}
+"""The nodes one ``dbt build`` runs, by resource type."""
+
+
+def _yaml_value(value: Any) -> Any:
+    """A setting as a manifest spells it: a secret as ``{secret_ref: NAME}``."""
+    if isinstance(value, SecretReference):
+        return {"secret_ref": value.name}
+    if isinstance(value, Mapping):
+        return {k: _yaml_value(v) for k, v in value.items()}
+    return value
+
+
+def write_product(root: Path, engine: str, config: Mapping[str, Any], *,
+                  incremental: Mapping[str, Any] | None = None) -> Path:  # fmt: skip
+    """The platform manifest and the product (a dbt project) under ``root``; returns the product.
+
+    :param config: the compute's settings (secrets as :class:`SecretReference`).
+    :param incremental: extra configs of the incremental model (e.g. an ``incremental_strategy``).
+    """
+    manifest = {
+        "apiVersion": "floe.dev/v1", "kind": "Manifest", "scope": "enterprise", "metadata": {"name": "acme"},
+        "plugins": {"compute": {"approved": [{"name": COMPUTE, "engine": engine, "config": _yaml_value(config)}],
+                                "default": COMPUTE}},
+        "environments": [{"name": "dev"}],
+    }  # fmt: skip
+    (root / "platform").mkdir(parents=True, exist_ok=True)
+    (root / "platform" / "enterprise.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    product = root / "orders"
+    files = {
+        "floe.yaml": f"""\
+            apiVersion: floe.dev/v1
+            kind: DataProduct
+            metadata: {{name: orders}}
+            platform: ../platform/enterprise.yaml
+            transforms:
+              - {{type: dbt, path: models/, compute: {COMPUTE}}}
+            """,
+        "dbt_project.yml": f"""\
+            name: orders
+            version: "1.0"
+            config-version: 2
+            profile: {PROFILE}
+            vars: {{batch: 0}}
+            """,
+        "seeds/raw_orders.csv": SEED_V1,
+        "models/stg_orders.sql": """\
+            {{ config(materialized='view') }}
+            select id, customer, amount, version from {{ ref('raw_orders') }}
+            """,
+        "models/customer_totals.sql": """\
+            {{ config(materialized='table') }}
+            select customer, sum(amount) as total, count(*) as orders
+            from {{ ref('stg_orders') }}
+            group by customer
+            """,
+        "models/orders_incremental.sql": f"""\
+            {{{{ config({_config_args({"materialized": "incremental", "unique_key": "id", **(incremental or {})})}) }}}}
+            select id, customer, amount, version, {{{{ var('batch') }}}} as batch
+            from {{{{ ref('stg_orders') }}}}
+            {{% if is_incremental() %}}
+            where version > (select max(version) from {{{{ this }}}})
+            {{% endif %}}
+            """,
+        "models/schema.yml": """\
+            version: 2
+            models:
+              - name: stg_orders
+                columns:
+                  - name: id
+                    data_tests: [unique, not_null]
+              - name: customer_totals
+                columns:
+                  - name: customer
+                    data_tests:
+                      - not_null
+                      - accepted_values:
+                          arguments: {values: [alice, bob, carol]}
+              - name: orders_incremental
+                columns:
+                  - name: id
+                    data_tests: [unique, not_null]
+            """,
+    }
+    for name, text in files.items():
+        path = product / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return product
+
+
+def _config_args(config: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in config.items())
+
+
+def update_seed(product: Path) -> None:
+    """The source changes between the builds: row 2 updated (version 2), row 4 added."""
+    (product / "seeds" / "raw_orders.csv").write_text(SEED_V2)
+
+
+def compile_product(product: Path, environ: Mapping[str, str]) -> dict[str, Any]:
+    """``floe compile`` in a subprocess; returns the profile it wrote for the compute."""
+    proc = subprocess.run([sys.executable, "-m", "floe", "compile", str(product)],
+                          capture_output=True, text=True, env=dict(environ), timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    profiles = yaml.safe_load((product / "target" / "floe" / "profiles.yml").read_text())
+    profile: dict[str, Any] = profiles[PROFILE]
+    return profile
+
+
+def build(product: Path, batch: int, *extra: str) -> Any:
+    """``dbt build`` in-process with the compiled profiles; returns dbt's result."""
+    from dbt.cli.main import dbtRunner
+
+    args = ["build", "--project-dir", str(product), "--profiles-dir", str(product / "target" / "floe"),
+            "--vars", f"{{batch: {batch}}}", *extra]  # fmt: skip
+    return dbtRunner().invoke(args)
+
+
+def statuses(result: Any) -> dict[str, list[tuple[str, str]]]:
+    """The nodes dbt ran, by resource type, with their status (for a readable assertion)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for node_result in result.result.results:
+        node = node_result.node
+        found.setdefault(str(node.resource_type), []).append((node.name, str(node_result.status)))
+    return {kind: sorted(items) for kind, items in sorted(found.items())}
+
+
+def all_passed() -> dict[str, list[tuple[str, str]]]:
+    """What :func:`statuses` shows for a build where every node succeeded."""
+    ok = {"seed": "success", "model": "success", "test": "pass"}
+    return {kind: [(name, ok[kind]) for name in names] for kind, names in NODES.items()}
+
+
+def dbt_environ(folder: Path) -> dict[str, str]:
+    """dbt's logs and target/ under ``folder``; no usage statistics; no version check."""
+    return {
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_VERSION_CHECK": "false",
+        "DBT_LOG_PATH": str(folder / "dbt-logs"),
+        "DBT_TARGET_PATH": str(folder / "dbt-target"),
+        "DBT_PARTIAL_PARSE": "false",
+    }
+
+
+def written_text(folder: Path, product: Path) -> list[str]:
+    """Everything dbt and floe wrote (logs, artifacts, compiled profiles), to search for secrets."""
+    paths = [p for p in (folder / "dbt-logs").rglob("*") if p.is_file()]
+    paths += [p for p in (folder / "dbt-target").rglob("*") if p.is_file()]
+    paths += [p for p in (product / "target").rglob("*") if p.is_file()]
+    return [p.read_text(errors="replace") for p in paths]
