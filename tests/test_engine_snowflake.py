@@ -836,13 +836,19 @@ class TestSnowflakeCompliance(BaseComputePluginTests):
 def test_dbt_build_twice_through_the_compiled_profile(
     fakesnow: FakesnowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Seeds, a view, a table, generic tests and an incremental model; the second build merges.
+    """Seeds, a view, a table, generic tests and an incremental model built twice by dbt-snowflake.
 
-    fakesnow runs Snowflake SQL in DuckDB, whose temporary tables live only in its ``temp`` catalog:
-    dbt-snowflake's incremental run builds its new rows as ``create temporary view``, which
-    fakesnow refuses (``TEMPORARY table names can only use the "temp" catalog``). The model sets
-    ``tmp_relation_type: table``, dbt-snowflake's documented config for what the temporary
-    relation is, and the build merges from a real (transient) table instead.
+    fakesnow runs Snowflake SQL in DuckDB, and two of dbt-snowflake's incremental statements do not
+    survive the translation; the model uses dbt-snowflake's documented configs around them:
+
+    - the new rows are first put in a temporary view or table (``create temporary …``), which
+      DuckDB allows only in its ``temp`` catalog (``TEMPORARY table names can *only* use the
+      "temp" catalog``): ``tmp_relation_type: transient`` makes it a transient table in the
+      model's schema;
+    - fakesnow emulates ``MERGE`` with a helper table of its own, which DuckDB refuses inside the
+      ``begin … commit`` dbt-snowflake wraps it in (a transaction may write one database only):
+      ``incremental_strategy: delete+insert`` replaces the rows of the changed keys instead, with
+      the same result (row 2 updated, row 4 added).
     """
     import snowflake.connector
 
