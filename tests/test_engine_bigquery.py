@@ -494,40 +494,15 @@ class TestBigQueryCompliance(BaseComputePluginTests):
 # -- a real `dbt build` through the profile `floe compile` writes, on bqemulator -----------------------
 
 
-def emulator_config(emulator: BigQueryEmulator, **extra: Any) -> dict[str, Any]:
-    """A compute on the emulator: an OAuth access token (it accepts any) from ``FLOE_BQ_TOKEN``."""
-    return {"project": PROJECT, "dataset": DATASET, "location": "US", "method": "oauth-secrets",
-            "token": SecretReference(ENV["token"]), "api_endpoint": emulator.url, **extra}  # fmt: skip
-
-
 @pytest.mark.req("REQ-012")
 def test_dbt_build_twice_through_the_compiled_profile(emulator: BigQueryEmulator, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Seeds, a view, a table, generic tests and an incremental model (dbt-bigquery's default
-    ``merge``) built twice by dbt-bigquery on bqemulator; the rows are read back with
-    google-cloud-bigquery."""
+    ``merge``) built twice by dbt-bigquery on bqemulator; rows read back with google-cloud-bigquery."""
     from tests.support import dbt_build
 
-    token = "ya29.canary-" + secrets.token_hex(8)
-    for key, value in {**dbt_build.dbt_environ(tmp_path), "HOME": str(tmp_path), ENV["token"]: token}.items():
-        monkeypatch.setenv(key, value)
-    product = dbt_build.write_product(tmp_path, "bigquery", emulator_config(emulator, dataset="orders_build"))
-    profile = dbt_build.compile_product(product, os.environ)
-    assert profile["outputs"]["dev"]["token"] == "{{ env_var('FLOE_BQ_TOKEN') }}"
-    client = emulator.client()
-
-    def rows(relation: str) -> list[tuple[Any, ...]]:
-        sql = f"select {dbt_build.COLUMNS[relation]} from `{PROJECT}.orders_build.{relation}` order by 1"
-        return [tuple(row.values()) for row in client.query(sql).result()]
-
-    first = dbt_build.build(product, 1)
-    assert first.success, first.exception
-    assert dbt_build.statuses(first) == dbt_build.all_passed()
-    assert {name: rows(name) for name in dbt_build.EXPECTED_FIRST} == dbt_build.EXPECTED_FIRST
-    assert client.get_table(f"{PROJECT}.orders_build.stg_orders").table_type == "VIEW"
-    dbt_build.update_seed(product)
-    second = dbt_build.build(product, 2)
-    assert second.success, second.exception
-    assert dbt_build.statuses(second) == dbt_build.all_passed()
-    assert {name: rows(name) for name in dbt_build.EXPECTED_SECOND} == dbt_build.EXPECTED_SECOND
-    assert not [text[:200] for text in dbt_build.written_text(tmp_path, product) if token in text]
+    target = dbt_build.on_bqemulator(emulator, dataset="orders_build", token_var=ENV["token"],
+                                     token="ya29.canary-" + secrets.token_hex(8))  # fmt: skip
+    dbt_build.build_twice(tmp_path, target, monkeypatch)
+    assert emulator.client().get_table(f"{PROJECT}.orders_build.stg_orders").table_type == "VIEW"
+    assert emulator.client().get_table(f"{PROJECT}.orders_build.customer_totals").table_type == "TABLE"

@@ -392,31 +392,17 @@ class TestDatabricksCompliance(BaseComputePluginTests):
 
 
 @pytest.mark.req("REQ-012")
-def test_dbt_build_twice_through_the_compiled_profile(dbx: Peer, env: dict[str, str], tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_dbt_build_twice_through_the_compiled_profile(dbx: Peer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Seeds, a view, a table, generic tests and an incremental model (dbt-databricks' default
     ``merge``) built twice by dbt-databricks on the SQL warehouse; rows read back from the peer."""
     from tests.support import dbt_build
 
-    for key, value in {**dbt_build.dbt_environ(tmp_path), "HOME": str(tmp_path)}.items():
-        monkeypatch.setenv(key, value)
-    product = dbt_build.write_product(tmp_path, "databricks", dbx.config(schema="orders_build"))
-    profile = dbt_build.compile_product(product, os.environ)
-    assert profile["outputs"]["dev"]["token"] == "{{ env_var('FLOE_DBX_TOKEN') }}"
-
-    def rows(relation: str) -> list[tuple[Any, ...]]:
-        return dbx.peer.query(f"select {dbt_build.COLUMNS[relation]} from main.orders_build.{relation} order by 1")
-
+    target = dbt_build.on_databricks(dbx.peer, schema="orders_build", token_var=TOKEN_ENV, token=dbx.token)
     failures, queries = len(dbx.peer.failures), len(dbx.peer.queries)
-    first = dbt_build.build(product, 1)
-    assert first.success, first.exception
-    assert dbt_build.statuses(first) == dbt_build.all_passed()
-    assert {name: rows(name) for name in dbt_build.EXPECTED_FIRST} == dbt_build.EXPECTED_FIRST
-    dbt_build.update_seed(product)
-    second = dbt_build.build(product, 2)
-    assert second.success, second.exception
-    assert dbt_build.statuses(second) == dbt_build.all_passed()
-    assert {name: rows(name) for name in dbt_build.EXPECTED_SECOND} == dbt_build.EXPECTED_SECOND
+    dbt_build.build_twice(tmp_path, target, monkeypatch)
     assert dbx.peer.failures[failures:] == []  # every statement dbt-databricks sent was answered
     assert [q for q in dbx.peer.queries[queries:] if re.search(r"^\s*merge\s+into\b", q, re.M | re.I)]
-    assert not [text[:200] for text in dbt_build.written_text(tmp_path, product) if dbx.token in text]
+    assert dbx.peer.query("select table_name, table_type from system.information_schema.tables where "
+                          "table_schema = 'orders_build' order by 1") == [
+        ("customer_totals", "MANAGED"), ("orders_incremental", "MANAGED"), ("raw_orders", "MANAGED"),
+        ("stg_orders", "VIEW")]  # fmt: skip

@@ -615,31 +615,14 @@ def test_peer_speaks_the_extended_protocol(peer: RedshiftPeer) -> None:
 
 
 @pytest.mark.req("REQ-012")
-def test_dbt_build_twice_through_the_compiled_profile(tmp_path: Path, peer: RedshiftPeer,
+def test_dbt_build_twice_through_the_compiled_profile(tmp_path: Path, peer: RedshiftPeer, pki: CertificateFiles,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    """Seeds, a view, a table, generic tests and an incremental model built twice by dbt-redshift
-    over TLS; the rows are read back from the peer's database."""
-    import os
-
+    """Seeds, a view, a table, generic tests and an incremental model (dbt-redshift's default with a
+    unique key, ``delete+insert``) built twice over TLS; rows read back from the peer's database."""
     from tests.support import dbt_build
 
-    for key, value in {**dbt_build.dbt_environ(tmp_path), "HOME": str(tmp_path)}.items():
-        monkeypatch.setenv(key, value)
-    config = dict(database(peer, sslmode="verify-ca", schema="orders_build").config)
-    product = dbt_build.write_product(tmp_path, "redshift", config)
-    profile = dbt_build.compile_product(product, os.environ)
-    assert profile["outputs"]["dev"]["password"] == "{{ env_var('REDSHIFT_PASSWORD') }}"
-
-    def rows(relation: str) -> list[tuple[Any, ...]]:
-        return peer.sql(f"select {dbt_build.COLUMNS[relation]} from dev.orders_build.{relation} order by 1")
-
-    first = dbt_build.build(product, 1)
-    assert first.success, first.exception
-    assert dbt_build.statuses(first) == dbt_build.all_passed()
-    assert {name: rows(name) for name in dbt_build.EXPECTED_FIRST} == dbt_build.EXPECTED_FIRST
-    dbt_build.update_seed(product)
-    second = dbt_build.build(product, 2)
-    assert second.success, second.exception
-    assert dbt_build.statuses(second) == dbt_build.all_passed()
-    assert {name: rows(name) for name in dbt_build.EXPECTED_SECOND} == dbt_build.EXPECTED_SECOND
-    assert not [text[:200] for text in dbt_build.written_text(tmp_path, product) if PASSWORD in text]
+    target = dbt_build.on_redshift(peer, ca=pki.ca, user="alice", password_var="REDSHIFT_PASSWORD", password=PASSWORD,
+                                   schema="orders_build")  # fmt: skip
+    started = len(peer.startups)
+    dbt_build.build_twice(tmp_path, target, monkeypatch)
+    assert peer.startups[started:] and all(s.ssl and s.authenticated for s in peer.startups[started:])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 import time
@@ -66,15 +65,9 @@ DATABASE = "analytics"
 @pytest.fixture(scope="module")
 def fakesnow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakesnowServer]:
     """One fakesnow server for the module, with the database ``analytics`` created."""
-    import snowflake.connector
-
     server = FakesnowServer(tmp_path_factory.mktemp("fakesnow")).start()
     try:
-        with snowflake.connector.connect(
-            account="fakesnow", user="admin", password="any", host=server.host, port=server.port,
-            protocol="http", login_timeout=10, platform_detection_timeout_seconds=0.0,
-        ) as admin:  # fmt: skip
-            admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+        server.create_database(DATABASE)
         yield server
     finally:
         server.stop()
@@ -836,48 +829,11 @@ class TestSnowflakeCompliance(BaseComputePluginTests):
 def test_dbt_build_twice_through_the_compiled_profile(
     fakesnow: FakesnowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Seeds, a view, a table, generic tests and an incremental model built twice by dbt-snowflake.
-
-    fakesnow runs Snowflake SQL in DuckDB, and two of dbt-snowflake's incremental statements do not
-    survive the translation; the model uses dbt-snowflake's documented configs around them:
-
-    - the new rows are first put in a temporary view or table (``create temporary …``), which
-      DuckDB allows only in its ``temp`` catalog (``TEMPORARY table names can *only* use the
-      "temp" catalog``): ``tmp_relation_type: transient`` makes it a transient table in the
-      model's schema;
-    - fakesnow emulates ``MERGE`` with a helper table of its own, which DuckDB refuses inside the
-      ``begin … commit`` dbt-snowflake wraps it in (a transaction may write one database only):
-      ``incremental_strategy: delete+insert`` replaces the rows of the changed keys instead, with
-      the same result (row 2 updated, row 4 added).
-    """
-    import snowflake.connector
-
+    """Seeds, a view, a table, generic tests and an incremental model built twice by dbt-snowflake
+    on fakesnow, rows read back with the connector; the model sets ``tmp_relation_type: transient``
+    and ``incremental_strategy: delete+insert`` (see :func:`tests.support.dbt_build.on_fakesnow`)."""
     from tests.support import dbt_build
 
-    for key, value in {**dbt_build.dbt_environ(tmp_path), "HOME": str(tmp_path), PASSWORD_VAR: CANARY}.items():
-        monkeypatch.setenv(key, value)
-    config = {**at(fakesnow, schema="orders_build")}
-    product = dbt_build.write_product(tmp_path, "snowflake", config,
-                                      incremental={"incremental_strategy": "delete+insert", "tmp_relation_type": "transient"})  # fmt: skip
-    profile = dbt_build.compile_product(product, os.environ)
-    assert profile["outputs"]["dev"]["password"] == "{{ env_var('FLOE_TEST_SF_PASSWORD') }}"
-
-    def rows(relation: str) -> list[tuple[Any, ...]]:
-        with snowflake.connector.connect(
-            account="fakesnow", user="reader", password="any", host=fakesnow.host, port=fakesnow.port,
-            protocol="http", platform_detection_timeout_seconds=0.0,
-        ) as conn:  # fmt: skip
-            cursor = conn.cursor()
-            cursor.execute(f"select {dbt_build.COLUMNS[relation]} from {DATABASE}.orders_build.{relation} order by 1")
-            return [tuple(row) for row in cursor.fetchall()]
-
-    first = dbt_build.build(product, 1)
-    assert first.success, first.exception
-    assert dbt_build.statuses(first) == dbt_build.all_passed()
-    assert {name: rows(name) for name in dbt_build.EXPECTED_FIRST} == dbt_build.EXPECTED_FIRST
-    dbt_build.update_seed(product)
-    second = dbt_build.build(product, 2)
-    assert second.success, second.exception
-    assert dbt_build.statuses(second) == dbt_build.all_passed()
-    assert {name: rows(name) for name in dbt_build.EXPECTED_SECOND} == dbt_build.EXPECTED_SECOND
-    assert not [text[:200] for text in dbt_build.written_text(tmp_path, product) if CANARY in text]
+    target = dbt_build.on_fakesnow(fakesnow, database=DATABASE, schema="orders_build", password_var=PASSWORD_VAR,
+                                   password=CANARY)  # fmt: skip
+    dbt_build.build_twice(tmp_path, target, monkeypatch)

@@ -597,30 +597,13 @@ def test_peer_speaks_the_protocol_details(plain_peer: TrinoPeer) -> None:
 
 @pytest.mark.req("REQ-012")
 def test_dbt_build_twice_through_the_compiled_profile(tmp_path: Path, secure_peer: TrinoPeer, pki: CertificateFiles,
-                                                      secrets_env: None, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Seeds, a view, a table, generic tests and an incremental model (``merge``) built twice by
-    dbt-trino over HTTPS with an LDAP password; the rows are read back from the peer's database."""
-    import os
-
+    dbt-trino over HTTPS with an LDAP password; rows read back from the peer's database."""
     from tests.support import dbt_build
 
-    for key, value in {**dbt_build.dbt_environ(tmp_path), "HOME": str(tmp_path)}.items():
-        monkeypatch.setenv(key, value)
-    config = dict(ldap(secure_peer, pki, schema="orders_build").config)
-    product = dbt_build.write_product(tmp_path, "trino", config, incremental={"incremental_strategy": "merge"})
-    profile = dbt_build.compile_product(product, os.environ)
-    assert profile["outputs"]["dev"]["password"] == "{{ env_var('TRINO_PASSWORD') }}"
-
-    def rows(relation: str) -> list[tuple[Any, ...]]:
-        return secure_peer.sql(f"select {dbt_build.COLUMNS[relation]} from {CATALOG}.orders_build.{relation} order by 1")
-
-    first = dbt_build.build(product, 1)
-    assert first.success, first.exception
-    assert dbt_build.statuses(first) == dbt_build.all_passed()
-    assert {name: rows(name) for name in dbt_build.EXPECTED_FIRST} == dbt_build.EXPECTED_FIRST
-    dbt_build.update_seed(product)
-    second = dbt_build.build(product, 2)
-    assert second.success, second.exception
-    assert dbt_build.statuses(second) == dbt_build.all_passed()
-    assert {name: rows(name) for name in dbt_build.EXPECTED_SECOND} == dbt_build.EXPECTED_SECOND
-    assert not [text[:200] for text in dbt_build.written_text(tmp_path, product) if PASSWORD in text]
+    target = dbt_build.on_trino(secure_peer, ca=pki.ca, catalog=CATALOG, user="alice", password_var="TRINO_PASSWORD",
+                                password=PASSWORD, schema="orders_build")  # fmt: skip
+    logged = len(secure_peer.log)
+    dbt_build.build_twice(tmp_path, target, monkeypatch)
+    assert {entry.user for entry in secure_peer.log[logged:]} == {"alice"}

@@ -70,7 +70,7 @@ def running_peers(folder: Path) -> Iterator[Peers]:
     pki = make_pki(folder / "pki")  # Redshift's and Trino's server certificates for 127.0.0.1
     with contextlib.ExitStack() as stack:
         fakesnow = stack.enter_context(FakesnowServer(folder))
-        _create_snowflake_database(fakesnow)
+        fakesnow.create_database(SNOWFLAKE_DATABASE)
         bigquery = stack.enter_context(serve_bigquery())  # Google's token endpoint
         emulator = stack.enter_context(running_bqemulator(folder / "bqemulator", BQ_PROJECT, (BQ_DATASET,)))
         databricks = stack.enter_context(serve_databricks())
@@ -133,17 +133,6 @@ def running_peers(folder: Path) -> Iterator[Peers]:
             "DBT_VERSION_CHECK": "false",
         }
         yield Peers(configs, environ)
-
-
-def _create_snowflake_database(server: FakesnowServer) -> None:
-    """The database the compute names, created as an administrator would before dbt runs."""
-    import snowflake.connector
-
-    with snowflake.connector.connect(
-        account="fakesnow", user="admin", password="any", host=server.host, port=server.port,
-        protocol="http", login_timeout=10, platform_detection_timeout_seconds=0.0,
-    ) as admin:  # fmt: skip
-        admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {SNOWFLAKE_DATABASE}")
 
 
 def _yaml_value(value: Any) -> Any:

@@ -727,6 +727,7 @@ def _api_error(status: int, code: str, message: str) -> tuple[int, dict[str, Any
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no delayed-ACK stall between them
 
     def log_message(self, format: str, *args: Any) -> None:
         return

@@ -18,17 +18,25 @@ after :func:`update_seed`: row 2 changed (version 2) and row 4 added, so an incr
 one row and inserts one, and rows 1 and 3 keep batch 1 — which a full rebuild would not.
 :data:`EXPECTED_*` are the rows each relation must then hold, for the tests to read back through
 the peer (never through dbt's own output).
+
+Each engine's peer is described once, as a :class:`Target` (``on_fakesnow``, ``on_bqemulator``,
+``on_databricks``, ``on_redshift``, ``on_trino``): the approved compute's settings, the environment
+the CLI and dbt need (secrets, trust), how to read a relation back through the peer, and what the
+incremental model must set on that peer. :func:`build_twice` is the whole check; a ``floe run``
+test can take the same :class:`Target` and product and read the same :data:`EXPECTED_SECOND`.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import yaml
 
 from floe.model import SecretReference
@@ -222,3 +230,144 @@ def written_text(folder: Path, product: Path) -> list[str]:
     paths += [p for p in (folder / "dbt-target").rglob("*") if p.is_file()]
     paths += [p for p in (product / "target").rglob("*") if p.is_file()]
     return [p.read_text(errors="replace") for p in paths]
+
+
+# -- the peers, as targets of a build -------------------------------------------------------------------
+
+
+@attrs.frozen
+class Target:
+    """A compute on a running peer, as a build of the product needs it."""
+
+    engine: str
+    config: Mapping[str, Any]
+    """The approved compute's settings (secrets as :class:`SecretReference`)."""
+    environ: Mapping[str, str]
+    """What the CLI and dbt need in their environment: the secrets' values, the peer's CA…"""
+    read: Callable[[str], list[tuple[Any, ...]]]
+    """The rows of a relation of the product (its :data:`COLUMNS`, ordered), read through the peer."""
+    secret: str
+    """A secret's value, which must appear in nothing dbt or floe writes."""
+    incremental: Mapping[str, Any] = attrs.field(factory=dict)
+    """Configs the incremental model needs on this peer (none on a real service)."""
+
+
+def on_fakesnow(server: Any, *, database: str, schema: str, password_var: str, password: str) -> Target:
+    """fakesnow (:class:`tests.support.snowflake_peer.FakesnowServer`), ``database`` already created.
+
+    Two of dbt-snowflake's incremental statements do not survive fakesnow's translation to DuckDB,
+    so the model uses dbt-snowflake's documented configs around them:
+
+    - the new rows are first put in a temporary view or table (``create temporary …``), which DuckDB
+      allows only in its ``temp`` catalog (``TEMPORARY table names can *only* use the "temp"
+      catalog``): ``tmp_relation_type: transient`` makes it a transient table in the model's schema;
+    - fakesnow emulates ``MERGE`` with a helper table of its own, which DuckDB refuses inside the
+      ``begin … commit`` dbt-snowflake wraps it in (a transaction may write one database only):
+      ``incremental_strategy: delete+insert`` replaces the rows of the changed keys instead, with
+      the same result.
+    """
+    from floe.model import SecretReference
+
+    def read(relation: str) -> list[tuple[Any, ...]]:
+        import snowflake.connector
+
+        with snowflake.connector.connect(
+            account="fakesnow", user="reader", password="any", host=server.host, port=server.port,
+            protocol="http", platform_detection_timeout_seconds=0.0,
+        ) as conn:  # fmt: skip
+            cursor = conn.cursor()
+            cursor.execute(f"select {COLUMNS[relation]} from {database}.{schema}.{relation} order by 1")
+            return [tuple(row) for row in cursor.fetchall()]
+
+    config = {"account": "fakesnow", "user": "floe", "password": SecretReference(password_var), "database": database,
+              "warehouse": "compute_wh", "schema": schema, "role": "transformer", "host": server.host,
+              "port": server.port, "protocol": "http"}  # fmt: skip
+    return Target("snowflake", config, {password_var: password}, read, password,
+                  {"incremental_strategy": "delete+insert", "tmp_relation_type": "transient"})  # fmt: skip
+
+
+def on_bqemulator(emulator: Any, *, dataset: str, token_var: str, token: str) -> Target:
+    """bqemulator (:class:`tests.support.bqemulator.BigQueryEmulator`), an access token (any is accepted).
+
+    dbt-bigquery's default incremental strategy, ``merge``, runs as on BigQuery.
+    """
+    from floe.model import SecretReference
+
+    def read(relation: str) -> list[tuple[Any, ...]]:
+        sql = f"select {COLUMNS[relation]} from `{emulator.project}.{dataset}.{relation}` order by 1"
+        return [tuple(row.values()) for row in emulator.client().query(sql).result()]
+
+    config = {"project": emulator.project, "dataset": dataset, "location": "US", "method": "oauth-secrets",
+              "token": SecretReference(token_var), "api_endpoint": emulator.url}  # fmt: skip
+    return Target("bigquery", config, {token_var: token}, read, token)
+
+
+def on_databricks(peer: Any, *, schema: str, token_var: str, token: str, catalog: str = "main") -> Target:
+    """The Databricks SQL warehouse peer (:mod:`tests.support.databricks_peer`), a token it issued.
+
+    dbt-databricks' default incremental strategy, ``merge``, runs as on Databricks.
+    """
+    from floe.model import SecretReference
+
+    def read(relation: str) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = peer.query(f"select {COLUMNS[relation]} from {catalog}.{schema}.{relation} order by 1")
+        return rows
+
+    config = {"host": peer.host, "http_path": peer.http_path, "catalog": catalog, "schema": schema, "use_sea": True,
+              "token": SecretReference(token_var)}  # fmt: skip
+    environ = {token_var: token, "SSL_CERT_FILE": peer.ca_file, "REQUESTS_CA_BUNDLE": peer.ca_file}
+    return Target("databricks", config, environ, read, token)
+
+
+def on_redshift(peer: Any, *, ca: Path, user: str, password_var: str, password: str, schema: str,
+                database: str = "dev") -> Target:  # fmt: skip
+    """The Redshift peer (:class:`tests.support.redshift_peer.RedshiftPeer`) over TLS, its CA trusted.
+
+    dbt-redshift's default incremental strategy with a ``unique_key`` is ``delete+insert``.
+    """
+    from floe.model import SecretReference
+
+    def read(relation: str) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = peer.sql(f"select {COLUMNS[relation]} from {database}.{schema}.{relation} order by 1")
+        return rows
+
+    config = {"host": "127.0.0.1", "port": peer.port, "user": user, "password": SecretReference(password_var),
+              "dbname": database, "schema": schema, "sslmode": "verify-ca"}  # fmt: skip
+    return Target("redshift", config, {password_var: password, "SSL_CERT_FILE": str(ca)}, read, password)
+
+
+def on_trino(peer: Any, *, ca: Path, catalog: str, user: str, password_var: str, password: str, schema: str) -> Target:
+    """The Trino coordinator peer (:class:`tests.support.trino_peer.TrinoPeer`) over HTTPS with a password.
+
+    The model asks for ``merge`` (dbt-trino's default is ``append``, which would add row 2 again).
+    """
+    from floe.model import SecretReference
+
+    def read(relation: str) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = peer.sql(f"select {COLUMNS[relation]} from {catalog}.{schema}.{relation} order by 1")
+        return rows
+
+    config = {"host": "127.0.0.1", "port": peer.port, "user": user, "password": SecretReference(password_var),
+              "database": catalog, "schema": schema, "verify": str(ca)}  # fmt: skip
+    return Target("trino", config, {password_var: password}, read, password, {"incremental_strategy": "merge"})
+
+
+def build_twice(root: Path, target: Target, monkeypatch: Any) -> Path:
+    """Compile the product for ``target``, ``dbt build`` it, change the seed, build again; check each
+    build's nodes and every relation's rows (read through the peer) and that ``target.secret``
+    appears in nothing written. Returns the product."""
+    for key, value in {**dbt_environ(root), "HOME": str(root), **target.environ}.items():
+        monkeypatch.setenv(key, value)
+    product = write_product(root, target.engine, target.config, incremental=target.incremental)
+    profile = compile_product(product, os.environ)
+    rendered = yaml.safe_dump(profile)
+    assert target.secret not in rendered and "env_var(" in rendered, rendered
+    for batch, expected in ((1, EXPECTED_FIRST), (2, EXPECTED_SECOND)):
+        if batch == 2:
+            update_seed(product)
+        result = build(product, batch)
+        assert result.success, result.exception
+        assert statuses(result) == all_passed()
+        assert {name: target.read(name) for name in expected} == expected
+    assert not [text[:200] for text in written_text(root, product) if target.secret in text]
+    return product

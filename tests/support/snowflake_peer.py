@@ -92,6 +92,16 @@ class FakesnowServer:
         except OSError:
             return False
 
+    def create_database(self, name: str) -> None:
+        """Create a database, as an administrator would before dbt runs (fakesnow creates none)."""
+        import snowflake.connector
+
+        with snowflake.connector.connect(
+            account="fakesnow", user="admin", password="any", host=self.host, port=self.port, protocol="http",
+            login_timeout=10, platform_detection_timeout_seconds=0.0,
+        ) as admin:  # fmt: skip
+            admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {name}")
+
     def stop(self) -> None:
         """SIGINT (fakesnow's own way to stop), then SIGKILL if it lingers."""
         process, self.process = self.process, None
