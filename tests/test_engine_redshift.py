@@ -10,7 +10,7 @@ registers the temporary user on the peer, as Redshift does.
 
 Everything on the client side is real: redshift_connector, boto3 (pointed at the fake endpoint with
 ``AWS_ENDPOINT_URL_REDSHIFT``), dbt-redshift's credentials classes and in-process ``dbt debug`` /
-``dbt run``.
+``dbt run`` / ``dbt build`` (twice, incrementally).
 """
 
 from __future__ import annotations

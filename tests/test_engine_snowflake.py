@@ -2,7 +2,8 @@
 
 The peer is ``fakesnow -s``, started by this module on 127.0.0.1 with a free port: the unmodified
 snowflake-connector-python logs in to it over HTTP and it runs SQL in DuckDB, and dbt-snowflake
-runs ``dbt debug`` and ``dbt run`` through the generated profiles. Nothing of floe is patched.
+runs ``dbt debug``, ``dbt run`` and (twice, incrementally) ``dbt build`` through the generated
+profiles. Nothing of floe is patched.
 
 What fakesnow cannot show, and how it is covered:
 

@@ -5,7 +5,7 @@ coordinator on 127.0.0.1 that speaks Trino's real client protocol (``POST /v1/st
 through ``nextUri``, ``X-Trino-*`` headers, ``{"error": …}`` results), serves HTTPS with a test CA,
 checks HTTP Basic passwords (what Trino's LDAP/file password authenticators see), JWT bearer tokens
 and TLS client certificates, and runs the SQL in DuckDB. Everything on the client side is real: the
-``trino`` client, dbt-trino's credentials classes, and in-process ``dbt debug``/``dbt run``.
+``trino`` client, dbt-trino's credentials classes, and in-process ``dbt debug``/``dbt run``/``dbt build``.
 """
 
 from __future__ import annotations
