@@ -8,14 +8,16 @@ that is also a dbt project:
 - a view ``stg_orders`` over it, a table ``customer_totals`` (a ``group by``) and an incremental
   model ``orders_incremental`` (``unique_key: id``) that selects, on an incremental run, only the
   rows whose ``version`` is newer than what it holds, and stamps each row with the run's ``batch``
-  (a dbt var);
+  (a var of the project, 1 and then 2);
 - generic tests: ``unique`` and ``not_null`` on ids, ``not_null`` and ``accepted_values``.
 
 :func:`compile_product` runs ``floe compile`` as a user would (a subprocess); :func:`build` runs
 ``dbt build`` in-process (``dbtRunner``) with ``--profiles-dir target/floe``, so dbt connects with
 the profile exactly as generated, its secrets read from the environment. The second build comes
-after :func:`update_seed`: row 2 changed (version 2) and row 4 added, so an incremental run merges
-one row and inserts one, and rows 1 and 3 keep batch 1 — which a full rebuild would not.
+after :func:`change_source`: row 2 changed (version 2), row 4 added and the project's ``batch`` set
+to 2, so an incremental run merges one row and inserts one, and rows 1 and 3 keep batch 1 — which
+a full rebuild would not. Nothing is passed on dbt's command line, so ``floe run`` twice (with
+:func:`change_source` between) must leave the same rows.
 :data:`EXPECTED_*` are the rows each relation must then hold, for the tests to read back through
 the peer (never through dbt's own output).
 
@@ -122,7 +124,7 @@ def write_product(root: Path, engine: str, config: Mapping[str, Any], *,
             version: "1.0"
             config-version: 2
             profile: {PROFILE}
-            vars: {{batch: 0}}
+            vars: {{batch: 1}}
             """,
         "seeds/raw_orders.csv": SEED_V1,
         "models/stg_orders.sql": """\
@@ -174,9 +176,11 @@ def _config_args(config: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in config.items())
 
 
-def update_seed(product: Path) -> None:
-    """The source changes between the builds: row 2 updated (version 2), row 4 added."""
+def change_source(product: Path) -> None:
+    """Between the builds: row 2 updated (version 2) and row 4 added to the seed; ``batch`` is 2."""
     (product / "seeds" / "raw_orders.csv").write_text(SEED_V2)
+    project = product / "dbt_project.yml"
+    project.write_text(project.read_text().replace("vars: {batch: 1}", "vars: {batch: 2}"))
 
 
 def compile_product(product: Path, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -189,13 +193,12 @@ def compile_product(product: Path, environ: Mapping[str, str]) -> dict[str, Any]
     return profile
 
 
-def build(product: Path, batch: int, *extra: str) -> Any:
+def build(product: Path, *extra: str) -> Any:
     """``dbt build`` in-process with the compiled profiles; returns dbt's result."""
     from dbt.cli.main import dbtRunner
 
-    args = ["build", "--project-dir", str(product), "--profiles-dir", str(product / "target" / "floe"),
-            "--vars", f"{{batch: {batch}}}", *extra]  # fmt: skip
-    return dbtRunner().invoke(args)
+    profiles = product / "target" / "floe"
+    return dbtRunner().invoke(["build", "--project-dir", str(product), "--profiles-dir", str(profiles), *extra])
 
 
 def statuses(result: Any) -> dict[str, list[tuple[str, str]]]:
@@ -364,8 +367,8 @@ def build_twice(root: Path, target: Target, monkeypatch: Any) -> Path:
     assert target.secret not in rendered and "env_var(" in rendered, rendered
     for batch, expected in ((1, EXPECTED_FIRST), (2, EXPECTED_SECOND)):
         if batch == 2:
-            update_seed(product)
-        result = build(product, batch)
+            change_source(product)
+        result = build(product)
         assert result.success, result.exception
         assert statuses(result) == all_passed()
         assert {name: target.read(name) for name in expected} == expected
