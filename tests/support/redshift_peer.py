@@ -16,7 +16,11 @@ runs here, so this server speaks the protocol the driver speaks, the way Redshif
 
 Databases are DuckDB catalogs attached in memory, each with a ``public`` schema; SQL is translated
 from Redshift's dialect with sqlglot (``pg_backend_pid()``, ``version()``, ``current_user``,
-``SET`` of Redshift-only settings…) and run by DuckDB. Temporary IAM users can be added at run time
+``SET`` of Redshift-only settings…) and run by DuckDB. What dbt-redshift's macros need beyond that
+is answered as Redshift does: ``$1,$2`` are two parameters (seeds insert in batches of bound
+rows), ``ALTER TABLE <view> RENAME TO`` renames a view, and the catalog relations
+``pg_get_late_binding_view_cols()`` and ``svv_external_columns`` (column lookups) exist, empty:
+the peer has no late-binding views and no external (Spectrum) schemas. Temporary IAM users can be added at run time
 (:meth:`RedshiftPeer.add_user`), which is what the fake AWS endpoint of the IAM tests does.
 """
 
@@ -67,7 +71,13 @@ _TYPE_SIZES = {BOOL: 1, INT2: 2, INT4: 4, INT8: 8, FLOAT4: 4, FLOAT8: 8, DATE: 4
 
 
 _EMULATED_TABLES = {
-    # Redshift catalog tables that DuckDB's pg_catalog lacks; empty (no views depend on anything)
+    # Redshift catalog tables that DuckDB's pg_catalog lacks; empty (no views depend on anything,
+    # no external schemas exist)
+    "svv_external_columns": (
+        "SELECT * FROM (VALUES (''::VARCHAR, ''::VARCHAR, ''::VARCHAR, ''::VARCHAR, 0::INTEGER, 0::INTEGER, "
+        "''::VARCHAR)) AS t(schemaname, tablename, columnname, external_type, columnnum, part_key, is_nullable) "
+        "WHERE false"
+    ),
     "pg_rewrite": "SELECT * FROM (VALUES (0::BIGINT, 0::BIGINT, ''::VARCHAR)) AS t(oid, ev_class, rulename) WHERE false",
     "pg_depend": (
         "SELECT * FROM (VALUES (0::BIGINT, 0::BIGINT, 0::BIGINT, 0::BIGINT, ''::VARCHAR)) "
@@ -562,7 +572,7 @@ class _Connection:
         self.send(_error(error))
 
     def simple(self, sql: str) -> None:
-        statements = [s for s in sqlglot.parse(sql, read="redshift") if s is not None] if sql.strip() else []
+        statements = [s for s in sqlglot.parse(_parameters_apart(sql), read="redshift") if s is not None] if sql.strip() else []
         if not statements:
             self.send(_message(b"I"))
             self.ready()
@@ -648,7 +658,7 @@ class _Connection:
         if upper.startswith("SET ") or upper.startswith("RESET "):
             return Prepared(sql, None, None, oids, ("set", "RESET" if upper.startswith("RESET") else "SET"))
         try:
-            tree = sqlglot.parse_one(text, read="redshift")
+            tree = sqlglot.parse_one(_parameters_apart(text), read="redshift")
         except sqlglot.errors.ParseError as error:
             raise PgError("42601", f"syntax error: {str(error).splitlines()[0]}") from None
         if isinstance(tree, exp.Command):
@@ -667,6 +677,9 @@ class _Connection:
             if not node.table and node.name.lower() in ("current_user", "user", "session_user") and not node.this.quoted:
                 node.replace(exp.Literal.string(self.user))
         for node in list(tree.find_all(exp.Table)):
+            if isinstance(node.this, exp.Anonymous) and node.this.name.lower() == "pg_get_late_binding_view_cols":
+                node.replace(_no_late_binding_views(node))  # the peer creates no WITH NO SCHEMA BINDING views
+                continue
             body = _EMULATED_TABLES.get(node.name.lower())
             if body is not None and node.db.lower() in ("", "pg_catalog"):
                 node.replace(exp.Subquery(this=sqlglot.parse_one(body, read="duckdb"),
@@ -674,11 +687,26 @@ class _Connection:
                 continue
             if node.catalog and node.catalog.lower() not in self.peer.databases:
                 raise PgError("0A000", f'cross-database reference to database "{node.catalog}" is not supported')
+        if isinstance(tree, exp.Alter) and self._renames_a_view(tree):  # Redshift renames views with ALTER TABLE
+            tree.set("kind", "VIEW")
         if isinstance(tree, exp.Select):  # PostgreSQL names unnamed select items ?column?
             for item in tree.expressions:
                 if isinstance(item, exp.Literal):
                     item.replace(exp.alias_(item.copy(), "?column?"))
         return Prepared(sql, tree.sql(dialect="duckdb"), tree, oids)
+
+    def _renames_a_view(self, tree: exp.Alter) -> bool:
+        actions = tree.args.get("actions") or []
+        if str(tree.args.get("kind") or "").upper() != "TABLE" or not any(isinstance(a, exp.AlterRename) for a in actions):
+            return False
+        table = tree.this
+        with self.peer._lock:
+            schema = table.db or self.cursor.execute("select current_schema()").fetchone()[0]
+            found = self.cursor.execute(
+                "select 1 from duckdb_views() where database_name = ? and schema_name = ? and view_name = ?",
+                [(table.catalog or self.database).lower(), schema.lower(), table.name.lower()],
+            ).fetchall()
+        return bool(found)
 
     @staticmethod
     def _returns_rows(prepared: Prepared) -> bool:
@@ -780,6 +808,57 @@ class _Connection:
         if isinstance(tree, exp.Alter):
             return f"ALTER {str(tree.args.get('kind') or 'TABLE').upper()}"
         return type(tree).__name__.upper()
+
+
+def _no_late_binding_views(call: exp.Table) -> exp.Subquery:
+    """``pg_get_late_binding_view_cols() AS cols(name type, …)`` as an empty relation of those columns."""
+    alias = call.args.get("alias")
+    columns = [c for c in (alias.columns if alias is not None else []) if isinstance(c, exp.ColumnDef)]
+    items = ", ".join(
+        f"CAST(NULL AS {'VARCHAR' if c.args['kind'].this == exp.DataType.Type.NAME else c.args['kind'].sql('duckdb')}) "
+        f"AS {c.name}" for c in columns
+    ) or "NULL AS view_name"
+    return exp.Subquery(this=sqlglot.parse_one(f"SELECT {items} WHERE false", read="duckdb"),
+                        alias=exp.TableAlias(this=exp.to_identifier(alias.name if alias is not None else "cols")))  # fmt: skip
+
+
+def _parameters_apart(sql: str) -> str:
+    """``sql`` with a space after each ``$n`` parameter outside literals, identifiers and comments.
+
+    In Redshift (as in PostgreSQL) ``$1,$2`` is two parameters: a dollar quote's tag cannot start
+    with a digit. sqlglot's tokenizer reads ``$1,$`` as the start of a dollar-quoted string, so the
+    parameters are set apart before it sees them.
+    """
+    out: list[str] = []
+    index, length = 0, len(sql)
+    while index < length:
+        char = sql[index]
+        if char in "'\"":
+            end = index + 1
+            while end < length and not (sql[end] == char and sql[end + 1 : end + 2] != char):
+                end += 2 if sql[end] == char else 1
+            out.append(sql[index : end + 1])
+            index = end + 1
+        elif sql.startswith("--", index):
+            end = sql.find("\n", index)
+            end = length if end < 0 else end
+            out.append(sql[index:end])
+            index = end
+        elif sql.startswith("/*", index):
+            end = sql.find("*/", index + 2)
+            end = length if end < 0 else end + 2
+            out.append(sql[index:end])
+            index = end
+        elif char == "$" and index + 1 < length and sql[index + 1].isdigit():
+            end = index + 1
+            while end < length and sql[end].isdigit():
+                end += 1
+            out.append(sql[index:end] + " ")
+            index = end
+        else:
+            out.append(char)
+            index += 1
+    return "".join(out)
 
 
 def md5_password_check(user: str, password: str, salt: bytes) -> str:

@@ -1,9 +1,11 @@
 """Peers for the Snowflake engine's tests, all on 127.0.0.1 and started by the tests themselves.
 
-- :class:`FakesnowServer`: the ``fakesnow`` server (``python -m fakesnow -s``) in a subprocess, on
-  an explicit free port. It speaks Snowflake's REST protocol to the unmodified
-  snowflake-connector-python and runs SQL in DuckDB. It accepts any credentials, ignores
-  ``USE WAREHOUSE`` and creates a database named at login.
+- :class:`FakesnowServer`: the ``fakesnow`` server in a subprocess, on an explicit free port. It
+  speaks Snowflake's REST protocol to the unmodified snowflake-connector-python and runs SQL in
+  DuckDB. It accepts any credentials, ignores ``USE WAREHOUSE`` and creates a database named at
+  login. It is started through :mod:`tests.support.fakesnow_server`, which adds two answers
+  Snowflake gives and fakesnow 0.11.18 lacks (to ``BEGIN`` and to ``INSERT OVERWRITE``), both
+  needed by dbt-snowflake's seeds.
 - :class:`ScriptedSnowflake`: a few fixed answers of Snowflake's login endpoints, for what
   fakesnow cannot show: a refused login (Snowflake's JSON for error 390100) and the SSO URL answer
   of ``/session/authenticator-request``. The real connector parses them.
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 HOST = "127.0.0.1"
+LAUNCHER = Path(__file__).with_name("fakesnow_server.py")
 
 
 def free_port() -> int:
@@ -56,7 +59,7 @@ class FakesnowServer:
             self.port = free_port()
             with self.log_path.open("ab") as log:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "fakesnow", "-s", "--host", HOST, "--port", str(self.port)],
+                    [sys.executable, str(LAUNCHER), "-s", "--host", HOST, "--port", str(self.port)],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -88,6 +91,16 @@ class FakesnowServer:
             return exc.code == 401
         except OSError:
             return False
+
+    def create_database(self, name: str) -> None:
+        """Create a database, as an administrator would before dbt runs (fakesnow creates none)."""
+        import snowflake.connector
+
+        with snowflake.connector.connect(
+            account="fakesnow", user="admin", password="any", host=self.host, port=self.port, protocol="http",
+            login_timeout=10, platform_detection_timeout_seconds=0.0,
+        ) as admin:  # fmt: skip
+            admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {name}")
 
     def stop(self) -> None:
         """SIGINT (fakesnow's own way to stop), then SIGKILL if it lingers."""

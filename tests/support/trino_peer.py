@@ -18,7 +18,8 @@ Catalogs are DuckDB databases attached in memory; SQL is translated from Trino's
 sqlglot (qualifying names with the session catalog/schema, answering ``information_schema``,
 ``system.metadata``, ``SHOW CATALOGS/SCHEMAS/TABLES`` and ``version()`` the way Trino does), then run
 by DuckDB. Result types are Trino's (``varchar``, ``integer``, ``decimal(p,s)``, ``timestamp(6)``…)
-with their JSON encodings. Every statement is recorded in :attr:`TrinoPeer.log`.
+with their JSON encodings. Every statement is recorded in :attr:`TrinoPeer.log`. Query ids are unique
+under concurrent requests (dbt runs several threads), as a coordinator's are.
 """
 
 from __future__ import annotations
@@ -443,6 +444,8 @@ class TrinoPeer:
             self._db.execute(f"ATTACH ':memory:' AS \"{catalog}\"")
         self._lock = threading.Lock()
         self._queries: dict[str, Query] = {}
+        self._ids = threading.Lock()
+        self._next_id = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -601,7 +604,9 @@ class TrinoPeer:
             prepared=_header_pairs(handler.headers.get("X-Trino-Prepared-Statement"), plus=True),
             source=handler.headers.get("X-Trino-Source"),
         )
-        query_id = dt.datetime.now(dt.UTC).strftime("%Y%m%d_%H%M%S_") + f"{len(self.log):05d}_peer"
+        with self._ids:  # unique under concurrent requests (dbt runs several threads)
+            self._next_id += 1
+            query_id = dt.datetime.now(dt.UTC).strftime("%Y%m%d_%H%M%S_") + f"{self._next_id:05d}_peer"
         result, translated = self._run(body, session)
         self.log.append(LogEntry(user, session.catalog, session.schema, body, translated,
                                  result.error.message if result.error else None,
