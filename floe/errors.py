@@ -98,3 +98,16 @@ class PluginExecutionError(FloeError):
         self.cause = cause
         subject = f"compute {compute!r} (engine {engine})" if compute else f"engine {engine}"
         super().__init__([Problem(f"{subject}: {operation} failed: {message}", fix=fix)])
+
+
+class UnattachableCatalog(FloeError):
+    """An engine attaches Iceberg catalogs, but not the one the manifest declares.
+
+    Raised by an engine's ``floe_catalog_access`` (or ``floe_run_profile``); :attr:`key` is the
+    catalog setting at fault (``("catalog", "name")``…), so that floe locates the problems at the
+    manifest, line and ``$.catalog`` key that declare it, before anything starts.
+    """
+
+    def __init__(self, key: tuple[str, ...], problems: Iterable[Problem] | str) -> None:
+        super().__init__(problems)
+        self.key = key

@@ -24,18 +24,27 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from floe import __version__
-from floe.compute import ComputePlugin
-from floe.connection_check import Progress, first_line, first_lines, run_check
-from floe.errors import PluginExecutionError
-from floe.model import (
+from floe.enginekit import (
+    PLAIN_NAME,
     CatalogConfig,
     ComputeConfig,
+    ComputePlugin,
+    PluginExecutionError,
     ProfileTarget,
+    Progress,
     SecretReference,
     ValidationResult,
+    exception_chain,
+    first_line,
+    first_lines,
+    is_credential_key,
+    quote_identifier,
+    quote_literal,
+    run_check,
+    secret_placeholder,
+    secret_value,
+    translate_client_error,
 )
-from floe.secrets import PLAIN_NAME, find_secret_refs, is_credential_key, redact, secret_values
-from floe.sqlquote import quote_identifier, quote_literal
 
 ENGINE = "duckdb"
 EXTENSIONS_DIR = "duckdb_extensions"
@@ -181,7 +190,7 @@ class DuckDBEngine(ComputePlugin):
         if _is_motherduck(path):
             token = compute.config.get("motherduck_token")
             if isinstance(token, SecretReference):
-                config["motherduck_token"] = _env_value(token, compute, operation)
+                config["motherduck_token"] = secret_value(ENGINE, token, compute, operation)
 
         duckdb = step("importing duckdb", lambda: importlib.import_module("duckdb"))
         details["duckdb_version"] = str(duckdb.__version__)
@@ -312,7 +321,7 @@ class DuckDBEngine(ComputePlugin):
             secret_options = [
                 "TYPE ICEBERG",
                 f"CLIENT_ID {literal(catalog.client_id, 'client_id')}",
-                f"CLIENT_SECRET {_placeholder(catalog.client_secret, compute, operation)}",
+                f"CLIENT_SECRET {secret_placeholder(ENGINE, catalog.client_secret, compute, operation)}",
             ]
             if catalog.oauth2_server_uri:
                 secret_options.append(
@@ -323,7 +332,7 @@ class DuckDBEngine(ComputePlugin):
             statements.append(f"CREATE OR REPLACE SECRET {secret} ({', '.join(secret_options)})")
             options.append(f"SECRET {secret}")
         elif catalog.token is not None:
-            token = _placeholder(catalog.token, compute, operation)
+            token = secret_placeholder(ENGINE, catalog.token, compute, operation)
             statements.append(f"CREATE OR REPLACE SECRET {secret} (TYPE ICEBERG, TOKEN {token})")
             options.append(f"SECRET {secret}")
         else:
@@ -344,24 +353,8 @@ class DuckDBEngine(ComputePlugin):
         self, error: BaseException, compute: ComputeConfig | None
     ) -> PluginExecutionError | None:
         """An actionable error for a DuckDB exception (also one dbt wrapped), else ``None``."""
-        found = _duckdb_error(error)
-        if found is None:
-            return None
-        classes, text = found
-        name = compute.name if compute is not None else None
-        secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
-        translated = _translate(classes, redact(text, secrets))
-        if translated is None:
-            return None
-        operation, message, fix = translated
-        return PluginExecutionError(
-            ENGINE,
-            operation,
-            message,
-            fix,
-            compute=name,
-            cause=redact(first_line(text), secrets),
-        )
+        return translate_client_error(ENGINE, error, compute, _duckdb_error,
+                                      lambda classes, text, _: _translate(classes, text))  # fmt: skip
 
 
 plugin = DuckDBEngine()
@@ -482,7 +475,7 @@ def cursor_settings(
                 "(DuckDB refuses the setting without the MotherDuck extension)",
                 compute=compute.name,
             )
-        settings["motherduck_token"] = _placeholder(token, compute, operation)
+        settings["motherduck_token"] = secret_placeholder(ENGINE, token, compute, operation, example="MOTHERDUCK_TOKEN")
     for key, value in settings.items():
         _quoted(quote_literal, str(value), f"settings.{key}", compute, operation)
     return settings
@@ -601,18 +594,6 @@ def _extension_name(file: Path) -> str:
     return file.name.removesuffix(".duckdb_extension")
 
 
-def _placeholder(ref: SecretReference, compute: ComputeConfig, operation: str) -> str:
-    """``{{ env_var('NAME') }}``, once the name is known to be a plain variable name."""
-    if not PLAIN_NAME.fullmatch(ref.name):
-        raise PluginExecutionError(
-            ENGINE,
-            operation,
-            f"secret reference {ref.name!r} is not an environment variable name",
-            "name secrets with letters, digits and underscores, such as MOTHERDUCK_TOKEN",
-            compute=compute.name,
-        )
-    return ref.as_env_var()
-
 
 def _quoted(
     quote: Callable[[str], str], value: str, what: str, compute: ComputeConfig, operation: str
@@ -629,18 +610,6 @@ def _quoted(
             compute=compute.name,
         ) from None
 
-
-def _env_value(ref: SecretReference, compute: ComputeConfig, operation: str) -> str:
-    value = os.environ.get(ref.name)
-    if not value:
-        raise PluginExecutionError(
-            ENGINE,
-            operation,
-            f"the secret environment variable {ref.name} is not set",
-            f"set {ref.name} in the environment floe runs in",
-            compute=compute.name,
-        )
-    return value
 
 
 def _file_kind(path: Path) -> str | None:
@@ -689,14 +658,10 @@ def _duckdb_error(error: BaseException) -> tuple[list[str], str] | None:
     dbt wraps DuckDB exceptions in its own, sometimes keeping only the text: a dbt error whose text
     starts like a DuckDB message counts too.
     """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(error):
         mro = type(current).__mro__
         if any(_is_duckdb_class(c) for c in mro):
             return [c.__name__ for c in mro], str(current)
-        current = current.__cause__ or current.__context__
     text = str(error)
     module = type(error).__module__ or ""
     if module.startswith("dbt"):

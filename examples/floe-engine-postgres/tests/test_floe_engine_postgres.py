@@ -230,7 +230,7 @@ def test_profile_keys_and_options_pass_dbt_postgres(target: ProfileTarget) -> No
     credentials = credentials_class.from_dict(data)
     assert (credentials.database, credentials.port, credentials.sslmode) == ("d", 6432, "verify-full")
 
-    with pytest.raises(PluginExecutionError, match="not a secret reference"):
+    with pytest.raises(PluginExecutionError, match="password must be a secret reference"):
         plugin.generate_dbt_profile(compute({**config, "password": "literal"}), target)
     with pytest.raises(PluginExecutionError, match="'host' is missing"):
         plugin.generate_dbt_profile(compute({k: v for k, v in config.items() if k != "host"}), target)
