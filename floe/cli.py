@@ -150,7 +150,7 @@ def _engines(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"engines": rows, "problems": [p.render() for p in registry.problems]}, indent=2))
     else:
-        from floe.run.report import table
+        from floe.execution.report import table
 
         print(table(rows, ["engine", "version", "distribution", "dbt_adapter", "packages"], one_line=True))
     for problem in registry.problems:
@@ -189,7 +189,7 @@ def _validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"environment": env, "computes": rows}, indent=2))
     else:
-        from floe.run.report import table
+        from floe.execution.report import table
 
         print(table(rows, ["compute", "engine", "status", "seconds", "message"], one_line=True))
     # The checks imported every engine's connector: the interpreter's last garbage collections
@@ -217,7 +217,7 @@ def _render_k8s(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from floe.run.cli import run_command
+    from floe.execution.cli import run_command
 
     return run_command(args)
 

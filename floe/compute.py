@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import inspect
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from floe import engine_defaults, hookspecs
@@ -103,6 +104,10 @@ class ComputePlugin(abc.ABC):
     def run_project_config(self, compute: ComputeConfig, catalog: CatalogConfig) -> dict[str, dict[str, Any]]:
         """Project-level dbt configs for the compute's transforms; by default none."""
         return engine_defaults.floe_run_project_config(compute, catalog)
+
+    def run_macro_paths(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[Path]:
+        """Folders of dbt macros the run's project adds for the compute's transforms; by default none."""
+        return engine_defaults.floe_run_macro_paths(compute, catalog)
 
     def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
                    environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip

@@ -13,6 +13,7 @@ profile, building into the run's namespace in the engine's own warehouse, in a f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from floe._markers import hookimpl
@@ -48,6 +49,12 @@ def floe_run_profile(compute: ComputeConfig, profile: dict[str, Any], catalog: C
 def floe_run_project_config(compute: ComputeConfig, catalog: CatalogConfig) -> dict[str, dict[str, Any]]:
     """No project-level configs."""
     return {}
+
+
+@hookimpl(trylast=True)
+def floe_run_macro_paths(compute: ComputeConfig, catalog: CatalogConfig) -> list[Path]:
+    """No macros: the adapter's own materializations."""
+    return []
 
 
 @hookimpl(trylast=True)

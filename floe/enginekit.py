@@ -106,7 +106,7 @@ def secret_reference(engine: str, compute: ComputeConfig, key: str, operation: s
     if value is None:
         if not required:
             return None
-        raise PluginExecutionError(engine, operation, f"{key} is not set",
+        raise PluginExecutionError(engine, operation, f"{key} is required and not set",
                                    f"set {key}: {{secret_ref: NAME}} and set NAME in the environment",
                                    compute=compute.name)  # fmt: skip
     if not isinstance(value, SecretReference):

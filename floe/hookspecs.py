@@ -18,6 +18,7 @@ them exactly as a third-party engine does (see :mod:`floe.enginekit`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from floe._markers import engine_hookspec
@@ -208,6 +209,23 @@ def floe_run_project_config(compute: ComputeConfig, catalog: CatalogConfig) -> d
     :param compute: the compute, with its settings for the run's environment.
     :param catalog: the run's catalog.
     :returns: ``{resource key: {config: value}}``. Default: nothing.
+
+    This hook is ``firstresult``.
+    """
+
+
+@engine_hookspec(required=False)
+def floe_run_macro_paths(compute: ComputeConfig, catalog: CatalogConfig) -> list[Path]:
+    """Give folders of dbt macros the run's dbt project adds for this compute's transforms.
+
+    Their ``.sql`` files are copied into the generated project's own macro folder, so they are
+    root-project macros: a materialization there takes precedence over the adapter's (an engine
+    whose Iceberg support cannot rename a table, say, brings a ``table`` materialization that does
+    not). File names must be the engine's own (prefix them with the engine's name).
+
+    :param compute: the compute, with its settings for the run's environment.
+    :param catalog: the run's catalog.
+    :returns: existing folders. Default: none.
 
     This hook is ``firstresult``.
     """

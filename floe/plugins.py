@@ -12,6 +12,7 @@ import inspect
 import os
 from collections.abc import Iterable, Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -221,6 +222,17 @@ class Engine:
         for key, values in configs.items():
             self._expect("floe_run_project_config", values, dict, f"a mapping of configs under {key!r}")
         return {str(key): dict(values) for key, values in configs.items()}
+
+    def run_macro_paths(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[Path]:
+        """Existing folders of dbt macros the run's project adds for the transforms of ``compute``."""
+        paths = self._call("floe_run_macro_paths", compute, catalog=catalog)
+        self._expect("floe_run_macro_paths", paths, list, "a list of folders")
+        folders = [Path(p) for p in paths]
+        missing = [str(f) for f in folders if not f.is_dir()]
+        if missing:
+            raise PluginExecutionError(self.name, "run_macro_paths", f"{missing[0]} is not a folder",
+                                       f"fix the engine plugin ({self.distribution})", compute=compute.name)  # fmt: skip
+        return folders
 
     def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
                    environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip

@@ -42,7 +42,7 @@ def test_secret_references_are_checked_where_they_are_used() -> None:
     assert secret_reference("acme", compute, "missing", "connect") is None
     with pytest.raises(PluginExecutionError, match=r"compute 'wh' \(engine acme\): connect failed: token must be a secret reference"):
         secret_reference("acme", compute, "token", "connect")
-    with pytest.raises(PluginExecutionError, match="missing is not set"):
+    with pytest.raises(PluginExecutionError, match="missing is required and not set"):
         secret_reference("acme", compute, "missing", "connect", required=True)
     with pytest.raises(PluginExecutionError, match=r"'not a name' is not an environment variable name") as caught:
         secret_reference("acme", compute, "key", "connect", example="ACME_KEY")

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from floe import __version__
 from floe.enginekit import (
     PLAIN_NAME,
+    CatalogAccess,
     CatalogConfig,
     ComputeConfig,
     ComputePlugin,
@@ -34,6 +35,7 @@ from floe.enginekit import (
     Progress,
     SecretReference,
     ValidationResult,
+    WorkerSetup,
     exception_chain,
     first_line,
     first_lines,
@@ -346,6 +348,41 @@ class DuckDBEngine(ComputePlugin):
             f"AS {name} ({', '.join(options)})"
         )
         return statements
+
+    # -- floe run: the worker attaches the catalog in place (floe.engines.duckdb_run) --------
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Attached through ``ATTACH … (TYPE ICEBERG)`` for a REST catalog dbt-duckdb can name.
+
+        :raises UnattachableCatalog: a SQL catalog, or a name dbt-duckdb writes unquoted and DuckDB
+            reads as a keyword.
+        """
+        from floe.engines import duckdb_run
+
+        return duckdb_run.catalog_access(compute, catalog)
+
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:  # fmt: skip
+        """The catalog as the target database, attached by floe's dbt-duckdb plugin with
+        :meth:`get_catalog_attachment_sql`'s statements (see :mod:`floe.engines.duckdb_run`)."""
+        from floe.engines import duckdb_run
+
+        duckdb_run.catalog_access(compute, catalog)
+        statements = self.get_catalog_attachment_sql(compute, catalog) or []
+        return duckdb_run.run_profile(statements, compute, profile, catalog, namespace)
+
+    def run_macro_paths(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[Path]:
+        """DuckDB's materializations for tables in an Iceberg catalog (no rename, no view)."""
+        from floe.engines import duckdb_run
+
+        return duckdb_run.macro_paths()
+
+    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+        """Forked, and closing dbt-duckdb's database at its exit."""
+        from floe.engines import duckdb_run
+
+        return duckdb_run.worker_setup()
 
     # -- REQ-018: errors ------------------------------------------------------------------------
 

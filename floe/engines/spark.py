@@ -55,6 +55,7 @@ from urllib.parse import quote, urlsplit
 
 from floe import __version__
 from floe.enginekit import (
+    CatalogAccess,
     CatalogConfig,
     ComputeConfig,
     ComputePlugin,
@@ -63,6 +64,7 @@ from floe.enginekit import (
     Progress,
     SecretReference,
     ValidationResult,
+    WorkerSetup,
     engine_error,
     exception_chain,
     run_check,
@@ -315,6 +317,41 @@ class SparkEngine(ComputePlugin):
         own configuration.
         """
         return None
+
+    # -- floe run: the SparkSession attaches the catalog (floe.engines.spark_run) -------------
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Attached for method session (the SparkSession's default catalog); a Spark server's
+        catalogs (thrift, http) are its own."""
+        from floe.engines import spark_run
+
+        return spark_run.catalog_access(compute, catalog)
+
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:  # fmt: skip
+        """Session: the catalog's confs, the Iceberg runtime, the catalog as default catalog."""
+        from floe.engines import spark_run
+
+        return spark_run.run_profile(compute, profile, catalog, namespace)
+
+    def run_project_config(self, compute: ComputeConfig, catalog: CatalogConfig) -> dict[str, dict[str, Any]]:
+        """Session: ``+file_format: iceberg`` for models, seeds and snapshots."""
+        from floe.engines import spark_run
+
+        return spark_run.project_config(compute)
+
+    def run_macro_paths(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[Path]:
+        """Session: a view model is built as an Iceberg table."""
+        from floe.engines import spark_run
+
+        return spark_run.macro_paths(compute)
+
+    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+        """A fresh process with Java; for session, the SparkSession warms up while dbt parses."""
+        from floe.engines import spark_run
+
+        return spark_run.worker_setup(compute, profile, catalog, environ)
 
     # -- REQ-018: errors ------------------------------------------------------------------------
 

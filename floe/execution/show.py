@@ -14,8 +14,8 @@ import attrs
 
 from floe.catalog.vending import MissingSecretError, pyiceberg_rest_properties
 from floe.errors import FloeError, Problem
+from floe.execution.report import SUCCESS, RunReport, table
 from floe.model import CatalogConfig
-from floe.run.report import SUCCESS, RunReport, table
 
 DEFAULT_LIMIT = 20
 

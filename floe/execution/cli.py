@@ -15,9 +15,9 @@ import sys
 from types import FrameType
 
 from floe.errors import FloeError
+from floe.execution.report import Progress, RunReport
+from floe.execution.runner import RunOptions, run
 from floe.model import CatalogConfig
-from floe.run.report import Progress, RunReport
-from floe.run.runner import RunOptions, run
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def run_command(args: argparse.Namespace) -> int:
     shown: list[str] = []
 
     def show(report: RunReport, catalog: CatalogConfig) -> None:
-        from floe.run.show import built_tables, read_tables
+        from floe.execution.show import built_tables, read_tables
 
         try:
             for item in read_tables(catalog, built_tables(report)):

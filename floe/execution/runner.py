@@ -1,9 +1,9 @@
 """``floe run``: every transform of a data product on its compute, handing data over through Iceberg.
 
-The steps, in one process plus one dbt worker process per compute (see :mod:`floe.run.worker`):
+The steps, in one process plus one dbt worker process per compute (see :mod:`floe.execution.worker`):
 
 1. compile the product (:func:`floe.compiler.compile_path`) and write its artifacts;
-2. take the product's run lock (:mod:`floe.run.lock`): a second run waits, or fails with
+2. take the product's run lock (:mod:`floe.execution.lock`): a second run waits, or fails with
    ``wait=False``;
 3. start the catalog: the manifest's REST catalog when one is declared, else the embedded one
    (:class:`floe.catalog.rest_server.EmbeddedCatalog`, a real Iceberg REST catalog on 127.0.0.1
@@ -11,17 +11,18 @@ The steps, in one process plus one dbt worker process per compute (see :mod:`flo
    not touch), in a thread, on a port chosen first, while the next steps go on: only builds need
    it (with several computes, the thread also creates the run's namespace). Every engine attaches
    to it the way it attaches to a production REST catalog;
-4. write a dbt project and run profile per compute (:mod:`floe.run.projects`,
-   :mod:`floe.run.profiles`) and start a worker per compute, each parsing its project at once
-   (a Spark worker starts its SparkSession meanwhile); the others are forked from one fork server
-   (:mod:`floe.run.forkserver`) that imported dbt while the projects were written;
-5. derive the transform DAG from dbt's own graph, as one worker parsed it (:mod:`floe.run.graph`);
+4. write a dbt project and run profile per compute (:mod:`floe.execution.projects`,
+   :mod:`floe.execution.profiles`) as the compute's engine says (its run hooks), and start a worker
+   per compute, each parsing its project at once (with the engine's extension started first, such
+   as Spark's session); those the engines allow are forked from one fork server
+   (:mod:`floe.execution.forkserver`) that imported dbt while the projects were written;
+5. derive the transform DAG from dbt's own graph, as one worker parsed it (:mod:`floe.execution.graph`);
 6. run ``dbt build`` of each transform's nodes on its compute's worker as soon as the transforms
    it depends on succeeded, transforms on different computes at the same time; a failure skips
    only the transforms downstream of it; what committed stays committed. Transforms of one
    compute that dbt can build together without changing what a failure skips go in one
    ``dbt build`` (see :meth:`_Run._batch`);
-7. stop the workers and the catalog, release the lock; the :class:`~floe.run.report.RunReport`
+7. stop the workers and the catalog, release the lock; the :class:`~floe.execution.report.RunReport`
    says what happened.
 """
 
@@ -53,23 +54,14 @@ from floe.compiler import (
     profile_name,
     write_artifacts,
 )
-from floe.errors import FloeError, Problem
-from floe.model import CatalogConfig
-from floe.plugins import Engine, EngineRegistry
-from floe.run.forkserver import AVAILABLE as FORKSERVER_AVAILABLE
-from floe.run.forkserver import ForkedProcess, ForkServer
-from floe.run.graph import BUILDABLE, Node, Plan, TransformInput, plan
-from floe.run.lock import RunLock
-from floe.run.profiles import (
-    UnattachableCatalog,
-    dbt_environ,
-    namespace,
-    project_config,
-    run_profile,
-    worker_environ,
-)
-from floe.run.projects import read_user_project, write_project
-from floe.run.report import (
+from floe.errors import FloeError, Problem, UnattachableCatalog
+from floe.execution.forkserver import AVAILABLE as FORKSERVER_AVAILABLE
+from floe.execution.forkserver import ForkedProcess, ForkServer
+from floe.execution.graph import BUILDABLE, Node, Plan, TransformInput, plan
+from floe.execution.lock import RunLock
+from floe.execution.profiles import dbt_environ, namespace, worker_environ
+from floe.execution.projects import read_user_project, write_project
+from floe.execution.report import (
     FAILED,
     NODE_FAILURES,
     SKIPPED,
@@ -79,6 +71,8 @@ from floe.run.report import (
     RunReport,
     TransformReport,
 )
+from floe.model import CatalogConfig, WorkerSetup
+from floe.plugins import EngineRegistry
 from floe.secrets import find_secret_refs, redact, secret_values
 
 if TYPE_CHECKING:
@@ -198,7 +192,7 @@ class _Catalog:
             if declared.type != "rest" or not declared.uri:
                 raise FloeError([Problem(
                     f"the manifest declares a {declared.type} catalog {declared.name!r}: `floe run` needs an "
-                    "Iceberg REST catalog (with a uri), which DuckDB and Spark both attach to",
+                    "Iceberg REST catalog (with a uri), which floe and the engines reach over HTTP",
                     fix="declare the REST endpoint of your catalog, or remove `catalog:` to use the embedded one",
                 )])  # fmt: skip
             self.config = self.planned = declared
@@ -262,7 +256,7 @@ class _Catalog:
                 with contextlib.suppress(urllib.error.HTTPError), urllib.request.urlopen(request, timeout=10):
                     pass  # 409: it exists
                 return
-            from floe.run.show import client
+            from floe.execution.show import client
 
             client(self.config).create_namespace_if_not_exists(self._namespace)
         except Exception:  # noqa: BLE001 - no right to, unreachable…: dbt's own attempt says why
@@ -319,14 +313,8 @@ def _exit_code(message: dict[str, Any]) -> str:
     return "no exit code: its fork server stopped, or could not fork it" if code is None else f"exit code {code}"
 
 
-def forkable(engine: Engine) -> bool:
-    """Whether the worker of ``engine``'s computes is forked from the fork server: all but Spark's,
-    whose first act is to start Java, which a fork after dbt's import would only delay."""
-    return engine.info.dbt_adapter != "spark"
-
-
 class _Worker:
-    """One dbt worker process (forked by the fork server, else ``python -m floe.run.worker``): its dbt
+    """One dbt worker process (forked by the fork server, else ``python -m floe.execution.worker``): its dbt
     runs one build (of one or more transforms) at a time."""
 
     def __init__(self, compute: str, env: dict[str, str], directory: Path,
@@ -344,7 +332,7 @@ class _Worker:
             else:
                 with open(self.log, "w", encoding="utf-8") as log:
                     self.process = subprocess.Popen(
-                        [sys.executable, "-m", "floe.run.worker", str(write_fd)],
+                        [sys.executable, "-m", "floe.execution.worker", str(write_fd)],
                         stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
                         cwd=directory, env=env, text=True, start_new_session=True,
                     )  # fmt: skip
@@ -433,9 +421,12 @@ class _Run:
         self.messages: queue.Queue[Message] = queue.Queue()
         self.workers: dict[str, _Worker] = {}
         self.forkserver: ForkServer | None = None
-        """Forks the workers of non-Spark computes, from :meth:`execute` on (where it can)."""
+        """Forks the workers of the computes whose engines allow it, from :meth:`execute` on (where it can)."""
         self.ids = itertools.count(1)
         self.profiles: dict[str, dict[str, Any]] = {}
+        """The run profile of each compute (:meth:`_profiles`)."""
+        self.setups: dict[str, WorkerSetup] = {}
+        """How each compute's worker starts, as its engine says (``floe_run_worker``)."""
         self.secrets = self._secrets()
         self.node_times: dict[int, dict[str, list[float]]] = {}
         """Per build request, per transform: when dbt started its first node and finished its last."""
@@ -448,6 +439,24 @@ class _Run:
             refs += find_secret_refs(self.compiled.governance.compute_for(transform.compute, self.env).config)
         return secret_values(refs)
 
+    def _profiles(self) -> None:
+        """The run profile and worker setup of each compute the selected transforms use, as their
+        engines make them (``floe_run_profile``, ``floe_run_worker``)."""
+        for name in dict.fromkeys(t.compute for t in self.selected):
+            compute = self.compiled.governance.compute_for(name, self.env)
+            engine = self.registry.engines[compute.engine]
+            output = self.compiled.profiles[profile_name(name)]["outputs"][self.env]
+            try:
+                profile = engine.run_profile(compute, output, self.catalog, self.schema)
+            except UnattachableCatalog as exc:  # located where the manifest declares the catalog
+                declared = catalog_document(self.compiled.governance.chain)
+                if declared is None:
+                    raise
+                raise exc.located(declared.problem(exc.key, p.message, p.expected, p.fix)
+                                  for p in exc.problems) from None  # fmt: skip
+            self.profiles[name] = profile
+            self.setups[name] = engine.run_worker(compute, profile, self.catalog, os.environ)
+
     def _projects(self) -> dict[str, Path]:
         """The dbt project of each compute the selected transforms use, by compute name.
 
@@ -459,19 +468,10 @@ class _Run:
         for name in dict.fromkeys(t.compute for t in self.selected):
             compute = self.compiled.governance.compute_for(name, self.env)
             engine = self.registry.engines[compute.engine]
-            output = self.compiled.profiles[profile_name(name)]["outputs"][self.env]
-            try:
-                profile = run_profile(engine, compute, output, self.catalog, self.schema)
-            except UnattachableCatalog as exc:  # located where the manifest declares the catalog
-                declared = catalog_document(self.compiled.governance.chain)
-                if declared is None:
-                    raise
-                raise exc.located(declared.problem(exc.key, p.message, p.expected, p.fix)
-                                  for p in exc.problems) from None  # fmt: skip
-            self.profiles[name] = profile
             projects[name] = write_project(
                 self.product_dir, self.run_dir / name, user_project, profile_name(name),
-                self.env, profile, project_config(engine.info.dbt_adapter),
+                self.env, self.profiles[name], engine.run_project_config(compute, self.catalog),
+                engine.run_macro_paths(compute, self.catalog),
             )  # fmt: skip
         return projects
 
@@ -479,11 +479,10 @@ class _Run:
         worker = self.workers.get(compute_name)
         if worker is not None and worker.alive:
             return worker
-        compute = self.compiled.governance.compute_for(compute_name, self.env)
-        engine = self.registry.engines[compute.engine]
-        env = worker_environ(engine, compute, os.environ)
+        setup = self.setups[compute_name]
+        env = worker_environ(setup, os.environ)
         directory = self.run_dir / WORKER_DIR / compute_name
-        forkserver = self.forkserver if forkable(engine) else None
+        forkserver = self.forkserver if setup.forkable else None
         worker = _Worker(compute_name, env, directory, self.messages, forkserver)
         self.workers[compute_name] = worker
         return worker
@@ -495,6 +494,7 @@ class _Run:
     # -- the run -----------------------------------------------------------------------------------
 
     def execute(self) -> None:
+        self._profiles()
         self.forkserver = self._start_forkserver()
         try:
             self._execute()
@@ -504,11 +504,11 @@ class _Run:
 
     def _start_forkserver(self) -> ForkServer | None:
         """The fork server of the workers that can be forked, importing dbt while floe writes the
-        projects; ``None`` where there is no such worker or no fork server (:mod:`floe.run.forkserver`)."""
+        projects; ``None`` where there is no such worker or no fork server (:mod:`floe.execution.forkserver`)."""
         adapters = set()
         for name in {t.compute for t in self.selected}:
             engine = self.registry.engines[self.compiled.governance.compute_for(name, self.env).engine]
-            if forkable(engine):
+            if self.setups[name].forkable:
                 adapters.add(engine.info.dbt_adapter)
         if not adapters or not FORKSERVER_AVAILABLE:
             return None
@@ -535,23 +535,24 @@ class _Run:
     def _start_workers(self, projects: dict[str, Path]) -> tuple[int, _Worker, Path]:
         """Start a worker per compute, each parsing its compute's project at once, in parallel.
 
-        The worker's builds reuse that parse. A Spark worker also starts its SparkSession in the
-        background. The parse of a non-Spark worker gives the graph (a Spark worker is busy
-        starting Java); every compute's project holds the whole dbt project, so any will do.
+        The worker's builds reuse that parse. A worker whose engine names an extension starts it
+        first (Spark's starts its SparkSession in the background). The parse of a forked worker
+        gives the graph (it has dbt imported; a fresh one is busy starting what its engine needs);
+        every compute's project holds the whole dbt project, so any will do.
         """
         clock = time.monotonic()
         parses: dict[str, tuple[int, _Worker, Path]] = {}
         for compute, project in projects.items():
             worker = self._worker(compute)
-            profile = self.profiles[compute]
-            if profile.get("type") == "spark":
-                worker.send({"id": next(self.ids), "op": "warm", "catalog": self.catalog.name,
-                             "spark_conf": profile.get("server_side_parameters") or {}})  # fmt: skip
+            setup = self.setups[compute]
+            if setup.extension is not None:
+                worker.send({"id": next(self.ids), "op": "extension", "module": setup.extension,
+                             "settings": dict(setup.settings)})  # fmt: skip
             request_id = next(self.ids)
             worker.send({"id": request_id, "op": "parse", "args": self._dbt_args(project)})
             parses[compute] = (request_id, worker, project)
         self.report.phases["workers_start"] = time.monotonic() - clock
-        chosen = next((c for c in parses if self.profiles[c].get("type") != "spark"), next(iter(parses)))
+        chosen = next((c for c in parses if self.setups[c].forkable), next(iter(parses)))
         return parses[chosen]
 
     def _parse(self, request_id: int, worker: _Worker, project: Path, projects: dict[str, Path]) -> Plan:
@@ -606,6 +607,7 @@ class _Run:
         if catalog != self.catalog:
             self.catalog = catalog
             self.report.catalog["uri"] = catalog.uri
+            self._profiles()
             self._projects()
 
     def _schedule(self, the_plan: Plan, projects: dict[str, Path]) -> None:
