@@ -137,7 +137,7 @@ def _sender(channel: IO[str]) -> Send:
 def _answer(request: dict[str, Any], send: Send) -> dict[str, Any]:
     try:
         if request["op"] == "parse":
-            return _parse(list(request["args"]))
+            return parse(list(request["args"]))
         if request["op"] == "build":
             return _build(int(request["id"]), list(request["args"]), send)
         if request["op"] == "extension":
@@ -157,7 +157,8 @@ def _project(args: list[str]) -> str:
     return args[args.index("--project-dir") + 1] if "--project-dir" in args else ""
 
 
-def _parse(args: list[str]) -> dict[str, Any]:
+def parse(args: list[str]) -> dict[str, Any]:
+    """dbt's parse of the project ``args`` name: the nodes floe plans with (kept for the builds)."""
     from dbt.cli.main import dbtRunner
 
     result = dbtRunner().invoke(["parse", *args])
