@@ -34,6 +34,10 @@ _EXPORTS = {
     "EngineRegistry": "floe.plugins",
     "compile_path": "floe.compiler",
     "write_artifacts": "floe.compiler",
+    "plan": "floe.api",
+    "run": "floe.api",
+    "RunPlan": "floe.execution.plan",
+    "RunReport": "floe.execution.report",
 }
 
 __all__ = [
@@ -54,16 +58,21 @@ __all__ = [
     "Problem",
     "ProfileTarget",
     "ResourceOverrides",
+    "RunPlan",
+    "RunReport",
     "SecretReference",
     "ValidationResult",
     "__version__",
     "compile_path",
     "hookimpl",
+    "plan",
+    "run",
     "write_artifacts",
 ]
 
 if TYPE_CHECKING:
     from floe._markers import API_VERSION, hookimpl
+    from floe.api import plan, run
     from floe.compiler import compile_path, write_artifacts
     from floe.compute import ComputePlugin
     from floe.errors import (
@@ -76,6 +85,8 @@ if TYPE_CHECKING:
         PluginLoadError,
         Problem,
     )  # fmt: skip
+    from floe.execution.plan import RunPlan
+    from floe.execution.report import RunReport
     from floe.governance import ComputeRegistry
     from floe.model import (
         CatalogConfig,

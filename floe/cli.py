@@ -92,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the run report as JSON (progress on stderr)")
     p.set_defaults(run=_run)
 
+    p = sub.add_parser("plan", help="what `floe run` will do, without starting anything")
+    p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
+    p.add_argument("--env", required=True, help="the environment to plan for")
+    p.add_argument("--select", nargs="+", default=[], metavar="TRANSFORM", help="plan only these transforms")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(run=_plan)
+
     p = sub.add_parser("schema", help="print a JSON Schema (manifest, dataproduct, definitions)")
     p.add_argument("kind", nargs="?", default="dataproduct", choices=["manifest", "dataproduct", "definitions"])
     p.add_argument("--engine", help="print this engine's config schema instead")
@@ -220,6 +227,12 @@ def _run(args: argparse.Namespace) -> int:
     from floe.execution.cli import run_command
 
     return run_command(args)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from floe.execution.cli import plan_command
+
+    return plan_command(args)
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -416,8 +416,13 @@ def test_the_show_client_gets_a_token_at_the_default_endpoint(tmp_path: Path, mo
 
 def test_run_show_names_a_missing_catalog_secret_without_a_traceback(tmp_path: Path) -> None:
     """A secret the declared catalog references but nobody set: ``floe run --show`` says which
-    variable to set, in floe's words, never with a traceback."""
+    variable to set, in floe's words, never with a traceback; since ``floe run`` plans first, it
+    says so before anything starts, at the manifest line that references the secret. The
+    ``--show`` client says the same when it meets such a catalog."""
     from floe.catalog.rest_server import EmbeddedCatalog
+    from floe.errors import FloeError
+    from floe.execution.show import client
+    from floe.model import CatalogConfig, SecretReference
 
     variable = "FLOE_TEST_UNSET_CATALOG_SECRET"
     with EmbeddedCatalog(tmp_path / "elsewhere", name="lake") as served:
@@ -427,12 +432,19 @@ def test_run_show_names_a_missing_catalog_secret_without_a_traceback(tmp_path: P
         env = {k: v for k, v in os.environ.items() if k != variable}
         done = subprocess.run([sys.executable, "-m", "floe", "run", str(root), "--env", "dev", "--show"],
                               capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+        os.environ.pop(variable, None)
+        with pytest.raises(FloeError) as shown:
+            client(CatalogConfig(type="rest", name="lake", uri=served.uri, client_id="floe-runner",
+                                 client_secret=SecretReference(variable)))  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 1, output  # the transform could not attach the catalog either
     unset = f"catalog 'lake': the secret environment variable {variable} is not set"
-    assert f"could not read the tables through the catalog: {unset}" in output
-    assert f"fix: set {variable} in the environment floe runs in" in output
+    line = (root / "platform/enterprise.yaml").read_text().splitlines().index(f"  client_secret: {{secret_ref: {variable}}}") + 1
+    assert f"platform/enterprise.yaml:{line}: $.catalog.client_secret: {unset}" in output
+    assert f"fix: set {variable} in the environment" in output
     assert "Traceback" not in output
+    assert not (root / ".floe" / "run.lock").exists() and not (root / "target/floe/run").exists()  # nothing started
+    assert f"{unset}\n  fix: set {variable} in the environment floe runs in" in shown.value.render()
 
 
 # -- the transform DAG, from dbt's nodes ---------------------------------------------------------------

@@ -137,7 +137,7 @@ def test_independent_transforms_on_two_computes_start_together_and_one_compute_b
     first = scheduler.start()
     assert [a.build.transforms for a in first if isinstance(a, Run)] == [("a1",), ("b1",)]  # a1 feeds b2: alone
     after = scheduler.handle(BuildDone(1, {"a1": True}))
-    assert [a for a in after if isinstance(a, Run)][0].build.transforms == ("a2",)
+    assert next(a for a in after if isinstance(a, Run)).build.transforms == ("a2",)
     assert scheduler.handle(BuildDone(2, {"b1": False})) == [Settle("b1", State.FAILED, 2),
                                                              Settle("b2", State.SKIPPED, because="b1")]  # fmt: skip
     scheduler2 = Scheduler([Task("x", "a"), Task("y", "a", ("x",)), Task("z", "a")], limit=3, chains={("x", "y")})

@@ -64,8 +64,8 @@ def catalog_access(compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAcc
             expected="a catalog name of letters, digits and underscores that is not a keyword of DuckDB's SQL",
             fix=f"rename the catalog, such as {_plain_catalog_name(catalog.name)!r}",
         )])  # fmt: skip
-    return CatalogAccess.attached(f"ATTACH '{catalog.uri}' AS {catalog.name} (TYPE ICEBERG), in every dbt "
-                                  "connection, through floe's dbt-duckdb plugin")  # fmt: skip
+    return CatalogAccess.attached(f"every dbt connection runs ATTACH … AS {catalog.name} (TYPE ICEBERG) on the "
+                                  "catalog's REST endpoint (floe's dbt-duckdb plugin)")  # fmt: skip
 
 
 def run_profile(statements: list[str], compute: ComputeConfig, profile: dict[str, Any],

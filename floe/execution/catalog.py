@@ -38,8 +38,11 @@ class CatalogPlan:
     root: Path | None = None
     """The embedded catalog's folder (its SQLite file and warehouse)."""
 
-    def to_json(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"name": self.config.name, "type": self.config.type, "uri": self.config.uri,
+    def to_json(self, uri: str | None = None) -> dict[str, Any]:
+        """The catalog for a report; the embedded catalog's ``uri`` only once its port is chosen."""
+        if uri is None and not self.embedded:
+            uri = self.config.uri
+        info: dict[str, Any] = {"name": self.config.name, "type": self.config.type, "uri": uri,
                                 "warehouse": self.config.warehouse, "embedded": self.embedded}  # fmt: skip
         if self.root is not None:
             info["path"] = str(self.root)
@@ -166,7 +169,7 @@ class RunCatalog:
 
     def to_json(self) -> dict[str, Any]:
         """What the run report says of the catalog."""
-        return attrs.evolve(self.plan, config=self.config).to_json()
+        return self.plan.to_json(self.config.uri)
 
 
 def _last_port(state_dir: Path) -> int:

@@ -51,6 +51,9 @@ class TransformReport:
     message: str = ""
     log: str | None = None
     results: list[NodeResult] = attrs.field(factory=list)
+    in_catalog: bool = True
+    """Whether its compute's worker builds in the run's catalog (its relations are Iceberg tables
+    there); else they are in the engine's own warehouse (``<database>.<schema>.<table>``)."""
 
     @property
     def seconds(self) -> float | None:

@@ -2,9 +2,14 @@
 
 The steps, in one process plus one dbt worker process per compute (see :mod:`floe.execution.worker`):
 
-1. compile the product (:func:`floe.compiler.compile_path`) and write its artifacts;
-2. take the product's run lock (:mod:`floe.execution.lock`): a second run waits, or fails with
-   ``wait=False``;
+1. compile the product (:func:`floe.compiler.compile_path`) and plan the run
+   (:func:`floe.execution.plan.prepare`): everything that would make it fail and is known before
+   it starts is reported here, located, before anything starts. When a ref between computes could
+   be one nothing crosses (a compute of the product builds in its own warehouse), dbt's parse
+   comes first too (:mod:`floe.execution.parse`) and the whole plan is checked here; otherwise the
+   first worker's parse completes the plan (step 5), which needs no extra dbt start;
+2. take the product's run lock (:mod:`floe.execution.lock`), write the artifacts: a second run
+   waits, or fails with ``wait=False``;
 3. start the catalog: the manifest's REST catalog when one is declared, else the embedded one
    (:class:`floe.catalog.rest_server.EmbeddedCatalog`, a real Iceberg REST catalog on 127.0.0.1
    whose SQLite file and warehouse live in ``<product>/.floe/iceberg/``, which ``dbt clean`` does
@@ -16,12 +21,13 @@ The steps, in one process plus one dbt worker process per compute (see :mod:`flo
    per compute, each parsing its project at once (with the engine's extension started first, such
    as Spark's session); those the engines allow are forked from one fork server
    (:mod:`floe.execution.forkserver`) that imported dbt while the projects were written;
-5. derive the transform DAG from dbt's own graph, as one worker parsed it (:mod:`floe.execution.graph`);
+5. complete the plan with dbt's own graph, as one worker parsed it (:mod:`floe.execution.graph`,
+   :func:`floe.execution.plan.complete`), before any build;
 6. run ``dbt build`` of each transform's nodes on its compute's worker as soon as the transforms
    it depends on succeeded, transforms on different computes at the same time; a failure skips
    only the transforms downstream of it; what committed stays committed. Transforms of one
    compute that dbt can build together without changing what a failure skips go in one
-   ``dbt build`` (see :meth:`_Run._batch`);
+   ``dbt build``; the pure :mod:`floe.execution.scheduler` decides, :class:`_Run` carries it out;
 7. stop the workers and the catalog, release the lock; the :class:`~floe.execution.report.RunReport`
    says what happened.
 """
@@ -40,17 +46,15 @@ import attrs
 from floe.compiler import (
     ARTIFACT_DIR,
     STATE_DIR,
-    Compiled,
-    catalog_document,
     compile_path,
     profile_name,
     write_artifacts,
 )
 from floe.errors import FloeError, Problem, UnattachableCatalog
-from floe.execution.catalog import RunCatalog, plan_catalog
-from floe.execution.graph import BUILDABLE, Node, Plan, TransformInput, plan
+from floe.execution.catalog import RunCatalog
+from floe.execution.graph import BUILDABLE, Node, Plan
 from floe.execution.lock import RunLock
-from floe.execution.profiles import namespace
+from floe.execution.plan import Preparation, RunPlan, complete, located_catalog_error, prepare
 from floe.execution.projects import read_user_project, write_project
 from floe.execution.report import NODE_FAILURES, NodeResult, Progress, RunReport, TransformReport
 from floe.execution.scheduler import Action, BuildDone, BuildLost, Run, Scheduler, Settle, State, Task
@@ -85,19 +89,28 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
 
     :param after: called with the report and the catalog once the transforms finished, while the
         catalog still serves (``floe run --show`` reads the tables there).
-    :raises FloeError: the product is invalid, the lock is held (``wait=False``), the catalog
-        cannot start, or the dbt project cannot be parsed. A failing transform raises nothing: the
-        report says so.
+    :raises FloeError: the product is invalid or its plan has a problem (located, before anything
+        starts), the lock is held (``wait=False``), the catalog cannot start, or the dbt project
+        cannot be parsed. A failing transform raises nothing: the report says so.
     """
     progress = progress or Progress(None)
     started = time.time()
     clock = time.monotonic()
     registry = engines or EngineRegistry.discover()
     compiled = compile_path(path, registry)
-    inputs = _check(compiled, options)
-    product = str(compiled.source.data["metadata"]["name"])
-    product_dir = compiled.product_dir.resolve()
+    if options.parallel is not None and options.parallel < 1:
+        raise FloeError("--threads must be at least 1")
+    preparation = prepare(compiled, registry, options.environment, options.select)
     phases = {"compile": time.monotonic() - clock}
+    the_plan: RunPlan | None = None
+    if preparation.crossing_can_fail:  # the whole plan before anything starts
+        from floe.execution.parse import parse_for_plan
+
+        clock = time.monotonic()
+        nodes, root = parse_for_plan(preparation, registry)
+        the_plan = complete(preparation, nodes, root)
+        phases["plan"] = time.monotonic() - clock
+    product_dir = compiled.product_dir.resolve()
 
     clock = time.monotonic()
     lock = RunLock(product_dir / STATE_DIR).acquire(wait=options.wait, environment=options.environment,
@@ -105,16 +118,15 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
     phases["lock"] = time.monotonic() - clock
     with lock:
         write_artifacts(compiled)
-        schema = namespace(product, options.environment)
-        computes = {t.compute for t in inputs if not options.select or t.name in options.select}
-        catalog = RunCatalog(_catalog_plan(compiled, product_dir / STATE_DIR), product_dir / STATE_DIR,
-                             schema if len(computes) > 1 else None)  # fmt: skip
+        schema = preparation.namespace
+        catalog = RunCatalog(preparation.catalog, product_dir / STATE_DIR,
+                             schema if len(preparation.selected_computes) > 1 else None)  # fmt: skip
         try:
-            report = RunReport(product, options.environment, catalog.to_json(), schema, started_at=started,
-                               phases=phases)  # fmt: skip
+            report = RunReport(preparation.product, options.environment, catalog.to_json(), schema,
+                               started_at=started, phases=phases)  # fmt: skip
             where = f"embedded, {catalog.plan.root}" if catalog.plan.embedded else "declared in the manifest"
             progress.line(f"catalog {catalog.planned.name!r} at {catalog.planned.uri} ({where}); namespace {schema}")
-            the_run = _Run(compiled, registry, options, inputs, catalog, schema, report, progress)
+            the_run = _Run(preparation, registry, options, catalog, report, progress, the_plan)
             the_run.execute()
             if after is not None:
                 after(report, the_run.catalog)
@@ -125,64 +137,28 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
     return report
 
 
-def _check(compiled: Compiled, options: RunOptions) -> list[TransformInput]:
-    if not compiled.transforms:
-        raise FloeError([Problem(f"{compiled.source.path} is a manifest: `floe run` runs a data product",
-                                 fix="pass a data product directory or its floe.yaml")])  # fmt: skip
-    environments = list(compiled.governance.environments)
-    if options.environment not in environments:
-        raise FloeError([Problem(f"unknown environment {options.environment!r}",
-                                 expected="one of " + ", ".join(environments),
-                                 fix="pass --env with an environment the manifests declare")])  # fmt: skip
-    names = [t.name for t in compiled.transforms]
-    unknown = [s for s in options.select if s not in names]
-    if unknown:
-        raise FloeError([Problem(f"no transform named {', '.join(map(repr, unknown))}",
-                                 expected="one of " + ", ".join(names),
-                                 fix="name transforms as `floe compile` lists them (their `name:`, else "
-                                     "their path as an identifier)")])  # fmt: skip
-    if options.parallel is not None and options.parallel < 1:
-        raise FloeError("--threads must be at least 1")
-    return [TransformInput(t.name, t.path, t.compute) for t in compiled.transforms]
-
-
-def _catalog_plan(compiled: Compiled, state_dir: Path) -> Any:
-    """:func:`plan_catalog`, a refusal located at the manifest that declares the catalog."""
-    try:
-        return plan_catalog(compiled.catalog, state_dir)
-    except UnattachableCatalog as exc:
-        raise _located(compiled, exc) from None
-
-
-def _located(compiled: Compiled, exc: UnattachableCatalog) -> FloeError:
-    """``exc`` located at the ``$.catalog`` key of the manifest that declares the catalog."""
-    declared = catalog_document(compiled.governance.chain)
-    if declared is None:
-        return exc
-    return exc.located(declared.problem(exc.key, p.message, p.expected, p.fix) for p in exc.problems)
-
-
 class _Run:
     """The state of one run: the profiles, the workers, the scheduler's decisions, the report."""
 
-    def __init__(self, compiled: Compiled, registry: EngineRegistry, options: RunOptions,
-                 inputs: list[TransformInput], catalog: RunCatalog, schema: str,
-                 report: RunReport, progress: Progress) -> None:  # fmt: skip
-        self.compiled = compiled
+    def __init__(self, preparation: Preparation, registry: EngineRegistry, options: RunOptions,
+                 catalog: RunCatalog, report: RunReport, progress: Progress,
+                 the_plan: RunPlan | None = None) -> None:  # fmt: skip
+        self.preparation = preparation
+        self.compiled = preparation.compiled
         self.registry = registry
         self.options = options
-        self.inputs = inputs
+        self.plan = the_plan
+        """The plan, when it was made before the run started; else the first parse makes it."""
         self.starting: RunCatalog | None = catalog
         """The catalog until it serves: :meth:`_await_catalog` waits for it before the first build."""
         self.catalog = catalog.planned
-        self.schema = schema
+        self.schema = preparation.namespace
         self.report = report
         self.progress = progress
         self.env = options.environment
-        self.product_dir = compiled.product_dir.resolve()
+        self.product_dir = self.compiled.product_dir.resolve()
         self.run_dir = self.product_dir / RUN_DIR
-        selected = set(options.select) or {t.name for t in inputs}
-        self.selected = [t for t in inputs if t.name in selected]
+        self.computes = preparation.selected_computes
         self.ids = itertools.count(1)
         self.profiles: dict[str, dict[str, Any]] = {}
         """The run profile of each compute (:meth:`_profiles`)."""
@@ -203,21 +179,21 @@ class _Run:
 
     def _secrets(self) -> list[str]:
         refs = find_secret_refs(attrs.asdict(self.catalog, recurse=False))
-        for transform in self.selected:
-            refs += find_secret_refs(self.compiled.governance.compute_for(transform.compute, self.env).config)
+        for name in self.computes:
+            refs += find_secret_refs(self.preparation.compute_config(name).config)
         return secret_values(refs)
 
     def _profiles(self) -> None:
         """The run profile and worker setup of each compute the selected transforms use, as their
         engines make them (``floe_run_profile``, ``floe_run_worker``)."""
-        for name in dict.fromkeys(t.compute for t in self.selected):
-            compute = self.compiled.governance.compute_for(name, self.env)
+        for name in self.computes:
+            compute = self.preparation.compute_config(name)
             engine = self.registry.engines[compute.engine]
             output = self.compiled.profiles[profile_name(name)]["outputs"][self.env]
             try:
                 profile = engine.run_profile(compute, output, self.catalog, self.schema)
             except UnattachableCatalog as exc:  # located where the manifest declares the catalog
-                raise _located(self.compiled, exc) from None
+                raise located_catalog_error(self.compiled, exc) from None
             self.profiles[name] = profile
             self.setups[name] = engine.run_worker(compute, profile, self.catalog, os.environ)
 
@@ -229,8 +205,8 @@ class _Run:
         """
         user_project = read_user_project(self.product_dir)
         projects = {}
-        for name in dict.fromkeys(t.compute for t in self.selected):
-            compute = self.compiled.governance.compute_for(name, self.env)
+        for name in self.computes:
+            compute = self.preparation.compute_config(name)
             engine = self.registry.engines[compute.engine]
             projects[name] = write_project(
                 self.product_dir, self.run_dir / name, user_project, profile_name(name),
@@ -247,7 +223,7 @@ class _Run:
 
     def execute(self) -> None:
         self._profiles()
-        adapters = [self.registry.engines[self.compiled.governance.compute_for(name, self.env).engine].info.dbt_adapter
+        adapters = [self.registry.engines[self.preparation.compute_config(name).engine].info.dbt_adapter
                     for name, setup in self.setups.items() if setup.forkable]  # fmt: skip
         self.workers.start_forkserver(adapters)
         try:
@@ -255,7 +231,7 @@ class _Run:
             try:
                 parse_id, worker, project = self._start_workers(projects)
                 the_plan = self._parse(parse_id, worker, project, projects)
-                self._schedule(the_plan, projects)
+                self._schedule(the_plan.graph, projects)
             except BaseException:
                 self.workers.kill()  # interrupted, or floe failed: no waiting
                 raise
@@ -289,7 +265,8 @@ class _Run:
         chosen = next((c for c in parses if self.setups[c].forkable), next(iter(parses)))
         return parses[chosen]
 
-    def _parse(self, request_id: int, worker: Worker, project: Path, projects: dict[str, Path]) -> Plan:
+    def _parse(self, request_id: int, worker: Worker, project: Path, projects: dict[str, Path]) -> RunPlan:
+        """Wait for the parse of ``worker``; complete the plan with it, unless it was made before."""
         clock = time.monotonic()
         while True:
             sender, message = self.workers.messages.get()
@@ -309,25 +286,23 @@ class _Run:
             raise FloeError([Problem("dbt could not parse the project:\n"
                                      + redact(str(message.get("error")), self.secrets),
                                      fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}")])  # fmt: skip
-        nodes = [Node.from_json(n) for n in message["nodes"]]
-        the_plan = plan(nodes, self.inputs, str(message.get("project")))
-        selected = {t.name for t in self.selected}
+        the_plan = self.plan
+        if the_plan is None:
+            nodes = [Node.from_json(n) for n in message["nodes"]]
+            the_plan = self.plan = complete(self.preparation, nodes, str(message.get("project")))
         for planned in the_plan.transforms:
-            if planned.name not in selected:
-                continue
-            compute = self.compiled.governance.compute_for(planned.compute, self.env)
             self.report.transforms.append(TransformReport(
-                planned.name, planned.path, planned.compute, compute.engine,
-                list(planned.upstream), [n.unique_id for n in planned.nodes], planned.tests,
-                log=str(projects[planned.compute] / "logs" / "dbt.log"),
+                planned.name, planned.path, planned.compute, planned.engine, list(planned.depends_on),
+                list(planned.nodes), planned.tests, log=str(projects[planned.compute] / "logs" / "dbt.log"),
+                in_catalog=self.preparation.computes[planned.compute].access.in_place,
             ))  # fmt: skip
-        self.report.unassigned = [n.unique_id for n in the_plan.unassigned]
+        self.report.unassigned = the_plan.unassigned
         order = " → ".join(f"{t.name} ({t.compute})" for t in self.report.transforms)
         self.progress.line(f"parsed the dbt project in {self.report.phases['parse']:.1f}s: {order}")
         if the_plan.unassigned:
             self.progress.line(f"note: {len(the_plan.unassigned)} node(s) lie outside every transform path and "
                                "no transform needs them; not built: "
-                               + ", ".join(n.name for n in the_plan.unassigned))  # fmt: skip
+                               + ", ".join(n.name for n in the_plan.graph.unassigned))  # fmt: skip
         return the_plan
 
     def _await_catalog(self) -> None:
@@ -422,9 +397,10 @@ class _Run:
         times = self.node_times.pop(build.id, {})
         results: dict[str, list[NodeResult]] = {name: [] for name in names}
         for r in message.get("results") or []:
-            results[self._owner(r["unique_id"], names, the_plan)].append(NodeResult(
+            owner = self._owner(r["unique_id"], names, the_plan)
+            results[owner].append(NodeResult(
                 r["unique_id"], r["name"], r["resource_type"], r["status"], r["seconds"],
-                redact(r.get("message") or "", self.secrets), self._relation(r)))  # fmt: skip
+                redact(r.get("message") or "", self.secrets), self._relation(r, self.report.get(owner).in_catalog)))  # fmt: skip
         error = str(message.get("error") or "")
         success = bool(message.get("success"))
         succeeded = {}
@@ -473,10 +449,12 @@ class _Run:
         owner = the_plan.owners.get(unique_id)
         return owner if owner in names else names[-1]
 
-    def _relation(self, result: dict[str, Any]) -> str | None:
-        """``<catalog>.<namespace>.<table>``: the same Iceberg table whichever engine built it."""
+    def _relation(self, result: dict[str, Any], in_catalog: bool) -> str | None:
+        """``<catalog>.<namespace>.<table>``: the same Iceberg table whichever engine built it; for
+        an engine that builds in its own warehouse, ``<database>.<schema>.<table>`` there."""
         if result.get("resource_type") not in BUILDABLE or not result.get("alias"):
             return None
         if result.get("materialized") == "ephemeral":
             return None
-        return f"{self.catalog.name}.{result.get('schema')}.{result.get('alias')}"
+        database = self.catalog.name if in_catalog else result.get("database")
+        return f"{database}.{result.get('schema')}.{result.get('alias')}"

@@ -206,7 +206,8 @@ def _build(request_id: int, args: list[str], send: Send) -> dict[str, Any]:
             "status": str(getattr(item.status, "value", item.status)),
             "seconds": round(float(item.execution_time or 0.0), 3),
             "message": first_lines(str(item.message or ""), MESSAGE_LINES),
-            "schema": getattr(node, "schema", None), "alias": getattr(node, "alias", None),
+            "database": getattr(node, "database", None), "schema": getattr(node, "schema", None),
+            "alias": getattr(node, "alias", None),
             "materialized": getattr(getattr(node, "config", None), "materialized", None),
         })  # fmt: skip
     error = _error_text(result.exception)
