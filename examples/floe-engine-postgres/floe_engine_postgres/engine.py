@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from floe.enginekit import (
+    CatalogAccess,
     CatalogConfig,
     ComputeConfig,
     ComputePlugin,
@@ -26,6 +27,7 @@ from floe.enginekit import (
     Progress,
     SecretReference,
     ValidationResult,
+    WorkerSetup,
     engine_error,
     exception_chain,
     first_line,
@@ -268,6 +270,32 @@ class PostgresEngine(ComputePlugin):
         extension installed on the server, which this engine does not assume.
         """
         return None
+
+    # -- floe run: the run hooks ----------------------------------------------------------------
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """PostgreSQL keeps dbt's tables in its own database: it cannot read or write the catalog's
+        Iceberg tables in place, so ``floe plan`` refuses a ref between a postgres transform and one
+        on another compute, and the transforms of a postgres compute build in its database."""
+        return CatalogAccess.own_warehouse(
+            f"PostgreSQL keeps the tables dbt builds in database {compute.config.get('dbname', '?')!r} "
+            f"at {_address(compute)}; reading Iceberg would need a server extension this engine does not assume"
+        )
+
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:
+        """The compiled profile (floe's default puts the run's namespace in ``schema``, which dbt
+        creates in the database), with the run named in ``pg_stat_activity``."""
+        run = super().run_profile(compute, profile, catalog, namespace)
+        run["application_name"] = f"floe-run/{namespace}"[:63]
+        return run
+
+    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                   environ: Mapping[str, str]) -> WorkerSetup:
+        """Forked from floe's fork server (dbt and psycopg2 imported once, no connection open at the
+        fork), with nothing added to the environment: libpq reads nothing from it that the profile
+        does not set."""
+        return WorkerSetup(forkable=True)
 
     # -- REQ-018: errors ------------------------------------------------------------------------
 
