@@ -204,3 +204,17 @@ def test_the_engine_kit_holds_what_the_example_engine_imports() -> None:
     for source in package.glob("*.py"):
         imported |= set(re.findall(r"^[ \t]*(?:from|import) (floe(?:\.\w+)*)\b", source.read_text(), re.M))
     assert imported == {"floe.enginekit"}, imported
+
+
+def test_the_compliance_suite_exercises_every_hook() -> None:
+    """Each hook is called by a check of ``floe.testing`` (``compliance.py``, ``compliance_run.py``)."""
+    from pathlib import Path
+
+    import floe.testing
+
+    folder = Path(floe.testing.__file__).parent
+    source = "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("compliance*.py")))
+    missing = [hook for hook in HOOKS
+               if f".{method_of(hook)}(" not in source and hook not in source and f"engine.{method_of(hook)}" not in source
+               and not (hook == "floe_engine_info" and "engine.info." in source)]  # fmt: skip
+    assert not missing, f"no compliance check calls {missing}"
