@@ -116,6 +116,20 @@ class RunHookTests:
             module = importlib.import_module(setup.extension)
             assert hasattr(module, "start") or hasattr(module, "stop"), f"{setup.extension} has no start() or stop()"
 
+    def test_run_profile_never_holds_the_catalogs_secrets(self, engine: Engine, compute: ComputeConfig,
+                                                          run_profile: dict[str, Any], catalog: CatalogConfig) -> None:  # fmt: skip
+        """The catalog's credentials reach an engine that attaches it only as references."""
+        import os
+
+        from floe.secrets import find_secret_refs
+
+        refs = find_secret_refs(attrs.asdict(catalog, recurse=False))
+        setup = engine.run_worker(compute, run_profile, catalog, dict(os.environ))
+        dumped = json.dumps([run_profile, dict(setup.environ), dict(setup.settings)], default=str)
+        for ref in refs:
+            value = os.environ.get(ref.name)
+            assert not value or value not in dumped, f"the value of the catalog's secret {ref.name} leaked"
+
     def test_run_hooks_never_hold_a_secrets_value(
         self, engine: Engine, compute: ComputeConfig, target: ProfileTarget, catalog: CatalogConfig,
         access: CatalogAccess | None, address_settings: Callable[[str, int], dict[str, Any]] | None,
