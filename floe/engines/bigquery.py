@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.enginekit import (
+    CatalogAccess,
     CatalogConfig,
     ComputeConfig,
     ComputePlugin,
@@ -244,6 +245,22 @@ class BigQueryEngine(ComputePlugin):
         names. There is no SQL a session could run to attach an Iceberg REST catalog.
         """
         return None
+
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:  # fmt: skip
+        """The compiled profile building into the run's namespace as its ``dataset`` (dbt-bigquery
+        refuses a profile with both ``dataset`` and its alias ``schema``, floe's default key)."""
+        run = {key: value for key, value in profile.items() if key != "schema"}
+        run["dataset"] = namespace
+        return run
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Its own warehouse (see :meth:`get_catalog_attachment_sql`): ``floe plan`` refuses a ref
+        between its transforms and those of another compute."""
+        return CatalogAccess.own_warehouse(
+            "BigQuery reads Iceberg through BigLake resources created once in the project, not through a "
+            "session; its transforms build in the compute's project and dataset"
+        )
 
     # -- REQ-018: errors ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.enginekit import (
+    CatalogAccess,
     CatalogConfig,
     ComputeConfig,
     ComputePlugin,
@@ -232,6 +233,15 @@ class DatabricksEngine(ComputePlugin):
         it has nothing to attach, and could not hold the catalog's credentials in SQL safely.
         """
         return None
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Its own warehouse (see :meth:`get_catalog_attachment_sql`): ``floe plan`` refuses a ref
+        between its transforms and those of another compute."""
+        return CatalogAccess.own_warehouse(
+            "Databricks reaches a foreign Iceberg catalog through Unity Catalog (a foreign catalog a "
+            "metastore admin creates); floe attaches nothing per session, so its transforms build in the "
+            "compute's catalog"
+        )
 
     # -- REQ-018: errors ------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.enginekit import (
+    CatalogAccess,
     CatalogConfig,
     ComputeConfig,
     ComputePlugin,
@@ -274,6 +275,14 @@ class RedshiftEngine(ComputePlugin):
         nothing a dbt session could run.
         """
         return None
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Its own warehouse (see :meth:`get_catalog_attachment_sql`): ``floe plan`` refuses a ref
+        between its transforms and those of another compute."""
+        return CatalogAccess.own_warehouse(
+            "Redshift reads Iceberg only through the AWS Glue Data Catalog (an external schema the "
+            "platform team creates), not a REST catalog; its transforms build in the compute's database"
+        )
 
     # -- REQ-018: errors ------------------------------------------------------------------------
 

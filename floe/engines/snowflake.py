@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.enginekit import (
+    CatalogAccess,
     CatalogConfig,
     ComputeConfig,
     ComputePlugin,
@@ -327,6 +328,15 @@ class SnowflakeEngine(ComputePlugin):
         ``external_volume``, ``catalog`` configs). Nothing is run per connection.
         """
         return None
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Its own warehouse (see :meth:`get_catalog_attachment_sql`): ``floe plan`` refuses a ref
+        between its transforms and those of another compute."""
+        return CatalogAccess.own_warehouse(
+            "Snowflake reaches an Iceberg catalog through a catalog integration and an external volume an"
+            " account administrator creates once; floe attaches nothing per session, so its transforms "
+            "build in the compute's database"
+        )
 
     # -- REQ-018: errors ------------------------------------------------------------------------
 

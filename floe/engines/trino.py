@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from floe import __version__
 from floe.enginekit import (
+    CatalogAccess,
     CatalogConfig,
     ComputeConfig,
     ComputePlugin,
@@ -256,6 +257,14 @@ class TrinoEngine(ComputePlugin):
         ``database`` instead.
         """
         return None
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Its own warehouse (see :meth:`get_catalog_attachment_sql`): ``floe plan`` refuses a ref
+        between its transforms and those of another compute."""
+        return CatalogAccess.own_warehouse(
+            "Trino reaches Iceberg through a catalog configured on the coordinator, not per session; its "
+            "transforms build in the Trino catalog the compute names in database"
+        )
 
     # -- REQ-018: errors ------------------------------------------------------------------------
 
