@@ -44,6 +44,7 @@ from floe.enginekit import (
     quote_literal,
     run_check,
     secret_placeholder,
+    secret_reference,
     secret_value,
     translate_client_error,
 )
@@ -493,16 +494,8 @@ def cursor_settings(
         settings["threads"] = int(config["duckdb_threads"])
     settings.update(connect_config(compute, target))
     settings.pop("access_mode", None)  # connect-time only: DuckDB refuses to SET it
-    token = config.get("motherduck_token")
+    token = secret_reference(ENGINE, compute, "motherduck_token", operation, example="MOTHERDUCK_TOKEN")
     if token is not None:
-        if not isinstance(token, SecretReference):
-            raise PluginExecutionError(
-                ENGINE,
-                operation,
-                "motherduck_token must be a secret reference, not a value",
-                "write motherduck_token: {secret_ref: NAME} and set NAME in the environment",
-                compute=compute.name,
-            )
         if not _is_motherduck(path):
             raise PluginExecutionError(
                 ENGINE,
@@ -512,7 +505,7 @@ def cursor_settings(
                 "(DuckDB refuses the setting without the MotherDuck extension)",
                 compute=compute.name,
             )
-        settings["motherduck_token"] = secret_placeholder(ENGINE, token, compute, operation, example="MOTHERDUCK_TOKEN")
+        settings["motherduck_token"] = token.as_env_var()
     for key, value in settings.items():
         _quoted(quote_literal, str(value), f"settings.{key}", compute, operation)
     return settings
