@@ -38,6 +38,10 @@ _EXPORTS = {
     "Explanation": "floe.explanation",
     "ChainLevel": "floe.compiler",
     "write_artifacts": "floe.compiler",
+    "plan": "floe.api",
+    "run": "floe.api",
+    "RunPlan": "floe.execution.plan",
+    "RunReport": "floe.execution.report",
 }
 
 __all__ = [
@@ -61,17 +65,22 @@ __all__ = [
     "Problem",
     "ProfileTarget",
     "ResourceOverrides",
+    "RunPlan",
+    "RunReport",
     "SecretReference",
     "ValidationResult",
     "__version__",
     "compile_path",
     "explain",
     "hookimpl",
+    "plan",
+    "run",
     "write_artifacts",
 ]
 
 if TYPE_CHECKING:
     from floe._markers import API_VERSION, hookimpl
+    from floe.api import plan, run
     from floe.compiler import ChainLevel, Compiled, compile_path, write_artifacts
     from floe.compute import ComputePlugin
     from floe.errors import (
@@ -84,6 +93,8 @@ if TYPE_CHECKING:
         PluginLoadError,
         Problem,
     )  # fmt: skip
+    from floe.execution.plan import RunPlan
+    from floe.execution.report import RunReport
     from floe.explanation import Explanation, explain
     from floe.governance import ComputeRegistry
     from floe.model import (

@@ -117,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_explain)
 
+    p = sub.add_parser("plan", help="what `floe run` will do, without starting anything")
+    p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
+    p.add_argument("--env", required=True, help="the environment to plan for")
+    p.add_argument("--select", nargs="+", default=[], metavar="TRANSFORM", help="plan only these transforms")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(run=_plan)
+
     p = sub.add_parser("schema", help="print a JSON Schema (manifest, dataproduct, definitions)")
     p.add_argument("kind", nargs="?", default="dataproduct", choices=["manifest", "dataproduct", "definitions"])
     p.add_argument("--engine", help="print this engine's config schema instead")
@@ -178,7 +185,7 @@ def _engines(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"engines": rows, "problems": [p.render() for p in registry.problems]}, indent=2))
     else:
-        from floe.run.report import table
+        from floe.execution.report import table
 
         print(table(rows, ["engine", "version", "distribution", "dbt_adapter", "packages"], one_line=True))
     for problem in registry.problems:
@@ -219,7 +226,7 @@ def _validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"environment": env, "computes": rows, "catalog": catalog_row}, indent=2))
     else:
-        from floe.run.report import table
+        from floe.execution.report import table
 
         shown = [*rows, catalog_row] if catalog_row else rows
         print(table(shown, ["compute", "engine", "status", "seconds", "message"], one_line=True))
@@ -268,7 +275,7 @@ def _render_k8s(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from floe.run.cli import run_command
+    from floe.execution.cli import run_command
 
     return run_command(args)
 
@@ -279,6 +286,11 @@ def _explain(args: argparse.Namespace) -> int:
     explanation = explain(args.path, args.env, args.compute, _registry())
     print(json.dumps(explanation.to_json(), indent=2) if args.json else explanation.render())
     return EXIT_OK
+
+def _plan(args: argparse.Namespace) -> int:
+    from floe.execution.cli import plan_command
+
+    return plan_command(args)
 
 
 def _schema(args: argparse.Namespace) -> int:

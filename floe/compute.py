@@ -1,19 +1,32 @@
 """The :class:`ComputePlugin` ABC (REQ-011): the one interface every compute engine implements.
 
-Subclassing it is the easy way to write an engine: each abstract method is wired to the matching
-hook of :mod:`floe.hookspecs`, so an instance registered with pluggy behaves exactly like a module
-of plain hookimpls.
+Subclassing it is the easy way to write an engine: each method is wired to the hook of
+:mod:`floe.hookspecs` with the same name prefixed ``floe_`` (the wiring is generated from the
+specs, see :func:`_forward`), so an instance registered with pluggy behaves exactly like a module
+of plain hookimpls. The required hooks are the abstract methods; the others return what
+:mod:`floe.engine_defaults` gives, which a subclass may extend with ``super()``.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
+from floe import engine_defaults, hookspecs
 from floe._markers import API_VERSION, hookimpl
 from floe.errors import PluginExecutionError
-from floe.model import CatalogConfig, ComputeConfig, EngineInfo, ProfileTarget, ValidationResult
+from floe.model import (
+    CatalogAccess,
+    CatalogConfig,
+    ComputeConfig,
+    EngineInfo,
+    ProfileTarget,
+    ValidationResult,
+    WorkerSetup,
+)
 
 
 class ComputePlugin(abc.ABC):
@@ -68,7 +81,7 @@ class ComputePlugin(abc.ABC):
 
     def config_schema(self) -> Mapping[str, Any]:
         """JSON Schema of the engine's ``config``; the default accepts any object."""
-        return {"type": "object"}
+        return engine_defaults.floe_config_schema()
 
     def translate_error(
         self, error: BaseException, compute: ComputeConfig | None
@@ -76,7 +89,32 @@ class ComputePlugin(abc.ABC):
         """Turn an engine exception into an actionable error (REQ-018); ``None`` if unknown."""
         return None
 
-    # -- the hooks: each forwards to the method above -------------------------------------------
+    # -- running (see floe.hookspecs: floe_catalog_access …) -------------------------------------
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Whether the compute's dbt worker reads and writes the catalog's tables in place; by
+        default it cannot (its transforms build in the engine's own warehouse)."""
+        return engine_defaults.floe_catalog_access(compute, catalog)
+
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:  # fmt: skip
+        """The dbt output a transform runs with; by default ``profile`` building into ``namespace``."""
+        return engine_defaults.floe_run_profile(compute, profile, catalog, namespace)
+
+    def run_project_config(self, compute: ComputeConfig, catalog: CatalogConfig) -> dict[str, dict[str, Any]]:
+        """Project-level dbt configs for the compute's transforms; by default none."""
+        return engine_defaults.floe_run_project_config(compute, catalog)
+
+    def run_macro_paths(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[Path]:
+        """Folders of dbt macros the run's project adds for the compute's transforms; by default none."""
+        return engine_defaults.floe_run_macro_paths(compute, catalog)
+
+    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+        """How the compute's dbt worker starts; by default forked, with floe's environment."""
+        return engine_defaults.floe_run_worker(compute, profile, catalog, environ)
+
+    # -- the hooks ------------------------------------------------------------------------------
 
     @hookimpl
     def floe_engine_info(self) -> EngineInfo:
@@ -88,38 +126,32 @@ class ComputePlugin(abc.ABC):
             description=self.description,
         )
 
-    @hookimpl
-    def floe_config_schema(self) -> Mapping[str, Any]:
-        return self.config_schema()
 
-    @hookimpl
-    def floe_generate_dbt_profile(
-        self, compute: ComputeConfig, target: ProfileTarget
-    ) -> dict[str, Any]:
-        return self.generate_dbt_profile(compute, target)
+def method_of(hook: str) -> str:
+    """The :class:`ComputePlugin` method of ``hook``: its name without the ``floe_`` prefix, except
+    ``floe_engine_info``, which the class attributes answer."""
+    return hook.removeprefix("floe_")
 
-    @hookimpl
-    def floe_get_required_dbt_packages(self) -> list[str]:
-        return self.get_required_dbt_packages()
 
-    @hookimpl
-    def floe_validate_connection(
-        self, compute: ComputeConfig, target: ProfileTarget, timeout: float
-    ) -> ValidationResult:
-        return self.validate_connection(compute, target, timeout)
+def _forward(hook: str) -> Callable[..., Any]:
+    """A hookimpl for ``hook`` that calls the method of the same name with the same arguments.
 
-    @hookimpl
-    def floe_get_resource_requirements(self, compute: ComputeConfig) -> dict[str, dict[str, str]]:
-        return self.get_resource_requirements(compute)
+    pluggy passes a hookimpl the arguments its parameters name, so each forwarder is written with
+    the spec's own parameter names (as attrs writes its methods: source, compiled once).
+    """
+    names = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+    arguments = ", ".join(names)
+    source = f"def {hook}(self, {arguments}):\n    return self.{method_of(hook)}({arguments})\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<floe forwarder {hook}>", "exec"), namespace)
+    forwarder: Callable[..., Any] = namespace[hook]
+    forwarder.__qualname__ = f"ComputePlugin.{hook}"
+    forwarder.__doc__ = f"Forwards to :meth:`ComputePlugin.{method_of(hook)}`."
+    return hookimpl(forwarder)
 
-    @hookimpl
-    def floe_get_catalog_attachment_sql(
-        self, compute: ComputeConfig, catalog: CatalogConfig
-    ) -> list[str] | None:
-        return self.get_catalog_attachment_sql(compute, catalog)
 
-    @hookimpl
-    def floe_translate_error(
-        self, error: BaseException, compute: ComputeConfig | None
-    ) -> PluginExecutionError | None:
-        return self.translate_error(error, compute)
+HOOKS = tuple(name for name in vars(hookspecs) if name.startswith("floe_"))
+"""Every hook of :mod:`floe.hookspecs`, in declaration order."""
+for _hook in HOOKS:
+    if _hook != "floe_engine_info":
+        setattr(ComputePlugin, _hook, _forward(_hook))

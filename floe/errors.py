@@ -103,3 +103,16 @@ class PluginExecutionError(FloeError):
 class BrokenPluginError(PluginExecutionError):
     """An engine plugin broke floe's engine API (a hook returned the wrong thing): the plugin is at
     fault, not the manifest, so the problem names the plugin and its distribution, not a file."""
+
+
+class UnattachableCatalog(FloeError):
+    """An engine attaches Iceberg catalogs, but not the one the manifest declares.
+
+    Raised by an engine's ``floe_catalog_access`` (or ``floe_run_profile``); :attr:`key` is the
+    catalog setting at fault (``("catalog", "name")``…), so that floe locates the problems at the
+    manifest, line and ``$.catalog`` key that declare it, before anything starts.
+    """
+
+    def __init__(self, key: tuple[str, ...], problems: Iterable[Problem] | str) -> None:
+        super().__init__(problems)
+        self.key = key

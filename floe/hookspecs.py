@@ -1,25 +1,40 @@
-"""The hooks a compute engine implements: one per method of :class:`floe.ComputePlugin`.
+"""The hooks a compute engine implements: the engine interface, declared here once.
 
 An engine is a pluggy plugin registered under the entry-point group ``floe``. It may be a
-:class:`floe.ComputePlugin` subclass (whose methods forward to these hooks) or a module of plain
-functions marked with :data:`floe.hookimpl`; floe calls both the same way, one engine at a time,
-so every hook is ``firstresult``.
+:class:`floe.ComputePlugin` subclass (each of its methods is wired to the hook of the same name
+without the ``floe_`` prefix) or a module of plain functions marked with :data:`floe.hookimpl`;
+floe calls both the same way, one engine at a time, so every hook is ``firstresult``.
+
+Hooks marked ``required`` must be implemented by every engine; the others have a default, written
+in :mod:`floe.engine_defaults`, that an engine declaring nothing gets (an implementation returning
+``None`` gets it too). The hooks under "Running" are what ``floe plan`` and ``floe run`` ask of an
+engine: with the defaults alone, an engine's transforms run in ``floe run``, building into its own
+warehouse under the run's namespace.
 
 This module holds only the specifications; the built-in engines in :mod:`floe.engines` implement
-them exactly as a third-party engine does.
+them exactly as a third-party engine does (see :mod:`floe.enginekit`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from floe._markers import hookspec
+from floe._markers import engine_hookspec
 from floe.errors import PluginExecutionError
-from floe.model import CatalogConfig, ComputeConfig, EngineInfo, ProfileTarget, ValidationResult
+from floe.model import (
+    CatalogAccess,
+    CatalogConfig,
+    ComputeConfig,
+    EngineInfo,
+    ProfileTarget,
+    ValidationResult,
+    WorkerSetup,
+)
 
 
-@hookspec(firstresult=True)
+@engine_hookspec(required=True)
 def floe_engine_info() -> EngineInfo:
     """Describe the engine: its name, version, API version and dbt adapter type.
 
@@ -32,20 +47,20 @@ def floe_engine_info() -> EngineInfo:
     """
 
 
-@hookspec(firstresult=True)
+@engine_hookspec(required=False)
 def floe_config_schema() -> Mapping[str, Any]:
     """Give the JSON Schema of the engine's ``config`` block in a manifest.
 
     floe validates every approved compute's ``config`` (and each environment's overrides) against
     it at compile time, so a mistyped setting fails with file and line instead of crashing dbt.
 
-    :returns: a JSON Schema (draft 2020-12) for an object.
+    :returns: a JSON Schema (draft 2020-12) for an object. Default: any object.
 
     This hook is ``firstresult``.
     """
 
 
-@hookspec(firstresult=True)
+@engine_hookspec(required=True)
 def floe_generate_dbt_profile(compute: ComputeConfig, target: ProfileTarget) -> dict[str, Any]:
     """Build the dbt ``profiles.yml`` output for one compute in one environment (REQ-012).
 
@@ -58,7 +73,7 @@ def floe_generate_dbt_profile(compute: ComputeConfig, target: ProfileTarget) -> 
     """
 
 
-@hookspec(firstresult=True)
+@engine_hookspec(required=True)
 def floe_get_required_dbt_packages() -> list[str]:
     """List the Python packages the engine's dbt adapter needs, with bounds (REQ-017).
 
@@ -69,7 +84,7 @@ def floe_get_required_dbt_packages() -> list[str]:
     """
 
 
-@hookspec(firstresult=True)
+@engine_hookspec(required=True)
 def floe_validate_connection(
     compute: ComputeConfig, target: ProfileTarget, timeout: float
 ) -> ValidationResult:
@@ -87,7 +102,7 @@ def floe_validate_connection(
     """
 
 
-@hookspec(firstresult=True)
+@engine_hookspec(required=True)
 def floe_get_resource_requirements(compute: ComputeConfig) -> dict[str, dict[str, str]]:
     """Give the engine's default Kubernetes ``requests`` and ``limits`` (REQ-015).
 
@@ -100,7 +115,7 @@ def floe_get_resource_requirements(compute: ComputeConfig) -> dict[str, dict[str
     """
 
 
-@hookspec(firstresult=True)
+@engine_hookspec(required=True)
 def floe_get_catalog_attachment_sql(
     compute: ComputeConfig, catalog: CatalogConfig
 ) -> list[str] | None:
@@ -117,7 +132,7 @@ def floe_get_catalog_attachment_sql(
     """
 
 
-@hookspec(firstresult=True)
+@engine_hookspec(required=False)
 def floe_translate_error(
     error: BaseException, compute: ComputeConfig | None
 ) -> PluginExecutionError | None:
@@ -125,7 +140,113 @@ def floe_translate_error(
 
     :param error: what the engine's client raised.
     :param compute: the compute involved, when known.
-    :returns: the translated error, or ``None`` to let floe report the error generically.
+    :returns: the translated error, or ``None`` to let floe report the error generically (the
+        default).
+
+    This hook is ``firstresult``.
+    """
+
+
+# -- Running: what `floe plan` and `floe run` ask of an engine -------------------------------------
+
+
+@engine_hookspec(required=False)
+def floe_catalog_access(compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+    """Say whether this compute's dbt worker reads and writes the catalog's Iceberg tables in place.
+
+    ``floe plan`` (and ``floe run``, before it takes the lock) asks every compute the run uses, to
+    decide how each ref from one compute to another is crossed: a ref between two computes whose
+    workers both attach the catalog in place reads the upstream table where it is; a ref nothing
+    can satisfy is an error before anything starts. The hook must not connect to anything.
+
+    :param compute: the compute, with its settings for the run's environment.
+    :param catalog: the run's catalog: the manifest's, or the embedded one (a REST catalog named
+        ``floe`` on 127.0.0.1).
+    :returns: :meth:`CatalogAccess.attached <floe.model.CatalogAccess.attached>` when the worker
+        attaches the catalog under its name (:func:`floe_run_profile` then writes how), or
+        :meth:`CatalogAccess.own_warehouse <floe.model.CatalogAccess.own_warehouse>` when the
+        engine has no way to: its transforms run, building in its own warehouse. Default: own
+        warehouse.
+    :raises floe.errors.UnattachableCatalog: the engine attaches catalogs, but not this one (a
+        type or a name it cannot use); floe locates it at the ``$.catalog`` key it names.
+
+    This hook is ``firstresult``.
+    """
+
+
+@engine_hookspec(required=False)
+def floe_run_profile(
+    compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+) -> dict[str, Any]:
+    """Change the compiled dbt output into the one a transform on this compute runs with.
+
+    Every transform of a run builds into one namespace (dbt schema), ``<product>_<environment>``;
+    an engine that attaches the catalog in place also makes the catalog the target database, so
+    that a model is ``<catalog>.<namespace>.<model>`` on every engine.
+
+    :param compute: the compute, with its settings for the run's environment.
+    :param profile: a copy of the compute's compiled output (:func:`floe_generate_dbt_profile`)
+        for the run's environment; the hook may change and return it.
+    :param catalog: the run's catalog, as the workers reach it (the embedded one's ``uri`` names
+        the port it serves on).
+    :param namespace: the schema the run builds into.
+    :returns: the run's dbt output; secrets only as ``{{ env_var('NAME') }}``. Default:
+        ``profile`` with ``schema`` set to ``namespace``.
+    :raises floe.errors.UnattachableCatalog: as :func:`floe_catalog_access`.
+
+    This hook is ``firstresult``.
+    """
+
+
+@engine_hookspec(required=False)
+def floe_run_project_config(compute: ComputeConfig, catalog: CatalogConfig) -> dict[str, dict[str, Any]]:
+    """Give project-level dbt configs the run's dbt project sets for this compute's transforms.
+
+    They go into the ``dbt_project.yml`` floe generates from the user's, under each resource key
+    (``models``, ``seeds``, ``snapshots``…), where the user's project sets nothing: the user's
+    configs win. Spark's ``+file_format: iceberg`` is one.
+
+    :param compute: the compute, with its settings for the run's environment.
+    :param catalog: the run's catalog.
+    :returns: ``{resource key: {config: value}}``. Default: nothing.
+
+    This hook is ``firstresult``.
+    """
+
+
+@engine_hookspec(required=False)
+def floe_run_macro_paths(compute: ComputeConfig, catalog: CatalogConfig) -> list[Path]:
+    """Give folders of dbt macros the run's dbt project adds for this compute's transforms.
+
+    Their ``.sql`` files are copied into the generated project's own macro folder, so they are
+    root-project macros: a materialization there takes precedence over the adapter's (an engine
+    whose Iceberg support cannot rename a table, say, brings a ``table`` materialization that does
+    not). File names must be the engine's own (prefix them with the engine's name).
+
+    :param compute: the compute, with its settings for the run's environment.
+    :param catalog: the run's catalog.
+    :returns: existing folders. Default: none.
+
+    This hook is ``firstresult``.
+    """
+
+
+@engine_hookspec(required=False)
+def floe_run_worker(
+    compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, environ: Mapping[str, str]
+) -> WorkerSetup:
+    """Say how the dbt worker process of this compute starts.
+
+    ``floe run`` runs the transforms of each compute in one worker process that imports dbt and
+    parses the project once. Where it can, it forks the workers from a server that imported dbt
+    once; an engine may refuse the fork, add to the worker's environment, and name a module the
+    worker runs before dbt (to start a slow session while dbt parses, say).
+
+    :param compute: the compute, with its settings for the run's environment.
+    :param profile: the run's dbt output for the compute (:func:`floe_run_profile`).
+    :param catalog: the run's catalog.
+    :param environ: the environment the worker inherits (floe's own, with the secrets).
+    :returns: a :class:`~floe.model.WorkerSetup`. Default: forkable, nothing added.
 
     This hook is ``firstresult``.
     """

@@ -99,6 +99,52 @@ class EngineInfo:
 
 
 @attrs.frozen
+class CatalogAccess:
+    """How the dbt worker of a compute reaches the run's Iceberg catalog (``floe_catalog_access``).
+
+    ``floe plan`` decides from it, before anything starts, how each ref from one compute to another
+    is crossed: between two computes whose workers both attach the catalog in place, the
+    downstream engine reads the upstream engine's Iceberg table where it is.
+    """
+
+    in_place: bool
+    """The worker attaches the catalog under the catalog's name and reads and writes its Iceberg
+    tables where they are: a model is ``<catalog>.<namespace>.<model>`` whichever engine built it.
+    ``False``: the engine's transforms build in its own warehouse, which no other engine reads."""
+    how: str
+    """One sentence for ``floe plan``: how the worker attaches, or why it cannot."""
+
+    @classmethod
+    def attached(cls, how: str) -> CatalogAccess:
+        """The worker reads and writes the catalog's tables in place; ``how`` says through what."""
+        return cls(True, how)
+
+    @classmethod
+    def own_warehouse(cls, why: str) -> CatalogAccess:
+        """The worker cannot attach the catalog; ``why`` says why (its transforms still run)."""
+        return cls(False, why)
+
+
+@attrs.frozen
+class WorkerSetup:
+    """How ``floe run`` starts the dbt worker process of a compute (``floe_run_worker``)."""
+
+    environ: Mapping[str, str] = attrs.field(factory=dict)
+    """Variables added to the worker's environment (Java's home, a loopback address…). Never a
+    secret's value: the worker inherits the secrets' variables, dbt reads them by name."""
+    forkable: bool = True
+    """Whether the worker may be forked from the run's fork server, which imported dbt and the
+    adapter once. ``False`` for an engine whose first act should be something else (Spark starts
+    Java), or whose client library is not safe to fork."""
+    extension: str | None = None
+    """A module the worker imports before its first parse: its ``start(settings)`` runs then (it
+    may start work in a thread, such as Spark's session), its ``stop()``, if any, at the worker's
+    exit. It runs inside the dbt process, so it can prepare what the adapter will find there."""
+    settings: Mapping[str, Any] = attrs.field(factory=dict)
+    """What ``start`` receives: JSON values only (they cross a pipe); secrets as placeholders."""
+
+
+@attrs.frozen
 class TransformSpec:
     """One entry of a data product's ``transforms``, as written in floe.yaml."""
 

@@ -12,28 +12,34 @@ import inspect
 import os
 from collections.abc import Iterable, Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pluggy
 
-from floe import hookspecs
-from floe._markers import API_VERSION, PROJECT_NAME
-from floe.compute import ComputePlugin
+from floe import engine_defaults, hookspecs
+from floe._markers import API_VERSION, PROJECT_NAME, REQUIRED
+from floe.compute import HOOKS, ComputePlugin
 from floe.deadline import DeadlineExceeded, call_with_deadline
 from floe.errors import BrokenPluginError, FloeError, PluginExecutionError
-from floe.model import CatalogConfig, ComputeConfig, EngineInfo, ProfileTarget, ValidationResult
+from floe.model import (
+    CatalogAccess,
+    CatalogConfig,
+    ComputeConfig,
+    EngineInfo,
+    ProfileTarget,
+    ValidationResult,
+    WorkerSetup,
+)
 from floe.resources import merge_requirements, requirements_problem
 from floe.schemas import SCHEMA_BASE, SchemaStore
 from floe.secrets import find_secret_refs, floe_names, redact, secret_values
 
 DISABLE_ENV = "FLOE_DISABLE_PLUGINS"
 VALIDATION_TIMEOUT = 10.0
-_HOOKS = tuple(name for name in dir(hookspecs) if name.startswith("floe_"))
-REQUIRED_HOOKS = (
-    "floe_engine_info", "floe_generate_dbt_profile", "floe_get_required_dbt_packages",
-    "floe_validate_connection", "floe_get_resource_requirements", "floe_get_catalog_attachment_sql",
-)  # fmt: skip
+REQUIRED_HOOKS = tuple(hook for hook in HOOKS if getattr(getattr(hookspecs, hook), REQUIRED))
+"""The hooks every engine must implement, as :mod:`floe.hookspecs` marks them."""
 
 
 @attrs.frozen
@@ -55,7 +61,10 @@ class Engine:
 
     Each call is checked (result type) and guarded: an exception from the engine becomes a
     :class:`~floe.errors.PluginExecutionError` (translated by the engine's ``floe_translate_error``
-    when it can), with secret values scrubbed.
+    when it can), with secret values scrubbed. A hook the engine does not implement (or answers
+    ``None``) is answered by :mod:`floe.engine_defaults`. There is one method per hook of
+    :mod:`floe.hookspecs`, named as the hook without ``floe_`` (``tests/test_interface.py`` holds
+    them, the specs and :class:`~floe.compute.ComputePlugin` equal).
     """
 
     def __init__(self, pm: pluggy.PluginManager, plugin: object, info: EngineInfo,
@@ -64,8 +73,8 @@ class Engine:
         self.name = info.name
         self.plugin_name = plugin_name
         self.distribution = distribution
-        others = [p for p in pm.get_plugins() if p is not plugin]
-        self._hooks = {hook: pm.subset_hook_caller(hook, others) for hook in _HOOKS}
+        others = [p for p in pm.get_plugins() if p is not plugin and p is not engine_defaults]
+        self._hooks = {hook: pm.subset_hook_caller(hook, others) for hook in HOOKS}
         self._schema_uri: str | None = None
 
     def __repr__(self) -> str:
@@ -83,11 +92,8 @@ class Engine:
 
     def _translate(self, hook: str, exc: BaseException, compute: ComputeConfig | None) -> FloeError:
         operation = hook.removeprefix("floe_")
-        try:
-            translated = self._hooks["floe_translate_error"](error=exc, compute=compute)
-        except Exception:  # noqa: BLE001 - a broken translator must not hide the original error
-            translated = None
-        if not isinstance(translated, PluginExecutionError):
+        translated = self.translate_error(exc, compute)
+        if translated is None:
             translated = PluginExecutionError(
                 self.name, operation, f"{type(exc).__name__}: {exc}",
                 f"this looks like a bug in the engine plugin; report it to {self.distribution}",
@@ -115,12 +121,14 @@ class Engine:
 
     # -- the engine interface -------------------------------------------------------------------
 
+    def engine_info(self) -> EngineInfo:
+        """What the engine said about itself when it was loaded."""
+        return self.info
+
     def config_schema(self) -> Mapping[str, Any]:
         """The engine's JSON Schema for ``config``; any object when the engine declares none."""
         schema = self._call("floe_config_schema")
-        checked: Mapping[str, Any] = self._expect(
-            "floe_config_schema", schema or {"type": "object"}, Mapping, "a JSON Schema"
-        )
+        checked: Mapping[str, Any] = self._expect("floe_config_schema", schema, Mapping, "a JSON Schema")
         return checked
 
     def schema_uri(self, store: SchemaStore) -> str:
@@ -182,6 +190,69 @@ class Engine:
         self._expect("floe_get_catalog_attachment_sql", sql, list, "a list of SQL statements or None")
         return [str(s) for s in sql]
 
+    def translate_error(self, error: BaseException, compute: ComputeConfig | None) -> PluginExecutionError | None:
+        """The engine's translation of ``error``; ``None`` when it has none (or its translator broke)."""
+        try:
+            translated = self._hooks["floe_translate_error"](error=error, compute=compute)
+        except Exception:  # noqa: BLE001 - a broken translator must not hide the original error
+            return None
+        return translated if isinstance(translated, PluginExecutionError) else None
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Whether the compute's worker reads and writes ``catalog``'s tables in place.
+
+        :raises UnattachableCatalog: the engine attaches catalogs, but not this one.
+        """
+        access = self._call("floe_catalog_access", compute, catalog=catalog)
+        return self._expect("floe_catalog_access", access, CatalogAccess, "a floe.model.CatalogAccess")  # type: ignore[no-any-return]
+
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:  # fmt: skip
+        """The dbt output a transform on ``compute`` runs with (the engine gets a copy of ``profile``)."""
+        import copy
+
+        output = self._call("floe_run_profile", compute, profile=copy.deepcopy(profile), catalog=catalog,
+                            namespace=namespace)  # fmt: skip
+        self._expect("floe_run_profile", output, dict, "a dbt output mapping")
+        if output.get("type") != self.info.dbt_adapter:
+            raise PluginExecutionError(self.name, "run_profile",
+                                       f"the run profile's type is {output.get('type')!r}, expected "
+                                       f"{self.info.dbt_adapter!r}", f"fix the engine plugin ({self.distribution})",
+                                       compute=compute.name)  # fmt: skip
+        return output  # type: ignore[no-any-return]
+
+    def run_project_config(self, compute: ComputeConfig, catalog: CatalogConfig) -> dict[str, dict[str, Any]]:
+        """Project-level dbt configs per resource key for the transforms of ``compute``."""
+        configs = self._call("floe_run_project_config", compute, catalog=catalog)
+        self._expect("floe_run_project_config", configs, dict, "a mapping of resource keys to configs")
+        for key, values in configs.items():
+            self._expect("floe_run_project_config", values, dict, f"a mapping of configs under {key!r}")
+        return {str(key): dict(values) for key, values in configs.items()}
+
+    def run_macro_paths(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[Path]:
+        """Existing folders of dbt macros the run's project adds for the transforms of ``compute``."""
+        paths = self._call("floe_run_macro_paths", compute, catalog=catalog)
+        self._expect("floe_run_macro_paths", paths, list, "a list of folders")
+        folders = [Path(p) for p in paths]
+        missing = [str(f) for f in folders if not f.is_dir()]
+        if missing:
+            raise PluginExecutionError(self.name, "run_macro_paths", f"{missing[0]} is not a folder",
+                                       f"fix the engine plugin ({self.distribution})", compute=compute.name)  # fmt: skip
+        return folders
+
+    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+        """How the dbt worker of ``compute`` starts; its ``environ`` holds only strings."""
+        setup = self._call("floe_run_worker", compute, profile=profile, catalog=catalog, environ=environ)
+        self._expect("floe_run_worker", setup, WorkerSetup, "a floe.model.WorkerSetup")
+        bad = [k for k, v in setup.environ.items() if not isinstance(k, str) or not isinstance(v, str)]
+        if bad:
+            raise PluginExecutionError(self.name, "run_worker", f"environment variable {bad[0]!r} is not a string",
+                                       f"fix the engine plugin ({self.distribution})", compute=compute.name)  # fmt: skip
+        return setup  # type: ignore[no-any-return]
+
 
 @attrs.define
 class EngineRegistry:
@@ -209,6 +280,7 @@ class EngineRegistry:
         disabled = [n.strip() for n in env.get(DISABLE_ENV, "").split(",") if n.strip()]
         pm = pluggy.PluginManager(PROJECT_NAME)
         pm.add_hookspecs(hookspecs)
+        pm.register(engine_defaults, name=engine_defaults.NAME)
         candidates: list[tuple[str, str, object]] = []
         problems: list[PluginProblem] = []
         for ep in metadata.entry_points(group=PROJECT_NAME):
@@ -249,15 +321,15 @@ class EngineRegistry:
 
 
 def _register(pm: pluggy.PluginManager, name: str, dist: str, plugin: object) -> PluginProblem | None:
-    unknown = [attr for attr in dir(plugin) if attr.startswith("floe_") and attr not in _HOOKS
+    unknown = [attr for attr in dir(plugin) if attr.startswith("floe_") and attr not in HOOKS
                and callable(getattr(plugin, attr, None))]  # fmt: skip
     if unknown:
         return PluginProblem(name, dist, unknown[0], "no such hook in floe's hookspecs "
-                             f"(known: {', '.join(_HOOKS)})")  # fmt: skip
+                             f"(known: {', '.join(HOOKS)})")  # fmt: skip
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
-        hook = next((h for h in _HOOKS if h in str(exc)), None)
+        hook = next((h for h in HOOKS if h in str(exc)), None)
         return PluginProblem(name, dist, hook, f"malformed hookimpl: {exc}")
     except ValueError as exc:
         return PluginProblem(name, dist, None, str(exc))

@@ -96,7 +96,7 @@ def test_engines_lists_installed_engines_with_packages() -> None:
 
 
 def test_command_tables_keep_each_row_on_one_line() -> None:
-    from floe.run.report import table
+    from floe.execution.report import table
 
     rows = [{"compute": "duckdb", "status": "FAILED", "message": "cannot open\n  fix: check the path"},
             {"compute": "a-longer-name", "status": "ok", "message": ""}]  # fmt: skip

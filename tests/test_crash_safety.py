@@ -42,7 +42,7 @@ import pytest
 import yaml
 
 from floe.artifacts import TEMPORARY
-from floe.run.lock import RunLock
+from floe.execution.lock import RunLock
 from tests.test_run import DUO_FILES, DUO_TRANSFORMS, iceberg, product
 
 RUN_KILLS = 8

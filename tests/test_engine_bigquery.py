@@ -31,8 +31,8 @@ from floe.errors import PluginExecutionError
 from floe.model import ComputeConfig, ProfileTarget, SecretReference
 from floe.testing import BaseComputePluginTests, Endpoint
 from tests.support.bigquery_peer import BigQueryPeer, serve, service_account_key
-from tests.support.timing import assert_not_hung, record_deadlines
 from tests.support.bqemulator import BigQueryEmulator, running_bqemulator
+from tests.support.timing import assert_not_hung, record_deadlines
 
 PROJECT = "floe-test"
 DATASET = "analytics"

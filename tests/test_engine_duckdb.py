@@ -34,6 +34,7 @@ from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretRefere
 from floe.resources import parse_quantity
 from floe.sqlsecrets import render_secret_placeholders
 from floe.testing import BaseComputePluginTests, Endpoint
+from floe.testing.compliance_run import RunHookTests
 
 FIXTURE = Path(__file__).parent / "dbt_project_small"
 CANARY = "canary-7f3a9c1e-never-print-me"
@@ -761,7 +762,7 @@ def test_translated_errors_hide_secret_values(monkeypatch: pytest.MonkeyPatch) -
 # -- REQ-020: the compliance suite, adopted like any third-party engine -----------------------------
 
 
-class TestDuckDBCompliance(BaseComputePluginTests):
+class TestDuckDBCompliance(BaseComputePluginTests, RunHookTests):
     """DuckDB through floe's compliance suite: a local database file is its live endpoint."""
 
     @pytest.fixture

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
-from floe.run.graph import Node, TransformInput, plan
-from floe.run.lock import RunLock
-from floe.run.runner import RunOptions, run
+from floe.execution.graph import Node, TransformInput, plan
+from floe.execution.lock import RunLock
+from floe.execution.runner import RunOptions, run
 
 QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
@@ -399,8 +399,8 @@ def test_the_show_client_gets_a_token_at_the_default_endpoint(tmp_path: Path, mo
     """``floe run --show``'s pyiceberg client, with client credentials and no ``oauth2_server_uri``,
     asks ``<uri>/v1/oauth/tokens`` for its token (as the engines do), then lists namespaces."""
     from floe.catalog.rest_server import EmbeddedCatalog
+    from floe.execution.show import client
     from floe.model import CatalogConfig, SecretReference
-    from floe.run.show import client
 
     monkeypatch.setenv("FLOE_TEST_SHOW_SECRET", "s3cr3t-show")
     with EmbeddedCatalog(tmp_path / "elsewhere", name="lake") as served:
@@ -416,8 +416,13 @@ def test_the_show_client_gets_a_token_at_the_default_endpoint(tmp_path: Path, mo
 
 def test_run_show_names_a_missing_catalog_secret_without_a_traceback(tmp_path: Path) -> None:
     """A secret the declared catalog references but nobody set: ``floe run --show`` says which
-    variable to set, in floe's words, never with a traceback."""
+    variable to set, in floe's words, never with a traceback; since ``floe run`` plans first, it
+    says so before anything starts, at the manifest line that references the secret. The
+    ``--show`` client says the same when it meets such a catalog."""
     from floe.catalog.rest_server import EmbeddedCatalog
+    from floe.errors import FloeError
+    from floe.execution.show import client
+    from floe.model import CatalogConfig, SecretReference
 
     variable = "FLOE_TEST_UNSET_CATALOG_SECRET"
     with EmbeddedCatalog(tmp_path / "elsewhere", name="lake") as served:
@@ -427,12 +432,19 @@ def test_run_show_names_a_missing_catalog_secret_without_a_traceback(tmp_path: P
         env = {k: v for k, v in os.environ.items() if k != variable}
         done = subprocess.run([sys.executable, "-m", "floe", "run", str(root), "--env", "dev", "--show"],
                               capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+        os.environ.pop(variable, None)
+        with pytest.raises(FloeError) as shown:
+            client(CatalogConfig(type="rest", name="lake", uri=served.uri, client_id="floe-runner",
+                                 client_secret=SecretReference(variable)))  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 1, output  # the transform could not attach the catalog either
     unset = f"catalog 'lake': the secret environment variable {variable} is not set"
-    assert f"could not read the tables through the catalog: {unset}" in output
-    assert f"fix: set {variable} in the environment floe runs in" in output
+    line = (root / "platform/enterprise.yaml").read_text().splitlines().index(f"  client_secret: {{secret_ref: {variable}}}") + 1
+    assert f"platform/enterprise.yaml:{line}: $.catalog.client_secret: {unset}" in output
+    assert f"fix: set {variable} in the environment" in output
     assert "Traceback" not in output
+    assert not (root / ".floe" / "run.lock").exists() and not (root / "target/floe/run").exists()  # nothing started
+    assert f"{unset}\n  fix: set {variable} in the environment floe runs in" in shown.value.render()
 
 
 # -- the transform DAG, from dbt's nodes ---------------------------------------------------------------
@@ -498,34 +510,36 @@ def test_plan_reports_a_cycle_with_the_refs_that_close_it() -> None:
         plan(nodes, [TransformInput("a", "models/a", "x"), TransformInput("b", "models/b", "x")], "p")
 
 
-def test_run_profiles_name_one_namespace_and_refuse_other_adapters() -> None:
-    from types import SimpleNamespace
-
-    from floe.errors import FloeError
+def test_run_profiles_name_one_namespace_and_an_engine_without_run_hooks_builds_in_its_own_warehouse() -> None:
+    """Every engine runs: one that declares no run hook keeps its compiled profile, building into
+    the run's namespace (it was refused here before engines said how they run)."""
+    from floe.execution.profiles import namespace
     from floe.model import CatalogConfig, ComputeConfig
-    from floe.run.profiles import namespace, run_profile
+    from floe.plugins import EngineRegistry
+    from tests.support.engines import hookimpl_engine
 
     assert namespace("shop", "dev") == "shop_dev"
     assert namespace("Sales-EU", "Prod") == "sales_eu_prod"
-    engine = SimpleNamespace(name="snowflake", info=SimpleNamespace(dbt_adapter="snowflake"))
-    with pytest.raises(FloeError, match="floe knows how to attach only DuckDB and Spark"):
-        run_profile(engine, ComputeConfig("wh", "snowflake"), {"type": "snowflake"},  # type: ignore[arg-type]
-                    CatalogConfig(type="rest", uri="http://127.0.0.1:1"), "shop_dev")  # fmt: skip
+    engine = EngineRegistry.discover(extra=[("warehouse", hookimpl_engine("warehouse"))]).engines["warehouse"]
+    compute = ComputeConfig("wh", "warehouse")
+    catalog = CatalogConfig(type="rest", uri="http://127.0.0.1:1")
+    assert engine.run_profile(compute, {"type": "warehouse", "schema": "own"}, catalog, "shop_dev") == {
+        "type": "warehouse", "schema": "shop_dev"}  # fmt: skip
+    assert not engine.catalog_access(compute, catalog).in_place
 
 
 def test_a_duckdb_profile_listing_iceberg_without_avro_gets_avro_loaded_first(tmp_path: Path) -> None:
     """DuckDB refuses ``LOAD iceberg`` before avro (autoloading is off); dbt-duckdb loads in order."""
     from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
     from floe.plugins import EngineRegistry
-    from floe.run.profiles import run_profile
 
     engine = EngineRegistry.discover().get("duckdb")
     assert engine is not None
     target = ProfileTarget("dev", "p", tmp_path, tmp_path / ".floe")
     compute = ComputeConfig("c", "duckdb", {"extensions": ["iceberg"]})
     iceberg = [e for e in engine.generate_dbt_profile(compute, target)["extensions"] if "iceberg" in e]
-    profile = run_profile(engine, compute, {"type": "duckdb", "path": ":memory:", "extensions": iceberg},
-                          CatalogConfig(type="rest", name="lake", uri="http://127.0.0.1:1"), "p_dev")  # fmt: skip
+    profile = engine.run_profile(compute, {"type": "duckdb", "path": ":memory:", "extensions": iceberg},
+                                 CatalogConfig(type="rest", name="lake", uri="http://127.0.0.1:1"), "p_dev")  # fmt: skip
     assert [Path(e).stem for e in profile["extensions"]] == ["avro", "iceberg", "httpfs"]
 
 
@@ -537,14 +551,13 @@ def test_a_catalog_name_dbt_duckdb_cannot_write_unquoted_is_refused_before_dbt_r
     from floe.errors import FloeError
     from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
     from floe.plugins import EngineRegistry
-    from floe.run.profiles import run_profile
 
     engine = EngineRegistry.discover().get("duckdb")
     assert engine is not None
     compute = ComputeConfig("c", "duckdb", {})
     output = engine.generate_dbt_profile(compute, ProfileTarget("dev", "p", tmp_path, tmp_path / ".floe"))
     with pytest.raises(FloeError) as caught:
-        run_profile(engine, compute, output, CatalogConfig(type="rest", name=name, uri="http://127.0.0.1:1"), "p_dev")
+        engine.run_profile(compute, output, CatalogConfig(type="rest", name=name, uri="http://127.0.0.1:1"), "p_dev")
     assert f"cannot attach the catalog {name!r}: dbt-duckdb writes the catalog's name" in str(caught.value)
     assert f"rename the catalog, such as {suggestion!r}" in str(caught.value)
 
@@ -571,7 +584,7 @@ def test_a_declared_catalog_duckdb_cannot_attach_is_located_in_its_manifest(tmp_
 
 def test_importing_floe_run_imports_no_engine() -> None:
     code = (
-        "import sys, floe.cli, floe.run.runner, floe.run.cli, floe.run.graph, floe.run.profiles\n"
+        "import sys, floe.cli, floe.execution.runner, floe.execution.cli, floe.execution.graph, floe.execution.profiles\n"
         "floe.cli._parser()\n"
         "print(sorted(n for n in sys.modules if n.split('.')[0] in "
         "('dbt', 'pyspark', 'pyiceberg', 'duckdb', 'sqlalchemy', 'pyarrow')))\n"

@@ -1,4 +1,4 @@
-"""``floe run``'s fork server (:mod:`floe.run.forkserver`): workers forked with dbt imported, and
+"""``floe run``'s fork server (:mod:`floe.execution.forkserver`): workers forked with dbt imported, and
 every way one of them, or the server, can die.
 
 The runs are real CLI processes on a product with a transform that would compute for minutes; the

@@ -261,10 +261,8 @@ def duckdb_run_profile(engine: Engine, target: ProfileTarget, catalog: CatalogCo
     """The ``floe run`` profile of a DuckDB compute attached to ``catalog``, as dbt renders it."""
     from dbt.config.renderer import ProfileRenderer
 
-    from floe.run.profiles import run_profile
-
     compute = ComputeConfig("local", "duckdb", {})
-    profile = run_profile(engine, compute, engine.generate_dbt_profile(compute, target), catalog, "shop_dev")
+    profile = engine.run_profile(compute, engine.generate_dbt_profile(compute, target), catalog, "shop_dev")
     rendered: dict[str, Any] = ProfileRenderer({}).render_data(profile)
     return rendered
 
@@ -279,7 +277,7 @@ def test_the_run_profile_hands_the_plugin_the_statements_unchanged(
     hypothesis.assume(not has_nul(uri, warehouse))
     catalog = catalog_of("token", "none", name=name, uri=uri, warehouse=warehouse)
     rendered = duckdb_run_profile(engine, target, catalog)
-    (plugin,) = [p for p in rendered["plugins"] if p["module"] == "floe.run.duckdb_plugin"]
+    (plugin,) = [p for p in rendered["plugins"] if p["module"] == "floe.engines.duckdb_plugin"]
     statements = engine.get_catalog_attachment_sql(ComputeConfig("local", "duckdb", {}), catalog)
     assert plugin["config"]["floe_statements"] == statements
     assert [a["path"] for a in rendered["attach"] if a["alias"] == name] == [warehouse]

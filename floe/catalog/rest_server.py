@@ -169,6 +169,26 @@ class EmbeddedCatalog:
     def running(self) -> bool:
         return self._server is not None
 
+    def create_namespace(self, namespace: str) -> bool:
+        """Create ``namespace`` unless it exists, in this process (no request); whether it was created.
+
+        What a client's ``POST /v1/namespaces`` does, for the process that serves the catalog: the
+        same SQL catalog, the same race with other creators settled by the database.
+        """
+        if self._backend is None:
+            raise RuntimeError("the embedded catalog is not running: call start() first")
+        try:
+            self._backend.create_namespace({"namespace": [namespace]})
+        except CatalogError as exc:
+            if exc.code == 409:
+                return False
+            raise
+        except Exception as exc:
+            if type(exc).__name__ == "NamespaceAlreadyExistsError":
+                return False
+            raise
+        return True
+
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> EmbeddedCatalog:

@@ -22,17 +22,28 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from floe import __version__
-from floe.compute import ComputePlugin
-from floe.connection_check import Progress, first_line, run_check
-from floe.errors import PluginExecutionError
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
+from floe.enginekit import (
+    CatalogAccess,
+    CatalogConfig,
+    ComputeConfig,
+    ComputePlugin,
+    PluginExecutionError,
+    ProfileTarget,
+    Progress,
+    SecretReference,
+    ValidationResult,
+    engine_error,
+    exception_chain,
+    first_line,
+    run_check,
+    secret_reference,
+    secret_value,
+)
 
 ENGINE = "bigquery"
 DEFAULT_METHOD = "oauth"
@@ -235,6 +246,22 @@ class BigQueryEngine(ComputePlugin):
         """
         return None
 
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:  # fmt: skip
+        """The compiled profile building into the run's namespace as its ``dataset`` (dbt-bigquery
+        refuses a profile with both ``dataset`` and its alias ``schema``, floe's default key)."""
+        run = {key: value for key, value in profile.items() if key != "schema"}
+        run["dataset"] = namespace
+        return run
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Its own warehouse (see :meth:`get_catalog_attachment_sql`): ``floe plan`` refuses a ref
+        between its transforms and those of another compute."""
+        return CatalogAccess.own_warehouse(
+            "BigQuery reads Iceberg through BigLake resources created once in the project, not through a "
+            "session; its transforms build in the compute's project and dataset"
+        )
+
     # -- REQ-018: errors ------------------------------------------------------------------------
 
     def translate_error(
@@ -246,20 +273,11 @@ class BigQueryEngine(ComputePlugin):
         if found is None:
             return None
         names, text = found
-        secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
         method = str(compute.config.get("method", DEFAULT_METHOD)) if compute is not None else None
         explained = explain(names, text, compute, method)
         if explained is None:
             return None
-        operation, message, fix = explained
-        return PluginExecutionError(
-            ENGINE,
-            operation,
-            redact(message, secrets),
-            fix,
-            compute=compute.name if compute is not None else None,
-            cause=redact(f"{names[0]}: {first_line(text)}", secrets),
-        )
+        return engine_error(ENGINE, compute, explained, cause=f"{names[0]}: {first_line(text)}")
 
 
 plugin = BigQueryEngine()
@@ -303,16 +321,9 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
         )
     refs: dict[str, SecretReference] = {}
     for key in SECRET_KEYS:
-        value = config.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, SecretReference):
-            raise fail(f"{key} must be a secret reference, not a value",
-                       f"write {key}: {{secret_ref: NAME}} and set NAME in the environment")  # fmt: skip
-        if not PLAIN_NAME.fullmatch(value.name):
-            raise fail(f"secret reference {value.name!r} is not an environment variable name",
-                       "name secrets with letters, digits and underscores")  # fmt: skip
-        refs[key] = value
+        ref = secret_reference(ENGINE, compute, key, operation, example="BIGQUERY_TOKEN")
+        if ref is not None:
+            refs[key] = ref
     required = {"service-account": ("keyfile",), "service-account-json": ("keyfile_json",)}.get(method, ())
     for key in required:
         if key not in refs:
@@ -336,16 +347,6 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
         )
     return Settings(method, refs)
 
-
-def _secret(settings: Settings, key: str, compute: ComputeConfig, operation: str) -> str:
-    ref = settings.secrets[key]
-    value = os.environ.get(ref.name)
-    if not value:
-        raise PluginExecutionError(
-            ENGINE, operation, f"the secret environment variable {ref.name} ({key}) is not set",
-            f"set {ref.name} in the environment floe runs in", compute=compute.name,
-        )  # fmt: skip
-    return value
 
 
 def google_credentials(settings: Settings, compute: ComputeConfig, operation: str) -> Any:
@@ -371,7 +372,7 @@ def google_credentials(settings: Settings, compute: ComputeConfig, operation: st
     if method == "service-account":
         service_account = importlib.import_module("google.oauth2.service_account")
         ref = settings.secrets["keyfile"].name
-        path = _secret(settings, "keyfile", compute, operation)
+        path = secret_value(ENGINE, settings.secrets["keyfile"], compute, operation, what="keyfile")
         try:
             return service_account.Credentials.from_service_account_file(path, scopes=list(SCOPES))
         except OSError as exc:
@@ -387,7 +388,7 @@ def google_credentials(settings: Settings, compute: ComputeConfig, operation: st
     if method == "service-account-json":
         service_account = importlib.import_module("google.oauth2.service_account")
         ref = settings.secrets["keyfile_json"].name
-        text = _secret(settings, "keyfile_json", compute, operation)
+        text = secret_value(ENGINE, settings.secrets["keyfile_json"], compute, operation, what="keyfile_json")
         try:
             info = json.loads(text)
         except ValueError:
@@ -407,9 +408,9 @@ def google_credentials(settings: Settings, compute: ComputeConfig, operation: st
             ) from None
     oauth2 = importlib.import_module("google.oauth2.credentials")
 
-    token = _secret(settings, "token", compute, operation) if "token" in settings.secrets else None
-    refresh = _secret(settings, "refresh_token", compute, operation) if "refresh_token" in settings.secrets else None
-    secret = _secret(settings, "client_secret", compute, operation) if "client_secret" in settings.secrets else None
+    token = secret_value(ENGINE, settings.secrets["token"], compute, operation, what="token") if "token" in settings.secrets else None
+    refresh = secret_value(ENGINE, settings.secrets["refresh_token"], compute, operation, what="refresh_token") if "refresh_token" in settings.secrets else None
+    secret = secret_value(ENGINE, settings.secrets["client_secret"], compute, operation, what="client_secret") if "client_secret" in settings.secrets else None
     return oauth2.Credentials(
         token=token,
         refresh_token=refresh,
@@ -427,14 +428,10 @@ _CLIENT_MODULES = ("google.", "requests.", "urllib3.")
 
 def _client_error(error: BaseException) -> tuple[list[str], str] | None:
     """Class names and text of the Google/HTTP client error in ``error`` or its causes."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(error):
         module = type(current).__module__ or ""
         if module.startswith(_CLIENT_MODULES) and not module.startswith("google.protobuf"):
             return [c.__name__ for c in type(current).__mro__], str(current)
-        current = current.__cause__ or current.__context__
     module = type(error).__module__ or ""
     if module.startswith("dbt"):
         text = str(error)

@@ -17,17 +17,29 @@ Importing this module is cheap: dbt, the connector and the SDK are imported insi
 from __future__ import annotations
 
 import importlib
-import os
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from floe import __version__
-from floe.compute import ComputePlugin
-from floe.connection_check import Progress, first_line, run_check
-from floe.errors import PluginExecutionError
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
+from floe.enginekit import (
+    CatalogAccess,
+    CatalogConfig,
+    ComputeConfig,
+    ComputePlugin,
+    PluginExecutionError,
+    ProfileTarget,
+    Progress,
+    SecretReference,
+    ValidationResult,
+    engine_error,
+    exception_chain,
+    first_line,
+    redact,
+    run_check,
+    secret_reference,
+    secret_value,
+)
 
 ENGINE = "databricks"
 DEFAULT_THREADS = 4
@@ -184,7 +196,7 @@ class DatabricksEngine(ComputePlugin):
         if config.get("use_sea"):
             arguments["use_sea"] = True
         if settings.auth_type == "token":
-            arguments["access_token"] = _secret(settings, "token", compute, operation)
+            arguments["access_token"] = secret_value(ENGINE, settings.secrets["token"], compute, operation, what="token")
         else:
             progress["stage"] = "getting an OAuth token for the service principal"
             arguments["credentials_provider"] = _oauth_provider(settings, compute, operation, left())
@@ -227,6 +239,15 @@ class DatabricksEngine(ComputePlugin):
         """
         return None
 
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Its own warehouse (see :meth:`get_catalog_attachment_sql`): ``floe plan`` refuses a ref
+        between its transforms and those of another compute."""
+        return CatalogAccess.own_warehouse(
+            "Databricks reaches a foreign Iceberg catalog through Unity Catalog (a foreign catalog a "
+            "metastore admin creates); floe attaches nothing per session, so its transforms build in the "
+            "compute's catalog"
+        )
+
     # -- REQ-018: errors ------------------------------------------------------------------------
 
     def translate_error(
@@ -238,19 +259,10 @@ class DatabricksEngine(ComputePlugin):
         if found is None:
             return None
         names, text = found
-        secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
         explained = explain(names, text, compute, failed_stage(error))
         if explained is None:
             return None
-        operation, message, fix = explained
-        return PluginExecutionError(
-            ENGINE,
-            operation,
-            redact(message, secrets),
-            fix,
-            compute=compute.name if compute is not None else None,
-            cause=redact(f"{names[0]}: {first_line(text)}", secrets),
-        )
+        return engine_error(ENGINE, compute, explained, cause=f"{names[0]}: {first_line(text)}")
 
 
 plugin = DatabricksEngine()
@@ -303,16 +315,9 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
                    "client_secret: {secret_ref: NAME} for a service principal")  # fmt: skip
     refs: dict[str, SecretReference] = {}
     for key in ("token", "client_secret"):
-        value = config.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, SecretReference):
-            raise fail(f"{key} must be a secret reference, not a value",
-                       f"write {key}: {{secret_ref: NAME}} and set NAME in the environment")  # fmt: skip
-        if not PLAIN_NAME.fullmatch(value.name):
-            raise fail(f"secret reference {value.name!r} is not an environment variable name",
-                       "name secrets with letters, digits and underscores")  # fmt: skip
-        refs[key] = value
+        ref = secret_reference(ENGINE, compute, key, operation, example="DATABRICKS_TOKEN")
+        if ref is not None:
+            refs[key] = ref
     http_path = str(config["http_path"])
     if config.get("use_sea") and not re.search(r"/(warehouses|endpoints)/[^/?&]+", http_path):
         raise fail(f"use_sea needs a SQL warehouse http_path (/sql/1.0/warehouses/<id>), not {http_path!r}",
@@ -323,14 +328,6 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
     return Settings(host, port, http_path, auth_type, refs)
 
 
-def _secret(settings: Settings, key: str, compute: ComputeConfig, operation: str) -> str:
-    ref = settings.secrets[key]
-    value = os.environ.get(ref.name)
-    if not value:
-        raise PluginExecutionError(ENGINE, operation, f"the secret environment variable {ref.name} ({key}) is not set",
-                                   f"set {ref.name} in the environment floe runs in", compute=compute.name)  # fmt: skip
-    return value
-
 
 def _oauth_provider(settings: Settings, compute: ComputeConfig, operation: str, timeout: float) -> Any:
     """The connector's ``credentials_provider`` for a service principal, via the Databricks SDK (as
@@ -340,7 +337,7 @@ def _oauth_provider(settings: Settings, compute: ComputeConfig, operation: str, 
     except ImportError as exc:
         raise PluginExecutionError(ENGINE, operation, f"databricks-sdk cannot be imported ({exc})", INSTALL,
                                    compute=compute.name) from None  # fmt: skip
-    secret = _secret(settings, "client_secret", compute, operation)
+    secret = secret_value(ENGINE, settings.secrets["client_secret"], compute, operation, what="client_secret")
     try:
         config = sdk_core.Config(
             host=f"https://{settings.host}",
@@ -375,11 +372,8 @@ _CLIENT_MODULES = ("databricks.", "requests.", "urllib3.", "thrift.")
 
 def _client_error(error: BaseException) -> tuple[list[str], str] | None:
     """Class names and text of the Databricks/HTTP client error in ``error`` or its causes."""
-    seen: set[int] = set()
-    current: BaseException | None = error
     found: tuple[list[str], str] | None = None
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(error):
         module = type(current).__module__ or ""
         if module.startswith(_CLIENT_MODULES):
             names = [c.__name__ for c in type(current).__mro__]
@@ -388,7 +382,6 @@ def _client_error(error: BaseException) -> tuple[list[str], str] | None:
                 found = (names, text)
             else:  # keep the outer class, add what the inner error says (the connector wraps a lot)
                 found = (found[0] + names, found[1] + "\n" + text)
-        current = current.__cause__ or current.__context__
     if found is not None:
         return found
     module = type(error).__module__ or ""

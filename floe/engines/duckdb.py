@@ -24,18 +24,30 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from floe import __version__
-from floe.compute import ComputePlugin
-from floe.connection_check import Progress, first_line, first_lines, run_check
-from floe.errors import PluginExecutionError
-from floe.model import (
+from floe.enginekit import (
+    PLAIN_NAME,
+    CatalogAccess,
     CatalogConfig,
     ComputeConfig,
+    ComputePlugin,
+    PluginExecutionError,
     ProfileTarget,
+    Progress,
     SecretReference,
     ValidationResult,
+    WorkerSetup,
+    exception_chain,
+    first_line,
+    first_lines,
+    is_credential_key,
+    quote_identifier,
+    quote_literal,
+    run_check,
+    secret_placeholder,
+    secret_reference,
+    secret_value,
+    translate_client_error,
 )
-from floe.secrets import PLAIN_NAME, find_secret_refs, is_credential_key, redact, secret_values
-from floe.sqlquote import quote_identifier, quote_literal
 
 ENGINE = "duckdb"
 EXTENSIONS_DIR = "duckdb_extensions"
@@ -181,7 +193,7 @@ class DuckDBEngine(ComputePlugin):
         if _is_motherduck(path):
             token = compute.config.get("motherduck_token")
             if isinstance(token, SecretReference):
-                config["motherduck_token"] = _env_value(token, compute, operation)
+                config["motherduck_token"] = secret_value(ENGINE, token, compute, operation)
 
         duckdb = step("importing duckdb", lambda: importlib.import_module("duckdb"))
         details["duckdb_version"] = str(duckdb.__version__)
@@ -312,7 +324,7 @@ class DuckDBEngine(ComputePlugin):
             secret_options = [
                 "TYPE ICEBERG",
                 f"CLIENT_ID {literal(catalog.client_id, 'client_id')}",
-                f"CLIENT_SECRET {_placeholder(catalog.client_secret, compute, operation)}",
+                f"CLIENT_SECRET {secret_placeholder(ENGINE, catalog.client_secret, compute, operation)}",
             ]
             if catalog.oauth2_server_uri:
                 secret_options.append(
@@ -323,7 +335,7 @@ class DuckDBEngine(ComputePlugin):
             statements.append(f"CREATE OR REPLACE SECRET {secret} ({', '.join(secret_options)})")
             options.append(f"SECRET {secret}")
         elif catalog.token is not None:
-            token = _placeholder(catalog.token, compute, operation)
+            token = secret_placeholder(ENGINE, catalog.token, compute, operation)
             statements.append(f"CREATE OR REPLACE SECRET {secret} (TYPE ICEBERG, TOKEN {token})")
             options.append(f"SECRET {secret}")
         else:
@@ -338,30 +350,49 @@ class DuckDBEngine(ComputePlugin):
         )
         return statements
 
+    # -- floe run: the worker attaches the catalog in place (floe.engines.duckdb_run) --------
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Attached through ``ATTACH … (TYPE ICEBERG)`` for a REST catalog dbt-duckdb can name.
+
+        :raises UnattachableCatalog: a SQL catalog, or a name dbt-duckdb writes unquoted and DuckDB
+            reads as a keyword.
+        """
+        from floe.engines import duckdb_run
+
+        return duckdb_run.catalog_access(compute, catalog)
+
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:  # fmt: skip
+        """The catalog as the target database, attached by floe's dbt-duckdb plugin with
+        :meth:`get_catalog_attachment_sql`'s statements (see :mod:`floe.engines.duckdb_run`)."""
+        from floe.engines import duckdb_run
+
+        duckdb_run.catalog_access(compute, catalog)
+        statements = self.get_catalog_attachment_sql(compute, catalog) or []
+        return duckdb_run.run_profile(statements, compute, profile, catalog, namespace)
+
+    def run_macro_paths(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[Path]:
+        """DuckDB's materializations for tables in an Iceberg catalog (no rename, no view)."""
+        from floe.engines import duckdb_run
+
+        return duckdb_run.macro_paths()
+
+    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+        """Forked, and closing dbt-duckdb's database at its exit."""
+        from floe.engines import duckdb_run
+
+        return duckdb_run.worker_setup()
+
     # -- REQ-018: errors ------------------------------------------------------------------------
 
     def translate_error(
         self, error: BaseException, compute: ComputeConfig | None
     ) -> PluginExecutionError | None:
         """An actionable error for a DuckDB exception (also one dbt wrapped), else ``None``."""
-        found = _duckdb_error(error)
-        if found is None:
-            return None
-        classes, text = found
-        name = compute.name if compute is not None else None
-        secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
-        translated = _translate(classes, redact(text, secrets))
-        if translated is None:
-            return None
-        operation, message, fix = translated
-        return PluginExecutionError(
-            ENGINE,
-            operation,
-            message,
-            fix,
-            compute=name,
-            cause=redact(first_line(text), secrets),
-        )
+        return translate_client_error(ENGINE, error, compute, _duckdb_error,
+                                      lambda classes, text, _: _translate(classes, text))  # fmt: skip
 
 
 plugin = DuckDBEngine()
@@ -463,16 +494,8 @@ def cursor_settings(
         settings["threads"] = int(config["duckdb_threads"])
     settings.update(connect_config(compute, target))
     settings.pop("access_mode", None)  # connect-time only: DuckDB refuses to SET it
-    token = config.get("motherduck_token")
+    token = secret_reference(ENGINE, compute, "motherduck_token", operation, example="MOTHERDUCK_TOKEN")
     if token is not None:
-        if not isinstance(token, SecretReference):
-            raise PluginExecutionError(
-                ENGINE,
-                operation,
-                "motherduck_token must be a secret reference, not a value",
-                "write motherduck_token: {secret_ref: NAME} and set NAME in the environment",
-                compute=compute.name,
-            )
         if not _is_motherduck(path):
             raise PluginExecutionError(
                 ENGINE,
@@ -482,7 +505,7 @@ def cursor_settings(
                 "(DuckDB refuses the setting without the MotherDuck extension)",
                 compute=compute.name,
             )
-        settings["motherduck_token"] = _placeholder(token, compute, operation)
+        settings["motherduck_token"] = token.as_env_var()
     for key, value in settings.items():
         _quoted(quote_literal, str(value), f"settings.{key}", compute, operation)
     return settings
@@ -601,18 +624,6 @@ def _extension_name(file: Path) -> str:
     return file.name.removesuffix(".duckdb_extension")
 
 
-def _placeholder(ref: SecretReference, compute: ComputeConfig, operation: str) -> str:
-    """``{{ env_var('NAME') }}``, once the name is known to be a plain variable name."""
-    if not PLAIN_NAME.fullmatch(ref.name):
-        raise PluginExecutionError(
-            ENGINE,
-            operation,
-            f"secret reference {ref.name!r} is not an environment variable name",
-            "name secrets with letters, digits and underscores, such as MOTHERDUCK_TOKEN",
-            compute=compute.name,
-        )
-    return ref.as_env_var()
-
 
 def _quoted(
     quote: Callable[[str], str], value: str, what: str, compute: ComputeConfig, operation: str
@@ -629,18 +640,6 @@ def _quoted(
             compute=compute.name,
         ) from None
 
-
-def _env_value(ref: SecretReference, compute: ComputeConfig, operation: str) -> str:
-    value = os.environ.get(ref.name)
-    if not value:
-        raise PluginExecutionError(
-            ENGINE,
-            operation,
-            f"the secret environment variable {ref.name} is not set",
-            f"set {ref.name} in the environment floe runs in",
-            compute=compute.name,
-        )
-    return value
 
 
 def _file_kind(path: Path) -> str | None:
@@ -689,14 +688,10 @@ def _duckdb_error(error: BaseException) -> tuple[list[str], str] | None:
     dbt wraps DuckDB exceptions in its own, sometimes keeping only the text: a dbt error whose text
     starts like a DuckDB message counts too.
     """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(error):
         mro = type(current).__mro__
         if any(_is_duckdb_class(c) for c in mro):
             return [c.__name__ for c in mro], str(current)
-        current = current.__cause__ or current.__context__
     text = str(error)
     module = type(error).__module__ or ""
     if module.startswith("dbt"):

@@ -21,17 +21,28 @@ imported inside the methods that need them.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from floe import __version__
-from floe.compute import ComputePlugin
-from floe.connection_check import Progress, first_line, run_check
-from floe.errors import PluginExecutionError
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
+from floe.enginekit import (
+    CatalogAccess,
+    CatalogConfig,
+    ComputeConfig,
+    ComputePlugin,
+    PluginExecutionError,
+    ProfileTarget,
+    Progress,
+    SecretReference,
+    ValidationResult,
+    exception_chain,
+    first_line,
+    run_check,
+    secret_placeholder,
+    secret_value,
+    translate_client_error,
+)
 
 ENGINE = "redshift"
 METHODS = ("database", "iam")
@@ -86,7 +97,8 @@ class RedshiftEngine(ComputePlugin):
             "threads": settings.threads,
         }
         if settings.method == "database":
-            profile["password"] = _placeholder(compute, "password", operation)
+            profile["password"] = secret_placeholder(ENGINE, compute.config["password"], compute, operation,
+                                                     example="REDSHIFT_PASSWORD")
         else:
             for key in ("iam_profile", "cluster_id", "serverless_acct_id", "access_key_id"):
                 if config.get(key):
@@ -95,7 +107,8 @@ class RedshiftEngine(ComputePlugin):
                 profile["serverless_work_group"] = str(config["serverless_work_group"])
                 profile["is_serverless"] = True
             if config.get("secret_access_key") is not None:
-                profile["secret_access_key"] = _placeholder(compute, "secret_access_key", operation)
+                profile["secret_access_key"] = secret_placeholder(ENGINE, compute.config["secret_access_key"], compute, operation,
+                                                                  example="AWS_SECRET_ACCESS_KEY")
             if config.get("db_groups"):
                 profile["db_groups"] = [str(g) for g in config["db_groups"]]
             if config.get("autocreate") is not None:
@@ -220,7 +233,7 @@ class RedshiftEngine(ComputePlugin):
             "application_name": f"floe-{__version__}",
         }
         if settings.method == "database":
-            kwargs.update(user=settings.user, password=_env_value(compute, "password", operation))
+            kwargs.update(user=settings.user, password=secret_value(ENGINE, compute.config["password"], compute, operation, what="password"))
             return kwargs
         kwargs.update(
             iam=True, user="", password="", db_user=settings.user,
@@ -230,7 +243,7 @@ class RedshiftEngine(ComputePlugin):
         )  # fmt: skip
         if config.get("access_key_id"):
             kwargs["access_key_id"] = str(config["access_key_id"])
-            kwargs["secret_access_key"] = _env_value(compute, "secret_access_key", operation)
+            kwargs["secret_access_key"] = secret_value(ENGINE, compute.config["secret_access_key"], compute, operation, what="secret_access_key")
         else:
             kwargs["profile"] = str(config["iam_profile"]) if config.get("iam_profile") else None
         return kwargs
@@ -263,26 +276,21 @@ class RedshiftEngine(ComputePlugin):
         """
         return None
 
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Its own warehouse (see :meth:`get_catalog_attachment_sql`): ``floe plan`` refuses a ref
+        between its transforms and those of another compute."""
+        return CatalogAccess.own_warehouse(
+            "Redshift reads Iceberg only through the AWS Glue Data Catalog (an external schema the "
+            "platform team creates), not a REST catalog; its transforms build in the compute's database"
+        )
+
     # -- REQ-018: errors ------------------------------------------------------------------------
 
     def translate_error(
         self, error: BaseException, compute: ComputeConfig | None
     ) -> PluginExecutionError | None:
         """An actionable error for a redshift_connector or AWS SDK error (also one dbt wrapped)."""
-        found = _client_error(error)
-        if found is None:
-            return None
-        classes, text = found
-        secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
-        text = redact(text, secrets)
-        translated = _translate(classes, text, compute)
-        if translated is None:
-            return None
-        operation, message, fix = translated
-        return PluginExecutionError(
-            ENGINE, operation, message, fix,
-            compute=compute.name if compute is not None else None, cause=first_line(text)[:300],
-        )  # fmt: skip
+        return translate_client_error(ENGINE, error, compute, _client_error, _translate)
 
 
 plugin = RedshiftEngine()
@@ -357,29 +365,8 @@ class _Settings:
         self.sslmode: str | None = str(sslmode) if sslmode is not None else None
 
 
-def _placeholder(compute: ComputeConfig, key: str, operation: str) -> str:
-    ref = compute.config[key]
-    assert isinstance(ref, SecretReference)
-    if not PLAIN_NAME.fullmatch(ref.name):
-        raise PluginExecutionError(
-            ENGINE, operation, f"secret reference {ref.name!r} is not an environment variable name",
-            "name secrets with letters, digits and underscores, such as REDSHIFT_PASSWORD",
-            compute=compute.name,
-        )  # fmt: skip
-    return ref.as_env_var()
 
 
-def _env_value(compute: ComputeConfig, key: str, operation: str) -> str:
-    ref = compute.config[key]
-    assert isinstance(ref, SecretReference)
-    value = os.environ.get(ref.name)
-    if not value:
-        raise PluginExecutionError(
-            ENGINE, operation, f"the secret environment variable {ref.name} ({key}) is not set",
-            f"set {ref.name} in the environment floe runs in (from the secret store)",
-            compute=compute.name,
-        )  # fmt: skip
-    return value
 
 
 def _short_version(version: str) -> str:
@@ -408,15 +395,11 @@ def _client_error(error: BaseException) -> tuple[list[str], str] | None:
     the server's message, ``FailedToConnectError`` with the driver's): such a text counts when it
     carries the driver's or the server's wording.
     """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(error):
         if any(_is_client_class(c) for c in type(current).__mro__) or (
             isinstance(current, OSError) and _raised_in_client(current)
         ):
             return [c.__name__ for c in type(current).__mro__], f"{type(current).__name__}: {current}"
-        current = current.__cause__ or current.__context__
     module = type(error).__module__ or ""
     text = str(error)
     if module.startswith("dbt") and (_FIELD.search(text) or _message_code(text) or _AWS_CODE.search(text)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import re
 import socket
 from collections.abc import Callable, Iterator, Mapping
@@ -29,12 +28,25 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from floe import __version__
-from floe.compute import ComputePlugin
-from floe.connection_check import Progress, first_line, run_check
-from floe.errors import PluginExecutionError
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
-from floe.sqlquote import quote_backslash_literal, quote_identifier
+from floe.enginekit import (
+    CatalogAccess,
+    CatalogConfig,
+    ComputeConfig,
+    ComputePlugin,
+    PluginExecutionError,
+    ProfileTarget,
+    Progress,
+    SecretReference,
+    ValidationResult,
+    engine_error,
+    exception_chain,
+    first_line,
+    quote_identifier,
+    run_check,
+    secret_reference,
+    secret_value,
+)
+from floe.sqlquote import quote_backslash_literal
 
 ENGINE = "snowflake"
 DEFAULT_THREADS = 4
@@ -286,10 +298,10 @@ class SnowflakeEngine(ComputePlugin):
         if config.get("query_tag"):
             arguments["session_parameters"]["QUERY_TAG"] = str(config["query_tag"])
         if method == "password":
-            arguments["password"] = _secret(config["password"], compute, operation)
+            arguments["password"] = secret_value(ENGINE, config["password"], compute, operation)
         elif method == "oauth":
             arguments["authenticator"] = "oauth"
-            arguments["token"] = _secret(config["token"], compute, operation)
+            arguments["token"] = secret_value(ENGINE, config["token"], compute, operation)
         elif method == "keypair":
             progress["stage"] = "reading the private key"
             arguments["private_key"] = private_key_der(compute, target, operation)
@@ -317,6 +329,15 @@ class SnowflakeEngine(ComputePlugin):
         """
         return None
 
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Its own warehouse (see :meth:`get_catalog_attachment_sql`): ``floe plan`` refuses a ref
+        between its transforms and those of another compute."""
+        return CatalogAccess.own_warehouse(
+            "Snowflake reaches an Iceberg catalog through a catalog integration and an external volume an"
+            " account administrator creates once; floe attaches nothing per session, so its transforms "
+            "build in the compute's database"
+        )
+
     # -- REQ-018: errors ------------------------------------------------------------------------
 
     def translate_error(
@@ -330,19 +351,10 @@ class SnowflakeEngine(ComputePlugin):
         found = _snowflake_error(error)
         if found is None:
             return None
-        secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
         translated = _translate(found, error, compute)
         if translated is None:
             return None
-        operation, message, fix = translated
-        return PluginExecutionError(
-            ENGINE,
-            operation,
-            redact(message, secrets),
-            redact(fix, secrets),
-            compute=compute.name if compute is not None else None,
-            cause=redact(first_line(found.text), secrets),
-        )
+        return engine_error(ENGINE, compute, translated, cause=first_line(found.text))
 
 
 plugin = SnowflakeEngine()
@@ -391,17 +403,7 @@ def check_settings(compute: ComputeConfig, operation: str) -> str:
     if protocol is not None and protocol not in ("http", "https"):
         raise fail(f"protocol {protocol!r} is neither https nor http", "use https (or http for an emulator)")
     for key in SECRET_KEYS:
-        value = config.get(key)
-        if value is not None and not isinstance(value, SecretReference):
-            raise fail(
-                f"{key} must be a secret reference, not a value",
-                f"write {key}: {{secret_ref: NAME}} and set NAME in the environment dbt runs in",
-            )
-        if isinstance(value, SecretReference) and not PLAIN_NAME.fullmatch(value.name):
-            raise fail(
-                f"secret reference {value.name!r} is not an environment variable name",
-                "name secrets with letters, digits and underscores, such as SNOWFLAKE_PASSWORD",
-            )
+        secret_reference(ENGINE, compute, key, operation, example="SNOWFLAKE_PASSWORD")
     method = _method(compute, fail)
     others = sorted(k for k in _CREDENTIAL_KEYS - _METHOD_KEYS[method] if config.get(k) is not None)
     if others:
@@ -500,7 +502,7 @@ def private_key_der(compute: ComputeConfig, target: ProfileTarget, operation: st
         raise fail("the cryptography package is not installed", PIP_INSTALL) from None
     passphrase_ref = config.get("private_key_passphrase")
     passphrase = (
-        _secret(passphrase_ref, compute, operation).encode()
+        secret_value(ENGINE, passphrase_ref, compute, operation).encode()
         if isinstance(passphrase_ref, SecretReference)
         else None
     )
@@ -518,7 +520,7 @@ def private_key_der(compute: ComputeConfig, target: ProfileTarget, operation: st
     else:
         ref = config["private_key"]
         where = f"the private key in {ref.name}"
-        text = _secret(ref, compute, operation).strip()
+        text = secret_value(ENGINE, ref, compute, operation).strip()
         is_pem = text.startswith("-")
         try:
             data = text.encode() if is_pem else base64.b64decode(text, validate=True)
@@ -580,18 +582,6 @@ def _no_backoff() -> Iterator[int]:
     while True:
         yield 0
 
-
-def _secret(ref: Any, compute: ComputeConfig, operation: str) -> str:
-    value = os.environ.get(ref.name) if isinstance(ref, SecretReference) else None
-    if not value:
-        raise PluginExecutionError(
-            ENGINE,
-            operation,
-            f"the secret environment variable {ref.name} is not set",
-            f"set {ref.name} in the environment floe and dbt run in",
-            compute=compute.name,
-        )
-    return value
 
 
 def _schema_exists(cursor: Any, database: str, schema: str) -> bool:
@@ -739,18 +729,9 @@ def _is_snowflake_class(cls: type) -> bool:
     return (cls.__module__ or "").startswith("snowflake.connector")
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def _snowflake_error(error: BaseException) -> _Found | None:
     """The first Snowflake connector error in ``error``'s chain, or one dbt kept only as text."""
-    chain = list(_chain(error))
+    chain = list(exception_chain(error))
     network = next((kind for e in chain if (kind := _network_kind(e, "")) is not None), None)
     for current in chain:
         mro = type(current).__mro__

@@ -55,17 +55,23 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from floe import __version__
-from floe.compute import ComputePlugin
-from floe.connection_check import Progress, run_check
-from floe.errors import PluginExecutionError
-from floe.model import (
+from floe.enginekit import (
+    CatalogAccess,
     CatalogConfig,
     ComputeConfig,
+    ComputePlugin,
+    PluginExecutionError,
     ProfileTarget,
+    Progress,
     SecretReference,
     ValidationResult,
+    WorkerSetup,
+    engine_error,
+    exception_chain,
+    run_check,
+    secret_reference,
+    secret_value,
 )
-from floe.secrets import find_secret_refs, redact, secret_values
 
 ENGINE = "spark"
 METHODS = ("session", "thrift", "http")
@@ -177,11 +183,13 @@ class SparkEngine(ComputePlugin):
             if "auth" in config:
                 profile["auth"] = _auth(compute, operation)
             if "password" in config:
-                profile["password"] = _secret(compute, "password", operation).as_env_var()
+                profile["password"] = secret_reference(ENGINE, compute, "password", operation, required=True,
+                                                       example="SPARK_PASSWORD").as_env_var()
             if "use_ssl" in config:
                 profile["use_ssl"] = bool(config["use_ssl"])
         else:
-            profile["token"] = _secret(compute, "token", operation, required=True).as_env_var()
+            profile["token"] = secret_reference(ENGINE, compute, "token", operation, required=True,
+                                                example="DATABRICKS_TOKEN").as_env_var()
             profile["cluster"] = _required_text(compute, "cluster", operation)
             profile["organization"] = str(config.get("organization", DEFAULT_ORGANIZATION))
         parameters = user_spark_conf(compute, operation)
@@ -313,6 +321,41 @@ class SparkEngine(ComputePlugin):
         """
         return None
 
+    # -- floe run: the SparkSession attaches the catalog (floe.engines.spark_run) -------------
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Attached for method session (the SparkSession's default catalog); a Spark server's
+        catalogs (thrift, http) are its own."""
+        from floe.engines import spark_run
+
+        return spark_run.catalog_access(compute, catalog)
+
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:  # fmt: skip
+        """Session: the catalog's confs, the Iceberg runtime, the catalog as default catalog."""
+        from floe.engines import spark_run
+
+        return spark_run.run_profile(compute, profile, catalog, namespace)
+
+    def run_project_config(self, compute: ComputeConfig, catalog: CatalogConfig) -> dict[str, dict[str, Any]]:
+        """Session: ``+file_format: iceberg`` for models, seeds and snapshots."""
+        from floe.engines import spark_run
+
+        return spark_run.project_config(compute)
+
+    def run_macro_paths(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[Path]:
+        """Session: a view model is built as an Iceberg table."""
+        from floe.engines import spark_run
+
+        return spark_run.macro_paths(compute)
+
+    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+        """A fresh process with Java; for session, the SparkSession warms up while dbt parses."""
+        from floe.engines import spark_run
+
+        return spark_run.worker_setup(compute, profile, catalog, environ)
+
     # -- REQ-018: errors ------------------------------------------------------------------------
 
     def translate_error(
@@ -323,19 +366,13 @@ class SparkEngine(ComputePlugin):
         Errors are recognised by class name and message text (also through dbt's wrappers and
         ``__cause__`` chains), so nothing is imported. ``None`` when the error is not recognised.
         """
-        chain = _exception_chain(error)
+        chain = list(exception_chain(error, limit=10))
         classes = [type(e).__name__ for e in chain]
         text = "\n".join(str(e) for e in chain if str(e))
         translated = _classify(classes, text)
         if translated is None:
             return None
-        secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
-        operation, message, fix = translated
-        return PluginExecutionError(
-            ENGINE, operation, redact(message, secrets), fix,
-            compute=compute.name if compute is not None else None,
-            cause=classes[-1],
-        )  # fmt: skip
+        return engine_error(ENGINE, compute, translated, cause=classes[-1])
 
 
 plugin = SparkEngine()
@@ -613,33 +650,6 @@ def _auth(compute: ComputeConfig, operation: str) -> str:
     return auth
 
 
-def _secret(compute: ComputeConfig, key: str, operation: str, *, required: bool = False) -> SecretReference:
-    value = compute.config.get(key)
-    if isinstance(value, SecretReference):
-        return value
-    if value is None and required:
-        message = f"{key} is required for method {compute.config.get('method')}"
-    else:
-        message = f"{key} must be a secret reference, not a literal value"
-    raise PluginExecutionError(
-        ENGINE, operation, message,
-        f"write `{key}: {{secret_ref: NAME}}` and set NAME in the environment", compute=compute.name,
-    )  # fmt: skip
-
-
-def _secret_value(compute: ComputeConfig, key: str, operation: str) -> str | None:
-    """The value of the secret under ``key`` from the environment; ``None`` when not configured."""
-    if compute.config.get(key) is None:
-        return None
-    ref = _secret(compute, key, operation)
-    value = os.environ.get(ref.name)
-    if not value:
-        raise PluginExecutionError(
-            ENGINE, operation, f"the secret {ref.name} ({key}) is not set in the environment",
-            f"set the environment variable {ref.name} (from your secret store) and retry",
-            compute=compute.name,
-        )  # fmt: skip
-    return value
 
 
 def _append_csv(existing: str | None, item: str) -> str:
@@ -1234,7 +1244,8 @@ def _check_thrift(
     port = int(config.get("port", DEFAULT_PORTS["thrift"]))
     auth = _auth(compute, operation)
     user = str(config.get("user") or getpass.getuser())
-    password = _secret_value(compute, "password", operation)
+    password_ref = secret_reference(ENGINE, compute, "password", operation, example="SPARK_PASSWORD")
+    password = secret_value(ENGINE, password_ref, compute, operation, what="password") if password_ref else None
     configuration = _session_configuration(compute)
     details.update({"host": host, "port": port, "auth": auth, "tls": bool(config.get("use_ssl"))})
     where = f"{host}:{port}"
@@ -1283,9 +1294,8 @@ def _check_http(
     port = int(config.get("port", DEFAULT_PORTS["http"]))
     cluster = _required_text(compute, "cluster", operation)
     organization = str(config.get("organization", DEFAULT_ORGANIZATION))
-    token = _secret_value(compute, "token", operation)
-    if token is None:
-        _secret(compute, "token", operation, required=True)
+    token_ref = secret_reference(ENGINE, compute, "token", operation, required=True, example="DATABRICKS_TOKEN")
+    token = secret_value(ENGINE, token_ref, compute, operation, what="token")
     configuration = _session_configuration(compute)
     base = host if host.startswith("https://") else "https://" + host  # as dbt-spark builds it
     url = f"{base}:{port}/sql/protocolv1/o/{quote(organization)}/{quote(cluster)}"
@@ -1407,15 +1417,6 @@ def _thrift_failure(exc: BaseException, where: str, auth: str, stage: str,
 # -- error translation ---------------------------------------------------------------------------
 
 _SPARK_ERROR_CLASS = re.compile(r"\[([A-Z][A-Z0-9_]+(?:\.[A-Z0-9_]+)?)\]")
-
-
-def _exception_chain(error: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and current not in chain and len(chain) < 10:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
 
 
 def _first_line(text: str) -> str:

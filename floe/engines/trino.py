@@ -28,12 +28,25 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from floe import __version__
-from floe.compute import ComputePlugin
-from floe.connection_check import Progress, first_line, run_check
-from floe.errors import PluginExecutionError
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
-from floe.sqlquote import quote_identifier, quote_literal
+from floe.enginekit import (
+    CatalogAccess,
+    CatalogConfig,
+    ComputeConfig,
+    ComputePlugin,
+    PluginExecutionError,
+    ProfileTarget,
+    Progress,
+    SecretReference,
+    ValidationResult,
+    exception_chain,
+    first_line,
+    quote_identifier,
+    quote_literal,
+    run_check,
+    secret_placeholder,
+    secret_value,
+    translate_client_error,
+)
 
 ENGINE = "trino"
 METHODS = ("none", "ldap", "jwt", "certificate")
@@ -91,11 +104,13 @@ class TrinoEngine(ComputePlugin):
         if settings.method == "none":
             profile["http_scheme"] = settings.scheme
         if settings.method == "ldap":
-            profile["password"] = _placeholder(compute, "password", "generate_dbt_profile")
+            profile["password"] = secret_placeholder(ENGINE, compute.config["password"], compute, "generate_dbt_profile",
+                                                     example="TRINO_PASSWORD")
             if compute.config.get("impersonation_user"):
                 profile["impersonation_user"] = str(compute.config["impersonation_user"])
         if settings.method == "jwt":
-            profile["jwt_token"] = _placeholder(compute, "jwt_token", "generate_dbt_profile")
+            profile["jwt_token"] = secret_placeholder(ENGINE, compute.config["jwt_token"], compute, "generate_dbt_profile",
+                                                      example="TRINO_JWT")
         if settings.method == "certificate":
             profile["client_certificate"] = str(compute.config["client_certificate_file"])
             profile["client_private_key"] = str(compute.config["client_private_key_file"])
@@ -165,10 +180,10 @@ class TrinoEngine(ComputePlugin):
             ) from None  # fmt: skip
         auth: Any = None
         if settings.method == "ldap":
-            password = _env_value(compute, "password", operation)
+            password = secret_value(ENGINE, compute.config["password"], compute, operation, what="password")
             auth = trino.auth.BasicAuthentication(settings.user or "", password)
         elif settings.method == "jwt":
-            auth = trino.auth.JWTAuthentication(_env_value(compute, "jwt_token", operation))
+            auth = trino.auth.JWTAuthentication(secret_value(ENGINE, compute.config["jwt_token"], compute, operation, what="jwt_token"))
         elif settings.method == "certificate":
             auth = trino.auth.CertificateAuthentication(
                 str(compute.config["client_certificate_file"]),
@@ -243,27 +258,21 @@ class TrinoEngine(ComputePlugin):
         """
         return None
 
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """Its own warehouse (see :meth:`get_catalog_attachment_sql`): ``floe plan`` refuses a ref
+        between its transforms and those of another compute."""
+        return CatalogAccess.own_warehouse(
+            "Trino reaches Iceberg through a catalog configured on the coordinator, not per session; its "
+            "transforms build in the Trino catalog the compute names in database"
+        )
+
     # -- REQ-018: errors ------------------------------------------------------------------------
 
     def translate_error(
         self, error: BaseException, compute: ComputeConfig | None
     ) -> PluginExecutionError | None:
         """An actionable error for a trino client error (also one dbt-trino wrapped), else ``None``."""
-        found = _trino_error(error)
-        if found is None:
-            return None
-        classes, text = found
-        secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
-        text = redact(text, secrets)
-        translated = _translate(classes, text, compute)
-        if translated is None:
-            return None
-        operation, message, fix = translated
-        return PluginExecutionError(
-            ENGINE, operation, message, fix,
-            compute=compute.name if compute is not None else None,
-            cause=first_line(text)[:300],
-        )  # fmt: skip
+        return translate_client_error(ENGINE, error, compute, _trino_error, _translate)
 
 
 plugin = TrinoEngine()
@@ -355,29 +364,8 @@ def _settings(compute: ComputeConfig, operation: str) -> _Settings:
     return _Settings(compute, operation)
 
 
-def _placeholder(compute: ComputeConfig, key: str, operation: str) -> str:
-    ref = compute.config[key]
-    assert isinstance(ref, SecretReference)
-    if not PLAIN_NAME.fullmatch(ref.name):
-        raise PluginExecutionError(
-            ENGINE, operation, f"secret reference {ref.name!r} is not an environment variable name",
-            "name secrets with letters, digits and underscores, such as TRINO_PASSWORD",
-            compute=compute.name,
-        )  # fmt: skip
-    return ref.as_env_var()
 
 
-def _env_value(compute: ComputeConfig, key: str, operation: str) -> str:
-    ref = compute.config[key]
-    assert isinstance(ref, SecretReference)
-    value = os.environ.get(ref.name)
-    if not value:
-        raise PluginExecutionError(
-            ENGINE, operation, f"the secret environment variable {ref.name} ({key}) is not set",
-            f"set {ref.name} in the environment floe runs in (from the secret store)",
-            compute=compute.name,
-        )  # fmt: skip
-    return value
 
 
 
@@ -399,13 +387,9 @@ def _trino_error(error: BaseException) -> tuple[list[str], str] | None:
     dbt-trino re-raises client errors as dbt errors keeping only the text (``DbtDatabaseError``,
     ``FailedToConnectError``): such a text counts when it carries the client's own wording.
     """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(error):
         if any(_is_trino_class(c) for c in type(current).__mro__):
             return [c.__name__ for c in type(current).__mro__], str(current)
-        current = current.__cause__ or current.__context__
     text = str(error)
     module = type(error).__module__ or ""
     if module.startswith("dbt") and (

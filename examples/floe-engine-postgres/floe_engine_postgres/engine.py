@@ -12,17 +12,31 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from floe.compute import ComputePlugin
-from floe.connection_check import Progress, first_line, first_lines, run_check
-from floe.errors import PluginExecutionError
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference, ValidationResult
-from floe.secrets import PLAIN_NAME, find_secret_refs, redact, secret_values
+from floe.enginekit import (
+    CatalogAccess,
+    CatalogConfig,
+    ComputeConfig,
+    ComputePlugin,
+    PluginExecutionError,
+    ProfileTarget,
+    Progress,
+    SecretReference,
+    ValidationResult,
+    WorkerSetup,
+    engine_error,
+    exception_chain,
+    first_line,
+    first_lines,
+    quote_identifier,
+    run_check,
+    secret_reference,
+    secret_value,
+)
 
 from floe_engine_postgres._version import __version__
 
@@ -148,7 +162,7 @@ class PostgresEngine(ComputePlugin):
         config = compute.config
         details: dict[str, Any] = progress["details"]
         progress["stage"] = "reading the password from the environment"
-        password = _env_value(_password_ref(compute, operation), compute, operation)
+        password = secret_value(ENGINE, _password_ref(compute, operation), compute, operation, what="the password")
         progress["stage"] = "importing psycopg2"
         try:
             import psycopg2  # type: ignore[import-untyped,unused-ignore]
@@ -257,6 +271,32 @@ class PostgresEngine(ComputePlugin):
         """
         return None
 
+    # -- floe run: the run hooks ----------------------------------------------------------------
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        """PostgreSQL keeps dbt's tables in its own database: it cannot read or write the catalog's
+        Iceberg tables in place, so ``floe plan`` refuses a ref between a postgres transform and one
+        on another compute, and the transforms of a postgres compute build in its database."""
+        return CatalogAccess.own_warehouse(
+            f"PostgreSQL keeps the tables dbt builds in database {compute.config.get('dbname', '?')!r} "
+            f"at {_address(compute)}; reading Iceberg would need a server extension this engine does not assume"
+        )
+
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:
+        """The compiled profile (floe's default puts the run's namespace in ``schema``, which dbt
+        creates in the database), with the run named in ``pg_stat_activity``."""
+        run = super().run_profile(compute, profile, catalog, namespace)
+        run["application_name"] = f"floe-run/{namespace}"[:63]
+        return run
+
+    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                   environ: Mapping[str, str]) -> WorkerSetup:
+        """Forked from floe's fork server (dbt and psycopg2 imported once, no connection open at the
+        fork), with nothing added to the environment: libpq reads nothing from it that the profile
+        does not set."""
+        return WorkerSetup(forkable=True)
+
     # -- REQ-018: errors ------------------------------------------------------------------------
 
     def translate_error(
@@ -273,13 +313,7 @@ class PostgresEngine(ComputePlugin):
         advice = _advice(classes, code, text, compute)
         if advice is None:
             return None
-        operation, message, fix = advice
-        secrets = secret_values(find_secret_refs(compute.config)) if compute is not None else []
-        return PluginExecutionError(
-            ENGINE, operation, redact(message, secrets), redact(fix, secrets),
-            compute=compute.name if compute is not None else None,
-            cause=classes[0] if classes else type(error).__name__,
-        )  # fmt: skip
+        return engine_error(ENGINE, compute, advice, cause=classes[0] if classes else type(error).__name__)
 
 
 plugin = PostgresEngine()
@@ -301,31 +335,9 @@ def _required(compute: ComputeConfig, key: str, operation: str) -> str:
 
 
 def _password_ref(compute: ComputeConfig, operation: str) -> SecretReference:
-    ref = compute.config.get("password")
-    if not isinstance(ref, SecretReference):
-        what = "missing" if ref is None else "not a secret reference"
-        raise PluginExecutionError(
-            ENGINE, operation, f"the setting 'password' is {what}",
-            "write `password: {secret_ref: NAME}` in the manifest and set NAME in the environment "
-            "dbt runs in", compute=compute.name,
-        )  # fmt: skip
-    if not PLAIN_NAME.fullmatch(ref.name):
-        raise PluginExecutionError(
-            ENGINE, operation, f"secret reference {ref.name!r} is not an environment variable name",
-            "name secrets with letters, digits and underscores, such as PG_PASSWORD",
-            compute=compute.name,
-        )  # fmt: skip
-    return ref
+    """The password's reference: dbt reads it as ``{{ env_var('NAME') }}``, the check from the environment."""
+    return secret_reference(ENGINE, compute, "password", operation, required=True, example="PG_PASSWORD")
 
-
-def _env_value(ref: SecretReference, compute: ComputeConfig, operation: str) -> str:
-    value = os.environ.get(ref.name)
-    if not value:
-        raise PluginExecutionError(
-            ENGINE, operation, f"the secret environment variable {ref.name} (the password) is not set",
-            f"set {ref.name} in the environment floe and dbt run in", compute=compute.name,
-        )  # fmt: skip
-    return value
 
 
 def _where(compute: ComputeConfig) -> dict[str, Any]:
@@ -344,8 +356,6 @@ def _address(compute: ComputeConfig) -> str:
 
 
 def _ident(name: str) -> str:
-    from floe.sqlquote import quote_identifier
-
     return quote_identifier(name) if not re.match(r"^[a-z_][a-z0-9_]*$", name) else name
 
 
@@ -376,10 +386,7 @@ def _postgres_error(error: BaseException) -> tuple[list[str], str | None, str] |
     dbt-postgres raises ``DbtDatabaseError(str(e)) from e``; a dbt error whose text reads like a
     PostgreSQL message counts too when its cause was dropped.
     """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(error):
         mro = type(current).__mro__
         if any(_is_psycopg_class(c) for c in mro):
             code = getattr(current, "pgcode", None)
@@ -388,7 +395,6 @@ def _postgres_error(error: BaseException) -> tuple[list[str], str | None, str] |
                 code if isinstance(code, str) else None,
                 str(current),
             )
-        current = current.__cause__ or current.__context__
     dbt_database_error = any(
         (c.__module__ or "").startswith("dbt") and c.__name__.endswith("DatabaseError")
         for c in type(error).__mro__

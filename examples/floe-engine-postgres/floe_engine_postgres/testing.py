@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from floe.model import SecretReference
+from floe.enginekit import SecretReference
 
 PASSWORD_ENV = "PG_PASSWORD"
 """The environment variable :meth:`PostgresServer.config` references for the password."""

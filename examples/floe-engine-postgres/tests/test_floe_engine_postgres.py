@@ -24,6 +24,7 @@ from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference
 from floe.plugins import Engine, EngineRegistry
 from floe.testing import BaseComputePluginTests, Endpoint
+from floe.testing.compliance_run import RunHookTests
 
 from floe_engine_postgres import PostgresEngine, plugin
 from floe_engine_postgres.testing import PostgresServer
@@ -35,7 +36,7 @@ CANARY = "canary-5d1e-never-print-me"
 # -- the compliance suite, adopted in one class (REQ-020) ------------------------------------------
 
 
-class TestPostgres(BaseComputePluginTests):
+class TestPostgres(BaseComputePluginTests, RunHookTests):
     """floe's compliance suite against the real server."""
 
     @pytest.fixture
@@ -234,7 +235,7 @@ def test_profile_keys_and_options_pass_dbt_postgres(target: ProfileTarget) -> No
     credentials = credentials_class.from_dict(data)
     assert (credentials.database, credentials.port, credentials.sslmode) == ("d", 6432, "verify-full")
 
-    with pytest.raises(PluginExecutionError, match="not a secret reference"):
+    with pytest.raises(PluginExecutionError, match="password must be a secret reference"):
         plugin.generate_dbt_profile(compute({**config, "password": "literal"}), target)
     with pytest.raises(PluginExecutionError, match="'host' is missing"):
         plugin.generate_dbt_profile(compute({k: v for k, v in config.items() if k != "host"}), target)

@@ -1,8 +1,12 @@
-"""The ``floe run`` command: progress as it goes, a summary, ``--json`` for tools, ``--show``.
+"""The ``floe run`` and ``floe plan`` commands, on :func:`floe.run` and :func:`floe.plan`.
 
-Exit status: 0 when every transform succeeded; 1 when one failed (or was skipped because an
-upstream one failed), when the product is invalid, or when another run holds the lock and
-``--no-wait`` was given.
+``floe run``: progress as it goes, a summary, ``--json`` for tools, ``--show``. Exit status: 0 when
+every transform succeeded; 1 when one failed (or was skipped because an upstream one failed), when
+the product is invalid or cannot run, or when another run holds the lock and ``--no-wait`` was
+given.
+
+``floe plan``: the plan as text, or ``--json`` (what ``floe run --json`` reports has the same
+transforms, computes and nodes). Exit status: 0 when the run can start, 1 when it cannot.
 """
 
 from __future__ import annotations
@@ -14,20 +18,25 @@ import signal
 import sys
 from types import FrameType
 
+import floe
 from floe.errors import FloeError
+from floe.execution.report import Progress, RunReport
 from floe.model import CatalogConfig
-from floe.run.report import Progress, RunReport
-from floe.run.runner import RunOptions, run
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    the_plan = floe.plan(args.path, env=args.env, select=args.select)
+    print(json.dumps(the_plan.to_json(), indent=2) if args.json else the_plan.render())
+    return 0
 
 
 def run_command(args: argparse.Namespace) -> int:
-    progress = Progress(sys.stderr if args.json else sys.stdout)
-    options = RunOptions(environment=args.env, select=tuple(args.select), parallel=args.threads,
-                         wait=not args.no_wait)  # fmt: skip
+    out = sys.stderr if args.json else sys.stdout
+    progress = Progress(out)
     shown: list[str] = []
 
     def show(report: RunReport, catalog: CatalogConfig) -> None:
-        from floe.run.show import built_tables, read_tables
+        from floe.execution.show import built_tables, read_tables
 
         try:
             for item in read_tables(catalog, built_tables(report)):
@@ -40,7 +49,8 @@ def run_command(args: argparse.Namespace) -> int:
     progress.line(f"floe run {args.path} --env {args.env}")
     previous = signal.signal(signal.SIGTERM, _interrupted)  # stop the workers, the catalog, the lock
     try:
-        report = run(args.path, options, progress, after=show if args.show else None)
+        report = floe.run(args.path, env=args.env, select=args.select, threads=args.threads, wait=not args.no_wait,
+                          progress=out, after=show if args.show else None)  # fmt: skip
     finally:
         signal.signal(signal.SIGTERM, previous)
     progress.summary(report)

@@ -1,9 +1,10 @@
 {#-
-  floe's materializations for models that live in an Apache Iceberg catalog.
+  The DuckDB engine's materializations for models that live in an Apache Iceberg catalog.
 
-  `floe run` puts this folder on the macro-paths of the dbt project it generates for each transform
-  (target/floe/run/<transform>/), so these are root-project macros: they take precedence over the
-  adapter's own materializations without any change to the user's dbt project.
+  `floe run` copies this folder (floe_run_macro_paths of the duckdb engine) into the macro folder
+  of the dbt project it generates for each DuckDB compute (target/floe/run/<compute>/), so these
+  are root-project macros: they take precedence over dbt-duckdb's own materializations without any
+  change to the user's dbt project.
 
   DuckDB's Iceberg catalog support can CREATE TABLE (AS), INSERT, DELETE and DROP, but cannot RENAME,
   CREATE OR REPLACE or CREATE VIEW, and cannot drop and create one name inside a transaction. The
@@ -19,7 +20,7 @@
        temporary table: DuckDB cannot do both in one commit, so for that moment the table is absent.
 
   A `view` cannot live in the catalog (neither DuckDB nor the REST catalog create Iceberg views),
-  so on DuckDB and Spark a view model is built as a table, with a note in dbt's log.
+  so a view model is built as a table, with a note in dbt's log.
 
   DuckDB refuses DROP … CASCADE on Iceberg tables: relations in the target database (the catalog)
   are dropped without CASCADE (dbt's seeds with --full-refresh drop too).
@@ -112,20 +113,4 @@
 {% materialization view, adapter='duckdb', supported_languages=['sql'] %}
   {{ log("floe: " ~ this ~ " is built as an Iceberg table (an Iceberg catalog holds no DuckDB views)") }}
   {{ return(floe__duckdb_build_table()) }}
-{% endmaterialization %}
-
-
-{% materialization view, adapter='spark', supported_languages=['sql'] %}
-  {{ log("floe: " ~ this ~ " is built as an Iceberg table (the catalog serves no views)") }}
-  {%- set existing = adapter.get_relation(database=database, schema=schema, identifier=model['alias']) -%}
-  {%- set target = this.incorporate(type='table') -%}
-  {{ run_hooks(pre_hooks) }}
-  {% if existing is not none and not existing.is_iceberg %}
-    {{ adapter.drop_relation(existing) }}
-  {% endif %}
-  {% call statement('main') -%}
-    {{ create_table_as(False, target, compiled_code) }}
-  {%- endcall %}
-  {{ run_hooks(post_hooks) }}
-  {{ return({'relations': [target]}) }}
 {% endmaterialization %}

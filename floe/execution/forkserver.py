@@ -1,25 +1,25 @@
 """One process that imports dbt once and forks a ready dbt worker per compute.
 
 A ``floe run`` over several DuckDB computes starts one worker per compute (see
-:mod:`floe.run.worker` for why), and each would pay dbt's import: about 1.6 CPU-seconds of the
+:mod:`floe.execution.worker` for why), and each would pay dbt's import: about 1.6 CPU-seconds of the
 ~4 a small build needs. On a two-core machine two workers importing dbt at once, next to the
 catalog, take a quarter longer than one. The fork server imports dbt and the adapters once, while
 floe writes the dbt projects, then forks each worker from that state: a forked worker starts with
 dbt in memory (shared copy-on-write) and goes straight to its parse.
 
-Only workers that gain from it are forked: a Spark worker starts its JVM as its first act, which a
-fork after dbt's import would delay, so it starts as a fresh process (``python -m
-floe.run.worker``). Forking needs ``os.fork`` without the platform's objections (macOS frameworks
+Only workers whose engine allows it are forked (``WorkerSetup.forkable``): Spark's, say, starts its
+JVM as its first act, which a fork after dbt's import would delay, so it starts as a fresh process
+(``python -m floe.execution.worker``). Forking needs ``os.fork`` without the platform's objections (macOS frameworks
 are not fork-safe), so the fork server is used on Linux only (:data:`AVAILABLE`).
 
-``python -m floe.run.forkserver SOCKET_FD PARENT_PID MODULE…``: imports each ``MODULE``, then
+``python -m floe.execution.forkserver SOCKET_FD PARENT_PID MODULE…``: imports each ``MODULE``, then
 serves requests on ``SOCKET_FD``, an ``AF_UNIX``/``SOCK_SEQPACKET`` socket (one message per
 request, file descriptors passed alongside):
 
 - ``{"id": N, "cwd": …, "env": {…}}`` with the worker's stdin, answer channel and log file →
   ``{"id": N, "pid": …}`` (``null`` when the fork failed; the worker's log says why); the child
   leads a session of its own (``floe run`` kills a worker's process group) and runs
-  :func:`floe.run.worker.serve`;
+  :func:`floe.execution.worker.serve`;
 - when a child exits → ``{"exited": pid, "code": …}`` (as ``Popen.returncode``);
 - the socket's end (``floe run`` closed it, or died) → the children are killed and the server
   exits. It also dies with ``floe run`` (``PR_SET_PDEATHSIG``), even while it imports dbt.
@@ -158,7 +158,7 @@ def _fork(request: dict[str, Any], fds: list[int], own_fds: tuple[int, ...]) -> 
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        from floe.run import worker
+        from floe.execution import worker
 
         print(f"floe: worker {os.getpid()} forked from fork server {os.getppid()}, dbt imported", flush=True)
         code = worker.serve(answers, open(0, encoding="utf-8", closefd=False))
@@ -167,7 +167,7 @@ def _fork(request: dict[str, Any], fds: list[int], own_fds: tuple[int, ...]) -> 
 
         traceback.print_exc()
     finally:
-        from floe.run.worker import exit_now
+        from floe.execution.worker import exit_now
 
         exit_now(code)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -193,7 +193,7 @@ class ForkedProcess:
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit code, as ``Popen.wait``; ``None`` if the fork server died without telling."""
         if not self._exited.wait(timeout):
-            raise subprocess.TimeoutExpired("floe.run.worker (forked)", timeout or 0.0)
+            raise subprocess.TimeoutExpired("floe.execution.worker (forked)", timeout or 0.0)
         return self.returncode
 
     def started(self, pid: int) -> None:
@@ -217,7 +217,7 @@ class ForkServer:
         try:
             with open(log, "w", encoding="utf-8") as out:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "floe.run.forkserver", str(theirs.fileno()), str(os.getpid()), *preload],
+                    [sys.executable, "-m", "floe.execution.forkserver", str(theirs.fileno()), str(os.getpid()), *preload],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),),
                     cwd=log.parent, env=env, start_new_session=True,
                 )  # fmt: skip
@@ -299,6 +299,6 @@ class ForkServer:
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a process
-    from floe.run.worker import exit_now
+    from floe.execution.worker import exit_now
 
     exit_now(main(sys.argv))  # without Python's slow shutdown of everything dbt imported

@@ -1,6 +1,6 @@
-"""The process that runs dbt for one compute of a ``floe run``: forked by :mod:`floe.run.forkserver`
-with dbt imported, or started as ``python -m floe.run.worker FD`` (Spark's, or where there is no fork
-server).
+"""The process that runs dbt for one compute of a ``floe run``: forked by :mod:`floe.execution.forkserver`
+with dbt imported, or started as ``python -m floe.execution.worker FD`` (when the engine refuses the
+fork, or where there is no fork server).
 
 dbt cannot run twice at once in one process: ``dbtRunner`` sets process-wide flags, event logging
 and adapter state (``set_flags``, ``setup_event_logger``, the adapter factory), dbt-duckdb keeps one
@@ -15,22 +15,24 @@ connections and exits without Python's slow shutdown (:func:`exit_now`).
 
 Protocol: requests are JSON lines on stdin, answers JSON lines on the file descriptor ``FD``
 (stdout and stderr, where dbt prints, go to the worker's log file). dbt is imported by the first
-parse or build, so that a Spark worker's ``warm`` starts Java first:
+parse or build, so that an engine's extension starts first:
 
 - ``{"id": 1, "op": "parse", "args": [...]}`` → ``{"type": "result", "id": 1, "success": …,
   "project": name, "nodes": [...], "error": …}``;
 - ``{"id": 2, "op": "build", "args": [...]}`` → ``{"type": "node", "id": 2, "event": "start"|"finish",
   …}`` as dbt goes, then ``{"type": "result", "id": 2, "success": …, "results": [...], "error": …}``;
-- ``{"id": 3, "op": "warm", "spark_conf": {...}, "catalog": name}`` (Spark only) →
-  ``{"type": "result", "id": 3, "success": true}`` at once: a background thread starts the
-  SparkSession dbt-spark will build (the same builder, the same confs, placeholders filled from the
-  environment as dbt fills them) and loads the catalog, so that Java's start overlaps the parse
-  and the transforms upstream; dbt-spark's ``getOrCreate`` then finds the session ready;
-- ``{"op": "exit"}``: stop Spark (if it runs) and exit.
+- ``{"id": 3, "op": "extension", "module": name, "settings": {...}}`` → ``{"type": "result",
+  "id": 3, "success": …}``: imports the engine's worker extension (``WorkerSetup.extension``) and
+  calls its ``start(settings)``, which returns at once (it may start work in a thread: Spark's
+  session starts while dbt parses); its ``stop()`` runs at the exit;
+- ``{"op": "exit"}``: close dbt's connections, stop the extensions, and exit.
+
+This module names no engine: what an engine needs in its worker is its extension's.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -38,6 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import IO, Any
 
 from floe.connection_check import first_lines
@@ -76,7 +79,7 @@ def main(argv: list[str]) -> int:
 def serve(answers: int, requests: IO[str]) -> int:
     """Answer ``requests`` (JSON lines) on file descriptor ``answers`` until asked to exit.
 
-    The loop of a fresh worker (:func:`main`) and of one forked by :mod:`floe.run.forkserver`.
+    The loop of a fresh worker (:func:`main`) and of one forked by :mod:`floe.execution.forkserver`.
     """
     _exit_with_parent()
     channel = os.fdopen(answers, "w", encoding="utf-8", buffering=1)
@@ -90,8 +93,8 @@ def serve(answers: int, requests: IO[str]) -> int:
                 break
             send({"type": "result", "id": request.get("id"), **_answer(request, send)})
     finally:
-        _stop_spark()
         _close_connections()
+        _stop_extensions()
         channel.close()
     return 0
 
@@ -134,11 +137,11 @@ def _sender(channel: IO[str]) -> Send:
 def _answer(request: dict[str, Any], send: Send) -> dict[str, Any]:
     try:
         if request["op"] == "parse":
-            return _parse(list(request["args"]))
+            return parse(list(request["args"]))
         if request["op"] == "build":
             return _build(int(request["id"]), list(request["args"]), send)
-        if request["op"] == "warm":
-            return _warm_spark(dict(request["spark_conf"]), str(request["catalog"]))
+        if request["op"] == "extension":
+            return _start_extension(str(request["module"]), dict(request.get("settings") or {}))
         return {"success": False, "error": f"unknown operation {request['op']!r}"}
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -154,7 +157,8 @@ def _project(args: list[str]) -> str:
     return args[args.index("--project-dir") + 1] if "--project-dir" in args else ""
 
 
-def _parse(args: list[str]) -> dict[str, Any]:
+def parse(args: list[str]) -> dict[str, Any]:
+    """dbt's parse of the project ``args`` name: the nodes floe plans with (kept for the builds)."""
     from dbt.cli.main import dbtRunner
 
     result = dbtRunner().invoke(["parse", *args])
@@ -202,43 +206,29 @@ def _build(request_id: int, args: list[str], send: Send) -> dict[str, Any]:
             "status": str(getattr(item.status, "value", item.status)),
             "seconds": round(float(item.execution_time or 0.0), 3),
             "message": first_lines(str(item.message or ""), MESSAGE_LINES),
-            "schema": getattr(node, "schema", None), "alias": getattr(node, "alias", None),
+            "database": getattr(node, "database", None), "schema": getattr(node, "schema", None),
+            "alias": getattr(node, "alias", None),
             "materialized": getattr(getattr(node, "config", None), "materialized", None),
         })  # fmt: skip
     error = _error_text(result.exception)
     if error is None and not result.success:
-        from floe.run.report import NODE_FAILURES
+        from floe.execution.report import NODE_FAILURES
 
         failed = [r for r in results if r["status"] in NODE_FAILURES]
         error = failed[0]["message"] if failed else "dbt build failed"
     return {"success": bool(result.success), "results": results, "error": error}
 
 
-def _warm_spark(conf: dict[str, str], catalog: str) -> dict[str, Any]:
-    from floe.sqlsecrets import PLACEHOLDER
+EXTENSIONS: list[ModuleType] = []
+"""The engine extensions this worker started, stopped at its exit in reverse order."""
 
-    rendered = {}
-    for key, value in conf.items():
-        names = [m["name"] for m in PLACEHOLDER.finditer(str(value))]
-        if any(not os.environ.get(n) for n in names):
-            return {"success": False, "error": "a secret the Spark conf references is not set"}
-        rendered[key] = PLACEHOLDER.sub(lambda m: os.environ[m["name"]], str(value))
 
-    def warm() -> None:
-        started = time.monotonic()
-        try:
-            from pyspark.sql import SparkSession
-
-            builder = SparkSession.builder.enableHiveSupport()  # exactly as dbt-spark's session method
-            for key, value in rendered.items():
-                builder = builder.config(key, value)
-            session = builder.getOrCreate()
-            session.sql(f"SHOW NAMESPACES IN `{catalog}`").collect()
-            print(f"floe: Spark warmed up in {time.monotonic() - started:.1f}s", flush=True)
-        except Exception as exc:  # noqa: BLE001 - dbt-spark reports the same problem, in its words
-            print(f"floe: warming Spark up failed: {type(exc).__name__}", flush=True)
-
-    threading.Thread(target=warm, name="floe-spark-warm-up", daemon=True).start()
+def _start_extension(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    module = importlib.import_module(name)
+    start = getattr(module, "start", None)
+    if start is not None:
+        start(settings)
+    EXTENSIONS.append(module)
     return {"success": True}
 
 
@@ -249,34 +239,26 @@ def _error_text(exc: BaseException | None) -> str | None:
 
 
 def _close_connections() -> None:
-    """Close dbt's connections; dbt-duckdb's database too (its file lock, its write-ahead log)."""
+    """Close dbt's connections (the engines' extensions close what their adapters keep open)."""
     if "dbt.adapters.factory" not in sys.modules:
         return
     try:
         from dbt.adapters.factory import cleanup_connections
 
         cleanup_connections()  # type: ignore[no-untyped-call]
-        duckdb = sys.modules.get("dbt.adapters.duckdb.connections")
-        manager = getattr(duckdb, "DuckDBConnectionManager", None)
-        environment = getattr(manager, "_ENV", None)
-        if environment is not None:
-            environment.close()
     except Exception:  # noqa: BLE001 - best effort at exit
         pass
 
 
-def _stop_spark() -> None:
-    """Stop the SparkContext dbt-spark started here (its JVM exits with this process's pipe)."""
-    if "pyspark" not in sys.modules:
-        return
-    try:
-        from pyspark import SparkContext
-
-        context = SparkContext._active_spark_context
-        if context is not None:
-            context.stop()
-    except Exception:  # noqa: BLE001 - best effort at exit
-        pass
+def _stop_extensions() -> None:
+    for module in reversed(EXTENSIONS):
+        stop = getattr(module, "stop", None)
+        if stop is None:
+            continue
+        try:
+            stop()
+        except Exception as exc:  # noqa: BLE001 - best effort at exit, said in the log
+            print(f"floe: stopping {module.__name__} failed: {type(exc).__name__}: {exc}", flush=True)
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a process

@@ -1,7 +1,8 @@
 """What a ``floe run`` did: per transform and per node, as progress lines, a summary, and JSON.
 
-Statuses of a transform: ``success``; ``failed`` (dbt reported an error, a failing test, or could
-not run); ``skipped`` (a transform it depends on did not succeed, so it was not started).
+Statuses of a transform (:class:`~floe.execution.scheduler.State`): ``success``; ``failed`` (dbt
+reported an error, a failing test, or could not run); ``skipped`` (a transform it depends on did
+not succeed, so it was not started).
 Node statuses are dbt's own (``success``, ``error``, ``skipped``, ``pass``, ``fail``, ``warn``…).
 Times are Unix timestamps (``started_at``, ``finished_at``) and durations in seconds.
 """
@@ -14,7 +15,9 @@ from typing import IO, Any
 
 import attrs
 
-SUCCESS, FAILED, SKIPPED = "success", "failed", "skipped"
+from floe.execution.scheduler import State
+
+SUCCESS, FAILED, SKIPPED = State.SUCCESS, State.FAILED, State.SKIPPED
 NODE_FAILURES = ("error", "fail", "runtime error")
 
 
@@ -42,12 +45,15 @@ class TransformReport:
     nodes: list[str]
     """unique ids of the nodes (models, seeds, snapshots) the transform builds; ``models`` counts them."""
     tests: int = 0
-    status: str = "pending"
+    status: State = State.PENDING
     started_at: float | None = None
     finished_at: float | None = None
     message: str = ""
     log: str | None = None
     results: list[NodeResult] = attrs.field(factory=list)
+    in_catalog: bool = True
+    """Whether its compute's worker builds in the run's catalog (its relations are Iceberg tables
+    there); else they are in the engine's own warehouse (``<database>.<schema>.<table>``)."""
 
     @property
     def seconds(self) -> float | None:

@@ -14,8 +14,8 @@ import attrs
 
 from floe.catalog.vending import MissingSecretError, pyiceberg_rest_properties
 from floe.errors import FloeError, Problem
+from floe.execution.report import SUCCESS, RunReport, table
 from floe.model import CatalogConfig
-from floe.run.report import SUCCESS, RunReport, table
 
 DEFAULT_LIMIT = 20
 
@@ -36,10 +36,10 @@ class ShownTable:
 
 
 def built_tables(report: RunReport) -> list[tuple[str, str]]:
-    """``(namespace, table)`` of every model the run built, in the order the transforms ran."""
+    """``(namespace, table)`` of every model the run built in the catalog, in the order the transforms ran."""
     found: list[tuple[str, str]] = []
     for transform in report.transforms:
-        if transform.status != SUCCESS:
+        if transform.status != SUCCESS or not transform.in_catalog:  # another warehouse's tables
             continue
         for result in transform.results:
             if result.resource_type == "model" and result.status == SUCCESS and result.relation:

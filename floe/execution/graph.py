@@ -1,6 +1,6 @@
 """The transform DAG of a data product, derived from its dbt project's own ref/source graph.
 
-dbt parses the whole project once (every model of every transform; see :mod:`floe.run.worker`).
+dbt parses the whole project once (every model of every transform; see :mod:`floe.execution.worker`).
 Each node that dbt can build (model, seed, snapshot) belongs to a transform:
 
 1. a node of the root project whose file lies under a transform's ``path`` belongs to it (the

@@ -1,9 +1,9 @@
 """A dbt-duckdb plugin that attaches DuckDB to the Iceberg catalog with the engine's own SQL.
 
-Named in the profiles ``floe run`` generates (see :mod:`floe.run.profiles`)::
+Named in the run profiles of DuckDB computes (see :mod:`floe.engines.duckdb_run`)::
 
     plugins:
-      - module: floe.run.duckdb_plugin
+      - module: floe.engines.duckdb_plugin
         config:
           floe_engine: duckdb
           floe_compute: local
@@ -40,7 +40,7 @@ class Plugin(BasePlugin):  # type: ignore[misc,unused-ignore]  # Any when dbt-du
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         statements = plugin_config.get("floe_statements")
         if not isinstance(statements, list) or not all(isinstance(s, str) for s in statements):
-            raise ValueError("floe.run.duckdb_plugin needs floe_statements, a list of SQL statements")
+            raise ValueError("floe.engines.duckdb_plugin needs floe_statements, a list of SQL statements")
         self.statements: list[str] = list(statements)
         self.engine = str(plugin_config.get("floe_engine", "duckdb"))
         self.compute = str(plugin_config.get("floe_compute", ""))

@@ -1,0 +1,156 @@
+"""The engine in ``floe run``, as a data engineer meets it: a product with a transform on PostgreSQL
+(this distribution) and one on DuckDB (floe's built-in engine), planned and run by floe.
+
+Nothing is mocked and floe is not changed for this engine: floe finds it through its entry point,
+asks it how it runs (its run hooks in ``engine.py``), and runs dbt-postgres against the real
+server of the ``postgres`` fixture, next to DuckDB writing into floe's embedded Iceberg catalog.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import floe
+import pytest
+
+from floe_engine_postgres.testing import PostgresServer
+
+PRODUCT = "pgrun"
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def product(tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key, value in postgres.environ.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    return write(tmp_path / PRODUCT, {
+        "platform/enterprise.yaml": f"""
+            apiVersion: floe.dev/v1
+            kind: Manifest
+            scope: enterprise
+            metadata: {{name: acme}}
+            plugins:
+              compute:
+                approved:
+                  - name: duckdb
+                    config: {{threads: 1}}
+                  - name: pg
+                    engine: postgres
+                    config:
+                      host: {postgres.host}
+                      port: {postgres.port}
+                      user: {postgres.user}
+                      password: {{secret_ref: {postgres.password_env}}}
+                      dbname: {postgres.dbname}
+                      sslmode: disable
+                      threads: 2
+                default: duckdb
+            environments:
+              - name: dev
+        """,
+        "floe.yaml": f"""
+            apiVersion: floe.dev/v1
+            kind: DataProduct
+            metadata: {{name: {PRODUCT}}}
+            platform: platform/enterprise.yaml
+            transforms:
+              - {{type: dbt, name: stored, path: models/stored/, compute: pg}}
+              - {{type: dbt, name: lake, path: models/lake/}}
+        """,
+        "dbt_project.yml": f"""
+            name: {PRODUCT}
+            version: '1.0.0'
+            config-version: 2
+            profile: unused
+            models:
+              {PRODUCT}:
+                +materialized: table
+        """,
+        "seeds/people.csv": """
+            id,name
+            1,ada
+            2,bob
+        """,
+        "models/stored/people_upper.sql": "select id, upper(name) as name from {{ ref('people') }}\n",
+        "models/stored/people_log.sql": """
+            {{ config(materialized='incremental', unique_key='id') }}
+            select id, name from {{ ref('people_upper') }}
+            {% if is_incremental() %} where id > (select coalesce(max(id), 0) from {{ this }}) {% endif %}
+        """,
+        "models/stored/schema.yml": """
+            version: 2
+            models:
+              - name: people_log
+                columns:
+                  - name: id
+                    data_tests: [not_null, unique]
+        """,
+        "models/lake/squares.sql": "select range as n, range * range as square from range(4)\n",
+    })  # fmt: skip
+
+
+def pg_rows(server: PostgresServer, table: str) -> list[tuple[Any, ...]]:
+    connection = server.connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'select * from "{PRODUCT}_dev"."{table}" order by 1')
+            return list(cursor.fetchall())
+    finally:
+        connection.close()
+
+
+def test_a_postgres_transform_runs_in_floe_run_next_to_duckdb(product: Path, postgres: PostgresServer) -> None:
+    the_plan = floe.plan(product, env="dev")
+    computes = {c.name: c for c in the_plan.preparation.computes.values()}
+    assert computes["pg"].engine == "postgres" and computes["pg"].distribution == "floe-engine-postgres"
+    assert not computes["pg"].access.in_place and "keeps the tables dbt builds" in computes["pg"].access.how
+    assert computes["duckdb"].access.in_place and the_plan.crossings == ()
+
+    first = floe.run(product, env="dev")
+    assert first.success, [t.message for t in first.transforms]
+    assert [(t.name, t.compute, t.engine) for t in first.transforms] == [
+        (t.name, t.compute, t.engine) for t in the_plan.transforms]  # fmt: skip
+    stored = first.get("stored")
+    assert stored.engine == "postgres" and stored.counts() == {"success": 3, "pass": 2}  # seed, 2 models, 2 tests
+    assert pg_rows(postgres, "people_log") == [(1, "ADA"), (2, "BOB")]
+    assert pg_rows(postgres, "people") == [(1, "ada"), (2, "bob")]
+    worker_log = (product / "target/floe/run/.workers/pg.log").read_text()
+    assert "forked from fork server" in worker_log  # as the engine's run_worker allows
+
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    root = product / ".floe" / "iceberg" / "floe"
+    lake = SqlCatalog("floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}")
+    squares = lake.load_table((f"{PRODUCT}_dev", "squares")).scan().to_arrow().sort_by("n").to_pylist()
+    assert squares[-1] == {"n": 3, "square": 9}
+
+    (product / "seeds/people.csv").write_text("id,name\n1,ada\n2,bob\n3,cy\n")
+    second = floe.run(product, env="dev", select=["stored"])
+    assert second.success, [t.message for t in second.transforms]
+    assert pg_rows(postgres, "people_log") == [(1, "ADA"), (2, "BOB"), (3, "CY")]  # incremental: one new row
+    assert not second.get("stored").in_catalog  # its tables are in PostgreSQL, not the catalog
+    log = {r.name: r for r in second.get("stored").results}
+    assert log["people_log"].status == "success"
+    assert log["people_log"].relation == f"{postgres.dbname}.{PRODUCT}_dev.people_log"
+
+
+def test_a_postgres_model_reading_a_duckdb_model_is_refused_before_anything_starts(product: Path) -> None:
+    (product / "models/stored/from_lake.sql").write_text("select n from {{ ref('squares') }}\n")
+    with pytest.raises(floe.FloeError) as caught:
+        floe.plan(product, env="dev")
+    (problem,) = caught.value.problems
+    assert problem.path == "$.transforms[0].compute" and problem.file is not None
+    assert "refs 'squares' of transform 'lake' on compute 'duckdb'" in problem.message
+    with pytest.raises(floe.FloeError, match="nothing can carry the table"):
+        floe.run(product, env="dev")
+    assert not (product / "target/floe/run").exists() and not (product / ".floe/iceberg").exists()

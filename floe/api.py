@@ -1,0 +1,69 @@
+"""The Python API of planning and running a data product: :func:`plan` and :func:`run`.
+
+What ``floe plan`` and ``floe run`` do, for programs (an orchestrator, a notebook, a test)::
+
+    import floe
+
+    the_plan = floe.plan("shop", env="dev")        # starts nothing
+    print(the_plan.render())
+    report = floe.run("shop", env="dev")            # the same transforms, in the same order
+    assert report.success, [t.message for t in report.transforms if t.status != "success"]
+
+Both raise :class:`floe.FloeError` for what is wrong before the run starts (an invalid product, a
+secret not set, a ref between computes nothing can cross…), located at the manifest's file, line
+and ``$.path``. A transform that fails raises nothing: the :class:`RunReport` says so, and its
+``to_json()`` is what ``floe run --json`` prints. Importing this module imports no dbt.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from floe.execution.plan import RunPlan
+    from floe.execution.report import RunReport
+    from floe.model import CatalogConfig
+    from floe.plugins import EngineRegistry
+
+
+def plan(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (),
+         engines: EngineRegistry | None = None) -> RunPlan:  # fmt: skip
+    """What ``floe run`` will do with the data product at ``path`` in environment ``env``.
+
+    Compiles the product, asks each compute's engine how its worker reaches the catalog, and runs
+    one ``dbt parse`` in a subprocess for the graph; starts no catalog and no worker.
+
+    :param select: transform names to plan (default: all); the others' tables are taken as built.
+    :param engines: the engines to use (default: those installed).
+    :raises FloeError: everything that would make the run fail before it starts, located.
+    """
+    from floe.execution.plan import plan_path
+
+    return plan_path(Path(path), env, tuple(select), engines)
+
+
+def run(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (), threads: int | None = None,
+        wait: bool = True, progress: IO[str] | None = None, engines: EngineRegistry | None = None,
+        after: Callable[[RunReport, CatalogConfig], None] | None = None) -> RunReport:  # fmt: skip
+    """Run every transform (or ``select``) of the data product at ``path`` in environment ``env``,
+    each on its compute, as :func:`plan` says.
+
+    :param threads: at most this many transforms at once (default: one per compute).
+    :param wait: wait for another run of the product to finish (else fail at once, naming it).
+    :param progress: where progress lines go (default: nowhere).
+    :param engines: the engines to use (default: those installed).
+    :param after: called with the report and the catalog when the transforms finished, while the
+        catalog still serves (``floe run --show`` reads the tables there).
+    :returns: what happened, per transform and node.
+    :raises FloeError: the product is invalid or cannot run (see :func:`plan`), the lock is held
+        and ``wait`` is false, the catalog cannot start, or dbt cannot parse the project.
+    """
+    from floe.execution.report import Progress
+    from floe.execution.runner import RunOptions
+    from floe.execution.runner import run as run_product
+
+    options = RunOptions(environment=env, select=tuple(select), parallel=threads, wait=wait)
+    return run_product(Path(path), options, Progress(progress), engines, after)

@@ -1,0 +1,89 @@
+"""dbt's parse of a product's project for ``floe plan``: one short ``dbt parse`` in a subprocess.
+
+The plan needs dbt's graph (which model refs which), and only dbt knows it. No run's worker,
+catalog or engine connection is involved: floe writes a dbt project for planning under
+``target/floe/plan/`` (the user's project as a run sees it, with the first selected compute's
+compiled profile, its engine's project configs and macros; see :mod:`floe.execution.projects`),
+and ``python -m floe.execution.parse RESULT ARGS…`` parses it with the same code a worker parses
+with (:func:`floe.execution.worker.parse`), writing the nodes to ``RESULT``. dbt's partial parse
+makes a repeated plan quick. dbt's output goes to ``target/floe/plan/parse.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from floe.compiler import ARTIFACT_DIR, profile_name
+from floe.errors import FloeError, Problem
+from floe.execution.graph import Node
+from floe.execution.profiles import dbt_environ
+from floe.execution.projects import read_user_project, write_project
+from floe.secrets import find_secret_refs, redact, secret_values
+
+if TYPE_CHECKING:
+    from floe.execution.plan import Preparation
+    from floe.plugins import EngineRegistry
+
+PLAN_DIR = ARTIFACT_DIR / "plan"
+TIMEOUT = 600.0
+LOG_TAIL_LINES = 15
+
+
+def parse_for_plan(preparation: Preparation, registry: EngineRegistry,
+                   environ: Mapping[str, str] | None = None) -> tuple[list[Node], str]:  # fmt: skip
+    """The parsed nodes of the product's dbt project and the name of its root package.
+
+    :raises FloeError: dbt could not parse the project (its message, and where its log is).
+    """
+    compiled = preparation.compiled
+    product_dir = compiled.product_dir.resolve()
+    name = preparation.selected_computes[0]
+    compute = preparation.compute_config(name)
+    engine = registry.engines[compute.engine]
+    catalog = preparation.catalog.config
+    output = compiled.profiles[profile_name(name)]["outputs"][preparation.environment]
+    project = write_project(product_dir, product_dir / PLAN_DIR, read_user_project(product_dir), profile_name(name),
+                            preparation.environment, output, engine.run_project_config(compute, catalog),
+                            engine.run_macro_paths(compute, catalog))  # fmt: skip
+    args = ["--project-dir", str(project), "--profiles-dir", str(project), "--target", preparation.environment,
+            "--target-path", str(project / "target"), "--log-path", str(project / "logs")]  # fmt: skip
+    env = dbt_environ(os.environ if environ is None else environ)
+    secrets = secret_values(find_secret_refs(compute.config), env)
+    log = project / "parse.log"
+    with tempfile.TemporaryDirectory(prefix="floe-plan-") as scratch:
+        result_file = Path(scratch) / "result.json"
+        with open(log, "w", encoding="utf-8") as out:
+            done = subprocess.run([sys.executable, "-m", "floe.execution.parse", str(result_file), *args],
+                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                  cwd=project, timeout=TIMEOUT, check=False)  # fmt: skip
+        try:
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-LOG_TAIL_LINES:])
+            raise FloeError([Problem(f"dbt could not parse the project: the parse stopped (exit code "
+                                     f"{done.returncode}):\n" + redact(tail, secrets), fix=f"see {log}")]) from None  # fmt: skip
+    if not result.get("success"):
+        raise FloeError([Problem("dbt could not parse the project:\n" + redact(str(result.get("error")), secrets),
+                                 fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}")])  # fmt: skip
+    return [Node.from_json(n) for n in result["nodes"]], str(result.get("project"))
+
+
+def main(argv: list[str]) -> int:
+    from floe.execution.worker import parse
+
+    result = parse(argv[2:])
+    Path(argv[1]).write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - run as a process
+    from floe.execution.worker import exit_now
+
+    exit_now(main(sys.argv))

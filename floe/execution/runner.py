@@ -1,0 +1,460 @@
+"""``floe run``: every transform of a data product on its compute, handing data over through Iceberg.
+
+The steps, in one process plus one dbt worker process per compute (see :mod:`floe.execution.worker`):
+
+1. compile the product (:func:`floe.compiler.compile_path`) and plan the run
+   (:func:`floe.execution.plan.prepare`): everything that would make it fail and is known before
+   it starts is reported here, located, before anything starts. When a ref between computes could
+   be one nothing crosses (a compute of the product builds in its own warehouse), dbt's parse
+   comes first too (:mod:`floe.execution.parse`) and the whole plan is checked here; otherwise the
+   first worker's parse completes the plan (step 5), which needs no extra dbt start;
+2. take the product's run lock (:mod:`floe.execution.lock`), write the artifacts: a second run
+   waits, or fails with ``wait=False``;
+3. start the catalog: the manifest's REST catalog when one is declared, else the embedded one
+   (:class:`floe.catalog.rest_server.EmbeddedCatalog`, a real Iceberg REST catalog on 127.0.0.1
+   whose SQLite file and warehouse live in ``<product>/.floe/iceberg/``, which ``dbt clean`` does
+   not touch), in a thread, on a port chosen first, while the next steps go on: only builds need
+   it (with several computes, the thread also creates the run's namespace). Every engine attaches
+   to it the way it attaches to a production REST catalog;
+4. write a dbt project and run profile per compute (:mod:`floe.execution.projects`,
+   :mod:`floe.execution.profiles`) as the compute's engine says (its run hooks), and start a worker
+   per compute, each parsing its project at once (with the engine's extension started first, such
+   as Spark's session); those the engines allow are forked from one fork server
+   (:mod:`floe.execution.forkserver`) that imported dbt while the projects were written;
+5. complete the plan with dbt's own graph, as one worker parsed it (:mod:`floe.execution.graph`,
+   :func:`floe.execution.plan.complete`), before any build;
+6. run ``dbt build`` of each transform's nodes on its compute's worker as soon as the transforms
+   it depends on succeeded, transforms on different computes at the same time; a failure skips
+   only the transforms downstream of it; what committed stays committed. Transforms of one
+   compute that dbt can build together without changing what a failure skips go in one
+   ``dbt build``; the pure :mod:`floe.execution.scheduler` decides, :class:`_Run` carries it out;
+7. stop the workers and the catalog, release the lock; the :class:`~floe.execution.report.RunReport`
+   says what happened.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from floe.compiler import (
+    ARTIFACT_DIR,
+    STATE_DIR,
+    compile_path,
+    profile_name,
+    write_artifacts,
+)
+from floe.errors import FloeError, Problem, UnattachableCatalog
+from floe.execution.catalog import RunCatalog
+from floe.execution.graph import BUILDABLE, Node, Plan
+from floe.execution.lock import RunLock
+from floe.execution.plan import Preparation, RunPlan, complete, located_catalog_error, prepare
+from floe.execution.projects import read_user_project, write_project
+from floe.execution.report import NODE_FAILURES, NodeResult, Progress, RunReport, TransformReport
+from floe.execution.scheduler import Action, BuildDone, BuildLost, Run, Scheduler, Settle, State, Task
+from floe.execution.workers import Worker, Workers, exit_text
+from floe.model import CatalogConfig, WorkerSetup
+from floe.plugins import EngineRegistry
+from floe.secrets import find_secret_refs, redact, secret_values
+
+RUN_DIR = ARTIFACT_DIR / "run"
+WORKER_DIR = ".workers"
+STOP_TIMEOUT = 30.0
+After = Callable[[RunReport, CatalogConfig], None]
+
+
+@attrs.frozen
+class RunOptions:
+    """What to run and how."""
+
+    environment: str
+    select: tuple[str, ...] = ()
+    """Transform names to run (default: all). Transforms not selected are assumed built."""
+    parallel: int | None = None
+    """At most this many transforms at once (default: one per compute)."""
+    wait: bool = True
+    """Wait for another run of the product to finish (else fail at once)."""
+    lock_timeout: float | None = None
+
+
+def run(path: Path, options: RunOptions, progress: Progress | None = None,
+        engines: EngineRegistry | None = None, after: After | None = None) -> RunReport:  # fmt: skip
+    """Run the data product at ``path``; see the module docstring.
+
+    :param after: called with the report and the catalog once the transforms finished, while the
+        catalog still serves (``floe run --show`` reads the tables there).
+    :raises FloeError: the product is invalid or its plan has a problem (located, before anything
+        starts), the lock is held (``wait=False``), the catalog cannot start, or the dbt project
+        cannot be parsed. A failing transform raises nothing: the report says so.
+    """
+    progress = progress or Progress(None)
+    started = time.time()
+    clock = time.monotonic()
+    registry = engines or EngineRegistry.discover()
+    compiled = compile_path(path, registry)
+    if options.parallel is not None and options.parallel < 1:
+        raise FloeError("--threads must be at least 1")
+    preparation = prepare(compiled, registry, options.environment, options.select)
+    phases = {"compile": time.monotonic() - clock}
+    the_plan: RunPlan | None = None
+    if preparation.crossing_can_fail:  # the whole plan before anything starts
+        from floe.execution.parse import parse_for_plan
+
+        clock = time.monotonic()
+        nodes, root = parse_for_plan(preparation, registry)
+        the_plan = complete(preparation, nodes, root)
+        phases["plan"] = time.monotonic() - clock
+    product_dir = compiled.product_dir.resolve()
+
+    clock = time.monotonic()
+    lock = RunLock(product_dir / STATE_DIR).acquire(wait=options.wait, environment=options.environment,
+                                                     on_wait=progress.line, timeout=options.lock_timeout)  # fmt: skip
+    phases["lock"] = time.monotonic() - clock
+    with lock:
+        write_artifacts(compiled)
+        schema = preparation.namespace
+        catalog = RunCatalog(preparation.catalog, product_dir / STATE_DIR,
+                             schema if len(preparation.selected_computes) > 1 else None)  # fmt: skip
+        try:
+            report = RunReport(preparation.product, options.environment, catalog.to_json(), schema,
+                               started_at=started, phases=phases)  # fmt: skip
+            where = f"embedded, {catalog.plan.root}" if catalog.plan.embedded else "declared in the manifest"
+            progress.line(f"catalog {catalog.planned.name!r} at {catalog.planned.uri} ({where}); namespace {schema}")
+            the_run = _Run(preparation, registry, options, catalog, report, progress, the_plan)
+            the_run.execute()
+            if after is not None:
+                after(report, the_run.catalog)
+        finally:
+            catalog.stop()
+            phases["catalog_start"] = catalog.seconds
+        report.finished_at = time.time()  # before the lock goes: a waiting run starts after this
+    return report
+
+
+class _Run:
+    """The state of one run: the profiles, the workers, the scheduler's decisions, the report."""
+
+    def __init__(self, preparation: Preparation, registry: EngineRegistry, options: RunOptions,
+                 catalog: RunCatalog, report: RunReport, progress: Progress,
+                 the_plan: RunPlan | None = None) -> None:  # fmt: skip
+        self.preparation = preparation
+        self.compiled = preparation.compiled
+        self.registry = registry
+        self.options = options
+        self.plan = the_plan
+        """The plan, when it was made before the run started; else the first parse makes it."""
+        self.starting: RunCatalog | None = catalog
+        """The catalog until it serves: :meth:`_await_catalog` waits for it before the first build."""
+        self.catalog = catalog.planned
+        self.schema = preparation.namespace
+        self.report = report
+        self.progress = progress
+        self.env = options.environment
+        self.product_dir = self.compiled.product_dir.resolve()
+        self.run_dir = self.product_dir / RUN_DIR
+        self.computes = preparation.selected_computes
+        self.ids = itertools.count(1)
+        self.profiles: dict[str, dict[str, Any]] = {}
+        """The run profile of each compute (:meth:`_profiles`)."""
+        self.setups: dict[str, WorkerSetup] = {}
+        """How each compute's worker starts, as its engine says (``floe_run_worker``)."""
+        self.workers = Workers(self.run_dir / WORKER_DIR, self.setups)
+        self.secrets = self._secrets()
+        self.requests: dict[int, int] = {}
+        """The scheduler's build of each build request sent to a worker."""
+        self.node_times: dict[int, dict[str, list[float]]] = {}
+        """Per build, per transform: when dbt started its first node and finished its last."""
+        self.outcomes: dict[int, dict[str, tuple[list[NodeResult], str, float | None]]] = {}
+        """Per finished build, per transform: dbt's results, the error, when its last node finished."""
+        self.lost: dict[int, str] = {}
+        """Why a build ended without an answer."""
+
+    # -- setup -------------------------------------------------------------------------------------
+
+    def _secrets(self) -> list[str]:
+        refs = find_secret_refs(attrs.asdict(self.catalog, recurse=False))
+        for name in self.computes:
+            refs += find_secret_refs(self.preparation.compute_config(name).config)
+        return secret_values(refs)
+
+    def _profiles(self) -> None:
+        """The run profile and worker setup of each compute the selected transforms use, as their
+        engines make them (``floe_run_profile``, ``floe_run_worker``)."""
+        for name in self.computes:
+            compute = self.preparation.compute_config(name)
+            engine = self.registry.engines[compute.engine]
+            output = self.compiled.profiles[profile_name(name)]["outputs"][self.env]
+            try:
+                profile = engine.run_profile(compute, output, self.catalog, self.schema)
+            except UnattachableCatalog as exc:  # located where the manifest declares the catalog
+                raise located_catalog_error(self.compiled, exc) from None
+            self.profiles[name] = profile
+            self.setups[name] = engine.run_worker(compute, profile, self.catalog, os.environ)
+
+    def _projects(self) -> dict[str, Path]:
+        """The dbt project of each compute the selected transforms use, by compute name.
+
+        The transforms of one compute run one after another in its worker, so they share one
+        project (and its parse); transforms of different computes have their own ``target/``.
+        """
+        user_project = read_user_project(self.product_dir)
+        projects = {}
+        for name in self.computes:
+            compute = self.preparation.compute_config(name)
+            engine = self.registry.engines[compute.engine]
+            projects[name] = write_project(
+                self.product_dir, self.run_dir / name, user_project, profile_name(name),
+                self.env, self.profiles[name], engine.run_project_config(compute, self.catalog),
+                engine.run_macro_paths(compute, self.catalog),
+            )  # fmt: skip
+        return projects
+
+    def _dbt_args(self, project: Path) -> list[str]:
+        return ["--project-dir", str(project), "--profiles-dir", str(project), "--target", self.env,
+                "--target-path", str(project / "target"), "--log-path", str(project / "logs")]  # fmt: skip
+
+    # -- the run -----------------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        self._profiles()
+        adapters = [self.registry.engines[self.preparation.compute_config(name).engine].info.dbt_adapter
+                    for name, setup in self.setups.items() if setup.forkable]  # fmt: skip
+        self.workers.start_forkserver(adapters)
+        try:
+            projects = self._projects()
+            try:
+                parse_id, worker, project = self._start_workers(projects)
+                the_plan = self._parse(parse_id, worker, project, projects)
+                self._schedule(the_plan.graph, projects)
+            except BaseException:
+                self.workers.kill()  # interrupted, or floe failed: no waiting
+                raise
+            finally:
+                clock = time.monotonic()
+                self.workers.stop(STOP_TIMEOUT)
+                self.report.phases["shutdown"] = time.monotonic() - clock
+        finally:
+            self.workers.close(STOP_TIMEOUT)
+
+    def _start_workers(self, projects: dict[str, Path]) -> tuple[int, Worker, Path]:
+        """Start a worker per compute, each parsing its compute's project at once, in parallel.
+
+        The worker's builds reuse that parse. A worker whose engine names an extension starts it
+        first (Spark's starts its SparkSession in the background). The parse of a forked worker
+        gives the graph (it has dbt imported; a fresh one is busy starting what its engine needs);
+        every compute's project holds the whole dbt project, so any will do.
+        """
+        clock = time.monotonic()
+        parses: dict[str, tuple[int, Worker, Path]] = {}
+        for compute, project in projects.items():
+            worker = self.workers.get(compute)
+            setup = self.setups[compute]
+            if setup.extension is not None:
+                worker.send({"id": next(self.ids), "op": "extension", "module": setup.extension,
+                             "settings": dict(setup.settings)})  # fmt: skip
+            request_id = next(self.ids)
+            worker.send({"id": request_id, "op": "parse", "args": self._dbt_args(project)})
+            parses[compute] = (request_id, worker, project)
+        self.report.phases["workers_start"] = time.monotonic() - clock
+        chosen = next((c for c in parses if self.setups[c].forkable), next(iter(parses)))
+        return parses[chosen]
+
+    def _parse(self, request_id: int, worker: Worker, project: Path, projects: dict[str, Path]) -> RunPlan:
+        """Wait for the parse of ``worker``; complete the plan with it, unless it was made before."""
+        clock = time.monotonic()
+        while True:
+            sender, message = self.workers.messages.get()
+            if message.get("type") == "exit":
+                sender.alive = False
+            if sender is not worker:
+                continue
+            if message["type"] == "exit":
+                raise FloeError([Problem(f"dbt could not parse the project: the process for compute "
+                                         f"{worker.compute!r} stopped (exit code {message['code']}):\n"
+                                         + redact(worker.tail(), self.secrets),
+                                         fix=f"see {worker.log}")])  # fmt: skip
+            if message["type"] == "result" and message.get("id") == request_id:
+                break
+        self.report.phases["parse"] = time.monotonic() - clock
+        if not message.get("success"):
+            raise FloeError([Problem("dbt could not parse the project:\n"
+                                     + redact(str(message.get("error")), self.secrets),
+                                     fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}")])  # fmt: skip
+        the_plan = self.plan
+        if the_plan is None:
+            nodes = [Node.from_json(n) for n in message["nodes"]]
+            the_plan = self.plan = complete(self.preparation, nodes, str(message.get("project")))
+        for planned in the_plan.transforms:
+            self.report.transforms.append(TransformReport(
+                planned.name, planned.path, planned.compute, planned.engine, list(planned.depends_on),
+                list(planned.nodes), planned.tests, log=str(projects[planned.compute] / "logs" / "dbt.log"),
+                in_catalog=self.preparation.computes[planned.compute].access.in_place,
+            ))  # fmt: skip
+        self.report.unassigned = the_plan.unassigned
+        order = " → ".join(f"{t.name} ({t.compute})" for t in self.report.transforms)
+        self.progress.line(f"parsed the dbt project in {self.report.phases['parse']:.1f}s: {order}")
+        if the_plan.unassigned:
+            self.progress.line(f"note: {len(the_plan.unassigned)} node(s) lie outside every transform path and "
+                               "no transform needs them; not built: "
+                               + ", ".join(n.name for n in the_plan.graph.unassigned))  # fmt: skip
+        return the_plan
+
+    def _await_catalog(self) -> None:
+        """Wait for the catalog to serve; if it took another port, rewrite the run profiles."""
+        if self.starting is None:
+            return
+        clock = time.monotonic()
+        catalog = self.starting.ready()
+        self.starting = None
+        self.report.phases["catalog_wait"] = time.monotonic() - clock
+        if catalog != self.catalog:
+            self.catalog = catalog
+            self.report.catalog["uri"] = catalog.uri
+            self._profiles()
+            self._projects()
+
+    # -- building: the scheduler decides, this carries it out ----------------------------------------
+
+    def _schedule(self, the_plan: Plan, projects: dict[str, Path]) -> None:
+        self._await_catalog()
+        reports = {t.name: t for t in self.report.transforms}
+        tasks = [Task(t.name, t.compute, tuple(u for u in t.depends_on if u in reports),
+                      bool(the_plan.get(t.name).nodes)) for t in self.report.transforms]  # fmt: skip
+        chains = {(up, t.name) for t in self.report.transforms for up in t.depends_on
+                  if up in reports and reports[up].compute == t.compute and the_plan.chains(up, t.name)}  # fmt: skip
+        scheduler = Scheduler(tasks, self.options.parallel or len(tasks) or 1, chains)
+        self._apply(scheduler, scheduler.start(), the_plan, projects)
+        while scheduler.running:
+            sender, message = self.workers.messages.get()
+            event = self._event(scheduler, sender, message, the_plan)
+            if event is not None:
+                self._apply(scheduler, scheduler.handle(event), the_plan, projects)
+        for transform in self.report.transforms:
+            if transform.status == State.PENDING:  # pragma: no cover - the scheduler settles every transform
+                transform.status, transform.message = State.SKIPPED, "not started"
+
+    def _apply(self, scheduler: Scheduler, actions: list[Action], the_plan: Plan, projects: dict[str, Path]) -> None:
+        for action in actions:
+            if isinstance(action, Run):
+                self._run(scheduler, action, the_plan, projects)
+            else:
+                self._settle(action)
+
+    def _run(self, scheduler: Scheduler, action: Run, the_plan: Plan, projects: dict[str, Path]) -> None:
+        build = action.build
+        now = time.time()
+        for name in build.transforms:
+            transform = self.report.get(name)
+            transform.started_at = now
+            transform.status = State.RUNNING
+            self.progress.transform_started(transform)
+        worker = self.workers.get(build.compute)
+        request_id = next(self.ids)
+        selectors = [s for name in build.transforms for s in the_plan.get(name).selectors]
+        # dbt's manifest.json is the parse's; run_results.json would hold one batch: floe's report has all
+        args = [*self._dbt_args(projects[build.compute]), "--no-write-json", "--select", *selectors,
+                "--indirect-selection", "buildable"]  # fmt: skip
+        self.requests[request_id] = build.id
+        self.node_times[build.id] = {}
+        if not worker.send({"id": request_id, "op": "build", "args": args}):
+            self.lost[build.id] = f"the dbt process of compute {worker.compute!r} is not running:\n" + worker.tail()
+            self._apply(scheduler, scheduler.handle(BuildLost(build.id)), the_plan, projects)
+
+    def _event(self, scheduler: Scheduler, worker: Worker, message: dict[str, Any],
+               the_plan: Plan) -> BuildDone | BuildLost | None:  # fmt: skip
+        """What a worker's ``message`` means to the scheduler (``None``: nothing it decides on)."""
+        kind = message.get("type")
+        if kind == "exit":
+            worker.alive = False
+            build = next((b for b in scheduler.running.values() if b.compute == worker.compute), None)
+            if build is None:
+                return None
+            self.lost[build.id] = (f"the dbt process of compute {worker.compute!r} stopped unexpectedly "
+                                   f"({exit_text(message)}); its last output ({worker.log}):\n" + worker.tail())  # fmt: skip
+            return BuildLost(build.id)
+        build_id = self.requests.get(int(message.get("id") or 0))
+        build = scheduler.running.get(build_id) if build_id is not None else None
+        if build is None:
+            return None
+        names = list(build.transforms)
+        if kind == "node":
+            name = self._owner(str(message["unique_id"]), names, the_plan)
+            span = self.node_times[build.id].setdefault(name, [time.time(), time.time()])
+            span[1] = time.time()
+            if message.get("event") == "finish":
+                self.progress.node_finished(name, NodeResult(
+                    str(message["unique_id"]), str(message["name"]), str(message["resource_type"]),
+                    str(message["status"]), float(message.get("seconds") or 0.0)))  # fmt: skip
+            return None
+        if kind != "result":
+            return None
+        times = self.node_times.pop(build.id, {})
+        results: dict[str, list[NodeResult]] = {name: [] for name in names}
+        for r in message.get("results") or []:
+            owner = self._owner(r["unique_id"], names, the_plan)
+            results[owner].append(NodeResult(
+                r["unique_id"], r["name"], r["resource_type"], r["status"], r["seconds"],
+                redact(r.get("message") or "", self.secrets), self._relation(r, self.report.get(owner).in_catalog)))  # fmt: skip
+        error = str(message.get("error") or "")
+        success = bool(message.get("success"))
+        succeeded = {}
+        for position, name in enumerate(names):
+            own = results[name]
+            ok = success if len(names) == 1 else (
+                (success or bool(own)) and not any(r.status == State.SKIPPED for r in own))  # fmt: skip
+            succeeded[name] = ok and not any(r.status in NODE_FAILURES for r in own)
+            if position and name in times:  # built with the batch: started when its nodes did
+                self.report.get(name).started_at = times[name][0]
+        self.outcomes[build.id] = {name: (results[name], error, times.get(name, [0.0, 0.0])[1] or None)
+                                   for name in names}  # fmt: skip
+        return BuildDone(build.id, succeeded)
+
+    def _settle(self, action: Settle) -> None:
+        transform = self.report.get(action.transform)
+        if action.state == State.SKIPPED:
+            transform.finished_at = time.time()
+            transform.status = State.SKIPPED
+            transform.message = f"not run: upstream transform {action.because!r} failed"
+            self.progress.line(f"[{transform.name}] SKIPPED: upstream transform {action.because!r} failed")
+            return
+        if action.build is None:  # nothing to build
+            transform.started_at = transform.finished_at = time.time()
+            self.progress.transform_started(transform)
+            transform.status, transform.message = State.SUCCESS, "no models in this transform's path"
+            self.progress.transform_finished(transform)
+            return
+        results, error, finished_at = self.outcomes.get(action.build, {}).get(action.transform, ([], "", None))
+        if action.build in self.lost:
+            error = self.lost[action.build]
+        transform.finished_at = finished_at or time.time()
+        transform.results = results
+        failed = [r for r in results if r.status in NODE_FAILURES]
+        if action.state == State.SUCCESS and not failed:
+            transform.status = State.SUCCESS
+        else:
+            transform.status = State.FAILED
+            lines = [f"{r.resource_type} {r.name}: {r.message}" for r in failed] or [error or "dbt build failed"]
+            transform.message = redact("\n".join(lines), self.secrets)
+        self.progress.transform_finished(transform)
+
+    @staticmethod
+    def _owner(unique_id: str, names: list[str], the_plan: Plan) -> str:
+        """The transform of the batch ``names`` a node's result belongs to."""
+        owner = the_plan.owners.get(unique_id)
+        return owner if owner in names else names[-1]
+
+    def _relation(self, result: dict[str, Any], in_catalog: bool) -> str | None:
+        """``<catalog>.<namespace>.<table>``: the same Iceberg table whichever engine built it; for
+        an engine that builds in its own warehouse, ``<database>.<schema>.<table>`` there."""
+        if result.get("resource_type") not in BUILDABLE or not result.get("alias"):
+            return None
+        if result.get("materialized") == "ephemeral":
+            return None
+        database = self.catalog.name if in_catalog else result.get("database")
+        return f"{database}.{result.get('schema')}.{result.get('alias')}"

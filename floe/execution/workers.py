@@ -1,0 +1,178 @@
+"""The dbt worker processes of a run, one per compute (see :mod:`floe.execution.worker` for why).
+
+:class:`Workers` starts each compute's worker when it is first needed (again, if it died): forked
+from the run's fork server (:mod:`floe.execution.forkserver`, which imported dbt and the adapters
+once) when the compute's engine allows it, else as ``python -m floe.execution.worker``. Every
+worker's answers arrive on one queue, as ``(worker, message)``, with an ``{"type": "exit"}``
+message when its process ended. At the end the workers are asked to exit, and killed (their
+whole process group) if they do not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from floe.execution.forkserver import AVAILABLE as FORKSERVER_AVAILABLE
+from floe.execution.forkserver import ForkedProcess, ForkServer
+from floe.execution.profiles import dbt_environ, worker_environ
+from floe.model import WorkerSetup
+
+FORKSERVER_LOG = ".forkserver.log"
+"""In the workers' folder, next to their logs (named after computes, which never start with a dot)."""
+LOG_TAIL_LINES = 15
+Message = tuple["Worker", dict[str, Any]]
+
+
+def exit_text(message: Mapping[str, Any]) -> str:
+    """How a worker's process ended, from its ``exit`` message."""
+    code = message.get("code")
+    return "no exit code: its fork server stopped, or could not fork it" if code is None else f"exit code {code}"
+
+
+class Worker:
+    """One dbt worker process; its dbt runs one request (a parse, a build) at a time."""
+
+    def __init__(self, compute: str, env: dict[str, str], directory: Path,
+                 messages: queue.Queue[Message], forkserver: ForkServer | None) -> None:  # fmt: skip
+        self.compute = compute
+        self.alive = True
+        directory.mkdir(parents=True, exist_ok=True)
+        self.log = directory.with_suffix(".log")
+        read_fd, write_fd = os.pipe()
+        self.process: subprocess.Popen[str] | ForkedProcess
+        try:
+            if forkserver is not None:
+                self.process = forkserver.spawn(write_fd, self.log, directory, env)
+            else:
+                with open(self.log, "w", encoding="utf-8") as log:
+                    self.process = subprocess.Popen(
+                        [sys.executable, "-m", "floe.execution.worker", str(write_fd)],
+                        stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+                        cwd=directory, env=env, text=True, start_new_session=True,
+                    )  # fmt: skip
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self._reader = threading.Thread(target=self._read, args=(read_fd, messages),
+                                        name=f"floe-run-{compute}", daemon=True)  # fmt: skip
+        self._reader.start()
+
+    def _read(self, fd: int, messages: queue.Queue[Message]) -> None:
+        with os.fdopen(fd, encoding="utf-8") as replies:
+            for line in replies:
+                with contextlib.suppress(ValueError):
+                    messages.put((self, json.loads(line)))
+        messages.put((self, {"type": "exit", "code": self.process.wait()}))
+
+    def send(self, request: dict[str, Any]) -> bool:
+        """Write ``request``; ``False`` when the worker is not there to read it."""
+        stdin = self.process.stdin
+        if stdin is None or not self.alive:
+            return False
+        try:
+            stdin.write(json.dumps(request) + "\n")
+            stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+        return True
+
+    def ask_to_exit(self) -> None:
+        self.send({"op": "exit"})
+        with contextlib.suppress(OSError, ValueError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+
+    def finish(self, timeout: float) -> None:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._reader.join(timeout=5)
+
+    def kill(self) -> None:
+        pid = self.process.pid
+        if pid is None:  # not forked (yet): the fork server kills it, or never forks it, when it stops
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, sig)
+            try:
+                self.process.wait(timeout=5)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines of the worker's log (dbt's output, the worker's own notes)."""
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class Workers:
+    """The workers of one run, by compute, and the fork server they are forked from.
+
+    :param directory: where each worker runs and logs (``<compute>/``, ``<compute>.log``).
+    :param setups: how each compute's worker starts, as its engine said (``floe_run_worker``).
+    """
+
+    def __init__(self, directory: Path, setups: Mapping[str, WorkerSetup]) -> None:
+        self.directory = directory
+        self.setups = setups
+        self.messages: queue.Queue[Message] = queue.Queue()
+        self.workers: dict[str, Worker] = {}
+        self.forkserver: ForkServer | None = None
+
+    def start_forkserver(self, adapters: Iterable[str]) -> None:
+        """Start the fork server, importing dbt and ``adapters`` (the dbt adapter types of the
+        computes whose workers it forks) while floe writes the projects; nothing where no worker
+        may be forked, or where there is no fork server (:data:`~floe.execution.forkserver.AVAILABLE`)."""
+        preload = sorted(set(adapters))
+        if not preload or not FORKSERVER_AVAILABLE:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.forkserver = ForkServer(["dbt.cli.main", *(f"dbt.adapters.{a}" for a in preload)],
+                                     dbt_environ(os.environ), self.directory / FORKSERVER_LOG)  # fmt: skip
+
+    def get(self, compute: str) -> Worker:
+        """The worker of ``compute``, started now if it has none (or its worker died)."""
+        worker = self.workers.get(compute)
+        if worker is not None and worker.alive:
+            return worker
+        setup = self.setups[compute]
+        forkserver = self.forkserver if setup.forkable else None
+        worker = Worker(compute, worker_environ(setup, os.environ), self.directory / compute, self.messages,
+                        forkserver)  # fmt: skip
+        self.workers[compute] = worker
+        return worker
+
+    def stop(self, timeout: float) -> None:
+        """Ask every worker to exit; kill those that do not within ``timeout`` seconds."""
+        workers = list(self.workers.values())
+        for worker in workers:
+            worker.ask_to_exit()
+        for worker in workers:
+            worker.finish(timeout)
+
+    def kill(self) -> None:
+        for worker in self.workers.values():
+            worker.kill()
+
+    def close(self, timeout: float) -> None:
+        """Stop the fork server (and whatever it still has)."""
+        if self.forkserver is not None:
+            self.forkserver.close(timeout)
