@@ -304,6 +304,9 @@ class Exchange:
     response_body: bytes
     started: float
     """``time.time()`` when the request arrived."""
+    answered: float = 0.0
+    """``time.time()`` once the answer was sent: a request that started before it (in flight at
+    once, on another connection) could not have known the answer."""
 
     def header(self, name: str) -> str | None:
         for key, value in self.request_headers.items():
@@ -408,6 +411,7 @@ class RecordingProxy:
             response_headers=dict(answer_headers),
             response_body=payload if self.keep_bodies or status >= 400 else b"",
             started=started,
+            answered=time.time(),
         )
         with self._lock:
             self.exchanges.append(exchange)
