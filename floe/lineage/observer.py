@@ -52,6 +52,7 @@ class LineageObserver(RunObserver):
         self._computes: dict[str, str] = {}
         self._started: dict[str, float] = {}
         self._relations: dict[str, str] = {}
+        self._node_transform: dict[str, str] = {}
         self._secrets: list[str] = []
 
     # -- the run's calls -----------------------------------------------------------------------------
@@ -115,6 +116,7 @@ class LineageObserver(RunObserver):
         if events is None or emitter is None:
             return
         when = self._started[unique_id] = time.time()
+        self._node_transform[unique_id] = transform
         compute = self._computes[transform]
         emitter.submit(lambda: [events.node_started(when, transform, compute, unique_id)])
 
@@ -133,9 +135,14 @@ class LineageObserver(RunObserver):
         handoffs = self._handoffs(name)
         state = {"success": RunState.COMPLETE, "skipped": RunState.ABORT}.get(status, RunState.FAIL)
         started = dict(self._started)
+        ended = {r.unique_id for r in results}
+        unfinished = [uid for uid, owner in self._node_transform.items() if owner == name and uid not in ended]
 
         def work() -> list[Any]:
             made = []
+            for unique_id in unfinished:  # started, then the transform settled without its result
+                made += events.node_finished(finished, name, compute, unique_id, unique_id.split(".", 1)[0],
+                                             "skipped", message, None, [], [], started[unique_id])  # fmt: skip
             for result in results:
                 begin = started.get(result.unique_id, finished - result.seconds)
                 made += events.node_finished(
