@@ -126,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_explain)
 
+    p = sub.add_parser("init", help="scaffold a platform manifest, a domain and a DuckDB data product that runs at once")
+    p.add_argument("path", type=Path, help="the directory to write into (created if missing)")
+    p.add_argument("--product", default="my_product", help="the data product's name (default: my_product)")
+    p.set_defaults(run=_init)
+
     p = sub.add_parser("plan", help="what `floe run` will do, without starting anything")
     p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
     p.add_argument("--env", required=True, help="the environment to plan for")
@@ -310,6 +315,16 @@ def _explain(args: argparse.Namespace) -> int:
     explanation = explain(args.path, args.env, args.compute, _registry())
     print(json.dumps(explanation.to_json(), indent=2) if args.json else explanation.render())
     return EXIT_OK
+
+def _init(args: argparse.Namespace) -> int:
+    from floe.scaffold import init
+
+    written = init(args.path, args.product)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: floe run {args.path / args.product} --env dev --show")
+    return EXIT_OK
+
 
 def _plan(args: argparse.Namespace) -> int:
     from floe.execution.cli import plan_command
