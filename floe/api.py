@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from floe.execution.observers import RunObserver
     from floe.execution.plan import RunPlan
     from floe.execution.report import RunReport
     from floe.model import CatalogConfig
@@ -47,7 +48,8 @@ def plan(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (),
 
 def run(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (), threads: int | None = None,
         wait: bool = True, progress: IO[str] | None = None, engines: EngineRegistry | None = None,
-        after: Callable[[RunReport, CatalogConfig], None] | None = None) -> RunReport:  # fmt: skip
+        after: Callable[[RunReport, CatalogConfig], None] | None = None,
+        observers: Sequence[RunObserver] = ()) -> RunReport:  # fmt: skip
     """Run every transform (or ``select``) of the data product at ``path`` in environment ``env``,
     each on its compute, as :func:`plan` says.
 
@@ -57,6 +59,9 @@ def run(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (), t
     :param engines: the engines to use (default: those installed).
     :param after: called with the report and the catalog when the transforms finished, while the
         catalog still serves (``floe run --show`` reads the tables there).
+    :param observers: more watchers of the run (:class:`floe.execution.observers.RunObserver`), after
+        the progress lines and OpenLineage (:mod:`floe.lineage`, on when the OpenLineage client's
+        environment configures it: ``OPENLINEAGE_URL``, ``OPENLINEAGE_CONFIG``…).
     :returns: what happened, per transform and node.
     :raises FloeError: the product is invalid or cannot run (see :func:`plan`), the lock is held
         and ``wait`` is false, the catalog cannot start, or dbt cannot parse the project.
@@ -64,6 +69,8 @@ def run(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (), t
     from floe.execution.report import Progress
     from floe.execution.runner import RunOptions
     from floe.execution.runner import run as run_product
+    from floe.lineage.observer import LineageObserver
 
     options = RunOptions(environment=env, select=tuple(select), parallel=threads, wait=wait)
-    return run_product(Path(path), options, Progress(progress), engines, after)
+    lines = Progress(progress)
+    return run_product(Path(path), options, lines, engines, after, [LineageObserver(lines.line), *observers])

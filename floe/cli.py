@@ -96,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--secret-name", default=None,
                    help="Kubernetes Secret holding the referenced secrets (default: floe-PRODUCT-secrets)")
     p.set_defaults(run=_render_k8s)
+    p = targets.add_parser("argo", help="one Argo Workflow whose DAG runs the transforms in the plan's order, "
+                           "written to target/floe/argo/ENV/")
+    p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
+    p.add_argument("--env", required=True, help="the environment the Workflow runs in")
+    p.add_argument("--image", default=None, help="container image with the product baked in (default: floe:VERSION)")
+    p.add_argument("--namespace", default=None, help="metadata.namespace of the Workflow (default: unset)")
+    p.add_argument("--secret-name", default=None,
+                   help="Kubernetes Secret holding the referenced secrets (default: floe-PRODUCT-secrets)")
+    p.set_defaults(run=_render_argo)
 
     p = sub.add_parser("run", help="run every transform on its compute, through one Iceberg catalog")
     p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
@@ -116,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compute", default=None, metavar="NAME", help="explain this compute only")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_explain)
+
+    p = sub.add_parser("init", help="scaffold a platform manifest, a domain and a DuckDB data product that runs at once")
+    p.add_argument("path", type=Path, help="the directory to write into (created if missing)")
+    p.add_argument("--product", default="my_product", help="the data product's name (default: my_product)")
+    p.set_defaults(run=_init)
 
     p = sub.add_parser("plan", help="what `floe run` will do, without starting anything")
     p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
@@ -274,6 +288,21 @@ def _render_k8s(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _render_argo(args: argparse.Namespace) -> int:
+    from floe.argo import render_workflow, workflow_path, write_workflow
+    from floe.compiler import compile_path
+
+    registry = _registry()
+    compiled = compile_path(args.path, registry)
+    workflow = render_workflow(compiled, args.env, args.image, args.namespace, secret_name=args.secret_name,
+                               engines=registry)  # fmt: skip
+    path = write_workflow(workflow, workflow_path(compiled, args.env))
+    tasks = workflow["spec"]["templates"][0]["dag"]["tasks"]
+    print(f"ok: {compiled.name}: one Workflow of {len(tasks)} task(s) for environment {args.env}")
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     from floe.execution.cli import run_command
 
@@ -286,6 +315,16 @@ def _explain(args: argparse.Namespace) -> int:
     explanation = explain(args.path, args.env, args.compute, _registry())
     print(json.dumps(explanation.to_json(), indent=2) if args.json else explanation.render())
     return EXIT_OK
+
+def _init(args: argparse.Namespace) -> int:
+    from floe.scaffold import init
+
+    written = init(args.path, args.product)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: floe run {args.path / args.product} --env dev --show")
+    return EXIT_OK
+
 
 def _plan(args: argparse.Namespace) -> int:
     from floe.execution.cli import plan_command

@@ -7,8 +7,11 @@ container and no volume. The Job asks for the resources the transform's compute 
 reads every secret its compute (and the catalog) references from a Kubernetes Secret through
 ``secretKeyRef``: a secret's value never appears in a manifest floe writes.
 
-Plain Jobs do not express ordering between transforms: ``floe run`` (or an Argo/Airflow DAG built
-over these Jobs) does. The ``floe.dev/depends-on`` annotation is reserved for that and empty for now.
+Plain Jobs do not order themselves: the ``floe.dev/depends-on`` annotation names, comma-separated,
+the Jobs of the transforms each Job's transform waits for, as ``floe plan`` orders them (the plan's
+graph comes from a ``dbt parse`` of the product, :func:`render_plan`), for whatever applies the
+Jobs (``floe render argo`` writes the same transforms as one Argo Workflow whose DAG says it). The
+Jobs are listed in the plan's build order.
 
 Every Job is checked against the Kubernetes Python client's ``V1Job`` model before it is returned
 (:func:`validate_job`): deserialized with client-side validation, then serialized back, so a
@@ -20,10 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -34,6 +38,9 @@ from floe.errors import FloeError, Problem
 from floe.model import SecretReference
 from floe.plugins import EngineRegistry
 from floe.secrets import find_secret_refs
+
+if TYPE_CHECKING:
+    from floe.execution.plan import RunPlan
 
 K8S_DIR = ARTIFACT_DIR / "k8s"
 WORKSPACE = "/workspace"
@@ -121,15 +128,42 @@ class _Options:
     ttl_seconds: int
 
 
+PLACEHOLDER = "floe-render-placeholder"
+"""The value a secret variable that is not set takes for the render's ``dbt parse`` (which
+connects nowhere): rendering happens where the secrets are not."""
+
+
+def render_plan(compiled: Compiled, environment: str, engines: EngineRegistry | None = None) -> RunPlan:
+    """The run's plan, as ``floe plan`` makes it (one ``dbt parse``), for rendering: the secrets
+    the product references need not be set here (the Jobs read them from a Kubernetes Secret)."""
+    from floe.execution.parse import parse_for_plan
+    from floe.execution.plan import complete, prepare
+
+    registry = engines or EngineRegistry.discover()
+    environ = dict(os.environ)
+    catalog: Any = compiled.catalog
+    refs = find_secret_refs(attrs.asdict(catalog, recurse=False) if attrs.has(type(catalog)) else catalog)
+    for transform in compiled.transforms:
+        refs += find_secret_refs(compiled.governance.compute_for(transform.compute, environment).config)
+    for ref in refs:
+        if not environ.get(ref.name):
+            environ[ref.name] = PLACEHOLDER
+    preparation = prepare(compiled, registry, environment, (), environ)
+    nodes, root = parse_for_plan(preparation, registry, environ)
+    return complete(preparation, nodes, root)
+
+
 def render_jobs(compiled: Compiled, environment: str, image: str | None = None, namespace: str | None = None,
                 *, secret_name: str | None = None, engines: EngineRegistry | None = None,
-                ttl_seconds: int = DEFAULT_TTL_SECONDS) -> list[dict[str, Any]]:  # fmt: skip
-    """One validated ``batch/v1`` Job manifest per transform of ``compiled``, in its order.
+                ttl_seconds: int = DEFAULT_TTL_SECONDS, plan: RunPlan | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """One validated ``batch/v1`` Job manifest per transform of ``compiled``, in the plan's order,
+    each naming the Jobs it waits for in ``floe.dev/depends-on``.
 
     ``image`` defaults to :func:`default_image`, ``secret_name`` to :func:`default_secret_name`;
     ``namespace`` is set only when given. ``engines`` (discovered when omitted) answer each
-    compute's resource requirements. Raises :class:`~floe.errors.FloeError` for a manifest without
-    transforms, an unknown environment, an invalid option, or a manifest the model rejects.
+    compute's resource requirements. ``plan`` is the run's plan (made by :func:`render_plan` when
+    omitted). Raises :class:`~floe.errors.FloeError` for a manifest without transforms, an unknown
+    environment, an invalid option, a plan that cannot run, or a manifest the model rejects.
     """
     if compiled.source.kind != "DataProduct":
         raise FloeError([Problem(f"{compiled.source.label} is a manifest, not a data product: it has no "
@@ -151,8 +185,13 @@ def render_jobs(compiled: Compiled, environment: str, image: str | None = None, 
     engines = engines or EngineRegistry.discover()
     catalog: Any = compiled.catalog
     catalog_refs = find_secret_refs(attrs.asdict(catalog, recurse=False) if attrs.has(type(catalog)) else catalog)
+    if plan is None:
+        plan = render_plan(compiled, environment, engines)
+    upstream = {t.name: t.depends_on for t in plan.transforms}
+    declared = {t.name: t for t in compiled.transforms}
     jobs = []
-    for transform in compiled.transforms:
+    for planned in plan.transforms:
+        transform = declared[planned.name]
         compute = governance.compute_for(transform.compute, environment)
         engine = engines.get(compute.engine)
         if engine is None:
@@ -165,7 +204,8 @@ def render_jobs(compiled: Compiled, environment: str, image: str | None = None, 
             raise FloeError([Problem(f"compute {compute.name!r} in environment {environment!r}: {exc}",
                                      fix="fix the Kubernetes quantities under resources")]) from None  # fmt: skip
         refs = [*find_secret_refs(compute.config), *catalog_refs]
-        jobs.append(_job(options, transform.name, transform.path, compute.name, compute.engine, refs, resources))
+        after = [job_name(product, name, environment) for name in upstream[transform.name]]
+        jobs.append(_job(options, transform.name, transform.path, compute.name, compute.engine, refs, resources, after))
     names = [job["metadata"]["name"] for job in jobs]
     if len(set(names)) != len(names):  # pragma: no cover - dns_name keeps distinct names distinct
         raise FloeError(f"two transforms of {product!r} map to the same Job name: {names}")
@@ -196,7 +236,8 @@ def _check_options(options: _Options) -> None:
 
 
 def _job(options: _Options, transform: str, path: str, compute: str, engine: str,
-         refs: Iterable[SecretReference], resources: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:  # fmt: skip
+         refs: Iterable[SecretReference], resources: Mapping[str, Mapping[str, str]],
+         depends_on: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
     labels = {
         "app.kubernetes.io/name": "floe",
         "floe.dev/product": label_value(options.product),
@@ -208,7 +249,8 @@ def _job(options: _Options, transform: str, path: str, compute: str, engine: str
     if options.namespace is not None:
         metadata["namespace"] = options.namespace
     metadata["labels"] = labels
-    metadata["annotations"] = {DEPENDS_ON: "", "floe.dev/transform-path": path, "floe.dev/engine": engine}
+    metadata["annotations"] = {DEPENDS_ON: ",".join(depends_on), "floe.dev/transform-path": path,
+                               "floe.dev/engine": engine}  # fmt: skip
     workspace = f"{WORKSPACE}/{options.product}"
     container: dict[str, Any] = {
         "name": CONTAINER,

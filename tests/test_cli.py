@@ -14,7 +14,7 @@ from floe.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HEAVY = ("dbt", "pyspark", "pyiceberg", "snowflake", "databricks", "redshift_connector", "trino", "duckdb",
-         "agate", "kubernetes", "psycopg2")  # fmt: skip
+         "agate", "kubernetes", "psycopg2", "openlineage", "dagster", "dagster_dbt", "hera")  # fmt: skip
 """Top-level modules (and google.cloud.bigquery) that no command may import before it needs them."""
 
 

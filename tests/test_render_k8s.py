@@ -25,6 +25,7 @@ from floe.kubernetes import (
     jobs_dir,
     label_value,
     render_jobs,
+    render_plan,
     secret_key,
     validate_job,
     write_jobs,
@@ -43,6 +44,19 @@ catalog:
   client_id: floe
   client_secret: {secret_ref: POLARIS_CLIENT_SECRET}
 """
+
+
+PLANS: dict[tuple[Any, ...], Any] = {}
+
+
+def render(compiled: Compiled, environment: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """``render_jobs`` with the product's plan made once per set of transforms: each plan costs a
+    ``dbt parse``, and these tests vary what the plan does not depend on (images, resources,
+    secrets, names). The plan is ``render_plan``'s, of a copy of the same product."""
+    key = (compiled.name, environment, tuple((t.name, t.path, t.compute) for t in compiled.transforms))
+    if key not in PLANS and compiled.source.kind == "DataProduct" and environment in compiled.governance.environments:
+        PLANS[key] = render_plan(compiled, environment, kwargs.get("engines"))
+    return render_jobs(compiled, environment, *args, plan=PLANS.get(key), **kwargs)
 
 
 @attrs.frozen
@@ -95,7 +109,7 @@ def test_every_job_deserializes_into_the_kubernetes_v1job_model(shop: Path, regi
     compiled = compiled_shop(shop, registry)
     api = ApiClient()
     for env in ("dev", "prod"):
-        jobs = render_jobs(compiled, env, None, "data", engines=registry)
+        jobs = render(compiled, env, None, "data", engines=registry)
         assert [j["metadata"]["labels"]["floe.dev/transform"] for j in jobs] == ["staging", "marts"]
         for job in jobs:
             model = api.deserialize(FakeResponse(json.dumps(job)), "V1Job")
@@ -117,7 +131,8 @@ def test_every_job_deserializes_into_the_kubernetes_v1job_model(shop: Path, regi
                 "floe.dev/environment": env,
             }  # fmt: skip
             assert model.spec.template.metadata.labels == model.metadata.labels
-            assert model.metadata.annotations["floe.dev/depends-on"] == ""
+            # the plan's order: marts waits for staging's Job
+            assert model.metadata.annotations["floe.dev/depends-on"] == {"staging": "", "marts": f"shop-staging-{env}"}[transform]
             # nothing was dropped by the model: it serializes back to the very manifest
             assert api.sanitize_for_serialization(model) == job
             assert validate_job(job).metadata.name == job["metadata"]["name"]
@@ -125,8 +140,8 @@ def test_every_job_deserializes_into_the_kubernetes_v1job_model(shop: Path, regi
 
 def test_secret_refs_are_secret_key_refs_and_never_values(shop: Path, registry: EngineRegistry) -> None:
     compiled = compiled_shop(shop, registry)
-    prod = by_transform(render_jobs(compiled, "prod", engines=registry))
-    dev = by_transform(render_jobs(compiled, "dev", engines=registry))
+    prod = by_transform(render(compiled, "prod", engines=registry))
+    dev = by_transform(render(compiled, "dev", engines=registry))
     ref = {"secretKeyRef": {"name": "floe-shop-secrets", "key": "motherduck-token"}}
     catalog = {"secretKeyRef": {"name": "floe-shop-secrets", "key": "polaris-client-secret"}}
     assert container(prod["marts"])["env"] == [
@@ -140,7 +155,7 @@ def test_secret_refs_are_secret_key_refs_and_never_values(shop: Path, registry: 
     for job in [*prod.values(), *dev.values()]:
         for var in container(job)["env"][1:]:
             assert set(var) == {"name", "valueFrom"}
-    custom = render_jobs(compiled, "prod", secret_name="shop-prod-credentials", engines=registry)
+    custom = render(compiled, "prod", secret_name="shop-prod-credentials", engines=registry)
     keys = {e["valueFrom"]["secretKeyRef"]["name"] for j in custom for e in container(j)["env"][1:]}
     assert keys == {"shop-prod-credentials"}
 
@@ -164,16 +179,17 @@ def test_names_are_dns_1123_unique_and_deterministic(shop: Path, registry: Engin
     compiled = compiled_shop(shop, registry)
     names = []
     for env in ("dev", "prod"):
-        jobs = render_jobs(compiled, env, engines=registry)
-        assert jobs == render_jobs(compiled, env, engines=registry)
+        jobs = render(compiled, env, engines=registry)
+        assert jobs == render(compiled, env, engines=registry)
         names += [job["metadata"]["name"] for job in jobs]
         for job in jobs:
             assert all(LABEL_VALUE.match(v) and len(v) <= 63 for v in job["metadata"]["labels"].values())
     assert all(DNS_1123.match(n) and len(n) <= 63 for n in names), names
     assert len(set(names)) == len(names) == 10
-    assert names[:2] == ["shop-staging-dev", "shop-marts-dev"]
-    assert names[2].startswith("shop-core-orders-dev-") and names[3] == "shop-core-orders-dev"
-    assert names[4].startswith("shop-xxxx") and len(names[4]) == 63  # truncated, with a hash suffix
+    # the plan's build order: the transforms with nothing to wait for first, in declaration order
+    assert (names[0], names[4]) == ("shop-staging-dev", "shop-marts-dev")
+    assert names[1].startswith("shop-core-orders-dev-") and names[2] == "shop-core-orders-dev"
+    assert names[3].startswith("shop-xxxx") and len(names[3]) == 63  # truncated, with a hash suffix
 
 
 @pytest.mark.parametrize(("parts", "expected"), [
@@ -212,7 +228,7 @@ def test_resources_are_the_engines_requirements_with_manifest_overrides(shop: Pa
     compiled = compiled_shop(shop, registry)
     gov = compiled.governance
     for env in ("dev", "prod"):
-        jobs = by_transform(render_jobs(compiled, env, engines=registry))
+        jobs = by_transform(render(compiled, env, engines=registry))
         for transform in compiled.transforms:
             compute = gov.compute_for(transform.compute, env)
             expected = registry.engines[compute.engine].get_resource_requirements(compute)
@@ -229,8 +245,8 @@ def test_resources_are_the_engines_requirements_with_manifest_overrides(shop: Pa
 def test_a_transform_runs_on_the_same_compute_and_image_in_every_environment(shop: Path,
                                                                              registry: EngineRegistry) -> None:  # fmt: skip
     compiled = compiled_shop(shop, registry)
-    dev = by_transform(render_jobs(compiled, "dev", engines=registry))
-    prod = by_transform(render_jobs(compiled, "prod", engines=registry))
+    dev = by_transform(render(compiled, "dev", engines=registry))
+    prod = by_transform(render(compiled, "prod", engines=registry))
     for name in dev:
         labels = dev[name]["metadata"]["labels"], prod[name]["metadata"]["labels"]
         assert labels[0]["floe.dev/compute"] == labels[1]["floe.dev/compute"]
@@ -241,35 +257,35 @@ def test_a_transform_runs_on_the_same_compute_and_image_in_every_environment(sho
 def test_unknown_environment_is_a_clear_error(shop: Path, registry: EngineRegistry) -> None:
     compiled = compiled_shop(shop, registry)
     with pytest.raises(FloeError, match=r"unknown environment 'staging'.*knows dev, prod") as info:
-        render_jobs(compiled, "staging", engines=registry)
+        render(compiled, "staging", engines=registry)
     assert info.value.problems[0].expected == "one of dev, prod"
     with pytest.raises(FloeError) as typo:
-        render_jobs(compiled, "prd", engines=registry)
+        render(compiled, "prd", engines=registry)
     assert typo.value.problems[0].fix == "did you mean 'prod'?"
 
 
 def test_a_manifest_has_no_jobs(shop: Path, registry: EngineRegistry) -> None:
     compiled = compile_path(shop.parent / "platform/domains/sales.yaml", registry)
     with pytest.raises(FloeError, match="is a manifest, not a data product"):
-        render_jobs(compiled, "dev", engines=registry)
+        render(compiled, "dev", engines=registry)
 
 
 def test_options_are_checked_and_applied(shop: Path, registry: EngineRegistry) -> None:
     compiled = compiled_shop(shop, registry)
-    job = render_jobs(compiled, "prod", "registry.example.com/floe-shop:1.2.0", "analytics",
+    job = render(compiled, "prod", "registry.example.com/floe-shop:1.2.0", "analytics",
                       engines=registry, ttl_seconds=600)[0]  # fmt: skip
     assert container(job)["image"] == "registry.example.com/floe-shop:1.2.0"
     assert job["metadata"]["namespace"] == "analytics" and job["spec"]["ttlSecondsAfterFinished"] == 600
-    assert "namespace" not in render_jobs(compiled, "prod", engines=registry)[0]["metadata"]
+    assert "namespace" not in render(compiled, "prod", engines=registry)[0]["metadata"]
     with pytest.raises(FloeError) as info:
-        render_jobs(compiled, "prod", "bad image", "Not_A_Namespace", secret_name="Bad_Secret", engines=registry)
+        render(compiled, "prod", "bad image", "Not_A_Namespace", secret_name="Bad_Secret", engines=registry)
     messages = [p.message for p in info.value.problems]
     assert len(messages) == 3 and "image 'bad image'" in messages[0]
     assert "namespace 'Not_A_Namespace'" in messages[1] and "secret name 'Bad_Secret'" in messages[2]
 
 
 def test_validation_rejects_what_the_model_would_drop_or_refuse(shop: Path, registry: EngineRegistry) -> None:
-    job = render_jobs(compiled_shop(shop, registry), "dev", engines=registry)[0]
+    job = render(compiled_shop(shop, registry), "dev", engines=registry)[0]
     typo = json.loads(json.dumps(job))
     container(typo)["imagePullPolicyy"] = "Always"
     with pytest.raises(FloeError, match=r"\$\.spec\.template\.spec\.containers\[0\]\.imagePullPolicyy: unknown"):
@@ -294,20 +310,20 @@ def test_write_jobs_is_atomic_per_file_and_removes_stale_jobs_of_that_environmen
     compiled = compiled_shop(shop, registry)
     prod_dir, dev_dir = jobs_dir(compiled, "prod"), jobs_dir(compiled, "dev")
     assert prod_dir == shop / "target/floe/k8s/prod"
-    write_jobs(render_jobs(compiled, "prod", engines=registry), prod_dir)
-    write_jobs(render_jobs(compiled, "dev", engines=registry), dev_dir)
+    write_jobs(render(compiled, "prod", engines=registry), prod_dir)
+    write_jobs(render(compiled, "dev", engines=registry), dev_dir)
     (prod_dir / "notes.yaml").write_text("# not floe's\nkind: ConfigMap\n")
     assert sorted(p.name for p in prod_dir.iterdir()) == ["notes.yaml", "shop-marts-prod.yaml", "shop-staging-prod.yaml"]
 
     # the marts transform goes away: its prod Job file goes with it, dev is not touched
     (shop / "floe.yaml").write_text((shop / "floe.yaml").read_text().replace("  - type: dbt\n    path: models/marts/\n", ""))
     smaller = compiled_shop(shop, registry)
-    written = write_jobs(render_jobs(smaller, "prod", engines=registry), prod_dir)
+    written = write_jobs(render(smaller, "prod", engines=registry), prod_dir)
     assert written == [prod_dir / "shop-staging-prod.yaml"]
     assert sorted(p.name for p in prod_dir.iterdir()) == ["notes.yaml", "shop-staging-prod.yaml"]
     assert sorted(p.name for p in dev_dir.iterdir()) == ["shop-marts-dev.yaml", "shop-staging-dev.yaml"]
     loaded = yaml.safe_load(written[0].read_text())
-    assert loaded == render_jobs(smaller, "prod", engines=registry)[0]
+    assert loaded == render(smaller, "prod", engines=registry)[0]
     with pytest.raises(FloeError, match="several environments"):
-        write_jobs(render_jobs(compiled, "prod", engines=registry) + render_jobs(compiled, "dev", engines=registry),
+        write_jobs(render(compiled, "prod", engines=registry) + render(compiled, "dev", engines=registry),
                    prod_dir)  # fmt: skip

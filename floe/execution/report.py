@@ -15,10 +15,14 @@ from typing import IO, Any
 
 import attrs
 
+from floe.execution.observers import RunObserver
 from floe.execution.scheduler import State
 
 SUCCESS, FAILED, SKIPPED = State.SUCCESS, State.FAILED, State.SKIPPED
 NODE_FAILURES = ("error", "fail", "runtime error")
+
+
+_DETAIL = {"detail": True}
 
 
 @attrs.define
@@ -30,9 +34,34 @@ class NodeResult:
     seconds: float = 0.0
     message: str = ""
     relation: str | None = None
+    sql: str | None = attrs.field(default=None, metadata=_DETAIL, repr=False)
+    """The SQL dbt ran for it (secrets redacted); not in the JSON report."""
+    parents: tuple[Parent, ...] = attrs.field(default=(), metadata=_DETAIL, repr=False)
+    """What it read: the nodes and sources it depends on; not in the JSON report."""
+    columns: tuple[Column, ...] = attrs.field(default=(), metadata=_DETAIL, repr=False)
+    """The columns the project declares for it (schema files); not in the JSON report."""
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return attrs.asdict(self, filter=lambda field, _: not field.metadata.get("detail"))
+
+
+@attrs.frozen
+class Parent:
+    """A node or source a node reads, as dbt's manifest names its relation."""
+
+    unique_id: str
+    database: str | None = None
+    schema: str | None = None
+    identifier: str | None = None
+
+
+@attrs.frozen
+class Column:
+    """A column a dbt project declares for a node."""
+
+    name: str
+    data_type: str | None = None
+    description: str | None = None
 
 
 @attrs.define
@@ -116,8 +145,9 @@ class RunReport:
         }  # fmt: skip
 
 
-class Progress:
-    """Progress lines as the run goes, and the summary at its end (thread-safe)."""
+class Progress(RunObserver):
+    """Progress lines as the run goes, and the summary at its end (thread-safe); the run's first
+    observer (:mod:`floe.execution.observers`)."""
 
     def __init__(self, stream: IO[str] | None) -> None:
         self.stream = stream
@@ -146,6 +176,8 @@ class Progress:
         self.line(f"[{transform}]   {result.resource_type} {result.name}: {result.status}{seconds}")
 
     def transform_finished(self, report: TransformReport) -> None:
+        if report.status == SKIPPED:  # the runner says why, as it settles it
+            return
         counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts().items())) or "nothing built"
         seconds = f" in {report.seconds:.1f}s" if report.seconds is not None else ""
         self.line(f"[{report.name}] {report.status.upper()} on {report.compute}: {counts}{seconds}")

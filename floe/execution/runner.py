@@ -37,7 +37,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,18 @@ from floe.errors import FloeError, Problem, UnattachableCatalog
 from floe.execution.catalog import RunCatalog
 from floe.execution.graph import BUILDABLE, Node, Plan
 from floe.execution.lock import RunLock
+from floe.execution.observers import Observers, RunObserver
 from floe.execution.plan import Preparation, RunPlan, complete, located_catalog_error, prepare
 from floe.execution.projects import read_user_project, write_project
-from floe.execution.report import NODE_FAILURES, NodeResult, Progress, RunReport, TransformReport
+from floe.execution.report import (
+    NODE_FAILURES,
+    Column,
+    NodeResult,
+    Parent,
+    Progress,
+    RunReport,
+    TransformReport,
+)
 from floe.execution.scheduler import Action, BuildDone, BuildLost, Run, Scheduler, Settle, State, Task
 from floe.execution.workers import Worker, Workers, exit_text
 from floe.model import CatalogConfig, WorkerSetup
@@ -84,11 +93,15 @@ class RunOptions:
 
 
 def run(path: Path, options: RunOptions, progress: Progress | None = None,
-        engines: EngineRegistry | None = None, after: After | None = None) -> RunReport:  # fmt: skip
+        engines: EngineRegistry | None = None, after: After | None = None,
+        observers: Sequence[RunObserver] = ()) -> RunReport:  # fmt: skip
     """Run the data product at ``path``; see the module docstring.
 
     :param after: called with the report and the catalog once the transforms finished, while the
         catalog still serves (``floe run --show`` reads the tables there).
+    :param observers: watch the run (:mod:`floe.execution.observers`), after ``progress``; the
+        seconds their :meth:`~floe.execution.observers.RunObserver.run_finished` takes are the
+        report's ``observers`` phase.
     :raises FloeError: the product is invalid or its plan has a problem (located, before anything
         starts), the lock is held (``wait=False``), the catalog cannot start, or the dbt project
         cannot be parsed. A failing transform raises nothing: the report says so.
@@ -124,12 +137,24 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
         try:
             report = RunReport(preparation.product, options.environment, catalog.to_json(), schema,
                                started_at=started, phases=phases)  # fmt: skip
+            watch = Observers([progress, *observers], progress.line)
+            watch.run_started(preparation, report)
             where = f"embedded, {catalog.plan.root}" if catalog.plan.embedded else "declared in the manifest"
             progress.line(f"catalog {catalog.planned.name!r} at {catalog.planned.uri} ({where}); namespace {schema}")
-            the_run = _Run(preparation, registry, options, catalog, report, progress, the_plan)
-            the_run.execute()
-            if after is not None:
-                after(report, the_run.catalog)
+            the_run = _Run(preparation, registry, options, catalog, report, progress, the_plan, watch)
+            error: BaseException | None = None
+            try:
+                the_run.execute()
+                if after is not None:
+                    after(report, the_run.catalog)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                clock = time.monotonic()
+                report.finished_at = time.time()
+                watch.run_finished(report, error)
+                phases["observers"] = time.monotonic() - clock
         finally:
             catalog.stop()
             phases["catalog_start"] = catalog.seconds
@@ -142,7 +167,7 @@ class _Run:
 
     def __init__(self, preparation: Preparation, registry: EngineRegistry, options: RunOptions,
                  catalog: RunCatalog, report: RunReport, progress: Progress,
-                 the_plan: RunPlan | None = None) -> None:  # fmt: skip
+                 the_plan: RunPlan | None = None, observers: RunObserver | None = None) -> None:  # fmt: skip
         self.preparation = preparation
         self.compiled = preparation.compiled
         self.registry = registry
@@ -155,6 +180,8 @@ class _Run:
         self.schema = preparation.namespace
         self.report = report
         self.progress = progress
+        self.observers = observers or progress
+        """Everything that watches the run, ``progress`` first (:mod:`floe.execution.observers`)."""
         self.env = options.environment
         self.product_dir = self.compiled.product_dir.resolve()
         self.run_dir = self.product_dir / RUN_DIR
@@ -297,6 +324,7 @@ class _Run:
                 in_catalog=self.preparation.computes[planned.compute].access.in_place,
             ))  # fmt: skip
         self.report.unassigned = the_plan.unassigned
+        self.observers.plan_completed(the_plan)
         order = " → ".join(f"{t.name} ({t.compute})" for t in self.report.transforms)
         self.progress.line(f"parsed the dbt project in {self.report.phases['parse']:.1f}s: {order}")
         if the_plan.unassigned:
@@ -313,6 +341,7 @@ class _Run:
         catalog = self.starting.ready()
         self.starting = None
         self.report.phases["catalog_wait"] = time.monotonic() - clock
+        self.observers.catalog_ready(catalog)
         if catalog != self.catalog:
             self.catalog = catalog
             self.report.catalog["uri"] = catalog.uri
@@ -353,7 +382,7 @@ class _Run:
             transform = self.report.get(name)
             transform.started_at = now
             transform.status = State.RUNNING
-            self.progress.transform_started(transform)
+            self.observers.transform_started(transform)
         worker = self.workers.get(build.compute)
         request_id = next(self.ids)
         selectors = [s for name in build.transforms for s in the_plan.get(name).selectors]
@@ -387,8 +416,10 @@ class _Run:
             name = self._owner(str(message["unique_id"]), names, the_plan)
             span = self.node_times[build.id].setdefault(name, [time.time(), time.time()])
             span[1] = time.time()
-            if message.get("event") == "finish":
-                self.progress.node_finished(name, NodeResult(
+            if message.get("event") == "start":
+                self.observers.node_started(name, str(message["unique_id"]))
+            elif message.get("event") == "finish":
+                self.observers.node_finished(name, NodeResult(
                     str(message["unique_id"]), str(message["name"]), str(message["resource_type"]),
                     str(message["status"]), float(message.get("seconds") or 0.0)))  # fmt: skip
             return None
@@ -400,7 +431,9 @@ class _Run:
             owner = self._owner(r["unique_id"], names, the_plan)
             results[owner].append(NodeResult(
                 r["unique_id"], r["name"], r["resource_type"], r["status"], r["seconds"],
-                redact(r.get("message") or "", self.secrets), self._relation(r, self.report.get(owner).in_catalog)))  # fmt: skip
+                redact(r.get("message") or "", self.secrets), self._relation(r, self.report.get(owner).in_catalog),
+                redact(r["sql"], self.secrets) if r.get("sql") else None,
+                tuple(Parent(**p) for p in r.get("parents") or ()), tuple(Column(**c) for c in r.get("columns") or ())))  # fmt: skip
         error = str(message.get("error") or "")
         success = bool(message.get("success"))
         succeeded = {}
@@ -422,12 +455,13 @@ class _Run:
             transform.status = State.SKIPPED
             transform.message = f"not run: upstream transform {action.because!r} failed"
             self.progress.line(f"[{transform.name}] SKIPPED: upstream transform {action.because!r} failed")
+            self.observers.transform_finished(transform)
             return
         if action.build is None:  # nothing to build
             transform.started_at = transform.finished_at = time.time()
-            self.progress.transform_started(transform)
+            self.observers.transform_started(transform)
             transform.status, transform.message = State.SUCCESS, "no models in this transform's path"
-            self.progress.transform_finished(transform)
+            self.observers.transform_finished(transform)
             return
         results, error, finished_at = self.outcomes.get(action.build, {}).get(action.transform, ([], "", None))
         if action.build in self.lost:
@@ -441,7 +475,7 @@ class _Run:
             transform.status = State.FAILED
             lines = [f"{r.resource_type} {r.name}: {r.message}" for r in failed] or [error or "dbt build failed"]
             transform.message = redact("\n".join(lines), self.secrets)
-        self.progress.transform_finished(transform)
+        self.observers.transform_finished(transform)
 
     @staticmethod
     def _owner(unique_id: str, names: list[str], the_plan: Plan) -> str:

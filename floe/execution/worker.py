@@ -201,14 +201,16 @@ def _build(request_id: int, args: list[str], send: Send) -> dict[str, Any]:
     results = []
     for item in executed or []:
         node = item.node
+        config = getattr(node, "config", None)
         results.append({
+            **_lineage_details(node, manifest),
             "unique_id": node.unique_id, "name": node.name, "resource_type": str(node.resource_type),
             "status": str(getattr(item.status, "value", item.status)),
             "seconds": round(float(item.execution_time or 0.0), 3),
             "message": first_lines(str(item.message or ""), MESSAGE_LINES),
             "database": getattr(node, "database", None), "schema": getattr(node, "schema", None),
             "alias": getattr(node, "alias", None),
-            "materialized": getattr(getattr(node, "config", None), "materialized", None),
+            "materialized": getattr(config, "materialized", None),
         })  # fmt: skip
     error = _error_text(result.exception)
     if error is None and not result.success:
@@ -217,6 +219,25 @@ def _build(request_id: int, args: list[str], send: Send) -> dict[str, Any]:
         failed = [r for r in results if r["status"] in NODE_FAILURES]
         error = failed[0]["message"] if failed else "dbt build failed"
     return {"success": bool(result.success), "results": results, "error": error}
+
+
+def _lineage_details(node: Any, manifest: Any) -> dict[str, Any]:
+    """What lineage needs of a built node beyond its result: the SQL dbt ran, the columns the
+    project declares, and the relation of each node or source it reads (from the parse's manifest)."""
+    parents = []
+    for unique_id in getattr(getattr(node, "depends_on", None), "nodes", None) or []:
+        parent = None
+        if manifest is not None:
+            parent = manifest.nodes.get(unique_id) or manifest.sources.get(unique_id)
+        parents.append({
+            "unique_id": unique_id, "database": getattr(parent, "database", None),
+            "schema": getattr(parent, "schema", None),
+            "identifier": getattr(parent, "identifier", None) or getattr(parent, "alias", None),
+        })  # fmt: skip
+    columns = [{"name": str(name), "data_type": getattr(column, "data_type", None),
+                "description": getattr(column, "description", None) or None}
+               for name, column in (getattr(node, "columns", None) or {}).items()]  # fmt: skip
+    return {"sql": getattr(node, "compiled_code", None), "parents": parents, "columns": columns}
 
 
 EXTENSIONS: list[ModuleType] = []
