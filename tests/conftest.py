@@ -62,3 +62,28 @@ def product(write: Writer, transforms: str, platform: str = "platform/enterprise
             folder = line.split("path:")[1].split(",")[0].strip().strip("}").strip()
             (path.parent / folder).mkdir(parents=True, exist_ok=True)
     return path.parent
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Name every thread still alive when the session ends, with where it is.
+
+    A daemon thread left inside an engine's native code when the interpreter exits can abort the
+    process after every test passed (DuckDB: "terminate called without an active exception",
+    exit 134): this says which fixture or check left it behind.
+    """
+    import sys
+    import threading
+    import traceback
+
+    frames = sys._current_frames()
+    alive = [t for t in threading.enumerate() if t is not threading.main_thread() and t.ident in frames]
+    if not alive:
+        return
+    where: dict[str, list[str]] = {}  # the same place, many threads (idle keep-alive connections…)
+    for thread in alive:
+        stack = "".join(traceback.format_stack(frames[thread.ident])[-4:])  # type: ignore[index]
+        where.setdefault(stack, []).append(f"{thread.name} (daemon={thread.daemon})")
+    lines = [f"\n{len(alive)} thread(s) still alive at the end of the session:"]
+    for stack, names in where.items():
+        lines.append(f"- {len(names)} at: {', '.join(names[:3])}{' …' if len(names) > 3 else ''}\n{stack}")
+    sys.stderr.write("\n".join(lines) + "\n")
