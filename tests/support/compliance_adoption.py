@@ -192,6 +192,26 @@ class TestBadSchema(LocalAdopter):
     engine_name = named("toy_bad_schema")
 
 
+class TestRunNoNamespace(LocalAdopter):
+    engine_name = named("toy_run_no_namespace")
+
+
+class TestRunLeakyWorker(NetworkAdopter):
+    engine_name = named("toy_run_leaky_worker")
+
+
+class TestRunLeakyCatalog(LocalAdopter):
+    engine_name = named("toy_run_leaky_catalog")
+
+
+class TestRunConnectingAccess(LocalAdopter):
+    engine_name = named("toy_run_connecting_access")
+
+
+class TestRunBadConfigs(LocalAdopter):
+    engine_name = named("toy_run_bad_configs")
+
+
 class TestUndeclaredConnection(BaseComputePluginTests):
     """A compliant engine whose adopter gives neither ``address_settings`` nor ``local_settings``."""
 
