@@ -139,6 +139,12 @@ MUTANTS = {
         "if True:  # weakened: no setting is a credential",
         "TestWeakenedSecrets", "TestLiteralSecret", CREDENTIALS,
     ),
+    "weakened_run": Mutant(
+        "compliance_run.py",
+        'assert NAMESPACE in {run_profile.get("schema"), run_profile.get("dataset")}',
+        'assert True or NAMESPACE in {run_profile.get("schema"), run_profile.get("dataset")}',
+        "TestWeakenedRun", "TestRunNoNamespace", NAMESPACE,
+    ),
 }
 
 
@@ -190,8 +196,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Outcome
     (root / "test_adoption.py").write_text((SUPPORT / "compliance_adoption.py").read_text(encoding="utf-8"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     junit = root / "junit.xml"
-    deselected = [f"--deselect=test_adoption.py::{adopter}::{RUN}" for adopter in [*COMPLIANT, *BROKEN]
-                  if adopter not in RUNS]  # fmt: skip
+    adopters = [*COMPLIANT, *BROKEN, *(mutant.adopter for mutant in MUTANTS.values())]
+    deselected = [f"--deselect=test_adoption.py::{adopter}::{RUN}" for adopter in adopters if adopter not in RUNS]
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, "-p", "no:cacheprovider", *plugin_args(), "-q", "--junitxml", str(junit),
          *deselected, "test_adoption.py"],

@@ -23,7 +23,7 @@ import json
 import secrets
 import textwrap
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -200,15 +200,12 @@ class RunHookTests(EngineTestBase):
 
     def test_run_hooks_never_hold_a_secrets_value(
         self, engine: Engine, compute: ComputeConfig, target: ProfileTarget, catalog: CatalogConfig,
-        access: CatalogAccess, address_settings: Callable[[str, int], dict[str, Any]] | None,
-        refused_address: tuple[str, int], monkeypatch: pytest.MonkeyPatch,
+        access: CatalogAccess, monkeypatch: pytest.MonkeyPatch,
     ) -> None:  # fmt: skip
-        """Engine side: with a canary behind each secret setting of the compute, neither the run
-        profile nor the worker's setup (its environment, its settings) holds it: the worker
-        inherits the secret's variable, dbt reads it by name."""
+        """Engine side: with a canary behind each secret setting of the compute (on the adopter's
+        ``compute_settings``), neither the run profile nor the worker's setup (its environment, its
+        settings) holds it: the worker inherits the secret's variable, dbt reads it by name."""
         base = dict(compute.config)
-        if address_settings is not None:
-            base.update(address_settings(*refused_address))
         keys = secret_keys(engine.config_schema())
         refused: list[str] = []
         for key in keys:
@@ -230,8 +227,8 @@ class RunHookTests(EngineTestBase):
             assert not leaked, f"the value of secret {key!r} leaked into a run hook's answer: {leaked[0][:200]}"
         if keys and len(refused) == len(keys):
             pytest.fail(f"the engine refused every secret setting ({', '.join(refused)}) with the suite's settings, so "
-                        "none could be checked: give the test class `compute_settings` (or `address_settings`) "
-                        "with which the engine accepts them")  # fmt: skip
+                        "none could be checked: give the test class `compute_settings` with which the engine "
+                        "accepts them")  # fmt: skip
 
     # -- in a real run -----------------------------------------------------------------------------
 

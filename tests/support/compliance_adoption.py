@@ -249,3 +249,9 @@ with contextlib.suppress(ModuleNotFoundError):
 
     class TestWeakenedSecrets(NetworkFixtures, WeakenedSecretTests):  # type: ignore[misc]
         engine_name = named("toy_literal_secret")
+
+with contextlib.suppress(ModuleNotFoundError):
+    from weakened_run import RunHookTests as WeakenedRunHookTests  # type: ignore[import-not-found]
+
+    class TestWeakenedRun(LocalFixtures, WeakenedRunHookTests):  # type: ignore[misc]
+        engine_name = named("toy_run_no_namespace")
