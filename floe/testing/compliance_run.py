@@ -23,7 +23,7 @@ import json
 import secrets
 import textwrap
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -200,35 +200,44 @@ class RunHookTests(EngineTestBase):
 
     def test_run_hooks_never_hold_a_secrets_value(
         self, engine: Engine, compute: ComputeConfig, target: ProfileTarget, catalog: CatalogConfig,
-        access: CatalogAccess, monkeypatch: pytest.MonkeyPatch,
+        access: CatalogAccess, address_settings: Callable[[str, int], dict[str, Any]] | None,
+        refused_address: tuple[str, int], monkeypatch: pytest.MonkeyPatch,
     ) -> None:  # fmt: skip
-        """Engine side: with a canary behind each secret setting of the compute (on the adopter's
-        ``compute_settings``), neither the run profile nor the worker's setup (its environment, its
-        settings) holds it: the worker inherits the secret's variable, dbt reads it by name."""
-        base = dict(compute.config)
+        """Engine side: with a canary behind each secret setting of the compute, neither the run
+        profile nor the worker's setup (its environment, its settings) holds it: the worker
+        inherits the secret's variable, dbt reads it by name. Each setting is tried on the
+        adopter's ``compute_settings``, then on its ``address_settings`` (a setting of another
+        connection method, such as a server's password, may need those)."""
+        bases = [dict(compute.config)]
+        if address_settings is not None:
+            bases.append(dict(address_settings(*refused_address)))
         keys = secret_keys(engine.config_schema())
         refused: list[str] = []
         for key in keys:
             variable = f"FLOE_RUN_CANARY_{key.upper()}"
             canary = "canary-" + secrets.token_hex(8)
             monkeypatch.setenv(variable, canary)
-            secret_compute = attrs.evolve(compute, config={**base, key: SecretReference(variable)})
-            try:
-                profile = own_profile(engine, secret_compute, target, catalog)
-            except FloeError as exc:  # settings this key alone makes inconsistent (another method's key…)
-                assert canary not in exc.render(), f"the value of secret {key!r} leaked into an error"
+            checked = False
+            for base in bases:
+                secret_compute = attrs.evolve(compute, config={**base, key: SecretReference(variable)})
+                try:
+                    profile = own_profile(engine, secret_compute, target, catalog)
+                except FloeError as exc:  # settings this key alone makes inconsistent (another method's key…)
+                    assert canary not in exc.render(), f"the value of secret {key!r} leaked into an error"
+                    continue
+                setup = call_hook(engine, "floe_run_worker", compute=secret_compute, profile=profile, catalog=catalog,
+                                  environ={**WORKER_ENVIRON, variable: canary})  # fmt: skip
+                outputs = [json.dumps(profile, default=str), json.dumps(dict(setup.environ), default=str),
+                           json.dumps(dict(setup.settings), default=str)]  # fmt: skip
+                leaked = [o for o in outputs if canary in o]
+                assert not leaked, f"the value of secret {key!r} leaked into a run hook's answer: {leaked[0][:200]}"
+                checked = True
+            if not checked:
                 refused.append(key)
-                continue
-            setup = call_hook(engine, "floe_run_worker", compute=secret_compute, profile=profile, catalog=catalog,
-                              environ={**WORKER_ENVIRON, variable: canary})  # fmt: skip
-            outputs = [json.dumps(profile, default=str), json.dumps(dict(setup.environ), default=str),
-                       json.dumps(dict(setup.settings), default=str)]  # fmt: skip
-            leaked = [o for o in outputs if canary in o]
-            assert not leaked, f"the value of secret {key!r} leaked into a run hook's answer: {leaked[0][:200]}"
         if keys and len(refused) == len(keys):
             pytest.fail(f"the engine refused every secret setting ({', '.join(refused)}) with the suite's settings, so "
-                        "none could be checked: give the test class `compute_settings` with which the engine "
-                        "accepts them")  # fmt: skip
+                        "none could be checked: give the test class `compute_settings` (or `address_settings`) "
+                        "with which the engine accepts them")  # fmt: skip
 
     # -- in a real run -----------------------------------------------------------------------------
 
