@@ -1,4 +1,4 @@
-"""Compliance: the engine's run hooks, and its transforms in a real ``floe run`` (issue 11).
+"""Compliance: the engine's run hooks, and its transforms in a real ``floe run``.
 
 The run hooks (``floe_catalog_access``, ``floe_run_profile``, ``floe_run_project_config``,
 ``floe_run_macro_paths``, ``floe_run_worker``) are optional: an engine that declares none gets
