@@ -24,8 +24,11 @@ the peer (never through dbt's own output).
 Each engine's peer is described once, as a :class:`Target` (``on_fakesnow``, ``on_bqemulator``,
 ``on_databricks``, ``on_redshift``, ``on_trino``): the approved compute's settings, the environment
 the CLI and dbt need (secrets, trust), how to read a relation back through the peer, and what the
-incremental model must set on that peer. :func:`build_twice` is the whole check; a ``floe run``
-test can take the same :class:`Target` and product and read the same :data:`EXPECTED_SECOND`.
+incremental model must set on that peer. :func:`build_twice` is the whole check of a ``dbt
+build``. For ``floe run``, :func:`in_catalog` describes DuckDB and Spark (they build in the run's
+embedded Iceberg catalog, read back with pyiceberg), and :func:`write_run_product` writes one
+product with a transform per target, each target's relations named with its ``prefix``
+(``tests/test_run_all_engines.py`` runs it twice and reads the same :data:`EXPECTED_SECOND`).
 """
 
 from __future__ import annotations
