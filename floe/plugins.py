@@ -38,6 +38,8 @@ from floe.secrets import find_secret_refs, floe_names, redact, secret_values
 
 DISABLE_ENV = "FLOE_DISABLE_PLUGINS"
 VALIDATION_TIMEOUT = 10.0
+RESOURCE_KEYS = ("models", "seeds", "snapshots", "tests", "data_tests", "sources", "analyses", "unit_tests")
+"""The keys of a dbt project under which project-level configs go (``floe_run_project_config``)."""
 REQUIRED_HOOKS = tuple(hook for hook in HOOKS if getattr(getattr(hookspecs, hook), REQUIRED))
 """The hooks every engine must implement, as :mod:`floe.hookspecs` marks them."""
 
@@ -227,6 +229,12 @@ class Engine:
         """Project-level dbt configs per resource key for the transforms of ``compute``."""
         configs = self._call("floe_run_project_config", compute, catalog=catalog)
         self._expect("floe_run_project_config", configs, dict, "a mapping of resource keys to configs")
+        unknown = sorted(str(key) for key in configs if key not in RESOURCE_KEYS)
+        if unknown:  # dbt would refuse the generated dbt_project.yml, as if the user's project were wrong
+            raise PluginExecutionError(self.name, "run_project_config",
+                                       f"project configs under {', '.join(map(repr, unknown))}, which is no key of a "
+                                       f"dbt project (expected one of {', '.join(RESOURCE_KEYS)})",
+                                       f"fix the engine plugin ({self.distribution})", compute=compute.name)  # fmt: skip
         for key, values in configs.items():
             self._expect("floe_run_project_config", values, dict, f"a mapping of configs under {key!r}")
         return {str(key): dict(values) for key, values in configs.items()}

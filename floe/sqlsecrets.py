@@ -26,13 +26,14 @@ def render_secret_placeholders(
     sql: str,
     environ: Mapping[str, str],
     *,
-    engine: str = "duckdb",
+    engine: str,
     operation: str = "render secrets into SQL",
 ) -> str:
     """``sql`` with each placeholder outside quotes and comments replaced by its quoted value.
 
     :param sql: SQL holding ``{{ env_var('NAME') }}`` placeholders where a string literal belongs.
     :param environ: where the values are read (usually ``os.environ``).
+    :param engine: the engine whose SQL it is (its errors name it).
     :raises PluginExecutionError: a referenced variable is unset or empty, or its value cannot be
         an SQL string (it holds a NUL character or a lone surrogate); the error names the
         variable, never its value.
@@ -44,7 +45,7 @@ def bind_secret_placeholders(
     sql: str,
     environ: Mapping[str, str],
     *,
-    engine: str = "duckdb",
+    engine: str,
     operation: str = "bind secrets into SQL",
 ) -> tuple[str, list[str]]:
     """``sql`` with each placeholder outside quotes and comments replaced by a ``?`` parameter.

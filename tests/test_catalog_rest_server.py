@@ -461,7 +461,7 @@ def test_duckdb_attaches_with_oauth_client_credentials(catalog: EmbeddedCatalog,
             conn.load_extension(str(file))
         mark = len(catalog.requests)
         for statement in statements:
-            conn.execute(render_secret_placeholders(statement, {"FLOE_TEST_CATALOG_SECRET": "s3cr3t"}))
+            conn.execute(render_secret_placeholders(statement, {"FLOE_TEST_CATALOG_SECRET": "s3cr3t"}, engine="duckdb"))
         conn.execute("CREATE SCHEMA floe.oauth_duck")
         assert requests_since(catalog, mark)[0] == ("POST", "/v1/oauth/tokens", 200)
     finally:

@@ -239,7 +239,7 @@ def attached_duckdb(workdir: Path, catalog: CatalogConfig) -> Any:
     assert "ACCESS_DELEGATION_MODE 'vended_credentials'" in statements[-1]
     for statement in statements:
         assert CANARY not in statement  # placeholders until the last moment
-        conn.execute(render_secret_placeholders(statement, os.environ))
+        conn.execute(render_secret_placeholders(statement, os.environ, engine="duckdb"))
     return conn
 
 
@@ -529,7 +529,7 @@ def _query_logged_workload(workdir: Path, lake: Lake) -> str:
     statements = plugin.get_catalog_attachment_sql(COMPUTE, lake.catalog())
     assert statements is not None and any(PLACEHOLDER.search(s) for s in statements)
     for statement in statements:
-        conn.execute(*bind_secret_placeholders(statement, os.environ))
+        conn.execute(*bind_secret_placeholders(statement, os.environ, engine="duckdb"))
     schema = "qlog_bound"
     conn.execute(f"CREATE SCHEMA lake.{schema}")
     conn.execute(f"CREATE TABLE lake.{schema}.t AS SELECT 1 AS one")

@@ -34,7 +34,6 @@ from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretRefere
 from floe.resources import parse_quantity
 from floe.sqlsecrets import render_secret_placeholders
 from floe.testing import BaseComputePluginTests, Endpoint
-from floe.testing.compliance_run import RunHookTests
 
 FIXTURE = Path(__file__).parent / "dbt_project_small"
 CANARY = "canary-7f3a9c1e-never-print-me"
@@ -503,7 +502,7 @@ def test_rest_attachment_runs_in_duckdb(
         assert "TOKEN {{ env_var('FLOE_TEST_CATALOG_TOKEN') }}" in statements[0]
 
     conn = offline_connection(tmp_path, "iceberg", "httpfs")
-    *setup, attach = [render_secret_placeholders(s, os.environ) for s in statements]
+    *setup, attach = [render_secret_placeholders(s, os.environ, engine="duckdb") for s in statements]
     for sql in setup:
         conn.execute(sql)
     with pytest.raises(duckdb.Error) as info:
@@ -591,7 +590,7 @@ def test_rest_attachment_with_oauth_client_credentials(
 
     conn = offline_connection(tmp_path, "iceberg", "httpfs")
     for sql in statements:
-        conn.execute(render_secret_placeholders(sql, os.environ))
+        conn.execute(render_secret_placeholders(sql, os.environ, engine="duckdb"))
 
     databases = conn.execute("select database_name, type from duckdb_databases()").fetchall()
     assert ("lake", "iceberg") in databases
@@ -624,10 +623,30 @@ def test_quoting_keeps_each_statement_one_statement(
         statements = plugin.get_catalog_attachment_sql(compute(), catalog)
         assert statements is not None
         for sql in statements:
-            rendered = render_secret_placeholders(sql, environ)
+            rendered = render_secret_placeholders(sql, environ, engine="duckdb")
             assert len(duckdb.extract_statements(rendered)) == 1, rendered
             # a placeholder inside a quoted name or value is text, never replaced by a secret
             assert rendered.count("s3cr''et") == (1 if "SECRET_NAME" in sql else 0)
+
+
+def test_the_attachment_plugin_hides_a_short_secret_but_not_inside_floes_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """floe's dbt-duckdb plugin re-raises a failed statement without the bound secret (``snow``),
+    yet the catalog's name ``snowlake`` in DuckDB's message keeps its letters: the run profile
+    gives the plugin floe's own names."""
+    from floe.engines.duckdb_plugin import Plugin
+
+    compute = ComputeConfig("snowpark", "duckdb", {"path": ":memory:"})
+    catalog = CatalogConfig(type="rest", name="snowlake", uri="http://127.0.0.1:9")
+    profile = plugin.run_profile(compute, {"type": "duckdb", "path": ":memory:"}, catalog, "p_dev")
+    (config,) = [p["config"] for p in profile["plugins"] if p["module"] == "floe.engines.duckdb_plugin"]
+    assert {"snowlake", "snowpark", "duckdb"} <= set(config["floe_names"])
+    monkeypatch.setenv("FLOE_TEST_SHORT", "snow")
+    statement = "select * from snowlake.main.t where x = {{ env_var('FLOE_TEST_SHORT') }}"
+    attaching = Plugin("floe", {**config, "floe_statements": [statement]})
+    with pytest.raises(RuntimeError) as caught:
+        attaching.configure_connection(duckdb.connect())
+    assert "compute 'snowpark': attaching the Iceberg catalog failed" in str(caught.value)
+    assert "snowlake" in str(caught.value) and "***" not in str(caught.value), caught.value
 
 
 # -- floe.sqlsecrets -------------------------------------------------------------------------------
@@ -639,12 +658,12 @@ def test_render_secret_placeholders() -> None:
         "CREATE SECRET s (TOKEN {{ env_var('TOK') }}, X '{{ env_var(''TOK'') }}') "
         "-- {{ env_var('TOK') }}\n/* {{ env_var('TOK') }} */ \"{{ env_var('TOK') }}\""
     )
-    rendered = render_secret_placeholders(sql, {"TOK": "it's"})
+    rendered = render_secret_placeholders(sql, {"TOK": "it's"}, engine="duckdb")
     assert rendered.startswith("CREATE SECRET s (TOKEN 'it''s', X '{{ env_var(''TOK'') }}')")
     assert rendered.count("it''s") == 1 and rendered.count("env_var") == 4
 
     with pytest.raises(PluginExecutionError) as info:
-        render_secret_placeholders("SELECT {{ env_var('MISSING_ONE') }}", {"OTHER": CANARY})
+        render_secret_placeholders("SELECT {{ env_var('MISSING_ONE') }}", {"OTHER": CANARY}, engine="duckdb")
     assert "MISSING_ONE" in info.value.render() and CANARY not in info.value.render()
 
 
@@ -762,12 +781,16 @@ def test_translated_errors_hide_secret_values(monkeypatch: pytest.MonkeyPatch) -
 # -- REQ-020: the compliance suite, adopted like any third-party engine -----------------------------
 
 
-class TestDuckDBCompliance(BaseComputePluginTests, RunHookTests):
+class TestDuckDBCompliance(BaseComputePluginTests):
     """DuckDB through floe's compliance suite: a local database file is its live endpoint."""
 
     @pytest.fixture
     def engine_name(self) -> str:
         return "duckdb"
+
+    @pytest.fixture
+    def compute_settings(self) -> dict[str, Any]:
+        return {"path": "md:compliance"}  # a MotherDuck database: the one kind that takes a secret (its token)
 
     @pytest.fixture
     def engine_endpoint(self, tmp_path: Path) -> Endpoint:
@@ -790,7 +813,7 @@ class TestDuckDBCompliance(BaseComputePluginTests, RunHookTests):
         def execute(statements: list[str], compute: ComputeConfig) -> None:
             conn = offline_connection(tmp_path, "iceberg", "httpfs")
             for sql in statements:
-                conn.execute(render_secret_placeholders(sql, os.environ))
+                conn.execute(render_secret_placeholders(sql, os.environ, engine="duckdb"))
             conn.close()
 
         return execute

@@ -171,6 +171,30 @@ def test_compile_then_dbt_run_on_postgres(postgres: PostgresServer, tmp_path: Pa
     assert postgres.password not in "".join(p.read_text(errors="replace") for p in logs.rglob("*") if p.is_file())
 
 
+def test_floe_run_show_of_postgres_alone_starts_no_catalog(postgres: PostgresServer, tmp_path: Path) -> None:
+    """The example engine builds in its own database: a run of its transforms alone starts no
+    Iceberg catalog, and ``--show`` (which reads the run's tables through the catalog) has nothing
+    to read there and says nothing of it."""
+    platform(tmp_path, f"""\
+        host: {postgres.host}
+        port: {postgres.port}
+        user: {postgres.user}
+        password: {{secret_ref: ORDERS_PG_PASSWORD}}
+        dbname: {postgres.dbname}
+        sslmode: disable
+        """)  # fmt: skip
+    root = product(tmp_path)
+    done = floe("run", str(root), "--env", "dev", "--show", env={"ORDERS_PG_PASSWORD": postgres.password})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "not started: no compute of this run attaches it" in done.stdout
+    assert "could not read the tables" not in done.stdout + done.stderr
+    assert not (root / ".floe" / "iceberg").exists()
+    with postgres.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("select customer, orders from orders_dev.customer_totals order by customer")
+        assert cursor.fetchall() == [("alice", 2), ("bob", 1)]
+    connection.close()
+
+
 @pytest.mark.req("REQ-014")
 def test_floe_validate_reaches_the_server(postgres: PostgresServer, tmp_path: Path) -> None:
     platform(tmp_path, f"""\

@@ -193,3 +193,39 @@ def test_plan_arguments_are_checked_like_runs(tmp_path: Path) -> None:
     selected: dict[str, Any] = json.loads(floe("plan", str(root), "--env", "dev", "--select", "left", "--json").stdout)
     assert [t["name"] for t in selected["transforms"]] == ["left"]
     assert selected["transforms"][0]["depends_on"] == ["base"]  # built already, or not: the run assumes so
+
+
+def test_a_plan_writes_and_parses_its_project_only_under_the_plan_lock(tmp_path: Path) -> None:
+    """Two plans at once (a ``floe plan`` while a ``floe run`` plans) would write
+    ``target/floe/plan/`` over each other: while another process holds the product's plan lock, a
+    plan waits before writing anything there, then goes on; it never takes the run lock."""
+    import time
+
+    from floe.execution.lock import exclusive
+
+    root = product(tmp_path / "locked", "locked", "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
+                   {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]})  # fmt: skip
+    lock = root / ".floe" / "plan.lock"
+    with exclusive(lock):
+        waiting = subprocess.Popen([sys.executable, "-m", "floe", "plan", str(root), "--env", "dev", "--json"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        inode = os.stat(lock).st_ino
+        deadline = time.monotonic() + 120
+        while not _blocked_on(inode):  # the kernel lists the plan as waiting for the lock
+            assert waiting.poll() is None, waiting.communicate()
+            assert time.monotonic() < deadline, "the plan never waited for the plan lock"
+            time.sleep(0.1)
+        assert not (root / "target" / "floe" / "plan").exists()
+    out, err = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, err
+    assert json.loads(out)["transforms"][0]["name"] == "base"
+    assert (root / "target" / "floe" / "plan" / "dbt_project.yml").is_file() and nothing_started(root)
+
+
+def _blocked_on(inode: int) -> bool:
+    """Whether a process waits for an ``flock`` on the file ``inode`` (Linux's ``/proc/locks``)."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields and "FLOCK" in fields and fields[-3].rsplit(":", 1)[-1] == str(inode):
+            return True
+    return False

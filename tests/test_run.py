@@ -592,3 +592,62 @@ def test_importing_floe_run_imports_no_engine() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})  # fmt: skip
     assert done.stdout.strip() == "[]"
+
+
+# -- what a run starts, and what its messages show ---------------------------------------------------
+
+
+def test_the_catalog_starts_only_when_a_compute_of_the_run_attaches_it(tmp_path: Path) -> None:
+    """A run of transforms whose engines build in their own warehouse starts no catalog, embedded
+    or declared; a run with one that attaches it (DuckDB) starts it."""
+    import io
+
+    import duckdb
+
+    from floe.api import run as api_run
+    from floe.plugins import EngineRegistry
+    from tests.support.compliance_toys import LocalToy  # floe's default run hooks: its own database
+
+    registry = EngineRegistry.discover(extra=[("toy", LocalToy)])
+    root = product(tmp_path / "own", "own", """
+        - {type: dbt, name: base, path: models/base/, compute: duckdb}
+        - {type: dbt, name: apart, path: models/apart/, compute: toy}
+    """, {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"],
+          "models/apart/letters.sql": "select 'a' as letter union all select 'b'\n"})  # fmt: skip
+    manifest = root / "platform" / "enterprise.yaml"
+    manifest.write_text(manifest.read_text().replace(
+        "    default: duckdb\n", f"      - name: toy\n        engine: toy\n        config: {{path: {tmp_path / 'toy.duckdb'}}}\n"
+                                "    default: duckdb\n"))  # fmt: skip
+    said = io.StringIO()
+    report = api_run(root, env="dev", select=["apart"], engines=registry, progress=said)
+    assert report.success, [t.message for t in report.transforms]
+    assert report.catalog["started"] is False and report.catalog["uri"] is None
+    assert not (root / ".floe" / "iceberg").exists()
+    assert "catalog 'floe' (embedded, " in said.getvalue() and "not started: no compute of this run attaches it" in said.getvalue()
+    with duckdb.connect(str(tmp_path / "toy.duckdb"), read_only=True) as built:
+        assert built.execute("select letter from own_dev.letters order by 1").fetchall() == [("a",), ("b",)]
+    both = api_run(root, env="dev", engines=registry)
+    assert both.success and both.catalog["started"] is True and (root / ".floe" / "iceberg").is_dir()
+
+
+def test_a_short_secret_is_hidden_in_run_messages_but_not_inside_floes_own_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The secret ``snow`` (a MotherDuck token) is hidden wherever it stands alone, yet the compute
+    ``snowpark`` keeps its name in the message of a parse that failed, which names its project."""
+    from floe.errors import FloeError
+
+    monkeypatch.setenv("FLOE_TEST_SNOW_TOKEN", "snow")
+    root = product(tmp_path / "short", "short", "- {type: dbt, name: base, path: models/base/, compute: snowpark}",
+                   {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]})  # fmt: skip
+    manifest = root / "platform" / "enterprise.yaml"
+    manifest.write_text(manifest.read_text().replace(
+        "    default: duckdb\n", "      - name: snowpark\n        engine: duckdb\n        config:\n"
+                                "          path: 'md:floe'\n          motherduck_token: {secret_ref: FLOE_TEST_SNOW_TOKEN}\n"
+                                "    default: duckdb\n"))  # fmt: skip
+    project = root / "dbt_project.yml"  # dbt refuses the key at its parse, naming the generated project
+    project.write_text(project.read_text() + "snow: snow\n")
+    with pytest.raises(FloeError) as caught:
+        run(root, RunOptions("dev"))
+    text = caught.value.render()
+    assert "dbt could not parse the project" in text and "run/snowpark/dbt_project.yml" in text, text
+    assert "('***' was unexpected)" in text, text  # the secret itself, where dbt quotes the key

@@ -201,18 +201,18 @@ def test_duckdb_catalog_attachment_keeps_its_statements(
     environ = {SECRET: secret}
     if has_nul(secret) and auth != "none":
         with pytest.raises(PluginExecutionError, match=SECRET) as refused:
-            [render_secret_placeholders(s, environ) for s in statements]
+            [render_secret_placeholders(s, environ, engine="duckdb") for s in statements]
         assert secret not in refused.value.render()
         return
     substitutions = {MARKERS[k]: values[k] for k in values} | {MARKERS["secret"]: secret}
     for sql, reference in zip(statements, references, strict=True):
         # rendered: each secret a literal
-        rendered = render_secret_placeholders(sql, environ)
-        rendered_reference = render_secret_placeholders(reference, {SECRET: MARKERS["secret"]})
+        rendered = render_secret_placeholders(sql, environ, engine="duckdb")
+        rendered_reference = render_secret_placeholders(reference, {SECRET: MARKERS["secret"]}, engine="duckdb")
         assert_same_statement(duck, rendered, rendered_reference, substitutions)
         # bound: each secret a parameter, the text never holds it
-        bound, params = bind_secret_placeholders(sql, environ)
-        bound_reference, _ = bind_secret_placeholders(reference, environ)
+        bound, params = bind_secret_placeholders(sql, environ, engine="duckdb")
+        bound_reference, _ = bind_secret_placeholders(reference, environ, engine="duckdb")
         assert params == [secret] * reference.count("env_var(")
         assert_same_statement(duck, bound, bound_reference, substitutions)
 
@@ -241,7 +241,7 @@ def test_duckdb_creates_the_secret_under_the_catalogs_name(
     hypothesis.assume(not has_nul(name, token))
     create, _attach = attachment(engine, "token", "none", {"name": name, "uri": "http://127.0.0.1:9",
                                                            "warehouse": "wh"})  # fmt: skip
-    sql, params = bind_secret_placeholders(create, {SECRET: token})
+    sql, params = bind_secret_placeholders(create, {SECRET: token}, engine="duckdb")
     iceberg.execute(sql, params)
     try:
         rows = iceberg.execute("SELECT name, secret_string FROM duckdb_secrets(redact := false)").fetchall()
@@ -516,8 +516,8 @@ def test_manifest_values_are_refused_or_reach_the_sql_unchanged(
     environ = {values["secret"]: "s3cret", SECRET: "s3cret"}
     substitutions = {"floe-marker-name": catalog.name, **{markers[k]: values[k] for k in markers if k != "name"}}
     for sql, reference in zip(statements, references, strict=True):
-        assert_same_statement(duck, render_secret_placeholders(sql, environ),
-                              render_secret_placeholders(reference, environ), substitutions)  # fmt: skip
+        assert_same_statement(duck, render_secret_placeholders(sql, environ, engine="duckdb"),
+                              render_secret_placeholders(reference, environ, engine="duckdb"), substitutions)  # fmt: skip
 
 
 def test_quoting_functions_refuse_what_no_statement_can_hold() -> None:

@@ -7,6 +7,7 @@ Named in the run profiles of DuckDB computes (see :mod:`floe.engines.duckdb_run`
         config:
           floe_engine: duckdb
           floe_compute: local
+          floe_names: [lake, local, duckdb, path]
           floe_statements:
             - '{{ "CREATE OR REPLACE SECRET \\x22floe_catalog_lake\\x22 (… {{ env_var(''NAME'') }} …)" }}'
             - '{{ "ATTACH …" }}'
@@ -44,6 +45,9 @@ class Plugin(BasePlugin):  # type: ignore[misc,unused-ignore]  # Any when dbt-du
         self.statements: list[str] = list(statements)
         self.engine = str(plugin_config.get("floe_engine", "duckdb"))
         self.compute = str(plugin_config.get("floe_compute", ""))
+        self.names = [str(n) for n in plugin_config.get("floe_names") or []]
+        """floe's own names (the catalog's, the compute's, its engine's, its settings' keys): a
+        short secret inside one of them is left there when an error is redacted."""
 
     def configure_connection(self, conn: Any) -> None:
         for statement in self.statements:
@@ -59,7 +63,7 @@ class Plugin(BasePlugin):  # type: ignore[misc,unused-ignore]  # Any when dbt-du
                     conn.execute(sql)
             except Exception as exc:  # noqa: BLE001 - re-raised without the SQL or a secret
                 verb = " ".join(statement.split()[:2])
-                message = redact(str(exc), params)  # the bound values are the secrets
+                message = redact(str(exc), params, [self.compute, self.engine, *self.names])  # the bound values are the secrets
                 raise RuntimeError(
                     f"compute {self.compute!r}: attaching the Iceberg catalog failed ({verb} …): {message}"
                 ) from None

@@ -36,6 +36,7 @@ from floe.enginekit import (
     WorkerSetup,
 )
 from floe.engines.duckdb import ENGINE, KEYWORDS_NOT_NAMES, extension_files, unquoted_name
+from floe.secrets import floe_names
 from floe.sqlsecrets import jinja_string
 
 PLUGIN_MODULE = "floe.engines.duckdb_plugin"
@@ -83,6 +84,7 @@ def run_profile(statements: list[str], compute: ComputeConfig, profile: dict[str
     plugins.append({"module": PLUGIN_MODULE, "config": {
         "floe_engine": ENGINE,
         "floe_compute": compute.name,
+        "floe_names": [catalog.name, *floe_names(compute)],
         "floe_statements": [jinja_string(s) for s in statements],
     }})  # fmt: skip
     profile["plugins"] = plugins

@@ -87,18 +87,27 @@ class RunCatalog:
     workers of several computes building at once into a fresh catalog would each create it, and
     the second ``CREATE SCHEMA`` fails on the REST catalog's conflict (409). The embedded catalog
     creates it in-process; a declared one through pyiceberg's REST client, as ``--show`` reads it.
+
+    With ``used=False`` (no compute of the run attaches the catalog: each builds in its own
+    warehouse) nothing starts and nothing is created: the engines are still told the planned
+    catalog, which none of them reaches.
     """
 
-    def __init__(self, plan: CatalogPlan, state_dir: Path, namespace: str | None = None) -> None:
+    def __init__(self, plan: CatalogPlan, state_dir: Path, namespace: str | None = None, used: bool = True) -> None:
         from floe.catalog.rest_server import EmbeddedCatalog
 
         self.plan = plan
+        self.used = used
         self.embedded: EmbeddedCatalog | None = None
         self.seconds = 0.0
         self._state_dir = state_dir
         self._namespace = namespace
         self._error: FloeError | None = None
         self.config = plan.config
+        self._thread: threading.Thread | None = None
+        if not used:
+            self.planned = self.config
+            return
         if plan.embedded:
             port = _free_port(_last_port(state_dir))
             self.embedded = EmbeddedCatalog(state_dir, port=port)
@@ -108,7 +117,6 @@ class RunCatalog:
             target = self._create_namespace
         self.planned = self.config
         """The catalog as the run profiles first name it; :meth:`ready` may answer another port."""
-        self._thread: threading.Thread | None = None
         if plan.embedded or namespace is not None:
             self._thread = threading.Thread(target=target, name="floe-run-catalog", daemon=True)
             self._thread.start()
@@ -168,8 +176,9 @@ class RunCatalog:
             self.embedded.stop()
 
     def to_json(self) -> dict[str, Any]:
-        """What the run report says of the catalog."""
-        return self.plan.to_json(self.config.uri)
+        """What the run report says of the catalog (an embedded one that did not start has no uri)."""
+        uri = self.config.uri if self.used or not self.plan.embedded else None
+        return {**self.plan.to_json(uri), "started": self.used}
 
 
 def _last_port(state_dir: Path) -> int:

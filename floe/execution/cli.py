@@ -38,8 +38,11 @@ def run_command(args: argparse.Namespace) -> int:
     def show(report: RunReport, catalog: CatalogConfig) -> None:
         from floe.execution.show import built_tables, read_tables
 
+        tables = built_tables(report)
+        if not tables:  # nothing of this run is in the catalog (each compute built in its own warehouse)
+            return
         try:
-            for item in read_tables(catalog, built_tables(report)):
+            for item in read_tables(catalog, tables):
                 shown.append(item.render(catalog.name))
         except FloeError as exc:  # the run's outcome stands; say why nothing shows
             shown.append(f"could not read the tables through the catalog: {exc.render()}")

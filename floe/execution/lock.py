@@ -1,4 +1,5 @@
-"""One ``floe run`` per data product at a time: an ``fcntl`` lock on ``<product>/.floe/run.lock``.
+"""One ``floe run`` per data product at a time: an ``fcntl`` lock on ``<product>/.floe/run.lock``;
+and one plan's dbt parse at a time (:func:`exclusive` on ``<product>/.floe/plan.lock``).
 
 The lock covers the whole product (every environment): runs share the generated dbt projects
 under ``target/floe/run/`` and the embedded catalog. The holder writes who it is (pid, host,
@@ -7,22 +8,30 @@ operating system releases the lock when the holder exits, however it exits: a cr
 leaves a stale lock behind (``kill -9`` included: the descriptor is not inheritable, so no worker
 process holds it, and the workers die with the run anyway). The file keeps the dead holder's
 description until the next run takes the lock; nothing reads it to decide anything.
+
+A plan (``floe plan``, and ``floe run`` when it plans before its lock) writes a dbt project under
+``target/floe/plan/`` and parses it there, without the run lock: a plan must not wait for a run
+that may last an hour. Two plans at once (a ``floe plan`` while a ``floe run`` plans) would write
+that project and dbt's partial parse over each other, so each holds :data:`PLAN_LOCK_FILE` while it
+writes and parses; a plan waits only for another plan's parse, a few seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
 from floe.errors import FloeError, Problem
 
 LOCK_FILE = "run.lock"
+PLAN_LOCK_FILE = "plan.lock"
 
 
 class RunLockedError(FloeError):
@@ -94,6 +103,19 @@ class RunLock:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:  # fmt: skip
         self.release()
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl`` lock on ``path`` (created if missing) for the block, waiting
+    while another process holds it. The operating system releases it when the holder exits."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _try_lock(fd: int) -> bool:

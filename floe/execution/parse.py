@@ -6,7 +6,9 @@ catalog or engine connection is involved: floe writes a dbt project for planning
 compiled profile, its engine's project configs and macros; see :mod:`floe.execution.projects`),
 and ``python -m floe.execution.parse RESULT ARGS…`` parses it with the same code a worker parses
 with (:func:`floe.execution.worker.parse`), writing the nodes to ``RESULT``. dbt's partial parse
-makes a repeated plan quick. dbt's output goes to ``target/floe/plan/parse.log``.
+makes a repeated plan quick. dbt's output goes to ``target/floe/plan/parse.log``. The project is
+written and parsed under the product's plan lock (:func:`floe.execution.lock.exclusive`), not the
+run lock: two plans at once take turns, and a plan never waits for a run.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from floe.compiler import ARTIFACT_DIR, profile_name
+from floe.compiler import ARTIFACT_DIR, STATE_DIR, profile_name
 from floe.errors import FloeError, Problem
 from floe.execution.graph import Node
+from floe.execution.lock import PLAN_LOCK_FILE, exclusive
 from floe.execution.profiles import dbt_environ
 from floe.execution.projects import read_user_project, write_project
-from floe.secrets import find_secret_refs, redact, secret_values
+from floe.secrets import find_secret_refs, floe_names, redact, secret_values
 
 if TYPE_CHECKING:
     from floe.execution.plan import Preparation
@@ -46,16 +49,29 @@ def parse_for_plan(preparation: Preparation, registry: EngineRegistry,
     product_dir = compiled.product_dir.resolve()
     name = preparation.selected_computes[0]
     compute = preparation.compute_config(name)
+    output = compiled.profiles[profile_name(name)]["outputs"][preparation.environment]
+    env = dbt_environ(os.environ if environ is None else environ)
+    secrets = secret_values(find_secret_refs(compute.config), env)
+    names = floe_names(compute)  # a short secret inside the compute's own names is not hidden there
+    with exclusive(product_dir / STATE_DIR / PLAN_LOCK_FILE):
+        result, project = _parse(product_dir, preparation, registry, name, output, env, secrets, names)
+    if not result.get("success"):
+        raise FloeError([Problem("dbt could not parse the project:\n" + redact(str(result.get("error")), secrets, names),
+                                 fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}")])  # fmt: skip
+    return [Node.from_json(n) for n in result["nodes"]], str(result.get("project"))
+
+
+def _parse(product_dir: Path, preparation: Preparation, registry: EngineRegistry, name: str, output: Any,
+           env: dict[str, str], secrets: list[str], names: list[str]) -> tuple[dict[str, Any], Path]:  # fmt: skip
+    """Write the plan's project for compute ``name`` and parse it; dbt's answer and the project."""
+    compute = preparation.compute_config(name)
     engine = registry.engines[compute.engine]
     catalog = preparation.catalog.config
-    output = compiled.profiles[profile_name(name)]["outputs"][preparation.environment]
     project = write_project(product_dir, product_dir / PLAN_DIR, read_user_project(product_dir), profile_name(name),
                             preparation.environment, output, engine.run_project_config(compute, catalog),
                             engine.run_macro_paths(compute, catalog))  # fmt: skip
     args = ["--project-dir", str(project), "--profiles-dir", str(project), "--target", preparation.environment,
             "--target-path", str(project / "target"), "--log-path", str(project / "logs")]  # fmt: skip
-    env = dbt_environ(os.environ if environ is None else environ)
-    secrets = secret_values(find_secret_refs(compute.config), env)
     log = project / "parse.log"
     with tempfile.TemporaryDirectory(prefix="floe-plan-") as scratch:
         result_file = Path(scratch) / "result.json"
@@ -68,11 +84,10 @@ def parse_for_plan(preparation: Preparation, registry: EngineRegistry,
         except (OSError, ValueError):
             tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-LOG_TAIL_LINES:])
             raise FloeError([Problem(f"dbt could not parse the project: the parse stopped (exit code "
-                                     f"{done.returncode}):\n" + redact(tail, secrets), fix=f"see {log}")]) from None  # fmt: skip
-    if not result.get("success"):
-        raise FloeError([Problem("dbt could not parse the project:\n" + redact(str(result.get("error")), secrets),
-                                 fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}")])  # fmt: skip
-    return [Node.from_json(n) for n in result["nodes"]], str(result.get("project"))
+                                     f"{done.returncode}):\n" + redact(tail, secrets, names), fix=f"see {log}")]) from None  # fmt: skip
+    if not isinstance(result, dict):
+        raise FloeError([Problem(f"dbt's parse wrote no result (see {log})")])
+    return result, project
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,8 @@ The steps, in one process plus one dbt worker process per compute (see :mod:`flo
    whose SQLite file and warehouse live in ``<product>/.floe/iceberg/``, which ``dbt clean`` does
    not touch), in a thread, on a port chosen first, while the next steps go on: only builds need
    it (with several computes, the thread also creates the run's namespace). Every engine attaches
-   to it the way it attaches to a production REST catalog;
+   to it the way it attaches to a production REST catalog. When no compute of the run attaches
+   the catalog (each builds in its own warehouse), nothing starts;
 4. write a dbt project and run profile per compute (:mod:`floe.execution.projects`,
    :mod:`floe.execution.profiles`) as the compute's engine says (its run hooks), and start a worker
    per compute, each parsing its project at once (with the engine's extension started first, such
@@ -70,7 +71,7 @@ from floe.execution.scheduler import Action, BuildDone, BuildLost, Run, Schedule
 from floe.execution.workers import Worker, Workers, exit_text
 from floe.model import CatalogConfig, WorkerSetup
 from floe.plugins import EngineRegistry
-from floe.secrets import find_secret_refs, redact, secret_values
+from floe.secrets import find_secret_refs, floe_names, redact, secret_values
 
 RUN_DIR = ARTIFACT_DIR / "run"
 WORKER_DIR = ".workers"
@@ -132,15 +133,20 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
     with lock:
         write_artifacts(compiled)
         schema = preparation.namespace
+        used = any(preparation.computes[name].access.in_place for name in preparation.selected_computes)
         catalog = RunCatalog(preparation.catalog, product_dir / STATE_DIR,
-                             schema if len(preparation.selected_computes) > 1 else None)  # fmt: skip
+                             schema if len(preparation.selected_computes) > 1 else None, used=used)  # fmt: skip
         try:
             report = RunReport(preparation.product, options.environment, catalog.to_json(), schema,
                                started_at=started, phases=phases)  # fmt: skip
             watch = Observers([progress, *observers], progress.line)
             watch.run_started(preparation, report)
             where = f"embedded, {catalog.plan.root}" if catalog.plan.embedded else "declared in the manifest"
-            progress.line(f"catalog {catalog.planned.name!r} at {catalog.planned.uri} ({where}); namespace {schema}")
+            if used:
+                progress.line(f"catalog {catalog.planned.name!r} at {catalog.planned.uri} ({where}); namespace {schema}")
+            else:
+                progress.line(f"catalog {catalog.planned.name!r} ({where}) not started: no compute of this run "
+                              f"attaches it, each builds in its own warehouse; namespace {schema}")  # fmt: skip
             the_run = _Run(preparation, registry, options, catalog, report, progress, the_plan, watch)
             error: BaseException | None = None
             try:
@@ -193,6 +199,9 @@ class _Run:
         """How each compute's worker starts, as its engine says (``floe_run_worker``)."""
         self.workers = Workers(self.run_dir / WORKER_DIR, self.setups)
         self.secrets = self._secrets()
+        self.names = [n for name in self.computes for n in floe_names(preparation.compute_config(name))]
+        """floe's own names in the run's messages (computes, engines, settings' keys): a short
+        secret inside one of them is not hidden there (:func:`floe.secrets.redact`)."""
         self.requests: dict[int, int] = {}
         """The scheduler's build of each build request sent to a worker."""
         self.node_times: dict[int, dict[str, list[float]]] = {}
@@ -304,14 +313,14 @@ class _Run:
             if message["type"] == "exit":
                 raise FloeError([Problem(f"dbt could not parse the project: the process for compute "
                                          f"{worker.compute!r} stopped (exit code {message['code']}):\n"
-                                         + redact(worker.tail(), self.secrets),
+                                         + redact(worker.tail(), self.secrets, self.names),
                                          fix=f"see {worker.log}")])  # fmt: skip
             if message["type"] == "result" and message.get("id") == request_id:
                 break
         self.report.phases["parse"] = time.monotonic() - clock
         if not message.get("success"):
             raise FloeError([Problem("dbt could not parse the project:\n"
-                                     + redact(str(message.get("error")), self.secrets),
+                                     + redact(str(message.get("error")), self.secrets, self.names),
                                      fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}")])  # fmt: skip
         the_plan = self.plan
         if the_plan is None:
@@ -431,8 +440,8 @@ class _Run:
             owner = self._owner(r["unique_id"], names, the_plan)
             results[owner].append(NodeResult(
                 r["unique_id"], r["name"], r["resource_type"], r["status"], r["seconds"],
-                redact(r.get("message") or "", self.secrets), self._relation(r, self.report.get(owner).in_catalog),
-                redact(r["sql"], self.secrets) if r.get("sql") else None,
+                redact(r.get("message") or "", self.secrets, self.names), self._relation(r, self.report.get(owner).in_catalog),
+                redact(r["sql"], self.secrets, self.names) if r.get("sql") else None,
                 tuple(Parent(**p) for p in r.get("parents") or ()), tuple(Column(**c) for c in r.get("columns") or ())))  # fmt: skip
         error = str(message.get("error") or "")
         success = bool(message.get("success"))
@@ -474,7 +483,7 @@ class _Run:
         else:
             transform.status = State.FAILED
             lines = [f"{r.resource_type} {r.name}: {r.message}" for r in failed] or [error or "dbt build failed"]
-            transform.message = redact("\n".join(lines), self.secrets)
+            transform.message = redact("\n".join(lines), self.secrets, self.names)
         self.observers.transform_finished(transform)
 
     @staticmethod

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "BaseComputePluginTests", "CatalogAttachmentTests", "ConnectionTests", "Endpoint", "ErrorTranslationTests",
-    "PackageTests", "ProfileTests", "ResourceTests", "SecretTests",
+    "PackageTests", "ProfileTests", "ResourceTests", "RunHookTests", "SecretTests",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         PackageTests,
         ProfileTests,
         ResourceTests,
+        RunHookTests,
         SecretTests,
     )
 

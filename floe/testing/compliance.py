@@ -8,7 +8,8 @@ The suite is one class per behaviour, each in a module of its own and each usabl
 - :class:`~floe.testing.compliance_resources.ResourceTests`: Kubernetes requests and limits;
 - :class:`~floe.testing.compliance_catalog.CatalogAttachmentTests`: reaching the Iceberg catalog;
 - :class:`~floe.testing.compliance_secrets.SecretTests`: secret references, no secret in outputs;
-- :class:`~floe.testing.compliance_errors.ErrorTranslationTests`: actionable errors.
+- :class:`~floe.testing.compliance_errors.ErrorTranslationTests`: actionable errors;
+- :class:`~floe.testing.compliance_run.RunHookTests`: the run hooks, and a transform in ``floe run``.
 
 :class:`BaseComputePluginTests` inherits them all; an engine adopts the suite by subclassing it and
 providing ``engine_name`` and the fixtures that describe what it can do (see
@@ -28,11 +29,12 @@ from floe.testing.compliance_connection import ConnectionTests
 from floe.testing.compliance_errors import ErrorTranslationTests
 from floe.testing.compliance_profile import PackageTests, ProfileTests
 from floe.testing.compliance_resources import ResourceTests
+from floe.testing.compliance_run import RunHookTests
 from floe.testing.compliance_secrets import SecretTests, secret_keys
 
 __all__ = [
     "BaseComputePluginTests", "CatalogAttachmentTests", "ConnectionTests", "Endpoint", "EngineTestBase",
-    "ErrorTranslationTests", "PackageTests", "ProfileTests", "ResourceTests", "SecretTests",
+    "ErrorTranslationTests", "PackageTests", "ProfileTests", "ResourceTests", "RunHookTests", "SecretTests",
     "render_env_vars", "secret_keys",
 ]  # fmt: skip
 
@@ -45,6 +47,7 @@ class BaseComputePluginTests(
     CatalogAttachmentTests,
     SecretTests,
     ErrorTranslationTests,
+    RunHookTests,
 ):
     """Inherit, provide ``engine_name`` and the fixtures for what the engine can do, and every
     hook of the engine is checked."""

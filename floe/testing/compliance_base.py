@@ -39,8 +39,9 @@ calling it hung: room for a thread to be scheduled on a loaded machine, not for 
 class Endpoint:
     """A live peer: settings that reach it, and the environment its secret references read.
 
-    ``dbt_debug=False`` declares that ``dbt debug`` cannot run against this peer (an emulator that
-    answers the engine's client but not its dbt adapter); the suite then says so in its report.
+    ``dbt_debug=False`` declares that dbt cannot run against this peer (an emulator that answers the
+    engine's client but not its dbt adapter): neither ``dbt debug`` nor a transform in ``floe run``
+    is checked then, and the suite says so in its report (as skipped, with this reason).
     """
 
     config: Mapping[str, Any]

@@ -192,6 +192,26 @@ class TestBadSchema(LocalAdopter):
     engine_name = named("toy_bad_schema")
 
 
+class TestRunNoNamespace(LocalAdopter):
+    engine_name = named("toy_run_no_namespace")
+
+
+class TestRunLeakyWorker(NetworkAdopter):
+    engine_name = named("toy_run_leaky_worker")
+
+
+class TestRunLeakyCatalog(LocalAdopter):
+    engine_name = named("toy_run_leaky_catalog")
+
+
+class TestRunConnectingAccess(LocalAdopter):
+    engine_name = named("toy_run_connecting_access")
+
+
+class TestRunBadConfigs(LocalAdopter):
+    engine_name = named("toy_run_bad_configs")
+
+
 class TestUndeclaredConnection(BaseComputePluginTests):
     """A compliant engine whose adopter gives neither ``address_settings`` nor ``local_settings``."""
 
@@ -229,3 +249,9 @@ with contextlib.suppress(ModuleNotFoundError):
 
     class TestWeakenedSecrets(NetworkFixtures, WeakenedSecretTests):  # type: ignore[misc]
         engine_name = named("toy_literal_secret")
+
+with contextlib.suppress(ModuleNotFoundError):
+    from weakened_run import RunHookTests as WeakenedRunHookTests  # type: ignore[import-not-found]
+
+    class TestWeakenedRun(LocalFixtures, WeakenedRunHookTests):  # type: ignore[misc]
+        engine_name = named("toy_run_no_namespace")

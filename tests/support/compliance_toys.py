@@ -9,6 +9,9 @@ in a subprocess, as a plugin author would. Each broken engine is a compliant one
   catalog by SQL;
 - ``toy_net`` is reached over TCP: its server greets each connection with ``TOY READY``; its
   profile is an in-memory DuckDB and it reaches the catalog without SQL.
+
+Both run in ``floe run`` with floe's default run hooks (their transforms build in their own
+database); the ``toy_run_*`` engines each break one run hook.
 """
 
 from __future__ import annotations
@@ -18,14 +21,23 @@ import socket
 import stat
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 
 from floe import ComputePlugin, ValidationResult
 from floe.errors import PluginExecutionError
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference
+from floe.model import (
+    CatalogAccess,
+    CatalogConfig,
+    ComputeConfig,
+    ProfileTarget,
+    SecretReference,
+    WorkerSetup,
+)
 
 SECRET_REF = {"$ref": "https://floe.dev/schemas/v1/definitions.schema.json#/$defs/secretRef"}
 GREETING = b"TOY READY\n"
@@ -247,9 +259,76 @@ class BadSchema(LocalToy):
         return {"type": "object", "properties": {"path": {"type": "text"}}}
 
 
+# -- broken run hooks ------------------------------------------------------------------------------
+
+
+class RunNoNamespace(LocalToy):
+    """Its run profile keeps the compiled schema: the run's models would land outside its namespace."""
+
+    name = "toy_run_no_namespace"
+
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:  # fmt: skip
+        return profile
+
+
+class RunLeakyWorker(NetworkToy):
+    """Hands its worker the password's value instead of letting it inherit the variable."""
+
+    name = "toy_run_leaky_worker"
+
+    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+        password = compute.config.get("password")
+        if isinstance(password, SecretReference):
+            return WorkerSetup(environ={"TOY_PASSWORD": environ.get(password.name, "")})
+        return WorkerSetup()
+
+
+class RunLeakyCatalog(LocalToy):
+    """Copies the value of the catalog's secret into its run profile."""
+
+    name = "toy_run_leaky_catalog"
+
+    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
+                    namespace: str) -> dict[str, Any]:  # fmt: skip
+        run = super().run_profile(compute, profile, catalog, namespace)
+        secret = catalog.client_secret or catalog.token
+        if secret is not None:
+            run["settings"] = {"toy_catalog_secret": os.environ.get(secret.name, "")}
+        return run
+
+
+class RunConnectingAccess(LocalToy):
+    """Asks the catalog's endpoint for its config, waiting as long as it takes, before saying how
+    it would reach it: ``floe plan`` would hang on a catalog that does not answer."""
+
+    name = "toy_run_connecting_access"
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        address = urlsplit(catalog.uri or "")
+        try:
+            with socket.create_connection((address.hostname or "127.0.0.1", address.port or 80)) as conn:
+                conn.sendall(b"GET /v1/config HTTP/1.0\r\n\r\n")
+                conn.recv(64)
+        except OSError:
+            pass
+        return super().catalog_access(compute, catalog)
+
+
+class RunBadConfigs(LocalToy):
+    """Puts its project configs under ``model``, which is no key of a dbt project."""
+
+    name = "toy_run_bad_configs"
+
+    def run_project_config(self, compute: ComputeConfig, catalog: CatalogConfig) -> dict[str, dict[str, Any]]:
+        return {"model": {"+materialized": "table"}}
+
+
 ENGINES = {cls.name: cls for cls in (LocalToy, NetworkToy, NoType, AlwaysOk, NetworkAlwaysOk, NetworkHung,
                                      LiteralSecret, Leaky, BadQuantities, BadSql, NoAttachment, Unbounded,
-                                     Untranslated, Traceback, BadSchema)}  # fmt: skip
+                                     Untranslated, Traceback, BadSchema, RunNoNamespace, RunLeakyWorker,
+                                     RunLeakyCatalog, RunConnectingAccess, RunBadConfigs)}  # fmt: skip
 """Every toy engine by name; each is registered under its name (entry point ``NAME = toys:CLASS``)."""
 
 

@@ -24,8 +24,11 @@ the peer (never through dbt's own output).
 Each engine's peer is described once, as a :class:`Target` (``on_fakesnow``, ``on_bqemulator``,
 ``on_databricks``, ``on_redshift``, ``on_trino``): the approved compute's settings, the environment
 the CLI and dbt need (secrets, trust), how to read a relation back through the peer, and what the
-incremental model must set on that peer. :func:`build_twice` is the whole check; a ``floe run``
-test can take the same :class:`Target` and product and read the same :data:`EXPECTED_SECOND`.
+incremental model must set on that peer. :func:`build_twice` is the whole check of a ``dbt
+build``. For ``floe run``, :func:`in_catalog` describes DuckDB and Spark (they build in the run's
+embedded Iceberg catalog, read back with pyiceberg), and :func:`write_run_product` writes one
+product with a transform per target, each target's relations named with its ``prefix``
+(``tests/test_run_all_engines.py`` runs it twice and reads the same :data:`EXPECTED_SECOND`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,75 +104,98 @@ def write_product(root: Path, engine: str, config: Mapping[str, Any], *,
     :param config: the compute's settings (secrets as :class:`SecretReference`).
     :param incremental: extra configs of the incremental model (e.g. an ``incremental_strategy``).
     """
+    _write_manifest(root, [{"name": COMPUTE, "engine": engine, "config": _yaml_value(config)}])
+    product = root / "orders"
+    _write(product, {**_product_files(f"  - {{type: dbt, path: models/, compute: {COMPUTE}}}\n", PROFILE),
+                     **_model_files("", "models", incremental or {})})  # fmt: skip
+    return product
+
+
+def write_run_product(root: Path, targets: Sequence[Target]) -> Path:
+    """One product whose transforms run on every target's engine: the manifest approves a compute
+    per target, named after its engine; transform ``<engine>`` (``models/<engine>/``) runs there
+    and builds the relations of :func:`write_product`, each named with the target's ``prefix``
+    (distinct names, as computes that share the catalog need). Returns the product."""
+    _write_manifest(root, [{"name": t.engine, "engine": t.engine, "config": _yaml_value(t.config)} for t in targets])
+    product = root / "orders"
+    transforms = "".join(f"  - {{type: dbt, name: {t.engine}, path: models/{t.engine}/, compute: {t.engine}}}\n"
+                         for t in targets)  # fmt: skip
+    files = _product_files(transforms, "unused")  # floe run names each compute's profile itself
+    for target in targets:
+        files.update(_model_files(target.prefix, f"models/{target.engine}", target.incremental))
+    _write(product, files)
+    return product
+
+
+def _write_manifest(root: Path, approved: list[dict[str, Any]]) -> None:
     manifest = {
         "apiVersion": "floe.dev/v1", "kind": "Manifest", "scope": "enterprise", "metadata": {"name": "acme"},
-        "plugins": {"compute": {"approved": [{"name": COMPUTE, "engine": engine, "config": _yaml_value(config)}],
-                                "default": COMPUTE}},
+        "plugins": {"compute": {"approved": approved, "default": approved[0]["name"]}},
         "environments": [{"name": "dev"}],
     }  # fmt: skip
     (root / "platform").mkdir(parents=True, exist_ok=True)
     (root / "platform" / "enterprise.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    product = root / "orders"
-    files = {
-        "floe.yaml": f"""\
-            apiVersion: floe.dev/v1
-            kind: DataProduct
-            metadata: {{name: orders}}
-            platform: ../platform/enterprise.yaml
-            transforms:
-              - {{type: dbt, path: models/, compute: {COMPUTE}}}
+
+
+def _product_files(transforms: str, profile: str) -> dict[str, str]:
+    """``floe.yaml`` with ``transforms`` (YAML list items), and ``dbt_project.yml``."""
+    return {
+        "floe.yaml": "apiVersion: floe.dev/v1\nkind: DataProduct\nmetadata: {name: orders}\n"
+                     f"platform: ../platform/enterprise.yaml\ntransforms:\n{transforms}",
+        "dbt_project.yml": f'name: orders\nversion: "1.0"\nconfig-version: 2\nprofile: {profile}\nvars: {{batch: 1}}\n',
+    }  # fmt: skip
+
+
+def _model_files(prefix: str, folder: str, incremental: Mapping[str, Any]) -> dict[str, str]:
+    """The seed, models and tests of the product, their names starting with ``prefix``."""
+    p = prefix
+    return {
+        f"seeds/{p}raw_orders.csv": SEED_V1,
+        f"{folder}/{p}stg_orders.sql": f"""\
+            {{{{ config(materialized='view') }}}}
+            select id, customer, amount, version from {{{{ ref('{p}raw_orders') }}}}
             """,
-        "dbt_project.yml": f"""\
-            name: orders
-            version: "1.0"
-            config-version: 2
-            profile: {PROFILE}
-            vars: {{batch: 1}}
-            """,
-        "seeds/raw_orders.csv": SEED_V1,
-        "models/stg_orders.sql": """\
-            {{ config(materialized='view') }}
-            select id, customer, amount, version from {{ ref('raw_orders') }}
-            """,
-        "models/customer_totals.sql": """\
-            {{ config(materialized='table') }}
+        f"{folder}/{p}customer_totals.sql": f"""\
+            {{{{ config(materialized='table') }}}}
             select customer, sum(amount) as total, count(*) as orders
-            from {{ ref('stg_orders') }}
+            from {{{{ ref('{p}stg_orders') }}}}
             group by customer
             """,
-        "models/orders_incremental.sql": f"""\
-            {{{{ config({_config_args({"materialized": "incremental", "unique_key": "id", **(incremental or {})})}) }}}}
+        f"{folder}/{p}orders_incremental.sql": f"""\
+            {{{{ config({_config_args({"materialized": "incremental", "unique_key": "id", **incremental})}) }}}}
             select id, customer, amount, version, {{{{ var('batch') }}}} as batch
-            from {{{{ ref('stg_orders') }}}}
+            from {{{{ ref('{p}stg_orders') }}}}
             {{% if is_incremental() %}}
             where version > (select max(version) from {{{{ this }}}})
             {{% endif %}}
             """,
-        "models/schema.yml": """\
+        f"{folder}/{p}schema.yml": f"""\
             version: 2
             models:
-              - name: stg_orders
+              - name: {p}stg_orders
                 columns:
                   - name: id
                     data_tests: [unique, not_null]
-              - name: customer_totals
+              - name: {p}customer_totals
                 columns:
                   - name: customer
                     data_tests:
                       - not_null
                       - accepted_values:
-                          arguments: {values: [alice, bob, carol]}
-              - name: orders_incremental
+                          arguments: {{values: [alice, bob, carol]}}
+              - name: {p}orders_incremental
                 columns:
                   - name: id
                     data_tests: [unique, not_null]
             """,
     }
+
+
+def _write(product: Path, files: Mapping[str, str]) -> None:
     for name, text in files.items():
         path = product / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
-    return product
 
 
 def _config_args(config: Mapping[str, Any]) -> str:
@@ -177,8 +203,10 @@ def _config_args(config: Mapping[str, Any]) -> str:
 
 
 def change_source(product: Path) -> None:
-    """Between the builds: row 2 updated (version 2) and row 4 added to the seed; ``batch`` is 2."""
-    (product / "seeds" / "raw_orders.csv").write_text(SEED_V2)
+    """Between the builds: row 2 updated (version 2) and row 4 added to the seed (to every engine's
+    seed of a :func:`write_run_product`); ``batch`` is 2."""
+    for seed in (product / "seeds").glob("*raw_orders.csv"):
+        seed.write_text(SEED_V2)
     project = product / "dbt_project.yml"
     project.write_text(project.read_text().replace("vars: {batch: 1}", "vars: {batch: 2}"))
 
@@ -210,10 +238,19 @@ def statuses(result: Any) -> dict[str, list[tuple[str, str]]]:
     return {kind: sorted(items) for kind, items in sorted(found.items())}
 
 
-def all_passed() -> dict[str, list[tuple[str, str]]]:
-    """What :func:`statuses` shows for a build where every node succeeded."""
+def all_passed(prefix: str = "") -> dict[str, list[tuple[str, str]]]:
+    """What :func:`statuses` shows for a build where every node succeeded (the nodes named with
+    ``prefix``, as :func:`write_run_product` names a target's)."""
     ok = {"seed": "success", "model": "success", "test": "pass"}
-    return {kind: [(name, ok[kind]) for name in names] for kind, names in NODES.items()}
+    return {kind: sorted((prefixed(name, prefix), ok[kind]) for name in names) for kind, names in NODES.items()}
+
+
+def prefixed(node: str, prefix: str) -> str:
+    """The name of the node ``node`` of :data:`NODES` when the relations' names start with ``prefix``."""
+    for relation in COLUMNS:
+        if relation in node:
+            return node.replace(relation, prefix + relation, 1)
+    return node
 
 
 def dbt_environ(folder: Path) -> dict[str, str]:
@@ -253,9 +290,12 @@ class Target:
     """A secret's value, which must appear in nothing dbt or floe writes."""
     incremental: Mapping[str, Any] = attrs.field(factory=dict)
     """Configs the incremental model needs on this peer (none on a real service)."""
+    prefix: str = ""
+    """How the names of the product's relations start on this target (:func:`write_run_product`)."""
 
 
-def on_fakesnow(server: Any, *, database: str, schema: str, password_var: str, password: str) -> Target:
+def on_fakesnow(server: Any, *, database: str, schema: str, password_var: str, password: str,
+                prefix: str = "") -> Target:  # fmt: skip
     """fakesnow (:class:`tests.support.snowflake_peer.FakesnowServer`), ``database`` already created.
 
     Two of dbt-snowflake's incremental statements do not survive fakesnow's translation to DuckDB,
@@ -279,17 +319,17 @@ def on_fakesnow(server: Any, *, database: str, schema: str, password_var: str, p
             protocol="http", platform_detection_timeout_seconds=0.0,
         ) as conn:  # fmt: skip
             cursor = conn.cursor()
-            cursor.execute(f"select {COLUMNS[relation]} from {database}.{schema}.{relation} order by 1")
+            cursor.execute(f"select {COLUMNS[relation]} from {database}.{schema}.{prefix}{relation} order by 1")
             return [tuple(row) for row in cursor.fetchall()]
 
     config = {"account": "fakesnow", "user": "floe", "password": SecretReference(password_var), "database": database,
               "warehouse": "compute_wh", "schema": schema, "role": "transformer", "host": server.host,
               "port": server.port, "protocol": "http"}  # fmt: skip
     return Target("snowflake", config, {password_var: password}, read, password,
-                  {"incremental_strategy": "delete+insert", "tmp_relation_type": "transient"})  # fmt: skip
+                  {"incremental_strategy": "delete+insert", "tmp_relation_type": "transient"}, prefix)  # fmt: skip
 
 
-def on_bqemulator(emulator: Any, *, dataset: str, token_var: str, token: str) -> Target:
+def on_bqemulator(emulator: Any, *, dataset: str, token_var: str, token: str, prefix: str = "") -> Target:
     """bqemulator (:class:`tests.support.bqemulator.BigQueryEmulator`), an access token (any is accepted).
 
     dbt-bigquery's default incremental strategy, ``merge``, runs as on BigQuery.
@@ -297,15 +337,16 @@ def on_bqemulator(emulator: Any, *, dataset: str, token_var: str, token: str) ->
     from floe.model import SecretReference
 
     def read(relation: str) -> list[tuple[Any, ...]]:
-        sql = f"select {COLUMNS[relation]} from `{emulator.project}.{dataset}.{relation}` order by 1"
+        sql = f"select {COLUMNS[relation]} from `{emulator.project}.{dataset}.{prefix}{relation}` order by 1"
         return [tuple(row.values()) for row in emulator.client().query(sql).result()]
 
     config = {"project": emulator.project, "dataset": dataset, "location": "US", "method": "oauth-secrets",
               "token": SecretReference(token_var), "api_endpoint": emulator.url}  # fmt: skip
-    return Target("bigquery", config, {token_var: token}, read, token)
+    return Target("bigquery", config, {token_var: token}, read, token, prefix=prefix)
 
 
-def on_databricks(peer: Any, *, schema: str, token_var: str, token: str, catalog: str = "main") -> Target:
+def on_databricks(peer: Any, *, schema: str, token_var: str, token: str, catalog: str = "main",
+                  prefix: str = "") -> Target:  # fmt: skip
     """The Databricks SQL warehouse peer (:mod:`tests.support.databricks_peer`), a token it issued.
 
     dbt-databricks' default incremental strategy, ``merge``, runs as on Databricks.
@@ -313,17 +354,17 @@ def on_databricks(peer: Any, *, schema: str, token_var: str, token: str, catalog
     from floe.model import SecretReference
 
     def read(relation: str) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = peer.query(f"select {COLUMNS[relation]} from {catalog}.{schema}.{relation} order by 1")
+        rows: list[tuple[Any, ...]] = peer.query(f"select {COLUMNS[relation]} from {catalog}.{schema}.{prefix}{relation} order by 1")
         return rows
 
     config = {"host": peer.host, "http_path": peer.http_path, "catalog": catalog, "schema": schema, "use_sea": True,
               "token": SecretReference(token_var)}  # fmt: skip
     environ = {token_var: token, "SSL_CERT_FILE": peer.ca_file, "REQUESTS_CA_BUNDLE": peer.ca_file}
-    return Target("databricks", config, environ, read, token)
+    return Target("databricks", config, environ, read, token, prefix=prefix)
 
 
 def on_redshift(peer: Any, *, ca: Path, user: str, password_var: str, password: str, schema: str,
-                database: str = "dev") -> Target:  # fmt: skip
+                database: str = "dev", prefix: str = "") -> Target:  # fmt: skip
     """The Redshift peer (:class:`tests.support.redshift_peer.RedshiftPeer`) over TLS, its CA trusted.
 
     dbt-redshift's default incremental strategy with a ``unique_key`` is ``delete+insert``.
@@ -331,15 +372,16 @@ def on_redshift(peer: Any, *, ca: Path, user: str, password_var: str, password: 
     from floe.model import SecretReference
 
     def read(relation: str) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = peer.sql(f"select {COLUMNS[relation]} from {database}.{schema}.{relation} order by 1")
+        rows: list[tuple[Any, ...]] = peer.sql(f"select {COLUMNS[relation]} from {database}.{schema}.{prefix}{relation} order by 1")
         return rows
 
     config = {"host": "127.0.0.1", "port": peer.port, "user": user, "password": SecretReference(password_var),
               "dbname": database, "schema": schema, "sslmode": "verify-ca"}  # fmt: skip
-    return Target("redshift", config, {password_var: password, "SSL_CERT_FILE": str(ca)}, read, password)
+    return Target("redshift", config, {password_var: password, "SSL_CERT_FILE": str(ca)}, read, password, prefix=prefix)
 
 
-def on_trino(peer: Any, *, ca: Path, catalog: str, user: str, password_var: str, password: str, schema: str) -> Target:
+def on_trino(peer: Any, *, ca: Path, catalog: str, user: str, password_var: str, password: str, schema: str,
+             prefix: str = "") -> Target:  # fmt: skip
     """The Trino coordinator peer (:class:`tests.support.trino_peer.TrinoPeer`) over HTTPS with a password.
 
     The model asks for ``merge`` (dbt-trino's default is ``append``, which would add row 2 again).
@@ -347,12 +389,31 @@ def on_trino(peer: Any, *, ca: Path, catalog: str, user: str, password_var: str,
     from floe.model import SecretReference
 
     def read(relation: str) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = peer.sql(f"select {COLUMNS[relation]} from {catalog}.{schema}.{relation} order by 1")
+        rows: list[tuple[Any, ...]] = peer.sql(f"select {COLUMNS[relation]} from {catalog}.{schema}.{prefix}{relation} order by 1")
         return rows
 
     config = {"host": "127.0.0.1", "port": peer.port, "user": user, "password": SecretReference(password_var),
               "database": catalog, "schema": schema, "verify": str(ca)}  # fmt: skip
-    return Target("trino", config, {password_var: password}, read, password, {"incremental_strategy": "merge"})
+    return Target("trino", config, {password_var: password}, read, password, {"incremental_strategy": "merge"}, prefix)
+
+
+def in_catalog(engine: str, config: Mapping[str, Any], *, product: Path, namespace: str, prefix: str = "",
+               incremental: Mapping[str, Any] | None = None) -> Target:  # fmt: skip
+    """An engine whose worker builds in ``floe run``'s embedded Iceberg catalog (DuckDB, Spark):
+    rows are read with pyiceberg from the catalog's own SQLite file and warehouse under
+    ``<product>/.floe/iceberg/``, a reader that shares nothing with the run."""
+
+    def read(relation: str) -> list[tuple[Any, ...]]:
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        root = product / ".floe" / "iceberg" / "floe"
+        catalog = SqlCatalog("floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}")
+        data = catalog.load_table((namespace, prefix + relation)).scan().to_arrow()
+        columns = [c.strip() for c in COLUMNS[relation].split(",")]
+        rows = list(zip(*(data.column(c).to_pylist() for c in columns), strict=True))
+        return sorted(rows, key=lambda row: row[0])
+
+    return Target(engine, config, {}, read, "", incremental or {}, prefix)
 
 
 def build_twice(root: Path, target: Target, monkeypatch: Any) -> Path:

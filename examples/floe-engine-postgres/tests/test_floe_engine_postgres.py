@@ -24,7 +24,6 @@ from floe.errors import PluginExecutionError
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference
 from floe.plugins import Engine, EngineRegistry
 from floe.testing import BaseComputePluginTests, Endpoint
-from floe.testing.compliance_run import RunHookTests
 
 from floe_engine_postgres import PostgresEngine, plugin
 from floe_engine_postgres.testing import PostgresServer
@@ -36,7 +35,7 @@ CANARY = "canary-5d1e-never-print-me"
 # -- the compliance suite, adopted in one class (REQ-020) ------------------------------------------
 
 
-class TestPostgres(BaseComputePluginTests, RunHookTests):
+class TestPostgres(BaseComputePluginTests):
     """floe's compliance suite against the real server."""
 
     @pytest.fixture
