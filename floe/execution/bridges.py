@@ -126,14 +126,28 @@ def load(engine: Engine, compute: ComputeConfig, relation: Relation, catalog: Ca
         )]) from None  # fmt: skip
     source = table.scan().to_arrow_batch_reader()
     sent = [0, 0]
+    broken: list[BaseException] = []
 
     def counted() -> Iterator[pyarrow.RecordBatch]:
-        for batch in source:
-            sent[0] += batch.num_rows
-            sent[1] += batch.nbytes
-            yield batch
+        try:
+            for batch in source:
+                sent[0] += batch.num_rows
+                sent[1] += batch.nbytes
+                yield batch
+        except Exception as exc:
+            broken.append(exc)
+            raise
 
-    rows = engine.load_arrow(compute, relation, pyarrow.RecordBatchReader.from_batches(source.schema, counted()))
+    try:
+        rows = engine.load_arrow(compute, relation, pyarrow.RecordBatchReader.from_batches(source.schema, counted()))
+    except FloeError:
+        if broken:  # the engine saw the stream fail: what failed is floe's read of the catalog
+            raise FloeError([Problem(
+                f"reading {iceberg_name(catalog, identifier)} from the catalog failed while loading it into "
+                f"{relation}: {type(broken[0]).__name__}: {broken[0]}",
+                fix=f"{relation} keeps what it held; check that the catalog's table and its data files are readable",
+            )]) from None  # fmt: skip
+        raise
     if rows != sent[0]:
         raise FloeError([Problem(
             f"compute {compute.name!r} (engine {compute.engine}) reports {rows} row(s) in {relation} after "
