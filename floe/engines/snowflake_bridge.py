@@ -63,17 +63,20 @@ def read_arrow(compute: ComputeConfig, relation: Relation) -> pyarrow.Table:
         cursor = connection.cursor()
         cursor.execute(f"SELECT * FROM {_qualified(relation)}")
         table = cursor.fetch_arrow_all(force_return_table=True)
-        kinds = [_type_name(column.type_code) for column in cursor.description]
+        described = list(cursor.description)
     columns, fields = [], []
     for index, field in enumerate(table.schema):
-        column, kind = table.column(index), kinds[index]
+        column, meta = table.column(index), described[index]
+        name = field.name.lower() if _PLAIN_UPPER.match(field.name) else field.name
+        kind = _type_name(meta.type_code)
         if kind in NO_ICEBERG_TYPE:
-            raise type_error(ENGINE, compute, relation, field.name, f"Snowflake {kind}", "an Iceberg type",
+            raise type_error(ENGINE, compute, relation, name, f"Snowflake {kind}", "an Iceberg type",
                              "Iceberg has no such type", CAST_FIX)  # fmt: skip
-        if kind in ZONED and pyarrow.types.is_timestamp(field.type) and field.type.tz is None:
-            column = column.cast(pyarrow.timestamp(field.type.unit, tz="UTC"))  # an empty result says no zone
+        declared = _declared(kind, meta, field.type)
+        if declared is not None and declared != field.type:  # an empty result is typed loosely
+            column = column.cast(declared)
         columns.append(column)
-        fields.append(pyarrow.field(field.name.lower() if _PLAIN_UPPER.match(field.name) else field.name, column.type))
+        fields.append(pyarrow.field(name, column.type))
     return pyarrow.Table.from_arrays(columns, schema=pyarrow.schema(fields))
 
 
@@ -164,6 +167,17 @@ def _qualified(relation: Relation) -> str:
     """The relation as dbt-snowflake writes a ``ref()`` (its parts unquoted: plain names in upper case)."""
     parts = [relation.database, relation.schema, relation.identifier]
     return ".".join(sql_identifier(p) for p in parts if p)
+
+
+def _declared(kind: str, meta: Any, arrow_type: pyarrow.DataType) -> pyarrow.DataType | None:
+    """The Arrow type of a result column as its Snowflake type declares it, where the connector's
+    Arrow type can say less (an empty result has ``int64`` for ``NUMBER(10, 2)``, no zone for
+    ``TIMESTAMP_TZ``); ``None`` where the connector's type stands."""
+    if kind == "FIXED" and meta.scale:
+        return pyarrow.decimal128(meta.precision or 38, meta.scale)
+    if kind in ZONED and pyarrow.types.is_timestamp(arrow_type) and arrow_type.tz is None:
+        return pyarrow.timestamp(arrow_type.unit, tz="UTC")
+    return None
 
 
 def _type_name(code: int) -> str:
