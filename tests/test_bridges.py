@@ -41,7 +41,7 @@ def test_a_crossing_is_in_place_bridged_or_refused_as_the_two_accesses_allow(up:
         assert kind == CrossingKind.BRIDGED and how.startswith("bridged through the catalog 'lake'")
         publish, load = bridge_steps(up, down)
         assert (publish, load) == (not up.in_place, not down.in_place)
-        assert ("published into the catalog" in how) == publish and ("loaded from the catalog" in how) == load
+        assert ("published into the catalog" in how) == publish and ("loaded into the downstream warehouse" in how) == load
     else:
         assert kind is None
         assert ("floe cannot read its tables" in how) == (not reaches)
@@ -199,3 +199,20 @@ def registry_with_module(module: Any) -> Any:
     from floe.plugins import EngineRegistry
 
     return EngineRegistry.discover(extra=[(module.__name__, module)], environ={"FLOE_DISABLE_PLUGINS": ""})
+
+
+def test_run_show_lists_the_tables_published_into_the_catalog() -> None:
+    from floe.execution.report import RunReport, TransformReport
+    from floe.execution.show import built_tables
+
+    report = RunReport("p", "dev", {"name": "floe"}, "p_dev")
+    report.transforms = [TransformReport("crm", "models/crm/", "pg", "postgres", [], [], status="success",
+                                         in_catalog=False)]  # fmt: skip
+    report.bridges = [
+        BridgeReport(PUBLISH, "crm", "model.p.customers", "pg", "catalog", "pg db.p_dev.customers",
+                     "catalog floe.p_dev.customers"),
+        BridgeReport(PUBLISH, "crm", "model.p.broken", "pg", "catalog", "pg db.p_dev.broken",
+                     "catalog floe.p_dev.broken", status="failed"),
+        BridgeReport(LOAD, "serving", "model.p.orders", "catalog", "pg", "catalog floe.p_dev.orders", "pg db.p_dev.orders"),
+    ]  # fmt: skip
+    assert built_tables(report) == [("p_dev", "customers")]

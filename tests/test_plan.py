@@ -215,7 +215,7 @@ def test_refs_to_and_from_a_bridged_compute_are_planned_as_bridges(tmp_path: Pat
     text = floe("plan", str(root), "--env", "dev", env=env).stdout
     assert "base (duckdb) → stored (pg), bridged: numbers" in text
     assert "stored (pg) → back (duckdb), bridged: copied" in text
-    assert "loaded from the catalog into the downstream warehouse before the downstream transform builds" in text
+    assert "loaded into the downstream warehouse before the downstream transform builds" in text
     assert "published into the catalog after the upstream transform builds" in text
     assert nothing_started(root)
     # a run of the postgres transform alone still publishes for the transform it leaves out

@@ -91,11 +91,9 @@ def crossing(catalog: str, upstream: CatalogAccess, downstream: CatalogAccess) -
     read_from_catalog = downstream.in_place or downstream.loads
     if reaches_catalog and read_from_catalog:
         publish, load = bridge_steps(upstream, downstream)
-        halves = (["published into the catalog after the upstream transform builds (its engine reads it as Arrow, "
-                   "floe commits it to Iceberg)"] if publish else [])
-        halves += (["loaded from the catalog into the downstream warehouse before the downstream transform builds "
-                    "(floe reads Iceberg as Arrow, its engine bulk-loads it)"] if load else [])
-        return CrossingKind.BRIDGED, f"bridged through the catalog {catalog!r}: " + "; then ".join(halves)
+        halves = ["published into the catalog after the upstream transform builds"] if publish else []
+        halves += ["loaded into the downstream warehouse before the downstream transform builds"] if load else []
+        return CrossingKind.BRIDGED, f"bridged through the catalog {catalog!r}: " + ", then ".join(halves)
     if not reaches_catalog:
         return None, f"the upstream compute builds in its own warehouse and floe cannot read its tables ({upstream.how})"
     return None, f"the downstream compute cannot read the catalog and floe cannot load tables into it ({downstream.how})"

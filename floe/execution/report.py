@@ -106,6 +106,14 @@ class BridgeReport:
     def name(self) -> str:
         return self.model.rsplit(".", 1)[-1]
 
+    @property
+    def published(self) -> tuple[str, str] | None:
+        """``(namespace, table)`` of the catalog's table a successful publish wrote; else ``None``."""
+        if self.kind != PUBLISH or self.status != "success" or not self.target.startswith("catalog "):
+            return None
+        _, namespace, table = self.target.removeprefix("catalog ").split(".", 2)
+        return namespace, table
+
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "transform": self.transform, "model": self.model,
                 "from_compute": self.from_compute, "to_compute": self.to_compute, "source": self.source,
