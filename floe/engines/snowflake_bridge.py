@@ -99,8 +99,9 @@ def load_arrow(compute: ComputeConfig, relation: Relation, data: pyarrow.RecordB
             try:
                 cursor.execute(f"CREATE TEMPORARY STAGE {stage}")
                 cursor.execute(f"PUT {quote_literal(parquet.as_uri())} @{stage} AUTO_COMPRESS=FALSE")
-                cursor.execute(f"COPY INTO {staged} FROM @{stage} FILE_FORMAT=(TYPE=PARQUET USE_LOGICAL_TYPE=TRUE) "
-                               "MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE PURGE=TRUE")  # fmt: skip
+                copied = cursor.execute(f"COPY INTO {staged} FROM @{stage} FILE_FORMAT=(TYPE=PARQUET "
+                                        "USE_LOGICAL_TYPE=TRUE) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE PURGE=TRUE")  # fmt: skip
+                rows = sum(int(result[3]) for result in copied.fetchall())  # per file: rows_loaded
                 if _exists(cursor, relation):
                     cursor.execute(f"ALTER TABLE {target} SWAP WITH {staged}")
                     cursor.execute(f"DROP TABLE {staged}")
@@ -110,9 +111,7 @@ def load_arrow(compute: ComputeConfig, relation: Relation, data: pyarrow.RecordB
                 with contextlib.suppress(Exception):  # the error that matters is the one raised
                     cursor.execute(f"DROP TABLE IF EXISTS {staged}")
                 raise
-            cursor.execute(f"SELECT COUNT(*) FROM {target}")
-            row = cursor.fetchone()
-    return int(row[0]) if row else 0
+    return rows
 
 
 def _sql_type(arrow_type: pyarrow.DataType) -> str | None:
@@ -140,14 +139,27 @@ def _sql_type(arrow_type: pyarrow.DataType) -> str | None:
     return None
 
 
+ROW_GROUP_ROWS = 256_000
+"""Rows per Parquet row group: the stream's small batches gathered (a row group per batch is slow
+to write and to load). The file is read once, by ``COPY INTO``: no dictionaries, no statistics
+(measured here: a third of the time of pyarrow's defaults to write, and a smaller file)."""
+
+
 def _write_parquet(compute: ComputeConfig, relation: Relation, data: pyarrow.RecordBatchReader, path: Path) -> None:
-    """``data`` as one Parquet file, batch by batch (a stream that fails leaves nothing loaded)."""
+    """``data`` as one Parquet file, in row groups of :data:`ROW_GROUP_ROWS` (a stream that fails
+    leaves nothing loaded)."""
     import pyarrow.parquet
 
     try:
-        with pyarrow.parquet.ParquetWriter(path, data.schema) as writer:
+        with pyarrow.parquet.ParquetWriter(path, data.schema, use_dictionary=False, write_statistics=False) as writer:
+            pending: list[pyarrow.RecordBatch] = []
             for batch in data:
-                writer.write_batch(batch)
+                pending.append(batch)
+                if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
+                    writer.write_table(pyarrow.Table.from_batches(pending, data.schema), ROW_GROUP_ROWS)
+                    pending = []
+            if pending:
+                writer.write_table(pyarrow.Table.from_batches(pending, data.schema), ROW_GROUP_ROWS)
     except (OSError, pyarrow.ArrowException) as exc:
         raise PluginExecutionError(ENGINE, "load_arrow", f"writing the rows for {relation} to Parquet failed: "
                                    f"{first_line(str(exc))}", "nothing was loaded; check the message",
