@@ -7,7 +7,9 @@ wins and an engine that declares nothing, or answers ``None``, gets the default.
 extend a default with ``super()``.
 
 The defaults let an engine's transforms run in ``floe run`` with no run hook at all: the compiled
-profile, building into the run's namespace in the engine's own warehouse, in a forked worker.
+profile, building into the run's namespace in the engine's own warehouse, in a forked worker. The
+bridge hooks' defaults refuse (no generic way reads or loads an engine's tables): an engine that
+says ``CatalogAccess.bridged`` implements them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ Hooks marked ``required`` must be implemented by every engine; the others have a
 in :mod:`floe.engine_defaults`, that an engine declaring nothing gets (an implementation returning
 ``None`` gets it too). The hooks under "Running" are what ``floe plan`` and ``floe run`` ask of an
 engine: with the defaults alone, an engine's transforms run in ``floe run``, building into its own
-warehouse under the run's namespace.
+warehouse under the run's namespace. The hooks under "Bridging" (``floe_read_arrow``,
+``floe_load_arrow``) let floe carry tables between such a warehouse and the catalog, so that a ref
+between it and any other compute works.
 
 This module holds only the specifications; the built-in engines in :mod:`floe.engines` implement
 them exactly as a third-party engine does (see :mod:`floe.enginekit`).

@@ -24,7 +24,7 @@ the engine's client, pyiceberg). The runner runs them in threads and reports eac
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import pyarrow
 
     from floe.execution.plan import Crossing
+    from floe.execution.report import Progress
     from floe.plugins import Engine
 
 PUBLISHED_BY = "floe.published-from"
@@ -195,7 +196,7 @@ def _same_columns(current: pyarrow.Schema, new: pyarrow.Schema) -> bool:
     return all(target_type(a.type) == target_type(b.type) for a, b in zip(current, new, strict=True))
 
 
-def timed(action: Any) -> tuple[Carried | None, float, str]:
+def timed(action: Callable[[], Carried]) -> tuple[Carried | None, float, str]:
     """Run ``action()``: what it carried, its seconds, and the error's text when it failed."""
     clock = time.monotonic()
     try:
@@ -225,7 +226,7 @@ class RunBridges:
     """
 
     def __init__(self, engines: Mapping[str, Engine], computes: Mapping[str, ComputeConfig],
-                 progress: Any, secrets: Sequence[str]) -> None:  # fmt: skip
+                 progress: Progress, secrets: Sequence[str]) -> None:  # fmt: skip
         import threading
 
         self.engines = engines
@@ -282,7 +283,8 @@ class RunBridges:
     def publishes(self, transforms: Sequence[str]) -> list[Step]:
         return [s for name in transforms for s in self.after.get(name, [])]
 
-    def start(self, todo: Sequence[Step], catalog: CatalogConfig, done: Any, *, stop_at_failure: bool) -> None:
+    def start(self, todo: Sequence[Step], catalog: CatalogConfig, done: Callable[[list[BridgeReport]], None], *,
+              stop_at_failure: bool) -> None:  # fmt: skip
         """Carry ``todo`` in a thread, then call ``done(reports)``."""
         import threading
 
