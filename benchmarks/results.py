@@ -27,6 +27,8 @@ BENCHMARKS = {  # name: (script, arguments)
     "platform": ("compile_platform.py", []),
     "run": ("run.py", []),
     "concurrency": ("concurrency.py", []),
+    "bridge": ("bridge.py", ["--rows", "1000000", "--repeat", "3"]),
+    "mesh": ("mesh.py", ["--repeat", "2"]),
 }
 
 

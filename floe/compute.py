@@ -13,7 +13,7 @@ import abc
 import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from floe import engine_defaults, hookspecs
 from floe._markers import API_VERSION, hookimpl
@@ -24,9 +24,13 @@ from floe.model import (
     ComputeConfig,
     EngineInfo,
     ProfileTarget,
+    Relation,
     ValidationResult,
     WorkerSetup,
 )
+
+if TYPE_CHECKING:
+    import pyarrow
 
 
 class ComputePlugin(abc.ABC):
@@ -113,6 +117,18 @@ class ComputePlugin(abc.ABC):
                    environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
         """How the compute's dbt worker starts; by default forked, with floe's environment."""
         return engine_defaults.floe_run_worker(compute, profile, catalog, environ)
+
+    # -- bridging (see floe.hookspecs: floe_read_arrow, floe_load_arrow) ---------------------------
+
+    def read_arrow(self, compute: ComputeConfig, relation: Relation) -> pyarrow.Table:
+        """A table of the compute's warehouse as Arrow, for floe to publish into the catalog; by
+        default the engine reads nothing (say ``CatalogAccess.bridged(reads=True)`` only with it)."""
+        return engine_defaults.floe_read_arrow(compute, relation)
+
+    def load_arrow(self, compute: ComputeConfig, relation: Relation, data: pyarrow.RecordBatchReader) -> int:
+        """Load ``data`` into a table of the compute's warehouse (staging, then swap); by default
+        the engine loads nothing (say ``CatalogAccess.bridged(loads=True)`` only with it)."""
+        return engine_defaults.floe_load_arrow(compute, relation, data)
 
     # -- the hooks ------------------------------------------------------------------------------
 

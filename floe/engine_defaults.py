@@ -7,17 +7,23 @@ wins and an engine that declares nothing, or answers ``None``, gets the default.
 extend a default with ``super()``.
 
 The defaults let an engine's transforms run in ``floe run`` with no run hook at all: the compiled
-profile, building into the run's namespace in the engine's own warehouse, in a forked worker.
+profile, building into the run's namespace in the engine's own warehouse, in a forked worker. The
+bridge hooks' defaults refuse (no generic way reads or loads an engine's tables): an engine that
+says ``CatalogAccess.bridged`` implements them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from floe._markers import hookimpl
-from floe.model import CatalogAccess, CatalogConfig, ComputeConfig, WorkerSetup
+from floe.errors import BrokenPluginError
+from floe.model import CatalogAccess, CatalogConfig, ComputeConfig, Relation, WorkerSetup
+
+if TYPE_CHECKING:
+    import pyarrow
 
 NAME = "floe-engine-defaults"
 """The name this plugin is registered under (it is not an engine)."""
@@ -62,3 +68,23 @@ def floe_run_worker(compute: ComputeConfig, profile: dict[str, Any], catalog: Ca
                     environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
     """A worker forked from the run's fork server, with floe's environment."""
     return WorkerSetup()
+
+
+@hookimpl(trylast=True)
+def floe_read_arrow(compute: ComputeConfig, relation: Relation) -> pyarrow.Table:
+    """Nothing: the engine reads no table as Arrow (its ``floe_catalog_access`` must not say it does)."""
+    raise _no_bridge(compute, "read_arrow", "read its tables as Arrow", "reads")
+
+
+@hookimpl(trylast=True)
+def floe_load_arrow(compute: ComputeConfig, relation: Relation, data: pyarrow.RecordBatchReader) -> int:
+    """Nothing: the engine loads no Arrow data (its ``floe_catalog_access`` must not say it does)."""
+    raise _no_bridge(compute, "load_arrow", "load Arrow data into its tables", "loads")
+
+
+def _no_bridge(compute: ComputeConfig, operation: str, what: str, flag: str) -> BrokenPluginError:
+    return BrokenPluginError(
+        compute.engine, operation, f"the engine has no floe_{operation} hook: floe cannot {what}",
+        f"an engine says CatalogAccess.bridged({flag}=True) only with its floe_{operation} hook; "
+        "fix the engine plugin", compute=compute.name,
+    )  # fmt: skip

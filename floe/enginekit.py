@@ -6,7 +6,10 @@ the values floe passes it (:class:`ComputeConfig`, :class:`CatalogConfig`…), t
 the frame of a connection check (:func:`run_check`), and a handful of helpers every engine
 otherwise writes again: secret references turned into dbt's ``{{ env_var('NAME') }}`` or read
 from the environment, the walk over an exception's causes, and the shape of a translated client
-error. They live here once; the built-in engines use them exactly as a third party does.
+error, and for an engine whose tables floe bridges (``floe_read_arrow``, ``floe_load_arrow``), each
+column's SQL type for an Arrow schema (:func:`sql_columns`), the error that names a column whose
+type cannot cross (:func:`type_error`) and the staging name a load swaps in (:func:`staging_name`).
+They live here once; the built-in engines use them exactly as a third party does.
 
 Named *kit* for what it is to an engine author (everything needed to build an engine, in one
 place), and distinct from :mod:`floe.engines`, the package of the built-in engines, and
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from floe._markers import API_VERSION, hookimpl
 from floe.compute import ComputePlugin
@@ -30,6 +33,7 @@ from floe.model import (
     ComputeConfig,
     EngineInfo,
     ProfileTarget,
+    Relation,
     SecretReference,
     ValidationResult,
     WorkerSetup,
@@ -51,6 +55,7 @@ __all__ = [
     "Problem",
     "ProfileTarget",
     "Progress",
+    "Relation",
     "SecretReference",
     "UnattachableCatalog",
     "ValidationResult",
@@ -71,7 +76,10 @@ __all__ = [
     "secret_reference",
     "secret_value",
     "secret_values",
+    "sql_columns",
+    "staging_name",
     "translate_client_error",
+    "type_error",
 ]
 
 Advice = tuple[str, str, str]
@@ -214,3 +222,45 @@ def translate_client_error(
         return None
     return engine_error(engine, compute, advice, first_line(text)[:300])
 
+
+
+# -- bridges: carrying tables between the catalog and the engine's warehouse -----------------------
+
+STAGING_SUFFIX = "__floe_load"
+
+
+def staging_name(identifier: str, limit: int = 63) -> str:
+    """The name a load writes to before it swaps the table in: ``<identifier>__floe_load``, cut to
+    ``limit`` characters (PostgreSQL's is 63) so that it stays a valid name of the same schema."""
+    return identifier[: max(1, limit - len(STAGING_SUFFIX))] + STAGING_SUFFIX
+
+
+def type_error(engine: str, compute: ComputeConfig, relation: Relation | str, column: str, source: str,
+               target: str, why: str, fix: str) -> PluginExecutionError:  # fmt: skip
+    """The error of a column whose type cannot cross a bridge without changing its values.
+
+    :param source: the column's type where it comes from (``Arrow decimal256(50, 2)``).
+    :param target: the type it would become, or the nearest the engine has (``NUMBER(38, 2)``).
+    :param why: why it cannot (``Snowflake numbers have at most 38 digits``).
+    """
+    return PluginExecutionError(engine, "bridge", f"column {column!r} of {relation}: {source} cannot become "
+                                f"{target}: {why}", fix, compute=compute.name)  # fmt: skip
+
+
+def sql_columns(engine: str, compute: ComputeConfig, relation: Relation | str, schema: Any,
+                sql_type: Callable[[Any], str | None], fix: str) -> list[tuple[str, str]]:  # fmt: skip
+    """``(name, SQL type)`` of each column of the Arrow ``schema``: the table a load creates.
+
+    :param sql_type: the engine's type for an Arrow type (``decimal128(10, 2)`` →
+        ``NUMERIC(10, 2)``), or ``None`` when it has none that keeps every value.
+    :raises PluginExecutionError: a column has none (:func:`type_error`, naming it), before
+        anything is written.
+    """
+    columns = []
+    for field in schema:
+        found = sql_type(field.type)
+        if found is None:
+            raise type_error(engine, compute, relation, field.name, f"Arrow {field.type}", f"a {engine} type",
+                             f"{engine} has no type that keeps every value of it", fix)  # fmt: skip
+        columns.append((str(field.name), found))
+    return columns

@@ -9,7 +9,9 @@ Hooks marked ``required`` must be implemented by every engine; the others have a
 in :mod:`floe.engine_defaults`, that an engine declaring nothing gets (an implementation returning
 ``None`` gets it too). The hooks under "Running" are what ``floe plan`` and ``floe run`` ask of an
 engine: with the defaults alone, an engine's transforms run in ``floe run``, building into its own
-warehouse under the run's namespace.
+warehouse under the run's namespace. The hooks under "Bridging" (``floe_read_arrow``,
+``floe_load_arrow``) let floe carry tables between such a warehouse and the catalog, so that a ref
+between it and any other compute works.
 
 This module holds only the specifications; the built-in engines in :mod:`floe.engines` implement
 them exactly as a third-party engine does (see :mod:`floe.enginekit`).
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from floe._markers import engine_hookspec
 from floe.errors import PluginExecutionError
@@ -29,9 +31,13 @@ from floe.model import (
     ComputeConfig,
     EngineInfo,
     ProfileTarget,
+    Relation,
     ValidationResult,
     WorkerSetup,
 )
+
+if TYPE_CHECKING:
+    import pyarrow
 
 
 @engine_hookspec(required=True)
@@ -163,10 +169,14 @@ def floe_catalog_access(compute: ComputeConfig, catalog: CatalogConfig) -> Catal
     :param catalog: the run's catalog: the manifest's, or the embedded one (a REST catalog named
         ``floe`` on 127.0.0.1).
     :returns: :meth:`CatalogAccess.attached <floe.model.CatalogAccess.attached>` when the worker
-        attaches the catalog under its name (:func:`floe_run_profile` then writes how), or
+        attaches the catalog under its name (:func:`floe_run_profile` then writes how);
+        :meth:`CatalogAccess.bridged <floe.model.CatalogAccess.bridged>` when it builds in the
+        engine's own warehouse and floe can carry tables between that warehouse and the catalog
+        through the engine's :func:`floe_read_arrow` and :func:`floe_load_arrow` (a ref between it
+        and any other compute is then bridged); or
         :meth:`CatalogAccess.own_warehouse <floe.model.CatalogAccess.own_warehouse>` when the
-        engine has no way to: its transforms run, building in its own warehouse. Default: own
-        warehouse.
+        engine has no way to: its transforms run, building in its own warehouse, and a ref between
+        them and another compute's is an error of the plan. Default: own warehouse.
     :raises floe.errors.UnattachableCatalog: the engine attaches catalogs, but not this one (a
         type or a name it cannot use); floe locates it at the ``$.catalog`` key it names.
 
@@ -247,6 +257,65 @@ def floe_run_worker(
     :param catalog: the run's catalog.
     :param environ: the environment the worker inherits (floe's own, with the secrets).
     :returns: a :class:`~floe.model.WorkerSetup`. Default: forkable, nothing added.
+
+    This hook is ``firstresult``.
+    """
+
+
+# -- Bridging: carrying a table between the catalog and an engine's own warehouse ------------------
+
+
+@engine_hookspec(required=False)
+def floe_read_arrow(compute: ComputeConfig, relation: Relation) -> pyarrow.Table:
+    """Read a table of this compute's warehouse as Arrow, through the engine's own client.
+
+    Called by ``floe run`` for an engine whose :func:`floe_catalog_access` says
+    ``CatalogAccess.bridged(reads=True)``: after a transform on this compute built a model that a
+    transform on another compute refs, floe reads it with this hook and commits it into the
+    catalog as ``<catalog>.<schema>.<identifier>`` (one Iceberg commit), where every other engine
+    reads it. Read in bulk (the client's Arrow fetch, ``COPY``…), not row by row.
+
+    Column types must say what the engine stores: integers as Arrow integers, ``DECIMAL(p, s)``
+    as ``decimal128(p, s)``, dates, timestamps with and without time zone as Arrow timestamps with
+    and without one, strings, booleans; column names as the engine's SQL writes them unquoted
+    (lower case where it folds names to upper case). A column with no such Arrow type fails, naming
+    the column and its type (see :func:`floe.enginekit.type_error`). Secrets come from the
+    environment, as in :func:`floe_validate_connection`.
+
+    :param compute: the compute, with its settings for the run's environment.
+    :param relation: the model as dbt built it there.
+    :returns: the table's rows, as a ``pyarrow.Table``.
+    :raises floe.errors.PluginExecutionError: it could not be read; say why and what to fix.
+        Default: raises (the engine reads nothing as Arrow).
+
+    This hook is ``firstresult``.
+    """
+
+
+@engine_hookspec(required=False)
+def floe_load_arrow(compute: ComputeConfig, relation: Relation, data: pyarrow.RecordBatchReader) -> int:
+    """Load ``data`` into a table of this compute's warehouse, replacing what it holds.
+
+    Called by ``floe run`` for an engine whose :func:`floe_catalog_access` says
+    ``CatalogAccess.bridged(loads=True)``: before a transform on this compute builds, each model of
+    another compute that it refs is read from the catalog (its current snapshot) and loaded with
+    this hook into ``relation``, the relation ``ref()`` resolves to in this compute's dbt project.
+
+    Load in bulk through the engine's own path (its client's Arrow ingest, ``COPY``, a stage and
+    ``COPY INTO``…), never with row-by-row ``INSERT``. Load into a staging table and swap it in, so
+    that the relation is never seen half loaded: when ``data`` fails part way (it is a stream), the
+    relation keeps what it held. Create the schema when it is missing.
+
+    Every column keeps its type (integers, ``decimal128(p, s)`` as ``DECIMAL(p, s)``, dates,
+    timestamps with and without time zone, strings, booleans, nulls) or the load fails before the
+    swap, naming the column, its Arrow type and the engine's (:func:`floe.enginekit.type_error`).
+
+    :param compute: the compute, with its settings for the run's environment.
+    :param relation: where to load, as the compute's dbt project names it.
+    :param data: the rows, as a stream of record batches (``data.schema`` is known first).
+    :returns: the number of rows the relation holds now.
+    :raises floe.errors.PluginExecutionError: it could not be loaded; say why and what to fix.
+        Default: raises (the engine loads nothing from Arrow).
 
     This hook is ``firstresult``.
     """

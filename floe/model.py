@@ -113,6 +113,12 @@ class CatalogAccess:
     ``False``: the engine's transforms build in its own warehouse, which no other engine reads."""
     how: str
     """One sentence for ``floe plan``: how the worker attaches, or why it cannot."""
+    reads: bool = False
+    """Building in its own warehouse, floe can read the engine's tables as Arrow (its
+    ``floe_read_arrow``): a model another compute refs is published into the catalog after it builds."""
+    loads: bool = False
+    """Building in its own warehouse, floe can load Arrow into the engine's tables (its
+    ``floe_load_arrow``): a model of another compute it refs is loaded into it before it builds."""
 
     @classmethod
     def attached(cls, how: str) -> CatalogAccess:
@@ -121,8 +127,43 @@ class CatalogAccess:
 
     @classmethod
     def own_warehouse(cls, why: str) -> CatalogAccess:
-        """The worker cannot attach the catalog; ``why`` says why (its transforms still run)."""
+        """The worker cannot attach the catalog and floe cannot carry tables in or out of its
+        warehouse; ``why`` says why (its transforms still run, reading only their own tables)."""
         return cls(False, why)
+
+    @classmethod
+    def bridged(cls, how: str, *, reads: bool = True, loads: bool = True) -> CatalogAccess:
+        """The worker builds in the engine's own warehouse, and floe carries tables between it and
+        the catalog through the engine's bridge hooks (``floe_read_arrow`` when ``reads``,
+        ``floe_load_arrow`` when ``loads``); ``how`` says through what (a client, a bulk load)."""
+        return cls(False, how, reads, loads)
+
+    def summary(self) -> str:
+        """How a reader of ``floe plan`` should read it: in place, bridged (which ways), own warehouse."""
+        if self.in_place:
+            return "reads and writes the catalog in place"
+        ways = [w for w, on in (("published into the catalog", self.reads), ("loaded from it", self.loads)) if on]
+        if ways:
+            return "builds in its own warehouse; its tables are " + " and ".join(ways) + " by floe"
+        return "builds in its own warehouse"
+
+
+@attrs.frozen
+class Relation:
+    """A table in an engine's warehouse, named as dbt names it there: ``database.schema.identifier``.
+
+    What a bridge hook (``floe_read_arrow``, ``floe_load_arrow``) is given: the relation a model
+    resolves to in that engine's dbt project (``ref()`` in a model there, or the model itself), as
+    dbt's adapter would write it, each part unquoted. The engine quotes the parts as its adapter
+    does (``quoting`` in dbt). ``database`` is ``None`` for an adapter without one.
+    """
+
+    database: str | None
+    schema: str
+    identifier: str
+
+    def __str__(self) -> str:
+        return ".".join(p for p in (self.database, self.schema, self.identifier) if p)
 
 
 @attrs.frozen

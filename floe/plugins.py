@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -29,12 +29,16 @@ from floe.model import (
     ComputeConfig,
     EngineInfo,
     ProfileTarget,
+    Relation,
     ValidationResult,
     WorkerSetup,
 )
 from floe.resources import merge_requirements, requirements_problem
 from floe.schemas import SCHEMA_BASE, SchemaStore
 from floe.secrets import find_secret_refs, floe_names, redact, secret_values
+
+if TYPE_CHECKING:
+    import pyarrow
 
 DISABLE_ENV = "FLOE_DISABLE_PLUGINS"
 VALIDATION_TIMEOUT = 10.0
@@ -260,6 +264,31 @@ class Engine:
             raise PluginExecutionError(self.name, "run_worker", f"environment variable {bad[0]!r} is not a string",
                                        f"fix the engine plugin ({self.distribution})", compute=compute.name)  # fmt: skip
         return setup  # type: ignore[no-any-return]
+
+    # -- bridging ---------------------------------------------------------------------------------
+
+    def read_arrow(self, compute: ComputeConfig, relation: Relation) -> pyarrow.Table:
+        """The table ``relation`` of the compute's warehouse, read by the engine, as one Arrow table.
+
+        :raises PluginExecutionError: the engine could not read it (or answered something else).
+        """
+        import pyarrow
+
+        data = self._call("floe_read_arrow", compute, relation=relation)
+        table: pyarrow.Table = self._expect("floe_read_arrow", data, pyarrow.Table, "a pyarrow.Table")
+        return table
+
+    def load_arrow(self, compute: ComputeConfig, relation: Relation, data: pyarrow.RecordBatchReader) -> int:
+        """Load ``data`` into ``relation`` of the compute's warehouse; the rows it then holds.
+
+        :raises PluginExecutionError: the engine could not load it (or answered no row count).
+        """
+        rows = self._call("floe_load_arrow", compute, relation=relation, data=data)
+        if isinstance(rows, bool) or not isinstance(rows, int):
+            raise BrokenPluginError(self.name, "load_arrow", f"the hook returned {type(rows).__name__}, expected "
+                                    "the number of rows the relation holds (an int)",
+                                    f"fix the engine plugin {self.plugin_name!r} ({self.distribution})")  # fmt: skip
+        return int(rows)
 
 
 @attrs.define

@@ -94,6 +94,27 @@ fault, which a check above catches; :data:`RUN` is deselected for it, to keep th
 def checks_of(adopter: str) -> set[str]:
     """The tests of the suite the class ``adopter`` runs."""
     return SUITE if adopter in RUNS else SUITE - {RUN}
+
+
+BRIDGE_SUITE = {"test_an_engine_attached_in_place_declares_no_bridge", "test_a_bridged_table_keeps_every_value_and_type",
+                "test_a_load_replaces_the_rows_and_a_failed_load_leaves_them",
+                "test_a_column_the_engine_cannot_keep_fails_naming_it"}  # fmt: skip
+"""The tests of ``BridgeTests`` (floe.testing.compliance_bridge), part of the suite."""
+SUITE = SUITE | BRIDGE_SUITE
+COMPLIANT += ("TestToyBridge",)  # a bridged engine passes every check
+NO_HOOK = "has no floe_load_arrow hook"
+BROKEN_BRIDGES: dict[str, dict[str, str]] = {
+    # adopter class of BridgeTests alone: {test that must fail: a fragment of why}; the others must pass
+    "TestBridgeLossy": {"test_a_bridged_table_keeps_every_value_and_type": "'at_utc': timestamp[us, tz=UTC] came back as timestamp[us]",
+                        "test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": "the table holds exactly its rows"},
+    "TestBridgeAppends": {"test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": "replaces the rows (it does not append)"},
+    "TestBridgeUnstaged": {"test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": "a load whose data failed part way changed the table"},
+    "TestBridgeStringly": {"test_a_column_the_engine_cannot_keep_fails_naming_it": "accepted column 'odd_interval'"},
+    "TestBridgeHookless": {"test_a_bridged_table_keeps_every_value_and_type": NO_HOOK,
+                           "test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": NO_HOOK,
+                           "test_a_column_the_engine_cannot_keep_fails_naming_it": "refused a column without naming it"},
+    "TestInPlaceBridged": {"test_an_engine_attached_in_place_declares_no_bridge": "also declares a bridge"},
+}  # fmt: skip
 BLOCKED = ("kubernetes", "hypothesis", "sqlglot", "boto3", "botocore", "fakesnow", "bqemulator")
 """Packages of floe's test extra that neither floe nor pytest needs: not importable in the run."""
 RUNNER = textwrap.dedent(f"""\
@@ -218,6 +239,13 @@ def test_a_compliant_engine_passes_every_check(run: dict[str, dict[str, Outcome]
 @pytest.mark.parametrize("adopter", sorted(BROKEN))
 def test_a_broken_engine_fails_the_suite_on_the_right_test(run: dict[str, dict[str, Outcome]], adopter: str) -> None:
     assert mismatches(BROKEN[adopter], run[adopter], checks_of(adopter)) == []
+
+
+@pytest.mark.req("REQ-020")
+@pytest.mark.parametrize("adopter", sorted(BROKEN_BRIDGES))
+def test_a_broken_bridge_fails_the_bridge_checks_on_the_right_test(run: dict[str, dict[str, Outcome]],
+                                                                    adopter: str) -> None:  # fmt: skip
+    assert mismatches(BROKEN_BRIDGES[adopter], run[adopter], BRIDGE_SUITE) == []
 
 
 @pytest.mark.req("REQ-020")

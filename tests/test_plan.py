@@ -124,6 +124,27 @@ def with_postgres(root: Path) -> Path:
     return manifest
 
 
+REDSHIFT = """
+      - name: rs
+        engine: redshift
+        config:
+          host: 127.0.0.1
+          user: floe
+          password: {secret_ref: FLOE_TEST_RS_PASSWORD}
+          dbname: dev
+          schema: analytics
+"""
+
+
+def with_redshift(root: Path) -> Path:
+    """A redshift compute: it builds in its own warehouse, and floe cannot carry tables in or out."""
+    manifest = root / "platform" / "enterprise.yaml"
+    text = manifest.read_text()
+    marker = "    default: duckdb\n"
+    manifest.write_text(text.replace(marker, textwrap.indent(textwrap.dedent(REDSHIFT).strip(), "      ") + "\n" + marker))
+    return manifest
+
+
 def both(root: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
     return floe("plan", str(root), "--env", "dev", env=env), floe("run", str(root), "--env", "dev", env=env)
 
@@ -148,23 +169,59 @@ def test_an_unset_secret_is_located_where_the_manifest_references_it(tmp_path: P
 
 
 def test_a_ref_no_engine_can_cross_is_located_at_the_reading_transform(tmp_path: Path) -> None:
-    """PostgreSQL builds in its own database; DuckDB's tables are in the catalog: a postgres model
-    reading a DuckDB model cannot run, and both plan and run say so before anything starts."""
+    """Redshift builds in its own warehouse and its engine gives floe no way to load a table into
+    it; DuckDB's tables are in the catalog: a redshift model reading a DuckDB model cannot run, and
+    both plan and run say so before anything starts."""
     root = product(tmp_path / "cross", "cross", """
         - {type: dbt, name: base, path: models/base/, compute: duckdb}
-        - {type: dbt, name: stored, path: models/stored/, compute: pg}
+        - {type: dbt, name: stored, path: models/stored/, compute: rs}
     """, {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"],
           "models/stored/copied.sql": "select n from {{ ref('numbers') }}\n"})  # fmt: skip
-    with_postgres(root)
-    env = {**os.environ, "FLOE_TEST_PG_PASSWORD": "unused: nothing connects"}
+    with_redshift(root)
+    env = {**os.environ, "FLOE_TEST_RS_PASSWORD": "unused: nothing connects"}
     floe_yaml = root / "floe.yaml"
-    line = floe_yaml.read_text().splitlines().index("  - {type: dbt, name: stored, path: models/stored/, compute: pg}") + 1
+    line = floe_yaml.read_text().splitlines().index("  - {type: dbt, name: stored, path: models/stored/, compute: rs}") + 1
     for done in both(root, env):
         assert done.returncode == 1, done.stdout + done.stderr
-        assert f"{floe_yaml}:{line}: $.transforms[1].compute: transform 'stored' on compute 'pg' refs 'numbers' " \
+        assert f"{floe_yaml}:{line}: $.transforms[1].compute: transform 'stored' on compute 'rs' refs 'numbers' " \
                "of transform 'base' on compute 'duckdb'" in done.stderr, done.stderr
         assert "nothing can carry the table" in done.stderr and "fix: run 'stored' on 'duckdb'" in done.stderr
+        assert "floe cannot load tables into it" in done.stderr
     assert nothing_started(root)
+
+
+def test_refs_to_and_from_a_bridged_compute_are_planned_as_bridges(tmp_path: Path) -> None:
+    """PostgreSQL (the example engine) builds in its own database and lets floe carry its tables:
+    a postgres model reading a DuckDB model is a load, a DuckDB model reading it a publish; the
+    plan says so without connecting to anything."""
+    root = product(tmp_path / "bridged", "bridged", """
+        - {type: dbt, name: base, path: models/base/, compute: duckdb}
+        - {type: dbt, name: stored, path: models/stored/, compute: pg}
+        - {type: dbt, name: back, path: models/back/, compute: duckdb}
+    """, {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"],
+          "models/stored/copied.sql": "select n from {{ ref('numbers') }}\n",
+          "models/back/again.sql": "select n from {{ ref('copied') }}\n"})  # fmt: skip
+    with_postgres(root)
+    env = {**os.environ, "FLOE_TEST_PG_PASSWORD": "unused: nothing connects"}
+    done = floe("plan", str(root), "--env", "dev", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    crossings = {(c["from"], c["to"]): c for c in plan["crossings"]}
+    assert {k: (c["kind"], c["publish"], c["load"]) for k, c in crossings.items()} == {
+        ("base", "stored"): ("bridged", False, True), ("stored", "back"): ("bridged", True, False)}
+    assert crossings[("base", "stored")]["refs"] == [["model.bridged.copied", "model.bridged.numbers"]]
+    pg = next(c for c in plan["computes"] if c["name"] == "pg")
+    assert pg["catalog_access"] == {"in_place": False, "how": pg["catalog_access"]["how"], "reads": True, "loads": True}
+    text = floe("plan", str(root), "--env", "dev", env=env).stdout
+    assert "base (duckdb) → stored (pg), bridged: numbers" in text
+    assert "stored (pg) → back (duckdb), bridged: copied" in text
+    assert "loaded into the downstream warehouse before the downstream transform builds" in text
+    assert "published into the catalog after the upstream transform builds" in text
+    assert nothing_started(root)
+    # a run of the postgres transform alone still publishes for the transform it leaves out
+    selected = json.loads(floe("plan", str(root), "--env", "dev", "--json", "--select", "stored", env=env).stdout)
+    assert [(c["from"], c["to"], c["publish"]) for c in selected["crossings"]] == [
+        ("base", "stored", False), ("stored", "back", True)]
 
 
 def test_a_catalog_an_engine_cannot_attach_is_reported_by_the_plan(tmp_path: Path) -> None:

@@ -199,10 +199,11 @@ def test_independent_transforms_on_different_computes_overlap(flow: dict[str, An
 def test_json_report_shape_and_progress(flow: dict[str, Any]) -> None:
     report, done = flow["report"], flow["done"]
     assert set(report) == {"apiVersion", "kind", "product", "environment", "status", "started_at", "finished_at",
-                           "seconds", "catalog", "namespace", "phases", "transforms", "unassigned"}
+                           "seconds", "catalog", "namespace", "phases", "transforms", "unassigned", "bridges"}
     assert (report["kind"], report["product"], report["environment"], report["status"]) == (
         "RunReport", "flow", "dev", "success")
     assert report["namespace"] == "flow_dev" and report["unassigned"] == []
+    assert report["bridges"] == []  # DuckDB and Spark read each other in place: nothing carried
     assert report["catalog"]["name"] == "floe" and report["catalog"]["embedded"] is True
     assert report["catalog"]["uri"].startswith("http://127.0.0.1:")
     for transform in report["transforms"]:

@@ -25,7 +25,7 @@ import re
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from floe import __version__
 from floe.enginekit import (
@@ -36,6 +36,7 @@ from floe.enginekit import (
     PluginExecutionError,
     ProfileTarget,
     Progress,
+    Relation,
     SecretReference,
     ValidationResult,
     engine_error,
@@ -47,6 +48,9 @@ from floe.enginekit import (
     secret_value,
 )
 from floe.sqlquote import quote_backslash_literal
+
+if TYPE_CHECKING:
+    import pyarrow
 
 ENGINE = "snowflake"
 DEFAULT_THREADS = 4
@@ -330,13 +334,27 @@ class SnowflakeEngine(ComputePlugin):
         return None
 
     def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
-        """Its own warehouse (see :meth:`get_catalog_attachment_sql`): ``floe plan`` refuses a ref
-        between its transforms and those of another compute."""
-        return CatalogAccess.own_warehouse(
+        """Its own warehouse (see :meth:`get_catalog_attachment_sql`), bridged: floe carries a model
+        between the catalog and the compute's database through the connector
+        (:mod:`floe.engines.snowflake_bridge`)."""
+        return CatalogAccess.bridged(
             "Snowflake reaches an Iceberg catalog through a catalog integration and an external volume an"
             " account administrator creates once; floe attaches nothing per session, so its transforms "
-            "build in the compute's database"
+            "build in the compute's database, and floe carries tables in and out through the connector "
+            "(Arrow results; Parquet, PUT and COPY INTO)"
         )
+
+    def read_arrow(self, compute: ComputeConfig, relation: Relation) -> pyarrow.Table:
+        """The relation's rows as Arrow, through the connector."""
+        from floe.engines import snowflake_bridge
+
+        return snowflake_bridge.read_arrow(compute, relation)
+
+    def load_arrow(self, compute: ComputeConfig, relation: Relation, data: pyarrow.RecordBatchReader) -> int:
+        """``data`` through Parquet, a temporary stage and ``COPY INTO`` a staging table swapped in."""
+        from floe.engines import snowflake_bridge
+
+        return snowflake_bridge.load_arrow(compute, relation, data)
 
     # -- REQ-018: errors ------------------------------------------------------------------------
 
@@ -586,7 +604,7 @@ def _no_backoff() -> Iterator[int]:
 
 def _schema_exists(cursor: Any, database: str, schema: str) -> bool:
     """Whether ``database.schema`` exists (compared exactly: ``LIKE`` treats ``_`` as a wildcard)."""
-    wanted = _stored_name(schema)
+    wanted = stored_name(schema)
     rows = cursor.execute(_schemas_like(database, wanted)).fetchall()
     names = {str(row[1]) for row in rows if len(row) > 1}
     return wanted in names or (bool(_UNQUOTED.match(schema)) and wanted in {n.upper() for n in names})
@@ -598,16 +616,16 @@ def schema_lookup_sql(database: str, schema: str) -> str:
     The pattern is a backslash-escaped literal: Snowflake reads backslash escapes in strings, so
     a standard literal of a schema ending in ``\\`` would swallow the rest of the statement.
     """
-    return _schemas_like(database, _stored_name(schema))
+    return _schemas_like(database, stored_name(schema))
 
 
-def _stored_name(name: str) -> str:
+def stored_name(name: str) -> str:
     """``name`` as Snowflake stores it: :func:`sql_identifier` without its quotes."""
     return sql_identifier(name)[1:-1].replace('""', '"')
 
 
 def _schemas_like(database: str, stored: str) -> str:
-    """:func:`schema_lookup_sql` for a schema name already resolved by :func:`_stored_name`."""
+    """:func:`schema_lookup_sql` for a schema name already resolved by :func:`stored_name`."""
     return (
         f"SHOW TERSE SCHEMAS LIKE {quote_backslash_literal(stored)} "
         f"IN DATABASE {sql_identifier(database)}"

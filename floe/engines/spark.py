@@ -442,11 +442,19 @@ def is_local_master(master: str) -> bool:
     return _LOCAL_MASTER.match(master) is not None
 
 
+def _loopback_master(master: str) -> bool:
+    """Whether ``master`` is a standalone master on this host's loopback address."""
+    hosts = [part.rpartition(":")[0] or part for part in master.removeprefix("spark://").split(",")]
+    return master.startswith("spark://") and all(h in ("127.0.0.1", "localhost", "[::1]") for h in hosts)
+
+
 def runtime_environ(compute: ComputeConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment variables dbt needs for this compute; ``floe run`` sets them for dbt.
 
     ``session``: ``JAVA_HOME`` (see :func:`java_home`), ``PATH`` with its ``bin`` first, and for a
-    local master ``SPARK_LOCAL_IP=127.0.0.1`` unless set. Other methods need nothing.
+    local master, or a standalone master on the loopback address (its executors run on this host
+    and connect back to the driver), ``SPARK_LOCAL_IP=127.0.0.1`` unless set. Other methods need
+    nothing.
     """
     env = os.environ if environ is None else environ
     if _method(compute, "runtime_environ") != "session":
@@ -454,7 +462,8 @@ def runtime_environ(compute: ComputeConfig, environ: Mapping[str, str] | None = 
     home = java_home(env)
     path = env.get("PATH", os.defpath)
     result = {"JAVA_HOME": home, "PATH": os.pathsep.join([str(Path(home) / "bin"), path])}
-    if is_local_master(master_url(compute)) and not env.get("SPARK_LOCAL_IP"):
+    master = master_url(compute)
+    if (is_local_master(master) or _loopback_master(master)) and not env.get("SPARK_LOCAL_IP"):
         result["SPARK_LOCAL_IP"] = "127.0.0.1"
     return result
 

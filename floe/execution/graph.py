@@ -44,6 +44,11 @@ class Node:
     fqn: tuple[str, ...]
     depends_on: tuple[str, ...]
     materialized: str | None = None
+    database: str | None = None
+    """The relation dbt resolves the node to in the parsed project (its compute's profile):
+    ``database``, ``schema``, ``alias``; ``None`` for nodes that are no relation."""
+    schema: str | None = None
+    alias: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Node:
@@ -53,7 +58,8 @@ class Node:
             original_file_path=str(data.get("original_file_path") or ""),
             fqn=tuple(str(p) for p in data.get("fqn") or ()),
             depends_on=tuple(str(d) for d in data.get("depends_on") or ()),
-            materialized=data.get("materialized"),
+            materialized=data.get("materialized"), database=_text(data.get("database")),
+            schema=_text(data.get("schema")), alias=_text(data.get("alias")),
         )  # fmt: skip
 
     @property
@@ -64,6 +70,10 @@ class Node:
     def selector(self) -> str:
         """The dbt selector of exactly this node: its fully qualified name."""
         return "fqn:" + ".".join(self.fqn)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 @attrs.frozen

@@ -44,6 +44,11 @@ class CrossingKind(enum.StrEnum):
     IN_PLACE = "in_place"
     """Both workers attach the catalog: the reader's engine reads the writer's Iceberg table where
     it is (``<catalog>.<namespace>.<model>``), with no copy."""
+    BRIDGED = "bridged"
+    """At least one of them builds in its own warehouse, and floe carries the table through the
+    catalog (:mod:`floe.execution.bridges`): published into it after the upstream transform
+    builds, when the upstream engine cannot write Iceberg; loaded from it into the downstream
+    engine's warehouse before the downstream transform builds, when that engine cannot read it."""
 
 
 @attrs.frozen
@@ -59,24 +64,44 @@ class Crossing:
     kind: CrossingKind | None
     """``None``: nothing can cross it (a problem of the plan)."""
     how: str
+    publish: bool = False
+    """Bridged: floe publishes the read models into the catalog after the upstream transform builds."""
+    load: bool = False
+    """Bridged: floe loads the read models into the downstream warehouse before the downstream builds."""
 
     def to_json(self) -> dict[str, Any]:
         return {"from": self.upstream, "to": self.downstream, "from_compute": self.upstream_compute,
                 "to_compute": self.downstream_compute, "kind": None if self.kind is None else str(self.kind),
-                "how": self.how, "refs": [list(r) for r in self.refs]}  # fmt: skip
+                "how": self.how, "publish": self.publish, "load": self.load,
+                "refs": [list(r) for r in self.refs]}  # fmt: skip
 
 
 def crossing(catalog: str, upstream: CatalogAccess, downstream: CatalogAccess) -> tuple[CrossingKind | None, str]:
     """How a ref from a compute whose worker reaches the catalog as ``downstream`` to a model built
     by one that reaches it as ``upstream`` is crossed, and why; ``None`` when nothing can.
 
-    The one decision of a crossing: issue 12's bridged hand-offs add their kind here.
+    The one decision of a crossing. In place when both attach the catalog; bridged when the
+    upstream table can reach the catalog (the upstream attaches it, or floe reads its tables) and
+    the downstream engine can read it from there (it attaches the catalog, or floe loads tables
+    into it); else nothing can cross it. :func:`bridge_steps` says which half a bridge needs.
     """
     if upstream.in_place and downstream.in_place:
         return CrossingKind.IN_PLACE, f"read in place through the catalog {catalog!r}"
-    if not upstream.in_place:
-        return None, f"the upstream compute builds in its own warehouse ({upstream.how})"
-    return None, f"the downstream compute cannot read the catalog ({downstream.how})"
+    reaches_catalog = upstream.in_place or upstream.reads
+    read_from_catalog = downstream.in_place or downstream.loads
+    if reaches_catalog and read_from_catalog:
+        publish, load = bridge_steps(upstream, downstream)
+        halves = ["published into the catalog after the upstream transform builds"] if publish else []
+        halves += ["loaded into the downstream warehouse before the downstream transform builds"] if load else []
+        return CrossingKind.BRIDGED, f"bridged through the catalog {catalog!r}: " + ", then ".join(halves)
+    if not reaches_catalog:
+        return None, f"the upstream compute builds in its own warehouse and floe cannot read its tables ({upstream.how})"
+    return None, f"the downstream compute cannot read the catalog and floe cannot load tables into it ({downstream.how})"
+
+
+def bridge_steps(upstream: CatalogAccess, downstream: CatalogAccess) -> tuple[bool, bool]:
+    """``(publish, load)`` of a bridged crossing: what floe carries for it (see :func:`crossing`)."""
+    return not upstream.in_place, not downstream.in_place
 
 
 @attrs.frozen
@@ -95,7 +120,8 @@ class ComputePlan:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "engine": self.engine, "engine_version": self.version,
                 "distribution": self.distribution, "dbt_adapter": self.dbt_adapter,
-                "catalog_access": {"in_place": self.access.in_place, "how": self.access.how},
+                "catalog_access": {"in_place": self.access.in_place, "how": self.access.how,
+                                   "reads": self.access.reads, "loads": self.access.loads},
                 "allowed": list(self.allowed)}  # fmt: skip
 
 
@@ -143,9 +169,11 @@ class Preparation:
 
     @property
     def crossing_can_fail(self) -> bool:
-        """Whether a ref between computes could be one nothing crosses: only when some compute
-        builds in its own warehouse and the product uses more than one compute."""
-        return len(self.computes) > 1 and not all(c.access.in_place for c in self.computes.values())
+        """Whether a ref between computes could be one nothing crosses: only when the product uses
+        more than one compute and one of them neither attaches the catalog nor lets floe carry its
+        tables both ways."""
+        return len(self.computes) > 1 and not all(
+            c.access.in_place or (c.access.reads and c.access.loads) for c in self.computes.values())  # fmt: skip
 
     def compute_config(self, name: str) -> ComputeConfig:
         return self.compiled.governance.compute_for(name, self.environment)
@@ -187,8 +215,7 @@ class RunPlan:
         for compute in (c for name, c in prep.computes.items() if name in used):
             lines.append(f"  {compute.name}: engine {compute.engine} {compute.version} ({compute.distribution}), "
                          f"dbt adapter {compute.dbt_adapter}")  # fmt: skip
-            reach = "reads and writes the catalog in place" if compute.access.in_place else "builds in its own warehouse"
-            lines.append(f"    {reach}: {compute.access.how}")
+            lines.append(f"    {compute.access.summary()}: {compute.access.how}")
             lines += [f"    {step}" for step in compute.allowed]
         lines += ["", "transforms, in build order:"]
         for position, transform in enumerate(self.transforms, 1):
@@ -205,8 +232,10 @@ class RunPlan:
         if self.crossings:
             lines += ["", "refs between computes:"]
             for cross in self.crossings:
+                models = ", ".join(dict.fromkeys(read.rsplit(".", 1)[-1] for _, read in cross.refs))
                 lines.append(f"  {cross.upstream} ({cross.upstream_compute}) → {cross.downstream} "
-                             f"({cross.downstream_compute}): {len(cross.refs)} ref(s), {cross.how}")  # fmt: skip
+                             f"({cross.downstream_compute}), {cross.kind or 'not crossable'}: {models}")  # fmt: skip
+                lines.append(f"      {cross.how}")
         if self.unassigned:
             lines += ["", "not built (outside every transform path, and no transform needs them): "
                       + ", ".join(self.unassigned)]  # fmt: skip
@@ -442,23 +471,27 @@ def build_order(nodes: Sequence[Node]) -> tuple[str, ...]:
 
 
 def _crossings(preparation: Preparation, graph: Plan, selected: set[str]) -> tuple[Crossing, ...]:
+    """The crossings into the selected transforms, and those out of them that a bridge publishes
+    for (a transform not selected reads the catalog's table later, as the run leaves it)."""
     computes = {t.name: t.compute for t in preparation.inputs}
     refs: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for transform in graph.transforms:
-        if transform.name not in selected:
-            continue
         for node in transform.nodes:
             for dep in node.depends_on:
                 owner = graph.owners.get(dep)
                 if owner is None or owner == transform.name or computes[owner] == transform.compute:
                     continue
-                refs.setdefault((owner, transform.name), []).append((node.unique_id, dep))
+                if transform.name in selected or owner in selected:
+                    refs.setdefault((owner, transform.name), []).append((node.unique_id, dep))
     found = []
     catalog = preparation.catalog.config.name
     for (upstream, downstream), pairs in refs.items():
         up, down = preparation.computes[computes[upstream]], preparation.computes[computes[downstream]]
         kind, how = crossing(catalog, up.access, down.access)
-        found.append(Crossing(upstream, downstream, up.name, down.name, tuple(pairs), kind, how))
+        publish, load = bridge_steps(up.access, down.access) if kind == CrossingKind.BRIDGED else (False, False)
+        if downstream not in selected and not publish:
+            continue  # nothing this run does for it
+        found.append(Crossing(upstream, downstream, up.name, down.name, tuple(pairs), kind, how, publish, load))
     return tuple(found)
 
 
@@ -472,9 +505,10 @@ def _uncrossable(preparation: Preparation, cross: Crossing) -> Problem:
         f"transform {cross.downstream!r} on compute {cross.downstream_compute!r} refs "
         f"{read.split('.')[-1]!r} of transform {cross.upstream!r} on compute {cross.upstream_compute!r} "
         f"({reading} → {read}{more}): {cross.how}, and nothing can carry the table from one to the other",
-        expected="refs between computes whose engines both attach the catalog in place",
-        fix=f"run {cross.downstream!r} on {cross.upstream_compute!r} (or both on computes that attach the catalog), "
-            "or move the model into the same transform",
+        expected="refs between computes whose engines attach the catalog in place, or let floe carry their "
+                 "tables through it (CatalogAccess.bridged)",
+        fix=f"run {cross.downstream!r} on {cross.upstream_compute!r} (or both on computes that attach the catalog "
+            "or are bridged), or move the model into the same transform",
     )
 
 

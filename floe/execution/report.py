@@ -20,6 +20,8 @@ from floe.execution.scheduler import State
 
 SUCCESS, FAILED, SKIPPED = State.SUCCESS, State.FAILED, State.SKIPPED
 NODE_FAILURES = ("error", "fail", "runtime error")
+PUBLISH, LOAD = "publish", "load"
+"""The two kinds of bridge (:mod:`floe.execution.bridges`)."""
 
 
 _DETAIL = {"detail": True}
@@ -111,6 +113,61 @@ class TransformReport:
 
 
 @attrs.define
+class BridgeReport:
+    """What one carried model cost, and whether it arrived."""
+
+    kind: str
+    transform: str
+    model: str
+    from_compute: str
+    to_compute: str
+    source: str
+    """Where it was read: ``<compute> <relation>``, or ``catalog <catalog>.<schema>.<table>``."""
+    target: str
+    rows: int = 0
+    bytes: int = 0
+    """The Arrow data's size in memory (what crossed floe's process)."""
+    seconds: float = 0.0
+    status: str = "success"
+    message: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.model.rsplit(".", 1)[-1]
+
+    @property
+    def published(self) -> tuple[str, str] | None:
+        """``(namespace, table)`` of the catalog's table a successful publish wrote; else ``None``."""
+        if self.kind != PUBLISH or self.status != "success" or not self.target.startswith("catalog "):
+            return None
+        _, namespace, table = self.target.removeprefix("catalog ").split(".", 2)
+        return namespace, table
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "transform": self.transform, "model": self.model,
+                "from_compute": self.from_compute, "to_compute": self.to_compute, "source": self.source,
+                "target": self.target, "rows": self.rows, "bytes": self.bytes,
+                "seconds": round(self.seconds, 3), "status": self.status, "message": self.message}  # fmt: skip
+
+    def line(self) -> str:
+        """The progress line of a finished bridge."""
+        verb = "published" if self.kind == PUBLISH else "loaded"
+        if self.status != "success":
+            return f"[{self.transform}] {self.kind} FAILED: {self.name}: {self.source} → {self.target}: {self.message}"
+        return (f"[{self.transform}] {verb} {self.name}: {self.source} → {self.target}, "
+                f"{self.rows:,} row(s), {human_bytes(self.bytes)} in {self.seconds:.2f}s")  # fmt: skip
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover - the loop returns
+
+
+@attrs.define
 class RunReport:
     product: str
     environment: str
@@ -122,10 +179,12 @@ class RunReport:
     finished_at: float | None = None
     phases: dict[str, float] = attrs.field(factory=dict)
     """Seconds spent outside the transforms: compile, lock, catalog start, dbt parse, shutdown."""
+    bridges: list[BridgeReport] = attrs.field(factory=list)
+    """Every model carried between the catalog and an engine's own warehouse, in the order they ended."""
 
     @property
     def success(self) -> bool:
-        return all(t.status == SUCCESS for t in self.transforms)
+        return all(t.status == SUCCESS for t in self.transforms) and all(b.status == SUCCESS for b in self.bridges)
 
     @property
     def seconds(self) -> float | None:
@@ -142,6 +201,7 @@ class RunReport:
             "catalog": dict(self.catalog), "namespace": self.namespace,
             "phases": {k: round(v, 3) for k, v in self.phases.items()},
             "transforms": [t.to_json() for t in self.transforms], "unassigned": list(self.unassigned),
+            "bridges": [b.to_json() for b in self.bridges],
         }  # fmt: skip
 
 
@@ -191,6 +251,12 @@ class Progress(RunObserver):
                 for t in report.transforms]  # fmt: skip
         self.line("")
         self.line(table(rows, ["transform", "compute", "engine", "models", "status", "seconds"]))
+        if report.bridges:
+            bridges = [{"bridge": b.kind, "model": b.name, "from": b.from_compute, "to": b.to_compute,
+                        "rows": f"{b.rows:,}", "bytes": human_bytes(b.bytes), "seconds": f"{b.seconds:.2f}",
+                        "status": b.status} for b in report.bridges]  # fmt: skip
+            self.line("")
+            self.line(table(bridges, ["bridge", "model", "from", "to", "rows", "bytes", "seconds", "status"]))
         ok = sum(t.status == SUCCESS for t in report.transforms)
         verdict = "succeeded" if report.success else "FAILED"
         seconds = f" in {report.seconds:.1f}s" if report.seconds is not None else ""

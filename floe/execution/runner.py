@@ -52,14 +52,16 @@ from floe.compiler import (
     write_artifacts,
 )
 from floe.errors import FloeError, Problem, UnattachableCatalog
+from floe.execution.bridges import RunBridges
 from floe.execution.catalog import RunCatalog
 from floe.execution.graph import BUILDABLE, Node, Plan
 from floe.execution.lock import RunLock
 from floe.execution.observers import Observers, RunObserver
-from floe.execution.plan import Preparation, RunPlan, complete, located_catalog_error, prepare
+from floe.execution.plan import CrossingKind, Preparation, RunPlan, complete, located_catalog_error, prepare
 from floe.execution.projects import read_user_project, write_project
 from floe.execution.report import (
     NODE_FAILURES,
+    BridgeReport,
     Column,
     NodeResult,
     Parent,
@@ -133,7 +135,9 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
     with lock:
         write_artifacts(compiled)
         schema = preparation.namespace
-        used = any(preparation.computes[name].access.in_place for name in preparation.selected_computes)
+        # the catalog serves a worker that attaches it, or carries a bridged table between two that do not
+        used = any(preparation.computes[name].access.in_place for name in preparation.selected_computes) or (
+            the_plan is not None and any(c.kind is CrossingKind.BRIDGED for c in the_plan.crossings))
         catalog = RunCatalog(preparation.catalog, product_dir / STATE_DIR,
                              schema if len(preparation.selected_computes) > 1 else None, used=used)  # fmt: skip
         try:
@@ -210,6 +214,13 @@ class _Run:
         """Per finished build, per transform: dbt's results, the error, when its last node finished."""
         self.lost: dict[int, str] = {}
         """Why a build ended without an answer."""
+        self.bridges = RunBridges({c: registry.engines[preparation.compute_config(c).engine] for c in self.computes},
+                                  {c: preparation.compute_config(c) for c in self.computes}, progress, self.secrets)
+        """The models carried between the catalog and the computes that build in their own warehouse."""
+        self.waiting: dict[int, tuple[Worker, int, list[str]]] = {}
+        """Builds waiting for their loads: the worker, the request id and dbt's arguments."""
+        self.publishing: dict[int, dict[str, bool]] = {}
+        """Builds whose publishes run: what dbt's build succeeded in, per transform."""
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -295,6 +306,7 @@ class _Run:
                 worker.send({"id": next(self.ids), "op": "extension", "module": setup.extension,
                              "settings": dict(setup.settings)})  # fmt: skip
             request_id = next(self.ids)
+            self.bridges.parse_started(compute, request_id)
             worker.send({"id": request_id, "op": "parse", "args": self._dbt_args(project)})
             parses[compute] = (request_id, worker, project)
         self.report.phases["workers_start"] = time.monotonic() - clock
@@ -306,6 +318,7 @@ class _Run:
         clock = time.monotonic()
         while True:
             sender, message = self.workers.messages.get()
+            self.bridges.note(sender.compute, message)
             if message.get("type") == "exit":
                 sender.alive = False
             if sender is not worker:
@@ -326,6 +339,7 @@ class _Run:
         if the_plan is None:
             nodes = [Node.from_json(n) for n in message["nodes"]]
             the_plan = self.plan = complete(self.preparation, nodes, str(message.get("project")))
+        self.bridges.plan(the_plan.crossings)
         for planned in the_plan.transforms:
             self.report.transforms.append(TransformReport(
                 planned.name, planned.path, planned.compute, planned.engine, list(planned.depends_on),
@@ -370,6 +384,7 @@ class _Run:
         self._apply(scheduler, scheduler.start(), the_plan, projects)
         while scheduler.running:
             sender, message = self.workers.messages.get()
+            self.bridges.note(sender.compute, message)
             event = self._event(scheduler, sender, message, the_plan)
             if event is not None:
                 self._apply(scheduler, scheduler.handle(event), the_plan, projects)
@@ -400,14 +415,55 @@ class _Run:
                 "--indirect-selection", "buildable"]  # fmt: skip
         self.requests[request_id] = build.id
         self.node_times[build.id] = {}
-        if not worker.send({"id": request_id, "op": "build", "args": args}):
-            self.lost[build.id] = f"the dbt process of compute {worker.compute!r} is not running:\n" + worker.tail()
+        loads = self.bridges.loads(build.transforms)
+        if loads:  # the build starts once they are loaded (see _bridged)
+            self.waiting[build.id] = (worker, request_id, args)
+            self.bridges.start(loads, self.catalog, self._poster(worker, build.id), stop_at_failure=True)
+            return
+        if not self._send_build(build.id, worker, request_id, args):
             self._apply(scheduler, scheduler.handle(BuildLost(build.id)), the_plan, projects)
+
+    def _send_build(self, build_id: int, worker: Worker, request_id: int, args: list[str]) -> bool:
+        """Ask ``worker`` to build; ``False`` (the build is lost) when it is not there to."""
+        if worker.send({"id": request_id, "op": "build", "args": args}):
+            return True
+        self.lost[build_id] = f"the dbt process of compute {worker.compute!r} is not running:\n" + worker.tail()
+        return False
+
+    def _poster(self, worker: Worker, build_id: int) -> Callable[[list[BridgeReport]], None]:
+        """What a bridge thread calls when it is done: its reports, on the run's queue."""
+        return lambda reports: self.workers.messages.put((worker, {"type": "bridged", "build": build_id,
+                                                                   "reports": reports}))  # fmt: skip
+
+    def _bridged(self, scheduler: Scheduler, message: dict[str, Any]) -> BuildDone | BuildLost | None:
+        """A batch of bridges ended: start the build that waited for its loads (or fail it), or hand
+        the scheduler the build whose models were published (failing the transforms whose were not)."""
+        build_id = int(message["build"])
+        reports: list[BridgeReport] = message["reports"]
+        self.report.bridges += reports
+        if build_id not in scheduler.running:  # its worker died meanwhile: the build is settled already
+            return None
+        failed = [r for r in reports if r.status != "success"]
+        if build_id in self.waiting:
+            worker, request_id, args = self.waiting.pop(build_id)
+            if failed:
+                self.lost[build_id] = "a model could not be loaded before the build:\n" + failed[0].message
+                return BuildLost(build_id)
+            return None if self._send_build(build_id, worker, request_id, args) else BuildLost(build_id)
+        succeeded = self.publishing.pop(build_id, {})
+        for report in failed:
+            succeeded[report.transform] = False
+            results, _, finished = self.outcomes[build_id][report.transform]
+            error = "built, but a model other computes read could not be published into the catalog:\n" + report.message
+            self.outcomes[build_id][report.transform] = (results, error, finished)
+        return BuildDone(build_id, succeeded)
 
     def _event(self, scheduler: Scheduler, worker: Worker, message: dict[str, Any],
                the_plan: Plan) -> BuildDone | BuildLost | None:  # fmt: skip
         """What a worker's ``message`` means to the scheduler (``None``: nothing it decides on)."""
         kind = message.get("type")
+        if kind == "bridged":
+            return self._bridged(scheduler, message)
         if kind == "exit":
             worker.alive = False
             build = next((b for b in scheduler.running.values() if b.compute == worker.compute), None)
@@ -455,6 +511,11 @@ class _Run:
                 self.report.get(name).started_at = times[name][0]
         self.outcomes[build.id] = {name: (results[name], error, times.get(name, [0.0, 0.0])[1] or None)
                                    for name in names}  # fmt: skip
+        publishes = self.bridges.publishes([name for name in names if succeeded[name]])
+        if publishes:  # the scheduler hears of the build once they are published (see _bridged)
+            self.publishing[build.id] = succeeded
+            self.bridges.start(publishes, self.catalog, self._poster(worker, build.id), stop_at_failure=False)
+            return None
         return BuildDone(build.id, succeeded)
 
     def _settle(self, action: Settle) -> None:

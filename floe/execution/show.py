@@ -36,7 +36,8 @@ class ShownTable:
 
 
 def built_tables(report: RunReport) -> list[tuple[str, str]]:
-    """``(namespace, table)`` of every model the run built in the catalog, in the order the transforms ran."""
+    """``(namespace, table)`` of every model the run built in the catalog, in the order the transforms
+    ran, then of every model it published into the catalog from another warehouse."""
     found: list[tuple[str, str]] = []
     for transform in report.transforms:
         if transform.status != SUCCESS or not transform.in_catalog:  # another warehouse's tables
@@ -46,6 +47,9 @@ def built_tables(report: RunReport) -> list[tuple[str, str]]:
                 _, namespace, name = result.relation.split(".", 2)
                 if (namespace, name) not in found:
                     found.append((namespace, name))
+    for bridge in report.bridges:
+        if bridge.published is not None and bridge.published not in found:
+            found.append(bridge.published)
     return found
 
 

@@ -177,6 +177,8 @@ def parse(args: list[str]) -> dict[str, Any]:
             "original_file_path": node.original_file_path, "fqn": list(node.fqn),
             "depends_on": list(getattr(depends, "nodes", []) or []),
             "materialized": getattr(config, "materialized", None),
+            "database": getattr(node, "database", None), "schema": getattr(node, "schema", None),
+            "alias": getattr(node, "alias", None),
         })  # fmt: skip
     project = getattr(manifest.metadata, "project_name", None)
     return {"success": True, "project": project, "nodes": nodes}

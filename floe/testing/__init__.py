@@ -23,13 +23,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
-    "BaseComputePluginTests", "CatalogAttachmentTests", "ConnectionTests", "Endpoint", "ErrorTranslationTests",
-    "PackageTests", "ProfileTests", "ResourceTests", "RunHookTests", "SecretTests",
+    "BaseComputePluginTests", "BridgeIO", "BridgeTests", "CatalogAttachmentTests", "ConnectionTests", "Endpoint",
+    "ErrorTranslationTests", "PackageTests", "ProfileTests", "ResourceTests", "RunHookTests", "SecretTests",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
     from floe.testing.compliance import (
         BaseComputePluginTests,
+        BridgeIO,
+        BridgeTests,
         CatalogAttachmentTests,
         ConnectionTests,
         Endpoint,

@@ -9,7 +9,8 @@ The suite is one class per behaviour, each in a module of its own and each usabl
 - :class:`~floe.testing.compliance_catalog.CatalogAttachmentTests`: reaching the Iceberg catalog;
 - :class:`~floe.testing.compliance_secrets.SecretTests`: secret references, no secret in outputs;
 - :class:`~floe.testing.compliance_errors.ErrorTranslationTests`: actionable errors;
-- :class:`~floe.testing.compliance_run.RunHookTests`: the run hooks, and a transform in ``floe run``.
+- :class:`~floe.testing.compliance_run.RunHookTests`: the run hooks, and a transform in ``floe run``;
+- :class:`~floe.testing.compliance_bridge.BridgeTests`: the bridge hooks of an engine floe bridges.
 
 :class:`BaseComputePluginTests` inherits them all; an engine adopts the suite by subclassing it and
 providing ``engine_name`` and the fixtures that describe what it can do (see
@@ -24,6 +25,7 @@ declaration is missing.
 from __future__ import annotations
 
 from floe.testing.compliance_base import Endpoint, EngineTestBase, render_env_vars
+from floe.testing.compliance_bridge import BridgeIO, BridgeTests
 from floe.testing.compliance_catalog import CatalogAttachmentTests
 from floe.testing.compliance_connection import ConnectionTests
 from floe.testing.compliance_errors import ErrorTranslationTests
@@ -33,8 +35,9 @@ from floe.testing.compliance_run import RunHookTests
 from floe.testing.compliance_secrets import SecretTests, secret_keys
 
 __all__ = [
-    "BaseComputePluginTests", "CatalogAttachmentTests", "ConnectionTests", "Endpoint", "EngineTestBase",
-    "ErrorTranslationTests", "PackageTests", "ProfileTests", "ResourceTests", "RunHookTests", "SecretTests",
+    "BaseComputePluginTests", "BridgeIO", "BridgeTests", "CatalogAttachmentTests", "ConnectionTests", "Endpoint",
+    "EngineTestBase", "ErrorTranslationTests", "PackageTests", "ProfileTests", "ResourceTests", "RunHookTests",
+    "SecretTests",
     "render_env_vars", "secret_keys",
 ]  # fmt: skip
 
@@ -48,6 +51,7 @@ class BaseComputePluginTests(
     SecretTests,
     ErrorTranslationTests,
     RunHookTests,
+    BridgeTests,
 ):
     """Inherit, provide ``engine_name`` and the fixtures for what the engine can do, and every
     hook of the engine is checked."""

@@ -20,7 +20,7 @@ import duckdb
 import pytest
 
 from floe.model import ComputeConfig
-from floe.testing import BaseComputePluginTests, Endpoint
+from floe.testing import BaseComputePluginTests, BridgeTests, Endpoint
 
 GREETING = b"TOY READY\n"
 
@@ -229,6 +229,38 @@ class TestUndeclaredCatalog(BaseComputePluginTests):
     engine_endpoint = NetworkFixtures.engine_endpoint
     address_settings = NetworkFixtures.address_settings
     client_error = NetworkFixtures.client_error
+
+
+class TestToyBridge(LocalAdopter):
+    engine_name = named("toy_bridge")
+
+
+class BridgeAdopter(LocalFixtures, BridgeTests):
+    """A broken bridge toy, checked by the bridge checks alone (every other check passes as ``toy``'s)."""
+
+
+class TestBridgeLossy(BridgeAdopter):
+    engine_name = named("toy_bridge_lossy")
+
+
+class TestBridgeAppends(BridgeAdopter):
+    engine_name = named("toy_bridge_appends")
+
+
+class TestBridgeUnstaged(BridgeAdopter):
+    engine_name = named("toy_bridge_unstaged")
+
+
+class TestBridgeStringly(BridgeAdopter):
+    engine_name = named("toy_bridge_stringly")
+
+
+class TestBridgeHookless(BridgeAdopter):
+    engine_name = named("toy_bridge_hookless")
+
+
+class TestInPlaceBridged(BridgeAdopter):
+    engine_name = named("toy_in_place_bridged")
 
 
 def test_the_suite_runs_where_kubernetes_cannot_be_imported() -> None:

@@ -35,6 +35,7 @@ from floe.model import (
     CatalogConfig,
     ComputeConfig,
     ProfileTarget,
+    Relation,
     SecretReference,
     WorkerSetup,
 )
@@ -330,6 +331,133 @@ ENGINES = {cls.name: cls for cls in (LocalToy, NetworkToy, NoType, AlwaysOk, Net
                                      Untranslated, Traceback, BadSchema, RunNoNamespace, RunLeakyWorker,
                                      RunLeakyCatalog, RunConnectingAccess, RunBadConfigs)}  # fmt: skip
 """Every toy engine by name; each is registered under its name (entry point ``NAME = toys:CLASS``)."""
+
+
+# -- bridged toys: a DuckDB file floe carries tables in and out of (floe_read_arrow, floe_load_arrow) ---
+
+
+def _quoted(relation: Relation) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in (relation.database, relation.schema,
+                                                                     relation.identifier) if part)  # fmt: skip
+
+
+class BridgeToy(LocalToy):
+    """Builds in its DuckDB file; floe reads its tables and loads into them through DuckDB's Arrow scans,
+    a load into a staging table renamed into place in one transaction."""
+
+    name = "toy_bridge"
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        return CatalogAccess.bridged("a DuckDB file: floe reads and loads its tables through DuckDB's Arrow scans")
+
+    def read_arrow(self, compute: ComputeConfig, relation: Relation) -> Any:
+        with duckdb.connect(str(compute.config["path"])) as conn:
+            return conn.execute(f"SELECT * FROM {_quoted(relation)}").fetch_arrow_table()
+
+    def load_arrow(self, compute: ComputeConfig, relation: Relation, data: Any) -> int:
+        staging = Relation(relation.database, relation.schema, relation.identifier + "__floe_load")
+        with duckdb.connect(str(compute.config["path"])) as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(Relation(relation.database, relation.schema, ''))}")
+                conn.register("incoming", data)
+                conn.execute(f"CREATE OR REPLACE TABLE {_quoted(staging)} AS {self._select('incoming', data)}")
+                self._swap(conn, staging, relation)
+                rows = conn.execute(f"SELECT count(*) FROM {_quoted(relation)}").fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return int(rows[0]) if rows else 0
+
+    def _select(self, source: str, data: Any) -> str:
+        return f"SELECT * FROM {source}"
+
+    def translate_error(self, error: BaseException, compute: ComputeConfig | None) -> PluginExecutionError | None:
+        """DuckDB's error of a failed Arrow stream carries the stream's Python traceback after "Detail:"."""
+        if isinstance(error, duckdb.Error):
+            text = str(error).splitlines()[0].split(" Detail: Python exception:")[0]
+            return PluginExecutionError(self.name, "query", text, "check the SQL, or the data loaded")
+        return None
+
+    def _swap(self, conn: Any, staging: Relation, relation: Relation) -> None:
+        conn.execute(f"DROP TABLE IF EXISTS {_quoted(relation)}")
+        conn.execute(f'ALTER TABLE {_quoted(staging)} RENAME TO "{relation.identifier}"')
+
+
+class BridgeLossy(BridgeToy):
+    """Keeps a timestamp with a time zone as one without."""
+
+    name = "toy_bridge_lossy"
+
+    def _select(self, source: str, data: Any) -> str:
+        if "at_utc" not in data.schema.names:
+            return f"SELECT * FROM {source}"
+        return f"SELECT * REPLACE (CAST(at_utc AS TIMESTAMP) AS at_utc) FROM {source}"
+
+
+class BridgeAppends(BridgeToy):
+    """Adds the loaded rows to the table instead of replacing them."""
+
+    name = "toy_bridge_appends"
+
+    def _swap(self, conn: Any, staging: Relation, relation: Relation) -> None:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {_quoted(relation)} AS SELECT * FROM {_quoted(staging)} LIMIT 0")
+        conn.execute(f"INSERT INTO {_quoted(relation)} SELECT * FROM {_quoted(staging)}")
+        conn.execute(f"DROP TABLE {_quoted(staging)}")
+
+
+class BridgeUnstaged(BridgeToy):
+    """Empties the table, then inserts each batch as it arrives, committing each: readers see it half loaded."""
+
+    name = "toy_bridge_unstaged"
+
+    def load_arrow(self, compute: ComputeConfig, relation: Relation, data: Any) -> int:
+        import pyarrow
+
+        with duckdb.connect(str(compute.config["path"])) as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(Relation(relation.database, relation.schema, ''))}")
+            conn.register("empty", pyarrow.Table.from_batches([], schema=data.schema))
+            conn.execute(f"CREATE OR REPLACE TABLE {_quoted(relation)} AS SELECT * FROM empty")
+            for batch in data:
+                conn.register("batch", pyarrow.Table.from_batches([batch]))
+                conn.execute(f"INSERT INTO {_quoted(relation)} SELECT * FROM batch")
+            rows = conn.execute(f"SELECT count(*) FROM {_quoted(relation)}").fetchone()
+        return int(rows[0]) if rows else 0
+
+
+class BridgeStringly(BridgeToy):
+    """Turns a column of a type it has no use for into text, silently."""
+
+    name = "toy_bridge_stringly"
+
+    def _select(self, source: str, data: Any) -> str:
+        odd = [f.name for f in data.schema if "interval" in str(f.type)]
+        if not odd:
+            return f"SELECT * FROM {source}"
+        return f"SELECT * REPLACE ({', '.join(f'CAST({n} AS VARCHAR) AS {n}' for n in odd)}) FROM {source}"
+
+
+class BridgeHookless(LocalToy):
+    """Says floe can carry its tables, and implements neither hook."""
+
+    name = "toy_bridge_hookless"
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        return CatalogAccess.bridged("a DuckDB file (it says)")
+
+
+class InPlaceBridged(LocalToy):
+    """Attaches the catalog in place, and declares a bridge too."""
+
+    name = "toy_in_place_bridged"
+
+    def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
+        return CatalogAccess(True, "attached in place", reads=True, loads=True)
+
+
+ENGINES.update({cls.name: cls for cls in (BridgeToy, BridgeLossy, BridgeAppends, BridgeUnstaged, BridgeStringly,
+                                          BridgeHookless, InPlaceBridged)})  # fmt: skip
 
 
 def install(site: Path) -> None:

@@ -15,7 +15,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from floe.enginekit import (
     CatalogAccess,
@@ -25,6 +25,7 @@ from floe.enginekit import (
     PluginExecutionError,
     ProfileTarget,
     Progress,
+    Relation,
     SecretReference,
     ValidationResult,
     WorkerSetup,
@@ -39,6 +40,9 @@ from floe.enginekit import (
 )
 
 from floe_engine_postgres._version import __version__
+
+if TYPE_CHECKING:
+    import pyarrow
 
 ENGINE = "postgres"
 DEFAULT_PORT = 5432
@@ -275,12 +279,25 @@ class PostgresEngine(ComputePlugin):
 
     def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
         """PostgreSQL keeps dbt's tables in its own database: it cannot read or write the catalog's
-        Iceberg tables in place, so ``floe plan`` refuses a ref between a postgres transform and one
-        on another compute, and the transforms of a postgres compute build in its database."""
-        return CatalogAccess.own_warehouse(
-            f"PostgreSQL keeps the tables dbt builds in database {compute.config.get('dbname', '?')!r} "
-            f"at {_address(compute)}; reading Iceberg would need a server extension this engine does not assume"
+        Iceberg tables in place. floe bridges them (:mod:`floe_engine_postgres.bridge`): a model
+        another compute refs is read with :meth:`read_arrow` and published into the catalog; a
+        model of another compute that a postgres model refs is loaded with :meth:`load_arrow`."""
+        return CatalogAccess.bridged(
+            f"PostgreSQL keeps the tables dbt builds in database {compute.config.get('dbname', '?')!r} at "
+            f"{_address(compute)}; floe carries tables between it and the catalog through ADBC (binary COPY)"
         )
+
+    def read_arrow(self, compute: ComputeConfig, relation: Relation) -> pyarrow.Table:
+        """The relation's rows through ADBC's binary COPY, NUMERIC(p, s) as decimals."""
+        from floe_engine_postgres import bridge
+
+        return bridge.read_arrow(compute, relation)
+
+    def load_arrow(self, compute: ComputeConfig, relation: Relation, data: pyarrow.RecordBatchReader) -> int:
+        """``data`` copied into a staging table and swapped in, in one transaction."""
+        from floe_engine_postgres import bridge
+
+        return bridge.load_arrow(compute, relation, data)
 
     def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
                     namespace: str) -> dict[str, Any]:

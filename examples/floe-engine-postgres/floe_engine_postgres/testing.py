@@ -104,12 +104,14 @@ def running_postgres(
     password: str | None = None,
     run_as: str = "nobody",
     host: str = "127.0.0.1",
+    port: int | None = None,
 ) -> Iterator[PostgresServer]:
     """Start a PostgreSQL server for the duration of the ``with`` block (about 1.5 s).
 
     :param user: the login role created for the tests (not a superuser); it owns ``dbname``.
     :param password: that role's password (default: random).
     :param run_as: the account the server runs as when the tests run as root.
+    :param port: where it listens (default: a free port; a given one is tried once).
     """
     owner: dict[str, Any] = {}
     if os.geteuid() == 0:
@@ -140,9 +142,9 @@ def running_postgres(
             pgdata=data, timeout=120, **owner,
         )  # fmt: skip
         pwfile.unlink()
-        port = 0
-        for attempt in range(3):
-            port = free_port(host)
+        fixed, attempts = port, (1 if port else 3)
+        for attempt in range(attempts):
+            port = fixed or free_port(host)
             options = (f"-h {host} -p {port} -k '' -c fsync=off -c synchronous_commit=off "
                        "-c full_page_writes=off -c max_connections=40 -c shared_buffers=16MB")  # fmt: skip
             try:
@@ -153,8 +155,9 @@ def running_postgres(
                 break
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
                 _stop(data, owner)
-                if attempt == 2:
+                if attempt == attempts - 1:
                     raise RuntimeError(f"PostgreSQL did not start; its log:\n{_tail(log)}") from None
+        assert port is not None
         server = PostgresServer(
             host=host, port=port, user=user, dbname=dbname,
             password=password or secrets.token_urlsafe(18),

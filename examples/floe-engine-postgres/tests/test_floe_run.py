@@ -9,6 +9,7 @@ server of the ``postgres`` fixture, next to DuckDB writing into floe's embedded 
 from __future__ import annotations
 
 import textwrap
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -144,13 +145,52 @@ def test_a_postgres_transform_runs_in_floe_run_next_to_duckdb(product: Path, pos
     assert log["people_log"].relation == f"{postgres.dbname}.{PRODUCT}_dev.people_log"
 
 
-def test_a_postgres_model_reading_a_duckdb_model_is_refused_before_anything_starts(product: Path) -> None:
-    (product / "models/stored/from_lake.sql").write_text("select n from {{ ref('squares') }}\n")
-    with pytest.raises(floe.FloeError) as caught:
-        floe.plan(product, env="dev")
-    (problem,) = caught.value.problems
-    assert problem.path == "$.transforms[0].compute" and problem.file is not None
-    assert "refs 'squares' of transform 'lake' on compute 'duckdb'" in problem.message
-    with pytest.raises(floe.FloeError, match="nothing can carry the table"):
-        floe.run(product, env="dev")
-    assert not (product / "target/floe/run").exists() and not (product / ".floe/iceberg").exists()
+def iceberg_rows(product: Path, table: str) -> list[dict[str, Any]]:
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    root = product / ".floe" / "iceberg" / "floe"
+    lake = SqlCatalog("floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}")
+    rows: list[dict[str, Any]] = lake.load_table((f"{PRODUCT}_dev", table)).scan().to_arrow().sort_by("n").to_pylist()
+    return rows
+
+
+def test_refs_between_postgres_and_duckdb_are_bridged_both_ways(product: Path, postgres: PostgresServer) -> None:
+    """A postgres model reads a DuckDB model (floe loads it into PostgreSQL before the transform
+    builds) and a DuckDB model reads a postgres model (floe publishes it into the catalog after the
+    postgres transform builds); an incremental postgres model over the loaded table keeps its rows;
+    a second run after the DuckDB model changed carries the change all the way through."""
+    (product / "models/stored/from_lake.sql").write_text(
+        "select n, square, cast(square / 8.0 as numeric(12, 3)) as eighth from {{ ref('squares') }}\n")
+    (product / "models/stored/squares_log.sql").write_text(
+        "{{ config(materialized='incremental', unique_key='n') }}\n"
+        "select n, square from {{ ref('squares') }}\n"
+        "{% if is_incremental() %} where n > (select max(n) from {{ this }}) {% endif %}\n")
+    (product / "models/back/doubled.sql").parent.mkdir()
+    (product / "models/back/doubled.sql").write_text("select n, eighth * 2 as quarter from {{ ref('from_lake') }}\n")
+    floe_yaml = product / "floe.yaml"
+    floe_yaml.write_text(floe_yaml.read_text() + "  - {type: dbt, name: back, path: models/back/}\n")
+    the_plan = floe.plan(product, env="dev")
+    kinds = {(c.upstream, c.downstream): (str(c.kind), c.publish, c.load) for c in the_plan.crossings}
+    assert kinds == {("lake", "stored"): ("bridged", False, True), ("stored", "back"): ("bridged", True, False)}
+
+    report = floe.run(product, env="dev")
+    assert report.success, [t.message for t in report.transforms] + [b.message for b in report.bridges]
+    assert pg_rows(postgres, "squares") == [(0, 0), (1, 1), (2, 4), (3, 9)]  # the copy, loaded
+    assert pg_rows(postgres, "from_lake") == [(0, 0, Decimal("0.000")), (1, 1, Decimal("0.125")),
+                                              (2, 4, Decimal("0.500")), (3, 9, Decimal("1.125"))]  # fmt: skip
+    assert iceberg_rows(product, "doubled") == [{"n": 0, "quarter": Decimal("0.000")}, {"n": 1, "quarter": Decimal("0.250")},
+                                                {"n": 2, "quarter": Decimal("1.000")}, {"n": 3, "quarter": Decimal("2.250")}]  # fmt: skip
+    bridges = {(b.kind, b.name): b for b in report.bridges}
+    assert set(bridges) == {("load", "squares"), ("publish", "from_lake")}
+    assert all(b.status == "success" and b.rows == 4 and b.bytes > 0 and b.seconds > 0 for b in bridges.values())
+    assert bridges[("load", "squares")].target == f"pg {postgres.dbname}.{PRODUCT}_dev.squares"
+
+    (product / "models/lake/squares.sql").write_text("select range as n, range * range as square from range(6)\n")
+    again = floe.run(product, env="dev")
+    assert again.success, [t.message for t in again.transforms] + [b.message for b in again.bridges]
+    assert pg_rows(postgres, "squares")[-1] == (5, 25)  # rebuilt from the catalog's current snapshot
+    assert pg_rows(postgres, "squares_log") == [(n, n * n) for n in range(6)]  # incremental: two rows added
+    assert [r["n"] for r in iceberg_rows(product, "doubled")] == list(range(6))
+    with postgres.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("select count(*) from pg_tables where tablename like '%floe_load%'")
+        assert cursor.fetchone() == (0,)  # no staging table is left behind
