@@ -14,13 +14,13 @@ import attrs
 from floe.artifacts import write_atomic
 from floe.documents import Document, display_path, path_refusal, read_document
 from floe.errors import FloeError, GovernanceError, ManifestError, PluginExecutionError, Problem
-from floe.governance import Governance, check_selections, govern, load_chain, unstructure_secrets
+from floe.governance import Governance, check_selections, govern, load_chain
 from floe.governed_fields import catalog_declarer, effective_catalog
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
 from floe.plugins import EngineRegistry
 from floe.schemas import SchemaStore
 from floe.schemas import store as default_store
-from floe.structure import converter
+from floe.structure import converter, unstructure_secrets
 
 if TYPE_CHECKING:
     from floe.manifest_cache import ManifestCache

@@ -25,13 +25,14 @@ from floe.compiler import ChainLevel, find_source
 from floe.diagnostics import JsonPath, format_path
 from floe.documents import Document, read_document
 from floe.errors import FloeError, Problem
-from floe.governance import Governance, govern, load_chain, transform_name, unstructure_secrets
+from floe.governance import Governance, govern, load_chain, transform_name
 from floe.governed_fields import catalog_declarer
 from floe.inheritance import rule_for
 from floe.model import SecretReference
 from floe.plugins import EngineRegistry
 from floe.schemas import SchemaStore
 from floe.schemas import store as default_store
+from floe.structure import unstructure_secrets
 
 _COMPUTE = ("plugins", "compute")
 

@@ -23,12 +23,13 @@ from floe.governed_fields import (
     check_environment_names,
     check_resources,
 )
-from floe.model import ComputeConfig, ResourceOverrides, SecretReference, TransformSpec
+from floe.model import ComputeConfig, ResourceOverrides, TransformSpec
 from floe.plugins import EngineRegistry
 from floe.schemas import SchemaStore
-from floe.secrets import is_credential_key
+from floe.secrets import setting_refusals
 from floe.specs import ApprovedSpec
-from floe.structure import converter
+from floe.structure import converter, structure_settings
+from floe.structure import unstructure_secrets as unstructure_secrets  # floe.testing imports it from here
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -307,7 +308,7 @@ def _finish(approved: dict[str, _Entry], engines: EngineRegistry, store: SchemaS
         resources = ResourceOverrides({k: q.value for k, q in entry.resources.get("requests", {}).items()},
                                       {k: q.value for k, q in entry.resources.get("limits", {}).items()})  # fmt: skip
         # settings are a mapping even when they read {secret_ref: X}: only values are references
-        compute = ComputeConfig(name, entry.engine, _structure_values(config), resources)
+        compute = ComputeConfig(name, entry.engine, structure_settings(config), resources)
         try:
             if not invalid:  # an engine may rely on what its schema promises
                 engine.get_resource_requirements(compute)
@@ -436,7 +437,7 @@ def _environments(overrides: dict[str, dict[str, list[Origin]]], computes: dict[
             for origin in origins:
                 fragment = typed_fragment(origin.doc, origin.path, store, uri)
                 _check_settings(origin.doc, origin.path, fragment, problems)
-                config = deep_merge(config, _structure_values(fragment) if isinstance(fragment, dict) else {})
+                config = deep_merge(config, structure_settings(fragment) if isinstance(fragment, dict) else {})
             reported = {(tuple(e.absolute_path), e.message)  # already reported where the compute is
                         for e in store.errors(uri, unstructure_secrets(dict(compute.config)))}
             problems.extend(_schema_problems(store, uri, unstructure_secrets(config), origins, reported))
@@ -490,55 +491,8 @@ def _origin_of(relative: JsonPath, origins: list[Origin]) -> Origin | None:
 
 
 def _check_settings(doc: Document, path: JsonPath, value: Any, problems: list[Problem]) -> None:
-    """The rules for a compute's settings as written: no literal credential, no Jinja."""
-    _check_literal_credentials(doc, path, value, problems)
-    _check_no_jinja(doc, path, value, problems)
-
-
-def _check_literal_credentials(doc: Document, path: JsonPath, value: Any, problems: list[Problem]) -> None:
-    """A literal value under a credential key is refused: credentials are secret references."""
-    if isinstance(value, dict):
-        if set(value) == {"secret_ref"}:
-            return
-        for key, item in value.items():
-            if is_credential_key(str(key)) and not (isinstance(item, dict) and set(item) == {"secret_ref"}):
-                problems.append(doc.problem(path + (key,), f"{key!r} holds a literal credential",
-                                            "a secret reference: {secret_ref: NAME}",
-                                            f"write `{key}: {{secret_ref: NAME}}` and set NAME in the "
-                                            "environment (or your secret store); never commit the value"))  # fmt: skip
-            else:
-                _check_literal_credentials(doc, path + (key,), item, problems)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_literal_credentials(doc, path + (i,), item, problems)
-
-
-JINJA_DELIMITERS = ("{{", "{%", "{#")
-
-
-def _check_no_jinja(doc: Document, path: JsonPath, value: Any, problems: list[Problem]) -> None:
-    """A setting holding Jinja's delimiters is refused: dbt renders every string of profiles.yml
-    as a Jinja template, so ``{{ … }}`` there would run at dbt's start instead of reaching the
-    engine as written (floe writes settings literally; secrets are references it renders itself)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if set(value) != {"secret_ref"}:
-                _refuse_jinja(doc, path + (key,), str(key), "key", problems)
-            _check_no_jinja(doc, path + (key,), item, problems)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_no_jinja(doc, path + (i,), item, problems)
-    elif isinstance(value, str):
-        _refuse_jinja(doc, path, value, "value", problems)
-
-
-def _refuse_jinja(doc: Document, path: JsonPath, text: str, what: str, problems: list[Problem]) -> None:
-    found = next((d for d in JINJA_DELIMITERS if d in text), None)
-    if found is not None:
-        problems.append(doc.problem(path, f"this {what} contains {found!r}, which dbt would render as Jinja",
-                                    "text without Jinja's delimiters ({{, {%, {#)",
-                                    "write the setting literally; a secret is {secret_ref: NAME}, which floe "
-                                    "turns into dbt's env_var itself"))  # fmt: skip
+    """The rules for a compute's settings as written (:func:`floe.secrets.setting_refusals`)."""
+    problems.extend(doc.problem(path + r.path, r.message, r.expected, r.fix) for r in setting_refusals(value))
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -550,33 +504,6 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         else:
             merged[key] = value
     return merged
-
-
-def structure_secrets(value: Any) -> Any:
-    """``{secret_ref: NAME}`` mappings become :class:`SecretReference` objects."""
-    if isinstance(value, Mapping):
-        if set(value) == {"secret_ref"}:
-            return SecretReference(str(value["secret_ref"]))
-        return {k: structure_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [structure_secrets(v) for v in value]
-    return value
-
-
-def _structure_values(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`structure_secrets` of each setting (the settings themselves stay a mapping)."""
-    return {key: structure_secrets(value) for key, value in settings.items()}
-
-
-def unstructure_secrets(value: Any) -> Any:
-    """The inverse of :func:`structure_secrets`, for JSON output and schema validation."""
-    if isinstance(value, SecretReference):
-        return {"secret_ref": value.name}
-    if isinstance(value, Mapping):
-        return {k: unstructure_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unstructure_secrets(v) for v in value]
-    return value
 
 
 def check_selections(product: Document, governance: Governance) -> list[tuple[str, str, str]]:
