@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from floe.artifacts import write_atomic
+from floe.chain import load_chain
 from floe.documents import Document, display_path, path_refusal, read_document
+from floe.engine_settings import type_settings
 from floe.errors import FloeError, GovernanceError, ManifestError, PluginExecutionError, Problem
-from floe.governance import Governance, check_selections, govern, load_chain
+from floe.governance import Governance, check_selections, decide
 from floe.governed_fields import catalog_declarer, effective_catalog
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
 from floe.plugins import EngineRegistry
@@ -50,6 +52,11 @@ class ChainLevel:
     file: Path
     """Absolute."""
 
+    @classmethod
+    def of(cls, doc: Document) -> ChainLevel:
+        """The level ``doc`` is."""
+        return cls(doc.spec.metadata.name, doc.kind, getattr(doc.spec, "scope", None), Path(os.path.abspath(doc.path)))
+
 
 @attrs.frozen
 class Compiled:
@@ -78,8 +85,7 @@ class Compiled:
     @property
     def chain(self) -> tuple[ChainLevel, ...]:
         """The governing files, enterprise manifest first, ending with the compiled one."""
-        return tuple(ChainLevel(d.spec.metadata.name, d.kind, getattr(d.spec, "scope", None), Path(os.path.abspath(d.path)))
-                     for d in self.governance.chain)  # fmt: skip
+        return tuple(map(ChainLevel.of, self.governance.chain))
 
     @property
     def approved(self) -> tuple[str, ...]:
@@ -180,7 +186,7 @@ def compile_path(path: str | os.PathLike[str], engines: EngineRegistry | None = 
                                      fix="pass a data product directory, its floe.yaml, or a manifest")])  # fmt: skip
     source = read_document(source_path, store)
     chain = load_chain(source, store, manifests)
-    governance = _govern(chain, engines, store, manifests)
+    governance = govern(chain, engines, store, manifests)
     catalog = _catalog(chain)
     if source.kind != "DataProduct":
         return Compiled(source, governance, (), catalog, {})
@@ -194,19 +200,22 @@ def compile_path(path: str | os.PathLike[str], engines: EngineRegistry | None = 
     return Compiled(source, governance, transforms, catalog, profiles)
 
 
-def _govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore,
-            manifests: ManifestCache | None) -> Governance:  # fmt: skip
-    """:func:`govern`, shared by the products below the same manifests when ``manifests`` is given.
+def govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore,
+           manifests: ManifestCache | None = None) -> Governance:  # fmt: skip
+    """What ``chain`` decides (:func:`~floe.governance.decide`), completed by the engines
+    (:func:`~floe.engine_settings.type_settings`); shared by the products below the same
+    manifests when ``manifests`` is given.
 
     A product that sets no compute settings or environments of its own adds nothing to the
     governance of its manifests, so theirs (or their error) is reused with the product appended.
     """
     start = chain[-1]
-    if manifests is None or start.kind != "DataProduct" or "plugins" in start.data or "environments" in start.data:
-        return govern(chain, engines, store)
+    own = start.spec.plugins is not None or start.spec.environments is not None
+    if manifests is None or start.kind != "DataProduct" or own:
+        return type_settings(decide(chain), engines, store)
     parents = chain[:-1]
     key = tuple(d.path for d in parents)
-    shared = manifests.once(manifests.governed, key, lambda: govern(parents, engines, store))
+    shared = manifests.once(manifests.governed, key, lambda: type_settings(decide(parents), engines, store))
     return attrs.evolve(shared, chain=tuple(chain))
 
 

@@ -29,6 +29,18 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
+def node_at(data: Any, path: Iterable[str | int]) -> Any:
+    """The value at ``path`` of a parsed tree; ``None`` where the tree has nothing there."""
+    for part in path:
+        if isinstance(data, Mapping):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest of ``choices`` to a mistyped ``word``, if any is close."""
     options = list(choices)
@@ -95,7 +107,7 @@ def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPat
     rule = _rule(error, schema)
     if validator in ("oneOf", "anyOf"):
         groups = _required_groups(error.validator_value)
-        if groups and (not error.context or all(_only_missing(sub) for sub in error.context)):
+        if groups and (not error.context or all(only_missing(sub) for sub in error.context)):
             choices = " or ".join(" and ".join(group) for group in groups)
             if error.context:  # none of the groups is written
                 return [problem(f"one of these settings is needed: {choices}", expected=rule,
@@ -182,11 +194,13 @@ def _rule(error: ValidationError, schema: Mapping[str, Any]) -> str | None:
     return str(text) if text else None
 
 
-def _only_missing(error: ValidationError) -> bool:
+def only_missing(error: ValidationError) -> bool:
+    """Whether ``error`` says only that settings are missing (``required``, or a choice among
+    groups of required settings none of which is written yet)."""
     if error.validator == "required":
         return True
     return error.validator in ("anyOf", "oneOf") and bool(error.context) and all(
-        _only_missing(sub) for sub in error.context or ())
+        only_missing(sub) for sub in error.context or ())
 
 
 def _required_groups(alternatives: Any) -> list[list[str]]:
