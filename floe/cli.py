@@ -135,12 +135,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from floe.compiler import compile_path, find_source, write_artifacts
+    from floe.compiler import Compiled, compile_any, write_artifacts
 
-    source = find_source(args.path)
-    if source != args.path and not os.path.lexists(source):  # a directory that is no product
-        return _compile_platform(args)
-    compiled = compile_path(args.path)
+    compiled = compile_any(args.path, partial_parse=not args.no_partial_parse)
+    if not isinstance(compiled, Compiled):  # every product below a directory, written as they compiled
+        from floe.platform import FAILED, render
+
+        render(compiled, print, lambda text: print(text, file=sys.stderr))
+        return EXIT_INVALID if compiled.count(FAILED) else EXIT_OK
     gov = compiled.governance
     chain = " → ".join(level.name for level in compiled.chain)
     if not compiled.transforms:
@@ -153,14 +155,6 @@ def _compile(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return EXIT_OK
-
-
-def _compile_platform(args: argparse.Namespace) -> int:
-    from floe.platform import FAILED, compile_platform, render
-
-    result = compile_platform(args.path, partial_parse=not args.no_partial_parse)
-    render(result, print, lambda text: print(text, file=sys.stderr))
-    return EXIT_INVALID if result.count(FAILED) else EXIT_OK
 
 
 def _registry() -> EngineRegistry:

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from floe.chain import load_chain
-from floe.compiler import ChainLevel, find_source
+from floe.compiled import ChainLevel, find_source
 from floe.diagnostics import JsonPath, format_path, node_at
 from floe.documents import Document, read_document
 from floe.engine_settings import type_settings

@@ -46,7 +46,11 @@ def imports(tree: ast.AST, top_level_only: bool) -> list[ast.Import | ast.Import
 
 def import_graph(top_level_only: bool = False) -> dict[str, set[str]]:
     """Each floe module and the floe modules it imports (``from floe import x`` imports ``floe.x``
-    when ``x`` is a module, else the package ``floe``)."""
+    when ``x`` is a module, else the package ``floe``).
+
+    The package ``floe`` itself imports nothing: its public names are loaded on first use, and the
+    imports under its ``TYPE_CHECKING`` only tell type checkers what they are (a module importing
+    ``floe.__version__`` does not import them)."""
     known = modules()
 
     def owner(name: str) -> str | None:
@@ -71,7 +75,7 @@ def import_graph(top_level_only: bool = False) -> dict[str, set[str]]:
                 target = owner(name) if name.split(".")[0] == "floe" else None
                 if target is not None and target != module:
                     targets.add(target)
-        graph[module] = targets
+        graph[module] = targets if module != "floe" else set()
     return graph
 
 
