@@ -24,7 +24,7 @@ import attrs
 from floe.chain import load_chain
 from floe.compiled import ChainLevel, find_source
 from floe.diagnostics import JsonPath, format_path, node_at
-from floe.documents import Document, read_document
+from floe.documents import Document, display_path, read_document
 from floe.engine_settings import type_settings
 from floe.errors import FloeError, Problem
 from floe.governance import COMPUTE, Governance, Policy, decide, transform_name
@@ -176,7 +176,7 @@ class Explanation:
     def render(self) -> str:
         """The text ``floe explain`` prints."""
         lines = [f"{self.name} ({'data product' if self.kind == 'DataProduct' else 'manifest'}): "
-                 + " → ".join(f"{level.name} ({_label(level.file)})" for level in self.chain), "", "computes"]  # fmt: skip
+                 + " → ".join(f"{level.name} ({display_path(level.file)})" for level in self.chain), "", "computes"]  # fmt: skip
         width = max((len(c.name) for c in self.computes), default=0)
         for c in self.computes:
             state = "available" if c.available else "NOT AVAILABLE"
@@ -196,13 +196,6 @@ class Explanation:
         lines += ["", f"catalog: {self.catalog.summary}"]
         lines += [f"  {f.key} = {_shown(f.value)}  ({_origin(f)})" for f in self.catalog.fields]
         return "\n".join(lines)
-
-
-def _label(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _shown(value: Any) -> str:
