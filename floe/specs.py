@@ -7,7 +7,7 @@ fields are ``None`` when the file does not write them: inheritance depends on wh
 writes, not on defaults (see :mod:`floe.inheritance`).
 
 Engine settings (``config``, ``overrides``) stay mappings here: their types are the engine's, known
-once governance knows which engine a compute is.
+once governance knows which engine a compute is (:mod:`floe.engine_settings` types them).
 """
 
 from __future__ import annotations
