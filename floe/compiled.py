@@ -227,7 +227,7 @@ def govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore,
     parents = chain[:-1]
     key = tuple(d.path for d in parents)
     shared = manifests.once(manifests.governed, key, lambda: type_settings(decide(parents), engines, store))
-    return attrs.evolve(shared, chain=tuple(chain))
+    return shared.for_product(start)
 
 
 catalog_document = catalog_declarer

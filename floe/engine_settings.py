@@ -49,9 +49,7 @@ def type_settings(policy: Policy, engines: EngineRegistry, store: SchemaStore) -
     problems += _check_levels(policy, set(computes), engines, store)
     if problems:
         raise GovernanceError(list(dict.fromkeys(problems)))  # a fragment checked at several levels reports once
-    registry = ComputeRegistry(computes, policy.default)
-    return Governance(policy.chain, registry, environments, policy.removed_by, policy.ever_approved,
-                      policy.settings_origins())  # fmt: skip
+    return Governance(policy, ComputeRegistry(computes, policy.default), environments)
 
 
 def typed_fragment(doc: Document, path: JsonPath, store: SchemaStore, uri: str) -> Any:

@@ -22,12 +22,11 @@ from typing import Any
 import attrs
 
 from floe.chain import load_chain
-from floe.compiled import ChainLevel, find_source
+from floe.compiled import ChainLevel, find_source, govern
 from floe.diagnostics import JsonPath, format_path, node_at
 from floe.documents import Document, display_path, read_document
-from floe.engine_settings import type_settings
 from floe.errors import FloeError, Problem
-from floe.governance import COMPUTE, Governance, Policy, decide, transform_name
+from floe.governance import COMPUTE, Governance, transform_name
 from floe.governed_fields import catalog_declarer
 from floe.inheritance import rule_for
 from floe.model import SecretReference
@@ -226,8 +225,7 @@ def explain(path: str | os.PathLike[str], environment: str | None = None, comput
     engines = engines or EngineRegistry.discover()
     source = read_document(find_source(Path(os.fspath(path))), store)
     chain = load_chain(source, store)
-    policy = decide(chain)
-    governance = type_settings(policy, engines, store)
+    governance = govern(chain, engines, store)
     if environment is not None and environment not in governance.environments:
         raise FloeError([Problem(f"unknown environment {environment!r}; the chain declares "
                                  f"{', '.join(governance.environments)}", source.label,
@@ -237,7 +235,7 @@ def explain(path: str | os.PathLike[str], environment: str | None = None, comput
         computes = [c for c in computes if c.name == compute] or [ComputeAvailability(compute, None, False, ())]
     shown = [c.name for c in computes if c.available]
     environments = [environment] if environment else list(governance.environments)
-    settings = [_settings(chain, policy, governance, engines, name, env) for env in environments for name in shown]
+    settings = [_settings(chain, governance, engines, name, env) for env in environments for name in shown]
     default = _default(chain, governance)
     return Explanation(source.spec.metadata.name, source.kind, tuple(map(ChainLevel.of, chain)), tuple(computes), default,
                        tuple(_transforms(source, governance, default, compute)), tuple(governance.environments),
@@ -298,12 +296,12 @@ def _transforms(source: Document, governance: Governance, default: DefaultChoice
                               transform.compute is not None, compute in governance.registry.approved, where)  # fmt: skip
 
 
-def _settings(chain: Sequence[Document], policy: Policy, governance: Governance, engines: EngineRegistry,
-              name: str, environment: str) -> ComputeSettings:  # fmt: skip
+def _settings(chain: Sequence[Document], governance: Governance, engines: EngineRegistry, name: str,
+              environment: str) -> ComputeSettings:  # fmt: skip
     """Each setting of compute ``name`` in ``environment``, from every write in the order governance
     applies them (:meth:`Policy.settings_writes <floe.governance.Policy.settings_writes>`); the last
     write wins. Each resource quantity, from every level's entry of the compute."""
-    writes = [(o.doc, o.path, o.written) for o in policy.settings_writes(environment, name)]
+    writes = [(o.doc, o.path, o.written) for o in governance.policy.settings_writes(environment, name)]
     resource_writes: list[tuple[Document, JsonPath, Any]] = []
     for doc in chain:
         block = doc.spec.compute

@@ -16,6 +16,7 @@ compute's engine can say: :mod:`floe.engine_settings` types and checks them, and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,11 @@ class Policy:
         """The computes the chain approves, in the order the root approves them."""
         return self.levels[-1]
 
+    def for_product(self, product: Document) -> Policy:
+        """This policy of a chain of manifests, for ``product`` below it, which writes no compute
+        settings and no environments of its own (so decides nothing)."""
+        return attrs.evolve(self, chain=(*self.chain, product), levels=(*self.levels, self.levels[-1]))
+
     def settings_writes(self, environment: str, compute: str) -> tuple[Origin, ...]:
         """Every write of ``compute``'s settings in ``environment``, in the order they apply: its
         ``config`` down the chain, then the environment's overrides of it down the chain."""
@@ -146,17 +152,35 @@ class Policy:
 
 @attrs.frozen
 class Governance:
-    """The effective result of a manifest chain for one data product (or one manifest): the
-    :class:`Policy` with each compute's settings typed by its engine, per environment."""
+    """The effective result of a manifest chain for one data product (or one manifest): its
+    :class:`Policy`, completed by the engines with each compute's settings per environment."""
 
-    chain: tuple[Document, ...]
+    policy: Policy
     registry: ComputeRegistry
     environments: Mapping[str, Mapping[str, ComputeConfig]]
-    removed_by: Mapping[str, Document]
-    ever_approved: frozenset[str]
-    origins: Mapping[tuple[str, str], Origin] = attrs.field(factory=dict, eq=False, repr=False)
-    """Where the settings of ``(environment, compute)`` were last written: the environment's
-    override of the compute, else the compute's entry in ``approved``."""
+
+    @property
+    def chain(self) -> tuple[Document, ...]:
+        return self.policy.chain
+
+    @property
+    def removed_by(self) -> Mapping[str, Document]:
+        return self.policy.removed_by
+
+    @property
+    def ever_approved(self) -> frozenset[str]:
+        return self.policy.ever_approved
+
+    @functools.cached_property
+    def origins(self) -> Mapping[tuple[str, str], Origin]:
+        """Where the settings of ``(environment, compute)`` were last written: the environment's
+        override of the compute, else the compute's entry in ``approved``."""
+        return self.policy.settings_origins()
+
+    def for_product(self, product: Document) -> Governance:
+        """This governance of a chain of manifests, for ``product`` below it, which writes no
+        compute settings and no environments of its own: the same decisions, one level longer."""
+        return attrs.evolve(self, policy=self.policy.for_product(product))
 
     def compute_for(self, name: str, environment: str) -> ComputeConfig:
         """The compute ``name`` with its settings for ``environment``."""

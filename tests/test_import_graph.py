@@ -20,7 +20,7 @@ LEFT_FOR_THE_RUN_SIDE = (
 """Cycles between an engine (or the plan) and its run helper, through imports inside functions:
 their packages are being reshaped by the run side's restructuring, which ends them."""
 
-ENGINE_SIDE = ("floe.plugins", "floe.compute", "floe.hookspecs", "floe.enginekit", "floe.engines")
+ENGINE_SIDE = ("floe.plugins", "floe.compute", "floe.hookspecs", "floe.enginekit", "floe.engine_defaults", "floe.engines")
 
 
 def modules() -> dict[str, Path]:
