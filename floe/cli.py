@@ -190,9 +190,8 @@ def _engines(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from floe.compiler import STATE_DIR, compile_path
+    from floe.compiled import compile_path, profile_target
     from floe.errors import FloeError
-    from floe.model import ProfileTarget
 
     registry = _registry()
     compiled = compile_path(args.path, registry)
@@ -200,9 +199,7 @@ def _validate(args: argparse.Namespace) -> int:
     env = args.env or next(iter(gov.environments))
     if env not in gov.environments:
         raise FloeError(f"unknown environment {env!r}; known: {', '.join(gov.environments)}")
-    product_dir = compiled.product_dir.resolve()
-    target = ProfileTarget(env, compiled.name, product_dir,
-                           product_dir / STATE_DIR)  # fmt: skip
+    target = profile_target(compiled.source, env)
 
     def check(name: str) -> dict[str, Any]:
         compute = gov.compute_for(name, env)

@@ -284,8 +284,6 @@ def _plainly_below(root: Path, raw: str) -> bool:
 def build_profiles(product: Document, governance: Governance, transforms: tuple[CompiledTransform, ...],
                    engines: EngineRegistry) -> dict[str, Any]:  # fmt: skip
     """One dbt profile per compute the product uses, one output per environment."""
-    product_dir = product.path.parent.resolve()
-    name = product.spec.metadata.name
     profiles: dict[str, Any] = {}
     for compute_name in dict.fromkeys(t.compute for t in transforms):
         outputs: dict[str, Any] = {}
@@ -294,7 +292,7 @@ def build_profiles(product: Document, governance: Governance, transforms: tuple[
             engine = engines.get(compute.engine)
             if engine is None:  # pragma: no cover - governance checked engines are installed
                 raise GovernanceError(f"engine {compute.engine!r} is not installed")
-            target = ProfileTarget(env, name, product_dir, product_dir / STATE_DIR)
+            target = profile_target(product, env)
             try:
                 output = engine.generate_dbt_profile(compute, target)
             except FloeError as exc:  # the engine refused these settings: point at where they are
@@ -308,6 +306,13 @@ def build_profiles(product: Document, governance: Governance, transforms: tuple[
             outputs[env] = output
         profiles[profile_name(compute_name)] = {"target": next(iter(outputs)), "outputs": outputs}
     return profiles
+
+
+def profile_target(source: Document, environment: str) -> ProfileTarget:
+    """What an engine is told about the profile it generates (or checks) for ``environment``: the
+    product (or manifest) by name, its directory, and floe's state directory in it."""
+    folder = source.path.parent.resolve()
+    return ProfileTarget(environment, source.spec.metadata.name, folder, folder / STATE_DIR)
 
 
 def profile_name(compute: str) -> str:
