@@ -190,7 +190,7 @@ def _engines(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from floe.compiled import compile_path, profile_target
+    from floe.compiled import compile_path, profile_targets
     from floe.errors import FloeError
 
     registry = _registry()
@@ -199,7 +199,7 @@ def _validate(args: argparse.Namespace) -> int:
     env = args.env or next(iter(gov.environments))
     if env not in gov.environments:
         raise FloeError(f"unknown environment {env!r}; known: {', '.join(gov.environments)}")
-    target = profile_target(compiled.source, env)
+    target = profile_targets(compiled.source, [env])[env]
 
     def check(name: str) -> dict[str, Any]:
         compute = gov.compute_for(name, env)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -285,6 +285,7 @@ def build_profiles(product: Document, governance: Governance, transforms: tuple[
                    engines: EngineRegistry) -> dict[str, Any]:  # fmt: skip
     """One dbt profile per compute the product uses, one output per environment."""
     profiles: dict[str, Any] = {}
+    targets = profile_targets(product, governance.environments)
     for compute_name in dict.fromkeys(t.compute for t in transforms):
         outputs: dict[str, Any] = {}
         for env in governance.environments:
@@ -292,9 +293,8 @@ def build_profiles(product: Document, governance: Governance, transforms: tuple[
             engine = engines.get(compute.engine)
             if engine is None:  # pragma: no cover - governance checked engines are installed
                 raise GovernanceError(f"engine {compute.engine!r} is not installed")
-            target = profile_target(product, env)
             try:
-                output = engine.generate_dbt_profile(compute, target)
+                output = engine.generate_dbt_profile(compute, targets[env])
             except FloeError as exc:  # the engine refused these settings: point at where they are
                 raise exc.located(governance.problem(compute_name, env, f"environment {env!r}: {p.message}",
                                                      p.expected, p.fix) for p in exc.problems) from None  # fmt: skip
@@ -308,11 +308,11 @@ def build_profiles(product: Document, governance: Governance, transforms: tuple[
     return profiles
 
 
-def profile_target(source: Document, environment: str) -> ProfileTarget:
-    """What an engine is told about the profile it generates (or checks) for ``environment``: the
+def profile_targets(source: Document, environments: Iterable[str]) -> dict[str, ProfileTarget]:
+    """What an engine is told about the profile it generates (or checks) for each environment: the
     product (or manifest) by name, its directory, and floe's state directory in it."""
     folder = source.path.parent.resolve()
-    return ProfileTarget(environment, source.spec.metadata.name, folder, folder / STATE_DIR)
+    return {env: ProfileTarget(env, source.spec.metadata.name, folder, folder / STATE_DIR) for env in environments}
 
 
 def profile_name(compute: str) -> str:
