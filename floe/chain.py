@@ -11,12 +11,15 @@ chain then decides is :mod:`floe.governance`'s.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from floe.documents import Document, WrongKindError, display_path, peek_kind, read_document
 from floe.errors import GovernanceError, Problem
-from floe.manifest_cache import ManifestCache
-from floe.schemas import SchemaStore
 from floe.specs import ManifestSpec
+
+if TYPE_CHECKING:
+    from floe.manifest_cache import ManifestCache
+    from floe.schemas import SchemaStore
 
 
 def load_chain(start: Document, store: SchemaStore, cache: ManifestCache | None = None) -> list[Document]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +42,8 @@ def node_at(data: Any, path: Iterable[str | int]) -> Any:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest of ``choices`` to a mistyped ``word``, if any is close."""
+    import difflib  # only when something is misspelt: not at every start
+
     options = list(choices)
     matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if matches:

@@ -16,7 +16,6 @@ compute's engine can say: :mod:`floe.engine_settings` types and checks them, and
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -171,7 +170,7 @@ class Governance:
     def ever_approved(self) -> frozenset[str]:
         return self.policy.ever_approved
 
-    @functools.cached_property
+    @property
     def origins(self) -> Mapping[tuple[str, str], Origin]:
         """Where the settings of ``(environment, compute)`` were last written: the environment's
         override of the compute, else the compute's entry in ``approved``."""

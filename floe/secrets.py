@@ -11,9 +11,7 @@ import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from floe.model import SecretReference
 
@@ -36,8 +34,7 @@ def is_credential_key(key: str) -> bool:
 # -- the rules for settings as a manifest writes them ------------------------------------------------
 
 
-@attrs.frozen
-class Refusal:
+class Refusal(NamedTuple):
     """A setting refused as written: where (below the settings), why, what is expected, the fix."""
 
     path: tuple[str | int, ...]
