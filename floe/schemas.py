@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
 from floe import fastschema
+from floe.fastschema import ecma_pattern
 
 if TYPE_CHECKING:  # jsonschema is imported only for data that fastschema does not find valid
     from jsonschema import Draft202012Validator
@@ -218,33 +219,6 @@ _INFINITY = re.compile(r"[-+]?\.?(?:inf|Inf|INF)$")
 _NOT_A_NUMBER = re.compile(r"\.?(?:nan|NaN|NAN)$")
 _TRUE = frozenset(("yes", "true", "on", "1", "y"))
 _BOOLEANS = _TRUE | frozenset(("no", "false", "off", "0", "n"))
-
-
-@functools.lru_cache(maxsize=512)
-def ecma_pattern(pattern: str) -> re.Pattern[str]:
-    """``pattern`` compiled with JSON Schema's meaning of ``$``: the end of the text.
-
-    JSON Schema patterns are ECMA-262 regular expressions, where ``$`` (without the multiline
-    flag) matches only at the end of the input; Python's ``$`` also matches before a final newline,
-    so ``^[a-z]+$`` would accept ``"lake\\n"`` as a catalog name, and the newline would reach SQL
-    and file names. Every ``$`` outside a character class becomes ``\\Z``.
-    """
-    out: list[str] = []
-    escaped = in_class = False
-    for char in pattern:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "$":
-            out.append(r"\Z")
-            continue
-        out.append(char)
-    return re.compile("".join(out))
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Schema) -> Iterator[ValidationError]:

@@ -312,3 +312,17 @@ def test_the_spec_req_021_example_compiles_with_the_real_spark_engine(write) -> 
     assert output["host"] == "spark://spark.svc:7077"
     assert output["server_side_parameters"]["spark.master"] == "spark://spark.svc:7077"
     assert compile_path(manifest, engines).governance.registry.names() == ["duckdb", "spark"]
+
+
+def test_an_override_of_a_compute_no_manifest_approves_is_refused_with_the_other_problems(write, engines) -> None:
+    extra = ("environments:\n  - name: dev\n  - name: prod\n    overrides:\n"
+             "      snowflak: { warehouse: W }\n      duckdb: { threads: lots }\n")  # fmt: skip
+    enterprise = write("platform/enterprise.yaml", ENTERPRISE + extra)
+    error = failure(product(write, "  - {type: dbt, path: models/a/}\n"), engines)
+    assert isinstance(error, GovernanceError)
+    stray, *others = error.problems
+    assert (stray.line, stray.path) == (line_of(enterprise, "snowflak:"), "$.environments[1].overrides.snowflak")
+    assert stray.message == "environment 'prod' overrides compute 'snowflak', which no manifest approves"
+    assert stray.fix == "did you mean 'snowflake'?"
+    assert [(p.line, p.path) for p in others] == [(line_of(enterprise, "threads: lots"),
+                                                    "$.environments[1].overrides.duckdb.threads")]  # fmt: skip
