@@ -30,7 +30,7 @@ from floe.governance import ApprovedCompute, ComputeRegistry, Governance, Origin
 from floe.inheritance import merge_settings
 from floe.model import ComputeConfig
 from floe.plugins import EngineRegistry
-from floe.schemas import SchemaStore
+from floe.schemas import BrokenSchema, SchemaStore
 from floe.secrets import setting_refusals
 from floe.structure import structure_settings, unstructure_secrets
 
@@ -44,12 +44,25 @@ def type_settings(policy: Policy, engines: EngineRegistry, store: SchemaStore) -
         refuses, an override of a compute no level approves.
     """
     problems: list[Problem] = []
-    computes = _computes(policy.approved, engines, store, problems)
-    environments = _environments(policy, computes, engines, store, problems)
-    problems += _check_levels(policy, set(computes), engines, store)
+    try:
+        computes = _computes(policy.approved, engines, store, problems)
+        environments = _environments(policy, computes, engines, store, problems)
+        problems += _check_levels(policy, set(computes), engines, store)
+    except BrokenSchema as exc:
+        raise _blame_schema(exc, engines, store) from None
     if problems:
         raise GovernanceError(list(dict.fromkeys(problems)))  # a fragment checked at several levels reports once
     return Governance(policy, ComputeRegistry(computes, policy.default), environments)
+
+
+def _blame_schema(exc: BrokenSchema, engines: EngineRegistry, store: SchemaStore) -> BrokenPluginError:
+    """The engine whose config schema is broken, blamed for it (the manifest is not at fault)."""
+    for name in engines.names():
+        engine = engines.get(name)
+        if engine is not None and engine.schema_uri(store) == exc.uri:
+            return BrokenPluginError(name, "config_schema", f"the engine's config schema: {exc.detail}",
+                                     f"fix the engine plugin {engine.plugin_name!r} ({engine.distribution})")  # fmt: skip
+    return BrokenPluginError("(unknown)", "config_schema", str(exc), "fix the engine plugin that declares it")
 
 
 def typed_fragment(doc: Document, path: JsonPath, store: SchemaStore, uri: str) -> Any:

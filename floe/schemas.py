@@ -37,6 +37,17 @@ def schema_file(relative: str) -> dict[str, Any]:
     return data
 
 
+class BrokenSchema(Exception):
+    """A schema in the store is not a valid JSON Schema (an engine's, since floe's own are tested):
+    what it breaks is found when data is first checked against it, so that the check of every
+    schema (tens of milliseconds each) is not paid on every start."""
+
+    def __init__(self, uri: str, detail: str) -> None:
+        super().__init__(f"{uri}: {detail}")
+        self.uri = uri
+        self.detail = detail
+
+
 class SchemaStore:
     """All schemas known by URI: floe's own files plus the engines' config schemas."""
 
@@ -61,7 +72,17 @@ class SchemaStore:
         without importing jsonschema, for data :func:`floe.fastschema.check` finds valid."""
         if fastschema.check(self, data, self._by_uri[uri], uri) is True:
             return ()
-        return self.validator(uri).iter_errors(data)
+        from jsonschema.exceptions import SchemaError, UnknownType
+        from referencing.exceptions import Unresolvable
+
+        try:
+            return list(self.validator(uri).iter_errors(data))
+        except UnknownType as exc:
+            raise BrokenSchema(uri, f"it names a type JSON Schema does not have, {exc.type!r} "
+                                    "(the types are string, integer, number, boolean, object, array, null)") from None  # fmt: skip
+        except (SchemaError, Unresolvable, TypeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BrokenSchema(uri, f"it is not a valid JSON Schema ({first})") from None
 
     def validator(self, uri: str) -> Draft202012Validator:
         """A jsonschema validator for the schema at ``uri``; ``$ref`` resolves within the store."""
