@@ -149,6 +149,8 @@ def redact(text: str, secrets: Iterable[str], keep: Iterable[str] = ()) -> str:
             end = start + len(secret)
             if not all(protected[start:end]):
                 hidden[start:end] = [True] * len(secret)
+        for start, end in _cut_off(text, secret):
+            hidden[start:end] = [True] * (end - start)
     out: list[str] = []
     for i, char in enumerate(text):
         if not hidden[i]:
@@ -156,6 +158,31 @@ def redact(text: str, secrets: Iterable[str], keep: Iterable[str] = ()) -> str:
         elif i == 0 or not hidden[i - 1]:
             out.append("***")
     return "".join(out)
+
+
+TRUNCATION_MARKS = ("...", "\u2026")
+"""What a client that shortens a long message (dbt's adapters, drivers) puts where it cut."""
+MIN_FRAGMENT = 6
+"""The shortest piece of a cut secret that is hidden (shorter pieces are too common to mean it)."""
+
+
+def _cut_off(text: str, secret: str) -> list[tuple[int, int]]:
+    """Where a piece of ``secret`` cut short by a truncation survives in ``text``: a prefix of it
+    that runs into a truncation mark or the end of the text, a suffix that follows a mark or opens
+    the text. A full occurrence is found by :func:`redact` itself."""
+    found: list[tuple[int, int]] = []
+    if len(secret) <= MIN_FRAGMENT:
+        return found
+    for size in range(len(secret) - 1, MIN_FRAGMENT - 1, -1):
+        head, tail = secret[:size], secret[-size:]
+        for start in _occurrences(text, head):
+            end = start + size
+            if end == len(text) or text.startswith(TRUNCATION_MARKS, end):
+                found.append((start, end))
+        for start in _occurrences(text, tail):
+            if start == 0 or any(text.endswith(mark, 0, start) for mark in TRUNCATION_MARKS):
+                found.append((start, start + size))
+    return found
 
 
 def _occurrences(text: str, word: str) -> list[int]:
