@@ -66,7 +66,7 @@ def run(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (), t
     :raises FloeError: the product is invalid or cannot run (see :func:`plan`), the lock is held
         and ``wait`` is false, the catalog cannot start, or dbt cannot parse the project.
     """
-    from floe.execution.report import Progress
+    from floe.execution.progress import Progress
     from floe.execution.runner import RunOptions
     from floe.execution.runner import run as run_product
     from floe.lineage.observer import LineageObserver

@@ -16,9 +16,10 @@ LEFT_FOR_THE_RUN_SIDE = (
     frozenset({"floe.execution.parse", "floe.execution.plan"}),
     frozenset({"floe.engines.duckdb", "floe.engines.duckdb_run"}),
     frozenset({"floe.engines.spark", "floe.engines.spark_run"}),
+    frozenset({"floe.engines.snowflake", "floe.engines.snowflake_bridge"}),
 )
-"""Cycles between an engine (or the plan) and its run helper, through imports inside functions:
-their packages are being reshaped by the run side's restructuring, which ends them."""
+"""Cycles between an engine (or the plan) and its run or bridge helper, through imports inside
+functions: splitting those engines into packages (settings, checks, errors, client) ends them."""
 
 ENGINE_SIDE = ("floe.plugins", "floe.compute", "floe.hookspecs", "floe.enginekit", "floe.engine_defaults", "floe.engines")
 

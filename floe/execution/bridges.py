@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import pyarrow
 
     from floe.execution.plan import Crossing
-    from floe.execution.report import Progress
+    from floe.execution.progress import Progress
     from floe.plugins import Engine
 
 PUBLISHED_BY = "floe.published-from"

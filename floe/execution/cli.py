@@ -20,7 +20,8 @@ from types import FrameType
 
 import floe
 from floe.errors import FloeError
-from floe.execution.report import Progress, RunReport
+from floe.execution.progress import Progress
+from floe.execution.report import RunReport
 from floe.model import CatalogConfig
 
 

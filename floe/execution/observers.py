@@ -3,7 +3,7 @@
 The runner calls every observer at the same points: the run started (the plan's preparation and
 the report it fills), the plan was completed with dbt's graph, the catalog serves, a transform
 started, a dbt node started and finished, a transform finished, and the run finished (before the
-catalog stops, so an observer may still read it). :class:`~floe.execution.report.Progress`
+catalog stops, so an observer may still read it). :class:`~floe.execution.progress.Progress`
 prints lines at these points; :mod:`floe.lineage` turns them into OpenLineage events. An observer
 only watches: what it raises is reported once and never changes the run (:class:`Observers`).
 

@@ -58,6 +58,7 @@ from floe.execution.graph import BUILDABLE, Node, Plan
 from floe.execution.lock import RunLock
 from floe.execution.observers import Observers, RunObserver
 from floe.execution.plan import CrossingKind, Preparation, RunPlan, complete, located_catalog_error, prepare
+from floe.execution.progress import Progress
 from floe.execution.projects import read_user_project, write_project
 from floe.execution.report import (
     NODE_FAILURES,
@@ -65,7 +66,6 @@ from floe.execution.report import (
     Column,
     NodeResult,
     Parent,
-    Progress,
     RunReport,
     TransformReport,
 )
