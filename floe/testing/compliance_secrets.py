@@ -13,7 +13,7 @@ import functools
 import json
 import secrets
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
 import attrs
@@ -25,6 +25,9 @@ from floe.plugins import Engine
 from floe.schemas import SchemaStore
 from floe.secrets import is_credential_key
 from floe.testing.compliance_base import GRACE, SILENT_TIMEOUT, EngineTestBase, engine_output
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 LITERAL = "floe-compliance-literal-value"
 """A value no secret reference can be: a schema that accepts it for a credential lets a manifest
@@ -41,6 +44,14 @@ def secret_keys(schema: Mapping[str, Any]) -> list[str]:
         if "secretRef" in text or "secret_ref" in text:
             keys.append(key)
     return keys
+
+
+def config_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """A JSON Schema validator of an engine's config ``schema`` as floe validates manifests with it:
+    draft 2020-12, with floe's shared definitions (``definitions.schema.json#/$defs/secretRef``…)
+    resolvable. For an engine's own tests of its schema; the suite checks the rest."""
+    store = SchemaStore()
+    return store.validator(store.add(dict(schema)))
 
 
 @attrs.frozen
