@@ -103,10 +103,9 @@ def accepts(store: SchemaStore, location: str, value: Any) -> bool:
 class SecretTests(EngineTestBase):
     """Secrets enter an engine only by reference and leave it only as ``env_var`` placeholders."""
 
-    @pytest.mark.req("REQ-012")
     def test_credential_settings_are_secret_references_in_the_schema(self, engine: Engine) -> None:
         """Engine side: the engine's config schema refuses a literal value for each credential-like
-        setting it declares and accepts a secret reference (``{secret_ref: NAME}``) there."""
+        setting it declares and accepts a secret reference (``{secret_ref: NAME}``) there. (REQ-012)"""
         store = SchemaStore()
         uri = engine.schema_uri(store)
         checked = []
@@ -123,8 +122,6 @@ class SecretTests(EngineTestBase):
                 f"the config schema refuses a secret reference for the credential {setting.label!r}"
             )
 
-    @pytest.mark.req("REQ-012")
-    @pytest.mark.req("REQ-014")
     def test_secret_values_never_appear_in_any_output(
         self, engine: Engine, compute: ComputeConfig, target: ProfileTarget, catalog: CatalogConfig,
         address_settings: Callable[[str, int], dict[str, Any]] | None, refused_address: tuple[str, int],
@@ -133,7 +130,7 @@ class SecretTests(EngineTestBase):
         """Engine side: with a canary behind each secret setting, what the engine's own hooks return
         or raise (profile, check result, attachment SQL, their errors as the engine translates
         them) never holds it, and the profile references it as ``{{ env_var('NAME') }}``. floe's
-        own redaction is not involved."""
+        own redaction is not involved. (REQ-012, REQ-014)"""
         schema = engine.config_schema()
         keys = secret_keys(schema)
         keys += [k for k in (schema.get("properties") or {}) if is_credential_key(k) and k not in keys]
