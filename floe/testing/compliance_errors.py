@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from floe.errors import PluginExecutionError
 from floe.model import ComputeConfig
 from floe.plugins import Engine
