@@ -1,6 +1,7 @@
 """pluggy markers of the ``floe`` project.
 
-``hookimpl`` is public (re-exported as :data:`floe.hookimpl`): engines use it to mark their hooks.
+``hookimpl`` is public (re-exported as :data:`floe.enginekit.hookimpl` and :data:`floe.hookimpl`):
+engines use it to mark their hooks.
 ``hookspec`` stays private: only :mod:`floe.hookspecs` declares hooks.
 """
 

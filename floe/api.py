@@ -1,9 +1,12 @@
-"""The Python API of planning and running a data product: :func:`plan` and :func:`run`.
+"""The Python API of compiling, planning and running a data product: :func:`compile`,
+:func:`plan` and :func:`run`.
 
-What ``floe plan`` and ``floe run`` do, for programs (an orchestrator, a notebook, a test)::
+What ``floe compile``, ``floe plan`` and ``floe run`` do, for programs (an orchestrator, a
+notebook, a test)::
 
     import floe
 
+    compiled = floe.compile("shop")                 # governed, typed; nothing written
     the_plan = floe.plan("shop", env="dev")        # starts nothing
     print(the_plan.render())
     report = floe.run("shop", env="dev")            # the same transforms, in the same order
@@ -23,11 +26,27 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from floe.compiled import Compiled
     from floe.execution.observers import RunObserver
     from floe.execution.plan import RunPlan
     from floe.execution.report import RunReport
     from floe.model import CatalogConfig
     from floe.plugins import EngineRegistry
+
+
+def compile(path: str | os.PathLike[str], *, engines: EngineRegistry | None = None) -> Compiled:
+    """Compile ``path`` (a data product's directory, its ``floe.yaml``, or a manifest file): its
+    chain of manifests read and governed, each compute's settings typed by its engine.
+
+    Writes nothing: :func:`floe.write_artifacts` writes a product's ``target/floe`` artifacts.
+
+    :param engines: the engines to use (default: those installed).
+    :raises FloeError: the product or a manifest of its chain is invalid, located at its file,
+        line and ``$.path``.
+    """
+    from floe.compiled import compile_path
+
+    return compile_path(path, engines)
 
 
 def plan(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (),

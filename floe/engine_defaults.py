@@ -3,7 +3,7 @@
 A pluggy plugin of ``trylast`` hookimpls, registered with every engine: floe calls one engine at a
 time (its own hookimpls and these), and every hook is ``firstresult``, so an engine's own answer
 wins and an engine that declares nothing, or answers ``None``, gets the default.
-:class:`floe.ComputePlugin`'s methods for these hooks call the same functions, so a subclass can
+:class:`floe.enginekit.ComputePlugin`'s methods for these hooks call the same functions, so a subclass can
 extend a default with ``super()``.
 
 The defaults let an engine's transforms run in ``floe run`` with no run hook at all: the compiled

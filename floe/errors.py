@@ -75,10 +75,6 @@ class EnvironmentParityError(GovernanceError):
     """Compute varies by environment, which REQ-024 forbids because it causes environment drift."""
 
 
-class PluginLoadError(FloeError):
-    """An engine plugin could not be loaded or used (malformed hookimpl, wrong API version)."""
-
-
 class PluginExecutionError(FloeError):
     """An engine failed while doing its job; the message says what to fix (REQ-018)."""
 

@@ -1,9 +1,10 @@
 """The hooks a compute engine implements: the engine interface, declared here once.
 
 An engine is a pluggy plugin registered under the entry-point group ``floe``. It may be a
-:class:`floe.ComputePlugin` subclass (each of its methods is wired to the hook of the same name
-without the ``floe_`` prefix) or a module of plain functions marked with :data:`floe.hookimpl`;
-floe calls both the same way, one engine at a time, so every hook is ``firstresult``.
+:class:`floe.enginekit.ComputePlugin` subclass (each of its methods is wired to the hook of the same
+name without the ``floe_`` prefix) or a module of plain functions marked with
+:data:`floe.enginekit.hookimpl`; floe calls both the same way, one engine at a time, so every hook
+is ``firstresult``.
 
 Hooks marked ``required`` must be implemented by every engine; the others have a default, written
 in :mod:`floe.engine_defaults`, that an engine declaring nothing gets (an implementation returning

@@ -322,6 +322,31 @@ def test_the_pytest_plugin_leaves_unrelated_runs_alone(pytester: pytest.Pytester
     assert entry.stdout.strip() == "['floe.testing.pytest_plugin']"
 
 
+def test_floes_markers_stay_out_of_other_projects_runs(pytester: pytest.Pytester) -> None:
+    """A project with ``--strict-markers`` that installs floe: its own ``@pytest.mark.req`` is an
+    unknown marker (floe's plugin registers none), and the compliance suite still runs there."""
+    compliance_toys.install(pytester.path / "site")
+    pytester._monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path / "site"),
+                                                                 os.environ.get("PYTHONPATH", "")]))  # fmt: skip
+    pytester.makeini("[pytest]\naddopts = --strict-markers\n")
+    pytester.makepyfile(test_theirs="""
+        import pytest
+
+        @pytest.mark.req("THEIRS-1")
+        def test_marked():
+            pass
+        """)
+    theirs = pytester.runpytest_subprocess("-p", "no:cacheprovider", *plugin_args(), "test_theirs.py")
+    theirs.assert_outcomes(errors=1)
+    theirs.stdout.fnmatch_lines(["*'req' not found in `markers` configuration option*"])
+    (pytester.path / "test_adoption.py").write_text((SUPPORT / "compliance_adoption.py").read_text(encoding="utf-8"))
+    checks = (TYPE, RESOURCES, CREDENTIALS, ERRORS)  # each carried a marker once
+    suite = pytester.runpytest_subprocess("-p", "no:cacheprovider", *plugin_args(),
+                                          *(f"test_adoption.py::TestToy::{check}" for check in checks),
+                                          timeout=240)  # fmt: skip
+    suite.assert_outcomes(passed=len(checks))
+
+
 def test_every_pytest_the_tests_start_leaves_out_exactly_the_plugins_that_cannot_load() -> None:
     """The installed pytest plugins that fail to import are :data:`FOREIGN_PLUGINS`, and each is
     disabled where the project starts pytest: its own configuration, the example engine's, and the

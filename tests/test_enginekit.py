@@ -91,3 +91,29 @@ def test_importing_the_kit_imports_no_dbt_driver_or_schema_library() -> None:
             "('dbt', 'duckdb', 'pyspark', 'psycopg2', 'jsonschema', 'pyiceberg', 'snowflake')))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_engines_call_each_shared_idea_by_one_name() -> None:
+    """The pod's default requests and limits, the install command of the engine's packages, and
+    the checked settings are named alike in every engine, so that a reader of one reads them all."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    constants = {"REQUESTS": "DEFAULT_REQUESTS", "LIMITS": "DEFAULT_LIMITS", "INSTALL": "PIP_INSTALL"}
+    drifted = []
+    for path in sorted([*(root / "floe" / "engines").glob("*.py"),
+                        *(root / "examples/floe-engine-postgres/floe_engine_postgres").glob("*.py")]):  # fmt: skip
+        where = path.relative_to(root)
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign):
+                for name in (t.id for t in node.targets if isinstance(t, ast.Name) and t.id.isupper()):
+                    idea = next((k for k in constants if name.endswith(k)), None)
+                    if idea is not None and name != constants[idea]:
+                        drifted.append(f"{where}: {name} (call it {constants[idea]})")
+            elif isinstance(node, ast.ClassDef) and node.name.endswith("Settings") and node.name != "Settings":
+                drifted.append(f"{where}: class {node.name} (call it Settings)")
+            elif (isinstance(node, ast.FunctionDef) and isinstance(node.returns, ast.Name)
+                  and node.returns.id == "Settings" and node.name != "checked_settings"):  # fmt: skip
+                drifted.append(f"{where}: {node.name}() (call it checked_settings)")
+    assert drifted == []

@@ -20,16 +20,16 @@ def shop(tmp_path: Path) -> Path:
     return tmp_path / "shop"
 
 
-def test_compile_path_accepts_any_path_like(shop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compile_accepts_any_path_like(shop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(shop.parent)
     for path in ("shop", "shop/floe.yaml", shop, str(shop)):
-        compiled = floe.compile_path(path)
+        compiled = floe.compile(path)
         assert compiled.name == "shop"
         assert [level.file for level in compiled.chain][-1] == shop / "floe.yaml"  # absolute, however given
 
 
 def test_compiled_answers_what_users_ask_with_types(shop: Path) -> None:
-    compiled = floe.compile_path(shop)
+    compiled = floe.compile(shop)
     assert isinstance(compiled, floe.Compiled) and "Compiled" in floe.__all__
     assert compiled.name == "shop"
     assert [(level.name, level.kind, level.scope) for level in compiled.chain] == [
@@ -55,5 +55,5 @@ def test_secrets_in_settings_are_references(tmp_path: Path, shop: Path) -> None:
     enterprise.write_text(enterprise.read_text().replace(
         "duckdb: { schema: analytics }",
         "duckdb: { schema: analytics, path: 'md:shop', motherduck_token: {secret_ref: MD_TOKEN} }"))  # fmt: skip
-    token = floe.compile_path(shop).settings("prod")["duckdb"].config["motherduck_token"]
+    token = floe.compile(shop).settings("prod")["duckdb"].config["motherduck_token"]
     assert token == SecretReference("MD_TOKEN")

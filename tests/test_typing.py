@@ -9,8 +9,7 @@ import pytest
 
 GOOD = '''
 from typing import Any
-from floe import ComputePlugin
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, ValidationResult
+from floe.enginekit import CatalogConfig, ComputeConfig, ComputePlugin, ProfileTarget, ValidationResult
 
 
 class Engine(ComputePlugin):

@@ -57,7 +57,7 @@ SCOPES = (
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 DEFAULT_LIMITS = {"cpu": "1", "memory": "1Gi"}
 """BigQuery does the work; the pod runs dbt (parse, compile, polling jobs), ~250 MB at rest."""
-INSTALL = "pip install 'dbt-bigquery>=1.11,<1.13' 'google-cloud-bigquery>=3.25,<4'"
+PIP_INSTALL = "pip install 'dbt-bigquery>=1.11,<1.13' 'google-cloud-bigquery>=3.25,<4'"
 
 METHOD_KEYS: dict[str, tuple[str, ...]] = {
     "oauth": (),
@@ -186,7 +186,7 @@ class BigQueryEngine(ComputePlugin):
             client_options = importlib.import_module("google.api_core.client_options")
         except ImportError as exc:
             raise PluginExecutionError(
-                ENGINE, operation, f"google-cloud-bigquery cannot be imported ({exc})", INSTALL,
+                ENGINE, operation, f"google-cloud-bigquery cannot be imported ({exc})", PIP_INSTALL,
                 compute=compute.name,
             ) from None  # fmt: skip
         progress["stage"] = f"loading the {settings.method} credentials"

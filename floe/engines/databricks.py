@@ -47,7 +47,7 @@ DEFAULT_PORT = 443
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 DEFAULT_LIMITS = {"cpu": "1", "memory": "1Gi"}
 """The warehouse does the work; the pod runs dbt (parse, compile, waiting on statements)."""
-INSTALL = "pip install 'dbt-databricks>=1.12,<1.12.8' 'databricks-sql-connector>=4,<5'"
+PIP_INSTALL = "pip install 'dbt-databricks>=1.12,<1.12.8' 'databricks-sql-connector>=4,<5'"
 AUTH_KEYS: dict[str, tuple[str, ...]] = {"token": ("token",), "oauth": ("client_id", "client_secret")}
 CREDENTIAL_KEYS = ("token", "client_id", "client_secret")
 PORT_443 = (
@@ -176,7 +176,7 @@ class DatabricksEngine(ComputePlugin):
             dbsql = importlib.import_module("databricks.sql")
         except ImportError as exc:
             raise PluginExecutionError(ENGINE, operation, f"databricks-sql-connector cannot be imported ({exc})",
-                                       INSTALL, compute=compute.name) from None  # fmt: skip
+                                       PIP_INSTALL, compute=compute.name) from None  # fmt: skip
         arguments: dict[str, Any] = {
             "server_hostname": settings.host,
             "http_path": settings.http_path,
@@ -335,7 +335,7 @@ def _oauth_provider(settings: Settings, compute: ComputeConfig, operation: str, 
     try:
         sdk_core = importlib.import_module("databricks.sdk.core")
     except ImportError as exc:
-        raise PluginExecutionError(ENGINE, operation, f"databricks-sdk cannot be imported ({exc})", INSTALL,
+        raise PluginExecutionError(ENGINE, operation, f"databricks-sdk cannot be imported ({exc})", PIP_INSTALL,
                                    compute=compute.name) from None  # fmt: skip
     secret = secret_value(ENGINE, settings.secrets["client_secret"], compute, operation, what="client_secret")
     try:

@@ -30,9 +30,7 @@ from typing import Any
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
-from floe.errors import FloeError
-from floe.secrets import redact
-from floe.sqlsecrets import bind_secret_placeholders
+from floe.enginekit import FloeError, bind_secret_placeholders, redact
 
 
 class Plugin(BasePlugin):  # type: ignore[misc,unused-ignore]  # Any when dbt-duckdb is missing

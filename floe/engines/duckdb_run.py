@@ -34,10 +34,10 @@ from floe.enginekit import (
     Problem,
     UnattachableCatalog,
     WorkerSetup,
+    floe_names,
+    jinja_string,
 )
 from floe.engines.duckdb import ENGINE, KEYWORDS_NOT_NAMES, extension_files, unquoted_name
-from floe.secrets import floe_names
-from floe.sqlsecrets import jinja_string
 
 PLUGIN_MODULE = "floe.engines.duckdb_plugin"
 """The dbt-duckdb plugin the run profile names."""

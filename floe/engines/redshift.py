@@ -50,8 +50,8 @@ DEFAULT_PORT = 5439
 DEFAULT_THREADS = 4
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 PIP_INSTALL = "pip install 'dbt-redshift>=1.11,<1.12' 'redshift-connector>=2.1,<3'"
-REQUESTS = {"cpu": "100m", "memory": "256Mi"}
-LIMITS = {"cpu": "500m", "memory": "512Mi"}
+DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+DEFAULT_LIMITS = {"cpu": "500m", "memory": "512Mi"}
 _IAM_KEYS = ("iam_profile", "cluster_id", "serverless_work_group", "serverless_acct_id",
              "access_key_id", "secret_access_key", "db_groups", "autocreate")  # fmt: skip
 _SECRET_KEYS = ("password", "secret_access_key")
@@ -84,7 +84,7 @@ class RedshiftEngine(ComputePlugin):
         ``serverless_work_group`` also sets dbt-redshift's ``is_serverless``.
         """
         operation = "generate_dbt_profile"
-        settings = _Settings(compute, operation)
+        settings = checked_settings(compute, operation)
         config = compute.config
         profile: dict[str, Any] = {
             "type": "redshift",
@@ -174,7 +174,7 @@ class RedshiftEngine(ComputePlugin):
     def _check(self, compute: ComputeConfig, budget: float, progress: dict[str, Any]) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
         operation = "validate_connection"
-        settings = _Settings(compute, operation)
+        settings = checked_settings(compute, operation)
         endpoint = f"{settings.host}:{settings.port}"
         details: dict[str, Any] = {"endpoint": endpoint, "method": settings.method,
                                    "database": settings.dbname, "schema": settings.schema}  # fmt: skip
@@ -211,7 +211,7 @@ class RedshiftEngine(ComputePlugin):
         return details
 
     @staticmethod
-    def _connect_kwargs(compute: ComputeConfig, settings: _Settings, budget: float) -> dict[str, Any]:
+    def _connect_kwargs(compute: ComputeConfig, settings: Settings, budget: float) -> dict[str, Any]:
         """redshift_connector.connect's arguments, built the way dbt-redshift builds them."""
         config = compute.config
         operation = "validate_connection"
@@ -256,10 +256,10 @@ class RedshiftEngine(ComputePlugin):
         requests ``cpu: 100m, memory: 256Mi``; limits ``cpu: 500m, memory: 512Mi`` (``1Gi`` with
         more than 8 dbt threads).
         """
-        limits = dict(LIMITS)
+        limits = dict(DEFAULT_LIMITS)
         if int(compute.config.get("threads", DEFAULT_THREADS)) > 8:
             limits["memory"] = "1Gi"
-        return {"requests": dict(REQUESTS), "limits": limits}
+        return {"requests": dict(DEFAULT_REQUESTS), "limits": limits}
 
     # -- REQ-013: the Iceberg catalog -----------------------------------------------------------
 
@@ -300,7 +300,7 @@ plugin = RedshiftEngine()
 # -- settings --------------------------------------------------------------------------------------
 
 
-class _Settings:
+class Settings:
     """The compute's settings with defaults applied and combinations checked."""
 
     def __init__(self, compute: ComputeConfig, operation: str) -> None:
@@ -363,6 +363,11 @@ class _Settings:
             raise fail("method iam needs TLS, and sslmode is disable",
                        "remove sslmode or set it to verify-ca or verify-full")  # fmt: skip
         self.sslmode: str | None = str(sslmode) if sslmode is not None else None
+
+
+def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
+    """The compute's :class:`Settings`, checked for ``operation`` (its errors name it)."""
+    return Settings(compute, operation)
 
 
 
@@ -452,7 +457,7 @@ def _method(compute: ComputeConfig | None) -> str | None:
     if compute is None:
         return None
     try:
-        return _Settings(compute, "translate_error").method
+        return checked_settings(compute, "translate_error").method
     except PluginExecutionError:
         return None
 

@@ -42,12 +42,12 @@ from floe.enginekit import (
     engine_error,
     exception_chain,
     first_line,
+    quote_backslash_literal,
     quote_identifier,
     run_check,
     secret_reference,
     secret_value,
 )
-from floe.sqlquote import quote_backslash_literal
 
 if TYPE_CHECKING:
     import pyarrow

@@ -94,8 +94,10 @@ ICEBERG_JAR_DISTRIBUTION = "snowpark-connect-deps-iceberg==1.0.2"
 ICEBERG_JAR_PATTERN = "iceberg-spark-runtime-3.5_2.12-*.jar"
 """The runtime for Spark 3.5 and Scala 2.12, the build pyspark 3.5 ships."""
 
-CLIENT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
-CLIENT_LIMITS = {"cpu": "500m", "memory": "512Mi"}
+DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+DEFAULT_LIMITS = {"cpu": "500m", "memory": "512Mi"}
+"""The pod's defaults when dbt is only a client (``thrift``, ``http``); a ``session`` pod holds the
+driver JVM and is sized from its settings (see :meth:`SparkEngine.get_resource_requirements`)."""
 PYTHON_HEADROOM_MI = 512
 """MiB of a session pod outside the driver JVM: Python, dbt and pyspark."""
 MIN_OVERHEAD_MI = 384
@@ -293,7 +295,7 @@ class SparkEngine(ComputePlugin):
         """
         method = _method(compute, "get_resource_requirements")
         if method != "session":
-            return {"requests": dict(CLIENT_REQUESTS), "limits": dict(CLIENT_LIMITS)}
+            return {"requests": dict(DEFAULT_REQUESTS), "limits": dict(DEFAULT_LIMITS)}
         config = compute.config
         heap = _jvm_size_mi(str(config.get("driver_memory", DEFAULT_DRIVER_MEMORY)), compute)
         total = heap + max(MIN_OVERHEAD_MI, heap / 10) + PYTHON_HEADROOM_MI

@@ -99,7 +99,7 @@ def worker_setup(compute: ComputeConfig, profile: Mapping[str, Any], catalog: Ca
 
 def start(settings: Mapping[str, Any]) -> None:
     """Start the SparkSession dbt-spark will build, in a thread; see the module docstring."""
-    from floe.sqlsecrets import PLACEHOLDER
+    from floe.enginekit import PLACEHOLDER
 
     catalog = str(settings["catalog"])
     rendered = {}

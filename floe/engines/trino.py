@@ -55,8 +55,8 @@ DEFAULT_THREADS = 4
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_HTTPS_PORT = 443
 PIP_INSTALL = "pip install 'dbt-trino>=1.11,<1.12' 'trino>=0.330,<1'"
-REQUESTS = {"cpu": "100m", "memory": "256Mi"}
-LIMITS = {"cpu": "500m", "memory": "512Mi"}
+DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+DEFAULT_LIMITS = {"cpu": "500m", "memory": "512Mi"}
 _SECRET_KEYS = {"password": "ldap", "jwt_token": "jwt"}
 _CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
@@ -89,7 +89,7 @@ class TrinoEngine(ComputePlugin):
         method is inferred from the credential when not set: a password means ``ldap``, a
         ``jwt_token`` means ``jwt``, a client certificate means ``certificate``.
         """
-        settings = _settings(compute, "generate_dbt_profile")
+        settings = checked_settings(compute, "generate_dbt_profile")
         profile: dict[str, Any] = {
             "type": "trino",
             "method": settings.method,
@@ -163,7 +163,7 @@ class TrinoEngine(ComputePlugin):
     def _check(self, compute: ComputeConfig, budget: float, progress: dict[str, Any]) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
         operation = "validate_connection"
-        settings = _settings(compute, operation)
+        settings = checked_settings(compute, operation)
         url = f"{settings.scheme}://{settings.host}:{settings.port}"
         details: dict[str, Any] = {
             "url": url, "method": settings.method, "catalog": settings.catalog,
@@ -238,10 +238,10 @@ class TrinoEngine(ComputePlugin):
         requests ``cpu: 100m, memory: 256Mi``; limits ``cpu: 500m, memory: 512Mi`` (``1Gi`` with
         more than 8 dbt threads, each holding result pages in memory).
         """
-        limits = dict(LIMITS)
+        limits = dict(DEFAULT_LIMITS)
         if int(compute.config.get("threads", DEFAULT_THREADS)) > 8:
             limits["memory"] = "1Gi"
-        return {"requests": dict(REQUESTS), "limits": limits}
+        return {"requests": dict(DEFAULT_REQUESTS), "limits": limits}
 
     # -- REQ-013: the Iceberg catalog -----------------------------------------------------------
 
@@ -294,7 +294,7 @@ def schema_lookup_sql(catalog: str, schema: str) -> str:
 # -- settings --------------------------------------------------------------------------------------
 
 
-class _Settings:
+class Settings:
     """The compute's settings with defaults applied and combinations checked."""
 
     def __init__(self, compute: ComputeConfig, operation: str) -> None:
@@ -360,8 +360,9 @@ class _Settings:
                            "use names like query_max_run_time or iceberg.compression_codec")  # fmt: skip
 
 
-def _settings(compute: ComputeConfig, operation: str) -> _Settings:
-    return _Settings(compute, operation)
+def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
+    """The compute's :class:`Settings`, checked for ``operation`` (its errors name it)."""
+    return Settings(compute, operation)
 
 
 
@@ -404,7 +405,7 @@ def _method_of(compute: ComputeConfig | None) -> str | None:
     if compute is None:
         return None
     try:
-        return _Settings(compute, "translate_error").method
+        return checked_settings(compute, "translate_error").method
     except PluginExecutionError:
         return None
 
@@ -413,7 +414,7 @@ def _where(compute: ComputeConfig | None) -> str:
     if compute is None or not compute.config.get("host"):
         return "the Trino coordinator"
     try:
-        settings = _Settings(compute, "translate_error")
+        settings = checked_settings(compute, "translate_error")
     except PluginExecutionError:
         return str(compute.config["host"])
     return f"{settings.scheme}://{settings.host}:{settings.port}"

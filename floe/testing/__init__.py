@@ -20,14 +20,20 @@ plugin, registered through the ``pytest11`` entry point; nothing in it is autous
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "BaseComputePluginTests", "BridgeIO", "BridgeTests", "CatalogAttachmentTests", "ConnectionTests", "Endpoint",
-    "ErrorTranslationTests", "PackageTests", "ProfileTests", "ResourceTests", "RunHookTests", "SecretTests",
+    "Engine", "ErrorTranslationTests", "PackageTests", "ProfileTests", "ResourceTests", "RunHookTests",
+    "SecretTests", "config_validator",
 ]  # fmt: skip
+_ELSEWHERE = {"Engine": "floe.plugins", "config_validator": "floe.testing.compliance_secrets"}
+"""What is not :mod:`floe.testing.compliance`'s: the engine handle the suite's ``engine`` fixture
+gives, and a validator for an engine's own tests of its config schema."""
 
 if TYPE_CHECKING:
+    from floe.plugins import Engine
     from floe.testing.compliance import (
         BaseComputePluginTests,
         BridgeIO,
@@ -42,12 +48,11 @@ if TYPE_CHECKING:
         RunHookTests,
         SecretTests,
     )
+    from floe.testing.compliance_secrets import config_validator
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that loading floe's pytest plugin (this package) costs nothing in unrelated runs.
     if name in __all__:
-        from floe.testing import compliance
-
-        return getattr(compliance, name)
+        return getattr(importlib.import_module(_ELSEWHERE.get(name, "floe.testing.compliance")), name)
     raise AttributeError(f"module 'floe.testing' has no attribute {name!r}")

@@ -20,6 +20,9 @@ A new behaviour is a class deriving from ``EngineTestBase`` in a module of its o
 bases of ``BaseComputePluginTests`` below (one line). A behaviour only some engines have is
 opt-in: its class checks what the adopter declares (a fixture), and fails, never skips, when a
 declaration is missing.
+
+Each test names the requirement it proves at the end of its docstring (``(REQ-014)``), not with a
+marker: the suite runs in its adopters' pytest, which must not need to know floe's markers.
 """
 
 from __future__ import annotations

@@ -27,13 +27,12 @@ UNDECLARED = (
 class CatalogAttachmentTests(EngineTestBase):
     """``get_catalog_attachment_sql`` does what the adopter declares, and its SQL runs."""
 
-    @pytest.mark.req("REQ-013")
     def test_catalog_attachment_is_as_declared_and_its_sql_runs(
         self, engine: Engine, compute: ComputeConfig, catalog: CatalogConfig,
         attaches_catalog_by_sql: bool | None, sql_executor: Callable[[list[str], ComputeConfig], None] | None,
     ) -> None:  # fmt: skip
         """Engine side: what the engine's own hook returns for the ``catalog``, and that the engine
-        itself (through ``sql_executor``) accepts and runs every statement."""
+        itself (through ``sql_executor``) accepts and runs every statement. (REQ-013)"""
         statements, text = engine_output(engine, "floe_get_catalog_attachment_sql", compute, catalog=catalog)
         if attaches_catalog_by_sql is None:
             pytest.fail(f"{UNDECLARED} (the hook returned {text[:200]})")

@@ -74,36 +74,33 @@ class ConnectionTests(EngineTestBase):
         with _released(fifo):
             yield found
 
-    @pytest.mark.req("REQ-014")
     def test_validate_connection_succeeds_against_the_endpoint(
         self, engine: Engine, engine_name: str, engine_endpoint: Endpoint, target: ProfileTarget,
         endpoint_env: None,
     ) -> None:  # fmt: skip
-        """Engine side: its own check, against the live peer, answers success within REQ-014's 10 s."""
+        """Engine side: its own check, against the live peer, answers success within REQ-014's 10 s. (REQ-014)"""
         compute = ComputeConfig("compliance", engine_name, dict(engine_endpoint.config))
         result = validate_directly(engine, compute, target, VALIDATION_TIMEOUT)
         assert result.success, result.message
 
-    @pytest.mark.req("REQ-014")
     def test_validate_connection_fails_clearly_where_nothing_answers(
         self, engine: Engine, engine_name: str, unreachable: list[tuple[str, dict[str, Any]]],
         target: ProfileTarget,
     ) -> None:  # fmt: skip
         """Engine side: its own check, against a refused port (network engines) or a path where no
-        database can be (local engines), fails with advice."""
+        database can be (local engines), fails with advice. (REQ-014)"""
         for what, config in unreachable:
             result = validate_directly(engine, ComputeConfig("compliance", engine_name, config), target,
                                        VALIDATION_TIMEOUT)  # fmt: skip
             assert not result.success, f"validate_connection succeeded against {what}: {result.message}"
             assert_actionable(result.message)
 
-    @pytest.mark.req("REQ-014")
     def test_validate_connection_to_a_peer_that_never_answers_answers_in_time(
         self, engine: Engine, engine_name: str, unresponsive: list[tuple[str, dict[str, Any]]],
         target: ProfileTarget,
     ) -> None:  # fmt: skip
         """Engine side: its own check, against a peer that never answers, returns a failure within
-        its ``timeout`` by itself (floe's outer deadline is not involved)."""
+        its ``timeout`` by itself (floe's outer deadline is not involved). (REQ-014)"""
         for what, config in unresponsive:
             result = validate_directly(engine, ComputeConfig("compliance", engine_name, config), target,
                                        SILENT_TIMEOUT)  # fmt: skip

@@ -23,10 +23,9 @@ class ProfileTests(EngineTestBase):
         Draft202012Validator.check_schema(schema)
         assert schema.get("type") == "object", "an engine's config is a mapping: give the schema `type: object`"
 
-    @pytest.mark.req("REQ-012")
     def test_profile_has_type_threads_and_a_target(self, engine: Engine, compute: ComputeConfig,
                                                    target: ProfileTarget) -> None:  # fmt: skip
-        """Engine side: the mapping the engine's own ``floe_generate_dbt_profile`` returns."""
+        """Engine side: the mapping the engine's own ``floe_generate_dbt_profile`` returns. (REQ-012)"""
         profile = call_hook(engine, "floe_generate_dbt_profile", compute=compute, target=target)
         assert isinstance(profile, dict), f"the profile is a {type(profile).__name__}, not a dict"
         assert profile.get("type") == engine.info.dbt_adapter, (
@@ -35,10 +34,9 @@ class ProfileTests(EngineTestBase):
         assert isinstance(profile.get("threads"), int) and profile["threads"] >= 1, "threads: a positive int"
         assert {"schema", "dataset", "database", "catalog"} & set(profile), "no schema/dataset/database"
 
-    @pytest.mark.req("REQ-012")
     def test_profile_passes_the_adapters_own_validation(self, engine: Engine, compute: ComputeConfig,
                                                         target: ProfileTarget) -> None:  # fmt: skip
-        """Engine side: the engine's profile, through the dbt adapter's own credential checks."""
+        """Engine side: the engine's profile, through the dbt adapter's own credential checks. (REQ-012)"""
         from dbt.adapters.factory import load_plugin
 
         credentials_class = load_plugin(engine.info.dbt_adapter)
@@ -49,12 +47,11 @@ class ProfileTests(EngineTestBase):
         credentials_class.validate(data)
         credentials_class.from_dict(data)
 
-    @pytest.mark.req("REQ-012")
     def test_profile_passes_dbt_debug_against_the_endpoint(
         self, engine: Engine, engine_name: str, engine_endpoint: Endpoint, target: ProfileTarget,
         tmp_path: Path, endpoint_env: None, monkeypatch: pytest.MonkeyPatch,
     ) -> None:  # fmt: skip
-        """Engine side: ``dbt debug`` (connection included) with the engine's profile for the peer."""
+        """Engine side: ``dbt debug`` (connection included) with the engine's profile for the peer. (REQ-012)"""
         if not engine_endpoint.dbt_debug:
             pytest.skip("the adopter declared that dbt debug cannot run against its peer (Endpoint(dbt_debug=False))")
         import yaml
@@ -79,9 +76,8 @@ class ProfileTests(EngineTestBase):
 class PackageTests(EngineTestBase):
     """The engine names its dbt adapter packages with bounds that the installed versions meet."""
 
-    @pytest.mark.req("REQ-017")
     def test_required_packages_are_bounded_and_satisfied(self, engine: Engine) -> None:
-        """Engine side: the list the engine's own ``floe_get_required_dbt_packages`` returns."""
+        """Engine side: the list the engine's own ``floe_get_required_dbt_packages`` returns. (REQ-017)"""
         from importlib import metadata
 
         from packaging.requirements import Requirement

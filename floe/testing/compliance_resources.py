@@ -22,12 +22,11 @@ from floe.testing.compliance_base import EngineTestBase, call_hook
 class ResourceTests(EngineTestBase):
     """``get_resource_requirements`` gives requests and limits a pod can be scheduled with."""
 
-    @pytest.mark.req("REQ-015")
     def test_resource_requirements_are_valid_kubernetes_requests_and_limits(
         self, engine: Engine, compute: ComputeConfig,
     ) -> None:  # fmt: skip
         """Engine side: the defaults the engine's own ``floe_get_resource_requirements`` returns,
-        before floe applies any override."""
+        before floe applies any override. (REQ-015)"""
         requirements = call_hook(engine, "floe_get_resource_requirements", compute=compute)
         assert isinstance(requirements, Mapping), f"a {type(requirements).__name__}, not a mapping"
         assert set(requirements) == {"requests", "limits"}, (

@@ -13,7 +13,7 @@ import functools
 import json
 import secrets
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
 import attrs
@@ -25,6 +25,9 @@ from floe.plugins import Engine
 from floe.schemas import SchemaStore
 from floe.secrets import is_credential_key
 from floe.testing.compliance_base import GRACE, SILENT_TIMEOUT, EngineTestBase, engine_output
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 LITERAL = "floe-compliance-literal-value"
 """A value no secret reference can be: a schema that accepts it for a credential lets a manifest
@@ -41,6 +44,14 @@ def secret_keys(schema: Mapping[str, Any]) -> list[str]:
         if "secretRef" in text or "secret_ref" in text:
             keys.append(key)
     return keys
+
+
+def config_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """A JSON Schema validator of an engine's config ``schema`` as floe validates manifests with it:
+    draft 2020-12, with floe's shared definitions (``definitions.schema.json#/$defs/secretRef``…)
+    resolvable. For an engine's own tests of its schema; the suite checks the rest."""
+    store = SchemaStore()
+    return store.validator(store.add(dict(schema)))
 
 
 @attrs.frozen
@@ -92,10 +103,9 @@ def accepts(store: SchemaStore, location: str, value: Any) -> bool:
 class SecretTests(EngineTestBase):
     """Secrets enter an engine only by reference and leave it only as ``env_var`` placeholders."""
 
-    @pytest.mark.req("REQ-012")
     def test_credential_settings_are_secret_references_in_the_schema(self, engine: Engine) -> None:
         """Engine side: the engine's config schema refuses a literal value for each credential-like
-        setting it declares and accepts a secret reference (``{secret_ref: NAME}``) there."""
+        setting it declares and accepts a secret reference (``{secret_ref: NAME}``) there. (REQ-012)"""
         store = SchemaStore()
         uri = engine.schema_uri(store)
         checked = []
@@ -112,8 +122,6 @@ class SecretTests(EngineTestBase):
                 f"the config schema refuses a secret reference for the credential {setting.label!r}"
             )
 
-    @pytest.mark.req("REQ-012")
-    @pytest.mark.req("REQ-014")
     def test_secret_values_never_appear_in_any_output(
         self, engine: Engine, compute: ComputeConfig, target: ProfileTarget, catalog: CatalogConfig,
         address_settings: Callable[[str, int], dict[str, Any]] | None, refused_address: tuple[str, int],
@@ -122,7 +130,7 @@ class SecretTests(EngineTestBase):
         """Engine side: with a canary behind each secret setting, what the engine's own hooks return
         or raise (profile, check result, attachment SQL, their errors as the engine translates
         them) never holds it, and the profile references it as ``{{ env_var('NAME') }}``. floe's
-        own redaction is not involved."""
+        own redaction is not involved. (REQ-012, REQ-014)"""
         schema = engine.config_schema()
         keys = secret_keys(schema)
         keys += [k for k in (schema.get("properties") or {}) if is_credential_key(k) and k not in keys]

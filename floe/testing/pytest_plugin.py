@@ -1,7 +1,9 @@
 """floe's pytest plugin (entry point ``pytest11: floe``).
 
-It only defines fixtures and the ``req`` marker; nothing is autouse and nothing heavy is imported,
-so installing floe neither slows nor changes anyone's unrelated test runs.
+It only defines fixtures: nothing is autouse, nothing heavy is imported, and no marker is
+registered (floe's own ``req`` marker is registered by floe's test configuration, ``setup.cfg``), so
+installing floe neither slows nor changes anyone's unrelated test runs, and a project that runs
+with ``--strict-markers`` keeps its own list of markers.
 """
 
 from __future__ import annotations
@@ -12,10 +14,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "req(id): the test proves requirement `id` (e.g. REQ-014)")
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from floe.model import ComputeConfig
+from floe.enginekit import ComputeConfig
 from floe.testing import BaseComputePluginTests, BridgeTests, Endpoint
 
 GREETING = b"TOY READY\n"

@@ -28,15 +28,16 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from floe import ComputePlugin, ValidationResult
-from floe.errors import PluginExecutionError
-from floe.model import (
+from floe.enginekit import (
     CatalogAccess,
     CatalogConfig,
     ComputeConfig,
+    ComputePlugin,
+    PluginExecutionError,
     ProfileTarget,
     Relation,
     SecretReference,
+    ValidationResult,
     WorkerSetup,
 )
 

@@ -20,10 +20,9 @@ from typing import Any
 import psycopg2
 import pytest
 import yaml
-from floe.errors import PluginExecutionError
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference
-from floe.plugins import Engine, EngineRegistry
-from floe.testing import BaseComputePluginTests, Endpoint
+from floe import EngineRegistry
+from floe.enginekit import CatalogConfig, ComputeConfig, PluginExecutionError, ProfileTarget, SecretReference
+from floe.testing import BaseComputePluginTests, Endpoint, Engine, config_validator
 
 from floe_engine_postgres import PostgresEngine, plugin
 from floe_engine_postgres.testing import PostgresServer
@@ -371,12 +370,8 @@ def test_no_catalog_sql_and_thin_client_resources() -> None:
 
 
 def test_config_schema_is_package_data_and_refuses_literal_passwords() -> None:
-    from floe.schemas import SchemaStore
-
-    store = SchemaStore()
-    uri = store.add(plugin.config_schema())
-    assert uri == "https://floe.dev/schemas/v1/engines/postgres.schema.json"
-    validator = store.validator(uri)
+    assert plugin.config_schema()["$id"] == "https://floe.dev/schemas/v1/engines/postgres.schema.json"
+    validator = config_validator(plugin.config_schema())
     good = {"host": "h", "user": "u", "dbname": "d", "password": {"secret_ref": "PG_PASSWORD"}}
     assert not list(validator.iter_errors(good))
     bad = {**good, "password": "hunter2", "sslmode": "sometimes", "port": 70000, "colour": "red"}
