@@ -1,7 +1,8 @@
 """The observer that turns a ``floe run`` into OpenLineage events (see :mod:`floe.lineage`).
 
 It is given to every run by :func:`floe.run` and does nothing unless lineage is configured
-(:mod:`floe.lineage.settings`). Each call from the run only queues work (:mod:`floe.lineage.emitter`);
+(:mod:`floe.lineage.settings`: by the governing manifests' ``lineage:``, which the compiled product
+carries, or by the OpenLineage client's environment). Each call from the run only queues work (:mod:`floe.lineage.emitter`);
 making the events (which reads each table's location and schema from the catalog) and sending
 them happen on the emitter's thread. At the run's end it waits for them at most the configured
 bound, while the catalog still serves.
