@@ -115,6 +115,10 @@ class LineageSpec:
     transport: LineageTransportSpec
     namespace: str | None = None
 
+    def secrets(self) -> list[SecretReference]:
+        """The secrets the transport reads (its API key), by reference."""
+        return [self.transport.auth.api_key] if self.transport.auth is not None else []
+
     def written(self) -> dict[str, Any]:
         """Each field this level writes, by dotted name (``transport.url``), the auth block as one."""
         found: dict[str, Any] = {} if self.namespace is None else {"namespace": self.namespace}

@@ -102,8 +102,7 @@ def transport_config(manifest: LineageSpec, environ: Mapping[str, str]) -> dict[
 
 def secret_names(manifest: LineageSpec | None) -> list[str]:
     """The variables a manifest's ``lineage:`` reads its secrets from."""
-    auth = manifest.transport.auth if manifest is not None else None
-    return [auth.api_key.name] if auth is not None else []
+    return [ref.name for ref in manifest.secrets()] if manifest is not None else []
 
 
 def make_client(manifest: LineageSpec | None = None, environ: Mapping[str, str] | None = None) -> Any:
