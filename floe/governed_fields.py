@@ -225,8 +225,19 @@ def check_lineage(chain: Sequence[Document]) -> list[Problem]:
             continue
         base = declarer.spec.lineage
         assert base is not None
+        if not spec.written():
+            problems.append(doc.problem(
+                ("lineage",),
+                f"an empty `lineage:` neither turns off nor replaces the lineage that manifest "
+                f"{level_name(declarer)!r} declares ({where(declarer, ('lineage',))}); manifest "
+                f"{level_name(doc)!r} may only repeat its fields with the same values",
+                "no `lineage:` here (it is inherited)",
+                f"remove `lineage:` from this manifest; where lineage goes is decided in {declarer.label}, by "
+                "the platform team that declares it (OPENLINEAGE_DISABLED=true turns it off for one run)",
+            ))  # fmt: skip
+            continue
         fixed_fields = base.written()
-        takes = LINEAGE_TRANSPORT_KEYS.get(spec.transport.type, ())
+        takes = LINEAGE_TRANSPORT_KEYS.get(spec.transport.type, ()) if spec.transport is not None else ()
         for key, value in spec.written().items():
             if key not in _LINEAGE_FIELDS or (key.startswith("transport.") and key[10:] not in (*takes, "type")):
                 continue  # a key of another transport: refused above
@@ -254,6 +265,12 @@ def _lineage_form(doc: Document, spec: LineageSpec, declared: bool) -> list[Prob
     """A transport takes its own type's keys, the declared one all it needs, and its URL is a URL."""
     problems: list[Problem] = []
     transport = spec.transport
+    if transport is None:
+        if declared:
+            problems.append(doc.problem(("lineage",), "`lineage:` declares no transport: where should events go?",
+                                        "transport: {type: http, url: …}, {type: file, log_file_path: …} or "
+                                        "{type: console}", "add `transport:` under lineage"))  # fmt: skip
+        return problems
     takes = LINEAGE_TRANSPORT_KEYS.get(transport.type, ())
     for key in spec.written():
         name = key.removeprefix("transport.")

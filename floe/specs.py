@@ -112,17 +112,20 @@ class LineageTransportSpec:
 class LineageSpec:
     """``lineage:`` as one level writes it: where every product's OpenLineage events go."""
 
-    transport: LineageTransportSpec
+    transport: LineageTransportSpec | None = None
+    """Required where lineage is declared (governance says so, naming the file); a lower level may
+    leave it out."""
     namespace: str | None = None
 
     def secrets(self) -> list[SecretReference]:
         """The secrets the transport reads (its API key), by reference."""
-        return [self.transport.auth.api_key] if self.transport.auth is not None else []
+        auth = self.transport.auth if self.transport is not None else None
+        return [auth.api_key] if auth is not None else []
 
     def written(self) -> dict[str, Any]:
         """Each field this level writes, by dotted name (``transport.url``), the auth block as one."""
         found: dict[str, Any] = {} if self.namespace is None else {"namespace": self.namespace}
-        for field in attrs.fields(LineageTransportSpec):
+        for field in attrs.fields(LineageTransportSpec) if self.transport is not None else ():
             value = getattr(self.transport, field.name)
             if value is not None:
                 found[f"transport.{field.name}"] = value

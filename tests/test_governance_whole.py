@@ -230,12 +230,16 @@ def test_a_lower_level_cannot_send_the_lineage_elsewhere(write, engines, lineage
         assert "remove" in (problem.fix or "")
 
 
-def test_a_lower_level_cannot_drop_the_lineage(write, engines) -> None:
-    """An empty ``lineage:`` (null) is not a way to turn it off below the declarer."""
-    _, domain, path = with_lineage_domain(write, "lineage:\n")
+@pytest.mark.parametrize("empty", ["lineage:\n", "lineage: {}\n"])
+def test_a_lower_level_cannot_drop_the_lineage(write, engines, empty: str) -> None:
+    """An empty ``lineage:`` is not a way to turn it off below the declarer."""
+    enterprise, domain, path = with_lineage_domain(write, empty)
     (problem,) = failure(path, engines).problems
     assert (problem.file or "").endswith("sales.yaml") and problem.path == "$.lineage"
     assert problem.line == line_of(domain, "lineage:")
+    assert "manifest 'acme'" in problem.message and "manifest 'sales'" in problem.message
+    assert f"enterprise.yaml:{line_of(enterprise, 'lineage:')}" in problem.message
+    assert "remove `lineage:`" in (problem.fix or "")
 
 
 def test_a_data_product_cannot_set_the_lineage(write, engines) -> None:
@@ -282,6 +286,7 @@ def test_a_literal_lineage_api_key_is_refused_where_it_is_written(write, engines
 @pytest.mark.parametrize(
     ("lineage", "path", "words"),
     [
+        ("{namespace: acme}", "$.lineage", "declares no transport"),
         ("{transport: {type: http}}", "$.lineage.transport", "needs `url:`"),
         ("{transport: {type: file}}", "$.lineage.transport", "needs `log_file_path:`"),
         ("{transport: {type: http, url: 'lineage.acme.example'}}", "$.lineage.transport.url", "has no scheme"),

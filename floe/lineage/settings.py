@@ -85,6 +85,7 @@ def transport_config(manifest: LineageSpec, environ: Mapping[str, str]) -> dict[
     :raises LineageSecretMissing: the referenced variable is not set.
     """
     transport = manifest.transport
+    assert transport is not None, "governance refuses a declared lineage without a transport"
     config: dict[str, Any] = {}
     for field in attrs.fields(type(transport)):
         value = getattr(transport, field.name)
