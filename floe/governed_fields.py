@@ -239,7 +239,7 @@ def check_lineage(chain: Sequence[Document]) -> list[Problem]:
         fixed_fields = base.written()
         takes = LINEAGE_TRANSPORT_KEYS.get(spec.transport.type, ()) if spec.transport is not None else ()
         for key, value in spec.written().items():
-            if key not in _LINEAGE_FIELDS or (key.startswith("transport.") and key[10:] not in (*takes, "type")):
+            if key not in _LINEAGE_FIELDS or key.removeprefix("transport.") not in (*takes, "type", "namespace"):
                 continue  # a key of another transport: refused above
             fixed = fixed_fields.get(key, LINEAGE_DEFAULTS.get(key))
             if value == fixed:
