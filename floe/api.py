@@ -79,8 +79,9 @@ def run(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (), t
     :param after: called with the report and the catalog when the transforms finished, while the
         catalog still serves (``floe run --show`` reads the tables there).
     :param observers: more watchers of the run (:class:`floe.execution.observers.RunObserver`), after
-        the progress lines and OpenLineage (:mod:`floe.lineage`, on when the OpenLineage client's
-        environment configures it: ``OPENLINEAGE_URL``, ``OPENLINEAGE_CONFIG``…).
+        the progress lines and OpenLineage (:mod:`floe.lineage`, on when the governing manifests
+        declare ``lineage:`` or the OpenLineage client's environment configures it:
+        ``OPENLINEAGE_URL``, ``OPENLINEAGE_CONFIG``…).
     :returns: what happened, per transform and node.
     :raises FloeError: the product is invalid or cannot run (see :func:`plan`), the lock is held
         and ``wait`` is false, the catalog cannot start, or dbt cannot parse the project.

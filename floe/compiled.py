@@ -27,12 +27,18 @@ from floe.documents import Document, display_path, path_refusal, read_document
 from floe.engine_settings import type_settings
 from floe.errors import FloeError, GovernanceError, ManifestError, PluginExecutionError, Problem
 from floe.governance import Governance, check_selections, decide
-from floe.governed_fields import catalog_declarer, effective_catalog
+from floe.governed_fields import (
+    catalog_declarer,
+    effective_catalog,
+    effective_lineage,
+    lineage_declarer,
+    where,
+)
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
 from floe.plugins import EngineRegistry
 from floe.schemas import SchemaStore
 from floe.schemas import store as default_store
-from floe.specs import ProductSpec
+from floe.specs import LineageSpec, ProductSpec
 from floe.structure import converter, unstructure_secrets
 
 if TYPE_CHECKING:
@@ -83,6 +89,9 @@ class Compiled:
     transforms: tuple[CompiledTransform, ...]
     catalog: CatalogConfig | None
     profiles: Mapping[str, Any]
+    lineage: LineageSpec | None = None
+    """Where OpenLineage events go, as the governing manifests fix it (``None``: not declared,
+    the OpenLineage client's environment decides)."""
 
     @property
     def product_dir(self) -> Path:
@@ -122,6 +131,14 @@ class Compiled:
             raise KeyError(f"unknown environment {environment!r}; known: {', '.join(self.environments)}")
         return dict(self.governance.environments[environment])
 
+    @property
+    def lineage_declared_at(self) -> str | None:
+        """``manifest 'NAME' (file:line)`` of the ``lineage:`` the run uses, for messages."""
+        declarer = lineage_declarer(self.governance.chain)
+        if declarer is None:
+            return None
+        return f"manifest {declarer.spec.metadata.name!r} ({where(declarer, ('lineage',))})"
+
     def transform(self, name: str) -> CompiledTransform:
         """The transform called ``name``."""
         found = next((t for t in self.transforms if t.name == name), None)
@@ -151,6 +168,7 @@ class Compiled:
             "environments": list(gov.environments),
             "computes": computes,
             "catalog": converter.unstructure(self.catalog) if self.catalog else None,
+            "lineage": converter.unstructure(self.lineage) if self.lineage else None,
             "transforms": [attrs.asdict(t) for t in self.transforms],
             "profiles": sorted(self.profiles),
         }
@@ -199,8 +217,9 @@ def compile_path(path: str | os.PathLike[str], engines: EngineRegistry | None = 
     chain = load_chain(source, store, manifests)
     governance = govern(chain, engines, store, manifests)
     catalog = effective_catalog(chain)
+    lineage = effective_lineage(chain)
     if source.kind != "DataProduct":
-        return Compiled(source, governance, (), catalog, {})
+        return Compiled(source, governance, (), catalog, {}, lineage)
     selections = check_selections(source, governance)
     _check_paths(source)
     transforms = tuple(
@@ -208,7 +227,7 @@ def compile_path(path: str | os.PathLike[str], engines: EngineRegistry | None = 
         for name, path_, compute in selections
     )
     profiles = build_profiles(source, governance, transforms, engines)
-    return Compiled(source, governance, transforms, catalog, profiles)
+    return Compiled(source, governance, transforms, catalog, profiles, lineage)
 
 
 def govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore,

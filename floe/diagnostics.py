@@ -198,8 +198,19 @@ def _required(e: _Error) -> list[Problem]:
 
 
 def _wrong_type(e: _Error) -> list[Problem]:
+    key = e.path[-1] if e.path else None
+    if _is_secret_reference(e.schema) and not isinstance(e.error.instance, Mapping) and isinstance(key, str):
+        # a credential written as its value: say so, as the rules for engine settings do
+        return [e.problem(f"{key!r} holds a literal credential", expected="a secret reference: {secret_ref: NAME}",
+                          fix=f"write `{key}: {{secret_ref: NAME}}` and set NAME in the environment (or your "
+                          "secret store); never commit the value")]  # fmt: skip
     return [e.problem(f"expected {_type_words(e.schema)}, found {e.describe(e.error.instance)}",
                       expected=e.schema.get("description"), fix=_type_fix(e.schema, e.error.instance))]  # fmt: skip
+
+
+def _is_secret_reference(schema: Mapping[str, Any]) -> bool:
+    """Whether ``schema`` is the one of a secret reference (``{secret_ref: NAME}``)."""
+    return schema.get("type") == "object" and list(schema.get("required", ())) == ["secret_ref"]
 
 
 def _not_a_choice(e: _Error) -> list[Problem]:

@@ -27,7 +27,7 @@ from floe.diagnostics import JsonPath, format_path, node_at
 from floe.documents import Document, display_path, read_document
 from floe.errors import FloeError, Problem
 from floe.governance import COMPUTE, Governance, transform_name
-from floe.governed_fields import catalog_declarer
+from floe.governed_fields import catalog_declarer, lineage_declarer
 from floe.inheritance import rule_for
 from floe.model import SecretReference
 from floe.plugins import EngineRegistry
@@ -140,6 +140,20 @@ class CatalogExplanation:
 
 
 @attrs.frozen
+class LineageExplanation:
+    declared_by: Where | None
+    fields: tuple[SettingValue, ...]
+
+    @property
+    def summary(self) -> str:
+        if self.declared_by is None:
+            return ("no manifest declares it: the OpenLineage client's environment decides (OPENLINEAGE_URL, "
+                    "OPENLINEAGE_CONFIG…)")  # fmt: skip
+        return (f"declared by {self.declared_by}; fixed for every level below, over OPENLINEAGE_URL and "
+                "OPENLINEAGE_CONFIG (OPENLINEAGE_DISABLED=true still turns it off)")  # fmt: skip
+
+
+@attrs.frozen
 class Explanation:
     name: str
     kind: str
@@ -150,6 +164,7 @@ class Explanation:
     environments: tuple[str, ...]
     settings: tuple[ComputeSettings, ...]
     catalog: CatalogExplanation
+    lineage: LineageExplanation
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values (paths as text; secrets only as ``{secret_ref: NAME}``)."""
@@ -194,6 +209,8 @@ class Explanation:
                 lines.append("  (none: the engine's defaults)")
         lines += ["", f"catalog: {self.catalog.summary}"]
         lines += [f"  {f.key} = {_shown(f.value)}  ({_origin(f)})" for f in self.catalog.fields]
+        lines += ["", f"lineage: {self.lineage.summary}"]
+        lines += [f"  {f.key} = {_shown(f.value)}  ({_origin(f)})" for f in self.lineage.fields]
         return "\n".join(lines)
 
 
@@ -239,7 +256,7 @@ def explain(path: str | os.PathLike[str], environment: str | None = None, comput
     default = _default(chain, governance)
     return Explanation(source.spec.metadata.name, source.kind, tuple(map(ChainLevel.of, chain)), tuple(computes), default,
                        tuple(_transforms(source, governance, default, compute)), tuple(governance.environments),
-                       tuple(settings), _catalog(chain))  # fmt: skip
+                       tuple(settings), _catalog(chain), _lineage(chain))  # fmt: skip
 
 
 def _where(doc: Document, path: JsonPath) -> Where:
@@ -361,3 +378,22 @@ def _catalog(chain: Sequence[Document]) -> CatalogExplanation:
         fields.append(SettingValue(f"catalog.{key}", shown, _where(declarer, ("catalog", key)), (),
                                    row.rule.value if row else ""))  # fmt: skip
     return CatalogExplanation(_where(declarer, ("catalog",)), tuple(fields))
+
+
+def _lineage(chain: Sequence[Document]) -> LineageExplanation:
+    declarer = lineage_declarer(chain)
+    if declarer is None:
+        return LineageExplanation(None, ())
+    spec = declarer.spec.lineage
+    assert spec is not None
+    written = spec.written()
+    auth = written.pop("transport.auth", None)
+    if auth is not None:
+        written.update({"transport.auth.type": auth.type, "transport.auth.api_key": auth.api_key})
+    fields = []
+    for key, value in written.items():
+        shown = {"secret_ref": value.name} if isinstance(value, SecretReference) else value
+        path = ("lineage", *key.split("."))
+        row = rule_for(path)
+        fields.append(SettingValue(f"lineage.{key}", shown, _where(declarer, path), (), row.rule.value if row else ""))
+    return LineageExplanation(_where(declarer, ("lineage",)), tuple(fields))

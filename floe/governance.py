@@ -30,6 +30,7 @@ from floe.governed_fields import (
     Quantity,
     check_catalogs,
     check_environment_names,
+    check_lineage,
     check_resources,
     merge_resources,
 )
@@ -224,6 +225,7 @@ def decide(chain: list[Document]) -> Policy:
             default = _default(doc, level, block.default, default, approved, problems)
         levels.append(approved)
     problems += check_catalogs(chain)
+    problems += check_lineage(chain)
     problems += check_environment_names(chain)
     if problems:
         raise GovernanceError(problems)

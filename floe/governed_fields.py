@@ -1,5 +1,5 @@
-"""Narrow-only beyond the approved list: where data goes, how much a compute may use, which
-environments exist.
+"""Narrow-only beyond the approved list: where data goes, where lineage goes, how much a compute
+may use, which environments exist.
 
 Each check reads the rule of its fields from :mod:`floe.inheritance` and the levels as typed values
 (:attr:`Document.spec <floe.documents.Document.spec>`); documents only locate what it finds (file,
@@ -21,12 +21,13 @@ from floe.errors import Problem
 from floe.inheritance import MANIFEST, Rule, fields_with, leaf, rule_for
 from floe.model import CatalogConfig, SecretReference
 from floe.resources import QuantityError, parse_quantity
-from floe.specs import CatalogSpec, ResourceSpec
+from floe.specs import CatalogSpec, LineageAuthSpec, LineageSpec, ResourceSpec
 
 DEFAULT_ENVIRONMENT = "dev"
 """The one environment of a chain whose manifests declare none."""
 
 _CATALOG_FIELDS = tuple(leaf(row) for row in fields_with(Rule.FIXED_BY_DECLARER, "catalog"))
+_LINEAGE_FIELDS = frozenset(row.field.removeprefix("lineage.") for row in fields_with(Rule.FIXED_BY_DECLARER, "lineage"))
 _RESOURCE_KINDS = tuple(leaf(row) for row in fields_with(Rule.LOWER_ONLY, "plugins.compute.approved[].resources"))
 _SQL_SCHEME = re.compile(r"[a-z][a-z0-9]*(\+[a-z0-9_]+)?")
 
@@ -70,6 +71,8 @@ def _effective(spec: CatalogSpec, key: str) -> Any:
 def _shown(value: Any) -> str:
     if isinstance(value, SecretReference):
         return f"{{secret_ref: {value.name}}}"
+    if isinstance(value, LineageAuthSpec):
+        return f"{{type: {value.type}, api_key: {_shown(value.api_key)}}}"
     return repr(value)
 
 
@@ -173,6 +176,125 @@ def _sql_url_problem(text: str) -> str | None:
     if not sep or not _SQL_SCHEME.fullmatch(scheme):
         return "it does not start with a database scheme such as sqlite:// or postgresql://"
     return None
+
+
+# -- lineage ------------------------------------------------------------------------------------------
+
+LINEAGE_DEFAULTS: Mapping[str, Any] = {"transport.endpoint": "api/v1/lineage", "transport.timeout": 5.0,
+                                       "transport.verify": True, "transport.append": False}  # fmt: skip
+"""The OpenLineage client's defaults for the transport keys a manifest may leave out: a lower level
+may repeat one of these when the declarer left it out (the same value), and nothing else."""
+
+LINEAGE_TRANSPORT_KEYS: Mapping[str, tuple[str, ...]] = {
+    "http": ("url", "endpoint", "timeout", "verify", "compression", "auth"),
+    "file": ("log_file_path", "append"),
+    "console": (),
+}
+"""The keys each transport type takes (``type`` aside), as the OpenLineage client's transports do."""
+_LINEAGE_REQUIRED = {"http": "url", "file": "log_file_path"}
+
+
+def lineage_declarer(chain: Sequence[Document]) -> Document | None:
+    """The manifest whose ``lineage:`` decides where the chain's events go: the highest that declares one."""
+    return next((doc for doc in chain if doc.spec.lineage is not None), None)
+
+
+def effective_lineage(chain: Sequence[Document]) -> LineageSpec | None:
+    """Where the chain's OpenLineage events go; ``None`` when no manifest declares it (the
+    OpenLineage client's own environment decides then)."""
+    declarer = lineage_declarer(chain)
+    return None if declarer is None else declarer.spec.lineage
+
+
+def check_lineage(chain: Sequence[Document]) -> list[Problem]:
+    """Every ``lineage:`` of the chain: well formed where it is written, and fixed by its declarer.
+
+    As for the catalog, the highest manifest that declares lineage fixes every field of it (the
+    rule of :data:`~floe.inheritance.FIELDS`): a lower manifest may repeat a field with the same
+    value, never send the events elsewhere, with another credential, or to no back end.
+    """
+    problems: list[Problem] = []
+    declarer: Document | None = None
+    for doc in chain:
+        spec = doc.spec.lineage
+        if spec is None:
+            continue
+        problems += _lineage_form(doc, spec, declared=declarer is None)
+        if declarer is None:
+            declarer = doc
+            continue
+        base = declarer.spec.lineage
+        assert base is not None
+        if not spec.written():
+            problems.append(doc.problem(
+                ("lineage",),
+                f"an empty `lineage:` neither turns off nor replaces the lineage that manifest "
+                f"{level_name(declarer)!r} declares ({where(declarer, ('lineage',))}); manifest "
+                f"{level_name(doc)!r} may only repeat its fields with the same values",
+                "no `lineage:` here (it is inherited)",
+                f"remove `lineage:` from this manifest; where lineage goes is decided in {declarer.label}, by "
+                "the platform team that declares it (OPENLINEAGE_DISABLED=true turns it off for one run)",
+            ))  # fmt: skip
+            continue
+        fixed_fields = base.written()
+        takes = LINEAGE_TRANSPORT_KEYS.get(spec.transport.type, ()) if spec.transport is not None else ()
+        for key, value in spec.written().items():
+            if key not in _LINEAGE_FIELDS or key.removeprefix("transport.") not in (*takes, "type", "namespace"):
+                continue  # a key of another transport: refused above
+            fixed = fixed_fields.get(key, LINEAGE_DEFAULTS.get(key))
+            if value == fixed:
+                continue
+            row = rule_for(("lineage", *key.split(".")))
+            said = f"{key} {_shown(fixed)}" if key in fixed_fields else (
+                f"no {key}" + (f" (default {_shown(fixed)})" if fixed is not None else ""))  # fmt: skip
+            leaf_name = key.rsplit(".", 1)[-1]
+            problems.append(doc.problem(
+                ("lineage", *key.split(".")),
+                f"lineage.{key} is fixed by manifest {level_name(declarer)!r} ({where(declarer, ('lineage',))}), "
+                f"which declares lineage with {said}; manifest {level_name(doc)!r} may not change "
+                f"{row.meaning if row else key}",
+                f"{key} {_shown(fixed)} as declared there, or no `{leaf_name}:` here (it is inherited)"
+                if fixed is not None else f"no `{leaf_name}:` here",
+                f"remove `{leaf_name}:` from this lineage block (or the whole block: it is inherited); where "
+                f"lineage goes is decided in {declarer.label}, by the platform team that declares it",
+            ))  # fmt: skip
+    return problems
+
+
+def _lineage_form(doc: Document, spec: LineageSpec, declared: bool) -> list[Problem]:
+    """A transport takes its own type's keys, the declared one all it needs, and its URL is a URL."""
+    problems: list[Problem] = []
+    transport = spec.transport
+    if transport is None:
+        if declared:
+            problems.append(doc.problem(("lineage",), "`lineage:` declares no transport: where should events go?",
+                                        "transport: {type: http, url: …}, {type: file, log_file_path: …} or "
+                                        "{type: console}", "add `transport:` under lineage"))  # fmt: skip
+        return problems
+    takes = LINEAGE_TRANSPORT_KEYS.get(transport.type, ())
+    for key in spec.written():
+        name = key.removeprefix("transport.")
+        if key.startswith("transport.") and name != "type" and name not in takes:
+            problems.append(doc.problem(
+                ("lineage", "transport", name),
+                f"`{name}` is not a setting of the {transport.type} transport",
+                f"the {transport.type} transport's keys: " + (", ".join(takes) or "none besides type"),
+                f"remove `{name}:`, or use the transport it belongs to",
+            ))  # fmt: skip
+    required = _LINEAGE_REQUIRED.get(transport.type)
+    if declared and required is not None and getattr(transport, required) is None:
+        example = "https://marquez.example.com" if required == "url" else "/var/log/floe/lineage.jsonl"
+        problems.append(doc.problem(("lineage", "transport"),
+                                    f"the {transport.type} transport needs `{required}:`",
+                                    f"{required}: e.g. {example}", f"add `{required}:` under lineage.transport"))  # fmt: skip
+    if transport.url is not None:
+        wrong = _http_url_problem(transport.url)
+        if wrong:
+            problems.append(doc.problem(("lineage", "transport", "url"),
+                                        f"lineage url {transport.url!r} is not a URL: {wrong}",
+                                        "the http(s) URL of the lineage back end, e.g. https://marquez.example.com",
+                                        "write the full URL, scheme first, without spaces"))  # fmt: skip
+    return problems
 
 
 # -- resources ----------------------------------------------------------------------------------------

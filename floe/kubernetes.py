@@ -185,6 +185,8 @@ def render_jobs(compiled: Compiled, environment: str, image: str | None = None, 
     engines = engines or EngineRegistry.discover()
     catalog: Any = compiled.catalog
     catalog_refs = find_secret_refs(attrs.asdict(catalog, recurse=False) if attrs.has(type(catalog)) else catalog)
+    if compiled.lineage is not None:  # every Job sends its transform's lineage with the manifest's key
+        catalog_refs += compiled.lineage.secrets()
     if plan is None:
         plan = render_plan(compiled, environment, engines)
     upstream = {t.name: t.depends_on for t in plan.transforms}

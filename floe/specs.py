@@ -85,6 +85,54 @@ class CatalogSpec:
 
 
 @attrs.frozen
+class LineageAuthSpec:
+    """``lineage.transport.auth``: an API key the HTTP transport sends as a Bearer token."""
+
+    type: str
+    api_key: SecretReference
+
+
+@attrs.frozen
+class LineageTransportSpec:
+    """``lineage.transport`` as one level writes it: the OpenLineage client's transport keys, one
+    to one (``http``: url … auth; ``file``: log_file_path, append; ``console``: none)."""
+
+    type: str
+    url: str | None = None
+    endpoint: str | None = None
+    timeout: float | None = None
+    verify: bool | None = None
+    compression: str | None = None
+    auth: LineageAuthSpec | None = None
+    log_file_path: str | None = None
+    append: bool | None = None
+
+
+@attrs.frozen
+class LineageSpec:
+    """``lineage:`` as one level writes it: where every product's OpenLineage events go."""
+
+    transport: LineageTransportSpec | None = None
+    """Required where lineage is declared (governance says so, naming the file); a lower level may
+    leave it out."""
+    namespace: str | None = None
+
+    def secrets(self) -> list[SecretReference]:
+        """The secrets the transport reads (its API key), by reference."""
+        auth = self.transport.auth if self.transport is not None else None
+        return [auth.api_key] if auth is not None else []
+
+    def written(self) -> dict[str, Any]:
+        """Each field this level writes, by dotted name (``transport.url``), the auth block as one."""
+        found: dict[str, Any] = {} if self.namespace is None else {"namespace": self.namespace}
+        for field in attrs.fields(LineageTransportSpec) if self.transport is not None else ():
+            value = getattr(self.transport, field.name)
+            if value is not None:
+                found[f"transport.{field.name}"] = value
+        return found
+
+
+@attrs.frozen
 class ManifestSpec:
     """A ``kind: Manifest`` file: an enterprise or domain level of the hierarchy."""
 
@@ -93,6 +141,7 @@ class ManifestSpec:
     parent: str | None = None
     plugins: PluginsSpec | None = None
     catalog: CatalogSpec | None = None
+    lineage: LineageSpec | None = None
     environments: tuple[EnvironmentSpec, ...] | None = None
     kind: ClassVar[str] = "Manifest"
     governor_key: ClassVar[str] = "parent"
@@ -120,6 +169,8 @@ class ProductSpec:
     kind: ClassVar[str] = "DataProduct"
     catalog: ClassVar[None] = None
     """A data product never declares a catalog (here so that every level reads alike)."""
+    lineage: ClassVar[None] = None
+    """Nor where lineage goes."""
     governor_key: ClassVar[str] = "platform"
     """The field naming the manifest that governs the product."""
 

@@ -165,6 +165,24 @@ def test_the_cli_prints_the_same_answers_as_text_and_json(platform: Path, engine
     assert "catalog: declared by acme at platform/enterprise.yaml:14; fixed for every level below" in text
 
 
+def test_the_lineage_is_shown_where_its_declarer_set_it() -> None:
+    root = Path(__file__).resolve().parents[1] / "examples/lineage"
+    explanation = floe.explain(root / "domains/sales.yaml", environment="dev")
+    assert explanation.lineage.declared_by is not None
+    assert (explanation.lineage.declared_by.level, explanation.lineage.declared_by.line) == ("acme", 12)
+    fields = {f.key: f for f in explanation.lineage.fields}
+    assert fields["lineage.transport.url"].value == "https://marquez.acme.example"
+    assert fields["lineage.transport.url"].where and fields["lineage.transport.url"].where.line == 16
+    assert fields["lineage.transport.auth.api_key"].value == {"secret_ref": "OPENLINEAGE_API_KEY"}
+    assert fields["lineage.namespace"].rule == "fixed by the level that declares it"
+    text = explanation.render()
+    assert "lineage: declared by acme at " in text and "enterprise.yaml:12; fixed for every level below" in text
+    assert "lineage.transport.auth.api_key = {secret_ref: OPENLINEAGE_API_KEY}" in text
+    assert json.loads(json.dumps(explanation.to_json()))["lineage"]["declared_by"]["line"] == 12
+    unset = floe.explain(root.parent / "platform/enterprise.yaml").lineage
+    assert unset.declared_by is None and "OPENLINEAGE_URL" in unset.summary
+
+
 def test_an_unknown_environment_or_compute_is_said(platform: Path, engines) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(FloeError, match="unknown environment 'production'; the chain declares dev, prod"):
         floe.explain("orders", environment="production", engines=engines)

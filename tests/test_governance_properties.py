@@ -740,6 +740,65 @@ def test_the_catalog_is_fixed_by_the_highest_level_that_declares_it(chain: list[
                 declarer.get("uri"), declarer.get("warehouse"), declarer.get("name", "floe"))
 
 
+LINEAGE_VALUES = {
+    "namespace": ("acme", "sales"),
+    "url": ("https://lineage.acme.example", "https://elsewhere.example"),
+    "endpoint": ("api/v1/lineage", "v2/events"),
+    "timeout": ("5", "10"),
+    "auth": ("{type: api_key, api_key: {secret_ref: LINEAGE_KEY}}", "{type: api_key, api_key: {secret_ref: MINE}}"),
+}
+LINEAGE_DEFAULTS = {"endpoint": "api/v1/lineage", "timeout": "5"}
+"""The OpenLineage client's defaults for the keys a manifest may leave out."""
+
+lineages = st.one_of(st.none(), st.fixed_dictionaries(
+    {}, optional={key: st.sampled_from(values) for key, values in LINEAGE_VALUES.items()}))  # fmt: skip
+
+
+@budget(60)
+@given(st.lists(lineages, min_size=1, max_size=4))
+def test_the_lineage_is_fixed_by_the_highest_level_that_declares_it(chain: list[dict[str, str] | None]) -> None:
+    """As for the catalog: the first ``lineage:`` decides every field; a lower level may repeat a
+    field's value (the declarer's, or the client's default) and is refused, at that field, for
+    anything else."""
+    declarer: dict[str, str] | None = None
+    expected: set[tuple[int, str]] = set()
+    for i, lineage in enumerate(chain):
+        if lineage is None:
+            continue
+        if declarer is None:
+            declarer = lineage
+            if "url" not in lineage:
+                expected.add((i, "$.lineage.transport"))  # the http transport needs its url
+            continue
+        for key, value in lineage.items():
+            if value != declarer.get(key, LINEAGE_DEFAULTS.get(key)):
+                expected.add((i, "$.lineage.namespace" if key == "namespace" else f"$.lineage.transport.{key}"))
+    event(f"lineage: {'refused' if expected else 'compiled'}")
+    bodies = []
+    for i, lineage in enumerate(chain):
+        body = "plugins: {compute: {approved: [spark], default: spark}}\n" if i == 0 else ""
+        if lineage is not None:
+            body += "lineage:\n" + (f"  namespace: {lineage['namespace']}\n" if "namespace" in lineage else "")
+            body += "  transport:\n    type: http\n" + "".join(
+                f"    {k}: {v}\n" for k, v in lineage.items() if k != "namespace")  # fmt: skip
+        bodies.append(body)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        manifests, product = write_chain(root, bodies)
+        result = compile_or_error(product)
+        if expected:
+            assert type(result) is GovernanceError, f"{result}\n{bodies}"
+            assert located(result, root) == {(where(root, manifests[i]), p) for i, p in expected}, result.render()
+            return
+        assert isinstance(result, Compiled), f"{result}\n{bodies}"
+        if declarer is None:
+            assert result.lineage is None
+        else:
+            assert result.lineage is not None and result.lineage.transport is not None
+            assert (result.lineage.namespace, result.lineage.transport.url) == (declarer.get("namespace"),
+                                                                                declarer.get("url"))  # fmt: skip
+
+
 @pytest.mark.req("REQ-024")
 @budget(40)
 @given(st.lists(st.lists(st.sampled_from(["dev", "test", "prod", "qa"]), unique=True, max_size=3), min_size=1, max_size=3),

@@ -185,6 +185,127 @@ def test_a_domain_may_declare_a_catalog_its_enterprise_leaves_open(write, engine
     assert catalog is not None and catalog.uri == "http://127.0.0.1:8181"
 
 
+# -- 2. narrow-only: lineage ---------------------------------------------------------------------------
+
+LINEAGE = """\
+lineage:
+  namespace: acme
+  transport:
+    type: http
+    url: https://lineage.acme.example
+    auth: {type: api_key, api_key: {secret_ref: LINEAGE_API_KEY}}
+"""
+
+
+def with_lineage_domain(write, lineage: str) -> tuple[Path, Path, Path]:  # type: ignore[no-untyped-def]
+    enterprise = write("platform/enterprise.yaml", ENTERPRISE + LINEAGE)
+    domain = write("platform/domains/sales.yaml", NARROWING_DOMAIN + lineage)
+    path = product(write, "  - {type: dbt, path: models/a/}\n", platform="platform/domains/sales.yaml")
+    return enterprise, domain, path
+
+
+@pytest.mark.parametrize(
+    ("lineage", "key"),
+    [
+        ("lineage: {transport: {type: http, url: 'https://evil.example'}}\n", "transport.url"),
+        ("lineage: {transport: {type: console}}\n", "transport.type"),
+        ("lineage: {transport: {type: file, log_file_path: /dev/null}}\n", "transport.type"),
+        ("lineage: {transport: {type: http, auth: {type: api_key, api_key: {secret_ref: MINE}}}}\n", "transport.auth"),
+        ("lineage: {namespace: sales, transport: {type: http}}\n", "namespace"),
+        ("lineage: {transport: {type: http, endpoint: elsewhere/lineage}}\n", "transport.endpoint"),
+    ],
+)
+def test_a_lower_level_cannot_send_the_lineage_elsewhere(write, engines, lineage: str, key: str) -> None:
+    enterprise, domain, path = with_lineage_domain(write, lineage)
+    for target in (path, domain):
+        error = failure(target, engines)
+        assert type(error) is GovernanceError
+        problems = [p for p in error.problems if p.path == f"$.lineage.{key}"]
+        assert len(problems) == 1, error.render()
+        (problem,) = problems
+        assert problem.file is not None and problem.file.endswith("sales.yaml")
+        assert problem.line == line_of(domain, "lineage:")
+        assert "manifest 'acme'" in problem.message and "manifest 'sales'" in problem.message
+        assert f"enterprise.yaml:{line_of(enterprise, 'lineage:')}" in problem.message
+        assert "remove" in (problem.fix or "")
+
+
+@pytest.mark.parametrize("empty", ["lineage:\n", "lineage: {}\n"])
+def test_a_lower_level_cannot_drop_the_lineage(write, engines, empty: str) -> None:
+    """An empty ``lineage:`` is not a way to turn it off below the declarer."""
+    enterprise, domain, path = with_lineage_domain(write, empty)
+    (problem,) = failure(path, engines).problems
+    assert (problem.file or "").endswith("sales.yaml") and problem.path == "$.lineage"
+    assert problem.line == line_of(domain, "lineage:")
+    assert "manifest 'acme'" in problem.message and "manifest 'sales'" in problem.message
+    assert f"enterprise.yaml:{line_of(enterprise, 'lineage:')}" in problem.message
+    assert "remove `lineage:`" in (problem.fix or "")
+
+
+def test_a_data_product_cannot_set_the_lineage(write, engines) -> None:
+    write("platform/enterprise.yaml", ENTERPRISE + LINEAGE)
+    path = product(write, "  - {type: dbt, path: models/a/}\n", extra="lineage: {transport: {type: console}}\n")
+    (problem,) = failure(path, engines).problems
+    assert (problem.path, problem.line) == ("$.lineage", line_of(path / "floe.yaml", "lineage:"))
+    assert "unknown key 'lineage'" in problem.message
+
+
+def test_a_lower_level_may_repeat_the_lineage_and_inherits_what_it_leaves_out(write, engines) -> None:
+    _, _, path = with_lineage_domain(
+        write, "lineage: {transport: {type: http, url: 'https://lineage.acme.example', timeout: 5}}\n")
+    lineage = compile_path(path, engines).lineage
+    assert lineage is not None and lineage.namespace == "acme"
+    assert lineage.transport.url == "https://lineage.acme.example"
+    assert lineage.transport.auth is not None and lineage.transport.auth.api_key.name == "LINEAGE_API_KEY"
+
+
+def test_a_domain_may_declare_lineage_its_enterprise_leaves_open(write, engines) -> None:
+    write("platform/enterprise.yaml", ENTERPRISE)
+    write("platform/domains/sales.yaml", NARROWING_DOMAIN + "lineage: {transport: {type: console}}\n")
+    path = product(write, "  - {type: dbt, path: models/a/}\n", platform="platform/domains/sales.yaml")
+    compiled = compile_path(path, engines)
+    assert compiled.lineage is not None and compiled.lineage.transport.type == "console"
+    assert (compiled.lineage_declared_at or "").endswith("platform/domains/sales.yaml:9)")
+    assert (compiled.lineage_declared_at or "").startswith("manifest 'sales' (")
+
+
+@pytest.mark.req("REQ-023")
+def test_a_literal_lineage_api_key_is_refused_where_it_is_written(write, engines) -> None:
+    enterprise = write("platform/enterprise.yaml", ENTERPRISE + LINEAGE.replace("{secret_ref: LINEAGE_API_KEY}", SECRET))
+    path = product(write, "  - {type: dbt, path: models/a/}\n")
+    for target in (path, enterprise):
+        error = failure(target, engines)
+        (problem,) = error.problems
+        assert (problem.file or "").endswith("enterprise.yaml")
+        assert (problem.path, problem.line) == ("$.lineage.transport.auth.api_key", line_of(enterprise, "auth:"))
+        assert "'api_key' holds a literal credential" in problem.message
+        assert problem.expected == "a secret reference: {secret_ref: NAME}" and "secret_ref" in (problem.fix or "")
+        assert SECRET not in error.render()
+
+
+@pytest.mark.parametrize(
+    ("lineage", "path", "words"),
+    [
+        ("{namespace: acme}", "$.lineage", "declares no transport"),
+        ("{transport: {type: http}}", "$.lineage.transport", "needs `url:`"),
+        ("{transport: {type: file}}", "$.lineage.transport", "needs `log_file_path:`"),
+        ("{transport: {type: http, url: 'lineage.acme.example'}}", "$.lineage.transport.url", "has no scheme"),
+        ("{transport: {type: console, url: 'https://x.example'}}", "$.lineage.transport.url",
+         "not a setting of the console transport"),
+        ("{transport: {type: http, url: 'https://x.example', append: true}}", "$.lineage.transport.append",
+         "not a setting of the http transport"),
+    ],
+)
+def test_a_lineage_transport_that_cannot_work_is_refused_at_compile(write, engines, lineage: str, path: str,
+                                                                   words: str) -> None:  # fmt: skip
+    enterprise = write("platform/enterprise.yaml", ENTERPRISE + f"lineage: {lineage}\n")
+    error = failure(enterprise, engines)
+    (problem,) = error.problems
+    assert (problem.path, problem.line) == (path, line_of(enterprise, "lineage:")), error.render()
+    assert words in problem.message
+    assert problem.expected and problem.fix
+
+
 # -- 2. narrow-only: resources ------------------------------------------------------------------------
 
 RESOURCES = """\

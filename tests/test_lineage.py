@@ -332,3 +332,119 @@ def test_dataset_names_follow_the_naming_spec_for_table_locations() -> None:
     assert from_location("abfs://c@acct.dfs.core.windows.net/wh/t") == DatasetName(
         "abfss://c@acct.dfs.core.windows.net", "wh/t")
     assert from_location("hdfs://nn:8020/wh/t") == DatasetName("hdfs://nn:8020", "/wh/t")
+
+
+# -- the enterprise manifest's transport ----------------------------------------------------------------
+
+
+def governed_product(tmp_path: Path, transport: str, namespace: str = "acme-governed") -> Path:
+    """The quick product under an enterprise manifest whose ``lineage:`` has ``transport`` (YAML
+    lines under ``transport:``)."""
+    root = quick_product(tmp_path)
+    manifest = root / "platform" / "enterprise.yaml"
+    block = f"lineage:\n  namespace: {namespace}\n  transport:\n" + "".join(
+        f"    {line.strip()}\n" for line in transport.strip().splitlines())  # fmt: skip
+    manifest.write_text(manifest.read_text() + block)
+    return root
+
+
+def leaks(root: Path, secret: str) -> list[str]:
+    """Every file under ``root`` (artifacts, dbt's logs, the run's state) that holds ``secret``."""
+    return [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def test_the_enterprise_manifests_http_transport_gets_the_events_with_its_api_key_as_a_bearer_token(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The manifest's transport wins over OPENLINEAGE_URL (a decoy receiver gets nothing) and its
+    namespace over OPENLINEAGE_NAMESPACE; the key comes from the secret reference, reaches the
+    back end only as the Authorization header, and no event, artifact, log or progress line."""
+    monkeypatch.setenv("FLOE_LINEAGE_KEY", API_KEY)
+    monkeypatch.setenv("OPENLINEAGE_NAMESPACE", "from-the-shell")
+    with Receiver() as receiver, Receiver() as decoy:
+        monkeypatch.setenv("OPENLINEAGE_URL", decoy.url)
+        root = governed_product(tmp_path, f"""
+            type: http
+            url: {receiver.url}
+            timeout: 5
+            auth: {{type: api_key, api_key: {{secret_ref: FLOE_LINEAGE_KEY}}}}
+        """)  # fmt: skip
+        lines = io.StringIO()
+        report = floe.run(root, env="dev", progress=lines)
+        events, bodies, headers = list(receiver.events), list(receiver.bodies), list(receiver.headers)
+        assert decoy.events == []
+    assert report.success, lines.getvalue()
+    parsed = check_events(events)
+    assert {e.job.namespace for e in parsed} == {"acme-governed"}
+    assert {e.job.name for e in parsed} >= {"quick.dev", "quick.dev.base", "quick.dev.model.quick.numbers"}
+    assert {h.get("Authorization") for h in headers} == {f"Bearer {API_KEY}"}
+    assert not [b for b in bodies if API_KEY.encode() in b]
+    assert API_KEY not in lines.getvalue()
+    assert not leaks(root, API_KEY)
+    compiled = json.loads((root / "target/floe/compiled.json").read_text())
+    assert compiled["lineage"]["transport"]["auth"]["api_key"] == {"secret_ref": "FLOE_LINEAGE_KEY"}
+
+
+def test_the_enterprise_manifests_file_transport_writes_the_events_to_its_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.delenv("OPENLINEAGE_URL", raising=False)
+    target = tmp_path / "lineage" / "events.jsonl"
+    target.parent.mkdir()
+    root = governed_product(tmp_path, f"type: file\nlog_file_path: {target}\nappend: true")
+    lines = io.StringIO()
+    assert floe.run(root, env="dev", progress=lines).success, lines.getvalue()
+    events = [json.loads(line) for line in target.read_text().splitlines()]
+    parsed = check_events(events)
+    assert [e.eventType for e in parsed if e.job.name == "quick.dev"] == [RunState.START, RunState.COMPLETE]
+    assert "lineage:" not in lines.getvalue()
+
+
+def test_openlineage_disabled_still_turns_off_the_manifests_transport(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
+    with Receiver() as receiver:
+        root = governed_product(tmp_path, f"type: http\nurl: {receiver.url}")
+        assert floe.run(root, env="dev").success
+        assert receiver.events == []
+
+
+def test_an_unset_lineage_secret_is_reported_once_and_never_fails_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.delenv("FLOE_LINEAGE_UNSET", raising=False)
+    with Receiver() as receiver:
+        root = governed_product(tmp_path, f"type: http\nurl: {receiver.url}\n"
+                                          "auth: {type: api_key, api_key: {secret_ref: FLOE_LINEAGE_UNSET}}")  # fmt: skip
+        lines = io.StringIO()
+        assert floe.run(root, env="dev", progress=lines).success
+        assert receiver.events == []
+    reported = [line for line in lines.getvalue().splitlines() if line.startswith("lineage:")]
+    assert len(reported) == 1, lines.getvalue()
+    assert "FLOE_LINEAGE_UNSET" in reported[0] and "manifest 'acme'" in reported[0] and "enterprise.yaml:" in reported[0]
+
+
+def test_the_manifests_transport_keys_map_one_to_one_onto_the_clients() -> None:
+    """Every key the schema takes reaches the OpenLineage client's config of its transport, as
+    written, through the client's own transport factory."""
+    from openlineage.client.transport import get_default_factory
+
+    from floe.governed_fields import LINEAGE_TRANSPORT_KEYS
+    from floe.lineage.settings import transport_config
+    from floe.model import SecretReference
+    from floe.schemas import SchemaStore
+    from floe.specs import LineageAuthSpec, LineageSpec, LineageTransportSpec
+
+    found = SchemaStore().subschema_at("https://floe.dev/schemas/v1/manifest.schema.json", ("lineage", "transport"))
+    assert found is not None
+    assert set(found[0]["properties"]) - {"type"} == {k for ks in LINEAGE_TRANSPORT_KEYS.values() for k in ks}
+    every = {"url": "http://127.0.0.1:9", "endpoint": "v2/lineage", "timeout": 1.5, "verify": False,
+             "compression": "gzip", "auth": LineageAuthSpec("api_key", SecretReference("FLOE_LINEAGE_KEY")),
+             "log_file_path": "/tmp/floe-lineage.jsonl", "append": True}  # fmt: skip
+    for kind, keys in LINEAGE_TRANSPORT_KEYS.items():
+        spec = LineageSpec(LineageTransportSpec(kind, **{k: every[k] for k in keys}))
+        transport = get_default_factory().create(transport_config(spec, {"FLOE_LINEAGE_KEY": API_KEY}))
+        assert transport.kind == kind
+        for key in keys:
+            value = getattr(transport.config, key)
+            if key == "auth":
+                assert value.get_bearer() == f"Bearer {API_KEY}"
+            else:
+                assert str(value) == str(every[key]), key

@@ -169,6 +169,19 @@ def test_secret_refs_are_secret_key_refs_and_never_values(shop: Path, registry: 
     assert CANARY not in json.dumps(list(prod.values()) + list(dev.values()))
 
 
+def test_every_job_reads_the_manifests_lineage_key_as_a_secret_key_ref(shop: Path, registry: EngineRegistry,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    enterprise = shop.parent / "platform/enterprise.yaml"
+    enterprise.write_text(enterprise.read_text() + "lineage:\n  transport: {type: http, url: 'http://marquez.data.svc',"
+                          " auth: {type: api_key, api_key: {secret_ref: LINEAGE_API_KEY}}}\n")  # fmt: skip
+    monkeypatch.setenv("LINEAGE_API_KEY", CANARY + "-lineage")
+    jobs = render(compiled_shop(shop, registry), "dev", engines=registry)
+    key = {"secretKeyRef": {"name": "floe-shop-secrets", "key": "lineage-api-key"}}
+    for job in jobs:
+        assert {"name": "LINEAGE_API_KEY", "valueFrom": key} in container(job)["env"]
+    assert CANARY not in json.dumps(jobs)
+
+
 def test_names_are_dns_1123_unique_and_deterministic(shop: Path, registry: EngineRegistry) -> None:
     (shop / "models/marts/core").mkdir()
     (shop / "floe.yaml").write_text((shop / "floe.yaml").read_text() + (

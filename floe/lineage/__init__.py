@@ -5,9 +5,9 @@
 START and COMPLETE/FAIL/ABORT events for the run, each transform and each dbt node, tied together
 by the parent run facet:
 
-- :mod:`floe.lineage.settings`: whether lineage is on and where events go, as the client's own
-  environment says (``OPENLINEAGE_URL``, ``OPENLINEAGE_CONFIG``, ``OPENLINEAGE_DISABLED``…), as
-  for ``dbt-ol``;
+- :mod:`floe.lineage.settings`: whether lineage is on and where events go, as the governing
+  manifests' ``lineage:`` fixes it, else as the client's own environment says (``OPENLINEAGE_URL``,
+  ``OPENLINEAGE_CONFIG``, ``OPENLINEAGE_DISABLED``…), as for ``dbt-ol``;
 - :mod:`floe.lineage.naming`: dataset names by the OpenLineage naming spec: a table in the shared
   Iceberg catalog is one dataset whichever engine wrote or read it;
 - :mod:`floe.lineage.events`: the events, pure over what the run reports;

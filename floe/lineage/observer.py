@@ -1,7 +1,8 @@
 """The observer that turns a ``floe run`` into OpenLineage events (see :mod:`floe.lineage`).
 
 It is given to every run by :func:`floe.run` and does nothing unless lineage is configured
-(:mod:`floe.lineage.settings`). Each call from the run only queues work (:mod:`floe.lineage.emitter`);
+(:mod:`floe.lineage.settings`: by the governing manifests' ``lineage:``, which the compiled product
+carries, or by the OpenLineage client's environment). Each call from the run only queues work (:mod:`floe.lineage.emitter`);
 making the events (which reads each table's location and schema from the catalog) and sending
 them happen on the emitter's thread. At the run's end it waits for them at most the configured
 bound, while the catalog still serves.
@@ -18,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from floe.execution.observers import RunObserver
-from floe.lineage.settings import LineageSettings, describe, make_client, settings
+from floe.lineage.settings import (
+    LineageSecretMissing,
+    LineageSettings,
+    describe,
+    make_client,
+    secret_names,
+    settings,
+)
 
 if TYPE_CHECKING:
     from floe.execution.plan import Preparation, RunPlan
@@ -58,11 +66,16 @@ class LineageObserver(RunObserver):
     # -- the run's calls -----------------------------------------------------------------------------
 
     def run_started(self, preparation: Preparation, report: RunReport) -> None:
-        self.settings = settings(self._environ)
+        compiled = preparation.compiled
+        self.settings = settings(self._environ, manifest=compiled.lineage, declared_at=compiled.lineage_declared_at)
         if not self.settings.enabled and self._client is None:
             return
         try:
-            client = self._client if self._client is not None else make_client()
+            client = self._client if self._client is not None else make_client(self.settings.manifest, self._environ)
+        except LineageSecretMissing as exc:
+            self._report(f"lineage: {self.settings.why}: {exc}; no events are sent (set it, or ask the platform "
+                         "team which secret the lineage back end takes)")  # fmt: skip
+            return
         except ImportError:
             self._report(f"lineage: {self.settings.why} is set, but openlineage-python is not installed: "
                          "no events are sent (pip install 'floe[lineage]')")  # fmt: skip
@@ -80,7 +93,9 @@ class LineageObserver(RunObserver):
         for name in preparation.computes:
             refs += find_secret_refs(preparation.compute_config(name).config)
         self._secrets = secret_values(refs, self._environ)
-        self.emitter = Emitter(self._send(client), self._report, describe(client))
+        self._secrets += [self._environ[name] for name in secret_names(self.settings.manifest)
+                          if self._environ.get(name)]  # fmt: skip
+        self.emitter = Emitter(self._send(client), self._redacted_report, describe(client))
         computes = {name: ComputeInfo(c.name, c.engine, c.version, c.distribution, c.dbt_adapter, c.access.in_place,
                                       c.access.how, c.allowed) for name, c in preparation.computes.items()}  # fmt: skip
         catalog = preparation.catalog
@@ -228,6 +243,12 @@ class LineageObserver(RunObserver):
             data["relations"] = sorted({self._relations.get(read, read) for _, read in crossing.refs})
             found.append(data)
         return found
+
+    def _redacted_report(self, line: str) -> None:
+        """The report, with the run's secrets redacted (a back end's error may quote a request)."""
+        from floe.secrets import redact
+
+        self._report(redact(line, self._secrets) if self._secrets else line)
 
     def _send(self, client: Any) -> Callable[[Any], None]:
         secrets = self._secrets
