@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from floe.artifacts import write_atomic
+from floe.artifacts import private_directory, write_atomic
 from floe.documents import Document, display_path, path_refusal, read_document
 from floe.errors import FloeError, GovernanceError, ManifestError, PluginExecutionError, Problem
 from floe.governance import Governance, check_selections, govern, load_chain, unstructure_secrets
@@ -313,8 +313,11 @@ def artifact_texts(compiled: Compiled) -> dict[Path, str]:
 
 
 def write_artifacts(compiled: Compiled) -> list[Path]:
-    """Write ``target/floe/profiles.yml`` then ``compiled.json``, each atomically."""
+    """Write ``target/floe/profiles.yml`` then ``compiled.json``, each atomically (``target/floe`` and
+    ``.floe`` are their user's alone: :func:`~floe.artifacts.private_directory`)."""
     texts = artifact_texts(compiled)
+    private_directory(compiled.product_dir / ARTIFACT_DIR)
+    private_directory(compiled.product_dir / STATE_DIR)
     for path, text in texts.items():
         write_atomic(path, text)
     return list(reversed(texts))

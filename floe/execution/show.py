@@ -57,15 +57,22 @@ def client(catalog: CatalogConfig, environ: Mapping[str, str] | None = None) -> 
     """A pyiceberg REST catalog client configured like the engines (secrets from the environment).
 
     The properties come from :func:`~floe.catalog.vending.pyiceberg_rest_properties`, the one
-    translation of a :class:`~floe.model.CatalogConfig` for pyiceberg.
+    translation of a :class:`~floe.model.CatalogConfig` for pyiceberg. The embedded catalog of a
+    run in this process is reached with the run's token (:func:`floe.execution.catalog.served_token`).
 
     :raises FloeError: a secret the catalog references is not set (named, its value never shown),
         or the catalog is not a REST catalog with a uri.
     """
     from pyiceberg.catalog.rest import RestCatalog
 
+    from floe.execution.catalog import TOKEN_VARIABLE, served_token
+
+    environ = os.environ if environ is None else environ
+    token = served_token(catalog.uri) if catalog.token is not None and catalog.token.name == TOKEN_VARIABLE else None
+    if token is not None:  # the embedded catalog this process's run serves: its token is here, not in the environment
+        environ = {**environ, TOKEN_VARIABLE: token}
     try:
-        properties = pyiceberg_rest_properties(catalog, os.environ if environ is None else environ)
+        properties = pyiceberg_rest_properties(catalog, environ)
     except MissingSecretError as exc:
         raise FloeError([Problem(f"catalog {catalog.name!r}: {exc}",
                                  fix=f"set {exc.variable} in the environment floe runs in "
