@@ -163,12 +163,14 @@ def _count(text: str) -> int:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from floe.compiler import compile_path, find_source, write_artifacts
+    from floe.compiler import Compiled, compile_any, write_artifacts
 
-    source = find_source(args.path)
-    if source != args.path and not os.path.lexists(source):  # a directory that is no product
-        return _compile_platform(args)
-    compiled = compile_path(args.path)
+    compiled = compile_any(args.path, partial_parse=not args.no_partial_parse)
+    if not isinstance(compiled, Compiled):  # every product below a directory, written as they compiled
+        from floe.platform import FAILED, render
+
+        render(compiled, print, lambda text: print(text, file=sys.stderr))
+        return EXIT_INVALID if compiled.count(FAILED) else EXIT_OK
     gov = compiled.governance
     chain = " → ".join(level.name for level in compiled.chain)
     if not compiled.transforms:
@@ -181,14 +183,6 @@ def _compile(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return EXIT_OK
-
-
-def _compile_platform(args: argparse.Namespace) -> int:
-    from floe.platform import FAILED, compile_platform, render
-
-    result = compile_platform(args.path, partial_parse=not args.no_partial_parse)
-    render(result, print, lambda text: print(text, file=sys.stderr))
-    return EXIT_INVALID if result.count(FAILED) else EXIT_OK
 
 
 def _registry() -> EngineRegistry:
@@ -224,9 +218,8 @@ def _engines(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from floe.compiler import STATE_DIR, compile_path
+    from floe.compiled import compile_path, profile_targets
     from floe.errors import FloeError
-    from floe.model import ProfileTarget
 
     registry = _registry()
     compiled = compile_path(args.path, registry)
@@ -234,9 +227,7 @@ def _validate(args: argparse.Namespace) -> int:
     env = args.env or next(iter(gov.environments))
     if env not in gov.environments:
         raise FloeError(f"unknown environment {env!r}; known: {', '.join(gov.environments)}")
-    product_dir = compiled.product_dir.resolve()
-    target = ProfileTarget(env, compiled.name, product_dir,
-                           product_dir / STATE_DIR)  # fmt: skip
+    target = profile_targets(compiled.source, [env])[env]
 
     def check(name: str) -> dict[str, Any]:
         compute = gov.compute_for(name, env)

@@ -1,323 +1,90 @@
-"""``floe compile``: from a data product (or a manifest) to compiled.json and profiles.yml."""
+"""``floe compile PATH``: what the path names, and compiling it.
+
+A path names one of three things, and this module alone decides which:
+
+- a data product: its directory or its ``floe.yaml``, compiled into a
+  :class:`~floe.compiled.Compiled` with its transforms and dbt profiles (:func:`compile_path`;
+  :func:`write_artifacts` writes them);
+- a manifest file, compiled on its own: its chain governed, no transforms, nothing written;
+- a directory that is no product: every product below it, each manifest read once, the artifacts
+  of each product that compiles written (:func:`floe.platform.compile_platform`).
+
+The names of :mod:`floe.compiled` that programs and floe's other modules import from here are
+re-exported below. Importing this module does not import the platform compile (its writer
+threads, partial parsing) until a directory of products is compiled.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import stat
-from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import attrs
-
-from floe.artifacts import private_directory, write_atomic
-from floe.documents import Document, display_path, path_refusal, read_document
-from floe.errors import FloeError, GovernanceError, ManifestError, PluginExecutionError, Problem
-from floe.governance import Governance, check_selections, govern, load_chain, unstructure_secrets
-from floe.governed_fields import catalog_declarer, effective_catalog
-from floe.model import CatalogConfig, ComputeConfig, ProfileTarget
-from floe.plugins import EngineRegistry
-from floe.schemas import SchemaStore
-from floe.schemas import store as default_store
-from floe.structure import converter
+from floe.compiled import (
+    ARTIFACT_DIR,
+    PRODUCT_FILE,
+    STATE_DIR,
+    ChainLevel,
+    Compiled,
+    CompiledTransform,
+    artifact_texts,
+    build_profiles,
+    catalog_document,
+    compile_path,
+    find_source,
+    govern,
+    profile_name,
+    write_artifacts,
+)
 
 if TYPE_CHECKING:
-    from floe.manifest_cache import ManifestCache
+    from floe.platform import PlatformResult
+    from floe.plugins import EngineRegistry
+    from floe.schemas import SchemaStore
 
-PRODUCT_FILE = "floe.yaml"
-ARTIFACT_DIR = Path("target") / "floe"
-STATE_DIR = ".floe"
-
-
-@attrs.frozen
-class CompiledTransform:
-    name: str
-    path: str
-    compute: str
-    engine: str
-
-
-@attrs.frozen
-class ChainLevel:
-    """One file of a compiled chain: the enterprise manifest first, the compiled file last."""
-
-    name: str
-    kind: str
-    """``Manifest`` or ``DataProduct``."""
-    scope: str | None
-    """``enterprise`` or ``domain`` for a manifest; ``None`` for a data product."""
-    file: Path
-    """Absolute."""
+__all__ = [
+    "ARTIFACT_DIR",
+    "PRODUCT_FILE",
+    "STATE_DIR",
+    "ChainLevel",
+    "Compiled",
+    "CompiledTransform",
+    "artifact_texts",
+    "build_profiles",
+    "catalog_document",
+    "compile_any",
+    "compile_path",
+    "find_source",
+    "govern",
+    "names_products",
+    "profile_name",
+    "write_artifacts",
+]
 
 
-@attrs.frozen
-class Compiled:
-    """What a compile produced; ``transforms`` is empty when a manifest alone was compiled.
-
-    The typed answers users ask of a compile: :attr:`name`, :attr:`chain` (with files),
-    :attr:`transforms` (each with its compute and engine), :attr:`approved`, :attr:`default`,
-    :attr:`environments` and :meth:`settings` (each compute's effective settings in an environment).
-    """
-
-    source: Document
-    governance: Governance
-    transforms: tuple[CompiledTransform, ...]
-    catalog: CatalogConfig | None
-    profiles: Mapping[str, Any]
-
-    @property
-    def product_dir(self) -> Path:
-        return self.source.path.parent
-
-    @property
-    def name(self) -> str:
-        """The compiled product's (or manifest's) ``metadata.name``."""
-        return self.source.spec.metadata.name
-
-    @property
-    def chain(self) -> tuple[ChainLevel, ...]:
-        """The governing files, enterprise manifest first, ending with the compiled one."""
-        return tuple(ChainLevel(d.spec.metadata.name, d.kind, getattr(d.spec, "scope", None), Path(os.path.abspath(d.path)))
-                     for d in self.governance.chain)  # fmt: skip
-
-    @property
-    def approved(self) -> tuple[str, ...]:
-        """The effective approved computes, in the order the manifests approve them."""
-        return tuple(self.governance.registry.names())
-
-    @property
-    def default(self) -> str:
-        """The effective default compute."""
-        return self.governance.registry.default
-
-    @property
-    def environments(self) -> tuple[str, ...]:
-        return tuple(self.governance.environments)
-
-    def settings(self, environment: str) -> Mapping[str, ComputeConfig]:
-        """Each approved compute with its effective settings in ``environment`` (overrides merged;
-        credentials as :class:`~floe.model.SecretReference`).
-
-        :raises KeyError: ``environment`` is not one of :attr:`environments`.
-        """
-        if environment not in self.governance.environments:
-            raise KeyError(f"unknown environment {environment!r}; known: {', '.join(self.environments)}")
-        return dict(self.governance.environments[environment])
-
-    def transform(self, name: str) -> CompiledTransform:
-        """The transform called ``name``."""
-        found = next((t for t in self.transforms if t.name == name), None)
-        if found is None:
-            raise KeyError(f"no transform {name!r}; transforms: {', '.join(t.name for t in self.transforms)}")
-        return found
-
-    def to_json(self) -> dict[str, Any]:
-        """The content of ``compiled.json``: secrets appear only as references."""
-        gov = self.governance
-        computes = {
-            name: {
-                "engine": c.engine,
-                "config": unstructure_secrets(dict(c.config)),
-                "resources": {"requests": dict(c.resources.requests), "limits": dict(c.resources.limits)},
-            }
-            for name, c in gov.registry.approved.items()
-        }
-        return {
-            "apiVersion": "floe.dev/v1",
-            "kind": "CompiledProduct" if self.source.kind == "DataProduct" else "CompiledManifest",
-            "product": self.name,
-            "chain": [level.name for level in self.chain if level.kind == "Manifest"],
-            "chain_files": [str(d.path) for d in gov.chain],
-            "approved": gov.registry.names(),
-            "default": gov.registry.default,
-            "environments": list(gov.environments),
-            "computes": computes,
-            "catalog": converter.unstructure(self.catalog) if self.catalog else None,
-            "transforms": [attrs.asdict(t) for t in self.transforms],
-            "profiles": sorted(self.profiles),
-        }
-
-
-def find_source(path: Path) -> Path:
-    """The file to compile: ``PATH/floe.yaml`` for a directory, else ``PATH`` itself.
+def names_products(path: Path) -> bool:
+    """Whether ``path`` names a directory of products rather than one file: a directory without a
+    ``floe.yaml`` (a path that does not exist names one file, which compiling then reports missing).
 
     :raises ManifestError: the system refuses the path (a name too long, a symlink loop, a NUL).
     """
-    try:
-        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return path  # the caller says it does not exist
-    except (OSError, ValueError) as exc:
-        raise _refused(path, exc) from None
-    return path / PRODUCT_FILE if is_dir else path
+    source = find_source(path)
+    return source != path and not os.path.lexists(source)
 
 
-def _refused(path: Path, exc: BaseException) -> ManifestError:
-    return ManifestError([Problem(f"cannot use this path: {path_refusal(exc)}", display_path(path),
-                                  fix="pass a data product directory, its floe.yaml, or a manifest, by a "
-                                      "path the system accepts (each name at most 255 bytes)")])  # fmt: skip
+def compile_any(path: str | os.PathLike[str], *, partial_parse: bool = True, engines: EngineRegistry | None = None,
+                store: SchemaStore | None = None) -> Compiled | PlatformResult:  # fmt: skip
+    """Compile what ``path`` names (see the module's docstring).
 
+    A product or a manifest gives its :class:`Compiled` (a product's artifacts are not written yet:
+    :func:`write_artifacts`); a directory of products gives the :class:`PlatformResult` of compiling
+    and writing each, with ``partial_parse`` recompiling only the products whose inputs changed.
 
-def compile_path(path: str | os.PathLike[str], engines: EngineRegistry | None = None,
-                 store: SchemaStore | None = None, manifests: ManifestCache | None = None) -> Compiled:  # fmt: skip
-    """Parse, govern and resolve ``path`` (a product directory, its floe.yaml or a manifest; any
-    path-like); raise a :class:`~floe.errors.FloeError` if invalid.
-
-    ``manifests``, shared by the compiles of many products (with the same ``engines`` and
-    ``store``), reads each parent manifest once and governs each chain of manifests once.
+    :raises FloeError: the product or manifest is invalid; no product is found below the directory.
     """
     path = Path(os.fspath(path))
-    store = store or default_store()
-    engines = engines or EngineRegistry.discover()
-    source_path = find_source(path)
-    try:
-        exists = source_path.exists()
-    except (OSError, ValueError) as exc:
-        raise _refused(source_path, exc) from None
-    if not exists:
-        raise ManifestError([Problem(f"{source_path} does not exist", str(source_path),
-                                     fix="pass a data product directory, its floe.yaml, or a manifest")])  # fmt: skip
-    source = read_document(source_path, store)
-    chain = load_chain(source, store, manifests)
-    governance = _govern(chain, engines, store, manifests)
-    catalog = _catalog(chain)
-    if source.kind != "DataProduct":
-        return Compiled(source, governance, (), catalog, {})
-    selections = check_selections(source, governance)
-    _check_paths(source)
-    transforms = tuple(
-        CompiledTransform(name, path_, compute, governance.registry.approved[compute].engine)
-        for name, path_, compute in selections
-    )
-    profiles = build_profiles(source, governance, transforms, engines)
-    return Compiled(source, governance, transforms, catalog, profiles)
+    if names_products(path):
+        from floe.platform import compile_platform  # its writer threads only when a platform is compiled
 
-
-def _govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore,
-            manifests: ManifestCache | None) -> Governance:  # fmt: skip
-    """:func:`govern`, shared by the products below the same manifests when ``manifests`` is given.
-
-    A product that sets no compute settings or environments of its own adds nothing to the
-    governance of its manifests, so theirs (or their error) is reused with the product appended.
-    """
-    start = chain[-1]
-    if manifests is None or start.kind != "DataProduct" or "plugins" in start.data or "environments" in start.data:
-        return govern(chain, engines, store)
-    parents = chain[:-1]
-    key = tuple(d.path for d in parents)
-    shared = manifests.once(manifests.governed, key, lambda: govern(parents, engines, store))
-    return attrs.evolve(shared, chain=tuple(chain))
-
-
-def catalog_document(chain: Sequence[Document]) -> Document | None:
-    """The manifest whose ``catalog:`` a product uses: the highest level of its chain declaring one
-    (it fixes where data goes for every level below; see :mod:`floe.inheritance`)."""
-    return catalog_declarer(chain)
-
-
-def _catalog(chain: list[Document]) -> CatalogConfig | None:
-    return effective_catalog(chain)
-
-
-def _check_paths(product: Document) -> None:
-    root = product.path.parent.resolve()
-    problems = []
-    for i, transform in enumerate(product.data["transforms"]):
-        raw = str(transform["path"])
-        if _plainly_below(root, raw):
-            continue
-        target = product.resolve(("transforms", i, "path"), raw, root)
-        if isinstance(target, Problem):  # a NUL character, a symlink loop, a name too long
-            problems.append(target)
-        elif Path(raw).is_absolute() or (target != root and root not in target.parents):
-            problems.append(product.problem(("transforms", i, "path"), f"path {raw!r} leaves the data product",
-                                            "a path relative to the directory of floe.yaml",
-                                            "point to a folder of models inside the product"))  # fmt: skip
-        elif not target.exists():
-            problems.append(product.problem(("transforms", i, "path"), f"path {raw!r} does not exist",
-                                            f"a folder of dbt models below {root}",
-                                            "create the folder or correct the path"))  # fmt: skip
-    if problems:
-        raise ManifestError(problems)
-
-
-def _plainly_below(root: Path, raw: str) -> bool:
-    """Whether ``raw`` names an existing path below ``root`` through no symlink and no ``..``.
-
-    Then it is inside the product and exists, as resolving it would tell, with one ``lstat`` per
-    component of ``raw`` instead of one per component of the whole path (a platform compile does
-    this for thousands of transforms). Anything else is left to :meth:`Path.resolve`.
-    """
-    relative = PurePath(raw)
-    if relative.anchor:
-        return False
-    path = str(root)
-    for part in relative.parts:
-        if part == "..":
-            return False
-        path = os.path.join(path, part)
-        try:
-            if stat.S_ISLNK(os.lstat(path).st_mode):
-                return False
-        except (OSError, ValueError):  # ValueError: a NUL character
-            return False
-    return True
-
-
-def build_profiles(product: Document, governance: Governance, transforms: tuple[CompiledTransform, ...],
-                   engines: EngineRegistry) -> dict[str, Any]:  # fmt: skip
-    """One dbt profile per compute the product uses, one output per environment."""
-    product_dir = product.path.parent.resolve()
-    name = product.spec.metadata.name
-    profiles: dict[str, Any] = {}
-    for compute_name in dict.fromkeys(t.compute for t in transforms):
-        outputs: dict[str, Any] = {}
-        for env in governance.environments:
-            compute: ComputeConfig = governance.compute_for(compute_name, env)
-            engine = engines.get(compute.engine)
-            if engine is None:  # pragma: no cover - governance checked engines are installed
-                raise GovernanceError(f"engine {compute.engine!r} is not installed")
-            target = ProfileTarget(env, name, product_dir, product_dir / STATE_DIR)
-            try:
-                output = engine.generate_dbt_profile(compute, target)
-            except FloeError as exc:  # the engine refused these settings: point at where they are
-                raise exc.located(governance.problem(compute_name, env, f"environment {env!r}: {p.message}",
-                                                     p.expected, p.fix) for p in exc.problems) from None  # fmt: skip
-            if output.get("type") != engine.info.dbt_adapter:
-                raise PluginExecutionError(engine.name, "generate_dbt_profile",
-                                           f"the profile's type is {output.get('type')!r}, expected "
-                                           f"{engine.info.dbt_adapter!r} in every environment",
-                                           f"fix the engine plugin ({engine.distribution})", compute=compute_name)  # fmt: skip
-            outputs[env] = output
-        profiles[profile_name(compute_name)] = {"target": next(iter(outputs)), "outputs": outputs}
-    return profiles
-
-
-def profile_name(compute: str) -> str:
-    """The dbt profile floe generates for a compute."""
-    return f"floe_{compute}"
-
-
-def artifact_texts(compiled: Compiled) -> dict[Path, str]:
-    """The artifacts of ``compiled`` by path, in the order they are written: profiles first."""
-    import yaml
-
-    out = compiled.product_dir / ARTIFACT_DIR
-    header = "# Generated by `floe compile`; secrets are read from the environment at run time.\n"
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter: same text, ~4x faster
-    return {
-        out / "profiles.yml": header + yaml.dump(dict(compiled.profiles), Dumper=dumper, sort_keys=False),
-        out / "compiled.json": json.dumps(compiled.to_json(), indent=2) + "\n",
-    }
-
-
-def write_artifacts(compiled: Compiled) -> list[Path]:
-    """Write ``target/floe/profiles.yml`` then ``compiled.json``, each atomically (``target/floe`` and
-    ``.floe`` are their user's alone: :func:`~floe.artifacts.private_directory`)."""
-    texts = artifact_texts(compiled)
-    private_directory(compiled.product_dir / ARTIFACT_DIR)
-    private_directory(compiled.product_dir / STATE_DIR)
-    for path, text in texts.items():
-        write_atomic(path, text)
-    return list(reversed(texts))
+        return compile_platform(path, engines, store, partial_parse=partial_parse)
+    return compile_path(path, engines, store)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +28,22 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
+def node_at(data: Any, path: Iterable[str | int]) -> Any:
+    """The value at ``path`` of a parsed tree; ``None`` where the tree has nothing there."""
+    for part in path:
+        if isinstance(data, Mapping):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest of ``choices`` to a mistyped ``word``, if any is close."""
+    import difflib  # only when something is misspelt: not at every start
+
     options = list(choices)
     matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if matches:
@@ -78,99 +91,162 @@ def problems_from_errors(
     return sorted(unique.values(), key=lambda p: (p.line or 0, p.path or ""))
 
 
+class _Error:
+    """One jsonschema error, with what every rendering of it needs: where it is, the schema that
+    refused it, the conditional rule it breaks (if any), and how to show its value."""
+
+    def __init__(self, error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath,
+                 belongs: Belongs | None) -> None:  # fmt: skip
+        self.error = error
+        self.file = file
+        self.line_of = line_of
+        self.prefix = prefix
+        self.belongs = belongs
+        self.path: JsonPath = prefix + tuple(error.absolute_path)
+        self.schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+        self.rule = _rule(error, self.schema)
+        self.hidden = any(isinstance(part, str) and is_credential_key(part) for part in self.path)
+
+    def describe(self, value: Any) -> str:
+        """``value`` for a message; never what may be a credential."""
+        return "a literal value (not shown)" if self.hidden else _describe(value)
+
+    def problem(self, message: str, at: JsonPath | None = None, expected: str | None = None,
+                fix: str | None = None) -> Problem:  # fmt: skip
+        at = self.path if at is None else at
+        return Problem(message, self.file, self.line_of(at), format_path(at), expected, fix)
+
+
 def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath,
              belongs: Belongs | None = None) -> list[Problem]:  # fmt: skip
-    path: JsonPath = prefix + tuple(error.absolute_path)
-    schema = error.schema if isinstance(error.schema, Mapping) else {}
-    validator = error.validator
-    hidden = any(isinstance(part, str) and is_credential_key(part) for part in path)
-
-    def describe(value: Any) -> str:  # never echo what may be a credential
-        return "a literal value (not shown)" if hidden else _describe(value)
-
-    def problem(message: str, at: JsonPath = path, expected: str | None = None,
-                fix: str | None = None) -> Problem:  # fmt: skip
-        return Problem(message, file, line_of(at), format_path(at), expected, fix)
-
-    rule = _rule(error, schema)
-    if validator in ("oneOf", "anyOf"):
-        groups = _required_groups(error.validator_value)
-        if groups and (not error.context or all(_only_missing(sub) for sub in error.context)):
-            choices = " or ".join(" and ".join(group) for group in groups)
-            if error.context:  # none of the groups is written
-                return [problem(f"one of these settings is needed: {choices}", expected=rule,
-                                fix=f"add {choices}")]  # fmt: skip
-            present = [k for group in groups for k in group if isinstance(error.instance, Mapping) and k in error.instance]
-            return [problem(f"{_keys(present)} are set together, but only one of {choices} may be", expected=rule,
-                            fix=f"keep one of {_keys(present)}")]  # fmt: skip
-    if validator in ("oneOf", "anyOf") and error.context:
-        return _best_alternative(error, file, line_of, prefix, belongs)
-    if validator == "not":
-        present = _forbidden_present(error.validator_value, error.instance)
-        at = path + (present[0],) if present else path
-        what = f"{_keys(present)} cannot be set here" if present else "these settings do not go together"
-        return [problem(what, at, rule or "settings that go together (see `floe schema --engine NAME`)",
-                        f"remove {_keys(present)}, or change the setting that decides which ones apply"
-                        if present else "see `floe schema --engine NAME` for the settings that go together")]  # fmt: skip
-    if validator == "additionalProperties" and isinstance(error.instance, Mapping):
-        allowed = list(schema.get("properties", {}))
-        out = []
-        for key in error.instance:
-            if key in allowed:
-                continue
-            guess = did_you_mean(str(key), allowed)
-            place = belongs(path, str(key)) if belongs is not None and not guess else None
-            if guess:
-                fix = f"did you mean {guess!r}?"
-            elif place:
-                under = f"under `{place[-2]}:`" if len(place) > 1 else "to the top level"
-                fix = (f"`{key}:` belongs at {format_path(place)}: move it {under}" if len(place) > len(path) + 1
-                       else f"`{key}:` belongs at {format_path(place)}: move it out of this "
-                       f"{'entry' if path and isinstance(path[-1], int) else 'mapping'}, {under}")  # fmt: skip
-            else:
-                fix = "remove it"
-            out.append(problem(f"unknown key {key!r}", path + (key,),
-                               "one of " + ", ".join(allowed) if allowed else "no keys here", fix))  # fmt: skip
-        return out
-    if validator == "required":
-        missing = str(error.message).split("'")[1] if "'" in error.message else error.message
-        sub = schema.get("properties", {}).get(missing, {})
-        hint = rule or (sub.get("description") if isinstance(sub, Mapping) else None)
-        return [problem(f"missing required key {missing!r}", expected=hint,
-                        fix=f"add `{missing}:` here")]  # fmt: skip
-    if validator == "type":
-        return [problem(f"expected {_type_words(schema)}, found {describe(error.instance)}",
-                        expected=schema.get("description"),
-                        fix=_type_fix(schema, error.instance))]  # fmt: skip
-    if validator in ("enum", "const"):
-        options: Sequence[Any] = schema.get("enum", [schema.get("const")])
-        guess = did_you_mean(str(error.instance), [str(o) for o in options])
-        because = f": {rule}" if rule else ""
-        remedy = f"did you mean {guess!r}?" if guess else None
-        if rule and len(options) == 1 and path and isinstance(path[-1], str):  # a rule that fixes the value
-            remedy = f"write {options[0]!r}, or remove `{path[-1]}:`"
-        return [problem(f"{describe(error.instance)} is not allowed here{because}",
-                        expected="one of " + ", ".join(repr(o) for o in options), fix=remedy)]  # fmt: skip
-    if validator == "pattern":
-        return [problem(f"{describe(error.instance)} does not have the required form",
-                        expected=schema.get("description") or f"text matching {schema.get('pattern')}",
-                        fix="change the value to the expected form")]  # fmt: skip
-    if validator == "minItems":
-        return [problem("the list is empty", expected=f"at least {schema.get('minItems')} item(s)",
-                        fix="add an item or remove the key")]  # fmt: skip
-    if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        bound = schema.get(str(validator))
-        words = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
-                 "exclusiveMaximum": "less than"}[str(validator)]  # fmt: skip
-        return [problem(f"{describe(error.instance)} is out of range",
-                        expected=f"{words} {bound}", fix="choose a value within range")]  # fmt: skip
-    if validator == "minLength":
-        return [problem("the value is empty", expected="a non-empty string", fix="set a value")]
+    """The problems a person reads for ``error``: by the keyword that refused the value, or, for a
+    keyword without words of its own, what the schema says the value should be."""
+    found = _Error(error, file, line_of, prefix, belongs)
+    convert = _BY_VALIDATOR.get(str(error.validator))
+    problems = convert(found) if convert is not None else None
+    if problems is not None:
+        return problems
     # jsonschema's own message embeds the whole value, which may hold a credential, and names the
     # schema's keyword, which means nothing to a user: say what the schema says about the value
-    return [problem("the value is not accepted here" + (f": {rule}" if rule else ""),
-                    expected=schema.get("description") if not rule else None,
-                    fix="see `floe schema` (or `floe schema --engine NAME`) for what is accepted")]  # fmt: skip
+    rule = found.rule
+    return [found.problem("the value is not accepted here" + (f": {rule}" if rule else ""),
+                          expected=found.schema.get("description") if not rule else None,
+                          fix="see `floe schema` (or `floe schema --engine NAME`) for what is accepted")]  # fmt: skip
+
+
+def _alternatives(e: _Error) -> list[Problem] | None:
+    """``oneOf``/``anyOf``: a choice among groups of required settings, else the alternative shaped
+    like the value."""
+    error = e.error
+    groups = _required_groups(error.validator_value)
+    if groups and (not error.context or all(only_missing(sub) for sub in error.context)):
+        choices = " or ".join(" and ".join(group) for group in groups)
+        if error.context:  # none of the groups is written
+            return [e.problem(f"one of these settings is needed: {choices}", expected=e.rule, fix=f"add {choices}")]
+        present = [k for group in groups for k in group if isinstance(error.instance, Mapping) and k in error.instance]
+        return [e.problem(f"{_keys(present)} are set together, but only one of {choices} may be", expected=e.rule,
+                          fix=f"keep one of {_keys(present)}")]  # fmt: skip
+    if error.context:
+        return _best_alternative(error, e.file, e.line_of, e.prefix, e.belongs)
+    return None
+
+
+def _forbidden(e: _Error) -> list[Problem]:
+    """``not``: settings that cannot be set together."""
+    present = _forbidden_present(e.error.validator_value, e.error.instance)
+    at = e.path + (present[0],) if present else e.path
+    what = f"{_keys(present)} cannot be set here" if present else "these settings do not go together"
+    return [e.problem(what, at, e.rule or "settings that go together (see `floe schema --engine NAME`)",
+                      f"remove {_keys(present)}, or change the setting that decides which ones apply"
+                      if present else "see `floe schema --engine NAME` for the settings that go together")]  # fmt: skip
+
+
+def _unknown_keys(e: _Error) -> list[Problem] | None:
+    """``additionalProperties``: each unknown key, with the key it may be a typo of or the place it
+    belongs."""
+    instance = e.error.instance
+    if not isinstance(instance, Mapping):
+        return None
+    path = e.path
+    allowed = list(e.schema.get("properties", {}))
+    out = []
+    for key in instance:
+        if key in allowed:
+            continue
+        guess = did_you_mean(str(key), allowed)
+        place = e.belongs(path, str(key)) if e.belongs is not None and not guess else None
+        if guess:
+            fix = f"did you mean {guess!r}?"
+        elif place:
+            under = f"under `{place[-2]}:`" if len(place) > 1 else "to the top level"
+            fix = (f"`{key}:` belongs at {format_path(place)}: move it {under}" if len(place) > len(path) + 1
+                   else f"`{key}:` belongs at {format_path(place)}: move it out of this "
+                   f"{'entry' if path and isinstance(path[-1], int) else 'mapping'}, {under}")  # fmt: skip
+        else:
+            fix = "remove it"
+        out.append(e.problem(f"unknown key {key!r}", path + (key,),
+                             "one of " + ", ".join(allowed) if allowed else "no keys here", fix))  # fmt: skip
+    return out
+
+
+def _required(e: _Error) -> list[Problem]:
+    message = e.error.message
+    missing = str(message).split("'")[1] if "'" in message else message
+    sub = e.schema.get("properties", {}).get(missing, {})
+    hint = e.rule or (sub.get("description") if isinstance(sub, Mapping) else None)
+    return [e.problem(f"missing required key {missing!r}", expected=hint, fix=f"add `{missing}:` here")]
+
+
+def _wrong_type(e: _Error) -> list[Problem]:
+    return [e.problem(f"expected {_type_words(e.schema)}, found {e.describe(e.error.instance)}",
+                      expected=e.schema.get("description"), fix=_type_fix(e.schema, e.error.instance))]  # fmt: skip
+
+
+def _not_a_choice(e: _Error) -> list[Problem]:
+    """``enum``/``const``: the value is none of those allowed."""
+    options: Sequence[Any] = e.schema.get("enum", [e.schema.get("const")])
+    guess = did_you_mean(str(e.error.instance), [str(o) for o in options])
+    because = f": {e.rule}" if e.rule else ""
+    remedy = f"did you mean {guess!r}?" if guess else None
+    path = e.path
+    if e.rule and len(options) == 1 and path and isinstance(path[-1], str):  # a rule that fixes the value
+        remedy = f"write {options[0]!r}, or remove `{path[-1]}:`"
+    return [e.problem(f"{e.describe(e.error.instance)} is not allowed here{because}",
+                      expected="one of " + ", ".join(repr(o) for o in options), fix=remedy)]  # fmt: skip
+
+
+def _wrong_form(e: _Error) -> list[Problem]:
+    return [e.problem(f"{e.describe(e.error.instance)} does not have the required form",
+                      expected=e.schema.get("description") or f"text matching {e.schema.get('pattern')}",
+                      fix="change the value to the expected form")]  # fmt: skip
+
+
+def _empty_list(e: _Error) -> list[Problem]:
+    return [e.problem("the list is empty", expected=f"at least {e.schema.get('minItems')} item(s)",
+                      fix="add an item or remove the key")]  # fmt: skip
+
+
+_BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+           "exclusiveMaximum": "less than"}  # fmt: skip
+
+
+def _out_of_range(e: _Error) -> list[Problem]:
+    validator = str(e.error.validator)
+    return [e.problem(f"{e.describe(e.error.instance)} is out of range",
+                      expected=f"{_BOUNDS[validator]} {e.schema.get(validator)}", fix="choose a value within range")]  # fmt: skip
+
+
+def _empty_text(e: _Error) -> list[Problem]:
+    return [e.problem("the value is empty", expected="a non-empty string", fix="set a value")]
+
+
+_BY_VALIDATOR: dict[str, Callable[[_Error], list[Problem] | None]] = {
+    "oneOf": _alternatives, "anyOf": _alternatives, "not": _forbidden, "additionalProperties": _unknown_keys,
+    "required": _required, "type": _wrong_type, "enum": _not_a_choice, "const": _not_a_choice,
+    "pattern": _wrong_form, "minItems": _empty_list, **dict.fromkeys(_BOUNDS, _out_of_range),
+    "minLength": _empty_text,
+}  # fmt: skip
+"""How each JSON Schema keyword's refusal is put into words; ``None`` from one: no words of its own."""
 
 
 def _rule(error: ValidationError, schema: Mapping[str, Any]) -> str | None:
@@ -182,11 +258,13 @@ def _rule(error: ValidationError, schema: Mapping[str, Any]) -> str | None:
     return str(text) if text else None
 
 
-def _only_missing(error: ValidationError) -> bool:
+def only_missing(error: ValidationError) -> bool:
+    """Whether ``error`` says only that settings are missing (``required``, or a choice among
+    groups of required settings none of which is written yet)."""
     if error.validator == "required":
         return True
     return error.validator in ("anyOf", "oneOf") and bool(error.context) and all(
-        _only_missing(sub) for sub in error.context or ())
+        only_missing(sub) for sub in error.context or ())
 
 
 def _required_groups(alternatives: Any) -> list[list[str]]:

@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from floe import fastyaml
-from floe.diagnostics import JsonPath, format_path, problems_from_errors
+from floe.diagnostics import JsonPath, format_path, node_at, problems_from_errors
 from floe.errors import EnvironmentParityError, ManifestError, Problem
 from floe.fastyaml import FIX
 from floe.schemas import KIND_SCHEMAS, SCHEMA_BASE, SchemaStore
@@ -55,6 +55,14 @@ class Document:
     def spec(self) -> LevelSpec:
         """What the file means, as typed values (structured on first use, once)."""
         return structure(self.data, self.kind)
+
+    def written_at(self, path: JsonPath) -> Any:
+        """What the file writes at ``path`` (typed by the file's schema; ``None`` if nothing).
+
+        For showing and locating what a level writes where it writes it (engine settings, which
+        only their engine types); what a field means is read from :attr:`spec`.
+        """
+        return node_at(self.data, path)
 
     def line_of(self, path: JsonPath) -> int | None:
         """The line of ``path`` or of its nearest located ancestor."""
@@ -203,7 +211,11 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
 
 def parity_problems(doc: Document) -> list[Problem]:
     """REQ-024: any attempt to choose compute per environment, wherever it appears: under an
-    environment, or as a transform's ``compute`` keyed by environment (``{dev: duckdb, prod: …}``)."""
+    environment, or as a transform's ``compute`` keyed by environment (``{dev: duckdb, prod: …}``).
+
+    The one reader of a document's tree by key: it runs before the tree is validated (typed values
+    need a valid one), so that choosing compute per environment is refused with REQ-024's reason
+    rather than as keys the schema does not know."""
     problems = []
     transforms = doc.data.get("transforms") if doc.kind == "DataProduct" else None
     for i, transform in enumerate(transforms if isinstance(transforms, list) else []):
@@ -416,14 +428,3 @@ def _ruamel_lines(root: Any) -> dict[JsonPath, int]:
                 stack.append((child, value))
     return lines
 
-
-def typed_fragment(doc: Document, path: JsonPath, store: SchemaStore, uri: str) -> Any:
-    """The node at ``path`` typed by the schema at ``uri`` (an engine's config schema).
-
-    Engine settings are typed once floe knows which engine a compute is, which may be decided by
-    an ancestor manifest; the untyped node is typed by the same rules as a whole file.
-    """
-    node = doc.untyped
-    for part in path:
-        node = node[part]
-    return store.apply_types(node, store.get(uri), uri)

@@ -21,19 +21,19 @@ from typing import Any
 
 import attrs
 
-from floe.compiler import ChainLevel, find_source
-from floe.diagnostics import JsonPath, format_path
-from floe.documents import Document, read_document
+from floe.chain import load_chain
+from floe.compiled import ChainLevel, find_source, govern
+from floe.diagnostics import JsonPath, format_path, node_at
+from floe.documents import Document, display_path, read_document
 from floe.errors import FloeError, Problem
-from floe.governance import Governance, govern, load_chain, transform_name, unstructure_secrets
+from floe.governance import COMPUTE, Governance, transform_name
 from floe.governed_fields import catalog_declarer
 from floe.inheritance import rule_for
 from floe.model import SecretReference
 from floe.plugins import EngineRegistry
 from floe.schemas import SchemaStore
 from floe.schemas import store as default_store
-
-_COMPUTE = ("plugins", "compute")
+from floe.structure import unstructure_secrets
 
 
 @attrs.frozen
@@ -175,7 +175,7 @@ class Explanation:
     def render(self) -> str:
         """The text ``floe explain`` prints."""
         lines = [f"{self.name} ({'data product' if self.kind == 'DataProduct' else 'manifest'}): "
-                 + " → ".join(f"{level.name} ({_label(level.file)})" for level in self.chain), "", "computes"]  # fmt: skip
+                 + " → ".join(f"{level.name} ({display_path(level.file)})" for level in self.chain), "", "computes"]  # fmt: skip
         width = max((len(c.name) for c in self.computes), default=0)
         for c in self.computes:
             state = "available" if c.available else "NOT AVAILABLE"
@@ -195,13 +195,6 @@ class Explanation:
         lines += ["", f"catalog: {self.catalog.summary}"]
         lines += [f"  {f.key} = {_shown(f.value)}  ({_origin(f)})" for f in self.catalog.fields]
         return "\n".join(lines)
-
-
-def _label(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _shown(value: Any) -> str:
@@ -244,7 +237,7 @@ def explain(path: str | os.PathLike[str], environment: str | None = None, comput
     environments = [environment] if environment else list(governance.environments)
     settings = [_settings(chain, governance, engines, name, env) for env in environments for name in shown]
     default = _default(chain, governance)
-    return Explanation(source.spec.metadata.name, source.kind, _chain_levels(chain), tuple(computes), default,
+    return Explanation(source.spec.metadata.name, source.kind, tuple(map(ChainLevel.of, chain)), tuple(computes), default,
                        tuple(_transforms(source, governance, default, compute)), tuple(governance.environments),
                        tuple(settings), _catalog(chain))  # fmt: skip
 
@@ -253,18 +246,13 @@ def _where(doc: Document, path: JsonPath) -> Where:
     return Where(doc.spec.metadata.name, doc.label, doc.line_of(path), format_path(path))
 
 
-def _chain_levels(chain: Sequence[Document]) -> tuple[ChainLevel, ...]:
-    return tuple(ChainLevel(d.spec.metadata.name, d.kind, getattr(d.spec, "scope", None), Path(os.path.abspath(d.path)))
-                 for d in chain)  # fmt: skip
-
-
 def _computes(chain: Sequence[Document], governance: Governance) -> list[ComputeAvailability]:
     """Every compute the enterprise approves, with each level's decision about it."""
     root = chain[0].spec.compute
     assert root is not None and root.approved is not None  # governance checked it
     out = []
     for index, entry in enumerate(root.approved):
-        decisions = [Decision(chain[0].spec.metadata.name, "approved", _where(chain[0], _COMPUTE + ("approved", index)))]
+        decisions = [Decision(chain[0].spec.metadata.name, "approved", _where(chain[0], COMPUTE + ("approved", index)))]
         alive = True
         for doc in chain[1:]:
             block = doc.spec.compute
@@ -276,10 +264,10 @@ def _computes(chain: Sequence[Document], governance: Governance) -> list[Compute
                 continue
             position = next((i for i, e in enumerate(block.approved) if e.name == entry.name), None)
             if position is None:
-                decisions.append(Decision(name, "removed", _where(doc, _COMPUTE + ("approved",))))
+                decisions.append(Decision(name, "removed", _where(doc, COMPUTE + ("approved",))))
                 alive = False
             else:
-                decisions.append(Decision(name, "kept", _where(doc, _COMPUTE + ("approved", position))))
+                decisions.append(Decision(name, "kept", _where(doc, COMPUTE + ("approved", position))))
         available = entry.name in governance.registry.approved
         out.append(ComputeAvailability(entry.name, entry.engine or entry.name, available, tuple(decisions)))
     return out
@@ -290,7 +278,7 @@ def _default(chain: Sequence[Document], governance: Governance) -> DefaultChoice
     for doc in chain:
         block = doc.spec.compute
         if block is not None and block.default is not None:
-            where = _where(doc, _COMPUTE + ("default",))
+            where = _where(doc, COMPUTE + ("default",))
     assert where is not None  # the enterprise manifest names one
     return DefaultChoice(governance.registry.default, where)
 
@@ -310,24 +298,19 @@ def _transforms(source: Document, governance: Governance, default: DefaultChoice
 
 def _settings(chain: Sequence[Document], governance: Governance, engines: EngineRegistry, name: str,
               environment: str) -> ComputeSettings:  # fmt: skip
-    """Each setting of compute ``name`` in ``environment``: the approved entries' ``config`` down the
-    chain, then the environment's overrides down the chain; the last write wins."""
-    writes: list[tuple[Document, JsonPath]] = []
-    resource_writes: list[tuple[Document, JsonPath]] = []
+    """Each setting of compute ``name`` in ``environment``, from every write in the order governance
+    applies them (:meth:`Policy.settings_writes <floe.governance.Policy.settings_writes>`); the last
+    write wins. Each resource quantity, from every level's entry of the compute."""
+    writes = [(o.doc, o.path, o.written) for o in governance.policy.settings_writes(environment, name)]
+    resource_writes: list[tuple[Document, JsonPath, Any]] = []
     for doc in chain:
         block = doc.spec.compute
         for i, entry in enumerate(block.approved or () if block is not None else ()):
-            if entry.name == name and entry.config is not None:
-                writes.append((doc, _COMPUTE + ("approved", i, "config")))
             if entry.name == name and entry.resources is not None:
-                resource_writes.append((doc, _COMPUTE + ("approved", i, "resources")))
-    for doc in chain:
-        for j, env in enumerate(doc.spec.environments or ()):
-            if env.name == environment and env.overrides and name in env.overrides:
-                writes.append((doc, ("environments", j, "overrides", name)))
-    config = unstructure_secrets(dict(governance.compute_for(name, environment).config))
-    settings = tuple(_values(writes, config))
+                at = COMPUTE + ("approved", i, "resources")
+                resource_writes.append((doc, at, doc.written_at(at)))
     compute = governance.compute_for(name, environment)
+    settings = tuple(_values(writes, unstructure_secrets(dict(compute.config))))
     engine = engines.get(compute.engine)
     effective = engine.get_resource_requirements(compute) if engine is not None else {}
     resources = list(_values(resource_writes, effective, "resources."))
@@ -335,20 +318,22 @@ def _settings(chain: Sequence[Document], governance: Governance, engines: Engine
     for kind, values in effective.items():
         for resource, quantity in values.items():
             if f"resources.{kind}.{resource}" not in written:
-                row = rule_for(_COMPUTE + ("approved", 0, "resources", kind))
+                row = rule_for(COMPUTE + ("approved", 0, "resources", kind))
                 resources.append(SettingValue(f"resources.{kind}.{resource}", quantity, None, (),
                                               row.rule.value if row else ""))  # fmt: skip
     return ComputeSettings(name, environment, settings, tuple(resources))
 
 
-def _values(writes: list[tuple[Document, JsonPath]], effective: Mapping[str, Any],
+def _values(writes: list[tuple[Document, JsonPath, Any]], effective: Mapping[str, Any],
             prefix: str = "") -> Iterator[SettingValue]:  # fmt: skip
+    """Each leaf written by ``writes`` (document, path, what it writes there): its effective value,
+    the write that set it and those it replaced."""
     by_key: dict[tuple[str, ...], list[tuple[Any, Where, JsonPath]]] = {}
-    for doc, at in writes:
-        for key, value in _leaves(_node(doc.data, at)):
+    for doc, at, written in writes:
+        for key, value in _leaves(written):
             by_key.setdefault(key, []).append((value, _where(doc, at + key), at + key))
     for key, found in by_key.items():
-        value = _node(effective, key)
+        value = node_at(effective, key)
         *replaced, (_, where, path) = found
         row = rule_for(path)
         yield SettingValue(prefix + ".".join(key), value, where, tuple(Write(v, w) for v, w, _ in replaced),
@@ -361,17 +346,6 @@ def _leaves(node: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str
             yield from _leaves(value, (*prefix, str(key)))
     elif prefix:
         yield prefix, node
-
-
-def _node(data: Any, path: Sequence[str | int]) -> Any:
-    for part in path:
-        if isinstance(data, Mapping):
-            data = data.get(part)
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
-            data = data[part]
-        else:
-            return None
-    return data
 
 
 def _catalog(chain: Sequence[Document]) -> CatalogExplanation:

@@ -13,22 +13,31 @@ file floe reads is valid. :func:`check` walks the schema and the data once and a
   JSON does not have, a ``$ref`` it cannot resolve.
 
 :meth:`floe.schemas.SchemaStore.errors` asks jsonschema whenever the answer is not ``True``, so
-only data found valid skips it. ``tests/test_fastschema.py`` checks with property tests, over
+only data found valid skips it. ``tests/test_fastschema_differential.py`` checks with property tests, over
 floe's own schemas and over generated ones, that every ``True`` and ``False`` agrees with
 jsonschema.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from floe.schemas import SchemaStore
+from typing import Any, Protocol
 
 Verdict = bool | None
-Rule = Callable[["SchemaStore", Any, Any, Mapping[str, Any], str], Verdict]
+
+
+class Resolver(Protocol):
+    """What :func:`check` needs of the schemas it walks: a ``$ref`` resolved (the
+    :class:`floe.schemas.SchemaStore` that calls it)."""
+
+    def resolve(self, ref: str, base: str) -> tuple[Mapping[str, Any], str]:
+        """The schema ``ref`` points at from ``base``, and the base to resolve its own refs against."""
+        ...
+
+
+Rule = Callable[[Resolver, Any, Any, Mapping[str, Any], str], Verdict]
 
 ANNOTATIONS = frozenset({
     "$schema", "$defs", "definitions", "$comment", "title", "description", "default", "examples",
@@ -41,7 +50,7 @@ ANNOTATIONS = frozenset({
 """Keywords that never make data invalid."""
 
 
-def check(store: SchemaStore, value: Any, schema: Any, base: str) -> Verdict:
+def check(store: Resolver, value: Any, schema: Any, base: str) -> Verdict:
     """Whether ``value`` is valid under ``schema`` (found at ``base``): ``True``, ``False`` or ``None``
     when this module cannot tell (then only jsonschema can)."""
     if schema is True:
@@ -119,7 +128,7 @@ def _is_type(value: Any, actual: str, wanted: Any) -> Verdict:
     return None  # a type name jsonschema does not know: it raises
 
 
-def _type(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _type(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     actual = kind(value)
     if actual is None:
         return None
@@ -149,21 +158,51 @@ def equal(one: Any, two: Any) -> Verdict:
     return bool(one == two)
 
 
+# -- patterns, as JSON Schema means them ---------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=512)
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled with JSON Schema's meaning of ``$``: the end of the text.
+
+    JSON Schema patterns are ECMA-262 regular expressions, where ``$`` (without the multiline
+    flag) matches only at the end of the input; Python's ``$`` also matches before a final newline,
+    so ``^[a-z]+$`` would accept ``"lake\\n"`` as a catalog name, and the newline would reach SQL
+    and file names. Every ``$`` outside a character class becomes ``\\Z``.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            out.append(r"\Z")
+            continue
+        out.append(char)
+    return re.compile("".join(out))
+
+
 # -- keywords --------------------------------------------------------------------------------------
 
 
-def _ref(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _ref(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     target, target_base = store.resolve(str(argument), base)
     return check(store, value, target, target_base)
 
 
-def _properties(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _properties(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     if not isinstance(value, dict):
         return True
     return _all(check(store, value[k], sub, base) for k, sub in argument.items() if k in value)
 
 
-def _additional(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _additional(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     if not isinstance(value, dict):
         return True
     if "patternProperties" in schema:
@@ -177,24 +216,24 @@ def _additional(store: SchemaStore, value: Any, argument: Any, schema: Mapping[s
     return None
 
 
-def _required(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _required(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     return not isinstance(value, dict) or all(name in value for name in argument)
 
 
-def _property_names(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _property_names(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     if not isinstance(value, dict):
         return True
     return _all(check(store, name, argument, base) for name in value)
 
 
-def _dependent_required(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any],
+def _dependent_required(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any],
                         base: str) -> Verdict:  # fmt: skip
     if not isinstance(value, dict):
         return True
     return all(each in value for name, needed in argument.items() if name in value for each in needed)
 
 
-def _items(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _items(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     if not isinstance(value, list):
         return True
     if "prefixItems" in schema:
@@ -203,7 +242,7 @@ def _items(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, A
 
 
 def _sized(fits: Callable[[int, Any], bool], json_kind: str) -> Rule:
-    def rule(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+    def rule(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
         if kind(value) != json_kind:
             return True
         if kind(argument) not in ("integer", "number"):
@@ -214,7 +253,7 @@ def _sized(fits: Callable[[int, Any], bool], json_kind: str) -> Rule:
 
 
 def _bound(fits: Callable[[Any, Any], bool]) -> Rule:
-    def rule(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+    def rule(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
         if not _number(value):
             return True
         if not _number(argument):
@@ -224,37 +263,35 @@ def _bound(fits: Callable[[Any, Any], bool]) -> Rule:
     return rule
 
 
-def _pattern(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _pattern(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     if not isinstance(value, str):
         return True
-    from floe.schemas import ecma_pattern
-
     return ecma_pattern(str(argument)).search(value) is not None
 
 
-def _const(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _const(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     return equal(value, argument)
 
 
-def _enum(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _enum(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     results = [equal(value, each) for each in argument]
     if True in results:
         return True
     return None if None in results else False
 
 
-def _all_of(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _all_of(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     return _all(check(store, value, sub, base) for sub in argument)
 
 
-def _any_of(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _any_of(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     results = [check(store, value, sub, base) for sub in argument]
     if True in results:
         return True
     return None if None in results else False
 
 
-def _one_of(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _one_of(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     results = [check(store, value, sub, base) for sub in argument]
     if results.count(True) > 1:
         return False
@@ -263,12 +300,12 @@ def _one_of(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, 
     return results.count(True) == 1
 
 
-def _not(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _not(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     result = check(store, value, argument, base)
     return None if result is None else not result
 
 
-def _if(store: SchemaStore, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _if(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
     condition = check(store, value, argument, base)
     if condition is None:
         return None

@@ -176,6 +176,10 @@ class _Reader:
         # ruamel's round-trip comment handling may fail (see _fragile).
         self.empty = False
         self.header_comment = False
+        # The tree as it is built (see _document) and the line of every node.
+        self.root: Any = None
+        self.stack: list[list[Any]] = []
+        self.lines: dict[JsonPath, int] = {(): 1}
 
     def read(self) -> tuple[Any, dict[JsonPath, int]]:
         parser = yaml.CBaseLoader(self.text)
@@ -216,110 +220,132 @@ class _Reader:
         return root, lines
 
     def _document(self, get: Any) -> tuple[Any, dict[JsonPath, int]]:
-        """The root node: one iterative pass, so deep nesting costs no Python stack."""
-        lines: dict[JsonPath, int] = {(): 1}
-        # One frame per open collection: [container, path, is_mapping, pending key, level, deep,
-        # duplicate (key, line) awaiting its value]. A pending key of _NO_KEY means the next node is
-        # a key.
-        stack: list[list[Any]] = []
-        root: Any = None
+        """The root node: one iterative pass, so deep nesting costs no Python stack.
+
+        Each open collection has a frame on ``self.stack``: [container, path, is_mapping, pending
+        key, level, deep, duplicate (key, line) awaiting its value]. A pending key of _NO_KEY means
+        the next node is a key. Scalars, most of the events, are placed here; what may make
+        strictyaml read one differently is looked at only when there is something to look at.
+        """
+        stack, lines = self.stack, self.lines
         flow = 0  # how many flow collections are open
         while True:
             event: Any = get()
             cls = event.__class__
             if cls is ScalarEvent:
                 value: str = event.value
-                style = event.style
-                if event.anchor is not None or event.tag is not None:
-                    self._properties(event, style)
-                if flow:
-                    self._flow_scalar(event, value, style)
-                if not style:
-                    if not value:
-                        self.empty = True
-                    elif value in _SPECIAL:
-                        raise Fallback(f"plain scalar {value!r}")
-                elif style in "|>":
-                    header = _HEADER.match(self.source, event.start_mark.index)
-                    if header is None:
-                        raise Fallback("block scalar header")
-                    if header.group(1):
-                        self.header_comment = True
+                if flow or event.style or not value or value in _SPECIAL or event.anchor is not None \
+                        or event.tag is not None:  # fmt: skip
+                    self._check_scalar(event, value, flow)
                 if not stack:
                     raise Fallback("a scalar document")  # ruamel's block scalars may run on
                 frame = stack[-1]
-                if frame[2]:
-                    key = frame[3]
-                    if key is _NO_KEY:
-                        if value in frame[0]:
-                            frame[6] = (value, event.end_mark.line + 1)
-                        lines[frame[1] + (value,)] = event.start_mark.line + 1
-                        frame[3] = value
-                        continue
-                    frame[0][key] = value
-                    frame[3] = _NO_KEY
-                    if frame[6] is not None:
-                        self._duplicate(frame)
-                else:
+                if not frame[2]:
                     container = frame[0]
                     lines[frame[1] + (len(container),)] = event.start_mark.line + 1
                     container.append(value)
+                    continue
+                key = frame[3]
+                if key is _NO_KEY:
+                    if value in frame[0]:
+                        frame[6] = (value, event.end_mark.line + 1)
+                    lines[frame[1] + (value,)] = event.start_mark.line + 1
+                    frame[3] = value
+                    continue
+                frame[0][key] = value
+                frame[3] = _NO_KEY
+                if frame[6] is not None:
+                    self._duplicate(frame)
             elif cls is MappingStartEvent or cls is SequenceStartEvent:
-                if event.anchor is not None or event.tag is not None:
-                    self._properties(event, None)
-                is_mapping = cls is MappingStartEvent
-                new: dict[str, Any] | list[Any] = {} if is_mapping else []
                 if event.flow_style:
                     flow += 1
-                if not stack:
-                    root = new
-                    stack.append([new, (), is_mapping, _NO_KEY, 0, is_mapping, None])
-                    continue
-                if len(stack) >= MAX_DEPTH:
-                    raise TooDeep(event.start_mark.line + 1)
-                frame = stack[-1]
-                path: JsonPath
-                if frame[2]:
-                    key = frame[3]
-                    if key is _NO_KEY:
-                        raise Fallback("a collection as a mapping key")
-                    path = frame[1] + (key,)
-                    frame[0][key] = new
-                else:
-                    container = frame[0]
-                    path = frame[1] + (len(container),)
-                    lines[path] = event.start_mark.line + 1
-                    container.append(new)
-                deep = frame[5]
-                level = frame[4] if deep else frame[4] + 1
-                stack.append([new, path, is_mapping, _NO_KEY, level, deep or is_mapping, None])
+                self._open(event, cls is MappingStartEvent)
             elif cls is MappingEndEvent or cls is SequenceEndEvent:
                 if flow:
                     flow -= 1  # flow collections nest only in flow collections
-                stack.pop()
-                if not stack:
-                    return root, lines
-                frame = stack[-1]
-                if frame[2]:
-                    frame[3] = _NO_KEY
-                    if frame[6] is not None:
-                        self._duplicate(frame)
+                if self._close():
+                    return self.root, lines
             elif cls is AliasEvent:
-                # Any anchor before it is refused first: this alias is undefined. Reading on, it
-                # stands for a scalar that cannot be a duplicate key.
-                if self.refusal is None:
-                    if not _ANCHOR.match(self.source, event.start_mark.index):
-                        raise Fallback("an alias ruamel may scan differently")
-                    self.refusal = (f"found undefined alias {event.anchor!r}", event.start_mark.line + 1)
-                if not stack:
-                    raise Fallback("a scalar document")
-                frame = stack[-1]
-                if frame[2]:
-                    frame[3] = _NO_KEY if frame[3] is not _NO_KEY else object()
-                else:
-                    frame[0].append("")
+                self._alias(event)
             else:
                 raise Fallback(f"unexpected {cls.__name__}")
+
+    def _check_scalar(self, event: Any, value: str, flow: int) -> None:
+        """What may make strictyaml read a scalar otherwise: properties, its place in a flow
+        collection, an empty plain scalar, a special one, a block scalar's header."""
+        style = event.style
+        if event.anchor is not None or event.tag is not None:
+            self._properties(event, style)
+        if flow:
+            self._flow_scalar(event, value, style)
+        if not style:
+            if not value:
+                self.empty = True
+            elif value in _SPECIAL:
+                raise Fallback(f"plain scalar {value!r}")
+        elif style in "|>":
+            header = _HEADER.match(self.source, event.start_mark.index)
+            if header is None:
+                raise Fallback("block scalar header")
+            if header.group(1):
+                self.header_comment = True
+
+    def _open(self, event: Any, is_mapping: bool) -> None:
+        """A mapping or a sequence starts: the root, an item, or the value of the pending key."""
+        if event.anchor is not None or event.tag is not None:
+            self._properties(event, None)
+        new: dict[str, Any] | list[Any] = {} if is_mapping else []
+        stack = self.stack
+        if not stack:
+            self.root = new
+            stack.append([new, (), is_mapping, _NO_KEY, 0, is_mapping, None])
+            return
+        if len(stack) >= MAX_DEPTH:
+            raise TooDeep(event.start_mark.line + 1)
+        frame = stack[-1]
+        path: JsonPath
+        if frame[2]:
+            key = frame[3]
+            if key is _NO_KEY:
+                raise Fallback("a collection as a mapping key")
+            path = frame[1] + (key,)
+            frame[0][key] = new
+        else:
+            container = frame[0]
+            path = frame[1] + (len(container),)
+            self.lines[path] = event.start_mark.line + 1
+            container.append(new)
+        deep = frame[5]
+        level = frame[4] if deep else frame[4] + 1
+        stack.append([new, path, is_mapping, _NO_KEY, level, deep or is_mapping, None])
+
+    def _close(self) -> bool:
+        """A collection ends; whether it was the root."""
+        stack = self.stack
+        stack.pop()
+        if not stack:
+            return True
+        frame = stack[-1]
+        if frame[2]:
+            frame[3] = _NO_KEY
+            if frame[6] is not None:
+                self._duplicate(frame)
+        return False
+
+    def _alias(self, event: Any) -> None:
+        """An alias: any anchor before it is refused first, so this alias is undefined. Reading on,
+        it stands for a scalar that cannot be a duplicate key."""
+        if self.refusal is None:
+            if not _ANCHOR.match(self.source, event.start_mark.index):
+                raise Fallback("an alias ruamel may scan differently")
+            self.refusal = (f"found undefined alias {event.anchor!r}", event.start_mark.line + 1)
+        if not self.stack:
+            raise Fallback("a scalar document")
+        frame = self.stack[-1]
+        if frame[2]:
+            frame[3] = _NO_KEY if frame[3] is not _NO_KEY else object()
+        else:
+            frame[0].append("")
 
     def _flow_scalar(self, event: Any, value: str, style: str) -> None:
         """Fall back where ruamel may place a ``:`` of a flow collection unlike libyaml.

@@ -199,7 +199,7 @@ def check_resources(doc: Document, path: JsonPath, name: str, written: ResourceS
     if written is None:
         return problems
     for kind in _RESOURCE_KINDS:
-        for resource, value in getattr(written, kind).items():
+        for resource, value in (getattr(written, kind) or {}).items():
             before = inherited.get(kind, {}).get(resource)
             if before is None:
                 continue
@@ -218,6 +218,18 @@ def check_resources(doc: Document, path: JsonPath, name: str, written: ResourceS
                     f"{before.doc.label}",
                 ))  # fmt: skip
     return problems
+
+
+def merge_resources(doc: Document, path: JsonPath, written: ResourceSpec | None,
+                    inherited: Mapping[str, Mapping[str, Quantity]]) -> dict[str, dict[str, Quantity]]:  # fmt: skip
+    """The quantities of compute entry ``path`` of ``doc`` for the levels below: the ``inherited``
+    ones, with those this level writes in their place (:func:`check_resources` says whether
+    each is lower)."""
+    resources = {kind: dict(values) for kind, values in inherited.items()}
+    for kind in _RESOURCE_KINDS if written is not None else ():
+        for resource, value in (getattr(written, kind) or {}).items():
+            resources.setdefault(kind, {})[resource] = Quantity(value, doc, path + ("resources", kind, resource))
+    return resources
 
 
 # -- environments -------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ the JSON Schemas).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import attrs
 
@@ -138,6 +139,18 @@ def fields_with(rule: Rule, under: str) -> Iterator[FieldRule]:
 def leaf(row: FieldRule) -> str:
     """The last name of a row's field (``catalog.uri`` → ``uri``)."""
     return row.parts[-1]
+
+
+def merge_settings(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """The :attr:`Rule.MERGED` rule (and :attr:`Rule.PER_ENVIRONMENT`'s merge): ``override`` over
+    ``base``; nested mappings merge key by key, everything else (a secret reference too) is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and "secret_ref" not in value:
+            merged[key] = merge_settings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def markdown_table() -> str:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from floe.artifacts import remove_stale_temporaries, write_atomic
-from floe.compiler import ARTIFACT_DIR, Compiled
+from floe.compiled import ARTIFACT_DIR, Compiled
 from floe.diagnostics import did_you_mean
 from floe.errors import FloeError, Problem
 from floe.model import SecretReference

@@ -32,7 +32,7 @@ from typing import Any
 import attrs
 
 from floe.artifacts import write_atomic
-from floe.compiler import PRODUCT_FILE
+from floe.compiled import PRODUCT_FILE
 
 FORMAT = "floe-partial-parse/1"
 CACHE_FILE = "partial_parse.json"

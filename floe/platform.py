@@ -20,7 +20,7 @@ import attrs
 
 from floe import partial_parse as pp
 from floe.artifacts import remove_stale_temporaries, write_atomic
-from floe.compiler import ARTIFACT_DIR, PRODUCT_FILE, Compiled, artifact_texts, compile_path
+from floe.compiled import ARTIFACT_DIR, PRODUCT_FILE, Compiled, artifact_texts, compile_path
 from floe.documents import display_path
 from floe.errors import FloeError, ManifestError, Problem
 from floe.manifest_cache import ManifestCache
@@ -236,7 +236,7 @@ def _entry(product: Path, result: Compiled, before: pp.Fingerprint | None, writt
     chain = result.governance.chain
     links = []
     for parent, child in itertools.pairwise(chain):
-        reference = child.data["platform" if child.kind == "DataProduct" else "parent"]
+        reference = child.spec.governor
         resolved = str(parent.path)
         file = read_first.get(resolved)
         if file is None or resolved in unstable:

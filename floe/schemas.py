@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
 from floe import fastschema
+from floe.fastschema import ecma_pattern
 
 if TYPE_CHECKING:  # jsonschema is imported only for data that fastschema does not find valid
     from jsonschema import Draft202012Validator
@@ -34,6 +35,17 @@ def schema_file(relative: str) -> dict[str, Any]:
     text = resources.files("floe.jsonschema").joinpath(relative).read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+class BrokenSchema(Exception):
+    """A schema in the store is not a valid JSON Schema (an engine's, since floe's own are tested):
+    what it breaks is found when data is first checked against it, so that the check of every
+    schema (tens of milliseconds each) is not paid on every start."""
+
+    def __init__(self, uri: str, detail: str) -> None:
+        super().__init__(f"{uri}: {detail}")
+        self.uri = uri
+        self.detail = detail
 
 
 class SchemaStore:
@@ -60,7 +72,17 @@ class SchemaStore:
         without importing jsonschema, for data :func:`floe.fastschema.check` finds valid."""
         if fastschema.check(self, data, self._by_uri[uri], uri) is True:
             return ()
-        return self.validator(uri).iter_errors(data)
+        from jsonschema.exceptions import SchemaError, UnknownType
+        from referencing.exceptions import Unresolvable
+
+        try:
+            return list(self.validator(uri).iter_errors(data))
+        except UnknownType as exc:
+            raise BrokenSchema(uri, f"it names a type JSON Schema does not have, {exc.type!r} "
+                                    "(the types are string, integer, number, boolean, object, array, null)") from None  # fmt: skip
+        except (SchemaError, Unresolvable, TypeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BrokenSchema(uri, f"it is not a valid JSON Schema ({first})") from None
 
     def validator(self, uri: str) -> Draft202012Validator:
         """A jsonschema validator for the schema at ``uri``; ``$ref`` resolves within the store."""
@@ -218,33 +240,6 @@ _INFINITY = re.compile(r"[-+]?\.?(?:inf|Inf|INF)$")
 _NOT_A_NUMBER = re.compile(r"\.?(?:nan|NaN|NAN)$")
 _TRUE = frozenset(("yes", "true", "on", "1", "y"))
 _BOOLEANS = _TRUE | frozenset(("no", "false", "off", "0", "n"))
-
-
-@functools.lru_cache(maxsize=512)
-def ecma_pattern(pattern: str) -> re.Pattern[str]:
-    """``pattern`` compiled with JSON Schema's meaning of ``$``: the end of the text.
-
-    JSON Schema patterns are ECMA-262 regular expressions, where ``$`` (without the multiline
-    flag) matches only at the end of the input; Python's ``$`` also matches before a final newline,
-    so ``^[a-z]+$`` would accept ``"lake\\n"`` as a catalog name, and the newline would reach SQL
-    and file names. Every ``$`` outside a character class becomes ``\\Z``.
-    """
-    out: list[str] = []
-    escaped = in_class = False
-    for char in pattern:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "$":
-            out.append(r"\Z")
-            continue
-        out.append(char)
-    return re.compile("".join(out))
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Schema) -> Iterator[ValidationError]:

@@ -1,8 +1,8 @@
 """Keeping secrets out of floe's files, messages and logs.
 
-Credentials enter manifests only as ``{secret_ref: NAME}``; a literal value under a key that names a
-credential is rejected. Values read from the environment at run time are scrubbed from anything
-floe prints.
+Credentials enter manifests only as ``{secret_ref: NAME}``: a literal value under a key that names a
+credential is refused, and so is Jinja in a setting (:func:`setting_refusals`). Values read from the
+environment at run time are scrubbed from anything floe prints.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from floe.model import SecretReference
 
@@ -29,6 +29,80 @@ names an engine's own SQL writes unquoted. Use ``fullmatch``."""
 def is_credential_key(key: str) -> bool:
     """Whether a config key names a credential (password, token, private key, client secret…)."""
     return bool(_CREDENTIAL_KEY.search(key)) and not _NOT_CREDENTIAL.search(key)
+
+
+# -- the rules for settings as a manifest writes them ------------------------------------------------
+
+
+class Refusal(NamedTuple):
+    """A setting refused as written: where (below the settings), why, what is expected, the fix."""
+
+    path: tuple[str | int, ...]
+    message: str
+    expected: str
+    fix: str
+
+
+JINJA_DELIMITERS = ("{{", "{%", "{#")
+
+
+def setting_refusals(settings: Any) -> list[Refusal]:
+    """What the rules for an engine's settings as written refuse: a literal credential (credentials
+    are secret references), then Jinja (dbt would render it)."""
+    refused: list[Refusal] = []
+    _literal_credentials(settings, (), refused)
+    _jinja(settings, (), refused)
+    return refused
+
+
+def _is_reference(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secret_ref"}
+
+
+def _literal_credentials(value: Any, path: tuple[str | int, ...], refused: list[Refusal]) -> None:
+    """A literal value under a credential key is refused: credentials are secret references."""
+    if isinstance(value, dict):
+        if _is_reference(value):
+            return
+        for key, item in value.items():
+            if is_credential_key(str(key)) and not _is_reference(item):
+                refused.append(Refusal(path + (key,), f"{key!r} holds a literal credential",
+                                       "a secret reference: {secret_ref: NAME}",
+                                       f"write `{key}: {{secret_ref: NAME}}` and set NAME in the "
+                                       "environment (or your secret store); never commit the value"))  # fmt: skip
+            else:
+                _literal_credentials(item, path + (key,), refused)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _literal_credentials(item, path + (i,), refused)
+
+
+def _jinja(value: Any, path: tuple[str | int, ...], refused: list[Refusal]) -> None:
+    """A setting holding Jinja's delimiters is refused: dbt renders every string of profiles.yml
+    as a Jinja template, so ``{{ … }}`` there would run at dbt's start instead of reaching the
+    engine as written (floe writes settings literally; secrets are references it renders itself)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not _is_reference(value):
+                _refuse_jinja(path + (key,), str(key), "key", refused)
+            _jinja(item, path + (key,), refused)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _jinja(item, path + (i,), refused)
+    elif isinstance(value, str):
+        _refuse_jinja(path, value, "value", refused)
+
+
+def _refuse_jinja(path: tuple[str | int, ...], text: str, what: str, refused: list[Refusal]) -> None:
+    found = next((d for d in JINJA_DELIMITERS if d in text), None)
+    if found is not None:
+        refused.append(Refusal(path, f"this {what} contains {found!r}, which dbt would render as Jinja",
+                               "text without Jinja's delimiters ({{, {%, {#)",
+                               "write the setting literally; a secret is {secret_ref: NAME}, which floe "
+                               "turns into dbt's env_var itself"))  # fmt: skip
+
+
+# -- values at run time ---------------------------------------------------------------------------------
 
 
 def secret_values(refs: Iterable[SecretReference], environ: Mapping[str, str] | None = None) -> list[str]:
@@ -75,6 +149,8 @@ def redact(text: str, secrets: Iterable[str], keep: Iterable[str] = ()) -> str:
             end = start + len(secret)
             if not all(protected[start:end]):
                 hidden[start:end] = [True] * len(secret)
+        for start, end in _cut_off(text, secret):
+            hidden[start:end] = [True] * (end - start)
     out: list[str] = []
     for i, char in enumerate(text):
         if not hidden[i]:
@@ -82,6 +158,31 @@ def redact(text: str, secrets: Iterable[str], keep: Iterable[str] = ()) -> str:
         elif i == 0 or not hidden[i - 1]:
             out.append("***")
     return "".join(out)
+
+
+TRUNCATION_MARKS = ("...", "\u2026")
+"""What a client that shortens a long message (dbt's adapters, drivers) puts where it cut."""
+MIN_FRAGMENT = 6
+"""The shortest piece of a cut secret that is hidden (shorter pieces are too common to mean it)."""
+
+
+def _cut_off(text: str, secret: str) -> list[tuple[int, int]]:
+    """Where a piece of ``secret`` cut short by a truncation survives in ``text``: a prefix of it
+    that runs into a truncation mark or the end of the text, a suffix that follows a mark or opens
+    the text. A full occurrence is found by :func:`redact` itself."""
+    found: list[tuple[int, int]] = []
+    if len(secret) <= MIN_FRAGMENT:
+        return found
+    for size in range(len(secret) - 1, MIN_FRAGMENT - 1, -1):
+        head, tail = secret[:size], secret[-size:]
+        for start in _occurrences(text, head):
+            end = start + size
+            if end == len(text) or text.startswith(TRUNCATION_MARKS, end):
+                found.append((start, end))
+        for start in _occurrences(text, tail):
+            if start == 0 or any(text.endswith(mark, 0, start) for mark in TRUNCATION_MARKS):
+                found.append((start, start + size))
+    return found
 
 
 def _occurrences(text: str, word: str) -> list[int]:

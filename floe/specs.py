@@ -7,7 +7,7 @@ fields are ``None`` when the file does not write them: inheritance depends on wh
 writes, not on defaults (see :mod:`floe.inheritance`).
 
 Engine settings (``config``, ``overrides``) stay mappings here: their types are the engine's, known
-once governance knows which engine a compute is.
+once governance knows which engine a compute is (:mod:`floe.engine_settings` types them).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ class Metadata:
 class ResourceSpec:
     """Kubernetes requests and limits as one level writes them (quantities as text)."""
 
-    requests: Mapping[str, str] = attrs.field(factory=dict)
-    limits: Mapping[str, str] = attrs.field(factory=dict)
+    requests: Mapping[str, str] | None = None
+    limits: Mapping[str, str] | None = None
 
 
 @attrs.frozen
@@ -95,10 +95,17 @@ class ManifestSpec:
     catalog: CatalogSpec | None = None
     environments: tuple[EnvironmentSpec, ...] | None = None
     kind: ClassVar[str] = "Manifest"
+    governor_key: ClassVar[str] = "parent"
+    """The field naming the manifest that governs this one."""
 
     @property
     def compute(self) -> ComputeGovernanceSpec | None:
         return self.plugins.compute if self.plugins is not None else None
+
+    @property
+    def governor(self) -> str | None:
+        """The path of the manifest that governs this one, as written (none for the enterprise's)."""
+        return self.parent
 
 
 @attrs.frozen
@@ -113,10 +120,17 @@ class ProductSpec:
     kind: ClassVar[str] = "DataProduct"
     catalog: ClassVar[None] = None
     """A data product never declares a catalog (here so that every level reads alike)."""
+    governor_key: ClassVar[str] = "platform"
+    """The field naming the manifest that governs the product."""
 
     @property
     def compute(self) -> ComputeGovernanceSpec | None:
         return self.plugins.compute if self.plugins is not None else None
+
+    @property
+    def governor(self) -> str:
+        """The path of the manifest that governs the product, as written."""
+        return self.platform
 
 
 LevelSpec = ManifestSpec | ProductSpec

@@ -34,6 +34,7 @@ from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretRefere
 from floe.resources import parse_quantity
 from floe.sqlsecrets import render_secret_placeholders
 from floe.testing import BaseComputePluginTests, Endpoint
+from floe.testing.fifo import release_fifo
 
 FIXTURE = Path(__file__).parent / "dbt_project_small"
 CANARY = "canary-7f3a9c1e-never-print-me"
@@ -372,28 +373,7 @@ def test_validate_returns_within_the_timeout_when_duckdb_hangs(
         assert "did not answer within 2 s" in result.message
         assert "a FIFO" in result.message and "fix:" in result.message
     finally:
-        _unblock(fifo)
-
-
-def _unblock(fifo: Path) -> None:
-    """Best effort: feed the FIFO so that the stuck DuckDB thread fails on it and ends."""
-    fed = False
-    for _ in range(20):
-        try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:  # nobody has the FIFO open for reading (any more)
-            if fed:
-                return
-            time.sleep(0.05)
-            continue
-        try:
-            os.write(fd, b"\0" * 16384)
-            time.sleep(0.05)  # let DuckDB read before the writer goes away
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-        fed = True
+        assert release_fifo(fifo), "the stuck DuckDB thread never let go of the FIFO"
 
 
 @pytest.mark.req("REQ-014")

@@ -184,6 +184,18 @@ def test_redaction_keeps_floes_own_names_and_hides_every_secret() -> None:
     assert redact("pip install snowflake-connector-python", ["snow"]) == "pip install snowflake-connector-python"
 
 
+def test_redaction_hides_a_secret_a_client_cut_short() -> None:
+    """A driver or dbt that shortens a long message may cut a secret: what is left of it is hidden
+    too, before a truncation mark or the end, after a mark or at the start; six characters of it
+    elsewhere are not (too common to mean the secret)."""
+    secret = "canary-7Hq2-lineage-never-shows"
+    assert redact("login failed for '...age-never-shows' (28000)", [secret]) == "login failed for '...***' (28000)"
+    assert redact("password=canary-7Hq2-lin\u2026 refused", [secret]) == "password=***\u2026 refused"
+    assert redact("error near canary-7Hq2", [secret]) == "error near ***"  # cut at the end of the text
+    assert redact("lineage-never-shows is the cause", [secret]) == "*** is the cause"
+    assert redact("the lineage of canary-7 tables", [secret]) == "the lineage of canary-7 tables"
+
+
 def test_validate_with_a_short_password_keeps_the_compute_and_engine_names(tmp_path: Path) -> None:
     """With the password ``snow``, floe validate used to print ``compute '***flake' (engine ***flake)``."""
     import socket

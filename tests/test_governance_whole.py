@@ -312,3 +312,38 @@ def test_the_spec_req_021_example_compiles_with_the_real_spark_engine(write) -> 
     assert output["host"] == "spark://spark.svc:7077"
     assert output["server_side_parameters"]["spark.master"] == "spark://spark.svc:7077"
     assert compile_path(manifest, engines).governance.registry.names() == ["duckdb", "spark"]
+
+
+def test_an_override_of_a_compute_no_manifest_approves_is_refused_with_the_other_problems(write, engines) -> None:
+    extra = ("environments:\n  - name: dev\n  - name: prod\n    overrides:\n"
+             "      snowflak: { warehouse: W }\n      duckdb: { threads: lots }\n")  # fmt: skip
+    enterprise = write("platform/enterprise.yaml", ENTERPRISE + extra)
+    error = failure(product(write, "  - {type: dbt, path: models/a/}\n"), engines)
+    assert isinstance(error, GovernanceError)
+    stray, *others = error.problems
+    assert (stray.line, stray.path) == (line_of(enterprise, "snowflak:"), "$.environments[1].overrides.snowflak")
+    assert stray.message == "environment 'prod' overrides compute 'snowflak', which no manifest approves"
+    assert stray.fix == "did you mean 'snowflake'?"
+    assert [(p.line, p.path) for p in others] == [(line_of(enterprise, "threads: lots"),
+                                                    "$.environments[1].overrides.duckdb.threads")]  # fmt: skip
+
+
+def test_an_engine_whose_config_schema_is_not_a_schema_is_blamed(write) -> None:
+    """A plugin that declares an invalid JSON Schema (an unknown type) is named as broken; the
+    compile neither crashes nor blames the manifest that configures it."""
+    import floe.plugins
+    from tests.support.engines import SCHEMA, hookimpl_engine
+
+    schema = {**SCHEMA, "properties": {**SCHEMA["properties"], "threads": {"type": "text"}}}
+    registry = floe.plugins.EngineRegistry.discover(
+        extra=[("snowflake", _engine_with_schema("snowflake", schema)),
+               ("spark", hookimpl_engine("spark")), ("bigquery", hookimpl_engine("bigquery"))],
+        environ={"FLOE_DISABLE_PLUGINS": "snowflake,spark,bigquery"},
+    )  # fmt: skip
+    write("platform/enterprise.yaml", ENTERPRISE.replace("      - snowflake\n",
+                                                         "      - name: snowflake\n        config: {threads: 2}\n"))  # fmt: skip
+    path = product(write, "  - {type: dbt, path: models/a/, compute: snowflake}\n")
+    rendered = failure(path, registry).render()
+    assert "snowflake" in rendered and "config schema" in rendered and "'text'" in rendered, rendered
+    assert "fix the engine plugin" in rendered, rendered
+    assert "Traceback" not in rendered and "UnknownType" not in rendered, rendered

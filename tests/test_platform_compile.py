@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from floe.compiler import artifact_texts, compile_path
+from floe.compiler import Compiled, artifact_texts, compile_any, compile_path
 from floe.platform import (
     COMPILED,
     FAILED,
@@ -133,6 +133,24 @@ def test_compiles_every_product_reading_each_manifest_once(tree: Path, engines: 
         assert {p.name: p.read_text() for p in (product / "target/floe").iterdir()} == {
             p.name: text for p, text in alone.items()}  # fmt: skip
         assert compiled_json(product)["computes"]["duckdb-large"]["config"] == {"threads": 6}  # type: ignore[index]
+
+
+def test_the_compiler_decides_what_a_path_names(tree: Path, engines: EngineRegistry) -> None:
+    """A product (its directory or floe.yaml) and a manifest compile alone, writing nothing; a
+    directory without floe.yaml compiles (and writes) every product below it."""
+    p1 = tree / "products/a/p1"
+    for path in (p1, p1 / "floe.yaml"):
+        compiled = compile_any(path, engines=engines)
+        assert isinstance(compiled, Compiled) and compiled.name == "p1" and len(compiled.transforms) == 2
+    manifest = compile_any(tree / "platform/domains/a.yaml", engines=engines)
+    assert isinstance(manifest, Compiled) and manifest.name == "a" and manifest.transforms == ()
+    assert not (p1 / "target").exists()
+    for folder in (tree, tree / "products"):
+        result = compile_any(folder, engines=engines, partial_parse=False)
+        assert isinstance(result, PlatformResult), folder
+        assert statuses(result) == {name.removeprefix("products/") if folder != tree else name: COMPILED
+                                    for name in PRODUCTS}  # fmt: skip
+    assert (p1 / "target/floe/compiled.json").is_file()
 
 
 def test_finds_products_but_not_in_target_hidden_dirs_or_through_loops(tree: Path) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from floe.schemas import SCHEMA_BASE, SchemaStore, ecma_pattern
+from floe.fastschema import ecma_pattern
+from floe.schemas import SCHEMA_BASE, SchemaStore
 
 PATTERNS = ["^[a-z][a-z0-9_]*$", "^[A-Z_][A-Z0-9_]{0,127}$", "^https?://[^\\s]+$", "^a$|^\\[[0-9:.]+\\]$",
             "^[$a-z]+$", "^x\\$$"]  # fmt: skip

@@ -253,7 +253,7 @@ def prepare(compiled: Compiled, registry: EngineRegistry, environment: str, sele
     """
     env = os.environ if environ is None else environ
     _check_arguments(compiled, environment, select)
-    product = str(compiled.source.data["metadata"]["name"])
+    product = compiled.name
     product_dir = compiled.product_dir.resolve()
     problems: list[Problem] = []
     catalog: CatalogPlan | None = None
@@ -408,7 +408,7 @@ def approval_chain(compiled: Compiled, compute: str) -> tuple[str, ...]:
         if doc.kind != "Manifest":
             continue
         block = (doc.data.get("plugins") or {}).get("compute") or {}
-        name = doc.data["metadata"]["name"]
+        name = doc.spec.metadata.name
         for i, entry in enumerate(block.get("approved") or []):
             if (entry.get("name") if isinstance(entry, dict) else entry) == compute:
                 verb = "approved by" if first else "kept by"

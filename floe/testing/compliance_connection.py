@@ -27,6 +27,7 @@ from floe.testing.compliance_base import (
     assert_actionable,
     validate_directly,
 )
+from floe.testing.fifo import release_fifo
 
 NO_WAY_TO_FAIL = (
     "the compliance suite cannot check that validate_connection fails where it should: add an "
@@ -118,9 +119,5 @@ def _released(fifo: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # fails when nobody reads it: nothing to release
-            try:
-                os.write(fd, b"\0" * 65536)
-            finally:
-                os.close(fd)
+        if fifo.exists():
+            release_fifo(fifo)

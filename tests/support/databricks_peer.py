@@ -57,7 +57,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -66,6 +66,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from tests.support.joining_server import JoiningHTTPServer
 from tests.support.trino_peer import quiet_sqlglot
 
 _COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.S)
@@ -207,6 +208,14 @@ class DatabricksPeer:
         session_id = str(uuid.uuid4())
         self.sessions[session_id] = Session(catalog, schema, dict(body.get("session_confs") or {}), self._db.cursor())
         return 200, {"session_id": session_id}
+
+    def close(self) -> None:
+        """Close every session's cursor and the database (once no request is being served)."""
+        with self.lock:
+            for session in self.sessions.values():
+                session.cursor.close()
+            self.sessions.clear()
+            self._db.close()
 
     def close_session(self, session_id: str) -> None:
         session = self.sessions.pop(session_id, None)
@@ -811,8 +820,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(JoiningHTTPServer):
     peer: DatabricksPeer
 
 
@@ -892,6 +900,6 @@ def serve(peer: DatabricksPeer | None = None, port: int = 443) -> Iterator[Datab
         try:
             yield peer
         finally:
-            server.shutdown()
-            server.server_close()
+            server.close_and_join()
             thread.join(5)
+            peer.close()

@@ -46,6 +46,8 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from tests.support.joining_server import JoiningHTTPServer
+
 _QUIET = threading.local()
 
 
@@ -470,8 +472,7 @@ class TrinoPeer:
                 context.verify_mode = ssl.CERT_OPTIONAL
                 context.load_verify_locations(str(self.tls.ca))
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
+        class Server(JoiningHTTPServer):
 
             def finish_request(self, request: Any, client_address: Any) -> None:
                 if context is not None:  # the handshake happens in the request's own thread
@@ -509,8 +510,7 @@ class TrinoPeer:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close_and_join()
         if self._thread is not None:
             self._thread.join(5)
         self._db.close()
