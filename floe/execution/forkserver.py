@@ -231,7 +231,7 @@ class ForkServer:
         stdin_read, stdin_write = os.pipe()
         process = ForkedProcess(open(stdin_write, "w", encoding="utf-8"))
         try:
-            log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 with self._lock:
                     request_id = next(self._ids)
