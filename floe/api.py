@@ -68,7 +68,7 @@ def plan(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (),
 def run(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (), threads: int | None = None,
         wait: bool = True, progress: IO[str] | None = None, engines: EngineRegistry | None = None,
         after: Callable[[RunReport, CatalogConfig], None] | None = None,
-        observers: Sequence[RunObserver] = ()) -> RunReport:  # fmt: skip
+        observers: Sequence[RunObserver] = (), keep_snapshots: int = 5) -> RunReport:  # fmt: skip
     """Run every transform (or ``select``) of the data product at ``path`` in environment ``env``,
     each on its compute, as :func:`plan` says.
 
@@ -82,15 +82,24 @@ def run(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (), t
         the progress lines and OpenLineage (:mod:`floe.lineage`, on when the governing manifests
         declare ``lineage:`` or the OpenLineage client's environment configures it:
         ``OPENLINEAGE_URL``, ``OPENLINEAGE_CONFIG``…).
+    :param keep_snapshots: the embedded catalog's retention: the newest snapshots it keeps of each
+        table when the run ends (older ones expire, files nothing reaches any more are removed; see
+        :mod:`floe.catalog.retention`); ``0`` keeps everything. A declared catalog is not touched.
     :returns: what happened, per transform and node.
     :raises FloeError: the product is invalid or cannot run (see :func:`plan`), the lock is held
         and ``wait`` is false, the catalog cannot start, or dbt cannot parse the project.
     """
+    from floe.catalog.retention import RetentionPolicy
     from floe.execution.progress import Progress
     from floe.execution.runner import RunOptions
     from floe.execution.runner import run as run_product
     from floe.lineage.observer import LineageObserver
 
-    options = RunOptions(environment=env, select=tuple(select), parallel=threads, wait=wait)
+    if keep_snapshots < 0:
+        from floe.errors import FloeError
+
+        raise FloeError(f"keep_snapshots must be 0 (keep everything) or more, not {keep_snapshots}")
+    retention = RetentionPolicy(keep_snapshots) if keep_snapshots else None
+    options = RunOptions(environment=env, select=tuple(select), parallel=threads, wait=wait, retention=retention)
     lines = Progress(progress)
     return run_product(Path(path), options, lines, engines, after, [LineageObserver(lines.line), *observers])

@@ -16,10 +16,35 @@ import fcntl
 import os
 import re
 from pathlib import Path
+from typing import IO
 
+PRIVATE_UMASK = 0o077
+"""The umask of the processes a run starts: what they create is their user's alone (0700, 0600)."""
 CREATE_ATTEMPTS = 5
 TEMPORARY = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{12}\.tmp")
 """The name of a temporary file: ``.<target>.<12 hex digits>.tmp``."""
+
+
+def private_directory(path: Path) -> Path:
+    """Create the folder ``path`` readable by its owner only (``0o700``), or make it so.
+
+    ``<product>/.floe`` and ``<product>/target/floe`` hold the catalog's files, the run's logs and
+    dbt's artifacts (compiled SQL, results): nobody but their user reads them. An existing folder
+    is narrowed when this user owns it; one that is a symbolic link is not followed.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(OSError):
+        status = os.lstat(path)
+        if status.st_uid == os.getuid() and status.st_mode & 0o077 and not os.path.islink(path):
+            os.chmod(path, 0o700)
+    return path
+
+
+def open_private(path: Path) -> IO[str]:
+    """Open ``path`` to write text (truncated), created ``0o600`` when new: a log of the run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def write_atomic(path: Path, text: str, *, clean: bool = True) -> None:

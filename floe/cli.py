@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="fail at once when another run of the product is in progress (default: wait)")
     p.add_argument("--show", action="store_true", help="print the tables the run built (first 20 rows)")
     p.add_argument("--json", action="store_true", help="print the run report as JSON (progress on stderr)")
+    p.add_argument("--keep-snapshots", type=_count, default=5, metavar="N",
+                   help="the embedded catalog keeps the newest N snapshots of each table and removes files "
+                        "nothing reaches when the run ends (default: 5; 0 keeps everything)")
     p.set_defaults(run=_run)
 
     p = sub.add_parser("explain", help="why each compute is (not) available, and where each setting comes from")
@@ -146,6 +149,17 @@ def _parser() -> argparse.ArgumentParser:
                         "config typed by its installed engine (JSON Schema draft-07, no remote references)")
     p.set_defaults(run=_schema)
     return parser
+
+
+def _count(text: str) -> int:
+    """A whole number, 0 or more, for an option that counts something."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, not {value}")
+    return value
 
 
 def _compile(args: argparse.Namespace) -> int:

@@ -432,7 +432,7 @@ def test_a_catalog_column_the_downstream_engine_lacks_fails_the_load_naming_it(e
 
 
 def _catalog_tables(engines: Engines) -> list[tuple[str, ...]]:
-    from floe.execution.show import client
+    from floe.execution.catalog_client import client
 
     return [tuple(t) for t in client(engines.catalog).list_tables(NS)]
 

@@ -43,7 +43,7 @@ from floe.catalog.vending import (
 )
 from floe.engines.duckdb import connect_config, extension_files, plugin
 from floe.errors import FloeError
-from floe.execution.show import client
+from floe.execution.catalog_client import client
 from floe.model import CatalogConfig, ComputeConfig, ProfileTarget, SecretReference
 from floe.sqlsecrets import PLACEHOLDER, bind_secret_placeholders, render_secret_placeholders
 from tests.support.dependencies import missing
@@ -621,7 +621,7 @@ def test_floe_run_of_a_duckdb_transform_uses_only_vended_credentials(lake: Lake,
 
 def test_the_show_client_authenticates_with_the_secret_from_the_environment(
         lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    """:func:`floe.execution.show.client` gets its properties from ``pyiceberg_rest_properties``: the
+    """:func:`floe.execution.catalog_client.client` gets its properties from ``pyiceberg_rest_properties``: the
     client secret from the environment buys a token at the default ``<uri>/v1/oauth/tokens``, a
     wrong one is refused, and an unset one is a FloeError naming the variable, never a value."""
     catalog = lake.catalog()

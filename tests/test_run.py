@@ -400,7 +400,7 @@ def test_the_show_client_gets_a_token_at_the_default_endpoint(tmp_path: Path, mo
     """``floe run --show``'s pyiceberg client, with client credentials and no ``oauth2_server_uri``,
     asks ``<uri>/v1/oauth/tokens`` for its token (as the engines do), then lists namespaces."""
     from floe.catalog.rest_server import EmbeddedCatalog
-    from floe.execution.show import client
+    from floe.execution.catalog_client import client
     from floe.model import CatalogConfig, SecretReference
 
     monkeypatch.setenv("FLOE_TEST_SHOW_SECRET", "s3cr3t-show")
@@ -422,7 +422,7 @@ def test_run_show_names_a_missing_catalog_secret_without_a_traceback(tmp_path: P
     ``--show`` client says the same when it meets such a catalog."""
     from floe.catalog.rest_server import EmbeddedCatalog
     from floe.errors import FloeError
-    from floe.execution.show import client
+    from floe.execution.catalog_client import client
     from floe.model import CatalogConfig, SecretReference
 
     variable = "FLOE_TEST_UNSET_CATALOG_SECRET"

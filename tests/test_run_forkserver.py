@@ -106,7 +106,7 @@ def test_a_killed_worker_fails_its_transform_with_its_exit_code(slow_run: SlowRu
     os.kill(slow_worker, signal.SIGKILL)
     assert proc.wait(timeout=60) == 1, output.read_text()
     text = output.read_text()
-    assert "[slow] FAILED" in text and "stopped unexpectedly (exit code -9)" in text, text
+    assert "[slow] FAILED" in text and "it was killed by signal SIGKILL (9); SIGKILL is what the kernel's out-of-memory killer sends" in text, text
     assert "[quick] SUCCESS on duckdb" in text, text  # the other compute's worker went on
     assert not stopped([server], 5), "the fork server outlived the run"
 
@@ -116,7 +116,7 @@ def test_a_killed_fork_server_takes_its_workers_along_and_the_run_ends(slow_run:
     os.kill(server, signal.SIGKILL)
     assert proc.wait(timeout=60) == 1, output.read_text()
     text = output.read_text()
-    assert "stopped unexpectedly (no exit code: its fork server stopped, or could not fork it)" in text, text
+    assert "(no exit code: its fork server stopped, or could not fork it)" in text, text
     assert not stopped([slow_worker], 5), "a worker outlived its fork server"
     # nothing is left holding the DuckDB file or the lock: the next run of the quick transform works
     again = subprocess.run([sys.executable, "-m", "floe", "run", str(root), "--env", "dev", "--select", "quick",

@@ -13,7 +13,8 @@ attach to a production REST catalog, so an engine has one code path for both::
 What it serves (no prefix; the namespace separator is the spec's ``%1F``):
 
 - ``GET /v1/config`` (``?warehouse=`` may be the warehouse URI, its path or the catalog name);
-- ``POST /v1/oauth/tokens``: a fixed token, so that clients configured for OAuth2 work;
+- ``POST /v1/oauth/tokens``: OAuth2 client credentials (client :data:`CLIENT_ID`, its secret the
+  catalog's token) exchanged for the token;
 - namespaces: list (``?parent=``), create, load, ``HEAD`` exists, drop, properties update;
 - tables: list, create (also ``stage-create``), register, load, ``HEAD`` exists, commit, drop
   (``?purgeRequested=true`` deletes the files), ``POST /v1/tables/rename``,
@@ -27,15 +28,25 @@ compare-and-swap in one SQLite transaction). A commit that loses a race answers
 ``409 CommitFailedException`` and the client retries, so concurrent writers never lose or corrupt
 a commit; the same holds across processes sharing the SQLite file.
 
+**Authentication.** Any local process can reach a port on 127.0.0.1, so a catalog started with a
+``token`` answers only requests that carry it (``Authorization: Bearer <token>``, compared in
+constant time), or that buy it at ``/v1/oauth/tokens`` with it as the client secret; every other
+request gets ``401 NotAuthorizedException`` before it touches the catalog. ``floe run`` starts its
+embedded catalog with a random token per run (:mod:`floe.catalog.process`), which only its workers
+receive. Without a token (tests, benchmarks) every request is served.
+
 Importing this module imports only the standard library: pyiceberg (~0.5 s) is imported when the
 server starts.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hmac
 import json
 import logging
+import os
 import socket
 import sqlite3
 import threading
@@ -55,6 +66,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import CommitTableRequest, CommitTableResponse, Table
     from pyiceberg.table.metadata import TableMetadata
 
+    from floe.catalog.retention import MaintenanceReport, RetentionPolicy
     from floe.model import CatalogConfig
 
 logger = logging.getLogger(__name__)
@@ -62,7 +74,10 @@ logger = logging.getLogger(__name__)
 NAMESPACE_SEPARATOR = "\x1f"
 """The REST spec's default separator of namespace levels in a path (``%1F`` once encoded)."""
 ACCESS_TOKEN = "floe-embedded-catalog"
-"""What ``/v1/oauth/tokens`` answers; the server accepts any ``Authorization`` header or none."""
+"""What ``/v1/oauth/tokens`` answers a catalog without a token (which checks no credentials)."""
+CLIENT_ID = "floe"
+"""The OAuth2 client a catalog with a token knows: its client secret is the token."""
+TOKEN_PATH = "/v1/oauth/tokens"
 SQLITE_BUSY_TIMEOUT_S = 30
 """How long a writer waits for SQLite's lock (another thread or process committing)."""
 IDLE_CONNECTION_TIMEOUT_S = 300
@@ -124,11 +139,18 @@ class EmbeddedCatalog:
     Use it as a context manager (or call :meth:`start` and :meth:`stop`). ``state_dir`` is the
     product's ``.floe`` directory; the catalog's files go to ``<state_dir>/iceberg/<name>/``
     (``catalog.sqlite`` and ``warehouse/``), so they survive between runs. ``port=0`` picks a free
-    port. Every request is recorded in :attr:`requests` (the last 10,000).
+    port. Every request is recorded in :attr:`requests` (the last 10,000). With ``token``, only
+    requests that carry it are served (see the module docstring).
     """
 
     def __init__(
-        self, state_dir: Path, name: str = "floe", *, host: str = "127.0.0.1", port: int = 0
+        self,
+        state_dir: Path,
+        name: str = "floe",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
     ) -> None:
         if not name or "/" in name or name in (".", ".."):
             raise ValueError(f"catalog name {name!r} must be a plain, non-empty name")
@@ -138,6 +160,7 @@ class EmbeddedCatalog:
         self.database_path = self.root / "catalog.sqlite"
         self.warehouse_path = self.root / "warehouse"
         self.requests: deque[RequestRecord] = deque(maxlen=10_000)
+        self._token = token
         self._host = host
         self._port = port
         self._server: _Server | None = None
@@ -189,6 +212,15 @@ class EmbeddedCatalog:
             raise
         return True
 
+    def maintain(self, policy: RetentionPolicy) -> MaintenanceReport:
+        """Apply the retention ``policy`` to every table (:func:`floe.catalog.retention.maintain`),
+        in this process; only while nothing else writes (``floe run`` holds its run lock)."""
+        from floe.catalog.retention import maintain
+
+        if self._backend is None:
+            raise RuntimeError("the embedded catalog is not running: call start() first")
+        return maintain(self._backend.catalog, self.warehouse_path, policy)
+
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> EmbeddedCatalog:
@@ -199,7 +231,7 @@ class EmbeddedCatalog:
         _enable_wal(self.database_path)
         backend = _Backend(self)
         try:
-            server = _Server((self._host, self._port), backend, self.requests)
+            server = _Server((self._host, self._port), backend, self.requests, self._token)
         except BaseException:
             backend.close()
             raise
@@ -240,8 +272,13 @@ class EmbeddedCatalog:
 
 
 def _enable_wal(path: Path) -> None:
-    """Put the SQLite file in WAL mode (persistent), so readers never wait for a writer."""
+    """Put the SQLite file in WAL mode (persistent), so readers never wait for a writer.
+
+    A new file is created readable by its owner only; SQLite gives its WAL and shared-memory files
+    the database file's permissions.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
@@ -295,7 +332,7 @@ class _Backend:
         if route == ("GET", 1, "config"):
             return 200, self.config(query)
         if route == ("POST", 2, "oauth") and parts[1] == "tokens":
-            return 200, _token_response()
+            return 200, _token_response(ACCESS_TOKEN)
         if route == ("POST", 2, "tables") and parts[1] == "rename":
             return self.rename_table(_json(body))
         if route == ("POST", 2, "transactions") and parts[1] == "commit":
@@ -626,9 +663,9 @@ def _make_local_directories(location: str) -> None:
         (root / sub).mkdir(parents=True, exist_ok=True)
 
 
-def _token_response() -> dict[str, Any]:
+def _token_response(token: str) -> dict[str, Any]:
     return {
-        "access_token": ACCESS_TOKEN,
+        "access_token": token,
         "token_type": "bearer",
         "expires_in": 86_400,
         "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
@@ -700,6 +737,15 @@ def _table_exists(identifier: tuple[str, ...]) -> CatalogError:
     return CatalogError(409, "AlreadyExistsException", f"Table already exists: {_dotted(identifier)}")
 
 
+def _unauthorized(message: str) -> CatalogError:
+    return CatalogError(401, "NotAuthorizedException", message)
+
+
+def _same(given: str, expected: str) -> bool:
+    """Whether two secrets are equal, in a time that does not depend on where they differ."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 def _not_allowed(method: str, path: str) -> CatalogError:
     return CatalogError(405, "MethodNotAllowedException", f"{method} is not allowed on {path}")
 
@@ -738,9 +784,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], backend: _Backend, log: deque[RequestRecord]) -> None:
+    def __init__(
+        self, address: tuple[str, int], backend: _Backend, log: deque[RequestRecord], token: str | None
+    ) -> None:
         self.backend = backend
         self.log = log
+        self.token = token
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -802,9 +851,15 @@ class _Handler(BaseHTTPRequestHandler):
         payload: Payload
         try:
             body = self._read_body()
-            status, payload = self.server.backend.dispatch(
-                self.command, split.path, parse_qs(split.query), body
-            )
+            token = self.server.token
+            if token is not None and split.path.rstrip("/") == TOKEN_PATH and self.command == "POST":
+                status, payload = 200, _token_response(self._exchange(body, token))
+            else:
+                if token is not None:
+                    self._authenticate(token)
+                status, payload = self.server.backend.dispatch(
+                    self.command, split.path, parse_qs(split.query), body
+                )
         except CatalogError as exc:
             status, payload = exc.code, exc.body()
         except Exception as exc:  # noqa: BLE001 - every failure is an ErrorModel answer
@@ -815,6 +870,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.log.append(RequestRecord(self.command, self.path, status, elapsed))
         logger.debug("%s %s -> %d (%.1f ms)", self.command, self.path, status, elapsed * 1000)
         self._send(status, payload)
+
+    def _authenticate(self, token: str) -> None:
+        """Refuse a request that does not carry ``Authorization: Bearer <token>``."""
+        scheme, _, given = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not _same(given.strip(), token):
+            raise _unauthorized("this catalog needs its bearer token (floe run gives it to its workers only)")
+
+    def _exchange(self, body: bytes, token: str) -> str:
+        """OAuth2 ``client_credentials``: the token, for client :data:`CLIENT_ID` whose secret it is
+        (in the form, or as HTTP Basic credentials)."""
+        form = parse_qs(body.decode("utf-8", "replace"))
+        client_id, secret = _first(form, "client_id"), _first(form, "client_secret")
+        scheme, _, basic = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() == "basic":
+            with contextlib.suppress(ValueError):
+                client_id, _, secret = base64.b64decode(basic.strip()).decode().partition(":")
+        if _first(form, "grant_type") != "client_credentials" or client_id != CLIENT_ID or not _same(
+            secret or "", token
+        ):
+            raise _unauthorized("invalid client credentials")
+        return token
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -837,6 +913,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif payload is not None:
             data = json.dumps(payload).encode()
         self.send_response(status, _reason(status))
+        if status == 401:
+            self.send_header("WWW-Authenticate", 'Bearer realm="floe-embedded-catalog"')
         if status != 204:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

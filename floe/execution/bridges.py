@@ -160,7 +160,7 @@ def load(engine: Engine, compute: ComputeConfig, relation: Relation, catalog: Ca
 
 
 def _client(catalog: CatalogConfig) -> Any:
-    from floe.execution.show import client
+    from floe.execution.catalog_client import client
 
     return client(catalog)
 

@@ -3,30 +3,53 @@
 The manifest's catalog when one is declared (a REST catalog, which floe and the engines reach
 over HTTP); otherwise the embedded one (:class:`floe.catalog.rest_server.EmbeddedCatalog`, a real
 Iceberg REST catalog on 127.0.0.1 whose SQLite file and warehouse live in
-``<product>/.floe/iceberg/``, which ``dbt clean`` does not touch). Every engine attaches to it the
-way it attaches to a production REST catalog.
+``<product>/.floe/iceberg/``, which ``dbt clean`` does not touch), served by a process of its own
+(:mod:`floe.execution.catalog_process`). Every engine attaches to it the way it attaches to a
+production REST catalog.
 
-Importing this module imports no pyiceberg: the embedded catalog imports it when it starts.
+**The embedded catalog's token.** Any local process can reach a port on 127.0.0.1, so each run
+draws a random token (256 bits) that the catalog requires of every request. The engines are told
+the catalog's token as a secret reference, ``{secret_ref: FLOE_CATALOG_TOKEN}``, exactly as they
+are told a declared catalog's: their profiles hold ``{{ env_var('FLOE_CATALOG_TOKEN') }}``, never
+the value, which only the run's worker processes receive, in their environment
+(:attr:`RunCatalog.environ`); the catalog's process reads it from a pipe. floe's own clients of the
+catalog in this process (bridges, ``--show``, lineage) find it through :func:`floe.execution.catalog_client.served_token`. It is
+written to no file and redacted from every message.
+
+Importing this module imports no pyiceberg: the catalog's process imports it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from floe.artifacts import write_atomic
 from floe.errors import FloeError, Problem, UnattachableCatalog
-from floe.model import CatalogConfig
+from floe.execution.catalog_client import TOKEN_VARIABLE, forget_token, remember_token
+from floe.execution.lifeline import ended
+from floe.model import CatalogConfig, SecretReference
+
+if TYPE_CHECKING:
+    from floe.catalog.retention import RetentionPolicy
+    from floe.execution.catalog_process import CatalogProcess
 
 PORT_FILE = Path("iceberg") / "port"
 """Under the state directory: the port the embedded catalog served on last time."""
 
+STOP_TIMEOUT = 30.0
+MAINTENANCE_TIMEOUT = 600.0
+PROBE_TIMEOUT = 3.0
+"""Seconds a declared catalog has to answer when a failed build asks whether it is still up."""
 
 @attrs.frozen
 class CatalogPlan:
@@ -70,89 +93,82 @@ def plan_catalog(declared: CatalogConfig | None, state_dir: Path) -> CatalogPlan
     embedded = EmbeddedCatalog(state_dir)
     port = _last_port(state_dir)
     config = CatalogConfig(type="rest", name=embedded.name, uri=f"http://127.0.0.1:{port}",
-                           warehouse=embedded.warehouse)  # fmt: skip
+                           warehouse=embedded.warehouse, token=SecretReference(TOKEN_VARIABLE))  # fmt: skip
     return CatalogPlan(config, embedded=True, root=embedded.root)
 
 
 class RunCatalog:
     """The catalog during a run, started while the workers start.
 
-    Starting the embedded catalog (pyiceberg's import, SQLite) takes about as long as a worker's
-    start of Python and dbt, and only builds need it: its port is chosen first (the last run's,
-    when it is free: the same uri keeps the run profiles the same from run to run, so dbt reuses
-    its parse of the project), so the run profiles can name it, then it starts in a thread;
-    :meth:`ready` waits for it before the first build.
+    The embedded catalog's process starts at once, on a port chosen first (the last run's, when it
+    is free: the same uri keeps the run profiles the same from run to run, so dbt reuses its parse
+    of the project), so the run profiles can name it; only builds need it: :meth:`ready` waits for
+    it before the first build. Its token is drawn here (see the module docstring).
 
-    With ``namespace``, that thread also creates the run's namespace in the catalog, if missing:
-    workers of several computes building at once into a fresh catalog would each create it, and
-    the second ``CREATE SCHEMA`` fails on the REST catalog's conflict (409). The embedded catalog
-    creates it in-process; a declared one through pyiceberg's REST client, as ``--show`` reads it.
+    With ``namespace``, the run's namespace is created in the catalog, if missing, before it is
+    ready: workers of several computes building at once into a fresh catalog would each create it,
+    and the second ``CREATE SCHEMA`` fails on the REST catalog's conflict (409). The embedded
+    catalog's process creates it; a declared one is asked through pyiceberg's REST client, in a
+    thread, as ``--show`` reads it.
 
     With ``used=False`` (no compute of the run attaches the catalog: each builds in its own
     warehouse) nothing starts and nothing is created: the engines are still told the planned
     catalog, which none of them reaches.
+
+    :param log: where the embedded catalog's process writes its own output.
+    :param retention: what :meth:`stop` keeps of the embedded catalog's history (``None``: no
+        maintenance).
     """
 
-    def __init__(self, plan: CatalogPlan, state_dir: Path, namespace: str | None = None, used: bool = True) -> None:
-        from floe.catalog.rest_server import EmbeddedCatalog
-
+    def __init__(self, plan: CatalogPlan, state_dir: Path, namespace: str | None = None, used: bool = True,
+                 log: Path | None = None, retention: RetentionPolicy | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:  # fmt: skip
         self.plan = plan
         self.used = used
-        self.embedded: EmbeddedCatalog | None = None
         self.seconds = 0.0
+        self.retention = retention
+        self.maintenance: dict[str, Any] | None = None
+        """What the embedded catalog's maintenance did at the end of the run (:meth:`stop`)."""
+        self.process: CatalogProcess | None = None
         self._state_dir = state_dir
         self._namespace = namespace
         self._error: FloeError | None = None
+        self._token: str | None = None
+        self._ready = False
+        self._clock = time.monotonic()
         self.config = plan.config
         self._thread: threading.Thread | None = None
-        if not used:
-            self.planned = self.config
-            return
-        if plan.embedded:
-            port = _free_port(_last_port(state_dir))
-            self.embedded = EmbeddedCatalog(state_dir, port=port)
-            self.config = attrs.evolve(plan.config, uri=f"http://127.0.0.1:{port}")
-            target = self._start
-        else:
-            target = self._create_namespace
+        base = os.environ if environ is None else environ
+        self.environ: Mapping[str, str] = base
+        """The environment of the run's workers: the caller's, with the embedded catalog's token."""
         self.planned = self.config
         """The catalog as the run profiles first name it; :meth:`ready` may answer another port."""
-        if plan.embedded or namespace is not None:
-            self._thread = threading.Thread(target=target, name="floe-run-catalog", daemon=True)
+        if not used:
+            return
+        if plan.embedded:
+            from floe.execution.catalog_process import CatalogProcess
+            from floe.execution.profiles import dbt_environ
+
+            self._token = secrets.token_urlsafe(32)
+            self.environ = {**base, TOKEN_VARIABLE: self._token}
+            port = _free_port(_last_port(state_dir))
+            self.config = self.planned = attrs.evolve(plan.config, uri=f"http://127.0.0.1:{port}")
+            root = plan.root or state_dir
+            self.process = CatalogProcess(state_dir, plan.config.name, port, self._token,
+                                          log or root.parent / "catalog.log", dbt_environ(base), namespace)  # fmt: skip
+        elif namespace is not None:
+            self._thread = threading.Thread(target=self._create_namespace, name="floe-run-catalog", daemon=True)
             self._thread.start()
 
-    def _start(self) -> None:
-        from floe.catalog.rest_server import EmbeddedCatalog
-
-        clock = time.monotonic()
-        embedded = self.embedded
-        assert embedded is not None
-        try:
-            try:
-                embedded.start()
-            except OSError:  # the port was taken since it was chosen: any port will do
-                embedded = self.embedded = EmbeddedCatalog(embedded.state_dir).start()
-        except Exception as exc:  # noqa: BLE001 - pyiceberg missing, a read-only disk, a corrupt file…
-            self._error = FloeError([Problem(
-                f"the embedded Iceberg catalog could not start: {type(exc).__name__}: {exc}",
-                fix=f"check that {embedded.root} is writable; pip install 'floe[iceberg]' if pyiceberg is missing",
-            )])  # fmt: skip
-            return
-        finally:
-            self.seconds = time.monotonic() - clock
-        with contextlib.suppress(OSError):
-            write_atomic(self._state_dir / PORT_FILE, embedded.uri.rsplit(":", 1)[1] + "\n")
-        self.config = embedded.catalog_config()
-        self._create_namespace()
+    @property
+    def secrets(self) -> list[str]:
+        """The secret values the run holds for the catalog (to redact from every message)."""
+        return [self._token] if self._token else []
 
     def _create_namespace(self) -> None:
-        if self._namespace is None:
-            return
+        assert self._namespace is not None
         try:
-            if self.embedded is not None:
-                self.embedded.create_namespace(self._namespace)
-                return
-            from floe.execution.show import client
+            from floe.execution.catalog_client import client
 
             client(self.config).create_namespace_if_not_exists(self._namespace)
         except Exception:  # noqa: BLE001 - no right to, unreachable…: dbt's own attempt says why
@@ -165,20 +181,83 @@ class RunCatalog:
         """
         if self._thread is not None:
             self._thread.join()
+        if self.process is not None and not self._ready:
+            from floe.execution.catalog_process import CatalogProcessError
+
+            try:
+                uri = self.process.ready()
+            except CatalogProcessError as exc:
+                root = self.plan.root or self._state_dir
+                self._error = FloeError([Problem(
+                    f"the embedded Iceberg catalog could not start: {exc}",
+                    fix=f"check that {root} is writable; pip install 'floe[iceberg]' if pyiceberg is missing",
+                )])  # fmt: skip
+            else:
+                self._ready = True
+                self.config = attrs.evolve(self.config, uri=uri)
+                assert self._token is not None
+                remember_token(uri, self._token)
+                with contextlib.suppress(OSError):
+                    write_atomic(self._state_dir / PORT_FILE, uri.rsplit(":", 1)[1] + "\n")
+            finally:
+                self.seconds = time.monotonic() - self._clock
         if self._error is not None:
             raise self._error
         return self.config
 
+    def failure(self) -> str | None:
+        """Why the catalog cannot serve the run any more, if it cannot: the embedded catalog's
+        process ended (how); a declared catalog does not answer. ``None`` while it serves."""
+        if self.process is not None:
+            code = self.process.returncode()
+            if code is None or self.process.stopping:
+                return None
+            return (f"the embedded Iceberg catalog stopped during the run: its process (pid {self.process.pid}) "
+                    f"ended ({ended(code)}); its log: {self.process.log}")  # fmt: skip
+        if not self.used or self.plan.embedded or not self.config.uri:
+            return None
+        return _unreachable(self.config)
+
     def stop(self) -> None:
+        """Maintain the embedded catalog (its retention policy), then stop it."""
         if self._thread is not None:
             self._thread.join()
-        if self.embedded is not None and self.embedded.running:
-            self.embedded.stop()
+        process = self.process
+        if process is None:
+            return
+        try:
+            if self._ready and self.retention is not None and process.returncode() is None:
+                answer = process.request({"op": "maintain", "policy": self.retention.to_json()}, MAINTENANCE_TIMEOUT)
+                if answer is not None and "maintained" in answer:
+                    self.maintenance = dict(answer["maintained"])
+        finally:
+            forget_token(self.config.uri)
+            process.stop(STOP_TIMEOUT)
+            if self.seconds == 0.0:
+                self.seconds = time.monotonic() - self._clock
 
     def to_json(self) -> dict[str, Any]:
         """What the run report says of the catalog (an embedded one that did not start has no uri)."""
         uri = self.config.uri if self.used or not self.plan.embedded else None
         return {**self.plan.to_json(uri), "started": self.used}
+
+
+def _unreachable(catalog: CatalogConfig) -> str | None:
+    """Why a declared REST catalog does not answer at all (no connection, no HTTP answer), if so."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    split = urlsplit(catalog.uri or "")
+    kind = http.client.HTTPSConnection if split.scheme == "https" else http.client.HTTPConnection
+    connection = kind(split.hostname or "", split.port, timeout=PROBE_TIMEOUT)
+    try:
+        connection.request("GET", (split.path.rstrip("/") or "") + "/v1/config")
+        connection.getresponse().read()
+    except (OSError, http.client.HTTPException) as exc:
+        return f"the catalog {catalog.name!r} at {catalog.uri} does not answer ({type(exc).__name__}: {exc})"
+    finally:
+        connection.close()
+    return None
 
 
 def _last_port(state_dir: Path) -> int:

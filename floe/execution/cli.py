@@ -54,7 +54,7 @@ def run_command(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupted)  # stop the workers, the catalog, the lock
     try:
         report = floe.run(args.path, env=args.env, select=args.select, threads=args.threads, wait=not args.no_wait,
-                          progress=out, after=show if args.show else None)  # fmt: skip
+                          progress=out, after=show if args.show else None, keep_snapshots=args.keep_snapshots)  # fmt: skip
     finally:
         signal.signal(signal.SIGTERM, previous)
     progress.summary(report)

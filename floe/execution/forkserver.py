@@ -43,6 +43,9 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from floe.artifacts import PRIVATE_UMASK, open_private
+from floe.execution.lifeline import die_with
+
 AVAILABLE = sys.platform == "linux"
 """Whether ``floe run`` forks its workers from a fork server here (else each starts afresh)."""
 MESSAGE_BYTES = 1 << 20
@@ -56,7 +59,7 @@ PASSED_FDS = 3
 
 def main(argv: list[str]) -> int:
     channel = socket.socket(fileno=int(argv[1]))
-    _die_with(int(argv[2]))
+    die_with(int(argv[2]))
     for module in argv[3:]:
         try:
             importlib.import_module(module)
@@ -65,19 +68,6 @@ def main(argv: list[str]) -> int:
     print(f"floe: fork server ready with {', '.join(argv[3:]) or 'nothing'} imported", flush=True)
     _serve(channel)
     return 0
-
-
-def _die_with(parent: int) -> None:
-    """Get SIGKILL when ``floe run`` dies, whatever this process is doing (importing dbt, say)."""
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the end of the socket still stops the server
-        return
-    if os.getppid() != parent:  # it died before the request took effect
-        os._exit(1)
 
 
 def _serve(channel: socket.socket) -> None:
@@ -215,11 +205,11 @@ class ForkServer:
     def __init__(self, preload: list[str], env: dict[str, str], log: Path) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            with open(log, "w", encoding="utf-8") as out:
+            with open_private(log) as out:
                 self.process = subprocess.Popen(
                     [sys.executable, "-m", "floe.execution.forkserver", str(theirs.fileno()), str(os.getpid()), *preload],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),),
-                    cwd=log.parent, env=env, start_new_session=True,
+                    cwd=log.parent, env=env, start_new_session=True, umask=PRIVATE_UMASK,
                 )  # fmt: skip
         except BaseException:
             ours.close()
@@ -241,7 +231,7 @@ class ForkServer:
         stdin_read, stdin_write = os.pipe()
         process = ForkedProcess(open(stdin_write, "w", encoding="utf-8"))
         try:
-            log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 with self._lock:
                     request_id = next(self._ids)

@@ -53,7 +53,7 @@ class RunLock:
         :raises RunLockedError: the lock is held and ``wait`` is false, or ``timeout`` passed.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if not _try_lock(fd):
                 holder = self.holder()
@@ -110,7 +110,7 @@ def exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive ``fcntl`` lock on ``path`` (created if missing) for the block, waiting
     while another process holds it. The operating system releases it when the holder exits."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from floe.artifacts import PRIVATE_UMASK, open_private, private_directory
 from floe.compiler import ARTIFACT_DIR, STATE_DIR, profile_name
 from floe.errors import FloeError, Problem
 from floe.execution.graph import Node
@@ -53,6 +54,8 @@ def parse_for_plan(preparation: Preparation, registry: EngineRegistry,
     env = dbt_environ(os.environ if environ is None else environ)
     secrets = secret_values(find_secret_refs(compute.config), env)
     names = floe_names(compute)  # a short secret inside the compute's own names is not hidden there
+    private_directory(product_dir / STATE_DIR)
+    private_directory(product_dir / ARTIFACT_DIR)
     with exclusive(product_dir / STATE_DIR / PLAN_LOCK_FILE):
         result, project = _parse(product_dir, preparation, registry, name, output, env, secrets, names)
     if not result.get("success"):
@@ -75,10 +78,10 @@ def _parse(product_dir: Path, preparation: Preparation, registry: EngineRegistry
     log = project / "parse.log"
     with tempfile.TemporaryDirectory(prefix="floe-plan-") as scratch:
         result_file = Path(scratch) / "result.json"
-        with open(log, "w", encoding="utf-8") as out:
+        with open_private(log) as out:
             done = subprocess.run([sys.executable, "-m", "floe.execution.parse", str(result_file), *args],
                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                  cwd=project, timeout=TIMEOUT, check=False)  # fmt: skip
+                                  cwd=project, timeout=TIMEOUT, check=False, umask=PRIVATE_UMASK)  # fmt: skip
         try:
             result = json.loads(result_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -283,7 +283,7 @@ def prepare(compiled: Compiled, registry: EngineRegistry, environment: str, sele
                                      engine.info.dbt_adapter, access, approval_chain(compiled, name))  # fmt: skip
         if name in selected_computes:
             problems += _unset_secrets(compiled, name, environment, compute, env)
-    if catalog is not None and catalog.config.type == "rest":
+    if catalog is not None and catalog.config.type == "rest" and not catalog.embedded:  # the embedded one's is the run's
         problems += _unset_catalog_secrets(compiled, catalog, env)
     if problems:
         raise FloeError(problems)

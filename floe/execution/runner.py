@@ -36,7 +36,6 @@ The steps, in one process plus one dbt worker process per compute (see :mod:`flo
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,6 +43,8 @@ from typing import Any
 
 import attrs
 
+from floe.artifacts import private_directory
+from floe.catalog.retention import RetentionPolicy
 from floe.compiler import (
     ARTIFACT_DIR,
     STATE_DIR,
@@ -77,6 +78,8 @@ from floe.secrets import find_secret_refs, floe_names, redact, secret_values
 
 RUN_DIR = ARTIFACT_DIR / "run"
 WORKER_DIR = ".workers"
+CATALOG_LOG = ".catalog.log"
+"""In the workers' folder: the embedded catalog's process's own output."""
 STOP_TIMEOUT = 30.0
 After = Callable[[RunReport, CatalogConfig], None]
 
@@ -93,6 +96,19 @@ class RunOptions:
     wait: bool = True
     """Wait for another run of the product to finish (else fail at once)."""
     lock_timeout: float | None = None
+    retention: RetentionPolicy | None = attrs.field(factory=lambda: RetentionPolicy())
+    """What the embedded catalog keeps of each table's history (``None``: no maintenance)."""
+
+
+def _say_maintenance(progress: Progress, done: dict[str, Any]) -> None:
+    """One line on what the embedded catalog's retention removed, when it removed anything."""
+    if done.get("snapshots_expired") or done.get("files_removed") or done.get("folders_removed"):
+        progress.line(f"catalog retention: {done.get('snapshots_expired', 0)} old snapshot(s) expired, "
+                      f"{done.get('files_removed', 0) + done.get('folders_removed', 0)} unreferenced file(s) or "
+                      f"dropped table folder(s) removed ({done.get('bytes_removed', 0) / 2**20:.1f} MiB) in "
+                      f"{done.get('seconds', 0.0):.1f}s")  # fmt: skip
+    for error in done.get("errors") or []:
+        progress.line(f"note: catalog retention skipped a table: {error}")
 
 
 def run(path: Path, options: RunOptions, progress: Progress | None = None,
@@ -128,6 +144,8 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
         phases["plan"] = time.monotonic() - clock
     product_dir = compiled.product_dir.resolve()
 
+    private_directory(product_dir / STATE_DIR)  # the catalog, the logs, dbt's artifacts: the user's alone
+    private_directory(product_dir / ARTIFACT_DIR)
     clock = time.monotonic()
     lock = RunLock(product_dir / STATE_DIR).acquire(wait=options.wait, environment=options.environment,
                                                      on_wait=progress.line, timeout=options.lock_timeout)  # fmt: skip
@@ -139,7 +157,8 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
         used = any(preparation.computes[name].access.in_place for name in preparation.selected_computes) or (
             the_plan is not None and any(c.kind is CrossingKind.BRIDGED for c in the_plan.crossings))
         catalog = RunCatalog(preparation.catalog, product_dir / STATE_DIR,
-                             schema if len(preparation.selected_computes) > 1 else None, used=used)  # fmt: skip
+                             schema if len(preparation.selected_computes) > 1 else None, used=used,
+                             log=product_dir / RUN_DIR / WORKER_DIR / CATALOG_LOG, retention=options.retention)  # fmt: skip
         try:
             report = RunReport(preparation.product, options.environment, catalog.to_json(), schema,
                                started_at=started, phases=phases)  # fmt: skip
@@ -166,8 +185,13 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
                 watch.run_finished(report, error)
                 phases["observers"] = time.monotonic() - clock
         finally:
+            clock = time.monotonic()
             catalog.stop()
             phases["catalog_start"] = catalog.seconds
+            if catalog.maintenance is not None:
+                phases["retention"] = time.monotonic() - clock
+                report.catalog["maintenance"] = catalog.maintenance
+                _say_maintenance(progress, catalog.maintenance)
         report.finished_at = time.time()  # before the lock goes: a waiting run starts after this
     return report
 
@@ -186,6 +210,7 @@ class _Run:
         """The plan, when it was made before the run started; else the first parse makes it."""
         self.starting: RunCatalog | None = catalog
         """The catalog until it serves: :meth:`_await_catalog` waits for it before the first build."""
+        self.run_catalog = catalog
         self.catalog = catalog.planned
         self.schema = preparation.namespace
         self.report = report
@@ -201,8 +226,8 @@ class _Run:
         """The run profile of each compute (:meth:`_profiles`)."""
         self.setups: dict[str, WorkerSetup] = {}
         """How each compute's worker starts, as its engine says (``floe_run_worker``)."""
-        self.workers = Workers(self.run_dir / WORKER_DIR, self.setups)
-        self.secrets = self._secrets()
+        self.workers = Workers(self.run_dir / WORKER_DIR, self.setups, catalog.environ)
+        self.secrets = self._secrets() + catalog.secrets
         self.names = [n for name in self.computes for n in floe_names(preparation.compute_config(name))]
         """floe's own names in the run's messages (computes, engines, settings' keys): a short
         secret inside one of them is not hidden there (:func:`floe.secrets.redact`)."""
@@ -214,6 +239,9 @@ class _Run:
         """Per finished build, per transform: dbt's results, the error, when its last node finished."""
         self.lost: dict[int, str] = {}
         """Why a build ended without an answer."""
+        self.build_workers: dict[int, Worker] = {}
+        """The worker each build runs on."""
+        self.catalog_failure: str | None = None
         self.bridges = RunBridges({c: registry.engines[preparation.compute_config(c).engine] for c in self.computes},
                                   {c: preparation.compute_config(c) for c in self.computes}, progress, self.secrets)
         """The models carried between the catalog and the computes that build in their own warehouse."""
@@ -242,7 +270,7 @@ class _Run:
             except UnattachableCatalog as exc:  # located where the manifest declares the catalog
                 raise located_catalog_error(self.compiled, exc) from None
             self.profiles[name] = profile
-            self.setups[name] = engine.run_worker(compute, profile, self.catalog, os.environ)
+            self.setups[name] = engine.run_worker(compute, profile, self.catalog, self.run_catalog.environ)
 
     def _projects(self) -> dict[str, Path]:
         """The dbt project of each compute the selected transforms use, by compute name.
@@ -408,6 +436,7 @@ class _Run:
             transform.status = State.RUNNING
             self.observers.transform_started(transform)
         worker = self.workers.get(build.compute)
+        self.build_workers[build.id] = worker
         request_id = next(self.ids)
         selectors = [s for name in build.transforms for s in the_plan.get(name).selectors]
         # dbt's manifest.json is the parse's; run_results.json would hold one batch: floe's report has all
@@ -415,6 +444,12 @@ class _Run:
                 "--indirect-selection", "buildable"]  # fmt: skip
         self.requests[request_id] = build.id
         self.node_times[build.id] = {}
+        failure = self._catalog_failure(probe=False)
+        if failure is not None and (self.preparation.computes[build.compute].access.in_place
+                                    or self.bridges.loads(build.transforms)):  # fmt: skip
+            self.lost[build.id] = "not started: " + failure
+            self._apply(scheduler, scheduler.handle(BuildLost(build.id)), the_plan, projects)
+            return
         loads = self.bridges.loads(build.transforms)
         if loads:  # the build starts once they are loaded (see _bridged)
             self.waiting[build.id] = (worker, request_id, args)
@@ -466,11 +501,13 @@ class _Run:
             return self._bridged(scheduler, message)
         if kind == "exit":
             worker.alive = False
-            build = next((b for b in scheduler.running.values() if b.compute == worker.compute), None)
+            build = next((b for b in scheduler.running.values() if self.build_workers.get(b.id) is worker), None)
             if build is None:
                 return None
-            self.lost[build.id] = (f"the dbt process of compute {worker.compute!r} stopped unexpectedly "
-                                   f"({exit_text(message)}); its last output ({worker.log}):\n" + worker.tail())  # fmt: skip
+            which = ", ".join(repr(t) for t in build.transforms)
+            self.lost[build.id] = (f"the dbt process of compute {worker.compute!r} stopped unexpectedly while it built "
+                                   f"transform {which} ({exit_text(message)}); its last output ({worker.log}):\n"
+                                   + worker.tail())  # fmt: skip
             return BuildLost(build.id)
         build_id = self.requests.get(int(message.get("id") or 0))
         build = scheduler.running.get(build_id) if build_id is not None else None
@@ -544,8 +581,17 @@ class _Run:
         else:
             transform.status = State.FAILED
             lines = [f"{r.resource_type} {r.name}: {r.message}" for r in failed] or [error or "dbt build failed"]
+            cause = self._catalog_failure(probe=True) if transform.in_catalog or self.bridges.loads([transform.name]) else None
+            if cause is not None and not any(cause in line for line in lines):
+                lines.append("cause: " + cause)
             transform.message = redact("\n".join(lines), self.secrets, self.names)
         self.observers.transform_finished(transform)
+
+    def _catalog_failure(self, probe: bool) -> str | None:
+        """Why the catalog no longer serves the run, once known (``probe``: ask a declared catalog)."""
+        if self.catalog_failure is None and (probe or self.run_catalog.plan.embedded):
+            self.catalog_failure = self.run_catalog.failure()
+        return self.catalog_failure
 
     @staticmethod
     def _owner(unique_id: str, names: list[str], the_plan: Plan) -> str:
@@ -562,3 +608,4 @@ class _Run:
             return None
         database = self.catalog.name if in_catalog else result.get("database")
         return f"{database}.{result.get('schema')}.{result.get('alias')}"
+

@@ -6,14 +6,12 @@ do (REST), then reads its data files. pyiceberg is imported only here, when tabl
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
-from floe.catalog.vending import MissingSecretError, pyiceberg_rest_properties
-from floe.errors import FloeError, Problem
+from floe.execution.catalog_client import client
 from floe.execution.report import SUCCESS, RunReport, table
 from floe.model import CatalogConfig
 
@@ -51,28 +49,6 @@ def built_tables(report: RunReport) -> list[tuple[str, str]]:
         if bridge.published is not None and bridge.published not in found:
             found.append(bridge.published)
     return found
-
-
-def client(catalog: CatalogConfig, environ: Mapping[str, str] | None = None) -> Any:
-    """A pyiceberg REST catalog client configured like the engines (secrets from the environment).
-
-    The properties come from :func:`~floe.catalog.vending.pyiceberg_rest_properties`, the one
-    translation of a :class:`~floe.model.CatalogConfig` for pyiceberg.
-
-    :raises FloeError: a secret the catalog references is not set (named, its value never shown),
-        or the catalog is not a REST catalog with a uri.
-    """
-    from pyiceberg.catalog.rest import RestCatalog
-
-    try:
-        properties = pyiceberg_rest_properties(catalog, os.environ if environ is None else environ)
-    except MissingSecretError as exc:
-        raise FloeError([Problem(f"catalog {catalog.name!r}: {exc}",
-                                 fix=f"set {exc.variable} in the environment floe runs in "
-                                     "(the manifest's catalog names it with secret_ref)")]) from None  # fmt: skip
-    except ValueError as exc:
-        raise FloeError([Problem(str(exc), fix="declare a catalog with `type: rest` and a `uri`")]) from None
-    return RestCatalog(catalog.name, **properties)
 
 
 def read_tables(catalog: CatalogConfig, identifiers: Iterable[tuple[str, str]],

@@ -22,8 +22,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from floe.artifacts import PRIVATE_UMASK, open_private
 from floe.execution.forkserver import AVAILABLE as FORKSERVER_AVAILABLE
 from floe.execution.forkserver import ForkedProcess, ForkServer
+from floe.execution.lifeline import OOM_HINT, ended, killed_by_sigkill
 from floe.execution.profiles import dbt_environ, worker_environ
 from floe.model import WorkerSetup
 
@@ -34,9 +36,13 @@ Message = tuple["Worker", dict[str, Any]]
 
 
 def exit_text(message: Mapping[str, Any]) -> str:
-    """How a worker's process ended, from its ``exit`` message."""
+    """How a worker's process ended, from its ``exit`` message: its exit code, or the signal that
+    killed it (with what SIGKILL, the out-of-memory killer's signal, may mean)."""
     code = message.get("code")
-    return "no exit code: its fork server stopped, or could not fork it" if code is None else f"exit code {code}"
+    if code is None:
+        return "no exit code: its fork server stopped, or could not fork it"
+    text = f"it was {ended(code)}" if code < 0 else ended(code)
+    return f"{text}; {OOM_HINT}" if killed_by_sigkill(code) else text
 
 
 class Worker:
@@ -54,11 +60,11 @@ class Worker:
             if forkserver is not None:
                 self.process = forkserver.spawn(write_fd, self.log, directory, env)
             else:
-                with open(self.log, "w", encoding="utf-8") as log:
+                with open_private(self.log) as log:
                     self.process = subprocess.Popen(
                         [sys.executable, "-m", "floe.execution.worker", str(write_fd)],
                         stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
-                        cwd=directory, env=env, text=True, start_new_session=True,
+                        cwd=directory, env=env, text=True, start_new_session=True, umask=PRIVATE_UMASK,
                     )  # fmt: skip
         except BaseException:
             os.close(read_fd)
@@ -128,11 +134,15 @@ class Workers:
 
     :param directory: where each worker runs and logs (``<compute>/``, ``<compute>.log``).
     :param setups: how each compute's worker starts, as its engine said (``floe_run_worker``).
+    :param environ: the environment the workers start from (default: this process's); the run's
+        own secrets (the embedded catalog's token) are there, and nowhere else.
     """
 
-    def __init__(self, directory: Path, setups: Mapping[str, WorkerSetup]) -> None:
+    def __init__(self, directory: Path, setups: Mapping[str, WorkerSetup],
+                 environ: Mapping[str, str] | None = None) -> None:  # fmt: skip
         self.directory = directory
         self.setups = setups
+        self.environ = os.environ if environ is None else environ
         self.messages: queue.Queue[Message] = queue.Queue()
         self.workers: dict[str, Worker] = {}
         self.forkserver: ForkServer | None = None
@@ -155,7 +165,7 @@ class Workers:
             return worker
         setup = self.setups[compute]
         forkserver = self.forkserver if setup.forkable else None
-        worker = Worker(compute, worker_environ(setup, os.environ), self.directory / compute, self.messages,
+        worker = Worker(compute, worker_environ(setup, self.environ), self.directory / compute, self.messages,
                         forkserver)  # fmt: skip
         self.workers[compute] = worker
         return worker

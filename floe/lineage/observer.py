@@ -309,7 +309,7 @@ class CatalogTables:
 
         try:
             if self._client is None:
-                from floe.execution.show import client
+                from floe.execution.catalog_client import client
 
                 self._client = client(catalog, self._environ)
             loaded = self._client.load_table((schema, table))
