@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from floe.model import (
     ValidationResult,
     WorkerSetup,
 )
+from floe.plugin_index import entry_points
 from floe.resources import merge_requirements, requirements_problem
 from floe.schemas import SCHEMA_BASE, SchemaStore
 from floe.secrets import find_secret_refs, floe_names, redact, secret_values
@@ -320,10 +320,10 @@ class EngineRegistry:
         pm.register(engine_defaults, name=engine_defaults.NAME)
         candidates: list[tuple[str, str, object]] = []
         problems: list[PluginProblem] = []
-        for ep in metadata.entry_points(group=PROJECT_NAME):
+        for ep in entry_points(PROJECT_NAME, env):
             if ep.name in disabled:
                 continue
-            dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+            dist = ep.distribution
             try:
                 candidates.append((ep.name, dist, ep.load()))
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not break floe
