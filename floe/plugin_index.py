@@ -27,9 +27,7 @@ import sys
 from collections.abc import Mapping
 from importlib import import_module
 from pathlib import Path
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 CACHE_VERSION = 1
 CACHE_FILE = "entry-points.json"
@@ -43,9 +41,11 @@ METADATA_SUFFIXES = (".dist-info", ".egg-info")
 Stamp = list[Any]
 
 
-@attrs.frozen
-class EntryPointRecord:
-    """One entry point: its name, where it points (``module:attr``) and its distribution's name."""
+class EntryPointRecord(NamedTuple):
+    """One entry point: its name, where it points (``module:attr``) and its distribution's name.
+
+    (A named tuple rather than an attrs class: attrs compiles each class's methods at import.)
+    """
 
     name: str
     module: str
