@@ -176,9 +176,21 @@ def _normalized(name: str) -> str:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    """The cache's content; empty when absent, unreadable, not ours or malformed (then rewritten)."""
+    """The cache's content; empty when absent, unreadable, not ours or malformed (then rewritten).
+
+    It names the modules floe imports, so a file another user owns or could have written (or a
+    symbolic link) is not read.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return {}
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if info.st_uid != os.getuid() or info.st_mode & 0o077:
+                return {}
+            data = json.loads(handle.read())
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):

@@ -173,6 +173,20 @@ def test_a_corrupt_cache_is_ignored_and_rewritten(site: Path, content: bytes) ->
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # a file others could read is replaced, not reused
 
 
+@pytest.mark.parametrize("mode", [0o640, 0o606, 0o660])
+def test_a_cache_file_others_could_write_or_read_is_not_trusted(site: Path, mode: int) -> None:
+    distribution(site, "acme_one", "[floe]\nacme_one = acme_one:plugin\n")
+    settle(site)
+    cached()
+    path = cache_file(os.environ)
+    data = cache_data()
+    data["entries"][str(site)]["distributions"] = [["acme_one", "acme-one", [["planted", "os", None]]]]  # type: ignore[index]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    path.chmod(mode)
+    assert "planted" not in [name for name, *_ in cached()]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and "planted" not in path.read_text()
+
+
 def test_a_doctored_stamp_shape_is_rescanned(site: Path) -> None:
     distribution(site, "acme_one", "[floe]\nacme_one = acme_one:plugin\n")
     settle(site)
