@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -69,13 +70,16 @@ def distributions(python: Path | str) -> int:
     return int(subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
-def timed(cmd: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float) -> float:
+def timed(cmd: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run of ``cmd``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=dict(env), cwd=cwd, timeout=timeout, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed: {bench.first_line(done.stderr + done.stdout, done.returncode)}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def run(rounds: int, venv: Path | None, before: Path | None, timeout: float) -> dict[str, Any]:
@@ -99,21 +103,27 @@ def run(rounds: int, venv: Path | None, before: Path | None, timeout: float) -> 
         commands["all:floe-uncached"] = ([sys.executable, "-m", "floe", "compile", str(product)],
                                          {**base, "FLOE_NO_PLUGIN_CACHE": "1"})  # fmt: skip
         times: dict[str, list[float]] = {key: [] for key in commands}
+        cpu: dict[str, list[float]] = {key: [] for key in commands}
         print(f"{rounds} rounds of {len(commands)} commands (plus one warm-up round)…", file=sys.stderr, flush=True)
         for i in range(rounds + 1):
             for key, (cmd, env) in commands.items():
-                elapsed = timed(cmd, env, root, timeout)
+                elapsed, used = timed(cmd, env, root, timeout)
                 if i:
                     times[key].append(elapsed)
+                    cpu[key].append(used)
     medians = {key: statistics.median(values) for key, values in times.items()}
+    cpu_medians = {key: statistics.median(values) for key, values in cpu.items()}
     result: dict[str, Any] = {"rounds": rounds, "python": sys.version.split()[0], "cpus": os.cpu_count(),
-                              "medians": medians, "times": times, "environments": {}}  # fmt: skip
+                              "load": os.getloadavg()[0], "medians": medians, "cpu_medians": cpu_medians,
+                              "times": times, "environments": {}}  # fmt: skip
     for name, (python, _) in envs.items():
         result["environments"][name] = {
             "python": python, "distributions": distributions(python),
             "ratio": medians[f"{name}:floe"] / medians[f"{name}:yaml"],
+            "cpu_ratio": cpu_medians[f"{name}:floe"] / cpu_medians[f"{name}:yaml"],
         }  # fmt: skip
     result["uncached_ratio"] = medians["all:floe-uncached"] / medians["all:yaml"]
+    result["uncached_cpu_ratio"] = cpu_medians["all:floe-uncached"] / cpu_medians["all:yaml"]
     result["goals"] = [
         {"goal": f"whole-process `floe compile` (10 transforms) / `python -c \"import yaml\"`, {label}",
          "figure": result["environments"][name]["ratio"], "limit": GOALS[name],
@@ -129,21 +139,27 @@ LABELS = {"all": "every engine installed (this interpreter)", "duckdb": "only Du
 
 
 def markdown(result: dict[str, Any], argv: list[str]) -> str:
-    med = result["medians"]
+    med, cpu = result["medians"], result["cpu_medians"]
     lines = [
         "## Start-up: whole-process `floe compile` against `import yaml` (`benchmarks/startup.py`)", "",
         f"`python benchmarks/startup.py{''.join(' ' + a for a in argv)}`", "",
         f"Medians of {result['rounds']} rounds (each round runs every command once, in turn), Python "
-        f"{result['python']}, {result['cpus']} CPUs; each ratio divides two medians of one environment.", "",
-        "| environment | distributions | `import yaml` s | `floe compile` s | ratio |",
-        "|---|---:|---:|---:|---:|",
+        f"{result['python']}, {result['cpus']} CPUs, load average {result['load']:.1f} at the end; each ratio "
+        "divides two medians of one environment. Wall time is the goal's figure; CPU time (user + system) "
+        "is given because a shared machine's load moves it less.", "",
+        "| environment | distributions | `import yaml` s | `floe compile` s | ratio | CPU: yaml / floe ms | CPU ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
+
+    def row(label: str, dists: int, env: str, floe: str, ratio: float, cpu_ratio: float) -> str:
+        return (f"| {label} | {dists} | {med[f'{env}:yaml']:.3f} | {med[floe]:.3f} | {ratio:.2f} | "
+                f"{cpu[f'{env}:yaml'] * 1000:.0f} / {cpu[floe] * 1000:.0f} | {cpu_ratio:.2f} |")  # fmt: skip
+
     for name, env in result["environments"].items():
-        lines.append(f"| {LABELS[name]} | {env['distributions']} | {med[f'{name}:yaml']:.3f} | "
-                     f"{med[f'{name}:floe']:.3f} | {env['ratio']:.2f} |")  # fmt: skip
-    lines.append(f"| every engine installed, entry-point cache off (`FLOE_NO_PLUGIN_CACHE=1`) | "
-                 f"{result['environments']['all']['distributions']} | {med['all:yaml']:.3f} | "
-                 f"{med['all:floe-uncached']:.3f} | {result['uncached_ratio']:.2f} |")  # fmt: skip
+        lines.append(row(LABELS[name], env["distributions"], name, f"{name}:floe", env["ratio"], env["cpu_ratio"]))
+    lines.append(row("every engine installed, entry-point cache off (`FLOE_NO_PLUGIN_CACHE=1`)",
+                     result["environments"]["all"]["distributions"], "all", "all:floe-uncached",
+                     result["uncached_ratio"], result["uncached_cpu_ratio"]))  # fmt: skip
     lines += ["", *bench.goal_table(result["goals"])]
     return "\n".join(lines)
 
