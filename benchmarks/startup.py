@@ -41,6 +41,8 @@ import compile as bench  # the writers of benchmarks/compile.py
 ROOT = Path(__file__).resolve().parents[1]
 GOALS = {"all": 3.0, "duckdb": 2.0}
 """Whole-process ``floe compile`` / ``python -c "import yaml"``, at most (issue 16 §1)."""
+LIBRARIES = ("yaml", "attrs", "cattrs", "pluggy")
+"""The libraries every ``floe compile`` imports (its floor: PyYAML's C parser, the typed manifests, the engine hooks)."""
 OTHER_ENGINES = ("pyspark", "snowflake.connector", "google.cloud.bigquery", "databricks.sql", "redshift_connector",
                  "trino", "dbt.adapters.spark")  # fmt: skip
 """Modules of the other engines' clients: none may be importable in the DuckDB-only environment."""
@@ -100,6 +102,7 @@ def run(rounds: int, venv: Path | None, before: Path | None, timeout: float) -> 
         for name, (python, env) in envs.items():
             commands[f"{name}:yaml"] = ([python, "-c", "import yaml"], env)
             commands[f"{name}:floe"] = ([python, "-m", "floe", "compile", str(product)], env)
+        commands["all:libraries"] = ([sys.executable, "-c", f"import {', '.join(LIBRARIES)}"], base)
         commands["all:floe-uncached"] = ([sys.executable, "-m", "floe", "compile", str(product)],
                                          {**base, "FLOE_NO_PLUGIN_CACHE": "1"})  # fmt: skip
         times: dict[str, list[float]] = {key: [] for key in commands}
@@ -122,6 +125,8 @@ def run(rounds: int, venv: Path | None, before: Path | None, timeout: float) -> 
             "ratio": medians[f"{name}:floe"] / medians[f"{name}:yaml"],
             "cpu_ratio": cpu_medians[f"{name}:floe"] / cpu_medians[f"{name}:yaml"],
         }  # fmt: skip
+    result["libraries_ratio"] = medians["all:libraries"] / medians["all:yaml"]
+    result["libraries_cpu_ratio"] = cpu_medians["all:libraries"] / cpu_medians["all:yaml"]
     result["uncached_ratio"] = medians["all:floe-uncached"] / medians["all:yaml"]
     result["uncached_cpu_ratio"] = cpu_medians["all:floe-uncached"] / cpu_medians["all:yaml"]
     result["goals"] = [
@@ -160,6 +165,9 @@ def markdown(result: dict[str, Any], argv: list[str]) -> str:
     lines.append(row("every engine installed, entry-point cache off (`FLOE_NO_PLUGIN_CACHE=1`)",
                      result["environments"]["all"]["distributions"], "all", "all:floe-uncached",
                      result["uncached_ratio"], result["uncached_cpu_ratio"]))  # fmt: skip
+    lines.append(row(f"reference: `python -c \"import {', '.join(LIBRARIES)}\"` (the libraries floe compile needs)",
+                     result["environments"]["all"]["distributions"], "all", "all:libraries",
+                     result["libraries_ratio"], result["libraries_cpu_ratio"]))  # fmt: skip
     lines += ["", *bench.goal_table(result["goals"])]
     return "\n".join(lines)
 
