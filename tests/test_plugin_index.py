@@ -187,6 +187,22 @@ def test_a_cache_file_others_could_write_or_read_is_not_trusted(site: Path, mode
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and "planted" not in path.read_text()
 
 
+def test_a_cache_file_that_is_a_symbolic_link_is_not_followed(site: Path, tmp_path: Path) -> None:
+    distribution(site, "acme_one", "[floe]\nacme_one = acme_one:plugin\n")
+    settle(site)
+    cached()
+    path = cache_file(os.environ)
+    data = cache_data()
+    data["entries"][str(site)]["distributions"] = [["acme_one", "acme-one", [["planted", "os", None]]]]  # type: ignore[index]
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps(data), encoding="utf-8")
+    elsewhere.chmod(0o600)
+    path.unlink()
+    path.symlink_to(elsewhere)
+    assert "planted" not in [name for name, *_ in cached()]
+    assert not path.is_symlink() and "planted" in elsewhere.read_text()  # replaced, its target untouched
+
+
 def test_a_doctored_stamp_shape_is_rescanned(site: Path) -> None:
     distribution(site, "acme_one", "[floe]\nacme_one = acme_one:plugin\n")
     settle(site)
