@@ -1,0 +1,118 @@
+"""The ``floe`` program ends at once after a compile (floe/cli.py ``entry``): its output and
+artifacts complete, its ``atexit`` handlers run, a running thread still waited for; the
+interpreter's teardown skipped only there. Each case runs floe in a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PRODUCT = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {name: orders}
+platform: ../enterprise.yaml
+transforms:
+  - type: dbt
+    path: models/orders/
+  - type: dbt
+    path: models/customers/
+"""
+ENTERPRISE = """\
+apiVersion: floe.dev/v1
+kind: Manifest
+scope: enterprise
+metadata: {name: acme}
+plugins:
+  compute:
+    approved: [duckdb]
+    default: duckdb
+"""
+PROBE = """\
+import atexit, sys, threading, time
+import floe.cli
+
+class Teardown:
+    def __del__(self):
+        print("torn down", flush=True)
+
+kept = Teardown()  # freed by the interpreter's teardown, if it happens
+atexit.register(lambda: print("atexit ran"))  # no flush: floe must flush what handlers print
+if "--thread" in sys.argv:
+    sys.argv.remove("--thread")
+    threading.Thread(target=lambda: (time.sleep(0.5), print("thread done", flush=True))).start()
+sys.argv = ["floe", *sys.argv[1:]]
+floe.cli.entry()
+"""
+
+
+@pytest.fixture
+def product(tmp_path: Path) -> Path:
+    (tmp_path / "enterprise.yaml").write_text(ENTERPRISE)
+    folder = tmp_path / "product"
+    for model in ("orders", "customers"):
+        (folder / "models" / model).mkdir(parents=True)
+    (folder / "floe.yaml").write_text(PRODUCT)
+    return folder
+
+
+def probe(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as in a shell pipe
+    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120,
+                          env=env, check=False)  # fmt: skip
+
+
+def test_a_compile_ends_at_once_with_its_output_artifacts_and_atexit_handlers(product: Path) -> None:
+    done = probe("compile", str(product))
+    assert done.returncode == 0, done.stderr
+    assert "ok: acme → orders: 2 transform(s) on duckdb" in done.stdout
+    assert f"wrote {product / 'target' / 'floe' / 'compiled.json'}" in done.stdout
+    assert done.stdout.rstrip().endswith("atexit ran")
+    assert "torn down" not in done.stdout  # the teardown was skipped
+    compiled = json.loads((product / "target" / "floe" / "compiled.json").read_text())
+    assert [t["name"] for t in compiled["transforms"]] == ["orders", "customers"]
+    assert "duckdb" in (product / "target" / "floe" / "profiles.yml").read_text()
+
+
+def test_an_invalid_product_ends_at_once_with_its_error(product: Path) -> None:
+    (product / "floe.yaml").write_text(PRODUCT.replace("models/customers/", "models/missing/"))
+    done = probe("compile", str(product))
+    assert done.returncode == 1
+    assert "path 'models/missing/' does not exist" in done.stderr
+    assert "atexit ran" in done.stdout and "torn down" not in done.stdout
+
+
+def test_a_running_thread_or_another_command_gets_the_usual_exit(product: Path) -> None:
+    waited = probe("compile", str(product), "--thread")
+    assert waited.returncode == 0, waited.stderr
+    assert "thread done" in waited.stdout and "torn down" in waited.stdout
+    other = probe("engines")
+    assert other.returncode == 0, other.stderr
+    assert "duckdb" in other.stdout and "torn down" in other.stdout
+
+
+def test_the_installed_program_and_python_m_floe_end_alike_into_a_closed_pipe(product: Path) -> None:
+    floe = Path(sys.executable).with_name("floe")
+    for command in ([str(floe)], [sys.executable, "-m", "floe"]):
+        shell = f"{' '.join(command)} compile {product} | true; echo status=${{PIPESTATUS[0]}}"
+        done = subprocess.run(shell, shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120)
+        assert "status=0" in done.stdout, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+        full = subprocess.run([*command, "compile", str(product)], capture_output=True, text=True, timeout=120)
+        assert full.returncode == 0 and full.stdout.count("\nwrote ") == 2, full.stdout + full.stderr
+
+
+def test_main_called_in_process_returns(product: Path) -> None:
+    code = textwrap.dedent(f"""\
+        import floe.cli
+        status = floe.cli.main(["compile", {str(product)!r}])
+        print("returned", status)
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert "returned 0" in done.stdout, done.stderr
