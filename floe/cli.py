@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from floe.plugins import EngineRegistry
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+SHORT_RUN_GC_THRESHOLD = 100_000
+"""The youngest generation's collection threshold of a short command run by the program (see :func:`entry`)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,9 +35,13 @@ def entry() -> NoReturn:
     synced and closed), the process ends as soon as its output is flushed and its ``atexit``
     handlers have run, when no other thread runs: tearing the interpreter down (freeing every
     object of every module, ~20 ms after a compile) would only delay the prompt. After any other
-    command, or in any doubt, it exits the usual way.
+    command, or in any doubt, it exits the usual way. Such a command also runs with the cyclic
+    garbage collector's youngest generation collected every :data:`SHORT_RUN_GC_THRESHOLD`
+    allocations instead of 700: what it allocates is mostly what lives until the end (modules,
+    classes, schemas), so frequent collections only cost time (~6 ms of a compile); garbage
+    cycles are still collected.
     """
-    status, at_once = _dispatch(None)
+    status, at_once = _dispatch(None, program=True)
     if at_once:
         _end_at_once(status)
     raise SystemExit(status)
@@ -61,8 +67,9 @@ def _end_at_once(status: int) -> None:
         os._exit(status)
 
 
-def _dispatch(argv: Sequence[str] | None) -> tuple[int, bool]:
-    """The command's exit status, and whether the process may end at once (see :func:`entry`)."""
+def _dispatch(argv: Sequence[str] | None, program: bool = False) -> tuple[int, bool]:
+    """The command's exit status, and whether the process may end at once (see :func:`entry`;
+    ``program``: this process is the ``floe`` program, not a caller of :func:`main`)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -71,6 +78,10 @@ def _dispatch(argv: Sequence[str] | None) -> tuple[int, bool]:
     from floe.errors import FloeError
 
     at_once = bool(getattr(args, "exit_at_once", False))
+    if program and at_once:
+        import gc
+
+        gc.set_threshold(SHORT_RUN_GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
         status = int(args.run(args))
         sys.stdout.flush()  # a closed pipe is reported here, not at exit

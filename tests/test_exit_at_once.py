@@ -35,7 +35,7 @@ plugins:
     default: duckdb
 """
 PROBE = """\
-import atexit, sys, threading, time
+import atexit, gc, sys, threading, time
 import floe.cli
 
 class Teardown:
@@ -43,7 +43,7 @@ class Teardown:
         print("torn down", flush=True)
 
 kept = Teardown()  # freed by the interpreter's teardown, if it happens
-atexit.register(lambda: print("atexit ran"))  # no flush: floe must flush what handlers print
+atexit.register(lambda: print("atexit ran", "gc", gc.get_threshold()[0]))  # no flush: floe must flush it
 if "--thread" in sys.argv:
     sys.argv.remove("--thread")
     threading.Thread(target=lambda: (time.sleep(0.5), print("thread done", flush=True))).start()
@@ -73,7 +73,7 @@ def test_a_compile_ends_at_once_with_its_output_artifacts_and_atexit_handlers(pr
     assert done.returncode == 0, done.stderr
     assert "ok: acme → orders: 2 transform(s) on duckdb" in done.stdout
     assert f"wrote {product / 'target' / 'floe' / 'compiled.json'}" in done.stdout
-    assert done.stdout.rstrip().endswith("atexit ran")
+    assert done.stdout.rstrip().endswith("atexit ran gc 100000")  # young garbage collected less often
     assert "torn down" not in done.stdout  # the teardown was skipped
     compiled = json.loads((product / "target" / "floe" / "compiled.json").read_text())
     assert [t["name"] for t in compiled["transforms"]] == ["orders", "customers"]
@@ -95,6 +95,7 @@ def test_a_running_thread_or_another_command_gets_the_usual_exit(product: Path) 
     other = probe("engines")
     assert other.returncode == 0, other.stderr
     assert "duckdb" in other.stdout and "torn down" in other.stdout
+    assert "atexit ran gc 700" in other.stdout  # another command keeps Python's threshold
 
 
 def test_the_installed_program_and_python_m_floe_end_alike_into_a_closed_pipe(product: Path) -> None:
@@ -111,8 +112,9 @@ def test_the_installed_program_and_python_m_floe_end_alike_into_a_closed_pipe(pr
 def test_main_called_in_process_returns(product: Path) -> None:
     code = textwrap.dedent(f"""\
         import floe.cli
+        import gc
         status = floe.cli.main(["compile", {str(product)!r}])
-        print("returned", status)
+        print("returned", status, "gc", gc.get_threshold()[0])
         """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
-    assert "returned 0" in done.stdout, done.stderr
+    assert "returned 0 gc 700" in done.stdout, done.stderr  # a caller's collector is left alone
