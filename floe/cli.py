@@ -203,7 +203,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from floe.compiler import Compiled, compile_any, write_artifacts
+    from floe.compiler import ARTIFACT_DIR, Compiled, compile_any, write_artifacts
 
     compiled = compile_any(args.path, partial_parse=not args.no_partial_parse)
     if not isinstance(compiled, Compiled):  # every product below a directory, written as they compiled
@@ -222,6 +222,8 @@ def _compile(args: argparse.Namespace) -> int:
           f"environments {', '.join(gov.environments)}")  # fmt: skip
     for path in written:
         print(f"wrote {path}")
+    if not written:
+        print(f"artifacts unchanged in {compiled.product_dir / ARTIFACT_DIR}")
     return EXIT_OK
 
 

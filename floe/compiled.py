@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from floe.artifacts import write_atomic
+from floe.artifacts import write_if_changed
 from floe.chain import load_chain
 from floe.documents import Document, display_path, path_refusal, read_document
 from floe.engine_settings import type_settings
@@ -334,8 +334,10 @@ def artifact_texts(compiled: Compiled) -> dict[Path, str]:
 
 
 def write_artifacts(compiled: Compiled) -> list[Path]:
-    """Write ``target/floe/profiles.yml`` then ``compiled.json``, each atomically."""
-    texts = artifact_texts(compiled)
-    for path, text in texts.items():
-        write_atomic(path, text)
-    return list(reversed(texts))
+    """Write ``target/floe/profiles.yml`` then ``compiled.json``, each atomically; the paths written.
+
+    An artifact whose file already holds exactly its text is left alone (the usual case while a
+    data engineer iterates on models: the manifests, and so the artifacts, stay the same).
+    """
+    written = [path for path, text in artifact_texts(compiled).items() if write_if_changed(path, text)]
+    return list(reversed(written))

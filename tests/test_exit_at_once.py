@@ -106,7 +106,8 @@ def test_the_installed_program_and_python_m_floe_end_alike_into_a_closed_pipe(pr
         assert "status=0" in done.stdout, done.stdout + done.stderr
         assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
         full = subprocess.run([*command, "compile", str(product)], capture_output=True, text=True, timeout=120)
-        assert full.returncode == 0 and full.stdout.count("\nwrote ") == 2, full.stdout + full.stderr
+        last = full.stdout.rstrip().splitlines()[-1]  # the whole output, to its last line
+        assert full.returncode == 0 and last.startswith("artifacts unchanged in "), full.stdout + full.stderr
 
 
 def test_main_called_in_process_returns(product: Path) -> None:
@@ -118,3 +119,24 @@ def test_main_called_in_process_returns(product: Path) -> None:
         """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert "returned 0 gc 700" in done.stdout, done.stderr  # a caller's collector is left alone
+
+
+def test_a_repeated_compile_leaves_identical_artifacts_alone_and_rewrites_changed_ones(product: Path) -> None:
+    first = probe("compile", str(product))
+    assert first.returncode == 0 and first.stdout.count("wrote ") == 2, first.stdout + first.stderr
+    out = product / "target" / "floe"
+    before = {name: (out / name).stat() for name in ("compiled.json", "profiles.yml")}
+    again = probe("compile", str(product))
+    assert again.returncode == 0, again.stderr
+    assert "wrote " not in again.stdout and f"artifacts unchanged in {out}" in again.stdout
+    for name, stat in before.items():  # not rewritten: same file, same mtime
+        now = (out / name).stat()
+        assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    (out / "profiles.yml").write_text("tampered\n")  # a changed artifact is rewritten, the other kept
+    fixed = probe("compile", str(product))
+    assert f"wrote {out / 'profiles.yml'}" in fixed.stdout and "compiled.json" not in fixed.stdout
+    assert "duckdb" in (out / "profiles.yml").read_text()
+    (product / "models" / "refunds").mkdir()
+    (product / "floe.yaml").write_text(PRODUCT + "  - type: dbt\n    path: models/refunds/\n")
+    changed = probe("compile", str(product))
+    assert f"wrote {out / 'compiled.json'}" in changed.stdout, changed.stdout + changed.stderr
