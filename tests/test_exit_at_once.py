@@ -36,6 +36,7 @@ plugins:
 """
 PROBE = """\
 import atexit, gc, sys, threading, time
+from pathlib import Path
 import floe.cli
 
 class Teardown:
@@ -44,9 +45,18 @@ class Teardown:
 
 kept = Teardown()  # freed by the interpreter's teardown, if it happens
 atexit.register(lambda: print("atexit ran", "gc", gc.get_threshold()[0]))  # no flush: floe must flush it
-if "--thread" in sys.argv:
+if "--thread" in sys.argv:  # a thread still running when the compile ends: it waits for the artifact, then 1 s
     sys.argv.remove("--thread")
-    threading.Thread(target=lambda: (time.sleep(0.5), print("thread done", flush=True))).start()
+    artifact = Path(sys.argv[-1], "target", "floe", "compiled.json")
+
+    def work():
+        deadline = time.monotonic() + 60
+        while not artifact.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1)
+        print("thread done", flush=True)
+
+    threading.Thread(target=work).start()
 sys.argv = ["floe", *sys.argv[1:]]
 floe.cli.entry()
 """
@@ -89,7 +99,7 @@ def test_an_invalid_product_ends_at_once_with_its_error(product: Path) -> None:
 
 
 def test_a_running_thread_or_another_command_gets_the_usual_exit(product: Path) -> None:
-    waited = probe("compile", str(product), "--thread")
+    waited = probe("--thread", "compile", str(product))
     assert waited.returncode == 0, waited.stderr
     assert "thread done" in waited.stdout and "torn down" in waited.stdout
     other = probe("engines")
