@@ -301,17 +301,15 @@ class EngineRegistry:
     process, so what is reported is the plugin as it is now.
     """
 
-    def __init__(self, pending: Iterable[EntryPointRecord] = (), extra: Iterable[tuple[str, object]] = (),
+    def __init__(self, engines: Mapping[str, Engine] | None = None, problems: Iterable[PluginProblem] = (),
                  disabled: Iterable[str] = ()) -> None:  # fmt: skip
+        """A registry of these engines and problems (:meth:`discover` finds the installed ones)."""
         self.disabled = list(disabled)
-        self._pending = list(pending)
-        self._engines: dict[str, Engine] = {}
-        self._problems: list[PluginProblem] = []
-        self._plugin_names: dict[str, str] = {}  # plugin name -> distribution of the one registered
-        if extra:  # in-process plugins come after the entry points: load in that order
-            self._load_all()
-            for name, plugin in extra:
-                self._accept(name, "in-process", plugin, entry_point=False)
+        self._pending: list[EntryPointRecord] = []  # entry points not loaded yet
+        self._engines: dict[str, Engine] = dict(engines or {})
+        self._problems: list[PluginProblem] = list(problems)
+        # plugin name -> distribution of the plugin registered under it
+        self._plugin_names: dict[str, str] = {e.plugin_name: e.distribution for e in self._engines.values()}
 
     def __repr__(self) -> str:
         return f"<EngineRegistry {sorted(self._engines)} ({len(self._pending)} plugins not loaded yet)>"
@@ -356,7 +354,13 @@ class EngineRegistry:
         env = os.environ if environ is None else environ
         disabled = [n.strip() for n in env.get(DISABLE_ENV, "").split(",") if n.strip()]
         pending = [ep for ep in entry_points(PROJECT_NAME, env) if ep.name not in disabled]
-        return cls(pending, list(extra), disabled)
+        registry = cls(disabled=disabled)
+        registry._pending = pending
+        if extra:  # in-process plugins come after the entry points: load in that order
+            registry._load_all()
+            for name, plugin in extra:
+                registry._accept(name, "in-process", plugin, entry_point=False)
+        return registry
 
     def _load_all(self) -> None:
         pending, self._pending = self._pending, []

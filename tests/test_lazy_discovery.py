@@ -116,3 +116,12 @@ def test_a_compile_imports_only_the_engines_its_product_names(tmp_path: Path) ->
     engines = subprocess.run([sys.executable, "-m", "floe", "engines"], capture_output=True, text=True, env=env,
                              timeout=120, check=False)  # fmt: skip
     assert "plugin 'acme_loud' (from acme-loud): cannot be imported: ImportError" in engines.stderr
+
+
+def test_a_registry_built_from_engines_holds_exactly_them() -> None:
+    from tests.support.engines import hookimpl_engine
+
+    engine = EngineRegistry.discover(extra=[("acme_made", hookimpl_engine("acme_made"))]).engines["acme_made"]
+    registry = EngineRegistry({"acme_made": engine}, [], ["duckdb"])
+    assert registry.names() == ["acme_made"] and registry.get("acme_made") is engine
+    assert registry.get("duckdb") is None and registry.problems == [] and registry.disabled == ["duckdb"]
