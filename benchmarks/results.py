@@ -18,12 +18,15 @@ import os
 import platform as host
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {  # name: (script, arguments)
     "compile": ("compile.py", ["--sizes", "500,1000,5000,10000", "--repeat", "3"]),
+    "startup": ("startup.py", ["--rounds", "21", "--duckdb-only-venv",
+                               os.path.join(tempfile.gettempdir(), "floe-bench-duckdb-only")]),
     "platform": ("compile_platform.py", []),
     "run": ("run.py", []),
     "concurrency": ("concurrency.py", []),

@@ -1,5 +1,5 @@
 """``python -m floe``."""
 
-from floe.cli import main
+from floe.cli import entry
 
-raise SystemExit(main())
+entry()

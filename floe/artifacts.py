@@ -73,6 +73,23 @@ def write_atomic(path: Path, text: str, *, clean: bool = True) -> None:
     _sync_directory(path.parent)
 
 
+def write_if_changed(path: Path, text: str, *, clean: bool = True) -> bool:
+    """:func:`write_atomic` ``text`` to ``path`` unless the file already holds exactly it; whether it wrote.
+
+    A file left alone was renamed into place after being synced, by an earlier write: it is
+    already durable, and rewriting it would only cost a sync (and change its mtime for nothing).
+    """
+    data = text.encode("utf-8")
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(len(data) + 1) == data:
+                return False
+    except OSError:
+        pass
+    write_atomic(path, text, clean=clean)
+    return True
+
+
 def remove_stale_temporaries(folder: Path, target: str | None = None) -> list[Path]:
     """Remove the temporary files in ``folder`` (of ``target`` only, if given) that writers killed
     mid-write left; return them."""

@@ -12,40 +12,94 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from floe.plugins import EngineRegistry
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+SHORT_RUN_GC_THRESHOLD = 100_000
+"""The youngest generation's collection threshold of a short command run by the program (see :func:`entry`)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` (default: ``sys.argv[1:]``) and return its exit status."""
+    status, _ = _dispatch(argv)
+    return status
+
+
+def entry() -> NoReturn:
+    """The ``floe`` program (its console script and ``python -m floe``): :func:`main`, then the exit.
+
+    After a command that declares it leaves nothing open (``exit_at_once``: its files written,
+    synced and closed), the process ends as soon as its output is flushed and its ``atexit``
+    handlers have run, when no other thread runs: tearing the interpreter down (freeing every
+    object of every module, ~20 ms after a compile) would only delay the prompt. After any other
+    command, or in any doubt, it exits the usual way. Such a command also runs with the cyclic
+    garbage collector's youngest generation collected every :data:`SHORT_RUN_GC_THRESHOLD`
+    allocations instead of 700: what it allocates is mostly what lives until the end (modules,
+    classes, schemas), so frequent collections only cost time (~6 ms of a compile); garbage
+    cycles are still collected.
+    """
+    status, at_once = _dispatch(None, program=True)
+    if at_once:
+        _end_at_once(status)
+    raise SystemExit(status)
+
+
+def _end_at_once(status: int) -> None:
+    """End the process with ``status`` without the interpreter's teardown; return if it may not."""
+    import atexit
+    import threading
+
+    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return  # the usual exit waits for it
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return  # the usual exit reports it
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(status)
+
+
+def _dispatch(argv: Sequence[str] | None, program: bool = False) -> tuple[int, bool]:
+    """The command's exit status, and whether the process may end at once (see :func:`entry`;
+    ``program``: this process is the ``floe`` program, not a caller of :func:`main`)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, False
     from floe.errors import FloeError
 
+    at_once = bool(getattr(args, "exit_at_once", False))
+    if program and at_once:
+        import gc
+
+        gc.set_threshold(SHORT_RUN_GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
         status = int(args.run(args))
         sys.stdout.flush()  # a closed pipe is reported here, not at exit
-        return status
+        return status, at_once
     except BrokenPipeError:
-        return _closed_pipe()
+        return _closed_pipe(), False
     except FloeError as exc:
         print(exc.render(), file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_INVALID, at_once
     except KeyboardInterrupt:
         print("floe: interrupted", file=sys.stderr)
-        return 130
+        return 130, False
     except Exception as exc:
         if os.environ.get("FLOE_DEBUG"):
             raise
         print(f"floe: internal error: {type(exc).__name__}: {exc}\n"
               "  this is a bug in floe; rerun with FLOE_DEBUG=1 and report the traceback", file=sys.stderr)  # fmt: skip
-        return 70
+        return 70, False
 
 
 def _closed_pipe() -> int:
@@ -72,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
                    "directory of products (every */floe.yaml below it)")
     p.add_argument("--no-partial-parse", action="store_true",
                    help="for a directory of products: compile every product, ignoring what the last compile recorded")
-    p.set_defaults(run=_compile)
+    p.set_defaults(run=_compile, exit_at_once=True)  # its artifacts are synced and closed when it returns
 
     p = sub.add_parser("engines", help="list installed compute engines")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -163,7 +217,7 @@ def _count(text: str) -> int:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from floe.compiler import Compiled, compile_any, write_artifacts
+    from floe.compiler import ARTIFACT_DIR, Compiled, compile_any, write_artifacts
 
     compiled = compile_any(args.path, partial_parse=not args.no_partial_parse)
     if not isinstance(compiled, Compiled):  # every product below a directory, written as they compiled
@@ -182,6 +236,8 @@ def _compile(args: argparse.Namespace) -> int:
           f"environments {', '.join(gov.environments)}")  # fmt: skip
     for path in written:
         print(f"wrote {path}")
+    if not written:
+        print(f"artifacts unchanged in {compiled.product_dir / ARTIFACT_DIR}")
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from floe.artifacts import private_directory, write_atomic
+from floe.artifacts import private_directory, write_if_changed
 from floe.chain import load_chain
 from floe.documents import Document, display_path, path_refusal, read_document
 from floe.engine_settings import type_settings
@@ -353,11 +353,14 @@ def artifact_texts(compiled: Compiled) -> dict[Path, str]:
 
 
 def write_artifacts(compiled: Compiled) -> list[Path]:
-    """Write ``target/floe/profiles.yml`` then ``compiled.json``, each atomically (``target/floe`` and
-    ``.floe`` are their user's alone: :func:`~floe.artifacts.private_directory`)."""
+    """Write ``target/floe/profiles.yml`` then ``compiled.json``, each atomically; the paths written.
+
+    ``target/floe`` and ``.floe`` are their user's alone (:func:`~floe.artifacts.private_directory`).
+    An artifact whose file already holds exactly its text is left alone (the usual case while a
+    data engineer iterates on models: the manifests, and so the artifacts, stay the same).
+    """
     texts = artifact_texts(compiled)
     private_directory(compiled.product_dir / ARTIFACT_DIR)
     private_directory(compiled.product_dir / STATE_DIR)
-    for path, text in texts.items():
-        write_atomic(path, text)
-    return list(reversed(texts))
+    written = [path for path, text in texts.items() if write_if_changed(path, text)]
+    return list(reversed(written))

@@ -19,7 +19,7 @@ from pathlib import Path
 import attrs
 
 from floe import partial_parse as pp
-from floe.artifacts import remove_stale_temporaries, write_atomic
+from floe.artifacts import remove_stale_temporaries, write_if_changed
 from floe.compiled import ARTIFACT_DIR, PRODUCT_FILE, Compiled, artifact_texts, compile_path
 from floe.documents import display_path
 from floe.errors import FloeError, ManifestError, Problem
@@ -198,16 +198,10 @@ def _write(product: Path, texts: dict[Path, str]) -> _Written:
     kept = 0
     stats: list[tuple[str, int, int, int]] | None = []
     for path, text in texts.items():
-        data = text.encode("utf-8")
-        try:
-            same = path.read_bytes() == data
-        except OSError:
-            same = False
-        if same:
-            kept += 1
-        else:
-            write_atomic(path, text, clean=False)
+        if write_if_changed(path, text, clean=False):
             written.append(path)
+        else:
+            kept += 1
         stat = pp.artifact_stat(str(path))
         if stat is None or stats is None:
             stats = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from floe.model import (
     ValidationResult,
     WorkerSetup,
 )
+from floe.plugin_index import EntryPointRecord, entry_points
 from floe.resources import merge_requirements, requirements_problem
 from floe.schemas import SCHEMA_BASE, SchemaStore
 from floe.secrets import find_secret_refs, floe_names, redact, secret_values
@@ -291,70 +291,119 @@ class Engine:
         return int(rows)
 
 
-@attrs.define
 class EngineRegistry:
-    """The engines that loaded, by name, and the problems of those that did not."""
+    """The engines that loaded, by name, and the problems of those that did not.
 
-    engines: dict[str, Engine]
-    problems: list[PluginProblem]
-    disabled: list[str]
+    Plugins load when first needed: :meth:`get` loads only the entry points named as the engine
+    asked for (an engine's entry point carries the engine's name, see :func:`_engine_info`), so a
+    command that uses one engine imports one engine module; :attr:`engines`, :attr:`problems`
+    and :meth:`names` load every plugin first. Either way each plugin is imported in this
+    process, so what is reported is the plugin as it is now.
+    """
+
+    def __init__(self, engines: Mapping[str, Engine] | None = None, problems: Iterable[PluginProblem] = (),
+                 disabled: Iterable[str] = ()) -> None:  # fmt: skip
+        """A registry of these engines and problems (:meth:`discover` finds the installed ones)."""
+        self.disabled = list(disabled)
+        self._pending: list[EntryPointRecord] = []  # entry points not loaded yet
+        self._engines: dict[str, Engine] = dict(engines or {})
+        self._problems: list[PluginProblem] = list(problems)
+        # plugin name -> distribution of the plugin registered under it
+        self._plugin_names: dict[str, str] = {e.plugin_name: e.distribution for e in self._engines.values()}
+
+    def __repr__(self) -> str:
+        return f"<EngineRegistry {sorted(self._engines)} ({len(self._pending)} plugins not loaded yet)>"
+
+    @property
+    def engines(self) -> dict[str, Engine]:
+        """Every engine that loaded, by name."""
+        self._load_all()
+        return self._engines
+
+    @property
+    def problems(self) -> list[PluginProblem]:
+        """Why each plugin that did not load did not."""
+        self._load_all()
+        return self._problems
 
     def names(self) -> list[str]:
         return sorted(self.engines)
 
     def get(self, name: str) -> Engine | None:
-        return self.engines.get(name)
+        """The engine ``name``, loading only the plugins registered under that name."""
+        if self._pending and name not in self._engines:
+            wanted = [ep for ep in self._pending if ep.name == name]
+            self._pending = [ep for ep in self._pending if ep.name != name]
+            for ep in wanted:
+                self._load(ep)
+        return self._engines.get(name)
+
+    def problems_of(self, name: str) -> list[PluginProblem]:
+        """The problems of the plugins registered under ``name`` (loading only those)."""
+        self.get(name)
+        return [p for p in self._problems if p.plugin == name]
 
     @classmethod
     def discover(cls, extra: Iterable[tuple[str, object]] = (),
                  environ: Mapping[str, str] | None = None) -> EngineRegistry:  # fmt: skip
-        """Load every engine of the entry-point group ``floe`` (plus ``extra`` name/plugin pairs).
+        """The engines of the entry-point group ``floe`` (plus ``extra`` name/plugin pairs).
 
         ``FLOE_DISABLE_PLUGINS`` names entry points to skip; ``extra`` plugins, passed in by the
-        embedding program itself, are always loaded.
+        embedding program itself, are always loaded (and with them every other plugin, in order).
         """
         env = os.environ if environ is None else environ
         disabled = [n.strip() for n in env.get(DISABLE_ENV, "").split(",") if n.strip()]
-        pm = pluggy.PluginManager(PROJECT_NAME)
-        pm.add_hookspecs(hookspecs)
-        pm.register(engine_defaults, name=engine_defaults.NAME)
-        candidates: list[tuple[str, str, object]] = []
-        problems: list[PluginProblem] = []
-        for ep in metadata.entry_points(group=PROJECT_NAME):
-            if ep.name in disabled:
-                continue
-            dist = ep.dist.name if ep.dist is not None else "unknown distribution"
-            try:
-                candidates.append((ep.name, dist, ep.load()))
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break floe
-                problems.append(PluginProblem(ep.name, dist, None,
-                                              f"cannot be imported: {type(exc).__name__}: {exc}"))  # fmt: skip
-        candidates.extend((name, "in-process", plugin) for name, plugin in extra)
-        registered: list[tuple[str, str, object]] = []
-        for name, dist, plugin in candidates:
-            if inspect.isclass(plugin) and issubclass(plugin, ComputePlugin):
-                plugin = plugin()
-            problem = _register(pm, name, dist, plugin)
-            if problem:
-                problems.append(problem)
-            else:
-                registered.append((name, dist, plugin))
-        accepted: dict[str, tuple[str, str, object, EngineInfo]] = {}
-        for name, dist, plugin in registered:
-            info, problem = _engine_info(pm, name, dist, plugin)
-            if info is not None and info.name in accepted:
-                problem = PluginProblem(name, dist, "floe_engine_info",
-                                        f"engine name {info.name!r} is already provided by "
-                                        f"{accepted[info.name][1]}")  # fmt: skip
-            if problem or info is None:
-                problems.append(problem or PluginProblem(name, dist, "floe_engine_info", "no info"))
-                pm.unregister(plugin)
-                continue
-            accepted[info.name] = (name, dist, plugin, info)
-        # Engines are built once the plugin list is final: each calls only its own plugin.
-        engines = {engine: Engine(pm, plugin, info, name, dist)
-                   for engine, (name, dist, plugin, info) in accepted.items()}  # fmt: skip
-        return cls(engines, problems, disabled)
+        pending = [ep for ep in entry_points(PROJECT_NAME, env) if ep.name not in disabled]
+        registry = cls(disabled=disabled)
+        registry._pending = pending
+        if extra:  # in-process plugins come after the entry points: load in that order
+            registry._load_all()
+            for name, plugin in extra:
+                registry._accept(name, "in-process", plugin, entry_point=False)
+        return registry
+
+    def _load_all(self) -> None:
+        pending, self._pending = self._pending, []
+        for ep in pending:
+            self._load(ep)
+
+    def _load(self, ep: EntryPointRecord) -> None:
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break floe
+            self._problems.append(PluginProblem(ep.name, ep.distribution, None,
+                                                f"cannot be imported: {type(exc).__name__}: {exc}"))  # fmt: skip
+            return
+        self._accept(ep.name, ep.distribution, plugin, entry_point=True)
+
+    def _accept(self, name: str, dist: str, plugin: object, *, entry_point: bool) -> None:
+        """Check ``plugin`` and add its engine, or record why not (in the order plugins load)."""
+        if inspect.isclass(plugin) and issubclass(plugin, ComputePlugin):
+            plugin = plugin()
+        if name in self._plugin_names:
+            self._problems.append(PluginProblem(name, dist, None, f"another plugin is already registered as "
+                                                f"{name!r} (from {self._plugin_names[name]})"))  # fmt: skip
+            return
+        pm = _manager()
+        problem = _register(pm, name, dist, plugin)
+        if problem is None:
+            self._plugin_names[name] = dist
+            info, problem = _engine_info(pm, name, dist, plugin, entry_point=entry_point)
+            if info is not None and info.name in self._engines:
+                problem = PluginProblem(name, dist, "floe_engine_info", f"engine name {info.name!r} is already "
+                                        f"provided by {self._engines[info.name].distribution}")  # fmt: skip
+            if problem is None and info is not None:
+                self._engines[info.name] = Engine(pm, plugin, info, name, dist)
+                return
+        self._problems.append(problem or PluginProblem(name, dist, "floe_engine_info", "no info"))
+
+
+def _manager() -> pluggy.PluginManager:
+    """A plugin manager of floe's hooks with floe's defaults: one per engine, which calls only its plugin."""
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    pm.register(engine_defaults, name=engine_defaults.NAME)
+    return pm
 
 
 def _register(pm: pluggy.PluginManager, name: str, dist: str, plugin: object) -> PluginProblem | None:
@@ -373,8 +422,10 @@ def _register(pm: pluggy.PluginManager, name: str, dist: str, plugin: object) ->
     return None
 
 
-def _engine_info(pm: pluggy.PluginManager, name: str, dist: str,
-                 plugin: object) -> tuple[EngineInfo | None, PluginProblem | None]:  # fmt: skip
+def _engine_info(pm: pluggy.PluginManager, name: str, dist: str, plugin: object,
+                 *, entry_point: bool = True) -> tuple[EngineInfo | None, PluginProblem | None]:  # fmt: skip
+    """What ``plugin`` says about itself, checked; an entry point must carry its engine's name
+    (what lets :meth:`EngineRegistry.get` load one engine without loading the others)."""
     for hook in REQUIRED_HOOKS:
         if not any(impl.plugin is plugin for impl in getattr(pm.hook, hook).get_hookimpls()):
             return None, PluginProblem(name, dist, hook, "required hook not implemented")
@@ -390,4 +441,8 @@ def _engine_info(pm: pluggy.PluginManager, name: str, dist: str,
         return None, PluginProblem(name, dist, "floe_engine_info",
                                    f"written for engine API {info.api_version}, floe provides "
                                    f"API {API_VERSION}; upgrade the plugin or floe")  # fmt: skip
+    if entry_point and info.name != name:
+        return None, PluginProblem(name, dist, "floe_engine_info",
+                                   f"the entry point {name!r} provides engine {info.name!r}; register it "
+                                   f"as {info.name!r} = … in the entry-point group {PROJECT_NAME!r}")  # fmt: skip
     return info, None

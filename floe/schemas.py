@@ -12,7 +12,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
@@ -32,7 +32,13 @@ Schema = Mapping[str, Any]
 @functools.cache
 def schema_file(relative: str) -> dict[str, Any]:
     """A schema file shipped in ``floe/jsonschema`` (``engines/duckdb.schema.json``…)."""
-    text = resources.files("floe.jsonschema").joinpath(relative).read_text(encoding="utf-8")
+    shipped = Path(__file__).with_name("jsonschema") / relative
+    if shipped.is_file():  # floe installed as files: no importlib.resources (tempfile, zipfile) at start-up
+        text = shipped.read_text(encoding="utf-8")
+    else:
+        from importlib import resources
+
+        text = resources.files("floe.jsonschema").joinpath(relative).read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 
