@@ -169,18 +169,24 @@ MIN_FRAGMENT = 6
 def _cut_off(text: str, secret: str) -> list[tuple[int, int]]:
     """Where a piece of ``secret`` cut short by a truncation survives in ``text``: a prefix of it
     that runs into a truncation mark or the end of the text, a suffix that follows a mark or opens
-    the text. A full occurrence is found by :func:`redact` itself."""
+    the text. A full occurrence is found by :func:`redact` itself.
+
+    At the text's own start or end a piece must be at least half the secret (and 8 characters):
+    a short one there is more likely a word that happens to begin the secret (a user name
+    ``reader`` next to the password ``reader-…``) than a cut.
+    """
     found: list[tuple[int, int]] = []
     if len(secret) <= MIN_FRAGMENT:
         return found
+    at_edge = max(8, len(secret) // 2)
     for size in range(len(secret) - 1, MIN_FRAGMENT - 1, -1):
         head, tail = secret[:size], secret[-size:]
         for start in _occurrences(text, head):
             end = start + size
-            if end == len(text) or text.startswith(TRUNCATION_MARKS, end):
+            if (end == len(text) and size >= at_edge) or text.startswith(TRUNCATION_MARKS, end):
                 found.append((start, end))
         for start in _occurrences(text, tail):
-            if start == 0 or any(text.endswith(mark, 0, start) for mark in TRUNCATION_MARKS):
+            if (start == 0 and size >= at_edge) or any(text.endswith(mark, 0, start) for mark in TRUNCATION_MARKS):
                 found.append((start, start + size))
     return found
 
