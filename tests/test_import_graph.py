@@ -15,8 +15,6 @@ FLOE = Path(__file__).resolve().parents[1] / "floe"
 LEFT_FOR_THE_RUN_SIDE = (
     frozenset({"floe.execution.parse", "floe.execution.plan"}),
     frozenset({"floe.engines.duckdb", "floe.engines.duckdb_run"}),
-    frozenset({"floe.engines.spark", "floe.engines.spark_run"}),
-    frozenset({"floe.engines.snowflake", "floe.engines.snowflake_bridge"}),
 )
 """Cycles between an engine (or the plan) and its run or bridge helper, through imports inside
 functions: splitting those engines into packages (settings, checks, errors, client) ends them."""
