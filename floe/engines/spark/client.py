@@ -4,7 +4,25 @@ It speaks the protocol with the ``thrift`` package: TCLIService calls encoded by
 over a SASL PLAIN framed socket (thrift_sasl's wire format), a raw socket (NOSASL) or THttpClient
 (``http``), every wait bounded by the check's deadline.
 
-Why not a maintained client? CLIENT-WHY
+**Why not a client library.** Tried here (December 2026) against the tests' Spark 3.5 Thrift
+server (``tests/support/spark_peer.py``, LDAP through SASL PLAIN), each with thrift 0.24, the
+version databricks-sql-connector needs in the same environment:
+
+- PyHive 0.7.0 with ``hive_pure_sasl`` (pure-sasl 0.6.2, thrift-sasl 0.4.3; no compiled SASL
+  library) installs and runs ``SELECT 1`` (dbt-spark's own ``thrift`` method uses it). It is not
+  used because its README says "Project is currently unsupported", PyHive 0.7.0 and pure-sasl
+  0.6.2 are published as source only (floe's dependencies are wheels), and it reports every
+  failure as a ``TTransportException`` whose text would have to be parsed (a rejected password is
+  ``Bad status: 3 (b'Error validating the login')``, a NOSASL client at a SASL server ``TSocket
+  read 0 bytes``), its ``Connection`` opening the session inside its constructor.
+- impyla 0.24.0 (maintained, a wheel, thrift>=0.23, pure-Python SASL) does not fit: its cursor
+  asks for Impala's ``GetLog`` after ``ExecuteStatement``, which the Spark Thrift server does not
+  know (``Invalid method name: 'GetLog'``), so ``SELECT 1`` fails; and a rejected password comes
+  out as ``Could not connect to any of [...]``, the server's reason lost.
+
+So the check keeps these few calls (OpenSession, GetInfo, ExecuteStatement, GetOperationStatus,
+CancelOperation, CloseSession) and the SASL PLAIN start, written against the protocol: about 250
+lines, each failure its own exception class, each wait bounded by the time left.
 """
 
 from __future__ import annotations
