@@ -145,24 +145,43 @@ _AUTH_FIX = {
 }
 
 
+class _Context:
+    """What the messages say about the compute: its endpoint, login method, role and user."""
+
+    def __init__(self, where: str, method: str, role: str, user: str) -> None:
+        self.where, self.method, self.role, self.user = where, method, role, user
+
+    @classmethod
+    def of(cls, compute: ComputeConfig | None) -> _Context:
+        config = compute.config if compute is not None else {}
+        where = endpoint(compute) if compute is not None and config.get("account") else "Snowflake"
+        method = str(config.get("method") or "")
+        if not method and compute is not None:
+            try:
+                method = _method(compute, lambda m, f: PluginExecutionError(ENGINE, "", m, f))
+            except PluginExecutionError:
+                method = ""
+        role = str(config.get("role") or "the user's default role")
+        return cls(where, method, role, str(config.get("user") or "the user"))
+
+
 def _translate(
     found: _Found, error: BaseException, compute: ComputeConfig | None
 ) -> tuple[str, str, str] | None:
     """``(operation, message, fix)`` for a Snowflake error, or ``None`` when not recognised."""
-    config = compute.config if compute is not None else {}
-    where = endpoint(compute) if compute is not None and config.get("account") else "Snowflake"
-    method = str(config.get("method") or "")
-    if not method and compute is not None:
-        try:
-            method = _method(compute, lambda m, f: PluginExecutionError(ENGINE, "", m, f))
-        except PluginExecutionError:
-            method = ""
+    context = _Context.of(compute)
+    for rule in (_setup, _login, _sql, _service):
+        translated = rule(found, error, context)
+        if translated is not None:
+            return translated
+    return None
+
+
+def _setup(found: _Found, error: BaseException, context: _Context) -> tuple[str, str, str] | None:
+    """The connector is missing, or the account is not an account identifier."""
     errno = found.errno
     first = first_line(found.text)
     is_ = set(found.classes).__contains__
-    role = str(config.get("role") or "the user's default role")
-    user = str(config.get("user") or "the user")
-
     if is_("MissingDependencyError"):
         return ("import the Snowflake connector", first, PIP_INSTALL)
     if errno == 251001 or "Invalid account identifier" in found.text:
@@ -172,6 +191,18 @@ def _translate(
             "write account as the identifier only (orgname-accountname or locator.region), "
             "without https:// and .snowflakecomputing.com",
         )
+    return None
+
+
+def _login(found: _Found, error: BaseException, context: _Context) -> tuple[str, str, str] | None:
+    """The login: refused credentials, the network on the way, the account's policies."""
+    errno = found.errno
+    first = first_line(found.text)
+    is_ = set(found.classes).__contains__
+    where = context.where
+    method = context.method
+    role = context.role
+    user = context.user
     if errno in (390100, 390144, 390303, 390318) or "Incorrect username or password" in found.text:
         kind = {
             390144: "the key-pair (JWT) login was refused",
@@ -218,6 +249,15 @@ def _translate(
             f"Snowflake refused the login: {first}",
             "check account, user, role, database and warehouse against what the user may use",
         )
+    return None
+
+
+def _sql(found: _Found, error: BaseException, context: _Context) -> tuple[str, str, str] | None:
+    """A statement: no warehouse or database in use, a timeout, its syntax, a missing object."""
+    errno = found.errno
+    first = first_line(found.text)
+    is_ = set(found.classes).__contains__
+    role = context.role
     if errno == 606 or "No active warehouse" in found.text:
         return (
             "run SQL",
@@ -245,6 +285,14 @@ def _translate(
             f"check the name and that role {role} has the privileges on it; if it is a model, "
             "build it first (dbt run --select +<model>)",
         )
+    return None
+
+
+def _service(found: _Found, error: BaseException, context: _Context) -> tuple[str, str, str] | None:
+    """The service's HTTP answers, then the connector's generic error classes."""
+    first = first_line(found.text)
+    is_ = set(found.classes).__contains__
+    where = context.where
     if is_("ForbiddenError") or "403" in first:
         return (
             "connect",

@@ -6,7 +6,9 @@ Imports cryptography only when a key is read.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from floe.enginekit import (
     ComputeConfig,
@@ -17,6 +19,8 @@ from floe.enginekit import (
     secret_value,
 )
 from floe.engines.snowflake.settings import ENGINE, PIP_INSTALL, key_path
+
+_Fail = Callable[[str, str], PluginExecutionError]
 
 
 def private_key_der(compute: ComputeConfig, target: ProfileTarget, operation: str) -> bytes:
@@ -41,6 +45,24 @@ def private_key_der(compute: ComputeConfig, target: ProfileTarget, operation: st
         if isinstance(passphrase_ref, SecretReference)
         else None
     )
+    data, is_pem, where = _key_bytes(compute, target, operation, fail)
+    key = _load_key(data, is_pem, passphrase, where, fail)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise fail(
+            f"{where} is a {type(key).__name__.removeprefix('_')}, not an RSA key",
+            "Snowflake key-pair logins need an RSA key (2048 bits or more): "
+            "openssl genrsa 2048 | openssl pkcs8 -topk8 -v2 aes256 -out rsa_key.p8",
+        )
+    return key.private_bytes(
+        encoding=serialization.Encoding.DER,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+
+
+def _key_bytes(compute: ComputeConfig, target: ProfileTarget, operation: str, fail: _Fail) -> tuple[bytes, bool, str]:
+    """The key's bytes, whether they are PEM (else DER), and how messages name the key."""
+    config = compute.config
     if config.get("private_key_path") is not None:
         path = key_path(compute, target)
         where = f"the private key file {path}"
@@ -64,6 +86,13 @@ def private_key_der(compute: ComputeConfig, target: ProfileTarget, operation: st
                 f"{where} is neither PEM nor base64-encoded DER",
                 f"put the PEM text (-----BEGIN PRIVATE KEY-----…) or base64 DER into {ref.name}",
             ) from None
+    return data, is_pem, where
+
+
+def _load_key(data: bytes, is_pem: bool, passphrase: bytes | None, where: str, fail: _Fail) -> Any:
+    """The private key object, or the reason it cannot be read (never the key or the passphrase)."""
+    from cryptography.hazmat.primitives import serialization
+
     load = serialization.load_pem_private_key if is_pem else serialization.load_der_private_key
     try:
         key = load(data, password=passphrase)
@@ -96,14 +125,4 @@ def private_key_der(compute: ComputeConfig, target: ProfileTarget, operation: st
             f"{where} could not be loaded ({type(exc).__name__})",
             "re-create the key as PKCS#8 PEM: openssl pkcs8 -topk8 -v2 aes256 -in old.pem -out new.p8",
         ) from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise fail(
-            f"{where} is a {type(key).__name__.removeprefix('_')}, not an RSA key",
-            "Snowflake key-pair logins need an RSA key (2048 bits or more): "
-            "openssl genrsa 2048 | openssl pkcs8 -topk8 -v2 aes256 -out rsa_key.p8",
-        )
-    return key.private_bytes(
-        encoding=serialization.Encoding.DER,
-        format=serialization.PrivateFormat.PKCS8,
-        encryption_algorithm=serialization.NoEncryption(),
-    )
+    return key

@@ -34,7 +34,7 @@ from typing import Any
 from floe.enginekit import CatalogAccess, CatalogConfig, ComputeConfig, WorkerSetup
 from floe.engines.spark.settings import ICEBERG_EXTENSIONS, catalog_conf, iceberg_runtime_jar, runtime_environ
 
-MACROS = Path(__file__).resolve().parent / "macros" / "spark"
+MACROS = Path(__file__).resolve().parents[1] / "macros" / "spark"
 FILE_FORMAT_KEYS = ("models", "seeds", "snapshots")
 
 
