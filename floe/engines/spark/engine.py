@@ -249,7 +249,7 @@ class SparkEngine(ComputePlugin):
         """
         return None
 
-    # -- floe run: the SparkSession attaches the catalog (floe.engines.spark_run) -------------
+    # -- floe run: the SparkSession attaches the catalog (floe.engines.spark.run) -------------
 
     def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
         """Attached for method session (the SparkSession's default catalog); a Spark server's
