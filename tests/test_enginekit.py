@@ -102,7 +102,7 @@ def test_the_engines_call_each_shared_idea_by_one_name() -> None:
     root = Path(__file__).resolve().parents[1]
     constants = {"REQUESTS": "DEFAULT_REQUESTS", "LIMITS": "DEFAULT_LIMITS", "INSTALL": "PIP_INSTALL"}
     drifted = []
-    for path in sorted([*(root / "floe" / "engines").glob("*.py"),
+    for path in sorted([*(root / "floe" / "engines").rglob("*.py"),
                         *(root / "examples/floe-engine-postgres/floe_engine_postgres").glob("*.py")]):  # fmt: skip
         where = path.relative_to(root)
         for node in ast.parse(path.read_text(encoding="utf-8")).body:

@@ -1,6 +1,6 @@
 """A dbt-duckdb plugin that attaches DuckDB to the Iceberg catalog with the engine's own SQL.
 
-Named in the run profiles of DuckDB computes (see :mod:`floe.engines.duckdb_run`)::
+Named in the run profiles of DuckDB computes (see :mod:`floe.engines.duckdb.run`)::
 
     plugins:
       - module: floe.engines.duckdb_plugin

@@ -163,7 +163,6 @@ class PostgresEngine(ComputePlugin):
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
         operation = "validate_connection"
         started = time.monotonic()
-        config = compute.config
         details: dict[str, Any] = progress["details"]
         progress["stage"] = "reading the password from the environment"
         password = secret_value(ENGINE, _password_ref(compute, operation), compute, operation, what="the password")
@@ -175,22 +174,7 @@ class PostgresEngine(ComputePlugin):
                 ENGINE, operation, "the PostgreSQL driver psycopg2 is not installed", PIP_DRIVER,
                 compute=compute.name,
             ) from None  # fmt: skip
-        configured = int(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
-        connect_timeout = max(LIBPQ_MIN_CONNECT_TIMEOUT, min(configured, math.floor(budget)))
-        kwargs: dict[str, Any] = {
-            "host": details["host"],
-            "port": details["port"],
-            "user": details["user"],
-            "dbname": details["dbname"],
-            "password": password,
-            "connect_timeout": connect_timeout,
-            "application_name": "floe-validate",
-        }
-        for key in ("sslmode", "sslrootcert"):
-            if config.get(key) is not None:
-                kwargs[key] = str(config[key])
-        if config.get("keepalives_idle") is not None:
-            kwargs["keepalives_idle"] = int(config["keepalives_idle"])
+        kwargs = _connect_arguments(compute, details, password, budget)
         progress["stage"] = "connecting"
         connection = psycopg2.connect(**kwargs)
         try:
@@ -231,27 +215,8 @@ class PostgresEngine(ComputePlugin):
         finally:
             connection.close()
         progress["stage"] = "done"
-        if standby:
-            raise PluginExecutionError(
-                ENGINE, operation,
-                f"{_address(compute)} is a read-only standby (in recovery); dbt cannot build there",
-                "point host at the primary server", compute=compute.name,
-            )  # fmt: skip
-        if schema_exists and not can_create:
-            raise PluginExecutionError(
-                ENGINE, operation,
-                f"user {user!r} may not create tables in schema {schema!r} of database {dbname!r}",
-                f"ask the schema's owner to run GRANT USAGE, CREATE ON SCHEMA {_ident(schema)} TO "
-                f"{_ident(user)}; or set schema to one the user owns", compute=compute.name,
-            )  # fmt: skip
-        if not schema_exists and not create_in_db:
-            raise PluginExecutionError(
-                ENGINE, operation,
-                f"schema {schema!r} does not exist in database {dbname!r} and user {user!r} may not "
-                "create it",
-                f"create it (CREATE SCHEMA {_ident(schema)} AUTHORIZATION {_ident(user)}) or GRANT "
-                f"CREATE ON DATABASE {_ident(dbname)} TO {_ident(user)}", compute=compute.name,
-            )  # fmt: skip
+        _refuse_unusable(compute, schema, user, dbname, standby=bool(standby), schema_exists=bool(schema_exists),
+                         can_create=can_create, create_in_db=bool(create_in_db))  # fmt: skip
         return details
 
     # -- REQ-015: resources ---------------------------------------------------------------------
@@ -423,31 +388,105 @@ def _postgres_error(error: BaseException) -> tuple[list[str], str | None, str] |
     return None
 
 
+def _connect_arguments(compute: ComputeConfig, details: Mapping[str, Any], password: str,
+                       budget: float) -> dict[str, Any]:  # fmt: skip
+    """``psycopg2.connect``'s arguments for the check: the profile's login, a connect timeout within ``budget``."""
+    config = compute.config
+    configured = int(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
+    connect_timeout = max(LIBPQ_MIN_CONNECT_TIMEOUT, min(configured, math.floor(budget)))
+    kwargs: dict[str, Any] = {
+        "host": details["host"],
+        "port": details["port"],
+        "user": details["user"],
+        "dbname": details["dbname"],
+        "password": password,
+        "connect_timeout": connect_timeout,
+        "application_name": "floe-validate",
+    }
+    for key in ("sslmode", "sslrootcert"):
+        if config.get(key) is not None:
+            kwargs[key] = str(config[key])
+    if config.get("keepalives_idle") is not None:
+        kwargs["keepalives_idle"] = int(config["keepalives_idle"])
+    return kwargs
+
+
+def _refuse_unusable(compute: ComputeConfig, schema: str, user: str, dbname: str, *, standby: bool,
+                     schema_exists: bool, can_create: bool, create_in_db: bool) -> None:  # fmt: skip
+    """Raise when dbt could log in but not build: a standby, or no right to create in the schema."""
+    operation = "validate_connection"
+    if standby:
+        raise PluginExecutionError(
+            ENGINE, operation,
+            f"{_address(compute)} is a read-only standby (in recovery); dbt cannot build there",
+            "point host at the primary server", compute=compute.name,
+        )  # fmt: skip
+    if schema_exists and not can_create:
+        raise PluginExecutionError(
+            ENGINE, operation,
+            f"user {user!r} may not create tables in schema {schema!r} of database {dbname!r}",
+            f"ask the schema's owner to run GRANT USAGE, CREATE ON SCHEMA {_ident(schema)} TO "
+            f"{_ident(user)}; or set schema to one the user owns", compute=compute.name,
+        )  # fmt: skip
+    if not schema_exists and not create_in_db:
+        raise PluginExecutionError(
+            ENGINE, operation,
+            f"schema {schema!r} does not exist in database {dbname!r} and user {user!r} may not "
+            "create it",
+            f"create it (CREATE SCHEMA {_ident(schema)} AUTHORIZATION {_ident(user)}) or GRANT "
+            f"CREATE ON DATABASE {_ident(dbname)} TO {_ident(user)}", compute=compute.name,
+        )  # fmt: skip
+
+
+class _Facts:
+    """What advice quotes about an error: its text, SQLSTATE, the server, the user and the name it names."""
+
+    def __init__(self, classes: list[str], code: str | None, text: str, compute: ComputeConfig | None) -> None:
+        config: Mapping[str, Any] = compute.config if compute is not None else {}
+        self.classes, self.code, self.text = classes, code, text
+        self.first = (
+            first_line(text.split("failed: ", 1)[-1]) if "connection to server" in text else first_line(text)
+        )
+        server = _SERVER_AT.search(text)
+        if "host" in config:
+            self.where = f"{config['host']}:{config.get('port', DEFAULT_PORT)}"
+        elif server:
+            self.where = f"{server['host']}:{server['port']}"
+        else:
+            self.where = "the server"
+        self.user = str(config["user"]) if config.get("user") else None
+        self.who = f"user {self.user!r}" if self.user else "the user"
+        self.grantee = _ident(self.user) if self.user else "<user>"
+        ref = config.get("password")
+        self.secret = f"the secret {ref.name}" if isinstance(ref, SecretReference) else "the password's secret"
+        quoted = _QUOTED.findall(self.first)
+        self.name = quoted[0] if quoted else "?"
+        self.sqlstate = code or ""
+
+
 def _advice(classes: list[str], code: str | None, text: str,
             compute: ComputeConfig | None) -> tuple[str, str, str] | None:  # fmt: skip
     """``(operation, message, fix)`` for a PostgreSQL error, or ``None`` when nothing fits."""
-    config: Mapping[str, Any] = compute.config if compute is not None else {}
-    first = (
-        first_line(text.split("failed: ", 1)[-1]) if "connection to server" in text else first_line(text)
-    )
-    server = _SERVER_AT.search(text)
-    if "host" in config:
-        where = f"{config['host']}:{config.get('port', DEFAULT_PORT)}"
-    elif server:
-        where = f"{server['host']}:{server['port']}"
-    else:
-        where = "the server"
-    user = str(config["user"]) if config.get("user") else None
-    who = f"user {user!r}" if user else "the user"
-    grantee = _ident(user) if user else "<user>"
-    ref = config.get("password")
-    secret = f"the secret {ref.name}" if isinstance(ref, SecretReference) else "the password's secret"
-    quoted = _QUOTED.findall(first)
-    name = quoted[0] if quoted else "?"
-    sqlstate = code or ""
-    is_ = set(classes).__contains__
+    facts = _Facts(classes, code, text, compute)
+    for rule in (_connecting, _running_sql, _by_class):
+        advice = rule(facts)
+        if advice is not None:
+            return advice
+    return None
 
-    # -- connecting ---------------------------------------------------------------------------
+
+def _connecting(facts: _Facts) -> tuple[str, str, str] | None:
+    """Advice for a login or connection that failed, or a connection lost."""
+    code = facts.code
+    text = facts.text
+    first = facts.first
+    where = facts.where
+    user = facts.user
+    who = facts.who
+    grantee = facts.grantee
+    secret = facts.secret
+    name = facts.name
+    sqlstate = facts.sqlstate
     if "password authentication failed" in text:
         return ("connect", f"the server at {where} refused the password of {who}",
                 f"check the value of {secret} and that the role {user or '<user>'} exists with LOGIN (floe never "
@@ -502,8 +541,16 @@ def _advice(classes: list[str], code: str | None, text: str,
         return ("run SQL", f"the connection to {where} was lost: {first}",
                 "check the server log (crash, restart, or an administrator ending the session); if an "
                 "idle firewall drops connections, set keepalives_idle below its timeout")  # fmt: skip
+    return None
 
-    # -- running SQL --------------------------------------------------------------------------
+
+def _running_sql(facts: _Facts) -> tuple[str, str, str] | None:
+    """Advice for a statement the server refused, by SQLSTATE or message."""
+    text = facts.text
+    first = facts.first
+    grantee = facts.grantee
+    sqlstate = facts.sqlstate
+    is_ = set(facts.classes).__contains__
     if sqlstate == "42P01" or re.search(r'relation "[^"]+" does not exist', text):
         return ("run SQL", first, "if it is a model, build it first (dbt run --select +<model>); if it "
                 "is a source, check its schema and table name and that the user can see it")  # fmt: skip
@@ -553,8 +600,15 @@ def _advice(classes: list[str], code: str | None, text: str,
     if sqlstate == "0A000" or is_("NotSupportedError"):
         return ("run SQL", first, "the feature is not supported by this PostgreSQL version or "
                 "configuration; rewrite the SQL or upgrade the server")  # fmt: skip
+    return None
 
-    # -- the rest, by psycopg2 class ----------------------------------------------------------
+
+def _by_class(facts: _Facts) -> tuple[str, str, str] | None:
+    """Advice by psycopg2's exception class, when neither the SQLSTATE nor the text told more."""
+    classes = facts.classes
+    first = facts.first
+    where = facts.where
+    is_ = set(facts.classes).__contains__
     if is_("InterfaceError"):
         return ("use the connection", first, "the connection was closed or misused; rerun, and report "
                 "it to floe-engine-postgres if it repeats")  # fmt: skip

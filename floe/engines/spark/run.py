@@ -1,7 +1,7 @@
 """How the Spark engine runs in ``floe run``: the SparkSession dbt-spark builds attaches the catalog.
 
 With method ``session`` the catalog's ``spark.sql.catalog.<name>.*`` confs
-(:func:`floe.engines.spark.catalog_conf`, credentials as ``env_var`` placeholders that dbt
+(:func:`floe.engines.spark.settings.catalog_conf`, credentials as ``env_var`` placeholders that dbt
 renders), ``spark.sql.defaultCatalog=<name>`` and ``cache-enabled=false`` (Iceberg's caching
 catalog would serve Spark a table as it first loaded it, hiding the other engines' commits) go into
 the profile's ``server_side_parameters``; the Iceberg runtime jar and SQL extensions are added when
@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from floe.enginekit import CatalogAccess, CatalogConfig, ComputeConfig, WorkerSetup
-from floe.engines.spark import ICEBERG_EXTENSIONS, catalog_conf, iceberg_runtime_jar, runtime_environ
+from floe.engines.spark.settings import ICEBERG_EXTENSIONS, catalog_conf, iceberg_runtime_jar, runtime_environ
 
-MACROS = Path(__file__).resolve().parent / "macros" / "spark"
+MACROS = Path(__file__).resolve().parents[1] / "macros" / "spark"
 FILE_FORMAT_KEYS = ("models", "seeds", "snapshots")
 
 

@@ -37,12 +37,12 @@ from floe.enginekit import (
     floe_names,
     jinja_string,
 )
-from floe.engines.duckdb import ENGINE, KEYWORDS_NOT_NAMES, extension_files, unquoted_name
+from floe.engines.duckdb.settings import ENGINE, KEYWORDS_NOT_NAMES, extension_files, unquoted_name
 
 PLUGIN_MODULE = "floe.engines.duckdb_plugin"
 """The dbt-duckdb plugin the run profile names."""
 CATALOG_EXTENSIONS = ("iceberg", "httpfs")
-MACROS = Path(__file__).resolve().parent / "macros" / "duckdb"
+MACROS = Path(__file__).resolve().parents[1] / "macros" / "duckdb"
 _IDENTIFIER = re.compile(r"[^a-z0-9_]+")
 
 

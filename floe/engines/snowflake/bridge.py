@@ -45,7 +45,8 @@ from floe.enginekit import (
     staging_name,
     type_error,
 )
-from floe.engines.snowflake import ENGINE, PIP_INSTALL, check_settings, sql_identifier, stored_name
+from floe.engines.snowflake.settings import ENGINE, PIP_INSTALL, check_settings, sql_identifier, stored_name
+from floe.engines.snowflake.validate import connect_arguments
 
 CONNECT_SECONDS = 60
 """Login and network timeouts of a bridge's connection (a load of many rows takes longer than a check)."""
@@ -202,15 +203,13 @@ def _type_name(code: int) -> str:
 def _connection(compute: ComputeConfig, operation: str) -> Iterator[Any]:
     """A connector session as dbt's profile logs in (a relative key path is read from the directory
     floe runs in), with the compute's warehouse and database."""
-    from floe.engines.snowflake import plugin
-
     method = check_settings(compute, operation)
     if method == "externalbrowser":
         raise PluginExecutionError(ENGINE, operation, "an unattended bridge cannot log in through a browser",
                                    "give the compute a key pair or an OAuth token for floe run", compute=compute.name)  # fmt: skip
     here = Path.cwd()
-    arguments = plugin._connect_arguments(compute, ProfileTarget("run", "bridge", here, here / ".floe"), method,
-                                          CONNECT_SECONDS, {"stage": "", "details": {}})  # fmt: skip
+    arguments = connect_arguments(compute, ProfileTarget("run", "bridge", here, here / ".floe"), method,
+                                  CONNECT_SECONDS, {"stage": "", "details": {}})  # fmt: skip
     arguments.update(network_timeout=NETWORK_SECONDS, socket_timeout=NETWORK_SECONDS,
                      warehouse=str(compute.config["warehouse"]), database=str(compute.config["database"]))  # fmt: skip
     try:
