@@ -54,18 +54,26 @@ def data(rows: int) -> Any:
 
     ids = pyarrow.array(range(rows), pyarrow.int64())
     nulls = pc.equal(pc.bit_wise_and(ids, 0x13), 0)  # about one in 20
-    day = pyarrow.array((datetime.date(2020, 1, 1).toordinal() - 719163) + (ids.to_numpy() % 2000), pyarrow.int32())
+    day = pyarrow.array(
+        (datetime.date(2020, 1, 1).toordinal() - 719163) + (ids.to_numpy() % 2000), pyarrow.int32()
+    )
     micros = 1_600_000_000_000_000 + ids.to_numpy() * 7_919_123
-    return pyarrow.table({
-        "id": ids,
-        "quantity": pc.if_else(nulls, None, pc.cast(pc.bit_wise_and(ids, 0xFFFF), pyarrow.int32())),
-        "amount": pc.if_else(nulls, None, pc.cast(pc.divide(pc.cast(ids, pyarrow.float64()), 7), pyarrow.decimal128(12, 2))),
-        "day": pc.if_else(nulls, None, day.cast(pyarrow.date32())),
-        "at_local": pc.if_else(nulls, None, pyarrow.array(micros, pyarrow.timestamp("us"))),
-        "at_utc": pc.if_else(nulls, None, pyarrow.array(micros, pyarrow.timestamp("us", tz="UTC"))),
-        "label": pc.if_else(nulls, None, pc.binary_join_element_wise("item-", pc.cast(ids, pyarrow.string()), "")),
-        "flag": pc.if_else(nulls, None, pc.equal(pc.bit_wise_and(ids, 1), 0)),
-    })  # fmt: skip
+    return pyarrow.table(
+        {
+            "id": ids,
+            "quantity": pc.if_else(nulls, None, pc.cast(pc.bit_wise_and(ids, 0xFFFF), pyarrow.int32())),
+            "amount": pc.if_else(
+                nulls, None, pc.cast(pc.divide(pc.cast(ids, pyarrow.float64()), 7), pyarrow.decimal128(12, 2))
+            ),
+            "day": pc.if_else(nulls, None, day.cast(pyarrow.date32())),
+            "at_local": pc.if_else(nulls, None, pyarrow.array(micros, pyarrow.timestamp("us"))),
+            "at_utc": pc.if_else(nulls, None, pyarrow.array(micros, pyarrow.timestamp("us", tz="UTC"))),
+            "label": pc.if_else(
+                nulls, None, pc.binary_join_element_wise("item-", pc.cast(ids, pyarrow.string()), "")
+            ),
+            "flag": pc.if_else(nulls, None, pc.equal(pc.bit_wise_and(ids, 1), 0)),
+        }
+    )
 
 
 @contextmanager
@@ -84,12 +92,25 @@ def peers(folder: Path) -> Iterator[dict[str, Any]]:
         snow.create_database(DATABASE)
         os.environ.update({**pg.environ, "BENCH_SF_PASSWORD": "any"})
         yield {
-            "catalog": catalog, "pg": pg, "snow": snow,
+            "catalog": catalog,
+            "pg": pg,
+            "snow": snow,
             "postgres": ComputeConfig("pg", "postgres", pg.config()),
-            "snowflake": ComputeConfig("sf", "snowflake", {
-                "account": "fakesnow", "user": "bench", "password": SecretReference("BENCH_SF_PASSWORD"),
-                "database": DATABASE, "warehouse": "wh", "host": snow.host, "port": snow.port, "protocol": "http"}),
-        }  # fmt: skip
+            "snowflake": ComputeConfig(
+                "sf",
+                "snowflake",
+                {
+                    "account": "fakesnow",
+                    "user": "bench",
+                    "password": SecretReference("BENCH_SF_PASSWORD"),
+                    "database": DATABASE,
+                    "warehouse": "wh",
+                    "host": snow.host,
+                    "port": snow.port,
+                    "protocol": "http",
+                },
+            ),
+        }
 
 
 def prepare(table: Any, folder: Path, catalog: Any) -> Path:
@@ -126,8 +147,10 @@ def bridge(engine: str, ctx: dict[str, Any]) -> Callable[[], float]:
 
 
 PG_TYPES = "id bigint, quantity integer, amount numeric(12, 2), day date, at_local timestamp, at_utc timestamptz, label text, flag boolean"
-SF_TYPES = ("ID NUMBER(38, 0), QUANTITY NUMBER(38, 0), AMOUNT NUMBER(12, 2), DAY DATE, AT_LOCAL TIMESTAMP_NTZ(6), "
-            "AT_UTC TIMESTAMP_TZ(6), LABEL VARCHAR, FLAG BOOLEAN")  # fmt: skip
+SF_TYPES = (
+    "ID NUMBER(38, 0), QUANTITY NUMBER(38, 0), AMOUNT NUMBER(12, 2), DAY DATE, AT_LOCAL TIMESTAMP_NTZ(6), "
+    "AT_UTC TIMESTAMP_TZ(6), LABEL VARCHAR, FLAG BOOLEAN"
+)
 
 
 def postgres_adbc(ctx: dict[str, Any], parquet: Path) -> Callable[[], float]:
@@ -145,8 +168,9 @@ def postgres_adbc(ctx: dict[str, Any], parquet: Path) -> Callable[[], float]:
             connection.commit()
             start = time.perf_counter()
             cursor.execute(f"CREATE TABLE {NAMESPACE}.baseline_adbc ({PG_TYPES})")
-            cursor.adbc_ingest("baseline_adbc", pyarrow.parquet.read_table(parquet), mode="append",
-                               db_schema_name=NAMESPACE)  # fmt: skip
+            cursor.adbc_ingest(
+                "baseline_adbc", pyarrow.parquet.read_table(parquet), mode="append", db_schema_name=NAMESPACE
+            )
             connection.commit()
             elapsed = time.perf_counter() - start
             cursor.execute(f"SELECT count(*) FROM {NAMESPACE}.baseline_adbc")
@@ -172,8 +196,11 @@ def postgres_csv(ctx: dict[str, Any], parquet: Path) -> Callable[[], float]:
                 start = time.perf_counter()
                 cursor.execute(f"CREATE TABLE {NAMESPACE}.baseline_csv ({PG_TYPES})")
                 buffer = io.BytesIO()
-                pyarrow.csv.write_csv(pyarrow.parquet.read_table(parquet), buffer,
-                                      pyarrow.csv.WriteOptions(include_header=False))  # fmt: skip
+                pyarrow.csv.write_csv(
+                    pyarrow.parquet.read_table(parquet),
+                    buffer,
+                    pyarrow.csv.WriteOptions(include_header=False),
+                )
                 buffer.seek(0)
                 cursor.copy_expert(f"COPY {NAMESPACE}.baseline_csv FROM STDIN WITH (FORMAT csv)", buffer)
                 elapsed = time.perf_counter() - start
@@ -194,9 +221,16 @@ def snowflake_copy(ctx: dict[str, Any], parquet: Path) -> Callable[[], float]:
     counter = iter(range(10**6))
 
     def once() -> float:
-        with snowflake.connector.connect(account="fakesnow", user="bench", password="any", host=snow.host,
-                                         port=snow.port, protocol="http", database=DATABASE,
-                                         platform_detection_timeout_seconds=0.0) as connection:  # fmt: skip
+        with snowflake.connector.connect(
+            account="fakesnow",
+            user="bench",
+            password="any",
+            host=snow.host,
+            port=snow.port,
+            protocol="http",
+            database=DATABASE,
+            platform_detection_timeout_seconds=0.0,
+        ) as connection:
             cursor = connection.cursor()
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {DATABASE}.{NAMESPACE}")
             stage = f"{DATABASE}.{NAMESPACE}.baseline_stage_{next(counter)}"
@@ -204,8 +238,10 @@ def snowflake_copy(ctx: dict[str, Any], parquet: Path) -> Callable[[], float]:
             cursor.execute(f"CREATE OR REPLACE TABLE {DATABASE}.{NAMESPACE}.BASELINE ({SF_TYPES})")
             cursor.execute(f"CREATE TEMPORARY STAGE {stage}")
             cursor.execute(f"PUT 'file://{parquet}' @{stage} AUTO_COMPRESS=FALSE")
-            cursor.execute(f"COPY INTO {DATABASE}.{NAMESPACE}.BASELINE FROM @{stage} FILE_FORMAT=(TYPE=PARQUET "
-                           "USE_LOGICAL_TYPE=TRUE) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE PURGE=TRUE")  # fmt: skip
+            cursor.execute(
+                f"COPY INTO {DATABASE}.{NAMESPACE}.BASELINE FROM @{stage} FILE_FORMAT=(TYPE=PARQUET "
+                "USE_LOGICAL_TYPE=TRUE) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE PURGE=TRUE"
+            )
             elapsed = time.perf_counter() - start
             count = cursor.execute(f"SELECT count(*) FROM {DATABASE}.{NAMESPACE}.BASELINE").fetchone()
             assert count is not None and count[0] == ctx["rows"], count
@@ -222,10 +258,16 @@ def measure(rows: int, repeat: int) -> dict[str, Any]:
         parquet = prepare(table, Path(tmp), ctx["catalog"])
         results["parquet_bytes"] = parquet.stat().st_size
         plans = {
-            "postgres": {"bridge": bridge("postgres", ctx), "adbc COPY (binary)": postgres_adbc(ctx, parquet),
-                         "COPY FROM STDIN (csv)": postgres_csv(ctx, parquet)},
-            "snowflake": {"bridge": bridge("snowflake", ctx), "PUT + COPY INTO (parquet)": snowflake_copy(ctx, parquet)},
-        }  # fmt: skip
+            "postgres": {
+                "bridge": bridge("postgres", ctx),
+                "adbc COPY (binary)": postgres_adbc(ctx, parquet),
+                "COPY FROM STDIN (csv)": postgres_csv(ctx, parquet),
+            },
+            "snowflake": {
+                "bridge": bridge("snowflake", ctx),
+                "PUT + COPY INTO (parquet)": snowflake_copy(ctx, parquet),
+            },
+        }
         for engine, ways in plans.items():
             times: dict[str, list[float]] = {name: [] for name in ways}
             for once in ways.values():  # not timed: imports, first connections, the server's caches
@@ -239,18 +281,27 @@ def measure(rows: int, repeat: int) -> dict[str, Any]:
             rounds = [b / f for b, f in zip(baselines[fastest], times["bridge"], strict=True)]
             results["engines"][engine] = {
                 "times_s": {n: [round(t, 3) for t in ts] for n, ts in times.items()},
-                "baseline": fastest, "round_ratios": [round(r, 3) for r in rounds],
-                "ratio": statistics.median(rounds), "bridge_rows_per_s": rows / min(times["bridge"]),
-            }  # fmt: skip
+                "baseline": fastest,
+                "round_ratios": [round(r, 3) for r in rounds],
+                "ratio": statistics.median(rounds),
+                "bridge_rows_per_s": rows / min(times["bridge"]),
+            }
     return results
 
 
 def markdown(result: dict[str, Any], command: str) -> str:
-    lines = ["## Bridge throughput (issue 12)", "", f"`{command}`", "",
-             f"{result['rows']:,} rows of mixed types ({result['arrow_bytes'] / 1e6:.0f} MB in Arrow, "
-             f"{result['parquet_bytes'] / 1e6:.0f} MB of Parquet); {result['repeat']} rounds, each timing every "
-             "way once; the ratio is the baseline's seconds over the bridge's, per round (median, range).", "",
-             "| engine | way | seconds (per round) | throughput / baseline | goal | met |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "## Bridge throughput (issue 12)",
+        "",
+        f"`{command}`",
+        "",
+        f"{result['rows']:,} rows of mixed types ({result['arrow_bytes'] / 1e6:.0f} MB in Arrow, "
+        f"{result['parquet_bytes'] / 1e6:.0f} MB of Parquet); {result['repeat']} rounds, each timing every "
+        "way once; the ratio is the baseline's seconds over the bridge's, per round (median, range).",
+        "",
+        "| engine | way | seconds (per round) | throughput / baseline | goal | met |",
+        "|---|---|---|---|---|---|",
+    ]
     for engine, found in result["engines"].items():
         for way, times in found["times_s"].items():
             shown = ", ".join(f"{t:.2f}" for t in times)
@@ -258,7 +309,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
                 rounds = found["round_ratios"]
                 cell = f"{found['ratio']:.2f} ({min(rounds):.2f}–{max(rounds):.2f})"
                 verdict = "yes" if found["ratio"] >= GOAL else "**no**"
-                lines.append(f"| {engine} | floe's bridge (from the catalog) | {shown} | {cell} | ≥ {GOAL} | {verdict} |")
+                lines.append(
+                    f"| {engine} | floe's bridge (from the catalog) | {shown} | {cell} | ≥ {GOAL} | {verdict} |"
+                )
             else:
                 mark = " (baseline: the fastest)" if way == found["baseline"] else ""
                 lines.append(f"| {engine} | {way}{mark} | {shown} | | | |")
@@ -266,7 +319,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     output = parser.add_mutually_exclusive_group()

@@ -72,17 +72,27 @@ COMPUTES = ("duckdb", "duckdb-large", None)  # cycled over the transforms; None:
 PROCESS_SIZE = 10
 
 
-def write_product(root: Path, size: int, prefix: str = "product", *, name: str | None = None,
-                  platform: str = "../platform/domains/bench.yaml") -> Path:  # fmt: skip
+def write_product(
+    root: Path,
+    size: int,
+    prefix: str = "product",
+    *,
+    name: str | None = None,
+    platform: str = "../platform/domains/bench.yaml",
+) -> Path:
     """A data product with ``size`` transforms (and their model folders) under ``root``.
 
     Its directory is ``root/PREFIX-SIZE``, or ``root/NAME`` when ``name`` is given (also its
     metadata name); ``platform`` is its manifest, relative to that directory.
     """
     product = root / (name or f"{prefix}-{size}")
-    lines = ["apiVersion: floe.dev/v1", "kind: DataProduct",
-             f"metadata: {{name: {name or f'bench-{size}'}, owner: bench}}", f"platform: {platform}",
-             "transforms:"]  # fmt: skip
+    lines = [
+        "apiVersion: floe.dev/v1",
+        "kind: DataProduct",
+        f"metadata: {{name: {name or f'bench-{size}'}, owner: bench}}",
+        f"platform: {platform}",
+        "transforms:",
+    ]
     width = max(4, len(str(size - 1)))
     for i in range(size):
         path = f"models/t{i:0{width}d}/"
@@ -184,8 +194,9 @@ def process_time(cmd: Sequence[str], repeat: int, timeout: float) -> tuple[float
     for attempt in range(repeat + 1):
         start = time.perf_counter()
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
-                                  env=child_env())  # fmt: skip
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, check=False, env=child_env()
+            )
         except subprocess.TimeoutExpired:
             return (min(times) if times else None), f"timeout (> {timeout:g} s)"
         if attempt:
@@ -229,9 +240,17 @@ def run(sizes: list[int], repeat: int, timeout: float) -> dict[str, Any]:
             print(f"compiling {size} transforms ({repeat}x, timeout {timeout:g} s each)…", file=sys.stderr)
             times, status = compile_times(small, product, repeat, timeout)
             floe = min(times) if times else None
-            rows.append({"transforms": size, "yaml_bytes": len(text.encode()), "baseline_s": baseline,
-                         "floe_s": floe, "ratio": ratio(floe, baseline), "runs": len(times),
-                         "status": status})  # fmt: skip
+            rows.append(
+                {
+                    "transforms": size,
+                    "yaml_bytes": len(text.encode()),
+                    "baseline_s": baseline,
+                    "floe_s": floe,
+                    "ratio": ratio(floe, baseline),
+                    "runs": len(times),
+                    "status": status,
+                }
+            )
         print(f"whole process: floe compile of {PROCESS_SIZE} transforms ({repeat}x)…", file=sys.stderr)
         py_yaml, py_status = process_time([sys.executable, "-c", "import yaml"], repeat, timeout)
         floe_cli, cli_status = process_time(
@@ -244,16 +263,32 @@ def run(sizes: list[int], repeat: int, timeout: float) -> dict[str, Any]:
     if len(done) >= 2:
         lo, hi = min(done, key=lambda r: r["transforms"]), max(done, key=lambda r: r["transforms"])
         factor = hi["transforms"] / lo["transforms"]
-        scaling = {"from": lo["transforms"], "to": hi["transforms"], "size_factor": factor,
-                   "floe_factor": hi["floe_s"] / lo["floe_s"],
-                   "baseline_factor": hi["baseline_s"] / lo["baseline_s"],
-                   "floe_exponent": math.log(hi["floe_s"] / lo["floe_s"]) / math.log(factor)}  # fmt: skip
+        scaling = {
+            "from": lo["transforms"],
+            "to": hi["transforms"],
+            "size_factor": factor,
+            "floe_factor": hi["floe_s"] / lo["floe_s"],
+            "baseline_factor": hi["baseline_s"] / lo["baseline_s"],
+            "floe_exponent": math.log(hi["floe_s"] / lo["floe_s"]) / math.log(factor),
+        }
     statuses = [st for st in (cli_status, py_status, dbt_status) if st != "ok"]
-    process = {"transforms": PROCESS_SIZE, "import_yaml_s": py_yaml, "floe_compile_s": floe_cli,
-               "dbt_version_s": dbt_version, "ratio": ratio(floe_cli, py_yaml),
-               "ratio_dbt": ratio(floe_cli, dbt_version), "status": statuses[0] if statuses else "ok"}  # fmt: skip
-    result = {"python": sys.version.split()[0], "repeat": repeat, "timeout_s": timeout,
-              "sizes": rows, "scaling": scaling, "process": process}  # fmt: skip
+    process = {
+        "transforms": PROCESS_SIZE,
+        "import_yaml_s": py_yaml,
+        "floe_compile_s": floe_cli,
+        "dbt_version_s": dbt_version,
+        "ratio": ratio(floe_cli, py_yaml),
+        "ratio_dbt": ratio(floe_cli, dbt_version),
+        "status": statuses[0] if statuses else "ok",
+    }
+    result = {
+        "python": sys.version.split()[0],
+        "repeat": repeat,
+        "timeout_s": timeout,
+        "sizes": rows,
+        "scaling": scaling,
+        "process": process,
+    }
     result["goals"] = goals(result)
     return result
 
@@ -263,56 +298,97 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
 
     A goal whose figure could not be measured (size not run, a failure) is not met."""
     p, by_size = result["process"], {r["transforms"]: r for r in result["sizes"]}
-    rows = [("whole-process `floe compile` (10 transforms) / `python -c \"import yaml\"`", p["ratio"],
-             GOALS["process_vs_import_yaml"]),
-            ("whole-process `floe compile` (10 transforms) / `dbt --version`", p["ratio_dbt"],
-             GOALS["process_vs_dbt_version"])]  # fmt: skip
+    rows = [
+        (
+            'whole-process `floe compile` (10 transforms) / `python -c "import yaml"`',
+            p["ratio"],
+            GOALS["process_vs_import_yaml"],
+        ),
+        (
+            "whole-process `floe compile` (10 transforms) / `dbt --version`",
+            p["ratio_dbt"],
+            GOALS["process_vs_dbt_version"],
+        ),
+    ]
     for size in GOAL_SIZES:
         row = by_size.get(size, {})
-        rows.append((f"in-process compile of {size:,} transforms / PyYAML C parse", row.get("ratio"),
-                     GOALS["compile_vs_libyaml"]))  # fmt: skip
+        rows.append(
+            (
+                f"in-process compile of {size:,} transforms / PyYAML C parse",
+                row.get("ratio"),
+                GOALS["compile_vs_libyaml"],
+            )
+        )
     small, big = by_size.get(500, {}), by_size.get(5000, {})
-    rows.append(("in-process compile of 5,000 transforms / of 500", ratio(big.get("floe_s"), small.get("floe_s")),
-                 GOALS["scaling_5000_vs_500"]))  # fmt: skip
-    return [{"goal": name, "figure": figure, "limit": limit, "met": figure is not None and figure <= limit}
-            for name, figure, limit in rows]  # fmt: skip
+    rows.append(
+        (
+            "in-process compile of 5,000 transforms / of 500",
+            ratio(big.get("floe_s"), small.get("floe_s")),
+            GOALS["scaling_5000_vs_500"],
+        )
+    )
+    return [
+        {"goal": name, "figure": figure, "limit": limit, "met": figure is not None and figure <= limit}
+        for name, figure, limit in rows
+    ]
 
 
 def report(result: dict[str, Any]) -> None:
     print(f"best of {result['repeat']}, Python {result['python']}, timeout {result['timeout_s']:g} s")
     print(f"{'transforms':>10} {'baseline s':>11} {'floe s':>10} {'floe/baseline':>14}  status")
     for r in result["sizes"]:
-        print(f"{r['transforms']:>10} {r['baseline_s']:>11.5f} {fmt(r['floe_s'], '10.4f'):>10} "
-              f"{fmt(r['ratio'], '14.0f'):>14}  {r['status']}")  # fmt: skip
+        print(
+            f"{r['transforms']:>10} {r['baseline_s']:>11.5f} {fmt(r['floe_s'], '10.4f'):>10} "
+            f"{fmt(r['ratio'], '14.0f'):>14}  {r['status']}"
+        )
     s = result["scaling"]
     if s:
-        print(f"scaling {s['from']} → {s['to']} transforms (x{s['size_factor']:g}): floe x{s['floe_factor']:.1f} "
-              f"(~n^{s['floe_exponent']:.2f}), baseline x{s['baseline_factor']:.1f}")  # fmt: skip
+        print(
+            f"scaling {s['from']} → {s['to']} transforms (x{s['size_factor']:g}): floe x{s['floe_factor']:.1f} "
+            f"(~n^{s['floe_exponent']:.2f}), baseline x{s['baseline_factor']:.1f}"
+        )
     else:
         print("scaling: needs two sizes that compiled")
     p = result["process"]
-    print(f"whole process, {p['transforms']} transforms: `floe compile` {fmt(p['floe_compile_s'], '.3f')} s, "
-          f"`python -c 'import yaml'` {fmt(p['import_yaml_s'], '.3f')} s, ratio {fmt(p['ratio'], '.1f')}"
-          f"  {p['status']}")  # fmt: skip
-    print(f"whole process: `dbt --version` {fmt(p['dbt_version_s'], '.3f')} s, floe compile / dbt --version "
-          f"{fmt(p['ratio_dbt'], '.3f')}")  # fmt: skip
+    print(
+        f"whole process, {p['transforms']} transforms: `floe compile` {fmt(p['floe_compile_s'], '.3f')} s, "
+        f"`python -c 'import yaml'` {fmt(p['import_yaml_s'], '.3f')} s, ratio {fmt(p['ratio'], '.1f')}"
+        f"  {p['status']}"
+    )
+    print(
+        f"whole process: `dbt --version` {fmt(p['dbt_version_s'], '.3f')} s, floe compile / dbt --version "
+        f"{fmt(p['ratio_dbt'], '.3f')}"
+    )
     for g in result["goals"]:
-        print(f"goal: {g['goal']}: {fmt(g['figure'], '.3g')} (limit {g['limit']:g}) {'met' if g['met'] else 'NOT MET'}")
+        print(
+            f"goal: {g['goal']}: {fmt(g['figure'], '.3g')} (limit {g['limit']:g}) {'met' if g['met'] else 'NOT MET'}"
+        )
 
 
 def markdown(result: dict[str, Any]) -> str:
     """The section of benchmarks/RESULTS.md this script contributes."""
     p = result["process"]
-    out = ["## Start-up and compile at scale (`benchmarks/compile.py`)", "",
-           f"Command: `python benchmarks/compile.py --sizes {','.join(str(r['transforms']) for r in result['sizes'])} "
-           f"--repeat {result['repeat']}` (best of {result['repeat']}).", "",
-           "| transforms | PyYAML C parse s | floe compile s (artifacts written) | floe / PyYAML |", "|---:|---:|---:|---:|"]  # fmt: skip
+    out = [
+        "## Start-up and compile at scale (`benchmarks/compile.py`)",
+        "",
+        f"Command: `python benchmarks/compile.py --sizes {','.join(str(r['transforms']) for r in result['sizes'])} "
+        f"--repeat {result['repeat']}` (best of {result['repeat']}).",
+        "",
+        "| transforms | PyYAML C parse s | floe compile s (artifacts written) | floe / PyYAML |",
+        "|---:|---:|---:|---:|",
+    ]
     for r in result["sizes"]:
-        out.append(f"| {r['transforms']:,} | {r['baseline_s']:.5f} | {fmt(r['floe_s'], '.4f')} | "
-                   f"{fmt(r['ratio'], '.1f')} |")  # fmt: skip
-    out += ["", f"Whole process (10 transforms): `floe compile` {fmt(p['floe_compile_s'], '.3f')} s, "
-            f"`python -c \"import yaml\"` {fmt(p['import_yaml_s'], '.3f')} s, `dbt --version` "
-            f"{fmt(p['dbt_version_s'], '.2f')} s.", ""]  # fmt: skip
+        out.append(
+            f"| {r['transforms']:,} | {r['baseline_s']:.5f} | {fmt(r['floe_s'], '.4f')} | "
+            f"{fmt(r['ratio'], '.1f')} |"
+        )
+    out += [
+        "",
+        f"Whole process (10 transforms): `floe compile` {fmt(p['floe_compile_s'], '.3f')} s, "
+        f'`python -c "import yaml"` {fmt(p["import_yaml_s"], ".3f")} s, `dbt --version` '
+        f"{fmt(p['dbt_version_s'], '.2f')} s.",
+        "",
+    ]
     out += goal_table(result["goals"])
     return "\n".join(out) + "\n"
 
@@ -321,7 +397,9 @@ def goal_table(rows: list[dict[str, Any]]) -> list[str]:
     """Markdown rows for goals: figure, limit, met (shared by every benchmark script)."""
     out = ["| goal | figure | limit | met |", "|---|---:|---:|:---:|"]
     for g in rows:
-        out.append(f"| {g['goal']} | {fmt(g['figure'], '.3g')} | ≤ {g['limit']:g} | {'yes' if g['met'] else '**no**'} |")
+        out.append(
+            f"| {g['goal']} | {fmt(g['figure'], '.3g')} | ≤ {g['limit']:g} | {'yes' if g['met'] else '**no**'} |"
+        )
     return out
 
 

@@ -39,8 +39,14 @@ def write_tree(root: Path, domains: int, products: int, transforms: int) -> list
     made = []
     for i in range(products):
         domain = names[i % domains]
-        made.append(bench.write_product(root / "products" / domain, transforms, name=f"p{i:03d}",
-                                        platform=f"../../../platform/domains/{domain}.yaml"))  # fmt: skip
+        made.append(
+            bench.write_product(
+                root / "products" / domain,
+                transforms,
+                name=f"p{i:03d}",
+                platform=f"../../../platform/domains/{domain}.yaml",
+            )
+        )
     return made
 
 
@@ -56,8 +62,9 @@ def toggle(path: Path, pair: tuple[str, str]) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-def timed(repeat: int, prepare: Callable[[], object], run: Callable[[], Any],
-          check: Callable[[Any], None]) -> float:  # fmt: skip
+def timed(
+    repeat: int, prepare: Callable[[], object], run: Callable[[], Any], check: Callable[[Any], None]
+) -> float:
     """Best of ``repeat``: ``prepare`` (not timed), ``run`` (timed), ``check`` its result."""
     times = []
     for _ in range(repeat):
@@ -75,8 +82,10 @@ def expect(compiled: int, written: int | None = None) -> Callable[[Any], None]:
 
         got = (result.count(COMPILED), sum(len(p.written) for p in result.products))
         if result.count(FAILED) or got[0] != compiled or (written is not None and got[1] != written):
-            raise SystemExit(f"unexpected result: {got[0]} compiled, {got[1]} written, "
-                             f"{result.count(FAILED)} failed; expected {compiled} compiled")  # fmt: skip
+            raise SystemExit(
+                f"unexpected result: {got[0]} compiled, {got[1]} written, "
+                f"{result.count(FAILED)} failed; expected {compiled} compiled"
+            )
 
     return check
 
@@ -100,19 +109,23 @@ def in_process(root: Path, products: list[Path], domains: int, repeat: int) -> d
     domain = root / "platform" / "domains" / f"{products[0].parent.name}.yaml"
     figures = {
         "cold_s": timed(repeat, lambda: remove_targets(root), platform, expect(n, 2 * n)),
-        "warm_product_s": timed(repeat, lambda: toggle(products[0] / "floe.yaml", TOGGLE), platform, expect(1, 2)),
+        "warm_product_s": timed(
+            repeat, lambda: toggle(products[0] / "floe.yaml", TOGGLE), platform, expect(1, 2)
+        ),
         "warm_nothing_s": timed(repeat, lambda: None, platform, expect(0, 0)),
         "warm_domain_s": timed(repeat, lambda: toggle(domain, DOMAIN_TOGGLE), platform, expect(per_domain)),
         "full_no_partial_s": timed(repeat, lambda: None, lambda: platform(False), expect(n, 0)),
     }
     # compile only (no artifacts): each product alone, as a loop over compile_path did, vs shared
-    figures["compile_unshared_s"] = timed(repeat, lambda: None,
-                                          lambda: [compile_path(p, engines, store) for p in products], lambda r: None)  # fmt: skip
+    figures["compile_unshared_s"] = timed(
+        repeat, lambda: None, lambda: [compile_path(p, engines, store) for p in products], lambda r: None
+    )
     figures["compile_shared_s"] = timed(
-        repeat, lambda: None,
+        repeat,
+        lambda: None,
         lambda: (lambda cache: [compile_path(p, engines, store, cache) for p in products])(ManifestCache()),
         lambda r: None,
-    )  # fmt: skip
+    )
     cache = ManifestCache()
     for p in products:
         compile_path(p, engines, store, cache)
@@ -124,8 +137,9 @@ def in_process(root: Path, products: list[Path], domains: int, repeat: int) -> d
 def process(root: Path, products: list[Path], repeat: int, timeout: float) -> dict[str, float | str | None]:
     def command(*args: str) -> Callable[[], None]:
         def run() -> None:
-            done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
-                                  check=False)  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, *args], capture_output=True, text=True, timeout=timeout, check=False
+            )
             if done.returncode:
                 raise RuntimeError(bench.first_line(done.stderr + done.stdout, done.returncode))
 
@@ -135,10 +149,12 @@ def process(root: Path, products: list[Path], repeat: int, timeout: float) -> di
     figures: dict[str, float | str | None] = {}
     try:
         figures["cold_s"] = timed(repeat, lambda: remove_targets(root), platform, lambda r: None)
-        figures["warm_product_s"] = timed(repeat, lambda: toggle(products[0] / "floe.yaml", TOGGLE), platform,
-                                          lambda r: None)  # fmt: skip
-        figures["single_product_s"] = timed(repeat, lambda: None, command("-m", "floe", "compile", str(products[1])),
-                                            lambda r: None)  # fmt: skip
+        figures["warm_product_s"] = timed(
+            repeat, lambda: toggle(products[0] / "floe.yaml", TOGGLE), platform, lambda r: None
+        )
+        figures["single_product_s"] = timed(
+            repeat, lambda: None, command("-m", "floe", "compile", str(products[1])), lambda r: None
+        )
         figures["import_yaml_s"] = timed(repeat, lambda: None, command("-c", "import yaml"), lambda r: None)
         figures["status"] = "ok"
     except subprocess.TimeoutExpired:
@@ -152,17 +168,30 @@ def run(domains: int, products: int, transforms: int, repeat: int, timeout: floa
     with tempfile.TemporaryDirectory(prefix="floe-platform-bench-") as tmp:
         root = Path(tmp)
         made = write_tree(root, domains, products, transforms)
-        print(f"{products} products x {transforms} transforms below {domains} domains; "
-              f"in process, best of {repeat}…", file=sys.stderr)  # fmt: skip
+        print(
+            f"{products} products x {transforms} transforms below {domains} domains; "
+            f"in process, best of {repeat}…",
+            file=sys.stderr,
+        )
         inproc = in_process(root, made, domains, repeat)
         print(f"whole process, best of {repeat}…", file=sys.stderr)
         proc = process(root, made, repeat, timeout)
     ratio = inproc["warm_product_s"] / inproc["cold_s"]
     cold_p, warm_p = proc.get("cold_s"), proc.get("warm_product_s")
     proc_ratio = warm_p / cold_p if isinstance(cold_p, float) and isinstance(warm_p, float) else None
-    return {"python": sys.version.split()[0], "repeat": repeat, "domains": domains, "products": products,
-            "transforms": transforms, "in_process": inproc, "process": proc, "ratio": ratio,
-            "process_ratio": proc_ratio, "goal": GOAL, "met": ratio <= GOAL}  # fmt: skip
+    return {
+        "python": sys.version.split()[0],
+        "repeat": repeat,
+        "domains": domains,
+        "products": products,
+        "transforms": transforms,
+        "in_process": inproc,
+        "process": proc,
+        "ratio": ratio,
+        "process_ratio": proc_ratio,
+        "goal": GOAL,
+        "met": ratio <= GOAL,
+    }
 
 
 def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -182,12 +211,21 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         line("warm: one product changed (1 compiled, its 2 artifacts rewritten)", ip["warm_product_s"], cold),
         line("warm: nothing changed", ip["warm_nothing_s"], cold),
         line(f"warm: one domain changed ({per_domain} products compiled)", ip["warm_domain_s"], cold),
-        line("`--no-partial-parse` over existing artifacts (all compiled, none rewritten)",
-             ip["full_no_partial_s"], cold),
-        line(f"compile only, each product alone (parents parsed {n} times)", ip["compile_unshared_s"],
-             ip["compile_unshared_s"]),
-        line(f"compile only, manifests shared ({ip['manifest_reads']} reads of {ip['manifests']} manifests)",
-             ip["compile_shared_s"], ip["compile_unshared_s"]),
+        line(
+            "`--no-partial-parse` over existing artifacts (all compiled, none rewritten)",
+            ip["full_no_partial_s"],
+            cold,
+        ),
+        line(
+            f"compile only, each product alone (parents parsed {n} times)",
+            ip["compile_unshared_s"],
+            ip["compile_unshared_s"],
+        ),
+        line(
+            f"compile only, manifests shared ({ip['manifest_reads']} reads of {ip['manifests']} manifests)",
+            ip["compile_shared_s"],
+            ip["compile_unshared_s"],
+        ),
     ]
     pcold = pr.get("cold_s") if isinstance(pr.get("cold_s"), float) else None
     out += [
@@ -200,17 +238,21 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def report(result: dict[str, Any]) -> None:
-    print(f"best of {result['repeat']}, Python {result['python']}: 1 enterprise, {result['domains']} domains, "
-          f"{result['products']} products x {result['transforms']} transforms")  # fmt: skip
+    print(
+        f"best of {result['repeat']}, Python {result['python']}: 1 enterprise, {result['domains']} domains, "
+        f"{result['products']} products x {result['transforms']} transforms"
+    )
     table = rows(result)
     width = max(len(r[0]) for r in table)
     print(f"{'figure':<{width}} {'s':>8} {'ratio':>7}")
     for name, seconds, ratio in table:
         print(f"{name:<{width}} {seconds:>8} {ratio:>7}")
-    print(f"goal: warm (one product changed) / cold <= {GOAL}: {result['ratio']:.3f} -> "
-          f"{'met' if result['met'] else 'NOT met'}; whole process: "
-          f"{'-' if result['process_ratio'] is None else format(result['process_ratio'], '.3f')} "
-          f"({result['process']['status']})")  # fmt: skip
+    print(
+        f"goal: warm (one product changed) / cold <= {GOAL}: {result['ratio']:.3f} -> "
+        f"{'met' if result['met'] else 'NOT met'}; whole process: "
+        f"{'-' if result['process_ratio'] is None else format(result['process_ratio'], '.3f')} "
+        f"({result['process']['status']})"
+    )
 
 
 def markdown(result: dict[str, Any], argv: list[str]) -> str:
@@ -227,22 +269,32 @@ def markdown(result: dict[str, Any], argv: list[str]) -> str:
         "|---|---:|---:|",
     ]
     lines += [f"| {name} | {seconds} | {ratio} |" for name, seconds, ratio in rows(result)]
-    goal = {"goal": "in process: a repeat with one product changed / the cold compile", "figure": result["ratio"],
-            "limit": GOAL, "met": result["met"]}  # fmt: skip
+    goal = {
+        "goal": "in process: a repeat with one product changed / the cold compile",
+        "figure": result["ratio"],
+        "limit": GOAL,
+        "met": result["met"],
+    }
     lines += ["", *bench.goal_table([goal])]
     return "\n".join(lines)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--domains", type=int, default=20)
     parser.add_argument("--products", type=int, default=500)
     parser.add_argument("--transforms", type=int, default=10, help="transforms per product")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per `floe compile` process")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds allowed per `floe compile` process"
+    )
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the figures as JSON")
-    out.add_argument("--markdown", action="store_true", help="print a Markdown section for benchmarks/RESULTS.md")
+    out.add_argument(
+        "--markdown", action="store_true", help="print a Markdown section for benchmarks/RESULTS.md"
+    )
     args = parser.parse_args()
     if min(args.domains, args.products, args.transforms, args.repeat) < 1 or args.products < args.domains:
         parser.error("--domains, --products, --transforms and --repeat must be positive, products >= domains")

@@ -86,13 +86,16 @@ def pair_transforms(pair: str) -> list[tuple[str, str, Mapping[str, str]]]:
     """
     out: list[tuple[str, str, Mapping[str, str]]] = []
     for name, compute in zip(("left", "right"), PAIRS[pair], strict=True):
-        rows = "select id, id % 101 as k, rand() as x from range({n})" if compute == "spark" else \
-            "select range as id, range % 101 as k, random() as x from range({n})"  # fmt: skip
+        rows = (
+            "select id, id % 101 as k, rand() as x from range({n})"
+            if compute == "spark"
+            else "select range as id, range % 101 as k, random() as x from range({n})"
+        )
         models = {
             f"{name}_base.sql": rows.format(n=ROWS) + "\n",
             f"{name}_agg.sql": f"select k, count(*) as n, sum(x) as total from {{{{ ref('{name}_base') }}}} group by k\n",
             f"{name}_top.sql": f"select * from {{{{ ref('{name}_agg') }}}} order by total desc limit 10\n",
-        }  # fmt: skip
+        }
         out.append((name, compute, models))
     return out
 
@@ -114,8 +117,9 @@ def validate_products(root: Path) -> Iterator[tuple[Path, Path, Mapping[str, str
         yield every, alone, peers.environ
 
 
-def validate_once(product: Path, environ: Mapping[str, str], computes: int,
-                  timeout: float) -> tuple[float | None, str]:  # fmt: skip
+def validate_once(
+    product: Path, environ: Mapping[str, str], computes: int, timeout: float
+) -> tuple[float | None, str]:
     """One ``floe validate --json``: its wall time, and ``ok`` when it reported every compute, the
     hung one failed, and all the others connected."""
     from tests.support.all_engines import cli_environ
@@ -124,8 +128,14 @@ def validate_once(product: Path, environ: Mapping[str, str], computes: int,
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as bench_environ(): byte code is written, as installed
     start = time.perf_counter()
     try:
-        proc = subprocess.run(floe_cmd("validate", str(product), "--json"), capture_output=True, text=True,
-                              env=env, timeout=timeout, check=False)  # fmt: skip
+        proc = subprocess.run(
+            floe_cmd("validate", str(product), "--json"),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return None, f"timeout (> {timeout:g} s)"
     elapsed = time.perf_counter() - start
@@ -147,12 +157,21 @@ def measure_validate(root: Path, repeat: int, timeout: float) -> dict[str, Any]:
     try:
         with validate_products(root) as (product, hung_only, environ):
             print(f"floe validate ({repeat}x)…", file=sys.stderr)
-            alternate(repeat, [(every, lambda: validate_once(product, environ, 8, timeout)),
-                               (alone, lambda: validate_once(hung_only, environ, 2, timeout))])  # fmt: skip
+            alternate(
+                repeat,
+                [
+                    (every, lambda: validate_once(product, environ, 8, timeout)),
+                    (alone, lambda: validate_once(hung_only, environ, 2, timeout)),
+                ],
+            )
     except Exception as exc:  # noqa: BLE001 - a peer that cannot start is this measurement's failure
         every.status = alone.status = f"error: peers: {type(exc).__name__}: {exc}"[:300]
-    return {"all": every.to_json(), "hung_only": alone.to_json(), "ratio": ratio(every.best, alone.best),
-            "target_s": VALIDATE_GOAL_S}  # fmt: skip
+    return {
+        "all": every.to_json(),
+        "hung_only": alone.to_json(),
+        "ratio": ratio(every.best, alone.best),
+        "target_s": VALIDATE_GOAL_S,
+    }
 
 
 # -- 2. floe run -----------------------------------------------------------------------------------
@@ -161,8 +180,11 @@ def measure_validate(root: Path, repeat: int, timeout: float) -> dict[str, Any]:
 def measure_run(root: Path, repeat: int, timeout: float, pair: str) -> dict[str, Any]:
     product = write_product(root, "pair", pair_transforms(pair), pair_platform(pair))
     first, second = PAIRS[pair]
-    left, right, both = (Series(f"floe run --select left ({first})"), Series(f"floe run --select right ({second})"),
-                         Series("floe run, both"))  # fmt: skip
+    left, right, both = (
+        Series(f"floe run --select left ({first})"),
+        Series(f"floe run --select right ({second})"),
+        Series("floe run, both"),
+    )
     base = ["run", str(product), "--env", "dev"]
     print("warm-up: floe run of both transforms…", file=sys.stderr)
     warm = Series("warm-up")
@@ -180,16 +202,28 @@ def measure_run(root: Path, repeat: int, timeout: float, pair: str) -> dict[str,
     slower = max((s.best for s in (left, right) if s.best is not None), default=None)
     if left.best is None or right.best is None:
         slower = None
-    return {"pair": list(PAIRS[pair]), "left": left.to_json(), "right": right.to_json(), "both": both.to_json(),
-            "slower_s": slower, "ratio": ratio(both.best, slower), "target": RUN_GOAL}  # fmt: skip
+    return {
+        "pair": list(PAIRS[pair]),
+        "left": left.to_json(),
+        "right": right.to_json(),
+        "both": both.to_json(),
+        "slower_s": slower,
+        "ratio": ratio(both.best, slower),
+        "target": RUN_GOAL,
+    }
 
 
 # -- the report ------------------------------------------------------------------------------------
 
 
 def run(repeat: int, timeout: float, only: str | None, pairs: Sequence[str]) -> dict[str, Any]:
-    result: dict[str, Any] = {"goal": "concurrency", "python": sys.version.split()[0], "cpus": os.cpu_count(),
-                              "repeat": repeat, "timeout_s": timeout}  # fmt: skip
+    result: dict[str, Any] = {
+        "goal": "concurrency",
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "repeat": repeat,
+        "timeout_s": timeout,
+    }
     with tempfile.TemporaryDirectory(prefix="floe-bench-concurrency-") as tmp:
         if only in (None, "validate"):
             (Path(tmp) / "validate").mkdir()
@@ -214,18 +248,26 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
         best = v["all"]["best_s"]
         rows += [
             ("`floe validate` of the hung compute alone (baseline)", seconds_cell(v["hung_only"]), "", ""),
-            ("`floe validate` of 8 computes, one hung", seconds_cell(v["all"]),
-             f"≤ {v['target_s']:g} s", met_cell(best, v["target_s"])),
+            (
+                "`floe validate` of 8 computes, one hung",
+                seconds_cell(v["all"]),
+                f"≤ {v['target_s']:g} s",
+                met_cell(best, v["target_s"]),
+            ),
             ("8 computes / hung alone", fmt(v["ratio"], ".2f"), "", ""),
-        ]  # fmt: skip
+        ]
     for r in (result.get("run") or {}).values():
         rows += [
             (f"`floe run --select left` (compute {r['pair'][0]})", seconds_cell(r["left"]), "", ""),
             (f"`floe run --select right` (compute {r['pair'][1]})", seconds_cell(r["right"]), "", ""),
             ("`floe run`, both at once", seconds_cell(r["both"]), "", ""),
-            (f"both / the slower alone ({' and '.join(r['pair'])})", fmt(r["ratio"], ".2f"), f"≤ {r['target']}",
-             met_cell(r["ratio"], r["target"])),
-        ]  # fmt: skip
+            (
+                f"both / the slower alone ({' and '.join(r['pair'])})",
+                fmt(r["ratio"], ".2f"),
+                f"≤ {r['target']}",
+                met_cell(r["ratio"], r["target"]),
+            ),
+        ]
     note = f"Best of {result['repeat']}, Python {result['python']}, {result['cpus']} CPUs."
     return markdown_section("Goal 5: concurrency", command, rows, note)
 
@@ -236,27 +278,41 @@ def report(result: Mapping[str, Any]) -> None:
     if v:
         for key in ("hung_only", "all"):
             s = v[key]
-            print(f"{s['label']:>42}: {fmt(s['best_s'], '.2f'):>6} s  (runs: "
-                  f"{', '.join(f'{t:.2f}' for t in s['runs_s'])})  {s['status']}")  # fmt: skip
-        print(f"floe validate of 8 computes: {fmt(v['all']['best_s'], '.2f')} s (goal ≤ {v['target_s']:g} s: "
-              f"{met(v['all']['best_s'], v['target_s'])}); x{fmt(v['ratio'], '.2f')} the hung one alone")  # fmt: skip
+            print(
+                f"{s['label']:>42}: {fmt(s['best_s'], '.2f'):>6} s  (runs: "
+                f"{', '.join(f'{t:.2f}' for t in s['runs_s'])})  {s['status']}"
+            )
+        print(
+            f"floe validate of 8 computes: {fmt(v['all']['best_s'], '.2f')} s (goal ≤ {v['target_s']:g} s: "
+            f"{met(v['all']['best_s'], v['target_s'])}); x{fmt(v['ratio'], '.2f')} the hung one alone"
+        )
     for r in (result.get("run") or {}).values():
         for key in ("left", "right", "both"):
             s = r[key]
-            print(f"{s['label']:>42}: {fmt(s['best_s'], '.2f'):>6} s  (runs: "
-                  f"{', '.join(f'{t:.2f}' for t in s['runs_s'])})  {s['status']}")  # fmt: skip
-        print(f"{' and '.join(r['pair'])}: both / the slower alone: {fmt(r['ratio'], '.2f')} (goal ≤ {r['target']}: "
-              f"{met(r['ratio'], r['target'])})")  # fmt: skip
+            print(
+                f"{s['label']:>42}: {fmt(s['best_s'], '.2f'):>6} s  (runs: "
+                f"{', '.join(f'{t:.2f}' for t in s['runs_s'])})  {s['status']}"
+            )
+        print(
+            f"{' and '.join(r['pair'])}: both / the slower alone: {fmt(r['ratio'], '.2f')} (goal ≤ {r['target']}: "
+            f"{met(r['ratio'], r['target'])})"
+        )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per command")
     parser.add_argument("--only", choices=("validate", "run"), help="one of the two measurements")
-    parser.add_argument("--pair", choices=[*sorted(PAIRS), "all"], default="all",
-                        help="the computes of the run's two transforms: two DuckDB computes, DuckDB and Spark, or "
-                             "each in turn (default)")  # fmt: skip
+    parser.add_argument(
+        "--pair",
+        choices=[*sorted(PAIRS), "all"],
+        default="all",
+        help="the computes of the run's two transforms: two DuckDB computes, DuckDB and Spark, or "
+        "each in turn (default)",
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the figures as JSON")
     output.add_argument("--markdown", action="store_true", help="print a Markdown section for RESULTS.md")

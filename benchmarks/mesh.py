@@ -45,10 +45,15 @@ EXAMPLE = ROOT / "examples" / "mesh"
 SOURCES = ("ingest", "crm", "treasury", "calendar")
 CONSUMERS = ("marts", "serving", "finance", "features")
 HAND_OFFS = (  # (kind, model, compute): what the example's refs need carried
-    ("publish", "customers", "postgres"), ("publish", "fx_rates", "snowflake"),
-    ("load", "orders", "postgres"), ("load", "calendar", "postgres"), ("load", "fx_rates", "postgres"),
-    ("load", "customers", "snowflake"), ("load", "orders", "snowflake"), ("load", "calendar", "snowflake"),
-)  # fmt: skip
+    ("publish", "customers", "postgres"),
+    ("publish", "fx_rates", "snowflake"),
+    ("load", "orders", "postgres"),
+    ("load", "calendar", "postgres"),
+    ("load", "fx_rates", "postgres"),
+    ("load", "customers", "snowflake"),
+    ("load", "orders", "snowflake"),
+    ("load", "calendar", "snowflake"),
+)
 NAMESPACE = "mesh_dev"
 
 
@@ -86,8 +91,18 @@ def baseline(product: Path, plan: dict[str, Any], env: dict[str, str], timeout: 
         transform = transforms[name]
         project = product / "target" / "floe" / "run" / transform["compute"]
         names = [n.rsplit(".", 1)[-1] for n in transform["nodes"]]
-        command = [*dbt_command(), "build", "--project-dir", str(project), "--profiles-dir", str(project),
-                   "--target", "dev", "--select", *names]  # fmt: skip
+        command = [
+            *dbt_command(),
+            "build",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target",
+            "dev",
+            "--select",
+            *names,
+        ]
         return timed(command, spark_env if transform["engine"] == "spark" else env, timeout)
 
     with EmbeddedCatalog(state, port=port):
@@ -136,13 +151,28 @@ def measure(repeat: int, timeout: float) -> dict[str, Any]:
         shutil.copytree(EXAMPLE, product, ignore=shutil.ignore_patterns(".floe", "target", "logs"))
         pg_port, sf_port = free_port(), free_port()
         manifest = product / "platform" / "enterprise.yaml"
-        manifest.write_text(manifest.read_text().replace("port: 55432", f"port: {pg_port}")
-                            .replace("port: 58910", f"port: {sf_port}"))  # fmt: skip
-        env = {**bench_environ(), "MESH_PG_PASSWORD": "bench-" + os.urandom(6).hex(), "MESH_SNOWFLAKE_PASSWORD": "any"}
+        manifest.write_text(
+            manifest.read_text()
+            .replace("port: 55432", f"port: {pg_port}")
+            .replace("port: 58910", f"port: {sf_port}")
+        )
+        env = {
+            **bench_environ(),
+            "MESH_PG_PASSWORD": "bench-" + os.urandom(6).hex(),
+            "MESH_SNOWFLAKE_PASSWORD": "any",
+        }
         floe_run = [sys.executable, "-m", "floe", "run", str(product), "--env", "dev"]
-        with services().running(pg_port, sf_port, password=env["MESH_PG_PASSWORD"], log=Path(tmp) / "fakesnow.log"):
-            planned = subprocess.run([sys.executable, "-m", "floe", "plan", str(product), "--env", "dev", "--json"],
-                                     capture_output=True, text=True, env=env, timeout=timeout, check=True)  # fmt: skip
+        with services().running(
+            pg_port, sf_port, password=env["MESH_PG_PASSWORD"], log=Path(tmp) / "fakesnow.log"
+        ):
+            planned = subprocess.run(
+                [sys.executable, "-m", "floe", "plan", str(product), "--env", "dev", "--json"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=timeout,
+                check=True,
+            )
             plan = json.loads(planned.stdout)
             print("warm-up: floe run of the mesh…", file=sys.stderr, flush=True)
             timed(floe_run, env, timeout)
@@ -151,28 +181,42 @@ def measure(repeat: int, timeout: float) -> dict[str, Any]:
                 floe_times.append(timed(floe_run, env, timeout))
                 baseline_times.append(baseline(product, plan, env, timeout))
     rounds = [f / b for f, b in zip(floe_times, baseline_times, strict=True)]
-    return {"repeat": repeat, "floe_s": [round(t, 2) for t in floe_times],
-            "baseline_s": [round(t, 2) for t in baseline_times], "round_ratios": [round(r, 3) for r in rounds],
-            "ratio": statistics.median(rounds), "cpus": os.cpu_count()}  # fmt: skip
+    return {
+        "repeat": repeat,
+        "floe_s": [round(t, 2) for t in floe_times],
+        "baseline_s": [round(t, 2) for t in baseline_times],
+        "round_ratios": [round(r, 3) for r in rounds],
+        "ratio": statistics.median(rounds),
+        "cpus": os.cpu_count(),
+    }
 
 
 def markdown(result: dict[str, Any], command: str) -> str:
     rounds = result["round_ratios"]
     verdict = "yes" if result["ratio"] <= GOAL else "**no**"
-    lines = ["## The mesh example: `floe run` against a user's sequence (issue 12)", "", f"`{command}`", "",
-             f"{result['repeat']} rounds, each timing `floe run` then the sequence; {result['cpus']} CPUs. The "
-             "sequence: a `dbt build` per transform (8, the CLI, with floe's generated project and profile per "
-             "compute), the eight hand-offs in one script between sources and consumers.", "",
-             "| figure | value | goal | met |", "|---|---:|---|---|",
-             f"| user's sequence: 8 `dbt build`s + hand exports (baseline) | {', '.join(map(str, result['baseline_s']))} s | | |",
-             f"| `floe run examples/mesh --env dev` | {', '.join(map(str, result['floe_s']))} s | | |",
-             f"| floe run / sequence, per round: median (range) | {result['ratio']:.2f} "
-             f"({min(rounds):.2f}–{max(rounds):.2f}) | ≤ {GOAL} | {verdict} |"]  # fmt: skip
+    lines = [
+        "## The mesh example: `floe run` against a user's sequence (issue 12)",
+        "",
+        f"`{command}`",
+        "",
+        f"{result['repeat']} rounds, each timing `floe run` then the sequence; {result['cpus']} CPUs. The "
+        "sequence: a `dbt build` per transform (8, the CLI, with floe's generated project and profile per "
+        "compute), the eight hand-offs in one script between sources and consumers.",
+        "",
+        "| figure | value | goal | met |",
+        "|---|---:|---|---|",
+        f"| user's sequence: 8 `dbt build`s + hand exports (baseline) | {', '.join(map(str, result['baseline_s']))} s | | |",
+        f"| `floe run examples/mesh --env dev` | {', '.join(map(str, result['floe_s']))} s | | |",
+        f"| floe run / sequence, per round: median (range) | {result['ratio']:.2f} "
+        f"({min(rounds):.2f}–{max(rounds):.2f}) | ≤ {GOAL} | {verdict} |",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--hand-offs", type=Path, help=argparse.SUPPRESS)

@@ -25,8 +25,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {  # name: (script, arguments)
     "compile": ("compile.py", ["--sizes", "500,1000,5000,10000", "--repeat", "3"]),
-    "startup": ("startup.py", ["--rounds", "21", "--duckdb-only-venv",
-                               os.path.join(tempfile.gettempdir(), "floe-bench-duckdb-only")]),
+    "startup": (
+        "startup.py",
+        [
+            "--rounds",
+            "21",
+            "--duckdb-only-venv",
+            os.path.join(tempfile.gettempdir(), "floe-bench-duckdb-only"),
+        ],
+    ),
     "platform": ("compile_platform.py", []),
     "run": ("run.py", []),
     "concurrency": ("concurrency.py", []),
@@ -51,8 +58,10 @@ def machine() -> str:
         memory = f", {pages * size / 2**30:.0f} GiB"
     except (ValueError, OSError, AttributeError):
         pass
-    return (f"{cpu}, {os.cpu_count()} cores{memory}; {host.system()} {host.release()}; "
-            f"Python {host.python_version()}")  # fmt: skip
+    return (
+        f"{cpu}, {os.cpu_count()} cores{memory}; {host.system()} {host.release()}; "
+        f"Python {host.python_version()}"
+    )
 
 
 def measured_commit() -> str:
@@ -65,7 +74,9 @@ def measured_commit() -> str:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+            )
         except OSError:
             return None
         return done.stdout.rstrip() if done.returncode == 0 else None
@@ -73,7 +84,9 @@ def measured_commit() -> str:
     commit = git("rev-parse", "HEAD")
     if not commit:
         return "an unknown commit (not a git checkout)"
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/RESULTS.md")
+    changed = git(
+        "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/RESULTS.md"
+    )
     if changed is None:
         return f"commit `{commit}` (whether the tree was clean is unknown)"
     files = [line[3:] for line in changed.splitlines() if line.strip()]
@@ -95,13 +108,17 @@ def run_one(name: str) -> tuple[str, bool]:
     section = done.stdout.strip()
     if done.returncode or not section:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        section = (section or f"## {script}") + f"\n\n**{script} failed (exit status {done.returncode}):**\n\n```\n{tail}\n```"
+        section = (
+            section or f"## {script}"
+        ) + f"\n\n**{script} failed (exit status {done.returncode}):**\n\n```\n{tail}\n```"
     met = done.returncode == 0 and "| **no** |" not in section
     return section + "\n", met
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="benchmarks to run, comma-separated")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md", help="where to write the results")
     args = parser.parse_args()
@@ -118,14 +135,19 @@ def main() -> int:
         all_met &= met
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = [
-        "# Benchmark results", "",
-        f"Measured {now} on {machine()}.", "",
-        f"Code measured: {measured}. Re-measure whenever code on a measured path changes.", "",
+        "# Benchmark results",
+        "",
+        f"Measured {now} on {machine()}.",
+        "",
+        f"Code measured: {measured}. Re-measure whenever code on a measured path changes.",
+        "",
         "Every figure is a ratio against a baseline measured in the same run, on the same machine, "
         "seconds apart; times are best of N. Produced by `python benchmarks/results.py` "
-        "(each section names its own command); see benchmarks/README.md for what each figure measures.", "",
-        f"All goals met: {'yes' if all_met else '**no**'}.", "",
-    ]  # fmt: skip
+        "(each section names its own command); see benchmarks/README.md for what each figure measures.",
+        "",
+        f"All goals met: {'yes' if all_met else '**no**'}.",
+        "",
+    ]
     text = "\n".join(header) + "\n" + "\n".join(sections)
     from floe.artifacts import write_atomic
 

@@ -68,18 +68,29 @@ def write_files(root: Path, files: Mapping[str, str]) -> Path:
     return root
 
 
-def write_product(root: Path, name: str, transforms: Sequence[tuple[str, str, Mapping[str, str]]],
-                  enterprise: str = ENTERPRISE) -> Path:  # fmt: skip
+def write_product(
+    root: Path,
+    name: str,
+    transforms: Sequence[tuple[str, str, Mapping[str, str]]],
+    enterprise: str = ENTERPRISE,
+) -> Path:
     """A data product ``name`` with a dbt project: ``transforms`` are (name, compute, {file: sql}).
 
     Transform ``t`` owns ``models/t/``; every model is a table (the project's default). The
     platform manifest (``enterprise``) goes to ``root/platform/enterprise.yaml``.
     """
     product = root / name
-    lines = ["apiVersion: floe.dev/v1", "kind: DataProduct", f"metadata: {{name: {name}, owner: bench}}",
-             "platform: ../platform/enterprise.yaml", "transforms:"]  # fmt: skip
-    files = {"dbt_project.yml": f"name: {name}\nversion: '1.0.0'\nconfig-version: 2\nprofile: {name}\n"
-                                f"models:\n  {name}:\n    +materialized: table\n"}  # fmt: skip
+    lines = [
+        "apiVersion: floe.dev/v1",
+        "kind: DataProduct",
+        f"metadata: {{name: {name}, owner: bench}}",
+        "platform: ../platform/enterprise.yaml",
+        "transforms:",
+    ]
+    files = {
+        "dbt_project.yml": f"name: {name}\nversion: '1.0.0'\nconfig-version: 2\nprofile: {name}\n"
+        f"models:\n  {name}:\n    +materialized: table\n"
+    }
     for transform, compute, models in transforms:
         lines.append(f"  - {{type: dbt, name: {transform}, path: models/{transform}/, compute: {compute}}}")
         files.update({f"models/{transform}/{file}": sql for file, sql in models.items()})
@@ -101,7 +112,9 @@ def tree_transforms(count: int) -> list[tuple[str, str, Mapping[str, str]]]:
         if i == 0:
             sql = f"select range as id, range % 97 as k, random() as x from range({ROWS})\n"
         else:
-            sql = f"select id, k, x * {i} as x, k + {i} as k{i} from {{{{ ref('m_{names[(i - 1) // 2]}') }}}}\n"
+            sql = (
+                f"select id, k, x * {i} as x, k + {i} as k{i} from {{{{ ref('m_{names[(i - 1) // 2]}') }}}}\n"
+            )
         out.append((name, "duckdb", {f"m_{name}.sql": sql}))
     return out
 
@@ -114,8 +127,9 @@ def timed(cmd: Sequence[str], timeout: float, cwd: Path | None = None) -> tuple[
     """One run of ``cmd``: its wall time and ``ok``, or ``None`` and why not."""
     start = time.perf_counter()
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
-                              env=bench_environ(), cwd=cwd)  # fmt: skip
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, env=bench_environ(), cwd=cwd
+        )
     except subprocess.TimeoutExpired:
         return None, f"timeout (> {timeout:g} s)"
     elapsed = time.perf_counter() - start
@@ -144,8 +158,12 @@ class Series:
         return min(self.times) if self.times and self.status == "ok" else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "best_s": self.best, "runs_s": [round(t, 3) for t in self.times],
-                "status": self.status}  # fmt: skip
+        return {
+            "label": self.label,
+            "best_s": self.best,
+            "runs_s": [round(t, 3) for t in self.times],
+            "status": self.status,
+        }
 
 
 def baseline_build(product: Path, timeout: float) -> tuple[float | None, str]:
@@ -164,13 +182,23 @@ def baseline_build(product: Path, timeout: float) -> tuple[float | None, str]:
         return None, f"error: no catalog port from floe's run ({exc})"
     if f"127.0.0.1:{port}" not in (project / "profiles.yml").read_text(encoding="utf-8"):
         return None, "error: floe's generated profile names another catalog port"
-    cmd = [*dbt_command(), "build", "--project-dir", str(project), "--profiles-dir", str(project),
-           "--target", "dev"]  # fmt: skip
+    cmd = [
+        *dbt_command(),
+        "build",
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(project),
+        "--target",
+        "dev",
+    ]
     with EmbeddedCatalog(state, port=port):
         return timed(cmd, timeout)
 
 
-def alternate(repeat: int, measurements: Sequence[tuple[Series, Callable[[], tuple[float | None, str]]]]) -> None:
+def alternate(
+    repeat: int, measurements: Sequence[tuple[Series, Callable[[], tuple[float | None, str]]]]
+) -> None:
     """Run every measurement once per round, ``repeat`` rounds: noise hits them all alike."""
     for i in range(repeat):
         print(f"  round {i + 1}/{repeat}", file=sys.stderr)
@@ -190,14 +218,26 @@ def run(transforms: int, repeat: int, timeout: float) -> dict[str, Any]:
         if warm.status != "ok":
             floe.status = dbt.status = f"warm-up {warm.status}"
         else:
-            alternate(repeat, [(floe, lambda: timed(command, timeout)),
-                               (dbt, lambda: baseline_build(product, timeout))])  # fmt: skip
+            alternate(
+                repeat,
+                [(floe, lambda: timed(command, timeout)), (dbt, lambda: baseline_build(product, timeout))],
+            )
     rounds = paired_ratios(floe, dbt)
-    return {"goal": "run_overhead", "python": sys.version.split()[0], "machine": host.machine(),
-            "cpus": os.cpu_count(), "repeat": repeat, "timeout_s": timeout, "transforms": transforms,
-            "floe": floe.to_json(), "baseline": dbt.to_json(), "ratio_of_bests": ratio(floe.best, dbt.best),
-            "round_ratios": [round(r, 3) for r in rounds], "ratio": statistics.median(rounds) if rounds else None,
-            "target": GOAL}  # fmt: skip
+    return {
+        "goal": "run_overhead",
+        "python": sys.version.split()[0],
+        "machine": host.machine(),
+        "cpus": os.cpu_count(),
+        "repeat": repeat,
+        "timeout_s": timeout,
+        "transforms": transforms,
+        "floe": floe.to_json(),
+        "baseline": dbt.to_json(),
+        "ratio_of_bests": ratio(floe.best, dbt.best),
+        "round_ratios": [round(r, 3) for r in rounds],
+        "ratio": statistics.median(rounds) if rounds else None,
+        "target": GOAL,
+    }
 
 
 def paired_ratios(floe: Series, dbt: Series) -> list[float]:
@@ -247,18 +287,33 @@ def seconds_cell(series: Mapping[str, Any]) -> str:
 def markdown(result: Mapping[str, Any], command: str) -> str:
     n, r = result["transforms"], result["ratio"]
     return markdown_section(
-        "Goal 4: `floe run` overhead", command, [
-            (f"plain `dbt build` of floe's generated project, {n} models (baseline)",
-             seconds_cell(result["baseline"]), "", ""),
-            (f"`floe run DIR --env dev`, {n} transforms on one DuckDB compute", seconds_cell(result["floe"]), "", ""),
-            ("floe run / dbt build, per round: median (spread)", spread(result), f"≤ {result['target']}",
-             met_cell(r, result["target"])),
+        "Goal 4: `floe run` overhead",
+        command,
+        [
+            (
+                f"plain `dbt build` of floe's generated project, {n} models (baseline)",
+                seconds_cell(result["baseline"]),
+                "",
+                "",
+            ),
+            (
+                f"`floe run DIR --env dev`, {n} transforms on one DuckDB compute",
+                seconds_cell(result["floe"]),
+                "",
+                "",
+            ),
+            (
+                "floe run / dbt build, per round: median (spread)",
+                spread(result),
+                f"≤ {result['target']}",
+                met_cell(r, result["target"]),
+            ),
             ("best floe run / best dbt build", fmt(result["ratio_of_bests"], ".2f"), "", ""),
         ],
         f"{result['repeat']} rounds, each timing `floe run` then `dbt build`; Python {result['python']}, "
         f"{result['cpus']} CPUs. A ratio near 1 whose spread spans 1 is parity within noise, not a "
         "speed-up or a cost; the goal is checked on the median of the rounds' ratios.",
-    )  # fmt: skip
+    )
 
 
 def report(result: Mapping[str, Any]) -> None:
@@ -268,12 +323,16 @@ def report(result: Mapping[str, Any]) -> None:
         runs = ", ".join(f"{t:.2f}" for t in s["runs_s"])
         print(f"{s['label']:>10}: {fmt(s['best_s'], '.2f'):>6} s   (runs: {runs})  {s['status']}")
     r = result["ratio"]
-    print(f"floe run / dbt build per round: {spread(result)}; best / best {fmt(result['ratio_of_bests'], '.2f')} "
-          f"(goal, on the median ≤ {result['target']}: {met(r, result['target'])})")  # fmt: skip
+    print(
+        f"floe run / dbt build per round: {spread(result)}; best / best {fmt(result['ratio_of_bests'], '.2f')} "
+        f"(goal, on the median ≤ {result['target']}: {met(r, result['target'])})"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--transforms", type=int, default=10, help="transforms (one model each)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per run")

@@ -44,8 +44,15 @@ GOALS = {"all": 3.0, "duckdb": 2.0}
 LIBRARIES = ("yaml", "attrs", "cattrs", "pluggy")
 """The libraries every ``floe compile`` imports (its floor: PyYAML's C parser, the typed manifests, the engine hooks)."""
 TOGGLE = ("path: models/t0000/\n    compute: duckdb\n", "path: models/t0000/\n    compute: duckdb-large\n")
-OTHER_ENGINES = ("pyspark", "snowflake.connector", "google.cloud.bigquery", "databricks.sql", "redshift_connector",
-                 "trino", "dbt.adapters.spark")  # fmt: skip
+OTHER_ENGINES = (
+    "pyspark",
+    "snowflake.connector",
+    "google.cloud.bigquery",
+    "databricks.sql",
+    "redshift_connector",
+    "trino",
+    "dbt.adapters.spark",
+)
 """Modules of the other engines' clients: none may be importable in the DuckDB-only environment."""
 
 
@@ -56,12 +63,16 @@ def duckdb_only_python(venv: Path) -> Path:
         print(f"creating {venv} with floe[duckdb] only…", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[duckdb]"], check=True)
-    probe = ("import importlib.util\n"
-             "def found(name):\n"
-             "    try:\n        return importlib.util.find_spec(name) is not None\n"
-             "    except ImportError:\n        return False\n"
-             f"print(*[m for m in {OTHER_ENGINES!r} if found(m)])\n")  # fmt: skip
-    found = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    probe = (
+        "import importlib.util\n"
+        "def found(name):\n"
+        "    try:\n        return importlib.util.find_spec(name) is not None\n"
+        "    except ImportError:\n        return False\n"
+        f"print(*[m for m in {OTHER_ENGINES!r} if found(m)])\n"
+    )
+    found = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
     if found:
         raise SystemExit(f"{venv} is not DuckDB-only: it can import {', '.join(found)}")
     return python
@@ -71,7 +82,9 @@ def toggle(product_file: Path) -> None:
     """Switch the first transform's compute (``duckdb`` ↔ ``duckdb-large``): the artifacts change."""
     text = product_file.read_text(encoding="utf-8")
     one, other = TOGGLE
-    product_file.write_text(text.replace(one, other) if one in text else text.replace(other, one), encoding="utf-8")
+    product_file.write_text(
+        text.replace(one, other) if one in text else text.replace(other, one), encoding="utf-8"
+    )
 
 
 def distributions(python: Path | str) -> int:
@@ -84,11 +97,15 @@ def timed(cmd: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float)
     """Wall time and CPU time (user + system) of one run of ``cmd``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=dict(env), cwd=cwd, timeout=timeout, check=False)
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env=dict(env), cwd=cwd, timeout=timeout, check=False
+    )
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed: {bench.first_line(done.stderr + done.stdout, done.returncode)}")
+        raise SystemExit(
+            f"{' '.join(cmd)} failed: {bench.first_line(done.stderr + done.stdout, done.returncode)}"
+        )
     return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
@@ -113,11 +130,17 @@ def run(rounds: int, venv: Path | None, before: Path | None, timeout: float) -> 
             commands[f"{name}:floe"] = ([python, "-m", "floe", "compile", str(product)], env)
         commands["all:floe-changed"] = ([sys.executable, "-m", "floe", "compile", str(changing)], base)
         commands["all:libraries"] = ([sys.executable, "-c", f"import {', '.join(LIBRARIES)}"], base)
-        commands["all:floe-uncached"] = ([sys.executable, "-m", "floe", "compile", str(product)],
-                                         {**base, "FLOE_NO_PLUGIN_CACHE": "1"})  # fmt: skip
+        commands["all:floe-uncached"] = (
+            [sys.executable, "-m", "floe", "compile", str(product)],
+            {**base, "FLOE_NO_PLUGIN_CACHE": "1"},
+        )
         times: dict[str, list[float]] = {key: [] for key in commands}
         cpu: dict[str, list[float]] = {key: [] for key in commands}
-        print(f"{rounds} rounds of {len(commands)} commands (plus one warm-up round)…", file=sys.stderr, flush=True)
+        print(
+            f"{rounds} rounds of {len(commands)} commands (plus one warm-up round)…",
+            file=sys.stderr,
+            flush=True,
+        )
         for i in range(rounds + 1):
             for key, (cmd, env) in commands.items():
                 if key == "all:floe-changed":  # its artifacts differ every round: both rewritten and synced
@@ -128,15 +151,23 @@ def run(rounds: int, venv: Path | None, before: Path | None, timeout: float) -> 
                     cpu[key].append(used)
     medians = {key: statistics.median(values) for key, values in times.items()}
     cpu_medians = {key: statistics.median(values) for key, values in cpu.items()}
-    result: dict[str, Any] = {"rounds": rounds, "python": sys.version.split()[0], "cpus": os.cpu_count(),
-                              "load": os.getloadavg()[0], "medians": medians, "cpu_medians": cpu_medians,
-                              "times": times, "environments": {}}  # fmt: skip
+    result: dict[str, Any] = {
+        "rounds": rounds,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "load": os.getloadavg()[0],
+        "medians": medians,
+        "cpu_medians": cpu_medians,
+        "times": times,
+        "environments": {},
+    }
     for name, (python, _) in envs.items():
         result["environments"][name] = {
-            "python": python, "distributions": distributions(python),
+            "python": python,
+            "distributions": distributions(python),
             "ratio": medians[f"{name}:floe"] / medians[f"{name}:yaml"],
             "cpu_ratio": cpu_medians[f"{name}:floe"] / cpu_medians[f"{name}:yaml"],
-        }  # fmt: skip
+        }
     result["changed_ratio"] = medians["all:floe-changed"] / medians["all:yaml"]
     result["changed_cpu_ratio"] = cpu_medians["all:floe-changed"] / cpu_medians["all:yaml"]
     result["libraries_ratio"] = medians["all:libraries"] / medians["all:yaml"]
@@ -144,57 +175,100 @@ def run(rounds: int, venv: Path | None, before: Path | None, timeout: float) -> 
     result["uncached_ratio"] = medians["all:floe-uncached"] / medians["all:yaml"]
     result["uncached_cpu_ratio"] = cpu_medians["all:floe-uncached"] / cpu_medians["all:yaml"]
     result["goals"] = [
-        {"goal": f"whole-process `floe compile` (10 transforms) / `python -c \"import yaml\"`, {label}",
-         "figure": result["environments"][name]["ratio"], "limit": GOALS[name],
-         "met": result["environments"][name]["ratio"] <= GOALS[name]}
+        {
+            "goal": f'whole-process `floe compile` (10 transforms) / `python -c "import yaml"`, {label}',
+            "figure": result["environments"][name]["ratio"],
+            "limit": GOALS[name],
+            "met": result["environments"][name]["ratio"] <= GOALS[name],
+        }
         for name, label in (("all", "every engine installed"), ("duckdb", "only DuckDB installed"))
         if name in result["environments"]
-    ]  # fmt: skip
+    ]
     return result
 
 
-LABELS = {"all": "every engine installed (this interpreter)", "duckdb": "only DuckDB installed (`floe[duckdb]`)",
-          "before": "every engine installed, the `--before` sources"}  # fmt: skip
+LABELS = {
+    "all": "every engine installed (this interpreter)",
+    "duckdb": "only DuckDB installed (`floe[duckdb]`)",
+    "before": "every engine installed, the `--before` sources",
+}
 
 
 def markdown(result: dict[str, Any], argv: list[str]) -> str:
     med, cpu = result["medians"], result["cpu_medians"]
     lines = [
-        "## Start-up: whole-process `floe compile` against `import yaml` (`benchmarks/startup.py`)", "",
-        f"`python benchmarks/startup.py{''.join(' ' + a for a in argv)}`", "",
+        "## Start-up: whole-process `floe compile` against `import yaml` (`benchmarks/startup.py`)",
+        "",
+        f"`python benchmarks/startup.py{''.join(' ' + a for a in argv)}`",
+        "",
         f"Medians of {result['rounds']} rounds (each round runs every command once, in turn), Python "
         f"{result['python']}, {result['cpus']} CPUs, load average {result['load']:.1f} at the end; each ratio "
         "divides two medians of one environment. Wall time is the goal's figure; CPU time (user + system) "
-        "is given because a shared machine's load moves it less.", "",
+        "is given because a shared machine's load moves it less.",
+        "",
         "| environment | distributions | `import yaml` s | `floe compile` s | ratio | CPU: yaml / floe ms | CPU ratio |",
         "|---|---:|---:|---:|---:|---:|---:|",
-    ]  # fmt: skip
+    ]
 
     def row(label: str, dists: int, env: str, floe: str, ratio: float, cpu_ratio: float) -> str:
-        return (f"| {label} | {dists} | {med[f'{env}:yaml']:.3f} | {med[floe]:.3f} | {ratio:.2f} | "
-                f"{cpu[f'{env}:yaml'] * 1000:.0f} / {cpu[floe] * 1000:.0f} | {cpu_ratio:.2f} |")  # fmt: skip
+        return (
+            f"| {label} | {dists} | {med[f'{env}:yaml']:.3f} | {med[floe]:.3f} | {ratio:.2f} | "
+            f"{cpu[f'{env}:yaml'] * 1000:.0f} / {cpu[floe] * 1000:.0f} | {cpu_ratio:.2f} |"
+        )
 
     for name, env in result["environments"].items():
-        lines.append(row(LABELS[name], env["distributions"], name, f"{name}:floe", env["ratio"], env["cpu_ratio"]))
-    lines.append(row("every engine installed, entry-point cache off (`FLOE_NO_PLUGIN_CACHE=1`)",
-                     result["environments"]["all"]["distributions"], "all", "all:floe-uncached",
-                     result["uncached_ratio"], result["uncached_cpu_ratio"]))  # fmt: skip
-    lines.append(row("every engine installed, the product changed before each compile (both artifacts rewritten "
-                     "and synced)", result["environments"]["all"]["distributions"], "all", "all:floe-changed",
-                     result["changed_ratio"], result["changed_cpu_ratio"]))  # fmt: skip
-    lines.append(row(f"reference: `python -c \"import {', '.join(LIBRARIES)}\"` (the libraries floe compile needs)",
-                     result["environments"]["all"]["distributions"], "all", "all:libraries",
-                     result["libraries_ratio"], result["libraries_cpu_ratio"]))  # fmt: skip
+        lines.append(
+            row(LABELS[name], env["distributions"], name, f"{name}:floe", env["ratio"], env["cpu_ratio"])
+        )
+    lines.append(
+        row(
+            "every engine installed, entry-point cache off (`FLOE_NO_PLUGIN_CACHE=1`)",
+            result["environments"]["all"]["distributions"],
+            "all",
+            "all:floe-uncached",
+            result["uncached_ratio"],
+            result["uncached_cpu_ratio"],
+        )
+    )
+    lines.append(
+        row(
+            "every engine installed, the product changed before each compile (both artifacts rewritten "
+            "and synced)",
+            result["environments"]["all"]["distributions"],
+            "all",
+            "all:floe-changed",
+            result["changed_ratio"],
+            result["changed_cpu_ratio"],
+        )
+    )
+    lines.append(
+        row(
+            f'reference: `python -c "import {", ".join(LIBRARIES)}"` (the libraries floe compile needs)',
+            result["environments"]["all"]["distributions"],
+            "all",
+            "all:libraries",
+            result["libraries_ratio"],
+            result["libraries_cpu_ratio"],
+        )
+    )
     lines += ["", *bench.goal_table(result["goals"])]
     return "\n".join(lines)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=21, help="counted rounds; medians are reported")
-    parser.add_argument("--duckdb-only-venv", type=Path, default=None,
-                        help="a virtualenv with floe[duckdb] only (created when missing)")
-    parser.add_argument("--before", type=Path, default=None, help="floe sources to compare with (put on PYTHONPATH)")
+    parser.add_argument(
+        "--duckdb-only-venv",
+        type=Path,
+        default=None,
+        help="a virtualenv with floe[duckdb] only (created when missing)",
+    )
+    parser.add_argument(
+        "--before", type=Path, default=None, help="floe sources to compare with (put on PYTHONPATH)"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per process")
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -49,8 +49,13 @@ def compile(path: str | os.PathLike[str], *, engines: EngineRegistry | None = No
     return compile_path(path, engines)
 
 
-def plan(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (),
-         engines: EngineRegistry | None = None) -> RunPlan:  # fmt: skip
+def plan(
+    path: str | os.PathLike[str],
+    *,
+    env: str,
+    select: Sequence[str] = (),
+    engines: EngineRegistry | None = None,
+) -> RunPlan:
     """What ``floe run`` will do with the data product at ``path`` in environment ``env``.
 
     Compiles the product, asks each compute's engine how its worker reaches the catalog, and runs
@@ -65,10 +70,19 @@ def plan(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (),
     return plan_path(Path(path), env, tuple(select), engines)
 
 
-def run(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (), threads: int | None = None,
-        wait: bool = True, progress: IO[str] | None = None, engines: EngineRegistry | None = None,
-        after: Callable[[RunReport, CatalogConfig], None] | None = None,
-        observers: Sequence[RunObserver] = (), keep_snapshots: int = 5) -> RunReport:  # fmt: skip
+def run(
+    path: str | os.PathLike[str],
+    *,
+    env: str,
+    select: Sequence[str] = (),
+    threads: int | None = None,
+    wait: bool = True,
+    progress: IO[str] | None = None,
+    engines: EngineRegistry | None = None,
+    after: Callable[[RunReport, CatalogConfig], None] | None = None,
+    observers: Sequence[RunObserver] = (),
+    keep_snapshots: int = 5,
+) -> RunReport:
     """Run every transform (or ``select``) of the data product at ``path`` in environment ``env``,
     each on its compute, as :func:`plan` says.
 
@@ -100,6 +114,8 @@ def run(path: str | os.PathLike[str], *, env: str, select: Sequence[str] = (), t
 
         raise FloeError(f"keep_snapshots must be 0 (keep everything) or more, not {keep_snapshots}")
     retention = RetentionPolicy(keep_snapshots) if keep_snapshots else None
-    options = RunOptions(environment=env, select=tuple(select), parallel=threads, wait=wait, retention=retention)
+    options = RunOptions(
+        environment=env, select=tuple(select), parallel=threads, wait=wait, retention=retention
+    )
     lines = Progress(progress)
     return run_product(Path(path), options, lines, engines, after, [LineageObserver(lines.line), *observers])

@@ -35,16 +35,29 @@ def workflow_path(compiled: Compiled, environment: str) -> Path:
     return compiled.product_dir / ARGO_DIR / environment / f"{dns_name(compiled.name, environment)}.yaml"
 
 
-def render_workflow(compiled: Compiled, environment: str, image: str | None = None, namespace: str | None = None,
-                    *, secret_name: str | None = None, engines: EngineRegistry | None = None,
-                    plan: RunPlan | None = None) -> dict[str, Any]:  # fmt: skip
+def render_workflow(
+    compiled: Compiled,
+    environment: str,
+    image: str | None = None,
+    namespace: str | None = None,
+    *,
+    secret_name: str | None = None,
+    engines: EngineRegistry | None = None,
+    plan: RunPlan | None = None,
+) -> dict[str, Any]:
     """The validated Workflow of ``compiled`` in ``environment``; see the module docstring.
 
     :raises FloeError: as :func:`floe.kubernetes.render_jobs`, or the Workflow does not validate.
     """
-    if plan is None and compiled.source.kind == "DataProduct" and environment in compiled.governance.environments:
+    if (
+        plan is None
+        and compiled.source.kind == "DataProduct"
+        and environment in compiled.governance.environments
+    ):
         plan = render_plan(compiled, environment, engines)
-    jobs = render_jobs(compiled, environment, image, namespace, secret_name=secret_name, engines=engines, plan=plan)
+    jobs = render_jobs(
+        compiled, environment, image, namespace, secret_name=secret_name, engines=engines, plan=plan
+    )
     assert plan is not None
     upstream = {t.name: t.depends_on for t in plan.transforms}
     tasks, templates = [], []
@@ -54,18 +67,35 @@ def render_workflow(compiled: Compiled, environment: str, image: str | None = No
         name = job["metadata"]["name"]
         (container,) = job["spec"]["template"]["spec"]["containers"]
         task: dict[str, Any] = {"name": name, "template": name}
-        after = [j["metadata"]["name"] for j in jobs if j["metadata"]["labels"]["floe.dev/transform"]
-                 in upstream.get(transform, ())]  # fmt: skip
+        after = [
+            j["metadata"]["name"]
+            for j in jobs
+            if j["metadata"]["labels"]["floe.dev/transform"] in upstream.get(transform, ())
+        ]
         if after:
             task["dependencies"] = after
         tasks.append(task)
         container = {k: v for k, v in container.items() if k != "name"}
-        templates.append({"name": name, "metadata": {"labels": dict(labels),
-                                                     "annotations": dict(job["metadata"]["annotations"])},
-                          "container": container})  # fmt: skip
-    labels = {k: v for k, v in jobs[0]["metadata"]["labels"].items() if k != "floe.dev/transform"
-              and k != "floe.dev/compute"} if jobs else {}  # fmt: skip
-    metadata: dict[str, Any] = {"generateName": f"{dns_name(compiled.name, environment)[:56]}-", "labels": labels}
+        templates.append(
+            {
+                "name": name,
+                "metadata": {"labels": dict(labels), "annotations": dict(job["metadata"]["annotations"])},
+                "container": container,
+            }
+        )
+    labels = (
+        {
+            k: v
+            for k, v in jobs[0]["metadata"]["labels"].items()
+            if k != "floe.dev/transform" and k != "floe.dev/compute"
+        }
+        if jobs
+        else {}
+    )
+    metadata: dict[str, Any] = {
+        "generateName": f"{dns_name(compiled.name, environment)[:56]}-",
+        "labels": labels,
+    }
     if namespace is not None:
         metadata["namespace"] = namespace
     workflow = {
@@ -87,8 +117,14 @@ def validate_workflow(workflow: Mapping[str, Any]) -> Any:
         from hera.workflows.models import Workflow
         from pydantic import ValidationError
     except ImportError:
-        raise FloeError([Problem("hera is not installed; floe checks every Workflow against its Argo Workflows "
-                                 "models", fix="pip install 'floe[argo]'")]) from None  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    "hera is not installed; floe checks every Workflow against its Argo Workflows models",
+                    fix="pip install 'floe[argo]'",
+                )
+            ]
+        ) from None
     name = (workflow.get("metadata") or {}).get("generateName", "?")
     try:
         model = Workflow.model_validate(workflow)

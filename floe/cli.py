@@ -97,8 +97,11 @@ def _dispatch(argv: Sequence[str] | None, program: bool = False) -> tuple[int, b
     except Exception as exc:
         if os.environ.get("FLOE_DEBUG"):
             raise
-        print(f"floe: internal error: {type(exc).__name__}: {exc}\n"
-              "  this is a bug in floe; rerun with FLOE_DEBUG=1 and report the traceback", file=sys.stderr)  # fmt: skip
+        print(
+            f"floe: internal error: {type(exc).__name__}: {exc}\n"
+            "  this is a bug in floe; rerun with FLOE_DEBUG=1 and report the traceback",
+            file=sys.stderr,
+        )
         return 70, False
 
 
@@ -122,16 +125,26 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("compile", help="validate a data product (or manifest) and write its artifacts")
-    p.add_argument("path", type=Path, help="a product directory, its floe.yaml, a manifest file, or a "
-                   "directory of products (every */floe.yaml below it)")
-    p.add_argument("--no-partial-parse", action="store_true",
-                   help="for a directory of products: compile every product, ignoring what the last compile recorded")
+    p.add_argument(
+        "path",
+        type=Path,
+        help="a product directory, its floe.yaml, a manifest file, or a "
+        "directory of products (every */floe.yaml below it)",
+    )
+    p.add_argument(
+        "--no-partial-parse",
+        action="store_true",
+        help="for a directory of products: compile every product, ignoring what the last compile recorded",
+    )
     p.set_defaults(run=_compile, exit_at_once=True)  # its artifacts are synced and closed when it returns
 
     p = sub.add_parser("engines", help="list installed compute engines")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--strict", action="store_true",
-                   help="exit 1 when a plugin is broken (for the CI of a platform image)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a plugin is broken (for the CI of a platform image)",
+    )
     p.set_defaults(run=_engines)
 
     p = sub.add_parser("validate", help="check every approved compute can be reached (10 s each)")
@@ -145,45 +158,82 @@ def _parser() -> argparse.ArgumentParser:
     p = targets.add_parser("k8s", help="one Kubernetes Job per transform, written to target/floe/k8s/ENV/")
     p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
     p.add_argument("--env", required=True, help="the environment the Jobs run in")
-    p.add_argument("--image", default=None, help="container image with the product baked in (default: floe:VERSION)")
+    p.add_argument(
+        "--image", default=None, help="container image with the product baked in (default: floe:VERSION)"
+    )
     p.add_argument("--namespace", default=None, help="metadata.namespace of the Jobs (default: unset)")
-    p.add_argument("--secret-name", default=None,
-                   help="Kubernetes Secret holding the referenced secrets (default: floe-PRODUCT-secrets)")
+    p.add_argument(
+        "--secret-name",
+        default=None,
+        help="Kubernetes Secret holding the referenced secrets (default: floe-PRODUCT-secrets)",
+    )
     p.set_defaults(run=_render_k8s)
-    p = targets.add_parser("argo", help="one Argo Workflow whose DAG runs the transforms in the plan's order, "
-                           "written to target/floe/argo/ENV/")
+    p = targets.add_parser(
+        "argo",
+        help="one Argo Workflow whose DAG runs the transforms in the plan's order, "
+        "written to target/floe/argo/ENV/",
+    )
     p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
     p.add_argument("--env", required=True, help="the environment the Workflow runs in")
-    p.add_argument("--image", default=None, help="container image with the product baked in (default: floe:VERSION)")
+    p.add_argument(
+        "--image", default=None, help="container image with the product baked in (default: floe:VERSION)"
+    )
     p.add_argument("--namespace", default=None, help="metadata.namespace of the Workflow (default: unset)")
-    p.add_argument("--secret-name", default=None,
-                   help="Kubernetes Secret holding the referenced secrets (default: floe-PRODUCT-secrets)")
+    p.add_argument(
+        "--secret-name",
+        default=None,
+        help="Kubernetes Secret holding the referenced secrets (default: floe-PRODUCT-secrets)",
+    )
     p.set_defaults(run=_render_argo)
 
     p = sub.add_parser("run", help="run every transform on its compute, through one Iceberg catalog")
     p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
     p.add_argument("--env", required=True, help="the environment to run in")
-    p.add_argument("--select", nargs="+", default=[], metavar="TRANSFORM",
-                   help="run only these transforms (the others' tables must exist)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="at most N transforms at once (default: one per compute)")
-    p.add_argument("--no-wait", action="store_true",
-                   help="fail at once when another run of the product is in progress (default: wait)")
+    p.add_argument(
+        "--select",
+        nargs="+",
+        default=[],
+        metavar="TRANSFORM",
+        help="run only these transforms (the others' tables must exist)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N transforms at once (default: one per compute)",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail at once when another run of the product is in progress (default: wait)",
+    )
     p.add_argument("--show", action="store_true", help="print the tables the run built (first 20 rows)")
     p.add_argument("--json", action="store_true", help="print the run report as JSON (progress on stderr)")
-    p.add_argument("--keep-snapshots", type=_count, default=5, metavar="N",
-                   help="the embedded catalog keeps the newest N snapshots of each table and removes files "
-                        "nothing reaches when the run ends (default: 5; 0 keeps everything)")
+    p.add_argument(
+        "--keep-snapshots",
+        type=_count,
+        default=5,
+        metavar="N",
+        help="the embedded catalog keeps the newest N snapshots of each table and removes files "
+        "nothing reaches when the run ends (default: 5; 0 keeps everything)",
+    )
     p.set_defaults(run=_run)
 
-    p = sub.add_parser("explain", help="why each compute is (not) available, and where each setting comes from")
+    p = sub.add_parser(
+        "explain", help="why each compute is (not) available, and where each setting comes from"
+    )
     p.add_argument("path", type=Path, help="a product directory, its floe.yaml, or a manifest")
-    p.add_argument("--env", default=None, help="explain this environment's settings only (default: every one)")
+    p.add_argument(
+        "--env", default=None, help="explain this environment's settings only (default: every one)"
+    )
     p.add_argument("--compute", default=None, metavar="NAME", help="explain this compute only")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_explain)
 
-    p = sub.add_parser("init", help="scaffold a platform manifest, a domain and a DuckDB data product that runs at once")
+    p = sub.add_parser(
+        "init", help="scaffold a platform manifest, a domain and a DuckDB data product that runs at once"
+    )
     p.add_argument("path", type=Path, help="the directory to write into (created if missing)")
     p.add_argument("--product", default="my_product", help="the data product's name (default: my_product)")
     p.set_defaults(run=_init)
@@ -196,11 +246,16 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_plan)
 
     p = sub.add_parser("schema", help="print a JSON Schema (manifest, dataproduct, definitions)")
-    p.add_argument("kind", nargs="?", default="dataproduct", choices=["manifest", "dataproduct", "definitions"])
+    p.add_argument(
+        "kind", nargs="?", default="dataproduct", choices=["manifest", "dataproduct", "definitions"]
+    )
     p.add_argument("--engine", help="print this engine's config schema instead")
-    p.add_argument("--bundle", action="store_true",
-                   help="print one self-contained schema for editors: manifests and floe.yaml, each compute's "
-                        "config typed by its installed engine (JSON Schema draft-07, no remote references)")
+    p.add_argument(
+        "--bundle",
+        action="store_true",
+        help="print one self-contained schema for editors: manifests and floe.yaml, each compute's "
+        "config typed by its installed engine (JSON Schema draft-07, no remote references)",
+    )
     p.set_defaults(run=_schema)
     return parser
 
@@ -231,9 +286,11 @@ def _compile(args: argparse.Namespace) -> int:
         print(f"ok: {chain}: approved {', '.join(gov.registry.names())} (default {gov.registry.default})")
         return EXIT_OK
     written = write_artifacts(compiled)
-    print(f"ok: {chain}: {len(compiled.transforms)} transform(s) on "
-          f"{', '.join(sorted({t.compute for t in compiled.transforms}))}; "
-          f"environments {', '.join(gov.environments)}")  # fmt: skip
+    print(
+        f"ok: {chain}: {len(compiled.transforms)} transform(s) on "
+        f"{', '.join(sorted({t.compute for t in compiled.transforms}))}; "
+        f"environments {', '.join(gov.environments)}"
+    )
     for path in written:
         print(f"wrote {path}")
     if not written:
@@ -258,8 +315,15 @@ def _engines(args: argparse.Namespace) -> int:
             packages = ", ".join(engine.get_required_dbt_packages())
         except FloeError as exc:
             packages = f"(error: {exc.render()})"
-        rows.append({"engine": name, "version": engine.info.version, "distribution": engine.distribution,
-                     "dbt_adapter": engine.info.dbt_adapter, "packages": packages})  # fmt: skip
+        rows.append(
+            {
+                "engine": name,
+                "version": engine.info.version,
+                "distribution": engine.distribution,
+                "dbt_adapter": engine.info.dbt_adapter,
+                "packages": packages,
+            }
+        )
     if args.json:
         print(json.dumps({"engines": rows, "problems": [p.render() for p in registry.problems]}, indent=2))
     else:
@@ -290,8 +354,13 @@ def _validate(args: argparse.Namespace) -> int:
         engine = registry.engines[compute.engine]
         start = time.monotonic()
         result = engine.validate_connection(compute, target)
-        return {"compute": name, "engine": compute.engine, "status": "ok" if result.success else "FAILED",
-                "seconds": f"{time.monotonic() - start:.1f}", "message": result.message}  # fmt: skip
+        return {
+            "compute": name,
+            "engine": compute.engine,
+            "status": "ok" if result.success else "FAILED",
+            "seconds": f"{time.monotonic() - start:.1f}",
+            "message": result.message,
+        }
 
     names = gov.registry.names()
     with ThreadPoolExecutor(max_workers=max(1, len(names) + 1)) as pool:
@@ -320,17 +389,27 @@ def _validate_catalog(catalog: Any) -> dict[str, Any] | None:
     if catalog is None:
         return None
     if catalog.type != "rest":
-        return {"compute": f"catalog {catalog.name}", "engine": f"iceberg {catalog.type}", "status": "skipped",
-                "seconds": "0.0", "vends_credentials": None,
-                "message": f"catalog {catalog.name!r}: a {catalog.type} catalog has no REST endpoint to check; "
-                           "engines attach it themselves (floe run needs a REST catalog)"}  # fmt: skip
+        return {
+            "compute": f"catalog {catalog.name}",
+            "engine": f"iceberg {catalog.type}",
+            "status": "skipped",
+            "seconds": "0.0",
+            "vends_credentials": None,
+            "message": f"catalog {catalog.name!r}: a {catalog.type} catalog has no REST endpoint to check; "
+            "engines attach it themselves (floe run needs a REST catalog)",
+        }
     from floe.catalog.check import check_catalog
 
     start = time.monotonic()
     result = check_catalog(catalog)
-    return {"compute": f"catalog {catalog.name}", "engine": f"iceberg {catalog.type}",
-            "status": "ok" if result.success else "FAILED", "seconds": f"{time.monotonic() - start:.1f}",
-            "message": result.message, "vends_credentials": result.details.get("vends_credentials")}  # fmt: skip
+    return {
+        "compute": f"catalog {catalog.name}",
+        "engine": f"iceberg {catalog.type}",
+        "status": "ok" if result.success else "FAILED",
+        "seconds": f"{time.monotonic() - start:.1f}",
+        "message": result.message,
+        "vends_credentials": result.details.get("vends_credentials"),
+    }
 
 
 def _render_k8s(args: argparse.Namespace) -> int:
@@ -339,8 +418,9 @@ def _render_k8s(args: argparse.Namespace) -> int:
 
     registry = _registry()
     compiled = compile_path(args.path, registry)
-    jobs = render_jobs(compiled, args.env, args.image, args.namespace, secret_name=args.secret_name,
-                       engines=registry)  # fmt: skip
+    jobs = render_jobs(
+        compiled, args.env, args.image, args.namespace, secret_name=args.secret_name, engines=registry
+    )
     written = write_jobs(jobs, jobs_dir(compiled, args.env))
     product = compiled.name
     print(f"ok: {product}: {len(jobs)} Job(s) for environment {args.env}")
@@ -355,8 +435,9 @@ def _render_argo(args: argparse.Namespace) -> int:
 
     registry = _registry()
     compiled = compile_path(args.path, registry)
-    workflow = render_workflow(compiled, args.env, args.image, args.namespace, secret_name=args.secret_name,
-                               engines=registry)  # fmt: skip
+    workflow = render_workflow(
+        compiled, args.env, args.image, args.namespace, secret_name=args.secret_name, engines=registry
+    )
     path = write_workflow(workflow, workflow_path(compiled, args.env))
     tasks = workflow["spec"]["templates"][0]["dag"]["tasks"]
     print(f"ok: {compiled.name}: one Workflow of {len(tasks)} task(s) for environment {args.env}")
@@ -376,6 +457,7 @@ def _explain(args: argparse.Namespace) -> int:
     explanation = explain(args.path, args.env, args.compute, _registry())
     print(json.dumps(explanation.to_json(), indent=2) if args.json else explanation.render())
     return EXIT_OK
+
 
 def _init(args: argparse.Namespace) -> int:
     from floe.scaffold import init

@@ -72,7 +72,12 @@ class ChainLevel:
     @classmethod
     def of(cls, doc: Document) -> ChainLevel:
         """The level ``doc`` is."""
-        return cls(doc.spec.metadata.name, doc.kind, getattr(doc.spec, "scope", None), Path(os.path.abspath(doc.path)))
+        return cls(
+            doc.spec.metadata.name,
+            doc.kind,
+            getattr(doc.spec, "scope", None),
+            Path(os.path.abspath(doc.path)),
+        )
 
 
 @attrs.frozen
@@ -189,13 +194,24 @@ def find_source(path: Path) -> Path:
 
 
 def _refused(path: Path, exc: BaseException) -> ManifestError:
-    return ManifestError([Problem(f"cannot use this path: {path_refusal(exc)}", display_path(path),
-                                  fix="pass a data product directory, its floe.yaml, or a manifest, by a "
-                                      "path the system accepts (each name at most 255 bytes)")])  # fmt: skip
+    return ManifestError(
+        [
+            Problem(
+                f"cannot use this path: {path_refusal(exc)}",
+                display_path(path),
+                fix="pass a data product directory, its floe.yaml, or a manifest, by a "
+                "path the system accepts (each name at most 255 bytes)",
+            )
+        ]
+    )
 
 
-def compile_path(path: str | os.PathLike[str], engines: EngineRegistry | None = None,
-                 store: SchemaStore | None = None, manifests: ManifestCache | None = None) -> Compiled:  # fmt: skip
+def compile_path(
+    path: str | os.PathLike[str],
+    engines: EngineRegistry | None = None,
+    store: SchemaStore | None = None,
+    manifests: ManifestCache | None = None,
+) -> Compiled:
     """Parse, govern and resolve ``path`` (a product directory, its floe.yaml or a manifest; any
     path-like); raise a :class:`~floe.errors.FloeError` if invalid.
 
@@ -211,8 +227,15 @@ def compile_path(path: str | os.PathLike[str], engines: EngineRegistry | None = 
     except (OSError, ValueError) as exc:
         raise _refused(source_path, exc) from None
     if not exists:
-        raise ManifestError([Problem(f"{source_path} does not exist", str(source_path),
-                                     fix="pass a data product directory, its floe.yaml, or a manifest")])  # fmt: skip
+        raise ManifestError(
+            [
+                Problem(
+                    f"{source_path} does not exist",
+                    str(source_path),
+                    fix="pass a data product directory, its floe.yaml, or a manifest",
+                )
+            ]
+        )
     source = read_document(source_path, store)
     chain = load_chain(source, store, manifests)
     governance = govern(chain, engines, store, manifests)
@@ -230,8 +253,9 @@ def compile_path(path: str | os.PathLike[str], engines: EngineRegistry | None = 
     return Compiled(source, governance, transforms, catalog, profiles, lineage)
 
 
-def govern(chain: list[Document], engines: EngineRegistry, store: SchemaStore,
-           manifests: ManifestCache | None = None) -> Governance:  # fmt: skip
+def govern(
+    chain: list[Document], engines: EngineRegistry, store: SchemaStore, manifests: ManifestCache | None = None
+) -> Governance:
     """What ``chain`` decides (:func:`~floe.governance.decide`), completed by the engines
     (:func:`~floe.engine_settings.type_settings`); shared by the products below the same
     manifests when ``manifests`` is given.
@@ -266,13 +290,23 @@ def _check_paths(product: Document) -> None:
         if isinstance(target, Problem):  # a NUL character, a symlink loop, a name too long
             problems.append(target)
         elif Path(raw).is_absolute() or (target != root and root not in target.parents):
-            problems.append(product.problem(("transforms", i, "path"), f"path {raw!r} leaves the data product",
-                                            "a path relative to the directory of floe.yaml",
-                                            "point to a folder of models inside the product"))  # fmt: skip
+            problems.append(
+                product.problem(
+                    ("transforms", i, "path"),
+                    f"path {raw!r} leaves the data product",
+                    "a path relative to the directory of floe.yaml",
+                    "point to a folder of models inside the product",
+                )
+            )
         elif not target.exists():
-            problems.append(product.problem(("transforms", i, "path"), f"path {raw!r} does not exist",
-                                            f"a folder of dbt models below {root}",
-                                            "create the folder or correct the path"))  # fmt: skip
+            problems.append(
+                product.problem(
+                    ("transforms", i, "path"),
+                    f"path {raw!r} does not exist",
+                    f"a folder of dbt models below {root}",
+                    "create the folder or correct the path",
+                )
+            )
     if problems:
         raise ManifestError(problems)
 
@@ -300,8 +334,12 @@ def _plainly_below(root: Path, raw: str) -> bool:
     return True
 
 
-def build_profiles(product: Document, governance: Governance, transforms: tuple[CompiledTransform, ...],
-                   engines: EngineRegistry) -> dict[str, Any]:  # fmt: skip
+def build_profiles(
+    product: Document,
+    governance: Governance,
+    transforms: tuple[CompiledTransform, ...],
+    engines: EngineRegistry,
+) -> dict[str, Any]:
     """One dbt profile per compute the product uses, one output per environment."""
     profiles: dict[str, Any] = {}
     targets = profile_targets(product, governance.environments)
@@ -315,13 +353,21 @@ def build_profiles(product: Document, governance: Governance, transforms: tuple[
             try:
                 output = engine.generate_dbt_profile(compute, targets[env])
             except FloeError as exc:  # the engine refused these settings: point at where they are
-                raise exc.located(governance.problem(compute_name, env, f"environment {env!r}: {p.message}",
-                                                     p.expected, p.fix) for p in exc.problems) from None  # fmt: skip
+                raise exc.located(
+                    governance.problem(
+                        compute_name, env, f"environment {env!r}: {p.message}", p.expected, p.fix
+                    )
+                    for p in exc.problems
+                ) from None
             if output.get("type") != engine.info.dbt_adapter:
-                raise PluginExecutionError(engine.name, "generate_dbt_profile",
-                                           f"the profile's type is {output.get('type')!r}, expected "
-                                           f"{engine.info.dbt_adapter!r} in every environment",
-                                           f"fix the engine plugin ({engine.distribution})", compute=compute_name)  # fmt: skip
+                raise PluginExecutionError(
+                    engine.name,
+                    "generate_dbt_profile",
+                    f"the profile's type is {output.get('type')!r}, expected "
+                    f"{engine.info.dbt_adapter!r} in every environment",
+                    f"fix the engine plugin ({engine.distribution})",
+                    compute=compute_name,
+                )
             outputs[env] = output
         profiles[profile_name(compute_name)] = {"target": next(iter(outputs)), "outputs": outputs}
     return profiles
@@ -331,7 +377,9 @@ def profile_targets(source: Document, environments: Iterable[str]) -> dict[str, 
     """What an engine is told about the profile it generates (or checks) for each environment: the
     product (or manifest) by name, its directory, and floe's state directory in it."""
     folder = source.path.parent.resolve()
-    return {env: ProfileTarget(env, source.spec.metadata.name, folder, folder / STATE_DIR) for env in environments}
+    return {
+        env: ProfileTarget(env, source.spec.metadata.name, folder, folder / STATE_DIR) for env in environments
+    }
 
 
 def profile_name(compute: str) -> str:

@@ -72,8 +72,13 @@ def names_products(path: Path) -> bool:
     return source != path and not os.path.lexists(source)
 
 
-def compile_any(path: str | os.PathLike[str], *, partial_parse: bool = True, engines: EngineRegistry | None = None,
-                store: SchemaStore | None = None) -> Compiled | PlatformResult:  # fmt: skip
+def compile_any(
+    path: str | os.PathLike[str],
+    *,
+    partial_parse: bool = True,
+    engines: EngineRegistry | None = None,
+    store: SchemaStore | None = None,
+) -> Compiled | PlatformResult:
     """Compile what ``path`` names (see the module's docstring).
 
     A product or a manifest gives its :class:`Compiled` (a product's artifacts are not written yet:

@@ -78,9 +78,7 @@ class ComputePlugin(abc.ABC):
         """Default Kubernetes ``requests`` and ``limits`` for a worker of this engine (REQ-015)."""
 
     @abc.abstractmethod
-    def get_catalog_attachment_sql(
-        self, compute: ComputeConfig, catalog: CatalogConfig
-    ) -> list[str] | None:
+    def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
         """SQL that attaches the engine to the Iceberg catalog, or ``None`` (REQ-013)."""
 
     def config_schema(self) -> Mapping[str, Any]:
@@ -100,8 +98,9 @@ class ComputePlugin(abc.ABC):
         default it cannot (its transforms build in the engine's own warehouse)."""
         return engine_defaults.floe_catalog_access(compute, catalog)
 
-    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                    namespace: str) -> dict[str, Any]:  # fmt: skip
+    def run_profile(
+        self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+    ) -> dict[str, Any]:
         """The dbt output a transform runs with; by default ``profile`` building into ``namespace``."""
         return engine_defaults.floe_run_profile(compute, profile, catalog, namespace)
 
@@ -113,8 +112,13 @@ class ComputePlugin(abc.ABC):
         """Folders of dbt macros the run's project adds for the compute's transforms; by default none."""
         return engine_defaults.floe_run_macro_paths(compute, catalog)
 
-    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+    def run_worker(
+        self,
+        compute: ComputeConfig,
+        profile: dict[str, Any],
+        catalog: CatalogConfig,
+        environ: Mapping[str, str],
+    ) -> WorkerSetup:
         """How the compute's dbt worker starts; by default forked, with floe's environment."""
         return engine_defaults.floe_run_worker(compute, profile, catalog, environ)
 

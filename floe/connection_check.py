@@ -76,15 +76,19 @@ def run_check(
     except Exception as exc:  # noqa: BLE001 - reported as a message, never a traceback
         translated = translate(exc, compute) if translate is not None else None
         error = translated or PluginExecutionError(
-            engine, OPERATION, f"{progress['stage']} failed: {type(exc).__name__}: {first_line(str(exc))}",
-            fix, compute=compute.name,
-        )  # fmt: skip
+            engine,
+            OPERATION,
+            f"{progress['stage']} failed: {type(exc).__name__}: {first_line(str(exc))}",
+            fix,
+            compute=compute.name,
+        )
         return failed(error, error=type(exc).__name__)  # the exception's class, for tools
     return result(True, message, details, secrets, floe_names(compute))
 
 
-def result(success: bool, message: str, details: Mapping[str, Any], secrets: list[str],
-           keep: Iterable[str] = ()) -> ValidationResult:  # fmt: skip
+def result(
+    success: bool, message: str, details: Mapping[str, Any], secrets: list[str], keep: Iterable[str] = ()
+) -> ValidationResult:
     """A :class:`ValidationResult` with every secret value redacted from the message and details
     (``keep``: floe's own names, see :func:`~floe.secrets.floe_names`)."""
     names = list(keep)

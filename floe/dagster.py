@@ -14,7 +14,6 @@ engine, status and seconds. Lineage configured for floe (:mod:`floe.lineage`) is
 Importing :mod:`floe` never imports this module (nor Dagster).
 """
 
-
 import io
 import json
 import os
@@ -29,8 +28,9 @@ import floe
 from floe.execution.parse import PLAN_DIR
 
 
-def definitions(product_path: str | os.PathLike[str], env: str,
-                translator: DagsterDbtTranslator | None = None) -> dg.Definitions:  # fmt: skip
+def definitions(
+    product_path: str | os.PathLike[str], env: str, translator: DagsterDbtTranslator | None = None
+) -> dg.Definitions:
     """The product's assets in environment ``env``; see the module docstring.
 
     :param translator: how dbt nodes become asset keys (default: dagster-dbt's own).
@@ -39,8 +39,9 @@ def definitions(product_path: str | os.PathLike[str], env: str,
     return dg.Definitions(assets=assets(product_path, env, translator))
 
 
-def assets(product_path: str | os.PathLike[str], env: str,
-           translator: DagsterDbtTranslator | None = None) -> list[dg.AssetsDefinition]:  # fmt: skip
+def assets(
+    product_path: str | os.PathLike[str], env: str, translator: DagsterDbtTranslator | None = None
+) -> list[dg.AssetsDefinition]:
     """One multi-asset per transform of the product (see :func:`definitions`)."""
     path = Path(product_path)
     plan = floe.plan(path, env=env)
@@ -48,32 +49,66 @@ def assets(product_path: str | os.PathLike[str], env: str,
     product_dir = plan.preparation.compiled.product_dir.resolve()
     manifest = json.loads((product_dir / PLAN_DIR / "target" / "manifest.json").read_text(encoding="utf-8"))
     built = [t for t in plan.transforms if t.nodes]
-    return [_transform_asset(path, env, plan.preparation.product, t.name, t.compute, t.engine,
-                             {uid: translator.get_asset_spec(manifest, uid, None) for uid in t.nodes})
-            for t in built]  # fmt: skip
+    return [
+        _transform_asset(
+            path,
+            env,
+            plan.preparation.product,
+            t.name,
+            t.compute,
+            t.engine,
+            {uid: translator.get_asset_spec(manifest, uid, None) for uid in t.nodes},
+        )
+        for t in built
+    ]
 
 
-def _transform_asset(path: Path, env: str, product: str, transform: str, compute: str, engine: str,
-                     specs: Mapping[str, dg.AssetSpec]) -> dg.AssetsDefinition:  # fmt: skip
+def _transform_asset(
+    path: Path,
+    env: str,
+    product: str,
+    transform: str,
+    compute: str,
+    engine: str,
+    specs: Mapping[str, dg.AssetSpec],
+) -> dg.AssetsDefinition:
     tags = {"floe/compute": compute, "floe/engine": engine}
-    ours = {uid: dg.AssetSpec(key=spec.key, deps=spec.deps, description=spec.description, group_name=transform,
-                              tags=tags, kinds={"dbt", engine},
-                              metadata={"floe/transform": transform, "dagster_dbt/unique_id": uid})
-            for uid, spec in specs.items()}  # fmt: skip
+    ours = {
+        uid: dg.AssetSpec(
+            key=spec.key,
+            deps=spec.deps,
+            description=spec.description,
+            group_name=transform,
+            tags=tags,
+            kinds={"dbt", engine},
+            metadata={"floe/transform": transform, "dagster_dbt/unique_id": uid},
+        )
+        for uid, spec in specs.items()
+    }
 
-    @dg.multi_asset(name=f"{product}__{transform}", specs=list(ours.values()), can_subset=False,
-                    description=f"floe transform {transform!r} of {product!r} on compute {compute!r} ({engine})")  # fmt: skip
+    @dg.multi_asset(
+        name=f"{product}__{transform}",
+        specs=list(ours.values()),
+        can_subset=False,
+        description=f"floe transform {transform!r} of {product!r} on compute {compute!r} ({engine})",
+    )
     def _materialize(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult[Any]]:
         report = floe.run(path, env=env, select=[transform], progress=_Log(context.log))  # type: ignore[arg-type]
         done = report.get(transform)
         if done.status != "success":
-            raise dg.Failure(description=f"floe transform {transform!r} {done.status}: {done.message}",
-                             metadata={"floe/compute": compute, "floe/engine": engine})  # fmt: skip
+            raise dg.Failure(
+                description=f"floe transform {transform!r} {done.status}: {done.message}",
+                metadata={"floe/compute": compute, "floe/engine": engine},
+            )
         results = {r.unique_id: r for r in done.results}
         for uid, spec in ours.items():
             result = results.get(uid)
-            metadata: dict[str, Any] = {"floe/compute": compute, "floe/engine": engine,
-                                        "floe/environment": env, "floe/namespace": report.namespace}  # fmt: skip
+            metadata: dict[str, Any] = {
+                "floe/compute": compute,
+                "floe/engine": engine,
+                "floe/environment": env,
+                "floe/namespace": report.namespace,
+            }
             if result is not None:
                 metadata.update({"floe/status": result.status, "floe/seconds": result.seconds})
                 if result.relation:
@@ -98,4 +133,3 @@ class _Log(io.TextIOBase):
             if line.strip():
                 self._log.info(line)
         return len(text)
-

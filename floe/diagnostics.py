@@ -50,8 +50,11 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
         return matches[0]
     # an abbreviation or its long form (`prod` for `production`), when only one choice fits
     lowered = word.lower()
-    fits = [c for c in options if min(len(c), len(lowered)) >= 3
-            and (lowered.startswith(c.lower()) or c.lower().startswith(lowered))]  # fmt: skip
+    fits = [
+        c
+        for c in options
+        if min(len(c), len(lowered)) >= 3 and (lowered.startswith(c.lower()) or c.lower().startswith(lowered))
+    ]
     return fits[0] if len(fits) == 1 else None
 
 
@@ -67,8 +70,14 @@ def _describe(value: Any) -> str:
 
 def _type_words(schema: Mapping[str, Any]) -> str:
     kind = schema.get("type")
-    names = {"object": "a mapping", "array": "a list", "string": "a string",
-             "integer": "an integer", "number": "a number", "boolean": "a boolean (true/false)"}  # fmt: skip
+    names = {
+        "object": "a mapping",
+        "array": "a list",
+        "string": "a string",
+        "integer": "an integer",
+        "number": "a number",
+        "boolean": "a boolean (true/false)",
+    }
     if isinstance(kind, list):
         return " or ".join(names.get(str(k), str(k)) for k in kind)
     return names.get(str(kind), str(kind))
@@ -80,9 +89,12 @@ Belongs = Callable[[JsonPath, str], "JsonPath | None"]
 
 
 def problems_from_errors(
-    errors: Iterable[ValidationError], file: str, line_of: LineOf, prefix: JsonPath = (),
+    errors: Iterable[ValidationError],
+    file: str,
+    line_of: LineOf,
+    prefix: JsonPath = (),
     belongs: Belongs | None = None,
-) -> list[Problem]:  # fmt: skip
+) -> list[Problem]:
     """One problem per error (one per unknown key), sorted by line, duplicates dropped."""
     problems: list[Problem] = []
     for error in errors:
@@ -95,8 +107,9 @@ class _Error:
     """One jsonschema error, with what every rendering of it needs: where it is, the schema that
     refused it, the conditional rule it breaks (if any), and how to show its value."""
 
-    def __init__(self, error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath,
-                 belongs: Belongs | None) -> None:  # fmt: skip
+    def __init__(
+        self, error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath, belongs: Belongs | None
+    ) -> None:
         self.error = error
         self.file = file
         self.line_of = line_of
@@ -111,14 +124,16 @@ class _Error:
         """``value`` for a message; never what may be a credential."""
         return "a literal value (not shown)" if self.hidden else _describe(value)
 
-    def problem(self, message: str, at: JsonPath | None = None, expected: str | None = None,
-                fix: str | None = None) -> Problem:  # fmt: skip
+    def problem(
+        self, message: str, at: JsonPath | None = None, expected: str | None = None, fix: str | None = None
+    ) -> Problem:
         at = self.path if at is None else at
         return Problem(message, self.file, self.line_of(at), format_path(at), expected, fix)
 
 
-def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath,
-             belongs: Belongs | None = None) -> list[Problem]:  # fmt: skip
+def _convert(
+    error: ValidationError, file: str, line_of: LineOf, prefix: JsonPath, belongs: Belongs | None = None
+) -> list[Problem]:
     """The problems a person reads for ``error``: by the keyword that refused the value, or, for a
     keyword without words of its own, what the schema says the value should be."""
     found = _Error(error, file, line_of, prefix, belongs)
@@ -129,9 +144,13 @@ def _convert(error: ValidationError, file: str, line_of: LineOf, prefix: JsonPat
     # jsonschema's own message embeds the whole value, which may hold a credential, and names the
     # schema's keyword, which means nothing to a user: say what the schema says about the value
     rule = found.rule
-    return [found.problem("the value is not accepted here" + (f": {rule}" if rule else ""),
-                          expected=found.schema.get("description") if not rule else None,
-                          fix="see `floe schema` (or `floe schema --engine NAME`) for what is accepted")]  # fmt: skip
+    return [
+        found.problem(
+            "the value is not accepted here" + (f": {rule}" if rule else ""),
+            expected=found.schema.get("description") if not rule else None,
+            fix="see `floe schema` (or `floe schema --engine NAME`) for what is accepted",
+        )
+    ]
 
 
 def _alternatives(e: _Error) -> list[Problem] | None:
@@ -142,10 +161,24 @@ def _alternatives(e: _Error) -> list[Problem] | None:
     if groups and (not error.context or all(only_missing(sub) for sub in error.context)):
         choices = " or ".join(" and ".join(group) for group in groups)
         if error.context:  # none of the groups is written
-            return [e.problem(f"one of these settings is needed: {choices}", expected=e.rule, fix=f"add {choices}")]
-        present = [k for group in groups for k in group if isinstance(error.instance, Mapping) and k in error.instance]
-        return [e.problem(f"{_keys(present)} are set together, but only one of {choices} may be", expected=e.rule,
-                          fix=f"keep one of {_keys(present)}")]  # fmt: skip
+            return [
+                e.problem(
+                    f"one of these settings is needed: {choices}", expected=e.rule, fix=f"add {choices}"
+                )
+            ]
+        present = [
+            k
+            for group in groups
+            for k in group
+            if isinstance(error.instance, Mapping) and k in error.instance
+        ]
+        return [
+            e.problem(
+                f"{_keys(present)} are set together, but only one of {choices} may be",
+                expected=e.rule,
+                fix=f"keep one of {_keys(present)}",
+            )
+        ]
     if error.context:
         return _best_alternative(error, e.file, e.line_of, e.prefix, e.belongs)
     return None
@@ -156,9 +189,16 @@ def _forbidden(e: _Error) -> list[Problem]:
     present = _forbidden_present(e.error.validator_value, e.error.instance)
     at = e.path + (present[0],) if present else e.path
     what = f"{_keys(present)} cannot be set here" if present else "these settings do not go together"
-    return [e.problem(what, at, e.rule or "settings that go together (see `floe schema --engine NAME`)",
-                      f"remove {_keys(present)}, or change the setting that decides which ones apply"
-                      if present else "see `floe schema --engine NAME` for the settings that go together")]  # fmt: skip
+    return [
+        e.problem(
+            what,
+            at,
+            e.rule or "settings that go together (see `floe schema --engine NAME`)",
+            f"remove {_keys(present)}, or change the setting that decides which ones apply"
+            if present
+            else "see `floe schema --engine NAME` for the settings that go together",
+        )
+    ]
 
 
 def _unknown_keys(e: _Error) -> list[Problem] | None:
@@ -179,13 +219,22 @@ def _unknown_keys(e: _Error) -> list[Problem] | None:
             fix = f"did you mean {guess!r}?"
         elif place:
             under = f"under `{place[-2]}:`" if len(place) > 1 else "to the top level"
-            fix = (f"`{key}:` belongs at {format_path(place)}: move it {under}" if len(place) > len(path) + 1
-                   else f"`{key}:` belongs at {format_path(place)}: move it out of this "
-                   f"{'entry' if path and isinstance(path[-1], int) else 'mapping'}, {under}")  # fmt: skip
+            fix = (
+                f"`{key}:` belongs at {format_path(place)}: move it {under}"
+                if len(place) > len(path) + 1
+                else f"`{key}:` belongs at {format_path(place)}: move it out of this "
+                f"{'entry' if path and isinstance(path[-1], int) else 'mapping'}, {under}"
+            )
         else:
             fix = "remove it"
-        out.append(e.problem(f"unknown key {key!r}", path + (key,),
-                             "one of " + ", ".join(allowed) if allowed else "no keys here", fix))  # fmt: skip
+        out.append(
+            e.problem(
+                f"unknown key {key!r}",
+                path + (key,),
+                "one of " + ", ".join(allowed) if allowed else "no keys here",
+                fix,
+            )
+        )
     return out
 
 
@@ -201,11 +250,21 @@ def _wrong_type(e: _Error) -> list[Problem]:
     key = e.path[-1] if e.path else None
     if _is_secret_reference(e.schema) and not isinstance(e.error.instance, Mapping) and isinstance(key, str):
         # a credential written as its value: say so, as the rules for engine settings do
-        return [e.problem(f"{key!r} holds a literal credential", expected="a secret reference: {secret_ref: NAME}",
-                          fix=f"write `{key}: {{secret_ref: NAME}}` and set NAME in the environment (or your "
-                          "secret store); never commit the value")]  # fmt: skip
-    return [e.problem(f"expected {_type_words(e.schema)}, found {e.describe(e.error.instance)}",
-                      expected=e.schema.get("description"), fix=_type_fix(e.schema, e.error.instance))]  # fmt: skip
+        return [
+            e.problem(
+                f"{key!r} holds a literal credential",
+                expected="a secret reference: {secret_ref: NAME}",
+                fix=f"write `{key}: {{secret_ref: NAME}}` and set NAME in the environment (or your "
+                "secret store); never commit the value",
+            )
+        ]
+    return [
+        e.problem(
+            f"expected {_type_words(e.schema)}, found {e.describe(e.error.instance)}",
+            expected=e.schema.get("description"),
+            fix=_type_fix(e.schema, e.error.instance),
+        )
+    ]
 
 
 def _is_secret_reference(schema: Mapping[str, Any]) -> bool:
@@ -222,29 +281,52 @@ def _not_a_choice(e: _Error) -> list[Problem]:
     path = e.path
     if e.rule and len(options) == 1 and path and isinstance(path[-1], str):  # a rule that fixes the value
         remedy = f"write {options[0]!r}, or remove `{path[-1]}:`"
-    return [e.problem(f"{e.describe(e.error.instance)} is not allowed here{because}",
-                      expected="one of " + ", ".join(repr(o) for o in options), fix=remedy)]  # fmt: skip
+    return [
+        e.problem(
+            f"{e.describe(e.error.instance)} is not allowed here{because}",
+            expected="one of " + ", ".join(repr(o) for o in options),
+            fix=remedy,
+        )
+    ]
 
 
 def _wrong_form(e: _Error) -> list[Problem]:
-    return [e.problem(f"{e.describe(e.error.instance)} does not have the required form",
-                      expected=e.schema.get("description") or f"text matching {e.schema.get('pattern')}",
-                      fix="change the value to the expected form")]  # fmt: skip
+    return [
+        e.problem(
+            f"{e.describe(e.error.instance)} does not have the required form",
+            expected=e.schema.get("description") or f"text matching {e.schema.get('pattern')}",
+            fix="change the value to the expected form",
+        )
+    ]
 
 
 def _empty_list(e: _Error) -> list[Problem]:
-    return [e.problem("the list is empty", expected=f"at least {e.schema.get('minItems')} item(s)",
-                      fix="add an item or remove the key")]  # fmt: skip
+    return [
+        e.problem(
+            "the list is empty",
+            expected=f"at least {e.schema.get('minItems')} item(s)",
+            fix="add an item or remove the key",
+        )
+    ]
 
 
-_BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
-           "exclusiveMaximum": "less than"}  # fmt: skip
+_BOUNDS = {
+    "minimum": "at least",
+    "maximum": "at most",
+    "exclusiveMinimum": "more than",
+    "exclusiveMaximum": "less than",
+}
 
 
 def _out_of_range(e: _Error) -> list[Problem]:
     validator = str(e.error.validator)
-    return [e.problem(f"{e.describe(e.error.instance)} is out of range",
-                      expected=f"{_BOUNDS[validator]} {e.schema.get(validator)}", fix="choose a value within range")]  # fmt: skip
+    return [
+        e.problem(
+            f"{e.describe(e.error.instance)} is out of range",
+            expected=f"{_BOUNDS[validator]} {e.schema.get(validator)}",
+            fix="choose a value within range",
+        )
+    ]
 
 
 def _empty_text(e: _Error) -> list[Problem]:
@@ -252,11 +334,19 @@ def _empty_text(e: _Error) -> list[Problem]:
 
 
 _BY_VALIDATOR: dict[str, Callable[[_Error], list[Problem] | None]] = {
-    "oneOf": _alternatives, "anyOf": _alternatives, "not": _forbidden, "additionalProperties": _unknown_keys,
-    "required": _required, "type": _wrong_type, "enum": _not_a_choice, "const": _not_a_choice,
-    "pattern": _wrong_form, "minItems": _empty_list, **dict.fromkeys(_BOUNDS, _out_of_range),
+    "oneOf": _alternatives,
+    "anyOf": _alternatives,
+    "not": _forbidden,
+    "additionalProperties": _unknown_keys,
+    "required": _required,
+    "type": _wrong_type,
+    "enum": _not_a_choice,
+    "const": _not_a_choice,
+    "pattern": _wrong_form,
+    "minItems": _empty_list,
+    **dict.fromkeys(_BOUNDS, _out_of_range),
     "minLength": _empty_text,
-}  # fmt: skip
+}
 """How each JSON Schema keyword's refusal is put into words; ``None`` from one: no words of its own."""
 
 
@@ -274,8 +364,11 @@ def only_missing(error: ValidationError) -> bool:
     groups of required settings none of which is written yet)."""
     if error.validator == "required":
         return True
-    return error.validator in ("anyOf", "oneOf") and bool(error.context) and all(
-        only_missing(sub) for sub in error.context or ())
+    return (
+        error.validator in ("anyOf", "oneOf")
+        and bool(error.context)
+        and all(only_missing(sub) for sub in error.context or ())
+    )
 
 
 def _required_groups(alternatives: Any) -> list[list[str]]:
@@ -333,9 +426,16 @@ def _best_alternative(
             break
     if chosen is None:
         path: JsonPath = prefix + tuple(error.absolute_path)
-        return [Problem(f"{describe(instance)} ({shape}) is not valid here", file, line_of(path),
-                        format_path(path), "a name, or a mapping with `name:` and its settings",
-                        "see `floe schema` for the accepted forms")]  # fmt: skip
+        return [
+            Problem(
+                f"{describe(instance)} ({shape}) is not valid here",
+                file,
+                line_of(path),
+                format_path(path),
+                "a name, or a mapping with `name:` and its settings",
+                "see `floe schema` for the accepted forms",
+            )
+        ]
     out: list[Problem] = []
     for sub in chosen:
         out.extend(_convert(sub, file, line_of, prefix, belongs))

@@ -72,8 +72,9 @@ class Document:
                 return line
         return None
 
-    def problem(self, path: JsonPath, message: str, expected: str | None = None,
-                fix: str | None = None) -> Problem:  # fmt: skip
+    def problem(
+        self, path: JsonPath, message: str, expected: str | None = None, fix: str | None = None
+    ) -> Problem:
         """A problem located at ``path`` of this document."""
         return Problem(message, self.label, self.line_of(path), format_path(path), expected, fix)
 
@@ -91,9 +92,12 @@ class Document:
         except (FileNotFoundError, NotADirectoryError):
             return path  # does not exist: the caller says so in its own words
         except (OSError, ValueError, RuntimeError) as exc:
-            return self.problem(at, f"the path {_short(raw)} cannot be used: {path_refusal(exc)}",
-                                "a path the operating system accepts",
-                                "remove NUL characters and symlink loops; keep names under 256 bytes")  # fmt: skip
+            return self.problem(
+                at,
+                f"the path {_short(raw)} cannot be used: {path_refusal(exc)}",
+                "a path the operating system accepts",
+                "remove NUL characters and symlink loops; keep names under 256 bytes",
+            )
         return path
 
 
@@ -160,8 +164,9 @@ def read_bytes(path: Path, label: str) -> bytes:
                     reason = path_refusal(exc)
             else:
                 reason = "it is not a regular file"
-    raise ManifestError([Problem(f"cannot read the file: {reason}", label,
-                                 fix="check the path and its permissions")]) from None  # fmt: skip
+    raise ManifestError(
+        [Problem(f"cannot read the file: {reason}", label, fix="check the path and its permissions")]
+    ) from None
 
 
 def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None) -> Document:
@@ -172,8 +177,9 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ManifestError([Problem("the file is not valid UTF-8", label, line,
-                                     fix="save the file as UTF-8")]) from None  # fmt: skip
+        raise ManifestError(
+            [Problem("the file is not valid UTF-8", label, line, fix="save the file as UTF-8")]
+        ) from None
     found = _KIND.search(text)  # a block-style `kind:` line: the kind without parsing twice
     kind = found.group(1) if found else None
     if kind not in KIND_SCHEMAS:
@@ -183,23 +189,54 @@ def read_document(path: Path, store: SchemaStore, expect_kind: str | None = None
     if kind not in KIND_SCHEMAS:
         choices = ", ".join(KIND_SCHEMAS)
         what = f"unknown kind {kind!r}" if kind else "missing `kind:`"
-        raise ManifestError([Problem(what, label, lines.get(("kind",), 1), "$.kind",
-                                     f"one of {choices}", "set `kind: Manifest` or `kind: DataProduct`")])  # fmt: skip
+        raise ManifestError(
+            [
+                Problem(
+                    what,
+                    label,
+                    lines.get(("kind",), 1),
+                    "$.kind",
+                    f"one of {choices}",
+                    "set `kind: Manifest` or `kind: DataProduct`",
+                )
+            ]
+        )
     if expect_kind and kind != expect_kind:
-        raise WrongKindError(kind, [Problem(f"this file is a {kind}, expected a {expect_kind}", label,
-                                            1, "$.kind", expect_kind, "point to the right file")])  # fmt: skip
+        raise WrongKindError(
+            kind,
+            [
+                Problem(
+                    f"this file is a {kind}, expected a {expect_kind}",
+                    label,
+                    1,
+                    "$.kind",
+                    expect_kind,
+                    "point to the right file",
+                )
+            ],
+        )
     uri = SCHEMA_BASE + KIND_SCHEMAS[kind]
     schema = store.get(uri)
     untyped, lines = parse_untyped(text, label)
     data = store.apply_types(untyped, schema, uri)
     if not isinstance(data, dict):
-        raise ManifestError([Problem(f"expected a mapping of keys at the top of a {kind} file",
-                                     label, 1, "$", fix="start with `apiVersion: floe.dev/v1`")])  # fmt: skip
+        raise ManifestError(
+            [
+                Problem(
+                    f"expected a mapping of keys at the top of a {kind} file",
+                    label,
+                    1,
+                    "$",
+                    fix="start with `apiVersion: floe.dev/v1`",
+                )
+            ]
+        )
     doc = Document(path, label, kind, data, lines, untyped)
     parity = parity_problems(doc)
     errors = store.errors(uri, data)
-    problems = problems_from_errors(errors, label, doc.line_of,
-                                    belongs=lambda path, key: store.where_key_belongs(uri, path, key))
+    problems = problems_from_errors(
+        errors, label, doc.line_of, belongs=lambda path, key: store.where_key_belongs(uri, path, key)
+    )
     if parity:
         reported = {p.path for p in parity}
         problems = [p for p in problems if p.path not in reported]
@@ -223,26 +260,38 @@ def parity_problems(doc: Document) -> list[Problem]:
         if isinstance(compute, dict):
             name = transform.get("name") or transform.get("path") or i
             choices = ", ".join(f"{env}: {value}" for env, value in compute.items())
-            problems.append(doc.problem(("transforms", i, "compute"),
-                                        f"transform {name!r} selects compute per environment ({choices}); {PARITY_WHY}",
-                                        "one compute name for every environment",
-                                        PARITY_FIX))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    ("transforms", i, "compute"),
+                    f"transform {name!r} selects compute per environment ({choices}); {PARITY_WHY}",
+                    "one compute name for every environment",
+                    PARITY_FIX,
+                )
+            )
     environments = doc.data.get("environments")
     for i, env in enumerate(environments if isinstance(environments, list) else []):
         if not isinstance(env, dict):
             continue
         for key in ("transforms", "compute", "computes"):
             if key in env:
-                problems.append(doc.problem(("environments", i, key),
-                                            f"environment {env.get('name', i)!r} selects compute per environment; {PARITY_WHY}",
-                                            fix=PARITY_FIX))  # fmt: skip
+                problems.append(
+                    doc.problem(
+                        ("environments", i, key),
+                        f"environment {env.get('name', i)!r} selects compute per environment; {PARITY_WHY}",
+                        fix=PARITY_FIX,
+                    )
+                )
         overrides = env.get("overrides")
-        for compute, settings in (overrides.items() if isinstance(overrides, dict) else ()):
+        for compute, settings in overrides.items() if isinstance(overrides, dict) else ():
             for key in ("engine", "type"):
                 if isinstance(settings, dict) and key in settings:
-                    problems.append(doc.problem(("environments", i, "overrides", compute, key),
-                                                f"environment {env.get('name', i)!r} changes the engine of compute {compute!r}; {PARITY_WHY}",
-                                                fix=PARITY_FIX))  # fmt: skip
+                    problems.append(
+                        doc.problem(
+                            ("environments", i, "overrides", compute, key),
+                            f"environment {env.get('name', i)!r} changes the engine of compute {compute!r}; {PARITY_WHY}",
+                            fix=PARITY_FIX,
+                        )
+                    )
     return problems
 
 
@@ -270,8 +319,16 @@ _RUAMEL_BREAK = re.compile(r"\n|\r(?!\n)")
 
 def _too_deep(label: str, line: int) -> ManifestError:
     """No manifest nests anywhere near MAX_DEPTH; strictyaml would read such a text slowly, if at all."""
-    return ManifestError([Problem(f"invalid YAML: nesting deeper than {fastyaml.MAX_DEPTH} levels", label, line,
-                                  fix="flatten the structure: no floe setting nests anywhere near this deep")])  # fmt: skip
+    return ManifestError(
+        [
+            Problem(
+                f"invalid YAML: nesting deeper than {fastyaml.MAX_DEPTH} levels",
+                label,
+                line,
+                fix="flatten the structure: no floe setting nests anywhere near this deep",
+            )
+        ]
+    )
 
 
 @functools.cache
@@ -328,9 +385,12 @@ def _parse(text: str, label: str) -> tuple[Any, dict[JsonPath, int]]:
         loader = _loader_class()(text)
     except ReaderError as exc:  # a character YAML allows nowhere, not even quoted
         line = len(_RUAMEL_BREAK.findall(text, 0, exc.position)) + 1
-        raise refuse(f"unacceptable character #x{exc.character:04x}: {exc.reason}", line,
-                     "remove the character (YAML allows no control characters; inside double quotes "
-                     "write an escape such as \\t)") from None  # fmt: skip
+        raise refuse(
+            f"unacceptable character #x{exc.character:04x}: {exc.reason}",
+            line,
+            "remove the character (YAML allows no control characters; inside double quotes "
+            "write an escape such as \\t)",
+        ) from None
     loader.label = label
     try:
         node = loader.get_single_node()
@@ -427,4 +487,3 @@ def _ruamel_lines(root: Any) -> dict[JsonPath, int]:
                 lines[child] = node.lc.item(index)[0] + 1
                 stack.append((child, value))
     return lines
-

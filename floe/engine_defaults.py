@@ -45,8 +45,9 @@ def floe_catalog_access(compute: ComputeConfig, catalog: CatalogConfig) -> Catal
 
 
 @hookimpl(trylast=True)
-def floe_run_profile(compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                     namespace: str) -> dict[str, Any]:  # fmt: skip
+def floe_run_profile(
+    compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+) -> dict[str, Any]:
     """The compiled profile, building into the run's namespace."""
     return {**profile, "schema": namespace}
 
@@ -64,8 +65,9 @@ def floe_run_macro_paths(compute: ComputeConfig, catalog: CatalogConfig) -> list
 
 
 @hookimpl(trylast=True)
-def floe_run_worker(compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                    environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+def floe_run_worker(
+    compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, environ: Mapping[str, str]
+) -> WorkerSetup:
     """A worker forked from the run's fork server, with floe's environment."""
     return WorkerSetup()
 
@@ -84,7 +86,10 @@ def floe_load_arrow(compute: ComputeConfig, relation: Relation, data: pyarrow.Re
 
 def _no_bridge(compute: ComputeConfig, operation: str, what: str, flag: str) -> BrokenPluginError:
     return BrokenPluginError(
-        compute.engine, operation, f"the engine has no floe_{operation} hook: floe cannot {what}",
+        compute.engine,
+        operation,
+        f"the engine has no floe_{operation} hook: floe cannot {what}",
         f"an engine says CatalogAccess.bridged({flag}=True) only with its floe_{operation} hook; "
-        "fix the engine plugin", compute=compute.name,
-    )  # fmt: skip
+        "fix the engine plugin",
+        compute=compute.name,
+    )

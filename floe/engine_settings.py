@@ -51,7 +51,9 @@ def type_settings(policy: Policy, engines: EngineRegistry, store: SchemaStore) -
     except BrokenSchema as exc:
         raise _blame_schema(exc, engines, store) from None
     if problems:
-        raise GovernanceError(list(dict.fromkeys(problems)))  # a fragment checked at several levels reports once
+        raise GovernanceError(
+            list(dict.fromkeys(problems))
+        )  # a fragment checked at several levels reports once
     return Governance(policy, ComputeRegistry(computes, policy.default), environments)
 
 
@@ -60,8 +62,12 @@ def _blame_schema(exc: BrokenSchema, engines: EngineRegistry, store: SchemaStore
     for name in engines.names():
         engine = engines.get(name)
         if engine is not None and engine.schema_uri(store) == exc.uri:
-            return BrokenPluginError(name, "config_schema", f"the engine's config schema: {exc.detail}",
-                                     f"fix the engine plugin {engine.plugin_name!r} ({engine.distribution})")  # fmt: skip
+            return BrokenPluginError(
+                name,
+                "config_schema",
+                f"the engine's config schema: {exc.detail}",
+                f"fix the engine plugin {engine.plugin_name!r} ({engine.distribution})",
+            )
     return BrokenPluginError("(unknown)", "config_schema", str(exc), "fix the engine plugin that declares it")
 
 
@@ -77,9 +83,15 @@ def typed_fragment(doc: Document, path: JsonPath, store: SchemaStore, uri: str) 
 def _checked_fragment(origin: Origin, store: SchemaStore, uri: str | None, problems: list[Problem]) -> Any:
     """The settings written at ``origin``, typed by the engine's schema at ``uri`` (as parsed when
     the engine is not installed), with what the rules for settings as written refuse in ``problems``."""
-    value = typed_fragment(origin.doc, origin.path, store, uri) if uri else node_at(origin.doc.untyped, origin.path)
-    problems.extend(origin.doc.problem(origin.path + r.path, r.message, r.expected, r.fix)
-                    for r in setting_refusals(value))  # fmt: skip
+    value = (
+        typed_fragment(origin.doc, origin.path, store, uri)
+        if uri
+        else node_at(origin.doc.untyped, origin.path)
+    )
+    problems.extend(
+        origin.doc.problem(origin.path + r.path, r.message, r.expected, r.fix)
+        for r in setting_refusals(value)
+    )
     return value
 
 
@@ -87,8 +99,12 @@ def _merged(config: Mapping[str, Any], fragment: Any) -> dict[str, Any]:
     return merge_settings(config, fragment if isinstance(fragment, dict) else {})
 
 
-def _computes(approved: Mapping[str, ApprovedCompute], engines: EngineRegistry, store: SchemaStore,
-              problems: list[Problem]) -> dict[str, ComputeConfig]:  # fmt: skip
+def _computes(
+    approved: Mapping[str, ApprovedCompute],
+    engines: EngineRegistry,
+    store: SchemaStore,
+    problems: list[Problem],
+) -> dict[str, ComputeConfig]:
     """Check engines are installed, type and validate each compute's merged settings."""
     computes: dict[str, ComputeConfig] = {}
     for name, entry in approved.items():
@@ -108,14 +124,20 @@ def _computes(approved: Mapping[str, ApprovedCompute], engines: EngineRegistry, 
             if not invalid:  # an engine may rely on what its schema promises
                 engine.get_resource_requirements(compute)
         except ValueError as exc:
-            problems.append(entry.declared.doc.problem(entry.declared.path + ("resources",),
-                                                       f"compute {name!r}: {exc}",
-                                                       fix="fix the Kubernetes quantities under resources"))  # fmt: skip
+            problems.append(
+                entry.declared.doc.problem(
+                    entry.declared.path + ("resources",),
+                    f"compute {name!r}: {exc}",
+                    fix="fix the Kubernetes quantities under resources",
+                )
+            )
         except BrokenPluginError as exc:  # the plugin broke its contract: the manifest is not at fault
             problems.extend(exc.problems)
         except FloeError as exc:  # the engine refused these settings: point at the compute
-            problems.extend(entry.declared.doc.problem(entry.declared.path, p.message, p.expected, p.fix)
-                            for p in exc.problems)  # fmt: skip
+            problems.extend(
+                entry.declared.doc.problem(entry.declared.path, p.message, p.expected, p.fix)
+                for p in exc.problems
+            )
         computes[name] = compute
     return computes
 
@@ -127,19 +149,30 @@ def _not_installed(entry: ApprovedCompute, engines: EngineRegistry) -> Problem:
     if broken:
         problem = broken[0]
         hook = f": hook {problem.hook}" if problem.hook else ""
-        return at.doc.problem(at.path, f"compute {entry.name!r} needs engine {entry.engine!r}, whose plugin is "
-                              f"installed (from {problem.distribution}) but broken{hook}: {problem.message}",
-                              "a plugin that implements every required hook of floe's engine API",
-                              f"upgrade or repair {problem.distribution} (`floe engines` lists broken plugins), "
-                              "or remove this compute")  # fmt: skip
+        return at.doc.problem(
+            at.path,
+            f"compute {entry.name!r} needs engine {entry.engine!r}, whose plugin is "
+            f"installed (from {problem.distribution}) but broken{hook}: {problem.message}",
+            "a plugin that implements every required hook of floe's engine API",
+            f"upgrade or repair {problem.distribution} (`floe engines` lists broken plugins), "
+            "or remove this compute",
+        )
     installed = ", ".join(engines.names()) or "none"
-    return at.doc.problem(at.path, f"compute {entry.name!r} needs engine {entry.engine!r}, which is not installed",
-                          f"an installed engine: {installed}",
-                          f"pip install the plugin that provides {entry.engine!r}, or remove it")  # fmt: skip
+    return at.doc.problem(
+        at.path,
+        f"compute {entry.name!r} needs engine {entry.engine!r}, which is not installed",
+        f"an installed engine: {installed}",
+        f"pip install the plugin that provides {entry.engine!r}, or remove it",
+    )
 
 
-def _environments(policy: Policy, computes: dict[str, ComputeConfig], engines: EngineRegistry,
-                  store: SchemaStore, problems: list[Problem]) -> dict[str, dict[str, ComputeConfig]]:  # fmt: skip
+def _environments(
+    policy: Policy,
+    computes: dict[str, ComputeConfig],
+    engines: EngineRegistry,
+    store: SchemaStore,
+    problems: list[Problem],
+) -> dict[str, dict[str, ComputeConfig]]:
     """Each environment's settings of every compute: the compute's config with overrides merged.
 
     Overrides of a compute that a lower level narrowed away are ignored; overrides of a compute
@@ -159,16 +192,21 @@ def _environments(policy: Policy, computes: dict[str, ComputeConfig], engines: E
             config = dict(compute.config)
             for origin in origins:
                 fragment = _checked_fragment(origin, store, uri, problems)
-                config = merge_settings(config, structure_settings(fragment) if isinstance(fragment, dict) else {})
-            reported = {(tuple(e.absolute_path), e.message)  # already reported where the compute is
-                        for e in store.errors(uri, unstructure_secrets(dict(compute.config)))}
+                config = merge_settings(
+                    config, structure_settings(fragment) if isinstance(fragment, dict) else {}
+                )
+            reported = {
+                (tuple(e.absolute_path), e.message)  # already reported where the compute is
+                for e in store.errors(uri, unstructure_secrets(dict(compute.config)))
+            }
             problems.extend(_schema_problems(store, uri, unstructure_secrets(config), origins, reported))
             result[env_name][name] = attrs.evolve(compute, config=config)
     return result
 
 
-def _check_levels(policy: Policy, complete: set[str], engines: EngineRegistry,
-                  store: SchemaStore) -> list[Problem]:  # fmt: skip
+def _check_levels(
+    policy: Policy, complete: set[str], engines: EngineRegistry, store: SchemaStore
+) -> list[Problem]:
     """Each manifest whole: what every level approves and overrides, valid at that level.
 
     :func:`_computes` and :func:`_environments` check the computes the chain ends with, fully. Here
@@ -215,8 +253,14 @@ def _check_levels(policy: Policy, complete: set[str], engines: EngineRegistry,
     return problems
 
 
-def _schema_problems(store: SchemaStore, uri: str, config: dict[str, Any], origins: tuple[Origin, ...] | list[Origin],
-                     reported: set[tuple[JsonPath, str]] | None = None, missing_ok: bool = False) -> list[Problem]:  # fmt: skip
+def _schema_problems(
+    store: SchemaStore,
+    uri: str,
+    config: dict[str, Any],
+    origins: tuple[Origin, ...] | list[Origin],
+    reported: set[tuple[JsonPath, str]] | None = None,
+    missing_ok: bool = False,
+) -> list[Problem]:
     """Validate merged settings; locate each error in the file that set the offending key.
 
     With ``missing_ok``, settings that are only missing are no error (a lower level may add them).

@@ -104,17 +104,38 @@ CAUSE_LIMIT = 64
 
 
 @overload
-def secret_reference(engine: str, compute: ComputeConfig, key: str, operation: str, *,
-                     required: Literal[True], example: str = ...) -> SecretReference: ...  # fmt: skip
+def secret_reference(
+    engine: str,
+    compute: ComputeConfig,
+    key: str,
+    operation: str,
+    *,
+    required: Literal[True],
+    example: str = ...,
+) -> SecretReference: ...
 
 
 @overload
-def secret_reference(engine: str, compute: ComputeConfig, key: str, operation: str, *,
-                     required: bool = False, example: str = ...) -> SecretReference | None: ...  # fmt: skip
+def secret_reference(
+    engine: str,
+    compute: ComputeConfig,
+    key: str,
+    operation: str,
+    *,
+    required: bool = False,
+    example: str = ...,
+) -> SecretReference | None: ...
 
 
-def secret_reference(engine: str, compute: ComputeConfig, key: str, operation: str, *,
-                     required: bool = False, example: str = "MY_SECRET") -> SecretReference | None:  # fmt: skip
+def secret_reference(
+    engine: str,
+    compute: ComputeConfig,
+    key: str,
+    operation: str,
+    *,
+    required: bool = False,
+    example: str = "MY_SECRET",
+) -> SecretReference | None:
     """The :class:`SecretReference` a compute's setting ``key`` holds; ``None`` when it is unset.
 
     :param example: a variable name the fix suggests (``SNOWFLAKE_PASSWORD``).
@@ -125,19 +146,28 @@ def secret_reference(engine: str, compute: ComputeConfig, key: str, operation: s
     if value is None:
         if not required:
             return None
-        raise PluginExecutionError(engine, operation, f"{key} is required and not set",
-                                   f"set {key}: {{secret_ref: NAME}} and set NAME in the environment",
-                                   compute=compute.name)  # fmt: skip
+        raise PluginExecutionError(
+            engine,
+            operation,
+            f"{key} is required and not set",
+            f"set {key}: {{secret_ref: NAME}} and set NAME in the environment",
+            compute=compute.name,
+        )
     if not isinstance(value, SecretReference):
-        raise PluginExecutionError(engine, operation, f"{key} must be a secret reference, not a value",
-                                   f"write {key}: {{secret_ref: NAME}} and set NAME in the environment",
-                                   compute=compute.name)  # fmt: skip
+        raise PluginExecutionError(
+            engine,
+            operation,
+            f"{key} must be a secret reference, not a value",
+            f"write {key}: {{secret_ref: NAME}} and set NAME in the environment",
+            compute=compute.name,
+        )
     _check_name(engine, value, compute, operation, example)
     return value
 
 
-def secret_placeholder(engine: str, ref: SecretReference, compute: ComputeConfig, operation: str, *,
-                       example: str = "MY_SECRET") -> str:  # fmt: skip
+def secret_placeholder(
+    engine: str, ref: SecretReference, compute: ComputeConfig, operation: str, *, example: str = "MY_SECRET"
+) -> str:
     """``{{ env_var('NAME') }}``, what dbt renders from the environment at run time, once ``NAME``
     is known to be a plain variable name (a profile must never hold a secret's value).
 
@@ -146,8 +176,15 @@ def secret_placeholder(engine: str, ref: SecretReference, compute: ComputeConfig
     return _check_name(engine, ref, compute, operation, example).as_env_var()
 
 
-def secret_value(engine: str, ref: SecretReference, compute: ComputeConfig, operation: str, *,
-                 what: str | None = None, environ: Mapping[str, str] | None = None) -> str:  # fmt: skip
+def secret_value(
+    engine: str,
+    ref: SecretReference,
+    compute: ComputeConfig,
+    operation: str,
+    *,
+    what: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
     """The value of the secret ``ref`` names, read from the environment (for a connection check).
 
     :param what: what the secret is, for the message (``"password"``).
@@ -157,9 +194,13 @@ def secret_value(engine: str, ref: SecretReference, compute: ComputeConfig, oper
     value = (os.environ if environ is None else environ).get(ref.name)
     if not value:
         named = f"{ref.name} ({what})" if what else ref.name
-        raise PluginExecutionError(engine, operation, f"the secret environment variable {named} is not set",
-                                   f"set {ref.name} in the environment floe and dbt run in (from your "
-                                   "secret store)", compute=compute.name)  # fmt: skip
+        raise PluginExecutionError(
+            engine,
+            operation,
+            f"the secret environment variable {named} is not set",
+            f"set {ref.name} in the environment floe and dbt run in (from your secret store)",
+            compute=compute.name,
+        )
     return value
 
 
@@ -168,12 +209,17 @@ def compute_secrets(compute: ComputeConfig | None) -> list[str]:
     return secret_values(find_secret_refs(compute.config)) if compute is not None else []
 
 
-def _check_name(engine: str, ref: SecretReference, compute: ComputeConfig, operation: str,
-                example: str) -> SecretReference:  # fmt: skip
+def _check_name(
+    engine: str, ref: SecretReference, compute: ComputeConfig, operation: str, example: str
+) -> SecretReference:
     if not PLAIN_NAME.fullmatch(ref.name):
-        raise PluginExecutionError(engine, operation, f"secret reference {ref.name!r} is not an environment variable name",
-                                   f"name secrets with letters, digits and underscores, such as {example}",
-                                   compute=compute.name)  # fmt: skip
+        raise PluginExecutionError(
+            engine,
+            operation,
+            f"secret reference {ref.name!r} is not an environment variable name",
+            f"name secrets with letters, digits and underscores, such as {example}",
+            compute=compute.name,
+        )
     return ref
 
 
@@ -194,18 +240,22 @@ def exception_chain(error: BaseException, limit: int = CAUSE_LIMIT) -> Iterator[
         current = current.__cause__ or current.__context__
 
 
-def engine_error(engine: str, compute: ComputeConfig | None, advice: Advice,
-                 cause: str | None = None) -> PluginExecutionError:  # fmt: skip
+def engine_error(
+    engine: str, compute: ComputeConfig | None, advice: Advice, cause: str | None = None
+) -> PluginExecutionError:
     """The :class:`PluginExecutionError` of an engine's ``advice`` on an error, with the value of
     every secret the compute references redacted from the message, the fix and the cause."""
     secrets = compute_secrets(compute)
     keep = floe_names(compute) if compute is not None else []
     operation, message, fix = advice
     return PluginExecutionError(
-        engine, operation, redact(message, secrets, keep), redact(fix, secrets, keep),
+        engine,
+        operation,
+        redact(message, secrets, keep),
+        redact(fix, secrets, keep),
         compute=compute.name if compute is not None else None,
         cause=redact(cause, secrets, keep) if cause is not None else None,
-    )  # fmt: skip
+    )
 
 
 def translate_client_error(
@@ -234,7 +284,6 @@ def translate_client_error(
     return engine_error(engine, compute, advice, first_line(text)[:300])
 
 
-
 # -- bridges: carrying tables between the catalog and the engine's warehouse -----------------------
 
 STAGING_SUFFIX = "__floe_load"
@@ -246,20 +295,39 @@ def staging_name(identifier: str, limit: int = 63) -> str:
     return identifier[: max(1, limit - len(STAGING_SUFFIX))] + STAGING_SUFFIX
 
 
-def type_error(engine: str, compute: ComputeConfig, relation: Relation | str, column: str, source: str,
-               target: str, why: str, fix: str) -> PluginExecutionError:  # fmt: skip
+def type_error(
+    engine: str,
+    compute: ComputeConfig,
+    relation: Relation | str,
+    column: str,
+    source: str,
+    target: str,
+    why: str,
+    fix: str,
+) -> PluginExecutionError:
     """The error of a column whose type cannot cross a bridge without changing its values.
 
     :param source: the column's type where it comes from (``Arrow decimal256(50, 2)``).
     :param target: the type it would become, or the nearest the engine has (``NUMBER(38, 2)``).
     :param why: why it cannot (``Snowflake numbers have at most 38 digits``).
     """
-    return PluginExecutionError(engine, "bridge", f"column {column!r} of {relation}: {source} cannot become "
-                                f"{target}: {why}", fix, compute=compute.name)  # fmt: skip
+    return PluginExecutionError(
+        engine,
+        "bridge",
+        f"column {column!r} of {relation}: {source} cannot become {target}: {why}",
+        fix,
+        compute=compute.name,
+    )
 
 
-def sql_columns(engine: str, compute: ComputeConfig, relation: Relation | str, schema: Any,
-                sql_type: Callable[[Any], str | None], fix: str) -> list[tuple[str, str]]:  # fmt: skip
+def sql_columns(
+    engine: str,
+    compute: ComputeConfig,
+    relation: Relation | str,
+    schema: Any,
+    sql_type: Callable[[Any], str | None],
+    fix: str,
+) -> list[tuple[str, str]]:
     """``(name, SQL type)`` of each column of the Arrow ``schema``: the table a load creates.
 
     :param sql_type: the engine's type for an Arrow type (``decimal128(10, 2)`` →
@@ -271,7 +339,15 @@ def sql_columns(engine: str, compute: ComputeConfig, relation: Relation | str, s
     for field in schema:
         found = sql_type(field.type)
         if found is None:
-            raise type_error(engine, compute, relation, field.name, f"Arrow {field.type}", f"a {engine} type",
-                             f"{engine} has no type that keeps every value of it", fix)  # fmt: skip
+            raise type_error(
+                engine,
+                compute,
+                relation,
+                field.name,
+                f"Arrow {field.type}",
+                f"a {engine} type",
+                f"{engine} has no type that keeps every value of it",
+                fix,
+            )
         columns.append((str(field.name), found))
     return columns

@@ -93,7 +93,11 @@ class TransformChoice:
 
     @property
     def reason(self) -> str:
-        how = f"explicit at {self.where.file}:{self.where.line}" if self.explicit else f"the default, set by {self.where}"
+        how = (
+            f"explicit at {self.where.file}:{self.where.line}"
+            if self.explicit
+            else f"the default, set by {self.where}"
+        )
         return how if self.available else f"{how}; NOT AVAILABLE to this product"
 
 
@@ -134,8 +138,10 @@ class CatalogExplanation:
     @property
     def summary(self) -> str:
         if self.declared_by is None:
-            return ("no manifest declares one: `floe run` serves an embedded Iceberg REST catalog under the "
-                    "product's .floe/")  # fmt: skip
+            return (
+                "no manifest declares one: `floe run` serves an embedded Iceberg REST catalog under the "
+                "product's .floe/"
+            )
         return f"declared by {self.declared_by}; fixed for every level below"
 
 
@@ -147,10 +153,14 @@ class LineageExplanation:
     @property
     def summary(self) -> str:
         if self.declared_by is None:
-            return ("no manifest declares it: the OpenLineage client's environment decides (OPENLINEAGE_URL, "
-                    "OPENLINEAGE_CONFIG…)")  # fmt: skip
-        return (f"declared by {self.declared_by}; fixed for every level below, over OPENLINEAGE_URL and "
-                "OPENLINEAGE_CONFIG (OPENLINEAGE_DISABLED=true still turns it off)")  # fmt: skip
+            return (
+                "no manifest declares it: the OpenLineage client's environment decides (OPENLINEAGE_URL, "
+                "OPENLINEAGE_CONFIG…)"
+            )
+        return (
+            f"declared by {self.declared_by}; fixed for every level below, over OPENLINEAGE_URL and "
+            "OPENLINEAGE_CONFIG (OPENLINEAGE_DISABLED=true still turns it off)"
+        )
 
 
 @attrs.frozen
@@ -189,8 +199,12 @@ class Explanation:
 
     def render(self) -> str:
         """The text ``floe explain`` prints."""
-        lines = [f"{self.name} ({'data product' if self.kind == 'DataProduct' else 'manifest'}): "
-                 + " → ".join(f"{level.name} ({display_path(level.file)})" for level in self.chain), "", "computes"]  # fmt: skip
+        lines = [
+            f"{self.name} ({'data product' if self.kind == 'DataProduct' else 'manifest'}): "
+            + " → ".join(f"{level.name} ({display_path(level.file)})" for level in self.chain),
+            "",
+            "computes",
+        ]
         width = max((len(c.name) for c in self.computes), default=0)
         for c in self.computes:
             state = "available" if c.available else "NOT AVAILABLE"
@@ -200,7 +214,9 @@ class Explanation:
             lines += ["", "transforms"]
             width = max(len(t.name) for t in self.transforms)
             compute_width = max(len(t.compute) for t in self.transforms)
-            lines += [f"  {t.name:<{width}}  {t.compute:<{compute_width}}  {t.reason}" for t in self.transforms]
+            lines += [
+                f"  {t.name:<{width}}  {t.compute:<{compute_width}}  {t.reason}" for t in self.transforms
+            ]
         for block in self.settings:
             lines += ["", f"settings of {block.compute} in environment {block.environment}"]
             for setting in (*block.settings, *block.resources):
@@ -230,8 +246,13 @@ def _origin(setting: SettingValue) -> str:
 # -- computing the answer ------------------------------------------------------------------------------
 
 
-def explain(path: str | os.PathLike[str], environment: str | None = None, compute: str | None = None,
-            engines: EngineRegistry | None = None, store: SchemaStore | None = None) -> Explanation:  # fmt: skip
+def explain(
+    path: str | os.PathLike[str],
+    environment: str | None = None,
+    compute: str | None = None,
+    engines: EngineRegistry | None = None,
+    store: SchemaStore | None = None,
+) -> Explanation:
     """Explain the chain of ``path`` (a product directory, its floe.yaml, or a manifest).
 
     :param environment: explain the settings of this environment only (default: every one).
@@ -244,19 +265,37 @@ def explain(path: str | os.PathLike[str], environment: str | None = None, comput
     chain = load_chain(source, store)
     governance = govern(chain, engines, store)
     if environment is not None and environment not in governance.environments:
-        raise FloeError([Problem(f"unknown environment {environment!r}; the chain declares "
-                                 f"{', '.join(governance.environments)}", source.label,
-                                 fix="pass one of them to --env")])  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    f"unknown environment {environment!r}; the chain declares "
+                    f"{', '.join(governance.environments)}",
+                    source.label,
+                    fix="pass one of them to --env",
+                )
+            ]
+        )
     computes = _computes(chain, governance)
     if compute is not None:
-        computes = [c for c in computes if c.name == compute] or [ComputeAvailability(compute, None, False, ())]
+        computes = [c for c in computes if c.name == compute] or [
+            ComputeAvailability(compute, None, False, ())
+        ]
     shown = [c.name for c in computes if c.available]
     environments = [environment] if environment else list(governance.environments)
     settings = [_settings(chain, governance, engines, name, env) for env in environments for name in shown]
     default = _default(chain, governance)
-    return Explanation(source.spec.metadata.name, source.kind, tuple(map(ChainLevel.of, chain)), tuple(computes), default,
-                       tuple(_transforms(source, governance, default, compute)), tuple(governance.environments),
-                       tuple(settings), _catalog(chain), _lineage(chain))  # fmt: skip
+    return Explanation(
+        source.spec.metadata.name,
+        source.kind,
+        tuple(map(ChainLevel.of, chain)),
+        tuple(computes),
+        default,
+        tuple(_transforms(source, governance, default, compute)),
+        tuple(governance.environments),
+        tuple(settings),
+        _catalog(chain),
+        _lineage(chain),
+    )
 
 
 def _where(doc: Document, path: JsonPath) -> Where:
@@ -269,7 +308,9 @@ def _computes(chain: Sequence[Document], governance: Governance) -> list[Compute
     assert root is not None and root.approved is not None  # governance checked it
     out = []
     for index, entry in enumerate(root.approved):
-        decisions = [Decision(chain[0].spec.metadata.name, "approved", _where(chain[0], COMPUTE + ("approved", index)))]
+        decisions = [
+            Decision(chain[0].spec.metadata.name, "approved", _where(chain[0], COMPUTE + ("approved", index)))
+        ]
         alive = True
         for doc in chain[1:]:
             block = doc.spec.compute
@@ -300,8 +341,9 @@ def _default(chain: Sequence[Document], governance: Governance) -> DefaultChoice
     return DefaultChoice(governance.registry.default, where)
 
 
-def _transforms(source: Document, governance: Governance, default: DefaultChoice,
-                only: str | None) -> Iterator[TransformChoice]:  # fmt: skip
+def _transforms(
+    source: Document, governance: Governance, default: DefaultChoice, only: str | None
+) -> Iterator[TransformChoice]:
     if source.kind != "DataProduct":
         return
     for i, transform in enumerate(source.spec.transforms):  # type: ignore[union-attr]
@@ -309,12 +351,19 @@ def _transforms(source: Document, governance: Governance, default: DefaultChoice
         if only is not None and compute != only:
             continue
         where = _where(source, ("transforms", i, "compute")) if transform.compute else default.where
-        yield TransformChoice(transform.name or transform_name(transform.path), transform.path, compute,
-                              transform.compute is not None, compute in governance.registry.approved, where)  # fmt: skip
+        yield TransformChoice(
+            transform.name or transform_name(transform.path),
+            transform.path,
+            compute,
+            transform.compute is not None,
+            compute in governance.registry.approved,
+            where,
+        )
 
 
-def _settings(chain: Sequence[Document], governance: Governance, engines: EngineRegistry, name: str,
-              environment: str) -> ComputeSettings:  # fmt: skip
+def _settings(
+    chain: Sequence[Document], governance: Governance, engines: EngineRegistry, name: str, environment: str
+) -> ComputeSettings:
     """Each setting of compute ``name`` in ``environment``, from every write in the order governance
     applies them (:meth:`Policy.settings_writes <floe.governance.Policy.settings_writes>`); the last
     write wins. Each resource quantity, from every level's entry of the compute."""
@@ -336,13 +385,17 @@ def _settings(chain: Sequence[Document], governance: Governance, engines: Engine
         for resource, quantity in values.items():
             if f"resources.{kind}.{resource}" not in written:
                 row = rule_for(COMPUTE + ("approved", 0, "resources", kind))
-                resources.append(SettingValue(f"resources.{kind}.{resource}", quantity, None, (),
-                                              row.rule.value if row else ""))  # fmt: skip
+                resources.append(
+                    SettingValue(
+                        f"resources.{kind}.{resource}", quantity, None, (), row.rule.value if row else ""
+                    )
+                )
     return ComputeSettings(name, environment, settings, tuple(resources))
 
 
-def _values(writes: list[tuple[Document, JsonPath, Any]], effective: Mapping[str, Any],
-            prefix: str = "") -> Iterator[SettingValue]:  # fmt: skip
+def _values(
+    writes: list[tuple[Document, JsonPath, Any]], effective: Mapping[str, Any], prefix: str = ""
+) -> Iterator[SettingValue]:
     """Each leaf written by ``writes`` (document, path, what it writes there): its effective value,
     the write that set it and those it replaced."""
     by_key: dict[tuple[str, ...], list[tuple[Any, Where, JsonPath]]] = {}
@@ -353,8 +406,13 @@ def _values(writes: list[tuple[Document, JsonPath, Any]], effective: Mapping[str
         value = node_at(effective, key)
         *replaced, (_, where, path) = found
         row = rule_for(path)
-        yield SettingValue(prefix + ".".join(key), value, where, tuple(Write(v, w) for v, w, _ in replaced),
-                           row.rule.value if row else "")  # fmt: skip
+        yield SettingValue(
+            prefix + ".".join(key),
+            value,
+            where,
+            tuple(Write(v, w) for v, w, _ in replaced),
+            row.rule.value if row else "",
+        )
 
 
 def _leaves(node: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -375,8 +433,11 @@ def _catalog(chain: Sequence[Document]) -> CatalogExplanation:
     for key, value in spec.written().items():
         shown = {"secret_ref": value.name} if isinstance(value, SecretReference) else value
         row = rule_for(("catalog", key))
-        fields.append(SettingValue(f"catalog.{key}", shown, _where(declarer, ("catalog", key)), (),
-                                   row.rule.value if row else ""))  # fmt: skip
+        fields.append(
+            SettingValue(
+                f"catalog.{key}", shown, _where(declarer, ("catalog", key)), (), row.rule.value if row else ""
+            )
+        )
     return CatalogExplanation(_where(declarer, ("catalog",)), tuple(fields))
 
 
@@ -395,5 +456,7 @@ def _lineage(chain: Sequence[Document]) -> LineageExplanation:
         shown = {"secret_ref": value.name} if isinstance(value, SecretReference) else value
         path = ("lineage", *key.split("."))
         row = rule_for(path)
-        fields.append(SettingValue(f"lineage.{key}", shown, _where(declarer, path), (), row.rule.value if row else ""))
+        fields.append(
+            SettingValue(f"lineage.{key}", shown, _where(declarer, path), (), row.rule.value if row else "")
+        )
     return LineageExplanation(_where(declarer, ("lineage",)), tuple(fields))

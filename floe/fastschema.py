@@ -39,14 +39,29 @@ class Resolver(Protocol):
 
 Rule = Callable[[Resolver, Any, Any, Mapping[str, Any], str], Verdict]
 
-ANNOTATIONS = frozenset({
-    "$schema", "$defs", "definitions", "$comment", "title", "description", "default", "examples",
-    "deprecated", "readOnly", "writeOnly", "contentMediaType", "contentEncoding", "contentSchema",
-    # floe's validators have no format checker: ``format`` is an annotation there too
-    "format",
-    # applied by ``if``; alone, jsonschema ignores them
-    "then", "else",
-})  # fmt: skip
+ANNOTATIONS = frozenset(
+    {
+        "$schema",
+        "$defs",
+        "definitions",
+        "$comment",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "contentMediaType",
+        "contentEncoding",
+        "contentSchema",
+        # floe's validators have no format checker: ``format`` is an annotation there too
+        "format",
+        # applied by ``if``; alone, jsonschema ignores them
+        "then",
+        "else",
+    }
+)
 """Keywords that never make data invalid."""
 
 
@@ -132,7 +147,9 @@ def _type(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any],
     actual = kind(value)
     if actual is None:
         return None
-    results = [_is_type(value, actual, wanted) for wanted in (argument if isinstance(argument, list) else [argument])]
+    results = [
+        _is_type(value, actual, wanted) for wanted in (argument if isinstance(argument, list) else [argument])
+    ]
     if True in results:
         return True
     return None if None in results else False
@@ -220,14 +237,17 @@ def _required(store: Resolver, value: Any, argument: Any, schema: Mapping[str, A
     return not isinstance(value, dict) or all(name in value for name in argument)
 
 
-def _property_names(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str) -> Verdict:
+def _property_names(
+    store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str
+) -> Verdict:
     if not isinstance(value, dict):
         return True
     return _all(check(store, name, argument, base) for name in value)
 
 
-def _dependent_required(store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any],
-                        base: str) -> Verdict:  # fmt: skip
+def _dependent_required(
+    store: Resolver, value: Any, argument: Any, schema: Mapping[str, Any], base: str
+) -> Verdict:
     if not isinstance(value, dict):
         return True
     return all(each in value for name, needed in argument.items() if name in value for each in needed)

@@ -55,30 +55,49 @@ FIX = "fix the YAML syntax (floe manifests use spaces, not tabs, and unique keys
 # What the parser's words (libyaml's and ruamel's are the same) mean for a person writing a manifest,
 # by the start of the parser's problem; the first that matches is used.
 _MEANINGS = (
-    ("expected <block end>, but found '-'",
-     "a `- item` here follows keys of a mapping at the same indentation: a list belongs under a key, "
-     "its items indented below `key:`"),
-    ("expected <block end>, but found '?'",
-     "a `key:` here follows the items of a list at the same indentation: a list and a mapping cannot "
-     "share one level"),
-    ("expected <block end>",
-     "this line is indented differently from the lines of its level: the keys of one mapping (and the "
-     "items of one list) start in the same column"),
-    ("mapping values are not allowed",
-     "a `: ` where a plain value was expected: quote a value that contains ': ', give each key its own "
-     "line, and indent a nested mapping below its key"),
+    (
+        "expected <block end>, but found '-'",
+        "a `- item` here follows keys of a mapping at the same indentation: a list belongs under a key, "
+        "its items indented below `key:`",
+    ),
+    (
+        "expected <block end>, but found '?'",
+        "a `key:` here follows the items of a list at the same indentation: a list and a mapping cannot "
+        "share one level",
+    ),
+    (
+        "expected <block end>",
+        "this line is indented differently from the lines of its level: the keys of one mapping (and the "
+        "items of one list) start in the same column",
+    ),
+    (
+        "mapping values are not allowed",
+        "a `: ` where a plain value was expected: quote a value that contains ': ', give each key its own "
+        "line, and indent a nested mapping below its key",
+    ),
     ("could not find expected ':'", "a key without its `:`, or a quoted text that is not closed"),
     ("did not find expected key", "a line inside a mapping that is no `key: value`: check its indentation"),
-    ("did not find expected '-' indicator", "a line inside a list that is no `- item`: check its indentation"),
+    (
+        "did not find expected '-' indicator",
+        "a line inside a list that is no `- item`: check its indentation",
+    ),
     ("found unexpected end of stream", "the file ends inside a quoted text: a closing quote is missing"),
-    ("expected ',' or ']'", "a [list] written on one line is not closed, or its items are not separated by commas"),
-    ("expected ',' or '}'", "a {mapping} written on one line is not closed, or its entries are not separated by commas"),
+    (
+        "expected ',' or ']'",
+        "a [list] written on one line is not closed, or its items are not separated by commas",
+    ),
+    (
+        "expected ',' or '}'",
+        "a {mapping} written on one line is not closed, or its entries are not separated by commas",
+    ),
     ("found character '\\t' that cannot start any token", "a tab: YAML indents with spaces only"),
     ("found character '@'", "@ cannot start a plain value in YAML: quote the value"),
     ("found character '`'", "` cannot start a plain value in YAML: quote the value"),
-    ("found unknown escape character",
-     "a backslash in double quotes starts an escape YAML does not know: write \\\\ for a backslash, or "
-     "use single quotes"),
+    (
+        "found unknown escape character",
+        "a backslash in double quotes starts an escape YAML does not know: write \\\\ for a backslash, or "
+        "use single quotes",
+    ),
     ("but found another document", "a second YAML document (after `---`): a floe file is one document"),
     ("found undefined alias", "`*name` refers to an anchor `&name` that is not defined above it"),
 )
@@ -89,6 +108,8 @@ def problem_message(what: str) -> str:
     understands, followed by the parser's own words (which name the token it stopped at)."""
     meaning = next((text for start, text in _MEANINGS if what.startswith(start)), None)
     return f"invalid YAML: {meaning} (the parser says: {what})" if meaning else f"invalid YAML: {what}"
+
+
 TAG = "Found disallowed tag tokens (do not specify types in markup)"
 ANCHOR = "Found confusing disallowed anchor token (surround with ' and ' to make text appear literally)"
 
@@ -234,8 +255,14 @@ class _Reader:
             cls = event.__class__
             if cls is ScalarEvent:
                 value: str = event.value
-                if flow or event.style or not value or value in _SPECIAL or event.anchor is not None \
-                        or event.tag is not None:  # fmt: skip
+                if (
+                    flow
+                    or event.style
+                    or not value
+                    or value in _SPECIAL
+                    or event.anchor is not None
+                    or event.tag is not None
+                ):
                     self._check_scalar(event, value, flow)
                 if not stack:
                     raise Fallback("a scalar document")  # ruamel's block scalars may run on

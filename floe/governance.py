@@ -54,8 +54,7 @@ class ComputeRegistry:
             raise ValueError("a compute registry needs at least one approved compute")
         if self.default not in self.approved:
             raise ValueError(
-                f"default compute {self.default!r} is not approved "
-                f"(approved: {', '.join(self.approved)})"
+                f"default compute {self.default!r} is not approved (approved: {', '.join(self.approved)})"
             )
 
     def names(self) -> list[str]:
@@ -100,8 +99,10 @@ class ApprovedCompute:
 
     def resource_overrides(self) -> ResourceOverrides:
         """The quantities the levels set over the engine's defaults."""
-        return ResourceOverrides({k: q.value for k, q in self.resources.get("requests", {}).items()},
-                                 {k: q.value for k, q in self.resources.get("limits", {}).items()})  # fmt: skip
+        return ResourceOverrides(
+            {k: q.value for k, q in self.resources.get("requests", {}).items()},
+            {k: q.value for k, q in self.resources.get("limits", {}).items()},
+        )
 
 
 @attrs.frozen
@@ -138,16 +139,25 @@ class Policy:
     def settings_origins(self) -> dict[tuple[str, str], Origin]:
         """By ``(environment, compute)``: where its settings were last written (the environment's
         override of the compute, else the compute's entry where it was first approved)."""
-        return {(env, name): (per_compute.get(name) or (entry.declared,))[-1]
-                for env, per_compute in self.overrides.items() for name, entry in self.approved.items()}  # fmt: skip
+        return {
+            (env, name): (per_compute.get(name) or (entry.declared,))[-1]
+            for env, per_compute in self.overrides.items()
+            for name, entry in self.approved.items()
+        }
 
     def stray_overrides(self, environment: str) -> list[Problem]:
         """An override in ``environment`` of a compute that no level ever approved."""
         ever = sorted(self.ever_approved)
-        return [origins[-1].doc.problem(origins[-1].path, f"environment {environment!r} overrides compute "
-                                        f"{name!r}, which no manifest approves",
-                                        "one of " + ", ".join(ever), _suggest(name, ever))
-                for name, origins in self.overrides[environment].items() if name not in self.ever_approved]  # fmt: skip
+        return [
+            origins[-1].doc.problem(
+                origins[-1].path,
+                f"environment {environment!r} overrides compute {name!r}, which no manifest approves",
+                "one of " + ", ".join(ever),
+                _suggest(name, ever),
+            )
+            for name, origins in self.overrides[environment].items()
+            if name not in self.ever_approved
+        ]
 
 
 @attrs.frozen
@@ -186,8 +196,9 @@ class Governance:
         """The compute ``name`` with its settings for ``environment``."""
         return self.environments[environment][name]
 
-    def problem(self, name: str, environment: str, message: str, expected: str | None = None,
-                fix: str | None = None) -> Problem:  # fmt: skip
+    def problem(
+        self, name: str, environment: str, message: str, expected: str | None = None, fix: str | None = None
+    ) -> Problem:
         """A problem with compute ``name`` in ``environment``, located where its settings were written."""
         origin = self.origins.get((environment, name))
         if origin is None:
@@ -212,9 +223,14 @@ def decide(chain: list[Document]) -> Policy:
     for level, doc in enumerate(chain):
         block = doc.spec.compute
         if level == 0 and (block is None or block.approved is None):
-            problems.append(doc.problem(COMPUTE, "an enterprise manifest must approve computes",
-                                        "plugins.compute.approved with at least one compute",
-                                        "add `plugins: {compute: {approved: [duckdb], default: duckdb}}`"))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    COMPUTE,
+                    "an enterprise manifest must approve computes",
+                    "plugins.compute.approved with at least one compute",
+                    "add `plugins: {compute: {approved: [duckdb], default: duckdb}}`",
+                )
+            )
             break
         if block is not None:
             if block.approved is not None:
@@ -233,53 +249,87 @@ def decide(chain: list[Document]) -> Policy:
     return Policy(tuple(chain), tuple(levels), default, removed_by, frozenset(ever), _overrides(chain))
 
 
-def _default(doc: Document, level: int, written: str | None, inherited: str | None,
-             approved: Mapping[str, ApprovedCompute], problems: list[Problem]) -> str | None:  # fmt: skip
+def _default(
+    doc: Document,
+    level: int,
+    written: str | None,
+    inherited: str | None,
+    approved: Mapping[str, ApprovedCompute],
+    problems: list[Problem],
+) -> str | None:
     """The default compute after ``doc``: inherited, or replaced by one it still approves."""
     default = inherited
     if written is not None:
         default = written
         if default not in approved:
-            problems.append(doc.problem(COMPUTE + ("default",),
-                                        f"default compute {default!r} is not approved at this level",
-                                        "one of " + ", ".join(approved), _suggest(default, approved)))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    COMPUTE + ("default",),
+                    f"default compute {default!r} is not approved at this level",
+                    "one of " + ", ".join(approved),
+                    _suggest(default, approved),
+                )
+            )
     elif default is not None and default not in approved:
-        problems.append(doc.problem(COMPUTE + ("approved",),
-                                    f"the inherited default {default!r} is no longer approved here, so this "
-                                    "manifest must set its own default",
-                                    "plugins.compute.default naming one of " + ", ".join(approved),
-                                    "add `default:` under plugins.compute"))  # fmt: skip
+        problems.append(
+            doc.problem(
+                COMPUTE + ("approved",),
+                f"the inherited default {default!r} is no longer approved here, so this "
+                "manifest must set its own default",
+                "plugins.compute.default naming one of " + ", ".join(approved),
+                "add `default:` under plugins.compute",
+            )
+        )
     if level == 0 and written is None:
-        problems.append(doc.problem(COMPUTE, "an enterprise manifest must name its default compute",
-                                    fix="add `default:` under plugins.compute"))  # fmt: skip
+        problems.append(
+            doc.problem(
+                COMPUTE,
+                "an enterprise manifest must name its default compute",
+                fix="add `default:` under plugins.compute",
+            )
+        )
     return default
 
 
-def _narrow(doc: Document, entries: tuple[ApprovedSpec, ...], parent: dict[str, ApprovedCompute] | None,
-            problems: list[Problem]) -> dict[str, ApprovedCompute]:  # fmt: skip
+def _narrow(
+    doc: Document,
+    entries: tuple[ApprovedSpec, ...],
+    parent: dict[str, ApprovedCompute] | None,
+    problems: list[Problem],
+) -> dict[str, ApprovedCompute]:
     """The computes ``doc`` approves (``parent``'s, narrowed; anything at the root)."""
     out: dict[str, ApprovedCompute] = {}
     for i, entry in enumerate(entries):
         path = COMPUTE + ("approved", i)
         name = entry.name
         if name in out:
-            problems.append(doc.problem(path, f"compute {name!r} is approved twice",
-                                        fix="remove the duplicate entry"))  # fmt: skip
+            problems.append(
+                doc.problem(path, f"compute {name!r} is approved twice", fix="remove the duplicate entry")
+            )
             continue
         if parent is None:
             base = ApprovedCompute(name, entry.engine or name, {}, (), Origin(doc, path))
         elif name not in parent:
-            problems.append(doc.problem(path, f"compute {name!r} is not approved by the parent manifest; "
-                                        "a manifest may only narrow its parent's approved computes",
-                                        "one of " + ", ".join(parent) if parent else "nothing (parent approves none)",
-                                        _suggest(name, parent) or "ask the platform team to approve it in the parent manifest"))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    path,
+                    f"compute {name!r} is not approved by the parent manifest; "
+                    "a manifest may only narrow its parent's approved computes",
+                    "one of " + ", ".join(parent) if parent else "nothing (parent approves none)",
+                    _suggest(name, parent) or "ask the platform team to approve it in the parent manifest",
+                )
+            )
             continue
         else:
             base = parent[name]
             if entry.engine is not None and entry.engine != base.engine:
-                problems.append(doc.problem(path + ("engine",), f"compute {name!r} is engine "
-                                            f"{base.engine!r} in the parent; a child cannot change it",
-                                            fix="remove `engine:` or approve a new compute name upstream"))  # fmt: skip
+                problems.append(
+                    doc.problem(
+                        path + ("engine",),
+                        f"compute {name!r} is engine {base.engine!r} in the parent; a child cannot change it",
+                        fix="remove `engine:` or approve a new compute name upstream",
+                    )
+                )
                 continue
         writes = base.config_writes + ((Origin(doc, path + ("config",)),) if entry.config is not None else ())
         problems += check_resources(doc, path, name, entry.resources, base.resources)
@@ -316,9 +366,13 @@ def check_selections(product: Document, governance: Governance) -> list[tuple[st
         path = transform.path
         name = transform.name or transform_name(path)
         if name in seen:
-            problems.append(product.problem(("transforms", i), f"transform {name!r} is declared twice "
-                                            f"(also transforms[{seen[name]}])",
-                                            fix="give each transform its own path, or a distinct `name:`"))  # fmt: skip
+            problems.append(
+                product.problem(
+                    ("transforms", i),
+                    f"transform {name!r} is declared twice (also transforms[{seen[name]}])",
+                    fix="give each transform its own path, or a distinct `name:`",
+                )
+            )
         seen[name] = i
         selection = transform.compute
         compute = governance.registry.default if selection is None else selection
@@ -333,21 +387,26 @@ def check_selections(product: Document, governance: Governance) -> list[tuple[st
     return resolved
 
 
-def _invalid_compute(product: Document, governance: Governance, index: int, name: str,
-                     compute: str, approved: list[str]) -> Problem:  # fmt: skip
+def _invalid_compute(
+    product: Document, governance: Governance, index: int, name: str, compute: str, approved: list[str]
+) -> Problem:
     chain = " → ".join(d.spec.metadata.name for d in governance.chain if d.kind == "Manifest")
     remover = governance.removed_by.get(compute)
     if remover is not None:
-        why = (f"it was removed by manifest {remover.spec.metadata.name!r} "
-               f"({remover.label}:{remover.line_of(COMPUTE + ('approved',))})")  # fmt: skip
+        why = (
+            f"it was removed by manifest {remover.spec.metadata.name!r} "
+            f"({remover.label}:{remover.line_of(COMPUTE + ('approved',))})"
+        )
     else:
         why = f"no manifest in the chain ({chain}) ever approved it"
     guess = _suggest(compute, approved)
-    return product.problem(("transforms", index, "compute"),
-                           f"transform {name!r} selects compute {compute!r}, which is not in the effective "
-                           f"approved list [{', '.join(approved)}]: {why}",
-                           "one of " + ", ".join(approved),
-                           guess or "pick an approved compute, or ask the platform team to approve this one")  # fmt: skip
+    return product.problem(
+        ("transforms", index, "compute"),
+        f"transform {name!r} selects compute {compute!r}, which is not in the effective "
+        f"approved list [{', '.join(approved)}]: {why}",
+        "one of " + ", ".join(approved),
+        guess or "pick an approved compute, or ask the platform team to approve this one",
+    )
 
 
 def transform_name(path: str) -> str:

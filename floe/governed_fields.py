@@ -27,8 +27,12 @@ DEFAULT_ENVIRONMENT = "dev"
 """The one environment of a chain whose manifests declare none."""
 
 _CATALOG_FIELDS = tuple(leaf(row) for row in fields_with(Rule.FIXED_BY_DECLARER, "catalog"))
-_LINEAGE_FIELDS = frozenset(row.field.removeprefix("lineage.") for row in fields_with(Rule.FIXED_BY_DECLARER, "lineage"))
-_RESOURCE_KINDS = tuple(leaf(row) for row in fields_with(Rule.LOWER_ONLY, "plugins.compute.approved[].resources"))
+_LINEAGE_FIELDS = frozenset(
+    row.field.removeprefix("lineage.") for row in fields_with(Rule.FIXED_BY_DECLARER, "lineage")
+)
+_RESOURCE_KINDS = tuple(
+    leaf(row) for row in fields_with(Rule.LOWER_ONLY, "plugins.compute.approved[].resources")
+)
 _SQL_SCHEME = re.compile(r"[a-z][a-z0-9]*(\+[a-z0-9_]+)?")
 
 
@@ -108,15 +112,17 @@ def check_catalogs(chain: Sequence[Document]) -> list[Problem]:
                 said = f"{key} {_shown(fixed)}"
             else:
                 said = f"no {key}" + (f" (default {_shown(fixed)})" if fixed is not None else "")
-            problems.append(doc.problem(
-                ("catalog", key),
-                f"catalog.{key} is fixed by manifest {level_name(declarer)!r} ({where(declarer, ('catalog',))}), "
-                f"which declares the catalog with {said}; manifest {level_name(doc)!r} may not change "
-                f"{row.meaning if row else key}",
-                f"{key} {_shown(fixed)} as declared there, or no `{key}:` here (it is inherited)",
-                f"remove `{key}:` from this catalog; where data goes is decided in {declarer.label}, "
-                "by the platform team that declares the catalog",
-            ))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    ("catalog", key),
+                    f"catalog.{key} is fixed by manifest {level_name(declarer)!r} ({where(declarer, ('catalog',))}), "
+                    f"which declares the catalog with {said}; manifest {level_name(doc)!r} may not change "
+                    f"{row.meaning if row else key}",
+                    f"{key} {_shown(fixed)} as declared there, or no `{key}:` here (it is inherited)",
+                    f"remove `{key}:` from this catalog; where data goes is decided in {declarer.label}, "
+                    "by the platform team that declares the catalog",
+                )
+            )
     return problems
 
 
@@ -124,31 +130,56 @@ def _catalog_form(doc: Document, spec: CatalogSpec, declared: bool) -> list[Prob
     """A catalog's URIs are URIs, and the settings that go together are written together."""
     problems: list[Problem] = []
     if declared and spec.type == "rest" and spec.uri is None:
-        problems.append(doc.problem(("catalog",), "a REST catalog needs `uri:`, the endpoint engines attach to",
-                                    "uri: the catalog's REST endpoint, e.g. https://polaris.example.com/api/catalog",
-                                    "add `uri:` under catalog, or remove `catalog:` to use the embedded catalog"))  # fmt: skip
+        problems.append(
+            doc.problem(
+                ("catalog",),
+                "a REST catalog needs `uri:`, the endpoint engines attach to",
+                "uri: the catalog's REST endpoint, e.g. https://polaris.example.com/api/catalog",
+                "add `uri:` under catalog, or remove `catalog:` to use the embedded catalog",
+            )
+        )
     if spec.uri is not None:
         if spec.type == "rest":
             wrong = _http_url_problem(spec.uri)
-            expected = "an http:// or https:// URL of the REST catalog, e.g. https://polaris.example.com/api/catalog"
+            expected = (
+                "an http:// or https:// URL of the REST catalog, e.g. https://polaris.example.com/api/catalog"
+            )
         else:
             wrong = _sql_url_problem(spec.uri)
             expected = "a SQLAlchemy URL, e.g. sqlite:////srv/catalog.db or postgresql://host/db"
         if wrong:
-            problems.append(doc.problem(("catalog", "uri"), f"catalog uri {spec.uri!r} is not a URI: {wrong}",
-                                        expected, "write the full URL, scheme first, without spaces"))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    ("catalog", "uri"),
+                    f"catalog uri {spec.uri!r} is not a URI: {wrong}",
+                    expected,
+                    "write the full URL, scheme first, without spaces",
+                )
+            )
     if spec.oauth2_server_uri is not None:
         wrong = _http_url_problem(spec.oauth2_server_uri)
         if wrong:
-            problems.append(doc.problem(("catalog", "oauth2_server_uri"),
-                                        f"oauth2_server_uri {spec.oauth2_server_uri!r} is not a URI: {wrong}",
-                                        "the http(s) URL of the OAuth2 token endpoint",
-                                        "write the full URL, scheme first, without spaces"))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    ("catalog", "oauth2_server_uri"),
+                    f"oauth2_server_uri {spec.oauth2_server_uri!r} is not a URI: {wrong}",
+                    "the http(s) URL of the OAuth2 token endpoint",
+                    "write the full URL, scheme first, without spaces",
+                )
+            )
     if declared and (spec.client_id is None) != (spec.client_secret is None):
-        given, missing = ("client_id", "client_secret") if spec.client_id is not None else ("client_secret", "client_id")
-        problems.append(doc.problem(("catalog", given), f"catalog {given} is set without {missing}: engines "
-                                    "authenticate to the catalog with the two together",
-                                    f"{missing} as well", f"add `{missing}:` under catalog, or remove `{given}:`"))  # fmt: skip
+        given, missing = (
+            ("client_id", "client_secret") if spec.client_id is not None else ("client_secret", "client_id")
+        )
+        problems.append(
+            doc.problem(
+                ("catalog", given),
+                f"catalog {given} is set without {missing}: engines "
+                "authenticate to the catalog with the two together",
+                f"{missing} as well",
+                f"add `{missing}:` under catalog, or remove `{given}:`",
+            )
+        )
     return problems
 
 
@@ -180,8 +211,12 @@ def _sql_url_problem(text: str) -> str | None:
 
 # -- lineage ------------------------------------------------------------------------------------------
 
-LINEAGE_DEFAULTS: Mapping[str, Any] = {"transport.endpoint": "api/v1/lineage", "transport.timeout": 5.0,
-                                       "transport.verify": True, "transport.append": False}  # fmt: skip
+LINEAGE_DEFAULTS: Mapping[str, Any] = {
+    "transport.endpoint": "api/v1/lineage",
+    "transport.timeout": 5.0,
+    "transport.verify": True,
+    "transport.append": False,
+}
 """The OpenLineage client's defaults for the transport keys a manifest may leave out: a lower level
 may repeat one of these when the declarer left it out (the same value), and nothing else."""
 
@@ -226,38 +261,50 @@ def check_lineage(chain: Sequence[Document]) -> list[Problem]:
         base = declarer.spec.lineage
         assert base is not None
         if not spec.written():
-            problems.append(doc.problem(
-                ("lineage",),
-                f"an empty `lineage:` neither turns off nor replaces the lineage that manifest "
-                f"{level_name(declarer)!r} declares ({where(declarer, ('lineage',))}); manifest "
-                f"{level_name(doc)!r} may only repeat its fields with the same values",
-                "no `lineage:` here (it is inherited)",
-                f"remove `lineage:` from this manifest; where lineage goes is decided in {declarer.label}, by "
-                "the platform team that declares it (OPENLINEAGE_DISABLED=true turns it off for one run)",
-            ))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    ("lineage",),
+                    f"an empty `lineage:` neither turns off nor replaces the lineage that manifest "
+                    f"{level_name(declarer)!r} declares ({where(declarer, ('lineage',))}); manifest "
+                    f"{level_name(doc)!r} may only repeat its fields with the same values",
+                    "no `lineage:` here (it is inherited)",
+                    f"remove `lineage:` from this manifest; where lineage goes is decided in {declarer.label}, by "
+                    "the platform team that declares it (OPENLINEAGE_DISABLED=true turns it off for one run)",
+                )
+            )
             continue
         fixed_fields = base.written()
         takes = LINEAGE_TRANSPORT_KEYS.get(spec.transport.type, ()) if spec.transport is not None else ()
         for key, value in spec.written().items():
-            if key not in _LINEAGE_FIELDS or key.removeprefix("transport.") not in (*takes, "type", "namespace"):
+            if key not in _LINEAGE_FIELDS or key.removeprefix("transport.") not in (
+                *takes,
+                "type",
+                "namespace",
+            ):
                 continue  # a key of another transport: refused above
             fixed = fixed_fields.get(key, LINEAGE_DEFAULTS.get(key))
             if value == fixed:
                 continue
             row = rule_for(("lineage", *key.split(".")))
-            said = f"{key} {_shown(fixed)}" if key in fixed_fields else (
-                f"no {key}" + (f" (default {_shown(fixed)})" if fixed is not None else ""))  # fmt: skip
+            said = (
+                f"{key} {_shown(fixed)}"
+                if key in fixed_fields
+                else (f"no {key}" + (f" (default {_shown(fixed)})" if fixed is not None else ""))
+            )
             leaf_name = key.rsplit(".", 1)[-1]
-            problems.append(doc.problem(
-                ("lineage", *key.split(".")),
-                f"lineage.{key} is fixed by manifest {level_name(declarer)!r} ({where(declarer, ('lineage',))}), "
-                f"which declares lineage with {said}; manifest {level_name(doc)!r} may not change "
-                f"{row.meaning if row else key}",
-                f"{key} {_shown(fixed)} as declared there, or no `{leaf_name}:` here (it is inherited)"
-                if fixed is not None else f"no `{leaf_name}:` here",
-                f"remove `{leaf_name}:` from this lineage block (or the whole block: it is inherited); where "
-                f"lineage goes is decided in {declarer.label}, by the platform team that declares it",
-            ))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    ("lineage", *key.split(".")),
+                    f"lineage.{key} is fixed by manifest {level_name(declarer)!r} ({where(declarer, ('lineage',))}), "
+                    f"which declares lineage with {said}; manifest {level_name(doc)!r} may not change "
+                    f"{row.meaning if row else key}",
+                    f"{key} {_shown(fixed)} as declared there, or no `{leaf_name}:` here (it is inherited)"
+                    if fixed is not None
+                    else f"no `{leaf_name}:` here",
+                    f"remove `{leaf_name}:` from this lineage block (or the whole block: it is inherited); where "
+                    f"lineage goes is decided in {declarer.label}, by the platform team that declares it",
+                )
+            )
     return problems
 
 
@@ -267,33 +314,49 @@ def _lineage_form(doc: Document, spec: LineageSpec, declared: bool) -> list[Prob
     transport = spec.transport
     if transport is None:
         if declared:
-            problems.append(doc.problem(("lineage",), "`lineage:` declares no transport: where should events go?",
-                                        "transport: {type: http, url: …}, {type: file, log_file_path: …} or "
-                                        "{type: console}", "add `transport:` under lineage"))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    ("lineage",),
+                    "`lineage:` declares no transport: where should events go?",
+                    "transport: {type: http, url: …}, {type: file, log_file_path: …} or {type: console}",
+                    "add `transport:` under lineage",
+                )
+            )
         return problems
     takes = LINEAGE_TRANSPORT_KEYS.get(transport.type, ())
     for key in spec.written():
         name = key.removeprefix("transport.")
         if key.startswith("transport.") and name != "type" and name not in takes:
-            problems.append(doc.problem(
-                ("lineage", "transport", name),
-                f"`{name}` is not a setting of the {transport.type} transport",
-                f"the {transport.type} transport's keys: " + (", ".join(takes) or "none besides type"),
-                f"remove `{name}:`, or use the transport it belongs to",
-            ))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    ("lineage", "transport", name),
+                    f"`{name}` is not a setting of the {transport.type} transport",
+                    f"the {transport.type} transport's keys: " + (", ".join(takes) or "none besides type"),
+                    f"remove `{name}:`, or use the transport it belongs to",
+                )
+            )
     required = _LINEAGE_REQUIRED.get(transport.type)
     if declared and required is not None and getattr(transport, required) is None:
         example = "https://marquez.example.com" if required == "url" else "/var/log/floe/lineage.jsonl"
-        problems.append(doc.problem(("lineage", "transport"),
-                                    f"the {transport.type} transport needs `{required}:`",
-                                    f"{required}: e.g. {example}", f"add `{required}:` under lineage.transport"))  # fmt: skip
+        problems.append(
+            doc.problem(
+                ("lineage", "transport"),
+                f"the {transport.type} transport needs `{required}:`",
+                f"{required}: e.g. {example}",
+                f"add `{required}:` under lineage.transport",
+            )
+        )
     if transport.url is not None:
         wrong = _http_url_problem(transport.url)
         if wrong:
-            problems.append(doc.problem(("lineage", "transport", "url"),
-                                        f"lineage url {transport.url!r} is not a URL: {wrong}",
-                                        "the http(s) URL of the lineage back end, e.g. https://marquez.example.com",
-                                        "write the full URL, scheme first, without spaces"))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    ("lineage", "transport", "url"),
+                    f"lineage url {transport.url!r} is not a URL: {wrong}",
+                    "the http(s) URL of the lineage back end, e.g. https://marquez.example.com",
+                    "write the full URL, scheme first, without spaces",
+                )
+            )
     return problems
 
 
@@ -309,8 +372,13 @@ class Quantity:
     path: JsonPath
 
 
-def check_resources(doc: Document, path: JsonPath, name: str, written: ResourceSpec | None,
-                    inherited: Mapping[str, Mapping[str, Quantity]]) -> list[Problem]:  # fmt: skip
+def check_resources(
+    doc: Document,
+    path: JsonPath,
+    name: str,
+    written: ResourceSpec | None,
+    inherited: Mapping[str, Mapping[str, Quantity]],
+) -> list[Problem]:
     """A level may only lower the requests and limits its ancestors set for compute ``name``.
 
     ``inherited`` holds, by kind (``requests``/``limits``) and resource, the quantity the nearest
@@ -331,26 +399,35 @@ def check_resources(doc: Document, path: JsonPath, name: str, written: ResourceS
                 continue
             if wider:
                 at = path + ("resources", kind, resource)
-                problems.append(doc.problem(
-                    at, f"compute {name!r}: {kind}.{resource} {value} is above the {before.value} that manifest "
-                    f"{level_name(before.doc)!r} allows ({where(before.doc, before.path)}); a lower level may only "
-                    f"lower {kind}",
-                    f"at most {before.value}",
-                    f"write a {kind[:-1]} of at most {before.value}, or ask the platform team to raise it in "
-                    f"{before.doc.label}",
-                ))  # fmt: skip
+                problems.append(
+                    doc.problem(
+                        at,
+                        f"compute {name!r}: {kind}.{resource} {value} is above the {before.value} that manifest "
+                        f"{level_name(before.doc)!r} allows ({where(before.doc, before.path)}); a lower level may only "
+                        f"lower {kind}",
+                        f"at most {before.value}",
+                        f"write a {kind[:-1]} of at most {before.value}, or ask the platform team to raise it in "
+                        f"{before.doc.label}",
+                    )
+                )
     return problems
 
 
-def merge_resources(doc: Document, path: JsonPath, written: ResourceSpec | None,
-                    inherited: Mapping[str, Mapping[str, Quantity]]) -> dict[str, dict[str, Quantity]]:  # fmt: skip
+def merge_resources(
+    doc: Document,
+    path: JsonPath,
+    written: ResourceSpec | None,
+    inherited: Mapping[str, Mapping[str, Quantity]],
+) -> dict[str, dict[str, Quantity]]:
     """The quantities of compute entry ``path`` of ``doc`` for the levels below: the ``inherited``
     ones, with those this level writes in their place (:func:`check_resources` says whether
     each is lower)."""
     resources = {kind: dict(values) for kind, values in inherited.items()}
     for kind in _RESOURCE_KINDS if written is not None else ():
         for resource, value in (getattr(written, kind) or {}).items():
-            resources.setdefault(kind, {})[resource] = Quantity(value, doc, path + ("resources", kind, resource))
+            resources.setdefault(kind, {})[resource] = Quantity(
+                value, doc, path + ("resources", kind, resource)
+            )
     return resources
 
 
@@ -379,12 +456,15 @@ def check_environment_names(chain: Sequence[Document]) -> list[Problem]:
                 continue
             guess = did_you_mean(env.name, declared)
             manifests = ", ".join(level_name(d) for d in chain if d.kind == MANIFEST)
-            problems.append(doc.problem(
-                ("environments", i, "name"),
-                f"environment {env.name!r} is not declared by the platform (manifests {manifests} declare "
-                f"{', '.join(declared)}); a data product may only set overrides for declared environments",
-                "one of " + ", ".join(declared),
-                f"did you mean {guess!r}?" if guess else
-                "use a declared environment, or ask the platform team to declare this one in a manifest",
-            ))  # fmt: skip
+            problems.append(
+                doc.problem(
+                    ("environments", i, "name"),
+                    f"environment {env.name!r} is not declared by the platform (manifests {manifests} declare "
+                    f"{', '.join(declared)}); a data product may only set overrides for declared environments",
+                    "one of " + ", ".join(declared),
+                    f"did you mean {guess!r}?"
+                    if guess
+                    else "use a declared environment, or ask the platform team to declare this one in a manifest",
+                )
+            )
     return problems

@@ -123,9 +123,7 @@ def floe_get_resource_requirements(compute: ComputeConfig) -> dict[str, dict[str
 
 
 @engine_hookspec(required=True)
-def floe_get_catalog_attachment_sql(
-    compute: ComputeConfig, catalog: CatalogConfig
-) -> list[str] | None:
+def floe_get_catalog_attachment_sql(compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
     """Give the SQL that attaches the engine to the Iceberg catalog (REQ-013).
 
     Identifiers and literals must be quoted so that no manifest value can change a statement;
@@ -140,9 +138,7 @@ def floe_get_catalog_attachment_sql(
 
 
 @engine_hookspec(required=False)
-def floe_translate_error(
-    error: BaseException, compute: ComputeConfig | None
-) -> PluginExecutionError | None:
+def floe_translate_error(error: BaseException, compute: ComputeConfig | None) -> PluginExecutionError | None:
     """Turn an engine exception into an actionable :class:`~floe.errors.PluginExecutionError`.
 
     :param error: what the engine's client raised.

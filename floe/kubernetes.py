@@ -57,9 +57,12 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _REQUIRED = (
-    ("apiVersion",), ("kind",), ("metadata", "name"), ("spec", "template", "spec", "containers"),
+    ("apiVersion",),
+    ("kind",),
+    ("metadata", "name"),
+    ("spec", "template", "spec", "containers"),
     ("spec", "template", "spec", "restartPolicy"),
-)  # fmt: skip
+)
 
 
 def default_image() -> str:
@@ -153,9 +156,17 @@ def render_plan(compiled: Compiled, environment: str, engines: EngineRegistry | 
     return complete(preparation, nodes, root)
 
 
-def render_jobs(compiled: Compiled, environment: str, image: str | None = None, namespace: str | None = None,
-                *, secret_name: str | None = None, engines: EngineRegistry | None = None,
-                ttl_seconds: int = DEFAULT_TTL_SECONDS, plan: RunPlan | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def render_jobs(
+    compiled: Compiled,
+    environment: str,
+    image: str | None = None,
+    namespace: str | None = None,
+    *,
+    secret_name: str | None = None,
+    engines: EngineRegistry | None = None,
+    ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    plan: RunPlan | None = None,
+) -> list[dict[str, Any]]:
     """One validated ``batch/v1`` Job manifest per transform of ``compiled``, in the plan's order,
     each naming the Jobs it waits for in ``floe.dev/depends-on``.
 
@@ -166,25 +177,45 @@ def render_jobs(compiled: Compiled, environment: str, image: str | None = None, 
     environment, an invalid option, a plan that cannot run, or a manifest the model rejects.
     """
     if compiled.source.kind != "DataProduct":
-        raise FloeError([Problem(f"{compiled.source.label} is a manifest, not a data product: it has no "
-                                 "transforms to run", str(compiled.source.path),
-                                 fix="pass a data product directory or its floe.yaml")])  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    f"{compiled.source.label} is a manifest, not a data product: it has no transforms to run",
+                    str(compiled.source.path),
+                    fix="pass a data product directory or its floe.yaml",
+                )
+            ]
+        )
     governance = compiled.governance
     known = list(governance.environments)
     if environment not in known:
         guess = did_you_mean(environment, known)
-        raise FloeError([Problem(f"unknown environment {environment!r}; {compiled.source.label} knows "
-                                 f"{', '.join(known)}", expected="one of " + ", ".join(known),
-                                 fix=f"did you mean {guess!r}?" if guess else
-                                 "pass --env with an environment the manifests declare")])  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    f"unknown environment {environment!r}; {compiled.source.label} knows {', '.join(known)}",
+                    expected="one of " + ", ".join(known),
+                    fix=f"did you mean {guess!r}?"
+                    if guess
+                    else "pass --env with an environment the manifests declare",
+                )
+            ]
+        )
     product = compiled.name
-    options = _Options(product, environment, image if image is not None else default_image(), namespace,
-                       secret_name if secret_name is not None else default_secret_name(product),
-                       ttl_seconds)  # fmt: skip
+    options = _Options(
+        product,
+        environment,
+        image if image is not None else default_image(),
+        namespace,
+        secret_name if secret_name is not None else default_secret_name(product),
+        ttl_seconds,
+    )
     _check_options(options)
     engines = engines or EngineRegistry.discover()
     catalog: Any = compiled.catalog
-    catalog_refs = find_secret_refs(attrs.asdict(catalog, recurse=False) if attrs.has(type(catalog)) else catalog)
+    catalog_refs = find_secret_refs(
+        attrs.asdict(catalog, recurse=False) if attrs.has(type(catalog)) else catalog
+    )
     if compiled.lineage is not None:  # every Job sends its transform's lineage with the manifest's key
         catalog_refs += compiled.lineage.secrets()
     if plan is None:
@@ -197,17 +228,33 @@ def render_jobs(compiled: Compiled, environment: str, image: str | None = None, 
         compute = governance.compute_for(transform.compute, environment)
         engine = engines.get(compute.engine)
         if engine is None:
-            raise FloeError([Problem(f"transform {transform.name!r} runs on compute {compute.name!r}, whose "
-                                     f"engine {compute.engine!r} is not installed",
-                                     fix=f"pip install the plugin that provides {compute.engine!r}")])  # fmt: skip
+            raise FloeError(
+                [
+                    Problem(
+                        f"transform {transform.name!r} runs on compute {compute.name!r}, whose "
+                        f"engine {compute.engine!r} is not installed",
+                        fix=f"pip install the plugin that provides {compute.engine!r}",
+                    )
+                ]
+            )
         try:
             resources = engine.get_resource_requirements(compute)
         except ValueError as exc:
-            raise FloeError([Problem(f"compute {compute.name!r} in environment {environment!r}: {exc}",
-                                     fix="fix the Kubernetes quantities under resources")]) from None  # fmt: skip
+            raise FloeError(
+                [
+                    Problem(
+                        f"compute {compute.name!r} in environment {environment!r}: {exc}",
+                        fix="fix the Kubernetes quantities under resources",
+                    )
+                ]
+            ) from None
         refs = [*find_secret_refs(compute.config), *catalog_refs]
         after = [job_name(product, name, environment) for name in upstream[transform.name]]
-        jobs.append(_job(options, transform.name, transform.path, compute.name, compute.engine, refs, resources, after))
+        jobs.append(
+            _job(
+                options, transform.name, transform.path, compute.name, compute.engine, refs, resources, after
+            )
+        )
     names = [job["metadata"]["name"] for job in jobs]
     if len(set(names)) != len(names):  # pragma: no cover - dns_name keeps distinct names distinct
         raise FloeError(f"two transforms of {product!r} map to the same Job name: {names}")
@@ -218,28 +265,51 @@ def render_jobs(compiled: Compiled, environment: str, image: str | None = None, 
 def _check_options(options: _Options) -> None:
     problems = []
     if not options.image or any(c.isspace() for c in options.image):
-        problems.append(Problem(f"image {options.image!r} is not an image reference",
-                                expected="e.g. registry.example.com/floe-shop:1.2.0",
-                                fix="pass --image with a name[:tag] or name@digest"))  # fmt: skip
-    if options.namespace is not None and not (len(options.namespace) <= _MAX_NAME
-                                              and _DNS_LABEL.match(options.namespace)):  # fmt: skip
-        problems.append(Problem(f"namespace {options.namespace!r} is not a DNS-1123 label",
-                                expected="lower-case letters, digits and '-', at most 63 characters",
-                                fix="pass --namespace with an existing namespace's name"))  # fmt: skip
+        problems.append(
+            Problem(
+                f"image {options.image!r} is not an image reference",
+                expected="e.g. registry.example.com/floe-shop:1.2.0",
+                fix="pass --image with a name[:tag] or name@digest",
+            )
+        )
+    if options.namespace is not None and not (
+        len(options.namespace) <= _MAX_NAME and _DNS_LABEL.match(options.namespace)
+    ):
+        problems.append(
+            Problem(
+                f"namespace {options.namespace!r} is not a DNS-1123 label",
+                expected="lower-case letters, digits and '-', at most 63 characters",
+                fix="pass --namespace with an existing namespace's name",
+            )
+        )
     if not (len(options.secret_name) <= 253 and _DNS_SUBDOMAIN.match(options.secret_name)):
-        problems.append(Problem(f"secret name {options.secret_name!r} is not a DNS-1123 subdomain",
-                                expected="lower-case letters, digits, '-' and '.'",
-                                fix="pass --secret-name with the name of the Kubernetes Secret"))  # fmt: skip
+        problems.append(
+            Problem(
+                f"secret name {options.secret_name!r} is not a DNS-1123 subdomain",
+                expected="lower-case letters, digits, '-' and '.'",
+                fix="pass --secret-name with the name of the Kubernetes Secret",
+            )
+        )
     if options.ttl_seconds < 0:
-        problems.append(Problem(f"ttlSecondsAfterFinished {options.ttl_seconds} is negative",
-                                fix="pass 0 or more seconds"))  # fmt: skip
+        problems.append(
+            Problem(
+                f"ttlSecondsAfterFinished {options.ttl_seconds} is negative", fix="pass 0 or more seconds"
+            )
+        )
     if problems:
         raise FloeError(problems)
 
 
-def _job(options: _Options, transform: str, path: str, compute: str, engine: str,
-         refs: Iterable[SecretReference], resources: Mapping[str, Mapping[str, str]],
-         depends_on: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
+def _job(
+    options: _Options,
+    transform: str,
+    path: str,
+    compute: str,
+    engine: str,
+    refs: Iterable[SecretReference],
+    resources: Mapping[str, Mapping[str, str]],
+    depends_on: Sequence[str] = (),
+) -> dict[str, Any]:
     labels = {
         "app.kubernetes.io/name": "floe",
         "floe.dev/product": label_value(options.product),
@@ -251,8 +321,11 @@ def _job(options: _Options, transform: str, path: str, compute: str, engine: str
     if options.namespace is not None:
         metadata["namespace"] = options.namespace
     metadata["labels"] = labels
-    metadata["annotations"] = {DEPENDS_ON: ",".join(depends_on), "floe.dev/transform-path": path,
-                               "floe.dev/engine": engine}  # fmt: skip
+    metadata["annotations"] = {
+        DEPENDS_ON: ",".join(depends_on),
+        "floe.dev/transform-path": path,
+        "floe.dev/engine": engine,
+    }
     workspace = f"{WORKSPACE}/{options.product}"
     container: dict[str, Any] = {
         "name": CONTAINER,
@@ -283,8 +356,14 @@ def _secret_env(refs: Iterable[SecretReference], secret_name: str) -> list[dict[
     env = []
     for name in sorted({ref.name for ref in refs}):
         if name == ENV_VAR:
-            raise FloeError([Problem(f"a secret reference is named {ENV_VAR}, which floe sets itself",
-                                     fix=f"rename the secret_ref; {ENV_VAR} holds the environment's name")])  # fmt: skip
+            raise FloeError(
+                [
+                    Problem(
+                        f"a secret reference is named {ENV_VAR}, which floe sets itself",
+                        fix=f"rename the secret_ref; {ENV_VAR} holds the environment's name",
+                    )
+                ]
+            )
         key = secret_key(name)
         if not _SECRET_KEY.match(key):  # pragma: no cover - the schema admits only [A-Z0-9_] names
             raise FloeError(f"secret reference {name!r} does not give a valid Secret key ({key!r})")
@@ -353,8 +432,14 @@ def _api() -> Any:
     try:
         from kubernetes.client import ApiClient
     except ImportError:
-        raise FloeError([Problem("the Kubernetes Python client is not installed; floe checks every Job "
-                                 "against its models", fix="pip install 'kubernetes>=29,<37'")]) from None  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    "the Kubernetes Python client is not installed; floe checks every Job against its models",
+                    fix="pip install 'kubernetes>=29,<37'",
+                )
+            ]
+        ) from None
     return ApiClient()
 
 
@@ -399,8 +484,10 @@ def write_jobs(jobs: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
     """
     environments = {job["metadata"]["labels"]["floe.dev/environment"] for job in jobs}
     if len(environments) > 1:
-        raise FloeError(f"the Jobs to write belong to several environments ({', '.join(sorted(environments))}); "
-                        "write each environment's Jobs to its own directory")  # fmt: skip
+        raise FloeError(
+            f"the Jobs to write belong to several environments ({', '.join(sorted(environments))}); "
+            "write each environment's Jobs to its own directory"
+        )
     names = [str(job["metadata"]["name"]) for job in jobs]
     if len(set(names)) != len(names):
         raise FloeError(f"two Jobs share a name: {names}")

@@ -142,7 +142,9 @@ class CatalogAccess:
         """How a reader of ``floe plan`` should read it: in place, bridged (which ways), own warehouse."""
         if self.in_place:
             return "reads and writes the catalog in place"
-        ways = [w for w, on in (("published into the catalog", self.reads), ("loaded from it", self.loads)) if on]
+        ways = [
+            w for w, on in (("published into the catalog", self.reads), ("loaded from it", self.loads)) if on
+        ]
         if ways:
             return "builds in its own warehouse; its tables are " + " and ".join(ways) + " by floe"
         return "builds in its own warehouse"

@@ -172,7 +172,14 @@ def load(path: Path, key: Mapping[str, Any]) -> tuple[dict[str, Entry], str | No
 
 def _entry(raw: Any) -> Entry:
     """An entry, strictly checked: anything unexpected raises and the whole cache is ignored."""
-    if not isinstance(raw, dict) or set(raw) != {"file", "real", "chain", "folders", "folders_digest", "artifacts"}:
+    if not isinstance(raw, dict) or set(raw) != {
+        "file",
+        "real",
+        "chain",
+        "folders",
+        "folders_digest",
+        "artifacts",
+    }:
         raise ValueError("unexpected entry")
     chain = []
     for link in _list(raw["chain"]):
@@ -182,8 +189,14 @@ def _entry(raw: Any) -> Entry:
     for item in _list(raw["artifacts"]):
         name, size, mtime, inode = _list(item, 4)
         artifacts.append((_str(name), _int(size), _int(mtime), _int(inode)))
-    return Entry(_fingerprint(raw["file"]), _str(raw["real"]), tuple(chain),
-                 tuple(_str(f) for f in _list(raw["folders"])), _str(raw["folders_digest"]), tuple(artifacts))  # fmt: skip
+    return Entry(
+        _fingerprint(raw["file"]),
+        _str(raw["real"]),
+        tuple(chain),
+        tuple(_str(f) for f in _list(raw["folders"])),
+        _str(raw["folders_digest"]),
+        tuple(artifacts),
+    )
 
 
 def _fingerprint(raw: Any) -> Fingerprint:
@@ -305,7 +318,7 @@ class Checker:
         chain = []
         for i, link in enumerate(entry.chain):
             if i == len(entry.chain) - 1 and os.sep == "/" and link.joined.startswith(product_dir + "/"):
-                resolved = self.resolve_reference(real, link.joined[len(product_dir) + 1:])
+                resolved = self.resolve_reference(real, link.joined[len(product_dir) + 1 :])
             else:
                 resolved = self.realpath(link.joined)
             if resolved != link.resolved:

@@ -105,16 +105,27 @@ def cache_path(root: Path) -> Path:
     return root / ARTIFACT_DIR / pp.CACHE_FILE
 
 
-def compile_platform(root: Path, engines: EngineRegistry | None = None, store: SchemaStore | None = None,
-                     partial_parse: bool = True) -> PlatformResult:  # fmt: skip
+def compile_platform(
+    root: Path,
+    engines: EngineRegistry | None = None,
+    store: SchemaStore | None = None,
+    partial_parse: bool = True,
+) -> PlatformResult:
     """Compile every product below ``root``; raise only when there is none."""
     root = Path(os.path.abspath(root))
     products = find_products(root)
     if not products:
         label = display_path(root)
-        raise ManifestError([Problem(f"no data product found below {label}", label,
-                                     expected=f"directories holding a {PRODUCT_FILE} (hidden directories and target/ are skipped)",
-                                     fix="pass a data product directory, its floe.yaml, a manifest, or a directory of products")])  # fmt: skip
+        raise ManifestError(
+            [
+                Problem(
+                    f"no data product found below {label}",
+                    label,
+                    expected=f"directories holding a {PRODUCT_FILE} (hidden directories and target/ are skipped)",
+                    fix="pass a data product directory, its floe.yaml, a manifest, or a directory of products",
+                )
+            ]
+        )
     engines = engines or EngineRegistry.discover()
     store = store or default_store()
     key = pp.environment_key(((n, e.info.version, e.distribution) for n, e in engines.engines.items()), root)
@@ -151,7 +162,9 @@ def compile_platform(root: Path, engines: EngineRegistry | None = None, store: S
                 outcomes[name] = ProductOutcome(name, FAILED, _internal_error(product, exc))
                 continue
             compiled.append((name, product, result, before, pool.submit(_write, product, texts)))
-        unstable = {path for path, first in read_first.items() if not pp.same_file(first, pp.fingerprint(path))}
+        unstable = {
+            path for path, first in read_first.items() if not pp.same_file(first, pp.fingerprint(path))
+        }
         for name, product, result, before, future in compiled:
             try:
                 written = future.result()
@@ -174,7 +187,9 @@ def compile_platform(root: Path, engines: EngineRegistry | None = None, store: S
     except OSError as exc:
         problem = f"could not save the partial parse cache {display_path(cache_file)}: {exc.strerror or exc}"
     removed = tuple(sorted(set(previous) - set(outcomes)))
-    return PlatformResult(root, tuple(outcomes[n] for n in sorted(outcomes)), reason, removed, manifests, problem)
+    return PlatformResult(
+        root, tuple(outcomes[n] for n in sorted(outcomes)), reason, removed, manifests, problem
+    )
 
 
 @attrs.frozen
@@ -211,18 +226,38 @@ def _write(product: Path, texts: dict[Path, str]) -> _Written:
 
 
 def _internal_error(product: Path, exc: Exception) -> FloeError:
-    return FloeError([Problem(f"internal error: {type(exc).__name__}: {exc}", display_path(product / PRODUCT_FILE),
-                              fix="this is a bug in floe; rerun with FLOE_DEBUG=1 and report the traceback")])  # fmt: skip
+    return FloeError(
+        [
+            Problem(
+                f"internal error: {type(exc).__name__}: {exc}",
+                display_path(product / PRODUCT_FILE),
+                fix="this is a bug in floe; rerun with FLOE_DEBUG=1 and report the traceback",
+            )
+        ]
+    )
 
 
 def _write_error(exc: OSError) -> FloeError:
     where = display_path(Path(exc.filename)) if exc.filename else None
-    return FloeError([Problem(f"cannot write the artifacts: {exc.strerror or exc}", where,
-                              fix="check that the product's target/ directory is writable")])  # fmt: skip
+    return FloeError(
+        [
+            Problem(
+                f"cannot write the artifacts: {exc.strerror or exc}",
+                where,
+                fix="check that the product's target/ directory is writable",
+            )
+        ]
+    )
 
 
-def _entry(product: Path, result: Compiled, before: pp.Fingerprint | None, written: _Written,
-           read_first: dict[str, pp.Fingerprint | None], unstable: set[str]) -> pp.Entry | None:  # fmt: skip
+def _entry(
+    product: Path,
+    result: Compiled,
+    before: pp.Fingerprint | None,
+    written: _Written,
+    read_first: dict[str, pp.Fingerprint | None],
+    unstable: set[str],
+) -> pp.Entry | None:
     """What this compile depended on, or None when an input changed while it ran (not recorded)."""
     if written.stats is None or not pp.same_file(before, pp.fingerprint(str(product / PRODUCT_FILE))):
         return None
@@ -237,8 +272,14 @@ def _entry(product: Path, result: Compiled, before: pp.Fingerprint | None, writt
             return None
         links.append(pp.Link(os.path.join(str(child.path.parent), str(reference)), resolved, file))
     folders = tuple(t.path for t in result.transforms)
-    return pp.Entry(before, os.path.realpath(product), tuple(links), folders,
-                    pp.folders_digest(str(product), folders), written.stats)  # fmt: skip
+    return pp.Entry(
+        before,
+        os.path.realpath(product),
+        tuple(links),
+        folders,
+        pp.folders_digest(str(product), folders),
+        written.stats,
+    )
 
 
 # -- what the command prints -----------------------------------------------------------------------
@@ -263,7 +304,9 @@ def render(result: PlatformResult, out: Callable[[str], None], err: Callable[[st
         if product.error is not None:
             groups.setdefault(product.error.render(), []).append(product.name)
     for text, names in groups.items():
-        shown = ", ".join(names[:MAX_NAMES]) + (f", … {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else "")
+        shown = ", ".join(names[:MAX_NAMES]) + (
+            f", … {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else ""
+        )
         err(f"error: {'product' if len(names) == 1 else f'{len(names)} products'} {shown}:\n{text}")
     written = sum(len(p.written) for p in result.products)
     kept = sum(p.kept for p in result.products)
@@ -275,5 +318,7 @@ def render(result: PlatformResult, out: Callable[[str], None], err: Callable[[st
     if result.cache_problem:
         err(f"warning: {result.cache_problem}")
     failed = result.count(FAILED)
-    out(f"done: {total - failed} ok ({result.count(COMPILED)} compiled, {unchanged} unchanged), "
-        f"{failed} failed, {total} total")  # fmt: skip
+    out(
+        f"done: {total - failed} ok ({result.count(COMPILED)} compiled, {unchanged} unchanged), "
+        f"{failed} failed, {total} total"
+    )

@@ -129,7 +129,9 @@ def _stamp(where: str) -> Stamp | None:
     except OSError:
         return None
     egg = os.path.basename(where).lower().endswith(".egg")  # an unpacked egg: its EGG-INFO folder
-    names = sorted(n for n in children if n.lower().endswith(METADATA_SUFFIXES) or (egg and n.lower() == "egg-info"))
+    names = sorted(
+        n for n in children if n.lower().endswith(METADATA_SUFFIXES) or (egg and n.lower() == "egg-info")
+    )
     if not names:
         return None
     stamp: Stamp = [info.st_mtime_ns, info.st_ino]
@@ -147,7 +149,9 @@ def _settled(stamp: Stamp) -> bool:
     """Whether every mtime in ``stamp`` is older than :data:`SETTLE_NS`."""
     import time
 
-    newest = max([stamp[0]] + [item[1] for item in stamp[2:] if isinstance(item, list) and item[1] is not None])
+    newest = max(
+        [stamp[0]] + [item[1] for item in stamp[2:] if isinstance(item, list) and item[1] is not None]
+    )
     return bool(time.time_ns() - newest >= SETTLE_NS)
 
 
@@ -166,8 +170,12 @@ def _scan_entry(where: str, group: str) -> list[list[Any]]:
 def _scan_everything(group: str) -> list[EntryPointRecord]:
     from importlib import metadata
 
-    return [EntryPointRecord(ep.name, ep.module, ep.attr, ep.dist.name if ep.dist is not None else "unknown distribution")
-            for ep in metadata.entry_points(group=group)]  # fmt: skip
+    return [
+        EntryPointRecord(
+            ep.name, ep.module, ep.attr, ep.dist.name if ep.dist is not None else "unknown distribution"
+        )
+        for ep in metadata.entry_points(group=group)
+    ]
 
 
 def _normalized(name: str) -> str:
@@ -193,7 +201,11 @@ def _read(path: Path) -> dict[str, Any]:
             data = json.loads(handle.read())
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
+    if (
+        not isinstance(data, dict)
+        or data.get("version") != CACHE_VERSION
+        or not isinstance(data.get("entries"), dict)
+    ):
         return {}
     entries = {where: known for where, known in data["entries"].items() if _well_formed(known)}
     return {**data, "entries": entries}
@@ -204,15 +216,24 @@ def _well_formed(known: Any) -> bool:
         return False
     dists = known.get("distributions")
     return isinstance(dists, list) and all(
-        isinstance(d, list) and len(d) == 3 and isinstance(d[0], str) and isinstance(d[1], str)
-        and isinstance(d[2], list) and all(_well_formed_point(p) for p in d[2])
+        isinstance(d, list)
+        and len(d) == 3
+        and isinstance(d[0], str)
+        and isinstance(d[1], str)
+        and isinstance(d[2], list)
+        and all(_well_formed_point(p) for p in d[2])
         for d in dists
-    )  # fmt: skip
+    )
 
 
 def _well_formed_point(point: Any) -> bool:
-    return (isinstance(point, list) and len(point) == 3 and isinstance(point[0], str) and isinstance(point[1], str)
-            and (point[2] is None or isinstance(point[2], str)))  # fmt: skip
+    return (
+        isinstance(point, list)
+        and len(point) == 3
+        and isinstance(point[0], str)
+        and isinstance(point[1], str)
+        and (point[2] is None or isinstance(point[2], str))
+    )
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
@@ -235,4 +256,3 @@ def _replace_unless_private(path: Path) -> None:
         return
     if mode & 0o077 or not os.path.isfile(path) or os.path.islink(path):
         os.unlink(path)
-

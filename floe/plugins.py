@@ -73,8 +73,9 @@ class Engine:
     them, the specs and :class:`~floe.compute.ComputePlugin` equal).
     """
 
-    def __init__(self, pm: pluggy.PluginManager, plugin: object, info: EngineInfo,
-                 plugin_name: str, distribution: str) -> None:  # fmt: skip
+    def __init__(
+        self, pm: pluggy.PluginManager, plugin: object, info: EngineInfo, plugin_name: str, distribution: str
+    ) -> None:
         self.info = info
         self.name = info.name
         self.plugin_name = plugin_name
@@ -101,10 +102,13 @@ class Engine:
         translated = self.translate_error(exc, compute)
         if translated is None:
             translated = PluginExecutionError(
-                self.name, operation, f"{type(exc).__name__}: {exc}",
+                self.name,
+                operation,
+                f"{type(exc).__name__}: {exc}",
                 f"this looks like a bug in the engine plugin; report it to {self.distribution}",
-                compute=compute.name if compute else None, cause=type(exc).__name__,
-            )  # fmt: skip
+                compute=compute.name if compute else None,
+                cause=type(exc).__name__,
+            )
         return self._scrubbed(translated, compute)
 
     def _scrubbed(self, error: FloeError, compute: ComputeConfig | None) -> FloeError:
@@ -112,17 +116,22 @@ class Engine:
         text = error.render()
         names = floe_names(compute) if compute else []
         if secrets and redact(text, secrets, names) != text:
-            return PluginExecutionError(self.name, "engine call", redact(text, secrets, names),
-                                        compute=compute.name if compute else None)  # fmt: skip
+            return PluginExecutionError(
+                self.name,
+                "engine call",
+                redact(text, secrets, names),
+                compute=compute.name if compute else None,
+            )
         return error
 
     def _expect(self, hook: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
         if not isinstance(value, kind):
             raise BrokenPluginError(
-                self.name, hook.removeprefix("floe_"),
+                self.name,
+                hook.removeprefix("floe_"),
                 f"the hook returned {type(value).__name__}, expected {what}",
                 f"fix the engine plugin {self.plugin_name!r} ({self.distribution})",
-            )  # fmt: skip
+            )
         return value
 
     # -- the engine interface -------------------------------------------------------------------
@@ -150,8 +159,9 @@ class Engine:
         self._expect("floe_get_required_dbt_packages", packages, list, "a list of requirements")
         return [str(p) for p in packages]
 
-    def validate_connection(self, compute: ComputeConfig, target: ProfileTarget,
-                            timeout: float = VALIDATION_TIMEOUT) -> ValidationResult:  # fmt: skip
+    def validate_connection(
+        self, compute: ComputeConfig, target: ProfileTarget, timeout: float = VALIDATION_TIMEOUT
+    ) -> ValidationResult:
         """The engine's check, answered within ``timeout`` seconds whatever the engine does."""
         timeout = min(timeout, VALIDATION_TIMEOUT)
         secrets = secret_values(find_secret_refs(compute.config))
@@ -161,14 +171,22 @@ class Engine:
                 timeout,
             )
         except DeadlineExceeded:
-            return ValidationResult(False, f"{compute.name}: no answer within {timeout:g} s; check "
-                                    "that the engine's host is reachable and not overloaded",
-                                    {"engine": self.name, "timeout_s": timeout})  # fmt: skip
+            return ValidationResult(
+                False,
+                f"{compute.name}: no answer within {timeout:g} s; check "
+                "that the engine's host is reachable and not overloaded",
+                {"engine": self.name, "timeout_s": timeout},
+            )
         except FloeError as exc:
-            return ValidationResult(False, redact(exc.render(), secrets, floe_names(compute)), {"engine": self.name})
+            return ValidationResult(
+                False, redact(exc.render(), secrets, floe_names(compute)), {"engine": self.name}
+            )
         if not isinstance(result, ValidationResult):
-            return ValidationResult(False, f"engine {self.name} returned no ValidationResult; "
-                                    f"fix the plugin ({self.distribution})", {"engine": self.name})  # fmt: skip
+            return ValidationResult(
+                False,
+                f"engine {self.name} returned no ValidationResult; fix the plugin ({self.distribution})",
+                {"engine": self.name},
+            )
         if secrets:
             from floe.connection_check import result as redacted
 
@@ -181,22 +199,27 @@ class Engine:
         self._expect("floe_get_resource_requirements", defaults, dict, "requests and limits")
         malformed = requirements_problem(defaults)
         if malformed is not None:  # the engine's own defaults: its plugin is at fault, not the manifest
-            raise BrokenPluginError(self.name, "get_resource_requirements",
-                                    f"plugin {self.plugin_name!r} (from {self.distribution}) returned malformed "
-                                    f"defaults: {malformed}",
-                                    f"this is a bug in {self.distribution}, not in the manifest: report it, or "
-                                    "install a version of the plugin that works", compute=compute.name)  # fmt: skip
+            raise BrokenPluginError(
+                self.name,
+                "get_resource_requirements",
+                f"plugin {self.plugin_name!r} (from {self.distribution}) returned malformed "
+                f"defaults: {malformed}",
+                f"this is a bug in {self.distribution}, not in the manifest: report it, or "
+                "install a version of the plugin that works",
+                compute=compute.name,
+            )
         return merge_requirements(defaults, compute.resources)
 
-    def get_catalog_attachment_sql(self, compute: ComputeConfig,
-                                   catalog: CatalogConfig) -> list[str] | None:  # fmt: skip
+    def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
         sql = self._call("floe_get_catalog_attachment_sql", compute, catalog=catalog)
         if sql is None:
             return None
         self._expect("floe_get_catalog_attachment_sql", sql, list, "a list of SQL statements or None")
         return [str(s) for s in sql]
 
-    def translate_error(self, error: BaseException, compute: ComputeConfig | None) -> PluginExecutionError | None:
+    def translate_error(
+        self, error: BaseException, compute: ComputeConfig | None
+    ) -> PluginExecutionError | None:
         """The engine's translation of ``error``; ``None`` when it has none (or its translator broke)."""
         try:
             translated = self._hooks["floe_translate_error"](error=error, compute=compute)
@@ -214,19 +237,24 @@ class Engine:
         access = self._call("floe_catalog_access", compute, catalog=catalog)
         return self._expect("floe_catalog_access", access, CatalogAccess, "a floe.model.CatalogAccess")  # type: ignore[no-any-return]
 
-    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                    namespace: str) -> dict[str, Any]:  # fmt: skip
+    def run_profile(
+        self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+    ) -> dict[str, Any]:
         """The dbt output a transform on ``compute`` runs with (the engine gets a copy of ``profile``)."""
         import copy
 
-        output = self._call("floe_run_profile", compute, profile=copy.deepcopy(profile), catalog=catalog,
-                            namespace=namespace)  # fmt: skip
+        output = self._call(
+            "floe_run_profile", compute, profile=copy.deepcopy(profile), catalog=catalog, namespace=namespace
+        )
         self._expect("floe_run_profile", output, dict, "a dbt output mapping")
         if output.get("type") != self.info.dbt_adapter:
-            raise PluginExecutionError(self.name, "run_profile",
-                                       f"the run profile's type is {output.get('type')!r}, expected "
-                                       f"{self.info.dbt_adapter!r}", f"fix the engine plugin ({self.distribution})",
-                                       compute=compute.name)  # fmt: skip
+            raise PluginExecutionError(
+                self.name,
+                "run_profile",
+                f"the run profile's type is {output.get('type')!r}, expected {self.info.dbt_adapter!r}",
+                f"fix the engine plugin ({self.distribution})",
+                compute=compute.name,
+            )
         return output  # type: ignore[no-any-return]
 
     def run_project_config(self, compute: ComputeConfig, catalog: CatalogConfig) -> dict[str, dict[str, Any]]:
@@ -235,10 +263,14 @@ class Engine:
         self._expect("floe_run_project_config", configs, dict, "a mapping of resource keys to configs")
         unknown = sorted(str(key) for key in configs if key not in RESOURCE_KEYS)
         if unknown:  # dbt would refuse the generated dbt_project.yml, as if the user's project were wrong
-            raise PluginExecutionError(self.name, "run_project_config",
-                                       f"project configs under {', '.join(map(repr, unknown))}, which is no key of a "
-                                       f"dbt project (expected one of {', '.join(RESOURCE_KEYS)})",
-                                       f"fix the engine plugin ({self.distribution})", compute=compute.name)  # fmt: skip
+            raise PluginExecutionError(
+                self.name,
+                "run_project_config",
+                f"project configs under {', '.join(map(repr, unknown))}, which is no key of a "
+                f"dbt project (expected one of {', '.join(RESOURCE_KEYS)})",
+                f"fix the engine plugin ({self.distribution})",
+                compute=compute.name,
+            )
         for key, values in configs.items():
             self._expect("floe_run_project_config", values, dict, f"a mapping of configs under {key!r}")
         return {str(key): dict(values) for key, values in configs.items()}
@@ -250,19 +282,34 @@ class Engine:
         folders = [Path(p) for p in paths]
         missing = [str(f) for f in folders if not f.is_dir()]
         if missing:
-            raise PluginExecutionError(self.name, "run_macro_paths", f"{missing[0]} is not a folder",
-                                       f"fix the engine plugin ({self.distribution})", compute=compute.name)  # fmt: skip
+            raise PluginExecutionError(
+                self.name,
+                "run_macro_paths",
+                f"{missing[0]} is not a folder",
+                f"fix the engine plugin ({self.distribution})",
+                compute=compute.name,
+            )
         return folders
 
-    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+    def run_worker(
+        self,
+        compute: ComputeConfig,
+        profile: dict[str, Any],
+        catalog: CatalogConfig,
+        environ: Mapping[str, str],
+    ) -> WorkerSetup:
         """How the dbt worker of ``compute`` starts; its ``environ`` holds only strings."""
         setup = self._call("floe_run_worker", compute, profile=profile, catalog=catalog, environ=environ)
         self._expect("floe_run_worker", setup, WorkerSetup, "a floe.model.WorkerSetup")
         bad = [k for k, v in setup.environ.items() if not isinstance(k, str) or not isinstance(v, str)]
         if bad:
-            raise PluginExecutionError(self.name, "run_worker", f"environment variable {bad[0]!r} is not a string",
-                                       f"fix the engine plugin ({self.distribution})", compute=compute.name)  # fmt: skip
+            raise PluginExecutionError(
+                self.name,
+                "run_worker",
+                f"environment variable {bad[0]!r} is not a string",
+                f"fix the engine plugin ({self.distribution})",
+                compute=compute.name,
+            )
         return setup  # type: ignore[no-any-return]
 
     # -- bridging ---------------------------------------------------------------------------------
@@ -285,9 +332,13 @@ class Engine:
         """
         rows = self._call("floe_load_arrow", compute, relation=relation, data=data)
         if isinstance(rows, bool) or not isinstance(rows, int):
-            raise BrokenPluginError(self.name, "load_arrow", f"the hook returned {type(rows).__name__}, expected "
-                                    "the number of rows the relation holds (an int)",
-                                    f"fix the engine plugin {self.plugin_name!r} ({self.distribution})")  # fmt: skip
+            raise BrokenPluginError(
+                self.name,
+                "load_arrow",
+                f"the hook returned {type(rows).__name__}, expected "
+                "the number of rows the relation holds (an int)",
+                f"fix the engine plugin {self.plugin_name!r} ({self.distribution})",
+            )
         return int(rows)
 
 
@@ -301,8 +352,12 @@ class EngineRegistry:
     process, so what is reported is the plugin as it is now.
     """
 
-    def __init__(self, engines: Mapping[str, Engine] | None = None, problems: Iterable[PluginProblem] = (),
-                 disabled: Iterable[str] = ()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engines: Mapping[str, Engine] | None = None,
+        problems: Iterable[PluginProblem] = (),
+        disabled: Iterable[str] = (),
+    ) -> None:
         """A registry of these engines and problems (:meth:`discover` finds the installed ones)."""
         self.disabled = list(disabled)
         self._pending: list[EntryPointRecord] = []  # entry points not loaded yet
@@ -344,8 +399,9 @@ class EngineRegistry:
         return [p for p in self._problems if p.plugin == name]
 
     @classmethod
-    def discover(cls, extra: Iterable[tuple[str, object]] = (),
-                 environ: Mapping[str, str] | None = None) -> EngineRegistry:  # fmt: skip
+    def discover(
+        cls, extra: Iterable[tuple[str, object]] = (), environ: Mapping[str, str] | None = None
+    ) -> EngineRegistry:
         """The engines of the entry-point group ``floe`` (plus ``extra`` name/plugin pairs).
 
         ``FLOE_DISABLE_PLUGINS`` names entry points to skip; ``extra`` plugins, passed in by the
@@ -371,8 +427,11 @@ class EngineRegistry:
         try:
             plugin = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not break floe
-            self._problems.append(PluginProblem(ep.name, ep.distribution, None,
-                                                f"cannot be imported: {type(exc).__name__}: {exc}"))  # fmt: skip
+            self._problems.append(
+                PluginProblem(
+                    ep.name, ep.distribution, None, f"cannot be imported: {type(exc).__name__}: {exc}"
+                )
+            )
             return
         self._accept(ep.name, ep.distribution, plugin, entry_point=True)
 
@@ -381,8 +440,14 @@ class EngineRegistry:
         if inspect.isclass(plugin) and issubclass(plugin, ComputePlugin):
             plugin = plugin()
         if name in self._plugin_names:
-            self._problems.append(PluginProblem(name, dist, None, f"another plugin is already registered as "
-                                                f"{name!r} (from {self._plugin_names[name]})"))  # fmt: skip
+            self._problems.append(
+                PluginProblem(
+                    name,
+                    dist,
+                    None,
+                    f"another plugin is already registered as {name!r} (from {self._plugin_names[name]})",
+                )
+            )
             return
         pm = _manager()
         problem = _register(pm, name, dist, plugin)
@@ -390,8 +455,13 @@ class EngineRegistry:
             self._plugin_names[name] = dist
             info, problem = _engine_info(pm, name, dist, plugin, entry_point=entry_point)
             if info is not None and info.name in self._engines:
-                problem = PluginProblem(name, dist, "floe_engine_info", f"engine name {info.name!r} is already "
-                                        f"provided by {self._engines[info.name].distribution}")  # fmt: skip
+                problem = PluginProblem(
+                    name,
+                    dist,
+                    "floe_engine_info",
+                    f"engine name {info.name!r} is already "
+                    f"provided by {self._engines[info.name].distribution}",
+                )
             if problem is None and info is not None:
                 self._engines[info.name] = Engine(pm, plugin, info, name, dist)
                 return
@@ -407,11 +477,15 @@ def _manager() -> pluggy.PluginManager:
 
 
 def _register(pm: pluggy.PluginManager, name: str, dist: str, plugin: object) -> PluginProblem | None:
-    unknown = [attr for attr in dir(plugin) if attr.startswith("floe_") and attr not in HOOKS
-               and callable(getattr(plugin, attr, None))]  # fmt: skip
+    unknown = [
+        attr
+        for attr in dir(plugin)
+        if attr.startswith("floe_") and attr not in HOOKS and callable(getattr(plugin, attr, None))
+    ]
     if unknown:
-        return PluginProblem(name, dist, unknown[0], "no such hook in floe's hookspecs "
-                             f"(known: {', '.join(HOOKS)})")  # fmt: skip
+        return PluginProblem(
+            name, dist, unknown[0], f"no such hook in floe's hookspecs (known: {', '.join(HOOKS)})"
+        )
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
@@ -422,8 +496,9 @@ def _register(pm: pluggy.PluginManager, name: str, dist: str, plugin: object) ->
     return None
 
 
-def _engine_info(pm: pluggy.PluginManager, name: str, dist: str, plugin: object,
-                 *, entry_point: bool = True) -> tuple[EngineInfo | None, PluginProblem | None]:  # fmt: skip
+def _engine_info(
+    pm: pluggy.PluginManager, name: str, dist: str, plugin: object, *, entry_point: bool = True
+) -> tuple[EngineInfo | None, PluginProblem | None]:
     """What ``plugin`` says about itself, checked; an entry point must carry its engine's name
     (what lets :meth:`EngineRegistry.get` load one engine without loading the others)."""
     for hook in REQUIRED_HOOKS:
@@ -435,14 +510,23 @@ def _engine_info(pm: pluggy.PluginManager, name: str, dist: str, plugin: object,
     except Exception as exc:  # noqa: BLE001
         return None, PluginProblem(name, dist, "floe_engine_info", f"{type(exc).__name__}: {exc}")
     if not isinstance(info, EngineInfo):
-        return None, PluginProblem(name, dist, "floe_engine_info",
-                                   "missing, or did not return floe.model.EngineInfo")  # fmt: skip
+        return None, PluginProblem(
+            name, dist, "floe_engine_info", "missing, or did not return floe.model.EngineInfo"
+        )
     if info.api_version != API_VERSION:
-        return None, PluginProblem(name, dist, "floe_engine_info",
-                                   f"written for engine API {info.api_version}, floe provides "
-                                   f"API {API_VERSION}; upgrade the plugin or floe")  # fmt: skip
+        return None, PluginProblem(
+            name,
+            dist,
+            "floe_engine_info",
+            f"written for engine API {info.api_version}, floe provides "
+            f"API {API_VERSION}; upgrade the plugin or floe",
+        )
     if entry_point and info.name != name:
-        return None, PluginProblem(name, dist, "floe_engine_info",
-                                   f"the entry point {name!r} provides engine {info.name!r}; register it "
-                                   f"as {info.name!r} = … in the entry-point group {PROJECT_NAME!r}")  # fmt: skip
+        return None, PluginProblem(
+            name,
+            dist,
+            "floe_engine_info",
+            f"the entry point {name!r} provides engine {info.name!r}; register it "
+            f"as {info.name!r} = … in the entry-point group {PROJECT_NAME!r}",
+        )
     return info, None

@@ -86,10 +86,10 @@ models:
 """,
         f"{product}/seeds/raw_orders.csv": "order_id,customer,amount\n1,ada,12.50\n2,bob,7.25\n3,ada,3.00\n",
         f"{product}/models/staging/stg_orders.sql": "select order_id, customer, cast(amount as decimal(10, 2)) as amount\n"
-                                                     "from {{ ref('raw_orders') }}\n",
+        "from {{ ref('raw_orders') }}\n",
         f"{product}/models/marts/revenue_by_customer.sql": "select customer, count(*) as orders, sum(amount) as revenue\n"
-                                                            "from {{ ref('stg_orders') }}\ngroup by customer\n",
-    }  # fmt: skip
+        "from {{ ref('stg_orders') }}\ngroup by customer\n",
+    }
 
 
 def init(directory: Path, product: str = "my_product", schema: str | None = None) -> list[Path]:
@@ -99,14 +99,28 @@ def init(directory: Path, product: str = "my_product", schema: str | None = None
     :raises FloeError: ``product`` is not a name, or a file to write already exists.
     """
     if not _NAME.match(product):
-        raise FloeError([Problem(f"{product!r} is not a product name", expected="lower-case letters, digits and _, "
-                                 "starting with a letter", fix="pass --product with a name like my_product")])  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    f"{product!r} is not a product name",
+                    expected="lower-case letters, digits and _, starting with a letter",
+                    fix="pass --product with a name like my_product",
+                )
+            ]
+        )
     texts = files(product)
     targets = [directory / SCHEMA_FILE, *(directory / name for name in texts)]
     existing = [str(path) for path in targets if path.exists()]
     if existing:
-        raise FloeError([Problem(f"{path} already exists: floe init writes into a new or empty place",
-                                 fix="choose another directory, or move the file away") for path in existing])  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    f"{path} already exists: floe init writes into a new or empty place",
+                    fix="choose another directory, or move the file away",
+                )
+                for path in existing
+            ]
+        )
     if schema is None:
         from floe.plugins import EngineRegistry
         from floe.schema_bundle import bundle
@@ -116,7 +130,9 @@ def init(directory: Path, product: str = "my_product", schema: str | None = None
     written = []
     for name, text in {SCHEMA_FILE: schema, **texts}.items():
         path = directory / name
-        if path.suffix == ".yaml":  # floe's files; dbt_project.yml is dbt's, which this schema does not describe
+        if (
+            path.suffix == ".yaml"
+        ):  # floe's files; dbt_project.yml is dbt's, which this schema does not describe
             text = modeline(path, directory) + text
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

@@ -84,8 +84,11 @@ class SchemaStore:
         try:
             return list(self.validator(uri).iter_errors(data))
         except UnknownType as exc:
-            raise BrokenSchema(uri, f"it names a type JSON Schema does not have, {exc.type!r} "
-                                    "(the types are string, integer, number, boolean, object, array, null)") from None  # fmt: skip
+            raise BrokenSchema(
+                uri,
+                f"it names a type JSON Schema does not have, {exc.type!r} "
+                "(the types are string, integer, number, boolean, object, array, null)",
+            ) from None
         except (SchemaError, Unresolvable, TypeError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BrokenSchema(uri, f"it is not a valid JSON Schema ({first})") from None
@@ -107,7 +110,6 @@ class SchemaStore:
 
     def get(self, uri: str) -> Schema:
         return self._by_uri[uri]
-
 
     def resolve(self, ref: str, base: str) -> tuple[Schema, str]:
         """The schema a ``$ref`` points at, and the base URI to resolve further refs against."""
@@ -156,7 +158,9 @@ class SchemaStore:
                 return candidate, where
         return schema, base
 
-    def where_key_belongs(self, uri: str, path: tuple[str | int, ...], key: str) -> tuple[str | int, ...] | None:
+    def where_key_belongs(
+        self, uri: str, path: tuple[str | int, ...], key: str
+    ) -> tuple[str | int, ...] | None:
         """Where ``key``, unknown in the mapping at ``path``, is known: under one of that mapping's
         keys (``plugins: {default: x}`` → ``plugins.compute.default``) or in the mapping that holds
         it (``approved: [{name: a, default: a}]`` → ``….compute.default``). ``None`` if nowhere near."""
@@ -168,7 +172,9 @@ class SchemaStore:
             sub, _ = self._shaped(*self.deref(child, base), "object")
             if key in sub.get("properties", {}):
                 return (*path, name, key)
-        parent = path[:-2] if path and isinstance(path[-1], int) else path[:-1]  # a list item: the list's holder
+        parent = (
+            path[:-2] if path and isinstance(path[-1], int) else path[:-1]
+        )  # a list item: the list's holder
         if path:
             above = self.subschema_at(uri, parent)
             if above is not None and key in above[0].get("properties", {}):
@@ -198,9 +204,7 @@ class SchemaStore:
             properties = schema.get("properties", {})
             extra = schema.get("additionalProperties", True)
             extra_schema = extra if isinstance(extra, Mapping) else {}
-            return {
-                k: self.apply_types(v, properties.get(k, extra_schema), base) for k, v in value.items()
-            }
+            return {k: self.apply_types(v, properties.get(k, extra_schema), base) for k, v in value.items()}
         if kind == "array" and isinstance(value, list):
             items = schema.get("items", {})
             return [self.apply_types(v, items, base) for v in value]
@@ -290,8 +294,10 @@ def _to_bool(text: str) -> bool | str:
 
 
 _SCALAR_TYPERS: dict[str, Callable[[str], Any]] = {
-    "integer": _to_int, "number": _to_float, "boolean": _to_bool,
-}  # fmt: skip
+    "integer": _to_int,
+    "number": _to_float,
+    "boolean": _to_bool,
+}
 
 
 @functools.cache

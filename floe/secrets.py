@@ -66,10 +66,15 @@ def _literal_credentials(value: Any, path: tuple[str | int, ...], refused: list[
             return
         for key, item in value.items():
             if is_credential_key(str(key)) and not _is_reference(item):
-                refused.append(Refusal(path + (key,), f"{key!r} holds a literal credential",
-                                       "a secret reference: {secret_ref: NAME}",
-                                       f"write `{key}: {{secret_ref: NAME}}` and set NAME in the "
-                                       "environment (or your secret store); never commit the value"))  # fmt: skip
+                refused.append(
+                    Refusal(
+                        path + (key,),
+                        f"{key!r} holds a literal credential",
+                        "a secret reference: {secret_ref: NAME}",
+                        f"write `{key}: {{secret_ref: NAME}}` and set NAME in the "
+                        "environment (or your secret store); never commit the value",
+                    )
+                )
             else:
                 _literal_credentials(item, path + (key,), refused)
     elif isinstance(value, list):
@@ -96,10 +101,15 @@ def _jinja(value: Any, path: tuple[str | int, ...], refused: list[Refusal]) -> N
 def _refuse_jinja(path: tuple[str | int, ...], text: str, what: str, refused: list[Refusal]) -> None:
     found = next((d for d in JINJA_DELIMITERS if d in text), None)
     if found is not None:
-        refused.append(Refusal(path, f"this {what} contains {found!r}, which dbt would render as Jinja",
-                               "text without Jinja's delimiters ({{, {%, {#)",
-                               "write the setting literally; a secret is {secret_ref: NAME}, which floe "
-                               "turns into dbt's env_var itself"))  # fmt: skip
+        refused.append(
+            Refusal(
+                path,
+                f"this {what} contains {found!r}, which dbt would render as Jinja",
+                "text without Jinja's delimiters ({{, {%, {#)",
+                "write the setting literally; a secret is {secret_ref: NAME}, which floe "
+                "turns into dbt's env_var itself",
+            )
+        )
 
 
 # -- values at run time ---------------------------------------------------------------------------------
@@ -142,7 +152,7 @@ def redact(text: str, secrets: Iterable[str], keep: Iterable[str] = ()) -> str:
     protected = [False] * len(text)
     for name in names:
         for start in _occurrences(text, name):
-            protected[start:start + len(name)] = [True] * len(name)
+            protected[start : start + len(name)] = [True] * len(name)
     hidden = [False] * len(text)
     for secret in values:
         for start in _occurrences(text, secret):
@@ -186,7 +196,9 @@ def _cut_off(text: str, secret: str) -> list[tuple[int, int]]:
             if (end == len(text) and size >= at_edge) or text.startswith(TRUNCATION_MARKS, end):
                 found.append((start, end))
         for start in _occurrences(text, tail):
-            if (start == 0 and size >= at_edge) or any(text.endswith(mark, 0, start) for mark in TRUNCATION_MARKS):
+            if (start == 0 and size >= at_edge) or any(
+                text.endswith(mark, 0, start) for mark in TRUNCATION_MARKS
+            ):
                 found.append((start, start + size))
     return found
 

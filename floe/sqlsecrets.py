@@ -80,8 +80,9 @@ def jinja_string(text: str) -> str:
     for char in text:
         code = ord(char)
         if char in '"\\' or not 0x20 <= code < 0x7F:
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000
-                       else f"\\U{code:08x}")  # fmt: skip
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
         else:
             out.append(char)
     return '{{ "' + "".join(out) + '" }}'
@@ -132,8 +133,7 @@ def _literal(name: str, environ: Mapping[str, str], engine: str, operation: str)
             engine,
             operation,
             f"the secret environment variable {name} is not set",
-            f"set {name} in the environment floe runs in (for Kubernetes, from the secret of "
-            f"the same name)",
+            f"set {name} in the environment floe runs in (for Kubernetes, from the secret of the same name)",
         )
     try:
         return quote_literal(value)

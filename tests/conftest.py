@@ -63,8 +63,9 @@ def engines():  # type: ignore[no-untyped-def]
     return registry_with("spark", "snowflake", "bigquery")
 
 
-def product(write: Writer, transforms: str, platform: str = "platform/enterprise.yaml",
-            extra: str = "") -> Path:  # fmt: skip
+def product(
+    write: Writer, transforms: str, platform: str = "platform/enterprise.yaml", extra: str = ""
+) -> Path:
     """Write a data product with ``transforms`` (YAML list items) and their model folders."""
     text = (
         "apiVersion: floe.dev/v1\nkind: DataProduct\nmetadata: {name: orders}\n"

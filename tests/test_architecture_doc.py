@@ -40,7 +40,12 @@ def test_the_map_names_the_steps_and_the_changes() -> None:
     found = tokens()
     assert len(paths(found)) >= 40 and len(dotted(found)) >= 10, "the map lost most of its names"
     text = DOC.read_text(encoding="utf-8")
-    for heading in ("## The data path", "**A new built-in engine**", "**A new CLI command**", "**A new manifest field**"):
+    for heading in (
+        "## The data path",
+        "**A new built-in engine**",
+        "**A new CLI command**",
+        "**A new manifest field**",
+    ):
         assert heading in text
 
 
@@ -63,4 +68,6 @@ def test_every_module_it_names_imports(name: str) -> None:
         if exc.name != name:
             raise
     module, _, attribute = name.rpartition(".")
-    assert hasattr(importlib.import_module(module), attribute), f"docs/architecture.md names {name}, which is not there"
+    assert hasattr(importlib.import_module(module), attribute), (
+        f"docs/architecture.md names {name}, which is not there"
+    )

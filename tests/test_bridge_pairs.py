@@ -42,7 +42,12 @@ from floe.sqlquote import quote_backslash_literal
 NS = "pairs_dev"
 IN_PLACE = ("duckdb", "spark")
 BRIDGED = ("postgres", "snowflake")
-PAIRS = [(u, d) for u in IN_PLACE + BRIDGED for d in IN_PLACE + BRIDGED if u != d and (u in BRIDGED or d in BRIDGED)]
+PAIRS = [
+    (u, d)
+    for u in IN_PLACE + BRIDGED
+    for d in IN_PLACE + BRIDGED
+    if u != d and (u in BRIDGED or d in BRIDGED)
+]
 EXAMPLES = {"spark": 4, "snowflake": 6}
 """Fewer examples for pairs with a slow side (Spark's statements, fakesnow's HTTP round trips)."""
 UTC = datetime.UTC
@@ -60,20 +65,50 @@ class Column:
     def sql(self, engine: str) -> str:
         """The column's type in ``engine``'s SQL."""
         if self.family == "decimal":
-            return {"postgres": "numeric", "snowflake": "NUMBER"}.get(engine, "DECIMAL") + f"({self.precision}, {self.scale})"
+            return {"postgres": "numeric", "snowflake": "NUMBER"}.get(
+                engine, "DECIMAL"
+            ) + f"({self.precision}, {self.scale})"
         return TYPES[engine][self.family]
 
 
 TYPES = {
-    "duckdb": {"int32": "INTEGER", "int64": "BIGINT", "date": "DATE", "timestamp": "TIMESTAMP",
-               "timestamptz": "TIMESTAMPTZ", "string": "VARCHAR", "boolean": "BOOLEAN"},
-    "spark": {"int32": "INT", "int64": "BIGINT", "date": "DATE", "timestamp": "TIMESTAMP_NTZ",
-              "timestamptz": "TIMESTAMP", "string": "STRING", "boolean": "BOOLEAN"},
-    "postgres": {"int32": "integer", "int64": "bigint", "date": "date", "timestamp": "timestamp",
-                 "timestamptz": "timestamptz", "string": "text", "boolean": "boolean"},
-    "snowflake": {"int32": "NUMBER(38, 0)", "int64": "NUMBER(38, 0)", "date": "DATE", "timestamp": "TIMESTAMP_NTZ(6)",
-                  "timestamptz": "TIMESTAMP_TZ(6)", "string": "VARCHAR", "boolean": "BOOLEAN"},
-}  # fmt: skip
+    "duckdb": {
+        "int32": "INTEGER",
+        "int64": "BIGINT",
+        "date": "DATE",
+        "timestamp": "TIMESTAMP",
+        "timestamptz": "TIMESTAMPTZ",
+        "string": "VARCHAR",
+        "boolean": "BOOLEAN",
+    },
+    "spark": {
+        "int32": "INT",
+        "int64": "BIGINT",
+        "date": "DATE",
+        "timestamp": "TIMESTAMP_NTZ",
+        "timestamptz": "TIMESTAMP",
+        "string": "STRING",
+        "boolean": "BOOLEAN",
+    },
+    "postgres": {
+        "int32": "integer",
+        "int64": "bigint",
+        "date": "date",
+        "timestamp": "timestamp",
+        "timestamptz": "timestamptz",
+        "string": "text",
+        "boolean": "boolean",
+    },
+    "snowflake": {
+        "int32": "NUMBER(38, 0)",
+        "int64": "NUMBER(38, 0)",
+        "date": "DATE",
+        "timestamp": "TIMESTAMP_NTZ(6)",
+        "timestamptz": "TIMESTAMP_TZ(6)",
+        "string": "VARCHAR",
+        "boolean": "BOOLEAN",
+    },
+}
 FAMILIES = ("int32", "int64", "decimal", "date", "timestamp", "timestamptz", "string", "boolean")
 
 
@@ -99,13 +134,17 @@ def values(column: Column) -> st.SearchStrategy[Any]:
         strategy = st.integers(-(2**63) + 1, 2**63 - 1)
     elif column.family == "decimal":
         bound = 10**column.precision - 1
-        strategy = st.integers(-bound, bound).map(lambda n: decimal.Decimal(f"{n}e-{column.scale}"))  # exact: no context rounding
+        strategy = st.integers(-bound, bound).map(
+            lambda n: decimal.Decimal(f"{n}e-{column.scale}")
+        )  # exact: no context rounding
     elif column.family == "date":
         strategy = st.dates(datetime.date(1583, 1, 1), datetime.date(9999, 12, 31))
     elif column.family == "timestamp":
         strategy = st.datetimes(datetime.datetime(1900, 1, 1), datetime.datetime(2200, 1, 1))
     elif column.family == "timestamptz":
-        strategy = st.datetimes(datetime.datetime(1900, 1, 1), datetime.datetime(2200, 1, 1), timezones=st.just(UTC))
+        strategy = st.datetimes(
+            datetime.datetime(1900, 1, 1), datetime.datetime(2200, 1, 1), timezones=st.just(UTC)
+        )
     elif column.family == "string":
         strategy = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12)
     else:
@@ -141,16 +180,20 @@ class Engines:
             import pyarrow
 
             self.duckdb.execute(f"CREATE TABLE floe.{NS}.{name} ({definition})")
-            data = pyarrow.Table.from_pylist([dict(zip([c.name for c in cols], r, strict=True)) for r in rows],
-                                             schema=pyarrow.schema([(c.name, _arrow(c)) for c in cols]))  # fmt: skip
+            data = pyarrow.Table.from_pylist(
+                [dict(zip([c.name for c in cols], r, strict=True)) for r in rows],
+                schema=pyarrow.schema([(c.name, _arrow(c)) for c in cols]),
+            )
             self.duckdb.register("drawn", data)
             self.duckdb.execute(f"INSERT INTO floe.{NS}.{name} SELECT * FROM drawn")
             self.duckdb.unregister("drawn")
         elif engine == "spark":
             self.spark.sql(f"CREATE TABLE floe.{NS}.{name} ({definition}) USING iceberg")
             if rows:
-                tuples = ", ".join("(" + ", ".join(_spark_literal(c, v) for c, v in zip(cols, r, strict=True)) + ")"
-                                   for r in rows)  # fmt: skip
+                tuples = ", ".join(
+                    "(" + ", ".join(_spark_literal(c, v) for c, v in zip(cols, r, strict=True)) + ")"
+                    for r in rows
+                )
                 self.spark.sql(f"INSERT INTO floe.{NS}.{name} VALUES {tuples}")
         elif engine == "postgres":
             with self.postgres.connect() as connection, connection.cursor() as cursor:
@@ -165,34 +208,53 @@ class Engines:
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {SNOWFLAKE_DB}.{NS}")
             cursor.execute(f"CREATE TABLE {SNOWFLAKE_DB}.{NS}.{name} ({definition})")
             if rows:
-                cursor.execute(f"INSERT INTO {SNOWFLAKE_DB}.{NS}.{name} VALUES "
-                               + ", ".join("(" + ", ".join(["%s"] * len(r)) + ")" for r in rows),
-                               [v for r in rows for v in r])  # fmt: skip
+                cursor.execute(
+                    f"INSERT INTO {SNOWFLAKE_DB}.{NS}.{name} VALUES "
+                    + ", ".join("(" + ", ".join(["%s"] * len(r)) + ")" for r in rows),
+                    [v for r in rows for v in r],
+                )
             connection.close()
             self.publish(engine, Relation(SNOWFLAKE_DB, NS, name))
 
     def publish(self, engine: str, relation: Relation) -> None:
         compute = self.computes[engine]
-        bridges.publish(self.registry.engines[engine], compute, relation, self.catalog, (NS, relation.identifier),
-                        f"model {relation.identifier!r}")  # fmt: skip
+        bridges.publish(
+            self.registry.engines[engine],
+            compute,
+            relation,
+            self.catalog,
+            (NS, relation.identifier),
+            f"model {relation.identifier!r}",
+        )
 
     def read(self, engine: str, name: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         """What a model on ``engine`` reads of ``ref(name)``: each column's type there, and the rows."""
         if engine == "duckdb":
-            types = [str(t) for _, t in self.duckdb.execute(
-                f"SELECT column_name, column_type FROM (DESCRIBE floe.{NS}.{name})").fetchall()]  # fmt: skip
+            types = [
+                str(t)
+                for _, t in self.duckdb.execute(
+                    f"SELECT column_name, column_type FROM (DESCRIBE floe.{NS}.{name})"
+                ).fetchall()
+            ]
             return types, self.duckdb.execute(f"SELECT * FROM floe.{NS}.{name} ORDER BY id").fetchall()
         if engine == "spark":
             _, types, rows = self.spark.sql(f"SELECT * FROM floe.{NS}.{name} ORDER BY id")
             zoned = [t == "timestamp" for t in types]
-            return types, [tuple(v.replace(tzinfo=UTC) if z and v is not None else v for v, z in zip(r, zoned, strict=True))
-                           for r in rows]  # fmt: skip
+            return types, [
+                tuple(
+                    v.replace(tzinfo=UTC) if z and v is not None else v for v, z in zip(r, zoned, strict=True)
+                )
+                for r in rows
+            ]
         if engine == "postgres":
             relation = Relation(self.postgres.dbname, NS, name)
             self.load(engine, relation)
             with self.postgres.connect() as connection, connection.cursor() as cursor:
-                cursor.execute("SELECT data_type, numeric_precision, numeric_scale FROM information_schema.columns "
-                               "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", (NS, name))  # fmt: skip
+                cursor.execute(
+                    "SELECT data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+                    "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+                    (NS, name),
+                )
                 types = [f"{t}({p}, {s})" if t == "numeric" else str(t) for t, p, s in cursor.fetchall()]
                 cursor.execute(f"SELECT * FROM {NS}.{name} ORDER BY id")
                 return types, list(cursor.fetchall())
@@ -200,30 +262,53 @@ class Engines:
         self.load(engine, relation)
         connection = self._snowflake()
         cursor = connection.cursor()
-        types = [str(row[1]) for row in cursor.execute(f"DESCRIBE TABLE {SNOWFLAKE_DB}.{NS}.{name}").fetchall()]
-        rows = [tuple(r) for r in cursor.execute(f"SELECT * FROM {SNOWFLAKE_DB}.{NS}.{name} ORDER BY id").fetchall()]
+        types = [
+            str(row[1]) for row in cursor.execute(f"DESCRIBE TABLE {SNOWFLAKE_DB}.{NS}.{name}").fetchall()
+        ]
+        rows = [
+            tuple(r)
+            for r in cursor.execute(f"SELECT * FROM {SNOWFLAKE_DB}.{NS}.{name} ORDER BY id").fetchall()
+        ]
         connection.close()
         return types, rows
 
     def load(self, engine: str, relation: Relation) -> None:
-        bridges.load(self.registry.engines[engine], self.computes[engine], relation, self.catalog,
-                     (NS, relation.identifier))  # fmt: skip
+        bridges.load(
+            self.registry.engines[engine],
+            self.computes[engine],
+            relation,
+            self.catalog,
+            (NS, relation.identifier),
+        )
 
     def _snowflake(self) -> Any:
         import snowflake.connector
 
-        return snowflake.connector.connect(account="fakesnow", user="tests", password="any", host=self.snowflake.host,
-                                           port=self.snowflake.port, protocol="http", database=SNOWFLAKE_DB,
-                                           platform_detection_timeout_seconds=0.0)  # fmt: skip
+        return snowflake.connector.connect(
+            account="fakesnow",
+            user="tests",
+            password="any",
+            host=self.snowflake.host,
+            port=self.snowflake.port,
+            protocol="http",
+            database=SNOWFLAKE_DB,
+            platform_detection_timeout_seconds=0.0,
+        )
 
 
 def _arrow(column: Column) -> Any:
     import pyarrow
 
-    return {"int32": pyarrow.int32(), "int64": pyarrow.int64(), "date": pyarrow.date32(),
-            "timestamp": pyarrow.timestamp("us"), "timestamptz": pyarrow.timestamp("us", tz="UTC"),
-            "string": pyarrow.string(), "boolean": pyarrow.bool_(),
-            "decimal": pyarrow.decimal128(column.precision or 1, column.scale)}[column.family]  # fmt: skip
+    return {
+        "int32": pyarrow.int32(),
+        "int64": pyarrow.int64(),
+        "date": pyarrow.date32(),
+        "timestamp": pyarrow.timestamp("us"),
+        "timestamptz": pyarrow.timestamp("us", tz="UTC"),
+        "string": pyarrow.string(),
+        "boolean": pyarrow.bool_(),
+        "decimal": pyarrow.decimal128(column.precision or 1, column.scale),
+    }[column.family]
 
 
 def _spark_literal(column: Column, value: Any) -> str:
@@ -253,14 +338,20 @@ def family_of(engine_type: str) -> tuple[str, int, int]:
     number = re.fullmatch(r"(?:decimal|numeric|number)\((\d+),\s*(\d+)\)", text)
     if number:
         precision, scale = int(number[1]), int(number[2])
-        return ("integer", 0, 0) if text.startswith("number") and scale == 0 else ("decimal", precision, scale)
+        return (
+            ("integer", 0, 0) if text.startswith("number") and scale == 0 else ("decimal", precision, scale)
+        )
     if text in ("integer", "int", "bigint", "smallint", "tinyint", "hugeint"):
         return ("integer", 0, 0)
     if text == "date":
         return ("date", 0, 0)
-    if text in ("timestamp with time zone", "timestamptz") or text.startswith(("timestamp_tz", "timestamp_ltz")):
+    if text in ("timestamp with time zone", "timestamptz") or text.startswith(
+        ("timestamp_tz", "timestamp_ltz")
+    ):
         return ("timestamptz", 0, 0)
-    if text.startswith("timestamp"):  # TIMESTAMP, timestamp without time zone, TIMESTAMP_NTZ(6), timestamp_ntz
+    if text.startswith(
+        "timestamp"
+    ):  # TIMESTAMP, timestamp without time zone, TIMESTAMP_NTZ(6), timestamp_ntz
         return ("timestamp", 0, 0)
     if text in ("varchar", "text", "string") or text.startswith("varchar"):
         return ("string", 0, 0)
@@ -279,8 +370,14 @@ def expected_family(column: Column, via_snowflake: bool) -> tuple[str, int, int]
     return (column.family, 0, 0)
 
 
-def differences(cols: list[Column], rows: list[tuple[Any, ...]], types: list[str], got: list[tuple[Any, ...]],
-                engine: str, via_snowflake: bool) -> list[str]:  # fmt: skip
+def differences(
+    cols: list[Column],
+    rows: list[tuple[Any, ...]],
+    types: list[str],
+    got: list[tuple[Any, ...]],
+    engine: str,
+    via_snowflake: bool,
+) -> list[str]:
     """How what ``engine`` read differs from what was drawn."""
     problems = []
     if len(types) != len(cols):
@@ -308,7 +405,11 @@ def same(column: Column, want: Any, have: Any) -> bool:
             return bool(want == have and have.as_tuple().exponent == -column.scale)
         return column.scale == 0 and isinstance(have, int) and want == have  # Snowflake's NUMBER(p, 0)
     if column.family in ("timestamp", "timestamptz"):
-        return isinstance(have, datetime.datetime) and want == have and (have.tzinfo is None) == (want.tzinfo is None)
+        return (
+            isinstance(have, datetime.datetime)
+            and want == have
+            and (have.tzinfo is None) == (want.tzinfo is None)
+        )
     if column.family == "date":
         return type(have) is datetime.date and want == have
     return type(have) is type(want) and want == have
@@ -330,27 +431,59 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
 
     root = tmp_path_factory.mktemp("pairs")
     password = "pairs-" + os.urandom(6).hex()
-    with EmbeddedCatalog(root / ".floe") as embedded, running_postgres() as pg, FakesnowServer(root).start() as snow, \
-            SparkSQL(embedded.catalog_config(), root / "spark.log") as spark:  # fmt: skip
+    with (
+        EmbeddedCatalog(root / ".floe") as embedded,
+        running_postgres() as pg,
+        FakesnowServer(root).start() as snow,
+        SparkSQL(embedded.catalog_config(), root / "spark.log") as spark,
+    ):
         catalog = embedded.catalog_config()
         embedded.create_namespace(NS)
         snow.create_database(SNOWFLAKE_DB)
-        conn = duckdb.connect(config={"extension_directory": str(root / "ext"), "autoinstall_known_extensions": False,
-                                      "autoload_known_extensions": False})  # fmt: skip
+        conn = duckdb.connect(
+            config={
+                "extension_directory": str(root / "ext"),
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            }
+        )
         for file in extension_files(["iceberg", "httpfs"]):
             conn.load_extension(str(file))
-        for statement in duckdb_plugin.get_catalog_attachment_sql(
-                ComputeConfig("pairs", "duckdb", {"extensions": ["iceberg", "httpfs"]}), catalog) or []:  # fmt: skip
+        for statement in (
+            duckdb_plugin.get_catalog_attachment_sql(
+                ComputeConfig("pairs", "duckdb", {"extensions": ["iceberg", "httpfs"]}), catalog
+            )
+            or []
+        ):
             conn.execute(statement)
         computes = {
-            "postgres": ComputeConfig("pg", "postgres", {"host": pg.host, "port": pg.port, "user": pg.user,
-                                                         "password": SecretReference(pg.password_env),
-                                                         "dbname": pg.dbname, "sslmode": "disable"}),
-            "snowflake": ComputeConfig("sf", "snowflake", {"account": "fakesnow", "user": "floe",
-                                                           "password": SecretReference("PAIRS_SF_PASSWORD"),
-                                                           "database": SNOWFLAKE_DB, "warehouse": "wh",
-                                                           "host": snow.host, "port": snow.port, "protocol": "http"}),
-        }  # fmt: skip
+            "postgres": ComputeConfig(
+                "pg",
+                "postgres",
+                {
+                    "host": pg.host,
+                    "port": pg.port,
+                    "user": pg.user,
+                    "password": SecretReference(pg.password_env),
+                    "dbname": pg.dbname,
+                    "sslmode": "disable",
+                },
+            ),
+            "snowflake": ComputeConfig(
+                "sf",
+                "snowflake",
+                {
+                    "account": "fakesnow",
+                    "user": "floe",
+                    "password": SecretReference("PAIRS_SF_PASSWORD"),
+                    "database": SNOWFLAKE_DB,
+                    "warehouse": "wh",
+                    "host": snow.host,
+                    "port": snow.port,
+                    "protocol": "http",
+                },
+            ),
+        }
         with pytest.MonkeyPatch.context() as patch:
             for key, value in {**pg.environ, "PAIRS_SF_PASSWORD": password}.items():
                 patch.setenv(key, value)
@@ -362,8 +495,13 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
 def test_every_value_and_type_survives_a_bridge(engines: Engines, upstream: str, downstream: str) -> None:
     examples = min(EXAMPLES.get(upstream, 12), EXAMPLES.get(downstream, 12))
 
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(table=tables())
     def crosses(table: tuple[list[Column], list[tuple[Any, ...]]]) -> None:
         cols, rows = table
@@ -392,18 +530,34 @@ def test_a_postgres_column_without_an_iceberg_type_fails_naming_it(engines: Engi
     """Publishing: an unconstrained numeric (no scale to keep), 40 digits (Iceberg keeps 38), an
     interval and a time with zone (no Iceberg type) each fail, naming the column and both types;
     nothing is committed."""
-    cases = {"unbounded": ("1.5::numeric / 7 AS ratio", ["column 'ratio'", "PostgreSQL numeric (no precision or scale)",
-                                                           "Iceberg decimal(p, s)", "::numeric(18, 2)"]),
-             "wide": ("1.5::numeric(40, 2) AS big", ["column 'big': Arrow decimal256(40, 2) cannot become Iceberg "
-                                                     "decimal(38, 2): Iceberg decimals have at most 38 digits"]),
-             "spans": ("interval '1 day' AS span", ["column 'span'", "PostgreSQL interval"]),
-             "clock": ("'10:00+02'::timetz AS opens", ["column 'opens'", "timetz"])}  # fmt: skip
+    cases = {
+        "unbounded": (
+            "1.5::numeric / 7 AS ratio",
+            [
+                "column 'ratio'",
+                "PostgreSQL numeric (no precision or scale)",
+                "Iceberg decimal(p, s)",
+                "::numeric(18, 2)",
+            ],
+        ),
+        "wide": (
+            "1.5::numeric(40, 2) AS big",
+            [
+                "column 'big': Arrow decimal256(40, 2) cannot become Iceberg "
+                "decimal(38, 2): Iceberg decimals have at most 38 digits"
+            ],
+        ),
+        "spans": ("interval '1 day' AS span", ["column 'span'", "PostgreSQL interval"]),
+        "clock": ("'10:00+02'::timetz AS opens", ["column 'opens'", "timetz"]),
+    }
     with engines.postgres.connect() as connection, connection.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {NS}")
         for name, (column, _) in cases.items():
             cursor.execute(f"CREATE TABLE {NS}.{name} AS SELECT 1::bigint AS id, {column}")
     for name, (_, fragments) in cases.items():
-        text = _failure(lambda name=name: engines.publish("postgres", Relation(engines.postgres.dbname, NS, name)))
+        text = _failure(
+            lambda name=name: engines.publish("postgres", Relation(engines.postgres.dbname, NS, name))
+        )
         assert all(f in text for f in fragments), text
         assert "Traceback" not in text
     assert not set(cases) & {t[1] for t in _catalog_tables(engines)}
@@ -413,7 +567,9 @@ def test_a_snowflake_column_without_an_iceberg_type_fails_naming_it(engines: Eng
     connection = engines._snowflake()
     cursor = connection.cursor()
     cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {SNOWFLAKE_DB}.{NS}")
-    cursor.execute(f"CREATE TABLE {SNOWFLAKE_DB}.{NS}.semi AS SELECT 1 AS id, PARSE_JSON('{{\"a\": 1}}') AS doc")
+    cursor.execute(
+        f"CREATE TABLE {SNOWFLAKE_DB}.{NS}.semi AS SELECT 1 AS id, PARSE_JSON('{{\"a\": 1}}') AS doc"
+    )
     connection.close()
     text = _failure(lambda: engines.publish("snowflake", Relation(SNOWFLAKE_DB, NS, "semi")))
     assert "column 'doc'" in text and "Snowflake VARIANT cannot become an Iceberg type" in text
@@ -425,7 +581,11 @@ def test_a_catalog_column_the_downstream_engine_lacks_fails_the_load_naming_it(e
     engines.duckdb.execute(f"CREATE TABLE floe.{NS}.tagged AS SELECT 1::BIGINT AS id, ['a', 'b'] AS tags")
     for engine, database in (("postgres", engines.postgres.dbname), ("snowflake", SNOWFLAKE_DB)):
         text = _failure(lambda e=engine, d=database: engines.load(e, Relation(d, NS, "tagged")))
-        assert "column 'tags'" in text and "Arrow large_list<element: large_string>" in text and f"a {engine} type" in text, text
+        assert (
+            "column 'tags'" in text
+            and "Arrow large_list<element: large_string>" in text
+            and f"a {engine} type" in text
+        ), text
     with engines.postgres.connect() as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tagged%'")
         assert cursor.fetchone() == (0,)
@@ -439,4 +599,3 @@ def _catalog_tables(engines: Engines) -> list[tuple[str, ...]]:
 
 def test_the_pairs_cover_every_bridged_direction() -> None:
     assert len(PAIRS) == 10 and ("postgres", "snowflake") in PAIRS and ("duckdb", "spark") not in PAIRS
-

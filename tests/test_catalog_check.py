@@ -42,10 +42,16 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
 
 
 def lake(server: Seaweed, **changes: object) -> CatalogConfig:
-    fields: dict[str, object] = {"type": "rest", "name": "lake", "uri": server.iceberg_uri,
-                                 "warehouse": server.table_bucket, "client_id": server.client_id,
-                                 "client_secret": SecretReference(SECRET_ENV),
-                                 "access_delegation": "vended-credentials", **changes}  # fmt: skip
+    fields: dict[str, object] = {
+        "type": "rest",
+        "name": "lake",
+        "uri": server.iceberg_uri,
+        "warehouse": server.table_bucket,
+        "client_id": server.client_id,
+        "client_secret": SecretReference(SECRET_ENV),
+        "access_delegation": "vended-credentials",
+        **changes,
+    }
     return CatalogConfig(**fields)  # type: ignore[arg-type]
 
 
@@ -69,7 +75,9 @@ def test_a_vending_catalog_is_reached_with_oauth_and_says_it_vends(seaweed: Seaw
     create_table(lake(seaweed), "sales")
     result = check_catalog(lake(seaweed))
     assert result.success and result.details["vends_credentials"] is True, result.message
-    assert "vends credentials (s3.access-key-id" in result.message and "for table sales.orders" in result.message
+    assert (
+        "vends credentials (s3.access-key-id" in result.message and "for table sales.orders" in result.message
+    )
     assert CANARY not in result.message + json.dumps(dict(result.details))
 
 
@@ -80,12 +88,17 @@ def test_wrong_credentials_and_an_unset_secret_are_named(seaweed: Seaweed, monke
     assert "getting an OAuth2 token" in refused.message and CANARY not in refused.message
     monkeypatch.delenv(SECRET_ENV)
     unset = check_catalog(lake(seaweed))
-    assert not unset.success and f"the secret environment variable {SECRET_ENV} (client_secret) is not set" in unset.message
+    assert (
+        not unset.success
+        and f"the secret environment variable {SECRET_ENV} (client_secret) is not set" in unset.message
+    )
 
 
 def test_the_embedded_catalog_vends_nothing(tmp_path: Path) -> None:
     with EmbeddedCatalog(tmp_path / ".floe") as embedded:
-        catalog = CatalogConfig("rest", uri=embedded.uri, warehouse=embedded.warehouse, access_delegation="vended-credentials")
+        catalog = CatalogConfig(
+            "rest", uri=embedded.uri, warehouse=embedded.warehouse, access_delegation="vended-credentials"
+        )
         create_table(catalog, "sales")
         result = check_catalog(catalog)
         plain = check_catalog(CatalogConfig("rest", uri=embedded.uri))
@@ -103,11 +116,16 @@ def test_a_refused_port_and_a_silent_server_answer_within_the_bound() -> None:
         start = time.monotonic()
         result = check_catalog(CatalogConfig("rest", uri=f"http://127.0.0.1:{port}"), timeout=2)
         assert time.monotonic() - start < 2.5
-    assert not result.success and "no answer from" in result.message and "within 2 s while GET" in result.message
+    assert (
+        not result.success and "no answer from" in result.message and "within 2 s while GET" in result.message
+    )
     start = time.monotonic()
     refused = check_catalog(CatalogConfig("rest", uri=f"http://127.0.0.1:{port}"))
     assert time.monotonic() - start < 2 and not refused.success
-    assert "cannot reach the catalog at 127.0.0.1:" in refused.message and "Connection refused" in refused.message
+    assert (
+        "cannot reach the catalog at 127.0.0.1:" in refused.message
+        and "Connection refused" in refused.message
+    )
 
 
 def test_floe_validate_reports_the_catalog_row(seaweed: Seaweed, tmp_path: Path) -> None:
@@ -118,27 +136,44 @@ def test_floe_validate_reports_the_catalog_row(seaweed: Seaweed, tmp_path: Path)
         "plugins: {compute: {approved: [duckdb], default: duckdb}}\n"
         f"catalog:\n  type: rest\n  name: lake\n  uri: {seaweed.iceberg_uri}\n  warehouse: {seaweed.table_bucket}\n"
         f"  client_id: {seaweed.client_id}\n  client_secret: {{secret_ref: {SECRET_ENV}}}\n"
-        "  access_delegation: vended-credentials\n")  # fmt: skip
+        "  access_delegation: vended-credentials\n"
+    )
     env = {**os.environ, SECRET_ENV: CANARY}
-    done = subprocess.run([sys.executable, "-m", "floe", "validate", str(manifest), "--json"], capture_output=True,
-                          text=True, timeout=60, env=env)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "floe", "validate", str(manifest), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     row = json.loads(done.stdout)["catalog"]
     assert row["status"] == "ok" and row["vends_credentials"] is True and float(row["seconds"]) < 10
     assert CANARY not in done.stdout + done.stderr
     env[SECRET_ENV] = "wrong"
-    failed = subprocess.run([sys.executable, "-m", "floe", "validate", str(manifest)], capture_output=True,
-                            text=True, timeout=60, env=env)  # fmt: skip
+    failed = subprocess.run(
+        [sys.executable, "-m", "floe", "validate", str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert failed.returncode == 1 and "catalog lake" in failed.stdout and "FAILED" in failed.stdout
 
 
 def test_floe_validate_skips_a_sql_catalog(tmp_path: Path) -> None:
     manifest = tmp_path / "enterprise.yaml"
-    manifest.write_text("apiVersion: floe.dev/v1\nkind: Manifest\nscope: enterprise\nmetadata: {name: acme}\n"
-                        "plugins: {compute: {approved: [duckdb], default: duckdb}}\n"
-                        f"catalog: {{type: sql, uri: 'sqlite:///{tmp_path}/catalog.db'}}\n")  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "floe", "validate", str(manifest), "--json"], capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    manifest.write_text(
+        "apiVersion: floe.dev/v1\nkind: Manifest\nscope: enterprise\nmetadata: {name: acme}\n"
+        "plugins: {compute: {approved: [duckdb], default: duckdb}}\n"
+        f"catalog: {{type: sql, uri: 'sqlite:///{tmp_path}/catalog.db'}}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "floe", "validate", str(manifest), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     row = json.loads(done.stdout)["catalog"]
     assert row["status"] == "skipped" and "has no REST endpoint to check" in row["message"]

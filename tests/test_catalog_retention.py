@@ -38,8 +38,9 @@ def test_maintenance_bounds_snapshots_and_files_and_keeps_every_row(tmp_path: Pa
     embedded = EmbeddedCatalog(tmp_path / ".floe").start()
     try:
         embedded.create_namespace("ns")
-        sql = SqlCatalog("floe", uri=f"sqlite:///{embedded.database_path}",
-                         warehouse=f"file://{embedded.warehouse_path}")  # fmt: skip
+        sql = SqlCatalog(
+            "floe", uri=f"sqlite:///{embedded.database_path}", warehouse=f"file://{embedded.warehouse_path}"
+        )
         schema = pa.schema([pa.field("round", pa.int64())])
         table = sql.create_table(("ns", "events"), schema)
         outside = tmp_path / "not-the-catalogs.parquet"
@@ -54,7 +55,9 @@ def test_maintenance_bounds_snapshots_and_files_and_keeps_every_row(tmp_path: Pa
             assert done.errors == []
             table = sql.load_table(("ns", "events"))
             manifests = table.current_snapshot().manifests(table.io)
-            live = len(manifests) + sum(len(m.fetch_manifest_entry(table.io, discard_deleted=True)) for m in manifests)
+            live = len(manifests) + sum(
+                len(m.fetch_manifest_entry(table.io, discard_deleted=True)) for m in manifests
+            )
             counts.append(table_files(embedded.warehouse_path) - live)  # beyond what the current table needs
         assert len(table.metadata.snapshots) <= 2 * keep + 1
         assert sorted(r["round"] for r in table.scan().to_arrow().to_pylist()) == list(range(1, 25))

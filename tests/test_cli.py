@@ -13,14 +13,37 @@ import pytest
 from floe.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-HEAVY = ("dbt", "pyspark", "pyiceberg", "snowflake", "databricks", "redshift_connector", "trino", "duckdb",
-         "agate", "kubernetes", "psycopg2", "openlineage", "dagster", "dagster_dbt", "hera")  # fmt: skip
+HEAVY = (
+    "dbt",
+    "pyspark",
+    "pyiceberg",
+    "snowflake",
+    "databricks",
+    "redshift_connector",
+    "trino",
+    "duckdb",
+    "agate",
+    "kubernetes",
+    "psycopg2",
+    "openlineage",
+    "dagster",
+    "dagster_dbt",
+    "hera",
+)
 """Top-level modules (and google.cloud.bigquery) that no command may import before it needs them."""
 
 
-def floe(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "floe", *args], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=120)  # fmt: skip
+def floe(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "floe", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def _copy_example(tmp_path: Path) -> Path:
@@ -42,7 +65,9 @@ def test_compile_example_writes_both_artifacts(tmp_path: Path) -> None:
     assert compiled["approved"] == ["duckdb", "duckdb-large"] and compiled["default"] == "duckdb"
     assert compiled["environments"] == ["dev", "prod"]
     assert [(t["path"], t["compute"]) for t in compiled["transforms"]] == [
-        ("models/staging/", "duckdb-large"), ("models/marts/", "duckdb")]  # fmt: skip
+        ("models/staging/", "duckdb-large"),
+        ("models/marts/", "duckdb"),
+    ]
     assert compiled["computes"]["duckdb-large"]["config"] == {"threads": 6, "memory_limit": "8GB"}
     import yaml
 
@@ -60,7 +85,9 @@ def test_exit_codes_and_no_traceback(tmp_path: Path) -> None:
     usage = floe("compile")
     assert usage.returncode == 2 and "usage:" in usage.stderr
     assert floe().returncode == 2
-    (shop / "floe.yaml").write_text((shop / "floe.yaml").read_text().replace("compute: duckdb-large", "compute: spark"))
+    (shop / "floe.yaml").write_text(
+        (shop / "floe.yaml").read_text().replace("compute: duckdb-large", "compute: spark")
+    )
     bad = floe("compile", str(shop))
     assert bad.returncode == 1
     assert "floe.yaml:9: $.transforms[0].compute: transform 'staging' selects compute 'spark'" in bad.stderr
@@ -98,8 +125,10 @@ def test_engines_lists_installed_engines_with_packages() -> None:
 def test_command_tables_keep_each_row_on_one_line() -> None:
     from floe.execution.report import table
 
-    rows = [{"compute": "duckdb", "status": "FAILED", "message": "cannot open\n  fix: check the path"},
-            {"compute": "a-longer-name", "status": "ok", "message": ""}]  # fmt: skip
+    rows = [
+        {"compute": "duckdb", "status": "FAILED", "message": "cannot open\n  fix: check the path"},
+        {"compute": "a-longer-name", "status": "ok", "message": ""},
+    ]
     assert table(rows, ["compute", "status", "message"], one_line=True).splitlines() == [
         "COMPUTE        STATUS  MESSAGE",
         "duckdb         FAILED  cannot open   fix: check the path",
@@ -121,26 +150,39 @@ def test_validate_prints_a_table_per_compute(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "unknown environment 'qa'" in unknown.stderr
 
 
-@pytest.mark.parametrize("command", [["-c", "import floe"], ["-m", "floe", "--version"],
-                                     ["-m", "floe", "schema"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "command", [["-c", "import floe"], ["-m", "floe", "--version"], ["-m", "floe", "schema"]]
+)
 def test_startup_imports_no_heavy_modules(command: list[str]) -> None:
-    code = ("import sys, runpy; sys.argv = ['floe'] + {args!r}; "
-            "import floe.cli\n"
-            "try: floe.cli.main({args!r})\nexcept SystemExit: pass\n"
-            "print([m for m in sys.modules if m.split('.')[0] in {heavy!r} or m.startswith('google.cloud.bigquery')])")  # fmt: skip
+    code = (
+        "import sys, runpy; sys.argv = ['floe'] + {args!r}; "
+        "import floe.cli\n"
+        "try: floe.cli.main({args!r})\nexcept SystemExit: pass\n"
+        "print([m for m in sys.modules if m.split('.')[0] in {heavy!r} or m.startswith('google.cloud.bigquery')])"
+    )
     args = command[2:] if command[0] == "-m" else []
-    proc = subprocess.run([sys.executable, "-c", code.format(args=args, heavy=HEAVY)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code.format(args=args, heavy=HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
 
 
 def test_compile_imports_no_dbt_or_engine_clients(tmp_path: Path) -> None:
     shop = _copy_example(tmp_path)
-    code = ("import sys, floe.cli; rc = floe.cli.main(['compile', {shop!r}]); "
-            "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r} "
-            "or m.startswith('google.cloud.bigquery')))")  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", code.format(shop=str(shop), heavy=set(HEAVY))],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    code = (
+        "import sys, floe.cli; rc = floe.cli.main(['compile', {shop!r}]); "
+        "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r} "
+        "or m.startswith('google.cloud.bigquery')))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code.format(shop=str(shop), heavy=set(HEAVY))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
 
 
@@ -149,11 +191,14 @@ def test_compile_of_a_plain_manifest_needs_neither_strictyaml_nor_jsonschema_nor
     to import) loads only for what fastyaml leaves to it; fastschema finds valid data valid, so
     jsonschema (~60 ms) loads only to report errors; no engine imports ssl before it talks TLS."""
     shop = _copy_example(tmp_path)
-    code = ("import sys, floe.cli; rc = floe.cli.main(['compile', {shop!r}]); "
-            "print(rc, sorted({{m.split('.')[0] for m in sys.modules}} & "
-            "{{'strictyaml', 'jsonschema', 'referencing', 'ssl'}}))")  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", code.format(shop=str(shop))],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    code = (
+        "import sys, floe.cli; rc = floe.cli.main(['compile', {shop!r}]); "
+        "print(rc, sorted({{m.split('.')[0] for m in sys.modules}} & "
+        "{{'strictyaml', 'jsonschema', 'referencing', 'ssl'}}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code.format(shop=str(shop))], capture_output=True, text=True, timeout=60
+    )
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
 
 
@@ -161,8 +206,19 @@ def test_render_k8s_writes_one_valid_job_per_transform(tmp_path: Path) -> None:
     import yaml
 
     shop = _copy_example(tmp_path)
-    proc = floe("render", "k8s", str(shop), "--env", "prod", "--image", "registry.example.com/shop:1.0",
-                "--namespace", "data", "--secret-name", "shop-credentials")  # fmt: skip
+    proc = floe(
+        "render",
+        "k8s",
+        str(shop),
+        "--env",
+        "prod",
+        "--image",
+        "registry.example.com/shop:1.0",
+        "--namespace",
+        "data",
+        "--secret-name",
+        "shop-credentials",
+    )
     assert proc.returncode == 0, proc.stderr
     out = shop / "target/floe/k8s/prod"
     assert sorted(p.name for p in out.iterdir()) == ["shop-marts-prod.yaml", "shop-staging-prod.yaml"]
@@ -172,8 +228,10 @@ def test_render_k8s_writes_one_valid_job_per_transform(tmp_path: Path) -> None:
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.example.com/shop:1.0"
     assert container["command"] == ["floe", "run", "/workspace/shop", "--env", "prod", "--select", "staging"]
-    assert container["resources"] == {"requests": {"cpu": "2", "memory": "8Gi"},
-                                      "limits": {"cpu": "4", "memory": "12Gi"}}  # fmt: skip
+    assert container["resources"] == {
+        "requests": {"cpu": "2", "memory": "8Gi"},
+        "limits": {"cpu": "4", "memory": "12Gi"},
+    }
     unknown = floe("render", "k8s", str(shop), "--env", "staging")
     assert unknown.returncode == 1 and "unknown environment 'staging'" in unknown.stderr
     assert "Traceback" not in unknown.stderr and unknown.stdout == ""
@@ -184,18 +242,27 @@ def test_render_k8s_writes_one_valid_job_per_transform(tmp_path: Path) -> None:
     assert floe("render").returncode == 2
 
 
-@pytest.mark.parametrize("command", [
-    ["compile", "{path}"], ["validate", "{path}"], ["run", "{path}", "--env", "dev"],
-    ["render", "k8s", "{path}", "--env", "dev", "--image", "registry.example.com/x:1"],
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["compile", "{path}"],
+        ["validate", "{path}"],
+        ["run", "{path}", "--env", "dev"],
+        ["render", "k8s", "{path}", "--env", "dev", "--image", "registry.example.com/x:1"],
+    ],
+)
 def test_a_path_the_system_refuses_is_a_located_error_not_a_crash(tmp_path: Path, command: list[str]) -> None:
     """A name longer than the file system allows, a symlink loop, a file used as a directory: each
     command says which path and why, and exits 1 (never "internal error")."""
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
     (tmp_path / "file").write_text("x")
-    cases = {tmp_path / ("a" * 300): "file name too long", tmp_path / ("a" * 300) / "floe.yaml": "file name too long",
-             loop: "too many levels of symbolic links", tmp_path / "file" / "floe.yaml": "not a directory"}  # fmt: skip
+    cases = {
+        tmp_path / ("a" * 300): "file name too long",
+        tmp_path / ("a" * 300) / "floe.yaml": "file name too long",
+        loop: "too many levels of symbolic links",
+        tmp_path / "file" / "floe.yaml": "not a directory",
+    }
     for path, reason in cases.items():
         proc = floe(*(part.format(path=path) for part in command))
         assert proc.returncode == 1, (path, proc.stdout, proc.stderr)
@@ -212,13 +279,23 @@ def test_an_engine_refusing_a_computes_settings_is_located_where_they_are_writte
     text = manifest.read_text()
     override = "      duckdb: { schema: analytics }"
     assert override in text
-    manifest.write_text(text.replace(override, "      duckdb: { schema: analytics, motherduck_token: { secret_ref: MD_TOKEN } }"))
-    line = manifest.read_text().splitlines().index(
-        "      duckdb: { schema: analytics, motherduck_token: { secret_ref: MD_TOKEN } }") + 1
+    manifest.write_text(
+        text.replace(
+            override, "      duckdb: { schema: analytics, motherduck_token: { secret_ref: MD_TOKEN } }"
+        )
+    )
+    line = (
+        manifest.read_text()
+        .splitlines()
+        .index("      duckdb: { schema: analytics, motherduck_token: { secret_ref: MD_TOKEN } }")
+        + 1
+    )
     proc = floe("compile", "shop", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert proc.stderr.startswith(f"platform/enterprise.yaml:{line}: $.environments[1].overrides.duckdb: "
-                                  "environment 'prod': compute 'duckdb' (engine duckdb): generate_dbt_profile "
-                                  "failed: motherduck_token is set"), proc.stderr  # fmt: skip
+    assert proc.stderr.startswith(
+        f"platform/enterprise.yaml:{line}: $.environments[1].overrides.duckdb: "
+        "environment 'prod': compute 'duckdb' (engine duckdb): generate_dbt_profile "
+        "failed: motherduck_token is set"
+    ), proc.stderr
     assert "fix: set path to md:<database>" in proc.stderr
     assert not (shop / "target" / "floe" / "compiled.json").exists()  # nothing half-written

@@ -50,25 +50,57 @@ WORKER = "test_worker_setup_is_well_formed"
 CATALOG_SECRETS = "test_run_profile_never_holds_the_catalogs_secrets"
 RUN_SECRETS = "test_run_hooks_never_hold_a_secrets_value"
 RUN = "test_a_transform_runs_twice_in_floe_run"
-SUITE = {SCHEMA, TYPE, ADAPTER, DBT_DEBUG, PACKAGES, SUCCEEDS, FAILS, IN_TIME, RESOURCES, CATALOG,
-         CREDENTIALS, CANARY, ERRORS, ACCESS, NAMESPACE, RUN_ADAPTER, PROJECT, WORKER, CATALOG_SECRETS,
-         RUN_SECRETS, RUN}  # fmt: skip
+SUITE = {
+    SCHEMA,
+    TYPE,
+    ADAPTER,
+    DBT_DEBUG,
+    PACKAGES,
+    SUCCEEDS,
+    FAILS,
+    IN_TIME,
+    RESOURCES,
+    CATALOG,
+    CREDENTIALS,
+    CANARY,
+    ERRORS,
+    ACCESS,
+    NAMESPACE,
+    RUN_ADAPTER,
+    PROJECT,
+    WORKER,
+    CATALOG_SECRETS,
+    RUN_SECRETS,
+    RUN,
+}
 """Every test of ``BaseComputePluginTests``; a class that adopts it runs each once."""
 
 NO_WAY = "cannot check that validate_connection fails where it should"
 COMPLIANT = ("TestToy", "TestToyNet")
 BROKEN: dict[str, dict[str, str]] = {
     # adopter class: {test that must fail: a fragment of why}; every other test must pass
-    "TestNoType": {TYPE: "dbt needs the adapter's, 'duckdb'", DBT_DEBUG: "dbt debug failed",
-                   NAMESPACE: "the run profile's type is None"},
-    "TestAlwaysOk": {FAILS: "succeeded against a path below a regular file",
-                     IN_TIME: "succeeded against a FIFO nobody writes"},
-    "TestNetAlwaysOk": {FAILS: "succeeded against a refused port", IN_TIME: "succeeded against a silent server"},
+    "TestNoType": {
+        TYPE: "dbt needs the adapter's, 'duckdb'",
+        DBT_DEBUG: "dbt debug failed",
+        NAMESPACE: "the run profile's type is None",
+    },
+    "TestAlwaysOk": {
+        FAILS: "succeeded against a path below a regular file",
+        IN_TIME: "succeeded against a FIFO nobody writes",
+    },
+    "TestNetAlwaysOk": {
+        FAILS: "succeeded against a refused port",
+        IN_TIME: "succeeded against a silent server",
+    },
     "TestNetHung": {IN_TIME: "did not return within its timeout of 3 s"},
-    "TestLiteralSecret": {CREDENTIALS: "accepts a literal value for the credential 'password'",
-                          CANARY: "does not reference secret 'password'"},
-    "TestLeaky": {CANARY: "the value of secret 'password' leaked",
-                  RUN_SECRETS: "the value of secret 'password' leaked into a run hook's answer"},
+    "TestLiteralSecret": {
+        CREDENTIALS: "accepts a literal value for the credential 'password'",
+        CANARY: "does not reference secret 'password'",
+    },
+    "TestLeaky": {
+        CANARY: "the value of secret 'password' leaked",
+        RUN_SECRETS: "the value of secret 'password' leaked into a run hook's answer",
+    },
     "TestBadQuantities": {RESOURCES: "'100 m' is not a Kubernetes quantity"},
     "TestBadSql": {CATALOG: 'syntax error at or near "ATACH"'},
     "TestNoAttachment": {CATALOG: "declared attachment by SQL, but the hook returned None"},
@@ -82,9 +114,11 @@ BROKEN: dict[str, dict[str, str]] = {
     "TestRunLeakyWorker": {RUN_SECRETS: "the value of secret 'password' leaked into a run hook's answer"},
     "TestRunLeakyCatalog": {CATALOG_SECRETS: "the value of the catalog's secret leaked"},
     "TestRunConnectingAccess": {ACCESS: "must decide from the settings alone, without connecting"},
-    "TestRunBadConfigs": {PROJECT: "project configs go under dbt's resource keys",
-                          RUN: "project configs under 'model', which is no key of a dbt project"},
-}  # fmt: skip
+    "TestRunBadConfigs": {
+        PROJECT: "project configs go under dbt's resource keys",
+        RUN: "project configs under 'model', which is no key of a dbt project",
+    },
+}
 RUNS = ("TestToy", "TestToyNet", "TestRunBadConfigs")
 """The classes that run :data:`RUN` (``floe run`` twice: dbt processes, seconds each): the compliant
 engines, and the broken engine whose fault only shows in a run. Each other broken engine has one
@@ -96,25 +130,38 @@ def checks_of(adopter: str) -> set[str]:
     return SUITE if adopter in RUNS else SUITE - {RUN}
 
 
-BRIDGE_SUITE = {"test_an_engine_attached_in_place_declares_no_bridge", "test_a_bridged_table_keeps_every_value_and_type",
-                "test_a_load_replaces_the_rows_and_a_failed_load_leaves_them",
-                "test_a_column_the_engine_cannot_keep_fails_naming_it"}  # fmt: skip
+BRIDGE_SUITE = {
+    "test_an_engine_attached_in_place_declares_no_bridge",
+    "test_a_bridged_table_keeps_every_value_and_type",
+    "test_a_load_replaces_the_rows_and_a_failed_load_leaves_them",
+    "test_a_column_the_engine_cannot_keep_fails_naming_it",
+}
 """The tests of ``BridgeTests`` (floe.testing.compliance_bridge), part of the suite."""
 SUITE = SUITE | BRIDGE_SUITE
 COMPLIANT += ("TestToyBridge",)  # a bridged engine passes every check
 NO_HOOK = "has no floe_load_arrow hook"
 BROKEN_BRIDGES: dict[str, dict[str, str]] = {
     # adopter class of BridgeTests alone: {test that must fail: a fragment of why}; the others must pass
-    "TestBridgeLossy": {"test_a_bridged_table_keeps_every_value_and_type": "'at_utc': timestamp[us, tz=UTC] came back as timestamp[us]",
-                        "test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": "the table holds exactly its rows"},
-    "TestBridgeAppends": {"test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": "replaces the rows (it does not append)"},
-    "TestBridgeUnstaged": {"test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": "a load whose data failed part way changed the table"},
-    "TestBridgeStringly": {"test_a_column_the_engine_cannot_keep_fails_naming_it": "accepted column 'odd_interval'"},
-    "TestBridgeHookless": {"test_a_bridged_table_keeps_every_value_and_type": NO_HOOK,
-                           "test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": NO_HOOK,
-                           "test_a_column_the_engine_cannot_keep_fails_naming_it": "refused a column without naming it"},
+    "TestBridgeLossy": {
+        "test_a_bridged_table_keeps_every_value_and_type": "'at_utc': timestamp[us, tz=UTC] came back as timestamp[us]",
+        "test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": "the table holds exactly its rows",
+    },
+    "TestBridgeAppends": {
+        "test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": "replaces the rows (it does not append)"
+    },
+    "TestBridgeUnstaged": {
+        "test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": "a load whose data failed part way changed the table"
+    },
+    "TestBridgeStringly": {
+        "test_a_column_the_engine_cannot_keep_fails_naming_it": "accepted column 'odd_interval'"
+    },
+    "TestBridgeHookless": {
+        "test_a_bridged_table_keeps_every_value_and_type": NO_HOOK,
+        "test_a_load_replaces_the_rows_and_a_failed_load_leaves_them": NO_HOOK,
+        "test_a_column_the_engine_cannot_keep_fails_naming_it": "refused a column without naming it",
+    },
     "TestInPlaceBridged": {"test_an_engine_attached_in_place_declares_no_bridge": "also declares a bridge"},
-}  # fmt: skip
+}
 BLOCKED = ("kubernetes", "hypothesis", "sqlglot", "boto3", "botocore", "fakesnow", "bqemulator")
 """Packages of floe's test extra that neither floe nor pytest needs: not importable in the run."""
 RUNNER = textwrap.dedent(f"""\
@@ -152,19 +199,25 @@ MUTANTS = {
         "compliance_connection.py",
         'assert not result.success, f"validate_connection succeeded against {what}: {result.message}"',
         "assert True",
-        "TestWeakenedConnection", "TestAlwaysOk", FAILS,
+        "TestWeakenedConnection",
+        "TestAlwaysOk",
+        FAILS,
     ),
     "weakened_secrets": Mutant(
         "compliance_secrets.py",
         "if not is_credential_key(setting.path[-1]) or setting.label in checked:",
         "if True:  # weakened: no setting is a credential",
-        "TestWeakenedSecrets", "TestLiteralSecret", CREDENTIALS,
+        "TestWeakenedSecrets",
+        "TestLiteralSecret",
+        CREDENTIALS,
     ),
     "weakened_run": Mutant(
         "compliance_run.py",
         'assert NAMESPACE in {run_profile.get("schema"), run_profile.get("dataset")}',
         'assert True or NAMESPACE in {run_profile.get("schema"), run_profile.get("dataset")}',
-        "TestWeakenedRun", "TestRunNoNamespace", NAMESPACE,
+        "TestWeakenedRun",
+        "TestRunNoNamespace",
+        NAMESPACE,
     ),
 }
 
@@ -184,7 +237,9 @@ def outcomes(junit: Path) -> dict[str, dict[str, Outcome]]:
         skipped = [e for e in case if e.tag == "skipped"]
         text = " ".join((e.get("message") or "") + "\n" + (e.text or "") for e in bad + skipped)
         cls = case.get("classname", "").rpartition(".")[2]
-        found.setdefault(cls, {})[case.get("name", "")] = Outcome(not bad and not skipped, bool(skipped), text)
+        found.setdefault(cls, {})[case.get("name", "")] = Outcome(
+            not bad and not skipped, bool(skipped), text
+        )
     return found
 
 
@@ -198,7 +253,9 @@ def mismatches(expected: dict[str, str], got: dict[str, Outcome], tests: set[str
         elif name in expected and outcome.passed:
             problems.append(f"{name}: passed, but must fail ({expected[name]})")
         elif name in expected and expected[name] not in outcome.text:
-            problems.append(f"{name}: failed for another reason than {expected[name]!r}: {outcome.text[:600]}")
+            problems.append(
+                f"{name}: failed for another reason than {expected[name]!r}: {outcome.text[:600]}"
+            )
         elif name not in expected and not outcome.passed:
             problems.append(f"{name}: failed, but must pass: {outcome.text[:600]}")
     return problems
@@ -218,12 +275,29 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Outcome
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     junit = root / "junit.xml"
     adopters = [*COMPLIANT, *BROKEN, *(mutant.adopter for mutant in MUTANTS.values())]
-    deselected = [f"--deselect=test_adoption.py::{adopter}::{RUN}" for adopter in adopters if adopter not in RUNS]
+    deselected = [
+        f"--deselect=test_adoption.py::{adopter}::{RUN}" for adopter in adopters if adopter not in RUNS
+    ]
     done = subprocess.run(
-        [sys.executable, "-c", RUNNER, "-p", "no:cacheprovider", *plugin_args(), "-q", "--junitxml", str(junit),
-         *deselected, "test_adoption.py"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            RUNNER,
+            "-p",
+            "no:cacheprovider",
+            *plugin_args(),
+            "-q",
+            "--junitxml",
+            str(junit),
+            *deselected,
+            "test_adoption.py",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert junit.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     return outcomes(junit)
 
@@ -237,14 +311,17 @@ def test_a_compliant_engine_passes_every_check(run: dict[str, dict[str, Outcome]
 
 @pytest.mark.req("REQ-020")
 @pytest.mark.parametrize("adopter", sorted(BROKEN))
-def test_a_broken_engine_fails_the_suite_on_the_right_test(run: dict[str, dict[str, Outcome]], adopter: str) -> None:
+def test_a_broken_engine_fails_the_suite_on_the_right_test(
+    run: dict[str, dict[str, Outcome]], adopter: str
+) -> None:
     assert mismatches(BROKEN[adopter], run[adopter], checks_of(adopter)) == []
 
 
 @pytest.mark.req("REQ-020")
 @pytest.mark.parametrize("adopter", sorted(BROKEN_BRIDGES))
-def test_a_broken_bridge_fails_the_bridge_checks_on_the_right_test(run: dict[str, dict[str, Outcome]],
-                                                                    adopter: str) -> None:  # fmt: skip
+def test_a_broken_bridge_fails_the_bridge_checks_on_the_right_test(
+    run: dict[str, dict[str, Outcome]], adopter: str
+) -> None:
     assert mismatches(BROKEN_BRIDGES[adopter], run[adopter], BRIDGE_SUITE) == []
 
 
@@ -258,7 +335,8 @@ def test_the_suite_runs_with_floe_and_pytest_only(run: dict[str, dict[str, Outco
 @pytest.mark.req("REQ-020")
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_a_weakened_suite_lets_a_broken_engine_through_and_is_caught(
-        run: dict[str, dict[str, Outcome]], name: str) -> None:  # fmt: skip
+    run: dict[str, dict[str, Outcome]], name: str
+) -> None:
     """Against a copy of the suite with one check weakened, the broken engine that check catches
     passes it, and the comparison above reports exactly that."""
     mutant = MUTANTS[name]
@@ -274,9 +352,11 @@ def test_a_weakened_suite_lets_a_broken_engine_through_and_is_caught(
 
 def test_missing_fixtures_fail_with_instructions(pytester: pytest.Pytester) -> None:
     compliance_toys.install(pytester.path / "site")
-    pytester._monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path / "site"),
-                                                                 os.environ.get("PYTHONPATH", "")]))  # fmt: skip
-    pytester.makepyfile(test_adoption="""
+    pytester._monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(pytester.path / "site"), os.environ.get("PYTHONPATH", "")])
+    )
+    pytester.makepyfile(
+        test_adoption="""
         import pytest
         from floe.testing import BaseComputePluginTests
 
@@ -292,33 +372,53 @@ def test_missing_fixtures_fail_with_instructions(pytester: pytest.Pytester) -> N
             @pytest.fixture
             def engine_name(self):
                 return "toy"
-        """)
+        """
+    )
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", *plugin_args(), "-k",
+        "-p",
+        "no:cacheprovider",
+        *plugin_args(),
+        "-k",
         "TestNothing and profile_has_type or NoClientError and client_errors or NoEndpoint and succeeds_against",
         timeout=240,
-    )  # fmt: skip
+    )
     result.assert_outcomes(errors=3)
-    result.stdout.fnmatch_lines(["*needs the engine's name: add to your test class*",
-                                 "*needs a real exception from your engine's client*",
-                                 "*needs a live peer of your engine*"])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "*needs the engine's name: add to your test class*",
+            "*needs a real exception from your engine's client*",
+            "*needs a live peer of your engine*",
+        ]
+    )
 
 
 def test_the_pytest_plugin_leaves_unrelated_runs_alone(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_plain="""
+    pytester.makepyfile(
+        test_plain="""
         def test_plain(request):
             assert "silent_server" not in request.fixturenames
-        """)
+        """
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *plugin_args())
     result.assert_outcomes(passed=1)
-    probe = ("import sys, floe.testing.pytest_plugin; "
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-             "{'dbt', 'duckdb', 'pyspark', 'kubernetes', 'jsonschema', 'floe.plugins'}))")  # fmt: skip
+    probe = (
+        "import sys, floe.testing.pytest_plugin; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'dbt', 'duckdb', 'pyspark', 'kubernetes', 'jsonschema', 'floe.plugins'}))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
-    entry = subprocess.run([sys.executable, "-c", "from importlib.metadata import entry_points; "
-                            "print([e.value for e in entry_points(group='pytest11') if e.name == 'floe'])"],
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    entry = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from importlib.metadata import entry_points; "
+            "print([e.value for e in entry_points(group='pytest11') if e.name == 'floe'])",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert entry.stdout.strip() == "['floe.testing.pytest_plugin']"
 
 
@@ -326,24 +426,33 @@ def test_floes_markers_stay_out_of_other_projects_runs(pytester: pytest.Pytester
     """A project with ``--strict-markers`` that installs floe: its own ``@pytest.mark.req`` is an
     unknown marker (floe's plugin registers none), and the compliance suite still runs there."""
     compliance_toys.install(pytester.path / "site")
-    pytester._monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path / "site"),
-                                                                 os.environ.get("PYTHONPATH", "")]))  # fmt: skip
+    pytester._monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(pytester.path / "site"), os.environ.get("PYTHONPATH", "")])
+    )
     pytester.makeini("[pytest]\naddopts = --strict-markers\n")
-    pytester.makepyfile(test_theirs="""
+    pytester.makepyfile(
+        test_theirs="""
         import pytest
 
         @pytest.mark.req("THEIRS-1")
         def test_marked():
             pass
-        """)
+        """
+    )
     theirs = pytester.runpytest_subprocess("-p", "no:cacheprovider", *plugin_args(), "test_theirs.py")
     theirs.assert_outcomes(errors=1)
     theirs.stdout.fnmatch_lines(["*'req' not found in `markers` configuration option*"])
-    (pytester.path / "test_adoption.py").write_text((SUPPORT / "compliance_adoption.py").read_text(encoding="utf-8"))
+    (pytester.path / "test_adoption.py").write_text(
+        (SUPPORT / "compliance_adoption.py").read_text(encoding="utf-8")
+    )
     checks = (TYPE, RESOURCES, CREDENTIALS, ERRORS)  # each carried a marker once
-    suite = pytester.runpytest_subprocess("-p", "no:cacheprovider", *plugin_args(),
-                                          *(f"test_adoption.py::TestToy::{check}" for check in checks),
-                                          timeout=240)  # fmt: skip
+    suite = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        *plugin_args(),
+        *(f"test_adoption.py::TestToy::{check}" for check in checks),
+        timeout=240,
+    )
     suite.assert_outcomes(passed=len(checks))
 
 
@@ -355,10 +464,12 @@ def test_every_pytest_the_tests_start_leaves_out_exactly_the_plugins_that_cannot
     import shlex
     import tomllib
 
-    probe = ("from importlib.metadata import entry_points\n"
-             "for ep in entry_points(group='pytest11'):\n"
-             "    try:\n        ep.load()\n"
-             "    except Exception:\n        print(ep.name)\n")  # fmt: skip
+    probe = (
+        "from importlib.metadata import entry_points\n"
+        "for ep in entry_points(group='pytest11'):\n"
+        "    try:\n        ep.load()\n"
+        "    except Exception:\n        print(ep.name)\n"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.split()) == sorted(FOREIGN_PLUGINS)

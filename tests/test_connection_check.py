@@ -24,7 +24,9 @@ CANARY = "canary-Secret-9f3b"
 @pytest.fixture
 def compute(monkeypatch: pytest.MonkeyPatch) -> ComputeConfig:
     monkeypatch.setenv("FLOE_TEST_PASSWORD", CANARY)
-    return ComputeConfig("warehouse", "test", {"host": "db", "password": SecretReference("FLOE_TEST_PASSWORD")})
+    return ComputeConfig(
+        "warehouse", "test", {"host": "db", "password": SecretReference("FLOE_TEST_PASSWORD")}
+    )
 
 
 def no_answer(progress: Progress) -> tuple[str, str]:
@@ -70,8 +72,9 @@ def test_an_untranslated_exception_becomes_advice_without_the_secret(compute: Co
 def test_translation_is_used_and_plugin_errors_pass_through(compute: ComputeConfig) -> None:
     def translate(exc: BaseException, c: ComputeConfig) -> PluginExecutionError | None:
         if isinstance(exc, PermissionError):
-            return PluginExecutionError("test", "validate_connection", f"denied ({CANARY})", "ask for a grant",
-                                        compute=c.name)  # fmt: skip
+            return PluginExecutionError(
+                "test", "validate_connection", f"denied ({CANARY})", "ask for a grant", compute=c.name
+            )
         return None
 
     def denied(progress: Progress, seconds: float) -> tuple[str, Mapping[str, Any]]:

@@ -57,8 +57,14 @@ def seeded(request: pytest.FixtureRequest) -> tuple[random.Random, str]:
 
 def cli(*args: str, cwd: Path, stdout: Any = subprocess.PIPE) -> subprocess.Popen[str]:
     """``floe ARGS`` in a session of its own, so that its process group is its alone."""
-    return subprocess.Popen([sys.executable, "-m", "floe", *args], cwd=cwd, stdout=stdout,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "floe", *args],
+        cwd=cwd,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def stratified(rng: random.Random, count: int, start: float, end: float) -> list[float]:
@@ -181,8 +187,14 @@ def test_a_write_removes_what_killed_writers_left_and_nothing_a_live_writer_hold
     writers = []
     with reaped(writers):
         for path in (dead, live, other):
-            writers.append(subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE,
-                                            text=True, start_new_session=True))  # fmt: skip
+            writers.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", HOLD, str(path)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+            )
             assert writers[-1].stdout is not None and writers[-1].stdout.readline() == "holding\n"
         for writer in (writers[0], writers[2]):
             os.killpg(writer.pid, signal.SIGKILL)
@@ -222,10 +234,22 @@ def stepped_compile(cwd: Path, folder: Path, pause_at: int) -> tuple[subprocess.
     ``pause_at`` (0: never). Returns the process, the steps it reported, and whether it stopped
     at ``pause_at`` (else it finished)."""
     read, write = os.pipe()
-    env = {**os.environ, "FLOE_STEPS_FOLDER": str(folder), "FLOE_STEPS_FD": str(write),
-           "FLOE_STEPS_PAUSE_AT": str(pause_at)}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, str(STEPS), "compile", "shop"], cwd=cwd, env=env, pass_fds=(write,),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "FLOE_STEPS_FOLDER": str(folder),
+        "FLOE_STEPS_FD": str(write),
+        "FLOE_STEPS_PAUSE_AT": str(pause_at),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(STEPS), "compile", "shop"],
+        cwd=cwd,
+        env=env,
+        pass_fds=(write,),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     os.close(write)
     steps: list[str] = []
     with os.fdopen(read, encoding="utf-8") as report:
@@ -247,7 +271,9 @@ def stopped_process(pid: int) -> bool:
         return False
 
 
-def test_kill_9_at_every_write_step_of_compile_leaves_the_previous_or_the_new_artifacts(tmp_path: Path) -> None:
+def test_kill_9_at_every_write_step_of_compile_leaves_the_previous_or_the_new_artifacts(
+    tmp_path: Path,
+) -> None:
     """``floe compile`` is killed once at each step of writing its artifacts (every file created,
     written, flushed, synced, renamed or closed in ``target/floe``, observed at the ``os`` layer by
     :mod:`tests.support.write_steps`), deterministically: an in-place write or a reversed order
@@ -256,15 +282,22 @@ def test_kill_9_at_every_write_step_of_compile_leaves_the_previous_or_the_new_ar
     manifest = root / "platform" / "enterprise.yaml"
     one = manifest.read_text(encoding="utf-8")
     # the other version changes both profiles and compiled.json: threads, and one more environment
-    two = one.replace("threads: 2", "threads: 3").replace("  - name: prod\n", "  - name: prod\n  - name: qa\n")
+    two = one.replace("threads: 2", "threads: 3").replace(
+        "  - name: prod\n", "  - name: prod\n  - name: qa\n"
+    )
     assert two != one
     texts = {"one": one, "two": two}
     out = root / "target" / "floe"
     good: dict[str, dict[str, bytes]] = {}
     for version in ("two", "one"):
         manifest.write_text(texts[version], encoding="utf-8")
-        done = subprocess.run([sys.executable, "-m", "floe", "compile", "shop"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "floe", "compile", "shop"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         good[version] = artifacts(root)
     assert good["one"]["compiled.json"] != good["two"]["compiled.json"]
@@ -299,16 +332,24 @@ def test_kill_9_at_every_write_step_of_compile_leaves_the_previous_or_the_new_ar
         json.loads(files["compiled.json"])
         assert isinstance(yaml.safe_load(files["profiles.yml"]), dict), where
         assert versions["compiled.json"] == previous or versions["profiles.yml"] == new, (
-            f"{where}: compiled.json is new but profiles.yml is not: compiled.json must be written last")
-        outcome = {(previous, previous): "both previous", (new, new): "both new",
-                   (previous, new): "between the renames (new profiles.yml, previous compiled.json)"}[
-            (versions["compiled.json"], versions["profiles.yml"])]  # fmt: skip
+            f"{where}: compiled.json is new but profiles.yml is not: compiled.json must be written last"
+        )
+        outcome = {
+            (previous, previous): "both previous",
+            (new, new): "both new",
+            (previous, new): "between the renames (new profiles.yml, previous compiled.json)",
+        }[(versions["compiled.json"], versions["profiles.yml"])]
         if temporary_files(out):  # a writer killed mid-write: the next write removes its file
             outcome += ", a temporary file left"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
-        done = subprocess.run([sys.executable, "-m", "floe", "compile", "shop"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "floe", "compile", "shop"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, f"{where}: the next compile failed:\n{done.stdout}{done.stderr}"
         assert artifacts(root) == good[new], where
         assert temporary_files(out) == [], f"{where}: temporary files left behind"
@@ -363,11 +404,15 @@ def catalog_state(root: Path, where: str) -> dict[str, tuple[int, str]]:
                 table = catalog.load_table(identifier)
                 assert _local(table.metadata_location).is_file(), f"{where}: {name}: no current metadata file"
                 for snapshot in table.metadata.snapshots:
-                    assert _local(snapshot.manifest_list).is_file(), f"{where}: {name}: a manifest list is missing"
+                    assert _local(snapshot.manifest_list).is_file(), (
+                        f"{where}: {name}: a manifest list is missing"
+                    )
                 scan = table.scan()
                 for task in scan.plan_files():
                     for file in (task.file, *task.delete_files):
-                        assert _local(file.file_path).is_file(), f"{where}: {name}: {file.file_path} is missing"
+                        assert _local(file.file_path).is_file(), (
+                            f"{where}: {name}: {file.file_path} is missing"
+                        )
                 found = sorted(tuple(row.values()) for row in scan.to_arrow().to_pylist())
                 matches = [v for v in (1, 2) if expected_rows(v).get(name) == found]
                 assert matches, f"{where}: table {name} holds neither version's complete rows: {found}"
@@ -402,7 +447,8 @@ def stopped(pids: list[int], timeout: float) -> list[int]:
 
 
 def test_kill_9_during_run_keeps_the_catalog_consistent_and_the_next_run_works(
-        tmp_path: Path, request: pytest.FixtureRequest) -> None:  # fmt: skip
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     rng, seed = seeded(request)
     root = product(tmp_path / "duo", "duo", DUO_TRANSFORMS, version_files(1))
     log = tmp_path / "run.log"
@@ -446,7 +492,9 @@ def test_kill_9_during_run_keeps_the_catalog_consistent_and_the_next_run_works(
             alone = i % 2 == 1
             proc = run_cli()
             if anchor == "parsed":
-                assert wait_for(log, "parsed the dbt project", proc, 180), f"{seed} kill {i}:\n{log.read_text()}"
+                assert wait_for(log, "parsed the dbt project", proc, 180), (
+                    f"{seed} kill {i}:\n{log.read_text()}"
+                )
             time.sleep(delay)
             output = log.read_text(encoding="utf-8", errors="replace")
             if alone:
@@ -459,15 +507,26 @@ def test_kill_9_during_run_keeps_the_catalog_consistent_and_the_next_run_works(
                 kill_node(proc.pid)
                 proc.wait()
                 left = []
-            phase = ("exiting" if "floe run succeeded" in output else "building" if "started on" in output
-                     else "parsing" if "catalog 'floe'" in output else "starting")  # fmt: skip
+            phase = (
+                "exiting"
+                if "floe run succeeded" in output
+                else "building"
+                if "started on" in output
+                else "parsing"
+                if "catalog 'floe'" in output
+                else "starting"
+            )
             outcomes[f"killed while {phase}"] = outcomes.get(f"killed while {phase}", 0) + 1
-            where = (f"{seed} kill {i} ({'the CLI alone' if alone else 'every process'}) {delay:.2f}s after "
-                     f"its {anchor}, while {phase}, running version {version}")  # fmt: skip
+            where = (
+                f"{seed} kill {i} ({'the CLI alone' if alone else 'every process'}) {delay:.2f}s after "
+                f"its {anchor}, while {phase}, running version {version}"
+            )
             assert not left, f"{where}: the workers of the killed CLI kept running: {left}"
             check_run_artifacts(root, compiled, where)
             state = catalog_state(root, where)
-            assert {name: uuid for name, (_, uuid) in state.items()} == uuids, f"{where}: a table was recreated"
+            assert {name: uuid for name, (_, uuid) in state.items()} == uuids, (
+                f"{where}: a table was recreated"
+            )
             pending = [name for name, v in versions.items() if v != version]
             versions = {name: v for name, (v, _) in state.items()}
             if 0 < sum(versions[name] == version for name in pending) < len(pending):
@@ -482,6 +541,7 @@ def test_kill_9_during_run_keeps_the_catalog_consistent_and_the_next_run_works(
         check_run_artifacts(root, compiled, f"{seed} after the last run")
         left_behind = [p for p in root.rglob("*") if TEMPORARY.fullmatch(p.name)]
         assert not left_behind, f"{seed}: temporary files of killed writers are left: {left_behind}"
-    print(f"\nfloe run lifetime {lifetime:.1f}s (parsed at {parsed:.1f}s), the run after the kills {last:.1f}s; "
-          f"{RUN_KILLS} kills {seed}: {outcomes}")
-
+    print(
+        f"\nfloe run lifetime {lifetime:.1f}s (parsed at {parsed:.1f}s), the run after the kills {last:.1f}s; "
+        f"{RUN_KILLS} kills {seed}: {outcomes}"
+    )

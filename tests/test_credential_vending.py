@@ -86,7 +86,9 @@ class _FakeCatalog:
     def load_table(self, identifier: Any) -> _FakeTable:
         self.loads += 1
         expires = int((self.clock[0] + self.lifetime) * 1000)
-        return _FakeTable({"s3.access-key-id": f"ASIA{self.loads}", "s3.session-token-expires-at-ms": str(expires)})
+        return _FakeTable(
+            {"s3.access-key-id": f"ASIA{self.loads}", "s3.session-token-expires-at-ms": str(expires)}
+        )
 
 
 def test_credential_expiry_is_the_earliest_vended_expiry() -> None:
@@ -119,9 +121,13 @@ def test_vended_table_reloads_before_expiry_and_only_then() -> None:
 
 def test_pyiceberg_properties_read_secrets_at_the_last_moment() -> None:
     client = CatalogConfig(
-        type="rest", uri="http://c", warehouse="wh", client_id="id",
-        client_secret=SecretReference("S"), access_delegation="vended-credentials",
-    )  # fmt: skip
+        type="rest",
+        uri="http://c",
+        warehouse="wh",
+        client_id="id",
+        client_secret=SecretReference("S"),
+        access_delegation="vended-credentials",
+    )
     assert pyiceberg_rest_properties(client, {"S": "value"}) == {
         "uri": "http://c",
         "warehouse": "wh",
@@ -244,7 +250,9 @@ def attached_duckdb(workdir: Path, catalog: CatalogConfig) -> Any:
 
 
 def pyiceberg_catalog(lake: Lake, *, token: bool = False) -> Any:
-    return rest_catalog.RestCatalog("lake", **pyiceberg_rest_properties(lake.catalog(token=token), os.environ))
+    return rest_catalog.RestCatalog(
+        "lake", **pyiceberg_rest_properties(lake.catalog(token=token), os.environ)
+    )
 
 
 def key_id(exchange: Exchange) -> str | None:
@@ -273,7 +281,9 @@ def test_duckdb_writes_and_reads_with_vended_credentials_only(lake: Lake, workdi
     s3_mark, rest_mark = len(lake.s3.since(0)), len(lake.rest.since(0))
     conn = attached_duckdb(workdir, lake.catalog())
     assert conn.execute("SELECT type, provider FROM duckdb_secrets()").fetchall() == [("iceberg", "config")]
-    assert ("lake", "iceberg") in conn.execute("SELECT database_name, type FROM duckdb_databases()").fetchall()
+    assert ("lake", "iceberg") in conn.execute(
+        "SELECT database_name, type FROM duckdb_databases()"
+    ).fetchall()
 
     conn.execute("CREATE SCHEMA lake.sales")
     conn.execute("CREATE TABLE lake.sales.orders AS SELECT range AS id, 'o' || range AS label FROM range(5)")
@@ -375,7 +385,11 @@ def test_short_lived_credentials_are_renewed_and_expired_ones_refused(lake: Lake
         assert b"InvalidAccessKeyId" in e.response_body or b"Expired" in e.response_body, e.response_body
         # the same request, sent once the refusal was answered (one already in flight with the
         # stale key on another connection could not have known)
-        same = [x for x in s3[s3.index(e) + 1 :] if (x.method, x.path) == (e.method, e.path) and x.started >= e.answered]
+        same = [
+            x
+            for x in s3[s3.index(e) + 1 :]
+            if (x.method, x.path) == (e.method, e.path) and x.started >= e.answered
+        ]
         assert all(key_id(x) != stale.key_id for x in same), "a refused key was used again"
         # Another stale copy held by the same transaction may be refused once too; the request
         # then succeeds with a key vended after the refusal.
@@ -403,9 +417,13 @@ def test_short_lived_credentials_are_renewed_and_expired_ones_refused(lake: Lake
 
     def s3_client(v: Vended) -> Any:
         return boto3.client(
-            "s3", endpoint_url=lake.server.s3_endpoint, region_name="us-east-1",
-            aws_access_key_id=v.key_id, aws_secret_access_key=v.secret, aws_session_token=v.session_token,
-        )  # fmt: skip
+            "s3",
+            endpoint_url=lake.server.s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=v.key_id,
+            aws_secret_access_key=v.secret,
+            aws_session_token=v.session_token,
+        )
 
     with pytest.raises(botocore_exceptions.ClientError) as refused_info:
         s3_client(first).head_object(Bucket=lake.server.table_bucket, Key=metadata_key)
@@ -512,7 +530,8 @@ def test_no_secret_in_files_or_output(
     vended = next(iter(lake.vended().values()))
     decoy.write_bytes(b"\0" + vended.secret.encode() + b"|" + urllib.parse.quote_plus(CANARY).encode())
     assert {name for _, name in _leaks([decoy], needles)} == {
-        f"secret access key of {vended.key_id}", f"planted {CANARY[:10]}… (url-encoded)"
+        f"secret access key of {vended.key_id}",
+        f"planted {CANARY[:10]}… (url-encoded)",
     }
 
 
@@ -558,7 +577,8 @@ def test_floe_run_of_a_duckdb_transform_uses_only_vended_credentials(lake: Lake,
 
     product = workdir / "product"
     (product / "models").mkdir(parents=True)
-    (product / "platform.yaml").write_text(textwrap.dedent(f"""\
+    (product / "platform.yaml").write_text(
+        textwrap.dedent(f"""\
         apiVersion: floe.dev/v1
         kind: Manifest
         scope: enterprise
@@ -575,15 +595,18 @@ def test_floe_run_of_a_duckdb_transform_uses_only_vended_credentials(lake: Lake,
           compute:
             approved: [duckdb]
             default: duckdb
-        """))  # fmt: skip
-    (product / "floe.yaml").write_text(textwrap.dedent("""\
+        """)
+    )
+    (product / "floe.yaml").write_text(
+        textwrap.dedent("""\
         apiVersion: floe.dev/v1
         kind: DataProduct
         metadata: {name: vend}
         platform: platform.yaml
         transforms:
           - {type: dbt, path: models/}
-        """))  # fmt: skip
+        """)
+    )
     (product / "dbt_project.yml").write_text(
         "name: vend\nversion: '1.0'\nconfig-version: 2\nprofile: vend\nmodel-paths: [models]\n"
     )
@@ -591,8 +614,14 @@ def test_floe_run_of_a_duckdb_transform_uses_only_vended_credentials(lake: Lake,
     (product / "models" / "total.sql").write_text("select sum(n) as total from {{ ref('numbers') }}\n")
     s3_mark = len(lake.s3.since(0))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    proc = subprocess.run([sys.executable, "-m", "floe", "run", str(product), "--env", "dev", "--json"],
-                          capture_output=True, text=True, env=env, timeout=240, cwd=workdir)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "floe", "run", str(product), "--env", "dev", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        cwd=workdir,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert [t["status"] for t in report["transforms"]] == ["success"]
@@ -620,7 +649,8 @@ def test_floe_run_of_a_duckdb_transform_uses_only_vended_credentials(lake: Lake,
 
 
 def test_the_show_client_authenticates_with_the_secret_from_the_environment(
-        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """:func:`floe.execution.catalog_client.client` gets its properties from ``pyiceberg_rest_properties``: the
     client secret from the environment buys a token at the default ``<uri>/v1/oauth/tokens``, a
     wrong one is refused, and an unset one is a FloeError naming the variable, never a value."""

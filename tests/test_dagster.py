@@ -18,32 +18,55 @@ from tests.test_run import rows
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_every_asset_of_the_lakehouse_materializes_through_floe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_asset_of_the_lakehouse_materializes_through_floe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     root = tmp_path / "lakehouse"
     shutil.copytree(ROOT / "examples/lakehouse", root, ignore=shutil.ignore_patterns(".floe", "target"))
     defs = definitions(root, "dev")
     graph = defs.resolve_asset_graph()
-    specs = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
-    assert set(specs) == {"raw_customers", "raw_orders", "stg_customers", "stg_orders", "customer_revenue",
-                          "daily_revenue"}  # fmt: skip
+    specs = {
+        key.to_user_string(): graph.get(key)
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).is_materializable
+    }
+    assert set(specs) == {
+        "raw_customers",
+        "raw_orders",
+        "stg_customers",
+        "stg_orders",
+        "customer_revenue",
+        "daily_revenue",
+    }
     assert {k: (s.group_name, s.tags["floe/compute"], s.tags["floe/engine"]) for k, s in specs.items()} == {
-        "raw_customers": ("staging", "spark-local", "spark"), "raw_orders": ("staging", "spark-local", "spark"),
-        "stg_customers": ("staging", "spark-local", "spark"), "stg_orders": ("staging", "spark-local", "spark"),
-        "customer_revenue": ("marts", "duckdb", "duckdb"), "daily_revenue": ("marts", "duckdb", "duckdb"),
-    }  # fmt: skip
+        "raw_customers": ("staging", "spark-local", "spark"),
+        "raw_orders": ("staging", "spark-local", "spark"),
+        "stg_customers": ("staging", "spark-local", "spark"),
+        "stg_orders": ("staging", "spark-local", "spark"),
+        "customer_revenue": ("marts", "duckdb", "duckdb"),
+        "daily_revenue": ("marts", "duckdb", "duckdb"),
+    }
     # dependencies across transforms, keyed as dagster-dbt keys them
     assert {k.to_user_string() for k in graph.get(dg.AssetKey("customer_revenue")).parent_keys} == {
-        "stg_orders", "stg_customers"}
+        "stg_orders",
+        "stg_customers",
+    }
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(list(defs.assets or []), selection="*", instance=instance)  # type: ignore[arg-type]
     assert result.success
-    materialized = {e.asset_key.to_user_string(): e.materialization.metadata
-                    for e in result.get_asset_materialization_events()}  # fmt: skip
+    materialized = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
     assert set(materialized) == set(specs)
     stg = materialized["stg_orders"]
     assert stg["dagster/table_name"].value == "floe.lakehouse_dev.stg_orders"
-    assert (stg["floe/compute"].value, stg["floe/engine"].value, stg["floe/status"].value) == ("spark-local", "spark", "success")
+    assert (stg["floe/compute"].value, stg["floe/engine"].value, stg["floe/status"].value) == (
+        "spark-local",
+        "spark",
+        "success",
+    )
     assert materialized["daily_revenue"]["floe/engine"].value == "duckdb"
     revenue = rows(root, "lakehouse_dev", "customer_revenue", "customer_id")
     assert revenue and set(revenue[0]) == {"customer_id", "name", "country", "orders", "revenue"}
@@ -56,8 +79,12 @@ def test_every_asset_of_the_lakehouse_materializes_through_floe(tmp_path: Path, 
 def test_a_failing_transform_fails_its_materialization_with_floes_message(tmp_path: Path) -> None:
     from tests.test_run import DUO_FILES, product
 
-    root = product(tmp_path / "bad", "bad", "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
-                   {"models/base/numbers.sql": "select nope from range(3)\n"})  # fmt: skip
+    root = product(
+        tmp_path / "bad",
+        "bad",
+        "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
+        {"models/base/numbers.sql": "select nope from range(3)\n"},
+    )
     defs = definitions(root, "dev")
     result = dg.materialize(list(defs.assets or []), raise_on_error=False)  # type: ignore[arg-type]
     assert not result.success

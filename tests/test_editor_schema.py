@@ -70,8 +70,11 @@ def test_the_readme_and_example_manifests_are_valid(schema: dict[str, Any]) -> N
     validator = offline(schema)
     documents = readme_manifests()
     assert len(documents) >= 3
-    documents += [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "examples").rglob("*.yaml"))
-                  if "kind:" in p.read_text() and "target" not in p.parts]  # fmt: skip
+    documents += [
+        yaml.safe_load(p.read_text())
+        for p in sorted((ROOT / "examples").rglob("*.yaml"))
+        if "kind:" in p.read_text() and "target" not in p.parts
+    ]
     for document in documents:
         assert not list(validator.iter_errors(document)), document
 
@@ -81,8 +84,17 @@ def test_typos_and_literal_secrets_in_engine_settings_are_flagged(schema: dict[s
     enterprise["plugins"]["compute"]["approved"][0]["config"]["pasword"] = "x"
     enterprise["plugins"]["compute"]["approved"][1]["config"]["memory_limit"] = "lots"
     enterprise["plugins"]["compute"]["approved"].append(
-        {"name": "snowflake", "config": {"account": "acme", "database": "d", "warehouse": "w", "user": "u",
-                                         "password": "S3cr3t"}})  # fmt: skip
+        {
+            "name": "snowflake",
+            "config": {
+                "account": "acme",
+                "database": "d",
+                "warehouse": "w",
+                "user": "u",
+                "password": "S3cr3t",
+            },
+        }
+    )
     enterprise["environments"][1]["overrides"]["duckdb"]["treads"] = 4
     found = leaves(list(offline(schema).iter_errors(enterprise)))
     paths = {path for path, _ in found}
@@ -90,11 +102,18 @@ def test_typos_and_literal_secrets_in_engine_settings_are_flagged(schema: dict[s
     assert any("'pasword' was unexpected" in message for _, message in found), found
     assert "$.plugins.compute.approved.1.config.memory_limit" in paths  # engine: duckdb, typed by name
     assert ("$.plugins.compute.approved.2.config.password", "'S3cr3t' is not of type 'object'") in found
-    assert any(path == "$.environments.1.overrides.duckdb" and "'treads' was unexpected" in message
-               for path, message in found), found
+    assert any(
+        path == "$.environments.1.overrides.duckdb" and "'treads' was unexpected" in message
+        for path, message in found
+    ), found
 
 
 def test_floe_schema_bundle_prints_it(schema: dict[str, Any]) -> None:
-    done = subprocess.run([sys.executable, "-m", "floe", "schema", "--bundle"], capture_output=True, text=True,
-                          timeout=120, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "floe", "schema", "--bundle"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert json.loads(done.stdout) == schema

@@ -67,14 +67,18 @@ def locked_database(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     path = tmp_path / "locked" / "db.duckdb"
     path.parent.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time, duckdb\n"
-         "conn = duckdb.connect(sys.argv[1])\n"
-         "print('ready', flush=True)\n"
-         "time.sleep(120)\n",
-         str(path)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, duckdb\n"
+            "conn = duckdb.connect(sys.argv[1])\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(120)\n",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "ready"
@@ -103,9 +107,14 @@ def test_default_profile(target: ProfileTarget) -> None:
 @pytest.mark.req("REQ-012")
 def test_profile_settings_and_relative_path(target: ProfileTarget) -> None:
     config = compute(
-        path="data/shop.duckdb", schema="analytics", threads=2, memory_limit="3GB",
-        duckdb_threads=6, read_only=True, settings={"preserve_insertion_order": False},
-    )  # fmt: skip
+        path="data/shop.duckdb",
+        schema="analytics",
+        threads=2,
+        memory_limit="3GB",
+        duckdb_threads=6,
+        read_only=True,
+        settings={"preserve_insertion_order": False},
+    )
     profile = plugin.generate_dbt_profile(config, target)
 
     assert profile["path"] == str(target.project_dir / "data" / "shop.duckdb")
@@ -139,10 +148,15 @@ def test_the_keywords_that_are_not_names_are_those_duckdb_refuses(statement: str
 
 
 @pytest.mark.parametrize("key", ["select", "Order", "join"])
-def test_a_settings_key_duckdb_parses_as_sql_is_refused_before_any_run(target: ProfileTarget, key: str) -> None:
+def test_a_settings_key_duckdb_parses_as_sql_is_refused_before_any_run(
+    target: ProfileTarget, key: str
+) -> None:
     with pytest.raises(PluginExecutionError) as caught:
         plugin.generate_dbt_profile(compute(settings={key: 1}), target)
-    assert f"settings key {key!r} is not a DuckDB setting name (dbt-duckdb sends `SET <key> = …` unquoted" in str(caught.value)
+    assert (
+        f"settings key {key!r} is not a DuckDB setting name (dbt-duckdb sends `SET <key> = …` unquoted"
+        in str(caught.value)
+    )
     assert "SELECT name FROM duckdb_settings()" in str(caught.value)
 
 
@@ -160,9 +174,13 @@ def test_profile_is_valid_for_dbt_duckdb(target: ProfileTarget) -> None:
     from dbt.adapters.factory import load_plugin
 
     config = compute(
-        extensions=["iceberg", "httpfs"], memory_limit="2GB", duckdb_threads=2, read_only=True,
-        settings={"preserve_insertion_order": False}, schema="analytics",
-    )  # fmt: skip
+        extensions=["iceberg", "httpfs"],
+        memory_limit="2GB",
+        duckdb_threads=2,
+        read_only=True,
+        settings={"preserve_insertion_order": False},
+        schema="analytics",
+    )
     profile = plugin.generate_dbt_profile(config, target)
     data = dict(profile)
     credentials_class = load_plugin(data.pop("type"))
@@ -182,8 +200,9 @@ def test_profile_is_valid_for_dbt_duckdb(target: ProfileTarget) -> None:
 @pytest.mark.req("REQ-012")
 def test_extension_paths_come_from_wheels_with_avro_before_iceberg(target: ProfileTarget) -> None:
     for requested in (["iceberg", "httpfs"], ["httpfs", "iceberg", "avro", "iceberg"]):
-        files = [Path(p) for p in plugin.generate_dbt_profile(
-            compute(extensions=requested), target)["extensions"]]  # fmt: skip
+        files = [
+            Path(p) for p in plugin.generate_dbt_profile(compute(extensions=requested), target)["extensions"]
+        ]
         names = [f.name.removesuffix(".duckdb_extension") for f in files]
         assert names.index("avro") == names.index("iceberg") - 1
         assert sorted(names) == ["avro", "httpfs", "iceberg"]
@@ -196,8 +215,11 @@ def test_extension_paths_come_from_wheels_with_avro_before_iceberg(target: Profi
 @pytest.mark.req("REQ-012")
 def test_missing_extension_wheel_names_the_pip_command(target: ProfileTarget) -> None:
     # a real extension whose wheel is not installed here (the BigQuery emulator brings spatial's)
-    absent = next(name for name in ("spatial", "fts", "excel", "tpch", "tpcds", "vss", "inet", "sqlsmith")
-                  if find_spec(f"duckdb_extension_{name}") is None)  # fmt: skip
+    absent = next(
+        name
+        for name in ("spatial", "fts", "excel", "tpch", "tpcds", "vss", "inet", "sqlsmith")
+        if find_spec(f"duckdb_extension_{name}") is None
+    )
     with pytest.raises(PluginExecutionError) as info:
         plugin.generate_dbt_profile(compute(extensions=[absent]), target)
     error = info.value
@@ -235,14 +257,10 @@ def _dbt(args: list[str], project: Path, profiles: Path) -> Any:
     """dbt in-process; logs and target/ go where ``dbt_env`` points DBT_LOG_PATH/DBT_TARGET_PATH."""
     from dbt.cli.main import dbtRunner
 
-    return dbtRunner().invoke(
-        [*args, "--project-dir", str(project), "--profiles-dir", str(profiles)]
-    )
+    return dbtRunner().invoke([*args, "--project-dir", str(project), "--profiles-dir", str(profiles)])
 
 
-def _run_project(
-    tmp_path: Path, target: ProfileTarget, config: ComputeConfig
-) -> list[tuple[Any, ...]]:
+def _run_project(tmp_path: Path, target: ProfileTarget, config: ComputeConfig) -> list[tuple[Any, ...]]:
     """Generate the profile, ``dbt debug`` and ``dbt run`` the fixture, return table ``second``."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
@@ -339,8 +357,11 @@ def test_validate_succeeds_on_a_fresh_path_and_closes_the_database(target: Profi
     assert result.details["duckdb_version"] == DUCKDB_VERSION
     assert result.details["extensions"] == ["avro", "iceberg"]
     # closed: another process can take the write lock at once
-    subprocess.run([sys.executable, "-c", "import sys, duckdb; duckdb.connect(sys.argv[1]).close()",
-                    path], check=True, timeout=30)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-c", "import sys, duckdb; duckdb.connect(sys.argv[1]).close()", path],
+        check=True,
+        timeout=30,
+    )
 
 
 @pytest.mark.req("REQ-014")
@@ -359,9 +380,7 @@ def test_validate_reports_a_database_locked_by_another_process(
 
 
 @pytest.mark.req("REQ-014")
-def test_validate_returns_within_the_timeout_when_duckdb_hangs(
-    tmp_path: Path, target: ProfileTarget
-) -> None:
+def test_validate_returns_within_the_timeout_when_duckdb_hangs(tmp_path: Path, target: ProfileTarget) -> None:
     fifo = tmp_path / "hang.duckdb"
     os.mkfifo(fifo)  # opening and reading it blocks in C, where no signal reaches DuckDB
     try:
@@ -444,9 +463,7 @@ def test_default_resources_are_valid_kubernetes_requirements() -> None:
     [("512MiB", 2**29), ("8GB", 8 * 10**9), ("6 GiB", 6 * 2**30), ("1.5TB", 15 * 10**11)],
 )
 def test_memory_resources_cover_memory_limit(memory_limit: str, size: int) -> None:
-    requirements = plugin.get_resource_requirements(
-        compute(memory_limit=memory_limit, duckdb_threads=8)
-    )
+    requirements = plugin.get_resource_requirements(compute(memory_limit=memory_limit, duckdb_threads=8))
     _check_kubernetes(requirements)
     assert parse_quantity(requirements["requests"]["memory"]) >= max(size, 2 * 2**30)
     assert parse_quantity(requirements["limits"]["memory"]) >= size + 2**30
@@ -525,8 +542,14 @@ class _FakeRestCatalog(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.seen.append(("POST", self.path, self.headers.get("Authorization")))
         token_type = "urn:ietf:params:oauth:token-type:access_token"
-        self._json({"access_token": "issued-token", "token_type": "bearer", "expires_in": 3600,
-                    "issued_token_type": token_type})  # fmt: skip
+        self._json(
+            {
+                "access_token": "issued-token",
+                "token_type": "bearer",
+                "expires_in": 3600,
+                "issued_token_type": token_type,
+            }
+        )
 
     def do_GET(self) -> None:
         self.seen.append(("GET", self.path, self.headers.get("Authorization")))
@@ -555,15 +578,19 @@ def rest_catalog() -> Iterator[tuple[str, list[tuple[str, str, str | None]]]]:
 
 @pytest.mark.req("REQ-013")
 def test_rest_attachment_with_oauth_client_credentials(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     rest_catalog: tuple[str, list[tuple[str, str, str | None]]],
-) -> None:  # fmt: skip
+) -> None:
     uri, seen = rest_catalog
     monkeypatch.setenv("FLOE_TEST_CLIENT_SECRET", CANARY)
     catalog = _rest(
-        uri=uri, client_id="floe-client", client_secret=SecretReference("FLOE_TEST_CLIENT_SECRET"),
-        oauth2_server_uri=f"{uri}/oauth/tokens", access_delegation="vended-credentials",
-    )  # fmt: skip
+        uri=uri,
+        client_id="floe-client",
+        client_secret=SecretReference("FLOE_TEST_CLIENT_SECRET"),
+        oauth2_server_uri=f"{uri}/oauth/tokens",
+        access_delegation="vended-credentials",
+    )
     statements = plugin.get_catalog_attachment_sql(compute(), catalog)
     assert statements is not None
     assert "ACCESS_DELEGATION_MODE 'vended_credentials'" in statements[-1]
@@ -596,10 +623,14 @@ def test_quoting_keeps_each_statement_one_statement(
     name: str, warehouse: str, uri: str, client_id: str
 ) -> None:
     environ = {"SECRET_NAME": "s3cr'et; drop table x; --"}
-    for auth in ({"client_id": client_id, "client_secret": SecretReference("SECRET_NAME")},
-                 {"token": SecretReference("SECRET_NAME")}, {}):  # fmt: skip
-        catalog = CatalogConfig(type="rest", name=name, warehouse=warehouse, uri=uri,
-                                oauth2_server_uri=uri, **auth)  # fmt: skip
+    for auth in (
+        {"client_id": client_id, "client_secret": SecretReference("SECRET_NAME")},
+        {"token": SecretReference("SECRET_NAME")},
+        {},
+    ):
+        catalog = CatalogConfig(
+            type="rest", name=name, warehouse=warehouse, uri=uri, oauth2_server_uri=uri, **auth
+        )
         statements = plugin.get_catalog_attachment_sql(compute(), catalog)
         assert statements is not None
         for sql in statements:
@@ -609,7 +640,9 @@ def test_quoting_keeps_each_statement_one_statement(
             assert rendered.count("s3cr''et") == (1 if "SECRET_NAME" in sql else 0)
 
 
-def test_the_attachment_plugin_hides_a_short_secret_but_not_inside_floes_names(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_attachment_plugin_hides_a_short_secret_but_not_inside_floes_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """floe's dbt-duckdb plugin re-raises a failed statement without the bound secret (``snow``),
     yet the catalog's name ``snowlake`` in DuckDB's message keeps its letters: the run profile
     gives the plugin floe's own names."""
@@ -669,11 +702,7 @@ def test_translate_lock_error(locked_database: tuple[Path, int]) -> None:
         "open the database",
     )
     text = error.render()
-    assert (
-        str(path) in text
-        and f"PID {pid}" in text
-        and f"fix: stop that process (kill {pid})" in text
-    )
+    assert str(path) in text and f"PID {pid}" in text and f"fix: stop that process (kill {pid})" in text
 
 
 @pytest.mark.req("REQ-018")
@@ -709,9 +738,7 @@ def test_translate_same_process_configuration_clash(tmp_path: Path) -> None:
 def test_translate_network_and_catalog_errors(tmp_path: Path, unused_port: int) -> None:
     endpoint = f"ENDPOINT 'http://127.0.0.1:{unused_port}', AUTHORIZATION_TYPE 'none'"
     conn = offline_connection(tmp_path, "iceberg", "httpfs")
-    unreachable = _raised(
-        conn, f"select * from read_parquet('http://127.0.0.1:{unused_port}/x.parquet')"
-    )
+    unreachable = _raised(conn, f"select * from read_parquet('http://127.0.0.1:{unused_port}/x.parquet')")
     bad_option = _raised(conn, f"ATTACH '' AS c (TYPE ICEBERG, {endpoint}, BOGUS 'x')")
     no_httpfs = offline_connection(tmp_path / "bare", "iceberg")
     needs_httpfs = _raised(no_httpfs, f"ATTACH '' AS c (TYPE ICEBERG, {endpoint})")
@@ -770,7 +797,9 @@ class TestDuckDBCompliance(BaseComputePluginTests):
 
     @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:
-        return {"path": "md:compliance"}  # a MotherDuck database: the one kind that takes a secret (its token)
+        return {
+            "path": "md:compliance"
+        }  # a MotherDuck database: the one kind that takes a secret (its token)
 
     @pytest.fixture
     def engine_endpoint(self, tmp_path: Path) -> Endpoint:
@@ -781,12 +810,17 @@ class TestDuckDBCompliance(BaseComputePluginTests):
         return lambda path: {"path": str(path)}
 
     @pytest.fixture
-    def catalog(self, rest_catalog: tuple[str, list[tuple[str, str, str | None]]],
-                monkeypatch: pytest.MonkeyPatch) -> CatalogConfig:  # fmt: skip
+    def catalog(
+        self, rest_catalog: tuple[str, list[tuple[str, str, str | None]]], monkeypatch: pytest.MonkeyPatch
+    ) -> CatalogConfig:
         uri, _ = rest_catalog
         monkeypatch.setenv("FLOE_COMPLIANCE_CLIENT_SECRET", CANARY)
-        return _rest(uri=uri, client_id="floe", client_secret=SecretReference("FLOE_COMPLIANCE_CLIENT_SECRET"),
-                     oauth2_server_uri=f"{uri}/oauth/tokens")  # fmt: skip
+        return _rest(
+            uri=uri,
+            client_id="floe",
+            client_secret=SecretReference("FLOE_COMPLIANCE_CLIENT_SECRET"),
+            oauth2_server_uri=f"{uri}/oauth/tokens",
+        )
 
     @pytest.fixture
     def sql_executor(self, tmp_path: Path) -> Callable[[list[str], ComputeConfig], None]:

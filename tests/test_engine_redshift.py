@@ -80,13 +80,16 @@ def aws_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"[floe]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
         f"[stale]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = not-the-secret\n"
     )
-    (directory / "config").write_text(f"[profile floe]\nregion = {REGION}\n[profile stale]\nregion = {REGION}\n")
+    (directory / "config").write_text(
+        f"[profile floe]\nregion = {REGION}\n[profile stale]\nregion = {REGION}\n"
+    )
     return directory
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch, pki: CertificateFiles, aws: FakeRedshiftApi,
-                aws_files: Path) -> None:  # fmt: skip
+def environment(
+    monkeypatch: pytest.MonkeyPatch, pki: CertificateFiles, aws: FakeRedshiftApi, aws_files: Path
+) -> None:
     """TLS trusts the test CA (redshift_connector loads the default CA paths, which follow
     SSL_CERT_FILE); boto3 reads the test AWS files and calls the fake endpoint; no metadata service."""
     monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))
@@ -95,8 +98,16 @@ def environment(monkeypatch: pytest.MonkeyPatch, pki: CertificateFiles, aws: Fak
     monkeypatch.setenv("AWS_ENDPOINT_URL_REDSHIFT", aws.url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS", aws.url)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                 "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"):  # fmt: skip
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("REDSHIFT_PASSWORD", PASSWORD)
     monkeypatch.setenv("AWS_SECRET", SECRET_KEY)
@@ -112,22 +123,53 @@ def compute(name: str = "redshift", **config: Any) -> ComputeConfig:
 
 
 def database(server: RedshiftPeer, **extra: Any) -> ComputeConfig:
-    return compute(**{"host": "127.0.0.1", "port": server.port, "user": "alice",
-                      "password": SecretReference("REDSHIFT_PASSWORD"), "dbname": "dev",
-                      "schema": "analytics", "sslmode": "disable", **extra})  # fmt: skip
+    return compute(
+        **{
+            "host": "127.0.0.1",
+            "port": server.port,
+            "user": "alice",
+            "password": SecretReference("REDSHIFT_PASSWORD"),
+            "dbname": "dev",
+            "schema": "analytics",
+            "sslmode": "disable",
+            **extra,
+        }
+    )
 
 
 def iam(server: RedshiftPeer, **extra: Any) -> ComputeConfig:
-    return compute(**{"host": "127.0.0.1", "port": server.port, "method": "iam", "user": "alice",
-                      "iam_profile": "floe", "cluster_id": CLUSTER, "region": REGION, "dbname": "dev",
-                      "schema": "analytics", "sslmode": "verify-ca", **extra})  # fmt: skip
+    return compute(
+        **{
+            "host": "127.0.0.1",
+            "port": server.port,
+            "method": "iam",
+            "user": "alice",
+            "iam_profile": "floe",
+            "cluster_id": CLUSTER,
+            "region": REGION,
+            "dbname": "dev",
+            "schema": "analytics",
+            "sslmode": "verify-ca",
+            **extra,
+        }
+    )
 
 
 def serverless(server: RedshiftPeer, **extra: Any) -> ComputeConfig:
-    return compute(**{"host": "127.0.0.1", "port": server.port, "user": "alice", "region": REGION,
-                      "serverless_work_group": WORKGROUP, "access_key_id": ACCESS_KEY,
-                      "secret_access_key": SecretReference("AWS_SECRET"), "dbname": "dev",
-                      "schema": "analytics", **extra})  # fmt: skip
+    return compute(
+        **{
+            "host": "127.0.0.1",
+            "port": server.port,
+            "user": "alice",
+            "region": REGION,
+            "serverless_work_group": WORKGROUP,
+            "access_key_id": ACCESS_KEY,
+            "secret_access_key": SecretReference("AWS_SECRET"),
+            "dbname": "dev",
+            "schema": "analytics",
+            **extra,
+        }
+    )
 
 
 # -- REQ-012: the dbt profile ----------------------------------------------------------------------
@@ -149,22 +191,49 @@ def _credentials(profile: dict[str, Any]) -> Any:
 
 
 @pytest.mark.req("REQ-012")
-def test_profiles_of_every_method_pass_dbt_redshifts_validation(target: ProfileTarget, peer: RedshiftPeer) -> None:
-    host = {"host": "examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com", "user": "dbt",
-            "dbname": "dev", "schema": "analytics"}  # fmt: skip
-    db = plugin.generate_dbt_profile(compute(**host, password=SecretReference("REDSHIFT_PASSWORD"),
-                                             connect_timeout=10, autocommit=False, ra3_node=True), target)  # fmt: skip
+def test_profiles_of_every_method_pass_dbt_redshifts_validation(
+    target: ProfileTarget, peer: RedshiftPeer
+) -> None:
+    host = {
+        "host": "examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com",
+        "user": "dbt",
+        "dbname": "dev",
+        "schema": "analytics",
+    }
+    db = plugin.generate_dbt_profile(
+        compute(
+            **host,
+            password=SecretReference("REDSHIFT_PASSWORD"),
+            connect_timeout=10,
+            autocommit=False,
+            ra3_node=True,
+        ),
+        target,
+    )
     assert db["password"] == "{{ env_var('REDSHIFT_PASSWORD') }}" and db["port"] == 5439
     credentials = _credentials(db)
     assert (credentials.method, credentials.database, credentials.schema) == ("database", "dev", "analytics")
     assert (credentials.connect_timeout, credentials.autocommit, credentials.ra3_node) == (10, False, True)
     assert credentials.sslmode == "prefer"  # dbt-redshift's default: TLS
 
-    provisioned = plugin.generate_dbt_profile(compute(**host, cluster_id="examplecluster", iam_profile="etl",
-                                                      region="us-west-2", db_groups=["etl"], autocreate=True), target)  # fmt: skip
+    provisioned = plugin.generate_dbt_profile(
+        compute(
+            **host,
+            cluster_id="examplecluster",
+            iam_profile="etl",
+            region="us-west-2",
+            db_groups=["etl"],
+            autocreate=True,
+        ),
+        target,
+    )
     credentials = _credentials(provisioned)
     assert credentials.method == "iam" and credentials.password is None
-    assert (credentials.cluster_id, credentials.iam_profile, credentials.region) == ("examplecluster", "etl", "us-west-2")
+    assert (credentials.cluster_id, credentials.iam_profile, credentials.region) == (
+        "examplecluster",
+        "etl",
+        "us-west-2",
+    )
     assert credentials.db_groups == ["etl"] and credentials.autocreate is True
 
     work_group = plugin.generate_dbt_profile(serverless(peer), target)
@@ -332,18 +401,25 @@ def _dbt(tmp_path: Path, profile: dict[str, Any], *commands: list[str]) -> list[
 def test_dbt_debug_and_run_with_a_password_over_tls(
     tmp_path: Path, target: ProfileTarget, peer: RedshiftPeer, dbt_env: Path
 ) -> None:
-    profile = plugin.generate_dbt_profile(database(peer, sslmode="require", schema="dbt_run", threads=2), target)
+    profile = plugin.generate_dbt_profile(
+        database(peer, sslmode="require", schema="dbt_run", threads=2), target
+    )
     logged, started = len(peer.log), len(peer.startups)
     _, run, again = _dbt(tmp_path, profile, ["debug"], ["run"], ["run"])
     assert sorted(r.node.name for r in run.result.results) == ["first", "second"]
     assert all(r.status == "success" for r in again.result.results)  # the rename-and-swap path too
-    assert peer.sql("select id, name, label from dev.dbt_run.second order by id") == [(1, "a", "a"), (2, "b", "b")]
+    assert peer.sql("select id, name, label from dev.dbt_run.second order by id") == [
+        (1, "a", "a"),
+        (2, "b", "b"),
+    ]
     startups = peer.startups[started:]
     assert startups and all(s.ssl and s.authenticated for s in startups)
     assert {s.parameters["driver_version"].split(" ")[0] for s in startups} == {"Redshift"}
     assert {e.user for e in peer.log[logged:]} == {"alice"}
     logs = "".join(p.read_text(errors="replace") for p in dbt_env.rglob("*") if p.is_file())
-    assert logs and PASSWORD not in logs and PASSWORD not in (tmp_path / "project" / "profiles.yml").read_text()
+    assert (
+        logs and PASSWORD not in logs and PASSWORD not in (tmp_path / "project" / "profiles.yml").read_text()
+    )
 
 
 @pytest.mark.req("REQ-012")
@@ -351,7 +427,11 @@ def test_dbt_debug_with_iam_provisioned_and_serverless(
     tmp_path: Path, target: ProfileTarget, peer: RedshiftPeer, aws: FakeRedshiftApi, dbt_env: Path
 ) -> None:
     calls = len(aws.calls)
-    _dbt(tmp_path / "provisioned", plugin.generate_dbt_profile(iam(peer, schema="iam_debug"), target), ["debug"])
+    _dbt(
+        tmp_path / "provisioned",
+        plugin.generate_dbt_profile(iam(peer, schema="iam_debug"), target),
+        ["debug"],
+    )
     _dbt(tmp_path / "serverless", plugin.generate_dbt_profile(serverless(peer), target), ["debug"])
     answered = [(c.service, c.action, c.access_key) for c in aws.calls[calls:] if c.error is None]
     assert ("redshift", "GetClusterCredentials", ACCESS_KEY) in answered
@@ -419,12 +499,18 @@ def test_validate_reports_a_wrong_password(
 
 
 @pytest.mark.req("REQ-014")
-def test_validate_reports_iam_problems(target: ProfileTarget, peer: RedshiftPeer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_reports_iam_problems(
+    target: ProfileTarget, peer: RedshiftPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cases = [
         (iam(peer, iam_profile="stale"), "AWS rejected the credentials", "credentials of iam_profile"),
         (iam(peer, cluster_id="nope"), "ClusterNotFound", "check cluster_id and region"),
         (iam(peer, iam_profile="missing"), "could not be found", "set iam_profile"),
-        (serverless(peer, serverless_work_group="other"), "ResourceNotFoundException", "serverless_work_group"),
+        (
+            serverless(peer, serverless_work_group="other"),
+            "ResourceNotFoundException",
+            "serverless_work_group",
+        ),
     ]
     for config, in_message, in_fix in cases:
         result = plugin.validate_connection(config, target, timeout=10)
@@ -478,7 +564,9 @@ def test_validate_names_the_package_when_the_driver_is_missing(
 @pytest.mark.req("REQ-015")
 def test_resources_of_a_client_pod() -> None:
     assert plugin.get_resource_requirements(compute(threads=4)) == {
-        "requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}  # fmt: skip
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"cpu": "500m", "memory": "512Mi"},
+    }
     assert plugin.get_resource_requirements(compute(threads=12))["limits"]["memory"] == "1Gi"
 
 
@@ -500,9 +588,18 @@ def _raised(run: Callable[[], Any]) -> BaseException:
 
 
 def _connect(server: RedshiftPeer, password: str = PASSWORD, **kwargs: Any) -> Any:
-    return redshift_connector.connect(**{"host": "127.0.0.1", "port": server.port, "user": "alice",
-                                         "password": password, "database": "dev", "ssl": False,
-                                         "timeout": 5, **kwargs})  # fmt: skip
+    return redshift_connector.connect(
+        **{
+            "host": "127.0.0.1",
+            "port": server.port,
+            "user": "alice",
+            "password": password,
+            "database": "dev",
+            "ssl": False,
+            "timeout": 5,
+            **kwargs,
+        }
+    )
 
 
 @pytest.mark.req("REQ-018")
@@ -519,23 +616,55 @@ def test_translate_real_client_errors(
     syntax = _raised(lambda: connection.cursor().execute("selec 1"))
     connection.close()
     wrong_password = _raised(lambda: _connect(peer, password="nope"))
-    refused = _raised(lambda: redshift_connector.connect(host=refused_address[0], port=refused_address[1],
-                                                         user="u", password="p", ssl=False))  # fmt: skip
-    silent = _raised(lambda: redshift_connector.connect(host=silent_server[0], port=silent_server[1], user="u",
-                                                        password="p", ssl=False, timeout=0.5))  # fmt: skip
+    refused = _raised(
+        lambda: redshift_connector.connect(
+            host=refused_address[0], port=refused_address[1], user="u", password="p", ssl=False
+        )
+    )
+    silent = _raised(
+        lambda: redshift_connector.connect(
+            host=silent_server[0], port=silent_server[1], user="u", password="p", ssl=False, timeout=0.5
+        )
+    )
     client = boto3.Session(profile_name="floe").client("redshift")
-    no_cluster = _raised(lambda: client.get_cluster_credentials(DbUser="alice", DbName="dev", ClusterIdentifier="x"))
+    no_cluster = _raised(
+        lambda: client.get_cluster_credentials(DbUser="alice", DbName="dev", ClusterIdentifier="x")
+    )
     config = database(peer)
     cases = [
-        (missing_table, "ProgrammingError", "run SQL", 'relation "no_such_table" does not exist', "dbt run --select"),
+        (
+            missing_table,
+            "ProgrammingError",
+            "run SQL",
+            'relation "no_such_table" does not exist',
+            "dbt run --select",
+        ),
         (syntax, "ProgrammingError", "parse SQL", "42601", "Redshift's SQL dialect"),
-        (wrong_password, "InterfaceError", "authentication", "password authentication failed", "REDSHIFT_PASSWORD"),
+        (
+            wrong_password,
+            "InterfaceError",
+            "authentication",
+            "password authentication failed",
+            "REDSHIFT_PASSWORD",
+        ),
         (refused, "InterfaceError", "connect", "connection refused", "check host and port"),
         (silent, "TimeoutError", "connect", "did not answer in time", "security group"),
         (no_cluster, "ClusterNotFoundFault", "get IAM credentials", "ClusterNotFound", "cluster_id"),
         # dbt-redshift keeps only the server's message (DbtDatabaseError) or the driver's text
-        (DbtDatabaseError('relation "no_such_table" does not exist'), "DbtDatabaseError", "run SQL", "42P01", "dbt run"),
-        (FailedToConnectError(str(wrong_password)), "FailedToConnectError", "authentication", "refused the login", "password"),
+        (
+            DbtDatabaseError('relation "no_such_table" does not exist'),
+            "DbtDatabaseError",
+            "run SQL",
+            "42P01",
+            "dbt run",
+        ),
+        (
+            FailedToConnectError(str(wrong_password)),
+            "FailedToConnectError",
+            "authentication",
+            "refused the login",
+            "password",
+        ),
     ]
     for exc, class_name, operation, in_message, in_fix in cases:
         assert type(exc).__name__ == class_name, exc
@@ -570,8 +699,13 @@ class TestRedshiftCompliance(BaseComputePluginTests):
 
     @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:
-        return {"host": "examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com", "user": "floe",
-                "password": SecretReference("REDSHIFT_PASSWORD"), "dbname": "dev", "schema": "analytics"}  # fmt: skip
+        return {
+            "host": "examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com",
+            "user": "floe",
+            "password": SecretReference("REDSHIFT_PASSWORD"),
+            "dbname": "dev",
+            "schema": "analytics",
+        }
 
     @pytest.fixture
     def engine_endpoint(self, peer: RedshiftPeer) -> Endpoint:
@@ -581,8 +715,14 @@ class TestRedshiftCompliance(BaseComputePluginTests):
     @pytest.fixture
     def address_settings(self) -> Callable[[str, int], dict[str, Any]]:
         # dbt-redshift's default sslmode (TLS) and a password that is set: the check really connects
-        return lambda host, port: {"host": host, "port": port, "user": "alice", "dbname": "dev",
-                                   "schema": "analytics", "password": SecretReference("REDSHIFT_PASSWORD")}  # fmt: skip
+        return lambda host, port: {
+            "host": host,
+            "port": port,
+            "user": "alice",
+            "dbname": "dev",
+            "schema": "analytics",
+            "password": SecretReference("REDSHIFT_PASSWORD"),
+        }
 
     @pytest.fixture
     def client_error(self, peer: RedshiftPeer) -> BaseException:
@@ -597,8 +737,10 @@ def test_peer_speaks_the_extended_protocol(peer: RedshiftPeer) -> None:
     cursor = connection.cursor()
     cursor.execute("create table dev.public.peer_check (id int, ts timestamp, ok boolean, x float8)")
     connection.commit()
-    cursor.execute("insert into dev.public.peer_check values (%s, %s, %s, %s)",
-                   (7, datetime.datetime(2024, 5, 6, 7, 8, 9), True, 2.5))  # fmt: skip
+    cursor.execute(
+        "insert into dev.public.peer_check values (%s, %s, %s, %s)",
+        (7, datetime.datetime(2024, 5, 6, 7, 8, 9), True, 2.5),
+    )
     assert cursor.rowcount == 1
     cursor.execute("select * from dev.public.peer_check where id = %s", (7,))
     assert cursor.fetchall() == ([7, datetime.datetime(2024, 5, 6, 7, 8, 9), True, 2.5],)
@@ -619,14 +761,21 @@ def test_peer_speaks_the_extended_protocol(peer: RedshiftPeer) -> None:
 
 
 @pytest.mark.req("REQ-012")
-def test_dbt_build_twice_through_the_compiled_profile(tmp_path: Path, peer: RedshiftPeer, pki: CertificateFiles,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_dbt_build_twice_through_the_compiled_profile(
+    tmp_path: Path, peer: RedshiftPeer, pki: CertificateFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Seeds, a view, a table, generic tests and an incremental model (dbt-redshift's default with a
     unique key, ``delete+insert``) built twice over TLS; rows read back from the peer's database."""
     from tests.support import dbt_build
 
-    target = dbt_build.on_redshift(peer, ca=pki.ca, user="alice", password_var="REDSHIFT_PASSWORD", password=PASSWORD,
-                                   schema="orders_build")  # fmt: skip
+    target = dbt_build.on_redshift(
+        peer,
+        ca=pki.ca,
+        user="alice",
+        password_var="REDSHIFT_PASSWORD",
+        password=PASSWORD,
+        schema="orders_build",
+    )
     started = len(peer.startups)
     dbt_build.build_twice(tmp_path, target, monkeypatch)
     assert peer.startups[started:] and all(s.ssl and s.authenticated for s in peer.startups[started:])

@@ -103,9 +103,14 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         ec.generate_private_key(ec.SECP256R1()).private_bytes(pem, pkcs8, serialization.NoEncryption())
     )
     return {
-        "encrypted": encrypted, "plain": plain, "der_b64": base64.b64encode(der).decode(),
-        "pem_text": plain.read_text(), "der": der, "ec": ec_file, "passphrase": CANARY,
-    }  # fmt: skip
+        "encrypted": encrypted,
+        "plain": plain,
+        "der_b64": base64.b64encode(der).decode(),
+        "pem_text": plain.read_text(),
+        "der": der,
+        "ec": ec_file,
+        "passphrase": CANARY,
+    }
 
 
 @pytest.fixture
@@ -120,9 +125,14 @@ def secrets_env(monkeypatch: pytest.MonkeyPatch, keys: dict[str, Any]) -> None:
 def settings(**overrides: Any) -> dict[str, Any]:
     """A password login for the account ``fakesnow`` (host/port added for the peer)."""
     base: dict[str, Any] = {
-        "account": "fakesnow", "user": "floe", "password": SecretReference(PASSWORD_VAR),
-        "database": DATABASE, "warehouse": "compute_wh", "schema": "dev", "role": "transformer",
-    }  # fmt: skip
+        "account": "fakesnow",
+        "user": "floe",
+        "password": SecretReference(PASSWORD_VAR),
+        "database": DATABASE,
+        "warehouse": "compute_wh",
+        "schema": "dev",
+        "role": "transformer",
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -137,12 +147,16 @@ def method_settings(method: str, keys: dict[str, Any]) -> dict[str, Any]:
     no_password = {"password": None}
     return {
         "password": settings(method="password"),
-        "keypair-file": settings(method="keypair", private_key_path=str(keys["encrypted"]),
-                                 private_key_passphrase=SecretReference(PASSPHRASE_VAR), **no_password),
+        "keypair-file": settings(
+            method="keypair",
+            private_key_path=str(keys["encrypted"]),
+            private_key_passphrase=SecretReference(PASSPHRASE_VAR),
+            **no_password,
+        ),
         "keypair-secret": settings(private_key=SecretReference(KEY_VAR), **no_password),
         "oauth": settings(method="oauth", token=SecretReference(TOKEN_VAR), user=None, **no_password),
         "externalbrowser": settings(method="externalbrowser", **no_password),
-    }[method]  # fmt: skip
+    }[method]
 
 
 METHODS = ["password", "keypair-file", "keypair-secret", "oauth", "externalbrowser"]
@@ -201,7 +215,9 @@ def test_schema_accepts_each_method(method: str, keys: dict[str, Any]) -> None:
         (settings(method="password", token=SecretReference("T")), "password does not use token"),
         (settings(method="keypair", password=None), "keypair needs a key"),
         (
-            settings(method="keypair", password=None, private_key_path="/k.p8", private_key=SecretReference("K")),
+            settings(
+                method="keypair", password=None, private_key_path="/k.p8", private_key=SecretReference("K")
+            ),
             "keypair: one key only",
         ),
         (settings(method="oauth", password=None), "oauth needs token"),
@@ -220,16 +236,33 @@ def test_schema_rejects_inconsistent_settings(config: dict[str, Any], reason: st
 
 @pytest.mark.req("REQ-012")
 def test_password_profile(target: ProfileTarget) -> None:
-    config = settings(threads=8, query_tag="floe", client_session_keep_alive=True, connect_timeout=5,
-                      host="acme.privatelink.snowflakecomputing.com", port=443, protocol="https")  # fmt: skip
+    config = settings(
+        threads=8,
+        query_tag="floe",
+        client_session_keep_alive=True,
+        connect_timeout=5,
+        host="acme.privatelink.snowflakecomputing.com",
+        port=443,
+        protocol="https",
+    )
     profile = plugin.generate_dbt_profile(compute(config), target)
     assert profile == {
-        "type": "snowflake", "account": "fakesnow", "user": "floe", "role": "transformer",
-        "database": "analytics", "warehouse": "compute_wh", "schema": "dev", "threads": 8,
-        "password": "{{ env_var('FLOE_TEST_SF_PASSWORD') }}", "query_tag": "floe",
-        "client_session_keep_alive": True, "connect_timeout": 5,
-        "host": "acme.privatelink.snowflakecomputing.com", "port": 443, "protocol": "https",
-    }  # fmt: skip
+        "type": "snowflake",
+        "account": "fakesnow",
+        "user": "floe",
+        "role": "transformer",
+        "database": "analytics",
+        "warehouse": "compute_wh",
+        "schema": "dev",
+        "threads": 8,
+        "password": "{{ env_var('FLOE_TEST_SF_PASSWORD') }}",
+        "query_tag": "floe",
+        "client_session_keep_alive": True,
+        "connect_timeout": 5,
+        "host": "acme.privatelink.snowflakecomputing.com",
+        "port": 443,
+        "protocol": "https",
+    }
 
 
 @pytest.mark.req("REQ-012")
@@ -242,8 +275,11 @@ def test_profile_defaults_schema_to_the_product_name(target: ProfileTarget) -> N
 
 @pytest.mark.req("REQ-012")
 def test_keypair_profile_makes_the_key_path_absolute(target: ProfileTarget) -> None:
-    config = settings(password=None, private_key_path="keys/rsa_key.p8",
-                      private_key_passphrase=SecretReference(PASSPHRASE_VAR))  # fmt: skip
+    config = settings(
+        password=None,
+        private_key_path="keys/rsa_key.p8",
+        private_key_passphrase=SecretReference(PASSPHRASE_VAR),
+    )
     profile = plugin.generate_dbt_profile(compute(config), target)
     assert profile["private_key_path"] == str(target.project_dir / "keys" / "rsa_key.p8")
     assert profile["private_key_passphrase"] == "{{ env_var('FLOE_TEST_SF_PASSPHRASE') }}"
@@ -267,7 +303,11 @@ def test_profile_of_each_method_passes_dbt_snowflakes_own_validation(
     data.pop("threads")
     credentials_class.validate(data)
     credentials = credentials_class.from_dict(data)
-    assert (credentials.database, credentials.schema, credentials.warehouse) == (DATABASE, "dev", "compute_wh")
+    assert (credentials.database, credentials.schema, credentials.warehouse) == (
+        DATABASE,
+        "dev",
+        "compute_wh",
+    )
     auth = credentials.auth_args()  # loads and decrypts the key as dbt-snowflake will
     if method.startswith("keypair"):
         assert auth["private_key"] == keys["der"]
@@ -393,12 +433,18 @@ def test_dbt_debug_and_run_through_the_generated_profile(
     run = _dbt(["run"], project)
     assert run.success, run.exception
     assert sorted((r.node.name, str(r.status)) for r in run.result.results) == [
-        ("first", "success"), ("second", "success"),
-    ]  # fmt: skip
+        ("first", "success"),
+        ("second", "success"),
+    ]
     with snowflake.connector.connect(
-        account="fakesnow", user="reader", password="any", host=fakesnow.host, port=fakesnow.port,
-        protocol="http", platform_detection_timeout_seconds=0.0,
-    ) as conn:  # fmt: skip
+        account="fakesnow",
+        user="reader",
+        password="any",
+        host=fakesnow.host,
+        port=fakesnow.port,
+        protocol="http",
+        platform_detection_timeout_seconds=0.0,
+    ) as conn:
         cursor = conn.cursor()
         cursor.execute(f"select id, name from {DATABASE}.floe_run.second order by id")
         assert cursor.fetchall() == [(1, "A"), (2, "B")]
@@ -412,11 +458,21 @@ def test_dbt_debug_and_run_through_the_generated_profile(
 @pytest.mark.req("REQ-012")
 @pytest.mark.parametrize("method", ["keypair-file", "keypair-secret", "oauth"])
 def test_dbt_debug_with_keypair_and_oauth_profiles(
-    method: str, fakesnow: FakesnowServer, keys: dict[str, Any], tmp_path: Path,
-    target: ProfileTarget, secrets_env: None, dbt_env: Path,
-) -> None:  # fmt: skip
+    method: str,
+    fakesnow: FakesnowServer,
+    keys: dict[str, Any],
+    tmp_path: Path,
+    target: ProfileTarget,
+    secrets_env: None,
+    dbt_env: Path,
+) -> None:
     """dbt-snowflake loads the key (decrypting it) or passes the token, and the connector logs in."""
-    config = {**method_settings(method, keys), "host": fakesnow.host, "port": fakesnow.port, "protocol": "http"}
+    config = {
+        **method_settings(method, keys),
+        "host": fakesnow.host,
+        "port": fakesnow.port,
+        "protocol": "http",
+    }
     project = _project(tmp_path, plugin.generate_dbt_profile(compute(config), target))
     debug = _dbt(["debug"], project)
     assert debug.success, debug.exception
@@ -450,7 +506,12 @@ def test_required_packages_are_bounded_and_satisfied_here() -> None:
 def test_validate_succeeds_for_each_method(
     method: str, fakesnow: FakesnowServer, keys: dict[str, Any], target: ProfileTarget, secrets_env: None
 ) -> None:
-    config = {**method_settings(method, keys), "host": fakesnow.host, "port": fakesnow.port, "protocol": "http"}
+    config = {
+        **method_settings(method, keys),
+        "host": fakesnow.host,
+        "port": fakesnow.port,
+        "protocol": "http",
+    }
     start = time.monotonic()
     result = plugin.validate_connection(compute(config), target, timeout=10)
     assert time.monotonic() - start < 5
@@ -474,9 +535,14 @@ def test_validate_reports_whether_the_schema_exists(
     assert result.success and result.details["schema_exists"] is False
     assert "schema staging_area does not exist yet (dbt creates it)" in result.message
     with snowflake.connector.connect(
-        account="fakesnow", user="admin", password="any", host=fakesnow.host, port=fakesnow.port,
-        protocol="http", platform_detection_timeout_seconds=0.0,
-    ) as admin:  # fmt: skip
+        account="fakesnow",
+        user="admin",
+        password="any",
+        host=fakesnow.host,
+        port=fakesnow.port,
+        protocol="http",
+        platform_detection_timeout_seconds=0.0,
+    ) as admin:
         admin.cursor().execute(f"CREATE SCHEMA {DATABASE}.staging_area")
     result = plugin.validate_connection(config, target, timeout=10)
     assert result.success and result.details["schema_exists"] is True
@@ -564,8 +630,9 @@ def test_externalbrowser_asks_for_the_sso_url_and_never_opens_a_browser(
 ) -> None:
     config = method_settings("externalbrowser", keys)
     with scripted_snowflake({"/session/authenticator-request": SSO_URL}) as (host, port, requests):
-        result = plugin.validate_connection(compute({**config, "host": host, "port": port, "protocol": "http"}),
-                                            target, timeout=5)  # fmt: skip
+        result = plugin.validate_connection(
+            compute({**config, "host": host, "port": port, "protocol": "http"}), target, timeout=5
+        )
     assert result.success, result.message
     assert "not performed" in result.message and result.details["sso_url_host"] == "idp.example.test"
     ((path, body),) = requests
@@ -573,14 +640,21 @@ def test_externalbrowser_asks_for_the_sso_url_and_never_opens_a_browser(
     assert body["data"]["AUTHENTICATOR"] == "EXTERNALBROWSER" and body["data"]["LOGIN_NAME"] == "floe"
     # fakesnow has no SSO endpoint: reachable, but no browser login there
     result = plugin.validate_connection(
-        compute({**config, "host": fakesnow.host, "port": fakesnow.port, "protocol": "http"}), target, timeout=5
+        compute({**config, "host": fakesnow.host, "port": fakesnow.port, "protocol": "http"}),
+        target,
+        timeout=5,
     )
     assert not result.success and "answered HTTP 404 to the SSO request" in result.message
 
 
 @pytest.mark.req("REQ-014")
 def test_externalbrowser_refused_port(keys: dict[str, Any], target: ProfileTarget) -> None:
-    config = {**method_settings("externalbrowser", keys), "host": "127.0.0.1", "port": free_port(), "protocol": "http"}
+    config = {
+        **method_settings("externalbrowser", keys),
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "protocol": "http",
+    }
     result = plugin.validate_connection(compute(config), target, timeout=5)
     assert not result.success and "was refused" in result.message
 
@@ -596,16 +670,24 @@ def test_externalbrowser_refused_port(keys: dict[str, Any], target: ProfileTarge
         ({"private_key_path": "EC", "private_key_passphrase": None}, "not an RSA key"),
         ({"private_key_path": "GARBAGE"}, "is not a private key that can be read"),
         (
-            {"private_key_path": None, "private_key_passphrase": None,
-             "private_key": SecretReference("FLOE_TEST_SF_WRONG")},
+            {
+                "private_key_path": None,
+                "private_key_passphrase": None,
+                "private_key": SecretReference("FLOE_TEST_SF_WRONG"),
+            },
             "neither PEM nor base64",
         ),
     ],
 )
 def test_validate_explains_private_key_problems(
-    overrides: dict[str, Any], expected: str, keys: dict[str, Any], target: ProfileTarget,
-    secrets_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-) -> None:  # fmt: skip
+    overrides: dict[str, Any],
+    expected: str,
+    keys: dict[str, Any],
+    target: ProfileTarget,
+    secrets_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     monkeypatch.setenv("FLOE_TEST_SF_WRONG", "not-the-passphrase!")
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
@@ -630,8 +712,14 @@ def test_secret_values_never_leave_the_engine(
     """The canary is the password and the passphrase; every output of every method is searched."""
     outputs: list[str] = []
     for method in METHODS:
-        config = compute({**method_settings(method, keys), "host": fakesnow.host, "port": fakesnow.port,
-                          "protocol": "http"})  # fmt: skip
+        config = compute(
+            {
+                **method_settings(method, keys),
+                "host": fakesnow.host,
+                "port": fakesnow.port,
+                "protocol": "http",
+            }
+        )
         outputs.append(json.dumps(plugin.generate_dbt_profile(config, target)))
         result = plugin.validate_connection(config, target, timeout=10)
         outputs += [repr(result), json.dumps(dict(result.details), default=str), repr(config)]
@@ -651,8 +739,10 @@ def test_resources_are_small_and_valid_kubernetes() -> None:
     from floe.resources import parse_quantity
 
     requirements = plugin.get_resource_requirements(compute(settings()))
-    assert requirements == {"requests": {"cpu": "100m", "memory": "256Mi"},
-                            "limits": {"cpu": "1", "memory": "1Gi"}}  # fmt: skip
+    assert requirements == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
     model = V1ResourceRequirements(**requirements)
     assert model.requests is not None and model.limits is not None
     for key, value in model.requests.items():
@@ -661,8 +751,10 @@ def test_resources_are_small_and_valid_kubernetes() -> None:
 
 @pytest.mark.req("REQ-013")
 def test_no_attachment_sql_for_any_catalog() -> None:
-    for catalog in (CatalogConfig(type="rest", name="lake", uri="https://cat/api", warehouse="wh"),
-                    CatalogConfig(type="sql", name="lake")):  # fmt: skip
+    for catalog in (
+        CatalogConfig(type="rest", name="lake", uri="https://cat/api", warehouse="wh"),
+        CatalogConfig(type="sql", name="lake"),
+    ):
         assert plugin.get_catalog_attachment_sql(compute(settings()), catalog) is None
 
 
@@ -680,9 +772,15 @@ def _connect_error(**arguments: Any) -> BaseException:
 
     try:
         snowflake.connector.connect(
-            user="floe", password="x", login_timeout=2, network_timeout=2, socket_timeout=2,
-            platform_detection_timeout_seconds=0.0, backoff_policy=_instant, **arguments,
-        )  # fmt: skip
+            user="floe",
+            password="x",
+            login_timeout=2,
+            network_timeout=2,
+            socket_timeout=2,
+            platform_detection_timeout_seconds=0.0,
+            backoff_policy=_instant,
+            **arguments,
+        )
     except snowflake.connector.errors.Error as exc:
         return exc
     raise AssertionError(f"the connector connected with {arguments}")
@@ -692,9 +790,14 @@ def _sql_error(server: FakesnowServer, sql: str) -> BaseException:
     import snowflake.connector
 
     with snowflake.connector.connect(
-        account="fakesnow", user="floe", password="any", host=server.host, port=server.port,
-        protocol="http", platform_detection_timeout_seconds=0.0,
-    ) as conn:  # fmt: skip
+        account="fakesnow",
+        user="floe",
+        password="any",
+        host=server.host,
+        port=server.port,
+        protocol="http",
+        platform_detection_timeout_seconds=0.0,
+    ) as conn:
         try:
             conn.cursor().execute(sql)
         except snowflake.connector.errors.Error as exc:
@@ -813,8 +916,9 @@ class TestSnowflakeCompliance(BaseComputePluginTests):
         return settings(account="myorg-myaccount")
 
     @pytest.fixture
-    def engine_endpoint(self, fakesnow: FakesnowServer, tmp_path: Path,
-                        monkeypatch: pytest.MonkeyPatch) -> Endpoint:  # fmt: skip
+    def engine_endpoint(
+        self, fakesnow: FakesnowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> Endpoint:
         monkeypatch.setenv("HOME", str(tmp_path))
         monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
         return Endpoint(at(fakesnow), {PASSWORD_VAR: CANARY})
@@ -841,6 +945,7 @@ def test_dbt_build_twice_through_the_compiled_profile(
     and ``incremental_strategy: delete+insert`` (see :func:`tests.support.dbt_build.on_fakesnow`)."""
     from tests.support import dbt_build
 
-    target = dbt_build.on_fakesnow(fakesnow, database=DATABASE, schema="orders_build", password_var=PASSWORD_VAR,
-                                   password=CANARY)  # fmt: skip
+    target = dbt_build.on_fakesnow(
+        fakesnow, database=DATABASE, schema="orders_build", password_var=PASSWORD_VAR, password=CANARY
+    )
     dbt_build.build_twice(tmp_path, target, monkeypatch)

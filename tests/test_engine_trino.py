@@ -46,8 +46,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> CertificateFiles:
 @pytest.fixture(scope="module")
 def secure_peer(pki: CertificateFiles) -> Iterator[TrinoPeer]:
     """HTTPS, password (alice), JWT (user jwt-user) and client certificates (CN alice)."""
-    with TrinoPeer((CATALOG,), passwords={"alice": PASSWORD}, jwt_tokens={JWT: "jwt-user"},
-                   tls=pki, client_certificates=True) as peer:  # fmt: skip
+    with TrinoPeer(
+        (CATALOG,),
+        passwords={"alice": PASSWORD},
+        jwt_tokens={JWT: "jwt-user"},
+        tls=pki,
+        client_certificates=True,
+    ) as peer:
         yield peer
 
 
@@ -81,27 +86,62 @@ def compute(name: str = "trino", **config: Any) -> ComputeConfig:
 
 
 def ldap(peer: TrinoPeer, pki: CertificateFiles, **extra: Any) -> ComputeConfig:
-    return compute(**{"host": "127.0.0.1", "port": peer.port, "user": "alice",
-                      "password": SecretReference("TRINO_PASSWORD"), "database": CATALOG,
-                      "schema": "analytics", "verify": str(pki.ca), **extra})  # fmt: skip
+    return compute(
+        **{
+            "host": "127.0.0.1",
+            "port": peer.port,
+            "user": "alice",
+            "password": SecretReference("TRINO_PASSWORD"),
+            "database": CATALOG,
+            "schema": "analytics",
+            "verify": str(pki.ca),
+            **extra,
+        }
+    )
 
 
 def jwt(peer: TrinoPeer, pki: CertificateFiles, **extra: Any) -> ComputeConfig:
-    return compute(**{"host": "127.0.0.1", "port": peer.port, "method": "jwt",
-                      "jwt_token": SecretReference("TRINO_JWT"), "database": CATALOG,
-                      "schema": "analytics", "verify": str(pki.ca), **extra})  # fmt: skip
+    return compute(
+        **{
+            "host": "127.0.0.1",
+            "port": peer.port,
+            "method": "jwt",
+            "jwt_token": SecretReference("TRINO_JWT"),
+            "database": CATALOG,
+            "schema": "analytics",
+            "verify": str(pki.ca),
+            **extra,
+        }
+    )
 
 
 def certificate(peer: TrinoPeer, pki: CertificateFiles, **extra: Any) -> ComputeConfig:
-    return compute(**{"host": "127.0.0.1", "port": peer.port, "method": "certificate",
-                      "database": CATALOG, "schema": "analytics", "verify": str(pki.ca),
-                      "client_certificate_file": str(pki.client_cert),
-                      "client_private_key_file": str(pki.client_key), **extra})  # fmt: skip
+    return compute(
+        **{
+            "host": "127.0.0.1",
+            "port": peer.port,
+            "method": "certificate",
+            "database": CATALOG,
+            "schema": "analytics",
+            "verify": str(pki.ca),
+            "client_certificate_file": str(pki.client_cert),
+            "client_private_key_file": str(pki.client_key),
+            **extra,
+        }
+    )
 
 
 def none(peer: TrinoPeer, **extra: Any) -> ComputeConfig:
-    return compute(**{"host": "127.0.0.1", "port": peer.port, "user": "bob", "database": CATALOG,
-                      "schema": "analytics", **extra})  # fmt: skip
+    return compute(
+        **{
+            "host": "127.0.0.1",
+            "port": peer.port,
+            "user": "bob",
+            "database": CATALOG,
+            "schema": "analytics",
+            **extra,
+        }
+    )
 
 
 # -- REQ-012: the dbt profile ----------------------------------------------------------------------
@@ -123,18 +163,36 @@ def _credentials(profile: dict[str, Any], environ: dict[str, str] | None = None)
 
 
 @pytest.mark.req("REQ-012")
-def test_profiles_of_every_method_pass_dbt_trinos_validation(target: ProfileTarget, pki: CertificateFiles) -> None:
+def test_profiles_of_every_method_pass_dbt_trinos_validation(
+    target: ProfileTarget, pki: CertificateFiles
+) -> None:
     base = {"host": "trino.example.com", "database": CATALOG, "schema": "analytics"}
     cases = {
         "none": (compute(**base, user="bob"), "TrinoNoneCredentials", "http", 8080),
-        "ldap": (compute(**base, user="alice", password=SecretReference("TRINO_PASSWORD"), verify=str(pki.ca)),
-                 "TrinoLdapCredentials", "https", 443),
-        "jwt": (compute(**base, method="jwt", jwt_token=SecretReference("TRINO_JWT"), port=8443),
-                "TrinoJwtCredentials", "https", 8443),
-        "certificate": (compute(**base, client_certificate_file=str(pki.client_cert),
-                                client_private_key_file=str(pki.client_key), verify=False),
-                        "TrinoCertificateCredentials", "https", 443),
-    }  # fmt: skip
+        "ldap": (
+            compute(**base, user="alice", password=SecretReference("TRINO_PASSWORD"), verify=str(pki.ca)),
+            "TrinoLdapCredentials",
+            "https",
+            443,
+        ),
+        "jwt": (
+            compute(**base, method="jwt", jwt_token=SecretReference("TRINO_JWT"), port=8443),
+            "TrinoJwtCredentials",
+            "https",
+            8443,
+        ),
+        "certificate": (
+            compute(
+                **base,
+                client_certificate_file=str(pki.client_cert),
+                client_private_key_file=str(pki.client_key),
+                verify=False,
+            ),
+            "TrinoCertificateCredentials",
+            "https",
+            443,
+        ),
+    }
     for method, (config, credentials_type, scheme, port) in cases.items():
         profile = plugin.generate_dbt_profile(config, target)
         assert profile["type"] == "trino" and profile["method"] == method
@@ -153,15 +211,31 @@ def test_profiles_of_every_method_pass_dbt_trinos_validation(target: ProfileTarg
 
 @pytest.mark.req("REQ-012")
 def test_profile_options(target: ProfileTarget) -> None:
-    config = compute(host="h", user="u", database="c", schema="s", threads=8, http_scheme="https",
-                     session_properties={"query_max_run_time": "2h", "iceberg.compression_codec": "ZSTD"})  # fmt: skip
+    config = compute(
+        host="h",
+        user="u",
+        database="c",
+        schema="s",
+        threads=8,
+        http_scheme="https",
+        session_properties={"query_max_run_time": "2h", "iceberg.compression_codec": "ZSTD"},
+    )
     profile = plugin.generate_dbt_profile(config, target)
     assert profile["http_scheme"] == "https" and profile["port"] == 443 and profile["threads"] == 8
     credentials = _credentials(profile)
     assert credentials.session_properties == {"query_max_run_time": "2h", "iceberg.compression_codec": "ZSTD"}
-    impersonating = compute(host="h", user="svc", password=SecretReference("P"), impersonation_user="alice",
-                            database="c", schema="s")  # fmt: skip
-    assert _credentials(plugin.generate_dbt_profile(impersonating, target), {"P": "x"}).impersonation_user == "alice"
+    impersonating = compute(
+        host="h",
+        user="svc",
+        password=SecretReference("P"),
+        impersonation_user="alice",
+        database="c",
+        schema="s",
+    )
+    assert (
+        _credentials(plugin.generate_dbt_profile(impersonating, target), {"P": "x"}).impersonation_user
+        == "alice"
+    )
 
 
 @pytest.mark.req("REQ-012")
@@ -277,8 +351,8 @@ def test_importing_the_engine_is_cheap() -> None:
 MODELS = {
     "first.sql": "select 1 as id, 'a' as name union all select 2 as id, 'b' as name",
     "second.sql": "select f.id, cast(f.name as varchar) as name, current_catalog as catalog_name\n"
-                  "from {{ ref('first') }} as f",
-}  # fmt: skip
+    "from {{ ref('first') }} as f",
+}
 
 
 @pytest.fixture
@@ -315,31 +389,47 @@ def _dbt(tmp_path: Path, profile: dict[str, Any], *commands: list[str]) -> list[
 
 @pytest.mark.req("REQ-012")
 def test_dbt_debug_and_run_with_ldap_over_https(
-    tmp_path: Path, target: ProfileTarget, secure_peer: TrinoPeer, pki: CertificateFiles, secrets_env: None,
+    tmp_path: Path,
+    target: ProfileTarget,
+    secure_peer: TrinoPeer,
+    pki: CertificateFiles,
+    secrets_env: None,
     dbt_env: Path,
-) -> None:  # fmt: skip
+) -> None:
     profile = plugin.generate_dbt_profile(ldap(secure_peer, pki, schema="ldap_run", threads=2), target)
     start = len(secure_peer.log)
     _, run = _dbt(tmp_path, profile, ["debug"], ["run"])
     assert sorted(r.node.name for r in run.result.results) == ["first", "second"]
     assert secure_peer.sql("select * from lake.ldap_run.second order by id") == [
-        (1, "a", CATALOG), (2, "b", CATALOG)]  # fmt: skip
+        (1, "a", CATALOG),
+        (2, "b", CATALOG),
+    ]
     seen = secure_peer.log[start:]
     assert {entry.user for entry in seen} == {"alice"}
     assert all(e.headers.get("Authorization", "").startswith("Basic ") for e in seen)
     assert any("create table" in e.sql.lower() for e in seen)
     logs = "".join(p.read_text(errors="replace") for p in dbt_env.rglob("*") if p.is_file())
-    assert logs and PASSWORD not in logs and PASSWORD not in (tmp_path / "project" / "profiles.yml").read_text()
+    assert (
+        logs and PASSWORD not in logs and PASSWORD not in (tmp_path / "project" / "profiles.yml").read_text()
+    )
 
 
 @pytest.mark.req("REQ-012")
 def test_dbt_debug_and_run_with_jwt_and_certificate(
-    tmp_path: Path, target: ProfileTarget, secure_peer: TrinoPeer, pki: CertificateFiles, secrets_env: None,
+    tmp_path: Path,
+    target: ProfileTarget,
+    secure_peer: TrinoPeer,
+    pki: CertificateFiles,
+    secrets_env: None,
     dbt_env: Path,
-) -> None:  # fmt: skip
+) -> None:
     start = len(secure_peer.log)
-    _dbt(tmp_path / "jwt", plugin.generate_dbt_profile(jwt(secure_peer, pki, schema="jwt_run"), target),
-         ["debug"], ["run"])  # fmt: skip
+    _dbt(
+        tmp_path / "jwt",
+        plugin.generate_dbt_profile(jwt(secure_peer, pki, schema="jwt_run"), target),
+        ["debug"],
+        ["run"],
+    )
     assert {e.user for e in secure_peer.log[start:]} == {"jwt-user"}
     assert all(e.headers.get("Authorization") == f"Bearer {JWT}" for e in secure_peer.log[start:])
     start = len(secure_peer.log)
@@ -380,7 +470,11 @@ def test_required_packages() -> None:
 
 @pytest.mark.req("REQ-014")
 def test_validate_succeeds_with_each_method(
-    target: ProfileTarget, secure_peer: TrinoPeer, plain_peer: TrinoPeer, pki: CertificateFiles, secrets_env: None
+    target: ProfileTarget,
+    secure_peer: TrinoPeer,
+    plain_peer: TrinoPeer,
+    pki: CertificateFiles,
+    secrets_env: None,
 ) -> None:
     secure_peer.sql("CREATE SCHEMA IF NOT EXISTS lake.validated")
     for config, user in [
@@ -418,7 +512,9 @@ def test_validate_reports_a_wrong_password_or_token(
     assert not result.success and "authentication failed" in result.message
     assert "token in the secret TRINO_JWT" in result.message
     assert [reason for _, reason in secure_peer.rejected[rejected:]] == [
-        "Access Denied: Invalid credentials", "Unauthorized: invalid JWT"]  # fmt: skip
+        "Access Denied: Invalid credentials",
+        "Unauthorized: invalid JWT",
+    ]
 
 
 @pytest.mark.req("REQ-014")
@@ -433,12 +529,19 @@ def test_validate_lists_the_catalogs_when_the_catalog_is_missing(
 
 @pytest.mark.req("REQ-014")
 def test_validate_explains_tls_problems(
-    target: ProfileTarget, secure_peer: TrinoPeer, plain_peer: TrinoPeer, pki: CertificateFiles, secrets_env: None,
+    target: ProfileTarget,
+    secure_peer: TrinoPeer,
+    plain_peer: TrinoPeer,
+    pki: CertificateFiles,
+    secrets_env: None,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     untrusted = plugin.validate_connection(ldap(secure_peer, pki, verify=True), target, timeout=10)
     assert not untrusted.success
-    assert "TLS certificate" in untrusted.message and "set verify to the path of the CA bundle" in untrusted.message
+    assert (
+        "TLS certificate" in untrusted.message
+        and "set verify to the path of the CA bundle" in untrusted.message
+    )
     # requests lets REQUESTS_CA_BUNDLE win over the client's verify: the message says so
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.server_cert))
     overridden = plugin.validate_connection(ldap(secure_peer, pki), target, timeout=10)
@@ -478,7 +581,9 @@ def test_validate_names_the_package_when_the_client_is_missing(
 @pytest.mark.req("REQ-015")
 def test_resources_of_a_client_pod() -> None:
     assert plugin.get_resource_requirements(compute(threads=4)) == {
-        "requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}  # fmt: skip
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"cpu": "500m", "memory": "512Mi"},
+    }
     assert plugin.get_resource_requirements(compute(threads=16))["limits"]["memory"] == "1Gi"
 
 
@@ -492,10 +597,18 @@ def test_no_attachment_sql_because_catalogs_are_coordinator_configuration() -> N
 
 
 def _client(peer: TrinoPeer, pki: CertificateFiles | None = None, **kwargs: Any) -> Any:
-    return trino.dbapi.connect(host="127.0.0.1", port=peer.port, user="alice", catalog=CATALOG,
-                               schema="analytics", max_attempts=1, request_timeout=5,
-                               http_scheme="https" if pki else "http",
-                               verify=str(pki.ca) if pki else True, **kwargs)  # fmt: skip
+    return trino.dbapi.connect(
+        host="127.0.0.1",
+        port=peer.port,
+        user="alice",
+        catalog=CATALOG,
+        schema="analytics",
+        max_attempts=1,
+        request_timeout=5,
+        http_scheme="https" if pki else "http",
+        verify=str(pki.ca) if pki else True,
+        **kwargs,
+    )
 
 
 def _raised(run: Callable[[], Any]) -> BaseException:
@@ -516,15 +629,31 @@ def test_translate_real_client_errors(
     cursor = _client(plain_peer).cursor()
     missing_table = _raised(lambda: cursor.execute("select * from no_such_table"))
     syntax = _raised(lambda: cursor.execute("selec 1"))
-    wrong_password = _raised(lambda: _client(secure_peer, pki, auth=trino.auth.BasicAuthentication(
-        "alice", "nope")).cursor().execute("select 1"))  # fmt: skip
-    refused = _raised(lambda: trino.dbapi.connect(host=refused_address[0], port=refused_address[1], user="u",
-                                                  max_attempts=1).cursor().execute("select 1"))  # fmt: skip
+    wrong_password = _raised(
+        lambda: (
+            _client(secure_peer, pki, auth=trino.auth.BasicAuthentication("alice", "nope"))
+            .cursor()
+            .execute("select 1")
+        )
+    )
+    refused = _raised(
+        lambda: (
+            trino.dbapi.connect(host=refused_address[0], port=refused_address[1], user="u", max_attempts=1)
+            .cursor()
+            .execute("select 1")
+        )
+    )
     config = ldap(secure_peer, pki)
     cases = [
         (missing_table, "TrinoUserError", "run SQL", "TABLE_NOT_FOUND", "dbt run --select"),
         (syntax, "TrinoUserError", "parse SQL", "SYNTAX_ERROR", "Trino's SQL dialect"),
-        (wrong_password, "HttpError", "authentication", "rejected the credentials of user alice", "TRINO_PASSWORD"),
+        (
+            wrong_password,
+            "HttpError",
+            "authentication",
+            "rejected the credentials of user alice",
+            "TRINO_PASSWORD",
+        ),
         (refused, "TrinoConnectionError", "connect", "connection refused", "check host and port"),
         # dbt-trino re-raises client errors as DbtDatabaseError(str(error)): only the text survives
         (DbtDatabaseError(str(missing_table)), "DbtDatabaseError", "run SQL", "TABLE_NOT_FOUND", "dbt run"),
@@ -566,16 +695,28 @@ class TestTrinoCompliance(BaseComputePluginTests):
     @pytest.fixture
     def engine_endpoint(self, secure_peer: TrinoPeer, pki: CertificateFiles) -> Endpoint:
         return Endpoint(
-            {"host": "127.0.0.1", "port": secure_peer.port, "method": "ldap", "user": "alice",
-             "password": SecretReference("TRINO_PASSWORD"), "database": CATALOG,
-             "schema": "compliance", "verify": str(pki.ca)},
+            {
+                "host": "127.0.0.1",
+                "port": secure_peer.port,
+                "method": "ldap",
+                "user": "alice",
+                "password": SecretReference("TRINO_PASSWORD"),
+                "database": CATALOG,
+                "schema": "compliance",
+                "verify": str(pki.ca),
+            },
             {"TRINO_PASSWORD": PASSWORD},
-        )  # fmt: skip
+        )
 
     @pytest.fixture
     def address_settings(self) -> Callable[[str, int], dict[str, Any]]:
-        return lambda host, port: {"host": host, "port": port, "user": "floe", "database": CATALOG,
-                                   "schema": "analytics"}  # fmt: skip
+        return lambda host, port: {
+            "host": host,
+            "port": port,
+            "user": "floe",
+            "database": CATALOG,
+            "schema": "analytics",
+        }
 
     @pytest.fixture
     def client_error(self, plain_peer: TrinoPeer) -> BaseException:
@@ -600,14 +741,22 @@ def test_peer_speaks_the_protocol_details(plain_peer: TrinoPeer) -> None:
 
 
 @pytest.mark.req("REQ-012")
-def test_dbt_build_twice_through_the_compiled_profile(tmp_path: Path, secure_peer: TrinoPeer, pki: CertificateFiles,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_dbt_build_twice_through_the_compiled_profile(
+    tmp_path: Path, secure_peer: TrinoPeer, pki: CertificateFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Seeds, a view, a table, generic tests and an incremental model (``merge``) built twice by
     dbt-trino over HTTPS with an LDAP password; rows read back from the peer's database."""
     from tests.support import dbt_build
 
-    target = dbt_build.on_trino(secure_peer, ca=pki.ca, catalog=CATALOG, user="alice", password_var="TRINO_PASSWORD",
-                                password=PASSWORD, schema="orders_build")  # fmt: skip
+    target = dbt_build.on_trino(
+        secure_peer,
+        ca=pki.ca,
+        catalog=CATALOG,
+        user="alice",
+        password_var="TRINO_PASSWORD",
+        password=PASSWORD,
+        schema="orders_build",
+    )
     logged = len(secure_peer.log)
     dbt_build.build_twice(tmp_path, target, monkeypatch)
     assert {entry.user for entry in secure_peer.log[logged:]} == {"alice"}

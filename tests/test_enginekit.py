@@ -36,18 +36,33 @@ def test_the_cause_chain_is_walked_once_each_even_in_a_loop() -> None:
 
 
 def test_secret_references_are_checked_where_they_are_used() -> None:
-    compute = ComputeConfig("wh", "acme", {"password": SecretReference("ACME_PASSWORD"), "token": "literal",
-                                           "key": SecretReference("not a name")})  # fmt: skip
+    compute = ComputeConfig(
+        "wh",
+        "acme",
+        {
+            "password": SecretReference("ACME_PASSWORD"),
+            "token": "literal",
+            "key": SecretReference("not a name"),
+        },
+    )
     assert secret_reference("acme", compute, "password", "connect") == SecretReference("ACME_PASSWORD")
     assert secret_reference("acme", compute, "missing", "connect") is None
-    with pytest.raises(PluginExecutionError, match=r"compute 'wh' \(engine acme\): connect failed: token must be a secret reference"):
+    with pytest.raises(
+        PluginExecutionError,
+        match=r"compute 'wh' \(engine acme\): connect failed: token must be a secret reference",
+    ):
         secret_reference("acme", compute, "token", "connect")
     with pytest.raises(PluginExecutionError, match="missing is required and not set"):
         secret_reference("acme", compute, "missing", "connect", required=True)
-    with pytest.raises(PluginExecutionError, match=r"'not a name' is not an environment variable name") as caught:
+    with pytest.raises(
+        PluginExecutionError, match=r"'not a name' is not an environment variable name"
+    ) as caught:
         secret_reference("acme", compute, "key", "connect", example="ACME_KEY")
     assert "such as ACME_KEY" in caught.value.render()
-    assert secret_placeholder("acme", compute.config["password"], compute, "profile") == "{{ env_var('ACME_PASSWORD') }}"
+    assert (
+        secret_placeholder("acme", compute.config["password"], compute, "profile")
+        == "{{ env_var('ACME_PASSWORD') }}"
+    )
 
 
 def test_a_secret_value_comes_from_the_environment_and_an_unset_one_is_named_never_shown() -> None:
@@ -87,8 +102,10 @@ def test_a_translated_client_error_never_shows_a_secret(monkeypatch: pytest.Monk
 
 
 def test_importing_the_kit_imports_no_dbt_driver_or_schema_library() -> None:
-    code = ("import sys, floe.enginekit; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('dbt', 'duckdb', 'pyspark', 'psycopg2', 'jsonschema', 'pyiceberg', 'snowflake')))")  # fmt: skip
+    code = (
+        "import sys, floe.enginekit; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('dbt', 'duckdb', 'pyspark', 'psycopg2', 'jsonschema', 'pyiceberg', 'snowflake')))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -102,8 +119,12 @@ def test_the_engines_call_each_shared_idea_by_one_name() -> None:
     root = Path(__file__).resolve().parents[1]
     constants = {"REQUESTS": "DEFAULT_REQUESTS", "LIMITS": "DEFAULT_LIMITS", "INSTALL": "PIP_INSTALL"}
     drifted = []
-    for path in sorted([*(root / "floe" / "engines").rglob("*.py"),
-                        *(root / "examples/floe-engine-postgres/floe_engine_postgres").glob("*.py")]):  # fmt: skip
+    for path in sorted(
+        [
+            *(root / "floe" / "engines").rglob("*.py"),
+            *(root / "examples/floe-engine-postgres/floe_engine_postgres").glob("*.py"),
+        ]
+    ):
         where = path.relative_to(root)
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
             if isinstance(node, ast.Assign):
@@ -111,9 +132,15 @@ def test_the_engines_call_each_shared_idea_by_one_name() -> None:
                     idea = next((k for k in constants if name.endswith(k)), None)
                     if idea is not None and name != constants[idea]:
                         drifted.append(f"{where}: {name} (call it {constants[idea]})")
-            elif isinstance(node, ast.ClassDef) and node.name.endswith("Settings") and node.name != "Settings":
+            elif (
+                isinstance(node, ast.ClassDef) and node.name.endswith("Settings") and node.name != "Settings"
+            ):
                 drifted.append(f"{where}: class {node.name} (call it Settings)")
-            elif (isinstance(node, ast.FunctionDef) and isinstance(node.returns, ast.Name)
-                  and node.returns.id == "Settings" and node.name != "checked_settings"):  # fmt: skip
+            elif (
+                isinstance(node, ast.FunctionDef)
+                and isinstance(node.returns, ast.Name)
+                and node.returns.id == "Settings"
+                and node.name != "checked_settings"
+            ):
                 drifted.append(f"{where}: {node.name}() (call it checked_settings)")
     assert drifted == []

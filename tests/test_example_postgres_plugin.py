@@ -39,8 +39,13 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 def floe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "floe", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "floe", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def write(path: Path, text: str) -> Path:
@@ -77,15 +82,20 @@ def platform(tmp_path: Path, postgres_config: str) -> Path:
 def product(tmp_path: Path) -> Path:
     """A data product whose one transform selects ``postgres``; also a dbt project of two models."""
     root = tmp_path / "orders"
-    write(root / "floe.yaml", """\
+    write(
+        root / "floe.yaml",
+        """\
         apiVersion: floe.dev/v1
         kind: DataProduct
         metadata: {name: orders}
         platform: ../platform/enterprise.yaml
         transforms:
           - {type: dbt, path: models/, compute: postgres}
-        """)  # fmt: skip
-    write(root / "dbt_project.yml", """\
+        """,
+    )
+    write(
+        root / "dbt_project.yml",
+        """\
         name: orders
         version: "1.0.0"
         config-version: 2
@@ -93,13 +103,18 @@ def product(tmp_path: Path) -> Path:
         models:
           orders:
             +materialized: table
-        """)  # fmt: skip
-    write(root / "models/raw_orders.sql",
-          "select * from (values (1, 'alice', 30.00), (2, 'bob', 12.50), (3, 'alice', 7.25))"
-          " as t(id, customer, amount)\n")  # fmt: skip
-    write(root / "models/customer_totals.sql",
-          "select customer, count(*) as orders, sum(amount) as total\n"
-          "from {{ ref('raw_orders') }} group by customer\n")  # fmt: skip
+        """,
+    )
+    write(
+        root / "models/raw_orders.sql",
+        "select * from (values (1, 'alice', 30.00), (2, 'bob', 12.50), (3, 'alice', 7.25))"
+        " as t(id, customer, amount)\n",
+    )
+    write(
+        root / "models/customer_totals.sql",
+        "select customer, count(*) as orders, sum(amount) as total\n"
+        "from {{ ref('raw_orders') }} group by customer\n",
+    )
     return root
 
 
@@ -120,9 +135,12 @@ def test_floe_engines_lists_the_plugin_with_its_distribution() -> None:
 
 @pytest.mark.req("REQ-012")
 @pytest.mark.req("REQ-022")
-def test_compile_then_dbt_run_on_postgres(postgres: PostgresServer, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    platform(tmp_path, f"""\
+def test_compile_then_dbt_run_on_postgres(
+    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform(
+        tmp_path,
+        f"""\
         host: {postgres.host}
         port: {postgres.port}
         user: {postgres.user}
@@ -131,7 +149,8 @@ def test_compile_then_dbt_run_on_postgres(postgres: PostgresServer, tmp_path: Pa
         schema: analytics
         sslmode: disable
         threads: 2
-        """)  # fmt: skip
+        """,
+    )
     root = product(tmp_path)
     compiled = floe("compile", str(root))
     assert compiled.returncode == 0, compiled.stderr
@@ -144,7 +163,11 @@ def test_compile_then_dbt_run_on_postgres(postgres: PostgresServer, tmp_path: Pa
     dev = outputs["dev"]
     assert dev["type"] == "postgres" and dev["password"] == "{{ env_var('ORDERS_PG_PASSWORD') }}"
     assert (dev["host"], dev["port"], dev["dbname"], dev["schema"]) == (
-        postgres.host, postgres.port, postgres.dbname, "analytics")  # fmt: skip
+        postgres.host,
+        postgres.port,
+        postgres.dbname,
+        "analytics",
+    )
     assert outputs["prod"]["schema"] == "analytics_prod"
     manifest = json.loads((profiles_dir / "compiled.json").read_text())
     assert manifest["computes"]["postgres"]["config"]["password"] == {"secret_ref": "ORDERS_PG_PASSWORD"}
@@ -168,21 +191,26 @@ def test_compile_then_dbt_run_on_postgres(postgres: PostgresServer, tmp_path: Pa
         cursor.execute("select count(*) from analytics.raw_orders")
         assert cursor.fetchone() == (3,)
     connection.close()
-    assert postgres.password not in "".join(p.read_text(errors="replace") for p in logs.rglob("*") if p.is_file())
+    assert postgres.password not in "".join(
+        p.read_text(errors="replace") for p in logs.rglob("*") if p.is_file()
+    )
 
 
 def test_floe_run_show_of_postgres_alone_starts_no_catalog(postgres: PostgresServer, tmp_path: Path) -> None:
     """The example engine builds in its own database: a run of its transforms alone starts no
     Iceberg catalog, and ``--show`` (which reads the run's tables through the catalog) has nothing
     to read there and says nothing of it."""
-    platform(tmp_path, f"""\
+    platform(
+        tmp_path,
+        f"""\
         host: {postgres.host}
         port: {postgres.port}
         user: {postgres.user}
         password: {{secret_ref: ORDERS_PG_PASSWORD}}
         dbname: {postgres.dbname}
         sslmode: disable
-        """)  # fmt: skip
+        """,
+    )
     root = product(tmp_path)
     done = floe("run", str(root), "--env", "dev", "--show", env={"ORDERS_PG_PASSWORD": postgres.password})
     assert done.returncode == 0, done.stdout + done.stderr
@@ -197,14 +225,17 @@ def test_floe_run_show_of_postgres_alone_starts_no_catalog(postgres: PostgresSer
 
 @pytest.mark.req("REQ-014")
 def test_floe_validate_reaches_the_server(postgres: PostgresServer, tmp_path: Path) -> None:
-    platform(tmp_path, f"""\
+    platform(
+        tmp_path,
+        f"""\
         host: {postgres.host}
         port: {postgres.port}
         user: {postgres.user}
         password: {{secret_ref: ORDERS_PG_PASSWORD}}
         dbname: {postgres.dbname}
         sslmode: disable
-        """)  # fmt: skip
+        """,
+    )
     root = product(tmp_path)
     checked = floe("validate", str(root), "--json", env={"ORDERS_PG_PASSWORD": postgres.password})
     rows = {row["compute"]: row for row in json.loads(checked.stdout)["computes"]}
@@ -220,19 +251,26 @@ def test_floe_validate_reaches_the_server(postgres: PostgresServer, tmp_path: Pa
 
 @pytest.mark.req("REQ-012")
 def test_compile_checks_settings_against_the_plugins_schema(tmp_path: Path) -> None:
-    manifest = platform(tmp_path, """\
+    manifest = platform(
+        tmp_path,
+        """\
         host: db.internal
         hostname: typo.internal
         user: floe
         password: hunter2
         dbname: floe
         sslmode: sometimes
-        """)  # fmt: skip
+        """,
+    )
     root = product(tmp_path)
     failed = floe("compile", str(root))
     assert failed.returncode == 1
     lines = manifest.read_text().splitlines()
-    for key, fragment in (("password", "literal credential"), ("sslmode", "sometimes"), ("hostname", "hostname")):
+    for key, fragment in (
+        ("password", "literal credential"),
+        ("sslmode", "sometimes"),
+        ("hostname", "hostname"),
+    ):
         line = next(i for i, text in enumerate(lines, 1) if text.strip().startswith(f"{key}:"))
         located = [m for m in failed.stderr.splitlines() if f"enterprise.yaml:{line}:" in m]
         assert located and any(fragment in m for m in located), (key, failed.stderr)

@@ -15,7 +15,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "floe" / "execution"
 MODULES = sorted(PACKAGE.rglob("*.py"))
-ENGINE_WORD = re.compile(r"(?i)(?<![a-z])(duckdb|spark|pyspark|snowflake|bigquery|databricks|redshift|trino|postgres)(?![a-z])")
+ENGINE_WORD = re.compile(
+    r"(?i)(?<![a-z])(duckdb|spark|pyspark|snowflake|bigquery|databricks|redshift|trino|postgres)(?![a-z])"
+)
 
 
 def docstrings(tree: ast.Module) -> set[int]:
@@ -30,8 +32,16 @@ def docstrings(tree: ast.Module) -> set[int]:
 
 
 def test_the_package_has_modules() -> None:
-    assert {"runner.py", "worker.py", "workers.py", "forkserver.py", "scheduler.py", "catalog.py", "plan.py",
-            "parse.py"} <= {m.name for m in MODULES}
+    assert {
+        "runner.py",
+        "worker.py",
+        "workers.py",
+        "forkserver.py",
+        "scheduler.py",
+        "catalog.py",
+        "plan.py",
+        "parse.py",
+    } <= {m.name for m in MODULES}
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.name)

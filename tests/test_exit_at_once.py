@@ -73,9 +73,17 @@ def product(tmp_path: Path) -> Path:
 
 
 def probe(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as in a shell pipe
-    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120,
-                          env=env, check=False)  # fmt: skip
+    env = {
+        k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"
+    }  # stdout buffered, as in a shell pipe
+    return subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
 
 
 def test_a_compile_ends_at_once_with_its_output_artifacts_and_atexit_handlers(product: Path) -> None:
@@ -112,10 +120,14 @@ def test_the_installed_program_and_python_m_floe_end_alike_into_a_closed_pipe(pr
     floe = Path(sys.executable).with_name("floe")
     for command in ([str(floe)], [sys.executable, "-m", "floe"]):
         shell = f"{' '.join(command)} compile {product} | true; echo status=${{PIPESTATUS[0]}}"
-        done = subprocess.run(shell, shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            shell, shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120
+        )
         assert "status=0" in done.stdout, done.stdout + done.stderr
         assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
-        full = subprocess.run([*command, "compile", str(product)], capture_output=True, text=True, timeout=120)
+        full = subprocess.run(
+            [*command, "compile", str(product)], capture_output=True, text=True, timeout=120
+        )
         last = full.stdout.rstrip().splitlines()[-1]  # the whole output, to its last line
         assert full.returncode == 0 and last.startswith("artifacts unchanged in "), full.stdout + full.stderr
 
@@ -127,7 +139,9 @@ def test_main_called_in_process_returns(product: Path) -> None:
         status = floe.cli.main(["compile", {str(product)!r}])
         print("returned", status, "gc", gc.get_threshold()[0])
         """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert "returned 0 gc 700" in done.stdout, done.stderr  # a caller's collector is left alone
 
 

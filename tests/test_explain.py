@@ -76,8 +76,11 @@ transforms:
 @pytest.fixture
 def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    for relative, text in (("platform/enterprise.yaml", ENTERPRISE), ("platform/domains/sales.yaml", SALES),
-                           ("orders/floe.yaml", PRODUCT)):  # fmt: skip
+    for relative, text in (
+        ("platform/enterprise.yaml", ENTERPRISE),
+        ("platform/domains/sales.yaml", SALES),
+        ("orders/floe.yaml", PRODUCT),
+    ):
         path = tmp_path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -99,12 +102,18 @@ def test_why_a_product_cannot_use_a_compute(platform: Path, engines) -> None:  #
     snowflake = next(c for c in explanation.computes if c.name == "snowflake")
     assert not snowflake.available
     assert [(d.level, d.action) for d in snowflake.decisions] == [("acme", "approved"), ("sales", "removed")]
-    assert snowflake.reason == ("approved by acme at platform/enterprise.yaml:10; "
-                                "removed by sales at platform/domains/sales.yaml:8")  # fmt: skip
+    assert snowflake.reason == (
+        "approved by acme at platform/enterprise.yaml:10; removed by sales at platform/domains/sales.yaml:8"
+    )
     duckdb = next(c for c in explanation.computes if c.name == "duckdb")
-    assert duckdb.available and duckdb.reason == ("approved by acme at platform/enterprise.yaml:8; kept by sales at "
-                                                  "platform/domains/sales.yaml:9; inherited by orders")  # fmt: skip
-    assert (explanation.default.compute, str(explanation.default.where)) == ("duckdb", "acme at platform/enterprise.yaml:13")
+    assert duckdb.available and duckdb.reason == (
+        "approved by acme at platform/enterprise.yaml:8; kept by sales at "
+        "platform/domains/sales.yaml:9; inherited by orders"
+    )
+    assert (explanation.default.compute, str(explanation.default.where)) == (
+        "duckdb",
+        "acme at platform/enterprise.yaml:13",
+    )
 
 
 def test_each_transforms_compute_and_why(platform: Path, engines) -> None:  # type: ignore[no-untyped-def]
@@ -124,12 +133,18 @@ def test_each_setting_with_the_file_and_line_that_set_it_in_order(platform: Path
     settings = {s.key: s for s in block.settings}
     threads = settings["threads"]
     assert threads.value == 3 and str(threads.where) == "sales at platform/domains/sales.yaml:10"
-    assert [(w.value, str(w.where)) for w in threads.replaced] == [("8", "acme at platform/enterprise.yaml:9")]
+    assert [(w.value, str(w.where)) for w in threads.replaced] == [
+        ("8", "acme at platform/enterprise.yaml:9")
+    ]
     assert threads.rule == "merged, lower level refines"
     schema = settings["schema"]
     assert schema.value == "sales_prod" and str(schema.where) == "sales at platform/domains/sales.yaml:15"
     assert [str(w.where) for w in schema.replaced] == ["acme at platform/enterprise.yaml:22"]
-    assert schema.rule == "per-environment override" and schema.where and schema.where.path == "$.environments[0].overrides.duckdb.schema"
+    assert (
+        schema.rule == "per-environment override"
+        and schema.where
+        and schema.where.path == "$.environments[0].overrides.duckdb.schema"
+    )
     cpu = next(r for r in block.resources if r.key == "resources.limits.cpu")
     assert cpu.where is None and cpu.rule == "lower only"  # the engine's default
     dev = floe.explain("orders", environment="dev", compute="duckdb", engines=engines).settings[0]
@@ -137,7 +152,9 @@ def test_each_setting_with_the_file_and_line_that_set_it_in_order(platform: Path
 
 
 def test_secrets_are_shown_as_references_and_the_catalog_with_its_origin(platform: Path, engines) -> None:  # type: ignore[no-untyped-def]
-    explanation = floe.explain("platform/enterprise.yaml", environment="dev", compute="snowflake", engines=engines)
+    explanation = floe.explain(
+        "platform/enterprise.yaml", environment="dev", compute="snowflake", engines=engines
+    )
     (block,) = explanation.settings
     assert {s.key: s.value for s in block.settings}["password"] == {"secret_ref": "SNOW_PW"}
     assert str(explanation.catalog.declared_by) == "acme at platform/enterprise.yaml:14"
@@ -150,17 +167,32 @@ def test_secrets_are_shown_as_references_and_the_catalog_with_its_origin(platfor
 
 def test_the_cli_prints_the_same_answers_as_text_and_json(platform: Path, engines) -> None:  # type: ignore[no-untyped-def]
     expected = floe.explain("orders", environment="prod", engines=floe.EngineRegistry.discover())
-    done = subprocess.run([sys.executable, "-m", "floe", "explain", "orders", "--env", "prod", "--json"],
-                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "floe", "explain", "orders", "--env", "prod", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     data = json.loads(done.stdout)
     assert data == json.loads(json.dumps(expected.to_json()))
-    assert data["computes"][1]["reason"].startswith("approved by acme at platform/enterprise.yaml:10; removed by sales")
-    text = subprocess.run([sys.executable, "-m", "floe", "explain", "orders", "--compute", "snowflake"],
-                          capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
-    assert textwrap.dedent("""\
+    assert data["computes"][1]["reason"].startswith(
+        "approved by acme at platform/enterprise.yaml:10; removed by sales"
+    )
+    text = subprocess.run(
+        [sys.executable, "-m", "floe", "explain", "orders", "--compute", "snowflake"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert (
+        textwrap.dedent("""\
         computes
           snowflake  NOT AVAILABLE  approved by acme at platform/enterprise.yaml:10; removed by sales at platform/domains/sales.yaml:8
-        """) in text  # fmt: skip
+        """)
+        in text
+    )
     assert "finance  snowflake  explicit at orders/floe.yaml:13; NOT AVAILABLE to this product" in text
     assert "catalog: declared by acme at platform/enterprise.yaml:14; fixed for every level below" in text
 
@@ -176,7 +208,9 @@ def test_the_lineage_is_shown_where_its_declarer_set_it() -> None:
     assert fields["lineage.transport.auth.api_key"].value == {"secret_ref": "OPENLINEAGE_API_KEY"}
     assert fields["lineage.namespace"].rule == "fixed by the level that declares it"
     text = explanation.render()
-    assert "lineage: declared by acme at " in text and "enterprise.yaml:12; fixed for every level below" in text
+    assert (
+        "lineage: declared by acme at " in text and "enterprise.yaml:12; fixed for every level below" in text
+    )
     assert "lineage.transport.auth.api_key = {secret_ref: OPENLINEAGE_API_KEY}" in text
     assert json.loads(json.dumps(explanation.to_json()))["lineage"]["declared_by"]["line"] == 12
     unset = floe.explain(root.parent / "platform/enterprise.yaml").lineage

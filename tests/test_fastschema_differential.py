@@ -29,8 +29,11 @@ from floe.plugins import EngineRegistry
 from floe.schemas import KIND_SCHEMAS, SCHEMA_BASE, SchemaStore, store, validator_class
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted(p for p in (ROOT / "examples").rglob("*.yaml")
-                  if p.name not in ("dbt_project.yml", "profiles.yml") and "models" not in p.parts)  # fmt: skip
+EXAMPLES = sorted(
+    p
+    for p in (ROOT / "examples").rglob("*.yaml")
+    if p.name not in ("dbt_project.yml", "profiles.yml") and "models" not in p.parts
+)
 BASE = "https://floe.dev/schemas/v1/generated.schema.json"
 KEYS = ("a", "b", "c")
 CASES = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -49,11 +52,19 @@ def agrees(verdict: bool | None, schema: Any, value: Any) -> None:
 # -- generated schemas -----------------------------------------------------------------------------
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.0, 1.0, 2.5, -1.5, math.inf]),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([0.0, 1.0, 2.5, -1.5, math.inf]),
     st.sampled_from(["", "a", "ab", "b", "1", "a\n", "abc$", "Z9"]),
-)  # fmt: skip
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(KEYS), inner, max_size=3)), max_leaves=8)  # fmt: skip
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(KEYS), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 sizes = st.integers(0, 3)
 numbers = st.one_of(st.integers(-2, 2), st.sampled_from([0.5, 1.0, -1.5]))
 TYPES = ["null", "boolean", "integer", "number", "string", "array", "object"]
@@ -61,17 +72,27 @@ TYPES = ["null", "boolean", "integer", "number", "string", "array", "object"]
 
 def keyword_schemas(children: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
     keyword = st.one_of(
-        st.tuples(st.just("type"), st.one_of(st.sampled_from(TYPES), st.lists(st.sampled_from(TYPES), min_size=1, max_size=2))),
+        st.tuples(
+            st.just("type"),
+            st.one_of(st.sampled_from(TYPES), st.lists(st.sampled_from(TYPES), min_size=1, max_size=2)),
+        ),
         st.tuples(st.just("const"), values),
         st.tuples(st.just("enum"), st.lists(values, min_size=1, max_size=3)),
-        st.tuples(st.sampled_from(["minLength", "maxLength", "minItems", "maxItems", "minProperties",
-                                   "maxProperties"]), sizes),
+        st.tuples(
+            st.sampled_from(
+                ["minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"]
+            ),
+            sizes,
+        ),
         st.tuples(st.sampled_from(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]), numbers),
         st.tuples(st.just("pattern"), st.sampled_from(["^a", "a$", "^[a-z]+$", "\\d", "^$", "b"])),
         st.tuples(st.just("required"), st.lists(st.sampled_from(KEYS), unique=True, max_size=2)),
-        st.tuples(st.just("dependentRequired"), st.dictionaries(st.sampled_from(KEYS),
-                                                                st.lists(st.sampled_from(KEYS), unique=True, max_size=2),
-                                                                max_size=2)),
+        st.tuples(
+            st.just("dependentRequired"),
+            st.dictionaries(
+                st.sampled_from(KEYS), st.lists(st.sampled_from(KEYS), unique=True, max_size=2), max_size=2
+            ),
+        ),
         st.tuples(st.just("properties"), st.dictionaries(st.sampled_from(KEYS), children, max_size=2)),
         st.tuples(st.just("additionalProperties"), st.one_of(st.booleans(), children)),
         st.tuples(st.just("propertyNames"), children),
@@ -81,9 +102,11 @@ def keyword_schemas(children: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[
         st.tuples(st.sampled_from(["description", "title", "$comment", "format", "default"]), st.just("x")),
         # keywords fastschema leaves to jsonschema
         st.tuples(st.sampled_from(["uniqueItems", "x-floe-extension"]), st.booleans()),
-        st.tuples(st.just("patternProperties"), st.dictionaries(st.sampled_from(["^a", "b"]), children, max_size=1)),
+        st.tuples(
+            st.just("patternProperties"), st.dictionaries(st.sampled_from(["^a", "b"]), children, max_size=1)
+        ),
         st.tuples(st.just("prefixItems"), st.lists(children, min_size=1, max_size=2)),
-    )  # fmt: skip
+    )
     return st.lists(keyword, max_size=4).map(dict)
 
 
@@ -104,19 +127,22 @@ def test_json_equality_is_jsonschemas(value: Any) -> None:
         agrees(fastschema.equal(value, other), {"const": other}, value)
 
 
-@pytest.mark.parametrize(("schema", "value", "expected"), [
-    ({"type": "integer"}, 2.0, True),  # a float with no fraction is an integer in JSON Schema
-    ({"type": "integer"}, True, False),  # a boolean is not
-    ({"const": 1}, True, False),
-    ({"enum": [1, 2]}, 2.0, True),
-    ({"oneOf": [{"type": "number"}, {"type": "integer"}]}, 3, False),  # valid under both
-    ({"pattern": "^[a-z]+$"}, "lake\n", False),  # ECMA-262's `$`: the end of the text
-    ({"if": {"type": "string"}, "then": {"minLength": 2}}, "a", False),
-    ({"then": {"minLength": 2}}, "a", True),  # `then` without `if` is ignored
-    ({"uniqueItems": True}, [1, 1], None),  # not implemented: jsonschema decides
-    ({"type": "string", "x-extension": 1}, 5, False),  # an unknown keyword does not hide a failure
-    ({"type": "string"}, (1, 2), None),  # not a JSON value
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("schema", "value", "expected"),
+    [
+        ({"type": "integer"}, 2.0, True),  # a float with no fraction is an integer in JSON Schema
+        ({"type": "integer"}, True, False),  # a boolean is not
+        ({"const": 1}, True, False),
+        ({"enum": [1, 2]}, 2.0, True),
+        ({"oneOf": [{"type": "number"}, {"type": "integer"}]}, 3, False),  # valid under both
+        ({"pattern": "^[a-z]+$"}, "lake\n", False),  # ECMA-262's `$`: the end of the text
+        ({"if": {"type": "string"}, "then": {"minLength": 2}}, "a", False),
+        ({"then": {"minLength": 2}}, "a", True),  # `then` without `if` is ignored
+        ({"uniqueItems": True}, [1, 1], None),  # not implemented: jsonschema decides
+        ({"type": "string", "x-extension": 1}, 5, False),  # an unknown keyword does not hide a failure
+        ({"type": "string"}, (1, 2), None),  # not a JSON value
+    ],
+)
 def test_edges(schema: dict[str, Any], value: Any, expected: bool | None) -> None:
     verdict = fastschema.check(SchemaStore(), value, schema, BASE)
     assert verdict == expected
@@ -170,7 +196,9 @@ def mutated_documents(draw: st.DrawFn) -> tuple[str, Any]:
             parent = parent[part]
         action = draw(st.sampled_from(["replace", "delete", "add"]))
         if action == "replace":
-            parent[path[-1]] = draw(st.one_of(values, st.sampled_from(["duckdb", "spark", "prod", "x" * 300])))
+            parent[path[-1]] = draw(
+                st.one_of(values, st.sampled_from(["duckdb", "spark", "prod", "x" * 300]))
+            )
         elif action == "delete":
             del parent[path[-1]]
         elif isinstance(parent, dict):
@@ -196,8 +224,23 @@ ENGINES = EngineRegistry.discover()
 ENGINE_URIS = {name: engine.schema_uri(store()) for name, engine in sorted(ENGINES.engines.items())}
 
 
-PLAUSIBLE = st.sampled_from(["localhost", "oauth", "token", "password", "service-account", "ldap", "jwt", "iam",
-                             "abc.def", "https://x.example", "analytics", "/tmp/x.duckdb", ""])  # fmt: skip
+PLAUSIBLE = st.sampled_from(
+    [
+        "localhost",
+        "oauth",
+        "token",
+        "password",
+        "service-account",
+        "ldap",
+        "jwt",
+        "iam",
+        "abc.def",
+        "https://x.example",
+        "analytics",
+        "/tmp/x.duckdb",
+        "",
+    ]
+)
 
 
 def from_schema(schema: Any, base: str, depth: int = 0) -> st.SearchStrategy[Any]:
@@ -222,9 +265,16 @@ def from_schema(schema: Any, base: str, depth: int = 0) -> st.SearchStrategy[Any
         return st.tuples(
             st.fixed_dictionaries({k: from_schema(properties[k], base, depth + 1) for k in required}),
             st.dictionaries(st.sampled_from(optional), values, max_size=3) if optional else st.just({}),
-            st.lists(st.sampled_from(optional), unique=True, max_size=3).flatmap(lambda keys: st.fixed_dictionaries(
-                {k: from_schema(properties[k], base, depth + 1) for k in keys})) if optional else st.just({}),
-        ).map(lambda parts: {**parts[0], **parts[2]} if parts[1] == {} else {**parts[0], **parts[1], **parts[2]})
+            st.lists(st.sampled_from(optional), unique=True, max_size=3).flatmap(
+                lambda keys: st.fixed_dictionaries(
+                    {k: from_schema(properties[k], base, depth + 1) for k in keys}
+                )
+            )
+            if optional
+            else st.just({}),
+        ).map(
+            lambda parts: {**parts[0], **parts[2]} if parts[1] == {} else {**parts[0], **parts[1], **parts[2]}
+        )
     if kind == "array":
         return st.lists(from_schema(schema.get("items", {}), base, depth + 1), max_size=3)
     if kind == "integer":

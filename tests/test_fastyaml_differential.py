@@ -100,7 +100,9 @@ def check(text: str) -> None:
         expected = reference(text)
         (problem,) = exc.problems
         event(f"rejected: {problem.message[:40]}")
-        assert isinstance(expected, Rejected), f"fastyaml rejected what strictyaml accepts\n{text!r}\n{problem}"
+        assert isinstance(expected, Rejected), (
+            f"fastyaml rejected what strictyaml accepts\n{text!r}\n{problem}"
+        )
         assert (problem.message, problem.line) == (expected.message, expected.line), (
             f"rejected differently\n{text!r}\nfastyaml:   {problem.message} @ {problem.line}\n"
             f"strictyaml: {expected.message} @ {expected.line}"
@@ -112,8 +114,12 @@ def check(text: str) -> None:
         f"fastyaml accepted what strictyaml rejects\n{text!r}\nstrictyaml: {expected}\nfastyaml: {tree!r}"
     )
     event("accepted")
-    assert canonical(tree) == expected.tree, f"trees differ\n{text!r}\nstrictyaml: {expected.tree}\nfastyaml: {tree!r}"
-    assert lines == expected.lines, f"lines differ\n{text!r}\nstrictyaml: {expected.lines}\nfastyaml:   {lines}"
+    assert canonical(tree) == expected.tree, (
+        f"trees differ\n{text!r}\nstrictyaml: {expected.tree}\nfastyaml: {tree!r}"
+    )
+    assert lines == expected.lines, (
+        f"lines differ\n{text!r}\nstrictyaml: {expected.lines}\nfastyaml:   {lines}"
+    )
 
 
 # -- structural generation ---------------------------------------------------------------------------
@@ -121,16 +127,129 @@ def check(text: str) -> None:
 # parsers accept them and trees and lines are compared); higher levels mix in special characters,
 # node properties, odd indentation and spacing, which strictyaml and libyaml may read differently.
 
-PLAIN_WORDS = ["a", "b", "name", "path", "type", "x y", "1", "0.5", "on", "no", "null", "~", "-a", "a-b", "é",
-               "𝄞", "duckdb", "models/t0001/", "k:v", "a#b", "2001-12-14", "0x1F", ".inf", "a b  c", "it's",
-               "floe.dev/v1", "8GB", "-1", "+1", "a.b", "x_y", "true", "NULL", "ü ß"]  # fmt: skip
-ODD_WORDS = ["a, b", "a]", "a}", "=", "<<", "-", "?", ":", "|", ">", "%", "@", "`", "!", "&", "*", "'", '"', "{", "}", "[", "]", ",",
-             "#", "\\", "---", "...", "- x", "? x", "a: b", " lead", "trail ", "a #b", "[a]", "{a: b}", "%x",
-             "@x", "`x", "a\u00a0b", "\u00a0", "x" * 1030, "é" * 520, "a\u0085b", "a\u2028b"]  # fmt: skip
+PLAIN_WORDS = [
+    "a",
+    "b",
+    "name",
+    "path",
+    "type",
+    "x y",
+    "1",
+    "0.5",
+    "on",
+    "no",
+    "null",
+    "~",
+    "-a",
+    "a-b",
+    "é",
+    "𝄞",
+    "duckdb",
+    "models/t0001/",
+    "k:v",
+    "a#b",
+    "2001-12-14",
+    "0x1F",
+    ".inf",
+    "a b  c",
+    "it's",
+    "floe.dev/v1",
+    "8GB",
+    "-1",
+    "+1",
+    "a.b",
+    "x_y",
+    "true",
+    "NULL",
+    "ü ß",
+]
+ODD_WORDS = [
+    "a, b",
+    "a]",
+    "a}",
+    "=",
+    "<<",
+    "-",
+    "?",
+    ":",
+    "|",
+    ">",
+    "%",
+    "@",
+    "`",
+    "!",
+    "&",
+    "*",
+    "'",
+    '"',
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "#",
+    "\\",
+    "---",
+    "...",
+    "- x",
+    "? x",
+    "a: b",
+    " lead",
+    "trail ",
+    "a #b",
+    "[a]",
+    "{a: b}",
+    "%x",
+    "@x",
+    "`x",
+    "a\u00a0b",
+    "\u00a0",
+    "x" * 1030,
+    "é" * 520,
+    "a\u0085b",
+    "a\u2028b",
+]
 SCALAR_CHARS = st.sampled_from(list("abcxyz019 _.-+/~:#?,[]{}'\"&*!|>%@`\\=<é☺𝄞\u00a0") + ["\n", "  "])
-ESCAPES = ["\\n", "\\t", "\\\\", '\\"', "\\/", "\\x41", "\\u263a", "\\U0001d11e", "\\0", "\\a", "\\b", "\\e",
-           "\\f", "\\r", "\\v", "\\N", "\\_", "\\L", "\\P", "\\ ", "\\\n", "\\q", "\\x4", "\\u12"]  # fmt: skip
-BLOCK_ROWS = ["x", "y z", "", " more", "  deeper", "#no comment", "a: b", "- c", "   ", "\u00a0nbsp", "'q'", "}"]
+ESCAPES = [
+    "\\n",
+    "\\t",
+    "\\\\",
+    '\\"',
+    "\\/",
+    "\\x41",
+    "\\u263a",
+    "\\U0001d11e",
+    "\\0",
+    "\\a",
+    "\\b",
+    "\\e",
+    "\\f",
+    "\\r",
+    "\\v",
+    "\\N",
+    "\\_",
+    "\\L",
+    "\\P",
+    "\\ ",
+    "\\\n",
+    "\\q",
+    "\\x4",
+    "\\u12",
+]
+BLOCK_ROWS = [
+    "x",
+    "y z",
+    "",
+    " more",
+    "  deeper",
+    "#no comment",
+    "a: b",
+    "- c",
+    "   ",
+    "\u00a0nbsp",
+    "'q'",
+    "}",
+]
 
 
 def chance(draw: st.DrawFn, chaos: int, per: int = 8) -> bool:
@@ -183,10 +302,37 @@ def scalars(draw: st.DrawFn, indent: int, flow: bool, chaos: int) -> str:
 @st.composite
 def keys(draw: st.DrawFn, chaos: int, used: set[str] | None = None) -> str:
     """A mapping key; with ``used``, one not used yet in its mapping (unless chaos decides)."""
-    key = draw(st.sampled_from(["a", "b", "c", "name", "path", "1", "x y", "'a'", '"b"', "'1'", "~", "null", "on",
-                                "é", "k-1", "'<<'", "a b", "a:b", "-x", "'x: y'", '"a\\tb"']))  # fmt: skip
+    key = draw(
+        st.sampled_from(
+            [
+                "a",
+                "b",
+                "c",
+                "name",
+                "path",
+                "1",
+                "x y",
+                "'a'",
+                '"b"',
+                "'1'",
+                "~",
+                "null",
+                "on",
+                "é",
+                "k-1",
+                "'<<'",
+                "a b",
+                "a:b",
+                "-x",
+                "'x: y'",
+                '"a\\tb"',
+            ]
+        )
+    )
     if chance(draw, chaos):
-        key = draw(st.sampled_from(["", "<<", "=", "-", "? a", "[a]", "{a: b}", "x" * 1030, "é" * 520, "a\n b"]))
+        key = draw(
+            st.sampled_from(["", "<<", "=", "-", "? a", "[a]", "{a: b}", "x" * 1030, "é" * 520, "a\n b"])
+        )
     if used is not None:
         if key.strip("'\"") in used and not chance(draw, chaos):
             key = f"k{len(used)}"
@@ -199,8 +345,26 @@ def properties(draw: st.DrawFn, chaos: int) -> str:
     """Now and then a tag or an anchor (strictyaml refuses both), or an alias."""
     if not chance(draw, chaos, 24):
         return ""
-    return draw(st.sampled_from(["&a ", "!!str ", "!x ", "! ", "&b !!int ", "!t &c ", "*a ", "&a\n  ", "!!map ",
-                                 "&a:b ", "!<tag:x> ", "!e!x ", "*a:b ", "&é "]))  # fmt: skip
+    return draw(
+        st.sampled_from(
+            [
+                "&a ",
+                "!!str ",
+                "!x ",
+                "! ",
+                "&b !!int ",
+                "!t &c ",
+                "*a ",
+                "&a\n  ",
+                "!!map ",
+                "&a:b ",
+                "!<tag:x> ",
+                "!e!x ",
+                "*a:b ",
+                "&é ",
+            ]
+        )
+    )
 
 
 @st.composite
@@ -209,7 +373,9 @@ def flows(draw: st.DrawFn, depth: int, indent: int, chaos: int) -> str:
     mapping = draw(st.booleans())
     size = draw(st.integers(0, 3))
     inner = " " * (indent + 1)
-    sep = draw(st.sampled_from([", ", ",", " , ", ",\n" + inner, ",\n" + inner + "# c\n" + inner, ",\n\n" + inner]))
+    sep = draw(
+        st.sampled_from([", ", ",", " , ", ",\n" + inner, ",\n" + inner + "# c\n" + inner, ",\n\n" + inner])
+    )
     items = []
     used: set[str] = set()
     for _ in range(size):
@@ -239,7 +405,9 @@ def blocks(draw: st.DrawFn, depth: int, indent: int, mapping: bool, chaos: int) 
     used: set[str] = set()
     for _ in range(draw(st.integers(1, 4))):
         for _ in range(draw(st.integers(0, 1))):
-            out.append(draw(st.sampled_from(["", "# note", pad + "# indented note", "   ", "#", " " * (indent + 3)])))
+            out.append(
+                draw(st.sampled_from(["", "# note", pad + "# indented note", "   ", "#", " " * (indent + 3)]))
+            )
         if mapping:
             key = draw(keys(chaos, used))
             head = key + draw(st.sampled_from([":", ":", ":", " :"]))
@@ -300,16 +468,79 @@ def yaml_texts(draw: st.DrawFn) -> str:
 # -- mutations of real manifests ---------------------------------------------------------------------
 
 EXAMPLES = sorted(p for p in ROOT.glob("examples/**/*.y*ml") if "target" not in p.parts)
-BENCH_LIKE = "\n".join(
-    ["apiVersion: floe.dev/v1", "kind: DataProduct", "metadata: {name: bench-3, owner: bench}",
-     "platform: ../platform/domains/bench.yaml", "transforms:"]
-    + [line for i in range(3) for line in ("  - type: dbt", f"    path: models/t{i:04d}/", "    compute: duckdb")]
-) + "\n"  # fmt: skip
+BENCH_LIKE = (
+    "\n".join(
+        [
+            "apiVersion: floe.dev/v1",
+            "kind: DataProduct",
+            "metadata: {name: bench-3, owner: bench}",
+            "platform: ../platform/domains/bench.yaml",
+            "transforms:",
+        ]
+        + [
+            line
+            for i in range(3)
+            for line in ("  - type: dbt", f"    path: models/t{i:04d}/", "    compute: duckdb")
+        ]
+    )
+    + "\n"
+)
 SOURCES = [p.read_text(encoding="utf-8") for p in EXAMPLES] + [BENCH_LIKE]
-INSERTS = ["\t", " ", "  ", "\n", "\n  ", "- ", ": ", ":", "&a ", "*a", "*a ", "!!int ", "!x ", "! ", "#", " #",
-           "'", '"', "{", "}", "[", "]", ",", "? ", "---\n", "...\n", "%YAML 1.1\n", "|\n", ">-\n", "|+\n",
-           "\r", "\r\n", "\ufeff", "\x85", "\u2028", "\u2029", "\x00", "\x07", "\x7f", "\x9f", "é", "𝄞", "<<: ",
-           "= ", "=", "@", "`", "%", "\\", "\u00a0", "\ud800", "x" * 1100, "é" * 600]  # fmt: skip
+INSERTS = [
+    "\t",
+    " ",
+    "  ",
+    "\n",
+    "\n  ",
+    "- ",
+    ": ",
+    ":",
+    "&a ",
+    "*a",
+    "*a ",
+    "!!int ",
+    "!x ",
+    "! ",
+    "#",
+    " #",
+    "'",
+    '"',
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "? ",
+    "---\n",
+    "...\n",
+    "%YAML 1.1\n",
+    "|\n",
+    ">-\n",
+    "|+\n",
+    "\r",
+    "\r\n",
+    "\ufeff",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\x00",
+    "\x07",
+    "\x7f",
+    "\x9f",
+    "é",
+    "𝄞",
+    "<<: ",
+    "= ",
+    "=",
+    "@",
+    "`",
+    "%",
+    "\\",
+    "\u00a0",
+    "\ud800",
+    "x" * 1100,
+    "é" * 600,
+]
 
 
 @st.composite
@@ -323,7 +554,7 @@ def mutated(draw: st.DrawFn) -> str:
         if op <= 2:
             text = text[:at] + draw(st.sampled_from(INSERTS)) + text[at:]
         elif op == 3:  # delete a few characters
-            text = text[:at] + text[at + draw(st.integers(1, 5)):]
+            text = text[:at] + text[at + draw(st.integers(1, 5)) :]
         elif op == 4:  # duplicate a line: duplicate keys, mostly
             lines.insert(row, lines[row])
             text = "\n".join(lines)
@@ -333,7 +564,7 @@ def mutated(draw: st.DrawFn) -> str:
         elif op == 6:
             text = text[:at]
         else:  # a random character
-            text = text[:at] + draw(st.characters(codec="utf-8")) + text[at + 1:]
+            text = text[:at] + draw(st.characters(codec="utf-8")) + text[at + 1 :]
     return text
 
 
@@ -418,12 +649,24 @@ def test_deep_nesting_agrees_or_falls_back(depth: int, style: str) -> None:
     ("text", "message", "line"),
     [
         ("a: 1\nb: 2\na: 3\n", "invalid YAML: Duplicate key 'a' found", 3),
-        ("a: 1\nb: !!int 2\n", "invalid YAML: Found disallowed tag tokens (do not specify types in markup)", 2),
+        (
+            "a: 1\nb: !!int 2\n",
+            "invalid YAML: Found disallowed tag tokens (do not specify types in markup)",
+            2,
+        ),
         ("a: &x 1\nb: *x\n", "invalid YAML: " + fastyaml.ANCHOR, 1),
-        ("a: *x\n", "invalid YAML: `*name` refers to an anchor `&name` that is not defined above it "
-         "(the parser says: found undefined alias 'x')", 1),
-        ("a: 1\n---\nb: 2\n", "invalid YAML: a second YAML document (after `---`): a floe file is one document "
-         "(the parser says: but found another document)", 2),
+        (
+            "a: *x\n",
+            "invalid YAML: `*name` refers to an anchor `&name` that is not defined above it "
+            "(the parser says: found undefined alias 'x')",
+            1,
+        ),
+        (
+            "a: 1\n---\nb: 2\n",
+            "invalid YAML: a second YAML document (after `---`): a floe file is one document "
+            "(the parser says: but found another document)",
+            2,
+        ),
     ],
 )
 def test_rejections_match_strictyaml(text: str, message: str, line: int) -> None:
@@ -434,9 +677,25 @@ def test_rejections_match_strictyaml(text: str, message: str, line: int) -> None
     assert reference(text) == Rejected(message, line)
 
 
-@pytest.mark.parametrize("text", ["a:\tb\n", "a: b\u2028c: d\n", "a: [\n", "<<: {b: 1}\n", "a: =\n",
-                                  "[a]: x\n", "%YAML 1.1\n---\na: 1\n", "a: 1\n\ufeffb: 2\n",
-                                  'a: ["s":]\n', "a: [b:, c]\n", "[[], ? :]\n", "a: |#\n", "x\n", "a:\n\n- \n\n"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a:\tb\n",
+        "a: b\u2028c: d\n",
+        "a: [\n",
+        "<<: {b: 1}\n",
+        "a: =\n",
+        "[a]: x\n",
+        "%YAML 1.1\n---\na: 1\n",
+        "a: 1\n\ufeffb: 2\n",
+        'a: ["s":]\n',
+        "a: [b:, c]\n",
+        "[[], ? :]\n",
+        "a: |#\n",
+        "x\n",
+        "a:\n\n- \n\n",
+    ],
+)
 def test_falls_back_where_libyaml_and_strictyaml_differ(text: str) -> None:
     with pytest.raises(fastyaml.Fallback):
         fastyaml.parse(text, LABEL)

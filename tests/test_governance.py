@@ -43,7 +43,10 @@ def test_registry_holds_n_computes_and_a_default() -> None:
     ("change", "message"),
     [
         (("default: duckdb", "default: trino"), "default compute 'trino' is not approved at this level"),
-        (("      - snowflake\n", "      - snowflake\n      - snowflake\n"), "compute 'snowflake' is approved twice"),
+        (
+            ("      - snowflake\n", "      - snowflake\n      - snowflake\n"),
+            "compute 'snowflake' is approved twice",
+        ),
         (("      - bigquery\n", "      - teradata\n"), "needs engine 'teradata', which is not installed"),
         (("    default: duckdb\n", ""), "must name its default compute"),
     ],
@@ -59,27 +62,49 @@ def test_enterprise_registry_errors(write, engines, change: tuple[str, str], mes
 def test_settings_holding_jinja_are_refused_where_they_are_written(write, engines) -> None:
     """dbt renders every string of profiles.yml as Jinja: a setting with ``{{``, ``{%`` or ``{#`` (in a
     value or a key, in ``approved`` or in an environment's override) would run at dbt's start."""
-    manifest = write("platform/enterprise.yaml", ENTERPRISE.replace(
-        '        config: { threads: 8 }\n',
-        "        config: { threads: 8, path: \"{{ env_var('HOME') }}/x.duckdb\", settings: { '{%k': ok } }\n",
-    ) + "environments:\n  - name: dev\n    overrides:\n      spark: { cluster: 'a{#b' }\n")  # fmt: skip
+    manifest = write(
+        "platform/enterprise.yaml",
+        ENTERPRISE.replace(
+            "        config: { threads: 8 }\n",
+            "        config: { threads: 8, path: \"{{ env_var('HOME') }}/x.duckdb\", settings: { '{%k': ok } }\n",
+        )
+        + "environments:\n  - name: dev\n    overrides:\n      spark: { cluster: 'a{#b' }\n",
+    )
     with pytest.raises(GovernanceError) as exc:
         compile_path(manifest, engines)
     lines = manifest.read_text().splitlines()
-    config, override = (next(i for i, text in enumerate(lines, 1) if marker in text) for marker in ("{%k", "a{#b"))
+    config, override = (
+        next(i for i, text in enumerate(lines, 1) if marker in text) for marker in ("{%k", "a{#b")
+    )
     found = {(p.line, p.path, p.message) for p in exc.value.problems}
     assert found == {
-        (config, "$.plugins.compute.approved[0].config.path", "this value contains '{{', which dbt would render as Jinja"),
-        (config, "$.plugins.compute.approved[0].config.settings['{%k']", "this key contains '{%', which dbt would render as Jinja"),
-        (override, "$.environments[0].overrides.spark.cluster", "this value contains '{#', which dbt would render as Jinja"),
-    }, exc.value.render()  # fmt: skip
-    plain = write("platform/plain.yaml", ENTERPRISE.replace("{ threads: 8 }", "{ threads: 8, path: 'a{b}c.duckdb' }"))
+        (
+            config,
+            "$.plugins.compute.approved[0].config.path",
+            "this value contains '{{', which dbt would render as Jinja",
+        ),
+        (
+            config,
+            "$.plugins.compute.approved[0].config.settings['{%k']",
+            "this key contains '{%', which dbt would render as Jinja",
+        ),
+        (
+            override,
+            "$.environments[0].overrides.spark.cluster",
+            "this value contains '{#', which dbt would render as Jinja",
+        ),
+    }, exc.value.render()
+    plain = write(
+        "platform/plain.yaml", ENTERPRISE.replace("{ threads: 8 }", "{ threads: 8, path: 'a{b}c.duckdb' }")
+    )
     compile_path(plain, engines)  # a lone brace is no Jinja
 
 
 @pytest.mark.req("REQ-021")
 def test_missing_engine_error_lists_installed_engines(write, engines) -> None:
-    manifest = write("platform/enterprise.yaml", ENTERPRISE.replace("      - bigquery\n", "      - teradata\n"))
+    manifest = write(
+        "platform/enterprise.yaml", ENTERPRISE.replace("      - bigquery\n", "      - teradata\n")
+    )
     with pytest.raises(GovernanceError) as exc:
         compile_path(manifest, engines)
     assert f"an installed engine: {', '.join(engines.names())}" in exc.value.render()
@@ -89,7 +114,9 @@ def test_missing_engine_error_lists_installed_engines(write, engines) -> None:
 @pytest.mark.req("REQ-022")
 def test_spec_per_transform_selection_and_default(write, engines) -> None:
     write("platform/enterprise.yaml", ENTERPRISE)
-    path = product(write, """\
+    path = product(
+        write,
+        """\
         - type: dbt
           path: models/staging/
           compute: spark
@@ -98,10 +125,14 @@ def test_spec_per_transform_selection_and_default(write, engines) -> None:
           compute: duckdb
         - type: dbt
           path: models/seeds/
-        """)
+        """,
+    )
     compiled = compile_path(path, engines)
     assert [(t.path, t.compute) for t in compiled.transforms] == [
-        ("models/staging/", "spark"), ("models/marts/", "duckdb"), ("models/seeds/", "duckdb")]  # fmt: skip
+        ("models/staging/", "spark"),
+        ("models/marts/", "duckdb"),
+        ("models/seeds/", "duckdb"),
+    ]
 
 
 @pytest.mark.req("REQ-022")
@@ -111,11 +142,15 @@ def test_spec_domain_restriction_is_enforced(write, engines) -> None:
     write("platform/sales.yaml", DOMAIN.replace("../enterprise.yaml", "enterprise.yaml"))
     ok = product(write, "  - {type: dbt, path: models/a/, compute: spark}\n", platform="platform/sales.yaml")
     assert compile_path(ok, engines).governance.registry.names() == ["duckdb", "spark"]
-    bad = product(write, """\
+    bad = product(
+        write,
+        """\
         - {type: dbt, path: models/a/, compute: spark}
         - {type: dbt, path: models/b/, compute: snowflake}
         - {type: dbt, path: models/c/, compute: trino}
-        """, platform="platform/sales.yaml")  # fmt: skip
+        """,
+        platform="platform/sales.yaml",
+    )
     with pytest.raises(InvalidComputeError) as exc:
         compile_path(bad, engines)
     first, second = exc.value.problems
@@ -123,7 +158,10 @@ def test_spec_domain_restriction_is_enforced(write, engines) -> None:
     assert "transform 'b' selects compute 'snowflake'" in first.message
     assert "[duckdb, spark]" in first.message
     assert "removed by manifest 'sales'" in first.message and "sales.yaml:8" in first.message
-    assert "compute 'trino'" in second.message and "no manifest in the chain (acme → sales) ever approved it" in second.message
+    assert (
+        "compute 'trino'" in second.message
+        and "no manifest in the chain (acme → sales) ever approved it" in second.message
+    )
 
 
 @pytest.mark.req("REQ-023")
@@ -141,7 +179,9 @@ def test_domain_cannot_widen_and_says_why(write, engines) -> None:
 def test_any_depth_narrowing_config_merge_and_default_inheritance(write, engines) -> None:
     write("platform/enterprise.yaml", ENTERPRISE)
     write("platform/domains/sales.yaml", DOMAIN)
-    write("platform/domains/emea.yaml", """\
+    write(
+        "platform/domains/emea.yaml",
+        """\
         apiVersion: floe.dev/v1
         kind: Manifest
         scope: domain
@@ -153,7 +193,8 @@ def test_any_depth_narrowing_config_merge_and_default_inheritance(write, engines
               - name: spark
                 config: { threads: 3 }
             default: spark
-        """)
+        """,
+    )
     path = product(write, "  - {type: dbt, path: models/a/}\n", platform="platform/domains/emea.yaml")
     compiled = compile_path(path, engines)
     gov = compiled.governance
@@ -183,19 +224,28 @@ def test_parent_cycles_and_missing_parents_are_clear(write, engines) -> None:
 
 @pytest.mark.req("REQ-024")
 def test_environments_vary_settings_never_compute(write, engines) -> None:
-    write("platform/enterprise.yaml", ENTERPRISE + textwrap.dedent("""\
+    write(
+        "platform/enterprise.yaml",
+        ENTERPRISE
+        + textwrap.dedent("""\
         environments:
           - name: dev
           - name: prod
             overrides:
               spark: { schema: prod_analytics, password: {secret_ref: SPARK_PROD_PW} }
-        """))
-    path = product(write, "  - {type: dbt, path: models/a/, compute: spark}\n  - {type: dbt, path: models/b/}\n")
+        """),
+    )
+    path = product(
+        write, "  - {type: dbt, path: models/a/, compute: spark}\n  - {type: dbt, path: models/b/}\n"
+    )
     compiled = compile_path(path, engines)
     write_artifacts(compiled)
     data = json.loads((path / "target/floe/compiled.json").read_text())
     assert data["environments"] == ["dev", "prod"]
-    assert [(t["path"], t["compute"]) for t in data["transforms"]] == [("models/a/", "spark"), ("models/b/", "duckdb")]
+    assert [(t["path"], t["compute"]) for t in data["transforms"]] == [
+        ("models/a/", "spark"),
+        ("models/b/", "duckdb"),
+    ]
     import yaml
 
     profiles = yaml.safe_load((path / "target/floe/profiles.yml").read_text())
@@ -207,12 +257,16 @@ def test_environments_vary_settings_never_compute(write, engines) -> None:
 
 @pytest.mark.req("REQ-024")
 def test_environment_override_is_validated_against_engine_schema(write, engines) -> None:
-    manifest = write("platform/enterprise.yaml", ENTERPRISE + textwrap.dedent("""\
+    manifest = write(
+        "platform/enterprise.yaml",
+        ENTERPRISE
+        + textwrap.dedent("""\
         environments:
           - name: prod
             overrides:
               spark: { threads: lots }
-        """))
+        """),
+    )
     with pytest.raises(GovernanceError) as exc:
         compile_path(manifest, engines)
     (problem,) = exc.value.problems
@@ -221,8 +275,11 @@ def test_environment_override_is_validated_against_engine_schema(write, engines)
 
 @pytest.mark.req("REQ-015")
 def test_resources_are_overridden_from_the_manifest_and_checked(write, engines) -> None:
-    override = ENTERPRISE.replace("        config: { threads: 8 }\n", "        config: { threads: 8 }\n"
-                                  "        resources: { requests: { memory: 6Gi }, limits: { cpu: '3' } }\n")  # fmt: skip
+    override = ENTERPRISE.replace(
+        "        config: { threads: 8 }\n",
+        "        config: { threads: 8 }\n"
+        "        resources: { requests: { memory: 6Gi }, limits: { cpu: '3' } }\n",
+    )
     compiled = compile_path(write("platform/enterprise.yaml", override), engines)
     duck = compiled.governance.registry.approved["duckdb"]
     requirements = engines.engines["duckdb"].get_resource_requirements(duck)
@@ -240,13 +297,18 @@ def test_resources_are_overridden_from_the_manifest_and_checked(write, engines) 
 
 
 def test_a_config_error_is_reported_once_where_it_was_written(write, engines) -> None:
-    manifest = write("platform/enterprise.yaml", ENTERPRISE.replace("config: { threads: 8 }", "config: { threads: 8, bogus: 1 }")
-                     + textwrap.dedent("""\
+    manifest = write(
+        "platform/enterprise.yaml",
+        ENTERPRISE.replace("config: { threads: 8 }", "config: { threads: 8, bogus: 1 }")
+        + textwrap.dedent("""\
         environments:
           - name: prod
             overrides:
               duckdb: { schema: prod }
-        """))  # fmt: skip
+        """),
+    )
     with pytest.raises(GovernanceError) as exc:
         compile_path(manifest, engines)
-    assert [(p.line, p.path) for p in exc.value.problems] == [(9, "$.plugins.compute.approved[0].config.bogus")]
+    assert [(p.line, p.path) for p in exc.value.problems] == [
+        (9, "$.plugins.compute.approved[0].config.bogus")
+    ]

@@ -155,7 +155,9 @@ def has_compute_block(level: Level) -> bool:
 KINDS = {  # what floe says for each kind of governance problem; the compute is group 1
     "widening": re.compile(r"compute '([^']+)' is not approved by the parent manifest"),
     "default not approved": re.compile(r"default compute '([^']+)' is not approved at this level"),
-    "inherited default not approved": re.compile(r"the inherited default '([^']+)' is no longer approved here"),
+    "inherited default not approved": re.compile(
+        r"the inherited default '([^']+)' is no longer approved here"
+    ),
     "no enterprise default": re.compile(r"an enterprise manifest must name its default compute()"),
 }
 
@@ -164,7 +166,9 @@ def reported(error: FloeError, manifests: Sequence[Path]) -> Counter[tuple[int |
     """floe's problems as (level, kind, compute); a problem of no known kind counts as itself."""
     found: Counter[tuple[int | str, str, str | None]] = Counter()
     for problem in error.problems:
-        level = next((i for i, m in enumerate(manifests) if str(m).endswith(problem.file or "?")), problem.file or "?")
+        level = next(
+            (i for i, m in enumerate(manifests) if str(m).endswith(problem.file or "?")), problem.file or "?"
+        )
         kind = next(((k, m) for k, pattern in KINDS.items() if (m := pattern.search(problem.message))), None)
         if kind is None:
             found[(level, "unexpected", problem.message)] += 1
@@ -233,8 +237,13 @@ def render_product(scenario: Scenario) -> tuple[str, dict[int, int]]:
     """floe.yaml's text and the line of each transform's `compute:` (when it has one)."""
     depth = len(scenario.levels) - 1
     platform = "/".join(["..", "platform", *(f"l{k}" for k in range(1, depth + 1)), "manifest.yaml"])
-    lines = ["apiVersion: floe.dev/v1", "kind: DataProduct", "metadata: {name: orders}",
-             f"platform: {platform}", "transforms:"]  # fmt: skip
+    lines = [
+        "apiVersion: floe.dev/v1",
+        "kind: DataProduct",
+        "metadata: {name: orders}",
+        f"platform: {platform}",
+        "transforms:",
+    ]
     compute_lines: dict[int, int] = {}
     for j, selection in enumerate(scenario.selections):
         lines += ["  - type: dbt", f"    path: models/t{j}"]
@@ -286,7 +295,9 @@ forms = st.lists(st.integers(0, 3), max_size=len(UNIVERSE)).map(tuple)
 
 def subset_of(names: Sequence[str], min_size: int = 1) -> st.SearchStrategy[tuple[str, ...]]:
     """A non-empty selection of ``names`` in any order."""
-    return st.lists(st.sampled_from(list(names)), min_size=min_size, max_size=len(names), unique=True).map(tuple)
+    return st.lists(st.sampled_from(list(names)), min_size=min_size, max_size=len(names), unique=True).map(
+        tuple
+    )
 
 
 @st.composite
@@ -306,7 +317,9 @@ def valid_levels(draw: st.DrawFn, min_enterprise: int = 1) -> tuple[Level, ...]:
             level_default: str | None = default
         else:
             level_default = None
-        levels.append(Level(narrowed, level_default, draw(forms), draw(st.integers(0, 2)), draw(st.booleans())))
+        levels.append(
+            Level(narrowed, level_default, draw(forms), draw(st.integers(0, 2)), draw(st.booleans()))
+        )
     return tuple(levels)
 
 
@@ -314,8 +327,9 @@ def valid_levels(draw: st.DrawFn, min_enterprise: int = 1) -> tuple[Level, ...]:
 def any_levels(draw: st.DrawFn) -> tuple[Level, ...]:
     """Like :func:`valid_levels`, but levels may widen, and defaults may be missing or unapproved."""
     approved = draw(subset_of(UNIVERSE))
-    ent_default = draw(st.one_of(st.sampled_from(approved), st.sampled_from(approved),
-                                 st.sampled_from(UNIVERSE), st.none()))  # fmt: skip
+    ent_default = draw(
+        st.one_of(st.sampled_from(approved), st.sampled_from(approved), st.sampled_from(UNIVERSE), st.none())
+    )
     levels = [Level(approved, ent_default, draw(forms), flow=draw(st.booleans()))]
     for _ in range(draw(st.integers(0, 4))):
         current = expect(levels).effective[-1] or list(UNIVERSE[:1])
@@ -330,7 +344,9 @@ def any_levels(draw: st.DrawFn) -> tuple[Level, ...]:
             narrowed = draw(subset_of(current))
         own = list(narrowed) if narrowed is not None else current
         level_default = draw(st.one_of(st.none(), st.sampled_from(own), st.sampled_from(UNIVERSE)))
-        levels.append(Level(narrowed, level_default, draw(forms), draw(st.integers(0, 2)), draw(st.booleans())))
+        levels.append(
+            Level(narrowed, level_default, draw(forms), draw(st.integers(0, 2)), draw(st.booleans()))
+        )
     return tuple(levels)
 
 
@@ -413,9 +429,12 @@ def test_effective_set_is_the_intersection_along_the_chain(scenario: Scenario) -
         assert set(compiled.governance.removed_by) == set(scenario.levels[0].approved or ()) - effective
         default = model.defaults[-1]
         assert [t.compute for t in compiled.transforms] == [s or default for s in scenario.selections]
-        assert [t.engine for t in compiled.transforms] == [ENGINE_OF[s or default] for s in scenario.selections]  # type: ignore[index]
-        assert [t.name for t in compiled.transforms] == [scenario.transform_name(j)
-                                                         for j in range(len(scenario.selections))]  # fmt: skip
+        assert [t.engine for t in compiled.transforms] == [
+            ENGINE_OF[s or default] for s in scenario.selections
+        ]  # type: ignore[index]
+        assert [t.name for t in compiled.transforms] == [
+            scenario.transform_name(j) for j in range(len(scenario.selections))
+        ]
         assert set(compiled.profiles) == {f"floe_{t.compute}" for t in compiled.transforms}
 
 
@@ -460,7 +479,9 @@ def test_narrowing_a_level_never_widens_anything_below_it(case: tuple[Scenario, 
                 # a level at or above j still names the removed compute: refused, naming it
                 assert type(now) is GovernanceError, f"{now}\n{describe(after, new)}"
                 assert all(repr(name) in m for m in messages(now)), now.render()
-                assert_same_problems(now, expect(after.levels[: j + 1]), new, f"{now}\n{describe(after, new)}")
+                assert_same_problems(
+                    now, expect(after.levels[: j + 1]), new, f"{now}\n{describe(after, new)}"
+                )
                 continue
             assert isinstance(now, Compiled), f"{now}\n{describe(after, new)}"
             assert set(effective_of(now)) <= set(effective_of(was))
@@ -487,7 +508,9 @@ def test_compile_succeeds_exactly_when_the_chain_and_selections_are_valid(scenar
         if model.outcome is None:
             assert isinstance(result, Compiled), context
             assert set(effective_of(result)) == set(model.effective[-1])
-            assert [t.compute for t in result.transforms] == [s or model.defaults[-1] for s in scenario.selections]
+            assert [t.compute for t in result.transforms] == [
+                s or model.defaults[-1] for s in scenario.selections
+            ]
             return
         assert type(result) is model.outcome, context
         assert isinstance(result, FloeError)
@@ -552,9 +575,13 @@ def test_widening_is_refused_and_names_the_compute(data: st.DataObject) -> None:
     extra = data.draw(subset_of(outside))
     own = list(levels[at].approved if at < len(levels) and levels[at].approved is not None else parent)
     approved = tuple(data.draw(st.permutations([*data.draw(subset_of(own, 0)), *extra])))
-    widened = Level(approved, data.draw(st.one_of(st.none(), st.sampled_from(approved))),
-                    data.draw(forms), flow=data.draw(st.booleans()))  # fmt: skip
-    levels[at:at + 1] = [widened]
+    widened = Level(
+        approved,
+        data.draw(st.one_of(st.none(), st.sampled_from(approved))),
+        data.draw(forms),
+        flow=data.draw(st.booleans()),
+    )
+    levels[at : at + 1] = [widened]
     scenario = Scenario(tuple(levels), (None,))
     with tempfile.TemporaryDirectory() as tmp:
         written = write_scenario(Path(tmp), scenario)
@@ -562,13 +589,16 @@ def test_widening_is_refused_and_names_the_compute(data: st.DataObject) -> None:
             result = compile_or_error(target)
             assert type(result) is GovernanceError, f"{result}\n{describe(scenario, written)}"
             for name in extra:
-                assert any(f"compute {name!r} is not approved by the parent manifest" in m
-                           for m in messages(result)), result.render()  # fmt: skip
-            assert_same_problems(result, expect(scenario.levels), written, f"{result}\n{describe(scenario, written)}")
-            assert any(p.line is not None and str(written.manifests[at]).endswith(p.file or "?")
-                       for p in result.problems), result.render()  # fmt: skip
-
-
+                assert any(
+                    f"compute {name!r} is not approved by the parent manifest" in m for m in messages(result)
+                ), result.render()
+            assert_same_problems(
+                result, expect(scenario.levels), written, f"{result}\n{describe(scenario, written)}"
+            )
+            assert any(
+                p.line is not None and str(written.manifests[at]).endswith(p.file or "?")
+                for p in result.problems
+            ), result.render()
 
 
 # -- narrow-only beyond the approved list (resources, catalog, environments) and whole manifests ------
@@ -577,7 +607,16 @@ def test_widening_is_refused_and_names_the_compute(data: st.DataObject) -> None:
 
 from fractions import Fraction  # noqa: E402 - the models below are independent of floe's parser
 
-_SUFFIX = {"": 1, "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+_SUFFIX = {
+    "": 1,
+    "m": Fraction(1, 1000),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+}
 CPU_REQUESTS = ("100m", "250m", "500m", "0.5", "750m", "1")
 CPU_LIMITS = ("1", "1500m", "2", "2000m", "4", "4.5", "64")
 MEMORY_REQUESTS = ("128Mi", "256Mi", "500M", "512Mi", "1G", "1Gi")
@@ -587,21 +626,30 @@ MEMORY_LIMITS = ("1.5Gi", "2G", "2Gi", "4Gi", "8G", "8Gi", "12Gi", "512Gi")
 def quantity(text: str) -> Fraction:
     """A Kubernetes quantity's value (the model's own reading: 500m < 1, 1G < 1Gi)."""
     number = text.rstrip("kMGimK")
-    return Fraction(number) * _SUFFIX[text[len(number):]]
+    return Fraction(number) * _SUFFIX[text[len(number) :]]
 
 
-resource_lists = st.fixed_dictionaries({}, optional={
-    "requests": st.fixed_dictionaries({"cpu": st.sampled_from(CPU_REQUESTS)},
-                                      optional={"memory": st.sampled_from(MEMORY_REQUESTS)}),
-    "limits": st.fixed_dictionaries({"memory": st.sampled_from(MEMORY_LIMITS)},
-                                    optional={"cpu": st.sampled_from(CPU_LIMITS)}),
-})  # fmt: skip
-written_resources = st.fixed_dictionaries({
-    "requests": st.fixed_dictionaries({"cpu": st.sampled_from(CPU_REQUESTS)},
-                                      optional={"memory": st.sampled_from(MEMORY_REQUESTS)}),
-    "limits": st.fixed_dictionaries({"memory": st.sampled_from(MEMORY_LIMITS)},
-                                    optional={"cpu": st.sampled_from(CPU_LIMITS)}),
-})  # fmt: skip
+resource_lists = st.fixed_dictionaries(
+    {},
+    optional={
+        "requests": st.fixed_dictionaries(
+            {"cpu": st.sampled_from(CPU_REQUESTS)}, optional={"memory": st.sampled_from(MEMORY_REQUESTS)}
+        ),
+        "limits": st.fixed_dictionaries(
+            {"memory": st.sampled_from(MEMORY_LIMITS)}, optional={"cpu": st.sampled_from(CPU_LIMITS)}
+        ),
+    },
+)
+written_resources = st.fixed_dictionaries(
+    {
+        "requests": st.fixed_dictionaries(
+            {"cpu": st.sampled_from(CPU_REQUESTS)}, optional={"memory": st.sampled_from(MEMORY_REQUESTS)}
+        ),
+        "limits": st.fixed_dictionaries(
+            {"memory": st.sampled_from(MEMORY_LIMITS)}, optional={"cpu": st.sampled_from(CPU_LIMITS)}
+        ),
+    }
+)
 """Most levels write both kinds, so that raises are common; some write nothing (inherit)."""
 
 
@@ -622,8 +670,10 @@ def write_chain(root: Path, levels: Sequence[str], product_extra: str = "") -> t
     (product / "models" / "a").mkdir(parents=True, exist_ok=True)
     (product / "floe.yaml").write_text(
         "apiVersion: floe.dev/v1\nkind: DataProduct\nmetadata: {name: orders}\n"
-        f"platform: {platform}\ntransforms:\n  - {{type: dbt, path: models/a/, compute: spark}}\n" + product_extra,
-        encoding="utf-8")  # fmt: skip
+        f"platform: {platform}\ntransforms:\n  - {{type: dbt, path: models/a/, compute: spark}}\n"
+        + product_extra,
+        encoding="utf-8",
+    )
     return paths, product
 
 
@@ -637,8 +687,10 @@ def where(root: Path, path: Path) -> str:
 
 
 def resources_block(resources: dict[str, dict[str, str]]) -> str:
-    inner = ", ".join(f"{kind}: {{{', '.join(f'{k}: {v!r}' for k, v in values.items())}}}"
-                      for kind, values in resources.items())  # fmt: skip
+    inner = ", ".join(
+        f"{kind}: {{{', '.join(f'{k}: {v!r}' for k, v in values.items())}}}"
+        for kind, values in resources.items()
+    )
     return f"        resources: {{{inner}}}\n" if inner else ""
 
 
@@ -656,11 +708,17 @@ def test_resources_may_only_be_lowered_down_the_chain(chain: list[dict[str, dict
             for key, value in values.items():
                 before = inherited.get((kind, key))
                 if before is not None and quantity(value) > quantity(before):
-                    expected[(i, f"$.plugins.compute.approved[0].resources.{kind}.{key}")] = writer[(kind, key)]
+                    expected[(i, f"$.plugins.compute.approved[0].resources.{kind}.{key}")] = writer[
+                        (kind, key)
+                    ]
                 inherited[(kind, key)], writer[(kind, key)] = value, i
     event(f"resources: {'refused' if expected else 'compiled'}")
-    bodies = ["plugins:\n  compute:\n    approved:\n      - name: spark\n" + resources_block(r)
-              + ("    default: spark\n" if i == 0 else "") for i, r in enumerate(chain)]  # fmt: skip
+    bodies = [
+        "plugins:\n  compute:\n    approved:\n      - name: spark\n"
+        + resources_block(r)
+        + ("    default: spark\n" if i == 0 else "")
+        for i, r in enumerate(chain)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifests, product = write_chain(root, bodies)
@@ -669,10 +727,13 @@ def test_resources_may_only_be_lowered_down_the_chain(chain: list[dict[str, dict
             assert isinstance(result, Compiled), result
             overrides = result.governance.registry.approved["spark"].resources
             assert {("requests", k): v for k, v in overrides.requests.items()} | {
-                ("limits", k): v for k, v in overrides.limits.items()} == inherited
+                ("limits", k): v for k, v in overrides.limits.items()
+            } == inherited
             return
         assert type(result) is GovernanceError, f"{result}\n{bodies}"
-        assert located(result, root) == {(where(root, manifests[i]), path) for i, path in expected}, result.render()
+        assert located(result, root) == {(where(root, manifests[i]), path) for i, path in expected}, (
+            result.render()
+        )
         for problem in result.problems:
             level = next(i for i, m in enumerate(manifests) if str(m).endswith(problem.file or "?"))
             ancestor = expected[(level, str(problem.path))]
@@ -691,16 +752,21 @@ CATALOG_VALUES = {
 CATALOG_DEFAULTS = {"name": "floe", "access_delegation": "none"}
 
 
-catalogs = st.one_of(st.none(), st.fixed_dictionaries(
-    {"type": st.just("rest")},
-    optional={key: st.sampled_from(values) for key, values in CATALOG_VALUES.items() if key != "type"},
-))  # fmt: skip
+catalogs = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {"type": st.just("rest")},
+        optional={key: st.sampled_from(values) for key, values in CATALOG_VALUES.items() if key != "type"},
+    ),
+)
 
 
 @pytest.mark.req("REQ-023")
 @budget(60)
 @given(st.lists(catalogs, min_size=1, max_size=4))
-def test_the_catalog_is_fixed_by_the_highest_level_that_declares_it(chain: list[dict[str, str] | None]) -> None:
+def test_the_catalog_is_fixed_by_the_highest_level_that_declares_it(
+    chain: list[dict[str, str] | None],
+) -> None:
     """The first ``catalog:`` decides every field; a lower level may repeat a field's value (the
     declarer's, or its default) and is refused, at that field, for anything else."""
     declarer: dict[str, str] | None = None
@@ -729,7 +795,9 @@ def test_the_catalog_is_fixed_by_the_highest_level_that_declares_it(chain: list[
         result = compile_or_error(product)
         if expected:
             assert type(result) is GovernanceError, f"{result}\n{bodies}"
-            assert located(result, root) == {(where(root, manifests[i]), p) for i, p in expected}, result.render()
+            assert located(result, root) == {(where(root, manifests[i]), p) for i, p in expected}, (
+                result.render()
+            )
             return
         assert isinstance(result, Compiled), f"{result}\n{bodies}"
         if declarer is None:
@@ -737,7 +805,10 @@ def test_the_catalog_is_fixed_by_the_highest_level_that_declares_it(chain: list[
         else:
             assert result.catalog is not None
             assert (result.catalog.uri, result.catalog.warehouse, result.catalog.name) == (
-                declarer.get("uri"), declarer.get("warehouse"), declarer.get("name", "floe"))
+                declarer.get("uri"),
+                declarer.get("warehouse"),
+                declarer.get("name", "floe"),
+            )
 
 
 LINEAGE_VALUES = {
@@ -745,18 +816,27 @@ LINEAGE_VALUES = {
     "url": ("https://lineage.acme.example", "https://elsewhere.example"),
     "endpoint": ("api/v1/lineage", "v2/events"),
     "timeout": ("5", "10"),
-    "auth": ("{type: api_key, api_key: {secret_ref: LINEAGE_KEY}}", "{type: api_key, api_key: {secret_ref: MINE}}"),
+    "auth": (
+        "{type: api_key, api_key: {secret_ref: LINEAGE_KEY}}",
+        "{type: api_key, api_key: {secret_ref: MINE}}",
+    ),
 }
 LINEAGE_DEFAULTS = {"endpoint": "api/v1/lineage", "timeout": "5"}
 """The OpenLineage client's defaults for the keys a manifest may leave out."""
 
-lineages = st.one_of(st.none(), st.fixed_dictionaries(
-    {}, optional={key: st.sampled_from(values) for key, values in LINEAGE_VALUES.items()}))  # fmt: skip
+lineages = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {}, optional={key: st.sampled_from(values) for key, values in LINEAGE_VALUES.items()}
+    ),
+)
 
 
 @budget(60)
 @given(st.lists(lineages, min_size=1, max_size=4))
-def test_the_lineage_is_fixed_by_the_highest_level_that_declares_it(chain: list[dict[str, str] | None]) -> None:
+def test_the_lineage_is_fixed_by_the_highest_level_that_declares_it(
+    chain: list[dict[str, str] | None],
+) -> None:
     """As for the catalog: the first ``lineage:`` decides every field; a lower level may repeat a
     field's value (the declarer's, or the client's default) and is refused, at that field, for
     anything else."""
@@ -772,15 +852,20 @@ def test_the_lineage_is_fixed_by_the_highest_level_that_declares_it(chain: list[
             continue
         for key, value in lineage.items():
             if value != declarer.get(key, LINEAGE_DEFAULTS.get(key)):
-                expected.add((i, "$.lineage.namespace" if key == "namespace" else f"$.lineage.transport.{key}"))
+                expected.add(
+                    (i, "$.lineage.namespace" if key == "namespace" else f"$.lineage.transport.{key}")
+                )
     event(f"lineage: {'refused' if expected else 'compiled'}")
     bodies = []
     for i, lineage in enumerate(chain):
         body = "plugins: {compute: {approved: [spark], default: spark}}\n" if i == 0 else ""
         if lineage is not None:
-            body += "lineage:\n" + (f"  namespace: {lineage['namespace']}\n" if "namespace" in lineage else "")
+            body += "lineage:\n" + (
+                f"  namespace: {lineage['namespace']}\n" if "namespace" in lineage else ""
+            )
             body += "  transport:\n    type: http\n" + "".join(
-                f"    {k}: {v}\n" for k, v in lineage.items() if k != "namespace")  # fmt: skip
+                f"    {k}: {v}\n" for k, v in lineage.items() if k != "namespace"
+            )
         bodies.append(body)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -788,28 +873,41 @@ def test_the_lineage_is_fixed_by_the_highest_level_that_declares_it(chain: list[
         result = compile_or_error(product)
         if expected:
             assert type(result) is GovernanceError, f"{result}\n{bodies}"
-            assert located(result, root) == {(where(root, manifests[i]), p) for i, p in expected}, result.render()
+            assert located(result, root) == {(where(root, manifests[i]), p) for i, p in expected}, (
+                result.render()
+            )
             return
         assert isinstance(result, Compiled), f"{result}\n{bodies}"
         if declarer is None:
             assert result.lineage is None
         else:
             assert result.lineage is not None and result.lineage.transport is not None
-            assert (result.lineage.namespace, result.lineage.transport.url) == (declarer.get("namespace"),
-                                                                                declarer.get("url"))  # fmt: skip
+            assert (result.lineage.namespace, result.lineage.transport.url) == (
+                declarer.get("namespace"),
+                declarer.get("url"),
+            )
 
 
 @pytest.mark.req("REQ-024")
 @budget(40)
-@given(st.lists(st.lists(st.sampled_from(["dev", "test", "prod", "qa"]), unique=True, max_size=3), min_size=1, max_size=3),
-       st.lists(st.sampled_from(["dev", "prod", "production", "staging", "qa"]), unique=True, max_size=3))
-def test_a_product_may_only_name_environments_its_manifests_declare(manifests: list[list[str]],
-                                                                    product: list[str]) -> None:  # fmt: skip
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["dev", "test", "prod", "qa"]), unique=True, max_size=3),
+        min_size=1,
+        max_size=3,
+    ),
+    st.lists(st.sampled_from(["dev", "prod", "production", "staging", "qa"]), unique=True, max_size=3),
+)
+def test_a_product_may_only_name_environments_its_manifests_declare(
+    manifests: list[list[str]], product: list[str]
+) -> None:
     declared = list(dict.fromkeys(name for level in manifests for name in level)) or ["dev"]
     expected = {f"$.environments[{i}].name" for i, name in enumerate(product) if name not in declared}
-    bodies = [("plugins: {compute: {approved: [spark], default: spark}}\n" if i == 0 else "")
-              + ("environments:\n" + "".join(f"  - name: {n}\n" for n in level) if level else "")
-              for i, level in enumerate(manifests)]  # fmt: skip
+    bodies = [
+        ("plugins: {compute: {approved: [spark], default: spark}}\n" if i == 0 else "")
+        + ("environments:\n" + "".join(f"  - name: {n}\n" for n in level) if level else "")
+        for i, level in enumerate(manifests)
+    ]
     extra = "environments:\n" + "".join(f"  - name: {n}\n" for n in product) if product else ""
     event(f"environments: {'refused' if expected else 'compiled'}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -862,6 +960,10 @@ def test_every_manifest_is_checked_whole_whatever_lower_levels_keep(depth: int, 
         for target in [product, *manifests[bad_level:]]:
             result = compile_or_error(target)
             assert isinstance(result, GovernanceError), f"{result}\n{bodies}"
-            assert all(p.line == line and str(manifests[bad_level]).endswith(p.file or "?") for p in result.problems), result.render()
-            assert any(words in p.message and (p.path or "").endswith(f".{key}") for p in result.problems), result.render()
+            assert all(
+                p.line == line and str(manifests[bad_level]).endswith(p.file or "?") for p in result.problems
+            ), result.render()
+            assert any(words in p.message and (p.path or "").endswith(f".{key}") for p in result.problems), (
+                result.render()
+            )
             assert "S3cr3t!Pa55" not in result.render()

@@ -39,8 +39,11 @@ def failure(path: Path, engines) -> FloeError:  # type: ignore[no-untyped-def]
 
 def narrowed_away(write, settings: str, extra: str = "") -> tuple[Path, Path, Path]:  # type: ignore[no-untyped-def]
     """An enterprise whose snowflake compute holds ``settings``, a domain narrowing it away, a product."""
-    enterprise = write("platform/enterprise.yaml", ENTERPRISE.replace(
-        "      - snowflake\n", f"      - name: snowflake\n        config: {settings}\n") + extra)  # fmt: skip
+    enterprise = write(
+        "platform/enterprise.yaml",
+        ENTERPRISE.replace("      - snowflake\n", f"      - name: snowflake\n        config: {settings}\n")
+        + extra,
+    )
     domain = write("platform/domains/sales.yaml", NARROWING_DOMAIN)
     path = product(write, "  - {type: dbt, path: models/a/}\n", platform="platform/domains/sales.yaml")
     return enterprise, domain, path
@@ -66,7 +69,9 @@ def test_a_compute_narrowed_away_below_is_still_checked_where_it_is_written(
     for target in (product_dir, domain, enterprise):
         error = failure(target, engines)
         assert isinstance(error, GovernanceError)
-        assert {(p.line, p.path) for p in error.problems} == {(line, f"$.plugins.compute.approved[2].{path}")}, error.render()
+        assert {(p.line, p.path) for p in error.problems} == {
+            (line, f"$.plugins.compute.approved[2].{path}")
+        }, error.render()
         assert all(str(enterprise).endswith(p.file or "?") for p in error.problems)
         assert any(message in p.message for p in error.problems), error.render()
         assert SECRET not in error.render()
@@ -78,21 +83,40 @@ def test_an_override_of_a_compute_narrowed_away_is_checked(write, engines) -> No
     error = failure(product_dir, engines)
     line = line_of(enterprise, "threads: lots")
     found = {(p.line, p.path, p.message) for p in error.problems}
-    assert (line, "$.environments[1].overrides.snowflake.threads", "expected an integer, found 'lots'") in found
-    assert (line, "$.environments[1].overrides.snowflake.token", "'token' holds a literal credential") in found
+    assert (
+        line,
+        "$.environments[1].overrides.snowflake.threads",
+        "expected an integer, found 'lots'",
+    ) in found
+    assert (
+        line,
+        "$.environments[1].overrides.snowflake.token",
+        "'token' holds a literal credential",
+    ) in found
 
 
-def test_a_literal_credential_under_a_compute_whose_engine_is_not_installed_is_refused(write, engines) -> None:
+def test_a_literal_credential_under_a_compute_whose_engine_is_not_installed_is_refused(
+    write, engines
+) -> None:
     """The engine of a compute narrowed away need not be installed; a literal secret is still an error."""
-    enterprise = write("platform/enterprise.yaml", ENTERPRISE.replace(
-        "      - bigquery\n", f"      - name: teradata\n        config: {{ host: td, password: '{SECRET}' }}\n"))  # fmt: skip
+    enterprise = write(
+        "platform/enterprise.yaml",
+        ENTERPRISE.replace(
+            "      - bigquery\n",
+            f"      - name: teradata\n        config: {{ host: td, password: '{SECRET}' }}\n",
+        ),
+    )
     write("platform/domains/sales.yaml", NARROWING_DOMAIN)
     path = product(write, "  - {type: dbt, path: models/a/}\n", platform="platform/domains/sales.yaml")
     (problem,) = failure(path, engines).problems
     assert problem.path == "$.plugins.compute.approved[3].config.password"
     assert problem.line == line_of(enterprise, "teradata") + 1
-    enterprise.write_text(enterprise.read_text().replace(f"password: '{SECRET}'", "password: {secret_ref: TD_PW}"))
-    assert compile_path(path, engines).governance.registry.names() == ["duckdb"]  # as before: no engine needed
+    enterprise.write_text(
+        enterprise.read_text().replace(f"password: '{SECRET}'", "password: {secret_ref: TD_PW}")
+    )
+    assert compile_path(path, engines).governance.registry.names() == [
+        "duckdb"
+    ]  # as before: no engine needed
 
 
 def test_settings_a_lower_level_completes_still_compile(write, engines) -> None:
@@ -103,16 +127,31 @@ def test_settings_a_lower_level_completes_still_compile(write, engines) -> None:
     import floe.plugins
 
     registry = floe.plugins.EngineRegistry.discover(
-        extra=[("snowflake", _engine_with_schema("snowflake", schema)),
-               ("spark", hookimpl_engine("spark")), ("bigquery", hookimpl_engine("bigquery"))],
+        extra=[
+            ("snowflake", _engine_with_schema("snowflake", schema)),
+            ("spark", hookimpl_engine("spark")),
+            ("bigquery", hookimpl_engine("bigquery")),
+        ],
         environ={"FLOE_DISABLE_PLUGINS": "snowflake,spark,bigquery"},
-    )  # fmt: skip
-    write("platform/enterprise.yaml", ENTERPRISE.replace("      - snowflake\n",
-                                                         "      - name: snowflake\n        config: {threads: 2}\n"))  # fmt: skip
-    write("platform/domains/sales.yaml", NARROWING_DOMAIN.replace("[duckdb]", "[duckdb, {name: snowflake, config: {warehouse: wh}}]"))
-    path = product(write, "  - {type: dbt, path: models/a/, compute: snowflake}\n", platform="platform/domains/sales.yaml")
+    )
+    write(
+        "platform/enterprise.yaml",
+        ENTERPRISE.replace("      - snowflake\n", "      - name: snowflake\n        config: {threads: 2}\n"),
+    )
+    write(
+        "platform/domains/sales.yaml",
+        NARROWING_DOMAIN.replace("[duckdb]", "[duckdb, {name: snowflake, config: {warehouse: wh}}]"),
+    )
+    path = product(
+        write,
+        "  - {type: dbt, path: models/a/, compute: snowflake}\n",
+        platform="platform/domains/sales.yaml",
+    )
     compiled = compile_path(path, registry)
-    assert dict(compiled.governance.registry.approved["snowflake"].config) == {"threads": 2, "warehouse": "wh"}
+    assert dict(compiled.governance.registry.approved["snowflake"].config) == {
+        "threads": 2,
+        "warehouse": "wh",
+    }
     enterprise_alone = failure(Path(compiled.governance.chain[0].path), registry)
     assert "missing required key 'warehouse'" in enterprise_alone.render()
 
@@ -171,7 +210,9 @@ def test_a_lower_level_cannot_move_the_data(write, engines, catalog: str, key: s
 
 
 def test_a_lower_level_may_repeat_the_catalog_and_inherits_what_it_leaves_out(write, engines) -> None:
-    _, _, path = with_catalog_domain(write, "catalog: {type: rest, uri: 'https://polaris.acme.example/api/catalog'}\n")
+    _, _, path = with_catalog_domain(
+        write, "catalog: {type: rest, uri: 'https://polaris.acme.example/api/catalog'}\n"
+    )
     catalog = compile_path(path, engines).catalog
     assert catalog is not None
     assert (catalog.uri, catalog.warehouse) == ("https://polaris.acme.example/api/catalog", "lake")
@@ -179,7 +220,10 @@ def test_a_lower_level_may_repeat_the_catalog_and_inherits_what_it_leaves_out(wr
 
 def test_a_domain_may_declare_a_catalog_its_enterprise_leaves_open(write, engines) -> None:
     write("platform/enterprise.yaml", ENTERPRISE)
-    write("platform/domains/sales.yaml", NARROWING_DOMAIN + "catalog: {type: rest, uri: 'http://127.0.0.1:8181'}\n")
+    write(
+        "platform/domains/sales.yaml",
+        NARROWING_DOMAIN + "catalog: {type: rest, uri: 'http://127.0.0.1:8181'}\n",
+    )
     path = product(write, "  - {type: dbt, path: models/a/}\n", platform="platform/domains/sales.yaml")
     catalog = compile_path(path, engines).catalog
     assert catalog is not None and catalog.uri == "http://127.0.0.1:8181"
@@ -210,7 +254,10 @@ def with_lineage_domain(write, lineage: str) -> tuple[Path, Path, Path]:  # type
         ("lineage: {transport: {type: http, url: 'https://evil.example'}}\n", "transport.url"),
         ("lineage: {transport: {type: console}}\n", "transport.type"),
         ("lineage: {transport: {type: file, log_file_path: /dev/null}}\n", "transport.type"),
-        ("lineage: {transport: {type: http, auth: {type: api_key, api_key: {secret_ref: MINE}}}}\n", "transport.auth"),
+        (
+            "lineage: {transport: {type: http, auth: {type: api_key, api_key: {secret_ref: MINE}}}}\n",
+            "transport.auth",
+        ),
         ("lineage: {namespace: sales, transport: {type: http}}\n", "namespace"),
         ("lineage: {transport: {type: http, endpoint: elsewhere/lineage}}\n", "transport.endpoint"),
     ],
@@ -244,7 +291,9 @@ def test_a_lower_level_cannot_drop_the_lineage(write, engines, empty: str) -> No
 
 def test_a_data_product_cannot_set_the_lineage(write, engines) -> None:
     write("platform/enterprise.yaml", ENTERPRISE + LINEAGE)
-    path = product(write, "  - {type: dbt, path: models/a/}\n", extra="lineage: {transport: {type: console}}\n")
+    path = product(
+        write, "  - {type: dbt, path: models/a/}\n", extra="lineage: {transport: {type: console}}\n"
+    )
     (problem,) = failure(path, engines).problems
     assert (problem.path, problem.line) == ("$.lineage", line_of(path / "floe.yaml", "lineage:"))
     assert "unknown key 'lineage'" in problem.message
@@ -252,7 +301,8 @@ def test_a_data_product_cannot_set_the_lineage(write, engines) -> None:
 
 def test_a_lower_level_may_repeat_the_lineage_and_inherits_what_it_leaves_out(write, engines) -> None:
     _, _, path = with_lineage_domain(
-        write, "lineage: {transport: {type: http, url: 'https://lineage.acme.example', timeout: 5}}\n")
+        write, "lineage: {transport: {type: http, url: 'https://lineage.acme.example', timeout: 5}}\n"
+    )
     lineage = compile_path(path, engines).lineage
     assert lineage is not None and lineage.namespace == "acme"
     assert lineage.transport.url == "https://lineage.acme.example"
@@ -271,15 +321,22 @@ def test_a_domain_may_declare_lineage_its_enterprise_leaves_open(write, engines)
 
 @pytest.mark.req("REQ-023")
 def test_a_literal_lineage_api_key_is_refused_where_it_is_written(write, engines) -> None:
-    enterprise = write("platform/enterprise.yaml", ENTERPRISE + LINEAGE.replace("{secret_ref: LINEAGE_API_KEY}", SECRET))
+    enterprise = write(
+        "platform/enterprise.yaml", ENTERPRISE + LINEAGE.replace("{secret_ref: LINEAGE_API_KEY}", SECRET)
+    )
     path = product(write, "  - {type: dbt, path: models/a/}\n")
     for target in (path, enterprise):
         error = failure(target, engines)
         (problem,) = error.problems
         assert (problem.file or "").endswith("enterprise.yaml")
-        assert (problem.path, problem.line) == ("$.lineage.transport.auth.api_key", line_of(enterprise, "auth:"))
+        assert (problem.path, problem.line) == (
+            "$.lineage.transport.auth.api_key",
+            line_of(enterprise, "auth:"),
+        )
         assert "'api_key' holds a literal credential" in problem.message
-        assert problem.expected == "a secret reference: {secret_ref: NAME}" and "secret_ref" in (problem.fix or "")
+        assert problem.expected == "a secret reference: {secret_ref: NAME}" and "secret_ref" in (
+            problem.fix or ""
+        )
         assert SECRET not in error.render()
 
 
@@ -289,15 +346,26 @@ def test_a_literal_lineage_api_key_is_refused_where_it_is_written(write, engines
         ("{namespace: acme}", "$.lineage", "declares no transport"),
         ("{transport: {type: http}}", "$.lineage.transport", "needs `url:`"),
         ("{transport: {type: file}}", "$.lineage.transport", "needs `log_file_path:`"),
-        ("{transport: {type: http, url: 'lineage.acme.example'}}", "$.lineage.transport.url", "has no scheme"),
-        ("{transport: {type: console, url: 'https://x.example'}}", "$.lineage.transport.url",
-         "not a setting of the console transport"),
-        ("{transport: {type: http, url: 'https://x.example', append: true}}", "$.lineage.transport.append",
-         "not a setting of the http transport"),
+        (
+            "{transport: {type: http, url: 'lineage.acme.example'}}",
+            "$.lineage.transport.url",
+            "has no scheme",
+        ),
+        (
+            "{transport: {type: console, url: 'https://x.example'}}",
+            "$.lineage.transport.url",
+            "not a setting of the console transport",
+        ),
+        (
+            "{transport: {type: http, url: 'https://x.example', append: true}}",
+            "$.lineage.transport.append",
+            "not a setting of the http transport",
+        ),
     ],
 )
-def test_a_lineage_transport_that_cannot_work_is_refused_at_compile(write, engines, lineage: str, path: str,
-                                                                   words: str) -> None:  # fmt: skip
+def test_a_lineage_transport_that_cannot_work_is_refused_at_compile(
+    write, engines, lineage: str, path: str, words: str
+) -> None:
     enterprise = write("platform/enterprise.yaml", ENTERPRISE + f"lineage: {lineage}\n")
     error = failure(enterprise, engines)
     (problem,) = error.problems
@@ -328,11 +396,21 @@ RESOURCES = """\
         ("{limits: {nvidia.com/gpu: '8', ephemeral-storage: 100Gi}}", None, True),  # not set above: free
     ],
 )
-def test_lower_levels_may_only_lower_resources(write, engines, resources: str, key: str | None, ok: bool) -> None:
+def test_lower_levels_may_only_lower_resources(
+    write, engines, resources: str, key: str | None, ok: bool
+) -> None:
     enterprise = write("platform/enterprise.yaml", ENTERPRISE.replace("      - snowflake\n", RESOURCES))
-    write("platform/domains/sales.yaml", NARROWING_DOMAIN.replace(
-        "[duckdb]", f"\n      - duckdb\n      - name: snowflake\n        resources: {resources}"))  # fmt: skip
-    path = product(write, "  - {type: dbt, path: models/a/, compute: snowflake}\n", platform="platform/domains/sales.yaml")
+    write(
+        "platform/domains/sales.yaml",
+        NARROWING_DOMAIN.replace(
+            "[duckdb]", f"\n      - duckdb\n      - name: snowflake\n        resources: {resources}"
+        ),
+    )
+    path = product(
+        write,
+        "  - {type: dbt, path: models/a/, compute: snowflake}\n",
+        platform="platform/domains/sales.yaml",
+    )
     if ok:
         compile_path(path, engines)
         return
@@ -342,7 +420,10 @@ def test_lower_levels_may_only_lower_resources(write, engines, resources: str, k
     kind, resource = key.split(".")  # type: ignore[union-attr]
     assert problem.path == f"$.plugins.compute.approved[1].resources.{kind}.{resource}"
     assert problem.file is not None and problem.file.endswith("sales.yaml")
-    assert "manifest 'acme'" in problem.message and f"enterprise.yaml:{line_of(enterprise, 'resources:')}" in problem.message
+    assert (
+        "manifest 'acme'" in problem.message
+        and f"enterprise.yaml:{line_of(enterprise, 'resources:')}" in problem.message
+    )
     assert f"a lower level may only lower {kind}" in problem.message
 
 
@@ -358,12 +439,18 @@ def test_lower_levels_may_only_lower_resources(write, engines, resources: str, k
         ("{type: rest, uri: 'http://:8181/x'}", "$.catalog.uri", "names no host"),
         ("{type: rest, uri: 'http://polaris:port'}", "$.catalog.uri", "port is not a number"),
         ("{type: rest}", "$.catalog", "a REST catalog needs `uri:`"),
-        ("{type: rest, uri: 'https://p', oauth2_server_uri: 'tokens please'}", "$.catalog.oauth2_server_uri", "contains a space"),
+        (
+            "{type: rest, uri: 'https://p', oauth2_server_uri: 'tokens please'}",
+            "$.catalog.oauth2_server_uri",
+            "contains a space",
+        ),
         ("{type: sql, uri: '/srv/catalog.db'}", "$.catalog.uri", "database scheme"),
         ("{type: rest, uri: 'https://p', client_id: floe}", "$.catalog.client_id", "without client_secret"),
     ],
 )
-def test_a_catalog_that_is_not_a_uri_is_refused_at_compile(write, engines, catalog: str, path: str, words: str) -> None:
+def test_a_catalog_that_is_not_a_uri_is_refused_at_compile(
+    write, engines, catalog: str, path: str, words: str
+) -> None:
     enterprise = write("platform/enterprise.yaml", ENTERPRISE + f"catalog: {catalog}\n")
     error = failure(enterprise, engines)
     (problem,) = error.problems
@@ -375,12 +462,18 @@ def test_a_catalog_that_is_not_a_uri_is_refused_at_compile(write, engines, catal
 @pytest.mark.req("REQ-024")
 def test_a_product_cannot_create_an_environment(write, engines) -> None:
     write("platform/enterprise.yaml", ENTERPRISE + "environments:\n  - name: dev\n  - name: prod\n")
-    path = product(write, "  - {type: dbt, path: models/a/}\n",
-                   extra="environments:\n  - name: production\n    overrides: {duckdb: {threads: 2}}\n")  # fmt: skip
+    path = product(
+        write,
+        "  - {type: dbt, path: models/a/}\n",
+        extra="environments:\n  - name: production\n    overrides: {duckdb: {threads: 2}}\n",
+    )
     error = failure(path, engines)
     assert type(error) is GovernanceError
     (problem,) = error.problems
-    assert (problem.path, problem.line) == ("$.environments[0].name", line_of(path / "floe.yaml", "production"))
+    assert (problem.path, problem.line) == (
+        "$.environments[0].name",
+        line_of(path / "floe.yaml", "production"),
+    )
     assert "environment 'production' is not declared by the platform" in problem.message
     assert problem.fix == "did you mean 'prod'?"
     (path / "floe.yaml").write_text((path / "floe.yaml").read_text().replace("production", "prod"))
@@ -412,7 +505,9 @@ def test_the_spec_req_021_example_compiles_with_the_real_spark_engine(write) -> 
     from floe.plugins import EngineRegistry
 
     engines = EngineRegistry.discover()
-    manifest = write("platform/enterprise.yaml", textwrap.dedent("""\
+    manifest = write(
+        "platform/enterprise.yaml",
+        textwrap.dedent("""\
         apiVersion: floe.dev/v1
         kind: Manifest
         scope: enterprise
@@ -425,7 +520,8 @@ def test_the_spec_req_021_example_compiles_with_the_real_spark_engine(write) -> 
               - name: spark
                 config: { cluster: "spark.svc" }
             default: duckdb
-        """))
+        """),
+    )
     path = product(write, "  - {type: dbt, path: models/a/, compute: spark}\n")
     compiled = compile_path(path, engines)
     output = compiled.profiles["floe_spark"]["outputs"]["dev"]
@@ -435,18 +531,26 @@ def test_the_spec_req_021_example_compiles_with_the_real_spark_engine(write) -> 
     assert compile_path(manifest, engines).governance.registry.names() == ["duckdb", "spark"]
 
 
-def test_an_override_of_a_compute_no_manifest_approves_is_refused_with_the_other_problems(write, engines) -> None:
-    extra = ("environments:\n  - name: dev\n  - name: prod\n    overrides:\n"
-             "      snowflak: { warehouse: W }\n      duckdb: { threads: lots }\n")  # fmt: skip
+def test_an_override_of_a_compute_no_manifest_approves_is_refused_with_the_other_problems(
+    write, engines
+) -> None:
+    extra = (
+        "environments:\n  - name: dev\n  - name: prod\n    overrides:\n"
+        "      snowflak: { warehouse: W }\n      duckdb: { threads: lots }\n"
+    )
     enterprise = write("platform/enterprise.yaml", ENTERPRISE + extra)
     error = failure(product(write, "  - {type: dbt, path: models/a/}\n"), engines)
     assert isinstance(error, GovernanceError)
     stray, *others = error.problems
-    assert (stray.line, stray.path) == (line_of(enterprise, "snowflak:"), "$.environments[1].overrides.snowflak")
+    assert (stray.line, stray.path) == (
+        line_of(enterprise, "snowflak:"),
+        "$.environments[1].overrides.snowflak",
+    )
     assert stray.message == "environment 'prod' overrides compute 'snowflak', which no manifest approves"
     assert stray.fix == "did you mean 'snowflake'?"
-    assert [(p.line, p.path) for p in others] == [(line_of(enterprise, "threads: lots"),
-                                                    "$.environments[1].overrides.duckdb.threads")]  # fmt: skip
+    assert [(p.line, p.path) for p in others] == [
+        (line_of(enterprise, "threads: lots"), "$.environments[1].overrides.duckdb.threads")
+    ]
 
 
 def test_an_engine_whose_config_schema_is_not_a_schema_is_blamed(write) -> None:
@@ -457,12 +561,17 @@ def test_an_engine_whose_config_schema_is_not_a_schema_is_blamed(write) -> None:
 
     schema = {**SCHEMA, "properties": {**SCHEMA["properties"], "threads": {"type": "text"}}}
     registry = floe.plugins.EngineRegistry.discover(
-        extra=[("snowflake", _engine_with_schema("snowflake", schema)),
-               ("spark", hookimpl_engine("spark")), ("bigquery", hookimpl_engine("bigquery"))],
+        extra=[
+            ("snowflake", _engine_with_schema("snowflake", schema)),
+            ("spark", hookimpl_engine("spark")),
+            ("bigquery", hookimpl_engine("bigquery")),
+        ],
         environ={"FLOE_DISABLE_PLUGINS": "snowflake,spark,bigquery"},
-    )  # fmt: skip
-    write("platform/enterprise.yaml", ENTERPRISE.replace("      - snowflake\n",
-                                                         "      - name: snowflake\n        config: {threads: 2}\n"))  # fmt: skip
+    )
+    write(
+        "platform/enterprise.yaml",
+        ENTERPRISE.replace("      - snowflake\n", "      - name: snowflake\n        config: {threads: 2}\n"),
+    )
     path = product(write, "  - {type: dbt, path: models/a/, compute: snowflake}\n")
     rendered = failure(path, registry).render()
     assert "snowflake" in rendered and "config schema" in rendered and "'text'" in rendered, rendered

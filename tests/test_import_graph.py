@@ -12,13 +12,18 @@ from pathlib import Path
 
 FLOE = Path(__file__).resolve().parents[1] / "floe"
 
-LEFT_FOR_THE_RUN_SIDE = (
-    frozenset({"floe.execution.parse", "floe.execution.plan"}),
-)
+LEFT_FOR_THE_RUN_SIDE = (frozenset({"floe.execution.parse", "floe.execution.plan"}),)
 """A cycle between the plan and the parse, through imports inside functions (the engines' run and
 bridge helpers import their engine's settings module, not the engine)."""
 
-ENGINE_SIDE = ("floe.plugins", "floe.compute", "floe.hookspecs", "floe.enginekit", "floe.engine_defaults", "floe.engines")
+ENGINE_SIDE = (
+    "floe.plugins",
+    "floe.compute",
+    "floe.hookspecs",
+    "floe.enginekit",
+    "floe.engine_defaults",
+    "floe.engines",
+)
 
 
 def modules() -> dict[str, Path]:

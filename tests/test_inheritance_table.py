@@ -58,7 +58,9 @@ def test_every_row_names_a_field_of_the_schemas() -> None:
 
 def test_the_checks_take_their_fields_from_the_table() -> None:
     assert [row.field for row in fields_with(Rule.LOWER_ONLY, "plugins.compute.approved[].resources")] == [
-        "plugins.compute.approved[].resources.requests", "plugins.compute.approved[].resources.limits"]
+        "plugins.compute.approved[].resources.requests",
+        "plugins.compute.approved[].resources.limits",
+    ]
     catalog = {row.field.removeprefix("catalog.") for row in fields_with(Rule.FIXED_BY_DECLARER, "catalog")}
     store = SchemaStore()
     declared = store.subschema_at(SCHEMA_BASE + KIND_SCHEMAS[MANIFEST], ("catalog",))

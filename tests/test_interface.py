@@ -39,8 +39,14 @@ def returns(function: Any) -> str:
 
 def test_the_hooks_are_the_specs_of_floe_hookspecs_and_nothing_else() -> None:
     assert HOOKS == tuple(n for n in vars(hookspecs) if n.startswith("floe_"))
-    assert set(HOOKS) >= {"floe_engine_info", "floe_generate_dbt_profile", "floe_catalog_access",
-                          "floe_run_profile", "floe_run_project_config", "floe_run_worker"}  # fmt: skip
+    assert set(HOOKS) >= {
+        "floe_engine_info",
+        "floe_generate_dbt_profile",
+        "floe_catalog_access",
+        "floe_run_profile",
+        "floe_run_project_config",
+        "floe_run_worker",
+    }
     for name, spec in SPECS.items():
         marker = spec.floe_spec
         assert marker["firstresult"] is True, name
@@ -79,7 +85,9 @@ def test_the_engine_wrapper_has_a_method_per_hook(hook: str) -> None:
     names = [n for n, _ in parameters(method, drop_self=True)]
     assert names == [n for n, _ in parameters(SPECS[hook], drop_self=False)], hook
     if hook != "floe_get_resource_requirements":  # merged with the manifest's overrides, same type
-        assert returns(method).replace("Mapping", "dict") == returns(SPECS[hook]).replace("Mapping", "dict"), hook
+        assert returns(method).replace("Mapping", "dict") == returns(SPECS[hook]).replace(
+            "Mapping", "dict"
+        ), hook
 
 
 def test_required_hooks_and_abstract_methods_follow_the_specs() -> None:
@@ -127,18 +135,22 @@ class Extending(Minimal):
     name = "extending"
     dbt_adapter = "minimal"
 
-    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                    namespace: str) -> dict[str, Any]:  # fmt: skip
+    def run_profile(
+        self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+    ) -> dict[str, Any]:
         return {**super().run_profile(compute, profile, catalog, namespace), "database": catalog.name}
 
-    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                   environ: Any) -> WorkerSetup:  # fmt: skip
+    def run_worker(
+        self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, environ: Any
+    ) -> WorkerSetup:
         return WorkerSetup(environ={"EXTRA": "1"}, forkable=False)
 
 
 def test_an_engine_that_declares_no_run_hook_gets_the_defaults() -> None:
     plain = hookimpl_engine("plain")
-    registry = EngineRegistry.discover(extra=[("minimal", Minimal), ("plain", plain), ("extending", Extending)])
+    registry = EngineRegistry.discover(
+        extra=[("minimal", Minimal), ("plain", plain), ("extending", Extending)]
+    )
     for name in ("minimal", "plain"):
         engine = registry.engines[name]
         compute = ComputeConfig("c", name)
@@ -153,8 +165,13 @@ def test_an_engine_that_declares_no_run_hook_gets_the_defaults() -> None:
     extending = registry.engines["extending"]
     compute = ComputeConfig("c", "extending")
     assert extending.run_profile(compute, {"type": "minimal"}, CATALOG, "ns") == {
-        "type": "minimal", "schema": "ns", "database": "lake"}  # fmt: skip
-    assert extending.run_worker(compute, {}, CATALOG, {}) == WorkerSetup(environ={"EXTRA": "1"}, forkable=False)
+        "type": "minimal",
+        "schema": "ns",
+        "database": "lake",
+    }
+    assert extending.run_worker(compute, {}, CATALOG, {}) == WorkerSetup(
+        environ={"EXTRA": "1"}, forkable=False
+    )
 
 
 def test_a_run_hook_returning_the_wrong_type_is_a_plugin_error_naming_the_hook() -> None:
@@ -174,7 +191,10 @@ def test_a_run_hook_returning_the_wrong_type_is_a_plugin_error_naming_the_hook()
     broken.floe_run_worker = floe_run_worker  # type: ignore[attr-defined]
     broken.floe_run_profile = floe_run_profile  # type: ignore[attr-defined]
     engine = EngineRegistry.discover(extra=[("broken", broken)]).engines["broken"]
-    with pytest.raises(PluginExecutionError, match=r"run_worker failed: the hook returned dict, expected a floe.model.WorkerSetup"):
+    with pytest.raises(
+        PluginExecutionError,
+        match=r"run_worker failed: the hook returned dict, expected a floe.model.WorkerSetup",
+    ):
         engine.run_worker(ComputeConfig("c", "broken"), {}, CATALOG, {})
     with pytest.raises(PluginExecutionError, match=r"the run profile's type is 'other', expected 'broken'"):
         engine.run_profile(ComputeConfig("c", "broken"), {"type": "broken"}, CATALOG, "ns")
@@ -214,7 +234,12 @@ def test_the_compliance_suite_exercises_every_hook() -> None:
 
     folder = Path(floe.testing.__file__).parent
     source = "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("compliance*.py")))
-    missing = [hook for hook in HOOKS
-               if f".{method_of(hook)}(" not in source and hook not in source and f"engine.{method_of(hook)}" not in source
-               and not (hook == "floe_engine_info" and "engine.info." in source)]  # fmt: skip
+    missing = [
+        hook
+        for hook in HOOKS
+        if f".{method_of(hook)}(" not in source
+        and hook not in source
+        and f"engine.{method_of(hook)}" not in source
+        and not (hook == "floe_engine_info" and "engine.info." in source)
+    ]
     assert not missing, f"no compliance check calls {missing}"

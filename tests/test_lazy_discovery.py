@@ -39,7 +39,9 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def test_one_lookup_answers_what_loading_every_plugin_answers(site: Path) -> None:
-    distribution(site, "acme_a", "acme_a", "[floe]\nacme_x = acme_a:plugin\nacme_named = acme_a:plugin\n", "acme_x")
+    distribution(
+        site, "acme_a", "acme_a", "[floe]\nacme_x = acme_a:plugin\nacme_named = acme_a:plugin\n", "acme_x"
+    )
     distribution(site, "acme_b", "acme_b", "[floe]\nacme_x = acme_b:plugin\n", "acme_x")
     distribution(site, "acme_c", "acme_c", "[floe]\nacme_c = acme_c:plugin\n", "acme_other")
     lazy = EngineRegistry.discover()
@@ -52,7 +54,9 @@ def test_one_lookup_answers_what_loading_every_plugin_answers(site: Path) -> Non
     assert sorted(eager.names()) == sorted(lazy.names())
     assert engine.get_required_dbt_packages() == ["dbt-acme_x>=1.0,<2.0"]  # still its own plugin's answer
     problems = {(p.plugin, p.distribution): p.message for p in eager.problems if p.plugin.startswith("acme_")}
-    assert problems == {(p.plugin, p.distribution): p.message for p in lazy.problems if p.plugin.startswith("acme_")}
+    assert problems == {
+        (p.plugin, p.distribution): p.message for p in lazy.problems if p.plugin.startswith("acme_")
+    }
     assert "already registered as 'acme_x' (from acme-a)" in problems[("acme_x", "acme-b")]
     assert "the entry point 'acme_named' provides engine 'acme_x'" in problems[("acme_named", "acme-a")]
     assert "the entry point 'acme_c' provides engine 'acme_other'" in problems[("acme_c", "acme-c")]
@@ -80,7 +84,8 @@ def test_a_compile_imports_only_the_engines_its_product_names(tmp_path: Path) ->
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-loud\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[floe]\nacme_loud = acme_loud:plugin\n")
     platform = tmp_path / "enterprise.yaml"
-    platform.write_text(textwrap.dedent("""\
+    platform.write_text(
+        textwrap.dedent("""\
         apiVersion: floe.dev/v1
         kind: Manifest
         scope: enterprise
@@ -89,10 +94,12 @@ def test_a_compile_imports_only_the_engines_its_product_names(tmp_path: Path) ->
           compute:
             approved: [duckdb]
             default: duckdb
-        """))  # fmt: skip
+        """)
+    )
     product = tmp_path / "product"
     (product / "models" / "orders").mkdir(parents=True)
-    (product / "floe.yaml").write_text(textwrap.dedent("""\
+    (product / "floe.yaml").write_text(
+        textwrap.dedent("""\
         apiVersion: floe.dev/v1
         kind: DataProduct
         metadata: {name: orders}
@@ -100,22 +107,40 @@ def test_a_compile_imports_only_the_engines_its_product_names(tmp_path: Path) ->
         transforms:
           - type: dbt
             path: models/orders/
-        """))  # fmt: skip
-    probe = ("import json, runpy, sys\n"
-             "sys.argv = ['floe', 'compile', sys.argv[1]]\n"
-             "from floe.cli import main\n"
-             "status = main()\n"
-             "print(json.dumps([status, sorted(m for m in sys.modules if m.startswith(('floe.engines.', 'acme_', "
-             "'floe_engine_')))]))\n")  # fmt: skip
+        """)
+    )
+    probe = (
+        "import json, runpy, sys\n"
+        "sys.argv = ['floe', 'compile', sys.argv[1]]\n"
+        "from floe.cli import main\n"
+        "status = main()\n"
+        "print(json.dumps([status, sorted(m for m in sys.modules if m.startswith(('floe.engines.', 'acme_', "
+        "'floe_engine_')))]))\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
-    done = subprocess.run([sys.executable, "-c", probe, str(product)], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(product)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     status, loaded = json.loads(done.stdout.splitlines()[-1])
-    engines = sorted({m.split(".")[2] for m in loaded if m.startswith("floe.engines.")} | {m for m in loaded if not m.startswith("floe.")})
+    engines = sorted(
+        {m.split(".")[2] for m in loaded if m.startswith("floe.engines.")}
+        | {m for m in loaded if not m.startswith("floe.")}
+    )
     assert status == 0 and engines == ["duckdb"], loaded  # DuckDB's package, and no other engine's module
-    engines = subprocess.run([sys.executable, "-m", "floe", "engines"], capture_output=True, text=True, env=env,
-                             timeout=120, check=False)  # fmt: skip
+    engines = subprocess.run(
+        [sys.executable, "-m", "floe", "engines"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert "plugin 'acme_loud' (from acme-loud): cannot be imported: ImportError" in engines.stderr
 
 

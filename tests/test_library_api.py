@@ -33,16 +33,27 @@ def test_compiled_answers_what_users_ask_with_types(shop: Path) -> None:
     assert isinstance(compiled, floe.Compiled) and "Compiled" in floe.__all__
     assert compiled.name == "shop"
     assert [(level.name, level.kind, level.scope) for level in compiled.chain] == [
-        ("acme", "Manifest", "enterprise"), ("sales", "Manifest", "domain"), ("shop", "DataProduct", None)]
+        ("acme", "Manifest", "enterprise"),
+        ("sales", "Manifest", "domain"),
+        ("shop", "DataProduct", None),
+    ]
     assert [level.file for level in compiled.chain] == [
-        shop.parent / "platform/enterprise.yaml", shop.parent / "platform/domains/sales.yaml", shop / "floe.yaml"]
+        shop.parent / "platform/enterprise.yaml",
+        shop.parent / "platform/domains/sales.yaml",
+        shop / "floe.yaml",
+    ]
     assert all(isinstance(level, floe.ChainLevel) for level in compiled.chain)
     assert [(t.name, t.compute, t.engine) for t in compiled.transforms] == [
-        ("staging", "duckdb-large", "duckdb"), ("marts", "duckdb", "duckdb")]
+        ("staging", "duckdb-large", "duckdb"),
+        ("marts", "duckdb", "duckdb"),
+    ]
     assert compiled.transform("marts").compute == compiled.default == "duckdb"
     assert compiled.approved == ("duckdb", "duckdb-large") and compiled.environments == ("dev", "prod")
     prod = compiled.settings("prod")
-    assert prod["duckdb"].config["schema"] == "analytics" and "schema" not in compiled.settings("dev")["duckdb"].config
+    assert (
+        prod["duckdb"].config["schema"] == "analytics"
+        and "schema" not in compiled.settings("dev")["duckdb"].config
+    )
     assert prod["duckdb-large"].config["threads"] == 6  # the sales domain's refinement of the enterprise's 8
     with pytest.raises(KeyError, match="unknown environment 'production'; known: dev, prod"):
         compiled.settings("production")
@@ -52,8 +63,11 @@ def test_compiled_answers_what_users_ask_with_types(shop: Path) -> None:
 
 def test_secrets_in_settings_are_references(tmp_path: Path, shop: Path) -> None:
     enterprise = shop.parent / "platform/enterprise.yaml"
-    enterprise.write_text(enterprise.read_text().replace(
-        "duckdb: { schema: analytics }",
-        "duckdb: { schema: analytics, path: 'md:shop', motherduck_token: {secret_ref: MD_TOKEN} }"))  # fmt: skip
+    enterprise.write_text(
+        enterprise.read_text().replace(
+            "duckdb: { schema: analytics }",
+            "duckdb: { schema: analytics, path: 'md:shop', motherduck_token: {secret_ref: MD_TOKEN} }",
+        )
+    )
     token = floe.compile(shop).settings("prod")["duckdb"].config["motherduck_token"]
     assert token == SecretReference("MD_TOKEN")

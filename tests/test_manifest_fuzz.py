@@ -91,8 +91,12 @@ def budget(name: str) -> settings:
     return settings(
         max_examples=BUDGETS[name],
         deadline=None,  # compile_case has its own hard deadline
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
-                               HealthCheck.filter_too_much],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+            HealthCheck.filter_too_much,
+        ],
     )
 
 
@@ -114,8 +118,14 @@ def workspace() -> Iterator[Workspace]:
         yield Workspace(Path(tmp))
 
 
-def run(test: str, tree: Tree, entry: str, prepare: Callable[[Path], None] | None = None,
-        workspace: Workspace | None = None, name: str = "") -> Outcome:  # fmt: skip
+def run(
+    test: str,
+    tree: Tree,
+    entry: str,
+    prepare: Callable[[Path], None] | None = None,
+    workspace: Workspace | None = None,
+    name: str = "",
+) -> Outcome:
     """Compile ``entry`` of ``tree``; count and time the case.
 
     With a ``workspace`` the tree is the valid tree ``name`` with some files changed; otherwise it
@@ -287,16 +297,20 @@ def key_mutations(draw: st.DrawFn) -> tuple[Case, str, str, str]:
     else:
         key = draw(st.from_regex(r"x_[a-z0-9_]{1,12}", fullmatch=True))
         node[key] = draw(st.sampled_from(["", "1", "x", "[]", "{a: 1}"])) if draw(st.booleans()) else 1
-    entry = draw(st.sampled_from([e for e in ["product_dir", "product_file", "domain", "enterprise"]
-                                  if reads(e, role)]))  # fmt: skip
+    entry = draw(
+        st.sampled_from(
+            [e for e in ["product_dir", "product_file", "domain", "enterprise"] if reads(e, role)]
+        )
+    )
     text = draw(rendered(tree))
     return Case(name, role, text.encode("utf-8")), entry, op, key
 
 
 @budget("test_a_dropped_required_key_or_an_unknown_key_is_an_error")
 @given(mutation=key_mutations())
-def test_a_dropped_required_key_or_an_unknown_key_is_an_error(mutation: tuple[Case, str, str, str],
-                                                               workspace: Workspace) -> None:  # fmt: skip
+def test_a_dropped_required_key_or_an_unknown_key_is_an_error(
+    mutation: tuple[Case, str, str, str], workspace: Workspace
+) -> None:
     """Not only "compiled, or failed with a located error": a compile that reads the file fails, and
     a problem names the key."""
     case, entry, op, key = mutation
@@ -360,19 +374,48 @@ def test_huge_inputs_finish(case: Case, entry: str, workspace: Workspace) -> Non
 # How a reference (a manifest's `parent:`, a product's `platform:`) is broken, and whether the
 # compile must still succeed (the reference then leads to the same manifest by another way).
 REFERENCE_KINDS = {
-    "valid": True, "symlink": True, "absolute": True, "outside": True, "unicode_name": True,
-    "missing": False, "directory": False, "dangling_symlink": False, "symlink_loop": False,
-    "self_symlink": False, "symlink_to_directory": False, "fifo": False, "through_a_file": False,
-    "nul_byte": False, "long_name": False, "long_path": False, "newline": False, "empty_file": False,
-    "binary_file": False, "to_product": False, "to_itself": False,
-}  # fmt: skip
+    "valid": True,
+    "symlink": True,
+    "absolute": True,
+    "outside": True,
+    "unicode_name": True,
+    "missing": False,
+    "directory": False,
+    "dangling_symlink": False,
+    "symlink_loop": False,
+    "self_symlink": False,
+    "symlink_to_directory": False,
+    "fifo": False,
+    "through_a_file": False,
+    "nul_byte": False,
+    "long_name": False,
+    "long_path": False,
+    "newline": False,
+    "empty_file": False,
+    "binary_file": False,
+    "to_product": False,
+    "to_itself": False,
+}
 # How a transform's `path:` is broken, and whether the compile must still succeed.
 TRANSFORM_KINDS = {
-    "valid": True, "symlink_inside": True, "dot": True, "redundant": True,
-    "parent_escape": False, "deep_escape": False, "absolute_outside": False, "absolute_root": False,
-    "absolute_inside": False, "symlink_outside": False, "symlink_loop": False, "dangling_symlink": False,
-    "missing": False, "nul_byte": False, "long_name": False, "long_path": False, "models_symlink_outside": False,
-}  # fmt: skip
+    "valid": True,
+    "symlink_inside": True,
+    "dot": True,
+    "redundant": True,
+    "parent_escape": False,
+    "deep_escape": False,
+    "absolute_outside": False,
+    "absolute_root": False,
+    "absolute_inside": False,
+    "symlink_outside": False,
+    "symlink_loop": False,
+    "dangling_symlink": False,
+    "missing": False,
+    "nul_byte": False,
+    "long_name": False,
+    "long_path": False,
+    "models_symlink_outside": False,
+}
 
 
 def _load(text: str) -> Any:
@@ -523,7 +566,9 @@ def build_references(root: Path, tree: Tree, platform: str, parent: str, transfo
         ref = _reference(kind, file.parent, real, outside, product_file)
         if ref == "SELF":
             ref = file.name
-        file.write_text(_set(file.read_text(encoding="utf-8"), lambda d: d.__setitem__(key, ref)), encoding="utf-8")
+        file.write_text(
+            _set(file.read_text(encoding="utf-8"), lambda d: d.__setitem__(key, ref)), encoding="utf-8"
+        )
 
     point(domain_file, "parent", parent, enterprise_file)
     point(product_file, "platform", platform, domain_file)
@@ -538,8 +583,12 @@ def build_references(root: Path, tree: Tree, platform: str, parent: str, transfo
 def test_references_on_disk(case: tuple[str, str, str, tuple[str, ...], bool], via: str) -> None:
     name, platform, parent, transforms, ok = case
     tree = _valid(name)
-    outcome = run("test_references_on_disk", tree, via,
-                  lambda root: build_references(root, tree, platform, parent, transforms))  # fmt: skip
+    outcome = run(
+        "test_references_on_disk",
+        tree,
+        via,
+        lambda root: build_references(root, tree, platform, parent, transforms),
+    )
     assert outcome.ok == ok, outcome.error.render() if outcome.error else "compiled"
     if not ok and (platform, parent) == ("valid", "valid"):  # only a transform's path is broken
         assert outcome.error is not None
@@ -553,14 +602,25 @@ CLI_EXAMPLES = 12
 
 
 def floe_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "floe", *args], capture_output=True, text=True,
-                          timeout=120, env=environ_without_debug(), check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "floe", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ_without_debug(),
+        check=False,
+    )
 
 
-@settings(max_examples=CLI_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])  # fmt: skip
-@given(case=st.one_of(textually_mutated(), structurally_mutated()),
-       command=st.sampled_from(["compile", "compile", "compile", "validate"]))  # fmt: skip
+@settings(
+    max_examples=CLI_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+@given(
+    case=st.one_of(textually_mutated(), structurally_mutated()),
+    command=st.sampled_from(["compile", "compile", "compile", "validate"]),
+)
 def test_cli_reports_what_compile_path_reports(case: Case, command: str) -> None:
     """``floe compile``/``floe validate`` exit 0 or 1, with exactly the in-process error on stderr."""
     tree = case.tree
@@ -613,14 +673,26 @@ def _shop_with(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
     ("old", "new", "path", "says"),
     [
         ("path: models/marts/", 'path: "models/a\\0b/"', "$.transforms[1].path", "NUL character"),
-        ("path: models/marts/", "path: models/" + "m" * 300 + "/", "$.transforms[1].path", "file name too long"),
+        (
+            "path: models/marts/",
+            "path: models/" + "m" * 300 + "/",
+            "$.transforms[1].path",
+            "file name too long",
+        ),
         ("path: models/marts/", "path: models/loop/", "$.transforms[1].path", "symlink loop"),
         ("platform: ../platform/domains/sales.yaml", 'platform: "a\\0b.yaml"', "$.platform", "NUL character"),
-        ("platform: ../platform/domains/sales.yaml", "platform: " + "p" * 300 + ".yaml", "$.platform", "file name too long"),
+        (
+            "platform: ../platform/domains/sales.yaml",
+            "platform: " + "p" * 300 + ".yaml",
+            "$.platform",
+            "file name too long",
+        ),
         ("platform: ../platform/domains/sales.yaml", "platform: loop.yaml", "$.platform", "symlink loop"),
     ],
 )
-def test_paths_the_system_refuses_are_located(tmp_path: Path, old: str, new: str, path: str, says: str) -> None:
+def test_paths_the_system_refuses_are_located(
+    tmp_path: Path, old: str, new: str, path: str, says: str
+) -> None:
     """Found by fuzzing: pathlib's ValueError (NUL), OSError (name too long) and RuntimeError
     (symlink loop) escaped as tracebacks from the parent and transform path checks."""
     product, file = _shop_with(tmp_path, old, new)
@@ -640,9 +712,14 @@ def test_a_fifo_is_refused_not_read_forever(tmp_path: Path) -> None:
     assert problem.file == str(fifo) and "not a regular file" in problem.message
 
 
-@pytest.mark.parametrize(("data", "line"), [(b"apiVersion: floe.dev/v1\nkind: Manifest\x00\n", 2),
-                                            (b"kind: Manifest\n# note \x1b\n", 2),
-                                            (b"kind: Manifest\r\nscope:\t\x07enterprise\n", 2)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (b"apiVersion: floe.dev/v1\nkind: Manifest\x00\n", 2),
+        (b"kind: Manifest\n# note \x1b\n", 2),
+        (b"kind: Manifest\r\nscope:\t\x07enterprise\n", 2),
+    ],
+)
 def test_control_characters_are_located(tmp_path: Path, data: bytes, line: int) -> None:
     """Found by fuzzing: strictyaml failed on its own ReaderError, so floe reported no line."""
     root, tree = _write_case(tmp_path, "enterprise", data)
@@ -686,7 +763,9 @@ def test_strictyaml_path_is_linear_in_list_length_and_mapping_width(tmp_path: Pa
     start = time.perf_counter()
     outcome = compile_case(product)
     assert outcome.compiled is not None and len(outcome.compiled.transforms) == 1_500
-    file.write_text(file.read_text(encoding="utf-8") + "".join(f"k{i}: v\n" for i in range(6_000)), encoding="utf-8")
+    file.write_text(
+        file.read_text(encoding="utf-8") + "".join(f"k{i}: v\n" for i in range(6_000)), encoding="utf-8"
+    )
     error = _error(product)
     assert len(error.problems) == 6_000 and error.problems[0].message == "unknown key 'k0'"
     assert time.perf_counter() - start < 25
@@ -698,12 +777,17 @@ def test_strictyaml_path_is_linear_in_list_length_and_mapping_width(tmp_path: Pa
         ("#\t\nkind: Manifest\n[a]: x\n", "invalid YAML: a list cannot be a mapping key", 3),
         ("#\t\nkind: Manifest\n? - a\n  - b\n: x\n", "invalid YAML: a list cannot be a mapping key", 3),
         ("#\t\nkind: Manifest\n?\n- ?\n", "invalid YAML: a list cannot be a mapping key", 4),
-        ("kind: Manifest\n'1' : [ ]\nk-1:\n# c\n#\n-  #c\n  # indented note\n  null : [\n   k:v,\n   'b\n\n"
-         "     ~\n\n     null',]\n  # indented note\n", "overlap in comment", None),
+        (
+            "kind: Manifest\n'1' : [ ]\nk-1:\n# c\n#\n-  #c\n  # indented note\n  null : [\n   k:v,\n   'b\n\n"
+            "     ~\n\n     null',]\n  # indented note\n",
+            "overlap in comment",
+            None,
+        ),
     ],
-)  # fmt: skip
-def test_strictyaml_failures_without_a_position_are_located(tmp_path: Path, text: str, says: str,
-                                                            line: int | None) -> None:  # fmt: skip
+)
+def test_strictyaml_failures_without_a_position_are_located(
+    tmp_path: Path, text: str, says: str, line: int | None
+) -> None:
     """Found by fuzzing: strictyaml fails on lists as keys (an assertion in its validator) and
     ruamel's comment handling on some texts (NotImplementedError) with no position: floe gave
     no line. Lists as keys are now refused at their line, other failures where ruamel stopped."""
@@ -716,12 +800,26 @@ def test_strictyaml_failures_without_a_position_are_located(tmp_path: Path, text
 @pytest.mark.parametrize(
     ("old", "new", "path"),
     [
-        ("config: { threads: 4 }", "config: {secret_ref: PASSWORD}", "$.plugins.compute.approved[0].config.secret_ref"),
-        ("duckdb: { schema: analytics }", "duckdb: {secret_ref: PASSWORD}", "$.environments[1].overrides.duckdb.secret_ref"),
-        ("memory_limit: 8GB", "memory_limit: {secret_ref: PASSWORD}", "$.plugins.compute.approved[1].config.memory_limit"),
+        (
+            "config: { threads: 4 }",
+            "config: {secret_ref: PASSWORD}",
+            "$.plugins.compute.approved[0].config.secret_ref",
+        ),
+        (
+            "duckdb: { schema: analytics }",
+            "duckdb: {secret_ref: PASSWORD}",
+            "$.environments[1].overrides.duckdb.secret_ref",
+        ),
+        (
+            "memory_limit: 8GB",
+            "memory_limit: {secret_ref: PASSWORD}",
+            "$.plugins.compute.approved[1].config.memory_limit",
+        ),
     ],
 )
-def test_secret_references_where_settings_belong_are_located(tmp_path: Path, old: str, new: str, path: str) -> None:
+def test_secret_references_where_settings_belong_are_located(
+    tmp_path: Path, old: str, new: str, path: str
+) -> None:
     """Found by fuzzing: settings that were a whole ``{secret_ref: X}`` became a SecretReference
     and crashed governance (TypeError, AttributeError); a reference as DuckDB's memory_limit
     reached the engine, whose error named no file."""
@@ -735,7 +833,9 @@ def test_the_cli_reports_what_used_to_be_a_traceback(tmp_path: Path) -> None:
     product, file = _shop_with(tmp_path, "path: models/marts/", 'path: "models/a\\0b/"')
     done = floe_cli("compile", str(product))
     assert done.returncode == 1, done.stderr
-    assert done.stderr.startswith(f"{file}:11: $.transforms[1].path: the path 'models/a\\x00b/' cannot be used")
+    assert done.stderr.startswith(
+        f"{file}:11: $.transforms[1].path: the path 'models/a\\x00b/' cannot be used"
+    )
 
 
 def _strictyaml(text: str) -> tuple[str, Any, Any]:
@@ -791,5 +891,7 @@ def test_count_of_cases() -> None:
     assert not short, f"fewer cases than budgeted: {short}"
     if len(ran) == len(BUDGETS) and SCALE >= 1:
         assert sum(ran.values()) >= MIN_CASES, f"{sum(ran.values())} cases: {dict(CASES)}"
-    print(f"\nmanifest fuzz: {sum(CASES.values())} cases {dict(CASES)}; slowest (s): "
-          + ", ".join(f"{k} {v:.2f}" for k, v in SLOWEST.items()))  # fmt: skip
+    print(
+        f"\nmanifest fuzz: {sum(CASES.values())} cases {dict(CASES)}; slowest (s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in SLOWEST.items())
+    )

@@ -29,7 +29,9 @@ def test_spec_manifest_is_accepted_and_typed(write, engines) -> None:
 
 
 def test_all_errors_of_a_file_are_reported_with_line_path_and_fix(write, engines) -> None:
-    manifest = write("m.yaml", """\
+    manifest = write(
+        "m.yaml",
+        """\
         apiVersion: floe.dev/v1
         kind: Manifest
         scope: enterprize
@@ -38,7 +40,8 @@ def test_all_errors_of_a_file_are_reported_with_line_path_and_fix(write, engines
           compute:
             approved: duckdb
             default: 3
-        """)
+        """,
+    )
     with pytest.raises(ManifestError) as exc:
         compile_path(manifest, engines)
     text = "\n".join(_problems(exc))
@@ -75,7 +78,9 @@ def test_engine_config_is_typed_by_the_engine_schema(write, engines) -> None:
 
 
 def test_quoted_no_is_a_string_not_a_boolean(write, engines) -> None:
-    manifest = write("m.yaml", ENTERPRISE.replace("metadata: {name: acme}", "metadata: {name: acme, owner: no}"))
+    manifest = write(
+        "m.yaml", ENTERPRISE.replace("metadata: {name: acme}", "metadata: {name: acme, owner: no}")
+    )
     compiled = compile_path(manifest, engines)
     assert compiled.source.data["metadata"]["owner"] == "no"
 
@@ -84,7 +89,9 @@ def test_a_string_is_not_a_list(write, engines) -> None:
     write("platform/enterprise.yaml", ENTERPRISE)
     path = product(write, "  - {type: dbt, path: models/}\n")
     text = (path / "floe.yaml").read_text()
-    (path / "floe.yaml").write_text(text.replace("transforms:\n- {type: dbt, path: models/}", "transforms: models/"))
+    (path / "floe.yaml").write_text(
+        text.replace("transforms:\n- {type: dbt, path: models/}", "transforms: models/")
+    )
     with pytest.raises(ManifestError) as exc:
         compile_path(path, engines)
     assert "$.transforms: expected a list, found 'models/'" in "\n".join(_problems(exc))
@@ -118,8 +125,12 @@ def test_non_utf8_file_is_reported_with_line(write, engines, tmp_path) -> None:
 
 @pytest.mark.req("REQ-012")
 def test_literal_credentials_are_rejected_with_a_hint(write, engines) -> None:
-    manifest = write("m.yaml", ENTERPRISE.replace('config: { cluster: "spark.svc" }',
-                                                  'config: { cluster: "spark.svc", password: hunter2 }'))  # fmt: skip
+    manifest = write(
+        "m.yaml",
+        ENTERPRISE.replace(
+            'config: { cluster: "spark.svc" }', 'config: { cluster: "spark.svc", password: hunter2 }'
+        ),
+    )
     with pytest.raises(Exception) as exc:
         compile_path(manifest, engines)
     text = exc.value.render()  # type: ignore[attr-defined]
@@ -132,8 +143,13 @@ def test_literal_credentials_are_rejected_with_a_hint(write, engines) -> None:
 def test_secret_reference_is_accepted(write, engines) -> None:
     from floe.model import SecretReference
 
-    manifest = write("m.yaml", ENTERPRISE.replace('config: { cluster: "spark.svc" }',
-                                                  'config: { cluster: "spark.svc", password: {secret_ref: SPARK_PW} }'))  # fmt: skip
+    manifest = write(
+        "m.yaml",
+        ENTERPRISE.replace(
+            'config: { cluster: "spark.svc" }',
+            'config: { cluster: "spark.svc", password: {secret_ref: SPARK_PW} }',
+        ),
+    )
     compute = compile_path(manifest, engines).governance.registry.approved["spark"]
     assert compute.config["password"] == SecretReference("SPARK_PW")
 
@@ -141,7 +157,10 @@ def test_secret_reference_is_accepted(write, engines) -> None:
 @pytest.mark.req("REQ-024")
 def test_spec_anti_pattern_is_rejected_with_drift_explanation(write, engines) -> None:
     write("platform/enterprise.yaml", ENTERPRISE)
-    path = product(write, "  - {type: dbt, path: models/}\n", extra="""\
+    path = product(
+        write,
+        "  - {type: dbt, path: models/}\n",
+        extra="""\
         environments:
           - name: development
             transforms:
@@ -149,7 +168,8 @@ def test_spec_anti_pattern_is_rejected_with_drift_explanation(write, engines) ->
           - name: production
             transforms:
               compute: snowflake
-        """)
+        """,
+    )
     with pytest.raises(EnvironmentParityError) as exc:
         compile_path(path, engines)
     problems = exc.value.problems
@@ -160,12 +180,16 @@ def test_spec_anti_pattern_is_rejected_with_drift_explanation(write, engines) ->
 
 @pytest.mark.req("REQ-024")
 def test_anti_pattern_in_a_manifest_and_engine_override_are_rejected(write, engines) -> None:
-    manifest = write("m.yaml", ENTERPRISE + textwrap.dedent("""\
+    manifest = write(
+        "m.yaml",
+        ENTERPRISE
+        + textwrap.dedent("""\
         environments:
           - name: prod
             overrides:
               duckdb: {engine: snowflake}
-        """))
+        """),
+    )
     with pytest.raises(EnvironmentParityError) as exc:
         compile_path(manifest, engines)
     assert exc.value.problems[0].path == "$.environments[0].overrides.duckdb.engine"

@@ -26,7 +26,9 @@ def extras() -> dict[str, list[Requirement]]:
     parser = configparser.ConfigParser()
     parser.read(SETUP)
     section = parser["options.extras_require"]
-    return {name: [Requirement(line) for line in section[name].splitlines() if line.strip()] for name in section}
+    return {
+        name: [Requirement(line) for line in section[name].splitlines() if line.strip()] for name in section
+    }
 
 
 def probes(specifiers: SpecifierSet) -> list[Version]:
@@ -35,8 +37,13 @@ def probes(specifiers: SpecifierSet) -> list[Version]:
     for spec in specifiers:
         release = [*Version(spec.version.replace(".*", "")).release, 0, 0][:3]
         major, minor, micro = release
-        for version in ((major, minor, micro), (major, minor, micro + 1), (major, minor + 1, 0),
-                        (major + 1, 0, 0), (major, max(minor - 1, 0), 0)):  # fmt: skip
+        for version in (
+            (major, minor, micro),
+            (major, minor, micro + 1),
+            (major, minor + 1, 0),
+            (major + 1, 0, 0),
+            (major, max(minor - 1, 0), 0),
+        ):
             found.add(Version(".".join(map(str, version))))
     return sorted(found)
 
@@ -62,9 +69,13 @@ def test_floe_never_allows_what_an_installed_dependency_pins_out() -> None:
                 continue
             extra, specifier = ours[target]
             for version in probes(specifier) + probes(theirs.specifier):
-                if specifier.contains(version, prereleases=True) and not theirs.specifier.contains(version, prereleases=True):
-                    disagreements.append(f"[{extra}] {target}{specifier} allows {version}, which {name} pins out "
-                                         f"({theirs.specifier})")  # fmt: skip
+                if specifier.contains(version, prereleases=True) and not theirs.specifier.contains(
+                    version, prereleases=True
+                ):
+                    disagreements.append(
+                        f"[{extra}] {target}{specifier} allows {version}, which {name} pins out "
+                        f"({theirs.specifier})"
+                    )
                     break
     assert not disagreements, "\n".join(disagreements)
 
@@ -74,7 +85,9 @@ def test_fakesnow_comes_with_a_snowflake_connector_it_can_import() -> None:
     for extra, requirements in extras().items():
         names = {canonicalize_name(r.name): r for r in requirements}
         if "fakesnow" in names:
-            assert names["fakesnow"].specifier.contains("0.11.18") and not names["fakesnow"].specifier.contains("0.12.0")
+            assert names["fakesnow"].specifier.contains("0.11.18") and not names[
+                "fakesnow"
+            ].specifier.contains("0.12.0")
             connector = names.get("snowflake-connector-python")
             assert connector is not None, f"[{extra}] pins fakesnow without the Snowflake connector"
             assert not connector.specifier.contains("5.0.0") and connector.specifier.contains("4.8.1")

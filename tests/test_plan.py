@@ -24,15 +24,21 @@ from tests.test_run import DUO_FILES, DUO_TRANSFORMS, product
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def floe(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "floe", *args], capture_output=True, text=True, timeout=600,
-                          env=env, cwd=cwd)  # fmt: skip
+def floe(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "floe", *args], capture_output=True, text=True, timeout=600, env=env, cwd=cwd
+    )
 
 
 def nothing_started(root: Path) -> bool:
     """No lock taken, no catalog, no run project or worker: only the plan's parse ran."""
-    return (not (root / ".floe" / "run.lock").exists() and not (root / ".floe" / "iceberg").exists()
-            and not (root / "target" / "floe" / "run").exists())  # fmt: skip
+    return (
+        not (root / ".floe" / "run.lock").exists()
+        and not (root / ".floe" / "iceberg").exists()
+        and not (root / "target" / "floe" / "run").exists()
+    )
 
 
 @pytest.mark.parametrize("example", ["lakehouse", "shop"])
@@ -61,11 +67,17 @@ def test_plan_works_on_every_example_and_starts_nothing(tmp_path: Path, example:
 
 def test_a_run_executes_exactly_its_plan(tmp_path: Path) -> None:
     """The plan's transforms, their order, computes, engines, dependencies and nodes are the run's."""
-    root = product(tmp_path / "duo", "duo", DUO_TRANSFORMS + "    - {type: dbt, name: empty, path: models/empty/}\n", {
-        **DUO_FILES, "models/empty/.keep": "",
-        "models/right/schema.yml": "version: 2\nmodels:\n  - name: righty\n    columns:\n      - name: total\n"
-                                   "        data_tests: [not_null]\n",
-    })  # fmt: skip
+    root = product(
+        tmp_path / "duo",
+        "duo",
+        DUO_TRANSFORMS + "    - {type: dbt, name: empty, path: models/empty/}\n",
+        {
+            **DUO_FILES,
+            "models/empty/.keep": "",
+            "models/right/schema.yml": "version: 2\nmodels:\n  - name: righty\n    columns:\n      - name: total\n"
+            "        data_tests: [not_null]\n",
+        },
+    )
     planned = floe("plan", str(root), "--env", "dev", "--json")
     assert planned.returncode == 0, planned.stderr
     plan = json.loads(planned.stdout)
@@ -76,7 +88,9 @@ def test_a_run_executes_exactly_its_plan(tmp_path: Path) -> None:
     for planned_t, run_t in zip(plan["transforms"], report["transforms"], strict=True):
         for key in ("name", "path", "compute", "engine", "depends_on", "tests"):
             assert planned_t[key] == run_t[key], key
-        built = [n["unique_id"] for n in run_t["nodes"] if n["resource_type"] in ("model", "seed", "snapshot")]
+        built = [
+            n["unique_id"] for n in run_t["nodes"] if n["resource_type"] in ("model", "seed", "snapshot")
+        ]
         assert sorted(built) == sorted(planned_t["nodes"]) and run_t["models"] == len(planned_t["nodes"])
     assert (plan["namespace"], plan["unassigned"]) == (report["namespace"], report["unassigned"])
     for key in ("name", "type", "warehouse", "embedded", "path"):
@@ -91,8 +105,12 @@ def test_the_python_api_plans_and_runs(tmp_path: Path) -> None:
     import floe.execution.runner  # imported, the package floe.execution leaves floe.run the function
 
     assert {"plan", "run", "RunPlan", "RunReport"} <= set(api.__all__)
-    root = product(tmp_path / "pyapi", "pyapi", "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
-                   {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]})  # fmt: skip
+    root = product(
+        tmp_path / "pyapi",
+        "pyapi",
+        "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
+        {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]},
+    )
     the_plan = api.plan(root, env="dev")
     assert isinstance(the_plan, api.RunPlan) and [t.name for t in the_plan.transforms] == ["base"]
     assert "1. base on duckdb (duckdb): 1 model" in the_plan.render()
@@ -120,7 +138,9 @@ def with_postgres(root: Path) -> Path:
     manifest = root / "platform" / "enterprise.yaml"
     text = manifest.read_text()
     marker = "    default: duckdb\n"
-    manifest.write_text(text.replace(marker, textwrap.indent(textwrap.dedent(POSTGRES).strip(), "      ") + "\n" + marker))
+    manifest.write_text(
+        text.replace(marker, textwrap.indent(textwrap.dedent(POSTGRES).strip(), "      ") + "\n" + marker)
+    )
     return manifest
 
 
@@ -141,28 +161,46 @@ def with_redshift(root: Path) -> Path:
     manifest = root / "platform" / "enterprise.yaml"
     text = manifest.read_text()
     marker = "    default: duckdb\n"
-    manifest.write_text(text.replace(marker, textwrap.indent(textwrap.dedent(REDSHIFT).strip(), "      ") + "\n" + marker))
+    manifest.write_text(
+        text.replace(marker, textwrap.indent(textwrap.dedent(REDSHIFT).strip(), "      ") + "\n" + marker)
+    )
     return manifest
 
 
-def both(root: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+def both(
+    root: Path, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
     return floe("plan", str(root), "--env", "dev", env=env), floe("run", str(root), "--env", "dev", env=env)
 
 
 def test_an_unset_secret_is_located_where_the_manifest_references_it(tmp_path: Path) -> None:
-    root = product(tmp_path / "secret", "secret", """
+    root = product(
+        tmp_path / "secret",
+        "secret",
+        """
         - {type: dbt, name: base, path: models/base/, compute: duckdb}
         - {type: dbt, name: stored, path: models/stored/, compute: pg}
-    """, {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"],
-          "models/stored/own.sql": "select 1 as one\n"})  # fmt: skip
+    """,
+        {
+            "models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"],
+            "models/stored/own.sql": "select 1 as one\n",
+        },
+    )
     manifest = with_postgres(root)
     env = {k: v for k, v in os.environ.items() if k != "FLOE_TEST_PG_PASSWORD"}
-    line = manifest.read_text().splitlines().index("          password: {secret_ref: FLOE_TEST_PG_PASSWORD}") + 1
+    line = (
+        manifest.read_text().splitlines().index("          password: {secret_ref: FLOE_TEST_PG_PASSWORD}") + 1
+    )
     for done in both(root, env):
         assert done.returncode == 1, done.stdout + done.stderr
-        assert (f"{manifest}:{line}: $.plugins.compute.approved[2].config.password: compute 'pg': the secret "
-                "environment variable FLOE_TEST_PG_PASSWORD is not set") in done.stderr, done.stderr  # fmt: skip
-        assert "fix: set FLOE_TEST_PG_PASSWORD in the environment" in done.stderr and "Traceback" not in done.stderr
+        assert (
+            f"{manifest}:{line}: $.plugins.compute.approved[2].config.password: compute 'pg': the secret "
+            "environment variable FLOE_TEST_PG_PASSWORD is not set"
+        ) in done.stderr, done.stderr
+        assert (
+            "fix: set FLOE_TEST_PG_PASSWORD in the environment" in done.stderr
+            and "Traceback" not in done.stderr
+        )
     assert nothing_started(root)
     # a selection that does not use the compute does not need its secret
     assert floe("plan", str(root), "--env", "dev", "--select", "base", env=env).returncode == 0
@@ -172,19 +210,33 @@ def test_a_ref_no_engine_can_cross_is_located_at_the_reading_transform(tmp_path:
     """Redshift builds in its own warehouse and its engine gives floe no way to load a table into
     it; DuckDB's tables are in the catalog: a redshift model reading a DuckDB model cannot run, and
     both plan and run say so before anything starts."""
-    root = product(tmp_path / "cross", "cross", """
+    root = product(
+        tmp_path / "cross",
+        "cross",
+        """
         - {type: dbt, name: base, path: models/base/, compute: duckdb}
         - {type: dbt, name: stored, path: models/stored/, compute: rs}
-    """, {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"],
-          "models/stored/copied.sql": "select n from {{ ref('numbers') }}\n"})  # fmt: skip
+    """,
+        {
+            "models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"],
+            "models/stored/copied.sql": "select n from {{ ref('numbers') }}\n",
+        },
+    )
     with_redshift(root)
     env = {**os.environ, "FLOE_TEST_RS_PASSWORD": "unused: nothing connects"}
     floe_yaml = root / "floe.yaml"
-    line = floe_yaml.read_text().splitlines().index("  - {type: dbt, name: stored, path: models/stored/, compute: rs}") + 1
+    line = (
+        floe_yaml.read_text()
+        .splitlines()
+        .index("  - {type: dbt, name: stored, path: models/stored/, compute: rs}")
+        + 1
+    )
     for done in both(root, env):
         assert done.returncode == 1, done.stdout + done.stderr
-        assert f"{floe_yaml}:{line}: $.transforms[1].compute: transform 'stored' on compute 'rs' refs 'numbers' " \
-               "of transform 'base' on compute 'duckdb'" in done.stderr, done.stderr
+        assert (
+            f"{floe_yaml}:{line}: $.transforms[1].compute: transform 'stored' on compute 'rs' refs 'numbers' "
+            "of transform 'base' on compute 'duckdb'" in done.stderr
+        ), done.stderr
         assert "nothing can carry the table" in done.stderr and "fix: run 'stored' on 'duckdb'" in done.stderr
         assert "floe cannot load tables into it" in done.stderr
     assert nothing_started(root)
@@ -194,13 +246,20 @@ def test_refs_to_and_from_a_bridged_compute_are_planned_as_bridges(tmp_path: Pat
     """PostgreSQL (the example engine) builds in its own database and lets floe carry its tables:
     a postgres model reading a DuckDB model is a load, a DuckDB model reading it a publish; the
     plan says so without connecting to anything."""
-    root = product(tmp_path / "bridged", "bridged", """
+    root = product(
+        tmp_path / "bridged",
+        "bridged",
+        """
         - {type: dbt, name: base, path: models/base/, compute: duckdb}
         - {type: dbt, name: stored, path: models/stored/, compute: pg}
         - {type: dbt, name: back, path: models/back/, compute: duckdb}
-    """, {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"],
-          "models/stored/copied.sql": "select n from {{ ref('numbers') }}\n",
-          "models/back/again.sql": "select n from {{ ref('copied') }}\n"})  # fmt: skip
+    """,
+        {
+            "models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"],
+            "models/stored/copied.sql": "select n from {{ ref('numbers') }}\n",
+            "models/back/again.sql": "select n from {{ ref('copied') }}\n",
+        },
+    )
     with_postgres(root)
     env = {**os.environ, "FLOE_TEST_PG_PASSWORD": "unused: nothing connects"}
     done = floe("plan", str(root), "--env", "dev", "--json", env=env)
@@ -208,10 +267,17 @@ def test_refs_to_and_from_a_bridged_compute_are_planned_as_bridges(tmp_path: Pat
     plan = json.loads(done.stdout)
     crossings = {(c["from"], c["to"]): c for c in plan["crossings"]}
     assert {k: (c["kind"], c["publish"], c["load"]) for k, c in crossings.items()} == {
-        ("base", "stored"): ("bridged", False, True), ("stored", "back"): ("bridged", True, False)}
+        ("base", "stored"): ("bridged", False, True),
+        ("stored", "back"): ("bridged", True, False),
+    }
     assert crossings[("base", "stored")]["refs"] == [["model.bridged.copied", "model.bridged.numbers"]]
     pg = next(c for c in plan["computes"] if c["name"] == "pg")
-    assert pg["catalog_access"] == {"in_place": False, "how": pg["catalog_access"]["how"], "reads": True, "loads": True}
+    assert pg["catalog_access"] == {
+        "in_place": False,
+        "how": pg["catalog_access"]["how"],
+        "reads": True,
+        "loads": True,
+    }
     text = floe("plan", str(root), "--env", "dev", env=env).stdout
     assert "base (duckdb) → stored (pg), bridged: numbers" in text
     assert "stored (pg) → back (duckdb), bridged: copied" in text
@@ -219,25 +285,39 @@ def test_refs_to_and_from_a_bridged_compute_are_planned_as_bridges(tmp_path: Pat
     assert "published into the catalog after the upstream transform builds" in text
     assert nothing_started(root)
     # a run of the postgres transform alone still publishes for the transform it leaves out
-    selected = json.loads(floe("plan", str(root), "--env", "dev", "--json", "--select", "stored", env=env).stdout)
+    selected = json.loads(
+        floe("plan", str(root), "--env", "dev", "--json", "--select", "stored", env=env).stdout
+    )
     assert [(c["from"], c["to"], c["publish"]) for c in selected["crossings"]] == [
-        ("base", "stored", False), ("stored", "back", True)]
+        ("base", "stored", False),
+        ("stored", "back", True),
+    ]
 
 
 def test_a_catalog_an_engine_cannot_attach_is_reported_by_the_plan(tmp_path: Path) -> None:
-    root = product(tmp_path / "keyword", "keyword", "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
-                   {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]})  # fmt: skip
+    root = product(
+        tmp_path / "keyword",
+        "keyword",
+        "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
+        {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]},
+    )
     manifest = root / "platform" / "enterprise.yaml"
-    manifest.write_text(manifest.read_text() + "catalog:\n  type: rest\n  name: order\n  uri: http://127.0.0.1:9\n")
+    manifest.write_text(
+        manifest.read_text() + "catalog:\n  type: rest\n  name: order\n  uri: http://127.0.0.1:9\n"
+    )
     line = manifest.read_text().splitlines().index("  name: order") + 1
     for done in both(root, dict(os.environ)):
         assert done.returncode == 1
-        assert f"{manifest}:{line}: $.catalog.name: compute 'duckdb' (engine duckdb) cannot attach the catalog 'order'" \
-               in done.stderr, done.stderr
+        assert (
+            f"{manifest}:{line}: $.catalog.name: compute 'duckdb' (engine duckdb) cannot attach the catalog 'order'"
+            in done.stderr
+        ), done.stderr
     assert nothing_started(root)
     manifest.write_text(manifest.read_text().replace("type: rest", "type: sql"))
     done = floe("plan", str(root), "--env", "dev")
-    assert done.returncode == 1 and "$.catalog.type: the manifest declares a sql catalog 'order'" in done.stderr
+    assert (
+        done.returncode == 1 and "$.catalog.type: the manifest declares a sql catalog 'order'" in done.stderr
+    )
 
 
 def test_plan_arguments_are_checked_like_runs(tmp_path: Path) -> None:
@@ -247,7 +327,9 @@ def test_plan_arguments_are_checked_like_runs(tmp_path: Path) -> None:
     done = floe("plan", str(root), "--env", "dev", "--select", "nothing")
     assert done.returncode == 1 and "no transform named 'nothing'" in done.stderr
     assert floe("plan", str(root)).returncode == 2  # --env is required
-    selected: dict[str, Any] = json.loads(floe("plan", str(root), "--env", "dev", "--select", "left", "--json").stdout)
+    selected: dict[str, Any] = json.loads(
+        floe("plan", str(root), "--env", "dev", "--select", "left", "--json").stdout
+    )
     assert [t["name"] for t in selected["transforms"]] == ["left"]
     assert selected["transforms"][0]["depends_on"] == ["base"]  # built already, or not: the run assumes so
 
@@ -260,12 +342,20 @@ def test_a_plan_writes_and_parses_its_project_only_under_the_plan_lock(tmp_path:
 
     from floe.execution.lock import exclusive
 
-    root = product(tmp_path / "locked", "locked", "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
-                   {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]})  # fmt: skip
+    root = product(
+        tmp_path / "locked",
+        "locked",
+        "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
+        {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]},
+    )
     lock = root / ".floe" / "plan.lock"
     with exclusive(lock):
-        waiting = subprocess.Popen([sys.executable, "-m", "floe", "plan", str(root), "--env", "dev", "--json"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "floe", "plan", str(root), "--env", "dev", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         inode = os.stat(lock).st_ino
         deadline = time.monotonic() + 120
         while not _blocked_on(inode):  # the kernel lists the plan as waiting for the lock

@@ -91,7 +91,9 @@ def tree(tmp_path: Path) -> Path:
     (root / "platform" / "domains").mkdir(parents=True)
     (root / "platform" / "enterprise.yaml").write_text(ENTERPRISE, encoding="utf-8")
     for name in ("a", "b"):
-        (root / "platform" / "domains" / f"{name}.yaml").write_text(DOMAIN.format(name=name), encoding="utf-8")
+        (root / "platform" / "domains" / f"{name}.yaml").write_text(
+            DOMAIN.format(name=name), encoding="utf-8"
+        )
     for relative, domain in PRODUCTS.items():
         write_product(root, relative, domain)
     return root
@@ -123,15 +125,19 @@ def compiled_json(product: Path) -> dict[str, object]:
 def test_compiles_every_product_reading_each_manifest_once(tree: Path, engines: EngineRegistry) -> None:
     result = compile_platform(tree, engines)
     assert statuses(result) == dict.fromkeys(PRODUCTS, COMPILED)
-    assert reads(result, tree) == {"platform/enterprise.yaml": 1, "platform/domains/a.yaml": 1,
-                                   "platform/domains/b.yaml": 1}  # fmt: skip
+    assert reads(result, tree) == {
+        "platform/enterprise.yaml": 1,
+        "platform/domains/a.yaml": 1,
+        "platform/domains/b.yaml": 1,
+    }
     assert result.partial_parse == "no partial parse cache yet"
     for relative in PRODUCTS:
         product = tree / relative
         # exactly what compiling the product alone writes
         alone = artifact_texts(compile_path(product, engines))
         assert {p.name: p.read_text() for p in (product / "target/floe").iterdir()} == {
-            p.name: text for p, text in alone.items()}  # fmt: skip
+            p.name: text for p, text in alone.items()
+        }
         assert compiled_json(product)["computes"]["duckdb-large"]["config"] == {"threads": 6}  # type: ignore[index]
 
 
@@ -148,8 +154,9 @@ def test_the_compiler_decides_what_a_path_names(tree: Path, engines: EngineRegis
     for folder in (tree, tree / "products"):
         result = compile_any(folder, engines=engines, partial_parse=False)
         assert isinstance(result, PlatformResult), folder
-        assert statuses(result) == {name.removeprefix("products/") if folder != tree else name: COMPILED
-                                    for name in PRODUCTS}  # fmt: skip
+        assert statuses(result) == {
+            name.removeprefix("products/") if folder != tree else name: COMPILED for name in PRODUCTS
+        }
     assert (p1 / "target/floe/compiled.json").is_file()
 
 
@@ -170,7 +177,11 @@ def test_repeat_compiles_only_the_changed_product(tree: Path, engines: EngineReg
     (tree / "products/a/p1/floe.yaml").write_text(product_text("p1", "a", compute="duckdb"), encoding="utf-8")
     result = compile_platform(tree, engines)
     assert result.partial_parse is None
-    assert statuses(result) == {"products/a/p1": COMPILED, "products/a/p2": UNCHANGED, "products/b/p3": UNCHANGED}
+    assert statuses(result) == {
+        "products/a/p1": COMPILED,
+        "products/a/p2": UNCHANGED,
+        "products/b/p3": UNCHANGED,
+    }
     assert reads(result, tree) == {"platform/enterprise.yaml": 1, "platform/domains/a.yaml": 1}
     assert [t["compute"] for t in compiled_json(tree / "products/a/p1")["transforms"]] == ["duckdb", "duckdb"]  # type: ignore[attr-defined]
     assert artifact_ids(tree / "products/a/p1")["compiled.json"] != before["products/a/p1"]["compiled.json"]
@@ -188,7 +199,11 @@ def test_changed_domain_recompiles_the_products_below_it(tree: Path, engines: En
     domain = tree / "platform/domains/a.yaml"
     domain.write_text(domain.read_text().replace("threads: 6", "threads: 7"), encoding="utf-8")  # same size
     result = compile_platform(tree, engines)
-    assert statuses(result) == {"products/a/p1": COMPILED, "products/a/p2": COMPILED, "products/b/p3": UNCHANGED}
+    assert statuses(result) == {
+        "products/a/p1": COMPILED,
+        "products/a/p2": COMPILED,
+        "products/b/p3": UNCHANGED,
+    }
     assert compiled_json(tree / "products/a/p2")["computes"]["duckdb-large"]["config"] == {"threads": 7}  # type: ignore[index]
     assert artifact_ids(tree / "products/b/p3") == p3
     enterprise = tree / "platform/enterprise.yaml"
@@ -220,19 +235,29 @@ def test_deleted_and_added_products_are_noticed(tree: Path, engines: EngineRegis
     shutil.rmtree(tree / "products/a/p2")
     write_product(tree, "products/b/p4", "b")
     result = compile_platform(tree, engines)
-    assert statuses(result) == {"products/a/p1": UNCHANGED, "products/b/p3": UNCHANGED, "products/b/p4": COMPILED}
+    assert statuses(result) == {
+        "products/a/p1": UNCHANGED,
+        "products/b/p3": UNCHANGED,
+        "products/b/p4": COMPILED,
+    }
     assert result.removed == ("products/a/p2",)
     assert (tree / "products/b/p4/target/floe/compiled.json").is_file()
     saved = json.loads(cache_path(tree).read_text())["products"]
     assert sorted(saved) == ["products/a/p1", "products/b/p3", "products/b/p4"]
 
 
-def test_removed_transform_folder_and_deleted_artifact_are_noticed(tree: Path, engines: EngineRegistry) -> None:
+def test_removed_transform_folder_and_deleted_artifact_are_noticed(
+    tree: Path, engines: EngineRegistry
+) -> None:
     compile_platform(tree, engines)
     (tree / "products/a/p2/target/floe/compiled.json").unlink()
     shutil.rmtree(tree / "products/b/p3/models/marts")
     result = compile_platform(tree, engines)
-    assert statuses(result) == {"products/a/p1": UNCHANGED, "products/a/p2": COMPILED, "products/b/p3": FAILED}
+    assert statuses(result) == {
+        "products/a/p1": UNCHANGED,
+        "products/a/p2": COMPILED,
+        "products/b/p3": FAILED,
+    }
     assert (tree / "products/a/p2/target/floe/compiled.json").is_file()
     error = next(p.error for p in result.products if p.error is not None)
     assert "$.transforms[1].path: path 'models/marts/' does not exist" in error.render()
@@ -257,12 +282,15 @@ def test_retargeted_symlink_in_the_chain_is_noticed(tree: Path, engines: EngineR
     assert compiled_json(tree / "products/a/p1")["computes"]["duckdb-large"]["config"] == {"threads": 2}  # type: ignore[index]
 
 
-@pytest.mark.parametrize("content", [
-    b"\x00\xff not json",
-    b"[1, 2, 3]",
-    b'{"format": "floe-partial-parse/1"}',
-    b'{"format": "something-else/9", "key": {}, "products": {}}',
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00\xff not json",
+        b"[1, 2, 3]",
+        b'{"format": "floe-partial-parse/1"}',
+        b'{"format": "something-else/9", "key": {}, "products": {}}',
+    ],
+)
 def test_corrupted_cache_is_ignored(tree: Path, engines: EngineRegistry, content: bytes) -> None:
     compile_platform(tree, engines)
     cache_path(tree).write_bytes(content)
@@ -271,14 +299,18 @@ def test_corrupted_cache_is_ignored(tree: Path, engines: EngineRegistry, content
     assert set(statuses(result).values()) == {COMPILED}
 
 
-def test_tampered_entry_or_foreign_cache_is_ignored(tree: Path, tmp_path: Path, engines: EngineRegistry) -> None:
+def test_tampered_entry_or_foreign_cache_is_ignored(
+    tree: Path, tmp_path: Path, engines: EngineRegistry
+) -> None:
     compile_platform(tree, engines)
     good = json.loads(cache_path(tree).read_text())
     bad = json.loads(json.dumps(good))
     bad["products"]["products/a/p1"]["file"][0] = "not a size"
     cache_path(tree).write_text(json.dumps(bad))
     result = compile_platform(tree, engines)
-    assert result.partial_parse == "cache ignored: it is corrupted" and set(statuses(result).values()) == {COMPILED}
+    assert result.partial_parse == "cache ignored: it is corrupted" and set(statuses(result).values()) == {
+        COMPILED
+    }
     # the same tree elsewhere, with the first tree's cache: written for another directory
     other = tmp_path / "copy"
     shutil.copytree(tree, other, symlinks=True)
@@ -302,7 +334,9 @@ def test_changed_engines_or_version_invalidate_the_cache(tree: Path, engines: En
     assert set(statuses(result).values()) == {COMPILED}
 
 
-def test_no_partial_parse_compiles_all_and_rewrites_nothing_identical(tree: Path, engines: EngineRegistry) -> None:
+def test_no_partial_parse_compiles_all_and_rewrites_nothing_identical(
+    tree: Path, engines: EngineRegistry
+) -> None:
     compile_platform(tree, engines)
     before = {relative: artifact_ids(tree / relative) for relative in PRODUCTS}
     result = compile_platform(tree, engines, partial_parse=False)
@@ -321,14 +355,18 @@ def test_unwritable_target_fails_only_that_product(tree: Path, engines: EngineRe
 
 
 def test_each_artifact_folder_is_swept_once_of_what_killed_writers_left(
-        tree: Path, engines: EngineRegistry, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    tree: Path, engines: EngineRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Temporary files of writers killed mid-write go at the next compile, beside rewritten and
     identical artifacts alike, with one listing per folder however many artifacts it holds; a
     live writer's file stays."""
     compile_platform(tree, engines)
     changed, same = tree / "products/a/p1/target/floe", tree / "products/b/p3/target/floe"
-    dead = [changed / ".compiled.json.0123456789ab.tmp", changed / ".profiles.yml.0123456789ab.tmp",
-            same / ".compiled.json.0123456789ab.tmp"]  # fmt: skip
+    dead = [
+        changed / ".compiled.json.0123456789ab.tmp",
+        changed / ".profiles.yml.0123456789ab.tmp",
+        same / ".compiled.json.0123456789ab.tmp",
+    ]
     live = changed / ".compiled.json.ba9876543210.tmp"
     for path in [*dead, live]:
         path.write_text("half written")
@@ -348,20 +386,25 @@ def test_each_artifact_folder_is_swept_once_of_what_killed_writers_left(
 
 
 def floe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "floe", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "floe", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def test_cli_reports_every_failure_once_and_exits_1(tree: Path) -> None:
     write_product(tree, "products/a/p1", "a", compute="spark")
     domain = tree / "platform/domains/b.yaml"
-    domain.write_text(domain.read_text().replace("- duckdb\n", "- duckdb\n      - postgresql\n"), encoding="utf-8")
+    domain.write_text(
+        domain.read_text().replace("- duckdb\n", "- duckdb\n      - postgresql\n"), encoding="utf-8"
+    )
     write_product(tree, "products/b/p4", "b")
     proc = floe("compile", ".", cwd=tree)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert ("error: product products/a/p1:\nproducts/a/p1/floe.yaml:6: $.transforms[0].compute: transform "
-            "'staging' selects compute 'spark'") in proc.stderr  # fmt: skip
+    assert (
+        "error: product products/a/p1:\nproducts/a/p1/floe.yaml:6: $.transforms[0].compute: transform "
+        "'staging' selects compute 'spark'"
+    ) in proc.stderr
     # the broken domain: one report naming both products below it, located in the domain's file
     assert "error: 2 products products/b/p3, products/b/p4:\nplatform/domains/b.yaml:10: " in proc.stderr
     assert proc.stderr.count("'postgresql'") == 1
@@ -381,11 +424,15 @@ def test_cli_summary_partial_parse_and_flag(tree: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines()[-1] == "done: 3 ok (3 compiled, 0 unchanged), 0 failed, 3 total"
     second = floe("compile", "repo", cwd=tree.parent)
-    assert second.stdout.splitlines() == [
-        "found 3 data product(s) below repo (partial parse: 3 unchanged, 0 to compile)",
-        "wrote 0 file(s) in 0 product(s)",
-        "done: 3 ok (0 compiled, 3 unchanged), 0 failed, 3 total",
-    ] and second.stderr == ""
+    assert (
+        second.stdout.splitlines()
+        == [
+            "found 3 data product(s) below repo (partial parse: 3 unchanged, 0 to compile)",
+            "wrote 0 file(s) in 0 product(s)",
+            "done: 3 ok (0 compiled, 3 unchanged), 0 failed, 3 total",
+        ]
+        and second.stderr == ""
+    )
     full = floe("compile", "repo", "--no-partial-parse", cwd=tree.parent)
     assert full.returncode == 0 and full.stdout.splitlines() == [
         "found 3 data product(s) below repo (partial parse: off (--no-partial-parse); compiling all)",
@@ -402,14 +449,30 @@ def test_cli_directory_without_products(tmp_path: Path) -> None:
     (tmp_path / "empty" / "target" / "x" / "floe.yaml").write_text("kind: DataProduct\n")
     proc = floe("compile", "empty", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stdout == ""
-    assert proc.stderr.startswith("empty: no data product found below empty\n  expected: directories holding a floe.yaml")
+    assert proc.stderr.startswith(
+        "empty: no data product found below empty\n  expected: directories holding a floe.yaml"
+    )
 
 
 def test_cli_directory_compile_imports_no_engine_clients(tree: Path) -> None:
-    heavy = {"dbt", "pyspark", "pyiceberg", "snowflake", "databricks", "redshift_connector", "trino", "duckdb",
-             "agate", "kubernetes", "psycopg2", "strictyaml"}  # fmt: skip
-    code = (f"import sys, floe.cli; rc = floe.cli.main(['compile', {str(tree)!r}]); "
-            f"print(rc, sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))")  # fmt: skip
+    heavy = {
+        "dbt",
+        "pyspark",
+        "pyiceberg",
+        "snowflake",
+        "databricks",
+        "redshift_connector",
+        "trino",
+        "duckdb",
+        "agate",
+        "kubernetes",
+        "psycopg2",
+        "strictyaml",
+    }
+    code = (
+        f"import sys, floe.cli; rc = floe.cli.main(['compile', {str(tree)!r}]); "
+        f"print(rc, sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
 
@@ -421,7 +484,10 @@ def test_a_product_narrowing_computes_is_governed_on_its_own(tree: Path, engines
     result = compile_platform(tree, engines)
     assert statuses(result) == {"products/a/p1": COMPILED, "products/a/p2": FAILED, "products/b/p3": COMPILED}
     error = next(p.error for p in result.products if p.error is not None)
-    assert "selects compute 'duckdb-large', which is not in the effective approved list [duckdb]" in error.render()
+    assert (
+        "selects compute 'duckdb-large', which is not in the effective approved list [duckdb]"
+        in error.render()
+    )
     assert len(result.manifests.governed) == 2  # domains a and b, each governed once
 
 
@@ -433,4 +499,8 @@ def test_cache_pointing_at_unusable_paths_is_stale_not_a_crash(tree: Path, engin
     entry["folders"] = ["models/\u0000x/"]
     cache_path(tree).write_text(json.dumps(data))
     result = compile_platform(tree, engines)
-    assert statuses(result) == {"products/a/p1": COMPILED, "products/a/p2": UNCHANGED, "products/b/p3": UNCHANGED}
+    assert statuses(result) == {
+        "products/a/p1": COMPILED,
+        "products/a/p2": UNCHANGED,
+        "products/b/p3": UNCHANGED,
+    }

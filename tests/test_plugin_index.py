@@ -25,7 +25,10 @@ ENGINE = "from tests.support.engines import hookimpl_engine\nplugin = hookimpl_e
 
 def truth() -> list[tuple[str, str, str | None, str]]:
     """What importlib.metadata says, scanning every distribution."""
-    return [(ep.name, ep.module, ep.attr, ep.dist.name if ep.dist else "") for ep in metadata.entry_points(group="floe")]
+    return [
+        (ep.name, ep.module, ep.attr, ep.dist.name if ep.dist else "")
+        for ep in metadata.entry_points(group="floe")
+    ]
 
 
 def cached() -> list[tuple[str, str, str | None, str]]:
@@ -134,8 +137,9 @@ def test_an_added_edited_or_removed_distribution_is_seen_by_the_next_call(site: 
     assert cached() == truth()
 
 
-def test_an_earlier_distribution_of_the_same_name_hides_a_later_one(site: Path, tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_an_earlier_distribution_of_the_same_name_hides_a_later_one(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     later = tmp_path / "later"
     later.mkdir()
     distribution(later, "acme_one", "[floe]\nshadowed = acme_one:plugin\n")
@@ -159,9 +163,16 @@ def test_a_just_written_distribution_is_scanned_until_it_settles(site: Path) -> 
     assert str(site) in cache_data()["entries"]  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("content", [b"\x00{not json", b"[]", b'{"version": 1, "entries": []}',
-                                     b'{"version": 1, "group": "floe", "entries": {"/x": {"stamp": [1], '
-                                     b'"distributions": [["a", "b", [["n", 1, null]]]]}}}'])  # fmt: skip
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00{not json",
+        b"[]",
+        b'{"version": 1, "entries": []}',
+        b'{"version": 1, "group": "floe", "entries": {"/x": {"stamp": [1], '
+        b'"distributions": [["a", "b", [["n", 1, null]]]]}}}',
+    ],
+)
 def test_a_corrupt_cache_is_ignored_and_rewritten(site: Path, content: bytes) -> None:
     distribution(site, "acme_one", "[floe]\nacme_one = acme_one:plugin\n")
     settle(site)
@@ -214,8 +225,9 @@ def test_a_doctored_stamp_shape_is_rescanned(site: Path) -> None:
     assert cached() == truth()
 
 
-def test_no_cache_where_none_can_be_written_nor_when_asked(site: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_no_cache_where_none_can_be_written_nor_when_asked(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     distribution(site, "acme_one", "[floe]\nacme_one = acme_one:plugin\n")
     settle(site)
     blocker = tmp_path / "a-file"
@@ -231,11 +243,14 @@ def test_no_cache_where_none_can_be_written_nor_when_asked(site: Path, tmp_path:
 def floe_engines(site: Path, cache: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "XDG_CACHE_HOME": str(cache)}
     env.pop(NO_CACHE_ENV, None)
-    return subprocess.run([sys.executable, "-m", "floe", "engines"], capture_output=True, text=True, env=env,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "floe", "engines"], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
-def test_floe_engines_sees_a_plugin_break_mend_and_gain_an_entry_point_through_the_cache(tmp_path: Path) -> None:
+def test_floe_engines_sees_a_plugin_break_mend_and_gain_an_entry_point_through_the_cache(
+    tmp_path: Path,
+) -> None:
     site = tmp_path / "site"
     site.mkdir()
     dist = distribution(site, "acme_one", "[floe]\nacme_one = acme_one:plugin\n")
@@ -250,7 +265,9 @@ def test_floe_engines_sees_a_plugin_break_mend_and_gain_an_entry_point_through_t
     good = module.read_text()
     module.write_text("raise ImportError('missing driver')\n")  # the plugin breaks; no metadata changes
     broken = floe_engines(site, cache)
-    assert "plugin 'acme_one' (from acme-one): cannot be imported: ImportError: missing driver" in broken.stderr
+    assert (
+        "plugin 'acme_one' (from acme-one): cannot be imported: ImportError: missing driver" in broken.stderr
+    )
     assert "acme_one" not in broken.stdout
 
     module.write_text(good)  # mended

@@ -32,7 +32,9 @@ class AbcEngine(ComputePlugin):
     def get_required_dbt_packages(self) -> list[str]:
         return ["dbt-abcengine>=1,<2"]
 
-    def validate_connection(self, compute: ComputeConfig, target: ProfileTarget, timeout: float) -> ValidationResult:
+    def validate_connection(
+        self, compute: ComputeConfig, target: ProfileTarget, timeout: float
+    ) -> ValidationResult:
         if compute.config.get("hang"):
             time.sleep(30)
         if compute.config.get("explode"):
@@ -45,9 +47,17 @@ class AbcEngine(ComputePlugin):
     def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
         raise RuntimeError("catalog unreachable")
 
-    def translate_error(self, error: BaseException, compute: ComputeConfig | None) -> PluginExecutionError | None:
+    def translate_error(
+        self, error: BaseException, compute: ComputeConfig | None
+    ) -> PluginExecutionError | None:
         if isinstance(error, RuntimeError):
-            return PluginExecutionError(self.name, "attach", str(error), "start the catalog", compute=compute.name if compute else None)
+            return PluginExecutionError(
+                self.name,
+                "attach",
+                str(error),
+                "start the catalog",
+                compute=compute.name if compute else None,
+            )
         return None
 
 
@@ -57,9 +67,12 @@ TARGET = ProfileTarget("dev", "p", Path("/tmp/p"), Path("/tmp/p/.floe"))
 @pytest.mark.req("REQ-011")
 def test_abc_has_the_five_abstract_methods() -> None:
     assert ComputePlugin.__abstractmethods__ == {
-        "generate_dbt_profile", "get_required_dbt_packages", "validate_connection",
-        "get_resource_requirements", "get_catalog_attachment_sql",
-    }  # fmt: skip
+        "generate_dbt_profile",
+        "get_required_dbt_packages",
+        "validate_connection",
+        "get_resource_requirements",
+        "get_catalog_attachment_sql",
+    }
     with pytest.raises(TypeError):
         type("Partial", (ComputePlugin,), {"name": "x", "version": "1", "dbt_adapter": "x"})()
 
@@ -94,8 +107,13 @@ def _broken_plugins() -> list[tuple[str, object]]:
     typo.floe_generate_profile = floe_generate_profile  # type: ignore[attr-defined]
     incomplete = types.ModuleType("incomplete")
     incomplete.floe_engine_info = hookimpl_engine("incomplete").floe_engine_info  # type: ignore[attr-defined]
-    return [("malformed", malformed), ("typo", typo), ("old", hookimpl_engine("old", api_version=99)),
-            ("incomplete", incomplete), ("good", hookimpl_engine("good"))]  # fmt: skip
+    return [
+        ("malformed", malformed),
+        ("typo", typo),
+        ("old", hookimpl_engine("old", api_version=99)),
+        ("incomplete", incomplete),
+        ("good", hookimpl_engine("good")),
+    ]
 
 
 @pytest.mark.req("REQ-019")
@@ -104,7 +122,10 @@ def test_broken_plugins_are_reported_with_name_and_hook_not_a_crash() -> None:
     assert "good" in registry.names()
     problems = {p.plugin: p for p in registry.problems if p.distribution == "in-process"}
     assert set(problems) == {"malformed", "typo", "old", "incomplete"}
-    assert problems["malformed"].hook == "floe_generate_dbt_profile" and "flavour" in problems["malformed"].message
+    assert (
+        problems["malformed"].hook == "floe_generate_dbt_profile"
+        and "flavour" in problems["malformed"].message
+    )
     assert problems["typo"].hook == "floe_generate_profile"
     assert problems["old"].hook == "floe_engine_info" and "API 99" in problems["old"].message
     assert problems["incomplete"].hook == "floe_generate_dbt_profile"
@@ -114,8 +135,9 @@ def test_broken_plugins_are_reported_with_name_and_hook_not_a_crash() -> None:
 def test_env_var_disables_named_plugins() -> None:
     everything = EngineRegistry.discover()
     assert "duckdb" in everything.names()
-    registry = EngineRegistry.discover(extra=[("good", hookimpl_engine("good"))],
-                                       environ={"FLOE_DISABLE_PLUGINS": "nothing, duckdb"})  # fmt: skip
+    registry = EngineRegistry.discover(
+        extra=[("good", hookimpl_engine("good"))], environ={"FLOE_DISABLE_PLUGINS": "nothing, duckdb"}
+    )
     assert "duckdb" not in registry.names() and "good" in registry.names()
     assert registry.disabled == ["nothing", "duckdb"]
     assert set(registry.names()) == set(everything.names()) - {"duckdb"} | {"good"}
@@ -150,21 +172,27 @@ def test_entry_point_discovery_reports_broken_distributions(tmp_path: Path) -> N
     """A real installed distribution (dist-info on sys.path) with a broken and a good engine."""
     site = tmp_path / "site"
     (site / "acme_engines").mkdir(parents=True)
-    (site / "acme_engines" / "__init__.py").write_text(textwrap.dedent("""\
+    (site / "acme_engines" / "__init__.py").write_text(
+        textwrap.dedent("""\
         from floe import hookimpl
         @hookimpl
         def floe_generate_dbt_profile(compute, target, flavour):
             return {}
-        """))  # fmt: skip
+        """)
+    )
     (site / "acme_engines" / "crash.py").write_text("raise ImportError('missing driver')\n")
     dist = site / "acme_engines-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-engines\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[floe]\nacme = acme_engines\ncrash = acme_engines.crash\n")
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.run([sys.executable, "-m", "floe", "engines"], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "floe", "engines"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert "duckdb" in proc.stdout
     assert "plugin 'acme' (from acme-engines, hook floe_generate_dbt_profile)" in proc.stderr
-    assert "plugin 'crash' (from acme-engines): cannot be imported: ImportError: missing driver" in proc.stderr
+    assert (
+        "plugin 'crash' (from acme-engines): cannot be imported: ImportError: missing driver" in proc.stderr
+    )
     assert "Traceback" not in proc.stderr

@@ -47,8 +47,11 @@ def _signature(value: Any) -> str:
 def describe(value: Any) -> Any:
     """What the expected file holds of one public name."""
     if inspect.isclass(value):
-        members = {name: _member(member) for name, member in sorted(vars(value).items())
-                   if not name.startswith("_") and _member(member) is not None}  # fmt: skip
+        members = {
+            name: _member(member)
+            for name, member in sorted(vars(value).items())
+            if not name.startswith("_") and _member(member) is not None
+        }
         bases = [f"{base.__module__}.{base.__qualname__}" for base in value.__bases__]
         return {"class": _signature(value), "bases": bases, "members": members}
     if inspect.isroutine(value):
@@ -74,7 +77,9 @@ def surface() -> dict[str, Any]:
     for name in documented_modules():
         module = importlib.import_module(name)
         if name == "floe.hookspecs":  # the hooks are its surface: it exports nothing to import
-            names = sorted(n for n, v in vars(module).items() if n.startswith("floe_") and inspect.isfunction(v))
+            names = sorted(
+                n for n, v in vars(module).items() if n.startswith("floe_") and inspect.isfunction(v)
+            )
         else:
             names = sorted(module.__all__)
         if name in WITH_SIGNATURES:
@@ -99,7 +104,8 @@ def test_public_surface_is_as_expected() -> None:
             changed = sorted(n for n in set(now) | set(before) if now.get(n) != before.get(n))
         assert not changed, (
             f"the public surface of {module} changed at {changed}; if that is deliberate, run "
-            "`python tests/test_public_surface.py --write` and review the diff")  # fmt: skip
+            "`python tests/test_public_surface.py --write` and review the diff"
+        )
 
 
 def test_every_exported_name_resolves_and_all_is_complete() -> None:
@@ -110,14 +116,21 @@ def test_every_exported_name_resolves_and_all_is_complete() -> None:
             assert getattr(module, exported) is not None, f"{name}.{exported}"
     import floe.enginekit as kit
 
-    defined_here = {n for n, v in vars(kit).items() if not n.startswith("_") and not inspect.ismodule(v)
-                    and getattr(v, "__module__", "floe.enginekit") in ("floe.enginekit", None)}  # fmt: skip
+    defined_here = {
+        n
+        for n, v in vars(kit).items()
+        if not n.startswith("_")
+        and not inspect.ismodule(v)
+        and getattr(v, "__module__", "floe.enginekit") in ("floe.enginekit", None)
+    }
     imported = set()
     for node in ast.parse(Path(kit.__file__).read_text(encoding="utf-8")).body:
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("floe"):
             imported |= {alias.asname or alias.name for alias in node.names}
     missing = sorted((defined_here | imported) - set(kit.__all__) - {"annotations"})
-    assert not missing, f"floe.enginekit defines or imports these for engines but does not export them: {missing}"
+    assert not missing, (
+        f"floe.enginekit defines or imports these for engines but does not export them: {missing}"
+    )
 
 
 def test_every_exported_error_is_raised_somewhere() -> None:
@@ -128,8 +141,10 @@ def test_every_exported_error_is_raised_somewhere() -> None:
             value = getattr(module, exported)
             if inspect.isclass(value) and issubclass(value, Exception):
                 raised = re.search(rf"raise {exported}\(|\b{exported}\(\[|-> {exported}\b", sources)
-                subclassed = any(exported in {b.__name__ for b in sub.__mro__[1:]} and sub is not value
-                                 for sub in _subclasses(value))  # fmt: skip
+                subclassed = any(
+                    exported in {b.__name__ for b in sub.__mro__[1:]} and sub is not value
+                    for sub in _subclasses(value)
+                )
                 assert raised or subclassed, f"{name}.{exported} is exported but nothing raises it"
 
 
@@ -150,8 +165,11 @@ def _floe_imports(path: Path) -> set[str]:
 def _imported(folder: Path) -> dict[str, list[str]]:
     files = sorted(folder.rglob("*.py"))
     assert files, folder
-    return {module: sorted(str(p.relative_to(ROOT)) for p in files if module in _floe_imports(p))
-            for p in files for module in _floe_imports(p)}  # fmt: skip
+    return {
+        module: sorted(str(p.relative_to(ROOT)) for p in files if module in _floe_imports(p))
+        for p in files
+        for module in _floe_imports(p)
+    }
 
 
 def test_the_example_engine_imports_floe_only_through_the_engine_modules() -> None:

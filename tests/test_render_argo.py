@@ -34,9 +34,25 @@ def tasks(workflow: dict[str, Any]) -> dict[str, list[str]]:
 def test_the_cli_writes_a_workflow_hera_reads_whose_dag_is_the_plans(tmp_path: Path) -> None:
     root = tmp_path / "lakehouse"
     shutil.copytree(ROOT / "examples/lakehouse", root, ignore=shutil.ignore_patterns(".floe", "target"))
-    done = subprocess.run([sys.executable, "-m", "floe", "render", "argo", str(root), "--env", "prod",
-                           "--image", "registry.example.com/lakehouse:1", "--namespace", "data"],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "floe",
+            "render",
+            "argo",
+            str(root),
+            "--env",
+            "prod",
+            "--image",
+            "registry.example.com/lakehouse:1",
+            "--namespace",
+            "data",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     path = root / "target/floe/argo/prod/lakehouse-prod.yaml"
     assert f"wrote {path}" in done.stdout
@@ -44,8 +60,15 @@ def test_the_cli_writes_a_workflow_hera_reads_whose_dag_is_the_plans(tmp_path: P
     assert text.startswith(HEADER)
     workflow = yaml.safe_load(text)
     model = Workflow.model_validate(workflow)
-    assert (model.api_version, model.kind, model.metadata.namespace) == ("argoproj.io/v1alpha1", "Workflow", "data")
-    assert tasks(workflow) == {"lakehouse-staging-prod": [], "lakehouse-marts-prod": ["lakehouse-staging-prod"]}
+    assert (model.api_version, model.kind, model.metadata.namespace) == (
+        "argoproj.io/v1alpha1",
+        "Workflow",
+        "data",
+    )
+    assert tasks(workflow) == {
+        "lakehouse-staging-prod": [],
+        "lakehouse-marts-prod": ["lakehouse-staging-prod"],
+    }
     assert [t.name for t in floe.plan(root, env="prod").transforms] == ["staging", "marts"]
 
 

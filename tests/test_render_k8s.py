@@ -54,7 +54,11 @@ def render(compiled: Compiled, environment: str, *args: Any, **kwargs: Any) -> l
     ``dbt parse``, and these tests vary what the plan does not depend on (images, resources,
     secrets, names). The plan is ``render_plan``'s, of a copy of the same product."""
     key = (compiled.name, environment, tuple((t.name, t.path, t.compute) for t in compiled.transforms))
-    if key not in PLANS and compiled.source.kind == "DataProduct" and environment in compiled.governance.environments:
+    if (
+        key not in PLANS
+        and compiled.source.kind == "DataProduct"
+        and environment in compiled.governance.environments
+    ):
         PLANS[key] = render_plan(compiled, environment, kwargs.get("engines"))
     return render_jobs(compiled, environment, *args, plan=PLANS.get(key), **kwargs)
 
@@ -84,8 +88,12 @@ def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     enterprise.write_text(text + CATALOG)
     sales = tmp_path / "platform/domains/sales.yaml"
-    sales.write_text(sales.read_text().replace("config: { threads: 6 }",
-                                               "config: { threads: 6 }\n        resources: { limits: { memory: 10Gi } }"))  # fmt: skip
+    sales.write_text(
+        sales.read_text().replace(
+            "config: { threads: 6 }",
+            "config: { threads: 6 }\n        resources: { limits: { memory: 10Gi } }",
+        )
+    )
     monkeypatch.setenv("MOTHERDUCK_TOKEN", CANARY)
     monkeypatch.setenv("POLARIS_CLIENT_SECRET", CANARY + "-catalog")
     return tmp_path / "shop"
@@ -126,13 +134,18 @@ def test_every_job_deserializes_into_the_kubernetes_v1job_model(shop: Path, regi
             assert c.command == ["floe", "run", "/workspace/shop", "--env", env, "--select", transform]
             assert c.env[0].name == "FLOE_ENV" and c.env[0].value == env
             assert model.metadata.labels == {
-                "app.kubernetes.io/name": "floe", "floe.dev/product": "shop", "floe.dev/transform": transform,
+                "app.kubernetes.io/name": "floe",
+                "floe.dev/product": "shop",
+                "floe.dev/transform": transform,
                 "floe.dev/compute": {"staging": "duckdb-large", "marts": "duckdb"}[transform],
                 "floe.dev/environment": env,
-            }  # fmt: skip
+            }
             assert model.spec.template.metadata.labels == model.metadata.labels
             # the plan's order: marts waits for staging's Job
-            assert model.metadata.annotations["floe.dev/depends-on"] == {"staging": "", "marts": f"shop-staging-{env}"}[transform]
+            assert (
+                model.metadata.annotations["floe.dev/depends-on"]
+                == {"staging": "", "marts": f"shop-staging-{env}"}[transform]
+            )
             # nothing was dropped by the model: it serializes back to the very manifest
             assert api.sanitize_for_serialization(model) == job
             assert validate_job(job).metadata.name == job["metadata"]["name"]
@@ -159,8 +172,10 @@ def test_secret_refs_are_secret_key_refs_and_never_values(shop: Path, registry: 
     keys = {e["valueFrom"]["secretKeyRef"]["name"] for j in custom for e in container(j)["env"][1:]}
     assert keys == {"shop-prod-credentials"}
 
-    written = [*write_jobs(list(prod.values()), jobs_dir(compiled, "prod")),
-               *write_jobs(list(dev.values()), jobs_dir(compiled, "dev"))]  # fmt: skip
+    written = [
+        *write_jobs(list(prod.values()), jobs_dir(compiled, "prod")),
+        *write_jobs(list(dev.values()), jobs_dir(compiled, "dev")),
+    ]
     assert sorted(p.parent.name for p in written) == ["dev", "dev", "prod", "prod"]
     for path in written:
         text = path.read_text()
@@ -169,11 +184,14 @@ def test_secret_refs_are_secret_key_refs_and_never_values(shop: Path, registry: 
     assert CANARY not in json.dumps(list(prod.values()) + list(dev.values()))
 
 
-def test_every_job_reads_the_manifests_lineage_key_as_a_secret_key_ref(shop: Path, registry: EngineRegistry,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_every_job_reads_the_manifests_lineage_key_as_a_secret_key_ref(
+    shop: Path, registry: EngineRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     enterprise = shop.parent / "platform/enterprise.yaml"
-    enterprise.write_text(enterprise.read_text() + "lineage:\n  transport: {type: http, url: 'http://marquez.data.svc',"
-                          " auth: {type: api_key, api_key: {secret_ref: LINEAGE_API_KEY}}}\n")  # fmt: skip
+    enterprise.write_text(
+        enterprise.read_text() + "lineage:\n  transport: {type: http, url: 'http://marquez.data.svc',"
+        " auth: {type: api_key, api_key: {secret_ref: LINEAGE_API_KEY}}}\n"
+    )
     monkeypatch.setenv("LINEAGE_API_KEY", CANARY + "-lineage")
     jobs = render(compiled_shop(shop, registry), "dev", engines=registry)
     key = {"secretKeyRef": {"name": "floe-shop-secrets", "key": "lineage-api-key"}}
@@ -184,11 +202,14 @@ def test_every_job_reads_the_manifests_lineage_key_as_a_secret_key_ref(shop: Pat
 
 def test_names_are_dns_1123_unique_and_deterministic(shop: Path, registry: EngineRegistry) -> None:
     (shop / "models/marts/core").mkdir()
-    (shop / "floe.yaml").write_text((shop / "floe.yaml").read_text() + (
-        "  - {type: dbt, path: models/marts/core/, name: core_orders}\n"
-        "  - {type: dbt, path: models/marts/core/, name: core-orders}\n"
-        f"  - {{type: dbt, path: models/marts/core/, name: {'x' * 63}}}\n"
-    ))  # fmt: skip
+    (shop / "floe.yaml").write_text(
+        (shop / "floe.yaml").read_text()
+        + (
+            "  - {type: dbt, path: models/marts/core/, name: core_orders}\n"
+            "  - {type: dbt, path: models/marts/core/, name: core-orders}\n"
+            f"  - {{type: dbt, path: models/marts/core/, name: {'x' * 63}}}\n"
+        )
+    )
     compiled = compiled_shop(shop, registry)
     names = []
     for env in ("dev", "prod"):
@@ -205,13 +226,16 @@ def test_names_are_dns_1123_unique_and_deterministic(shop: Path, registry: Engin
     assert names[3].startswith("shop-xxxx") and len(names[3]) == 63  # truncated, with a hash suffix
 
 
-@pytest.mark.parametrize(("parts", "expected"), [
-    (("shop", "staging", "prod"), "shop-staging-prod"),
-    (("Shop", "staging", "prod"), None),
-    (("shop", "a_b", "dev"), None),
-    (("p" * 40, "t" * 40, "dev"), None),
-    (("_", "_", "_"), None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        (("shop", "staging", "prod"), "shop-staging-prod"),
+        (("Shop", "staging", "prod"), None),
+        (("shop", "a_b", "dev"), None),
+        (("p" * 40, "t" * 40, "dev"), None),
+        (("_", "_", "_"), None),
+    ],
+)
 def test_dns_name(parts: tuple[str, str, str], expected: str | None) -> None:
     name = job_name(*parts)
     assert DNS_1123.match(name) and len(name) <= 63
@@ -236,8 +260,9 @@ def test_label_values_and_secret_keys() -> None:
 
 
 @pytest.mark.req("REQ-015")
-def test_resources_are_the_engines_requirements_with_manifest_overrides(shop: Path,
-                                                                         registry: EngineRegistry) -> None:  # fmt: skip
+def test_resources_are_the_engines_requirements_with_manifest_overrides(
+    shop: Path, registry: EngineRegistry
+) -> None:
     compiled = compiled_shop(shop, registry)
     gov = compiled.governance
     for env in ("dev", "prod"):
@@ -248,15 +273,20 @@ def test_resources_are_the_engines_requirements_with_manifest_overrides(shop: Pa
             assert container(jobs[transform.name])["resources"] == expected
         # enterprise requests and cpu limit, the sales domain's memory limit
         assert container(jobs["staging"])["resources"] == {
-            "requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "10Gi"}}  # fmt: skip
+            "requests": {"cpu": "2", "memory": "8Gi"},
+            "limits": {"cpu": "4", "memory": "10Gi"},
+        }
         # the engine's defaults where no manifest overrides them
         assert container(jobs["marts"])["resources"] == {
-            "requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}  # fmt: skip
+            "requests": {"cpu": "1", "memory": "2Gi"},
+            "limits": {"cpu": "2", "memory": "4Gi"},
+        }
 
 
 @pytest.mark.req("REQ-024")
-def test_a_transform_runs_on_the_same_compute_and_image_in_every_environment(shop: Path,
-                                                                             registry: EngineRegistry) -> None:  # fmt: skip
+def test_a_transform_runs_on_the_same_compute_and_image_in_every_environment(
+    shop: Path, registry: EngineRegistry
+) -> None:
     compiled = compiled_shop(shop, registry)
     dev = by_transform(render(compiled, "dev", engines=registry))
     prod = by_transform(render(compiled, "prod", engines=registry))
@@ -285,8 +315,14 @@ def test_a_manifest_has_no_jobs(shop: Path, registry: EngineRegistry) -> None:
 
 def test_options_are_checked_and_applied(shop: Path, registry: EngineRegistry) -> None:
     compiled = compiled_shop(shop, registry)
-    job = render(compiled, "prod", "registry.example.com/floe-shop:1.2.0", "analytics",
-                      engines=registry, ttl_seconds=600)[0]  # fmt: skip
+    job = render(
+        compiled,
+        "prod",
+        "registry.example.com/floe-shop:1.2.0",
+        "analytics",
+        engines=registry,
+        ttl_seconds=600,
+    )[0]
     assert container(job)["image"] == "registry.example.com/floe-shop:1.2.0"
     assert job["metadata"]["namespace"] == "analytics" and job["spec"]["ttlSecondsAfterFinished"] == 600
     assert "namespace" not in render(compiled, "prod", engines=registry)[0]["metadata"]
@@ -301,7 +337,9 @@ def test_validation_rejects_what_the_model_would_drop_or_refuse(shop: Path, regi
     job = render(compiled_shop(shop, registry), "dev", engines=registry)[0]
     typo = json.loads(json.dumps(job))
     container(typo)["imagePullPolicyy"] = "Always"
-    with pytest.raises(FloeError, match=r"\$\.spec\.template\.spec\.containers\[0\]\.imagePullPolicyy: unknown"):
+    with pytest.raises(
+        FloeError, match=r"\$\.spec\.template\.spec\.containers\[0\]\.imagePullPolicyy: unknown"
+    ):
         validate_job(typo)
     nameless = json.loads(json.dumps(job))
     del container(nameless)["name"]
@@ -326,10 +364,16 @@ def test_write_jobs_is_atomic_per_file_and_removes_stale_jobs_of_that_environmen
     write_jobs(render(compiled, "prod", engines=registry), prod_dir)
     write_jobs(render(compiled, "dev", engines=registry), dev_dir)
     (prod_dir / "notes.yaml").write_text("# not floe's\nkind: ConfigMap\n")
-    assert sorted(p.name for p in prod_dir.iterdir()) == ["notes.yaml", "shop-marts-prod.yaml", "shop-staging-prod.yaml"]
+    assert sorted(p.name for p in prod_dir.iterdir()) == [
+        "notes.yaml",
+        "shop-marts-prod.yaml",
+        "shop-staging-prod.yaml",
+    ]
 
     # the marts transform goes away: its prod Job file goes with it, dev is not touched
-    (shop / "floe.yaml").write_text((shop / "floe.yaml").read_text().replace("  - type: dbt\n    path: models/marts/\n", ""))
+    (shop / "floe.yaml").write_text(
+        (shop / "floe.yaml").read_text().replace("  - type: dbt\n    path: models/marts/\n", "")
+    )
     smaller = compiled_shop(shop, registry)
     written = write_jobs(render(smaller, "prod", engines=registry), prod_dir)
     assert written == [prod_dir / "shop-staging-prod.yaml"]
@@ -338,5 +382,6 @@ def test_write_jobs_is_atomic_per_file_and_removes_stale_jobs_of_that_environmen
     loaded = yaml.safe_load(written[0].read_text())
     assert loaded == render(smaller, "prod", engines=registry)[0]
     with pytest.raises(FloeError, match="several environments"):
-        write_jobs(render(compiled, "prod", engines=registry) + render(compiled, "dev", engines=registry),
-                   prod_dir)  # fmt: skip
+        write_jobs(
+            render(compiled, "prod", engines=registry) + render(compiled, "dev", engines=registry), prod_dir
+        )

@@ -39,48 +39,147 @@ def test_every_rule_of_a_built_in_engine_says_why(engine: str) -> None:
     """A branch that constrains settings has a sentence (on the branch, or on the property it constrains)."""
     for branch in branches(schema_file(f"engines/{engine}.schema.json")):
         properties = branch.get("properties", {})
-        described = branch.get("description") or (properties and all(sub.get("description") for sub in properties.values()))
+        described = branch.get("description") or (
+            properties and all(sub.get("description") for sub in properties.values())
+        )
         assert described, f"{engine}: a rule without a sentence: {json.dumps(branch)[:200]}"
 
 
 REQUIRED = {"account": "a", "database": "d", "warehouse": "w"}
 CASES = [
-    ("spark", {"cluster": "spark.svc", "master": "local[1]"}, "$.master", "master cannot be set here",
-     "write one of cluster and master"),
-    ("spark", {"method": "thrift", "host": "h", "iceberg": True}, "$.iceberg", "iceberg cannot be set here",
-     "reach a Spark server that runs elsewhere"),
+    (
+        "spark",
+        {"cluster": "spark.svc", "master": "local[1]"},
+        "$.master",
+        "master cannot be set here",
+        "write one of cluster and master",
+    ),
+    (
+        "spark",
+        {"method": "thrift", "host": "h", "iceberg": True},
+        "$.iceberg",
+        "iceberg cannot be set here",
+        "reach a Spark server that runs elsewhere",
+    ),
     ("spark", {"host": "h"}, "$.host", "host cannot be set here", "runs Spark in the dbt process"),
-    ("spark", {"method": "thrift", "host": "h", "token": {"secret_ref": "T"}}, "$.token",
-     "token cannot be set here", "belong to method http"),
-    ("spark", {"method": "http", "host": "h", "token": {"secret_ref": "T"}}, "$", "missing required key 'cluster'",
-     "with an access token"),
-    ("snowflake", {**REQUIRED, "method": "keypair", "user": "u", "private_key_path": "k",
-                   "private_key": {"secret_ref": "K"}}, "$", "only one of private_key_path or private_key", "exactly one"),
-    ("snowflake", {**REQUIRED, "method": "keypair", "user": "u"}, "$",
-     "one of these settings is needed: private_key_path or private_key", "RSA private key"),
-    ("snowflake", {**REQUIRED, "method": "password", "user": "u", "password": {"secret_ref": "P"},
-                   "token": {"secret_ref": "T"}}, "$.token", "token cannot be set here", "method password"),
-    ("snowflake", {**REQUIRED, "method": "externalbrowser", "user": "u", "password": {"secret_ref": "P"}},
-     "$.password", "password cannot be set here", "through a browser"),
-    ("redshift", {"host": "h", "user": "u", "dbname": "d", "schema": "s", "method": "iam"}, "$",
-     "cluster_id or serverless_work_group", "temporary credentials"),
-    ("redshift", {"host": "h", "user": "u", "dbname": "d", "schema": "s", "password": {"secret_ref": "P"},
-                  "access_key_id": "AKIA"}, "$", "missing required key 'secret_access_key'", "one AWS credential"),
-    ("trino", {"host": "h", "database": "d", "schema": "s", "method": "ldap", "user": "u",
-               "password": {"secret_ref": "P"}, "http_scheme": "http"}, "$.http_scheme", "'http' is not allowed here",
-     "must travel over TLS"),
-    ("trino", {"host": "h", "database": "d", "schema": "s", "user": "u", "impersonation_user": "x"}, "$",
-     "missing required key 'password'", "impersonation_user"),
-    ("bigquery", {"project": "p", "dataset": "d", "method": "oauth-secrets"}, "$",
-     "one of these settings is needed: token or refresh_token and client_id and client_secret", "refresh_token"),
-    ("databricks", {"host": "h", "http_path": "/p", "schema": "s", "auth_type": "oauth"}, "$",
-     "missing required key 'client_id'", "service principal"),
-]  # fmt: skip
+    (
+        "spark",
+        {"method": "thrift", "host": "h", "token": {"secret_ref": "T"}},
+        "$.token",
+        "token cannot be set here",
+        "belong to method http",
+    ),
+    (
+        "spark",
+        {"method": "http", "host": "h", "token": {"secret_ref": "T"}},
+        "$",
+        "missing required key 'cluster'",
+        "with an access token",
+    ),
+    (
+        "snowflake",
+        {
+            **REQUIRED,
+            "method": "keypair",
+            "user": "u",
+            "private_key_path": "k",
+            "private_key": {"secret_ref": "K"},
+        },
+        "$",
+        "only one of private_key_path or private_key",
+        "exactly one",
+    ),
+    (
+        "snowflake",
+        {**REQUIRED, "method": "keypair", "user": "u"},
+        "$",
+        "one of these settings is needed: private_key_path or private_key",
+        "RSA private key",
+    ),
+    (
+        "snowflake",
+        {
+            **REQUIRED,
+            "method": "password",
+            "user": "u",
+            "password": {"secret_ref": "P"},
+            "token": {"secret_ref": "T"},
+        },
+        "$.token",
+        "token cannot be set here",
+        "method password",
+    ),
+    (
+        "snowflake",
+        {**REQUIRED, "method": "externalbrowser", "user": "u", "password": {"secret_ref": "P"}},
+        "$.password",
+        "password cannot be set here",
+        "through a browser",
+    ),
+    (
+        "redshift",
+        {"host": "h", "user": "u", "dbname": "d", "schema": "s", "method": "iam"},
+        "$",
+        "cluster_id or serverless_work_group",
+        "temporary credentials",
+    ),
+    (
+        "redshift",
+        {
+            "host": "h",
+            "user": "u",
+            "dbname": "d",
+            "schema": "s",
+            "password": {"secret_ref": "P"},
+            "access_key_id": "AKIA",
+        },
+        "$",
+        "missing required key 'secret_access_key'",
+        "one AWS credential",
+    ),
+    (
+        "trino",
+        {
+            "host": "h",
+            "database": "d",
+            "schema": "s",
+            "method": "ldap",
+            "user": "u",
+            "password": {"secret_ref": "P"},
+            "http_scheme": "http",
+        },
+        "$.http_scheme",
+        "'http' is not allowed here",
+        "must travel over TLS",
+    ),
+    (
+        "trino",
+        {"host": "h", "database": "d", "schema": "s", "user": "u", "impersonation_user": "x"},
+        "$",
+        "missing required key 'password'",
+        "impersonation_user",
+    ),
+    (
+        "bigquery",
+        {"project": "p", "dataset": "d", "method": "oauth-secrets"},
+        "$",
+        "one of these settings is needed: token or refresh_token and client_id and client_secret",
+        "refresh_token",
+    ),
+    (
+        "databricks",
+        {"host": "h", "http_path": "/p", "schema": "s", "auth_type": "oauth"},
+        "$",
+        "missing required key 'client_id'",
+        "service principal",
+    ),
+]
 
 
 @pytest.mark.parametrize(("engine", "config", "path", "message", "sentence"), CASES)
-def test_a_broken_rule_is_explained_in_words(engine: str, config: dict[str, Any], path: str, message: str,
-                                             sentence: str) -> None:  # fmt: skip
+def test_a_broken_rule_is_explained_in_words(
+    engine: str, config: dict[str, Any], path: str, message: str, sentence: str
+) -> None:
     found = problems(engine, config)
     assert found, config
     matching = [p for p in found if p.path == path and message in p.message]
@@ -90,9 +189,34 @@ def test_a_broken_rule_is_explained_in_words(engine: str, config: dict[str, Any]
         assert not KEYWORD.search(problem.render()), problem.render()
 
 
-VALUES = st.sampled_from(["x", "spark.svc", "local[1]", "https", "http", "thrift", "session", "oauth", "iam",
-                          "keypair", "password", "ldap", "jwt", "none", "database", 0, 1, 70000, True,
-                          {"secret_ref": "S"}, {"secret_ref": "bad name"}, {"a": "b"}, ["x"], ""])  # fmt: skip
+VALUES = st.sampled_from(
+    [
+        "x",
+        "spark.svc",
+        "local[1]",
+        "https",
+        "http",
+        "thrift",
+        "session",
+        "oauth",
+        "iam",
+        "keypair",
+        "password",
+        "ldap",
+        "jwt",
+        "none",
+        "database",
+        0,
+        1,
+        70000,
+        True,
+        {"secret_ref": "S"},
+        {"secret_ref": "bad name"},
+        {"a": "b"},
+        ["x"],
+        "",
+    ]
+)
 
 
 @st.composite
@@ -117,9 +241,11 @@ def test_the_manifest_schemas_words_name_no_keyword_either(tmp_path) -> None:  #
     from floe.errors import FloeError
 
     path = tmp_path / "m.yaml"
-    path.write_text("apiVersion: floe.dev/v1\nkind: Manifest\nscope: enterprise\nmetadata: {name: A}\n"
-                    "plugins: {compute: {approved: [{name: 1}, [x]], default: ''}}\n"
-                    "catalog: {type: hive, access_delegation: yes}\nenvironments: {dev: {}}\n")  # fmt: skip
+    path.write_text(
+        "apiVersion: floe.dev/v1\nkind: Manifest\nscope: enterprise\nmetadata: {name: A}\n"
+        "plugins: {compute: {approved: [{name: 1}, [x]], default: ''}}\n"
+        "catalog: {type: hive, access_delegation: yes}\nenvironments: {dev: {}}\n"
+    )
     with pytest.raises(FloeError) as exc:
         compile_path(path, EngineRegistry.discover())
     assert len(exc.value.problems) >= 5

@@ -60,14 +60,17 @@ def enterprise(spark: bool) -> str:
 
 def product(root: Path, name: str, transforms: str, files: dict[str, str], spark: bool = False) -> Path:
     entries = textwrap.indent(textwrap.dedent(transforms).strip(), "  ")
-    return write(root, {
-        "platform/enterprise.yaml": enterprise(spark),
-        "floe.yaml": "apiVersion: floe.dev/v1\nkind: DataProduct\n"
-                     f"metadata: {{name: {name}}}\nplatform: platform/enterprise.yaml\ntransforms:\n{entries}\n",
-        "dbt_project.yml": f"name: {name}\nversion: '1.0.0'\nconfig-version: 2\nprofile: unused\n"
-                           f"models:\n  {name}:\n    +materialized: table\n",
-        **files,
-    })  # fmt: skip
+    return write(
+        root,
+        {
+            "platform/enterprise.yaml": enterprise(spark),
+            "floe.yaml": "apiVersion: floe.dev/v1\nkind: DataProduct\n"
+            f"metadata: {{name: {name}}}\nplatform: platform/enterprise.yaml\ntransforms:\n{entries}\n",
+            "dbt_project.yml": f"name: {name}\nversion: '1.0.0'\nconfig-version: 2\nprofile: unused\n"
+            f"models:\n  {name}:\n    +materialized: table\n",
+            **files,
+        },
+    )
 
 
 def iceberg(product_dir: Path) -> Any:
@@ -75,7 +78,9 @@ def iceberg(product_dir: Path) -> Any:
     from pyiceberg.catalog.sql import SqlCatalog
 
     root = product_dir / ".floe" / "iceberg" / "floe"
-    return SqlCatalog("floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}")
+    return SqlCatalog(
+        "floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}"
+    )
 
 
 def rows(product_dir: Path, namespace: str, table: str, order_by: str) -> list[dict[str, Any]]:
@@ -90,8 +95,9 @@ def engine_of(product_dir: Path, namespace: str, table: str) -> str | None:
 
 
 def floe(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "floe", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "floe", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
 
 
 # -- one Spark run: DuckDB → Spark → DuckDB, and two computes at once ------------------------------
@@ -131,8 +137,12 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = product(tmp_path_factory.mktemp("flow"), "flow", FLOW_TRANSFORMS, FLOW_FILES, spark=True)
     started = time.monotonic()
     done = floe("run", str(root), "--env", "dev", "--json", cwd=root.parent)
-    yield {"root": root, "done": done, "seconds": time.monotonic() - started,
-           "report": json.loads(done.stdout) if done.stdout.strip() else None}  # fmt: skip
+    yield {
+        "root": root,
+        "done": done,
+        "seconds": time.monotonic() - started,
+        "report": json.loads(done.stdout) if done.stdout.strip() else None,
+    }
 
 
 @pytest.mark.req("REQ-013")
@@ -141,9 +151,10 @@ def test_duckdb_to_spark_to_duckdb_through_one_catalog(flow: dict[str, Any]) -> 
     assert done.returncode == 0, done.stderr
     ns = "flow_dev"
     assert rows(root, ns, "people_raw", "id") == [
-        {"id": 1, "name": "ada", "score": 10.5}, {"id": 2, "name": "bob", "score": 7.25},
+        {"id": 1, "name": "ada", "score": 10.5},
+        {"id": 2, "name": "bob", "score": 7.25},
         {"id": 3, "name": "cy", "score": 1.0},
-    ]  # fmt: skip
+    ]
     assert rows(root, ns, "spark_people", "id") == [  # Spark read DuckDB's table
         {"id": 1, "name": "ADA", "score2": 21.0, "written_by": "spark"},
         {"id": 2, "name": "BOB", "score2": 14.5, "written_by": "spark"},
@@ -158,18 +169,31 @@ def test_duckdb_to_spark_to_duckdb_through_one_catalog(flow: dict[str, Any]) -> 
     assert engine_of(root, ns, "people_raw") is None and engine_of(root, ns, "final") is None
     # one catalog, one warehouse, no copies: every table's files are under the product's .floe/
     warehouse = root / ".floe" / "iceberg" / "floe" / "warehouse" / ns
-    assert {p.name for p in warehouse.iterdir()} == {"people", "people_raw", "spark_people", "side_counts", "final"}
+    assert {p.name for p in warehouse.iterdir()} == {
+        "people",
+        "people_raw",
+        "spark_people",
+        "side_counts",
+        "final",
+    }
     assert not (root / "data").exists() and not (root.parent / "data").exists()
-    print(f"\nfloe run of the DuckDB/Spark product: {flow['seconds']:.1f}s; phases {flow['report']['phases']}; "
-          + ", ".join(f"{t['name']} {t['seconds']:.1f}s" for t in flow["report"]["transforms"]))
+    print(
+        f"\nfloe run of the DuckDB/Spark product: {flow['seconds']:.1f}s; phases {flow['report']['phases']}; "
+        + ", ".join(f"{t['name']} {t['seconds']:.1f}s" for t in flow["report"]["transforms"])
+    )
 
 
 def test_the_duckdb_worker_is_forked_with_dbt_imported_and_the_spark_worker_starts_java_first(
-        flow: dict[str, Any]) -> None:  # fmt: skip
+    flow: dict[str, Any],
+) -> None:
     logs = flow["root"] / "target/floe/run/.workers"
-    assert (logs / ".forkserver.log").read_text() == \
-        "floe: fork server ready with dbt.cli.main, dbt.adapters.duckdb imported\n"  # not Spark's adapter
-    assert re.match(r"floe: worker \d+ forked from fork server \d+, dbt imported\n", (logs / "duckdb.log").read_text())
+    assert (
+        (logs / ".forkserver.log").read_text()
+        == "floe: fork server ready with dbt.cli.main, dbt.adapters.duckdb imported\n"
+    )  # not Spark's adapter
+    assert re.match(
+        r"floe: worker \d+ forked from fork server \d+, dbt imported\n", (logs / "duckdb.log").read_text()
+    )
     spark = (logs / "spark.log").read_text()
     assert "forked" not in spark and "floe: Spark warmed up" in spark, spark
 
@@ -191,29 +215,73 @@ def test_the_dag_comes_from_dbts_refs(flow: dict[str, Any]) -> None:
 def test_independent_transforms_on_different_computes_overlap(flow: dict[str, Any]) -> None:
     transforms = {t["name"]: t for t in flow["report"]["transforms"]}
     spark, side, marts = transforms["spark_stage"], transforms["side"], transforms["marts"]
-    assert side["started_at"] < spark["finished_at"] and spark["started_at"] < side["finished_at"], (spark, side)
+    assert side["started_at"] < spark["finished_at"] and spark["started_at"] < side["finished_at"], (
+        spark,
+        side,
+    )
     assert marts["started_at"] >= max(spark["finished_at"], side["finished_at"])
     assert transforms["raw"]["finished_at"] <= min(spark["started_at"], side["started_at"])
 
 
 def test_json_report_shape_and_progress(flow: dict[str, Any]) -> None:
     report, done = flow["report"], flow["done"]
-    assert set(report) == {"apiVersion", "kind", "product", "environment", "status", "started_at", "finished_at",
-                           "seconds", "catalog", "namespace", "phases", "transforms", "unassigned", "bridges"}
+    assert set(report) == {
+        "apiVersion",
+        "kind",
+        "product",
+        "environment",
+        "status",
+        "started_at",
+        "finished_at",
+        "seconds",
+        "catalog",
+        "namespace",
+        "phases",
+        "transforms",
+        "unassigned",
+        "bridges",
+    }
     assert (report["kind"], report["product"], report["environment"], report["status"]) == (
-        "RunReport", "flow", "dev", "success")
+        "RunReport",
+        "flow",
+        "dev",
+        "success",
+    )
     assert report["namespace"] == "flow_dev" and report["unassigned"] == []
     assert report["bridges"] == []  # DuckDB and Spark read each other in place: nothing carried
     assert report["catalog"]["name"] == "floe" and report["catalog"]["embedded"] is True
     assert report["catalog"]["uri"].startswith("http://127.0.0.1:")
     for transform in report["transforms"]:
-        assert set(transform) == {"name", "path", "compute", "engine", "depends_on", "status", "started_at",
-                                  "finished_at", "seconds", "models", "tests", "counts", "message", "log", "nodes"}
+        assert set(transform) == {
+            "name",
+            "path",
+            "compute",
+            "engine",
+            "depends_on",
+            "status",
+            "started_at",
+            "finished_at",
+            "seconds",
+            "models",
+            "tests",
+            "counts",
+            "message",
+            "log",
+            "nodes",
+        }
         assert transform["status"] == "success" and transform["seconds"] > 0
         assert transform["counts"] == {"success": transform["models"]}
         assert Path(transform["log"]).is_file()
         for node in transform["nodes"]:
-            assert set(node) == {"unique_id", "name", "resource_type", "status", "seconds", "message", "relation"}
+            assert set(node) == {
+                "unique_id",
+                "name",
+                "resource_type",
+                "status",
+                "seconds",
+                "message",
+                "relation",
+            }
             assert node["relation"] == f"floe.flow_dev.{node['name']}"  # catalog.namespace.table, any engine
     # progress went to stderr, one line per transform start and end, and the summary table
     assert "[spark_stage] started on spark (spark): 1 model" in done.stderr
@@ -256,12 +324,18 @@ def test_a_failure_skips_only_its_dependents_and_a_rerun_after_the_fix_works(duo
     assert first.success, [t.message for t in first.transforms]
     assert rows(duo, "duo_dev", "lefty", "n")[-1] == {"n": 4, "tens": 40}
 
-    (duo / "models/left/lefty.sql").write_text("select n, n * 10 as tens from {{ ref('numbers') }} where nope\n")
+    (duo / "models/left/lefty.sql").write_text(
+        "select n, n * 10 as tens from {{ ref('numbers') }} where nope\n"
+    )
     (duo / "models/base/numbers.sql").write_text("select range as n from range(6)\n")
     second = run(duo, RunOptions("dev"))
     assert not second.success
-    assert statuses(second) == {"base": "success", "left": "failed", "right": "success",
-                                "after_left": "skipped"}  # fmt: skip
+    assert statuses(second) == {
+        "base": "success",
+        "left": "failed",
+        "right": "success",
+        "after_left": "skipped",
+    }
     left = second.get("left")
     assert "nope" in left.message and "lefty" in left.message
     assert second.get("after_left").message == "not run: upstream transform 'left' failed"
@@ -274,7 +348,9 @@ def test_a_failure_skips_only_its_dependents_and_a_rerun_after_the_fix_works(duo
     assert rows(duo, "duo_dev", "after", "c") == [{"c": 5}]
 
     # the fix changes the columns: the table is dropped and created, no manual cleanup (a seed's too)
-    (duo / "models/left/lefty.sql").write_text("select n, n * 100 as hundreds, 'x' as tag from {{ ref('numbers') }}\n")
+    (duo / "models/left/lefty.sql").write_text(
+        "select n, n * 100 as hundreds, 'x' as tag from {{ ref('numbers') }}\n"
+    )
     (duo / "seeds/codes.csv").write_text("code,label,lang\n3,drei,de\n")
     third = run(duo, RunOptions("dev"))
     assert third.success, [t.message for t in third.transforms]
@@ -286,15 +362,20 @@ def test_a_failure_skips_only_its_dependents_and_a_rerun_after_the_fix_works(duo
 def test_one_dbt_build_per_compute_keeps_a_failure_to_its_dependents(tmp_path: Path) -> None:
     """Transforms of one compute that dbt can build together go in one ``dbt build`` (one start,
     dbt's threads), and a failure still skips exactly the transforms downstream of it."""
-    root = product(tmp_path / "batch", "batch", """
+    root = product(
+        tmp_path / "batch",
+        "batch",
+        """
         - {type: dbt, name: base, path: models/base/, compute: duckdb}
         - {type: dbt, name: mid, path: models/mid/, compute: duckdb}
         - {type: dbt, name: free, path: models/free/, compute: duckdb}
-    """, {
-        "models/base/numbers.sql": "select range as n from range(5)\n",
-        "models/mid/doubled.sql": "select n * 2 as d from {{ ref('numbers') }}\n",
-        "models/free/answer.sql": "select 42 as answer\n",
-    })  # fmt: skip
+    """,
+        {
+            "models/base/numbers.sql": "select range as n from range(5)\n",
+            "models/mid/doubled.sql": "select n * 2 as d from {{ ref('numbers') }}\n",
+            "models/free/answer.sql": "select 42 as answer\n",
+        },
+    )
     first = run(root, RunOptions("dev"))
     assert first.success, [t.message for t in first.transforms]
     assert rows(root, "batch_dev", "doubled", "d")[-1] == {"d": 8}
@@ -332,16 +413,24 @@ def test_exit_codes_and_selection(duo: Path) -> None:
 
 
 def test_a_second_run_waits_for_the_first_or_fails_clearly(duo: Path) -> None:
-    first = subprocess.Popen([sys.executable, "-m", "floe", "run", str(duo), "--env", "dev", "--json"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    first = subprocess.Popen(
+        [sys.executable, "-m", "floe", "run", str(duo), "--env", "dev", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lock_file = duo / ".floe" / "run.lock"
     deadline = time.monotonic() + 60
     while f'"pid": {first.pid}' not in (lock_file.read_text() if lock_file.exists() else ""):
         assert time.monotonic() < deadline and first.poll() is None, first.communicate()
         time.sleep(0.05)
     refused = floe("run", str(duo), "--env", "prod", "--no-wait")
-    waiting = subprocess.Popen([sys.executable, "-m", "floe", "run", str(duo), "--env", "dev", "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "floe", "run", str(duo), "--env", "dev", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first_out, first_err = first.communicate(timeout=240)
     waiting_out, waiting_err = waiting.communicate(timeout=240)
 
@@ -361,13 +450,22 @@ def declare_catalog(root: Path, served: Any, secret_variable: str, *more: str) -
     """Declare ``served`` as the product's REST catalog ``lake`` (client credentials, the secret
     from ``secret_variable``), with ``more`` lines of settings."""
     manifest = root / "platform" / "enterprise.yaml"
-    lines = ["catalog:", "  type: rest", "  name: lake", f"  uri: {served.uri}", f"  warehouse: {served.warehouse}",
-             "  client_id: floe-runner", f"  client_secret: {{secret_ref: {secret_variable}}}",
-             *(f"  {line}" for line in more)]  # fmt: skip
+    lines = [
+        "catalog:",
+        "  type: rest",
+        "  name: lake",
+        f"  uri: {served.uri}",
+        f"  warehouse: {served.warehouse}",
+        "  client_id: floe-runner",
+        f"  client_secret: {{secret_ref: {secret_variable}}}",
+        *(f"  {line}" for line in more),
+    ]
     manifest.write_text(manifest.read_text() + "\n".join(lines) + "\n")
 
 
-def test_a_declared_rest_catalog_with_client_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_declared_rest_catalog_with_client_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The manifest's catalog instead of the embedded one: DuckDB attaches with OAuth2 client
     credentials whose secret comes from the environment and is written to no file."""
     from floe.catalog.rest_server import EmbeddedCatalog
@@ -375,11 +473,18 @@ def test_a_declared_rest_catalog_with_client_credentials(tmp_path: Path, monkeyp
     secret = "s3cr3t-6f1c0a9e-never-written"
     monkeypatch.setenv("FLOE_TEST_CATALOG_SECRET", secret)
     with EmbeddedCatalog(tmp_path / "elsewhere", name="lake") as served:
-        root = product(tmp_path / "declared", "declared", """
+        root = product(
+            tmp_path / "declared",
+            "declared",
+            """
             - {type: dbt, name: base, path: models/base/, compute: duckdb-b}
             - {type: dbt, name: right, path: models/right/, compute: duckdb}
-        """, DUO_FILES)  # fmt: skip
-        declare_catalog(root, served, "FLOE_TEST_CATALOG_SECRET", f"oauth2_server_uri: {served.uri}/v1/oauth/tokens")
+        """,
+            DUO_FILES,
+        )
+        declare_catalog(
+            root, served, "FLOE_TEST_CATALOG_SECRET", f"oauth2_server_uri: {served.uri}/v1/oauth/tokens"
+        )
         report = run(root, RunOptions("dev"))
         assert report.success, [t.message for t in report.transforms]
         assert report.catalog["embedded"] is False and report.catalog["name"] == "lake"
@@ -396,7 +501,9 @@ def test_a_declared_rest_catalog_with_client_credentials(tmp_path: Path, monkeyp
     assert not [p for p in written if secret.encode() in p.read_bytes()]
 
 
-def test_the_show_client_gets_a_token_at_the_default_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_show_client_gets_a_token_at_the_default_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``floe run --show``'s pyiceberg client, with client credentials and no ``oauth2_server_uri``,
     asks ``<uri>/v1/oauth/tokens`` for its token (as the engines do), then lists namespaces."""
     from floe.catalog.rest_server import EmbeddedCatalog
@@ -405,8 +512,14 @@ def test_the_show_client_gets_a_token_at_the_default_endpoint(tmp_path: Path, mo
 
     monkeypatch.setenv("FLOE_TEST_SHOW_SECRET", "s3cr3t-show")
     with EmbeddedCatalog(tmp_path / "elsewhere", name="lake") as served:
-        catalog = CatalogConfig(type="rest", name="lake", uri=served.uri, warehouse=served.warehouse,
-                                client_id="floe-show", client_secret=SecretReference("FLOE_TEST_SHOW_SECRET"))  # fmt: skip
+        catalog = CatalogConfig(
+            type="rest",
+            name="lake",
+            uri=served.uri,
+            warehouse=served.warehouse,
+            client_id="floe-show",
+            client_secret=SecretReference("FLOE_TEST_SHOW_SECRET"),
+        )
         shown = client(catalog)
         shown.create_namespace(("shown",))
         assert shown.list_namespaces() == [("shown",)]
@@ -427,24 +540,44 @@ def test_run_show_names_a_missing_catalog_secret_without_a_traceback(tmp_path: P
 
     variable = "FLOE_TEST_UNSET_CATALOG_SECRET"
     with EmbeddedCatalog(tmp_path / "elsewhere", name="lake") as served:
-        root = product(tmp_path / "unset", "unset", "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
-                       {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]})  # fmt: skip
+        root = product(
+            tmp_path / "unset",
+            "unset",
+            "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
+            {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]},
+        )
         declare_catalog(root, served, variable)
         env = {k: v for k, v in os.environ.items() if k != variable}
-        done = subprocess.run([sys.executable, "-m", "floe", "run", str(root), "--env", "dev", "--show"],
-                              capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "floe", "run", str(root), "--env", "dev", "--show"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         os.environ.pop(variable, None)
         with pytest.raises(FloeError) as shown:
-            client(CatalogConfig(type="rest", name="lake", uri=served.uri, client_id="floe-runner",
-                                 client_secret=SecretReference(variable)))  # fmt: skip
+            client(
+                CatalogConfig(
+                    type="rest",
+                    name="lake",
+                    uri=served.uri,
+                    client_id="floe-runner",
+                    client_secret=SecretReference(variable),
+                )
+            )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output  # the transform could not attach the catalog either
     unset = f"catalog 'lake': the secret environment variable {variable} is not set"
-    line = (root / "platform/enterprise.yaml").read_text().splitlines().index(f"  client_secret: {{secret_ref: {variable}}}") + 1
+    line = (root / "platform/enterprise.yaml").read_text().splitlines().index(
+        f"  client_secret: {{secret_ref: {variable}}}"
+    ) + 1
     assert f"platform/enterprise.yaml:{line}: $.catalog.client_secret: {unset}" in output
     assert f"fix: set {variable} in the environment" in output
     assert "Traceback" not in output
-    assert not (root / ".floe" / "run.lock").exists() and not (root / "target/floe/run").exists()  # nothing started
+    assert (
+        not (root / ".floe" / "run.lock").exists() and not (root / "target/floe/run").exists()
+    )  # nothing started
     assert f"{unset}\n  fix: set {variable} in the environment floe runs in" in shown.value.render()
 
 
@@ -466,8 +599,11 @@ def test_plan_assigns_nodes_by_path_then_by_need() -> None:
         node("model.p.stray", "models/stray.sql"),
         node("test.p.not_null", "models/c/schema.yml", "model.p.c", "model.p.b"),
     ]
-    transforms = [TransformInput("c", "models/c", "x"), TransformInput("a", "models/a/", "y"),
-                  TransformInput("b", "./models/a/b", "z")]  # fmt: skip
+    transforms = [
+        TransformInput("c", "models/c", "x"),
+        TransformInput("a", "models/a/", "y"),
+        TransformInput("b", "./models/a/b", "z"),
+    ]
     result = plan(nodes, transforms, "p")
     assert [t.name for t in result.transforms] == ["a", "b", "c"]
     owned = {t.name: sorted(n.name for n in t.nodes) for t in result.transforms}
@@ -506,12 +642,17 @@ def test_plan_chains_only_where_dbt_skips_all_of_the_downstream_transform() -> N
 
 
 def test_plan_reports_a_cycle_with_the_refs_that_close_it() -> None:
-    nodes = [node("model.p.a", "models/a/a.sql", "model.p.b"), node("model.p.b", "models/b/b.sql", "model.p.a")]
+    nodes = [
+        node("model.p.a", "models/a/a.sql", "model.p.b"),
+        node("model.p.b", "models/b/b.sql", "model.p.a"),
+    ]
     with pytest.raises(Exception, match=r"a \(a\) → b \(b\).*b \(b\) → a \(a\)"):
         plan(nodes, [TransformInput("a", "models/a", "x"), TransformInput("b", "models/b", "x")], "p")
 
 
-def test_run_profiles_name_one_namespace_and_an_engine_without_run_hooks_builds_in_its_own_warehouse() -> None:
+def test_run_profiles_name_one_namespace_and_an_engine_without_run_hooks_builds_in_its_own_warehouse() -> (
+    None
+):
     """Every engine runs: one that declares no run hook keeps its compiled profile, building into
     the run's namespace (it was refused here before engines said how they run)."""
     from floe.execution.profiles import namespace
@@ -525,7 +666,9 @@ def test_run_profiles_name_one_namespace_and_an_engine_without_run_hooks_builds_
     compute = ComputeConfig("wh", "warehouse")
     catalog = CatalogConfig(type="rest", uri="http://127.0.0.1:1")
     assert engine.run_profile(compute, {"type": "warehouse", "schema": "own"}, catalog, "shop_dev") == {
-        "type": "warehouse", "schema": "shop_dev"}  # fmt: skip
+        "type": "warehouse",
+        "schema": "shop_dev",
+    }
     assert not engine.catalog_access(compute, catalog).in_place
 
 
@@ -539,14 +682,21 @@ def test_a_duckdb_profile_listing_iceberg_without_avro_gets_avro_loaded_first(tm
     target = ProfileTarget("dev", "p", tmp_path, tmp_path / ".floe")
     compute = ComputeConfig("c", "duckdb", {"extensions": ["iceberg"]})
     iceberg = [e for e in engine.generate_dbt_profile(compute, target)["extensions"] if "iceberg" in e]
-    profile = engine.run_profile(compute, {"type": "duckdb", "path": ":memory:", "extensions": iceberg},
-                                 CatalogConfig(type="rest", name="lake", uri="http://127.0.0.1:1"), "p_dev")  # fmt: skip
+    profile = engine.run_profile(
+        compute,
+        {"type": "duckdb", "path": ":memory:", "extensions": iceberg},
+        CatalogConfig(type="rest", name="lake", uri="http://127.0.0.1:1"),
+        "p_dev",
+    )
     assert [Path(e).stem for e in profile["extensions"]] == ["avro", "iceberg", "httpfs"]
 
 
-@pytest.mark.parametrize(("name", "suggestion"), [("order", "order_lake"), ("my-lake", "my_lake"), ("select", "select_lake")])
+@pytest.mark.parametrize(
+    ("name", "suggestion"), [("order", "order_lake"), ("my-lake", "my_lake"), ("select", "select_lake")]
+)
 def test_a_catalog_name_dbt_duckdb_cannot_write_unquoted_is_refused_before_dbt_runs(
-        tmp_path: Path, name: str, suggestion: str) -> None:  # fmt: skip
+    tmp_path: Path, name: str, suggestion: str
+) -> None:
     """dbt-duckdb writes ``ATTACH … AS <catalog>`` unquoted: a keyword of DuckDB's SQL (or a
     hyphen) there fails every build with a parser error; floe says so, with a name that works."""
     from floe.errors import FloeError
@@ -558,7 +708,9 @@ def test_a_catalog_name_dbt_duckdb_cannot_write_unquoted_is_refused_before_dbt_r
     compute = ComputeConfig("c", "duckdb", {})
     output = engine.generate_dbt_profile(compute, ProfileTarget("dev", "p", tmp_path, tmp_path / ".floe"))
     with pytest.raises(FloeError) as caught:
-        engine.run_profile(compute, output, CatalogConfig(type="rest", name=name, uri="http://127.0.0.1:1"), "p_dev")
+        engine.run_profile(
+            compute, output, CatalogConfig(type="rest", name=name, uri="http://127.0.0.1:1"), "p_dev"
+        )
     assert f"cannot attach the catalog {name!r}: dbt-duckdb writes the catalog's name" in str(caught.value)
     assert f"rename the catalog, such as {suggestion!r}" in str(caught.value)
 
@@ -570,15 +722,23 @@ def test_a_declared_catalog_duckdb_cannot_attach_is_located_in_its_manifest(tmp_
     from floe.errors import FloeError
 
     with EmbeddedCatalog(tmp_path / "elsewhere", name="order") as served:
-        root = product(tmp_path / "keyword", "keyword", "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
-                       {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]})  # fmt: skip
+        root = product(
+            tmp_path / "keyword",
+            "keyword",
+            "- {type: dbt, name: base, path: models/base/, compute: duckdb}",
+            {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]},
+        )
         manifest = root / "platform" / "enterprise.yaml"
-        manifest.write_text(manifest.read_text() + f"catalog:\n  type: rest\n  name: order\n  uri: {served.uri}\n")
+        manifest.write_text(
+            manifest.read_text() + f"catalog:\n  type: rest\n  name: order\n  uri: {served.uri}\n"
+        )
         with pytest.raises(FloeError) as caught:
             run(root, RunOptions("dev"))
     (problem,) = caught.value.problems
     line = manifest.read_text().splitlines().index("  name: order") + 1
-    assert (problem.file, problem.line, problem.path) == (str(manifest), line, "$.catalog.name"), caught.value.render()
+    assert (problem.file, problem.line, problem.path) == (str(manifest), line, "$.catalog.name"), (
+        caught.value.render()
+    )
     assert "cannot attach the catalog 'order'" in problem.message and "'order_lake'" in (problem.fix or "")
     assert not (root / "target/floe/run/.workers/duckdb.log").exists()  # no dbt worker started
 
@@ -590,8 +750,13 @@ def test_importing_floe_run_imports_no_engine() -> None:
         "print(sorted(n for n in sys.modules if n.split('.')[0] in "
         "('dbt', 'pyspark', 'pyiceberg', 'duckdb', 'sqlalchemy', 'pyarrow')))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     assert done.stdout.strip() == "[]"
 
 
@@ -610,21 +775,35 @@ def test_the_catalog_starts_only_when_a_compute_of_the_run_attaches_it(tmp_path:
     from tests.support.compliance_toys import LocalToy  # floe's default run hooks: its own database
 
     registry = EngineRegistry.discover(extra=[("toy", LocalToy)])
-    root = product(tmp_path / "own", "own", """
+    root = product(
+        tmp_path / "own",
+        "own",
+        """
         - {type: dbt, name: base, path: models/base/, compute: duckdb}
         - {type: dbt, name: apart, path: models/apart/, compute: toy}
-    """, {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"],
-          "models/apart/letters.sql": "select 'a' as letter union all select 'b'\n"})  # fmt: skip
+    """,
+        {
+            "models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"],
+            "models/apart/letters.sql": "select 'a' as letter union all select 'b'\n",
+        },
+    )
     manifest = root / "platform" / "enterprise.yaml"
-    manifest.write_text(manifest.read_text().replace(
-        "    default: duckdb\n", f"      - name: toy\n        engine: toy\n        config: {{path: {tmp_path / 'toy.duckdb'}}}\n"
-                                "    default: duckdb\n"))  # fmt: skip
+    manifest.write_text(
+        manifest.read_text().replace(
+            "    default: duckdb\n",
+            f"      - name: toy\n        engine: toy\n        config: {{path: {tmp_path / 'toy.duckdb'}}}\n"
+            "    default: duckdb\n",
+        )
+    )
     said = io.StringIO()
     report = api_run(root, env="dev", select=["apart"], engines=registry, progress=said)
     assert report.success, [t.message for t in report.transforms]
     assert report.catalog["started"] is False and report.catalog["uri"] is None
     assert not (root / ".floe" / "iceberg").exists()
-    assert "catalog 'floe' (embedded, " in said.getvalue() and "not started: no compute of this run attaches it" in said.getvalue()
+    assert (
+        "catalog 'floe' (embedded, " in said.getvalue()
+        and "not started: no compute of this run attaches it" in said.getvalue()
+    )
     with duckdb.connect(str(tmp_path / "toy.duckdb"), read_only=True) as built:
         assert built.execute("select letter from own_dev.letters order by 1").fetchall() == [("a",), ("b",)]
     both = api_run(root, env="dev", engines=registry)
@@ -632,19 +811,28 @@ def test_the_catalog_starts_only_when_a_compute_of_the_run_attaches_it(tmp_path:
 
 
 def test_a_short_secret_is_hidden_in_run_messages_but_not_inside_floes_own_names(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The secret ``snow`` (a MotherDuck token) is hidden wherever it stands alone, yet the compute
     ``snowpark`` keeps its name in the message of a parse that failed, which names its project."""
     from floe.errors import FloeError
 
     monkeypatch.setenv("FLOE_TEST_SNOW_TOKEN", "snow")
-    root = product(tmp_path / "short", "short", "- {type: dbt, name: base, path: models/base/, compute: snowpark}",
-                   {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]})  # fmt: skip
+    root = product(
+        tmp_path / "short",
+        "short",
+        "- {type: dbt, name: base, path: models/base/, compute: snowpark}",
+        {"models/base/numbers.sql": DUO_FILES["models/base/numbers.sql"]},
+    )
     manifest = root / "platform" / "enterprise.yaml"
-    manifest.write_text(manifest.read_text().replace(
-        "    default: duckdb\n", "      - name: snowpark\n        engine: duckdb\n        config:\n"
-                                "          path: 'md:floe'\n          motherduck_token: {secret_ref: FLOE_TEST_SNOW_TOKEN}\n"
-                                "    default: duckdb\n"))  # fmt: skip
+    manifest.write_text(
+        manifest.read_text().replace(
+            "    default: duckdb\n",
+            "      - name: snowpark\n        engine: duckdb\n        config:\n"
+            "          path: 'md:floe'\n          motherduck_token: {secret_ref: FLOE_TEST_SNOW_TOKEN}\n"
+            "    default: duckdb\n",
+        )
+    )
     project = root / "dbt_project.yml"  # dbt refuses the key at its parse, naming the generated project
     project.write_text(project.read_text() + "snow: snow\n")
     with pytest.raises(FloeError) as caught:

@@ -44,8 +44,15 @@ pytestmark = [
 ]
 
 ENGINES = ("duckdb", "spark", "snowflake", "bigquery", "databricks", "redshift", "trino")
-PREFIX = {"duckdb": "dk_", "spark": "sp_", "snowflake": "sf_", "bigquery": "bq_", "databricks": "db_",
-          "redshift": "rs_", "trino": "tr_"}  # fmt: skip
+PREFIX = {
+    "duckdb": "dk_",
+    "spark": "sp_",
+    "snowflake": "sf_",
+    "bigquery": "bq_",
+    "databricks": "db_",
+    "redshift": "rs_",
+    "trino": "tr_",
+}
 """Short, so that dbt's names of the generic tests stay whole (it hashes names of 64+ characters)."""
 NAMESPACE = "orders_dev"
 """Where ``floe run`` builds the product ``orders`` in environment ``dev``, on every engine."""
@@ -83,8 +90,9 @@ class Runs:
 
 
 def floe(*args: str, environ: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "floe", *args], capture_output=True, text=True,
-                          env=dict(environ), timeout=900)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "floe", *args], capture_output=True, text=True, env=dict(environ), timeout=900
+    )
 
 
 def read_all(targets: Mapping[str, Target]) -> dict[str, dict[str, list[tuple[Any, ...]]]]:
@@ -121,28 +129,71 @@ def running(folder: Path, product: Path) -> Iterator[tuple[dict[str, Target], di
         redshift = stack.enter_context(RedshiftPeer({"alice": redshift_password}, ("dev",), tls=pki))
         trino_password = "canary-trino-" + secrets.token_hex(8)
         trino = stack.enter_context(TrinoPeer((TRINO_CATALOG,), passwords={"alice": trino_password}, tls=pki))
-        spark_conf = {"spark.sql.shuffle.partitions": "1", "spark.ui.enabled": "false",
-                      "spark.driver.extraJavaOptions": QUICK_JVM}  # fmt: skip
+        spark_conf = {
+            "spark.sql.shuffle.partitions": "1",
+            "spark.ui.enabled": "false",
+            "spark.driver.extraJavaOptions": QUICK_JVM,
+        }
         targets = {
-            "duckdb": dbt_build.in_catalog("duckdb", {"threads": 1}, product=product, namespace=NAMESPACE,
-                                           prefix=PREFIX["duckdb"]),
-            "spark": dbt_build.in_catalog("spark", {"method": "session", "master": "local[1]", "driver_memory": "768m",
-                                                    "iceberg": True, "spark_conf": spark_conf},
-                                          product=product, namespace=NAMESPACE, prefix=PREFIX["spark"],
-                                          incremental={"incremental_strategy": "merge"}),
-            "snowflake": dbt_build.on_fakesnow(fakesnow, database=SNOWFLAKE_DATABASE, schema=NAMESPACE,
-                                               password_var="FLOE_RUN_SF_PASSWORD",
-                                               password="canary-sf-" + secrets.token_hex(8), prefix=PREFIX["snowflake"]),
-            "bigquery": dbt_build.on_bqemulator(emulator, dataset=NAMESPACE, token_var="FLOE_RUN_BQ_TOKEN",
-                                                token="ya29.canary-" + secrets.token_hex(8), prefix=PREFIX["bigquery"]),
-            "databricks": dbt_build.on_databricks(databricks, schema=NAMESPACE, token_var="FLOE_RUN_DBX_TOKEN",
-                                                  token=databricks.add_token(), prefix=PREFIX["databricks"]),
-            "redshift": dbt_build.on_redshift(redshift, ca=pki.ca, user="alice", password_var="FLOE_RUN_RS_PASSWORD",
-                                              password=redshift_password, schema=NAMESPACE, prefix=PREFIX["redshift"]),
-            "trino": dbt_build.on_trino(trino, ca=pki.ca, catalog=TRINO_CATALOG, user="alice",
-                                        password_var="FLOE_RUN_TRINO_PASSWORD", password=trino_password,
-                                        schema=NAMESPACE, prefix=PREFIX["trino"]),
-        }  # fmt: skip
+            "duckdb": dbt_build.in_catalog(
+                "duckdb", {"threads": 1}, product=product, namespace=NAMESPACE, prefix=PREFIX["duckdb"]
+            ),
+            "spark": dbt_build.in_catalog(
+                "spark",
+                {
+                    "method": "session",
+                    "master": "local[1]",
+                    "driver_memory": "768m",
+                    "iceberg": True,
+                    "spark_conf": spark_conf,
+                },
+                product=product,
+                namespace=NAMESPACE,
+                prefix=PREFIX["spark"],
+                incremental={"incremental_strategy": "merge"},
+            ),
+            "snowflake": dbt_build.on_fakesnow(
+                fakesnow,
+                database=SNOWFLAKE_DATABASE,
+                schema=NAMESPACE,
+                password_var="FLOE_RUN_SF_PASSWORD",
+                password="canary-sf-" + secrets.token_hex(8),
+                prefix=PREFIX["snowflake"],
+            ),
+            "bigquery": dbt_build.on_bqemulator(
+                emulator,
+                dataset=NAMESPACE,
+                token_var="FLOE_RUN_BQ_TOKEN",
+                token="ya29.canary-" + secrets.token_hex(8),
+                prefix=PREFIX["bigquery"],
+            ),
+            "databricks": dbt_build.on_databricks(
+                databricks,
+                schema=NAMESPACE,
+                token_var="FLOE_RUN_DBX_TOKEN",
+                token=databricks.add_token(),
+                prefix=PREFIX["databricks"],
+            ),
+            "redshift": dbt_build.on_redshift(
+                redshift,
+                ca=pki.ca,
+                user="alice",
+                password_var="FLOE_RUN_RS_PASSWORD",
+                password=redshift_password,
+                schema=NAMESPACE,
+                prefix=PREFIX["redshift"],
+            ),
+            "trino": dbt_build.on_trino(
+                trino,
+                ca=pki.ca,
+                catalog=TRINO_CATALOG,
+                user="alice",
+                password_var="FLOE_RUN_TRINO_PASSWORD",
+                password=trino_password,
+                schema=NAMESPACE,
+                prefix=PREFIX["trino"],
+            ),
+        }
         for engine, target in targets.items():  # the compiled profiles build elsewhere: the run moves them
             moved = {key: "compiled_elsewhere" for key in ("schema", "dataset") if key in target.config}
             targets[engine] = attrs.evolve(target, config={**target.config, **moved})
@@ -153,11 +204,19 @@ def running(folder: Path, product: Path) -> Iterator[tuple[dict[str, Target], di
         environ: dict[str, str] = {}
         for target in targets.values():
             environ.update(target.environ)
-        environ.update({
-            "SSL_CERT_FILE": str(bundle), "REQUESTS_CA_BUNDLE": str(bundle), "HOME": str(home),
-            "SPARK_LOCAL_IP": "127.0.0.1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_VERSION_CHECK": "false",
-            "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9",
-        })  # fmt: skip
+        environ.update(
+            {
+                "SSL_CERT_FILE": str(bundle),
+                "REQUESTS_CA_BUNDLE": str(bundle),
+                "HOME": str(home),
+                "SPARK_LOCAL_IP": "127.0.0.1",
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "DBT_VERSION_CHECK": "false",
+                "NO_GCE_CHECK": "true",
+                "GCE_METADATA_HOST": "127.0.0.1:9",
+                "GCE_METADATA_IP": "127.0.0.1:9",
+            }
+        )
         yield targets, cli_environ(environ)
 
 
@@ -221,7 +280,9 @@ def test_the_run_does_what_the_plan_said(runs: Runs) -> None:
     assert in_place == {"duckdb", "spark"}
     for transform in report["transforms"]:  # in place: the catalog's table; else the engine's own warehouse's
         relations = {n["relation"] for n in transform["nodes"] if n["resource_type"] == "model"}
-        assert all(r.startswith(f"floe.{NAMESPACE}.") for r in relations) is (transform["name"] in in_place), relations
+        assert all(r.startswith(f"floe.{NAMESPACE}.") for r in relations) is (
+            transform["name"] in in_place
+        ), relations
     assert report["catalog"]["started"] is True and report["catalog"]["embedded"] is True
 
 
@@ -229,7 +290,9 @@ def test_the_transforms_ran_at_once(runs: Runs) -> None:
     """Independent transforms on seven computes overlap: each started before the first finished."""
     transforms = runs.attempts[0].report["transforms"]
     first_finish = min(t["finished_at"] for t in transforms)
-    assert all(t["started_at"] < first_finish for t in transforms), [(t["name"], t["started_at"]) for t in transforms]
+    assert all(t["started_at"] < first_finish for t in transforms), [
+        (t["name"], t["started_at"]) for t in transforms
+    ]
 
 
 def test_no_secret_appears_in_any_output(runs: Runs) -> None:
@@ -239,8 +302,12 @@ def test_no_secret_appears_in_any_output(runs: Runs) -> None:
     values = [t.secret for t in runs.targets.values() if t.secret]
     assert len(values) == 5
     printed = [runs.plan.stdout + runs.plan.stderr] + [a.done.stdout + a.done.stderr for a in runs.attempts]
-    files = [p for folder in (runs.product, Path(runs.environ["HOME"])) for p in folder.rglob("*")
-             if p.is_file() and not p.is_symlink()]  # fmt: skip
+    files = [
+        p
+        for folder in (runs.product, Path(runs.environ["HOME"]))
+        for p in folder.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    ]
     assert len(files) > 50  # the runs wrote (logs, projects, catalog files)
     for value in values:
         assert not [text[:200] for text in printed if value in text]

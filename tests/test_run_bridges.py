@@ -79,7 +79,7 @@ FILES = {
           - {{type: dbt, name: report, path: models/report/}}
         """,
     "dbt_project.yml": f"name: {PRODUCT}\nversion: '1.0.0'\nconfig-version: 2\nprofile: unused\n"
-                       f"models:\n  {PRODUCT}:\n    +materialized: table\n",
+    f"models:\n  {PRODUCT}:\n    +materialized: table\n",
     "seeds/payments.csv": "id,customer,amount,paid_on\n1,ada,10.50,2024-01-02\n2,bob,20.25,2024-01-03\n3,ada,5.00,2024-02-01\n",
     "models/lake/payments_clean.sql": """
         select id, customer, cast(amount as decimal(10, 2)) as amount, cast(paid_on as date) as paid_on,
@@ -100,7 +100,7 @@ FILES = {
     "models/report/top_customer.sql": """
         select customer, total, payments from {{ ref('ledger') }} order by total desc limit 1
         """,
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -109,15 +109,24 @@ def product(tmp_path: Path, fakesnow: FakesnowServer) -> Path:
 
 
 def floe_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "floe", *args], capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "floe", *args], capture_output=True, text=True, timeout=600, env=env
+    )
 
 
 def snowflake_rows(server: FakesnowServer, sql: str) -> list[tuple[Any, ...]]:
     import snowflake.connector
 
-    with snowflake.connector.connect(account="fakesnow", user="reader", password="any", host=server.host,
-                                     port=server.port, protocol="http", database=DATABASE,
-                                     platform_detection_timeout_seconds=0.0) as connection:  # fmt: skip
+    with snowflake.connector.connect(
+        account="fakesnow",
+        user="reader",
+        password="any",
+        host=server.host,
+        port=server.port,
+        protocol="http",
+        database=DATABASE,
+        platform_detection_timeout_seconds=0.0,
+    ) as connection:
         return [tuple(r) for r in connection.cursor().execute(sql).fetchall()]
 
 
@@ -126,14 +135,19 @@ def test_a_snowflake_transform_between_two_duckdb_transforms(product: Path, fake
     env = {**os.environ, "FLOE_TEST_SF_PASSWORD": canary, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     planned = floe_cli("plan", str(product), "--env", "dev", env=env)
     assert planned.returncode == 0, planned.stderr
-    assert "sf: engine snowflake" in planned.stdout and "builds in its own warehouse; its tables are published" in planned.stdout
+    assert (
+        "sf: engine snowflake" in planned.stdout
+        and "builds in its own warehouse; its tables are published" in planned.stdout
+    )
     assert "lake (duckdb) → vault (sf), bridged: payments_clean" in planned.stdout
     assert "vault (sf) → report (duckdb), bridged: ledger" in planned.stdout
 
     outputs = []
     for run in ("first", "second"):
         if run == "second":
-            (product / "seeds/payments.csv").write_text(FILES["seeds/payments.csv"] + "4,cy,100.00,2024-03-01\n")
+            (product / "seeds/payments.csv").write_text(
+                FILES["seeds/payments.csv"] + "4,cy,100.00,2024-03-01\n"
+            )
         done = floe_cli("run", str(product), "--env", "dev", "--json", env=env)
         outputs += [done.stdout, done.stderr]
         assert done.returncode == 0, done.stderr[-3000:]
@@ -143,22 +157,38 @@ def test_a_snowflake_transform_between_two_duckdb_transforms(product: Path, fake
         load, publish = bridges[("load", "payments_clean")], bridges[("publish", "ledger")]
         assert (load["transform"], load["from_compute"], load["to_compute"]) == ("vault", "catalog", "sf")
         assert load["target"] == f"sf {DATABASE}.{NAMESPACE}.payments_clean"
-        assert (publish["transform"], publish["from_compute"], publish["to_compute"]) == ("vault", "sf", "catalog")
+        assert (publish["transform"], publish["from_compute"], publish["to_compute"]) == (
+            "vault",
+            "sf",
+            "catalog",
+        )
         assert publish["target"] == f"catalog floe.{NAMESPACE}.ledger"
-        assert load["rows"] == (3 if run == "first" else 4) and publish["rows"] == (2 if run == "first" else 3)
+        assert load["rows"] == (3 if run == "first" else 4) and publish["rows"] == (
+            2 if run == "first" else 3
+        )
         assert all(b["bytes"] > 0 and b["seconds"] > 0 and b["status"] == "success" for b in bridges.values())
-        assert "[vault] loaded payments_clean: catalog floe." in done.stderr and "[vault] published ledger:" in done.stderr
+        assert (
+            "[vault] loaded payments_clean: catalog floe." in done.stderr
+            and "[vault] published ledger:" in done.stderr
+        )
         assert "BRIDGE" in done.stderr and "ROWS" in done.stderr  # the summary's table of bridges
     # values, read by each engine's own client
-    assert snowflake_rows(fakesnow, f"select id, customer, amount from {NAMESPACE}.ledger_log order by id") == [
-        (1, "ada", Decimal("10.50")), (2, "bob", Decimal("20.25")), (3, "ada", Decimal("5.00")),
-        (4, "cy", Decimal("100.00"))]  # fmt: skip
+    assert snowflake_rows(
+        fakesnow, f"select id, customer, amount from {NAMESPACE}.ledger_log order by id"
+    ) == [
+        (1, "ada", Decimal("10.50")),
+        (2, "bob", Decimal("20.25")),
+        (3, "ada", Decimal("5.00")),
+        (4, "cy", Decimal("100.00")),
+    ]
     assert rows(product, NAMESPACE, "ledger", "customer") == [
         {"customer": "ada", "total": Decimal("15.50"), "payments": 2, "last_paid_at": _at(2024, 2, 1)},
         {"customer": "bob", "total": Decimal("20.25"), "payments": 1, "last_paid_at": _at(2024, 1, 3)},
-        {"customer": "cy", "total": Decimal("100.00"), "payments": 1, "last_paid_at": _at(2024, 3, 1)}]  # fmt: skip
+        {"customer": "cy", "total": Decimal("100.00"), "payments": 1, "last_paid_at": _at(2024, 3, 1)},
+    ]
     assert rows(product, NAMESPACE, "top_customer", "customer") == [
-        {"customer": "cy", "total": Decimal("100.00"), "payments": 1}]  # fmt: skip
+        {"customer": "cy", "total": Decimal("100.00"), "payments": 1}
+    ]
     written = [p.read_text(errors="replace") for p in (product / "target").rglob("*") if p.is_file()]
     assert not [text[:100] for text in [*outputs, *written] if canary in text]
 
@@ -171,7 +201,8 @@ def _at(year: int, month: int, day: int) -> Any:
 
 def test_a_column_without_an_iceberg_type_fails_the_publish_and_skips_the_readers(product: Path) -> None:
     (product / "models/vault/ledger.sql").write_text(
-        "select customer, parse_json('{\"n\": 1}') as doc from {{ ref('payments_clean') }}\n")
+        "select customer, parse_json('{\"n\": 1}') as doc from {{ ref('payments_clean') }}\n"
+    )
     env = {**os.environ, "FLOE_TEST_SF_PASSWORD": "unused-" + secrets.token_hex(4)}
     done = floe_cli("run", str(product), "--env", "dev", "--json", env=env)
     assert done.returncode == 1, done.stderr[-3000:]

@@ -17,15 +17,45 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "duckdb": ("duckdb", {}, True),
     "spark-session": ("spark", {"master": "local[1]"}, True),
     "spark-thrift": ("spark", {"method": "thrift", "host": "spark.internal"}, False),
-    "snowflake": ("snowflake", {"account": "org-acct", "database": "DB", "warehouse": "WH", "user": "u",
-                                "password": SecretReference("SF_PASSWORD")}, False),
+    "snowflake": (
+        "snowflake",
+        {
+            "account": "org-acct",
+            "database": "DB",
+            "warehouse": "WH",
+            "user": "u",
+            "password": SecretReference("SF_PASSWORD"),
+        },
+        False,
+    ),
     "bigquery": ("bigquery", {"project": "p", "dataset": "d", "method": "oauth"}, False),
-    "databricks": ("databricks", {"host": "dbc.example.com", "http_path": "/sql/1.0/warehouses/abc", "schema": "s",
-                                  "token": SecretReference("DBX_TOKEN")}, False),
-    "redshift": ("redshift", {"host": "rs.example.com", "user": "u", "dbname": "dev", "schema": "s",
-                              "password": SecretReference("RS_PASSWORD")}, False),
-    "trino": ("trino", {"host": "trino.example.com", "database": "iceberg", "schema": "s", "user": "u"}, False),
-}  # fmt: skip
+    "databricks": (
+        "databricks",
+        {
+            "host": "dbc.example.com",
+            "http_path": "/sql/1.0/warehouses/abc",
+            "schema": "s",
+            "token": SecretReference("DBX_TOKEN"),
+        },
+        False,
+    ),
+    "redshift": (
+        "redshift",
+        {
+            "host": "rs.example.com",
+            "user": "u",
+            "dbname": "dev",
+            "schema": "s",
+            "password": SecretReference("RS_PASSWORD"),
+        },
+        False,
+    ),
+    "trino": (
+        "trino",
+        {"host": "trino.example.com", "database": "iceberg", "schema": "s", "user": "u"},
+        False,
+    ),
+}
 
 
 @pytest.mark.parametrize("case", SETTINGS)

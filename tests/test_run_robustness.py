@@ -67,7 +67,7 @@ class Gate:
                 if found:
                     start = int(found[1])
                     end = int(found[2]) if found[2] else len(body) - 1
-                    data, status = body[start:end + 1], 206
+                    data, status = body[start : end + 1], 206
                 self.send_response(status)
                 self.send_header("Content-Type", "text/csv")
                 self.send_header("Accept-Ranges", "bytes")
@@ -106,33 +106,49 @@ def gate() -> Iterator[Gate]:
 
 
 def write_product(root: Path) -> Path:
-    return product(root, "faults", """
+    return product(
+        root,
+        "faults",
+        """
         - {type: dbt, name: gated, path: models/gated/, compute: duckdb-b}
         - {type: dbt, name: after, path: models/after/, compute: duckdb}
-    """, {
-        "models/gated/gated.sql": "select n from read_csv('{{ env_var('FLOE_TEST_GATE') }}', header=true)\n",
-        "models/after/doubled.sql": "select n * 2 as n2 from {{ ref('gated') }}\n",
-    })  # fmt: skip
+    """,
+        {
+            "models/gated/gated.sql": "select n from read_csv('{{ env_var('FLOE_TEST_GATE') }}', header=true)\n",
+            "models/after/doubled.sql": "select n * 2 as n2 from {{ ref('gated') }}\n",
+        },
+    )
 
 
 def start_run(root: Path, gate: Gate, *args: str) -> tuple[subprocess.Popen[str], Path]:
     output = root.parent / "run.out"
     with open(output, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "floe", "run", str(root), "--env", "dev", *args],
-                                cwd=root.parent, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "FLOE_TEST_GATE": gate.url}, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "floe", "run", str(root), "--env", "dev", *args],
+            cwd=root.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "FLOE_TEST_GATE": gate.url},
+            start_new_session=True,
+        )
     return proc, output
 
 
-def wait_for(path: Path, pattern: str, proc: subprocess.Popen[str] | None = None,
-             timeout: float = 180) -> re.Match[str]:  # fmt: skip
+def wait_for(
+    path: Path, pattern: str, proc: subprocess.Popen[str] | None = None, timeout: float = 180
+) -> re.Match[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = re.search(pattern, path.read_text(encoding="utf-8", errors="replace")) if path.exists() else None
+        found = (
+            re.search(pattern, path.read_text(encoding="utf-8", errors="replace")) if path.exists() else None
+        )
         if found:
             return found
         if proc is not None:
-            assert proc.poll() is None, path.read_text() if path.exists() else f"floe run exited: {proc.returncode}"
+            assert proc.poll() is None, (
+                path.read_text() if path.exists() else f"floe run exited: {proc.returncode}"
+            )
         time.sleep(0.05)
     raise AssertionError(f"{pattern!r} not in {path} after {timeout}s")
 
@@ -145,8 +161,14 @@ def run_again(root: Path, gate: Gate) -> subprocess.CompletedProcess[str]:
     """The next ``floe run``, with the gate open: it must succeed as it is, nothing cleaned up."""
     gate.open()
     env = {**os.environ, "FLOE_TEST_GATE": gate.url}
-    return subprocess.run([sys.executable, "-m", "floe", "run", str(root), "--env", "dev", "--no-wait"],
-                          capture_output=True, text=True, timeout=300, env=env, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "floe", "run", str(root), "--env", "dev", "--no-wait"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
 
 
 def assert_built(root: Path) -> None:
@@ -154,8 +176,9 @@ def assert_built(root: Path) -> None:
     assert rows(root, "faults_dev", "doubled", "n2") == [{"n2": 2 * ROWS}]
 
 
-def request(url: str, method: str = "GET", headers: dict[str, str] | None = None,
-            body: bytes | None = None) -> tuple[int, str]:  # fmt: skip
+def request(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None
+) -> tuple[int, str]:
     """Status and body of one HTTP request (an error status is an answer, not an exception)."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -168,8 +191,9 @@ def request(url: str, method: str = "GET", headers: dict[str, str] | None = None
 # -- no one where they don't belong ----------------------------------------------------------------
 
 
-def test_the_embedded_catalog_serves_only_the_runs_token_which_is_written_nowhere(tmp_path: Path, gate: Gate,
-                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_the_embedded_catalog_serves_only_the_runs_token_which_is_written_nowhere(
+    tmp_path: Path, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import floe as api
 
     root = write_product(tmp_path / "faults")
@@ -199,28 +223,42 @@ def test_the_embedded_catalog_serves_only_the_runs_token_which_is_written_nowher
 
         # without the token, or with another, nothing is served: not even the config, no write
         hostile = json.dumps({"namespace": ["intruder"], "properties": {}}).encode()
-        for headers in ({}, {"Authorization": "Bearer not-the-token"}, {"Authorization": f"Basic {token}"},
-                        {"Authorization": f"Bearer {token[:-1]}"}):  # fmt: skip
+        for headers in (
+            {},
+            {"Authorization": "Bearer not-the-token"},
+            {"Authorization": f"Basic {token}"},
+            {"Authorization": f"Bearer {token[:-1]}"},
+        ):
             assert request(f"{base}/config", headers=headers)[0] == 401
             assert request(f"{base}/namespaces", headers=headers)[0] == 401
-            status, text = request(f"{base}/namespaces", "POST", {**headers, "Content-Type": "application/json"},
-                                   hostile)  # fmt: skip
+            status, text = request(
+                f"{base}/namespaces", "POST", {**headers, "Content-Type": "application/json"}, hostile
+            )
             assert status == 401 and "NotAuthorizedException" in text and token not in text, text
             assert request(f"{base}/namespaces/faults_dev/tables/gated", "DELETE", headers)[0] == 401
         wrong = f"grant_type=client_credentials&client_id=floe&client_secret={token[::-1]}".encode()
-        assert request(f"{base}/oauth/tokens", "POST", {"Content-Type": "application/x-www-form-urlencoded"},
-                       wrong)[0] == 401  # fmt: skip
+        assert (
+            request(
+                f"{base}/oauth/tokens", "POST", {"Content-Type": "application/x-www-form-urlencoded"}, wrong
+            )[0]
+            == 401
+        )
 
         # with it, served: as a bearer token, or bought with OAuth2 client credentials
         status, text = request(f"{base}/namespaces", headers={"Authorization": f"Bearer {token}"})
         assert status == 200 and ["faults_dev"] in json.loads(text)["namespaces"], text
         good = f"grant_type=client_credentials&client_id=floe&client_secret={token}".encode()
-        status, text = request(f"{base}/oauth/tokens", "POST", {"Content-Type": "application/x-www-form-urlencoded"},
-                               good)  # fmt: skip
+        status, text = request(
+            f"{base}/oauth/tokens", "POST", {"Content-Type": "application/x-www-form-urlencoded"}, good
+        )
         assert status == 200 and json.loads(text)["access_token"] == token
         basic = base64.b64encode(f"floe:{token}".encode()).decode()
-        status, _ = request(f"{base}/oauth/tokens", "POST", {"Authorization": f"Basic {basic}",
-                            "Content-Type": "application/x-www-form-urlencoded"}, b"grant_type=client_credentials")  # fmt: skip
+        status, _ = request(
+            f"{base}/oauth/tokens",
+            "POST",
+            {"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"},
+            b"grant_type=client_credentials",
+        )
         assert status == 200
     finally:
         gate.open()
@@ -240,7 +278,9 @@ def test_the_embedded_catalog_serves_only_the_runs_token_which_is_written_nowher
     leaked = [where for where, text in texts.items() if token in text]
     assert leaked == [], leaked
     profiles = [p for p in (root / "target/floe/run").rglob("profiles.yml")]
-    assert profiles and all(re.search(rf"env_var\('+{TOKEN_VARIABLE}'+\)", p.read_text()) for p in profiles), profiles
+    assert profiles and all(
+        re.search(rf"env_var\('+{TOKEN_VARIABLE}'+\)", p.read_text()) for p in profiles
+    ), profiles
     assert served_token(f"http://127.0.0.1:{port}") is None, "the token is forgotten when the run ends"
 
 
@@ -250,8 +290,11 @@ def test_floe_state_and_artifacts_are_private_to_the_user(tmp_path: Path, gate: 
     assert done.returncode == 0, done.stdout + done.stderr
     for top in (root / ".floe", root / "target/floe"):
         assert stat.S_IMODE(top.stat().st_mode) == 0o700, top
-        readable = [str(p) for p in top.rglob("*")
-                    if not p.is_symlink() and p.is_file() and stat.S_IMODE(p.stat().st_mode) & 0o077]  # fmt: skip
+        readable = [
+            str(p)
+            for p in top.rglob("*")
+            if not p.is_symlink() and p.is_file() and stat.S_IMODE(p.stat().st_mode) & 0o077
+        ]
         assert readable == [], readable
     # a folder another run left open is narrowed
     os.chmod(root / ".floe", 0o755)
@@ -263,8 +306,9 @@ def test_floe_state_and_artifacts_are_private_to_the_user(tmp_path: Path, gate: 
 # -- faults --------------------------------------------------------------------------------------
 
 
-def test_a_worker_killed_by_sigkill_is_named_with_its_signal_and_the_next_run_succeeds(tmp_path: Path,
-                                                                                       gate: Gate) -> None:  # fmt: skip
+def test_a_worker_killed_by_sigkill_is_named_with_its_signal_and_the_next_run_succeeds(
+    tmp_path: Path, gate: Gate
+) -> None:
     root = write_product(tmp_path / "faults")
     proc, output = start_run(root, gate)
     wait_for(output, r"\[gated\] started on duckdb-b", proc)
@@ -276,8 +320,10 @@ def test_a_worker_killed_by_sigkill_is_named_with_its_signal_and_the_next_run_su
     assert proc.wait(timeout=120) == 1, output.read_text()
     text = output.read_text()
     assert "[gated] FAILED on duckdb-b" in text, text
-    assert ("the dbt process of compute 'duckdb-b' stopped unexpectedly while it built transform 'gated' "
-            "(it was killed by signal SIGKILL (9); SIGKILL is what the kernel's out-of-memory killer sends") in text, text
+    assert (
+        "the dbt process of compute 'duckdb-b' stopped unexpectedly while it built transform 'gated' "
+        "(it was killed by signal SIGKILL (9); SIGKILL is what the kernel's out-of-memory killer sends"
+    ) in text, text
     assert "resources.limits.memory" in text, text
     assert re.search(r"\[after\] (SKIPPED|skipped)", text), text
     assert "Traceback" not in text, text
@@ -287,7 +333,9 @@ def test_a_worker_killed_by_sigkill_is_named_with_its_signal_and_the_next_run_su
     assert_built(root)
 
 
-def test_the_catalog_process_killed_mid_run_is_named_and_the_next_run_succeeds(tmp_path: Path, gate: Gate) -> None:
+def test_the_catalog_process_killed_mid_run_is_named_and_the_next_run_succeeds(
+    tmp_path: Path, gate: Gate
+) -> None:
     root = write_product(tmp_path / "faults")
     proc, output = start_run(root, gate)
     wait_for(output, r"\[gated\] started on duckdb-b", proc)
@@ -301,8 +349,10 @@ def test_the_catalog_process_killed_mid_run_is_named_and_the_next_run_succeeds(t
     assert proc.wait(timeout=180) == 1, output.read_text()
     text = output.read_text()
     assert "[gated] FAILED on duckdb-b" in text, text
-    assert (f"the embedded Iceberg catalog stopped during the run: its process (pid {catalog_pid}) ended "
-            "(killed by signal SIGKILL (9))") in text, text
+    assert (
+        f"the embedded Iceberg catalog stopped during the run: its process (pid {catalog_pid}) ended "
+        "(killed by signal SIGKILL (9))"
+    ) in text, text
     assert "Traceback" not in text, text
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -329,7 +379,8 @@ def soak(root: Path, keep: int, rounds: int) -> list[dict[str, int]]:
     for round_ in range(1, rounds + 1):
         (root / "dbt_project.yml").write_text(
             f"name: soak\nversion: '1.0.0'\nconfig-version: 2\nprofile: unused\nvars: {{round: {round_}}}\n"
-            "models:\n  soak:\n    +materialized: table\n")  # fmt: skip
+            "models:\n  soak:\n    +materialized: table\n"
+        )
         done = floe("run", str(root), "--env", "dev", "--keep-snapshots", str(keep), cwd=root.parent)
         assert done.returncode == 0, done.stdout + done.stderr
         counts.append(warehouse_files(root))
@@ -347,7 +398,9 @@ def test_repeated_runs_keep_snapshots_and_metadata_bounded(tmp_path: Path) -> No
     without retention each run adds a snapshot and a metadata file to both, for ever."""
     keep, rounds = 1, 5  # maintained from the third run on (more than 2 * keep metadata files)
     kept = product(tmp_path / "kept", "soak", "- {type: dbt, name: daily, path: models/daily/}", SOAK_FILES)
-    everything = product(tmp_path / "all", "soak", "- {type: dbt, name: daily, path: models/daily/}", SOAK_FILES)
+    everything = product(
+        tmp_path / "all", "soak", "- {type: dbt, name: daily, path: models/daily/}", SOAK_FILES
+    )
     with_retention, without = soak(kept, keep, rounds), soak(everything, 0, rounds)
     for table in ("events", "latest"):
         snapshots = len(iceberg(kept).load_table(("soak_dev", table)).metadata.snapshots)
@@ -361,5 +414,7 @@ def test_repeated_runs_keep_snapshots_and_metadata_bounded(tmp_path: Path) -> No
     for root in (kept, everything):
         assert [r["round"] for r in rows(root, "soak_dev", "events", "round")] == list(range(1, rounds + 1))
         assert rows(root, "soak_dev", "latest", "round") == [{"round": rounds, "events": rounds}]
-    print(f"warehouse files after {rounds} runs: {with_retention[-1]} with --keep-snapshots {keep}, "
-          f"{without[-1]} without; per run with retention: {[c['all'] for c in with_retention]}")
+    print(
+        f"warehouse files after {rounds} runs: {with_retention[-1]} with --keep-snapshots {keep}, "
+        f"{without[-1]} without; per run with retention: {[c['all'] for c in with_retention]}"
+    )

@@ -34,8 +34,10 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     count = draw(st.integers(1, 10))
     names = [f"t{i}" for i in range(count)]
     computes = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=count, max_size=count))
-    upstream = [tuple(sorted({names[j] for j in draw(st.sets(st.integers(0, i - 1), max_size=3))})) if i else ()
-                for i in range(count)]  # fmt: skip
+    upstream = [
+        tuple(sorted({names[j] for j in draw(st.sets(st.integers(0, i - 1), max_size=3))})) if i else ()
+        for i in range(count)
+    ]
     buildable = draw(st.lists(st.sampled_from([True, True, True, False]), min_size=count, max_size=count))
     tasks = [Task(names[i], computes[i], upstream[i], buildable[i]) for i in range(count)]
     same_compute = [(u, t.name) for t in tasks for u in t.upstream if computes[names.index(u)] == t.compute]
@@ -89,8 +91,9 @@ def simulate(scenario: dict[str, Any]) -> tuple[Scheduler, list[Action]]:
                     assert task.compute == build.compute and task.buildable
                     for up in task.upstream:
                         earlier = up in build.transforms[:position]
-                        assert settled.get(up) == State.SUCCESS or (earlier and (up, name) in scenario["chains"]), (
-                            f"{name} runs before its upstream {up} succeeded")
+                        assert settled.get(up) == State.SUCCESS or (
+                            earlier and (up, name) in scenario["chains"]
+                        ), f"{name} runs before its upstream {up} succeeded"
             else:
                 assert action.transform not in settled, f"{action.transform} settled twice"
                 settled[action.transform] = action.state
@@ -103,7 +106,8 @@ def simulate(scenario: dict[str, Any]) -> tuple[Scheduler, list[Action]]:
             for task in tasks:
                 if task.compute in idle and scheduler.states[task.name] == State.PENDING:
                     assert not all(settled.get(u) == State.SUCCESS for u in task.upstream), (
-                        f"{task.name} is ready on idle compute {task.compute} but waits")
+                        f"{task.name} is ready on idle compute {task.compute} but waits"
+                    )
 
     apply(scheduler.start())
     while scheduler.running:
@@ -113,7 +117,9 @@ def simulate(scenario: dict[str, Any]) -> tuple[Scheduler, list[Action]]:
             continue
         succeeded: dict[str, bool] = {}
         for name in build.transforms:  # dbt: a node whose upstream failed is skipped
-            upstream_failed = any(not succeeded.get(u, True) for u in by_name[name].upstream if u in build.transforms)
+            upstream_failed = any(
+                not succeeded.get(u, True) for u in by_name[name].upstream if u in build.transforms
+            )
             succeeded[name] = not upstream_failed and name not in scenario["fails"]
         apply(scheduler.handle(BuildDone(build.id, succeeded)))
     assert scheduler.finished, scheduler.states
@@ -126,8 +132,13 @@ def simulate(scenario: dict[str, Any]) -> tuple[Scheduler, list[Action]]:
 def test_random_dags_on_random_computes_with_random_failures(scenario: dict[str, Any]) -> None:
     scheduler, history = simulate(scenario)
     # a build holding a transform drawn as lost is lost: every transform in it failed
-    lost = {name for action in history if isinstance(action, Run) for name in action.build.transforms
-            if any(m in scenario["lost"] for m in action.build.transforms)}  # fmt: skip
+    lost = {
+        name
+        for action in history
+        if isinstance(action, Run)
+        for name in action.build.transforms
+        if any(m in scenario["lost"] for m in action.build.transforms)
+    }
     assert scheduler.states == expected_states(scenario["tasks"], scenario["fails"], lost)
 
 
@@ -135,16 +146,26 @@ def test_independent_transforms_on_two_computes_start_together_and_one_compute_b
     tasks = [Task("a1", "a"), Task("b1", "b"), Task("a2", "a", ("a1",)), Task("b2", "b", ("a1", "b1"))]
     scheduler = Scheduler(tasks, limit=4, chains={("a1", "a2")})
     first = scheduler.start()
-    assert [a.build.transforms for a in first if isinstance(a, Run)] == [("a1",), ("b1",)]  # a1 feeds b2: alone
+    assert [a.build.transforms for a in first if isinstance(a, Run)] == [
+        ("a1",),
+        ("b1",),
+    ]  # a1 feeds b2: alone
     after = scheduler.handle(BuildDone(1, {"a1": True}))
     assert next(a for a in after if isinstance(a, Run)).build.transforms == ("a2",)
-    assert scheduler.handle(BuildDone(2, {"b1": False})) == [Settle("b1", State.FAILED, 2),
-                                                             Settle("b2", State.SKIPPED, because="b1")]  # fmt: skip
-    scheduler2 = Scheduler([Task("x", "a"), Task("y", "a", ("x",)), Task("z", "a")], limit=3, chains={("x", "y")})
+    assert scheduler.handle(BuildDone(2, {"b1": False})) == [
+        Settle("b1", State.FAILED, 2),
+        Settle("b2", State.SKIPPED, because="b1"),
+    ]
+    scheduler2 = Scheduler(
+        [Task("x", "a"), Task("y", "a", ("x",)), Task("z", "a")], limit=3, chains={("x", "y")}
+    )
     (run,) = scheduler2.start()
     assert isinstance(run, Run) and run.build.transforms == ("x", "y", "z")
     assert scheduler2.handle(BuildDone(1, {"x": False, "y": False, "z": True})) == [
-        Settle("x", State.FAILED, 1), Settle("y", State.SKIPPED, because="x"), Settle("z", State.SUCCESS, 1)]  # fmt: skip
+        Settle("x", State.FAILED, 1),
+        Settle("y", State.SKIPPED, because="x"),
+        Settle("z", State.SUCCESS, 1),
+    ]
 
 
 def test_a_transform_with_nothing_to_build_succeeds_at_once_and_frees_its_dependents() -> None:

@@ -16,8 +16,14 @@ from hypothesis import strategies as st
 from floe.fastschema import ecma_pattern
 from floe.schemas import SCHEMA_BASE, SchemaStore
 
-PATTERNS = ["^[a-z][a-z0-9_]*$", "^[A-Z_][A-Z0-9_]{0,127}$", "^https?://[^\\s]+$", "^a$|^\\[[0-9:.]+\\]$",
-            "^[$a-z]+$", "^x\\$$"]  # fmt: skip
+PATTERNS = [
+    "^[a-z][a-z0-9_]*$",
+    "^[A-Z_][A-Z0-9_]{0,127}$",
+    "^https?://[^\\s]+$",
+    "^a$|^\\[[0-9:.]+\\]$",
+    "^[$a-z]+$",
+    "^x\\$$",
+]
 
 
 @settings(max_examples=400, deadline=None)
@@ -30,9 +36,16 @@ def test_anchored_patterns_match_the_whole_text(pattern: str, text: str) -> None
 
 def test_a_trailing_newline_is_refused_in_names(tmp_path: Path) -> None:
     store = SchemaStore()
-    uri = store.add({"$id": SCHEMA_BASE + "test-names.schema.json", "type": "object",
-                     "properties": {"name": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
-                                    "env": {"type": "object", "propertyNames": {"pattern": "^[A-Z_]+$"}}}})  # fmt: skip
+    uri = store.add(
+        {
+            "$id": SCHEMA_BASE + "test-names.schema.json",
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+                "env": {"type": "object", "propertyNames": {"pattern": "^[A-Z_]+$"}},
+            },
+        }
+    )
     validator = store.validator(uri)
     assert validator.is_valid({"name": "lake", "env": {"ABC": 1}})
     assert not validator.is_valid({"name": "lake\n"})

@@ -53,19 +53,60 @@ from floe.sqlsecrets import bind_secret_placeholders, render_secret_placeholders
 
 SETTINGS = hypothesis.settings(
     deadline=None,
-    suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.data_too_large,
-                           hypothesis.HealthCheck.filter_too_much],
-)  # fmt: skip
+    suppress_health_check=[
+        hypothesis.HealthCheck.too_slow,
+        hypothesis.HealthCheck.data_too_large,
+        hypothesis.HealthCheck.filter_too_much,
+    ],
+)
 EXAMPLES = hypothesis.settings(SETTINGS, max_examples=250)
 """Per SQL builder: the module stays well under a minute on two cores (about 30 s)."""
 SECRET = "FLOE_SQLQ_SECRET"
 
 FRAGMENTS = [
-    "'", '"', "`", "\\", "\\'", "''", ";", "--", "/*", "*/", "\n", "\r\n", "\r", "\t", " ", "$$",
-    "$1", "?", "%s", ":x", "(", ")", ",", "{{", "}}", "{%", "%}", "{#", "{% endraw %}",
-    "{% raw %}", "{{ env_var('" + SECRET + "') }}", "E'", "U&'", "e\\x27", "\u2028", "\x85",
-    "é", "😀", "ß", "DROP TABLE t", "floe", "x",
-]  # fmt: skip
+    "'",
+    '"',
+    "`",
+    "\\",
+    "\\'",
+    "''",
+    ";",
+    "--",
+    "/*",
+    "*/",
+    "\n",
+    "\r\n",
+    "\r",
+    "\t",
+    " ",
+    "$$",
+    "$1",
+    "?",
+    "%s",
+    ":x",
+    "(",
+    ")",
+    ",",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{#",
+    "{% endraw %}",
+    "{% raw %}",
+    "{{ env_var('" + SECRET + "') }}",
+    "E'",
+    "U&'",
+    "e\\x27",
+    "\u2028",
+    "\x85",
+    "é",
+    "😀",
+    "ß",
+    "DROP TABLE t",
+    "floe",
+    "x",
+]
 _pieces = st.one_of(st.sampled_from(FRAGMENTS), st.text(min_size=1, max_size=4))
 some_hostile = st.lists(_pieces, min_size=1, max_size=10).map("".join)
 """Mostly quoting and comment syntax, with any other characters (NUL included) in between."""
@@ -129,12 +170,15 @@ def expected_shape(reference: list[tuple[str, Any]], values: Mapping[str, str]) 
     if not values:
         return reference
     markers = re.compile("|".join(re.escape(m) for m in values))
-    return [(kind, markers.sub(lambda m: values[m[0]], text) if kind in ("literal", "identifier") else text)
-            for kind, text in reference]  # fmt: skip
+    return [
+        (kind, markers.sub(lambda m: values[m[0]], text) if kind in ("literal", "identifier") else text)
+        for kind, text in reference
+    ]
 
 
-def assert_same_statement(duck: duckdb.DuckDBPyConnection, sql: str, reference: str,
-                          values: Mapping[str, str]) -> None:  # fmt: skip
+def assert_same_statement(
+    duck: duckdb.DuckDBPyConnection, sql: str, reference: str, values: Mapping[str, str]
+) -> None:
     """``sql`` is one statement of ``reference``'s kind and shape, holding ``values`` for the markers."""
     parsed = duck.extract_statements(sql)
     (expected_kind,) = (s.type for s in duck.extract_statements(reference))
@@ -152,8 +196,12 @@ AUTH = ["none", "token", "client", "client+oauth2_server_uri"]
 
 
 def catalog_of(auth: str, delegation: str, **values: str) -> CatalogConfig:
-    fields: dict[str, Any] = {"name": values["name"], "uri": values["uri"],
-                              "warehouse": values["warehouse"], "access_delegation": delegation}  # fmt: skip
+    fields: dict[str, Any] = {
+        "name": values["name"],
+        "uri": values["uri"],
+        "warehouse": values["warehouse"],
+        "access_delegation": delegation,
+    }
     if auth == "token":
         fields["token"] = SecretReference(SECRET)
     elif auth.startswith("client"):
@@ -163,22 +211,32 @@ def catalog_of(auth: str, delegation: str, **values: str) -> CatalogConfig:
     return CatalogConfig(type="rest", **fields)
 
 
-MARKERS = {key: f"floe-marker-{key}" for key in
-           ("name", "uri", "warehouse", "client_id", "oauth2_server_uri", "secret")}  # fmt: skip
+MARKERS = {
+    key: f"floe-marker-{key}"
+    for key in ("name", "uri", "warehouse", "client_id", "oauth2_server_uri", "secret")
+}
 
 
 def attachment(engine: Engine, auth: str, delegation: str, values: Mapping[str, str]) -> list[str]:
-    statements = engine.get_catalog_attachment_sql(ComputeConfig("local", "duckdb", {}),
-                                                   catalog_of(auth, delegation, **values))  # fmt: skip
+    statements = engine.get_catalog_attachment_sql(
+        ComputeConfig("local", "duckdb", {}), catalog_of(auth, delegation, **values)
+    )
     assert statements is not None
     return statements
 
 
 @pytest.mark.req("REQ-013")
 @EXAMPLES
-@hypothesis.given(name=some_value, uri=some_value, warehouse=value, client_id=some_value,
-                  oauth2_server_uri=some_value, secret=some_value, auth=st.sampled_from(AUTH),
-                  delegation=st.sampled_from(["none", "vended-credentials"]))  # fmt: skip
+@hypothesis.given(
+    name=some_value,
+    uri=some_value,
+    warehouse=value,
+    client_id=some_value,
+    oauth2_server_uri=some_value,
+    secret=some_value,
+    auth=st.sampled_from(AUTH),
+    delegation=st.sampled_from(["none", "vended-credentials"]),
+)
 def test_duckdb_catalog_attachment_keeps_its_statements(
     duck: duckdb.DuckDBPyConnection, engine: Engine, auth: str, delegation: str, **values: str
 ) -> None:
@@ -208,7 +266,9 @@ def test_duckdb_catalog_attachment_keeps_its_statements(
     for sql, reference in zip(statements, references, strict=True):
         # rendered: each secret a literal
         rendered = render_secret_placeholders(sql, environ, engine="duckdb")
-        rendered_reference = render_secret_placeholders(reference, {SECRET: MARKERS["secret"]}, engine="duckdb")
+        rendered_reference = render_secret_placeholders(
+            reference, {SECRET: MARKERS["secret"]}, engine="duckdb"
+        )
         assert_same_statement(duck, rendered, rendered_reference, substitutions)
         # bound: each secret a parameter, the text never holds it
         bound, params = bind_secret_placeholders(sql, environ, engine="duckdb")
@@ -221,10 +281,14 @@ def test_duckdb_catalog_attachment_keeps_its_statements(
 def iceberg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB with the iceberg extension loaded from its wheel, where secrets are really created."""
     directory = tmp_path_factory.mktemp("ext")
-    connection = duckdb.connect(config={"extension_directory": str(directory),
-                                        "autoinstall_known_extensions": False,
-                                        "autoload_known_extensions": False,
-                                        "allow_unredacted_secrets": True})  # fmt: skip
+    connection = duckdb.connect(
+        config={
+            "extension_directory": str(directory),
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "allow_unredacted_secrets": True,
+        }
+    )
     for file in extension_files(["iceberg"]):
         connection.load_extension(str(file))
     yield connection
@@ -239,8 +303,9 @@ def test_duckdb_creates_the_secret_under_the_catalogs_name(
 ) -> None:
     """Executed, not only parsed: DuckDB stores the secret under ``floe_catalog_<name>``, with the token."""
     hypothesis.assume(not has_nul(name, token))
-    create, _attach = attachment(engine, "token", "none", {"name": name, "uri": "http://127.0.0.1:9",
-                                                           "warehouse": "wh"})  # fmt: skip
+    create, _attach = attachment(
+        engine, "token", "none", {"name": name, "uri": "http://127.0.0.1:9", "warehouse": "wh"}
+    )
     sql, params = bind_secret_placeholders(create, {SECRET: token}, engine="duckdb")
     iceberg.execute(sql, params)
     try:
@@ -269,7 +334,9 @@ def duckdb_run_profile(engine: Engine, target: ProfileTarget, catalog: CatalogCo
 
 @pytest.mark.req("REQ-013")
 @hypothesis.settings(SETTINGS, max_examples=200)
-@hypothesis.given(name=st.sampled_from(["lake", "my_lake", "Lake2", "_l4"]), uri=some_value, warehouse=some_value)
+@hypothesis.given(
+    name=st.sampled_from(["lake", "my_lake", "Lake2", "_l4"]), uri=some_value, warehouse=some_value
+)
 def test_the_run_profile_hands_the_plugin_the_statements_unchanged(
     engine: Engine, target: ProfileTarget, name: str, uri: str, warehouse: str
 ) -> None:
@@ -285,12 +352,21 @@ def test_the_run_profile_hands_the_plugin_the_statements_unchanged(
 
 @pytest.mark.req("REQ-013")
 @EXAMPLES
-@hypothesis.given(name=st.one_of(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True),
-                                 st.sampled_from(["lake-eu", "Select", *sorted(KEYWORDS_NOT_NAMES)]), some_value),
-                  warehouse=value)  # fmt: skip
+@hypothesis.given(
+    name=st.one_of(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True),
+        st.sampled_from(["lake-eu", "Select", *sorted(KEYWORDS_NOT_NAMES)]),
+        some_value,
+    ),
+    warehouse=value,
+)
 def test_dbt_duckdbs_attach_keeps_its_statement_or_the_name_is_refused(
-    duck: duckdb.DuckDBPyConnection, engine: Engine, target: ProfileTarget, name: str, warehouse: str,
-) -> None:  # fmt: skip
+    duck: duckdb.DuckDBPyConnection,
+    engine: Engine,
+    target: ProfileTarget,
+    name: str,
+    warehouse: str,
+) -> None:
     """dbt-duckdb runs its own ``ATTACH IF NOT EXISTS '<path>' AS <alias>``, the alias unquoted.
 
     A catalog name that would not stay one identifier there, or that DuckDB's parser takes for a
@@ -309,8 +385,12 @@ def test_dbt_duckdbs_attach_keeps_its_statement_or_the_name_is_refused(
         return
     (attach,) = [a for a in rendered["attach"] if a["alias"] == name]
     sql = Attachment(**attach).to_sql()  # dbt-duckdb's own statement
-    assert_same_statement(duck, sql, "ATTACH IF NOT EXISTS 'floe-marker-path' AS floe_marker_alias",
-                          {"floe-marker-path": warehouse, "floe_marker_alias": name})  # fmt: skip
+    assert_same_statement(
+        duck,
+        sql,
+        "ATTACH IF NOT EXISTS 'floe-marker-path' AS floe_marker_alias",
+        {"floe-marker-path": warehouse, "floe_marker_alias": name},
+    )
 
 
 # -- DuckDB: settings ------------------------------------------------------------------------------
@@ -341,11 +421,19 @@ def dbt_duckdb_set_statements(settings: Mapping[str, Any]) -> list[str]:
 @EXAMPLES
 @hypothesis.given(key=setting_key, setting=st.one_of(value, st.integers(), st.booleans()))
 def test_duckdb_settings_keep_their_set_statements(
-    duck: duckdb.DuckDBPyConnection, engine: Engine, target: ProfileTarget, key: str, setting: Any,
-) -> None:  # fmt: skip
+    duck: duckdb.DuckDBPyConnection,
+    engine: Engine,
+    target: ProfileTarget,
+    key: str,
+    setting: Any,
+) -> None:
     compute = ComputeConfig("local", "duckdb", {"settings": {key: setting}})
-    refusable = (not SETTING_NAME.fullmatch(key) or key.lower() in KEYWORDS_NOT_NAMES or is_credential_key(key)
-                 or has_nul(str(setting)))  # fmt: skip
+    refusable = (
+        not SETTING_NAME.fullmatch(key)
+        or key.lower() in KEYWORDS_NOT_NAMES
+        or is_credential_key(key)
+        or has_nul(str(setting))
+    )
     try:
         profile = engine.generate_dbt_profile(compute, target)
     except PluginExecutionError as exc:
@@ -358,24 +446,34 @@ def test_duckdb_settings_keep_their_set_statements(
     settings = profile["settings"]
     assert str(settings[key]) == str(setting)
     for sql in [set_statement(key, setting), *dbt_duckdb_set_statements({key: setting})]:
-        reference = (set_statement("floe_marker_key", "floe-marker-value") if sql.startswith('SET "')
-                     else "SET floe_marker_key = 'floe-marker-value'")  # fmt: skip
-        assert_same_statement(duck, sql, reference,
-                              {"floe_marker_key": key, "floe-marker-value": str(setting)})  # fmt: skip
+        reference = (
+            set_statement("floe_marker_key", "floe-marker-value")
+            if sql.startswith('SET "')
+            else "SET floe_marker_key = 'floe-marker-value'"
+        )
+        assert_same_statement(
+            duck, sql, reference, {"floe_marker_key": key, "floe-marker-value": str(setting)}
+        )
 
 
 @pytest.mark.req("REQ-014")
 @EXAMPLES
 @hypothesis.given(key=some_value, setting=some_value)
-def test_duckdb_set_statement_keeps_its_statement(duck: duckdb.DuckDBPyConnection, key: str, setting: str) -> None:
+def test_duckdb_set_statement_keeps_its_statement(
+    duck: duckdb.DuckDBPyConnection, key: str, setting: str
+) -> None:
     """floe's own ``SET`` (the connection check) quotes any key, not only the names the profile lets by."""
     try:
         sql = set_statement(key, setting)
     except ValueError:
         assert has_nul(key, setting)
         return
-    assert_same_statement(duck, sql, set_statement("floe_marker_key", "floe-marker-value"),
-                          {"floe_marker_key": key, "floe-marker-value": setting})  # fmt: skip
+    assert_same_statement(
+        duck,
+        sql,
+        set_statement("floe_marker_key", "floe-marker-value"),
+        {"floe_marker_key": key, "floe-marker-value": setting},
+    )
 
 
 # -- Snowflake and Trino (sqlglot's dialects: no engine parser runs offline) -----------------------
@@ -464,21 +562,31 @@ catalog:
 def yaml_quoted(text: str) -> str:
     """``text`` as a YAML double-quoted scalar, every character outside printable ASCII escaped."""
     escaped = "".join(
-        c if 0x20 <= ord(c) < 0x7F and c not in '"\\'
-        else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" if ord(c) < 0x10000
+        c
+        if 0x20 <= ord(c) < 0x7F and c not in '"\\'
+        else f"\\x{ord(c):02x}"
+        if ord(c) < 0x100
+        else f"\\u{ord(c):04x}"
+        if ord(c) < 0x10000
         else f"\\U{ord(c):08x}"
         for c in text
-    )  # fmt: skip
+    )
     return '"' + escaped + '"'
 
 
 @pytest.mark.req("REQ-013")
-@hypothesis.settings(SETTINGS, max_examples=60,
-                     suppress_health_check=[*SETTINGS.suppress_health_check,
-                                            hypothesis.HealthCheck.function_scoped_fixture])  # fmt: skip
-@hypothesis.given(name=st.one_of(*[st.sampled_from(["lake", "my_lake", "lake-eu"])] * 3, some_value),
-                  uri=some_value, warehouse=some_value, client_id=some_value,
-                  secret=st.one_of(st.just(SECRET), st.just(SECRET), some_value))  # fmt: skip
+@hypothesis.settings(
+    SETTINGS,
+    max_examples=60,
+    suppress_health_check=[*SETTINGS.suppress_health_check, hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(
+    name=st.one_of(*[st.sampled_from(["lake", "my_lake", "lake-eu"])] * 3, some_value),
+    uri=some_value,
+    warehouse=some_value,
+    client_id=some_value,
+    secret=st.one_of(st.just(SECRET), st.just(SECRET), some_value),
+)
 def test_manifest_values_are_refused_or_reach_the_sql_unchanged(
     tmp_path: Path, duck: duckdb.DuckDBPyConnection, registry: EngineRegistry, engine: Engine, **values: str
 ) -> None:
@@ -497,7 +605,11 @@ def test_manifest_values_are_refused_or_reach_the_sql_unchanged(
     assert catalog is not None
     hypothesis.event("accepted")
     assert (catalog.name, catalog.uri, catalog.warehouse, catalog.client_id) == (
-        values["name"], values["uri"], values["warehouse"], values["client_id"])
+        values["name"],
+        values["uri"],
+        values["warehouse"],
+        values["client_id"],
+    )
     assert catalog.client_secret == SecretReference(values["secret"])
     if has_nul(values["uri"], values["warehouse"], values["client_id"], values["name"]):
         with pytest.raises(PluginExecutionError, match="cannot be written into SQL"):
@@ -505,19 +617,36 @@ def test_manifest_values_are_refused_or_reach_the_sql_unchanged(
         return
     statements = engine.get_catalog_attachment_sql(ComputeConfig("local", "duckdb", {}), catalog)
     assert statements is not None
-    markers = {"name": "lake", "uri": "floe-marker-uri", "warehouse": "floe-marker-warehouse",
-               "client_id": "floe-marker-client"}  # fmt: skip
+    markers = {
+        "name": "lake",
+        "uri": "floe-marker-uri",
+        "warehouse": "floe-marker-warehouse",
+        "client_id": "floe-marker-client",
+    }
     references = engine.get_catalog_attachment_sql(
         ComputeConfig("local", "duckdb", {}),
-        CatalogConfig(type="rest", name="floe-marker-name", uri=markers["uri"], warehouse=markers["warehouse"],
-                      client_id=markers["client_id"], client_secret=SecretReference(SECRET)),
-    )  # fmt: skip
+        CatalogConfig(
+            type="rest",
+            name="floe-marker-name",
+            uri=markers["uri"],
+            warehouse=markers["warehouse"],
+            client_id=markers["client_id"],
+            client_secret=SecretReference(SECRET),
+        ),
+    )
     assert references is not None
     environ = {values["secret"]: "s3cret", SECRET: "s3cret"}
-    substitutions = {"floe-marker-name": catalog.name, **{markers[k]: values[k] for k in markers if k != "name"}}
+    substitutions = {
+        "floe-marker-name": catalog.name,
+        **{markers[k]: values[k] for k in markers if k != "name"},
+    }
     for sql, reference in zip(statements, references, strict=True):
-        assert_same_statement(duck, render_secret_placeholders(sql, environ, engine="duckdb"),
-                              render_secret_placeholders(reference, environ, engine="duckdb"), substitutions)  # fmt: skip
+        assert_same_statement(
+            duck,
+            render_secret_placeholders(sql, environ, engine="duckdb"),
+            render_secret_placeholders(reference, environ, engine="duckdb"),
+            substitutions,
+        )
 
 
 def test_quoting_functions_refuse_what_no_statement_can_hold() -> None:

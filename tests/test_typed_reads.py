@@ -22,13 +22,25 @@ def reads_by_key(path: Path) -> list[str]:
     """``x.data[…]``, ``x.data.get(…)`` and ``… in x.data`` in the module at ``path``."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "data":
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "data"
+        ):
             found.append(ast.unparse(node))
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-              and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "data"):  # fmt: skip
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and isinstance(node.func.value, ast.Attribute)
+            and node.func.value.attr == "data"
+        ):
             found.append(ast.unparse(node))
-        elif isinstance(node, ast.Compare) and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops) and any(
-                isinstance(c, ast.Attribute) and c.attr == "data" for c in node.comparators):  # fmt: skip
+        elif (
+            isinstance(node, ast.Compare)
+            and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops)
+            and any(isinstance(c, ast.Attribute) and c.attr == "data" for c in node.comparators)
+        ):
             found.append(ast.unparse(node))
     return found
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-GOOD = '''
+GOOD = """
 from typing import Any
 from floe.enginekit import CatalogConfig, ComputeConfig, ComputePlugin, ProfileTarget, ValidationResult
 
@@ -33,7 +33,7 @@ class Engine(ComputePlugin):
     def get_catalog_attachment_sql(self, compute: ComputeConfig,
                                    catalog: CatalogConfig) -> list[str] | None:
         return None
-'''
+"""
 
 
 @pytest.mark.req("REQ-019")
@@ -43,9 +43,12 @@ def test_mypy_strict_accepts_a_correct_engine_and_rejects_a_wrong_signature(tmp_
     good = tmp_path / "good_engine.py"
     good.write_text(textwrap.dedent(GOOD))
     bad = tmp_path / "bad_engine.py"
-    bad.write_text(textwrap.dedent(GOOD).replace(
-        "def get_required_dbt_packages(self) -> list[str]:\n        return [\"dbt-good>=1,<2\"]",
-        "def get_required_dbt_packages(self) -> str:\n        return \"dbt-good\""))  # fmt: skip
+    bad.write_text(
+        textwrap.dedent(GOOD).replace(
+            'def get_required_dbt_packages(self) -> list[str]:\n        return ["dbt-good>=1,<2"]',
+            'def get_required_dbt_packages(self) -> str:\n        return "dbt-good"',
+        )
+    )
     args = ["--strict", "--no-error-summary", "--cache-dir", str(tmp_path / "cache")]
     out, err, status = api.run([*args, str(good)])
     assert status == 0, out + err

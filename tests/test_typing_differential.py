@@ -85,8 +85,11 @@ TYPES_SCHEMA: dict[str, Any] = {
         "entry": {
             "oneOf": [
                 {"type": "string"},
-                {"type": "object", "additionalProperties": False,
-                 "properties": {"name": {"type": "string"}, "size": {"type": "integer"}}},
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"name": {"type": "string"}, "size": {"type": "integer"}},
+                },
             ]
         },
         "numbers_or_int": {"anyOf": [{"type": "array", "items": {"type": "number"}}, {"type": "integer"}]},
@@ -99,12 +102,19 @@ ALTERNATIVES_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "hosts": {"oneOf": [{"type": "array", "items": {"type": "integer"}},
-                            {"type": "array", "items": {"type": "string"}}]},
+        "hosts": {
+            "oneOf": [
+                {"type": "array", "items": {"type": "integer"}},
+                {"type": "array", "items": {"type": "string"}},
+            ]
+        },
         "target": {
             "anyOf": [
-                {"type": "object", "additionalProperties": False,
-                 "properties": {"port": {"type": "integer"}, "tls": {"type": "boolean"}}},
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"port": {"type": "integer"}, "tls": {"type": "boolean"}},
+                },
                 {"type": "object", "properties": {"port": {"type": "string"}}},
             ]
         },
@@ -210,16 +220,93 @@ def untyped(node: Node) -> Any:
 # -- spellings ---------------------------------------------------------------------------------------
 
 INTEGERS = ["0", "8", "-3", "+7", "8_000", "1_000_000", "007", "-0", "42", "1__0", "_1", "1_"]
-NUMBERS = ["1.5", "-2.25", ".5", "5.", "1e3", "1E-3", "-1.5e+2", "1_000.5", "3", "0.0", "-0.0", "1e1_0",
-           ".inf", "-.inf", "+.INF", "Inf", "-INF", "inf", "nan", ".NaN", "NAN"]  # fmt: skip
-BOOLEANS = ["yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "on", "On",
-            "off", "OFF", "y", "Y", "n", "N", "1", "0", "yEs", "oFf"]  # fmt: skip
-LOOKALIKES = ["no", "yes", "Norway", "0x1f", "0o17", "0b101", "1e3", "1.2.3", "12abc", "--1", "+-1", "1 000",
-              "null", "~", "None", "maybe", "infinity", "-nan", "+nan", "nan.", "yes please", "1,000", "0x",
-              "hello world", "a/b", "duckdb", "spark-large", "x", "Ⅻ", "٣", "3.", "-.5", "1e", "e", "true!"]  # fmt: skip
+NUMBERS = [
+    "1.5",
+    "-2.25",
+    ".5",
+    "5.",
+    "1e3",
+    "1E-3",
+    "-1.5e+2",
+    "1_000.5",
+    "3",
+    "0.0",
+    "-0.0",
+    "1e1_0",
+    ".inf",
+    "-.inf",
+    "+.INF",
+    "Inf",
+    "-INF",
+    "inf",
+    "nan",
+    ".NaN",
+    "NAN",
+]
+BOOLEANS = [
+    "yes",
+    "Yes",
+    "YES",
+    "no",
+    "No",
+    "NO",
+    "true",
+    "True",
+    "TRUE",
+    "false",
+    "False",
+    "on",
+    "On",
+    "off",
+    "OFF",
+    "y",
+    "Y",
+    "n",
+    "N",
+    "1",
+    "0",
+    "yEs",
+    "oFf",
+]
+LOOKALIKES = [
+    "no",
+    "yes",
+    "Norway",
+    "0x1f",
+    "0o17",
+    "0b101",
+    "1e3",
+    "1.2.3",
+    "12abc",
+    "--1",
+    "+-1",
+    "1 000",
+    "null",
+    "~",
+    "None",
+    "maybe",
+    "infinity",
+    "-nan",
+    "+nan",
+    "nan.",
+    "yes please",
+    "1,000",
+    "0x",
+    "hello world",
+    "a/b",
+    "duckdb",
+    "spark-large",
+    "x",
+    "Ⅻ",
+    "٣",
+    "3.",
+    "-.5",
+    "1e",
+    "e",
+    "true!",
+]
 # Numerals strictyaml's own patterns admit but Python cannot convert ("_" → int("")).
 DEGENERATE = ["_", "__", "-_", "+_", "e5", "E3", "_e1", ".", "-", "+", "._", "-.", "+e1", ".e1", "_._"]
-
 
 
 def degenerate(text: str) -> bool:
@@ -237,19 +324,25 @@ ordinary_text = st.one_of(
     st.sampled_from(INTEGERS + NUMBERS + BOOLEANS + LOOKALIKES),
     st.integers(-(10**12), 10**12).map(str),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
-    st.text(st.sampled_from("abcxyzAZ019_.-+/ :#'\"é"), min_size=1, max_size=8).filter(lambda t: not degenerate(t)),
+    st.text(st.sampled_from("abcxyzAZ019_.-+/ :#'\"é"), min_size=1, max_size=8).filter(
+        lambda t: not degenerate(t)
+    ),
 )
 
 
 def spellings(kind: str | None, edge: bool) -> st.SearchStrategy[str]:
     """Texts for a scalar of JSON type ``kind``: mostly its own spellings, sometimes anything."""
     own = {
-        "integer": st.one_of(st.sampled_from(INTEGERS), st.integers(-(10**9), 10**9).map(str),
-                             st.integers(0, 10**9).map(lambda i: f"{i:_}")),
-        "number": st.one_of(st.sampled_from(NUMBERS + INTEGERS),
-                            st.floats(allow_nan=False, allow_infinity=False).map(repr)),
+        "integer": st.one_of(
+            st.sampled_from(INTEGERS),
+            st.integers(-(10**9), 10**9).map(str),
+            st.integers(0, 10**9).map(lambda i: f"{i:_}"),
+        ),
+        "number": st.one_of(
+            st.sampled_from(NUMBERS + INTEGERS), st.floats(allow_nan=False, allow_infinity=False).map(repr)
+        ),
         "boolean": st.sampled_from(BOOLEANS),
-    }.get(kind or "", ordinary_text)  # fmt: skip
+    }.get(kind or "", ordinary_text)
     choices = [own, own, own, ordinary_text]
     if edge:
         choices.append(st.sampled_from([*DEGENERATE, ""]))
@@ -307,15 +400,22 @@ def nodes(draw: st.DrawFn, schema: Mapping[str, Any], base: str, depth: int = 0,
     if kind == "object":
         properties: Mapping[str, Any] = schema.get("properties", {})
         extra = schema.get("additionalProperties", True)
-        keys = draw(st.lists(st.sampled_from(list(properties)), max_size=4, unique=True)) if properties else []
+        keys = (
+            draw(st.lists(st.sampled_from(list(properties)), max_size=4, unique=True)) if properties else []
+        )
         unknown_allowed = extra is not False or draw(st.integers(0, 7)) == 0
-        extras = draw(st.lists(st.sampled_from(EXTRA_KEYS), max_size=2 if unknown_allowed else 0, unique=True))
+        extras = draw(
+            st.lists(st.sampled_from(EXTRA_KEYS), max_size=2 if unknown_allowed else 0, unique=True)
+        )
         items = [(k, draw(nodes(properties[k], base, depth + 1, edge))) for k in keys]
         for key in extras:
             if key in properties:
                 continue
-            value = (draw(nodes(extra, base, depth + 1, edge)) if isinstance(extra, Mapping)
-                     else draw(free_nodes(depth + 1, edge)))  # fmt: skip
+            value = (
+                draw(nodes(extra, base, depth + 1, edge))
+                if isinstance(extra, Mapping)
+                else draw(free_nodes(depth + 1, edge))
+            )
             items.append((key, value))
         return MapNode(tuple(items), flow)
     if kind == "array":
@@ -391,7 +491,11 @@ def check_agreement(text: str, uri: str) -> Parsed:
     fallback = STORE.apply_types(parsed.untyped, STORE.get(uri), uri)
     assert same(parsed.untyped, before), "apply_types changed its input"
     if currently_in_test_context():
-        event("strictyaml accepted" if parsed.refusal is None else f"strictyaml refused: {type(parsed.refusal).__name__}")
+        event(
+            "strictyaml accepted"
+            if parsed.refusal is None
+            else f"strictyaml refused: {type(parsed.refusal).__name__}"
+        )
     if parsed.refusal is None:
         assert same(fallback, parsed.typed), (
             f"strictyaml accepted the text, apply_types typed it differently\n{text}\n"
@@ -448,19 +552,27 @@ def test_apply_types_agrees_with_strictyaml_on_alternatives_of_one_kind(data: st
 
 
 SCALAR_SCHEMAS: list[dict[str, Any]] = [
-    {"type": "integer"}, {"type": "number"}, {"type": "boolean"}, {"type": "string"},
-    {"type": "integer", "minimum": 1}, {"type": ["integer", "null"]}, {"enum": ["fast", "slow"]},
-    {"const": 1}, {"enum": [True, False]},
+    {"type": "integer"},
+    {"type": "number"},
+    {"type": "boolean"},
+    {"type": "string"},
+    {"type": "integer", "minimum": 1},
+    {"type": ["integer", "null"]},
+    {"enum": ["fast", "slow"]},
+    {"const": 1},
+    {"enum": [True, False]},
     {"oneOf": [{"type": "integer"}, {"type": "boolean"}]},
     {"oneOf": [{"type": "boolean"}, {"type": "number"}]},
     {"anyOf": [{"type": "integer"}, {"type": "string"}]},
     {"oneOf": [{"type": "object", "properties": {"n": {"type": "integer"}}}, {"type": "integer"}]},
-]  # fmt: skip
+]
 SCALAR_URIS = [
-    STORE.add({"type": "object", "additionalProperties": False, "properties": {"v": s}},
-              TEST_BASE + f"scalar-{i}.schema.json")
+    STORE.add(
+        {"type": "object", "additionalProperties": False, "properties": {"v": s}},
+        TEST_BASE + f"scalar-{i}.schema.json",
+    )
     for i, s in enumerate(SCALAR_SCHEMAS)
-]  # fmt: skip
+]
 
 
 def check_scalar(uri: str, text: str, quote: int) -> None:
@@ -476,8 +588,10 @@ def check_scalar(uri: str, text: str, quote: int) -> None:
 
 @pytest.mark.parametrize("index", range(len(SCALAR_SCHEMAS)), ids=[json.dumps(s) for s in SCALAR_SCHEMAS])
 @budget(150)
-@given(text=st.one_of(spellings("integer", False), spellings("number", False), spellings("boolean", False)),
-       quote=st.integers(0, 3))  # fmt: skip
+@given(
+    text=st.one_of(spellings("integer", False), spellings("number", False), spellings("boolean", False)),
+    quote=st.integers(0, 3),
+)
 def test_refused_scalars_stay_strings_the_schema_refuses(index: int, text: str, quote: int) -> None:
     check_scalar(SCALAR_URIS[index], text, quote)
 
@@ -492,12 +606,18 @@ def test_degenerate_numerals_stay_strings_the_schema_refuses(kind: str, text: st
 # -- examples ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spelling", ["no", "No", "NO", "n", "off", "yes", "on", "y", "true", "False", "0", "1"])
+@pytest.mark.parametrize(
+    "spelling", ["no", "No", "NO", "n", "off", "yes", "on", "y", "true", "False", "0", "1"]
+)
 def test_norway_stays_a_string_where_a_string_is_expected(spelling: str) -> None:
     """The Norway problem: a country code (or any word) where a string belongs stays that word."""
     uri = URIS["types"]
     for quote in (0, 2, 3):
-        text = render(MapNode((("label", Leaf(spelling, quote)), ("tags", SeqNode((Leaf(spelling, quote),)))),))
+        text = render(
+            MapNode(
+                (("label", Leaf(spelling, quote)), ("tags", SeqNode((Leaf(spelling, quote),)))),
+            )
+        )
         parsed = check_agreement(text, uri)
         assert parsed.refusal is None
         assert same(parsed.typed, {"label": spelling, "tags": [spelling]})
@@ -515,10 +635,19 @@ def test_boolean_words_become_booleans_and_maybe_is_refused() -> None:
 
 
 def test_numbers_keep_their_types() -> None:
-    parsed = check_agreement("count: 8_000\nratio: 8\nlevel: 2\nanything: 8\nnested: {depth: -3, weight: .inf}\n",
-                             URIS["types"])  # fmt: skip
-    assert same(parsed.typed, {"count": 8000, "ratio": 8.0, "level": 2, "anything": "8",
-                               "nested": {"depth": -3, "weight": math.inf}})  # fmt: skip
+    parsed = check_agreement(
+        "count: 8_000\nratio: 8\nlevel: 2\nanything: 8\nnested: {depth: -3, weight: .inf}\n", URIS["types"]
+    )
+    assert same(
+        parsed.typed,
+        {
+            "count": 8000,
+            "ratio": 8.0,
+            "level": 2,
+            "anything": "8",
+            "nested": {"depth": -3, "weight": math.inf},
+        },
+    )
 
 
 def test_an_empty_mapping_value_types_like_strictyaml() -> None:
@@ -529,15 +658,20 @@ def test_an_empty_mapping_value_types_like_strictyaml() -> None:
     check_agreement(text, uri)
 
 
-@pytest.mark.parametrize("alternatives", [
-    [{"type": "array", "items": {"type": "integer"}}, {"type": "array", "items": {"type": "string"}}],
-    [{"type": "object", "properties": {"port": {"type": "integer"}}}, {"type": "object"}],
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "alternatives",
+    [
+        [{"type": "array", "items": {"type": "integer"}}, {"type": "array", "items": {"type": "string"}}],
+        [{"type": "object", "properties": {"port": {"type": "integer"}}}, {"type": "object"}],
+    ],
+)
 def test_alternatives_of_one_kind_get_a_strictyaml_schema(alternatives: list[dict[str, Any]]) -> None:
     """An engine's config schema may offer two list (or two mapping) alternatives; floe must still
     derive a strictyaml schema for it (strictyaml refuses to `|` two Seq or two Map validators)."""
-    uri = STORE.add({"type": "object", "properties": {"v": {"oneOf": alternatives}}},
-                    TEST_BASE + f"same-kind-{alternatives[0]['type']}.schema.json")  # fmt: skip
+    uri = STORE.add(
+        {"type": "object", "properties": {"v": {"oneOf": alternatives}}},
+        TEST_BASE + f"same-kind-{alternatives[0]['type']}.schema.json",
+    )
     strictyaml_schema(STORE, STORE.get(uri), uri)
 
 

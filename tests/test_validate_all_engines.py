@@ -42,8 +42,9 @@ def assert_actionable(row: Mapping[str, Any]) -> None:
     )
 
 
-def check_json(proc: subprocess.CompletedProcess[str], elapsed: float,
-               names: list[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
+def check_json(
+    proc: subprocess.CompletedProcess[str], elapsed: float, names: list[str]
+) -> dict[str, dict[str, Any]]:
     """The rows of ``validate --json``, checked against the contract every row must keep."""
     assert proc.returncode in (0, 1), f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -51,8 +52,9 @@ def check_json(proc: subprocess.CompletedProcess[str], elapsed: float,
     assert document["environment"] == "dev"
     rows = {row["compute"]: row for row in document["computes"]}
     assert len(document["computes"]) == len(names) and sorted(rows) == sorted(names), proc.stdout
-    report = "\n".join(f"{r['compute']}: {r['status']} {r['seconds']} s {r['message']}"
-                       for r in rows.values())  # fmt: skip
+    report = "\n".join(
+        f"{r['compute']}: {r['status']} {r['seconds']} s {r['message']}" for r in rows.values()
+    )
     for row in rows.values():
         assert row["engine"] == row["compute"], report
         assert row["status"] in ("ok", "FAILED"), report
@@ -82,12 +84,20 @@ def test_validate_reaches_every_engine_and_prints_the_table(peers: Peers, tmp_pa
 
 
 def test_a_hung_and_a_refused_compute_fail_in_time_and_the_rest_connect(
-    peers: Peers, tmp_path: Path, silent_server: tuple[str, int], refused_address: tuple[str, int],
-) -> None:  # fmt: skip
+    peers: Peers,
+    tmp_path: Path,
+    silent_server: tuple[str, int],
+    refused_address: tuple[str, int],
+) -> None:
     host, port = silent_server
     configs = dict(peers.configs)
-    configs["trino"] = {"host": host, "port": port, "user": "floe", "database": TRINO_CATALOG,
-                        "schema": "analytics"}  # fmt: skip
+    configs["trino"] = {
+        "host": host,
+        "port": port,
+        "user": "floe",
+        "database": TRINO_CATALOG,
+        "schema": "analytics",
+    }
     host, port = refused_address
     configs["redshift"] = {**configs["redshift"], "host": host, "port": port}
     product = write_product(tmp_path, configs)

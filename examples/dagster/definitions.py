@@ -23,4 +23,6 @@ EXAMPLES = Path(__file__).resolve().parent.parent
 PRODUCTS = [EXAMPLES / "lakehouse"]
 """The data products this code location runs (each a directory with its floe.yaml)."""
 
-defs = dg.Definitions(assets=[a for product in PRODUCTS for a in assets(product, os.environ.get("FLOE_ENV", "dev"))])
+defs = dg.Definitions(
+    assets=[a for product in PRODUCTS for a in assets(product, os.environ.get("FLOE_ENV", "dev"))]
+)

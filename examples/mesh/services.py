@@ -36,21 +36,28 @@ LAUNCHER = Path(__file__).resolve().parents[2] / "tests" / "support" / "fakesnow
 
 
 @contextlib.contextmanager
-def running(pg_port: int = POSTGRES_PORT, sf_port: int = SNOWFLAKE_PORT, *, password: str,
-            log: Path | None = None) -> Iterator[tuple[int, int]]:  # fmt: skip
+def running(
+    pg_port: int = POSTGRES_PORT, sf_port: int = SNOWFLAKE_PORT, *, password: str, log: Path | None = None
+) -> Iterator[tuple[int, int]]:
     """Both servers for the ``with`` block; yields their ports."""
     from floe_engine_postgres.testing import running_postgres
 
-    with running_postgres(user=NAME, dbname=NAME, password=password, port=pg_port) as pg, \
-            _fakesnow(sf_port, log or Path(os.devnull)):  # fmt: skip
+    with (
+        running_postgres(user=NAME, dbname=NAME, password=password, port=pg_port) as pg,
+        _fakesnow(sf_port, log or Path(os.devnull)),
+    ):
         yield pg.port, sf_port
 
 
 @contextlib.contextmanager
 def _fakesnow(port: int, log: Path) -> Iterator[None]:
     with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, str(LAUNCHER), "-s", "--host", HOST, "--port", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, str(LAUNCHER), "-s", "--host", HOST, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     try:
         _wait_for_fakesnow(process, port)
         _create_database(port)
@@ -84,20 +91,33 @@ def _create_database(port: int) -> None:
     """What an account administrator does once: fakesnow creates no database by itself."""
     import snowflake.connector
 
-    with snowflake.connector.connect(account="fakesnow", user="admin", password="any", host=HOST, port=port,
-                                     protocol="http", platform_detection_timeout_seconds=0.0) as admin:  # fmt: skip
+    with snowflake.connector.connect(
+        account="fakesnow",
+        user="admin",
+        password="any",
+        host=HOST,
+        port=port,
+        protocol="http",
+        platform_detection_timeout_seconds=0.0,
+    ) as admin:
         admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {NAME}")
 
 
 def main() -> int:
     password = os.environ.get("MESH_PG_PASSWORD")
     if not password:
-        print("set MESH_PG_PASSWORD (and MESH_SNOWFLAKE_PASSWORD) first; floe run reads them too", file=sys.stderr)
+        print(
+            "set MESH_PG_PASSWORD (and MESH_SNOWFLAKE_PASSWORD) first; floe run reads them too",
+            file=sys.stderr,
+        )
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with running(password=password):
-        print(f"PostgreSQL on {HOST}:{POSTGRES_PORT} and Snowflake (fakesnow) on {HOST}:{SNOWFLAKE_PORT} are "
-              "ready; Ctrl-C stops them", flush=True)  # fmt: skip
+        print(
+            f"PostgreSQL on {HOST}:{POSTGRES_PORT} and Snowflake (fakesnow) on {HOST}:{SNOWFLAKE_PORT} are "
+            "ready; Ctrl-C stops them",
+            flush=True,
+        )
         try:
             while True:
                 time.sleep(3600)

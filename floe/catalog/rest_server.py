@@ -886,8 +886,10 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme.lower() == "basic":
             with contextlib.suppress(ValueError):
                 client_id, _, secret = base64.b64decode(basic.strip()).decode().partition(":")
-        if _first(form, "grant_type") != "client_credentials" or client_id != CLIENT_ID or not _same(
-            secret or "", token
+        if (
+            _first(form, "grant_type") != "client_credentials"
+            or client_id != CLIENT_ID
+            or not _same(secret or "", token)
         ):
             raise _unauthorized("invalid client credentials")
         return token

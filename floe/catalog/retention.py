@@ -97,10 +97,15 @@ class MaintenanceReport:
     """A table that could not be maintained, and why (the others are maintained regardless)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"tables": self.tables, "snapshots_expired": self.snapshots_expired,
-                "files_removed": self.files_removed, "bytes_removed": self.bytes_removed,
-                "folders_removed": self.folders_removed, "seconds": round(self.seconds, 3),
-                "errors": self.errors}  # fmt: skip
+        return {
+            "tables": self.tables,
+            "snapshots_expired": self.snapshots_expired,
+            "files_removed": self.files_removed,
+            "bytes_removed": self.bytes_removed,
+            "folders_removed": self.folders_removed,
+            "seconds": round(self.seconds, 3),
+            "errors": self.errors,
+        }
 
 
 # -- decisions (pure) ------------------------------------------------------------------------------
@@ -178,8 +183,9 @@ def _expire(table: Table, keep: int, report: MaintenanceReport) -> Table:
     return table.refresh()
 
 
-def _remove_orphans(table: Table, keep: int, warehouse: Path, live: Iterable[Path],
-                    report: MaintenanceReport) -> None:  # fmt: skip
+def _remove_orphans(
+    table: Table, keep: int, warehouse: Path, live: Iterable[Path], report: MaintenanceReport
+) -> None:
     root = _local(table.metadata.location)
     if root is None or not _inside(root, warehouse) or root == warehouse:
         return

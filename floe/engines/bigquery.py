@@ -66,20 +66,30 @@ METHOD_KEYS: dict[str, tuple[str, ...]] = {
     "oauth-secrets": ("token", "refresh_token", "client_id", "client_secret", "token_uri"),
 }
 """The credential settings each method uses; any other credential setting is a mistake."""
-CREDENTIAL_KEYS = ("keyfile", "keyfile_json", "token", "refresh_token", "client_id", "client_secret", "token_uri")
+CREDENTIAL_KEYS = (
+    "keyfile",
+    "keyfile_json",
+    "token",
+    "refresh_token",
+    "client_id",
+    "client_secret",
+    "token_uri",
+)
 SECRET_KEYS = ("keyfile", "keyfile_json", "token", "refresh_token", "client_secret")
 PASSED_THROUGH = (
-    "execution_project", "location", "priority", "maximum_bytes_billed",
-    "job_execution_timeout_seconds", "job_creation_timeout_seconds", "job_retries",
-    "job_retry_deadline_seconds", "api_endpoint",
-)  # fmt: skip
+    "execution_project",
+    "location",
+    "priority",
+    "maximum_bytes_billed",
+    "job_execution_timeout_seconds",
+    "job_creation_timeout_seconds",
+    "job_retries",
+    "job_retry_deadline_seconds",
+    "api_endpoint",
+)
 """Settings that go into the profile under the same name as in floe's config."""
 DBT_SECRET_PREFIX = "DBT_ENV_SECRET_"
 _REASON = re.compile(r"'reason':\s*'([A-Za-z]+)'")
-
-
-
-
 
 
 class BigQueryEngine(ComputePlugin):
@@ -88,7 +98,9 @@ class BigQueryEngine(ComputePlugin):
     name: ClassVar[str] = "bigquery"
     version: ClassVar[str] = __version__
     dbt_adapter: ClassVar[str] = "bigquery"
-    description: ClassVar[str] = "Google BigQuery through dbt-bigquery; credentials only as secret references."
+    description: ClassVar[str] = (
+        "Google BigQuery through dbt-bigquery; credentials only as secret references."
+    )
 
     def config_schema(self) -> Mapping[str, Any]:
         from floe.schemas import schema_file
@@ -143,6 +155,7 @@ class BigQueryEngine(ComputePlugin):
         check runs under a hard deadline a little under ``timeout``. The message says what to fix;
         it never holds a secret's value.
         """
+
         def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
             details = self._check(compute, progress, seconds)
             message = (
@@ -153,7 +166,10 @@ class BigQueryEngine(ComputePlugin):
             return message, details
 
         return run_check(
-            ENGINE, compute, timeout, check,
+            ENGINE,
+            compute,
+            timeout,
+            check,
             no_answer=lambda progress: (
                 f"no answer from {progress['details'].get('endpoint', 'the BigQuery API')} within "
                 f"{timeout:g} s while {progress['stage']}",
@@ -161,8 +177,9 @@ class BigQueryEngine(ComputePlugin):
                 "private connectivity) and, if api_endpoint is set, that it points at the BigQuery API",
             ),
             fix="check the compute's BigQuery settings (project, dataset, method and its secrets)",
-            translate=self.translate_error, margin=0.3,
-        )  # fmt: skip
+            translate=self.translate_error,
+            margin=0.3,
+        )
 
     def _check(self, compute: ComputeConfig, progress: dict[str, Any], budget: float) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
@@ -179,20 +196,29 @@ class BigQueryEngine(ComputePlugin):
         project, dataset = str(config["project"]), str(config["dataset"])
         endpoint = str(config.get("api_endpoint") or "https://bigquery.googleapis.com")
         details: dict[str, Any] = progress["details"]
-        details.update({"method": settings.method, "project": project, "dataset": dataset, "endpoint": endpoint})
+        details.update(
+            {"method": settings.method, "project": project, "dataset": dataset, "endpoint": endpoint}
+        )
         progress["stage"] = "importing google-cloud-bigquery"
         try:
             bigquery = importlib.import_module("google.cloud.bigquery")
             client_options = importlib.import_module("google.api_core.client_options")
         except ImportError as exc:
             raise PluginExecutionError(
-                ENGINE, operation, f"google-cloud-bigquery cannot be imported ({exc})", PIP_INSTALL,
+                ENGINE,
+                operation,
+                f"google-cloud-bigquery cannot be imported ({exc})",
+                PIP_INSTALL,
                 compute=compute.name,
-            ) from None  # fmt: skip
+            ) from None
         progress["stage"] = f"loading the {settings.method} credentials"
         credentials = google_credentials(settings, compute, operation)
         progress["stage"] = "creating the BigQuery client"
-        options = client_options.ClientOptions(api_endpoint=str(config["api_endpoint"])) if config.get("api_endpoint") else None
+        options = (
+            client_options.ClientOptions(api_endpoint=str(config["api_endpoint"]))
+            if config.get("api_endpoint")
+            else None
+        )
         client = bigquery.Client(
             project=str(config.get("execution_project") or project),
             credentials=credentials,
@@ -201,7 +227,9 @@ class BigQueryEngine(ComputePlugin):
         )
         try:
             progress["stage"] = f"reading the dataset {project}.{dataset}"
-            found = client.get_dataset(bigquery.DatasetReference(project, dataset), timeout=left(), retry=None)
+            found = client.get_dataset(
+                bigquery.DatasetReference(project, dataset), timeout=left(), retry=None
+            )
             details["location"] = found.location
             progress["stage"] = "running select 1"
             job_config = bigquery.QueryJobConfig(use_legacy_sql=False)
@@ -221,10 +249,12 @@ class BigQueryEngine(ComputePlugin):
             client.close()
         if values != [(1,)]:
             raise PluginExecutionError(
-                ENGINE, operation, f"select 1 returned {values!r} instead of one row with 1",
+                ENGINE,
+                operation,
+                f"select 1 returned {values!r} instead of one row with 1",
                 "check that api_endpoint points at the BigQuery API and not at another service",
                 compute=compute.name,
-            )  # fmt: skip
+            )
         details["stage"] = "done"
         return dict(details)
 
@@ -234,9 +264,7 @@ class BigQueryEngine(ComputePlugin):
         """A small pod: BigQuery runs the queries; the pod runs dbt, which only submits and polls."""
         return {"requests": dict(DEFAULT_REQUESTS), "limits": dict(DEFAULT_LIMITS)}
 
-    def get_catalog_attachment_sql(
-        self, compute: ComputeConfig, catalog: CatalogConfig
-    ) -> list[str] | None:
+    def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
         """``None``: BigQuery has no session-level ``ATTACH``.
 
         BigQuery reads Iceberg tables through BigLake (external tables or a BigLake metastore
@@ -246,8 +274,9 @@ class BigQueryEngine(ComputePlugin):
         """
         return None
 
-    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                    namespace: str) -> dict[str, Any]:  # fmt: skip
+    def run_profile(
+        self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+    ) -> dict[str, Any]:
         """The compiled profile building into the run's namespace as its ``dataset`` (dbt-bigquery
         refuses a profile with both ``dataset`` and its alias ``schema``, floe's default key)."""
         run = {key: value for key, value in profile.items() if key != "schema"}
@@ -348,7 +377,6 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
     return Settings(method, refs)
 
 
-
 def google_credentials(settings: Settings, compute: ComputeConfig, operation: str) -> Any:
     """google-auth credentials for the method, built the way dbt-bigquery builds them."""
     config = compute.config
@@ -397,8 +425,10 @@ def google_credentials(settings: Settings, compute: ComputeConfig, operation: st
                 f"set {ref} to the content of the service-account key file (JSON)",
             ) from None
         if not isinstance(info, dict):
-            raise fail(f"the secret {ref} (keyfile_json) holds JSON that is not an object",
-                       f"set {ref} to the content of the service-account key file")  # fmt: skip
+            raise fail(
+                f"the secret {ref} (keyfile_json) holds JSON that is not an object",
+                f"set {ref} to the content of the service-account key file",
+            )
         try:
             return service_account.Credentials.from_service_account_info(info, scopes=list(SCOPES))
         except ValueError as exc:
@@ -408,9 +438,21 @@ def google_credentials(settings: Settings, compute: ComputeConfig, operation: st
             ) from None
     oauth2 = importlib.import_module("google.oauth2.credentials")
 
-    token = secret_value(ENGINE, settings.secrets["token"], compute, operation, what="token") if "token" in settings.secrets else None
-    refresh = secret_value(ENGINE, settings.secrets["refresh_token"], compute, operation, what="refresh_token") if "refresh_token" in settings.secrets else None
-    secret = secret_value(ENGINE, settings.secrets["client_secret"], compute, operation, what="client_secret") if "client_secret" in settings.secrets else None
+    token = (
+        secret_value(ENGINE, settings.secrets["token"], compute, operation, what="token")
+        if "token" in settings.secrets
+        else None
+    )
+    refresh = (
+        secret_value(ENGINE, settings.secrets["refresh_token"], compute, operation, what="refresh_token")
+        if "refresh_token" in settings.secrets
+        else None
+    )
+    secret = (
+        secret_value(ENGINE, settings.secrets["client_secret"], compute, operation, what="client_secret")
+        if "client_secret" in settings.secrets
+        else None
+    )
     return oauth2.Credentials(
         token=token,
         refresh_token=refresh,
@@ -435,16 +477,25 @@ def _client_error(error: BaseException) -> tuple[list[str], str] | None:
     module = type(error).__module__ or ""
     if module.startswith("dbt"):
         text = str(error)
-        markers = ("invalid_grant", "Access Denied", "Not found: Dataset", "Not found: Project",
-                   "Request had invalid authentication", "Connection refused", "Failed to resolve",
-                   "Read timed out", "Max retries exceeded")  # fmt: skip
+        markers = (
+            "invalid_grant",
+            "Access Denied",
+            "Not found: Dataset",
+            "Not found: Project",
+            "Request had invalid authentication",
+            "Connection refused",
+            "Failed to resolve",
+            "Read timed out",
+            "Max retries exceeded",
+        )
         if any(m in text for m in markers):
             return [type(error).__name__], text
     return None
 
 
-def explain(names: list[str], text: str, compute: ComputeConfig | None,
-            method: str | None) -> tuple[str, str, str] | None:  # fmt: skip
+def explain(
+    names: list[str], text: str, compute: ComputeConfig | None, method: str | None
+) -> tuple[str, str, str] | None:
     """``(operation, message, fix)`` for a client error, by class name and text, or ``None``."""
     first = first_line(text)[:400]
     config = compute.config if compute is not None else {}
@@ -456,23 +507,30 @@ def explain(names: list[str], text: str, compute: ComputeConfig | None,
         return any(n in names for n in wanted)
 
     if "necessary fields need to refresh" in text:
-        return ("authenticate", "BigQuery rejected the access token (HTTP 401) and it cannot be refreshed",
-                credentials_fix)  # fmt: skip
+        return (
+            "authenticate",
+            "BigQuery rejected the access token (HTTP 401) and it cannot be refreshed",
+            credentials_fix,
+        )
     if is_("RefreshError") or "invalid_grant" in text or "invalid_client" in text:
         return ("authenticate", f"Google's token endpoint refused the credentials: {first}", credentials_fix)
     if is_("DefaultCredentialsError"):
-        return ("authenticate", f"no Application Default Credentials: {first}",
-                "set GOOGLE_APPLICATION_CREDENTIALS, run under GKE Workload Identity, or choose "
-                "another method")  # fmt: skip
+        return (
+            "authenticate",
+            f"no Application Default Credentials: {first}",
+            "set GOOGLE_APPLICATION_CREDENTIALS, run under GKE Workload Identity, or choose another method",
+        )
     if is_("Unauthorized") or "Request had invalid authentication" in text or text.startswith("401 "):
         return ("authenticate", f"BigQuery rejected the credentials (HTTP 401): {first}", credentials_fix)
     if is_("Forbidden") or "Access Denied" in text or text.startswith("403 "):
         reason = _REASON.search(text)
         why = reason.group(1) if reason else ""
         if why in ("billingNotEnabled", "accessDenied", "") or "Access Denied" in text:
-            fix = (f"grant the principal roles/bigquery.jobUser on the project "
-                   f"{config.get('execution_project') or config.get('project', '<project>')} and "
-                   f"roles/bigquery.dataEditor on the dataset {dataset}; check billing is enabled")  # fmt: skip
+            fix = (
+                f"grant the principal roles/bigquery.jobUser on the project "
+                f"{config.get('execution_project') or config.get('project', '<project>')} and "
+                f"roles/bigquery.dataEditor on the dataset {dataset}; check billing is enabled"
+            )
         else:
             fix = "wait for the quota or rate limit to reset, or raise it in the Cloud console (IAM & Admin > Quotas)"
         return ("run a BigQuery job", f"BigQuery refused the request (HTTP 403): {first}", fix)
@@ -480,32 +538,52 @@ def explain(names: list[str], text: str, compute: ComputeConfig | None,
         if "Project" in text:
             fix = "correct project (and execution_project): the project ID, not its name or number"
         elif "Dataset" in text:
-            fix = (f"create the dataset (bq mk --dataset {str(dataset).replace('.', ':', 1)}) or let dbt "
-                   "create it by granting roles/bigquery.dataEditor on the project; or correct "
-                   "project/dataset (and location)")  # fmt: skip
+            fix = (
+                f"create the dataset (bq mk --dataset {str(dataset).replace('.', ':', 1)}) or let dbt "
+                "create it by granting roles/bigquery.dataEditor on the project; or correct "
+                "project/dataset (and location)"
+            )
         else:
             fix = "check the name: build upstream models first (dbt run --select +<model>)"
         return ("find a BigQuery resource", f"not found (HTTP 404): {first}", fix)
     if is_("BadRequest") or text.startswith("400 "):
-        return ("run a BigQuery job", f"BigQuery refused the request (HTTP 400): {first}",
-                "fix the SQL or the setting named in the message (location, maximum_bytes_billed)")  # fmt: skip
-    if is_("Timeout", "ReadTimeout", "ConnectTimeout", "ReadTimeoutError", "TimeoutError") or "timed out" in text:
-        return ("reach BigQuery", f"no answer from {where} in time: {first}",
-                "check network access to the endpoint (firewall, proxy, private connectivity) and "
-                "that api_endpoint, if set, is the BigQuery API")  # fmt: skip
-    if is_("ConnectionError", "NewConnectionError", "MaxRetryError", "TransportError") or "Connection refused" in text:
+        return (
+            "run a BigQuery job",
+            f"BigQuery refused the request (HTTP 400): {first}",
+            "fix the SQL or the setting named in the message (location, maximum_bytes_billed)",
+        )
+    if (
+        is_("Timeout", "ReadTimeout", "ConnectTimeout", "ReadTimeoutError", "TimeoutError")
+        or "timed out" in text
+    ):
+        return (
+            "reach BigQuery",
+            f"no answer from {where} in time: {first}",
+            "check network access to the endpoint (firewall, proxy, private connectivity) and "
+            "that api_endpoint, if set, is the BigQuery API",
+        )
+    if (
+        is_("ConnectionError", "NewConnectionError", "MaxRetryError", "TransportError")
+        or "Connection refused" in text
+    ):
         if "refused" in text:
             message = f"the connection to {where} was refused: {first}"
         elif "resolve" in text or "Name or service not known" in text or "nodename" in text:
             message = f"the host of {where} cannot be resolved: {first}"
         else:
             message = f"cannot reach {where}: {first}"
-        return ("reach BigQuery", message,
-                "check api_endpoint (scheme, host and port) and network access from where dbt runs "
-                "(DNS, firewall, proxy)")  # fmt: skip
+        return (
+            "reach BigQuery",
+            message,
+            "check api_endpoint (scheme, host and port) and network access from where dbt runs "
+            "(DNS, firewall, proxy)",
+        )
     if is_("GoogleAPICallError", "GoogleAPIError"):
-        return ("call BigQuery", f"BigQuery answered with an error: {first}",
-                "see the message; retry later if it is transient (HTTP 5xx)")  # fmt: skip
+        return (
+            "call BigQuery",
+            f"BigQuery answered with an error: {first}",
+            "see the message; retry later if it is transient (HTTP 5xx)",
+        )
     return None
 
 
@@ -515,20 +593,27 @@ def _credentials_fix(config: Mapping[str, Any], method: str | None) -> str:
         return value.name if isinstance(value, SecretReference) else key
 
     if method == "service-account":
-        return (f"check that the key file named by {name('keyfile')} is a current key of an enabled "
-                "service account (keys can be deleted or disabled); create a new key if needed")  # fmt: skip
+        return (
+            f"check that the key file named by {name('keyfile')} is a current key of an enabled "
+            "service account (keys can be deleted or disabled); create a new key if needed"
+        )
     if method == "service-account-json":
-        return (f"check that {name('keyfile_json')} holds a current key of an enabled service account "
-                "(keys can be deleted or disabled); create a new key if needed")  # fmt: skip
+        return (
+            f"check that {name('keyfile_json')} holds a current key of an enabled service account "
+            "(keys can be deleted or disabled); create a new key if needed"
+        )
     if method == "oauth-secrets":
         if config.get("refresh_token") is not None:
-            return (f"check {name('refresh_token')}, client_id and {name('client_secret')}: the refresh "
-                    "token must be issued to that client and not revoked; token_uri must be the "
-                    "issuer's token endpoint")  # fmt: skip
-        return (f"the access token in {name('token')} is invalid or expired: renew it, or use "
-                "refresh_token with client_id and client_secret so it is refreshed")  # fmt: skip
-    return ("check the Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, Workload "
-            "Identity binding, or gcloud auth application-default login)")  # fmt: skip
-
-
-
+            return (
+                f"check {name('refresh_token')}, client_id and {name('client_secret')}: the refresh "
+                "token must be issued to that client and not revoked; token_uri must be the "
+                "issuer's token endpoint"
+            )
+        return (
+            f"the access token in {name('token')} is invalid or expired: renew it, or use "
+            "refresh_token with client_id and client_secret so it is refreshed"
+        )
+    return (
+        "check the Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, Workload "
+        "Identity binding, or gcloud auth application-default login)"
+    )

@@ -56,12 +56,10 @@ PORT_443 = (
     "every dbt run stalls for 5 minutes before it starts"
 )
 PORT_FIX = "remove port: the workspace (or the proxy in front of it) must answer on 443"
-_STATUS = re.compile(r"\bstatus (?P<code>[1-5][0-9]{2})\b|\bHTTP (?P<http>[1-5][0-9]{2})\b|\b(?P<bare>401|403|404)\b")
+_STATUS = re.compile(
+    r"\bstatus (?P<code>[1-5][0-9]{2})\b|\bHTTP (?P<http>[1-5][0-9]{2})\b|\b(?P<bare>401|403|404)\b"
+)
 _ERROR_CODE = re.compile(r"\[(?P<code>[A-Z][A-Z_]{3,})\]")
-
-
-
-
 
 
 class DatabricksEngine(ComputePlugin):
@@ -134,6 +132,7 @@ class DatabricksEngine(ComputePlugin):
         30 retries over up to 15 minutes, which would turn a refused port into a long wait), and the
         whole check runs under a hard deadline a little under ``timeout``. Telemetry is off.
         """
+
         def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
             details = self._check(compute, progress, seconds)
             message = (
@@ -144,7 +143,10 @@ class DatabricksEngine(ComputePlugin):
             return message, details
 
         return run_check(
-            ENGINE, compute, timeout, check,
+            ENGINE,
+            compute,
+            timeout,
+            check,
             no_answer=lambda progress: (
                 f"no answer from {progress['details'].get('endpoint', 'the workspace')} within "
                 f"{timeout:g} s while {progress['stage']}",
@@ -152,8 +154,9 @@ class DatabricksEngine(ComputePlugin):
                 "proxy, private link), and that the SQL warehouse is running or set to auto-start",
             ),
             fix="check the compute's Databricks settings (host, http_path, catalog, credentials)",
-            translate=self.translate_error, margin=0.3,
-        )  # fmt: skip
+            translate=self.translate_error,
+            margin=0.3,
+        )
 
     def _check(self, compute: ComputeConfig, progress: dict[str, Any], budget: float) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
@@ -169,14 +172,25 @@ class DatabricksEngine(ComputePlugin):
         config = compute.config
         endpoint = f"https://{settings.host}" + (f":{settings.port}" if settings.port != DEFAULT_PORT else "")
         details: dict[str, Any] = progress["details"]
-        details.update({"endpoint": endpoint, "http_path": settings.http_path, "auth_type": settings.auth_type,
-                        "protocol": "sea" if config.get("use_sea") else "thrift"})  # fmt: skip
+        details.update(
+            {
+                "endpoint": endpoint,
+                "http_path": settings.http_path,
+                "auth_type": settings.auth_type,
+                "protocol": "sea" if config.get("use_sea") else "thrift",
+            }
+        )
         progress["stage"] = "importing databricks-sql-connector"
         try:
             dbsql = importlib.import_module("databricks.sql")
         except ImportError as exc:
-            raise PluginExecutionError(ENGINE, operation, f"databricks-sql-connector cannot be imported ({exc})",
-                                       PIP_INSTALL, compute=compute.name) from None  # fmt: skip
+            raise PluginExecutionError(
+                ENGINE,
+                operation,
+                f"databricks-sql-connector cannot be imported ({exc})",
+                PIP_INSTALL,
+                compute=compute.name,
+            ) from None
         arguments: dict[str, Any] = {
             "server_hostname": settings.host,
             "http_path": settings.http_path,
@@ -196,7 +210,9 @@ class DatabricksEngine(ComputePlugin):
         if config.get("use_sea"):
             arguments["use_sea"] = True
         if settings.auth_type == "token":
-            arguments["access_token"] = secret_value(ENGINE, settings.secrets["token"], compute, operation, what="token")
+            arguments["access_token"] = secret_value(
+                ENGINE, settings.secrets["token"], compute, operation, what="token"
+            )
         else:
             progress["stage"] = "getting an OAuth token for the service principal"
             arguments["credentials_provider"] = _oauth_provider(settings, compute, operation, left())
@@ -214,9 +230,13 @@ class DatabricksEngine(ComputePlugin):
             connection.close()
         values = [tuple(row) for row in rows]
         if len(values) != 1 or values[0][0] != 1:
-            raise PluginExecutionError(ENGINE, operation, f"select 1 returned {values!r}",
-                                       "check that http_path points at a SQL warehouse or cluster",
-                                       compute=compute.name)  # fmt: skip
+            raise PluginExecutionError(
+                ENGINE,
+                operation,
+                f"select 1 returned {values!r}",
+                "check that http_path points at a SQL warehouse or cluster",
+                compute=compute.name,
+            )
         details.update({"current_catalog": values[0][1], "current_schema": values[0][2], "stage": "done"})
         return dict(details)
 
@@ -226,9 +246,7 @@ class DatabricksEngine(ComputePlugin):
         """A small pod: the warehouse runs the SQL; the pod runs dbt, which submits and waits."""
         return {"requests": dict(DEFAULT_REQUESTS), "limits": dict(DEFAULT_LIMITS)}
 
-    def get_catalog_attachment_sql(
-        self, compute: ComputeConfig, catalog: CatalogConfig
-    ) -> list[str] | None:
+    def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
         """``None``: Databricks attaches Iceberg catalogs through Unity Catalog, not per session.
 
         A foreign Iceberg REST catalog becomes a Unity Catalog *foreign catalog* (Lakehouse
@@ -275,8 +293,9 @@ plugin = DatabricksEngine()
 class Settings:
     """Host, port, path, the auth type and its secret references, checked against each other."""
 
-    def __init__(self, host: str, port: int, http_path: str, auth_type: str,
-                 secrets: dict[str, SecretReference]) -> None:  # fmt: skip
+    def __init__(
+        self, host: str, port: int, http_path: str, auth_type: str, secrets: dict[str, SecretReference]
+    ) -> None:
         self.host = host
         self.port = port
         self.http_path = http_path
@@ -291,28 +310,38 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
     def fail(message: str, fix: str) -> PluginExecutionError:
         return PluginExecutionError(ENGINE, operation, message, fix, compute=compute.name)
 
-    for key, example in (("host", "dbc-a1b2c3d4-e5f6.cloud.databricks.com"),
-                         ("http_path", "/sql/1.0/warehouses/<id>"), ("schema", "analytics")):  # fmt: skip
+    for key, example in (
+        ("host", "dbc-a1b2c3d4-e5f6.cloud.databricks.com"),
+        ("http_path", "/sql/1.0/warehouses/<id>"),
+        ("schema", "analytics"),
+    ):
         if not config.get(key):
-            raise fail(f"{key} is not set (dbt-databricks would only notice when it connects)",
-                       f"set {key}, e.g. {example}; the SQL warehouse's Connection details show host "
-                       "and HTTP path")  # fmt: skip
+            raise fail(
+                f"{key} is not set (dbt-databricks would only notice when it connects)",
+                f"set {key}, e.g. {example}; the SQL warehouse's Connection details show host and HTTP path",
+            )
     host = str(config["host"]).strip().removeprefix("https://").rstrip("/")
     if "/" in host or ":" in host:
-        raise fail(f"host {host!r} must be a host name only", "write the port in port and the path in http_path")
+        raise fail(
+            f"host {host!r} must be a host name only", "write the port in port and the path in http_path"
+        )
     auth_type = str(config.get("auth_type", "token"))
     if auth_type not in AUTH_KEYS:
         raise fail(f"unknown auth_type {auth_type!r}", "use token or oauth")
     stray = [k for k in CREDENTIAL_KEYS if config.get(k) is not None and k not in AUTH_KEYS[auth_type]]
     if stray:
         other = "oauth" if auth_type == "token" else "token"
-        raise fail(f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'} set but auth_type is {auth_type}",
-                   f"remove {', '.join(stray)}, or set auth_type: {other}")  # fmt: skip
+        raise fail(
+            f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'} set but auth_type is {auth_type}",
+            f"remove {', '.join(stray)}, or set auth_type: {other}",
+        )
     missing = [k for k in AUTH_KEYS[auth_type] if config.get(k) is None]
     if missing:
-        raise fail(f"auth_type {auth_type} needs {' and '.join(AUTH_KEYS[auth_type])} (missing: {', '.join(missing)})",
-                   "token: {secret_ref: NAME} for a token; auth_type: oauth with client_id and "
-                   "client_secret: {secret_ref: NAME} for a service principal")  # fmt: skip
+        raise fail(
+            f"auth_type {auth_type} needs {' and '.join(AUTH_KEYS[auth_type])} (missing: {', '.join(missing)})",
+            "token: {secret_ref: NAME} for a token; auth_type: oauth with client_id and "
+            "client_secret: {secret_ref: NAME} for a service principal",
+        )
     refs: dict[str, SecretReference] = {}
     for key in ("token", "client_secret"):
         ref = secret_reference(ENGINE, compute, key, operation, example="DATABRICKS_TOKEN")
@@ -320,13 +349,14 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
             refs[key] = ref
     http_path = str(config["http_path"])
     if config.get("use_sea") and not re.search(r"/(warehouses|endpoints)/[^/?&]+", http_path):
-        raise fail(f"use_sea needs a SQL warehouse http_path (/sql/1.0/warehouses/<id>), not {http_path!r}",
-                   "remove use_sea for a cluster, or use the SQL warehouse's HTTP path")  # fmt: skip
+        raise fail(
+            f"use_sea needs a SQL warehouse http_path (/sql/1.0/warehouses/<id>), not {http_path!r}",
+            "remove use_sea for a cluster, or use the SQL warehouse's HTTP path",
+        )
     port = int(config.get("port", DEFAULT_PORT))
     if port != DEFAULT_PORT and (auth_type == "oauth" or operation == "generate_dbt_profile"):
         raise fail(f"dbt-databricks cannot use port {port}: {PORT_443}", PORT_FIX)
     return Settings(host, port, http_path, auth_type, refs)
-
 
 
 def _oauth_provider(settings: Settings, compute: ComputeConfig, operation: str, timeout: float) -> Any:
@@ -335,8 +365,9 @@ def _oauth_provider(settings: Settings, compute: ComputeConfig, operation: str, 
     try:
         sdk_core = importlib.import_module("databricks.sdk.core")
     except ImportError as exc:
-        raise PluginExecutionError(ENGINE, operation, f"databricks-sdk cannot be imported ({exc})", PIP_INSTALL,
-                                   compute=compute.name) from None  # fmt: skip
+        raise PluginExecutionError(
+            ENGINE, operation, f"databricks-sdk cannot be imported ({exc})", PIP_INSTALL, compute=compute.name
+        ) from None
     secret = secret_value(ENGINE, settings.secrets["client_secret"], compute, operation, what="client_secret")
     try:
         config = sdk_core.Config(
@@ -351,12 +382,16 @@ def _oauth_provider(settings: Settings, compute: ComputeConfig, operation: str, 
     except ValueError as exc:  # the SDK reports every authentication failure as ValueError
         text = redact(str(exc), [secret])
         if "invalid_client" in text or "invalid_grant" in text or "unauthorized" in text.lower():
-            message, fix = (f"the workspace refused the service principal's OAuth credentials: {first_line(text)[:300]}",
-                            "check client_id and the secret in client_secret (an OAuth secret of that "
-                            "service principal, starting with dose, not expired)")  # fmt: skip
+            message, fix = (
+                f"the workspace refused the service principal's OAuth credentials: {first_line(text)[:300]}",
+                "check client_id and the secret in client_secret (an OAuth secret of that "
+                "service principal, starting with dose, not expired)",
+            )
         else:
-            message, fix = (f"no OAuth token from https://{settings.host}: {first_line(text)[:300]}",
-                            "check host (the workspace host name only) and network access to it on port 443")  # fmt: skip
+            message, fix = (
+                f"no OAuth token from https://{settings.host}: {first_line(text)[:300]}",
+                "check host (the workspace host name only) and network access to it on port 443",
+            )
         raise PluginExecutionError(ENGINE, "authenticate", message, fix, compute=compute.name) from None
 
     def provider() -> Any:
@@ -387,9 +422,18 @@ def _client_error(error: BaseException) -> tuple[list[str], str] | None:
     module = type(error).__module__ or ""
     if module.startswith("dbt"):
         text = str(error)
-        markers = ("Invalid access token", "SEA HTTP request failed", "Error during request to server",
-                   "NO_SUCH_CATALOG", "SCHEMA_NOT_FOUND", "TABLE_OR_VIEW_NOT_FOUND", "Connection refused",
-                   "invalid_client", "PARSE_SYNTAX_ERROR", "RESOURCE_DOES_NOT_EXIST")  # fmt: skip
+        markers = (
+            "Invalid access token",
+            "SEA HTTP request failed",
+            "Error during request to server",
+            "NO_SUCH_CATALOG",
+            "SCHEMA_NOT_FOUND",
+            "TABLE_OR_VIEW_NOT_FOUND",
+            "Connection refused",
+            "invalid_client",
+            "PARSE_SYNTAX_ERROR",
+            "RESOURCE_DOES_NOT_EXIST",
+        )
         if any(m in text for m in markers):
             return [type(error).__name__], text
     return None
@@ -419,8 +463,9 @@ def failed_stage(error: BaseException) -> str | None:
     return stage
 
 
-def explain(names: list[str], text: str, compute: ComputeConfig | None,
-            stage: str | None = None) -> tuple[str, str, str] | None:  # fmt: skip
+def explain(
+    names: list[str], text: str, compute: ComputeConfig | None, stage: str | None = None
+) -> tuple[str, str, str] | None:
     """``(operation, message, fix)`` for a connector/SDK error, by class name and text, or ``None``.
 
     ``stage`` (see :func:`failed_stage`), when known, is the operation reported for an error that
@@ -433,8 +478,9 @@ def explain(names: list[str], text: str, compute: ComputeConfig | None,
     return (stage, *explained[1:])
 
 
-def _explain(names: list[str], text: str, compute: ComputeConfig | None,
-             stage: str | None) -> tuple[str, str, str] | None:  # fmt: skip
+def _explain(
+    names: list[str], text: str, compute: ComputeConfig | None, stage: str | None
+) -> tuple[str, str, str] | None:
     first = first_line(text)[:400]
     config = compute.config if compute is not None else {}
     host = str(config.get("host", "<host>"))
@@ -449,70 +495,134 @@ def _explain(names: list[str], text: str, compute: ComputeConfig | None,
         return any(n in names for n in wanted)
 
     if "invalid_client" in text or ("oauth" in text.lower() and code in ("400", "401")):
-        return ("authenticate", f"the workspace refused the service principal's OAuth credentials: {first}",
-                "check client_id and the secret in client_secret (an OAuth secret of that service "
-                "principal, starting with dose, not expired)")  # fmt: skip
+        return (
+            "authenticate",
+            f"the workspace refused the service principal's OAuth credentials: {first}",
+            "check client_id and the secret in client_secret (an OAuth secret of that service "
+            "principal, starting with dose, not expired)",
+        )
     if code in ("401",) or "Invalid access token" in text or "UNAUTHENTICATED" in text:
-        fix = ("check the token in the secret named by token: not expired or revoked, issued for this "
-               "workspace" if auth_type == "token" else
-               "check client_id and client_secret, and that the service principal belongs to this workspace")  # fmt: skip
+        fix = (
+            "check the token in the secret named by token: not expired or revoked, issued for this workspace"
+            if auth_type == "token"
+            else "check client_id and client_secret, and that the service principal belongs to this workspace"
+        )
         return ("authenticate", f"Databricks rejected the credentials (HTTP 401): {first}", fix)
     if code == "403" or "PERMISSION_DENIED" in text:
-        return ("open a session", f"the principal may not use this warehouse or catalog (HTTP 403): {first}",
-                f"grant CAN USE on the SQL warehouse {http_path} and USE CATALOG/USE SCHEMA/CREATE "
-                "on the catalog and schema to the principal")  # fmt: skip
+        return (
+            "open a session",
+            f"the principal may not use this warehouse or catalog (HTTP 403): {first}",
+            f"grant CAN USE on the SQL warehouse {http_path} and USE CATALOG/USE SCHEMA/CREATE "
+            "on the catalog and schema to the principal",
+        )
     if sql_code in ("NO_SUCH_CATALOG_EXCEPTION", "CATALOG_NOT_FOUND"):
-        return ("open a session", f"the catalog does not exist or is not visible: {first}",
-                "correct catalog (SHOW CATALOGS lists them) or grant USE CATALOG on it")  # fmt: skip
+        return (
+            "open a session",
+            f"the catalog does not exist or is not visible: {first}",
+            "correct catalog (SHOW CATALOGS lists them) or grant USE CATALOG on it",
+        )
     if sql_code in ("SCHEMA_NOT_FOUND",):
-        return ("run SQL", f"the schema does not exist: {first}",
-                "correct schema, or grant CREATE SCHEMA on the catalog so dbt can create it")  # fmt: skip
+        return (
+            "run SQL",
+            f"the schema does not exist: {first}",
+            "correct schema, or grant CREATE SCHEMA on the catalog so dbt can create it",
+        )
     if sql_code in ("TABLE_OR_VIEW_NOT_FOUND",):
         return ("run SQL", first, "check the name; build upstream models first (dbt run --select +<model>)")
     if sql_code in ("PARSE_SYNTAX_ERROR", "UNRESOLVED_COLUMN") or is_("ServerOperationError"):
-        return ("run SQL", f"Databricks refused the SQL: {first}", "fix the SQL at the position shown (Databricks SQL dialect)")
+        return (
+            "run SQL",
+            f"Databricks refused the SQL: {first}",
+            "fix the SQL at the position shown (Databricks SQL dialect)",
+        )
     if code == "400" and stage == "run SQL":
-        return ("run SQL", f"Databricks refused the statement (HTTP 400): {first}",
-                "check the statement and its parameters (a dbt model's SQL, or the warehouse's limits on "
-                "statement size and result format), and that http_path is a SQL warehouse when use_sea is set")  # fmt: skip
+        return (
+            "run SQL",
+            f"Databricks refused the statement (HTTP 400): {first}",
+            "check the statement and its parameters (a dbt model's SQL, or the warehouse's limits on "
+            "statement size and result format), and that http_path is a SQL warehouse when use_sea is set",
+        )
     if code == "400":
-        return ("open a session", f"Databricks refused the request (HTTP 400): {first}",
-                f"check that catalog {config.get('catalog', '(default)')!r} exists and the principal may use "
-                "it (SHOW CATALOGS), that schema is a plain name, and that http_path is a SQL warehouse "
-                "when use_sea is set")  # fmt: skip
+        return (
+            "open a session",
+            f"Databricks refused the request (HTTP 400): {first}",
+            f"check that catalog {config.get('catalog', '(default)')!r} exists and the principal may use "
+            "it (SHOW CATALOGS), that schema is a plain name, and that http_path is a SQL warehouse "
+            "when use_sea is set",
+        )
     if code == "404" or "RESOURCE_DOES_NOT_EXIST" in text or "ENDPOINT_NOT_FOUND" in text:
-        return ("open a session", f"the SQL warehouse or endpoint was not found (HTTP 404): {first}",
-                f"check http_path {http_path!r} (SQL warehouse > Connection details) and that host {host} "
-                "is this workspace")  # fmt: skip
+        return (
+            "open a session",
+            f"the SQL warehouse or endpoint was not found (HTTP 404): {first}",
+            f"check http_path {http_path!r} (SQL warehouse > Connection details) and that host {host} "
+            "is this workspace",
+        )
     if "Could not extract warehouse ID" in text:
-        return ("open a session", first, "use_sea needs a SQL warehouse http_path (/sql/1.0/warehouses/<id>); "
-                "remove use_sea for a cluster")  # fmt: skip
+        return (
+            "open a session",
+            first,
+            "use_sea needs a SQL warehouse http_path (/sql/1.0/warehouses/<id>); "
+            "remove use_sea for a cluster",
+        )
     if "CERTIFICATE_VERIFY_FAILED" in text or is_("SSLError"):
-        return ("reach Databricks", f"the TLS certificate of {host} is not trusted: {first}",
-                "check host (a proxy in between needs its CA in the trust store: SSL_CERT_FILE / "
-                "REQUESTS_CA_BUNDLE)")  # fmt: skip
+        return (
+            "reach Databricks",
+            f"the TLS certificate of {host} is not trusted: {first}",
+            "check host (a proxy in between needs its CA in the trust store: SSL_CERT_FILE / "
+            "REQUESTS_CA_BUNDLE)",
+        )
     refused = "refused" in text.lower()
-    timed_out = "timed out" in text.lower() or is_("ReadTimeoutError", "Timeout", "ReadTimeout", "TimeoutError")
-    unresolved = any(m in text for m in ("Name or service not known", "nodename nor servname", "Failed to resolve",
-                                         "getaddrinfo failed", "Temporary failure in name resolution"))  # fmt: skip
-    if refused or unresolved or (not timed_out and is_("RequestError", "MaxRetryError", "NewConnectionError", "ConnectionError",
-                                    "OperationalError", "MaxRetryDurationError")):  # fmt: skip
+    timed_out = "timed out" in text.lower() or is_(
+        "ReadTimeoutError", "Timeout", "ReadTimeout", "TimeoutError"
+    )
+    unresolved = any(
+        m in text
+        for m in (
+            "Name or service not known",
+            "nodename nor servname",
+            "Failed to resolve",
+            "getaddrinfo failed",
+            "Temporary failure in name resolution",
+        )
+    )
+    if (
+        refused
+        or unresolved
+        or (
+            not timed_out
+            and is_(
+                "RequestError",
+                "MaxRetryError",
+                "NewConnectionError",
+                "ConnectionError",
+                "OperationalError",
+                "MaxRetryDurationError",
+            )
+        )
+    ):
         if refused:
             message = f"the connection to {host} was refused: {first}"
         elif unresolved:
             message = f"the host {host} cannot be resolved: {first}"
         else:
             message = f"the request to {host} failed: {first}"
-        return ("reach Databricks", message,
-                "check host (the workspace host name only) and port, and network access from where "
-                "dbt runs (DNS, firewall, proxy)")  # fmt: skip
+        return (
+            "reach Databricks",
+            message,
+            "check host (the workspace host name only) and port, and network access from where "
+            "dbt runs (DNS, firewall, proxy)",
+        )
     if timed_out or is_("ConnectTimeoutError"):
-        return ("reach Databricks", f"no answer from {host} in time: {first}",
-                "check network access to the workspace (firewall, proxy, private link) and that the "
-                "SQL warehouse is running or set to auto-start")  # fmt: skip
+        return (
+            "reach Databricks",
+            f"no answer from {host} in time: {first}",
+            "check network access to the workspace (firewall, proxy, private link) and that the "
+            "SQL warehouse is running or set to auto-start",
+        )
     if is_("DatabaseError", "Error", "DatabricksError"):
-        return ("run SQL", f"Databricks answered with an error: {first}", "see the message; retry if it is transient")
+        return (
+            "run SQL",
+            f"Databricks answered with an error: {first}",
+            "see the message; retry if it is transient",
+        )
     return None
-
-
-

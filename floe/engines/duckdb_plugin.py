@@ -50,8 +50,9 @@ class Plugin(BasePlugin):  # type: ignore[misc,unused-ignore]  # Any when dbt-du
     def configure_connection(self, conn: Any) -> None:
         for statement in self.statements:
             try:
-                sql, params = bind_secret_placeholders(statement, os.environ, engine=self.engine,
-                                                       operation="attach the Iceberg catalog")  # fmt: skip
+                sql, params = bind_secret_placeholders(
+                    statement, os.environ, engine=self.engine, operation="attach the Iceberg catalog"
+                )
             except FloeError as exc:
                 raise RuntimeError(exc.render()) from None
             try:
@@ -61,7 +62,9 @@ class Plugin(BasePlugin):  # type: ignore[misc,unused-ignore]  # Any when dbt-du
                     conn.execute(sql)
             except Exception as exc:  # noqa: BLE001 - re-raised without the SQL or a secret
                 verb = " ".join(statement.split()[:2])
-                message = redact(str(exc), params, [self.compute, self.engine, *self.names])  # the bound values are the secrets
+                message = redact(
+                    str(exc), params, [self.compute, self.engine, *self.names]
+                )  # the bound values are the secrets
                 raise RuntimeError(
                     f"compute {self.compute!r}: attaching the Iceberg catalog failed ({verb} …): {message}"
                 ) from None

@@ -52,13 +52,17 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 PIP_INSTALL = "pip install 'dbt-redshift>=1.11,<1.12' 'redshift-connector>=2.1,<3'"
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 DEFAULT_LIMITS = {"cpu": "500m", "memory": "512Mi"}
-_IAM_KEYS = ("iam_profile", "cluster_id", "serverless_work_group", "serverless_acct_id",
-             "access_key_id", "secret_access_key", "db_groups", "autocreate")  # fmt: skip
+_IAM_KEYS = (
+    "iam_profile",
+    "cluster_id",
+    "serverless_work_group",
+    "serverless_acct_id",
+    "access_key_id",
+    "secret_access_key",
+    "db_groups",
+    "autocreate",
+)
 _SECRET_KEYS = ("password", "secret_access_key")
-
-
-
-
 
 
 class RedshiftEngine(ComputePlugin):
@@ -97,8 +101,9 @@ class RedshiftEngine(ComputePlugin):
             "threads": settings.threads,
         }
         if settings.method == "database":
-            profile["password"] = secret_placeholder(ENGINE, compute.config["password"], compute, operation,
-                                                     example="REDSHIFT_PASSWORD")
+            profile["password"] = secret_placeholder(
+                ENGINE, compute.config["password"], compute, operation, example="REDSHIFT_PASSWORD"
+            )
         else:
             for key in ("iam_profile", "cluster_id", "serverless_acct_id", "access_key_id"):
                 if config.get(key):
@@ -107,8 +112,13 @@ class RedshiftEngine(ComputePlugin):
                 profile["serverless_work_group"] = str(config["serverless_work_group"])
                 profile["is_serverless"] = True
             if config.get("secret_access_key") is not None:
-                profile["secret_access_key"] = secret_placeholder(ENGINE, compute.config["secret_access_key"], compute, operation,
-                                                                  example="AWS_SECRET_ACCESS_KEY")
+                profile["secret_access_key"] = secret_placeholder(
+                    ENGINE,
+                    compute.config["secret_access_key"],
+                    compute,
+                    operation,
+                    example="AWS_SECRET_ACCESS_KEY",
+                )
             if config.get("db_groups"):
                 profile["db_groups"] = [str(g) for g in config["db_groups"]]
             if config.get("autocreate") is not None:
@@ -142,6 +152,7 @@ class RedshiftEngine(ComputePlugin):
         whole check (AWS calls of the IAM method included) by a hard deadline a little under it. A
         missing schema is not a failure: dbt creates it.
         """
+
         def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
             details = self._check(compute, seconds, progress)
             message = (
@@ -151,7 +162,9 @@ class RedshiftEngine(ComputePlugin):
             if details["schema_exists"]:
                 message += f"; schema {details['schema']} exists"
             else:
-                message += f"; schema {details['schema']} does not exist yet (dbt creates it on the first run)"
+                message += (
+                    f"; schema {details['schema']} does not exist yet (dbt creates it on the first run)"
+                )
             return message, details
 
         def no_answer(progress: Progress) -> tuple[str, str]:
@@ -160,24 +173,34 @@ class RedshiftEngine(ComputePlugin):
                 "must let this pod in, and that the cluster is not paused"
             )
             if progress["stage"].startswith("asking AWS"):
-                fix = ("check that the pod reaches the AWS Redshift API (NAT, proxy or VPC endpoint) "
-                       "and that its AWS credentials are available quickly")  # fmt: skip
+                fix = (
+                    "check that the pod reaches the AWS Redshift API (NAT, proxy or VPC endpoint) "
+                    "and that its AWS credentials are available quickly"
+                )
             where = progress.get("where", "the Redshift endpoint")
             return f"no answer from {where} within {timeout:g} s while {progress['stage']}", fix
 
         return run_check(
-            ENGINE, compute, timeout, check, no_answer=no_answer,
+            ENGINE,
+            compute,
+            timeout,
+            check,
+            no_answer=no_answer,
             fix="check the compute's Redshift settings (host, port, dbname, method, sslmode)",
             translate=self.translate_error,
-        )  # fmt: skip
+        )
 
     def _check(self, compute: ComputeConfig, budget: float, progress: dict[str, Any]) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
         operation = "validate_connection"
         settings = checked_settings(compute, operation)
         endpoint = f"{settings.host}:{settings.port}"
-        details: dict[str, Any] = {"endpoint": endpoint, "method": settings.method,
-                                   "database": settings.dbname, "schema": settings.schema}  # fmt: skip
+        details: dict[str, Any] = {
+            "endpoint": endpoint,
+            "method": settings.method,
+            "database": settings.dbname,
+            "schema": settings.schema,
+        }
         progress.update(details=details, where=endpoint)
         progress["stage"] = "importing redshift_connector"
         try:
@@ -197,8 +220,11 @@ class RedshiftEngine(ComputePlugin):
             progress["stage"] = "running select current_database(), current_user, version()"
             cursor.execute("select current_database(), current_user, version()")
             database, user, version = cursor.fetchone() or ("?", "?", "?")
-            details.update(current_database=str(database), current_user=str(user),
-                           server_version=_short_version(str(version)))  # fmt: skip
+            details.update(
+                current_database=str(database),
+                current_user=str(user),
+                server_version=_short_version(str(version)),
+            )
             progress["stage"] = f"looking up schema {settings.schema}"
             # a bound parameter: Redshift reads backslash escapes in literals, a parameter is never SQL
             cursor.execute("select count(*) from pg_namespace where nspname = %s", (settings.schema.lower(),))
@@ -228,22 +254,36 @@ class RedshiftEngine(ComputePlugin):
             # dbt-redshift: a host naming Redshift Serverless, or a workgroup, means Serverless
             "is_serverless": "serverless" in settings.host or bool(config.get("serverless_work_group")),
             "ssl": sslmode != "disable",
-            "sslmode": None if sslmode == "disable" else ("verify-full" if sslmode == "verify-full" else "verify-ca"),
+            "sslmode": None
+            if sslmode == "disable"
+            else ("verify-full" if sslmode == "verify-full" else "verify-ca"),
             "tcp_keepalive": True,
             "application_name": f"floe-{__version__}",
         }
         if settings.method == "database":
-            kwargs.update(user=settings.user, password=secret_value(ENGINE, compute.config["password"], compute, operation, what="password"))
+            kwargs.update(
+                user=settings.user,
+                password=secret_value(
+                    ENGINE, compute.config["password"], compute, operation, what="password"
+                ),
+            )
             return kwargs
         kwargs.update(
-            iam=True, user="", password="", db_user=settings.user,
+            iam=True,
+            user="",
+            password="",
+            db_user=settings.user,
             cluster_identifier=None if kwargs["is_serverless"] else str(config.get("cluster_id")),
             serverless_work_group=str(config["serverless_work_group"]) if kwargs["is_serverless"] else None,
-            serverless_acct_id=str(config["serverless_acct_id"]) if config.get("serverless_acct_id") else None,
-        )  # fmt: skip
+            serverless_acct_id=str(config["serverless_acct_id"])
+            if config.get("serverless_acct_id")
+            else None,
+        )
         if config.get("access_key_id"):
             kwargs["access_key_id"] = str(config["access_key_id"])
-            kwargs["secret_access_key"] = secret_value(ENGINE, compute.config["secret_access_key"], compute, operation, what="secret_access_key")
+            kwargs["secret_access_key"] = secret_value(
+                ENGINE, compute.config["secret_access_key"], compute, operation, what="secret_access_key"
+            )
         else:
             kwargs["profile"] = str(config["iam_profile"]) if config.get("iam_profile") else None
         return kwargs
@@ -263,9 +303,7 @@ class RedshiftEngine(ComputePlugin):
 
     # -- REQ-013: the Iceberg catalog -----------------------------------------------------------
 
-    def get_catalog_attachment_sql(
-        self, compute: ComputeConfig, catalog: CatalogConfig
-    ) -> list[str] | None:
+    def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
         """``None``: Redshift cannot attach an Iceberg REST (or SQL) catalog by SQL.
 
         Redshift reads Iceberg tables only through the AWS Glue Data Catalog: the auto-mounted
@@ -321,16 +359,20 @@ class Settings:
         for key in _SECRET_KEYS:
             value = config.get(key)
             if value is not None and not isinstance(value, SecretReference):
-                raise fail(f"{key} must be a secret reference, not a value",
-                           f"write {key}: {{secret_ref: NAME}} and set NAME in the environment")  # fmt: skip
+                raise fail(
+                    f"{key} must be a secret reference, not a value",
+                    f"write {key}: {{secret_ref: NAME}} and set NAME in the environment",
+                )
         iam_keys = [k for k in _IAM_KEYS if config.get(k) is not None]
         method = config.get("method")
         if method is None:
             method = "database" if config.get("password") is not None else ("iam" if iam_keys else None)
         if method is None:
-            raise fail("no credential is configured",
-                       "set password: {secret_ref: NAME} (method database), or cluster_id / "
-                       "serverless_work_group for method iam")  # fmt: skip
+            raise fail(
+                "no credential is configured",
+                "set password: {secret_ref: NAME} (method database), or cluster_id / "
+                "serverless_work_group for method iam",
+            )
         if method not in METHODS:
             raise fail(f"method {method!r} is not supported", f"use one of {', '.join(METHODS)}")
         self.method = str(method)
@@ -338,30 +380,41 @@ class Settings:
             if config.get("password") is None:
                 raise fail("method database needs a password", "set password: {secret_ref: NAME}")
             if iam_keys:
-                raise fail(f"{', '.join(iam_keys)} only apply to method iam",
-                           "set method: iam and remove password, or remove them")  # fmt: skip
+                raise fail(
+                    f"{', '.join(iam_keys)} only apply to method iam",
+                    "set method: iam and remove password, or remove them",
+                )
         else:
             if config.get("password") is not None:
-                raise fail("password is set but method is iam (IAM issues temporary passwords)",
-                           "remove password, or set method: database")  # fmt: skip
+                raise fail(
+                    "password is set but method is iam (IAM issues temporary passwords)",
+                    "remove password, or set method: database",
+                )
             if not config.get("cluster_id") and not config.get("serverless_work_group"):
-                raise fail("method iam needs cluster_id (provisioned) or serverless_work_group (Serverless)",
-                           "set the cluster identifier or the Serverless workgroup name")  # fmt: skip
+                raise fail(
+                    "method iam needs cluster_id (provisioned) or serverless_work_group (Serverless)",
+                    "set the cluster identifier or the Serverless workgroup name",
+                )
             if config.get("cluster_id") and config.get("serverless_work_group"):
-                raise fail("cluster_id and serverless_work_group are both set",
-                           "keep cluster_id for a provisioned cluster, serverless_work_group for Serverless")  # fmt: skip
+                raise fail(
+                    "cluster_id and serverless_work_group are both set",
+                    "keep cluster_id for a provisioned cluster, serverless_work_group for Serverless",
+                )
             if bool(config.get("access_key_id")) != (config.get("secret_access_key") is not None):
-                raise fail("access_key_id and secret_access_key go together",
-                           "set both, or neither to use iam_profile or the pod's AWS credentials (IRSA)")  # fmt: skip
+                raise fail(
+                    "access_key_id and secret_access_key go together",
+                    "set both, or neither to use iam_profile or the pod's AWS credentials (IRSA)",
+                )
             if config.get("access_key_id") and config.get("iam_profile"):
-                raise fail("access_key_id and iam_profile are both set",
-                           "keep one source of AWS credentials")  # fmt: skip
+                raise fail("access_key_id and iam_profile are both set", "keep one source of AWS credentials")
         sslmode = config.get("sslmode")
         if sslmode is not None and sslmode not in SSL_MODES:
             raise fail(f"sslmode {sslmode!r} is not valid", f"use one of {', '.join(SSL_MODES)}")
         if self.method == "iam" and sslmode == "disable":
-            raise fail("method iam needs TLS, and sslmode is disable",
-                       "remove sslmode or set it to verify-ca or verify-full")  # fmt: skip
+            raise fail(
+                "method iam needs TLS, and sslmode is disable",
+                "remove sslmode or set it to verify-ca or verify-full",
+            )
         self.sslmode: str | None = str(sslmode) if sslmode is not None else None
 
 
@@ -370,22 +423,18 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
     return Settings(compute, operation)
 
 
-
-
-
-
 def _short_version(version: str) -> str:
     match = re.search(r"Redshift [0-9.]+", version)
     return match[0] if match else version.split(" on ")[0][:60]
-
-
 
 
 # -- error translation -----------------------------------------------------------------------------
 
 _FIELD = re.compile(r"'(?P<key>[A-Z])': (?P<quote>['\"])(?P<value>.*?)(?P=quote)(?=[,}])")
 _CLIENT_MODULES = ("redshift_connector", "botocore", "boto3")
-_AWS_CODE = re.compile(r"An error occurred \((?P<code>\w+)\) when calling the (?P<operation>\w+) operation: ?(?P<message>.*)")
+_AWS_CODE = re.compile(
+    r"An error occurred \((?P<code>\w+)\) when calling the (?P<operation>\w+) operation: ?(?P<message>.*)"
+)
 
 
 def _is_client_class(cls: type) -> bool:
@@ -407,8 +456,9 @@ def _client_error(error: BaseException) -> tuple[list[str], str] | None:
             return [c.__name__ for c in type(current).__mro__], f"{type(current).__name__}: {current}"
     module = type(error).__module__ or ""
     text = str(error)
-    if module.startswith("dbt") and (_FIELD.search(text) or _message_code(text) or _AWS_CODE.search(text)
-                                     or "communication error" in text):  # fmt: skip
+    if module.startswith("dbt") and (
+        _FIELD.search(text) or _message_code(text) or _AWS_CODE.search(text) or "communication error" in text
+    ):
         return [], text
     return None
 
@@ -479,84 +529,137 @@ def _translate(classes: list[str], text: str, compute: ComputeConfig | None) -> 
         return _aws_error(aws["code"], aws["operation"], first_line(aws["message"]), compute)
     lowered = text.lower()
     if "ProfileNotFound" in classes or ("could not be found" in lowered and "profile" in lowered):
-        return ("get IAM credentials", first_line(text),
-                "set iam_profile to a profile of the pod's AWS config (AWS_CONFIG_FILE / "
-                "AWS_SHARED_CREDENTIALS_FILE), or remove it to use the pod's default AWS credentials")  # fmt: skip
+        return (
+            "get IAM credentials",
+            first_line(text),
+            "set iam_profile to a profile of the pod's AWS config (AWS_CONFIG_FILE / "
+            "AWS_SHARED_CREDENTIALS_FILE), or remove it to use the pod's default AWS credentials",
+        )
     if "NoCredentialsError" in classes or "unable to locate credentials" in lowered:
-        return ("get IAM credentials", "no AWS credentials were found for method iam",
-                "give the pod an IAM role (IRSA: a service account annotated with the role ARN), "
-                "or set iam_profile, or access_key_id with secret_access_key")  # fmt: skip
+        return (
+            "get IAM credentials",
+            "no AWS credentials were found for method iam",
+            "give the pod an IAM role (IRSA: a service account annotated with the role ARN), "
+            "or set iam_profile, or access_key_id with secret_access_key",
+        )
     if "NoRegionError" in classes or "must specify a region" in lowered:
         return ("get IAM credentials", "the AWS region is not known", "set region, such as us-east-1")
     if "EndpointConnectionError" in classes or "could not connect to the endpoint url" in lowered:
-        return ("get IAM credentials", f"the AWS API cannot be reached: {first_line(text)[:200]}",
-                "let the pod reach the Redshift API (NAT gateway, proxy, or a VPC interface endpoint)")  # fmt: skip
+        return (
+            "get IAM credentials",
+            f"the AWS API cannot be reached: {first_line(text)[:200]}",
+            "let the pod reach the Redshift API (NAT gateway, proxy, or a VPC interface endpoint)",
+        )
     if "ssl must be enabled when using iam" in lowered:
         return ("connect", "IAM authentication needs TLS", "remove sslmode: disable")
     if "cluster_identifier must be provided" in lowered:
-        return ("connect", "IAM authentication to a provisioned cluster needs its identifier",
-                "set cluster_id (or serverless_work_group for Redshift Serverless)")  # fmt: skip
+        return (
+            "connect",
+            "IAM authentication to a provisioned cluster needs its identifier",
+            "set cluster_id (or serverless_work_group for Redshift Serverless)",
+        )
     if "server refuses ssl" in lowered:
-        return ("connect over TLS", f"{where} refused TLS",
-                "Redshift always offers TLS: check that host and port reach Redshift (not another "
-                "PostgreSQL-speaking service), or set sslmode: disable only for such a test server")  # fmt: skip
+        return (
+            "connect over TLS",
+            f"{where} refused TLS",
+            "Redshift always offers TLS: check that host and port reach Redshift (not another "
+            "PostgreSQL-speaking service), or set sslmode: disable only for such a test server",
+        )
     if "certificate verify failed" in lowered or "certificateverificationerror" in lowered:
         reason = re.search(r"certificate verify failed: ([^(\])']+)", text)
-        return ("connect over TLS", f"the TLS certificate of {where} was not accepted"
-                f"{': ' + reason[1].strip() if reason else ''}",
-                "redshift_connector trusts the system CAs and its bundled Amazon Redshift CAs: connect "
-                "to the cluster's Amazon endpoint, or add the CA of your proxy/load balancer to the "
-                "system bundle (SSL_CERT_FILE); with verify-full the host must match the certificate")  # fmt: skip
+        return (
+            "connect over TLS",
+            f"the TLS certificate of {where} was not accepted{': ' + reason[1].strip() if reason else ''}",
+            "redshift_connector trusts the system CAs and its bundled Amazon Redshift CAs: connect "
+            "to the cluster's Amazon endpoint, or add the CA of your proxy/load balancer to the "
+            "system bundle (SSL_CERT_FILE); with verify-full the host must match the certificate",
+        )
     if "connection refused" in lowered or "errno 111" in lowered:
-        return ("connect", f"nothing accepts connections at {where} (connection refused)",
-                "check host and port (Redshift listens on 5439 by default), that the cluster is "
-                "available (not paused or resizing) and publicly accessible or reachable from the pod")  # fmt: skip
+        return (
+            "connect",
+            f"nothing accepts connections at {where} (connection refused)",
+            "check host and port (Redshift listens on 5439 by default), that the cluster is "
+            "available (not paused or resizing) and publicly accessible or reachable from the pod",
+        )
     if "name or service not known" in lowered or "gaierror" in lowered or "nodename nor servname" in lowered:
-        return ("connect", f"the host name of {where} cannot be resolved",
-                "check host (the cluster or workgroup endpoint, without port or database)")  # fmt: skip
+        return (
+            "connect",
+            f"the host name of {where} cannot be resolved",
+            "check host (the cluster or workgroup endpoint, without port or database)",
+        )
     if "connection time out" in lowered or "timed out" in lowered or "timeouterror" in lowered:
-        return ("connect", f"{where} did not answer in time",
-                "check the security group and network ACLs (inbound 5439 from the pod), that the "
-                "cluster is available, or raise connect_timeout")  # fmt: skip
+        return (
+            "connect",
+            f"{where} did not answer in time",
+            "check the security group and network ACLs (inbound 5439 from the pod), that the "
+            "cluster is available, or raise connect_timeout",
+        )
     if "server socket closed" in lowered or "brokenpipe" in lowered or "connection reset" in lowered:
-        return ("connect", f"{where} closed the connection",
-                "check that host and port reach Redshift, and sslmode (a TLS-only proxy closes plain "
-                "connections)")  # fmt: skip
+        return (
+            "connect",
+            f"{where} closed the connection",
+            "check that host and port reach Redshift, and sslmode (a TLS-only proxy closes plain "
+            "connections)",
+        )
     if "communication error" in lowered:
-        return ("connect", f"the connection to {where} failed: {first_line(text)[:200]}",
-                "check host, port, sslmode and the network between the pod and Redshift")  # fmt: skip
+        return (
+            "connect",
+            f"the connection to {where} failed: {first_line(text)[:200]}",
+            "check host, port, sslmode and the network between the pod and Redshift",
+        )
     return None
 
 
-def _sqlstate(code: str, message: str, compute: ComputeConfig | None, where: str) -> tuple[str, str, str] | None:
+def _sqlstate(
+    code: str, message: str, compute: ComputeConfig | None, where: str
+) -> tuple[str, str, str] | None:
     first = first_line(message)[:300]
     if code in ("28000", "28P01"):
         if _method(compute) == "iam":
             user = compute.config.get("user") if compute is not None else None
-            fix = (f"the temporary IAM credentials were refused: check that the database user {user} exists "
-                   "(or set autocreate: true) and that the IAM policy allows redshift:GetClusterCredentials "
-                   "for that dbuser")  # fmt: skip
+            fix = (
+                f"the temporary IAM credentials were refused: check that the database user {user} exists "
+                "(or set autocreate: true) and that the IAM policy allows redshift:GetClusterCredentials "
+                "for that dbuser"
+            )
         else:
             fix = f"check user and the password in {_secret_name(compute, 'password')}"
         return "authentication", f"{where} refused the login: {first}", fix
     fixes = {
         "3D000": ("connect", "set dbname to an existing database of the cluster (dev by default)"),
-        "42P01": ("run SQL", "check the name; if it is a model, build it first (dbt run --select "
-                             "+<model>); if it is a source, check that the table exists"),
-        "3F000": ("run SQL", "check the schema name; dbt creates its own schema, so a missing one is "
-                             "usually a source's or another model's schema"),
+        "42P01": (
+            "run SQL",
+            "check the name; if it is a model, build it first (dbt run --select "
+            "+<model>); if it is a source, check that the table exists",
+        ),
+        "3F000": (
+            "run SQL",
+            "check the schema name; dbt creates its own schema, so a missing one is "
+            "usually a source's or another model's schema",
+        ),
         "42703": ("run SQL", "check the column names against the upstream model's columns"),
         "42601": ("parse SQL", "fix the SQL at the position shown (Redshift's SQL dialect)"),
-        "42501": ("authorization", "ask a Redshift administrator to grant the privilege (GRANT … TO "
-                                   "the dbt user), or use another schema"),
+        "42501": (
+            "authorization",
+            "ask a Redshift administrator to grant the privilege (GRANT … TO "
+            "the dbt user), or use another schema",
+        ),
         "25P02": ("run SQL", "an earlier statement of the transaction failed: fix that one first"),
-        "40001": ("run SQL", "a concurrent transaction touched the same table: run dbt again, or "
-                             "lower threads for models that write the same tables"),
-        "57014": ("run a query", "the query was canceled (statement_timeout or a WLM rule): make it "
-                                 "cheaper, or ask for a longer timeout / another WLM queue"),
+        "40001": (
+            "run SQL",
+            "a concurrent transaction touched the same table: run dbt again, or "
+            "lower threads for models that write the same tables",
+        ),
+        "57014": (
+            "run a query",
+            "the query was canceled (statement_timeout or a WLM rule): make it "
+            "cheaper, or ask for a longer timeout / another WLM queue",
+        ),
         "53100": ("run a query", "the cluster is out of disk: free space or resize the cluster"),
-        "53200": ("run a query", "the query ran out of memory: simplify it or use a WLM queue with "
-                                 "more memory"),
+        "53200": (
+            "run a query",
+            "the query ran out of memory: simplify it or use a WLM queue with more memory",
+        ),
     }
     if code not in fixes:
         return None
@@ -564,23 +667,46 @@ def _sqlstate(code: str, message: str, compute: ComputeConfig | None, where: str
     return operation, f"Redshift {code}: {first}", fix
 
 
-def _aws_error(code: str, operation: str, message: str, compute: ComputeConfig | None) -> tuple[str, str, str]:
+def _aws_error(
+    code: str, operation: str, message: str, compute: ComputeConfig | None
+) -> tuple[str, str, str]:
     text = f"AWS {operation} failed with {code}: {message[:200]}"
     if code in ("ClusterNotFound", "ClusterNotFoundFault"):
-        return ("get IAM credentials", text, "check cluster_id and region (the cluster identifier, not "
-                "its endpoint)")  # fmt: skip
+        return (
+            "get IAM credentials",
+            text,
+            "check cluster_id and region (the cluster identifier, not its endpoint)",
+        )
     if code == "ResourceNotFoundException":
         return ("get IAM credentials", text, "check serverless_work_group and region")
-    if code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException",
-                "ExpiredToken", "ExpiredTokenException", "InvalidSignatureException"):  # fmt: skip
-        source = "the access key in access_key_id and " + _secret_name(compute, "secret_access_key") if (
-            compute is not None and compute.config.get("access_key_id")
-        ) else "the AWS credentials of iam_profile (or of the pod's IAM role)"
-        return ("get IAM credentials", f"AWS rejected the credentials: {text}",
-                f"check {source}: they must be valid and unexpired")  # fmt: skip
+    if code in (
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+    ):
+        source = (
+            "the access key in access_key_id and " + _secret_name(compute, "secret_access_key")
+            if (compute is not None and compute.config.get("access_key_id"))
+            else "the AWS credentials of iam_profile (or of the pod's IAM role)"
+        )
+        return (
+            "get IAM credentials",
+            f"AWS rejected the credentials: {text}",
+            f"check {source}: they must be valid and unexpired",
+        )
     if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-        return ("get IAM credentials", text,
-                "allow the IAM identity redshift:GetClusterCredentials (provisioned) or "
-                "redshift-serverless:GetCredentials (Serverless) on this cluster, database and user")  # fmt: skip
-    return ("get IAM credentials", text, "check the IAM settings (cluster_id or serverless_work_group, "
-            "region, iam_profile) against the message")  # fmt: skip
+        return (
+            "get IAM credentials",
+            text,
+            "allow the IAM identity redshift:GetClusterCredentials (provisioned) or "
+            "redshift-serverless:GetCredentials (Serverless) on this cluster, database and user",
+        )
+    return (
+        "get IAM credentials",
+        text,
+        "check the IAM settings (cluster_id or serverless_work_group, "
+        "region, iam_profile) against the message",
+    )

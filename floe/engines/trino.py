@@ -61,10 +61,6 @@ _SECRET_KEYS = {"password": "ldap", "jwt_token": "jwt"}
 _CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-
-
-
-
 class TrinoEngine(ComputePlugin):
     """Trino through dbt-trino: methods none, ldap, jwt and certificate."""
 
@@ -104,13 +100,15 @@ class TrinoEngine(ComputePlugin):
         if settings.method == "none":
             profile["http_scheme"] = settings.scheme
         if settings.method == "ldap":
-            profile["password"] = secret_placeholder(ENGINE, compute.config["password"], compute, "generate_dbt_profile",
-                                                     example="TRINO_PASSWORD")
+            profile["password"] = secret_placeholder(
+                ENGINE, compute.config["password"], compute, "generate_dbt_profile", example="TRINO_PASSWORD"
+            )
             if compute.config.get("impersonation_user"):
                 profile["impersonation_user"] = str(compute.config["impersonation_user"])
         if settings.method == "jwt":
-            profile["jwt_token"] = secret_placeholder(ENGINE, compute.config["jwt_token"], compute, "generate_dbt_profile",
-                                                      example="TRINO_JWT")
+            profile["jwt_token"] = secret_placeholder(
+                ENGINE, compute.config["jwt_token"], compute, "generate_dbt_profile", example="TRINO_JWT"
+            )
         if settings.method == "certificate":
             profile["client_certificate"] = str(compute.config["client_certificate_file"])
             profile["client_private_key"] = str(compute.config["client_private_key_file"])
@@ -136,6 +134,7 @@ class TrinoEngine(ComputePlugin):
         hard deadline a little under it). A missing catalog is reported with the catalogs the
         coordinator has; a missing schema is not a failure (dbt creates it).
         """
+
         def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
             details = self._check(compute, seconds, progress)
             message = (
@@ -145,11 +144,16 @@ class TrinoEngine(ComputePlugin):
             if details["schema_exists"]:
                 message += f", schema {details['schema']} exists"
             else:
-                message += f"; schema {details['schema']} does not exist yet (dbt creates it on the first run)"
+                message += (
+                    f"; schema {details['schema']} does not exist yet (dbt creates it on the first run)"
+                )
             return message, details
 
         return run_check(
-            ENGINE, compute, timeout, check,
+            ENGINE,
+            compute,
+            timeout,
+            check,
             no_answer=lambda progress: (
                 f"no answer from {progress.get('url', 'the coordinator')} within {timeout:g} s while "
                 f"{progress['stage']}",
@@ -158,7 +162,7 @@ class TrinoEngine(ComputePlugin):
             ),
             fix="check the compute's Trino settings (host, port, http_scheme, method, verify)",
             translate=self.translate_error,
-        )  # fmt: skip
+        )
 
     def _check(self, compute: ComputeConfig, budget: float, progress: dict[str, Any]) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
@@ -166,24 +170,31 @@ class TrinoEngine(ComputePlugin):
         settings = checked_settings(compute, operation)
         url = f"{settings.scheme}://{settings.host}:{settings.port}"
         details: dict[str, Any] = {
-            "url": url, "method": settings.method, "catalog": settings.catalog,
+            "url": url,
+            "method": settings.method,
+            "catalog": settings.catalog,
             "schema": settings.schema,
-        }  # fmt: skip
+        }
         progress.update(details=details, url=url)
         progress["stage"] = "importing the trino client"
         try:
             import trino
         except ImportError:
             raise PluginExecutionError(
-                ENGINE, operation, "the trino client is not installed", PIP_INSTALL,
+                ENGINE,
+                operation,
+                "the trino client is not installed",
+                PIP_INSTALL,
                 compute=compute.name,
-            ) from None  # fmt: skip
+            ) from None
         auth: Any = None
         if settings.method == "ldap":
             password = secret_value(ENGINE, compute.config["password"], compute, operation, what="password")
             auth = trino.auth.BasicAuthentication(settings.user or "", password)
         elif settings.method == "jwt":
-            auth = trino.auth.JWTAuthentication(secret_value(ENGINE, compute.config["jwt_token"], compute, operation, what="jwt_token"))
+            auth = trino.auth.JWTAuthentication(
+                secret_value(ENGINE, compute.config["jwt_token"], compute, operation, what="jwt_token")
+            )
         elif settings.method == "certificate":
             auth = trino.auth.CertificateAuthentication(
                 str(compute.config["client_certificate_file"]),
@@ -194,12 +205,19 @@ class TrinoEngine(ComputePlugin):
             user = str(compute.config["impersonation_user"])
         progress["stage"] = f"connecting to {url}"
         connection = trino.dbapi.connect(  # type: ignore[no-untyped-call]
-            host=settings.host, port=settings.port, user=user, catalog=settings.catalog,
-            schema=settings.schema, http_scheme=settings.scheme, auth=auth,
+            host=settings.host,
+            port=settings.port,
+            user=user,
+            catalog=settings.catalog,
+            schema=settings.schema,
+            http_scheme=settings.scheme,
+            auth=auth,
             verify=settings.verify if settings.verify is not None else True,
             session_properties=dict(settings.session_properties) or None,
-            request_timeout=budget, max_attempts=1, source=f"floe-{__version__}",
-        )  # fmt: skip
+            request_timeout=budget,
+            max_attempts=1,
+            source=f"floe-{__version__}",
+        )
         try:
             cursor = connection.cursor()
             progress["stage"] = "running SELECT version(), current_user"
@@ -218,13 +236,14 @@ class TrinoEngine(ComputePlugin):
                 catalogs = sorted(str(row[0]) for row in cursor.fetchall())
                 details["catalogs"] = catalogs
                 raise PluginExecutionError(
-                    ENGINE, operation,
+                    ENGINE,
+                    operation,
                     f"the coordinator at {url} has no catalog {settings.catalog!r} "
                     f"(it has: {', '.join(catalogs) or 'none visible to this user'})",
                     "set database to the Trino catalog of the Iceberg catalog (ask the platform "
                     "team which one), or have it configured on the coordinator",
                     compute=compute.name,
-                ) from None  # fmt: skip
+                ) from None
         finally:
             connection.close()
         progress["stage"] = "done"
@@ -245,9 +264,7 @@ class TrinoEngine(ComputePlugin):
 
     # -- REQ-013: the Iceberg catalog -----------------------------------------------------------
 
-    def get_catalog_attachment_sql(
-        self, compute: ComputeConfig, catalog: CatalogConfig
-    ) -> list[str] | None:
+    def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
         """``None``: Trino reaches Iceberg through a catalog configured on the coordinator.
 
         A Trino catalog is server configuration (a properties file with ``connector.name=iceberg``,
@@ -321,21 +338,29 @@ class Settings:
             if value is None:
                 continue
             if not isinstance(value, SecretReference):
-                raise fail(f"{key} must be a secret reference, not a value",
-                           f"write {key}: {{secret_ref: NAME}} and set NAME in the environment")  # fmt: skip
+                raise fail(
+                    f"{key} must be a secret reference, not a value",
+                    f"write {key}: {{secret_ref: NAME}} and set NAME in the environment",
+                )
             if method != needs:
-                raise fail(f"{key} is set but method is {method}",
-                           f"set method: {needs} to use {key}, or remove {key}")  # fmt: skip
+                raise fail(
+                    f"{key} is set but method is {method}",
+                    f"set method: {needs} to use {key}, or remove {key}",
+                )
         if method == "certificate" and not (
             config.get("client_certificate_file") and config.get("client_private_key_file")
         ):
-            raise fail("method certificate needs client_certificate_file and client_private_key_file",
-                       "set both to the paths of the PEM files mounted into the pod")  # fmt: skip
+            raise fail(
+                "method certificate needs client_certificate_file and client_private_key_file",
+                "set both to the paths of the PEM files mounted into the pod",
+            )
         if method != "certificate" and (
             config.get("client_certificate_file") or config.get("client_private_key_file")
         ):
-            raise fail(f"client certificate files are set but method is {method}",
-                       "set method: certificate, or remove client_certificate_file/client_private_key_file")  # fmt: skip
+            raise fail(
+                f"client certificate files are set but method is {method}",
+                "set method: certificate, or remove client_certificate_file/client_private_key_file",
+            )
         if method == "ldap" and config.get("password") is None:
             raise fail("method ldap needs a password", "set password: {secret_ref: NAME}")
         if method == "jwt" and config.get("jwt_token") is None:
@@ -346,8 +371,10 @@ class Settings:
         self.user = str(config["user"]) if config.get("user") else None
         scheme = str(config.get("http_scheme") or ("https" if method in HTTPS_METHODS else "http"))
         if method in HTTPS_METHODS and scheme != "https":
-            raise fail(f"method {method} sends credentials, which dbt-trino does only over HTTPS",
-                       "set http_scheme: https (the coordinator must serve TLS)")  # fmt: skip
+            raise fail(
+                f"method {method} sends credentials, which dbt-trino does only over HTTPS",
+                "set http_scheme: https (the coordinator must serve TLS)",
+            )
         self.scheme = scheme
         default_port = DEFAULT_HTTPS_PORT if scheme == "https" else DEFAULT_HTTP_PORT
         self.port = int(config.get("port", default_port))
@@ -356,8 +383,10 @@ class Settings:
         self.session_properties: Mapping[str, Any] = config.get("session_properties") or {}
         for key in self.session_properties:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", str(key)):
-                raise fail(f"session property {key!r} is not a Trino session property name",
-                           "use names like query_max_run_time or iceberg.compression_codec")  # fmt: skip
+                raise fail(
+                    f"session property {key!r} is not a Trino session property name",
+                    "use names like query_max_run_time or iceberg.compression_codec",
+                )
 
 
 def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
@@ -365,15 +394,11 @@ def checked_settings(compute: ComputeConfig, operation: str) -> Settings:
     return Settings(compute, operation)
 
 
-
-
-
-
-
-
 # -- error translation -----------------------------------------------------------------------------
 
-_QUERY_ERROR = re.compile(r"Trino\w*Error\(type=(?P<type>\w+), name=(?P<name>\w+), message=\"(?P<message>.*?)\"", re.S)
+_QUERY_ERROR = re.compile(
+    r"Trino\w*Error\(type=(?P<type>\w+), name=(?P<name>\w+), message=\"(?P<message>.*?)\"", re.S
+)
 _HTTP_STATUS = re.compile(r"\berror (?P<code>[1-5][0-9]{2})\b(?::\s*(?P<body>.*))?", re.S)
 
 
@@ -394,9 +419,11 @@ def _trino_error(error: BaseException) -> tuple[list[str], str] | None:
     text = str(error)
     module = type(error).__module__ or ""
     if module.startswith("dbt") and (
-        _QUERY_ERROR.search(text) or "failed to execute:" in text or _HTTP_STATUS.search(text)
+        _QUERY_ERROR.search(text)
+        or "failed to execute:" in text
+        or _HTTP_STATUS.search(text)
         or "Failed to establish a new connection" in text
-    ):  # fmt: skip
+    ):
         return [], text
     return None
 
@@ -432,9 +459,11 @@ def _translate(classes: list[str], text: str, compute: ComputeConfig | None) -> 
     if query := _QUERY_ERROR.search(text):
         return _query_error(query["type"], query["name"], query["message"])
     if "TrinoAuthError" in classes or "TLS/SSL is required for authentication" in text:
-        return ("authentication", f"the trino client refused to send credentials: {first[:200]}",
-                "use https (http_scheme: https, and the coordinator's HTTPS port) with ldap, jwt or "
-                "certificate")  # fmt: skip
+        return (
+            "authentication",
+            f"the trino client refused to send credentials: {first[:200]}",
+            "use https (http_scheme: https, and the coordinator's HTTPS port) with ldap, jwt or certificate",
+        )
     if (status := _HTTP_STATUS.search(text)) and (
         {"HttpError", "Http502Error", "Http503Error", "Http504Error"} & set(classes) or not classes
     ):
@@ -445,58 +474,116 @@ def _translate(classes: list[str], text: str, compute: ComputeConfig | None) -> 
             fix = {
                 "ldap": f"check user and the password in {_secret_name(compute, 'password')}",
                 "jwt": f"check that the token in {_secret_name(compute, 'jwt_token')} is valid, "
-                       "unexpired and issued for this coordinator",
+                "unexpired and issued for this coordinator",
                 "certificate": "check that the client certificate is signed by a CA the coordinator trusts",
-            }.get(method or "", "the coordinator requires authentication: set method (ldap, jwt or "
-                  "certificate) and its credential")  # fmt: skip
-            user = f" of user {compute.config['user']}" if compute is not None and compute.config.get("user") else ""
-            return ("authentication", f"{where} rejected the credentials{user} "
-                    f"(HTTP 401{': ' + body if body else ''})", fix)  # fmt: skip
+            }.get(
+                method or "",
+                "the coordinator requires authentication: set method (ldap, jwt or "
+                "certificate) and its credential",
+            )
+            user = (
+                f" of user {compute.config['user']}"
+                if compute is not None and compute.config.get("user")
+                else ""
+            )
+            return (
+                "authentication",
+                f"{where} rejected the credentials{user} (HTTP 401{': ' + body if body else ''})",
+                fix,
+            )
         if code == 403:
-            return ("authorization", f"{where} denied access (HTTP 403{': ' + body if body else ''})",
-                    "ask the Trino administrators to allow this user (and impersonation, if used)")  # fmt: skip
+            return (
+                "authorization",
+                f"{where} denied access (HTTP 403{': ' + body if body else ''})",
+                "ask the Trino administrators to allow this user (and impersonation, if used)",
+            )
         if code == 404:
-            return ("connect", f"{where} answered HTTP 404 for the statement API: it is not a "
-                    "Trino coordinator", "check host and port: they must reach the coordinator, "
-                    "not the web UI behind a proxy path or another service")  # fmt: skip
+            return (
+                "connect",
+                f"{where} answered HTTP 404 for the statement API: it is not a Trino coordinator",
+                "check host and port: they must reach the coordinator, "
+                "not the web UI behind a proxy path or another service",
+            )
         if code in (502, 503, 504):
-            return ("connect", f"{where} is unavailable (HTTP {code})",
-                    "the coordinator (or a proxy in front of it) is down or restarting: retry "
-                    "later, or ask the platform team")  # fmt: skip
-        return ("connect", f"{where} answered HTTP {code}: {body or first[:200]}",
-                "check host, port and http_scheme")  # fmt: skip
+            return (
+                "connect",
+                f"{where} is unavailable (HTTP {code})",
+                "the coordinator (or a proxy in front of it) is down or restarting: retry "
+                "later, or ask the platform team",
+            )
+        return (
+            "connect",
+            f"{where} answered HTTP {code}: {body or first[:200]}",
+            "check host, port and http_scheme",
+        )
     lowered = text.lower()
     if "certificate verify failed" in lowered or "certificateverificationerror" in lowered:
-        fix = ("set verify to the path of the CA bundle that signed the coordinator's certificate "
-               "(or fix the certificate's host names)")
+        fix = (
+            "set verify to the path of the CA bundle that signed the coordinator's certificate "
+            "(or fix the certificate's host names)"
+        )
         overriding = [name for name in _CA_ENV if os.environ.get(name)]
         if overriding:
-            fix += (f"; note that {' and '.join(overriding)} is set in this environment, and "
-                    "requests then uses that bundle instead of verify: unset it or add the CA to it")
-        return ("connect over TLS", f"the TLS certificate of {where} was not accepted: "
-                f"{_ssl_reason(text)}", fix)  # fmt: skip
-    if "wrong version number" in lowered or "record layer failure" in lowered or "unknown protocol" in lowered:
-        return ("connect over TLS", f"{where} does not speak HTTPS on this port",
-                "use the coordinator's HTTPS port, or http_scheme: http with method none")  # fmt: skip
+            fix += (
+                f"; note that {' and '.join(overriding)} is set in this environment, and "
+                "requests then uses that bundle instead of verify: unset it or add the CA to it"
+            )
+        return (
+            "connect over TLS",
+            f"the TLS certificate of {where} was not accepted: {_ssl_reason(text)}",
+            fix,
+        )
+    if (
+        "wrong version number" in lowered
+        or "record layer failure" in lowered
+        or "unknown protocol" in lowered
+    ):
+        return (
+            "connect over TLS",
+            f"{where} does not speak HTTPS on this port",
+            "use the coordinator's HTTPS port, or http_scheme: http with method none",
+        )
     if "connection refused" in lowered or "errno 111" in lowered:
-        return ("connect", f"nothing accepts connections at {where} (connection refused)",
-                "check host and port (Trino listens on 8080 for HTTP, 443 or 8443 for HTTPS by "
-                "default) and that the coordinator is running")  # fmt: skip
-    if ("name or service not known" in lowered or "nodename nor servname" in lowered
-            or "failed to resolve" in lowered or "name resolution" in lowered):  # fmt: skip
-        return ("connect", f"the host name of {where} cannot be resolved",
-                "check host (DNS name of the coordinator) and the pod's DNS")  # fmt: skip
+        return (
+            "connect",
+            f"nothing accepts connections at {where} (connection refused)",
+            "check host and port (Trino listens on 8080 for HTTP, 443 or 8443 for HTTPS by "
+            "default) and that the coordinator is running",
+        )
+    if (
+        "name or service not known" in lowered
+        or "nodename nor servname" in lowered
+        or "failed to resolve" in lowered
+        or "name resolution" in lowered
+    ):
+        return (
+            "connect",
+            f"the host name of {where} cannot be resolved",
+            "check host (DNS name of the coordinator) and the pod's DNS",
+        )
     if "timed out" in lowered or "timeout" in lowered:
-        return ("connect", f"{where} did not answer in time",
-                "check that the coordinator is up and reachable, and that no firewall drops the "
-                "traffic")  # fmt: skip
-    if ("remotedisconnected" in lowered or "connection aborted" in lowered or "badstatusline" in lowered
-            or "connection reset" in lowered):  # fmt: skip
-        return ("connect", f"{where} closed the connection without an HTTP answer",
-                "check http_scheme (https against an HTTPS port) and port")  # fmt: skip
+        return (
+            "connect",
+            f"{where} did not answer in time",
+            "check that the coordinator is up and reachable, and that no firewall drops the traffic",
+        )
+    if (
+        "remotedisconnected" in lowered
+        or "connection aborted" in lowered
+        or "badstatusline" in lowered
+        or "connection reset" in lowered
+    ):
+        return (
+            "connect",
+            f"{where} closed the connection without an HTTP answer",
+            "check http_scheme (https against an HTTPS port) and port",
+        )
     if "TrinoConnectionError" in classes or "failed to execute" in lowered or "failed to fetch" in lowered:
-        return ("connect", f"the connection to {where} failed: {first[:200]}",
-                "check host, port, http_scheme and the network between floe and the coordinator")  # fmt: skip
+        return (
+            "connect",
+            f"the connection to {where} failed: {first[:200]}",
+            "check host, port, http_scheme and the network between floe and the coordinator",
+        )
     return None
 
 
@@ -507,36 +594,58 @@ def _ssl_reason(text: str) -> str:
 
 _QUERY_FIXES: dict[str, tuple[str, str]] = {
     "CATALOG_NOT_FOUND": ("run SQL", "set database to an existing Trino catalog (SHOW CATALOGS lists them)"),
-    "SCHEMA_NOT_FOUND": ("run SQL", "check the schema name; dbt creates its own schema, so a missing one "
-                                    "is usually a source or another model's schema"),
-    "TABLE_NOT_FOUND": ("run SQL", "check the name; if it is a model, build it first (dbt run --select "
-                                   "+<model>); if it is a source, check that the table exists"),
+    "SCHEMA_NOT_FOUND": (
+        "run SQL",
+        "check the schema name; dbt creates its own schema, so a missing one "
+        "is usually a source or another model's schema",
+    ),
+    "TABLE_NOT_FOUND": (
+        "run SQL",
+        "check the name; if it is a model, build it first (dbt run --select "
+        "+<model>); if it is a source, check that the table exists",
+    ),
     "COLUMN_NOT_FOUND": ("run SQL", "check the column names against the upstream model's columns"),
     "SYNTAX_ERROR": ("parse SQL", "fix the SQL at the position shown (Trino's SQL dialect)"),
     "FUNCTION_NOT_FOUND": ("run SQL", "use a function Trino has (SHOW FUNCTIONS), or fix its arguments"),
     "TYPE_MISMATCH": ("run SQL", "cast the values to matching types"),
-    "PERMISSION_DENIED": ("authorization", "ask the Trino administrators to grant the access, or use "
-                                       "another catalog/schema"),
+    "PERMISSION_DENIED": (
+        "authorization",
+        "ask the Trino administrators to grant the access, or use another catalog/schema",
+    ),
     "ACCESS_DENIED": ("authorization", "ask the Trino administrators to grant the access"),
-    "NOT_SUPPORTED": ("run SQL", "the catalog's connector does not support this operation: change "
-                                 "the materialization or use another catalog"),
-    "EXCEEDED_TIME_LIMIT": ("run a query", "make the query cheaper, or ask for a higher "
-                                           "query_max_run_time (session_properties)"),
-    "EXCEEDED_LOCAL_MEMORY_LIMIT": ("run a query", "reduce the data the query holds in memory, or "
-                                                    "ask the administrators to raise query.max-memory"),
-    "EXCEEDED_GLOBAL_MEMORY_LIMIT": ("run a query", "reduce the data the query holds in memory, or "
-                                                     "ask the administrators to raise query.max-memory"),
-    "INVALID_SESSION_PROPERTY": ("apply session properties", "correct or remove the key under "
-                                                             "session_properties (SHOW SESSION lists them)"),
+    "NOT_SUPPORTED": (
+        "run SQL",
+        "the catalog's connector does not support this operation: change "
+        "the materialization or use another catalog",
+    ),
+    "EXCEEDED_TIME_LIMIT": (
+        "run a query",
+        "make the query cheaper, or ask for a higher query_max_run_time (session_properties)",
+    ),
+    "EXCEEDED_LOCAL_MEMORY_LIMIT": (
+        "run a query",
+        "reduce the data the query holds in memory, or ask the administrators to raise query.max-memory",
+    ),
+    "EXCEEDED_GLOBAL_MEMORY_LIMIT": (
+        "run a query",
+        "reduce the data the query holds in memory, or ask the administrators to raise query.max-memory",
+    ),
+    "INVALID_SESSION_PROPERTY": (
+        "apply session properties",
+        "correct or remove the key under session_properties (SHOW SESSION lists them)",
+    ),
 }
 
 
 def _query_error(kind: str, name: str, message: str) -> tuple[str, str, str]:
     operation, fix = _QUERY_FIXES.get(name, ("run SQL", ""))
     if not fix:
-        fix = ("the coordinator or a connector failed: retry, and report it to the Trino "
-               "administrators with the query id" if kind in ("INTERNAL_ERROR", "EXTERNAL")
-               else "correct the SQL or the settings named in the message")  # fmt: skip
+        fix = (
+            "the coordinator or a connector failed: retry, and report it to the Trino "
+            "administrators with the query id"
+            if kind in ("INTERNAL_ERROR", "EXTERNAL")
+            else "correct the SQL or the settings named in the message"
+        )
     if name.startswith("EXCEEDED_") and name not in _QUERY_FIXES:
         operation, fix = "run a query", "reduce the query's resource use or ask for higher limits"
     return operation, f"Trino {name}: {first_line(message)[:300]}", fix

@@ -71,10 +71,12 @@ def steps(crossings: Sequence[Crossing]) -> tuple[dict[str, list[Step]], dict[st
         for _, read in cross.refs:
             if cross.publish and not any(s.model == read for s in after.get(cross.upstream, [])):
                 after.setdefault(cross.upstream, []).append(
-                    Step(PUBLISH, cross.upstream, cross.upstream_compute, read, cross.downstream_compute))
+                    Step(PUBLISH, cross.upstream, cross.upstream_compute, read, cross.downstream_compute)
+                )
             if cross.load and not any(s.model == read for s in before.get(cross.downstream, [])):
                 before.setdefault(cross.downstream, []).append(
-                    Step(LOAD, cross.downstream, cross.downstream_compute, read, cross.upstream_compute))
+                    Step(LOAD, cross.downstream, cross.downstream_compute, read, cross.upstream_compute)
+                )
     return before, after
 
 
@@ -91,8 +93,14 @@ class Carried:
     bytes: int
 
 
-def publish(engine: Engine, compute: ComputeConfig, relation: Relation, catalog: CatalogConfig,
-            identifier: tuple[str, str], where: str) -> Carried:  # fmt: skip
+def publish(
+    engine: Engine,
+    compute: ComputeConfig,
+    relation: Relation,
+    catalog: CatalogConfig,
+    identifier: tuple[str, str],
+    where: str,
+) -> Carried:
     """Read ``relation`` from the compute's warehouse and commit it as the Iceberg table ``identifier``.
 
     :param where: the model, for messages (``model 'customers' of compute 'pg'``).
@@ -107,8 +115,13 @@ def publish(engine: Engine, compute: ComputeConfig, relation: Relation, catalog:
     return Carried(data.num_rows, data.nbytes)
 
 
-def load(engine: Engine, compute: ComputeConfig, relation: Relation, catalog: CatalogConfig,
-         identifier: tuple[str, str]) -> Carried:  # fmt: skip
+def load(
+    engine: Engine,
+    compute: ComputeConfig,
+    relation: Relation,
+    catalog: CatalogConfig,
+    identifier: tuple[str, str],
+) -> Carried:
     """Load the Iceberg table ``identifier``, at its current snapshot, into ``relation`` of the
     compute's warehouse through the engine's ``floe_load_arrow``.
 
@@ -121,10 +134,14 @@ def load(engine: Engine, compute: ComputeConfig, relation: Relation, catalog: Ca
     try:
         table = _client(catalog).load_table(identifier)
     except NoSuchTableError:
-        raise FloeError([Problem(
-            f"the catalog has no table {iceberg_name(catalog, identifier)} to load into {relation}",
-            fix="run the transform that builds it first (floe run without --select, or select it too)",
-        )]) from None  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    f"the catalog has no table {iceberg_name(catalog, identifier)} to load into {relation}",
+                    fix="run the transform that builds it first (floe run without --select, or select it too)",
+                )
+            ]
+        ) from None
     source = table.scan().to_arrow_batch_reader()
     sent = [0, 0]
     broken: list[BaseException] = []
@@ -140,22 +157,32 @@ def load(engine: Engine, compute: ComputeConfig, relation: Relation, catalog: Ca
             raise
 
     try:
-        rows = engine.load_arrow(compute, relation, pyarrow.RecordBatchReader.from_batches(source.schema, counted()))
+        rows = engine.load_arrow(
+            compute, relation, pyarrow.RecordBatchReader.from_batches(source.schema, counted())
+        )
     except FloeError:
         if broken:  # the engine saw the stream fail: what failed is floe's read of the catalog
-            raise FloeError([Problem(
-                f"reading {iceberg_name(catalog, identifier)} from the catalog failed while loading it into "
-                f"{relation}: {type(broken[0]).__name__}: {broken[0]}",
-                fix=f"{relation} keeps what it held; check that the catalog's table and its data files are readable",
-            )]) from None  # fmt: skip
+            raise FloeError(
+                [
+                    Problem(
+                        f"reading {iceberg_name(catalog, identifier)} from the catalog failed while loading it into "
+                        f"{relation}: {type(broken[0]).__name__}: {broken[0]}",
+                        fix=f"{relation} keeps what it held; check that the catalog's table and its data files are readable",
+                    )
+                ]
+            ) from None
         raise
     if rows != sent[0]:
-        raise FloeError([Problem(
-            f"compute {compute.name!r} (engine {compute.engine}) reports {rows} row(s) in {relation} after "
-            f"loading {sent[0]} from {iceberg_name(catalog, identifier)}",
-            fix="the engine's floe_load_arrow must replace the table's rows and return their number; report it "
-                "to the engine's authors",
-        )])  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    f"compute {compute.name!r} (engine {compute.engine}) reports {rows} row(s) in {relation} after "
+                    f"loading {sent[0]} from {iceberg_name(catalog, identifier)}",
+                    fix="the engine's floe_load_arrow must replace the table's rows and return their number; report it "
+                    "to the engine's authors",
+                )
+            ]
+        )
     return Carried(sent[0], sent[1])
 
 
@@ -165,7 +192,9 @@ def _client(catalog: CatalogConfig) -> Any:
     return client(catalog)
 
 
-def _commit(client: Any, identifier: tuple[str, str], data: pyarrow.Table, properties: Mapping[str, str]) -> None:
+def _commit(
+    client: Any, identifier: tuple[str, str], data: pyarrow.Table, properties: Mapping[str, str]
+) -> None:
     """``data`` as the table ``identifier``, in one commit: created with its rows, or its rows
     overwritten; a table whose columns differ is dropped and created anew."""
     from pyiceberg.exceptions import NoSuchTableError
@@ -225,8 +254,13 @@ class RunBridges:
     :param secrets: values to redact from messages.
     """
 
-    def __init__(self, engines: Mapping[str, Engine], computes: Mapping[str, ComputeConfig],
-                 progress: Progress, secrets: Sequence[str]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engines: Mapping[str, Engine],
+        computes: Mapping[str, ComputeConfig],
+        progress: Progress,
+        secrets: Sequence[str],
+    ) -> None:
         import threading
 
         self.engines = engines
@@ -269,10 +303,18 @@ class RunBridges:
             event.wait()
         node = self._nodes.get(compute, {}).get(model)
         if node is None or not node.get("schema") or not node.get("alias"):
-            raise FloeError([Problem(f"dbt's parse of the project of compute {compute!r} did not resolve {model}",
-                                     fix="see the compute's dbt log (the transform's log in the run report)")])  # fmt: skip
+            raise FloeError(
+                [
+                    Problem(
+                        f"dbt's parse of the project of compute {compute!r} did not resolve {model}",
+                        fix="see the compute's dbt log (the transform's log in the run report)",
+                    )
+                ]
+            )
         database = node.get("database")
-        relation = Relation(None if database is None else str(database), str(node["schema"]), str(node["alias"]))
+        relation = Relation(
+            None if database is None else str(database), str(node["schema"]), str(node["alias"])
+        )
         return relation, (relation.schema, relation.identifier)
 
     # -- carrying ----------------------------------------------------------------------------
@@ -283,8 +325,14 @@ class RunBridges:
     def publishes(self, transforms: Sequence[str]) -> list[Step]:
         return [s for name in transforms for s in self.after.get(name, [])]
 
-    def start(self, todo: Sequence[Step], catalog: CatalogConfig, done: Callable[[list[BridgeReport]], None], *,
-              stop_at_failure: bool) -> None:  # fmt: skip
+    def start(
+        self,
+        todo: Sequence[Step],
+        catalog: CatalogConfig,
+        done: Callable[[list[BridgeReport]], None],
+        *,
+        stop_at_failure: bool,
+    ) -> None:
         """Carry ``todo`` in a thread, then call ``done(reports)``."""
         import threading
 
@@ -313,15 +361,20 @@ class RunBridges:
             relation, identifier = self._relation(step.compute, step.model)
             if step.kind == PUBLISH:
                 source, target = f"{step.compute} {relation}", f"catalog {iceberg_name(catalog, identifier)}"
-                carried, seconds, error = timed(lambda: publish(engine, compute, relation, catalog, identifier, where))
+                carried, seconds, error = timed(
+                    lambda: publish(engine, compute, relation, catalog, identifier, where)
+                )
             else:
                 source, target = f"catalog {iceberg_name(catalog, identifier)}", f"{step.compute} {relation}"
                 carried, seconds, error = timed(lambda: load(engine, compute, relation, catalog, identifier))
         except FloeError as exc:
             carried, seconds, error = None, 0.0, exc.render()
-        from_compute, to_compute = (step.compute, "catalog") if step.kind == PUBLISH else ("catalog", step.compute)
-        report = BridgeReport(step.kind, step.transform, step.model, from_compute, to_compute, source, target,
-                              seconds=seconds)  # fmt: skip
+        from_compute, to_compute = (
+            (step.compute, "catalog") if step.kind == PUBLISH else ("catalog", step.compute)
+        )
+        report = BridgeReport(
+            step.kind, step.transform, step.model, from_compute, to_compute, source, target, seconds=seconds
+        )
         if carried is None:
             report.status = "failed"
             report.message = redact(f"{name}: {error}", self.secrets)

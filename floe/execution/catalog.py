@@ -51,6 +51,7 @@ MAINTENANCE_TIMEOUT = 600.0
 PROBE_TIMEOUT = 3.0
 """Seconds a declared catalog has to answer when a failed build asks whether it is still up."""
 
+
 @attrs.frozen
 class CatalogPlan:
     """The catalog a run will use, known before anything starts."""
@@ -65,8 +66,13 @@ class CatalogPlan:
         """The catalog for a report; the embedded catalog's ``uri`` only once its port is chosen."""
         if uri is None and not self.embedded:
             uri = self.config.uri
-        info: dict[str, Any] = {"name": self.config.name, "type": self.config.type, "uri": uri,
-                                "warehouse": self.config.warehouse, "embedded": self.embedded}  # fmt: skip
+        info: dict[str, Any] = {
+            "name": self.config.name,
+            "type": self.config.type,
+            "uri": uri,
+            "warehouse": self.config.warehouse,
+            "embedded": self.embedded,
+        }
         if self.root is not None:
             info["path"] = str(self.root)
         return info
@@ -81,19 +87,29 @@ def plan_catalog(declared: CatalogConfig | None, state_dir: Path) -> CatalogPlan
     if declared is not None:
         if declared.type != "rest" or not declared.uri:
             key = ("catalog", "type") if declared.type != "rest" else ("catalog", "uri")
-            raise UnattachableCatalog(key, [Problem(
-                f"the manifest declares a {declared.type} catalog {declared.name!r}"
-                + ("" if declared.type != "rest" else " without a uri")
-                + ": `floe run` needs an Iceberg REST catalog (with a uri), which floe and the engines reach over HTTP",
-                fix="declare the REST endpoint of your catalog, or remove `catalog:` to use the embedded one",
-            )])  # fmt: skip
+            raise UnattachableCatalog(
+                key,
+                [
+                    Problem(
+                        f"the manifest declares a {declared.type} catalog {declared.name!r}"
+                        + ("" if declared.type != "rest" else " without a uri")
+                        + ": `floe run` needs an Iceberg REST catalog (with a uri), which floe and the engines reach over HTTP",
+                        fix="declare the REST endpoint of your catalog, or remove `catalog:` to use the embedded one",
+                    )
+                ],
+            )
         return CatalogPlan(declared, embedded=False)
     from floe.catalog.rest_server import EmbeddedCatalog  # the standard library only, until it starts
 
     embedded = EmbeddedCatalog(state_dir)
     port = _last_port(state_dir)
-    config = CatalogConfig(type="rest", name=embedded.name, uri=f"http://127.0.0.1:{port}",
-                           warehouse=embedded.warehouse, token=SecretReference(TOKEN_VARIABLE))  # fmt: skip
+    config = CatalogConfig(
+        type="rest",
+        name=embedded.name,
+        uri=f"http://127.0.0.1:{port}",
+        warehouse=embedded.warehouse,
+        token=SecretReference(TOKEN_VARIABLE),
+    )
     return CatalogPlan(config, embedded=True, root=embedded.root)
 
 
@@ -120,9 +136,16 @@ class RunCatalog:
         maintenance).
     """
 
-    def __init__(self, plan: CatalogPlan, state_dir: Path, namespace: str | None = None, used: bool = True,
-                 log: Path | None = None, retention: RetentionPolicy | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        plan: CatalogPlan,
+        state_dir: Path,
+        namespace: str | None = None,
+        used: bool = True,
+        log: Path | None = None,
+        retention: RetentionPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.plan = plan
         self.used = used
         self.seconds = 0.0
@@ -154,10 +177,19 @@ class RunCatalog:
             port = _free_port(_last_port(state_dir))
             self.config = self.planned = attrs.evolve(plan.config, uri=f"http://127.0.0.1:{port}")
             root = plan.root or state_dir
-            self.process = CatalogProcess(state_dir, plan.config.name, port, self._token,
-                                          log or root.parent / "catalog.log", dbt_environ(base), namespace)  # fmt: skip
+            self.process = CatalogProcess(
+                state_dir,
+                plan.config.name,
+                port,
+                self._token,
+                log or root.parent / "catalog.log",
+                dbt_environ(base),
+                namespace,
+            )
         elif namespace is not None:
-            self._thread = threading.Thread(target=self._create_namespace, name="floe-run-catalog", daemon=True)
+            self._thread = threading.Thread(
+                target=self._create_namespace, name="floe-run-catalog", daemon=True
+            )
             self._thread.start()
 
     @property
@@ -188,10 +220,14 @@ class RunCatalog:
                 uri = self.process.ready()
             except CatalogProcessError as exc:
                 root = self.plan.root or self._state_dir
-                self._error = FloeError([Problem(
-                    f"the embedded Iceberg catalog could not start: {exc}",
-                    fix=f"check that {root} is writable; pip install 'floe[iceberg]' if pyiceberg is missing",
-                )])  # fmt: skip
+                self._error = FloeError(
+                    [
+                        Problem(
+                            f"the embedded Iceberg catalog could not start: {exc}",
+                            fix=f"check that {root} is writable; pip install 'floe[iceberg]' if pyiceberg is missing",
+                        )
+                    ]
+                )
             else:
                 self._ready = True
                 self.config = attrs.evolve(self.config, uri=uri)
@@ -212,8 +248,10 @@ class RunCatalog:
             code = self.process.returncode()
             if code is None or self.process.stopping:
                 return None
-            return (f"the embedded Iceberg catalog stopped during the run: its process (pid {self.process.pid}) "
-                    f"ended ({ended(code)}); its log: {self.process.log}")  # fmt: skip
+            return (
+                f"the embedded Iceberg catalog stopped during the run: its process (pid {self.process.pid}) "
+                f"ended ({ended(code)}); its log: {self.process.log}"
+            )
         if not self.used or self.plan.embedded or not self.config.uri:
             return None
         return _unreachable(self.config)
@@ -227,7 +265,9 @@ class RunCatalog:
             return
         try:
             if self._ready and self.retention is not None and process.returncode() is None:
-                answer = process.request({"op": "maintain", "policy": self.retention.to_json()}, MAINTENANCE_TIMEOUT)
+                answer = process.request(
+                    {"op": "maintain", "policy": self.retention.to_json()}, MAINTENANCE_TIMEOUT
+                )
                 if answer is not None and "maintained" in answer:
                     self.maintenance = dict(answer["maintained"])
         finally:

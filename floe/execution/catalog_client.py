@@ -54,15 +54,27 @@ def client(catalog: CatalogConfig, environ: Mapping[str, str] | None = None) -> 
     from pyiceberg.catalog.rest import RestCatalog
 
     environ = os.environ if environ is None else environ
-    token = served_token(catalog.uri) if catalog.token is not None and catalog.token.name == TOKEN_VARIABLE else None
-    if token is not None:  # the embedded catalog this process's run serves: its token is here, not in the environment
+    token = (
+        served_token(catalog.uri)
+        if catalog.token is not None and catalog.token.name == TOKEN_VARIABLE
+        else None
+    )
+    if (
+        token is not None
+    ):  # the embedded catalog this process's run serves: its token is here, not in the environment
         environ = {**environ, TOKEN_VARIABLE: token}
     try:
         properties = pyiceberg_rest_properties(catalog, environ)
     except MissingSecretError as exc:
-        raise FloeError([Problem(f"catalog {catalog.name!r}: {exc}",
-                                 fix=f"set {exc.variable} in the environment floe runs in "
-                                     "(the manifest's catalog names it with secret_ref)")]) from None  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    f"catalog {catalog.name!r}: {exc}",
+                    fix=f"set {exc.variable} in the environment floe runs in "
+                    "(the manifest's catalog names it with secret_ref)",
+                )
+            ]
+        ) from None
     except ValueError as exc:
         raise FloeError([Problem(str(exc), fix="declare a catalog with `type: rest` and a `uri`")]) from None
     return RestCatalog(catalog.name, **properties)

@@ -57,25 +57,40 @@ class CatalogProcess:
     :param environ: its environment (floe importable; no secret is needed there).
     """
 
-    def __init__(self, state_dir: Path, name: str, port: int, token: str, log: Path,
-                 environ: Mapping[str, str], namespace: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        state_dir: Path,
+        name: str,
+        port: int,
+        token: str,
+        log: Path,
+        environ: Mapping[str, str],
+        namespace: str | None = None,
+    ) -> None:
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", __name__, str(state_dir), name, str(port), str(os.getpid())]
         with open_private(log) as out:
             self.process = subprocess.Popen(
-                [*command, *([namespace] if namespace else [])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=out, text=True, env=dict(environ), cwd=state_dir.parent, start_new_session=True,
+                [*command, *([namespace] if namespace else [])],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=out,
+                text=True,
+                env=dict(environ),
+                cwd=state_dir.parent,
+                start_new_session=True,
                 umask=PRIVATE_UMASK,
-            )  # fmt: skip
+            )
         self.stopping = False
         """Set by :meth:`stop`: the process's end from then on is no failure."""
         self._answers: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._lock = threading.Lock()
         assert self.process.stdin is not None and self.process.stdout is not None
         self._send(self.process.stdin, token)
-        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,),
-                                        name="floe-run-catalog-process", daemon=True)  # fmt: skip
+        self._reader = threading.Thread(
+            target=self._read, args=(self.process.stdout,), name="floe-run-catalog-process", daemon=True
+        )
         self._reader.start()
 
     @property
@@ -108,11 +123,14 @@ class CatalogProcess:
         try:
             answer = self._answers.get(timeout=timeout)
         except queue.Empty:
-            raise CatalogProcessError(f"it did not answer within {timeout:g} s; its log ({self.log}):\n"
-                                      + self.tail()) from None  # fmt: skip
+            raise CatalogProcessError(
+                f"it did not answer within {timeout:g} s; its log ({self.log}):\n" + self.tail()
+            ) from None
         if answer is None:
-            raise CatalogProcessError(f"its process (pid {self.pid}) ended first ({ended(self.process.poll())}); "
-                                      f"its log ({self.log}):\n" + self.tail())  # fmt: skip
+            raise CatalogProcessError(
+                f"its process (pid {self.pid}) ended first ({ended(self.process.poll())}); "
+                f"its log ({self.log}):\n" + self.tail()
+            )
         if "error" in answer:
             raise CatalogProcessError(str(answer["error"]))
         return str(answer["ready"])
@@ -189,8 +207,11 @@ def main(argv: list[str]) -> int:
             with contextlib.suppress(Exception):  # no right to, a full disk…: dbt's own attempt says why
                 catalog.create_namespace(namespace)
         reply({"ready": catalog.uri})
-        print(f"floe: embedded catalog {name!r} serving at {catalog.uri} (pid {os.getpid()})", file=sys.stderr,
-              flush=True)  # fmt: skip
+        print(
+            f"floe: embedded catalog {name!r} serving at {catalog.uri} (pid {os.getpid()})",
+            file=sys.stderr,
+            flush=True,
+        )
         for line in sys.stdin:
             if not line.strip():
                 continue

@@ -53,8 +53,16 @@ def run_command(args: argparse.Namespace) -> int:
     progress.line(f"floe run {args.path} --env {args.env}")
     previous = signal.signal(signal.SIGTERM, _interrupted)  # stop the workers, the catalog, the lock
     try:
-        report = floe.run(args.path, env=args.env, select=args.select, threads=args.threads, wait=not args.no_wait,
-                          progress=out, after=show if args.show else None, keep_snapshots=args.keep_snapshots)  # fmt: skip
+        report = floe.run(
+            args.path,
+            env=args.env,
+            select=args.select,
+            threads=args.threads,
+            wait=not args.no_wait,
+            progress=out,
+            after=show if args.show else None,
+            keep_snapshots=args.keep_snapshots,
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
     progress.summary(report)

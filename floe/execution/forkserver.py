@@ -97,7 +97,9 @@ def _serve(channel: socket.socket) -> None:
                     try:
                         pid = _fork(request, fds, own_fds)
                     except OSError as exc:  # no memory, too many processes: the worker's log says so
-                        os.write(fds[2], f"floe: the fork server could not start this worker: {exc}\n".encode())
+                        os.write(
+                            fds[2], f"floe: the fork server could not start this worker: {exc}\n".encode()
+                        )
                         _reply(channel, {"id": request["id"], "pid": None})
                     else:
                         children.add(pid)
@@ -207,10 +209,23 @@ class ForkServer:
         try:
             with open_private(log) as out:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "floe.execution.forkserver", str(theirs.fileno()), str(os.getpid()), *preload],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),),
-                    cwd=log.parent, env=env, start_new_session=True, umask=PRIVATE_UMASK,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        "-m",
+                        "floe.execution.forkserver",
+                        str(theirs.fileno()),
+                        str(os.getpid()),
+                        *preload,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(theirs.fileno(),),
+                    cwd=log.parent,
+                    env=env,
+                    start_new_session=True,
+                    umask=PRIVATE_UMASK,
+                )
         except BaseException:
             ours.close()
             raise

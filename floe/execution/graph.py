@@ -53,14 +53,18 @@ class Node:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Node:
         return cls(
-            unique_id=str(data["unique_id"]), resource_type=str(data["resource_type"]),
-            package_name=str(data["package_name"]), name=str(data["name"]),
+            unique_id=str(data["unique_id"]),
+            resource_type=str(data["resource_type"]),
+            package_name=str(data["package_name"]),
+            name=str(data["name"]),
             original_file_path=str(data.get("original_file_path") or ""),
             fqn=tuple(str(p) for p in data.get("fqn") or ()),
             depends_on=tuple(str(d) for d in data.get("depends_on") or ()),
-            materialized=data.get("materialized"), database=_text(data.get("database")),
-            schema=_text(data.get("schema")), alias=_text(data.get("alias")),
-        )  # fmt: skip
+            materialized=data.get("materialized"),
+            database=_text(data.get("database")),
+            schema=_text(data.get("schema")),
+            alias=_text(data.get("alias")),
+        )
 
     @property
     def buildable(self) -> bool:
@@ -132,7 +136,9 @@ class Plan:
         """
         up, down = self.get(upstream), self.get(name)
         gates = {n.unique_id for n in up.nodes if n.materialized != "ephemeral"}
-        tests = [uid for uid, owner in self.owners.items() if owner == upstream and uid.split(".")[0] in TESTS]
+        tests = [
+            uid for uid, owner in self.owners.items() if owner == upstream and uid.split(".")[0] in TESTS
+        ]
         gates |= {p for uid in tests for p in self.parents.get(uid, ()) if p in self.owners}
         executed = [n.unique_id for n in down.nodes if n.materialized != "ephemeral"]
         return bool(gates) and bool(executed) and all(gates <= self.ancestors(uid) for uid in executed)
@@ -224,8 +230,12 @@ def _owner_by_path(file_path: str, transforms: Sequence[TransformInput]) -> str 
     return best[1] if best else None
 
 
-def _topological(graph: Mapping[str, set[str]], order: Mapping[str, int],
-                 by_id: Mapping[str, Node], owner: Mapping[str, str]) -> list[str]:  # fmt: skip
+def _topological(
+    graph: Mapping[str, set[str]],
+    order: Mapping[str, int],
+    by_id: Mapping[str, Node],
+    owner: Mapping[str, str],
+) -> list[str]:
     """Kahn's algorithm; ties go in declaration order. Raises on a cycle, naming the refs."""
     remaining = {name: set(deps) for name, deps in graph.items()}
     result: list[str] = []
@@ -241,8 +251,9 @@ def _topological(graph: Mapping[str, set[str]], order: Mapping[str, int],
     return result
 
 
-def _cycle_problem(remaining: Mapping[str, set[str]], by_id: Mapping[str, Node],
-                   owner: Mapping[str, str]) -> Problem:  # fmt: skip
+def _cycle_problem(
+    remaining: Mapping[str, set[str]], by_id: Mapping[str, Node], owner: Mapping[str, str]
+) -> Problem:
     examples = []
     for uid, name in owner.items():
         if name not in remaining:
@@ -259,8 +270,9 @@ def _cycle_problem(remaining: Mapping[str, set[str]], by_id: Mapping[str, Node],
     )
 
 
-def _count_tests(planned: list[PlannedTransform], by_id: Mapping[str, Node],
-                 owner: Mapping[str, str]) -> tuple[list[PlannedTransform], dict[str, str]]:  # fmt: skip
+def _count_tests(
+    planned: list[PlannedTransform], by_id: Mapping[str, Node], owner: Mapping[str, str]
+) -> tuple[list[PlannedTransform], dict[str, str]]:
     """How many tests dbt builds with each transform (``--indirect-selection buildable``), and the
     owners of all nodes: ``owner`` plus each test's last owning transform (see :attr:`Plan.owners`)."""
     position = {t.name: i for i, t in enumerate(planned)}

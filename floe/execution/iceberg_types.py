@@ -30,9 +30,14 @@ class TypeLoss(FloeError):
 
     def __init__(self, column: str, arrow_type: str, iceberg_type: str, why: str, fix: str) -> None:
         self.column = column
-        super().__init__([Problem(
-            f"column {column!r}: {arrow_type} cannot become Iceberg {iceberg_type}: {why}", fix=fix,
-        )])  # fmt: skip
+        super().__init__(
+            [
+                Problem(
+                    f"column {column!r}: {arrow_type} cannot become Iceberg {iceberg_type}: {why}",
+                    fix=fix,
+                )
+            ]
+        )
 
 
 def for_iceberg(table: pyarrow.Table, where: str) -> pyarrow.Table:
@@ -99,17 +104,26 @@ def target_type(arrow_type: pyarrow.DataType) -> pyarrow.DataType | None:
 def _column(values: pyarrow.ChunkedArray, arrow_type: pyarrow.DataType, name: str, where: str) -> Any:
     target = target_type(arrow_type)
     if target is None:
-        raise TypeLoss(name, _named(arrow_type), _iceberg_name(arrow_type), _why_none(arrow_type),
-                       f"cast the column in the model of {where} to an integer, decimal(p ≤ 38, s), date, "
-                       "timestamp, string or boolean")  # fmt: skip
+        raise TypeLoss(
+            name,
+            _named(arrow_type),
+            _iceberg_name(arrow_type),
+            _why_none(arrow_type),
+            f"cast the column in the model of {where} to an integer, decimal(p ≤ 38, s), date, "
+            "timestamp, string or boolean",
+        )
     if values.type == target:
         return values
     try:
         return pyarrow.compute.cast(values, target, safe=True)
     except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError) as exc:
-        raise TypeLoss(name, _named(arrow_type), _iceberg_name(target), _why_lossy(arrow_type, exc),
-                       f"round or cast the column in the model of {where} so that it fits "
-                       f"{_iceberg_name(target)}") from None  # fmt: skip
+        raise TypeLoss(
+            name,
+            _named(arrow_type),
+            _iceberg_name(target),
+            _why_lossy(arrow_type, exc),
+            f"round or cast the column in the model of {where} so that it fits {_iceberg_name(target)}",
+        ) from None
 
 
 def _named(t: pyarrow.DataType) -> str:
@@ -122,14 +136,21 @@ def _iceberg_name(t: pyarrow.DataType) -> str:
         (pyarrow.types.is_boolean, lambda _: "boolean"),
         (pyarrow.types.is_float32, lambda _: "float"),
         (pyarrow.types.is_float64, lambda _: "double"),
-        (lambda x: pyarrow.types.is_integer(x) and x.bit_width <= 32 and pyarrow.types.is_signed_integer(x),
-         lambda _: "int"),
+        (
+            lambda x: (
+                pyarrow.types.is_integer(x) and x.bit_width <= 32 and pyarrow.types.is_signed_integer(x)
+            ),
+            lambda _: "int",
+        ),
         (pyarrow.types.is_integer, lambda _: "long"),
-        (pyarrow.types.is_decimal, lambda x: f"decimal({min(x.precision, MAX_DECIMAL_PRECISION)}, {x.scale})"),
+        (
+            pyarrow.types.is_decimal,
+            lambda x: f"decimal({min(x.precision, MAX_DECIMAL_PRECISION)}, {x.scale})",
+        ),
         (pyarrow.types.is_date, lambda _: "date"),
         (pyarrow.types.is_timestamp, lambda x: "timestamptz" if x.tz is not None else "timestamp"),
         (pyarrow.types.is_time, lambda _: "time"),
-    ]  # fmt: skip
+    ]
     for test, name in names:
         if test(t):
             return name(t)

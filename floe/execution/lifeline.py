@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 import signal
 
-OOM_HINT = ("SIGKILL is what the kernel's out-of-memory killer sends when memory runs out: check the "
-            "kernel log (dmesg) for 'Out of memory', and give the compute more memory "
-            "(resources.limits.memory in the manifest, or the machine's) or less work at once (threads)")  # fmt: skip
+OOM_HINT = (
+    "SIGKILL is what the kernel's out-of-memory killer sends when memory runs out: check the "
+    "kernel log (dmesg) for 'Out of memory', and give the compute more memory "
+    "(resources.limits.memory in the manifest, or the machine's) or less work at once (threads)"
+)
 
 
 def die_with(parent: int) -> None:

@@ -45,8 +45,14 @@ class RunLock:
         self.path = state_dir / LOCK_FILE
         self._fd: int | None = None
 
-    def acquire(self, *, wait: bool, environment: str, on_wait: Callable[[str], None] | None = None,
-                timeout: float | None = None) -> RunLock:  # fmt: skip
+    def acquire(
+        self,
+        *,
+        wait: bool,
+        environment: str,
+        on_wait: Callable[[str], None] | None = None,
+        timeout: float | None = None,
+    ) -> RunLock:
         """Take the lock; when another run holds it, wait (saying so through ``on_wait``) or fail.
 
         :param timeout: with ``wait``, give up after this many seconds (``None``: no limit).
@@ -58,18 +64,26 @@ class RunLock:
             if not _try_lock(fd):
                 holder = self.holder()
                 if not wait:
-                    raise RunLockedError([_busy(self.path, holder, "run without --no-wait to queue behind it")])
+                    raise RunLockedError(
+                        [_busy(self.path, holder, "run without --no-wait to queue behind it")]
+                    )
                 if on_wait is not None:
-                    on_wait(f"another floe run of this product is in progress ({holder}); waiting for it "
-                            f"to finish (lock {self.path})")  # fmt: skip
+                    on_wait(
+                        f"another floe run of this product is in progress ({holder}); waiting for it "
+                        f"to finish (lock {self.path})"
+                    )
                 deadline = None if timeout is None else time.monotonic() + timeout
                 while not _try_lock(fd):
                     if deadline is not None and time.monotonic() >= deadline:
                         raise RunLockedError([_busy(self.path, self.holder(), "retry later")])
                     time.sleep(0.2)
             os.ftruncate(fd, 0)
-            info = {"pid": os.getpid(), "host": socket.gethostname(), "environment": environment,
-                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+            info = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "environment": environment,
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
             os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         except BaseException:
             os.close(fd)
@@ -85,8 +99,10 @@ class RunLock:
             return "holder unknown"
         if not isinstance(info, dict) or "pid" not in info:
             return "holder unknown"
-        return (f"pid {info['pid']} on {info.get('host', '?')}, environment {info.get('environment', '?')}, "
-                f"started {info.get('started_at', '?')}")  # fmt: skip
+        return (
+            f"pid {info['pid']} on {info.get('host', '?')}, environment {info.get('environment', '?')}, "
+            f"started {info.get('started_at', '?')}"
+        )
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
@@ -100,8 +116,9 @@ class RunLock:
     def __enter__(self) -> RunLock:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
 
@@ -127,6 +144,8 @@ def _try_lock(fd: int) -> bool:
 
 
 def _busy(path: Path, holder: str, fix: str) -> Problem:
-    return Problem(f"another floe run of this product is in progress ({holder})",
-                   expected=f"no other run holding {path}",
-                   fix=f"wait for it to finish, or {fix}")  # fmt: skip
+    return Problem(
+        f"another floe run of this product is in progress ({holder})",
+        expected=f"no other run holding {path}",
+        fix=f"wait for it to finish, or {fix}",
+    )

@@ -81,8 +81,10 @@ class Observers(RunObserver):
                 with self._lock:
                     self._broken.add(id(observer))
                 if self._report is not None:
-                    self._report(f"note: {type(observer).__name__} stopped watching this run: "
-                                 f"{type(exc).__name__}: {exc}")  # fmt: skip
+                    self._report(
+                        f"note: {type(observer).__name__} stopped watching this run: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
 
     def run_started(self, preparation: Preparation, report: RunReport) -> None:
         self._each("run_started", preparation, report)

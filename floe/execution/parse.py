@@ -40,8 +40,9 @@ TIMEOUT = 600.0
 LOG_TAIL_LINES = 15
 
 
-def parse_for_plan(preparation: Preparation, registry: EngineRegistry,
-                   environ: Mapping[str, str] | None = None) -> tuple[list[Node], str]:  # fmt: skip
+def parse_for_plan(
+    preparation: Preparation, registry: EngineRegistry, environ: Mapping[str, str] | None = None
+) -> tuple[list[Node], str]:
     """The parsed nodes of the product's dbt project and the name of its root package.
 
     :raises FloeError: dbt could not parse the project (its message, and where its log is).
@@ -59,35 +60,83 @@ def parse_for_plan(preparation: Preparation, registry: EngineRegistry,
     with exclusive(product_dir / STATE_DIR / PLAN_LOCK_FILE):
         result, project = _parse(product_dir, preparation, registry, name, output, env, secrets, names)
     if not result.get("success"):
-        raise FloeError([Problem("dbt could not parse the project:\n" + redact(str(result.get("error")), secrets, names),
-                                 fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}")])  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    "dbt could not parse the project:\n" + redact(str(result.get("error")), secrets, names),
+                    fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}",
+                )
+            ]
+        )
     return [Node.from_json(n) for n in result["nodes"]], str(result.get("project"))
 
 
-def _parse(product_dir: Path, preparation: Preparation, registry: EngineRegistry, name: str, output: Any,
-           env: dict[str, str], secrets: list[str], names: list[str]) -> tuple[dict[str, Any], Path]:  # fmt: skip
+def _parse(
+    product_dir: Path,
+    preparation: Preparation,
+    registry: EngineRegistry,
+    name: str,
+    output: Any,
+    env: dict[str, str],
+    secrets: list[str],
+    names: list[str],
+) -> tuple[dict[str, Any], Path]:
     """Write the plan's project for compute ``name`` and parse it; dbt's answer and the project."""
     compute = preparation.compute_config(name)
     engine = registry.engines[compute.engine]
     catalog = preparation.catalog.config
-    project = write_project(product_dir, product_dir / PLAN_DIR, read_user_project(product_dir), profile_name(name),
-                            preparation.environment, output, engine.run_project_config(compute, catalog),
-                            engine.run_macro_paths(compute, catalog))  # fmt: skip
-    args = ["--project-dir", str(project), "--profiles-dir", str(project), "--target", preparation.environment,
-            "--target-path", str(project / "target"), "--log-path", str(project / "logs")]  # fmt: skip
+    project = write_project(
+        product_dir,
+        product_dir / PLAN_DIR,
+        read_user_project(product_dir),
+        profile_name(name),
+        preparation.environment,
+        output,
+        engine.run_project_config(compute, catalog),
+        engine.run_macro_paths(compute, catalog),
+    )
+    args = [
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(project),
+        "--target",
+        preparation.environment,
+        "--target-path",
+        str(project / "target"),
+        "--log-path",
+        str(project / "logs"),
+    ]
     log = project / "parse.log"
     with tempfile.TemporaryDirectory(prefix="floe-plan-") as scratch:
         result_file = Path(scratch) / "result.json"
         with open_private(log) as out:
-            done = subprocess.run([sys.executable, "-m", "floe.execution.parse", str(result_file), *args],
-                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                  cwd=project, timeout=TIMEOUT, check=False, umask=PRIVATE_UMASK)  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-m", "floe.execution.parse", str(result_file), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=project,
+                timeout=TIMEOUT,
+                check=False,
+                umask=PRIVATE_UMASK,
+            )
         try:
             result = json.loads(result_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-LOG_TAIL_LINES:])
-            raise FloeError([Problem(f"dbt could not parse the project: the parse stopped (exit code "
-                                     f"{done.returncode}):\n" + redact(tail, secrets, names), fix=f"see {log}")]) from None  # fmt: skip
+            tail = "\n".join(
+                log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-LOG_TAIL_LINES:]
+            )
+            raise FloeError(
+                [
+                    Problem(
+                        f"dbt could not parse the project: the parse stopped (exit code "
+                        f"{done.returncode}):\n" + redact(tail, secrets, names),
+                        fix=f"see {log}",
+                    )
+                ]
+            ) from None
     if not isinstance(result, dict):
         raise FloeError([Problem(f"dbt's parse wrote no result (see {log})")])
     return result, project

@@ -70,13 +70,22 @@ class Crossing:
     """Bridged: floe loads the read models into the downstream warehouse before the downstream builds."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"from": self.upstream, "to": self.downstream, "from_compute": self.upstream_compute,
-                "to_compute": self.downstream_compute, "kind": None if self.kind is None else str(self.kind),
-                "how": self.how, "publish": self.publish, "load": self.load,
-                "refs": [list(r) for r in self.refs]}  # fmt: skip
+        return {
+            "from": self.upstream,
+            "to": self.downstream,
+            "from_compute": self.upstream_compute,
+            "to_compute": self.downstream_compute,
+            "kind": None if self.kind is None else str(self.kind),
+            "how": self.how,
+            "publish": self.publish,
+            "load": self.load,
+            "refs": [list(r) for r in self.refs],
+        }
 
 
-def crossing(catalog: str, upstream: CatalogAccess, downstream: CatalogAccess) -> tuple[CrossingKind | None, str]:
+def crossing(
+    catalog: str, upstream: CatalogAccess, downstream: CatalogAccess
+) -> tuple[CrossingKind | None, str]:
     """How a ref from a compute whose worker reaches the catalog as ``downstream`` to a model built
     by one that reaches it as ``upstream`` is crossed, and why; ``None`` when nothing can.
 
@@ -92,11 +101,19 @@ def crossing(catalog: str, upstream: CatalogAccess, downstream: CatalogAccess) -
     if reaches_catalog and read_from_catalog:
         publish, load = bridge_steps(upstream, downstream)
         halves = ["published into the catalog after the upstream transform builds"] if publish else []
-        halves += ["loaded into the downstream warehouse before the downstream transform builds"] if load else []
+        halves += (
+            ["loaded into the downstream warehouse before the downstream transform builds"] if load else []
+        )
         return CrossingKind.BRIDGED, f"bridged through the catalog {catalog!r}: " + ", then ".join(halves)
     if not reaches_catalog:
-        return None, f"the upstream compute builds in its own warehouse and floe cannot read its tables ({upstream.how})"
-    return None, f"the downstream compute cannot read the catalog and floe cannot load tables into it ({downstream.how})"
+        return (
+            None,
+            f"the upstream compute builds in its own warehouse and floe cannot read its tables ({upstream.how})",
+        )
+    return (
+        None,
+        f"the downstream compute cannot read the catalog and floe cannot load tables into it ({downstream.how})",
+    )
 
 
 def bridge_steps(upstream: CatalogAccess, downstream: CatalogAccess) -> tuple[bool, bool]:
@@ -118,11 +135,20 @@ class ComputePlan:
     """The governance chain, one sentence a step: which manifests approve and keep it, with file and line."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "engine": self.engine, "engine_version": self.version,
-                "distribution": self.distribution, "dbt_adapter": self.dbt_adapter,
-                "catalog_access": {"in_place": self.access.in_place, "how": self.access.how,
-                                   "reads": self.access.reads, "loads": self.access.loads},
-                "allowed": list(self.allowed)}  # fmt: skip
+        return {
+            "name": self.name,
+            "engine": self.engine,
+            "engine_version": self.version,
+            "distribution": self.distribution,
+            "dbt_adapter": self.dbt_adapter,
+            "catalog_access": {
+                "in_place": self.access.in_place,
+                "how": self.access.how,
+                "reads": self.access.reads,
+                "loads": self.access.loads,
+            },
+            "allowed": list(self.allowed),
+        }
 
 
 @attrs.frozen
@@ -142,9 +168,18 @@ class TransformPlan:
         kinds: dict[str, int] = {}
         for unique_id in self.nodes:
             kinds[unique_id.split(".", 1)[0]] = kinds.get(unique_id.split(".", 1)[0], 0) + 1
-        return {"name": self.name, "path": self.path, "compute": self.compute, "engine": self.engine,
-                "depends_on": list(self.depends_on), "models": kinds.get("model", 0), "seeds": kinds.get("seed", 0),
-                "snapshots": kinds.get("snapshot", 0), "tests": self.tests, "nodes": list(self.nodes)}  # fmt: skip
+        return {
+            "name": self.name,
+            "path": self.path,
+            "compute": self.compute,
+            "engine": self.engine,
+            "depends_on": list(self.depends_on),
+            "models": kinds.get("model", 0),
+            "seeds": kinds.get("seed", 0),
+            "snapshots": kinds.get("snapshot", 0),
+            "tests": self.tests,
+            "nodes": list(self.nodes),
+        }
 
 
 @attrs.frozen
@@ -173,7 +208,8 @@ class Preparation:
         more than one compute and one of them neither attaches the catalog nor lets floe carry its
         tables both ways."""
         return len(self.computes) > 1 and not all(
-            c.access.in_place or (c.access.reads and c.access.loads) for c in self.computes.values())  # fmt: skip
+            c.access.in_place or (c.access.reads and c.access.loads) for c in self.computes.values()
+        )
 
     def compute_config(self, name: str) -> ComputeConfig:
         return self.compiled.governance.compute_for(name, self.environment)
@@ -196,25 +232,40 @@ class RunPlan:
         prep = self.preparation
         used = {t.compute for t in self.transforms}
         return {
-            "apiVersion": "floe.dev/v1", "kind": "RunPlan", "product": prep.product,
-            "environment": prep.environment, "catalog": prep.catalog.to_json(), "namespace": prep.namespace,
+            "apiVersion": "floe.dev/v1",
+            "kind": "RunPlan",
+            "product": prep.product,
+            "environment": prep.environment,
+            "catalog": prep.catalog.to_json(),
+            "namespace": prep.namespace,
             "computes": [c.to_json() for name, c in prep.computes.items() if name in used],
             "transforms": [t.to_json() for t in self.transforms],
-            "crossings": [c.to_json() for c in self.crossings], "unassigned": self.unassigned,
-        }  # fmt: skip
+            "crossings": [c.to_json() for c in self.crossings],
+            "unassigned": self.unassigned,
+        }
 
     def render(self) -> str:
         """The plan for a reader: catalog, computes and why they are allowed, transforms in build
         order with their models, and the crossings."""
         prep = self.preparation
         catalog = prep.catalog
-        where = f"embedded, {catalog.root}" if catalog.embedded else f"declared in the manifest, {catalog.config.uri}"
-        lines = [f"plan of {prep.product} in {prep.environment}: catalog {catalog.config.name!r} ({where}); "
-                 f"namespace {prep.namespace}", "", "computes:"]  # fmt: skip
+        where = (
+            f"embedded, {catalog.root}"
+            if catalog.embedded
+            else f"declared in the manifest, {catalog.config.uri}"
+        )
+        lines = [
+            f"plan of {prep.product} in {prep.environment}: catalog {catalog.config.name!r} ({where}); "
+            f"namespace {prep.namespace}",
+            "",
+            "computes:",
+        ]
         used = {t.compute for t in self.transforms}
         for compute in (c for name, c in prep.computes.items() if name in used):
-            lines.append(f"  {compute.name}: engine {compute.engine} {compute.version} ({compute.distribution}), "
-                         f"dbt adapter {compute.dbt_adapter}")  # fmt: skip
+            lines.append(
+                f"  {compute.name}: engine {compute.engine} {compute.version} ({compute.distribution}), "
+                f"dbt adapter {compute.dbt_adapter}"
+            )
             lines.append(f"    {compute.access.summary()}: {compute.access.how}")
             lines += [f"    {step}" for step in compute.allowed]
         lines += ["", "transforms, in build order:"]
@@ -226,27 +277,39 @@ class RunPlan:
             parts = [f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(kinds.items())]
             if transform.tests:
                 parts.append(f"{transform.tests} test{'s' if transform.tests != 1 else ''}")
-            lines.append(f"  {position}. {transform.name} on {transform.compute} ({transform.engine}){after}: "
-                         f"{', '.join(parts) or 'nothing to build'}")  # fmt: skip
+            lines.append(
+                f"  {position}. {transform.name} on {transform.compute} ({transform.engine}){after}: "
+                f"{', '.join(parts) or 'nothing to build'}"
+            )
             lines += [f"       {unique_id}" for unique_id in transform.nodes]
         if self.crossings:
             lines += ["", "refs between computes:"]
             for cross in self.crossings:
                 models = ", ".join(dict.fromkeys(read.rsplit(".", 1)[-1] for _, read in cross.refs))
-                lines.append(f"  {cross.upstream} ({cross.upstream_compute}) → {cross.downstream} "
-                             f"({cross.downstream_compute}), {cross.kind or 'not crossable'}: {models}")  # fmt: skip
+                lines.append(
+                    f"  {cross.upstream} ({cross.upstream_compute}) → {cross.downstream} "
+                    f"({cross.downstream_compute}), {cross.kind or 'not crossable'}: {models}"
+                )
                 lines.append(f"      {cross.how}")
         if self.unassigned:
-            lines += ["", "not built (outside every transform path, and no transform needs them): "
-                      + ", ".join(self.unassigned)]  # fmt: skip
+            lines += [
+                "",
+                "not built (outside every transform path, and no transform needs them): "
+                + ", ".join(self.unassigned),
+            ]
         return "\n".join(lines)
 
 
 # -- step 1: before dbt's parse --------------------------------------------------------------------
 
 
-def prepare(compiled: Compiled, registry: EngineRegistry, environment: str, select: Sequence[str] = (),
-            environ: Mapping[str, str] | None = None) -> Preparation:  # fmt: skip
+def prepare(
+    compiled: Compiled,
+    registry: EngineRegistry,
+    environment: str,
+    select: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Preparation:
     """Everything of the plan that needs no parse; see the module docstring.
 
     :raises FloeError: every problem found, located where the manifests say what causes it.
@@ -277,37 +340,67 @@ def prepare(compiled: Compiled, registry: EngineRegistry, environment: str, sele
                     problems += _located(compiled, exc)
             except FloeError as exc:
                 if name in selected_computes:
-                    problems += [compiled.governance.problem(name, environment, p.message, p.expected, p.fix)
-                                 for p in exc.problems]  # fmt: skip
-        computes[name] = ComputePlan(name, engine.name, engine.info.version, engine.distribution,
-                                     engine.info.dbt_adapter, access, approval_chain(compiled, name))  # fmt: skip
+                    problems += [
+                        compiled.governance.problem(name, environment, p.message, p.expected, p.fix)
+                        for p in exc.problems
+                    ]
+        computes[name] = ComputePlan(
+            name,
+            engine.name,
+            engine.info.version,
+            engine.distribution,
+            engine.info.dbt_adapter,
+            access,
+            approval_chain(compiled, name),
+        )
         if name in selected_computes:
             problems += _unset_secrets(compiled, name, environment, compute, env)
-    if catalog is not None and catalog.config.type == "rest" and not catalog.embedded:  # the embedded one's is the run's
+    if (
+        catalog is not None and catalog.config.type == "rest" and not catalog.embedded
+    ):  # the embedded one's is the run's
         problems += _unset_catalog_secrets(compiled, catalog, env)
     if problems:
         raise FloeError(problems)
     assert catalog is not None
-    return Preparation(compiled, environment, product, namespace(product, environment), catalog, inputs,
-                       selected, computes)  # fmt: skip
+    return Preparation(
+        compiled, environment, product, namespace(product, environment), catalog, inputs, selected, computes
+    )
 
 
 def _check_arguments(compiled: Compiled, environment: str, select: Sequence[str]) -> None:
     if not compiled.transforms:
-        raise FloeError([Problem(f"{compiled.source.path} is a manifest: `floe run` runs a data product",
-                                 fix="pass a data product directory or its floe.yaml")])  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    f"{compiled.source.path} is a manifest: `floe run` runs a data product",
+                    fix="pass a data product directory or its floe.yaml",
+                )
+            ]
+        )
     environments = list(compiled.governance.environments)
     if environment not in environments:
-        raise FloeError([Problem(f"unknown environment {environment!r}",
-                                 expected="one of " + ", ".join(environments),
-                                 fix="pass --env with an environment the manifests declare")])  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    f"unknown environment {environment!r}",
+                    expected="one of " + ", ".join(environments),
+                    fix="pass --env with an environment the manifests declare",
+                )
+            ]
+        )
     names = [t.name for t in compiled.transforms]
     unknown = [s for s in select if s not in names]
     if unknown:
-        raise FloeError([Problem(f"no transform named {', '.join(map(repr, unknown))}",
-                                 expected="one of " + ", ".join(names),
-                                 fix="name transforms as `floe compile` lists them (their `name:`, else "
-                                     "their path as an identifier)")])  # fmt: skip
+        raise FloeError(
+            [
+                Problem(
+                    f"no transform named {', '.join(map(repr, unknown))}",
+                    expected="one of " + ", ".join(names),
+                    fix="name transforms as `floe compile` lists them (their `name:`, else "
+                    "their path as an identifier)",
+                )
+            ]
+        )
 
 
 def _located(compiled: Compiled, exc: UnattachableCatalog) -> list[Problem]:
@@ -323,15 +416,18 @@ def located_catalog_error(compiled: Compiled, exc: UnattachableCatalog) -> FloeE
     return exc.located(_located(compiled, exc))
 
 
-def _unset_secrets(compiled: Compiled, name: str, environment: str, compute: ComputeConfig,
-                   environ: Mapping[str, str]) -> list[Problem]:  # fmt: skip
+def _unset_secrets(
+    compiled: Compiled, name: str, environment: str, compute: ComputeConfig, environ: Mapping[str, str]
+) -> list[Problem]:
     problems = []
     for path, ref in _secret_paths(compute.config):
         if environ.get(ref.name):
             continue
         where = _secret_origin(compiled, name, environment, ref.name)
-        message = (f"compute {name!r}: the secret environment variable {ref.name} is not set "
-                   f"(settings key {'.'.join(map(str, path))})")  # fmt: skip
+        message = (
+            f"compute {name!r}: the secret environment variable {ref.name} is not set "
+            f"(settings key {'.'.join(map(str, path))})"
+        )
         fix = f"set {ref.name} in the environment `floe run` runs in (from your secret store)"
         if where is None:
             problems.append(Problem(message, fix=fix))
@@ -341,15 +437,23 @@ def _unset_secrets(compiled: Compiled, name: str, environment: str, compute: Com
     return problems
 
 
-def _unset_catalog_secrets(compiled: Compiled, catalog: CatalogPlan, environ: Mapping[str, str]) -> list[Problem]:
+def _unset_catalog_secrets(
+    compiled: Compiled, catalog: CatalogPlan, environ: Mapping[str, str]
+) -> list[Problem]:
     declared = catalog_document(compiled.governance.chain)
     problems = []
     for key in ("client_secret", "token"):
         ref = getattr(catalog.config, key)
         if isinstance(ref, SecretReference) and not environ.get(ref.name):
-            message = f"catalog {catalog.config.name!r}: the secret environment variable {ref.name} is not set"
+            message = (
+                f"catalog {catalog.config.name!r}: the secret environment variable {ref.name} is not set"
+            )
             fix = f"set {ref.name} in the environment `floe run` runs in (the manifest's catalog names it)"
-            problems.append(declared.problem(("catalog", key), message, fix=fix) if declared else Problem(message, fix=fix))
+            problems.append(
+                declared.problem(("catalog", key), message, fix=fix)
+                if declared
+                else Problem(message, fix=fix)
+            )
     return problems
 
 
@@ -363,8 +467,9 @@ def _secret_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[An
     return []
 
 
-def _secret_origin(compiled: Compiled, compute: str, environment: str,
-                   variable: str) -> tuple[Document, tuple[Any, ...]] | None:  # fmt: skip
+def _secret_origin(
+    compiled: Compiled, compute: str, environment: str, variable: str
+) -> tuple[Document, tuple[Any, ...]] | None:
     """Where a manifest writes ``{secret_ref: variable}`` for ``compute`` in ``environment``: the
     most specific manifest first (its environment's override, then its approved entry)."""
     for doc in reversed(compiled.governance.chain):
@@ -377,7 +482,9 @@ def _secret_origin(compiled: Compiled, compute: str, environment: str,
         block = (doc.data.get("plugins") or {}).get("compute") or {}
         for i, entry in enumerate(block.get("approved") or []):
             if isinstance(entry, dict) and entry.get("name") == compute:
-                found = _find_ref(entry.get("config"), ("plugins", "compute", "approved", i, "config"), variable)
+                found = _find_ref(
+                    entry.get("config"), ("plugins", "compute", "approved", i, "config"), variable
+                )
                 if found is not None:
                     return doc, found
     return None
@@ -412,22 +519,30 @@ def approval_chain(compiled: Compiled, compute: str) -> tuple[str, ...]:
         for i, entry in enumerate(block.get("approved") or []):
             if (entry.get("name") if isinstance(entry, dict) else entry) == compute:
                 verb = "approved by" if first else "kept by"
-                steps.append(f"{verb} {doc.kind.lower()} {name!r} ({doc.label}:"
-                             f"{doc.line_of(('plugins', 'compute', 'approved', i))})")  # fmt: skip
+                steps.append(
+                    f"{verb} {doc.kind.lower()} {name!r} ({doc.label}:"
+                    f"{doc.line_of(('plugins', 'compute', 'approved', i))})"
+                )
                 first = False
         if block.get("default") == compute:
-            steps.append(f"the default of {name!r} ({doc.label}:{doc.line_of(('plugins', 'compute', 'default'))})")
+            steps.append(
+                f"the default of {name!r} ({doc.label}:{doc.line_of(('plugins', 'compute', 'default'))})"
+            )
     product = compiled.source
     for i, raw in enumerate(product.data.get("transforms") or []):
         transform = compiled.transforms[i] if i < len(compiled.transforms) else None
         if transform is None or transform.compute != compute:
             continue
         if raw.get("compute") is not None:
-            steps.append(f"selected by transform {transform.name!r} ({product.label}:"
-                         f"{product.line_of(('transforms', i, 'compute'))})")  # fmt: skip
+            steps.append(
+                f"selected by transform {transform.name!r} ({product.label}:"
+                f"{product.line_of(('transforms', i, 'compute'))})"
+            )
         else:
-            steps.append(f"the default for transform {transform.name!r} ({product.label}:"
-                         f"{product.line_of(('transforms', i))})")  # fmt: skip
+            steps.append(
+                f"the default for transform {transform.name!r} ({product.label}:"
+                f"{product.line_of(('transforms', i))})"
+            )
     return tuple(steps)
 
 
@@ -443,10 +558,18 @@ def complete(preparation: Preparation, nodes: Sequence[Node], root_package: str)
     graph = plan(nodes, preparation.inputs, root_package)
     selected = set(preparation.selected)
     transforms = tuple(
-        TransformPlan(t.name, t.path, t.compute, preparation.computes[t.compute].engine, t.upstream,
-                      build_order(t.nodes), t.tests)
-        for t in graph.transforms if t.name in selected
-    )  # fmt: skip
+        TransformPlan(
+            t.name,
+            t.path,
+            t.compute,
+            preparation.computes[t.compute].engine,
+            t.upstream,
+            build_order(t.nodes),
+            t.tests,
+        )
+        for t in graph.transforms
+        if t.name in selected
+    )
     crossings = _crossings(preparation, graph, selected)
     problems = [_uncrossable(preparation, c) for c in crossings if c.kind is None]
     if problems:
@@ -461,7 +584,9 @@ def build_order(nodes: Sequence[Node]) -> tuple[str, ...]:
     waiting = {n.unique_id: {d for d in n.depends_on if d in ids and d != n.unique_id} for n in nodes}
     ordered: list[str] = []
     while waiting:
-        ready = [uid for uid, deps in waiting.items() if not deps] or [next(iter(waiting))]  # a cycle: dbt says so
+        ready = [uid for uid, deps in waiting.items() if not deps] or [
+            next(iter(waiting))
+        ]  # a cycle: dbt says so
         for uid in ready:
             ordered.append(uid)
             del waiting[uid]
@@ -488,10 +613,14 @@ def _crossings(preparation: Preparation, graph: Plan, selected: set[str]) -> tup
     for (upstream, downstream), pairs in refs.items():
         up, down = preparation.computes[computes[upstream]], preparation.computes[computes[downstream]]
         kind, how = crossing(catalog, up.access, down.access)
-        publish, load = bridge_steps(up.access, down.access) if kind == CrossingKind.BRIDGED else (False, False)
+        publish, load = (
+            bridge_steps(up.access, down.access) if kind == CrossingKind.BRIDGED else (False, False)
+        )
         if downstream not in selected and not publish:
             continue  # nothing this run does for it
-        found.append(Crossing(upstream, downstream, up.name, down.name, tuple(pairs), kind, how, publish, load))
+        found.append(
+            Crossing(upstream, downstream, up.name, down.name, tuple(pairs), kind, how, publish, load)
+        )
     return tuple(found)
 
 
@@ -506,14 +635,15 @@ def _uncrossable(preparation: Preparation, cross: Crossing) -> Problem:
         f"{read.split('.')[-1]!r} of transform {cross.upstream!r} on compute {cross.upstream_compute!r} "
         f"({reading} → {read}{more}): {cross.how}, and nothing can carry the table from one to the other",
         expected="refs between computes whose engines attach the catalog in place, or let floe carry their "
-                 "tables through it (CatalogAccess.bridged)",
+        "tables through it (CatalogAccess.bridged)",
         fix=f"run {cross.downstream!r} on {cross.upstream_compute!r} (or both on computes that attach the catalog "
-            "or are bridged), or move the model into the same transform",
+        "or are bridged), or move the model into the same transform",
     )
 
 
-def plan_path(path: Path, environment: str, select: Sequence[str] = (),
-              registry: EngineRegistry | None = None) -> RunPlan:  # fmt: skip
+def plan_path(
+    path: Path, environment: str, select: Sequence[str] = (), registry: EngineRegistry | None = None
+) -> RunPlan:
     """Compile the product at ``path`` and plan its run: :func:`prepare`, dbt's parse in a
     subprocess (:mod:`floe.execution.parse`), :func:`complete`. Starts no catalog, no worker."""
     from floe.compiler import compile_path

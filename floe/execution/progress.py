@@ -36,8 +36,10 @@ class Progress(RunObserver):
         parts = [f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(kinds.items())]
         if report.tests:
             parts.append(f"{report.tests} test{'s' if report.tests != 1 else ''}")
-        self.line(f"[{report.name}] started on {report.compute} ({report.engine}): "
-                  f"{', '.join(parts) or 'nothing to build'}")  # fmt: skip
+        self.line(
+            f"[{report.name}] started on {report.compute} ({report.engine}): "
+            f"{', '.join(parts) or 'nothing to build'}"
+        )
 
     def node_finished(self, transform: str, result: NodeResult) -> None:
         seconds = f" ({result.seconds:.1f}s)" if result.seconds else ""
@@ -54,19 +56,39 @@ class Progress(RunObserver):
                 self.line(f"[{report.name}]   {text}")
 
     def summary(self, report: RunReport) -> None:
-        rows = [{"transform": t.name, "compute": t.compute, "engine": t.engine, "models": str(t.models),
-                 "status": t.status, "seconds": "-" if t.seconds is None else f"{t.seconds:.1f}"}
-                for t in report.transforms]  # fmt: skip
+        rows = [
+            {
+                "transform": t.name,
+                "compute": t.compute,
+                "engine": t.engine,
+                "models": str(t.models),
+                "status": t.status,
+                "seconds": "-" if t.seconds is None else f"{t.seconds:.1f}",
+            }
+            for t in report.transforms
+        ]
         self.line("")
         self.line(table(rows, ["transform", "compute", "engine", "models", "status", "seconds"]))
         if report.bridges:
-            bridges = [{"bridge": b.kind, "model": b.name, "from": b.from_compute, "to": b.to_compute,
-                        "rows": f"{b.rows:,}", "bytes": human_bytes(b.bytes), "seconds": f"{b.seconds:.2f}",
-                        "status": b.status} for b in report.bridges]  # fmt: skip
+            bridges = [
+                {
+                    "bridge": b.kind,
+                    "model": b.name,
+                    "from": b.from_compute,
+                    "to": b.to_compute,
+                    "rows": f"{b.rows:,}",
+                    "bytes": human_bytes(b.bytes),
+                    "seconds": f"{b.seconds:.2f}",
+                    "status": b.status,
+                }
+                for b in report.bridges
+            ]
             self.line("")
             self.line(table(bridges, ["bridge", "model", "from", "to", "rows", "bytes", "seconds", "status"]))
         ok = sum(t.status == SUCCESS for t in report.transforms)
         verdict = "succeeded" if report.success else "FAILED"
         seconds = f" in {report.seconds:.1f}s" if report.seconds is not None else ""
-        self.line(f"floe run {verdict}{seconds}: {ok} of {len(report.transforms)} transform(s) succeeded "
-                  f"(namespace {report.catalog.get('name')}.{report.namespace})")  # fmt: skip
+        self.line(
+            f"floe run {verdict}{seconds}: {ok} of {len(report.transforms)} transform(s) succeeded "
+            f"(namespace {report.catalog.get('name')}.{report.namespace})"
+        )

@@ -102,12 +102,22 @@ class TransformReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "path": self.path, "compute": self.compute, "engine": self.engine,
-            "depends_on": list(self.depends_on), "status": self.status,
-            "started_at": self.started_at, "finished_at": self.finished_at, "seconds": self.seconds,
-            "models": self.models, "tests": self.tests, "counts": self.counts(), "message": self.message,
-            "log": self.log, "nodes": [r.to_json() for r in self.results],
-        }  # fmt: skip
+            "name": self.name,
+            "path": self.path,
+            "compute": self.compute,
+            "engine": self.engine,
+            "depends_on": list(self.depends_on),
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "seconds": self.seconds,
+            "models": self.models,
+            "tests": self.tests,
+            "counts": self.counts(),
+            "message": self.message,
+            "log": self.log,
+            "nodes": [r.to_json() for r in self.results],
+        }
 
 
 @attrs.define
@@ -142,18 +152,30 @@ class BridgeReport:
         return namespace, table
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "transform": self.transform, "model": self.model,
-                "from_compute": self.from_compute, "to_compute": self.to_compute, "source": self.source,
-                "target": self.target, "rows": self.rows, "bytes": self.bytes,
-                "seconds": round(self.seconds, 3), "status": self.status, "message": self.message}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "transform": self.transform,
+            "model": self.model,
+            "from_compute": self.from_compute,
+            "to_compute": self.to_compute,
+            "source": self.source,
+            "target": self.target,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "status": self.status,
+            "message": self.message,
+        }
 
     def line(self) -> str:
         """The progress line of a finished bridge."""
         verb = "published" if self.kind == PUBLISH else "loaded"
         if self.status != "success":
             return f"[{self.transform}] {self.kind} FAILED: {self.name}: {self.source} → {self.target}: {self.message}"
-        return (f"[{self.transform}] {verb} {self.name}: {self.source} → {self.target}, "
-                f"{self.rows:,} row(s), {human_bytes(self.bytes)} in {self.seconds:.2f}s")  # fmt: skip
+        return (
+            f"[{self.transform}] {verb} {self.name}: {self.source} → {self.target}, "
+            f"{self.rows:,} row(s), {human_bytes(self.bytes)} in {self.seconds:.2f}s"
+        )
 
 
 def human_bytes(size: int) -> str:
@@ -182,7 +204,9 @@ class RunReport:
 
     @property
     def success(self) -> bool:
-        return all(t.status == SUCCESS for t in self.transforms) and all(b.status == SUCCESS for b in self.bridges)
+        return all(t.status == SUCCESS for t in self.transforms) and all(
+            b.status == SUCCESS for b in self.bridges
+        )
 
     @property
     def seconds(self) -> float | None:
@@ -193,18 +217,26 @@ class RunReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "apiVersion": "floe.dev/v1", "kind": "RunReport", "product": self.product,
-            "environment": self.environment, "status": SUCCESS if self.success else FAILED,
-            "started_at": self.started_at, "finished_at": self.finished_at, "seconds": self.seconds,
-            "catalog": dict(self.catalog), "namespace": self.namespace,
+            "apiVersion": "floe.dev/v1",
+            "kind": "RunReport",
+            "product": self.product,
+            "environment": self.environment,
+            "status": SUCCESS if self.success else FAILED,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "seconds": self.seconds,
+            "catalog": dict(self.catalog),
+            "namespace": self.namespace,
             "phases": {k: round(v, 3) for k, v in self.phases.items()},
-            "transforms": [t.to_json() for t in self.transforms], "unassigned": list(self.unassigned),
+            "transforms": [t.to_json() for t in self.transforms],
+            "unassigned": list(self.unassigned),
             "bridges": [b.to_json() for b in self.bridges],
-        }  # fmt: skip
+        }
 
 
-def table(rows: Iterable[dict[str, Any]], columns: list[str], *, upper: bool = True,
-          one_line: bool = False) -> str:  # fmt: skip
+def table(
+    rows: Iterable[dict[str, Any]], columns: list[str], *, upper: bool = True, one_line: bool = False
+) -> str:
     """A plain-text table with aligned columns, the last one unpadded (trailing blanks stripped).
 
     Headers are in upper case unless ``upper`` is false. With ``one_line``, a cell's line breaks

@@ -103,17 +103,24 @@ class RunOptions:
 def _say_maintenance(progress: Progress, done: dict[str, Any]) -> None:
     """One line on what the embedded catalog's retention removed, when it removed anything."""
     if done.get("snapshots_expired") or done.get("files_removed") or done.get("folders_removed"):
-        progress.line(f"catalog retention: {done.get('snapshots_expired', 0)} old snapshot(s) expired, "
-                      f"{done.get('files_removed', 0) + done.get('folders_removed', 0)} unreferenced file(s) or "
-                      f"dropped table folder(s) removed ({done.get('bytes_removed', 0) / 2**20:.1f} MiB) in "
-                      f"{done.get('seconds', 0.0):.1f}s")  # fmt: skip
+        progress.line(
+            f"catalog retention: {done.get('snapshots_expired', 0)} old snapshot(s) expired, "
+            f"{done.get('files_removed', 0) + done.get('folders_removed', 0)} unreferenced file(s) or "
+            f"dropped table folder(s) removed ({done.get('bytes_removed', 0) / 2**20:.1f} MiB) in "
+            f"{done.get('seconds', 0.0):.1f}s"
+        )
     for error in done.get("errors") or []:
         progress.line(f"note: catalog retention skipped a table: {error}")
 
 
-def run(path: Path, options: RunOptions, progress: Progress | None = None,
-        engines: EngineRegistry | None = None, after: After | None = None,
-        observers: Sequence[RunObserver] = ()) -> RunReport:  # fmt: skip
+def run(
+    path: Path,
+    options: RunOptions,
+    progress: Progress | None = None,
+    engines: EngineRegistry | None = None,
+    after: After | None = None,
+    observers: Sequence[RunObserver] = (),
+) -> RunReport:
     """Run the data product at ``path``; see the module docstring.
 
     :param after: called with the report and the catalog once the transforms finished, while the
@@ -147,29 +154,49 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
     private_directory(product_dir / STATE_DIR)  # the catalog, the logs, dbt's artifacts: the user's alone
     private_directory(product_dir / ARTIFACT_DIR)
     clock = time.monotonic()
-    lock = RunLock(product_dir / STATE_DIR).acquire(wait=options.wait, environment=options.environment,
-                                                     on_wait=progress.line, timeout=options.lock_timeout)  # fmt: skip
+    lock = RunLock(product_dir / STATE_DIR).acquire(
+        wait=options.wait,
+        environment=options.environment,
+        on_wait=progress.line,
+        timeout=options.lock_timeout,
+    )
     phases["lock"] = time.monotonic() - clock
     with lock:
         write_artifacts(compiled)
         schema = preparation.namespace
         # the catalog serves a worker that attaches it, or carries a bridged table between two that do not
         used = any(preparation.computes[name].access.in_place for name in preparation.selected_computes) or (
-            the_plan is not None and any(c.kind is CrossingKind.BRIDGED for c in the_plan.crossings))
-        catalog = RunCatalog(preparation.catalog, product_dir / STATE_DIR,
-                             schema if len(preparation.selected_computes) > 1 else None, used=used,
-                             log=product_dir / RUN_DIR / WORKER_DIR / CATALOG_LOG, retention=options.retention)  # fmt: skip
+            the_plan is not None and any(c.kind is CrossingKind.BRIDGED for c in the_plan.crossings)
+        )
+        catalog = RunCatalog(
+            preparation.catalog,
+            product_dir / STATE_DIR,
+            schema if len(preparation.selected_computes) > 1 else None,
+            used=used,
+            log=product_dir / RUN_DIR / WORKER_DIR / CATALOG_LOG,
+            retention=options.retention,
+        )
         try:
-            report = RunReport(preparation.product, options.environment, catalog.to_json(), schema,
-                               started_at=started, phases=phases)  # fmt: skip
+            report = RunReport(
+                preparation.product,
+                options.environment,
+                catalog.to_json(),
+                schema,
+                started_at=started,
+                phases=phases,
+            )
             watch = Observers([progress, *observers], progress.line)
             watch.run_started(preparation, report)
             where = f"embedded, {catalog.plan.root}" if catalog.plan.embedded else "declared in the manifest"
             if used:
-                progress.line(f"catalog {catalog.planned.name!r} at {catalog.planned.uri} ({where}); namespace {schema}")
+                progress.line(
+                    f"catalog {catalog.planned.name!r} at {catalog.planned.uri} ({where}); namespace {schema}"
+                )
             else:
-                progress.line(f"catalog {catalog.planned.name!r} ({where}) not started: no compute of this run "
-                              f"attaches it, each builds in its own warehouse; namespace {schema}")  # fmt: skip
+                progress.line(
+                    f"catalog {catalog.planned.name!r} ({where}) not started: no compute of this run "
+                    f"attaches it, each builds in its own warehouse; namespace {schema}"
+                )
             the_run = _Run(preparation, registry, options, catalog, report, progress, the_plan, watch)
             error: BaseException | None = None
             try:
@@ -199,9 +226,17 @@ def run(path: Path, options: RunOptions, progress: Progress | None = None,
 class _Run:
     """The state of one run: the profiles, the workers, the scheduler's decisions, the report."""
 
-    def __init__(self, preparation: Preparation, registry: EngineRegistry, options: RunOptions,
-                 catalog: RunCatalog, report: RunReport, progress: Progress,
-                 the_plan: RunPlan | None = None, observers: RunObserver | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        preparation: Preparation,
+        registry: EngineRegistry,
+        options: RunOptions,
+        catalog: RunCatalog,
+        report: RunReport,
+        progress: Progress,
+        the_plan: RunPlan | None = None,
+        observers: RunObserver | None = None,
+    ) -> None:
         self.preparation = preparation
         self.compiled = preparation.compiled
         self.registry = registry
@@ -242,8 +277,12 @@ class _Run:
         self.build_workers: dict[int, Worker] = {}
         """The worker each build runs on."""
         self.catalog_failure: str | None = None
-        self.bridges = RunBridges({c: registry.engines[preparation.compute_config(c).engine] for c in self.computes},
-                                  {c: preparation.compute_config(c) for c in self.computes}, progress, self.secrets)
+        self.bridges = RunBridges(
+            {c: registry.engines[preparation.compute_config(c).engine] for c in self.computes},
+            {c: preparation.compute_config(c) for c in self.computes},
+            progress,
+            self.secrets,
+        )
         """The models carried between the catalog and the computes that build in their own warehouse."""
         self.waiting: dict[int, tuple[Worker, int, list[str]]] = {}
         """Builds waiting for their loads: the worker, the request id and dbt's arguments."""
@@ -284,22 +323,40 @@ class _Run:
             compute = self.preparation.compute_config(name)
             engine = self.registry.engines[compute.engine]
             projects[name] = write_project(
-                self.product_dir, self.run_dir / name, user_project, profile_name(name),
-                self.env, self.profiles[name], engine.run_project_config(compute, self.catalog),
+                self.product_dir,
+                self.run_dir / name,
+                user_project,
+                profile_name(name),
+                self.env,
+                self.profiles[name],
+                engine.run_project_config(compute, self.catalog),
                 engine.run_macro_paths(compute, self.catalog),
-            )  # fmt: skip
+            )
         return projects
 
     def _dbt_args(self, project: Path) -> list[str]:
-        return ["--project-dir", str(project), "--profiles-dir", str(project), "--target", self.env,
-                "--target-path", str(project / "target"), "--log-path", str(project / "logs")]  # fmt: skip
+        return [
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target",
+            self.env,
+            "--target-path",
+            str(project / "target"),
+            "--log-path",
+            str(project / "logs"),
+        ]
 
     # -- the run -----------------------------------------------------------------------------------
 
     def execute(self) -> None:
         self._profiles()
-        adapters = [self.registry.engines[self.preparation.compute_config(name).engine].info.dbt_adapter
-                    for name, setup in self.setups.items() if setup.forkable]  # fmt: skip
+        adapters = [
+            self.registry.engines[self.preparation.compute_config(name).engine].info.dbt_adapter
+            for name, setup in self.setups.items()
+            if setup.forkable
+        ]
         self.workers.start_forkserver(adapters)
         try:
             projects = self._projects()
@@ -331,8 +388,14 @@ class _Run:
             worker = self.workers.get(compute)
             setup = self.setups[compute]
             if setup.extension is not None:
-                worker.send({"id": next(self.ids), "op": "extension", "module": setup.extension,
-                             "settings": dict(setup.settings)})  # fmt: skip
+                worker.send(
+                    {
+                        "id": next(self.ids),
+                        "op": "extension",
+                        "module": setup.extension,
+                        "settings": dict(setup.settings),
+                    }
+                )
             request_id = next(self.ids)
             self.bridges.parse_started(compute, request_id)
             worker.send({"id": request_id, "op": "parse", "args": self._dbt_args(project)})
@@ -352,36 +415,57 @@ class _Run:
             if sender is not worker:
                 continue
             if message["type"] == "exit":
-                raise FloeError([Problem(f"dbt could not parse the project: the process for compute "
-                                         f"{worker.compute!r} stopped (exit code {message['code']}):\n"
-                                         + redact(worker.tail(), self.secrets, self.names),
-                                         fix=f"see {worker.log}")])  # fmt: skip
+                raise FloeError(
+                    [
+                        Problem(
+                            f"dbt could not parse the project: the process for compute "
+                            f"{worker.compute!r} stopped (exit code {message['code']}):\n"
+                            + redact(worker.tail(), self.secrets, self.names),
+                            fix=f"see {worker.log}",
+                        )
+                    ]
+                )
             if message["type"] == "result" and message.get("id") == request_id:
                 break
         self.report.phases["parse"] = time.monotonic() - clock
         if not message.get("success"):
-            raise FloeError([Problem("dbt could not parse the project:\n"
-                                     + redact(str(message.get("error")), self.secrets, self.names),
-                                     fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}")])  # fmt: skip
+            raise FloeError(
+                [
+                    Problem(
+                        "dbt could not parse the project:\n"
+                        + redact(str(message.get("error")), self.secrets, self.names),
+                        fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}",
+                    )
+                ]
+            )
         the_plan = self.plan
         if the_plan is None:
             nodes = [Node.from_json(n) for n in message["nodes"]]
             the_plan = self.plan = complete(self.preparation, nodes, str(message.get("project")))
         self.bridges.plan(the_plan.crossings)
         for planned in the_plan.transforms:
-            self.report.transforms.append(TransformReport(
-                planned.name, planned.path, planned.compute, planned.engine, list(planned.depends_on),
-                list(planned.nodes), planned.tests, log=str(projects[planned.compute] / "logs" / "dbt.log"),
-                in_catalog=self.preparation.computes[planned.compute].access.in_place,
-            ))  # fmt: skip
+            self.report.transforms.append(
+                TransformReport(
+                    planned.name,
+                    planned.path,
+                    planned.compute,
+                    planned.engine,
+                    list(planned.depends_on),
+                    list(planned.nodes),
+                    planned.tests,
+                    log=str(projects[planned.compute] / "logs" / "dbt.log"),
+                    in_catalog=self.preparation.computes[planned.compute].access.in_place,
+                )
+            )
         self.report.unassigned = the_plan.unassigned
         self.observers.plan_completed(the_plan)
         order = " → ".join(f"{t.name} ({t.compute})" for t in self.report.transforms)
         self.progress.line(f"parsed the dbt project in {self.report.phases['parse']:.1f}s: {order}")
         if the_plan.unassigned:
-            self.progress.line(f"note: {len(the_plan.unassigned)} node(s) lie outside every transform path and "
-                               "no transform needs them; not built: "
-                               + ", ".join(n.name for n in the_plan.graph.unassigned))  # fmt: skip
+            self.progress.line(
+                f"note: {len(the_plan.unassigned)} node(s) lie outside every transform path and "
+                "no transform needs them; not built: " + ", ".join(n.name for n in the_plan.graph.unassigned)
+            )
         return the_plan
 
     def _await_catalog(self) -> None:
@@ -404,10 +488,21 @@ class _Run:
     def _schedule(self, the_plan: Plan, projects: dict[str, Path]) -> None:
         self._await_catalog()
         reports = {t.name: t for t in self.report.transforms}
-        tasks = [Task(t.name, t.compute, tuple(u for u in t.depends_on if u in reports),
-                      bool(the_plan.get(t.name).nodes)) for t in self.report.transforms]  # fmt: skip
-        chains = {(up, t.name) for t in self.report.transforms for up in t.depends_on
-                  if up in reports and reports[up].compute == t.compute and the_plan.chains(up, t.name)}  # fmt: skip
+        tasks = [
+            Task(
+                t.name,
+                t.compute,
+                tuple(u for u in t.depends_on if u in reports),
+                bool(the_plan.get(t.name).nodes),
+            )
+            for t in self.report.transforms
+        ]
+        chains = {
+            (up, t.name)
+            for t in self.report.transforms
+            for up in t.depends_on
+            if up in reports and reports[up].compute == t.compute and the_plan.chains(up, t.name)
+        }
         scheduler = Scheduler(tasks, self.options.parallel or len(tasks) or 1, chains)
         self._apply(scheduler, scheduler.start(), the_plan, projects)
         while scheduler.running:
@@ -420,7 +515,9 @@ class _Run:
             if transform.status == State.PENDING:  # pragma: no cover - the scheduler settles every transform
                 transform.status, transform.message = State.SKIPPED, "not started"
 
-    def _apply(self, scheduler: Scheduler, actions: list[Action], the_plan: Plan, projects: dict[str, Path]) -> None:
+    def _apply(
+        self, scheduler: Scheduler, actions: list[Action], the_plan: Plan, projects: dict[str, Path]
+    ) -> None:
         for action in actions:
             if isinstance(action, Run):
                 self._run(scheduler, action, the_plan, projects)
@@ -440,13 +537,20 @@ class _Run:
         request_id = next(self.ids)
         selectors = [s for name in build.transforms for s in the_plan.get(name).selectors]
         # dbt's manifest.json is the parse's; run_results.json would hold one batch: floe's report has all
-        args = [*self._dbt_args(projects[build.compute]), "--no-write-json", "--select", *selectors,
-                "--indirect-selection", "buildable"]  # fmt: skip
+        args = [
+            *self._dbt_args(projects[build.compute]),
+            "--no-write-json",
+            "--select",
+            *selectors,
+            "--indirect-selection",
+            "buildable",
+        ]
         self.requests[request_id] = build.id
         self.node_times[build.id] = {}
         failure = self._catalog_failure(probe=False)
-        if failure is not None and (self.preparation.computes[build.compute].access.in_place
-                                    or self.bridges.loads(build.transforms)):  # fmt: skip
+        if failure is not None and (
+            self.preparation.computes[build.compute].access.in_place or self.bridges.loads(build.transforms)
+        ):
             self.lost[build.id] = "not started: " + failure
             self._apply(scheduler, scheduler.handle(BuildLost(build.id)), the_plan, projects)
             return
@@ -462,13 +566,16 @@ class _Run:
         """Ask ``worker`` to build; ``False`` (the build is lost) when it is not there to."""
         if worker.send({"id": request_id, "op": "build", "args": args}):
             return True
-        self.lost[build_id] = f"the dbt process of compute {worker.compute!r} is not running:\n" + worker.tail()
+        self.lost[build_id] = (
+            f"the dbt process of compute {worker.compute!r} is not running:\n" + worker.tail()
+        )
         return False
 
     def _poster(self, worker: Worker, build_id: int) -> Callable[[list[BridgeReport]], None]:
         """What a bridge thread calls when it is done: its reports, on the run's queue."""
-        return lambda reports: self.workers.messages.put((worker, {"type": "bridged", "build": build_id,
-                                                                   "reports": reports}))  # fmt: skip
+        return lambda reports: self.workers.messages.put(
+            (worker, {"type": "bridged", "build": build_id, "reports": reports})
+        )
 
     def _bridged(self, scheduler: Scheduler, message: dict[str, Any]) -> BuildDone | BuildLost | None:
         """A batch of bridges ended: start the build that waited for its loads (or fail it), or hand
@@ -489,25 +596,32 @@ class _Run:
         for report in failed:
             succeeded[report.transform] = False
             results, _, finished = self.outcomes[build_id][report.transform]
-            error = "built, but a model other computes read could not be published into the catalog:\n" + report.message
+            error = (
+                "built, but a model other computes read could not be published into the catalog:\n"
+                + report.message
+            )
             self.outcomes[build_id][report.transform] = (results, error, finished)
         return BuildDone(build_id, succeeded)
 
-    def _event(self, scheduler: Scheduler, worker: Worker, message: dict[str, Any],
-               the_plan: Plan) -> BuildDone | BuildLost | None:  # fmt: skip
+    def _event(
+        self, scheduler: Scheduler, worker: Worker, message: dict[str, Any], the_plan: Plan
+    ) -> BuildDone | BuildLost | None:
         """What a worker's ``message`` means to the scheduler (``None``: nothing it decides on)."""
         kind = message.get("type")
         if kind == "bridged":
             return self._bridged(scheduler, message)
         if kind == "exit":
             worker.alive = False
-            build = next((b for b in scheduler.running.values() if self.build_workers.get(b.id) is worker), None)
+            build = next(
+                (b for b in scheduler.running.values() if self.build_workers.get(b.id) is worker), None
+            )
             if build is None:
                 return None
             which = ", ".join(repr(t) for t in build.transforms)
-            self.lost[build.id] = (f"the dbt process of compute {worker.compute!r} stopped unexpectedly while it built "
-                                   f"transform {which} ({exit_text(message)}); its last output ({worker.log}):\n"
-                                   + worker.tail())  # fmt: skip
+            self.lost[build.id] = (
+                f"the dbt process of compute {worker.compute!r} stopped unexpectedly while it built "
+                f"transform {which} ({exit_text(message)}); its last output ({worker.log}):\n" + worker.tail()
+            )
             return BuildLost(build.id)
         build_id = self.requests.get(int(message.get("id") or 0))
         build = scheduler.running.get(build_id) if build_id is not None else None
@@ -521,9 +635,16 @@ class _Run:
             if message.get("event") == "start":
                 self.observers.node_started(name, str(message["unique_id"]))
             elif message.get("event") == "finish":
-                self.observers.node_finished(name, NodeResult(
-                    str(message["unique_id"]), str(message["name"]), str(message["resource_type"]),
-                    str(message["status"]), float(message.get("seconds") or 0.0)))  # fmt: skip
+                self.observers.node_finished(
+                    name,
+                    NodeResult(
+                        str(message["unique_id"]),
+                        str(message["name"]),
+                        str(message["resource_type"]),
+                        str(message["status"]),
+                        float(message.get("seconds") or 0.0),
+                    ),
+                )
             return None
         if kind != "result":
             return None
@@ -531,23 +652,36 @@ class _Run:
         results: dict[str, list[NodeResult]] = {name: [] for name in names}
         for r in message.get("results") or []:
             owner = self._owner(r["unique_id"], names, the_plan)
-            results[owner].append(NodeResult(
-                r["unique_id"], r["name"], r["resource_type"], r["status"], r["seconds"],
-                redact(r.get("message") or "", self.secrets, self.names), self._relation(r, self.report.get(owner).in_catalog),
-                redact(r["sql"], self.secrets, self.names) if r.get("sql") else None,
-                tuple(Parent(**p) for p in r.get("parents") or ()), tuple(Column(**c) for c in r.get("columns") or ())))  # fmt: skip
+            results[owner].append(
+                NodeResult(
+                    r["unique_id"],
+                    r["name"],
+                    r["resource_type"],
+                    r["status"],
+                    r["seconds"],
+                    redact(r.get("message") or "", self.secrets, self.names),
+                    self._relation(r, self.report.get(owner).in_catalog),
+                    redact(r["sql"], self.secrets, self.names) if r.get("sql") else None,
+                    tuple(Parent(**p) for p in r.get("parents") or ()),
+                    tuple(Column(**c) for c in r.get("columns") or ()),
+                )
+            )
         error = str(message.get("error") or "")
         success = bool(message.get("success"))
         succeeded = {}
         for position, name in enumerate(names):
             own = results[name]
-            ok = success if len(names) == 1 else (
-                (success or bool(own)) and not any(r.status == State.SKIPPED for r in own))  # fmt: skip
+            ok = (
+                success
+                if len(names) == 1
+                else ((success or bool(own)) and not any(r.status == State.SKIPPED for r in own))
+            )
             succeeded[name] = ok and not any(r.status in NODE_FAILURES for r in own)
             if position and name in times:  # built with the batch: started when its nodes did
                 self.report.get(name).started_at = times[name][0]
-        self.outcomes[build.id] = {name: (results[name], error, times.get(name, [0.0, 0.0])[1] or None)
-                                   for name in names}  # fmt: skip
+        self.outcomes[build.id] = {
+            name: (results[name], error, times.get(name, [0.0, 0.0])[1] or None) for name in names
+        }
         publishes = self.bridges.publishes([name for name in names if succeeded[name]])
         if publishes:  # the scheduler hears of the build once they are published (see _bridged)
             self.publishing[build.id] = succeeded
@@ -570,7 +704,9 @@ class _Run:
             transform.status, transform.message = State.SUCCESS, "no models in this transform's path"
             self.observers.transform_finished(transform)
             return
-        results, error, finished_at = self.outcomes.get(action.build, {}).get(action.transform, ([], "", None))
+        results, error, finished_at = self.outcomes.get(action.build, {}).get(
+            action.transform, ([], "", None)
+        )
         if action.build in self.lost:
             error = self.lost[action.build]
         transform.finished_at = finished_at or time.time()
@@ -580,8 +716,14 @@ class _Run:
             transform.status = State.SUCCESS
         else:
             transform.status = State.FAILED
-            lines = [f"{r.resource_type} {r.name}: {r.message}" for r in failed] or [error or "dbt build failed"]
-            cause = self._catalog_failure(probe=True) if transform.in_catalog or self.bridges.loads([transform.name]) else None
+            lines = [f"{r.resource_type} {r.name}: {r.message}" for r in failed] or [
+                error or "dbt build failed"
+            ]
+            cause = (
+                self._catalog_failure(probe=True)
+                if transform.in_catalog or self.bridges.loads([transform.name])
+                else None
+            )
             if cause is not None and not any(cause in line for line in lines):
                 lines.append("cause: " + cause)
             transform.message = redact("\n".join(lines), self.secrets, self.names)
@@ -608,4 +750,3 @@ class _Run:
             return None
         database = self.catalog.name if in_catalog else result.get("database")
         return f"{database}.{result.get('schema')}.{result.get('alias')}"
-

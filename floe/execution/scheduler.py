@@ -153,7 +153,11 @@ class Scheduler:
             if isinstance(event, BuildLost):
                 actions += self._settle(name, State.FAILED, build.id)
                 continue
-            failed = [u for u in self.tasks[name].upstream if u in build.transforms and self.states[u] != State.SUCCESS]
+            failed = [
+                u
+                for u in self.tasks[name].upstream
+                if u in build.transforms and self.states[u] != State.SUCCESS
+            ]
             if failed:  # dbt skipped it, as the chains made sure
                 actions += self._settle(name, State.SKIPPED, because=failed[0])
                 continue
@@ -176,7 +180,9 @@ class Scheduler:
 
     # -- the rules -------------------------------------------------------------------------------
 
-    def _settle(self, name: str, state: State, build: int | None = None, because: str | None = None) -> list[Action]:
+    def _settle(
+        self, name: str, state: State, build: int | None = None, because: str | None = None
+    ) -> list[Action]:
         self.states[name] = state
         actions: list[Action] = [Settle(name, state, build, because)]
         if state in (State.FAILED, State.SKIPPED) and because is None:

@@ -28,8 +28,11 @@ class ShownTable:
     def render(self, catalog: str) -> str:
         more = f", first {len(self.rows)} shown" if len(self.rows) < self.total else ""
         head = f"{catalog}.{'.'.join(self.identifier)} ({self.total} row(s){more})"
-        body = table([{c: _text(v) for c, v in zip(self.columns, row, strict=True)} for row in self.rows],
-                     self.columns, upper=False)  # fmt: skip
+        body = table(
+            [{c: _text(v) for c, v in zip(self.columns, row, strict=True)} for row in self.rows],
+            self.columns,
+            upper=False,
+        )
         return head + "\n" + body
 
 
@@ -51,8 +54,9 @@ def built_tables(report: RunReport) -> list[tuple[str, str]]:
     return found
 
 
-def read_tables(catalog: CatalogConfig, identifiers: Iterable[tuple[str, str]],
-                limit: int = DEFAULT_LIMIT) -> list[ShownTable]:  # fmt: skip
+def read_tables(
+    catalog: CatalogConfig, identifiers: Iterable[tuple[str, str]], limit: int = DEFAULT_LIMIT
+) -> list[ShownTable]:
     """The first ``limit`` rows of each table, read through :func:`client` (which may raise FloeError)."""
     rest = client(catalog)
     shown = []

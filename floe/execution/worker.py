@@ -171,15 +171,21 @@ def parse(args: list[str]) -> dict[str, Any]:
     for node in manifest.nodes.values():
         config = getattr(node, "config", None)
         depends = getattr(node, "depends_on", None)
-        nodes.append({
-            "unique_id": node.unique_id, "resource_type": str(node.resource_type),
-            "package_name": node.package_name, "name": node.name,
-            "original_file_path": node.original_file_path, "fqn": list(node.fqn),
-            "depends_on": list(getattr(depends, "nodes", []) or []),
-            "materialized": getattr(config, "materialized", None),
-            "database": getattr(node, "database", None), "schema": getattr(node, "schema", None),
-            "alias": getattr(node, "alias", None),
-        })  # fmt: skip
+        nodes.append(
+            {
+                "unique_id": node.unique_id,
+                "resource_type": str(node.resource_type),
+                "package_name": node.package_name,
+                "name": node.name,
+                "original_file_path": node.original_file_path,
+                "fqn": list(node.fqn),
+                "depends_on": list(getattr(depends, "nodes", []) or []),
+                "materialized": getattr(config, "materialized", None),
+                "database": getattr(node, "database", None),
+                "schema": getattr(node, "schema", None),
+                "alias": getattr(node, "alias", None),
+            }
+        )
     project = getattr(manifest.metadata, "project_name", None)
     return {"success": True, "project": project, "nodes": nodes}
 
@@ -193,9 +199,18 @@ def _build(request_id: int, args: list[str], send: Send) -> dict[str, Any]:
             return
         info = event.data.node_info
         result = getattr(event.data, "run_result", None)
-        send({"type": "node", "id": request_id, "event": "start" if name == "NodeStart" else "finish",
-              "unique_id": info.unique_id, "name": info.node_name, "resource_type": info.resource_type,
-              "status": info.node_status, "seconds": getattr(result, "execution_time", None)})  # fmt: skip
+        send(
+            {
+                "type": "node",
+                "id": request_id,
+                "event": "start" if name == "NodeStart" else "finish",
+                "unique_id": info.unique_id,
+                "name": info.node_name,
+                "resource_type": info.resource_type,
+                "status": info.node_status,
+                "seconds": getattr(result, "execution_time", None),
+            }
+        )
 
     manifest = MANIFESTS.get(_project(args))
     result = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(["build", *args])
@@ -204,16 +219,21 @@ def _build(request_id: int, args: list[str], send: Send) -> dict[str, Any]:
     for item in executed or []:
         node = item.node
         config = getattr(node, "config", None)
-        results.append({
-            **_lineage_details(node, manifest),
-            "unique_id": node.unique_id, "name": node.name, "resource_type": str(node.resource_type),
-            "status": str(getattr(item.status, "value", item.status)),
-            "seconds": round(float(item.execution_time or 0.0), 3),
-            "message": first_lines(str(item.message or ""), MESSAGE_LINES),
-            "database": getattr(node, "database", None), "schema": getattr(node, "schema", None),
-            "alias": getattr(node, "alias", None),
-            "materialized": getattr(config, "materialized", None),
-        })  # fmt: skip
+        results.append(
+            {
+                **_lineage_details(node, manifest),
+                "unique_id": node.unique_id,
+                "name": node.name,
+                "resource_type": str(node.resource_type),
+                "status": str(getattr(item.status, "value", item.status)),
+                "seconds": round(float(item.execution_time or 0.0), 3),
+                "message": first_lines(str(item.message or ""), MESSAGE_LINES),
+                "database": getattr(node, "database", None),
+                "schema": getattr(node, "schema", None),
+                "alias": getattr(node, "alias", None),
+                "materialized": getattr(config, "materialized", None),
+            }
+        )
     error = _error_text(result.exception)
     if error is None and not result.success:
         from floe.execution.report import NODE_FAILURES
@@ -231,14 +251,22 @@ def _lineage_details(node: Any, manifest: Any) -> dict[str, Any]:
         parent = None
         if manifest is not None:
             parent = manifest.nodes.get(unique_id) or manifest.sources.get(unique_id)
-        parents.append({
-            "unique_id": unique_id, "database": getattr(parent, "database", None),
-            "schema": getattr(parent, "schema", None),
-            "identifier": getattr(parent, "identifier", None) or getattr(parent, "alias", None),
-        })  # fmt: skip
-    columns = [{"name": str(name), "data_type": getattr(column, "data_type", None),
-                "description": getattr(column, "description", None) or None}
-               for name, column in (getattr(node, "columns", None) or {}).items()]  # fmt: skip
+        parents.append(
+            {
+                "unique_id": unique_id,
+                "database": getattr(parent, "database", None),
+                "schema": getattr(parent, "schema", None),
+                "identifier": getattr(parent, "identifier", None) or getattr(parent, "alias", None),
+            }
+        )
+    columns = [
+        {
+            "name": str(name),
+            "data_type": getattr(column, "data_type", None),
+            "description": getattr(column, "description", None) or None,
+        }
+        for name, column in (getattr(node, "columns", None) or {}).items()
+    ]
     return {"sql": getattr(node, "compiled_code", None), "parents": parents, "columns": columns}
 
 

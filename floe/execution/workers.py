@@ -48,8 +48,14 @@ def exit_text(message: Mapping[str, Any]) -> str:
 class Worker:
     """One dbt worker process; its dbt runs one request (a parse, a build) at a time."""
 
-    def __init__(self, compute: str, env: dict[str, str], directory: Path,
-                 messages: queue.Queue[Message], forkserver: ForkServer | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        compute: str,
+        env: dict[str, str],
+        directory: Path,
+        messages: queue.Queue[Message],
+        forkserver: ForkServer | None,
+    ) -> None:
         self.compute = compute
         self.alive = True
         directory.mkdir(parents=True, exist_ok=True)
@@ -63,16 +69,24 @@ class Worker:
                 with open_private(self.log) as log:
                     self.process = subprocess.Popen(
                         [sys.executable, "-m", "floe.execution.worker", str(write_fd)],
-                        stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
-                        cwd=directory, env=env, text=True, start_new_session=True, umask=PRIVATE_UMASK,
-                    )  # fmt: skip
+                        stdin=subprocess.PIPE,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        pass_fds=(write_fd,),
+                        cwd=directory,
+                        env=env,
+                        text=True,
+                        start_new_session=True,
+                        umask=PRIVATE_UMASK,
+                    )
         except BaseException:
             os.close(read_fd)
             raise
         finally:
             os.close(write_fd)
-        self._reader = threading.Thread(target=self._read, args=(read_fd, messages),
-                                        name=f"floe-run-{compute}", daemon=True)  # fmt: skip
+        self._reader = threading.Thread(
+            target=self._read, args=(read_fd, messages), name=f"floe-run-{compute}", daemon=True
+        )
         self._reader.start()
 
     def _read(self, fd: int, messages: queue.Queue[Message]) -> None:
@@ -138,8 +152,9 @@ class Workers:
         own secrets (the embedded catalog's token) are there, and nowhere else.
     """
 
-    def __init__(self, directory: Path, setups: Mapping[str, WorkerSetup],
-                 environ: Mapping[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, directory: Path, setups: Mapping[str, WorkerSetup], environ: Mapping[str, str] | None = None
+    ) -> None:
         self.directory = directory
         self.setups = setups
         self.environ = os.environ if environ is None else environ
@@ -155,8 +170,11 @@ class Workers:
         if not preload or not FORKSERVER_AVAILABLE:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.forkserver = ForkServer(["dbt.cli.main", *(f"dbt.adapters.{a}" for a in preload)],
-                                     dbt_environ(os.environ), self.directory / FORKSERVER_LOG)  # fmt: skip
+        self.forkserver = ForkServer(
+            ["dbt.cli.main", *(f"dbt.adapters.{a}" for a in preload)],
+            dbt_environ(os.environ),
+            self.directory / FORKSERVER_LOG,
+        )
 
     def get(self, compute: str) -> Worker:
         """The worker of ``compute``, started now if it has none (or its worker died)."""
@@ -165,8 +183,9 @@ class Workers:
             return worker
         setup = self.setups[compute]
         forkserver = self.forkserver if setup.forkable else None
-        worker = Worker(compute, worker_environ(setup, self.environ), self.directory / compute, self.messages,
-                        forkserver)  # fmt: skip
+        worker = Worker(
+            compute, worker_environ(setup, self.environ), self.directory / compute, self.messages, forkserver
+        )
         self.workers[compute] = worker
         return worker
 

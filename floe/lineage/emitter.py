@@ -84,10 +84,14 @@ class Emitter:
         waited = time.monotonic() - clock
         pending = self._queue.qsize()
         if self._thread.is_alive():
-            self._report(f"lineage: events were still being sent to {self.describe} after {timeout:g}s; "
-                         f"{self.delivered} delivered, the rest ({pending} queued step(s) and the event in flight) "
-                         "dropped: the run does not wait longer")  # fmt: skip
+            self._report(
+                f"lineage: events were still being sent to {self.describe} after {timeout:g}s; "
+                f"{self.delivered} delivered, the rest ({pending} queued step(s) and the event in flight) "
+                "dropped: the run does not wait longer"
+            )
         elif self.failure is not None:
-            self._report(f"lineage: {self.dropped} of {self.made} OpenLineage event(s) not delivered to "
-                         f"{self.describe}: {self.failure}")  # fmt: skip
+            self._report(
+                f"lineage: {self.dropped} of {self.made} OpenLineage event(s) not delivered to "
+                f"{self.describe}: {self.failure}"
+            )
         return waited

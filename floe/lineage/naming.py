@@ -17,8 +17,16 @@ from urllib.parse import urlsplit
 
 import attrs
 
-OBJECT_STORES = {"s3": "s3", "s3a": "s3", "s3n": "s3", "gs": "gs", "abfs": "abfss", "abfss": "abfss",
-                 "wasb": "wasbs", "wasbs": "wasbs"}  # fmt: skip
+OBJECT_STORES = {
+    "s3": "s3",
+    "s3a": "s3",
+    "s3n": "s3",
+    "gs": "gs",
+    "abfs": "abfss",
+    "abfss": "abfss",
+    "wasb": "wasbs",
+    "wasbs": "wasbs",
+}
 """Object store schemes and the spec's canonical one (``s3a://`` is ``s3://``)."""
 
 

@@ -44,8 +44,9 @@ class LineageObserver(RunObserver):
     :param client: a ready OpenLineage client (default: the one the environment configures).
     """
 
-    def __init__(self, report: Callable[[str], None], environ: Mapping[str, str] | None = None,
-                 client: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self, report: Callable[[str], None], environ: Mapping[str, str] | None = None, client: Any = None
+    ) -> None:
         self._report = report
         self._environ = os.environ if environ is None else environ
         self._client = client
@@ -67,22 +68,34 @@ class LineageObserver(RunObserver):
 
     def run_started(self, preparation: Preparation, report: RunReport) -> None:
         compiled = preparation.compiled
-        self.settings = settings(self._environ, manifest=compiled.lineage, declared_at=compiled.lineage_declared_at)
+        self.settings = settings(
+            self._environ, manifest=compiled.lineage, declared_at=compiled.lineage_declared_at
+        )
         if not self.settings.enabled and self._client is None:
             return
         try:
-            client = self._client if self._client is not None else make_client(self.settings.manifest, self._environ)
+            client = (
+                self._client
+                if self._client is not None
+                else make_client(self.settings.manifest, self._environ)
+            )
         except LineageSecretMissing as exc:
-            self._report(f"lineage: {self.settings.why}: {exc}; no events are sent (set it, or ask the platform "
-                         "team which secret the lineage back end takes)")  # fmt: skip
+            self._report(
+                f"lineage: {self.settings.why}: {exc}; no events are sent (set it, or ask the platform "
+                "team which secret the lineage back end takes)"
+            )
             return
         except ImportError:
-            self._report(f"lineage: {self.settings.why} is set, but openlineage-python is not installed: "
-                         "no events are sent (pip install 'floe[lineage]')")  # fmt: skip
+            self._report(
+                f"lineage: {self.settings.why} is set, but openlineage-python is not installed: "
+                "no events are sent (pip install 'floe[lineage]')"
+            )
             return
         except Exception as exc:  # noqa: BLE001 - a bad configuration never stops the run
-            self._report(f"lineage: the OpenLineage client could not start ({type(exc).__name__}: {exc}); "
-                         "no events are sent")  # fmt: skip
+            self._report(
+                f"lineage: the OpenLineage client could not start ({type(exc).__name__}: {exc}); "
+                "no events are sent"
+            )
             return
         from floe import __version__
         from floe.lineage.emitter import Emitter
@@ -93,19 +106,44 @@ class LineageObserver(RunObserver):
         for name in preparation.computes:
             refs += find_secret_refs(preparation.compute_config(name).config)
         self._secrets = secret_values(refs, self._environ)
-        self._secrets += [self._environ[name] for name in secret_names(self.settings.manifest)
-                          if self._environ.get(name)]  # fmt: skip
+        self._secrets += [
+            self._environ[name] for name in secret_names(self.settings.manifest) if self._environ.get(name)
+        ]
         self.emitter = Emitter(self._send(client), self._redacted_report, describe(client))
-        computes = {name: ComputeInfo(c.name, c.engine, c.version, c.distribution, c.dbt_adapter, c.access.in_place,
-                                      c.access.how, c.allowed) for name, c in preparation.computes.items()}  # fmt: skip
+        computes = {
+            name: ComputeInfo(
+                c.name,
+                c.engine,
+                c.version,
+                c.distribution,
+                c.dbt_adapter,
+                c.access.in_place,
+                c.access.how,
+                c.allowed,
+            )
+            for name, c in preparation.computes.items()
+        }
         catalog = preparation.catalog
-        run_facet = {"product": preparation.product, "environment": preparation.environment,
-                     "namespace": preparation.namespace,
-                     "catalog": {"name": catalog.config.name, "type": catalog.config.type,
-                                 "uri": None if catalog.embedded else _public(catalog.config.uri),
-                                 "warehouse": catalog.config.warehouse, "embedded": catalog.embedded}}  # fmt: skip
-        self._events = events = Events(self.settings.namespace, preparation.product, preparation.environment,
-                                       __version__, computes, run_facet)  # fmt: skip
+        run_facet = {
+            "product": preparation.product,
+            "environment": preparation.environment,
+            "namespace": preparation.namespace,
+            "catalog": {
+                "name": catalog.config.name,
+                "type": catalog.config.type,
+                "uri": None if catalog.embedded else _public(catalog.config.uri),
+                "warehouse": catalog.config.warehouse,
+                "embedded": catalog.embedded,
+            },
+        }
+        self._events = events = Events(
+            self.settings.namespace,
+            preparation.product,
+            preparation.environment,
+            __version__,
+            computes,
+            run_facet,
+        )
         self._preparation = preparation
         self._computes = {t.name: t.compute for t in preparation.inputs}
         self._tables = CatalogTables(catalog.config, self._environ)
@@ -151,19 +189,41 @@ class LineageObserver(RunObserver):
         state = {"success": RunState.COMPLETE, "skipped": RunState.ABORT}.get(status, RunState.FAIL)
         started = dict(self._started)
         ended = {r.unique_id for r in results}
-        unfinished = [uid for uid, owner in self._node_transform.items() if owner == name and uid not in ended]
+        unfinished = [
+            uid for uid, owner in self._node_transform.items() if owner == name and uid not in ended
+        ]
 
         def work() -> list[Any]:
             made = []
             for unique_id in unfinished:  # started, then the transform settled without its result
-                made += events.node_finished(finished, name, compute, unique_id, unique_id.split(".", 1)[0],
-                                             "skipped", message, None, [], [], started[unique_id])  # fmt: skip
+                made += events.node_finished(
+                    finished,
+                    name,
+                    compute,
+                    unique_id,
+                    unique_id.split(".", 1)[0],
+                    "skipped",
+                    message,
+                    None,
+                    [],
+                    [],
+                    started[unique_id],
+                )
             for result in results:
                 begin = started.get(result.unique_id, finished - result.seconds)
                 made += events.node_finished(
-                    begin + result.seconds if result.unique_id in started else finished, name, compute,
-                    result.unique_id, result.resource_type, result.status, result.message, result.sql,
-                    self._inputs(result, compute), self._outputs(result, compute), begin)  # fmt: skip
+                    begin + result.seconds if result.unique_id in started else finished,
+                    name,
+                    compute,
+                    result.unique_id,
+                    result.resource_type,
+                    result.status,
+                    result.message,
+                    result.sql,
+                    self._inputs(result, compute),
+                    self._outputs(result, compute),
+                    begin,
+                )
             return made + events.transform_finished(finished, name, compute, state, message, handoffs)
 
         emitter.submit(work)
@@ -212,7 +272,9 @@ class LineageObserver(RunObserver):
                 database, schema, table = parent.database or "", parent.schema, parent.identifier
             else:
                 continue
-            found.append(self._tables.locate(database, schema, table, in_catalog, self._engine(compute), compute))
+            found.append(
+                self._tables.locate(database, schema, table, in_catalog, self._engine(compute), compute)
+            )
         return found
 
     def _outputs(self, result: NodeResult, compute: str) -> list[Located]:
@@ -224,7 +286,9 @@ class LineageObserver(RunObserver):
         database, schema, table = result.relation.split(".", 2)
         declared = tuple(Column(c.name, c.data_type, c.description) for c in result.columns) or None
         in_catalog = self._in_catalog(result.unique_id, compute)
-        return [self._tables.locate(database, schema, table, in_catalog, self._engine(compute), compute, declared)]
+        return [
+            self._tables.locate(database, schema, table, in_catalog, self._engine(compute), compute, declared)
+        ]
 
     def _engine(self, compute: str) -> str:
         assert self._preparation is not None
@@ -280,8 +344,16 @@ class CatalogTables:
         with self._lock:
             self.catalog = catalog
 
-    def locate(self, database: str, schema: str, table: str, in_catalog: bool, engine: str, compute: str,
-               declared: tuple[Column, ...] | None = None) -> Located:  # fmt: skip
+    def locate(
+        self,
+        database: str,
+        schema: str,
+        table: str,
+        in_catalog: bool,
+        engine: str,
+        compute: str,
+        declared: tuple[Column, ...] | None = None,
+    ) -> Located:
         from floe.lineage.events import Located
         from floe.lineage.naming import DatasetName, catalog_namespace, own_warehouse
 
@@ -292,11 +364,17 @@ class CatalogTables:
             return found
         with self._lock:
             catalog = self.catalog
-        info = {"name": catalog.name, "uri": catalog.uri or "", "warehouse": catalog.warehouse,
-                "table": f"{schema}.{table}"}  # fmt: skip
+        info = {
+            "name": catalog.name,
+            "uri": catalog.uri or "",
+            "warehouse": catalog.warehouse,
+            "table": f"{schema}.{table}",
+        }
         loaded = self._load(catalog, schema, table)
         if loaded is None:  # not in the catalog (a failed build), or the catalog did not answer
-            return Located(DatasetName(catalog_namespace(catalog.uri or ""), f"{schema}.{table}"), declared, info)
+            return Located(
+                DatasetName(catalog_namespace(catalog.uri or ""), f"{schema}.{table}"), declared, info
+            )
         location, columns = loaded
         from floe.lineage.naming import from_location
 

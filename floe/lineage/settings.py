@@ -47,8 +47,13 @@ class LineageSettings:
     """The governing manifests' ``lineage:``, when they declare one (it decides the transport)."""
 
 
-def settings(environ: Mapping[str, str], cwd: Path | None = None, home: Path | None = None,
-             manifest: LineageSpec | None = None, declared_at: str | None = None) -> LineageSettings:  # fmt: skip
+def settings(
+    environ: Mapping[str, str],
+    cwd: Path | None = None,
+    home: Path | None = None,
+    manifest: LineageSpec | None = None,
+    declared_at: str | None = None,
+) -> LineageSettings:
     """The lineage settings of a run in ``environ`` under the governing manifests' ``lineage:``
     (``manifest``, declared at ``declared_at``); see the module docstring."""
     namespace = environ.get("OPENLINEAGE_NAMESPACE") or DEFAULT_NAMESPACE
@@ -61,7 +66,9 @@ def settings(environ: Mapping[str, str], cwd: Path | None = None, home: Path | N
     if environ.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true":
         return LineageSettings(False, namespace, timeout, "OPENLINEAGE_DISABLED=true")
     if manifest is not None:
-        return LineageSettings(True, namespace, timeout, f"lineage of {declared_at or 'the manifest'}", manifest)
+        return LineageSettings(
+            True, namespace, timeout, f"lineage of {declared_at or 'the manifest'}", manifest
+        )
     for variable in ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG"):
         if environ.get(variable):
             return LineageSettings(True, namespace, timeout, variable)
@@ -94,8 +101,9 @@ def transport_config(manifest: LineageSpec, environ: Mapping[str, str]) -> dict[
         if field.name == "auth":
             name = value.api_key.name
             if not environ.get(name):
-                raise LineageSecretMissing(f"the secret {name} (lineage.transport.auth.api_key) is not set in "
-                                           "the environment")  # fmt: skip
+                raise LineageSecretMissing(
+                    f"the secret {name} (lineage.transport.auth.api_key) is not set in the environment"
+                )
             value = {"type": value.type, "api_key": environ[name]}
         config[field.name] = value
     return config
@@ -123,7 +131,9 @@ def make_client(manifest: LineageSpec | None = None, environ: Mapping[str, str] 
     if manifest is not None:
         from openlineage.client.transport import get_default_factory
 
-        transport = get_default_factory().create(transport_config(manifest, os.environ if environ is None else environ))
+        transport = get_default_factory().create(
+            transport_config(manifest, os.environ if environ is None else environ)
+        )
     before = dict(os.environ)
     try:
         return OpenLineageClient(transport=transport)

@@ -24,10 +24,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
-    "BaseComputePluginTests", "BridgeIO", "BridgeTests", "CatalogAttachmentTests", "ConnectionTests", "Endpoint",
-    "Engine", "ErrorTranslationTests", "PackageTests", "ProfileTests", "ResourceTests", "RunHookTests",
-    "SecretTests", "config_validator",
-]  # fmt: skip
+    "BaseComputePluginTests",
+    "BridgeIO",
+    "BridgeTests",
+    "CatalogAttachmentTests",
+    "ConnectionTests",
+    "Endpoint",
+    "Engine",
+    "ErrorTranslationTests",
+    "PackageTests",
+    "ProfileTests",
+    "ResourceTests",
+    "RunHookTests",
+    "SecretTests",
+    "config_validator",
+]
 _ELSEWHERE = {"Engine": "floe.plugins", "config_validator": "floe.testing.compliance_secrets"}
 """What is not :mod:`floe.testing.compliance`'s: the engine handle the suite's ``engine`` fixture
 gives, and a validator for an engine's own tests of its config schema."""

@@ -38,11 +38,22 @@ from floe.testing.compliance_run import RunHookTests
 from floe.testing.compliance_secrets import SecretTests, secret_keys
 
 __all__ = [
-    "BaseComputePluginTests", "BridgeIO", "BridgeTests", "CatalogAttachmentTests", "ConnectionTests", "Endpoint",
-    "EngineTestBase", "ErrorTranslationTests", "PackageTests", "ProfileTests", "ResourceTests", "RunHookTests",
+    "BaseComputePluginTests",
+    "BridgeIO",
+    "BridgeTests",
+    "CatalogAttachmentTests",
+    "ConnectionTests",
+    "Endpoint",
+    "EngineTestBase",
+    "ErrorTranslationTests",
+    "PackageTests",
+    "ProfileTests",
+    "ResourceTests",
+    "RunHookTests",
     "SecretTests",
-    "render_env_vars", "secret_keys",
-]  # fmt: skip
+    "render_env_vars",
+    "secret_keys",
+]
 
 
 class BaseComputePluginTests(

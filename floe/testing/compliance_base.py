@@ -66,8 +66,9 @@ def call_hook(engine: Engine, hook: str, **kwargs: Any) -> Any:
     return engine._hooks[hook](**kwargs)
 
 
-def validate_directly(engine: Engine, compute: ComputeConfig, target: ProfileTarget,
-                      timeout: float) -> ValidationResult:  # fmt: skip
+def validate_directly(
+    engine: Engine, compute: ComputeConfig, target: ProfileTarget, timeout: float
+) -> ValidationResult:
     """The engine's own ``floe_validate_connection``, which must return within ``timeout``.
 
     A :class:`~floe.errors.FloeError` it raises (or an exception its own ``floe_translate_error``
@@ -75,6 +76,7 @@ def validate_directly(engine: Engine, compute: ComputeConfig, target: ProfileTar
     still running ``GRACE`` seconds after its ``timeout``, an exception nobody translated, or
     anything but a :class:`~floe.model.ValidationResult` fails the test.
     """
+
     def check() -> Any:
         return call_hook(engine, "floe_validate_connection", compute=compute, target=target, timeout=timeout)
 
@@ -91,11 +93,15 @@ def validate_directly(engine: Engine, compute: ComputeConfig, target: ProfileTar
     except Exception as exc:  # noqa: BLE001 - judged below: translated by the engine, or a failure
         translated = call_hook(engine, "floe_translate_error", error=exc, compute=compute)
         if not isinstance(translated, PluginExecutionError):
-            pytest.fail(f"validate_connection raised {type(exc).__name__}: {exc}; return "
-                        "ValidationResult(False, <what to fix>) or raise a floe error instead")  # fmt: skip
+            pytest.fail(
+                f"validate_connection raised {type(exc).__name__}: {exc}; return "
+                "ValidationResult(False, <what to fix>) or raise a floe error instead"
+            )
         return ValidationResult(False, translated.render(), {})
     if not isinstance(outcome, ValidationResult):
-        pytest.fail(f"validate_connection returned {type(outcome).__name__}, not a floe.model.ValidationResult")
+        pytest.fail(
+            f"validate_connection returned {type(outcome).__name__}, not a floe.model.ValidationResult"
+        )
     return outcome
 
 
@@ -174,7 +180,9 @@ class EngineTestBase:
         return None
 
     @pytest.fixture
-    def attaches_catalog_by_sql(self, sql_executor: Callable[[list[str], ComputeConfig], None] | None) -> bool | None:
+    def attaches_catalog_by_sql(
+        self, sql_executor: Callable[[list[str], ComputeConfig], None] | None
+    ) -> bool | None:
         """Whether ``get_catalog_attachment_sql`` returns statements (``True``, implied by a
         ``sql_executor``) or ``None`` because the engine reaches the catalog another way
         (``False``: server configuration, session settings); ``None`` is undeclared."""

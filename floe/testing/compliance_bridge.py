@@ -56,21 +56,39 @@ def probe_table() -> Any:
     import pyarrow
 
     utc = datetime.UTC
-    return pyarrow.table({
-        "small": pyarrow.array([1, -2147483648, None, 2147483647], pyarrow.int32()),
-        "big": pyarrow.array([9007199254740993, None, -1, 0], pyarrow.int64()),
-        "amount": pyarrow.array([decimal.Decimal("12345678.901"), decimal.Decimal("-0.001"), None,
-                                 decimal.Decimal("0.000")], pyarrow.decimal128(12, 3)),
-        "day": pyarrow.array([datetime.date(2024, 2, 29), datetime.date(1969, 12, 31), datetime.date(1, 1, 1), None]),
-        "at_local": pyarrow.array([datetime.datetime(2024, 2, 29, 23, 59, 59, 999999), None,
-                                   datetime.datetime(1969, 7, 20, 20, 17, 40), datetime.datetime(2000, 1, 1)],
-                                  pyarrow.timestamp("us")),
-        "at_utc": pyarrow.array([datetime.datetime(2024, 3, 31, 1, 30, 0, 123456, tzinfo=utc),
-                                 datetime.datetime(1999, 12, 31, 23, 0, tzinfo=utc), None,
-                                 datetime.datetime(1970, 1, 1, tzinfo=utc)], pyarrow.timestamp("us", tz="UTC")),
-        "label": pyarrow.array(["plain", "", "ünïcødé ✓ 'quoted' \"double\"", None], pyarrow.string()),
-        "flag": pyarrow.array([True, False, None, True]),
-    })  # fmt: skip
+    return pyarrow.table(
+        {
+            "small": pyarrow.array([1, -2147483648, None, 2147483647], pyarrow.int32()),
+            "big": pyarrow.array([9007199254740993, None, -1, 0], pyarrow.int64()),
+            "amount": pyarrow.array(
+                [decimal.Decimal("12345678.901"), decimal.Decimal("-0.001"), None, decimal.Decimal("0.000")],
+                pyarrow.decimal128(12, 3),
+            ),
+            "day": pyarrow.array(
+                [datetime.date(2024, 2, 29), datetime.date(1969, 12, 31), datetime.date(1, 1, 1), None]
+            ),
+            "at_local": pyarrow.array(
+                [
+                    datetime.datetime(2024, 2, 29, 23, 59, 59, 999999),
+                    None,
+                    datetime.datetime(1969, 7, 20, 20, 17, 40),
+                    datetime.datetime(2000, 1, 1),
+                ],
+                pyarrow.timestamp("us"),
+            ),
+            "at_utc": pyarrow.array(
+                [
+                    datetime.datetime(2024, 3, 31, 1, 30, 0, 123456, tzinfo=utc),
+                    datetime.datetime(1999, 12, 31, 23, 0, tzinfo=utc),
+                    None,
+                    datetime.datetime(1970, 1, 1, tzinfo=utc),
+                ],
+                pyarrow.timestamp("us", tz="UTC"),
+            ),
+            "label": pyarrow.array(["plain", "", "ünïcødé ✓ 'quoted' \"double\"", None], pyarrow.string()),
+            "flag": pyarrow.array([True, False, None, True]),
+        }
+    )
 
 
 class BridgeTests(EngineTestBase):
@@ -92,8 +110,15 @@ class BridgeTests(EngineTestBase):
         return access
 
     @pytest.fixture
-    def bridge(self, request: pytest.FixtureRequest, engine: Engine, engine_name: str, bridge_access: CatalogAccess,
-               target: ProfileTarget, bridge_io: BridgeIO | None) -> Iterator[_Bridge | None]:  # fmt: skip
+    def bridge(
+        self,
+        request: pytest.FixtureRequest,
+        engine: Engine,
+        engine_name: str,
+        bridge_access: CatalogAccess,
+        target: ProfileTarget,
+        bridge_io: BridgeIO | None,
+    ) -> Iterator[_Bridge | None]:
         """The engine's hooks against the adopter's peer, on a fresh schema; ``None``: not bridged."""
         if bridge_access.in_place or not (bridge_access.reads or bridge_access.loads):
             yield None
@@ -103,16 +128,29 @@ class BridgeTests(EngineTestBase):
         for key, value in endpoint.environ.items():
             monkeypatch.setenv(key, value)
         compute = ComputeConfig("compliance", engine_name, dict(endpoint.config))
-        missing = [way for way, declared, io in (("read", bridge_access.reads, bridge_io and bridge_io.read),
-                                                  ("write", bridge_access.loads, bridge_io and bridge_io.write))
-                   if not declared and io is None]  # fmt: skip
+        missing = [
+            way
+            for way, declared, io in (
+                ("read", bridge_access.reads, bridge_io and bridge_io.read),
+                ("write", bridge_access.loads, bridge_io and bridge_io.write),
+            )
+            if not declared and io is None
+        ]
         if missing:
-            pytest.fail(f"the engine bridges one way only: give a `bridge_io` fixture returning "
-                        f"floe.testing.compliance_bridge.BridgeIO({missing[0]}=…) that does the other way with "
-                        "your engine's client, so that the suite can check the way it bridges")  # fmt: skip
+            pytest.fail(
+                f"the engine bridges one way only: give a `bridge_io` fixture returning "
+                f"floe.testing.compliance_bridge.BridgeIO({missing[0]}=…) that does the other way with "
+                "your engine's client, so that the suite can check the way it bridges"
+            )
         database = _dbt_database(engine, compute, target, endpoint)
-        yield _Bridge(engine, compute, bridge_access, bridge_io or BridgeIO(), database,
-                      f"floe_bridge_{secrets.token_hex(4)}")  # fmt: skip
+        yield _Bridge(
+            engine,
+            compute,
+            bridge_access,
+            bridge_io or BridgeIO(),
+            database,
+            f"floe_bridge_{secrets.token_hex(4)}",
+        )
 
     def test_an_engine_attached_in_place_declares_no_bridge(self, bridge_access: CatalogAccess) -> None:
         """Engine side: ``floe_catalog_access``. A worker that reads the catalog in place needs no bridge."""
@@ -144,15 +182,21 @@ class BridgeTests(EngineTestBase):
         relation = bridge.relation("replaced")
         bridge.put(relation, table, batches=1)
         second = table.slice(1, 2)
-        assert bridge.put(relation, second, batches=1) == 2, "a second load replaces the rows (it does not append)"
-        assert not compare(second, bridge.get(relation)), "after a second load the table holds exactly its rows"
+        assert bridge.put(relation, second, batches=1) == 2, (
+            "a second load replaces the rows (it does not append)"
+        )
+        assert not compare(second, bridge.get(relation)), (
+            "after a second load the table holds exactly its rows"
+        )
         with pytest.raises(Exception) as failed:
             bridge.put(relation, table, batches=2, fail_after=1)
         text = _text(bridge, failed.value)
         assert_actionable(text)
         problems = compare(second, bridge.get(relation))
-        assert not problems, ("a load whose data failed part way changed the table (load into a staging table and "
-                              "swap it in only when every row arrived):\n" + "\n".join(problems))  # fmt: skip
+        assert not problems, (
+            "a load whose data failed part way changed the table (load into a staging table and "
+            "swap it in only when every row arrived):\n" + "\n".join(problems)
+        )
 
     def test_a_column_the_engine_cannot_keep_fails_naming_it(self, bridge: _Bridge | None) -> None:
         """Engine side: its own ``floe_load_arrow`` of a column of Arrow's ``month_day_nano_interval``:
@@ -206,7 +250,9 @@ class _Bridge:
             self.io.write(self.compute, relation, table)
             return int(table.num_rows)
         size = max(1, -(-table.num_rows // batches))
-        parts = table.to_batches(max_chunksize=size) or [pyarrow.RecordBatch.from_pylist([], schema=table.schema)]
+        parts = table.to_batches(max_chunksize=size) or [
+            pyarrow.RecordBatch.from_pylist([], schema=table.schema)
+        ]
 
         def stream() -> Iterator[Any]:
             for index, batch in enumerate(parts):
@@ -218,7 +264,9 @@ class _Bridge:
 
         reader = pyarrow.RecordBatchReader.from_batches(table.schema, stream())
         rows = call_hook(self.engine, "floe_load_arrow", compute=self.compute, relation=relation, data=reader)
-        assert isinstance(rows, int) and not isinstance(rows, bool), f"floe_load_arrow returned {rows!r}, not an int"
+        assert isinstance(rows, int) and not isinstance(rows, bool), (
+            f"floe_load_arrow returned {rows!r}, not an int"
+        )
         return rows
 
     def get(self, relation: Relation, *, normalise: bool = True) -> Any:
@@ -229,7 +277,9 @@ class _Bridge:
         else:
             assert self.io.read is not None
             table = self.io.read(self.compute, relation)
-        assert isinstance(table, pyarrow.Table), f"floe_read_arrow returned {type(table).__name__}, not a pyarrow.Table"
+        assert isinstance(table, pyarrow.Table), (
+            f"floe_read_arrow returned {type(table).__name__}, not a pyarrow.Table"
+        )
         if not normalise:
             return table
         from floe.execution.iceberg_types import for_iceberg
@@ -245,7 +295,9 @@ def _text(bridge: _Bridge, error: BaseException) -> str:
     return translated.render() if isinstance(translated, FloeError) else f"{type(error).__name__}: {error}"
 
 
-def _dbt_database(engine: Engine, compute: ComputeConfig, target: ProfileTarget, endpoint: Endpoint) -> str | None:
+def _dbt_database(
+    engine: Engine, compute: ComputeConfig, target: ProfileTarget, endpoint: Endpoint
+) -> str | None:
     """The database dbt's adapter resolves from the engine's profile for the peer: the ``database``
     part of every relation ``ref()`` gives on it."""
     from dbt.adapters.factory import load_plugin
@@ -265,7 +317,9 @@ def compare(expected: Any, got: Any) -> list[str]:
 
     problems = []
     if got.column_names != expected.column_names:
-        return [f"columns {got.column_names}, expected {expected.column_names} (names as dbt writes them, in order)"]
+        return [
+            f"columns {got.column_names}, expected {expected.column_names} (names as dbt writes them, in order)"
+        ]
     if got.num_rows != expected.num_rows:
         return [f"{got.num_rows} rows, expected {expected.num_rows}"]
     order_got = _order(got)

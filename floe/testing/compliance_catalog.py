@@ -28,9 +28,13 @@ class CatalogAttachmentTests(EngineTestBase):
     """``get_catalog_attachment_sql`` does what the adopter declares, and its SQL runs."""
 
     def test_catalog_attachment_is_as_declared_and_its_sql_runs(
-        self, engine: Engine, compute: ComputeConfig, catalog: CatalogConfig,
-        attaches_catalog_by_sql: bool | None, sql_executor: Callable[[list[str], ComputeConfig], None] | None,
-    ) -> None:  # fmt: skip
+        self,
+        engine: Engine,
+        compute: ComputeConfig,
+        catalog: CatalogConfig,
+        attaches_catalog_by_sql: bool | None,
+        sql_executor: Callable[[list[str], ComputeConfig], None] | None,
+    ) -> None:
         """Engine side: what the engine's own hook returns for the ``catalog``, and that the engine
         itself (through ``sql_executor``) accepts and runs every statement. (REQ-013)"""
         statements, text = engine_output(engine, "floe_get_catalog_attachment_sql", compute, catalog=catalog)
@@ -41,10 +45,18 @@ class CatalogAttachmentTests(EngineTestBase):
                 f"the adopter declared that the engine does not attach by SQL, but the hook returned {text[:300]}"
             )
             return
-        assert statements is not None, f"the adopter declared attachment by SQL, but the hook returned {text[:300]}"
-        assert isinstance(statements, list) and statements, f"expected a non-empty list of statements: {text[:300]}"
-        assert all(isinstance(s, str) and s.strip() for s in statements), f"an empty or non-text statement: {text[:300]}"
+        assert statements is not None, (
+            f"the adopter declared attachment by SQL, but the hook returned {text[:300]}"
+        )
+        assert isinstance(statements, list) and statements, (
+            f"expected a non-empty list of statements: {text[:300]}"
+        )
+        assert all(isinstance(s, str) and s.strip() for s in statements), (
+            f"an empty or non-text statement: {text[:300]}"
+        )
         if sql_executor is None:
-            pytest.fail("the engine attaches by SQL: provide a `sql_executor` fixture that runs statements "
-                        "on the engine (and a `catalog` fixture it can reach)")  # fmt: skip
+            pytest.fail(
+                "the engine attaches by SQL: provide a `sql_executor` fixture that runs statements "
+                "on the engine (and a `catalog` fixture it can reach)"
+            )
         sql_executor(statements, compute)

@@ -40,9 +40,13 @@ class ConnectionTests(EngineTestBase):
     """Every check calls the engine's own hook: floe's wrapper would answer for a hung or lying one."""
 
     @pytest.fixture
-    def unreachable(self, address_settings: Callable[[str, int], dict[str, Any]] | None,
-                    local_settings: Callable[[Path], dict[str, Any]] | None, tmp_path: Path,
-                    request: pytest.FixtureRequest) -> list[tuple[str, dict[str, Any]]]:  # fmt: skip
+    def unreachable(
+        self,
+        address_settings: Callable[[str, int], dict[str, Any]] | None,
+        local_settings: Callable[[Path], dict[str, Any]] | None,
+        tmp_path: Path,
+        request: pytest.FixtureRequest,
+    ) -> list[tuple[str, dict[str, Any]]]:
         """``(what, config)`` for each way the engine is reached, pointing where nothing answers."""
         found: list[tuple[str, dict[str, Any]]] = []
         if address_settings is not None:
@@ -56,9 +60,13 @@ class ConnectionTests(EngineTestBase):
         return found
 
     @pytest.fixture
-    def unresponsive(self, address_settings: Callable[[str, int], dict[str, Any]] | None,
-                     local_settings: Callable[[Path], dict[str, Any]] | None, tmp_path: Path,
-                     request: pytest.FixtureRequest) -> Iterator[list[tuple[str, dict[str, Any]]]]:  # fmt: skip
+    def unresponsive(
+        self,
+        address_settings: Callable[[str, int], dict[str, Any]] | None,
+        local_settings: Callable[[Path], dict[str, Any]] | None,
+        tmp_path: Path,
+        request: pytest.FixtureRequest,
+    ) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         """``(what, config)`` for each way the engine is reached, pointing at a peer that never
         answers: a server that accepts and stays silent, a FIFO nobody writes (reads block, as on a
         hung network mount)."""
@@ -75,35 +83,47 @@ class ConnectionTests(EngineTestBase):
             yield found
 
     def test_validate_connection_succeeds_against_the_endpoint(
-        self, engine: Engine, engine_name: str, engine_endpoint: Endpoint, target: ProfileTarget,
+        self,
+        engine: Engine,
+        engine_name: str,
+        engine_endpoint: Endpoint,
+        target: ProfileTarget,
         endpoint_env: None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Engine side: its own check, against the live peer, answers success within REQ-014's 10 s. (REQ-014)"""
         compute = ComputeConfig("compliance", engine_name, dict(engine_endpoint.config))
         result = validate_directly(engine, compute, target, VALIDATION_TIMEOUT)
         assert result.success, result.message
 
     def test_validate_connection_fails_clearly_where_nothing_answers(
-        self, engine: Engine, engine_name: str, unreachable: list[tuple[str, dict[str, Any]]],
+        self,
+        engine: Engine,
+        engine_name: str,
+        unreachable: list[tuple[str, dict[str, Any]]],
         target: ProfileTarget,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Engine side: its own check, against a refused port (network engines) or a path where no
         database can be (local engines), fails with advice. (REQ-014)"""
         for what, config in unreachable:
-            result = validate_directly(engine, ComputeConfig("compliance", engine_name, config), target,
-                                       VALIDATION_TIMEOUT)  # fmt: skip
+            result = validate_directly(
+                engine, ComputeConfig("compliance", engine_name, config), target, VALIDATION_TIMEOUT
+            )
             assert not result.success, f"validate_connection succeeded against {what}: {result.message}"
             assert_actionable(result.message)
 
     def test_validate_connection_to_a_peer_that_never_answers_answers_in_time(
-        self, engine: Engine, engine_name: str, unresponsive: list[tuple[str, dict[str, Any]]],
+        self,
+        engine: Engine,
+        engine_name: str,
+        unresponsive: list[tuple[str, dict[str, Any]]],
         target: ProfileTarget,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Engine side: its own check, against a peer that never answers, returns a failure within
         its ``timeout`` by itself (floe's outer deadline is not involved). (REQ-014)"""
         for what, config in unresponsive:
-            result = validate_directly(engine, ComputeConfig("compliance", engine_name, config), target,
-                                       SILENT_TIMEOUT)  # fmt: skip
+            result = validate_directly(
+                engine, ComputeConfig("compliance", engine_name, config), target, SILENT_TIMEOUT
+            )
             assert not result.success, (
                 f"validate_connection succeeded against {what}, which never answers: {result.message}"
             )

@@ -12,8 +12,11 @@ class ErrorTranslationTests(EngineTestBase):
     """``translate_error`` knows a real error of the engine's client and says how to fix it."""
 
     def test_client_errors_become_actionable_plugin_errors(
-        self, engine: Engine, compute: ComputeConfig, client_error: BaseException,
-    ) -> None:  # fmt: skip
+        self,
+        engine: Engine,
+        compute: ComputeConfig,
+        client_error: BaseException,
+    ) -> None:
         """Engine side: the engine's own ``floe_translate_error`` for the adopter's ``client_error``. (REQ-018)"""
         translated = call_hook(engine, "floe_translate_error", error=client_error, compute=compute)
         assert isinstance(translated, PluginExecutionError), (

@@ -21,10 +21,13 @@ class ProfileTests(EngineTestBase):
 
         schema = call_hook(engine, "floe_config_schema") or {"type": "object"}
         Draft202012Validator.check_schema(schema)
-        assert schema.get("type") == "object", "an engine's config is a mapping: give the schema `type: object`"
+        assert schema.get("type") == "object", (
+            "an engine's config is a mapping: give the schema `type: object`"
+        )
 
-    def test_profile_has_type_threads_and_a_target(self, engine: Engine, compute: ComputeConfig,
-                                                   target: ProfileTarget) -> None:  # fmt: skip
+    def test_profile_has_type_threads_and_a_target(
+        self, engine: Engine, compute: ComputeConfig, target: ProfileTarget
+    ) -> None:
         """Engine side: the mapping the engine's own ``floe_generate_dbt_profile`` returns. (REQ-012)"""
         profile = call_hook(engine, "floe_generate_dbt_profile", compute=compute, target=target)
         assert isinstance(profile, dict), f"the profile is a {type(profile).__name__}, not a dict"
@@ -34,8 +37,9 @@ class ProfileTests(EngineTestBase):
         assert isinstance(profile.get("threads"), int) and profile["threads"] >= 1, "threads: a positive int"
         assert {"schema", "dataset", "database", "catalog"} & set(profile), "no schema/dataset/database"
 
-    def test_profile_passes_the_adapters_own_validation(self, engine: Engine, compute: ComputeConfig,
-                                                        target: ProfileTarget) -> None:  # fmt: skip
+    def test_profile_passes_the_adapters_own_validation(
+        self, engine: Engine, compute: ComputeConfig, target: ProfileTarget
+    ) -> None:
         """Engine side: the engine's profile, through the dbt adapter's own credential checks. (REQ-012)"""
         from dbt.adapters.factory import load_plugin
 
@@ -48,12 +52,20 @@ class ProfileTests(EngineTestBase):
         credentials_class.from_dict(data)
 
     def test_profile_passes_dbt_debug_against_the_endpoint(
-        self, engine: Engine, engine_name: str, engine_endpoint: Endpoint, target: ProfileTarget,
-        tmp_path: Path, endpoint_env: None, monkeypatch: pytest.MonkeyPatch,
-    ) -> None:  # fmt: skip
+        self,
+        engine: Engine,
+        engine_name: str,
+        engine_endpoint: Endpoint,
+        target: ProfileTarget,
+        tmp_path: Path,
+        endpoint_env: None,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
         """Engine side: ``dbt debug`` (connection included) with the engine's profile for the peer. (REQ-012)"""
         if not engine_endpoint.dbt_debug:
-            pytest.skip("the adopter declared that dbt debug cannot run against its peer (Endpoint(dbt_debug=False))")
+            pytest.skip(
+                "the adopter declared that dbt debug cannot run against its peer (Endpoint(dbt_debug=False))"
+            )
         import yaml
         from dbt.cli.main import dbtRunner
 

@@ -23,8 +23,10 @@ class ResourceTests(EngineTestBase):
     """``get_resource_requirements`` gives requests and limits a pod can be scheduled with."""
 
     def test_resource_requirements_are_valid_kubernetes_requests_and_limits(
-        self, engine: Engine, compute: ComputeConfig,
-    ) -> None:  # fmt: skip
+        self,
+        engine: Engine,
+        compute: ComputeConfig,
+    ) -> None:
         """Engine side: the defaults the engine's own ``floe_get_resource_requirements`` returns,
         before floe applies any override. (REQ-015)"""
         requirements = call_hook(engine, "floe_get_resource_requirements", compute=compute)
@@ -39,7 +41,9 @@ class ResourceTests(EngineTestBase):
             assert {"cpu", "memory"} <= set(quantities), f"{kind} needs cpu and memory"
             for name, text in quantities.items():
                 assert name in RESOURCE_NAMES, f"{kind}.{name}: not one of {', '.join(RESOURCE_NAMES)}"
-                assert isinstance(text, str), f"{kind}.{name} is {text!r}: give quantities as strings (\"2\", \"500m\")"
+                assert isinstance(text, str), (
+                    f'{kind}.{name} is {text!r}: give quantities as strings ("2", "500m")'
+                )
                 try:
                     value = parse_quantity(text)
                 except QuantityError as exc:

@@ -123,10 +123,15 @@ class SecretTests(EngineTestBase):
             )
 
     def test_secret_values_never_appear_in_any_output(
-        self, engine: Engine, compute: ComputeConfig, target: ProfileTarget, catalog: CatalogConfig,
-        address_settings: Callable[[str, int], dict[str, Any]] | None, refused_address: tuple[str, int],
+        self,
+        engine: Engine,
+        compute: ComputeConfig,
+        target: ProfileTarget,
+        catalog: CatalogConfig,
+        address_settings: Callable[[str, int], dict[str, Any]] | None,
+        refused_address: tuple[str, int],
         monkeypatch: pytest.MonkeyPatch,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Engine side: with a canary behind each secret setting, what the engine's own hooks return
         or raise (profile, check result, attachment SQL, their errors as the engine translates
         them) never holds it, and the profile references it as ``{{ env_var('NAME') }}``. floe's
@@ -142,21 +147,33 @@ class SecretTests(EngineTestBase):
             canary = "canary-" + secrets.token_hex(8)
             monkeypatch.setenv(variable, canary)
             secret_compute = attrs.evolve(compute, config={**base, key: SecretReference(variable)})
-            profile, profile_text = engine_output(engine, "floe_generate_dbt_profile", secret_compute, target=target)
+            profile, profile_text = engine_output(
+                engine, "floe_generate_dbt_profile", secret_compute, target=target
+            )
             outputs = [json.dumps(profile, default=str) if profile is not None else profile_text]
             try:  # a hung check is the connection tests' finding; here only its output counts
                 result, result_text = call_with_deadline(
-                    functools.partial(engine_output, engine, "floe_validate_connection", secret_compute,
-                                      target=target, timeout=SILENT_TIMEOUT),
+                    functools.partial(
+                        engine_output,
+                        engine,
+                        "floe_validate_connection",
+                        secret_compute,
+                        target=target,
+                        timeout=SILENT_TIMEOUT,
+                    ),
                     SILENT_TIMEOUT + GRACE,
-                )  # fmt: skip
+                )
             except DeadlineExceeded:
                 result, result_text = None, ""
             outputs.append(result_text)
             if result is not None:
-                outputs += [str(getattr(result, "message", "")),
-                            json.dumps(dict(getattr(result, "details", {}) or {}), default=str)]  # fmt: skip
-            outputs.append(engine_output(engine, "floe_get_catalog_attachment_sql", secret_compute, catalog=catalog)[1])
+                outputs += [
+                    str(getattr(result, "message", "")),
+                    json.dumps(dict(getattr(result, "details", {}) or {}), default=str),
+                ]
+            outputs.append(
+                engine_output(engine, "floe_get_catalog_attachment_sql", secret_compute, catalog=catalog)[1]
+            )
             outputs.append(repr(secret_compute))
             leaked = [o for o in outputs if canary in o]
             assert not leaked, f"the value of secret {key!r} leaked: {leaked[0][:200]}"

@@ -80,8 +80,9 @@ def running_peers(folder: Path) -> Iterator[Peers]:
         trino = stack.enter_context(TrinoPeer((TRINO_CATALOG,), passwords={"alice": trino_password}, tls=pki))
         postgres = stack.enter_context(running_postgres())
 
-        key, public = service_account_key(f"floe-dbt@{BQ_PROJECT}.iam.gserviceaccount.com",
-                                          bigquery.token_uri, BQ_PROJECT)  # fmt: skip
+        key, public = service_account_key(
+            f"floe-dbt@{BQ_PROJECT}.iam.gserviceaccount.com", bigquery.token_uri, BQ_PROJECT
+        )
         bigquery.add_service_account(key["client_email"], public)
         bundle = folder / "ca-bundle.pem"  # one bundle for every peer's throw-away CA
         bundle.write_text(Path(databricks.ca_file).read_text() + pki.ca.read_text())
@@ -90,30 +91,66 @@ def running_peers(folder: Path) -> Iterator[Peers]:
 
         configs: dict[str, dict[str, Any]] = {
             "duckdb": {"path": str(folder / "duckdb" / "warehouse.duckdb")},
-            "spark": {"method": "session", "master": "local[1]", "schema": "analytics",
-                      "driver_memory": "512m",
-                      "spark_conf": {"spark.sql.shuffle.partitions": "1", "spark.ui.enabled": "false",
-                                     "spark.driver.extraJavaOptions": QUICK_JVM}},
-            "snowflake": {"account": "fakesnow", "user": "floe",
-                          "password": SecretReference("FLOE_SF_PASSWORD"),
-                          "database": SNOWFLAKE_DATABASE, "warehouse": "compute_wh", "schema": "dev",
-                          "role": "transformer", "host": fakesnow.host, "port": fakesnow.port,
-                          "protocol": "http"},
-            "bigquery": {"method": "service-account-json",
-                         "keyfile_json": SecretReference("FLOE_BQ_KEYFILE_JSON"),
-                         "project": BQ_PROJECT, "dataset": BQ_DATASET, "api_endpoint": emulator.url,
-                         "location": "US"},
-            "databricks": {"host": databricks.host, "http_path": databricks.http_path, "catalog": "main",
-                           "schema": "analytics", "use_sea": True,
-                           "token": SecretReference("FLOE_DBX_TOKEN")},
-            "redshift": {"host": "127.0.0.1", "port": redshift.port, "user": "alice", "dbname": "dev",
-                         "password": SecretReference("FLOE_RS_PASSWORD"), "schema": "analytics",
-                         "sslmode": "verify-ca"},
-            "trino": {"host": "127.0.0.1", "port": trino.port, "method": "ldap", "user": "alice",
-                      "password": SecretReference("FLOE_TRINO_PASSWORD"), "database": TRINO_CATALOG,
-                      "schema": "analytics", "verify": str(pki.ca)},
+            "spark": {
+                "method": "session",
+                "master": "local[1]",
+                "schema": "analytics",
+                "driver_memory": "512m",
+                "spark_conf": {
+                    "spark.sql.shuffle.partitions": "1",
+                    "spark.ui.enabled": "false",
+                    "spark.driver.extraJavaOptions": QUICK_JVM,
+                },
+            },
+            "snowflake": {
+                "account": "fakesnow",
+                "user": "floe",
+                "password": SecretReference("FLOE_SF_PASSWORD"),
+                "database": SNOWFLAKE_DATABASE,
+                "warehouse": "compute_wh",
+                "schema": "dev",
+                "role": "transformer",
+                "host": fakesnow.host,
+                "port": fakesnow.port,
+                "protocol": "http",
+            },
+            "bigquery": {
+                "method": "service-account-json",
+                "keyfile_json": SecretReference("FLOE_BQ_KEYFILE_JSON"),
+                "project": BQ_PROJECT,
+                "dataset": BQ_DATASET,
+                "api_endpoint": emulator.url,
+                "location": "US",
+            },
+            "databricks": {
+                "host": databricks.host,
+                "http_path": databricks.http_path,
+                "catalog": "main",
+                "schema": "analytics",
+                "use_sea": True,
+                "token": SecretReference("FLOE_DBX_TOKEN"),
+            },
+            "redshift": {
+                "host": "127.0.0.1",
+                "port": redshift.port,
+                "user": "alice",
+                "dbname": "dev",
+                "password": SecretReference("FLOE_RS_PASSWORD"),
+                "schema": "analytics",
+                "sslmode": "verify-ca",
+            },
+            "trino": {
+                "host": "127.0.0.1",
+                "port": trino.port,
+                "method": "ldap",
+                "user": "alice",
+                "password": SecretReference("FLOE_TRINO_PASSWORD"),
+                "database": TRINO_CATALOG,
+                "schema": "analytics",
+                "verify": str(pki.ca),
+            },
             "postgres": postgres.config(password=SecretReference("FLOE_PG_PASSWORD"), schema="analytics"),
-        }  # fmt: skip
+        }
         environ = {
             "FLOE_SF_PASSWORD": "any-password-fakesnow-accepts",
             "FLOE_BQ_KEYFILE_JSON": json.dumps(key),
@@ -147,13 +184,20 @@ def _yaml_value(value: Any) -> Any:
 def write_product(root: Path, configs: Mapping[str, Mapping[str, Any]]) -> Path:
     """An enterprise manifest approving one compute per engine, and a data product using it."""
     manifest = {
-        "apiVersion": "floe.dev/v1", "kind": "Manifest", "scope": "enterprise", "metadata": {"name": "acme"},
-        "plugins": {"compute": {
-            "approved": [{"name": name, "config": _yaml_value(config)} for name, config in configs.items()],
-            "default": "duckdb",
-        }},
+        "apiVersion": "floe.dev/v1",
+        "kind": "Manifest",
+        "scope": "enterprise",
+        "metadata": {"name": "acme"},
+        "plugins": {
+            "compute": {
+                "approved": [
+                    {"name": name, "config": _yaml_value(config)} for name, config in configs.items()
+                ],
+                "default": "duckdb",
+            }
+        },
         "environments": [{"name": "dev"}],
-    }  # fmt: skip
+    }
     (root / "platform").mkdir(parents=True)
     (root / "platform" / "enterprise.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     product = root / "orders"
@@ -168,18 +212,34 @@ def write_product(root: Path, configs: Mapping[str, Mapping[str, Any]]) -> Path:
 
 def cli_environ(extra: Mapping[str, str]) -> dict[str, str]:
     """This process's environment without settings that would redirect the clients, plus ``extra``."""
-    drop = {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_DIR", "JAVA_HOME", "FLOE_DISABLE_PLUGINS",
-            "FLOE_DEBUG", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "GOOGLE_APPLICATION_CREDENTIALS"}  # fmt: skip
+    drop = {
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "SSL_CERT_DIR",
+        "JAVA_HOME",
+        "FLOE_DISABLE_PLUGINS",
+        "FLOE_DEBUG",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    }
     return {**{k: v for k, v in os.environ.items() if k not in drop}, **extra}
 
 
-def validate(product: Path, environ: Mapping[str, str],
-             *flags: str) -> tuple[subprocess.CompletedProcess[str], float]:  # fmt: skip
+def validate(
+    product: Path, environ: Mapping[str, str], *flags: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run ``python -m floe validate`` as a user would; return the process and its wall time."""
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "floe", "validate", str(product), *flags],
-                          capture_output=True, text=True, env=cli_environ(environ), timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "floe", "validate", str(product), *flags],
+        capture_output=True,
+        text=True,
+        env=cli_environ(environ),
+        timeout=60,
+    )
     return proc, time.monotonic() - start
-
-

@@ -48,8 +48,12 @@ _CREATE = re.compile(
     r"(?P<ref>[`A-Za-z0-9_.-]+)(?P<rest>.*?)\bas\s*(?P<body>\(?\s*select\b.*)$",
     re.I | re.S,
 )
-_DROP = re.compile(r"^\s*drop\s+(?P<kind>view|table)\s+(?:if\s+exists\s+)?(?P<ref>[`A-Za-z0-9_.-]+)\s*$", re.I)
-_SELECT_FROM = re.compile(r"^\s*select\s+\*\s+from\s+(?P<ref>[`A-Za-z0-9_.-]+)\s*(?:limit\s+\d+)?\s*$", re.I | re.S)
+_DROP = re.compile(
+    r"^\s*drop\s+(?P<kind>view|table)\s+(?:if\s+exists\s+)?(?P<ref>[`A-Za-z0-9_.-]+)\s*$", re.I
+)
+_SELECT_FROM = re.compile(
+    r"^\s*select\s+\*\s+from\s+(?P<ref>[`A-Za-z0-9_.-]+)\s*(?:limit\s+\d+)?\s*$", re.I | re.S
+)
 _LITERAL = re.compile(
     r"^\s*(?P<value>-?\d+(?:\.\d+)?|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|true|false|null)"
     r"(?:\s+as\s+(?P<name>`?[A-Za-z_][A-Za-z0-9_]*`?))?\s*$",
@@ -121,8 +125,9 @@ def _split_items(text: str) -> list[str]:
 class BigQueryPeer:
     """The peer's state and its HTTP server; use :func:`serve` to run one."""
 
-    def __init__(self, project: str = "floe-test", datasets: tuple[str, ...] = ("analytics",),
-                 location: str = "US") -> None:  # fmt: skip
+    def __init__(
+        self, project: str = "floe-test", datasets: tuple[str, ...] = ("analytics",), location: str = "US"
+    ) -> None:
         self.project = project
         self.location = location
         self.datasets: dict[tuple[str, str], dict[str, Any]] = {}
@@ -196,7 +201,10 @@ class BigQueryPeer:
                 claims = jwt.decode(assertion, verify=False)
                 key = self.service_accounts.get(str(claims.get("iss")))
                 if key is None:
-                    return 400, {"error": "invalid_grant", "error_description": "Invalid grant: account not found"}
+                    return 400, {
+                        "error": "invalid_grant",
+                        "error_description": "Invalid grant: account not found",
+                    }
                 claims = jwt.decode(assertion, certs=key, audience=[self.token_uri, GOOGLE_TOKEN_URI])
             except ValueError as exc:
                 return 400, {"error": "invalid_grant", "error_description": f"Invalid JWT Signature. ({exc})"}
@@ -207,19 +215,27 @@ class BigQueryPeer:
             if self.oauth_clients.get(client) != form.get("client_secret"):
                 return 401, {"error": "invalid_client", "error_description": "Unauthorized"}
         else:
-            return 400, {"error": "unsupported_grant_type", "error_description": f"Invalid grant_type: {grant}"}
+            return 400, {
+                "error": "unsupported_grant_type",
+                "error_description": f"Invalid grant_type: {grant}",
+            }
         return 200, {"access_token": self.issue_token(), "expires_in": 3599, "token_type": "Bearer"}
 
     def api(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
-        parts = [unquote(p) for p in path[len(_PREFIX):].split("/")]
+        parts = [unquote(p) for p in path[len(_PREFIX) :].split("/")]
         project = parts[0]
         rest = parts[1:]
         if rest == ["datasets"] and method == "GET":
             items = [
-                {"kind": "bigquery#dataset", "id": d["id"], "datasetReference": d["datasetReference"],
-                 "location": d["location"]}
-                for (p, name), d in sorted(self.datasets.items()) if p == project and not name.startswith("_")
-            ]  # fmt: skip
+                {
+                    "kind": "bigquery#dataset",
+                    "id": d["id"],
+                    "datasetReference": d["datasetReference"],
+                    "location": d["location"],
+                }
+                for (p, name), d in sorted(self.datasets.items())
+                if p == project and not name.startswith("_")
+            ]
             return 200, {"kind": "bigquery#datasetList", "datasets": items}
         if rest == ["datasets"] and method == "POST":
             dataset = body["datasetReference"]["datasetId"]
@@ -230,9 +246,13 @@ class BigQueryPeer:
         if len(rest) >= 2 and rest[0] == "datasets":
             dataset = rest[1]
             if (project, dataset) in self.denied:
-                return _error(403, "accessDenied", f"Access Denied: Dataset {project}:{dataset}: Permission "
-                                                   f"bigquery.datasets.get denied on dataset {project}:{dataset} "
-                                                   "(or it may not exist).")  # fmt: skip
+                return _error(
+                    403,
+                    "accessDenied",
+                    f"Access Denied: Dataset {project}:{dataset}: Permission "
+                    f"bigquery.datasets.get denied on dataset {project}:{dataset} "
+                    "(or it may not exist).",
+                )
             if (project, dataset) not in self.datasets:
                 return _error(404, "notFound", f"Not found: Dataset {project}:{dataset}")
             if len(rest) == 2 and method == "GET":
@@ -241,8 +261,11 @@ class BigQueryPeer:
                 del self.datasets[(project, dataset)]
                 return 204, None
             if rest[2:] == ["tables"] and method == "GET":
-                tables = [self._table_summary(t) for (p, d, _), t in sorted(self.tables.items())
-                          if (p, d) == (project, dataset)]  # fmt: skip
+                tables = [
+                    self._table_summary(t)
+                    for (p, d, _), t in sorted(self.tables.items())
+                    if (p, d) == (project, dataset)
+                ]
                 return 200, {"kind": "bigquery#tableList", "tables": tables, "totalItems": len(tables)}
             if rest[2:] == ["routines"] and method == "GET":
                 return 200, {"kind": "bigquery#listRoutinesResponse", "routines": []}
@@ -282,7 +305,9 @@ class BigQueryPeer:
             schema, rows, statement = self._run(project, sql, config.get("query", {}))
         except QueryError as exc:
             return _error(400, "invalidQuery", str(exc))
-        reference.update({"projectId": project, "jobId": job_id, "location": reference.get("location") or self.location})
+        reference.update(
+            {"projectId": project, "jobId": job_id, "location": reference.get("location") or self.location}
+        )
         now = str(int(time.time() * 1000))
         job = {
             "kind": "bigquery#job",
@@ -291,23 +316,38 @@ class BigQueryPeer:
             "configuration": config,
             "status": {"state": "DONE"},
             "statistics": {
-                "creationTime": now, "startTime": now, "endTime": now,
+                "creationTime": now,
+                "startTime": now,
+                "endTime": now,
                 "totalBytesProcessed": "0",
-                "query": {"totalBytesProcessed": "0", "totalBytesBilled": "0", "cacheHit": False,
-                          "statementType": statement, "totalSlotMs": "0"},
+                "query": {
+                    "totalBytesProcessed": "0",
+                    "totalBytesBilled": "0",
+                    "cacheHit": False,
+                    "statementType": statement,
+                    "totalSlotMs": "0",
+                },
             },
             "user_email": "peer@floe.test",
-        }  # fmt: skip
+        }
         if statement == "SELECT":  # results land in an anonymous table, as BigQuery does
-            table = {"projectId": project, "datasetId": RESULTS_DATASET, "tableId": "anon" + job_id.replace("-", "_")}
+            table = {
+                "projectId": project,
+                "datasetId": RESULTS_DATASET,
+                "tableId": "anon" + job_id.replace("-", "_"),
+            }
             job["configuration"]["query"]["destinationTable"] = table
             if (project, RESULTS_DATASET) not in self.datasets:
                 self.add_dataset(project, RESULTS_DATASET)
             self.tables[(project, RESULTS_DATASET, table["tableId"])] = {
-                "kind": "bigquery#table", "id": f"{project}:{RESULTS_DATASET}.{table['tableId']}",
-                "tableReference": table, "type": "TABLE", "schema": {"fields": schema},
-                "numRows": str(len(rows)), "location": self.location,
-            }  # fmt: skip
+                "kind": "bigquery#table",
+                "id": f"{project}:{RESULTS_DATASET}.{table['tableId']}",
+                "tableReference": table,
+                "type": "TABLE",
+                "schema": {"fields": schema},
+                "numRows": str(len(rows)),
+                "location": self.location,
+            }
         with self.lock:
             self.jobs[(project, job_id)] = job
             self.results[(project, job_id)] = (schema, rows)
@@ -315,18 +355,25 @@ class BigQueryPeer:
 
     def _jobs_query(self, project: str, body: dict[str, Any]) -> tuple[int, Any]:
         reference = {"jobId": body.get("requestId") or str(uuid.uuid4()), "location": body.get("location")}
-        config = {"query": {k: v for k, v in body.items() if k in ("query", "useLegacySql", "labels",
-                                                                    "maximumBytesBilled", "defaultDataset")}}  # fmt: skip
+        config = {
+            "query": {
+                k: v
+                for k, v in body.items()
+                if k in ("query", "useLegacySql", "labels", "maximumBytesBilled", "defaultDataset")
+            }
+        }
         status, job = self._insert_job(project, {"jobReference": reference, "configuration": config})
         if status != 200:
             return status, job
         return 200, self._query_results(project, job["jobReference"]["jobId"], job, {})
 
-    def _query_results(self, project: str, job_id: str, job: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+    def _query_results(
+        self, project: str, job_id: str, job: dict[str, Any], query: dict[str, str]
+    ) -> dict[str, Any]:
         schema, rows = self.results[(project, job_id)]
         start = int(query.get("startIndex", "0") or 0)
         limit = int(query.get("maxResults", "0") or 0) or len(rows)
-        page = rows[start:start + limit]
+        page = rows[start : start + limit]
         answer: dict[str, Any] = {
             "kind": "bigquery#getQueryResultsResponse",
             "jobReference": job["jobReference"],
@@ -341,7 +388,9 @@ class BigQueryPeer:
             answer["pageToken"] = str(start + limit)
         return answer
 
-    def _run(self, project: str, sql: str, config: dict[str, Any]) -> tuple[list[dict[str, str]], list[list[Any]], str]:
+    def _run(
+        self, project: str, sql: str, config: dict[str, Any]
+    ) -> tuple[list[dict[str, str]], list[list[Any]], str]:
         self.queries.append(sql)
         text = _COMMENT.sub(" ", sql).strip().rstrip(";").strip()
         if create := _CREATE.match(text):
@@ -368,7 +417,9 @@ class BigQueryPeer:
         if select := _SELECT_FROM.match(text):
             key = self._reference(project, select["ref"])
             if key not in self.tables:
-                raise QueryError(f"Not found: Table {key[0]}:{key[1]}.{key[2]} was not found in location {self.location}")
+                raise QueryError(
+                    f"Not found: Table {key[0]}:{key[1]}.{key[2]} was not found in location {self.location}"
+                )
             schema, rows = self.results[("rows",) + key]  # type: ignore[index]
             return schema, rows, "SELECT"
         schema, rows = run_select(text)
@@ -379,7 +430,9 @@ class BigQueryPeer:
         if len(parts) == 2:
             parts.insert(0, project)
         if len(parts) != 3:
-            raise QueryError(f"Table name {text} missing dataset while no default dataset is set in the request")
+            raise QueryError(
+                f"Table name {text} missing dataset while no default dataset is set in the request"
+            )
         p, d, t = parts
         if (p, d) not in self.datasets:
             raise QueryError(f"Not found: Dataset {p}:{d} was not found in location {self.location}")
@@ -391,10 +444,21 @@ class BigQueryPeer:
 
 
 def _error(code: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:
-    status = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-              409: "ALREADY_EXISTS"}.get(code, "UNKNOWN")  # fmt: skip
-    return code, {"error": {"code": code, "message": message, "status": status,
-                            "errors": [{"message": message, "domain": "global", "reason": reason}]}}  # fmt: skip
+    status = {
+        400: "INVALID_ARGUMENT",
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
+        404: "NOT_FOUND",
+        409: "ALREADY_EXISTS",
+    }.get(code, "UNKNOWN")
+    return code, {
+        "error": {
+            "code": code,
+            "message": message,
+            "status": status,
+            "errors": [{"message": message, "domain": "global", "reason": reason}],
+        }
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -432,10 +496,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not split.path.startswith(_PREFIX):
             self._send(*_error(404, "notFound", f"Not Found: {split.path}"))
             return
-        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
         if token not in peer.tokens:
-            self._send(*_error(401, "authError", "Request had invalid authentication credentials. Expected OAuth 2 "
-                                                 "access token, login cookie or other valid authentication credential."))
+            self._send(
+                *_error(
+                    401,
+                    "authError",
+                    "Request had invalid authentication credentials. Expected OAuth 2 "
+                    "access token, login cookie or other valid authentication credential.",
+                )
+            )
             return
         query = {k: v[0] for k, v in parse_qs(split.query).items()}
         body = json.loads(raw) if raw else None
@@ -470,8 +540,9 @@ def serve(peer: BigQueryPeer | None = None, host: str = "127.0.0.1") -> Iterator
     server = _Server((host, 0), _Handler)
     server.peer = peer
     peer._server = server
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              name="bigquery-peer", daemon=True)  # fmt: skip
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="bigquery-peer", daemon=True
+    )
     thread.start()
     try:
         yield peer
@@ -487,10 +558,14 @@ def service_account_key(email: str, token_uri: str, project: str) -> tuple[dict[
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()  # fmt: skip
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()  # fmt: skip
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     info = {
         "type": "service_account",
         "project_id": project,

@@ -73,19 +73,43 @@ class BigQueryEmulator:
         return f"http://{HOST}:{self.port}"
 
     def environ(self) -> dict[str, str]:
-        return {**os.environ, "HOME": str(self.home), "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
-                "BQEMU_LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        return {
+            **os.environ,
+            "HOME": str(self.home),
+            "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
+            "BQEMU_LOG_FORMAT": "console",
+            "PYTHONUNBUFFERED": "1",
+        }
 
     def start(self) -> BigQueryEmulator:
         install_spatial(self.home)
         for _attempt in range(3):  # a free port can be taken between the pick and the bind
             self.port, self.grpc_port = free_port(), free_port()
-            command = [sys.executable, "-m", "bqemulator", "start", "--rest-host", HOST, "--rest-port",
-                       str(self.port), "--grpc-host", HOST, "--grpc-port", str(self.grpc_port),
-                       "--project", self.project, "--ephemeral"]  # fmt: skip
+            command = [
+                sys.executable,
+                "-m",
+                "bqemulator",
+                "start",
+                "--rest-host",
+                HOST,
+                "--rest-port",
+                str(self.port),
+                "--grpc-host",
+                HOST,
+                "--grpc-port",
+                str(self.grpc_port),
+                "--project",
+                self.project,
+                "--ephemeral",
+            ]
             with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, env=self.environ())  # fmt: skip
+                self.process = subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self.environ(),
+                )
             if self._wait_until_ready():
                 return self
             self.stop()
@@ -127,8 +151,11 @@ class BigQueryEmulator:
         from google.cloud import bigquery
         from google.oauth2 import credentials
 
-        return bigquery.Client(self.project, credentials.Credentials("ya29.emulator"),
-                               client_options=ClientOptions(api_endpoint=self.url))  # fmt: skip
+        return bigquery.Client(
+            self.project,
+            credentials.Credentials("ya29.emulator"),
+            client_options=ClientOptions(api_endpoint=self.url),
+        )
 
     def create_dataset(self, dataset: str, location: str = "US") -> None:
         """The dataset a compute names, created as an administrator would before dbt runs."""
@@ -146,7 +173,9 @@ class BigQueryEmulator:
 
 
 @contextmanager
-def running_bqemulator(folder: Path, project: str, datasets: tuple[str, ...] = ()) -> Iterator[BigQueryEmulator]:
+def running_bqemulator(
+    folder: Path, project: str, datasets: tuple[str, ...] = ()
+) -> Iterator[BigQueryEmulator]:
     """Start the emulator under ``folder`` with ``datasets`` created; stop it at the end."""
     with BigQueryEmulator(folder, project) as emulator:
         for dataset in datasets:

@@ -276,11 +276,13 @@ with contextlib.suppress(ModuleNotFoundError):  # written by the calling test wh
     class TestWeakenedConnection(LocalFixtures, WeakenedConnectionTests):  # type: ignore[misc]
         engine_name = named("toy_always_ok")
 
+
 with contextlib.suppress(ModuleNotFoundError):
     from weakened_secrets import SecretTests as WeakenedSecretTests  # type: ignore[import-not-found]
 
     class TestWeakenedSecrets(NetworkFixtures, WeakenedSecretTests):  # type: ignore[misc]
         engine_name = named("toy_literal_secret")
+
 
 with contextlib.suppress(ModuleNotFoundError):
     from weakened_run import RunHookTests as WeakenedRunHookTests  # type: ignore[import-not-found]

@@ -58,12 +58,19 @@ class LocalToy(ComputePlugin):
     dbt_adapter = "duckdb"
 
     def config_schema(self) -> dict[str, Any]:
-        return {"type": "object", "additionalProperties": False,
-                "properties": {"path": {"type": "string"}, "token": SECRET_REF}}  # fmt: skip
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"path": {"type": "string"}, "token": SECRET_REF},
+        }
 
     def generate_dbt_profile(self, compute: ComputeConfig, target: ProfileTarget) -> dict[str, Any]:
-        profile: dict[str, Any] = {"type": "duckdb", "path": str(compute.config.get("path", ":memory:")),
-                                   "schema": "main", "threads": 1}  # fmt: skip
+        profile: dict[str, Any] = {
+            "type": "duckdb",
+            "path": str(compute.config.get("path", ":memory:")),
+            "schema": "main",
+            "threads": 1,
+        }
         if "token" in compute.config:
             profile["settings"] = {"toy_token": _secret(compute.config["token"])}
         return profile
@@ -71,7 +78,9 @@ class LocalToy(ComputePlugin):
     def get_required_dbt_packages(self) -> list[str]:
         return ["dbt-duckdb>=1.11,<1.12"]
 
-    def validate_connection(self, compute: ComputeConfig, target: ProfileTarget, timeout: float) -> ValidationResult:
+    def validate_connection(
+        self, compute: ComputeConfig, target: ProfileTarget, timeout: float
+    ) -> ValidationResult:
         path = str(compute.config.get("path", ":memory:"))
         if path != ":memory:":
             try:
@@ -79,7 +88,9 @@ class LocalToy(ComputePlugin):
             except OSError:  # missing (DuckDB creates it) or unreachable (DuckDB says why)
                 mode = None
             if mode is not None and not stat.S_ISREG(mode):
-                return ValidationResult(False, f"{path} is not a regular file; point `path` at a database file", {})
+                return ValidationResult(
+                    False, f"{path} is not a regular file; point `path` at a database file", {}
+                )
         try:
             duckdb.connect(path).close()
         except duckdb.Error as exc:
@@ -95,9 +106,11 @@ class LocalToy(ComputePlugin):
 
     def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
         name = (catalog.name or "lake").replace('"', '""')
-        return [f"ATTACH ':memory:' AS \"{name}\"", f"CREATE TABLE \"{name}\".main.probe AS SELECT 1 AS one"]
+        return [f"ATTACH ':memory:' AS \"{name}\"", f'CREATE TABLE "{name}".main.probe AS SELECT 1 AS one']
 
-    def translate_error(self, error: BaseException, compute: ComputeConfig | None) -> PluginExecutionError | None:
+    def translate_error(
+        self, error: BaseException, compute: ComputeConfig | None
+    ) -> PluginExecutionError | None:
         if isinstance(error, duckdb.Error):
             return PluginExecutionError(self.name, "query", str(error).splitlines()[0], "check the SQL")
         return None
@@ -109,8 +122,11 @@ class NetworkToy(LocalToy):
     name = "toy_net"
 
     def config_schema(self) -> dict[str, Any]:
-        return {"type": "object", "additionalProperties": False,
-                "properties": {"host": {"type": "string"}, "port": {"type": "integer"}, "password": SECRET_REF}}  # fmt: skip
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"host": {"type": "string"}, "port": {"type": "integer"}, "password": SECRET_REF},
+        }
 
     def generate_dbt_profile(self, compute: ComputeConfig, target: ProfileTarget) -> dict[str, Any]:
         profile: dict[str, Any] = {"type": "duckdb", "path": ":memory:", "schema": "main", "threads": 1}
@@ -118,7 +134,9 @@ class NetworkToy(LocalToy):
             profile["settings"] = {"toy_password": _secret(compute.config["password"])}
         return profile
 
-    def validate_connection(self, compute: ComputeConfig, target: ProfileTarget, timeout: float) -> ValidationResult:
+    def validate_connection(
+        self, compute: ComputeConfig, target: ProfileTarget, timeout: float
+    ) -> ValidationResult:
         host, port = str(compute.config.get("host")), int(compute.config.get("port", 0))
         deadline = time.monotonic() + timeout * 0.9
         try:
@@ -126,13 +144,21 @@ class NetworkToy(LocalToy):
                 conn.settimeout(max(0.05, deadline - time.monotonic()))
                 greeting = conn.recv(64)
         except ConnectionRefusedError:
-            return ValidationResult(False, f"the connection to {host}:{port} was refused; check host and port", {})
+            return ValidationResult(
+                False, f"the connection to {host}:{port} was refused; check host and port", {}
+            )
         except TimeoutError:
-            return ValidationResult(False, f"no answer from {host}:{port} within {timeout:g} s; check the server", {})
+            return ValidationResult(
+                False, f"no answer from {host}:{port} within {timeout:g} s; check the server", {}
+            )
         except OSError as exc:
-            return ValidationResult(False, f"cannot reach {host}:{port}: {exc.strerror}; check host and port", {})
+            return ValidationResult(
+                False, f"cannot reach {host}:{port}: {exc.strerror}; check host and port", {}
+            )
         if greeting != GREETING:
-            return ValidationResult(False, f"{host}:{port} is not a toy server (it said {greeting[:20]!r})", {})
+            return ValidationResult(
+                False, f"{host}:{port} is not a toy server (it said {greeting[:20]!r})", {}
+            )
         return ValidationResult(True, f"{host}:{port} is ready", {})
 
     def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
@@ -154,14 +180,18 @@ class NoType(LocalToy):
 class AlwaysOk(LocalToy):
     name = "toy_always_ok"
 
-    def validate_connection(self, compute: ComputeConfig, target: ProfileTarget, timeout: float) -> ValidationResult:
+    def validate_connection(
+        self, compute: ComputeConfig, target: ProfileTarget, timeout: float
+    ) -> ValidationResult:
         return ValidationResult(True, "fine", {})
 
 
 class NetworkAlwaysOk(NetworkToy):
     name = "toy_net_always_ok"
 
-    def validate_connection(self, compute: ComputeConfig, target: ProfileTarget, timeout: float) -> ValidationResult:
+    def validate_connection(
+        self, compute: ComputeConfig, target: ProfileTarget, timeout: float
+    ) -> ValidationResult:
         return ValidationResult(True, "fine", {})
 
 
@@ -170,13 +200,17 @@ class NetworkHung(NetworkToy):
 
     name = "toy_net_hung"
 
-    def validate_connection(self, compute: ComputeConfig, target: ProfileTarget, timeout: float) -> ValidationResult:
+    def validate_connection(
+        self, compute: ComputeConfig, target: ProfileTarget, timeout: float
+    ) -> ValidationResult:
         host, port = str(compute.config.get("host")), int(compute.config.get("port", 0))
         try:
             with socket.create_connection((host, port)) as conn:
                 greeting = conn.recv(64)
         except OSError as exc:
-            return ValidationResult(False, f"cannot reach {host}:{port}: {exc.strerror}; check host and port", {})
+            return ValidationResult(
+                False, f"cannot reach {host}:{port}: {exc.strerror}; check host and port", {}
+            )
         return ValidationResult(greeting == GREETING, f"{host}:{port} said {greeting[:20]!r}", {})
 
 
@@ -186,8 +220,15 @@ class LiteralSecret(NetworkToy):
     name = "toy_literal_secret"
 
     def config_schema(self) -> dict[str, Any]:
-        return {"type": "object", "additionalProperties": False,
-                "properties": {"host": {"type": "string"}, "port": {"type": "integer"}, "password": {"type": "string"}}}  # fmt: skip
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "host": {"type": "string"},
+                "port": {"type": "integer"},
+                "password": {"type": "string"},
+            },
+        }
 
     def generate_dbt_profile(self, compute: ComputeConfig, target: ProfileTarget) -> dict[str, Any]:
         profile: dict[str, Any] = {"type": "duckdb", "path": ":memory:", "schema": "main", "threads": 1}
@@ -241,7 +282,9 @@ class Unbounded(LocalToy):
 class Untranslated(LocalToy):
     name = "toy_untranslated"
 
-    def translate_error(self, error: BaseException, compute: ComputeConfig | None) -> PluginExecutionError | None:
+    def translate_error(
+        self, error: BaseException, compute: ComputeConfig | None
+    ) -> PluginExecutionError | None:
         return None
 
 
@@ -269,8 +312,9 @@ class RunNoNamespace(LocalToy):
 
     name = "toy_run_no_namespace"
 
-    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                    namespace: str) -> dict[str, Any]:  # fmt: skip
+    def run_profile(
+        self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+    ) -> dict[str, Any]:
         return profile
 
 
@@ -279,8 +323,13 @@ class RunLeakyWorker(NetworkToy):
 
     name = "toy_run_leaky_worker"
 
-    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+    def run_worker(
+        self,
+        compute: ComputeConfig,
+        profile: dict[str, Any],
+        catalog: CatalogConfig,
+        environ: Mapping[str, str],
+    ) -> WorkerSetup:
         password = compute.config.get("password")
         if isinstance(password, SecretReference):
             return WorkerSetup(environ={"TOY_PASSWORD": environ.get(password.name, "")})
@@ -292,8 +341,9 @@ class RunLeakyCatalog(LocalToy):
 
     name = "toy_run_leaky_catalog"
 
-    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                    namespace: str) -> dict[str, Any]:  # fmt: skip
+    def run_profile(
+        self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+    ) -> dict[str, Any]:
         run = super().run_profile(compute, profile, catalog, namespace)
         secret = catalog.client_secret or catalog.token
         if secret is not None:
@@ -327,10 +377,31 @@ class RunBadConfigs(LocalToy):
         return {"model": {"+materialized": "table"}}
 
 
-ENGINES = {cls.name: cls for cls in (LocalToy, NetworkToy, NoType, AlwaysOk, NetworkAlwaysOk, NetworkHung,
-                                     LiteralSecret, Leaky, BadQuantities, BadSql, NoAttachment, Unbounded,
-                                     Untranslated, Traceback, BadSchema, RunNoNamespace, RunLeakyWorker,
-                                     RunLeakyCatalog, RunConnectingAccess, RunBadConfigs)}  # fmt: skip
+ENGINES = {
+    cls.name: cls
+    for cls in (
+        LocalToy,
+        NetworkToy,
+        NoType,
+        AlwaysOk,
+        NetworkAlwaysOk,
+        NetworkHung,
+        LiteralSecret,
+        Leaky,
+        BadQuantities,
+        BadSql,
+        NoAttachment,
+        Unbounded,
+        Untranslated,
+        Traceback,
+        BadSchema,
+        RunNoNamespace,
+        RunLeakyWorker,
+        RunLeakyCatalog,
+        RunConnectingAccess,
+        RunBadConfigs,
+    )
+}
 """Every toy engine by name; each is registered under its name (entry point ``NAME = toys:CLASS``)."""
 
 
@@ -338,8 +409,11 @@ ENGINES = {cls.name: cls for cls in (LocalToy, NetworkToy, NoType, AlwaysOk, Net
 
 
 def _quoted(relation: Relation) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in (relation.database, relation.schema,
-                                                                     relation.identifier) if part)  # fmt: skip
+    return ".".join(
+        '"' + part.replace('"', '""') + '"'
+        for part in (relation.database, relation.schema, relation.identifier)
+        if part
+    )
 
 
 class BridgeToy(LocalToy):
@@ -349,7 +423,9 @@ class BridgeToy(LocalToy):
     name = "toy_bridge"
 
     def catalog_access(self, compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
-        return CatalogAccess.bridged("a DuckDB file: floe reads and loads its tables through DuckDB's Arrow scans")
+        return CatalogAccess.bridged(
+            "a DuckDB file: floe reads and loads its tables through DuckDB's Arrow scans"
+        )
 
     def read_arrow(self, compute: ComputeConfig, relation: Relation) -> Any:
         with duckdb.connect(str(compute.config["path"])) as conn:
@@ -360,9 +436,13 @@ class BridgeToy(LocalToy):
         with duckdb.connect(str(compute.config["path"])) as conn:
             conn.execute("BEGIN TRANSACTION")
             try:
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(Relation(relation.database, relation.schema, ''))}")
+                conn.execute(
+                    f"CREATE SCHEMA IF NOT EXISTS {_quoted(Relation(relation.database, relation.schema, ''))}"
+                )
                 conn.register("incoming", data)
-                conn.execute(f"CREATE OR REPLACE TABLE {_quoted(staging)} AS {self._select('incoming', data)}")
+                conn.execute(
+                    f"CREATE OR REPLACE TABLE {_quoted(staging)} AS {self._select('incoming', data)}"
+                )
                 self._swap(conn, staging, relation)
                 rows = conn.execute(f"SELECT count(*) FROM {_quoted(relation)}").fetchone()
                 conn.execute("COMMIT")
@@ -374,7 +454,9 @@ class BridgeToy(LocalToy):
     def _select(self, source: str, data: Any) -> str:
         return f"SELECT * FROM {source}"
 
-    def translate_error(self, error: BaseException, compute: ComputeConfig | None) -> PluginExecutionError | None:
+    def translate_error(
+        self, error: BaseException, compute: ComputeConfig | None
+    ) -> PluginExecutionError | None:
         """DuckDB's error of a failed Arrow stream carries the stream's Python traceback after "Detail:"."""
         if isinstance(error, duckdb.Error):
             text = str(error).splitlines()[0].split(" Detail: Python exception:")[0]
@@ -403,7 +485,9 @@ class BridgeAppends(BridgeToy):
     name = "toy_bridge_appends"
 
     def _swap(self, conn: Any, staging: Relation, relation: Relation) -> None:
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {_quoted(relation)} AS SELECT * FROM {_quoted(staging)} LIMIT 0")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {_quoted(relation)} AS SELECT * FROM {_quoted(staging)} LIMIT 0"
+        )
         conn.execute(f"INSERT INTO {_quoted(relation)} SELECT * FROM {_quoted(staging)}")
         conn.execute(f"DROP TABLE {_quoted(staging)}")
 
@@ -417,7 +501,9 @@ class BridgeUnstaged(BridgeToy):
         import pyarrow
 
         with duckdb.connect(str(compute.config["path"])) as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(Relation(relation.database, relation.schema, ''))}")
+            conn.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {_quoted(Relation(relation.database, relation.schema, ''))}"
+            )
             conn.register("empty", pyarrow.Table.from_batches([], schema=data.schema))
             conn.execute(f"CREATE OR REPLACE TABLE {_quoted(relation)} AS SELECT * FROM empty")
             for batch in data:
@@ -457,8 +543,20 @@ class InPlaceBridged(LocalToy):
         return CatalogAccess(True, "attached in place", reads=True, loads=True)
 
 
-ENGINES.update({cls.name: cls for cls in (BridgeToy, BridgeLossy, BridgeAppends, BridgeUnstaged, BridgeStringly,
-                                          BridgeHookless, InPlaceBridged)})  # fmt: skip
+ENGINES.update(
+    {
+        cls.name: cls
+        for cls in (
+            BridgeToy,
+            BridgeLossy,
+            BridgeAppends,
+            BridgeUnstaged,
+            BridgeStringly,
+            BridgeHookless,
+            InPlaceBridged,
+        )
+    }
+)
 
 
 def install(site: Path) -> None:

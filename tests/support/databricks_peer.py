@@ -112,8 +112,12 @@ class Session:
 class DatabricksPeer:
     """The peer's state; run one with :func:`serve`."""
 
-    def __init__(self, warehouse_id: str = "floe0123456789ab", catalogs: tuple[str, ...] = ("main",),
-                 schemas: tuple[str, ...] = ("default", "analytics")) -> None:  # fmt: skip
+    def __init__(
+        self,
+        warehouse_id: str = "floe0123456789ab",
+        catalogs: tuple[str, ...] = ("main",),
+        schemas: tuple[str, ...] = ("default", "analytics"),
+    ) -> None:
         self.warehouse_id = warehouse_id
         self.workspace_id = str(random.randint(10**15, 10**16 - 1))
         self.catalogs = [c.lower() for c in catalogs]
@@ -193,20 +197,32 @@ class DatabricksPeer:
             return 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
         token = "eyJpeer." + secrets.token_urlsafe(24)
         self.tokens.add(token)
-        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600, "scope": form.get("scope", "all-apis")}
+        return 200, {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "scope": form.get("scope", "all-apis"),
+        }
 
     # -- the Statement Execution API ------------------------------------------------------------
 
     def open_session(self, body: dict[str, Any]) -> tuple[int, Any]:
         if body.get("warehouse_id") != self.warehouse_id:
-            return _api_error(404, "RESOURCE_DOES_NOT_EXIST", f"SQL warehouse {body.get('warehouse_id')} does not exist.")
+            return _api_error(
+                404, "RESOURCE_DOES_NOT_EXIST", f"SQL warehouse {body.get('warehouse_id')} does not exist."
+            )
         catalog = str(body.get("catalog") or self.catalogs[0]).lower()  # the workspace default catalog
         schema = str(body.get("schema") or "default").lower()
         if catalog not in self.catalogs:
-            return _api_error(400, "INVALID_PARAMETER_VALUE",
-                              f"[NO_SUCH_CATALOG_EXCEPTION] Catalog '{catalog}' was not found. SQLSTATE: 42704")  # fmt: skip
+            return _api_error(
+                400,
+                "INVALID_PARAMETER_VALUE",
+                f"[NO_SUCH_CATALOG_EXCEPTION] Catalog '{catalog}' was not found. SQLSTATE: 42704",
+            )
         session_id = str(uuid.uuid4())
-        self.sessions[session_id] = Session(catalog, schema, dict(body.get("session_confs") or {}), self._db.cursor())
+        self.sessions[session_id] = Session(
+            catalog, schema, dict(body.get("session_confs") or {}), self._db.cursor()
+        )
         return 200, {"session_id": session_id}
 
     def close(self) -> None:
@@ -237,14 +253,19 @@ class DatabricksPeer:
                 except QueryError:
                     raise
                 except Exception as exc:  # a peer bug is reported to the client, not hidden
-                    raise QueryError("INTERNAL_ERROR", f"[INTERNAL_ERROR] peer: {type(exc).__name__}: {exc}", "XX000") from exc
+                    raise QueryError(
+                        "INTERNAL_ERROR", f"[INTERNAL_ERROR] peer: {type(exc).__name__}: {exc}", "XX000"
+                    ) from exc
         except QueryError as exc:
             self.failures.append((sql, str(exc)))
             response: dict[str, Any] = {
                 "statement_id": statement_id,
-                "status": {"state": "FAILED", "sql_state": exc.sql_state,
-                           "error": {"error_code": exc.code, "message": str(exc)}},
-            }  # fmt: skip
+                "status": {
+                    "state": "FAILED",
+                    "sql_state": exc.sql_state,
+                    "error": {"error_code": exc.code, "message": str(exc)},
+                },
+            }
         else:
             response = {
                 "statement_id": statement_id,
@@ -257,7 +278,9 @@ class DatabricksPeer:
 
     # -- SQL ------------------------------------------------------------------------------------
 
-    def run(self, session: Session, sql: str, parameters: list[dict[str, Any]] | None = None) -> tuple[Any, list[str]]:
+    def run(
+        self, session: Session, sql: str, parameters: list[dict[str, Any]] | None = None
+    ) -> tuple[Any, list[str]]:
         """Run one statement for ``session``: an Arrow table and the Databricks type of each column."""
         text = _COMMENT.sub(" ", sql).strip().rstrip(";").strip()
         if parameters:
@@ -267,7 +290,9 @@ class DatabricksPeer:
             if match["value"] is not None:
                 session.confs[key] = match["value"].strip()
             return _strings(["key", "value"], [[key, session.confs.get(key, "<undefined>")]])
-        if match := re.fullmatch(rf"use\s+(?P<kind>catalog\s+|schema\s+|database\s+)?(?P<name>{_RELATION})", text, re.I):
+        if match := re.fullmatch(
+            rf"use\s+(?P<kind>catalog\s+|schema\s+|database\s+)?(?P<name>{_RELATION})", text, re.I
+        ):
             names = _parts(match["name"])
             if (match["kind"] or "").strip().lower() == "catalog":
                 session.catalog = self._catalog(names[0])
@@ -278,46 +303,84 @@ class DatabricksPeer:
             return _strings([], [])
         if match := re.fullmatch(r"show\s+catalogs(?:\s+like\s+'(?P<like>[^']*)')?", text, re.I):
             return _strings(["catalog"], [[c] for c in self.catalogs if _like(c, match["like"])])
-        if match := re.fullmatch(rf"show\s+(?:schemas|databases)(?:\s+(?:in|from)\s+(?P<catalog>{_NAME}))?"
-                                 r"(?:\s+like\s+'(?P<like>[^']*)')?", text, re.I):  # fmt: skip
+        if match := re.fullmatch(
+            rf"show\s+(?:schemas|databases)(?:\s+(?:in|from)\s+(?P<catalog>{_NAME}))?"
+            r"(?:\s+like\s+'(?P<like>[^']*)')?",
+            text,
+            re.I,
+        ):
             catalog = self._catalog(_strip(match["catalog"]) if match["catalog"] else session.catalog)
-            names = [r[0] for r in self._db.execute(
-                "select schema_name from duckdb_schemas() where database_name = ? order by 1", [duck(catalog)]).fetchall()]  # fmt: skip
+            names = [
+                r[0]
+                for r in self._db.execute(
+                    "select schema_name from duckdb_schemas() where database_name = ? order by 1",
+                    [duck(catalog)],
+                ).fetchall()
+            ]
             return _strings(["databaseName"], [[n] for n in names if _like(n, match["like"])])
-        if match := re.fullmatch(rf"show\s+(?P<kind>tables|views|table\s+extended)(?:\s+(?:in|from)\s+(?P<schema>{_RELATION}))?"
-                                 r"(?:\s+like\s+'(?P<like>[^']*)')?", text, re.I):  # fmt: skip
+        if match := re.fullmatch(
+            rf"show\s+(?P<kind>tables|views|table\s+extended)(?:\s+(?:in|from)\s+(?P<schema>{_RELATION}))?"
+            r"(?:\s+like\s+'(?P<like>[^']*)')?",
+            text,
+            re.I,
+        ):
             return self._show_relations(session, match["kind"].lower(), match["schema"], match["like"])
-        if match := re.fullmatch(rf"show\s+tblproperties\s+(?P<name>{_RELATION})(?:\s*\(.*\))?", text, re.I | re.S):
+        if match := re.fullmatch(
+            rf"show\s+tblproperties\s+(?P<name>{_RELATION})(?:\s*\(.*\))?", text, re.I | re.S
+        ):
             self._describe(session, match["name"])  # the relation must exist; the peer keeps no properties
             return _strings(["key", "value"], [])
-        if match := re.fullmatch(rf"desc(?:ribe)?\s+(?:table\s+)?(?P<extended>extended\s+|formatted\s+)?(?P<name>{_RELATION})"
-                                 r"(?P<json>\s+as\s+json)?", text, re.I):  # fmt: skip
+        if match := re.fullmatch(
+            rf"desc(?:ribe)?\s+(?:table\s+)?(?P<extended>extended\s+|formatted\s+)?(?P<name>{_RELATION})"
+            r"(?P<json>\s+as\s+json)?",
+            text,
+            re.I,
+        ):
             return self._describe(session, match["name"], bool(match["extended"]), bool(match["json"]))
         try:
             statements = [s for s in sqlglot.parse(text, read="databricks") if s is not None]
         except sqlglot.errors.ParseError as error:
-            raise QueryError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error: {str(error).splitlines()[0]}",
-                             "42601") from None  # fmt: skip
+            raise QueryError(
+                "PARSE_SYNTAX_ERROR",
+                f"[PARSE_SYNTAX_ERROR] Syntax error: {str(error).splitlines()[0]}",
+                "42601",
+            ) from None
         if len(statements) != 1 or isinstance(statements[0], exp.Command):
-            raise QueryError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error at or near: {text[:60]}", "42601")
+            raise QueryError(
+                "PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error at or near: {text[:60]}", "42601"
+            )
         return self._statement(session, statements[0])
 
     def _statement(self, session: Session, tree: exp.Expression) -> tuple[Any, list[str]]:
-        if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() in ("SCHEMA", "DATABASE"):
-            names = [p.name for p in (tree.this.args.get("catalog"), tree.this.args.get("db"), tree.this.this) if p]
+        if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() in (
+            "SCHEMA",
+            "DATABASE",
+        ):
+            names = [
+                p.name for p in (tree.this.args.get("catalog"), tree.this.args.get("db"), tree.this.this) if p
+            ]
             catalog, schema = (names[-2], names[-1]) if len(names) >= 2 else (session.catalog, names[-1])
             exists = "IF NOT EXISTS " if tree.args.get("exists") else ""
             self._sql(session, f'CREATE SCHEMA {exists}"{duck(self._catalog(catalog))}"."{schema.lower()}"')
             return _strings([], [])
         if isinstance(tree, exp.Drop) and str(tree.args.get("kind") or "").upper() in ("SCHEMA", "DATABASE"):
-            names = [p.name for p in (tree.this.args.get("catalog"), tree.this.args.get("db"), tree.this.this) if p]
+            names = [
+                p.name for p in (tree.this.args.get("catalog"), tree.this.args.get("db"), tree.this.this) if p
+            ]
             catalog, schema = (names[-2], names[-1]) if len(names) >= 2 else (session.catalog, names[-1])
             exists = "IF EXISTS " if tree.args.get("exists") else ""
             cascade = " CASCADE" if tree.args.get("cascade") else ""
-            self._sql(session, f'DROP SCHEMA {exists}"{duck(self._catalog(catalog))}"."{schema.lower()}"{cascade}')
+            self._sql(
+                session, f'DROP SCHEMA {exists}"{duck(self._catalog(catalog))}"."{schema.lower()}"{cascade}'
+            )
             return _strings([], [])
-        if isinstance(tree, (exp.Comment, exp.Analyze)) or (isinstance(tree, exp.Alter) and not any(
-                isinstance(a, (exp.AlterRename, exp.ColumnDef, exp.Drop, exp.AlterColumn)) for a in tree.args.get("actions") or [])):  # fmt: skip
+        if isinstance(tree, (exp.Comment, exp.Analyze)) or (
+            isinstance(tree, exp.Alter)
+            and not any(
+                isinstance(a, (exp.AlterRename, exp.ColumnDef, exp.Drop, exp.AlterColumn))
+                for a in tree.args.get("actions") or []
+            )
+        ):
             self._qualify(session, tree)  # comments, table properties, tags: accepted, not kept
             for table in tree.find_all(exp.Table):
                 self._exists(session, table)
@@ -325,7 +388,9 @@ class DatabricksPeer:
         if isinstance(tree, exp.Select):  # Databricks names an unnamed item by its text: current_catalog()…
             for item in tree.expressions:
                 if not isinstance(item, (exp.Alias, exp.Column, exp.Star)):
-                    name = item.name if isinstance(item, exp.Literal) else item.sql(dialect="databricks").lower()
+                    name = (
+                        item.name if isinstance(item, exp.Literal) else item.sql(dialect="databricks").lower()
+                    )
                     item.replace(exp.alias_(item.copy(), name, quoted=True))
         self._qualify(session, tree)
         if isinstance(tree, exp.Insert) and tree.args.get("overwrite"):
@@ -370,13 +435,18 @@ class DatabricksPeer:
                 continue
             catalog, db = catalog or session.catalog, db or session.schema
             if db == "information_schema":
-                body = _information_schema(name.lower(), None if catalog == "system" else self._catalog(catalog),
-                                           self.catalogs)  # fmt: skip
+                body = _information_schema(
+                    name.lower(), None if catalog == "system" else self._catalog(catalog), self.catalogs
+                )
                 if body is None:
                     raise _not_found(f"{catalog}.information_schema.{name}")
                 alias = table.alias or name
-                table.replace(exp.Subquery(this=sqlglot.parse_one(body, read="duckdb"),
-                                           alias=exp.TableAlias(this=exp.to_identifier(alias))))  # fmt: skip
+                table.replace(
+                    exp.Subquery(
+                        this=sqlglot.parse_one(body, read="duckdb"),
+                        alias=exp.TableAlias(this=exp.to_identifier(alias)),
+                    )
+                )
                 continue
             table.set("catalog", exp.to_identifier(duck(self._catalog(catalog))))
             table.set("db", exp.to_identifier(db))
@@ -388,28 +458,40 @@ class DatabricksPeer:
             exp.CurrentUser: exp.Literal.string(USER),
             exp.CurrentVersion: sqlglot.parse_one(
                 f"{{'dbr_version': '{VERSION}', 'dbsql_version': '2026.40', 'u_build_hash': 'peer', 'r_build_hash': 'peer'}}",
-                read="duckdb"),
-        }  # fmt: skip
+                read="duckdb",
+            ),
+        }
         for kind, value in replacements.items():
             for node in list(tree.find_all(kind)):
                 node.replace(value.copy())
 
     def _temporary_view(self, session: Session, name: str) -> bool:
         found = session.cursor.execute(
-            "select 1 from duckdb_views() where temporary and view_name = ?", [name.lower()]).fetchall()  # fmt: skip
+            "select 1 from duckdb_views() where temporary and view_name = ?", [name.lower()]
+        ).fetchall()
         return bool(found)
 
     def _catalog(self, name: str) -> str:
         if name.lower() not in self.catalogs:
-            raise QueryError("NO_SUCH_CATALOG_EXCEPTION", f"[NO_SUCH_CATALOG_EXCEPTION] Catalog '{name}' was not found.", "42704")
+            raise QueryError(
+                "NO_SUCH_CATALOG_EXCEPTION",
+                f"[NO_SUCH_CATALOG_EXCEPTION] Catalog '{name}' was not found.",
+                "42704",
+            )
         return name.lower()
 
     def _schema(self, session: Session, catalog: str, schema: str) -> None:
-        found = self._db.execute("select 1 from duckdb_schemas() where database_name = ? and schema_name = ?",
-                                 [duck(catalog), schema.lower()]).fetchall()  # fmt: skip
+        found = self._db.execute(
+            "select 1 from duckdb_schemas() where database_name = ? and schema_name = ?",
+            [duck(catalog), schema.lower()],
+        ).fetchall()
         if not found:
-            raise QueryError("SCHEMA_NOT_FOUND", f"[SCHEMA_NOT_FOUND] The schema `{catalog}`.`{schema}` cannot be found. "
-                             "Verify the spelling and correctness of the schema and catalog.", "42704")  # fmt: skip
+            raise QueryError(
+                "SCHEMA_NOT_FOUND",
+                f"[SCHEMA_NOT_FOUND] The schema `{catalog}`.`{schema}` cannot be found. "
+                "Verify the spelling and correctness of the schema and catalog.",
+                "42704",
+            )
 
     def _exists(self, session: Session, table: exp.Table) -> None:
         catalog = table.catalog
@@ -418,7 +500,8 @@ class DatabricksPeer:
         found = session.cursor.execute(
             "select 1 from duckdb_tables() where database_name = ? and schema_name = ? and table_name = ? union all "
             "select 1 from duckdb_views() where database_name = ? and schema_name = ? and view_name = ?",
-            [catalog, table.db, table.name] * 2).fetchall()  # fmt: skip
+            [catalog, table.db, table.name] * 2,
+        ).fetchall()
         if not found:
             raise _not_found(f"{catalog.removeprefix('uc_')}.{table.db}.{table.name}")
 
@@ -432,28 +515,49 @@ class DatabricksPeer:
         self._schema(session, self._catalog(catalog), schema)
         return catalog, schema, name
 
-    def _show_relations(self, session: Session, kind: str, schema_text: str | None, like: str | None) -> tuple[Any, list[str]]:
+    def _show_relations(
+        self, session: Session, kind: str, schema_text: str | None, like: str | None
+    ) -> tuple[Any, list[str]]:
         names = _parts(schema_text) if schema_text else []
-        catalog, schema = (names[0], names[1]) if len(names) == 2 else (session.catalog, names[0] if names else session.schema)
+        catalog, schema = (
+            (names[0], names[1])
+            if len(names) == 2
+            else (session.catalog, names[0] if names else session.schema)
+        )
         self._schema(session, self._catalog(catalog), schema)
         rows = self._db.execute(
             "select table_name, 'MANAGED', false from duckdb_tables() where database_name = ? and schema_name = ? "
             "union all select view_name, 'VIEW', false from duckdb_views() where database_name = ? and schema_name = ? "
-            "order by 1", [duck(catalog), schema] * 2).fetchall()  # fmt: skip
+            "order by 1",
+            [duck(catalog), schema] * 2,
+        ).fetchall()
         found = [r for r in rows if _like(r[0], like) and (kind != "views" or r[1] == "VIEW")]
         if kind == "views":
-            return _strings(["namespace", "viewName", "isTemporary"], [[schema, n, False] for n, _, _ in found],
-                            ["string", "string", "boolean"])  # fmt: skip
+            return _strings(
+                ["namespace", "viewName", "isTemporary"],
+                [[schema, n, False] for n, _, _ in found],
+                ["string", "string", "boolean"],
+            )
         if kind == "tables":
-            return _strings(["database", "tableName", "isTemporary"], [[schema, n, False] for n, _, _ in found],
-                            ["string", "string", "boolean"])  # fmt: skip
-        information = [f"Catalog: {catalog}\nDatabase: {schema}\nTable: {n}\nOwner: {USER}\nType: {t}\n"
-                       f"Provider: {'delta' if t == 'MANAGED' else ''}\n" for n, t, _ in found]  # fmt: skip
-        return _strings(["database", "tableName", "isTemporary", "information"],
-                        [[schema, n, False, i] for (n, _, _), i in zip(found, information, strict=True)],
-                        ["string", "string", "boolean", "string"])  # fmt: skip
+            return _strings(
+                ["database", "tableName", "isTemporary"],
+                [[schema, n, False] for n, _, _ in found],
+                ["string", "string", "boolean"],
+            )
+        information = [
+            f"Catalog: {catalog}\nDatabase: {schema}\nTable: {n}\nOwner: {USER}\nType: {t}\n"
+            f"Provider: {'delta' if t == 'MANAGED' else ''}\n"
+            for n, t, _ in found
+        ]
+        return _strings(
+            ["database", "tableName", "isTemporary", "information"],
+            [[schema, n, False, i] for (n, _, _), i in zip(found, information, strict=True)],
+            ["string", "string", "boolean", "string"],
+        )
 
-    def _describe(self, session: Session, text: str, extended: bool = False, as_json: bool = False) -> tuple[Any, list[str]]:
+    def _describe(
+        self, session: Session, text: str, extended: bool = False, as_json: bool = False
+    ) -> tuple[Any, list[str]]:
         catalog, schema, name = self._relation(session, text)
         where = f'"{duck(catalog)}"."{schema}"."{name}"' if catalog else f'"{name}"'
         try:
@@ -464,25 +568,41 @@ class DatabricksPeer:
         if as_json:
             kind = self._kind(catalog, schema, name)
             document = {
-                "table_name": name, "catalog_name": catalog, "schema_name": schema, "namespace": [schema],
-                "type": kind, "provider": "delta" if kind == "MANAGED" else None, "owner": USER,
-                "columns": [{"name": c, "type": {"name": t.split("(")[0]}, "nullable": True}
-                            for c, t in zip(columns, types, strict=True)],
-            }  # fmt: skip
+                "table_name": name,
+                "catalog_name": catalog,
+                "schema_name": schema,
+                "namespace": [schema],
+                "type": kind,
+                "provider": "delta" if kind == "MANAGED" else None,
+                "owner": USER,
+                "columns": [
+                    {"name": c, "type": {"name": t.split("(")[0]}, "nullable": True}
+                    for c, t in zip(columns, types, strict=True)
+                ],
+            }
             return _strings(["json_metadata"], [[json.dumps(document)]])
         rows = [[c, t, None] for c, t in zip(columns, types, strict=True)]
         if extended:
             kind = self._kind(catalog, schema, name)
-            rows += [["", "", ""], ["# Detailed Table Information", "", ""], ["Catalog", catalog, ""],
-                     ["Database", schema, ""], ["Table", name, ""], ["Owner", USER, ""], ["Type", kind, ""],
-                     ["Provider", "delta" if kind == "MANAGED" else "", ""]]  # fmt: skip
+            rows += [
+                ["", "", ""],
+                ["# Detailed Table Information", "", ""],
+                ["Catalog", catalog, ""],
+                ["Database", schema, ""],
+                ["Table", name, ""],
+                ["Owner", USER, ""],
+                ["Type", kind, ""],
+                ["Provider", "delta" if kind == "MANAGED" else "", ""],
+            ]
         return _strings(["col_name", "data_type", "comment"], rows)
 
     def _kind(self, catalog: str, schema: str, name: str) -> str:
         if not catalog:
             return "VIEW"
-        views = self._db.execute("select 1 from duckdb_views() where database_name = ? and schema_name = ? "
-                                 "and view_name = ?", [duck(catalog), schema, name]).fetchall()  # fmt: skip
+        views = self._db.execute(
+            "select 1 from duckdb_views() where database_name = ? and schema_name = ? and view_name = ?",
+            [duck(catalog), schema, name],
+        ).fetchall()
         return "VIEW" if views else "MANAGED"
 
 
@@ -521,14 +641,20 @@ def _bind_parameters(text: str, parameters: list[dict[str, Any]]) -> str:
             quote = char
         elif char == "?" and not named:
             if position >= len(values):
-                raise QueryError("UNBOUND_SQL_PARAMETER", "[UNBOUND_SQL_PARAMETER] Found an unbound parameter.", "42P02")
+                raise QueryError(
+                    "UNBOUND_SQL_PARAMETER", "[UNBOUND_SQL_PARAMETER] Found an unbound parameter.", "42P02"
+                )
             out.append(values[position])
             position += 1
             index += 1
             continue
         elif char == ":" and named and (match := re.match(r":([A-Za-z_]\w*)", text[index:])):
             if match[1] not in named:
-                raise QueryError("UNBOUND_SQL_PARAMETER", f"[UNBOUND_SQL_PARAMETER] Found the unbound parameter: {match[1]}.", "42P02")
+                raise QueryError(
+                    "UNBOUND_SQL_PARAMETER",
+                    f"[UNBOUND_SQL_PARAMETER] Found the unbound parameter: {match[1]}.",
+                    "42P02",
+                )
             out.append(named[match[1]])
             index += len(match[0])
             continue
@@ -541,7 +667,19 @@ def _literal(parameter: dict[str, Any]) -> str:
     value, kind = parameter.get("value"), str(parameter.get("type") or "STRING").upper()
     if value is None or kind == "VOID":
         return "NULL"
-    if kind in ("INT", "INTEGER", "BIGINT", "LONG", "SMALLINT", "SHORT", "TINYINT", "BYTE", "FLOAT", "DOUBLE", "DECIMAL"):
+    if kind in (
+        "INT",
+        "INTEGER",
+        "BIGINT",
+        "LONG",
+        "SMALLINT",
+        "SHORT",
+        "TINYINT",
+        "BYTE",
+        "FLOAT",
+        "DOUBLE",
+        "DECIMAL",
+    ):
         return f"CAST({float(value) if kind in ('FLOAT', 'DOUBLE') else value} AS {kind if kind != 'LONG' else 'BIGINT'})"
     if kind == "BOOLEAN":
         return "true" if str(value).lower() == "true" else "false"
@@ -555,12 +693,17 @@ def _information_schema(table: str, catalog: str | None, catalogs: list[str]) ->
     where = f"database_name = '{duck(catalog)}'" if catalog else f"database_name IN ({known})"
     name = "substr(database_name, 4)"
     if table == "catalogs":
-        rows = " UNION ALL ".join(f"SELECT '{c}' AS catalog_name, '{USER}' AS catalog_owner, NULL::VARCHAR AS comment"
-                                  for c in catalogs if catalog in (None, c))  # fmt: skip
+        rows = " UNION ALL ".join(
+            f"SELECT '{c}' AS catalog_name, '{USER}' AS catalog_owner, NULL::VARCHAR AS comment"
+            for c in catalogs
+            if catalog in (None, c)
+        )
         return rows
     if table == "schemata":
-        return (f"SELECT {name} AS catalog_name, schema_name, '{USER}' AS schema_owner, NULL::VARCHAR AS comment "
-                f"FROM duckdb_schemas() WHERE {where}")  # fmt: skip
+        return (
+            f"SELECT {name} AS catalog_name, schema_name, '{USER}' AS schema_owner, NULL::VARCHAR AS comment "
+            f"FROM duckdb_schemas() WHERE {where}"
+        )
     if table == "tables":
         return (
             f"SELECT {name} AS table_catalog, schema_name AS table_schema, table_name, 'MANAGED' AS table_type, "
@@ -572,10 +715,12 @@ def _information_schema(table: str, catalog: str | None, catalogs: list[str]) ->
             f"'peer', NULL, NULL FROM duckdb_views() WHERE {where} AND NOT internal"
         )
     if table == "views":
-        return (f"SELECT {name} AS table_catalog, schema_name AS table_schema, view_name AS table_name, sql AS "
-                "view_definition, 'NONE' AS check_option, 'NO' AS is_updatable, 'NO' AS is_insertable_into, "
-                "'NO' AS sql_path, false AS is_materialized "
-                f"FROM duckdb_views() WHERE {where} AND NOT internal")  # fmt: skip
+        return (
+            f"SELECT {name} AS table_catalog, schema_name AS table_schema, view_name AS table_name, sql AS "
+            "view_definition, 'NONE' AS check_option, 'NO' AS is_updatable, 'NO' AS is_insertable_into, "
+            "'NO' AS sql_path, false AS is_materialized "
+            f"FROM duckdb_views() WHERE {where} AND NOT internal"
+        )
     if table == "columns":
         return (
             f"SELECT {name} AS table_catalog, schema_name AS table_schema, table_name, column_name, "
@@ -590,13 +735,13 @@ def _information_schema(table: str, catalog: str | None, catalogs: list[str]) ->
         "column_masks": "table_catalog, table_schema, table_name, column_name, mask_catalog, mask_schema, mask_name, using_columns",
         "row_filters": "table_catalog, table_schema, table_name, filter_catalog, filter_schema, filter_name, target_columns",
         "table_constraints": "constraint_catalog, constraint_schema, constraint_name, table_catalog, table_schema, "
-                             "table_name, constraint_type, is_deferrable, initially_deferred, enforced",
+        "table_name, constraint_type, is_deferrable, initially_deferred, enforced",
         "key_column_usage": "constraint_catalog, constraint_schema, constraint_name, table_catalog, table_schema, "
-                            "table_name, column_name, ordinal_position, position_in_unique_constraint",
+        "table_name, column_name, ordinal_position, position_in_unique_constraint",
         "referential_constraints": "constraint_catalog, constraint_schema, constraint_name, unique_constraint_catalog, "
-                                   "unique_constraint_schema, unique_constraint_name, match_option, update_rule, delete_rule",
+        "unique_constraint_schema, unique_constraint_name, match_option, update_rule, delete_rule",
         "check_constraints": "constraint_catalog, constraint_schema, constraint_name, check_clause",
-    }.get(table)  # fmt: skip
+    }.get(table)
     if empty is None:
         return None
     columns = [c.strip() for c in empty.split(",")]
@@ -604,12 +749,28 @@ def _information_schema(table: str, catalog: str | None, catalogs: list[str]) ->
 
 
 _TYPES = {
-    "BOOLEAN": "boolean", "TINYINT": "tinyint", "SMALLINT": "smallint", "INTEGER": "int", "BIGINT": "bigint",
-    "UTINYINT": "smallint", "USMALLINT": "int", "UINTEGER": "bigint", "UBIGINT": "decimal(20,0)",
-    "HUGEINT": "decimal(38,0)", "UHUGEINT": "decimal(38,0)", "FLOAT": "float", "DOUBLE": "double",
-    "VARCHAR": "string", "DATE": "date", "TIMESTAMP": "timestamp_ntz", "TIMESTAMP WITH TIME ZONE": "timestamp",
-    "BLOB": "binary", "INTERVAL": "interval day to second", "NULL": "void", '"NULL"': "void",
-}  # fmt: skip
+    "BOOLEAN": "boolean",
+    "TINYINT": "tinyint",
+    "SMALLINT": "smallint",
+    "INTEGER": "int",
+    "BIGINT": "bigint",
+    "UTINYINT": "smallint",
+    "USMALLINT": "int",
+    "UINTEGER": "bigint",
+    "UBIGINT": "decimal(20,0)",
+    "HUGEINT": "decimal(38,0)",
+    "UHUGEINT": "decimal(38,0)",
+    "FLOAT": "float",
+    "DOUBLE": "double",
+    "VARCHAR": "string",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp_ntz",
+    "TIMESTAMP WITH TIME ZONE": "timestamp",
+    "BLOB": "binary",
+    "INTERVAL": "interval day to second",
+    "NULL": "void",
+    '"NULL"': "void",
+}
 
 
 def _type(duck_type: Any) -> str:
@@ -627,12 +788,16 @@ def _type(duck_type: Any) -> str:
 def _type_sql(column: str, upper: bool = False) -> str:
     """SQL mapping a DuckDB ``data_type`` column to Databricks' type names."""
     cases = " ".join(f"WHEN {column} = '{k}' THEN '{v}'" for k, v in _TYPES.items() if '"' not in k)
-    expression = (f"CASE {cases} WHEN {column} LIKE 'DECIMAL(%' THEN lower(replace({column}, ' ', '')) "
-                  f"ELSE 'string' END")  # fmt: skip
+    expression = (
+        f"CASE {cases} WHEN {column} LIKE 'DECIMAL(%' THEN lower(replace({column}, ' ', '')) "
+        f"ELSE 'string' END"
+    )
     return f"upper(regexp_replace({expression}, '\\(.*$', ''))" if upper else expression
 
 
-def _strings(names: list[str], rows: list[list[Any]], types: list[str] | None = None) -> tuple[Any, list[str]]:
+def _strings(
+    names: list[str], rows: list[list[Any]], types: list[str] | None = None
+) -> tuple[Any, list[str]]:
     """A result of ``names`` (strings unless ``types`` says otherwise) holding ``rows``."""
     import pyarrow as pa
 
@@ -655,8 +820,12 @@ def _counts(tree: exp.Expression, count: int) -> tuple[Any, list[str]]:
 
 
 def _not_found(name: str) -> QueryError:
-    return QueryError("TABLE_OR_VIEW_NOT_FOUND", f"[TABLE_OR_VIEW_NOT_FOUND] The table or view `{name.replace('.', '`.`')}` "
-                      "cannot be found. Verify the spelling and correctness of the schema and catalog.", "42P01")  # fmt: skip
+    return QueryError(
+        "TABLE_OR_VIEW_NOT_FOUND",
+        f"[TABLE_OR_VIEW_NOT_FOUND] The table or view `{name.replace('.', '`.`')}` "
+        "cannot be found. Verify the spelling and correctness of the schema and catalog.",
+        "42P01",
+    )
 
 
 def _from_duckdb(error: duckdb.Error) -> QueryError:
@@ -664,14 +833,22 @@ def _from_duckdb(error: duckdb.Error) -> QueryError:
     if match := re.search(r"Table with name ([^ ]+) does not exist", text):
         return _not_found(match[1].strip('"!'))
     if match := re.search(r'Schema with name "?([^" !]+)"? does not exist', text):
-        return QueryError("SCHEMA_NOT_FOUND", f"[SCHEMA_NOT_FOUND] The schema `{match[1]}` cannot be found.", "42704")
+        return QueryError(
+            "SCHEMA_NOT_FOUND", f"[SCHEMA_NOT_FOUND] The schema `{match[1]}` cannot be found.", "42704"
+        )
     if match := re.search(r'(?:Table|View) with name "?([^" !]+)"? already exists', text):
-        return QueryError("TABLE_OR_VIEW_ALREADY_EXISTS",
-                          f"[TABLE_OR_VIEW_ALREADY_EXISTS] Cannot create table or view `{match[1]}` because it already exists.",
-                          "42P07")  # fmt: skip
+        return QueryError(
+            "TABLE_OR_VIEW_ALREADY_EXISTS",
+            f"[TABLE_OR_VIEW_ALREADY_EXISTS] Cannot create table or view `{match[1]}` because it already exists.",
+            "42P07",
+        )
     if match := re.search(r'Referenced column "?([^" ]+)"? not found', text):
-        return QueryError("UNRESOLVED_COLUMN", f"[UNRESOLVED_COLUMN.WITHOUT_SUGGESTION] A column, variable, or function "
-                          f"parameter with name `{match[1]}` cannot be resolved.", "42703")  # fmt: skip
+        return QueryError(
+            "UNRESOLVED_COLUMN",
+            f"[UNRESOLVED_COLUMN.WITHOUT_SUGGESTION] A column, variable, or function "
+            f"parameter with name `{match[1]}` cannot be resolved.",
+            "42703",
+        )
     if isinstance(error, duckdb.ParserException):
         return QueryError("PARSE_SYNTAX_ERROR", f"[PARSE_SYNTAX_ERROR] Syntax error: {text}", "42601")
     if isinstance(error, duckdb.ConversionException):
@@ -688,8 +865,18 @@ def _manifest(fmt: str, table: Any, types: list[str]) -> dict[str, Any]:
     columns = []
     for index, (field, kind) in enumerate(zip(table.schema, types, strict=True)):
         name = kind.split("(")[0].split("<")[0].upper()
-        name = {"BIGINT": "LONG", "SMALLINT": "SHORT", "TINYINT": "BYTE", "TIMESTAMP_NTZ": "TIMESTAMP_NTZ"}.get(name, name)
-        column: dict[str, Any] = {"name": field.name, "type_name": name, "type_text": kind.upper(), "position": index}
+        name = {
+            "BIGINT": "LONG",
+            "SMALLINT": "SHORT",
+            "TINYINT": "BYTE",
+            "TIMESTAMP_NTZ": "TIMESTAMP_NTZ",
+        }.get(name, name)
+        column: dict[str, Any] = {
+            "name": field.name,
+            "type_name": name,
+            "type_text": kind.upper(),
+            "position": index,
+        }
         if match := re.fullmatch(r"decimal\((\d+),(\d+)\)", kind):
             column.update(type_precision=int(match[1]), type_scale=int(match[2]))
         columns.append(column)
@@ -762,7 +949,9 @@ class _Handler(BaseHTTPRequestHandler):
             peer.requests.append((method, path))
         authorization = self.headers.get("Authorization", "")
         if path == "/.well-known/databricks-config" and method == "GET":
-            self._send(200, {"oidc_endpoint": f"{peer.url}/oidc", "workspace_id": peer.workspace_id, "cloud": "aws"})
+            self._send(
+                200, {"oidc_endpoint": f"{peer.url}/oidc", "workspace_id": peer.workspace_id, "cloud": "aws"}
+            )
             return
         if path == "/oidc/.well-known/oauth-authorization-server" and method == "GET":
             self._send(200, peer.oidc())
@@ -837,32 +1026,58 @@ def make_certificates(directory: Path, address: str) -> tuple[Path, Path, Path]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "floe test CA")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     ca_file, cert_file, key_file = directory / "ca.pem", directory / "server.pem", directory / "server.key"
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return ca_file, cert_file, key_file
 
 
@@ -894,8 +1109,9 @@ def serve(peer: DatabricksPeer | None = None, port: int = 443) -> Iterator[Datab
         server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         peer.host = address if port == 443 else f"{address}:{port}"
         peer.ca_file = str(ca_file)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                  name="databricks-peer", daemon=True)  # fmt: skip
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="databricks-peer", daemon=True
+        )
         thread.start()
         try:
             yield peer

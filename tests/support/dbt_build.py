@@ -63,9 +63,13 @@ EXPECTED_SECOND = {
     "stg_orders": [(1, "alice", 10), (2, "bob", 25), (3, "alice", 30), (4, "carol", 40)],
     "customer_totals": [("alice", 40, 2), ("bob", 25, 1), ("carol", 40, 1)],
     # (id, customer, amount, version, batch): 2 merged and 4 inserted by batch 2; 1 and 3 untouched
-    "orders_incremental": [(1, "alice", 10, 1, 1), (2, "bob", 25, 2, 2), (3, "alice", 30, 1, 1),
-                           (4, "carol", 40, 2, 2)],
-}  # fmt: skip
+    "orders_incremental": [
+        (1, "alice", 10, 1, 1),
+        (2, "bob", 25, 2, 2),
+        (3, "alice", 30, 1, 1),
+        (4, "carol", 40, 2, 2),
+    ],
+}
 COLUMNS = {
     "raw_orders": "id, customer, amount, version",
     "stg_orders": "id, customer, amount",
@@ -97,8 +101,9 @@ def _yaml_value(value: Any) -> Any:
     return value
 
 
-def write_product(root: Path, engine: str, config: Mapping[str, Any], *,
-                  incremental: Mapping[str, Any] | None = None) -> Path:  # fmt: skip
+def write_product(
+    root: Path, engine: str, config: Mapping[str, Any], *, incremental: Mapping[str, Any] | None = None
+) -> Path:
     """The platform manifest and the product (a dbt project) under ``root``; returns the product.
 
     :param config: the compute's settings (secrets as :class:`SecretReference`).
@@ -106,8 +111,13 @@ def write_product(root: Path, engine: str, config: Mapping[str, Any], *,
     """
     _write_manifest(root, [{"name": COMPUTE, "engine": engine, "config": _yaml_value(config)}])
     product = root / "orders"
-    _write(product, {**_product_files(f"  - {{type: dbt, path: models/, compute: {COMPUTE}}}\n", PROFILE),
-                     **_model_files("", "models", incremental or {})})  # fmt: skip
+    _write(
+        product,
+        {
+            **_product_files(f"  - {{type: dbt, path: models/, compute: {COMPUTE}}}\n", PROFILE),
+            **_model_files("", "models", incremental or {}),
+        },
+    )
     return product
 
 
@@ -116,10 +126,14 @@ def write_run_product(root: Path, targets: Sequence[Target]) -> Path:
     per target, named after its engine; transform ``<engine>`` (``models/<engine>/``) runs there
     and builds the relations of :func:`write_product`, each named with the target's ``prefix``
     (distinct names, as computes that share the catalog need). Returns the product."""
-    _write_manifest(root, [{"name": t.engine, "engine": t.engine, "config": _yaml_value(t.config)} for t in targets])
+    _write_manifest(
+        root, [{"name": t.engine, "engine": t.engine, "config": _yaml_value(t.config)} for t in targets]
+    )
     product = root / "orders"
-    transforms = "".join(f"  - {{type: dbt, name: {t.engine}, path: models/{t.engine}/, compute: {t.engine}}}\n"
-                         for t in targets)  # fmt: skip
+    transforms = "".join(
+        f"  - {{type: dbt, name: {t.engine}, path: models/{t.engine}/, compute: {t.engine}}}\n"
+        for t in targets
+    )
     files = _product_files(transforms, "unused")  # floe run names each compute's profile itself
     for target in targets:
         files.update(_model_files(target.prefix, f"models/{target.engine}", target.incremental))
@@ -129,10 +143,13 @@ def write_run_product(root: Path, targets: Sequence[Target]) -> Path:
 
 def _write_manifest(root: Path, approved: list[dict[str, Any]]) -> None:
     manifest = {
-        "apiVersion": "floe.dev/v1", "kind": "Manifest", "scope": "enterprise", "metadata": {"name": "acme"},
+        "apiVersion": "floe.dev/v1",
+        "kind": "Manifest",
+        "scope": "enterprise",
+        "metadata": {"name": "acme"},
         "plugins": {"compute": {"approved": approved, "default": approved[0]["name"]}},
         "environments": [{"name": "dev"}],
-    }  # fmt: skip
+    }
     (root / "platform").mkdir(parents=True, exist_ok=True)
     (root / "platform" / "enterprise.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
 
@@ -141,9 +158,9 @@ def _product_files(transforms: str, profile: str) -> dict[str, str]:
     """``floe.yaml`` with ``transforms`` (YAML list items), and ``dbt_project.yml``."""
     return {
         "floe.yaml": "apiVersion: floe.dev/v1\nkind: DataProduct\nmetadata: {name: orders}\n"
-                     f"platform: ../platform/enterprise.yaml\ntransforms:\n{transforms}",
+        f"platform: ../platform/enterprise.yaml\ntransforms:\n{transforms}",
         "dbt_project.yml": f'name: orders\nversion: "1.0"\nconfig-version: 2\nprofile: {profile}\nvars: {{batch: 1}}\n',
-    }  # fmt: skip
+    }
 
 
 def _model_files(prefix: str, folder: str, incremental: Mapping[str, Any]) -> dict[str, str]:
@@ -213,8 +230,13 @@ def change_source(product: Path) -> None:
 
 def compile_product(product: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     """``floe compile`` in a subprocess; returns the profile it wrote for the compute."""
-    proc = subprocess.run([sys.executable, "-m", "floe", "compile", str(product)],
-                          capture_output=True, text=True, env=dict(environ), timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "floe", "compile", str(product)],
+        capture_output=True,
+        text=True,
+        env=dict(environ),
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     profiles = yaml.safe_load((product / "target" / "floe" / "profiles.yml").read_text())
     profile: dict[str, Any] = profiles[PROFILE]
@@ -226,7 +248,9 @@ def build(product: Path, *extra: str) -> Any:
     from dbt.cli.main import dbtRunner
 
     profiles = product / "target" / "floe"
-    return dbtRunner().invoke(["build", "--project-dir", str(product), "--profiles-dir", str(profiles), *extra])
+    return dbtRunner().invoke(
+        ["build", "--project-dir", str(product), "--profiles-dir", str(profiles), *extra]
+    )
 
 
 def statuses(result: Any) -> dict[str, list[tuple[str, str]]]:
@@ -242,7 +266,9 @@ def all_passed(prefix: str = "") -> dict[str, list[tuple[str, str]]]:
     """What :func:`statuses` shows for a build where every node succeeded (the nodes named with
     ``prefix``, as :func:`write_run_product` names a target's)."""
     ok = {"seed": "success", "model": "success", "test": "pass"}
-    return {kind: sorted((prefixed(name, prefix), ok[kind]) for name in names) for kind, names in NODES.items()}
+    return {
+        kind: sorted((prefixed(name, prefix), ok[kind]) for name in names) for kind, names in NODES.items()
+    }
 
 
 def prefixed(node: str, prefix: str) -> str:
@@ -294,8 +320,9 @@ class Target:
     """How the names of the product's relations start on this target (:func:`write_run_product`)."""
 
 
-def on_fakesnow(server: Any, *, database: str, schema: str, password_var: str, password: str,
-                prefix: str = "") -> Target:  # fmt: skip
+def on_fakesnow(
+    server: Any, *, database: str, schema: str, password_var: str, password: str, prefix: str = ""
+) -> Target:
     """fakesnow (:class:`tests.support.snowflake_peer.FakesnowServer`), ``database`` already created.
 
     Two of dbt-snowflake's incremental statements do not survive fakesnow's translation to DuckDB,
@@ -315,18 +342,41 @@ def on_fakesnow(server: Any, *, database: str, schema: str, password_var: str, p
         import snowflake.connector
 
         with snowflake.connector.connect(
-            account="fakesnow", user="reader", password="any", host=server.host, port=server.port,
-            protocol="http", platform_detection_timeout_seconds=0.0,
-        ) as conn:  # fmt: skip
+            account="fakesnow",
+            user="reader",
+            password="any",
+            host=server.host,
+            port=server.port,
+            protocol="http",
+            platform_detection_timeout_seconds=0.0,
+        ) as conn:
             cursor = conn.cursor()
-            cursor.execute(f"select {COLUMNS[relation]} from {database}.{schema}.{prefix}{relation} order by 1")
+            cursor.execute(
+                f"select {COLUMNS[relation]} from {database}.{schema}.{prefix}{relation} order by 1"
+            )
             return [tuple(row) for row in cursor.fetchall()]
 
-    config = {"account": "fakesnow", "user": "floe", "password": SecretReference(password_var), "database": database,
-              "warehouse": "compute_wh", "schema": schema, "role": "transformer", "host": server.host,
-              "port": server.port, "protocol": "http"}  # fmt: skip
-    return Target("snowflake", config, {password_var: password}, read, password,
-                  {"incremental_strategy": "delete+insert", "tmp_relation_type": "transient"}, prefix)  # fmt: skip
+    config = {
+        "account": "fakesnow",
+        "user": "floe",
+        "password": SecretReference(password_var),
+        "database": database,
+        "warehouse": "compute_wh",
+        "schema": schema,
+        "role": "transformer",
+        "host": server.host,
+        "port": server.port,
+        "protocol": "http",
+    }
+    return Target(
+        "snowflake",
+        config,
+        {password_var: password},
+        read,
+        password,
+        {"incremental_strategy": "delete+insert", "tmp_relation_type": "transient"},
+        prefix,
+    )
 
 
 def on_bqemulator(emulator: Any, *, dataset: str, token_var: str, token: str, prefix: str = "") -> Target:
@@ -340,13 +390,20 @@ def on_bqemulator(emulator: Any, *, dataset: str, token_var: str, token: str, pr
         sql = f"select {COLUMNS[relation]} from `{emulator.project}.{dataset}.{prefix}{relation}` order by 1"
         return [tuple(row.values()) for row in emulator.client().query(sql).result()]
 
-    config = {"project": emulator.project, "dataset": dataset, "location": "US", "method": "oauth-secrets",
-              "token": SecretReference(token_var), "api_endpoint": emulator.url}  # fmt: skip
+    config = {
+        "project": emulator.project,
+        "dataset": dataset,
+        "location": "US",
+        "method": "oauth-secrets",
+        "token": SecretReference(token_var),
+        "api_endpoint": emulator.url,
+    }
     return Target("bigquery", config, {token_var: token}, read, token, prefix=prefix)
 
 
-def on_databricks(peer: Any, *, schema: str, token_var: str, token: str, catalog: str = "main",
-                  prefix: str = "") -> Target:  # fmt: skip
+def on_databricks(
+    peer: Any, *, schema: str, token_var: str, token: str, catalog: str = "main", prefix: str = ""
+) -> Target:
     """The Databricks SQL warehouse peer (:mod:`tests.support.databricks_peer`), a token it issued.
 
     dbt-databricks' default incremental strategy, ``merge``, runs as on Databricks.
@@ -354,17 +411,34 @@ def on_databricks(peer: Any, *, schema: str, token_var: str, token: str, catalog
     from floe.model import SecretReference
 
     def read(relation: str) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = peer.query(f"select {COLUMNS[relation]} from {catalog}.{schema}.{prefix}{relation} order by 1")
+        rows: list[tuple[Any, ...]] = peer.query(
+            f"select {COLUMNS[relation]} from {catalog}.{schema}.{prefix}{relation} order by 1"
+        )
         return rows
 
-    config = {"host": peer.host, "http_path": peer.http_path, "catalog": catalog, "schema": schema, "use_sea": True,
-              "token": SecretReference(token_var)}  # fmt: skip
+    config = {
+        "host": peer.host,
+        "http_path": peer.http_path,
+        "catalog": catalog,
+        "schema": schema,
+        "use_sea": True,
+        "token": SecretReference(token_var),
+    }
     environ = {token_var: token, "SSL_CERT_FILE": peer.ca_file, "REQUESTS_CA_BUNDLE": peer.ca_file}
     return Target("databricks", config, environ, read, token, prefix=prefix)
 
 
-def on_redshift(peer: Any, *, ca: Path, user: str, password_var: str, password: str, schema: str,
-                database: str = "dev", prefix: str = "") -> Target:  # fmt: skip
+def on_redshift(
+    peer: Any,
+    *,
+    ca: Path,
+    user: str,
+    password_var: str,
+    password: str,
+    schema: str,
+    database: str = "dev",
+    prefix: str = "",
+) -> Target:
     """The Redshift peer (:class:`tests.support.redshift_peer.RedshiftPeer`) over TLS, its CA trusted.
 
     dbt-redshift's default incremental strategy with a ``unique_key`` is ``delete+insert``.
@@ -372,16 +446,36 @@ def on_redshift(peer: Any, *, ca: Path, user: str, password_var: str, password: 
     from floe.model import SecretReference
 
     def read(relation: str) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = peer.sql(f"select {COLUMNS[relation]} from {database}.{schema}.{prefix}{relation} order by 1")
+        rows: list[tuple[Any, ...]] = peer.sql(
+            f"select {COLUMNS[relation]} from {database}.{schema}.{prefix}{relation} order by 1"
+        )
         return rows
 
-    config = {"host": "127.0.0.1", "port": peer.port, "user": user, "password": SecretReference(password_var),
-              "dbname": database, "schema": schema, "sslmode": "verify-ca"}  # fmt: skip
-    return Target("redshift", config, {password_var: password, "SSL_CERT_FILE": str(ca)}, read, password, prefix=prefix)
+    config = {
+        "host": "127.0.0.1",
+        "port": peer.port,
+        "user": user,
+        "password": SecretReference(password_var),
+        "dbname": database,
+        "schema": schema,
+        "sslmode": "verify-ca",
+    }
+    return Target(
+        "redshift", config, {password_var: password, "SSL_CERT_FILE": str(ca)}, read, password, prefix=prefix
+    )
 
 
-def on_trino(peer: Any, *, ca: Path, catalog: str, user: str, password_var: str, password: str, schema: str,
-             prefix: str = "") -> Target:  # fmt: skip
+def on_trino(
+    peer: Any,
+    *,
+    ca: Path,
+    catalog: str,
+    user: str,
+    password_var: str,
+    password: str,
+    schema: str,
+    prefix: str = "",
+) -> Target:
     """The Trino coordinator peer (:class:`tests.support.trino_peer.TrinoPeer`) over HTTPS with a password.
 
     The model asks for ``merge`` (dbt-trino's default is ``append``, which would add row 2 again).
@@ -389,16 +483,34 @@ def on_trino(peer: Any, *, ca: Path, catalog: str, user: str, password_var: str,
     from floe.model import SecretReference
 
     def read(relation: str) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = peer.sql(f"select {COLUMNS[relation]} from {catalog}.{schema}.{prefix}{relation} order by 1")
+        rows: list[tuple[Any, ...]] = peer.sql(
+            f"select {COLUMNS[relation]} from {catalog}.{schema}.{prefix}{relation} order by 1"
+        )
         return rows
 
-    config = {"host": "127.0.0.1", "port": peer.port, "user": user, "password": SecretReference(password_var),
-              "database": catalog, "schema": schema, "verify": str(ca)}  # fmt: skip
-    return Target("trino", config, {password_var: password}, read, password, {"incremental_strategy": "merge"}, prefix)
+    config = {
+        "host": "127.0.0.1",
+        "port": peer.port,
+        "user": user,
+        "password": SecretReference(password_var),
+        "database": catalog,
+        "schema": schema,
+        "verify": str(ca),
+    }
+    return Target(
+        "trino", config, {password_var: password}, read, password, {"incremental_strategy": "merge"}, prefix
+    )
 
 
-def in_catalog(engine: str, config: Mapping[str, Any], *, product: Path, namespace: str, prefix: str = "",
-               incremental: Mapping[str, Any] | None = None) -> Target:  # fmt: skip
+def in_catalog(
+    engine: str,
+    config: Mapping[str, Any],
+    *,
+    product: Path,
+    namespace: str,
+    prefix: str = "",
+    incremental: Mapping[str, Any] | None = None,
+) -> Target:
     """An engine whose worker builds in ``floe run``'s embedded Iceberg catalog (DuckDB, Spark):
     rows are read with pyiceberg from the catalog's own SQLite file and warehouse under
     ``<product>/.floe/iceberg/``, a reader that shares nothing with the run."""
@@ -407,7 +519,9 @@ def in_catalog(engine: str, config: Mapping[str, Any], *, product: Path, namespa
         from pyiceberg.catalog.sql import SqlCatalog
 
         root = product / ".floe" / "iceberg" / "floe"
-        catalog = SqlCatalog("floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}")
+        catalog = SqlCatalog(
+            "floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}"
+        )
         data = catalog.load_table((namespace, prefix + relation)).scan().to_arrow()
         columns = [c.strip() for c in COLUMNS[relation].split(",")]
         rows = list(zip(*(data.column(c).to_pylist() for c in columns), strict=True))

@@ -17,5 +17,7 @@ def in_ci() -> bool:
 def missing(reason: str, *, allow_module_level: bool = False) -> NoReturn:
     """Skip for ``reason``, or fail with it in CI."""
     if in_ci():
-        pytest.fail(f"{reason} (CI is set: a missing dependency fails the run instead of skipping)", pytrace=False)
+        pytest.fail(
+            f"{reason} (CI is set: a missing dependency fails the run instead of skipping)", pytrace=False
+        )
     pytest.skip(reason, allow_module_level=allow_module_level)

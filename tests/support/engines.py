@@ -39,8 +39,11 @@ def hookimpl_engine(name: str, api_version: int = 1) -> types.ModuleType:
 
     @hookimpl
     def floe_generate_dbt_profile(compute: ComputeConfig, target: ProfileTarget) -> dict[str, Any]:
-        profile: dict[str, Any] = {"type": name, "threads": compute.config.get("threads", 1),
-                                   "schema": compute.config.get("schema", target.environment)}
+        profile: dict[str, Any] = {
+            "type": name,
+            "threads": compute.config.get("threads", 1),
+            "schema": compute.config.get("schema", target.environment),
+        }
         if "password" in compute.config:
             profile["password"] = compute.config["password"].as_env_var()
         return profile

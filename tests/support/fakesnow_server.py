@@ -56,7 +56,10 @@ def _add_snowflake_answers() -> None:
             self._duck_conn.execute("BEGIN TRANSACTION")
             try:
                 for old, new in ((first, parked), (second, first), (parked, second)):
-                    fakesnow_execute(self, f"ALTER TABLE {old.sql(dialect='snowflake')} RENAME TO {new.sql(dialect='snowflake')}")
+                    fakesnow_execute(
+                        self,
+                        f"ALTER TABLE {old.sql(dialect='snowflake')} RENAME TO {new.sql(dialect='snowflake')}",
+                    )
             except BaseException:
                 self._duck_conn.execute("ROLLBACK")
                 raise

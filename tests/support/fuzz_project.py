@@ -83,15 +83,20 @@ def _read_tree(root: Path, roles: Mapping[str, str], product_dir: str) -> Tree:
 @functools.cache
 def example_tree() -> Tree:
     """``examples/platform`` and ``examples/shop``, as the repository ships them."""
-    roles = {"enterprise": "platform/enterprise.yaml", "domain": "platform/domains/sales.yaml",
-             "product": "shop/floe.yaml"}  # fmt: skip
+    roles = {
+        "enterprise": "platform/enterprise.yaml",
+        "domain": "platform/domains/sales.yaml",
+        "product": "shop/floe.yaml",
+    }
     return _read_tree(ROOT / "examples", roles, "shop")
 
 
 @functools.cache
 def benchmark_module() -> ModuleType:
     """``benchmarks/compile.py``, loaded from its file (the benchmarks are not a package)."""
-    spec = importlib.util.spec_from_file_location("floe_benchmark_compile", ROOT / "benchmarks" / "compile.py")
+    spec = importlib.util.spec_from_file_location(
+        "floe_benchmark_compile", ROOT / "benchmarks" / "compile.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -106,8 +111,11 @@ def benchmark_tree(size: int = 6) -> Tree:
         root = Path(tmp)
         bench.write_platform(root)
         product = bench.write_product(root, size)
-        roles = {"enterprise": "platform/enterprise.yaml", "domain": "platform/domains/bench.yaml",
-                 "product": str((product / "floe.yaml").relative_to(root))}  # fmt: skip
+        roles = {
+            "enterprise": "platform/enterprise.yaml",
+            "domain": "platform/domains/bench.yaml",
+            "product": str((product / "floe.yaml").relative_to(root)),
+        }
         return _read_tree(root, roles, product.name)
 
 

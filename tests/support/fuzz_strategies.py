@@ -16,30 +16,178 @@ from hypothesis import strategies as st
 
 JsonPath = tuple[str | int, ...]
 
-SCHEMA_KEYS = ["apiVersion", "kind", "scope", "metadata", "name", "owner", "description", "parent", "platform",
-               "plugins", "compute", "approved", "default", "engine", "config", "resources", "requests",
-               "limits", "cpu", "memory", "environments", "overrides", "transforms", "type", "path", "catalog",
-               "uri", "warehouse", "token", "secret_ref", "password", "threads", "memory_limit", "schema",
-               "settings", "extensions", "read_only", "access_delegation", "client_secret"]  # fmt: skip
-ODD_KEYS = ["", " ", "Kind", "kind ", "apiversion", "<<", "=", "?", "-", "a b", "é", "𝄞", "1", "true", "null",
-            "~", "x" * 300, "$ref", "../x", "a.b", "a/b", "#", "'q'"]  # fmt: skip
+SCHEMA_KEYS = [
+    "apiVersion",
+    "kind",
+    "scope",
+    "metadata",
+    "name",
+    "owner",
+    "description",
+    "parent",
+    "platform",
+    "plugins",
+    "compute",
+    "approved",
+    "default",
+    "engine",
+    "config",
+    "resources",
+    "requests",
+    "limits",
+    "cpu",
+    "memory",
+    "environments",
+    "overrides",
+    "transforms",
+    "type",
+    "path",
+    "catalog",
+    "uri",
+    "warehouse",
+    "token",
+    "secret_ref",
+    "password",
+    "threads",
+    "memory_limit",
+    "schema",
+    "settings",
+    "extensions",
+    "read_only",
+    "access_delegation",
+    "client_secret",
+]
+ODD_KEYS = [
+    "",
+    " ",
+    "Kind",
+    "kind ",
+    "apiversion",
+    "<<",
+    "=",
+    "?",
+    "-",
+    "a b",
+    "é",
+    "𝄞",
+    "1",
+    "true",
+    "null",
+    "~",
+    "x" * 300,
+    "$ref",
+    "../x",
+    "a.b",
+    "a/b",
+    "#",
+    "'q'",
+]
 # Files hold UTF-8: no lone surrogates (byte-level damage is mutated_bytes' job).
 CHARS = st.characters(codec="utf-8")
 KEYS = st.sampled_from(SCHEMA_KEYS) | st.sampled_from(ODD_KEYS) | st.text(CHARS, min_size=1, max_size=8)
 
-WORDS = ["floe.dev/v1", "floe.dev/v2", "Manifest", "DataProduct", "manifest", "enterprise", "domain", "duckdb",
-         "duckdb-large", "spark", "nope", "dbt", "dev", "prod", "rest", "sql", "8GB", "8Gi", "500m", "2",
-         "models/staging/", "models/marts/", "models", ".", "..", "../..", "../../..", "/", "/etc",
-         "/etc/passwd", "~", "~/x", "models/../../x", "models/./staging", "\x00", "a\x00b", "\n", "\t",
-         " ", "", "null", "Null", "~", "yes", "no", "on", "off", "y", "n", "true", "False", "0", "1", "-1",
-         "+1", "0x10", "0o7", "1_000", "1e309", "-1e309", ".inf", "-.inf", ".nan", "1.5", "4294967296",
-         "9" * 400, "{{ env_var('X') }}", "${X}", "%", "@x", "`x`", "!x", "&x", "*x", "|", ">", "- x",
-         "? x", "a: b", "[a]", "{a: b}", "é", "𝄞", "\u00a0", "\u0085", "\u2028", "\ufeff", "\ud7ff",
-         "x" * 1100, "é" * 600]  # fmt: skip
+WORDS = [
+    "floe.dev/v1",
+    "floe.dev/v2",
+    "Manifest",
+    "DataProduct",
+    "manifest",
+    "enterprise",
+    "domain",
+    "duckdb",
+    "duckdb-large",
+    "spark",
+    "nope",
+    "dbt",
+    "dev",
+    "prod",
+    "rest",
+    "sql",
+    "8GB",
+    "8Gi",
+    "500m",
+    "2",
+    "models/staging/",
+    "models/marts/",
+    "models",
+    ".",
+    "..",
+    "../..",
+    "../../..",
+    "/",
+    "/etc",
+    "/etc/passwd",
+    "~",
+    "~/x",
+    "models/../../x",
+    "models/./staging",
+    "\x00",
+    "a\x00b",
+    "\n",
+    "\t",
+    " ",
+    "",
+    "null",
+    "Null",
+    "~",
+    "yes",
+    "no",
+    "on",
+    "off",
+    "y",
+    "n",
+    "true",
+    "False",
+    "0",
+    "1",
+    "-1",
+    "+1",
+    "0x10",
+    "0o7",
+    "1_000",
+    "1e309",
+    "-1e309",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "1.5",
+    "4294967296",
+    "9" * 400,
+    "{{ env_var('X') }}",
+    "${X}",
+    "%",
+    "@x",
+    "`x`",
+    "!x",
+    "&x",
+    "*x",
+    "|",
+    ">",
+    "- x",
+    "? x",
+    "a: b",
+    "[a]",
+    "{a: b}",
+    "é",
+    "𝄞",
+    "\u00a0",
+    "\u0085",
+    "\u2028",
+    "\ufeff",
+    "\ud7ff",
+    "x" * 1100,
+    "é" * 600,
+]
 # No random "/" or "~": an engine setting such as DuckDB's `path` makes its folder at compile time,
 # and a random absolute path must not create folders outside the fuzz directory.
-SCALARS = st.sampled_from(WORDS) | st.text(st.characters(codec="utf-8", exclude_characters="/~"), max_size=12) | st.integers(-(2**70), 2**70) | st.booleans() \
-    | st.none() | st.floats(allow_nan=True, allow_infinity=True)  # fmt: skip
+SCALARS = (
+    st.sampled_from(WORDS)
+    | st.text(st.characters(codec="utf-8", exclude_characters="/~"), max_size=12)
+    | st.integers(-(2**70), 2**70)
+    | st.booleans()
+    | st.none()
+    | st.floats(allow_nan=True, allow_infinity=True)
+)
 
 
 def nested(depth: int, leaf: Any, mapping: bool) -> Any:
@@ -48,14 +196,19 @@ def nested(depth: int, leaf: Any, mapping: bool) -> Any:
     return leaf
 
 
-VALUES = st.recursive(
-    SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(KEYS, children, max_size=4),
-    max_leaves=12,
-) | st.builds(nested, st.integers(10, 80), SCALARS, st.booleans()) \
-  | st.builds(lambda n, c: c * n, st.sampled_from([1_000, 20_000, 100_000]), st.sampled_from(["a", "é", " ", "\\"])) \
-  | st.builds(lambda name: {"secret_ref": name}, st.sampled_from(["PASSWORD", "lower", "", "A" * 200])) \
-  | st.builds(lambda n: list(range(n)), st.sampled_from([0, 1, 500]))  # fmt: skip
+VALUES = (
+    st.recursive(
+        SCALARS,
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(KEYS, children, max_size=4),
+        max_leaves=12,
+    )
+    | st.builds(nested, st.integers(10, 80), SCALARS, st.booleans())
+    | st.builds(
+        lambda n, c: c * n, st.sampled_from([1_000, 20_000, 100_000]), st.sampled_from(["a", "é", " ", "\\"])
+    )
+    | st.builds(lambda name: {"secret_ref": name}, st.sampled_from(["PASSWORD", "lower", "", "A" * 200]))
+    | st.builds(lambda n: list(range(n)), st.sampled_from([0, 1, 500]))
+)
 
 
 def paths(tree: Any, here: JsonPath = ()) -> list[JsonPath]:
@@ -85,8 +238,21 @@ def mutated_tree(draw: st.DrawFn, tree: Any, max_changes: int = 4) -> Any:
     for _ in range(draw(st.integers(1, max_changes))):
         candidates = paths(tree)
         path = draw(st.sampled_from(candidates))
-        op = draw(st.sampled_from(["drop", "replace", "replace", "rename", "add", "duplicate", "wrap_list",
-                                   "wrap_map", "unwrap"]))  # fmt: skip
+        op = draw(
+            st.sampled_from(
+                [
+                    "drop",
+                    "replace",
+                    "replace",
+                    "rename",
+                    "add",
+                    "duplicate",
+                    "wrap_list",
+                    "wrap_map",
+                    "unwrap",
+                ]
+            )
+        )
         if not path:
             if op in ("replace", "wrap_list", "wrap_map"):
                 tree = draw(VALUES) if op == "replace" else ([tree] if op == "wrap_list" else {"x": tree})
@@ -137,10 +303,55 @@ def rendered(draw: st.DrawFn, tree: Any) -> str:
 
 # -- text mutations ----------------------------------------------------------------------------------
 
-SPECIAL = ["\t", "\ufeff", "\u0085", "\u2028", "\u2029", "\r", "\r\n", "\x00", "\x07", "\x1b", "\ud7ff",
-           "\ue000", "\ufffe", "#", ":", ": ", "- ", "? ", "---\n", "...\n", "&a ", "*a", "!!str ", "!t ",
-           "<<: *a\n", "%YAML 1.2\n", "%TAG ! x\n", "|", ">-", "{", "}", "[", "]", ",", "'", '"', "\\", "@",
-           "`", "%", "\u00a0", "é", "𝄞", "  ", "\n", "\n\n", "# c\n"]  # fmt: skip
+SPECIAL = [
+    "\t",
+    "\ufeff",
+    "\u0085",
+    "\u2028",
+    "\u2029",
+    "\r",
+    "\r\n",
+    "\x00",
+    "\x07",
+    "\x1b",
+    "\ud7ff",
+    "\ue000",
+    "\ufffe",
+    "#",
+    ":",
+    ": ",
+    "- ",
+    "? ",
+    "---\n",
+    "...\n",
+    "&a ",
+    "*a",
+    "!!str ",
+    "!t ",
+    "<<: *a\n",
+    "%YAML 1.2\n",
+    "%TAG ! x\n",
+    "|",
+    ">-",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "'",
+    '"',
+    "\\",
+    "@",
+    "`",
+    "%",
+    "\u00a0",
+    "é",
+    "𝄞",
+    "  ",
+    "\n",
+    "\n\n",
+    "# c\n",
+]
 
 
 def _lines(text: str) -> list[str]:
@@ -151,16 +362,39 @@ def _lines(text: str) -> list[str]:
 def mutated_text(draw: st.DrawFn, text: str, max_changes: int = 3) -> str:
     """``text`` with 1–``max_changes`` changes to its characters and lines."""
     for _ in range(draw(st.integers(1, max_changes))):
-        op = draw(st.sampled_from(["insert", "insert", "indent_tab", "duplicate_line", "delete_line",
-                                   "swap_lines", "indent", "truncate", "crlf", "cr", "bom", "anchor",
-                                   "alias", "merge", "tag", "document", "long_line", "more_lines"]))  # fmt: skip
+        op = draw(
+            st.sampled_from(
+                [
+                    "insert",
+                    "insert",
+                    "indent_tab",
+                    "duplicate_line",
+                    "delete_line",
+                    "swap_lines",
+                    "indent",
+                    "truncate",
+                    "crlf",
+                    "cr",
+                    "bom",
+                    "anchor",
+                    "alias",
+                    "merge",
+                    "tag",
+                    "document",
+                    "long_line",
+                    "more_lines",
+                ]
+            )
+        )
         lines = _lines(text)
         at = draw(st.integers(0, len(lines) - 1))
         if op == "insert":
             pos = draw(st.integers(0, len(text)))
             text = text[:pos] + draw(st.sampled_from(SPECIAL) | st.text(CHARS, max_size=3)) + text[pos:]
         elif op == "indent_tab":
-            lines[at] = "\t" + lines[at].lstrip(" ") if draw(st.booleans()) else lines[at].replace(": ", ":\t", 1)
+            lines[at] = (
+                "\t" + lines[at].lstrip(" ") if draw(st.booleans()) else lines[at].replace(": ", ":\t", 1)
+            )
             text = "".join(lines)
         elif op == "duplicate_line":  # the usual way to get a duplicate key
             lines.insert(at, lines[at] if lines[at].endswith("\n") else lines[at] + "\n")
@@ -174,7 +408,13 @@ def mutated_text(draw: st.DrawFn, text: str, max_changes: int = 3) -> str:
             text = "".join(lines)
         elif op == "indent":
             shift = draw(st.integers(-3, 3))
-            lines[at] = " " * shift + lines[at] if shift > 0 else lines[at][-shift:] if lines[at][:-shift].isspace() else lines[at]
+            lines[at] = (
+                " " * shift + lines[at]
+                if shift > 0
+                else lines[at][-shift:]
+                if lines[at][:-shift].isspace()
+                else lines[at]
+            )
             text = "".join(lines)
         elif op == "truncate":
             text = text[: draw(st.integers(0, len(text)))]
@@ -187,7 +427,12 @@ def mutated_text(draw: st.DrawFn, text: str, max_changes: int = 3) -> str:
         elif op in ("anchor", "alias", "merge", "tag"):
             head, colon, tail = lines[at].partition(": ")
             if colon:
-                prop = {"anchor": "&a ", "alias": "*a", "merge": "*a\n<<: *a", "tag": draw(st.sampled_from(["!!str ", "!!map ", "!x ", "! "]))}[op]
+                prop = {
+                    "anchor": "&a ",
+                    "alias": "*a",
+                    "merge": "*a\n<<: *a",
+                    "tag": draw(st.sampled_from(["!!str ", "!!map ", "!x ", "! "])),
+                }[op]
                 lines[at] = head + colon + (prop if op in ("alias", "merge") else prop + tail)
                 if op in ("alias", "merge") and not lines[at].endswith("\n"):
                     lines[at] += "\n"
@@ -209,8 +454,19 @@ def mutated_text(draw: st.DrawFn, text: str, max_changes: int = 3) -> str:
     return text
 
 
-INVALID_UTF8 = [b"\xff", b"\xfe", b"\x80", b"\xc3\x28", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
-                b"\xc0\xaf", b"\xf8\x88\x80\x80\x80", b"\x00"]  # fmt: skip
+INVALID_UTF8 = [
+    b"\xff",
+    b"\xfe",
+    b"\x80",
+    b"\xc3\x28",
+    b"\xc3",
+    b"\xe2\x82",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xc0\xaf",
+    b"\xf8\x88\x80\x80\x80",
+    b"\x00",
+]
 
 
 @st.composite
@@ -233,15 +489,23 @@ def mutated_bytes(draw: st.DrawFn, text: str) -> bytes:
 
 def random_yaml_text(kinds: tuple[str, ...] = ("Manifest", "DataProduct")) -> st.SearchStrategy[str]:
     """Random YAML-ish text: valid YAML of random trees, random lines of YAML characters, or both."""
-    header = st.sampled_from(["", *(f"kind: {k}\n" for k in kinds), *(f"apiVersion: floe.dev/v1\nkind: {k}\n" for k in kinds)])
+    header = st.sampled_from(
+        ["", *(f"kind: {k}\n" for k in kinds), *(f"apiVersion: floe.dev/v1\nkind: {k}\n" for k in kinds)]
+    )
     structured = st.builds(
-        lambda head, tree, flow: head + yaml.dump(tree, Dumper=yaml.CSafeDumper, default_flow_style=flow,
-                                                  allow_unicode=True, sort_keys=False),
+        lambda head, tree, flow: (
+            head
+            + yaml.dump(
+                tree, Dumper=yaml.CSafeDumper, default_flow_style=flow, allow_unicode=True, sort_keys=False
+            )
+        ),
         header,
         VALUES,
         st.sampled_from([False, None, True]),
-    )  # fmt: skip
-    line_chars = st.sampled_from(list("abk019 -:?#[]{},'\"&*!|>%@`\\=<~.\t") + ["é", "\u2028", "\ufeff", "\r"])
+    )
+    line_chars = st.sampled_from(
+        list("abk019 -:?#[]{},'\"&*!|>%@`\\=<~.\t") + ["é", "\u2028", "\ufeff", "\r"]
+    )
     noise = st.builds(
         lambda head, lines: head + "\n".join(lines) + "\n",
         header,
@@ -282,6 +546,8 @@ def huge_text(draw: st.DrawFn, text: str) -> str:
     elif op == "block_depth":
         huge = "".join(" " * i + f"k{i}:\n" for i in range(min(int(size**0.5), 2_000)))
     else:
-        huge = "transforms:\n" + "".join(f"  - {{type: dbt, path: models/t{i}/}}\n" for i in range(size // 32))
+        huge = "transforms:\n" + "".join(
+            f"  - {{type: dbt, path: models/t{i}/}}\n" for i in range(size // 32)
+        )
     text = text if text.endswith("\n") else text + "\n"
     return ("#\t\n" if slow else "") + text + huge

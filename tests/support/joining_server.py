@@ -27,8 +27,12 @@ class JoiningHTTPServer(ThreadingHTTPServer):
         super().__init__(*args, **kwargs)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(target=self._handle_one, args=(request, client_address),
-                                  name=f"{type(self).__name__}-handler", daemon=True)  # fmt: skip
+        thread = threading.Thread(
+            target=self._handle_one,
+            args=(request, client_address),
+            name=f"{type(self).__name__}-handler",
+            daemon=True,
+        )
         with self._guard:
             self._handlers.add(thread)
             self._sockets.add(request)

@@ -61,13 +61,37 @@ _EPOCH_2000_UTC = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 BOOL, BYTEA, INT8, INT2, INT4, TEXT, FLOAT4, FLOAT8, UNKNOWN = 16, 17, 20, 21, 23, 25, 700, 701, 705
 VARCHAR, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL, NUMERIC = 1043, 1082, 1083, 1114, 1184, 1186, 1700
 _TYPE_OIDS = {
-    "BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "INTEGER": INT4, "BIGINT": INT8,
-    "UTINYINT": INT2, "USMALLINT": INT4, "UINTEGER": INT8, "UBIGINT": NUMERIC, "HUGEINT": NUMERIC,
-    "FLOAT": FLOAT4, "DOUBLE": FLOAT8, "VARCHAR": VARCHAR, "DATE": DATE, "TIME": TIME,
-    "TIMESTAMP": TIMESTAMP, "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ, "INTERVAL": INTERVAL,
+    "BOOLEAN": BOOL,
+    "TINYINT": INT2,
+    "SMALLINT": INT2,
+    "INTEGER": INT4,
+    "BIGINT": INT8,
+    "UTINYINT": INT2,
+    "USMALLINT": INT4,
+    "UINTEGER": INT8,
+    "UBIGINT": NUMERIC,
+    "HUGEINT": NUMERIC,
+    "FLOAT": FLOAT4,
+    "DOUBLE": FLOAT8,
+    "VARCHAR": VARCHAR,
+    "DATE": DATE,
+    "TIME": TIME,
+    "TIMESTAMP": TIMESTAMP,
+    "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ,
+    "INTERVAL": INTERVAL,
     "BLOB": BYTEA,
-}  # fmt: skip
-_TYPE_SIZES = {BOOL: 1, INT2: 2, INT4: 4, INT8: 8, FLOAT4: 4, FLOAT8: 8, DATE: 4, TIMESTAMP: 8, TIMESTAMPTZ: 8}
+}
+_TYPE_SIZES = {
+    BOOL: 1,
+    INT2: 2,
+    INT4: 4,
+    INT8: 8,
+    FLOAT4: 4,
+    FLOAT8: 8,
+    DATE: 4,
+    TIMESTAMP: 8,
+    TIMESTAMPTZ: 8,
+}
 
 
 _EMULATED_TABLES = {
@@ -97,7 +121,9 @@ class PgError(Exception):
 def _from_duckdb(error: duckdb.Error) -> PgError:
     text = str(error).split("\n")[0]
     body = text.split(": ", 1)[1] if ": " in text else text
-    if m := re.search(r'Table with name "?([^" ]+?)"? does not exist because schema "?([^" ]+?)"? does not exist', text):
+    if m := re.search(
+        r'Table with name "?([^" ]+?)"? does not exist because schema "?([^" ]+?)"? does not exist', text
+    ):
         return PgError("3F000", f'schema "{m[2]}" does not exist')
     if m := re.search(r'Table with name "?([^" !]+?)"? does not exist', text):
         return PgError("42P01", f'relation "{m[1]}" does not exist')
@@ -108,13 +134,17 @@ def _from_duckdb(error: duckdb.Error) -> PgError:
     if m := re.search(r'Table with name "?([^" !]+?)"? already exists', text):
         return PgError("42P07", f'relation "{m[1]}" already exists')
     if "Current transaction is aborted" in text:
-        return PgError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
+        return PgError(
+            "25P02", "current transaction is aborted, commands ignored until end of transaction block"
+        )
     if isinstance(error, duckdb.ParserException):
         return PgError("42601", body)
     if isinstance(error, duckdb.BinderException) and "column" in text.lower():
         return PgError("42703", body)
     if isinstance(error, duckdb.ConstraintException):
-        return PgError("23505" if "unique" in text.lower() or "primary key" in text.lower() else "23502", body)
+        return PgError(
+            "23505" if "unique" in text.lower() or "primary key" in text.lower() else "23502", body
+        )
     if isinstance(error, (duckdb.ConversionException, duckdb.InvalidInputException)):
         return PgError("22P02", body)
     if isinstance(error, (duckdb.CatalogException, duckdb.BinderException)):
@@ -221,8 +251,15 @@ def _cstr(text: str) -> bytes:
 
 
 def _error(error: PgError) -> bytes:
-    fields = [(b"S", error.severity), (b"V", error.severity), (b"C", error.sqlstate),
-              (b"M", error.message), (b"F", "floe_peer.c"), (b"L", "1"), (b"R", "exec_peer")]  # fmt: skip
+    fields = [
+        (b"S", error.severity),
+        (b"V", error.severity),
+        (b"C", error.sqlstate),
+        (b"M", error.message),
+        (b"F", "floe_peer.c"),
+        (b"L", "1"),
+        (b"R", "exec_peer"),
+    ]
     return _message(b"E", b"".join(code + _cstr(value) for code, value in fields) + b"\x00")
 
 
@@ -289,7 +326,7 @@ class RedshiftPeer:
         self.log: list[LogEntry] = []
         self._db = duckdb.connect()
         for name in self.databases:
-            self._db.execute(f'ATTACH \':memory:\' AS "{name}"')
+            self._db.execute(f"ATTACH ':memory:' AS \"{name}\"")
             self._db.execute(f'CREATE SCHEMA "{name}".public')
         self._lock = threading.RLock()
         self._listener: socket.socket | None = None
@@ -355,7 +392,9 @@ class RedshiftPeer:
                 continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle/delayed-ACK stalls
             self._connections.append(conn)
-            thread = threading.Thread(target=self._serve, args=(conn,), name="redshift-peer-conn", daemon=True)
+            thread = threading.Thread(
+                target=self._serve, args=(conn,), name="redshift-peer-conn", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -429,7 +468,9 @@ class _Connection:
         ok = self.authenticate()
         self.peer.startups.append(Startup(parameters, ok, encrypted))
         if not ok:  # refused only now, once recorded: a client that reads the refusal finds the record
-            self.sock.sendall(_error(PgError("28000", f'password authentication failed for user "{self.user}"', "FATAL")))
+            self.sock.sendall(
+                _error(PgError("28000", f'password authentication failed for user "{self.user}"', "FATAL"))
+            )
             return
         if database.lower() not in self.peer.databases:
             self.send(_error(PgError("3D000", f'database "{database}" does not exist', "FATAL")))
@@ -444,12 +485,18 @@ class _Connection:
         self.pid = pid
         self.send(_message(b"R", struct.pack("!i", 0)))
         for key, value in (
-            ("server_version", SERVER_VERSION), ("server_encoding", "UNICODE"),
-            ("client_encoding", "UNICODE"), ("application_name", parameters.get("application_name", "")),
-            ("is_superuser", "off"), ("session_authorization", self.user), ("DateStyle", "ISO, MDY"),
-            ("integer_datetimes", "on"), ("TimeZone", "UTC"), ("padb_revision", "77467"),
+            ("server_version", SERVER_VERSION),
+            ("server_encoding", "UNICODE"),
+            ("client_encoding", "UNICODE"),
+            ("application_name", parameters.get("application_name", "")),
+            ("is_superuser", "off"),
+            ("session_authorization", self.user),
+            ("DateStyle", "ISO, MDY"),
+            ("integer_datetimes", "on"),
+            ("TimeZone", "UTC"),
+            ("padb_revision", "77467"),
             ("padb_version", "1.0.77467"),
-        ):  # fmt: skip
+        ):
             self.send(_message(b"S", _cstr(key) + _cstr(value)))
         self.send(_message(b"K", struct.pack("!ii", pid, secrets.randbits(31))))
         self.ready()
@@ -478,10 +525,18 @@ class _Connection:
             if code == CANCEL_REQUEST:
                 return None, encrypted
             if code != PROTOCOL_3:
-                self.sock.sendall(_error(PgError("08P01", f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}", "FATAL")))
+                self.sock.sendall(
+                    _error(
+                        PgError(
+                            "08P01", f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}", "FATAL"
+                        )
+                    )
+                )
                 return None, encrypted
             items = body[4:].split(b"\x00")
-            parameters = {items[i].decode(): items[i + 1].decode() for i in range(0, len(items) - 1, 2) if items[i]}
+            parameters = {
+                items[i].decode(): items[i + 1].decode() for i in range(0, len(items) - 1, 2) if items[i]
+            }
             return parameters, encrypted
 
     def authenticate(self) -> bool:
@@ -537,7 +592,11 @@ class _Connection:
                 with quiet_sqlglot():
                     self.handle(code, body)
             except (PgError, Exception) as exc:  # noqa: BLE001 - a peer bug is reported, not hidden
-                error = exc if isinstance(exc, PgError) else PgError("XX000", f"peer: {type(exc).__name__}: {exc}")
+                error = (
+                    exc
+                    if isinstance(exc, PgError)
+                    else PgError("XX000", f"peer: {type(exc).__name__}: {exc}")
+                )
                 self.fail(error)
                 if code == b"Q":
                     self.ready()
@@ -572,7 +631,11 @@ class _Connection:
         self.send(_error(error))
 
     def simple(self, sql: str) -> None:
-        statements = [s for s in sqlglot.parse(_parameters_apart(sql), read="redshift") if s is not None] if sql.strip() else []
+        statements = (
+            [s for s in sqlglot.parse(_parameters_apart(sql), read="redshift") if s is not None]
+            if sql.strip()
+            else []
+        )
         if not statements:
             self.send(_message(b"I"))
             self.ready()
@@ -629,7 +692,9 @@ class _Connection:
             if prepared is None:
                 raise PgError("26000", f'prepared statement "{name}" does not exist')
             oids = [o if o not in (0, UNKNOWN) else TEXT for o in prepared.param_oids]
-            self.send(_message(b"t", struct.pack("!h", len(oids)) + b"".join(struct.pack("!i", o) for o in oids)))
+            self.send(
+                _message(b"t", struct.pack("!h", len(oids)) + b"".join(struct.pack("!i", o) for o in oids))
+            )
             columns = self.columns(prepared, None)
             formats: list[int] = []
         else:
@@ -674,20 +739,35 @@ class _Connection:
         for node in list(tree.find_all(exp.CurrentUser)):
             node.replace(exp.Literal.string(self.user))
         for node in list(tree.find_all(exp.Column)):
-            if not node.table and node.name.lower() in ("current_user", "user", "session_user") and not node.this.quoted:
+            if (
+                not node.table
+                and node.name.lower() in ("current_user", "user", "session_user")
+                and not node.this.quoted
+            ):
                 node.replace(exp.Literal.string(self.user))
         for node in list(tree.find_all(exp.Table)):
-            if isinstance(node.this, exp.Anonymous) and node.this.name.lower() == "pg_get_late_binding_view_cols":
+            if (
+                isinstance(node.this, exp.Anonymous)
+                and node.this.name.lower() == "pg_get_late_binding_view_cols"
+            ):
                 node.replace(_no_late_binding_views(node))  # the peer creates no WITH NO SCHEMA BINDING views
                 continue
             body = _EMULATED_TABLES.get(node.name.lower())
             if body is not None and node.db.lower() in ("", "pg_catalog"):
-                node.replace(exp.Subquery(this=sqlglot.parse_one(body, read="duckdb"),
-                                          alias=exp.TableAlias(this=exp.to_identifier(node.alias or node.name))))  # fmt: skip
+                node.replace(
+                    exp.Subquery(
+                        this=sqlglot.parse_one(body, read="duckdb"),
+                        alias=exp.TableAlias(this=exp.to_identifier(node.alias or node.name)),
+                    )
+                )
                 continue
             if node.catalog and node.catalog.lower() not in self.peer.databases:
-                raise PgError("0A000", f'cross-database reference to database "{node.catalog}" is not supported')
-        if isinstance(tree, exp.Alter) and self._renames_a_view(tree):  # Redshift renames views with ALTER TABLE
+                raise PgError(
+                    "0A000", f'cross-database reference to database "{node.catalog}" is not supported'
+                )
+        if isinstance(tree, exp.Alter) and self._renames_a_view(
+            tree
+        ):  # Redshift renames views with ALTER TABLE
             tree.set("kind", "VIEW")
         if isinstance(tree, exp.Select):  # PostgreSQL names unnamed select items ?column?
             for item in tree.expressions:
@@ -697,7 +777,9 @@ class _Connection:
 
     def _renames_a_view(self, tree: exp.Alter) -> bool:
         actions = tree.args.get("actions") or []
-        if str(tree.args.get("kind") or "").upper() != "TABLE" or not any(isinstance(a, exp.AlterRename) for a in actions):
+        if str(tree.args.get("kind") or "").upper() != "TABLE" or not any(
+            isinstance(a, exp.AlterRename) for a in actions
+        ):
             return False
         table = tree.this
         with self.peer._lock:
@@ -710,7 +792,11 @@ class _Connection:
 
     @staticmethod
     def _returns_rows(prepared: Prepared) -> bool:
-        return isinstance(prepared.tree, (exp.Query, exp.Describe, exp.Show)) if prepared.tree is not None else False
+        return (
+            isinstance(prepared.tree, (exp.Query, exp.Describe, exp.Show))
+            if prepared.tree is not None
+            else False
+        )
 
     def columns(self, prepared: Prepared, params: list[Any] | None) -> list[tuple[str, int]] | None:
         """Column names and type OIDs, without running the statement; ``None`` if it returns no rows."""
@@ -734,8 +820,9 @@ class _Connection:
             payload += _cstr(name) + struct.pack("!ihihih", 0, 0, oid, _TYPE_SIZES.get(oid, -1), -1, fmt)
         return _message(b"T", bytes(payload))
 
-    def run(self, prepared: Prepared, params: list[Any], formats: list[int],
-            columns: list[tuple[str, int]] | None) -> None:  # fmt: skip
+    def run(
+        self, prepared: Prepared, params: list[Any], formats: list[int], columns: list[tuple[str, int]] | None
+    ) -> None:
         error: str | None = None
         try:
             self._run(prepared, params, formats, columns)
@@ -745,10 +832,13 @@ class _Connection:
         finally:
             self.peer.log.append(LogEntry(self.user, self.database, prepared.sql, prepared.duckdb_sql, error))
 
-    def _run(self, prepared: Prepared, params: list[Any], formats: list[int],
-             columns: list[tuple[str, int]] | None) -> None:  # fmt: skip
+    def _run(
+        self, prepared: Prepared, params: list[Any], formats: list[int], columns: list[tuple[str, int]] | None
+    ) -> None:
         if self.status == b"E" and not re.match(r"\s*(rollback|abort|end|commit)\b", prepared.sql, re.I):
-            raise PgError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
+            raise PgError(
+                "25P02", "current transaction is aborted, commands ignored until end of transaction block"
+            )
         if prepared.special is not None:
             kind, tag = prepared.special
             self.send(_message(b"I") if kind == "empty" else _message(b"C", _cstr(tag)))
@@ -758,7 +848,11 @@ class _Connection:
         with self.peer._lock:
             try:
                 if self._returns_rows(prepared):
-                    relation = self.cursor.sql(prepared.duckdb_sql, params=params) if params else self.cursor.sql(prepared.duckdb_sql)
+                    relation = (
+                        self.cursor.sql(prepared.duckdb_sql, params=params)
+                        if params
+                        else self.cursor.sql(prepared.duckdb_sql)
+                    )
                     oids = [_oid(t) for t in relation.types]
                     rows = relation.fetchall()
                 else:
@@ -814,12 +908,18 @@ def _no_late_binding_views(call: exp.Table) -> exp.Subquery:
     """``pg_get_late_binding_view_cols() AS cols(name type, …)`` as an empty relation of those columns."""
     alias = call.args.get("alias")
     columns = [c for c in (alias.columns if alias is not None else []) if isinstance(c, exp.ColumnDef)]
-    items = ", ".join(
-        f"CAST(NULL AS {'VARCHAR' if c.args['kind'].this == exp.DataType.Type.NAME else c.args['kind'].sql('duckdb')}) "
-        f"AS {c.name}" for c in columns
-    ) or "NULL AS view_name"
-    return exp.Subquery(this=sqlglot.parse_one(f"SELECT {items} WHERE false", read="duckdb"),
-                        alias=exp.TableAlias(this=exp.to_identifier(alias.name if alias is not None else "cols")))  # fmt: skip
+    items = (
+        ", ".join(
+            f"CAST(NULL AS {'VARCHAR' if c.args['kind'].this == exp.DataType.Type.NAME else c.args['kind'].sql('duckdb')}) "
+            f"AS {c.name}"
+            for c in columns
+        )
+        or "NULL AS view_name"
+    )
+    return exp.Subquery(
+        this=sqlglot.parse_one(f"SELECT {items} WHERE false", read="duckdb"),
+        alias=exp.TableAlias(this=exp.to_identifier(alias.name if alias is not None else "cols")),
+    )
 
 
 def _parameters_apart(sql: str) -> str:
@@ -867,8 +967,6 @@ def md5_password_check(user: str, password: str, salt: bytes) -> str:
     return "md5" + hashlib.md5(inner.encode() + salt).hexdigest()
 
 
-
-
 # -- the AWS side of IAM authentication ------------------------------------------------------------
 
 
@@ -893,8 +991,14 @@ class FakeRedshiftApi:
     ``AWS_ENDPOINT_URL_REDSHIFT`` / ``AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS``.
     """
 
-    def __init__(self, peer: RedshiftPeer, access_keys: Mapping[str, str], *,
-                 clusters: Iterable[str] = (), workgroups: Iterable[str] = ()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        peer: RedshiftPeer,
+        access_keys: Mapping[str, str],
+        *,
+        clusters: Iterable[str] = (),
+        workgroups: Iterable[str] = (),
+    ) -> None:
         self.peer = peer
         self.access_keys = dict(access_keys)
         self.clusters = set(clusters)
@@ -994,28 +1098,39 @@ class FakeRedshiftApi:
         )
         return 200, "text/xml", xml.encode()
 
-    def _verify(self, handler: Any, body: bytes, service: str) -> tuple[str | None, tuple[int, str, str] | None]:
+    def _verify(
+        self, handler: Any, body: bytes, service: str
+    ) -> tuple[str | None, tuple[int, str, str] | None]:
         """Check the request's AWS Signature Version 4 with the secret of its access key."""
         import hmac
 
         authorization = handler.headers.get("Authorization", "")
         match = re.match(
             r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
-            r"SignedHeaders=([^,]+), Signature=([0-9a-f]+)", authorization,
-        )  # fmt: skip
+            r"SignedHeaders=([^,]+), Signature=([0-9a-f]+)",
+            authorization,
+        )
         if match is None:
             return None, (403, "MissingAuthenticationToken", "Request is missing Authentication Token")
         access_key, day, region, signed_service, signed, signature = match.groups()
         secret = self.access_keys.get(access_key)
         if secret is None:
-            return access_key, (403, "InvalidClientTokenId",
-                                "The security token included in the request is invalid.")  # fmt: skip
+            return access_key, (
+                403,
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+            )
         if signed_service != service:
-            return access_key, (403, "SignatureDoesNotMatch", f"Credential should be scoped to service {service}")
+            return access_key, (
+                403,
+                "SignatureDoesNotMatch",
+                f"Credential should be scoped to service {service}",
+            )
         timestamp = handler.headers.get("X-Amz-Date", "")
         path, _, query = handler.path.partition("?")
-        headers = "".join(f"{name}:{' '.join(str(handler.headers.get(name, '')).split())}\n"
-                          for name in signed.split(";"))  # fmt: skip
+        headers = "".join(
+            f"{name}:{' '.join(str(handler.headers.get(name, '')).split())}\n" for name in signed.split(";")
+        )
         canonical = "\n".join(["POST", path or "/", query, headers, signed, hashlib.sha256(body).hexdigest()])
         scope = f"{day}/{region}/{service}/aws4_request"
         to_sign = f"AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
@@ -1024,8 +1139,11 @@ class FakeRedshiftApi:
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature):
-            return access_key, (403, "SignatureDoesNotMatch",
-                                "The request signature we calculated does not match the signature you provided.")  # fmt: skip
+            return access_key, (
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
         return access_key, None
 
     def _call(self, service: str, action: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -1033,25 +1151,36 @@ class FakeRedshiftApi:
         password = "tmp-" + secrets.token_urlsafe(18)
         if service == "redshift" and action == "GetClusterCredentials":
             if "ClusterIdentifier" not in parameters:  # e.g. CustomDomainName for an unknown domain
-                raise _AwsError(400, "UnsupportedOperation", "Custom domain name is not associated with a cluster.")
+                raise _AwsError(
+                    400, "UnsupportedOperation", "Custom domain name is not associated with a cluster."
+                )
             cluster = str(parameters["ClusterIdentifier"])
             if cluster not in self.clusters:
                 raise _AwsError(404, "ClusterNotFound", f"Cluster {cluster} not found.")
             auto = str(parameters.get("AutoCreate", "false")).lower() == "true"
             user = ("IAMA:" if auto else "IAM:") + str(parameters["DbUser"])
             self.peer.add_user(user, password)
-            return {"DbUser": user, "DbPassword": password,
-                    "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}  # fmt: skip
+            return {
+                "DbUser": user,
+                "DbPassword": password,
+                "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            }
         if service == "redshift-serverless" and action == "GetCredentials":
             workgroup = str(parameters.get("workgroupName", ""))
             if workgroup not in self.workgroups:
                 raise _AwsError(400, "ResourceNotFoundException", f"Workgroup {workgroup} not found")
             user = "IAMR:floe-role"
             self.peer.add_user(user, password)
-            return {"dbUser": user, "dbPassword": password, "expiration": expires.timestamp(),
-                    "nextRefreshTime": expires.timestamp()}  # fmt: skip
+            return {
+                "dbUser": user,
+                "dbPassword": password,
+                "expiration": expires.timestamp(),
+                "nextRefreshTime": expires.timestamp(),
+            }
         if service == "redshift" and action == "DescribeCustomDomainAssociations":
-            raise _AwsError(400, "CustomDomainAssociationNotFoundFault", "No custom domain associations found.")
+            raise _AwsError(
+                400, "CustomDomainAssociationNotFoundFault", "No custom domain associations found."
+            )
         raise _AwsError(400, "InvalidAction", f"{service} {action} is not implemented by the fake")
 
 

@@ -47,9 +47,16 @@ READY_LINE = "All enabled components are running"
 IAM_FAILURE = "Failed to load IAM configuration"
 ROLE_ARN = "arn:aws:iam::role/FloeIcebergVending"
 _PORT_NAMES = (
-    "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-    "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg",
-)  # fmt: skip
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "s3.port.iceberg",
+)
 _GRPC_OFFSET = 10000
 """``weed mini``'s maintenance worker dials the admin gRPC port at admin port + 10000, whatever
 ``-admin.port.grpc`` says (4.48), so the admin pair is chosen with that offset."""
@@ -121,9 +128,12 @@ class Seaweed:
     def oauth_token(self) -> str:
         """A catalog bearer token for the catalog client (OAuth2 client credentials)."""
         body = urllib.parse.urlencode(
-            {"grant_type": "client_credentials", "client_id": self.client_id,
-             "client_secret": self.client_secret}
-        ).encode()  # fmt: skip
+            {
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+            }
+        ).encode()
         request = urllib.request.Request(f"{self.iceberg_uri}/v1/oauth/tokens", data=body)
         with urllib.request.urlopen(request, timeout=10) as response:
             token: str = json.load(response)["access_token"]
@@ -134,12 +144,18 @@ def _identities(client_id: str, client_secret: str, admin_key: str, admin_secret
     actions = ["Admin", "Read", "Write", "List", "Tagging"]
     return {
         "identities": [
-            {"name": "test-admin", "actions": actions,
-             "credentials": [{"accessKey": admin_key, "secretKey": admin_secret}]},
-            {"name": "floe-catalog-client", "actions": actions,
-             "credentials": [{"accessKey": client_id, "secretKey": client_secret}]},
+            {
+                "name": "test-admin",
+                "actions": actions,
+                "credentials": [{"accessKey": admin_key, "secretKey": admin_secret}],
+            },
+            {
+                "name": "floe-catalog-client",
+                "actions": actions,
+                "credentials": [{"accessKey": client_id, "secretKey": client_secret}],
+            },
         ]
-    }  # fmt: skip
+    }
 
 
 def _iam(credential_seconds: int) -> Any:
@@ -213,21 +229,35 @@ def seaweed_mini(
     s3_url = f"http://127.0.0.1:{ports['s3.port']}"
     flags = [f"-{name}={port}" for name, port in ports.items()]
     flags += [
-        f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}", "-admin.ui=false",
-        "-s3.port.lance=0", "-webdav=false", "-master.telemetry=false",
-        f"-s3.localSocket={root / 's3.sock'}", f"-filer.localSocket={root / 'filer.sock'}",
-        f"-s3.config={root / 's3.json'}", f"-s3.iam.config={root / 'iam.json'}",
-        f"-s3.iceberg.credentialRole={ROLE_ARN}", "-s3.iceberg.credentialDurationSeconds=0",
-        f"-s3.externalUrl={s3_external_url or s3_url}", f"-tableBucket={table_bucket}",
-    ]  # fmt: skip
+        f"-dir={data}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-admin.port={admin}",
+        f"-admin.port.grpc={admin_grpc}",
+        "-admin.ui=false",
+        "-s3.port.lance=0",
+        "-webdav=false",
+        "-master.telemetry=false",
+        f"-s3.localSocket={root / 's3.sock'}",
+        f"-filer.localSocket={root / 'filer.sock'}",
+        f"-s3.config={root / 's3.json'}",
+        f"-s3.iam.config={root / 'iam.json'}",
+        f"-s3.iceberg.credentialRole={ROLE_ARN}",
+        "-s3.iceberg.credentialDurationSeconds=0",
+        f"-s3.externalUrl={s3_external_url or s3_url}",
+        f"-tableBucket={table_bucket}",
+    ]
     command = [str(weed_binary()), "-logtostderr", f"-config_dir={root / 'config'}", "mini", *flags]
     log_path = root / "weed.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, cwd=root, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command,
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
     try:
         server = Seaweed(
             root=root,

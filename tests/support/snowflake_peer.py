@@ -97,9 +97,15 @@ class FakesnowServer:
         import snowflake.connector
 
         with snowflake.connector.connect(
-            account="fakesnow", user="admin", password="any", host=self.host, port=self.port, protocol="http",
-            login_timeout=10, platform_detection_timeout_seconds=0.0,
-        ) as admin:  # fmt: skip
+            account="fakesnow",
+            user="admin",
+            password="any",
+            host=self.host,
+            port=self.port,
+            protocol="http",
+            login_timeout=10,
+            platform_detection_timeout_seconds=0.0,
+        ) as admin:
             admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {name}")
 
     def stop(self) -> None:

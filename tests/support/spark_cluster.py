@@ -56,22 +56,51 @@ class SparkCluster:
 
     def environ(self) -> dict[str, str]:
         home = str(pyspark_home())
-        return {**spark_environ(), "SPARK_HOME": home, "PYSPARK_PYTHON": sys.executable,
-                "SPARK_LOG_DIR": str(self.directory / "logs"), "SPARK_WORKER_DIR": str(self.directory / "work"),
-                "SPARK_DAEMON_JAVA_OPTS": QUICK_JVM, "SPARK_NO_DAEMONIZE": "1"}  # fmt: skip
+        return {
+            **spark_environ(),
+            "SPARK_HOME": home,
+            "PYSPARK_PYTHON": sys.executable,
+            "SPARK_LOG_DIR": str(self.directory / "logs"),
+            "SPARK_WORKER_DIR": str(self.directory / "work"),
+            "SPARK_DAEMON_JAVA_OPTS": QUICK_JVM,
+            "SPARK_NO_DAEMONIZE": "1",
+        }
 
     def __enter__(self) -> SparkCluster:
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
             self.port, self.ui_port = free_port(), free_port()
-            self._start("master", MASTER_CLASS, "--host", "127.0.0.1", "--port", str(self.port),
-                        "--webui-port", str(self.ui_port))  # fmt: skip
+            self._start(
+                "master",
+                MASTER_CLASS,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--webui-port",
+                str(self.ui_port),
+            )
             self._wait(lambda status: status.get("status") == "ALIVE", "the master to be ALIVE", "master")
-            self._start("worker", WORKER_CLASS, "--host", "127.0.0.1", "--webui-port", str(free_port()),
-                        "--cores", str(self.cores), "--memory", self.memory,
-                        "--work-dir", str(self.directory / "work"), self.master)  # fmt: skip
-            self._wait(lambda status: any(w.get("state") == "ALIVE" for w in status.get("workers", [])),
-                       "the worker to register with the master", "worker")  # fmt: skip
+            self._start(
+                "worker",
+                WORKER_CLASS,
+                "--host",
+                "127.0.0.1",
+                "--webui-port",
+                str(free_port()),
+                "--cores",
+                str(self.cores),
+                "--memory",
+                self.memory,
+                "--work-dir",
+                str(self.directory / "work"),
+                self.master,
+            )
+            self._wait(
+                lambda status: any(w.get("state") == "ALIVE" for w in status.get("workers", [])),
+                "the worker to register with the master",
+                "worker",
+            )
         except BaseException:
             self.stop()
             raise
@@ -94,9 +123,17 @@ class SparkCluster:
     def _start(self, role: str, main_class: str, *args: str) -> None:
         command = [str(pyspark_home() / "bin" / "spark-class"), main_class, *args]
         with (self.directory / f"{role}.log").open("ab") as log:
-            self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                                   stdin=subprocess.DEVNULL, env=self.environ(),
-                                                   cwd=self.directory, start_new_session=True))  # fmt: skip
+            self.processes.append(
+                subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self.environ(),
+                    cwd=self.directory,
+                    start_new_session=True,
+                )
+            )
 
     def _wait(self, ready: Any, what: str, role: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT

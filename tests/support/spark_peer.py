@@ -55,8 +55,14 @@ def spark_environ() -> dict[str, str]:
 class ThriftServer:
     """A Spark Thrift server in its own process group; :meth:`stop` kills the group."""
 
-    def __init__(self, workdir: Path, *, http: bool = False, hiveconf: Mapping[str, str] | None = None,
-                 http_path: str = "cliservice") -> None:  # fmt: skip
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        http: bool = False,
+        hiveconf: Mapping[str, str] | None = None,
+        http_path: str = "cliservice",
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.http = http
@@ -77,15 +83,24 @@ class ThriftServer:
             **(hiveconf or {}),
         }
         if http:
-            settings.update({
-                "hive.server2.transport.mode": "http",
-                "hive.server2.thrift.http.port": str(self.port),
-                "hive.server2.thrift.http.path": http_path,
-            })  # fmt: skip
+            settings.update(
+                {
+                    "hive.server2.transport.mode": "http",
+                    "hive.server2.thrift.http.port": str(self.port),
+                    "hive.server2.thrift.http.path": http_path,
+                }
+            )
         else:
             settings["hive.server2.thrift.port"] = str(self.port)
-        command = [str(pyspark_home() / "bin" / "spark-submit"), "--master", "local[1]",
-                   "--class", THRIFT_SERVER_CLASS, "--driver-java-options", QUICK_JVM]  # fmt: skip
+        command = [
+            str(pyspark_home() / "bin" / "spark-submit"),
+            "--master",
+            "local[1]",
+            "--class",
+            THRIFT_SERVER_CLASS,
+            "--driver-java-options",
+            QUICK_JVM,
+        ]
         for key, value in confs.items():
             command += ["--conf", f"{key}={value}"]
         for key, value in settings.items():
@@ -93,9 +108,14 @@ class ThriftServer:
         command.append("spark-internal")
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=workdir, env=spark_environ(), start_new_session=True,
-            )  # fmt: skip
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=workdir,
+                env=spark_environ(),
+                start_new_session=True,
+            )
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Wait for the server's 'HiveThriftServer2 started' line and a listening port."""
@@ -111,7 +131,9 @@ class ThriftServer:
                 except OSError:
                     pass
             time.sleep(0.25)
-        raise RuntimeError(f"the Thrift server did not start in {timeout:g} s:\n{self.log.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"the Thrift server did not start in {timeout:g} s:\n{self.log.read_text()[-3000:]}"
+        )
 
     def stop(self) -> None:
         try:
@@ -232,18 +254,28 @@ def self_signed_tls(directory: Path, password: str = "changeit") -> tuple[Path, 
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     pem = directory / "cert.pem"
     keystore = directory / "keystore.p12"
     pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keystore.write_bytes(pkcs12.serialize_key_and_certificates(
-        b"spark", key, cert, None, serialization.BestAvailableEncryption(password.encode())))  # fmt: skip
+    keystore.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"spark", key, cert, None, serialization.BestAvailableEncryption(password.encode())
+        )
+    )
     return pem, keystore

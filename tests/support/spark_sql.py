@@ -27,13 +27,19 @@ class SparkSQL:
         from tests.support.spark_peer import QUICK_JVM
 
         self.confs = {
-            "spark.master": "local[1]", "spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC",
-            "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
-            "spark.sql.catalogImplementation": "in-memory", "spark.jars": str(iceberg_runtime_jar()),
-            "spark.sql.extensions": ICEBERG_EXTENSIONS, "spark.driver.extraJavaOptions": QUICK_JVM,
-            **catalog_conf(catalog), f"spark.sql.catalog.{catalog.name}.cache-enabled": "false",
+            "spark.master": "local[1]",
+            "spark.ui.enabled": "false",
+            "spark.sql.session.timeZone": "UTC",
+            "spark.driver.host": "127.0.0.1",
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.sql.catalogImplementation": "in-memory",
+            "spark.jars": str(iceberg_runtime_jar()),
+            "spark.sql.extensions": ICEBERG_EXTENSIONS,
+            "spark.driver.extraJavaOptions": QUICK_JVM,
+            **catalog_conf(catalog),
+            f"spark.sql.catalog.{catalog.name}.cache-enabled": "false",
             "spark.sql.defaultCatalog": catalog.name,
-        }  # fmt: skip
+        }
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -41,8 +47,14 @@ class SparkSQL:
         from tests.support.spark_peer import spark_environ
 
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=log, env=spark_environ(), start_new_session=True)  # fmt: skip
+            self.process = subprocess.Popen(
+                [sys.executable, __file__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=spark_environ(),
+                start_new_session=True,
+            )
         _send(self._stdin, self.confs)
         ready = _receive(self._stdout)
         if ready != "ready":
@@ -112,7 +124,11 @@ def main() -> None:  # pragma: no cover - runs in the helper process
         try:
             frame = session.sql(statement)
             rows = [tuple(row) for row in frame.collect()]
-            answer: Any = (list(frame.columns), [f.dataType.simpleString() for f in frame.schema.fields], rows)
+            answer: Any = (
+                list(frame.columns),
+                [f.dataType.simpleString() for f in frame.schema.fields],
+                rows,
+            )
         except Exception as exc:  # noqa: BLE001 - said to the parent
             answer = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         _send(stdout, answer)

@@ -26,7 +26,9 @@ def typed_schema(store: SchemaStore, uri: str) -> tuple[sy.Validator, bool]:
     return validator, bool(untyped)
 
 
-def strictyaml_schema(store: SchemaStore, schema: Schema, base: str, untyped: list[int] | None = None) -> sy.Validator:
+def strictyaml_schema(
+    store: SchemaStore, schema: Schema, base: str, untyped: list[int] | None = None
+) -> sy.Validator:
     """The strictyaml validator that types a YAML node the way ``schema`` describes it.
 
     Every mapping key is optional: strictyaml decides types and rejects unknown keys; jsonschema

@@ -110,14 +110,22 @@ def make_pki(directory: Path, host: str = "127.0.0.1", client: str = "alice") ->
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                          content_commitment=False, key_encipherment=False, data_encipherment=False,
-                          key_agreement=False, encipher_only=False, decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
 
     def issue(common_name: str, usage: Any, names: list[Any] | None) -> tuple[bytes, bytes]:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -140,16 +148,24 @@ def make_pki(directory: Path, host: str = "127.0.0.1", client: str = "alice") ->
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(ca_key, hashes.SHA256())
         return cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
-        )  # fmt: skip
+        )
 
     directory.mkdir(parents=True, exist_ok=True)
-    pki = CertificateFiles(*(directory / n for n in ("ca.pem", "server-cert.pem", "server-key.pem",
-                                            "client-cert.pem", "client-key.pem")))  # fmt: skip
+    pki = CertificateFiles(
+        *(
+            directory / n
+            for n in ("ca.pem", "server-cert.pem", "server-key.pem", "client-cert.pem", "client-key.pem")
+        )
+    )
     pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    server = issue(host, ExtendedKeyUsageOID.SERVER_AUTH,
-                   [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")])  # fmt: skip
+    server = issue(
+        host,
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")],
+    )
     pki.server_cert.write_bytes(server[0])
     pki.server_key.write_bytes(server[1])
     user = issue(client, ExtendedKeyUsageOID.CLIENT_AUTH, None)
@@ -204,8 +220,16 @@ def _from_duckdb(error: duckdb.Error) -> TrinoError:
         return _syntax_error(text)
     if isinstance(error, duckdb.BinderException) and "column" in text.lower():
         return TrinoError("COLUMN_NOT_FOUND", 47, f"line 1:1: {text}")
-    if isinstance(error, (duckdb.CatalogException, duckdb.BinderException, duckdb.ConversionException,
-                          duckdb.InvalidInputException, duckdb.ConstraintException)):  # fmt: skip
+    if isinstance(
+        error,
+        (
+            duckdb.CatalogException,
+            duckdb.BinderException,
+            duckdb.ConversionException,
+            duckdb.InvalidInputException,
+            duckdb.ConstraintException,
+        ),
+    ):
         return TrinoError("GENERIC_USER_ERROR", 0, text)
     return TrinoError("GENERIC_INTERNAL_ERROR", 65536, text, "INTERNAL_ERROR")
 
@@ -213,11 +237,22 @@ def _from_duckdb(error: duckdb.Error) -> TrinoError:
 # -- types and values ------------------------------------------------------------------------------
 
 _SIMPLE_TYPES = {
-    "BOOLEAN": "boolean", "TINYINT": "tinyint", "SMALLINT": "smallint", "INTEGER": "integer",
-    "BIGINT": "bigint", "UTINYINT": "smallint", "USMALLINT": "integer", "UINTEGER": "bigint",
-    "FLOAT": "real", "DOUBLE": "double", "DATE": "date", "BLOB": "varbinary", "UUID": "uuid",
-    "JSON": "json", "INTERVAL": "interval day to second",
-}  # fmt: skip
+    "BOOLEAN": "boolean",
+    "TINYINT": "tinyint",
+    "SMALLINT": "smallint",
+    "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "UTINYINT": "smallint",
+    "USMALLINT": "integer",
+    "UINTEGER": "bigint",
+    "FLOAT": "real",
+    "DOUBLE": "double",
+    "DATE": "date",
+    "BLOB": "varbinary",
+    "UUID": "uuid",
+    "JSON": "json",
+    "INTERVAL": "interval day to second",
+}
 
 
 def _signature(raw: str, *args: dict[str, Any]) -> dict[str, Any]:
@@ -259,11 +294,10 @@ def trino_type(t: Any) -> tuple[str, dict[str, Any]]:
         return "row(" + ", ".join(f"{n} {fn}" for n, (fn, _) in fields) + ")", _signature(
             "row",
             *(
-                {"kind": "NAMED_TYPE",
-                 "value": {"fieldName": {"name": n}, "typeSignature": fs}}
+                {"kind": "NAMED_TYPE", "value": {"fieldName": {"name": n}, "typeSignature": fs}}
                 for n, (_, fs) in fields
             ),
-        )  # fmt: skip
+        )
     return "varchar", _signature("varchar", _long(2147483647))
 
 
@@ -409,8 +443,11 @@ def _information_schema(table: str, catalog: str) -> str | None:
 
 
 _UPDATE_TYPES: dict[type, str] = {
-    exp.Insert: "INSERT", exp.Delete: "DELETE", exp.Update: "UPDATE", exp.Merge: "MERGE",
-}  # fmt: skip
+    exp.Insert: "INSERT",
+    exp.Delete: "DELETE",
+    exp.Update: "UPDATE",
+    exp.Merge: "MERGE",
+}
 
 
 class TrinoPeer:
@@ -473,7 +510,6 @@ class TrinoPeer:
                 context.load_verify_locations(str(self.tls.ca))
 
         class Server(JoiningHTTPServer):
-
             def finish_request(self, request: Any, client_address: Any) -> None:
                 if context is not None:  # the handshake happens in the request's own thread
                     request.settimeout(10)
@@ -530,8 +566,13 @@ class TrinoPeer:
 
     # -- HTTP -------------------------------------------------------------------------------
 
-    def _send(self, handler: BaseHTTPRequestHandler, status: int, body: bytes | dict[str, Any] | None,
-              headers: Mapping[str, str] | None = None) -> None:  # fmt: skip
+    def _send(
+        self,
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes | dict[str, Any] | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         data = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
         handler.send_response(status)
         if isinstance(body, dict):
@@ -608,18 +649,31 @@ class TrinoPeer:
             self._next_id += 1
             query_id = dt.datetime.now(dt.UTC).strftime("%Y%m%d_%H%M%S_") + f"{self._next_id:05d}_peer"
         result, translated = self._run(body, session)
-        self.log.append(LogEntry(user, session.catalog, session.schema, body, translated,
-                                 result.error.message if result.error else None,
-                                 dict(handler.headers.items())))  # fmt: skip
+        self.log.append(
+            LogEntry(
+                user,
+                session.catalog,
+                session.schema,
+                body,
+                translated,
+                result.error.message if result.error else None,
+                dict(handler.headers.items()),
+            )
+        )
         query = Query(query_id, secrets.token_hex(8), body, result)
         self._queries[query_id] = query
         base = self._base(handler)
-        self._send(handler, 200, {
-            "id": query_id,
-            "infoUri": f"{base}/ui/query.html?{query_id}",
-            "nextUri": f"{base}/v1/statement/queued/{query_id}/{query.slug}/1",
-            "stats": _stats("QUEUED"),
-        }, result.headers)  # fmt: skip
+        self._send(
+            handler,
+            200,
+            {
+                "id": query_id,
+                "infoUri": f"{base}/ui/query.html?{query_id}",
+                "nextUri": f"{base}/v1/statement/queued/{query_id}/{query.slug}/1",
+                "stats": _stats("QUEUED"),
+            },
+            result.headers,
+        )
 
     def _get(self, handler: BaseHTTPRequestHandler) -> None:
         parts = handler.path.strip("/").split("/")
@@ -684,8 +738,10 @@ class TrinoPeer:
             return self._statement(_bind(m[1].replace("''", "'"), m[2]), session, cursor)
         if m := re.fullmatch(r"PREPARE\s+(\w+)\s+FROM\s+(.*)", sql, re.S | re.I):
             name = m[1]
-            return Result(update_type="PREPARE", headers={
-                "X-Trino-Added-Prepare": f"{name}={urllib.parse.quote_plus(m[2])}"}), None  # fmt: skip
+            return Result(
+                update_type="PREPARE",
+                headers={"X-Trino-Added-Prepare": f"{name}={urllib.parse.quote_plus(m[2])}"},
+            ), None
         if m := re.fullmatch(r"EXECUTE\s+(\w+)(?:\s+USING\s+(.*))?", sql, re.S | re.I):
             statement = session.prepared.get(m[1])
             if statement is None:
@@ -704,15 +760,23 @@ class TrinoPeer:
             catalog = self._catalog(_unquote(m[1]) if m[1] else session.catalog)
             rows = cursor.execute(
                 "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = ? "
-                "UNION SELECT 'information_schema' ORDER BY 1", [catalog]).fetchall()  # fmt: skip
+                "UNION SELECT 'information_schema' ORDER BY 1",
+                [catalog],
+            ).fetchall()
             return _table(["Schema"], [[r[0]] for r in rows if _like(r[0], m[2])]), None
         if m := re.fullmatch(r"SHOW\s+TABLES(?:\s+(?:FROM|IN)\s+(\S+))?(?:\s+LIKE\s+'([^']*)')?", sql, re.I):
             names = [_unquote(p) for p in (m[1] or "").split(".") if p]
-            catalog, schema = (names[0], names[1]) if len(names) == 2 else (session.catalog, names[0] if names else session.schema)
+            catalog, schema = (
+                (names[0], names[1])
+                if len(names) == 2
+                else (session.catalog, names[0] if names else session.schema)
+            )
             catalog = self._catalog(catalog)
             rows = cursor.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
-                "AND table_schema = ? ORDER BY 1", [catalog, schema]).fetchall()  # fmt: skip
+                "AND table_schema = ? ORDER BY 1",
+                [catalog, schema],
+            ).fetchall()
             return _table(["Table"], [[r[0]] for r in rows if _like(r[0], m[2])]), None
         try:
             tree = sqlglot.parse_one(sql, read="trino")
@@ -722,8 +786,9 @@ class TrinoPeer:
             parts = [_unquote(p) for p in tree.this.sql(dialect="trino").split(".")]
             catalog, schema = (parts[0], parts[1]) if len(parts) == 2 else (session.catalog, parts[0])
             self._catalog(catalog)
-            return Result(update_type="USE", headers={"X-Trino-Set-Catalog": str(catalog),
-                                                      "X-Trino-Set-Schema": schema}), None  # fmt: skip
+            return Result(
+                update_type="USE", headers={"X-Trino-Set-Catalog": str(catalog), "X-Trino-Set-Schema": schema}
+            ), None
         if isinstance(tree, exp.Command):
             raise TrinoError("NOT_SUPPORTED", 13, f"this peer does not run: {sql[:60]}")
         translated = self._translate(tree, session)
@@ -734,7 +799,9 @@ class TrinoPeer:
 
     def _catalog(self, name: str | None) -> str:
         if not name:
-            raise TrinoError("MISSING_CATALOG_NAME", 40, "Catalog must be specified when session catalog is not set")
+            raise TrinoError(
+                "MISSING_CATALOG_NAME", 40, "Catalog must be specified when session catalog is not set"
+            )
         if name.lower() not in self.catalogs:
             raise TrinoError("CATALOG_NOT_FOUND", 44, f"Catalog '{name.lower()}' not found")
         return name.lower()
@@ -754,21 +821,31 @@ class TrinoPeer:
             if not catalog and db.lower() != "information_schema":
                 if not db:
                     if not session.schema:
-                        raise TrinoError("MISSING_SCHEMA_NAME", 41, "Schema must be specified when session schema is not set")
+                        raise TrinoError(
+                            "MISSING_SCHEMA_NAME",
+                            41,
+                            "Schema must be specified when session schema is not set",
+                        )
                     db = session.schema
                 catalog = session.catalog or ""
             catalog = catalog or session.catalog or ""
             if catalog.lower() == "system":
                 body = _SYSTEM_TABLES.get((db.lower(), table.name.lower()))
                 if body is None:
-                    raise TrinoError("TABLE_NOT_FOUND", 46, f"Table 'system.{db}.{table.name}' does not exist")
+                    raise TrinoError(
+                        "TABLE_NOT_FOUND", 46, f"Table 'system.{db}.{table.name}' does not exist"
+                    )
                 self._replace(table, body)
                 continue
             catalog = self._catalog(catalog)
             if db.lower() == "information_schema":
                 body = _information_schema(table.name.lower(), catalog)
                 if body is None:
-                    raise TrinoError("TABLE_NOT_FOUND", 46, f"Table '{catalog}.information_schema.{table.name}' does not exist")
+                    raise TrinoError(
+                        "TABLE_NOT_FOUND",
+                        46,
+                        f"Table '{catalog}.information_schema.{table.name}' does not exist",
+                    )
                 self._replace(table, body)
                 continue
             table.set("catalog", exp.to_identifier(catalog))
@@ -802,15 +879,21 @@ class TrinoPeer:
     @staticmethod
     def _replace(table: exp.Table, body: str) -> None:
         alias = table.alias or table.name
-        table.replace(exp.Subquery(this=sqlglot.parse_one(body, read="duckdb"),
-                                   alias=exp.TableAlias(this=exp.to_identifier(alias))))  # fmt: skip
+        table.replace(
+            exp.Subquery(
+                this=sqlglot.parse_one(body, read="duckdb"),
+                alias=exp.TableAlias(this=exp.to_identifier(alias)),
+            )
+        )
 
     def _execute(self, tree: exp.Expression, translated: str, cursor: Any) -> Result:
         if isinstance(tree, (exp.Query, exp.Describe)):
             relation = cursor.sql(translated)
             types = [trino_type(t) for t in relation.types]
-            columns = [{"name": name, "type": tname, "typeSignature": sig}
-                       for name, (tname, sig) in zip(relation.columns, types, strict=True)]  # fmt: skip
+            columns = [
+                {"name": name, "type": tname, "typeSignature": sig}
+                for name, (tname, sig) in zip(relation.columns, types, strict=True)
+            ]
             rows = [[trino_value(v) for v in row] for row in relation.fetchall()]
             return Result(columns=columns, rows=rows)
         fetched = cursor.execute(translated).fetchall()
@@ -835,23 +918,39 @@ class TrinoPeer:
 def _rows_result(update_type: str, count: int) -> Result:
     return Result(
         columns=[{"name": "rows", "type": "bigint", "typeSignature": _signature("bigint")}],
-        rows=[[count]], update_type=update_type, update_count=count,
-    )  # fmt: skip
+        rows=[[count]],
+        update_type=update_type,
+        update_count=count,
+    )
 
 
 def _table(names: list[str], rows: list[list[Any]]) -> Result:
     varchar = _signature("varchar", _long(2147483647))
-    return Result(columns=[{"name": n, "type": "varchar", "typeSignature": varchar} for n in names], rows=rows)
+    return Result(
+        columns=[{"name": n, "type": "varchar", "typeSignature": varchar} for n in names], rows=rows
+    )
 
 
 def _stats(state: str) -> dict[str, Any]:
     return {
-        "state": state, "queued": state == "QUEUED", "scheduled": state != "QUEUED", "nodes": 1,
-        "totalSplits": 0, "queuedSplits": 0, "runningSplits": 0, "completedSplits": 0,
-        "cpuTimeMillis": 0, "wallTimeMillis": 0, "queuedTimeMillis": 0, "elapsedTimeMillis": 0,
-        "processedRows": 0, "processedBytes": 0, "physicalInputBytes": 0, "peakMemoryBytes": 0,
+        "state": state,
+        "queued": state == "QUEUED",
+        "scheduled": state != "QUEUED",
+        "nodes": 1,
+        "totalSplits": 0,
+        "queuedSplits": 0,
+        "runningSplits": 0,
+        "completedSplits": 0,
+        "cpuTimeMillis": 0,
+        "wallTimeMillis": 0,
+        "queuedTimeMillis": 0,
+        "elapsedTimeMillis": 0,
+        "processedRows": 0,
+        "processedBytes": 0,
+        "physicalInputBytes": 0,
+        "peakMemoryBytes": 0,
         "spilledBytes": 0,
-    }  # fmt: skip
+    }
 
 
 def _header_pairs(value: str | None, plus: bool = False) -> dict[str, str]:
@@ -885,15 +984,21 @@ def _bind(statement: str, arguments: str | None) -> str:
             quote = char
         elif char == "?":
             if index >= len(values):
-                raise TrinoError("INVALID_PARAMETER_USAGE", 79,
-                                 "Incorrect number of parameters: expected more than provided")  # fmt: skip
+                raise TrinoError(
+                    "INVALID_PARAMETER_USAGE",
+                    79,
+                    "Incorrect number of parameters: expected more than provided",
+                )
             out.append(values[index])
             index += 1
             continue
         out.append(char)
     if index != len(values):
-        raise TrinoError("INVALID_PARAMETER_USAGE", 79,
-                         f"Incorrect number of parameters: expected {index} but found {len(values)}")  # fmt: skip
+        raise TrinoError(
+            "INVALID_PARAMETER_USAGE",
+            79,
+            f"Incorrect number of parameters: expected {index} but found {len(values)}",
+        )
     return "".join(out)
 
 

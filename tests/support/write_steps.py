@@ -24,8 +24,10 @@ PAUSE_AT = int(os.environ.get("FLOE_STEPS_PAUSE_AT") or 0)
 REPORT = os.fdopen(int(os.environ["FLOE_STEPS_FD"]), "w", buffering=1, encoding="utf-8")
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
-_real = {name: getattr(os, name) for name in ("open", "write", "fsync", "close", "replace", "rename",
-                                               "unlink", "remove")}  # fmt: skip
+_real = {
+    name: getattr(os, name)
+    for name in ("open", "write", "fsync", "close", "replace", "rename", "unlink", "remove")
+}
 _real_open = io.open
 _tracked: dict[int, str] = {}
 _count = 0

@@ -46,7 +46,9 @@ ENGINE = "postgres"
 PIP_DRIVER = "pip install 'adbc-driver-postgresql>=1.13,<2'"
 NUMERIC_OFFSET = 4
 """PostgreSQL stores ``NUMERIC(p, s)``'s type modifier as ``((p << 16) | s) + 4``."""
-CAST_FIX = "cast the column in the model to a type both sides have (numeric(p, s), bigint, date, timestamp, text…)"
+CAST_FIX = (
+    "cast the column in the model to a type both sides have (numeric(p, s), bigint, date, timestamp, text…)"
+)
 
 
 def read_arrow(compute: ComputeConfig, relation: Relation) -> pyarrow.Table:
@@ -130,10 +132,20 @@ def _exact(compute: ComputeConfig, relation: Relation, table: pyarrow.Table) -> 
         metadata = field.metadata or {}
         pg_type = metadata.get(b"POSTGRESQL:type", b"?").decode()
         if pg_type == "numeric":
-            column = _numeric(compute, relation, field.name, column, int(metadata.get(b"POSTGRESQL:typmod", b"-1")))
+            column = _numeric(
+                compute, relation, field.name, column, int(metadata.get(b"POSTGRESQL:typmod", b"-1"))
+            )
         elif isinstance(field.type, pyarrow.ExtensionType) or pyarrow.types.is_interval(field.type):
-            raise type_error(ENGINE, compute, relation, field.name, f"PostgreSQL {pg_type}",
-                             "an Iceberg type", "Iceberg has no such type", CAST_FIX)  # fmt: skip
+            raise type_error(
+                ENGINE,
+                compute,
+                relation,
+                field.name,
+                f"PostgreSQL {pg_type}",
+                "an Iceberg type",
+                "Iceberg has no such type",
+                CAST_FIX,
+            )
         columns.append(column)
         fields.append(pyarrow.field(field.name, column.type))
     return pyarrow.Table.from_arrays(columns, schema=pyarrow.schema(fields))
@@ -141,17 +153,32 @@ def _exact(compute: ComputeConfig, relation: Relation, table: pyarrow.Table) -> 
 
 def _numeric(compute: ComputeConfig, relation: Relation, name: str, column: Any, typmod: int) -> Any:
     if typmod < NUMERIC_OFFSET:
-        raise type_error(ENGINE, compute, relation, name, "PostgreSQL numeric (no precision or scale)",
-                         "Iceberg decimal(p, s)", "an unconstrained numeric has no fixed precision and scale",
-                         f"cast it in the model, such as {name}::numeric(18, 2)")  # fmt: skip
+        raise type_error(
+            ENGINE,
+            compute,
+            relation,
+            name,
+            "PostgreSQL numeric (no precision or scale)",
+            "Iceberg decimal(p, s)",
+            "an unconstrained numeric has no fixed precision and scale",
+            f"cast it in the model, such as {name}::numeric(18, 2)",
+        )
     precision, scale = (typmod - NUMERIC_OFFSET) >> 16, (typmod - NUMERIC_OFFSET) & 0xFFFF
     target = pyarrow.decimal128(precision, scale) if precision <= 38 else pyarrow.decimal256(precision, scale)
     text = column.cast(column.type.storage_type) if isinstance(column.type, pyarrow.ExtensionType) else column
     try:
         return pyarrow.compute.cast(text, target, safe=True)
     except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError) as exc:  # NaN, Infinity
-        raise type_error(ENGINE, compute, relation, name, f"PostgreSQL numeric({precision}, {scale})",
-                         f"Arrow {target}", first_line(str(exc)), "filter out NaN and infinite values in the model") from None  # fmt: skip
+        raise type_error(
+            ENGINE,
+            compute,
+            relation,
+            name,
+            f"PostgreSQL numeric({precision}, {scale})",
+            f"Arrow {target}",
+            first_line(str(exc)),
+            "filter out NaN and infinite values in the model",
+        ) from None
 
 
 # -- connections ---------------------------------------------------------------------------------
@@ -162,8 +189,9 @@ def _driver(compute: ComputeConfig, operation: str) -> Any:
     try:
         import adbc_driver_postgresql.dbapi as adbc
     except ImportError:
-        raise PluginExecutionError(ENGINE, operation, "the ADBC PostgreSQL driver is not installed", PIP_DRIVER,
-                                   compute=compute.name) from None  # fmt: skip
+        raise PluginExecutionError(
+            ENGINE, operation, "the ADBC PostgreSQL driver is not installed", PIP_DRIVER, compute=compute.name
+        ) from None
     return adbc
 
 
@@ -172,14 +200,24 @@ def _connection(compute: ComputeConfig, operation: str) -> Iterator[Any]:
     """An ADBC connection to the compute's database, as dbt's profile logs in (autocommit off)."""
     adbc = _driver(compute, operation)
     config = compute.config
-    password = secret_value(ENGINE, secret_reference(ENGINE, compute, "password", operation, required=True),
-                            compute, operation, what="the password")  # fmt: skip
-    options = {"application_name": "floe-bridge", "connect_timeout": str(int(config.get("connect_timeout", 10)))}
+    password = secret_value(
+        ENGINE,
+        secret_reference(ENGINE, compute, "password", operation, required=True),
+        compute,
+        operation,
+        what="the password",
+    )
+    options = {
+        "application_name": "floe-bridge",
+        "connect_timeout": str(int(config.get("connect_timeout", 10))),
+    }
     for key in ("sslmode", "sslrootcert"):
         if config.get(key) is not None:
             options[key] = str(config[key])
-    uri = (f"postgresql://{quote(str(config['user']), safe='')}:{quote(password, safe='')}@"
-           f"{config['host']}:{int(config.get('port', 5432))}/{quote(str(config['dbname']), safe='')}?{urlencode(options)}")  # fmt: skip
+    uri = (
+        f"postgresql://{quote(str(config['user']), safe='')}:{quote(password, safe='')}@"
+        f"{config['host']}:{int(config.get('port', 5432))}/{quote(str(config['dbname']), safe='')}?{urlencode(options)}"
+    )
     try:
         connection = adbc.connect(uri)
     except adbc.Error as exc:
@@ -203,9 +241,13 @@ def _qualified(compute: ComputeConfig, relation: Relation, operation: str) -> st
     """``"schema"."table"``: PostgreSQL reaches only the database it is connected to."""
     dbname = str(compute.config.get("dbname"))
     if relation.database is not None and relation.database != dbname:
-        raise PluginExecutionError(ENGINE, operation, f"{relation} is in database {relation.database!r}, and the "
-                                   f"compute connects to {dbname!r}", "PostgreSQL reads one database per "
-                                   "connection: build the model in the compute's dbname", compute=compute.name)  # fmt: skip
+        raise PluginExecutionError(
+            ENGINE,
+            operation,
+            f"{relation} is in database {relation.database!r}, and the compute connects to {dbname!r}",
+            "PostgreSQL reads one database per connection: build the model in the compute's dbname",
+            compute=compute.name,
+        )
     return f"{quote_identifier(relation.schema)}.{quote_identifier(relation.identifier)}"
 
 
@@ -213,6 +255,11 @@ def _failure(compute: ComputeConfig, operation: str, doing: str, exc: BaseExcept
     """The driver's error, its first line (the driver's text can carry a Python traceback of the
     stream it read), with what to do."""
     text = first_line(str(exc).replace("\n", " ").split(" Detail: Python exception:")[0])
-    return PluginExecutionError(ENGINE, operation, f"{doing}: {text}",
-                                "check the message; the table keeps what it held before the load",
-                                compute=compute.name, cause=type(exc).__name__)  # fmt: skip
+    return PluginExecutionError(
+        ENGINE,
+        operation,
+        f"{doing}: {text}",
+        "check the message; the table keeps what it held before the load",
+        compute=compute.name,
+        cause=type(exc).__name__,
+    )

@@ -57,7 +57,6 @@ DEFAULT_LIMITS = {"cpu": "500m", "memory": "512Mi"}
 PIP_DRIVER = "pip install 'psycopg2-binary>=2.9,<3'"
 
 
-
 @functools.cache
 def _schema() -> dict[str, Any]:
     import json
@@ -132,6 +131,7 @@ class PostgresEngine(ComputePlugin):
         the password is refused, the database or role is missing, nothing listens, nothing answers,
         the server is a read-only standby, or the role may not create in the schema.
         """
+
         def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
             details = self._check(compute, progress, seconds)
             message = (
@@ -144,20 +144,28 @@ class PostgresEngine(ComputePlugin):
         def no_answer(progress: Progress) -> tuple[str, str]:
             where, stage = _address(compute), progress["stage"]
             if stage in ("connecting", "starting the check", "importing psycopg2"):
-                return (f"no answer from {where} within {timeout:g} s while {stage}",
-                        f"check that {where} is a PostgreSQL server reachable from here (firewall, VPN, "
-                        "security group) and not overloaded; then retry")  # fmt: skip
-            return (f"{where} accepted the connection but stopped answering while {stage} ({timeout:g} s)",
-                    "the server or the network to it is overloaded or stalled; check the server's load and log")  # fmt: skip
+                return (
+                    f"no answer from {where} within {timeout:g} s while {stage}",
+                    f"check that {where} is a PostgreSQL server reachable from here (firewall, VPN, "
+                    "security group) and not overloaded; then retry",
+                )
+            return (
+                f"{where} accepted the connection but stopped answering while {stage} ({timeout:g} s)",
+                "the server or the network to it is overloaded or stalled; check the server's load and log",
+            )
 
         # floe's frame for the check: a deadline a little under ``timeout``, the stage in every
         # failure, untranslated exceptions as advice, secrets redacted.
         return run_check(
-            ENGINE, compute, timeout, check, no_answer=no_answer,
+            ENGINE,
+            compute,
+            timeout,
+            check,
+            no_answer=no_answer,
             fix="check the compute's host, port, dbname, user and sslmode against the message",
             translate=self.translate_error,
             progress={"stage": "starting the check", "details": _where(compute)},
-        )  # fmt: skip
+        )
 
     def _check(self, compute: ComputeConfig, progress: dict[str, Any], budget: float) -> dict[str, Any]:
         """The body of :meth:`validate_connection`; runs in the deadline's worker thread."""
@@ -165,15 +173,20 @@ class PostgresEngine(ComputePlugin):
         started = time.monotonic()
         details: dict[str, Any] = progress["details"]
         progress["stage"] = "reading the password from the environment"
-        password = secret_value(ENGINE, _password_ref(compute, operation), compute, operation, what="the password")
+        password = secret_value(
+            ENGINE, _password_ref(compute, operation), compute, operation, what="the password"
+        )
         progress["stage"] = "importing psycopg2"
         try:
             import psycopg2  # type: ignore[import-untyped,unused-ignore]
         except ImportError:
             raise PluginExecutionError(
-                ENGINE, operation, "the PostgreSQL driver psycopg2 is not installed", PIP_DRIVER,
+                ENGINE,
+                operation,
+                "the PostgreSQL driver psycopg2 is not installed",
+                PIP_DRIVER,
                 compute=compute.name,
-            ) from None  # fmt: skip
+            ) from None
         kwargs = _connect_arguments(compute, details, password, budget)
         progress["stage"] = "connecting"
         connection = psycopg2.connect(**kwargs)
@@ -195,8 +208,12 @@ class PostgresEngine(ComputePlugin):
                     (schema,),
                 )
                 version, user, dbname, standby, create_in_db, schema_exists = cursor.fetchone()
-                details.update(server_version=str(version), current_user=str(user),
-                               schema_exists=bool(schema_exists), standby=bool(standby))  # fmt: skip
+                details.update(
+                    server_version=str(version),
+                    current_user=str(user),
+                    schema_exists=bool(schema_exists),
+                    standby=bool(standby),
+                )
                 can_create = False
                 if schema_exists:
                     progress["stage"] = f"checking privileges on schema {schema}"
@@ -206,17 +223,27 @@ class PostgresEngine(ComputePlugin):
             if getattr(exc, "pgcode", None) != "57014":  # query_canceled
                 raise
             raise PluginExecutionError(
-                ENGINE, operation,
+                ENGINE,
+                operation,
                 f"{_address(compute)} accepted the login but did not answer the check's queries in time "
                 f"(while {progress['stage']})",
                 "the server is overloaded or a lock blocks the system catalogs: look at pg_stat_activity "
-                "and pg_locks on the server, then retry", compute=compute.name,
-            ) from None  # fmt: skip
+                "and pg_locks on the server, then retry",
+                compute=compute.name,
+            ) from None
         finally:
             connection.close()
         progress["stage"] = "done"
-        _refuse_unusable(compute, schema, user, dbname, standby=bool(standby), schema_exists=bool(schema_exists),
-                         can_create=can_create, create_in_db=bool(create_in_db))  # fmt: skip
+        _refuse_unusable(
+            compute,
+            schema,
+            user,
+            dbname,
+            standby=bool(standby),
+            schema_exists=bool(schema_exists),
+            can_create=can_create,
+            create_in_db=bool(create_in_db),
+        )
         return details
 
     # -- REQ-015: resources ---------------------------------------------------------------------
@@ -264,16 +291,22 @@ class PostgresEngine(ComputePlugin):
 
         return bridge.load_arrow(compute, relation, data)
 
-    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                    namespace: str) -> dict[str, Any]:
+    def run_profile(
+        self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+    ) -> dict[str, Any]:
         """The compiled profile (floe's default puts the run's namespace in ``schema``, which dbt
         creates in the database), with the run named in ``pg_stat_activity``."""
         run = super().run_profile(compute, profile, catalog, namespace)
         run["application_name"] = f"floe-run/{namespace}"[:63]
         return run
 
-    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                   environ: Mapping[str, str]) -> WorkerSetup:
+    def run_worker(
+        self,
+        compute: ComputeConfig,
+        profile: dict[str, Any],
+        catalog: CatalogConfig,
+        environ: Mapping[str, str],
+    ) -> WorkerSetup:
         """Forked from floe's fork server (dbt and psycopg2 imported once, no connection open at the
         fork), with nothing added to the environment: libpq reads nothing from it that the profile
         does not set."""
@@ -309,17 +342,18 @@ def _required(compute: ComputeConfig, key: str, operation: str) -> str:
     value = compute.config.get(key)
     if value is None or value == "":
         raise PluginExecutionError(
-            ENGINE, operation, f"the setting {key!r} is missing",
+            ENGINE,
+            operation,
+            f"the setting {key!r} is missing",
             f"add {key} to the compute's config in the manifest (see `floe schema --engine postgres`)",
             compute=compute.name,
-        )  # fmt: skip
+        )
     return str(value)
 
 
 def _password_ref(compute: ComputeConfig, operation: str) -> SecretReference:
     """The password's reference: dbt reads it as ``{{ env_var('NAME') }}``, the check from the environment."""
     return secret_reference(ENGINE, compute, "password", operation, required=True, example="PG_PASSWORD")
-
 
 
 def _where(compute: ComputeConfig) -> dict[str, Any]:
@@ -341,20 +375,31 @@ def _ident(name: str) -> str:
     return quote_identifier(name) if not re.match(r"^[a-z_][a-z0-9_]*$", name) else name
 
 
-
-
 # -- error translation -----------------------------------------------------------------------------
 
 _PSYCOPG_MODULES = ("psycopg2", "psycopg2.errors", "psycopg2.extensions", "psycopg2._psycopg")
 _SERVER_AT = re.compile(r'connection to server at "(?P<host>[^"]+)"(?: \([^)]*\))?, port (?P<port>\d+)')
 _QUOTED = re.compile(r'"(?P<name>[^"]+)"')
 _PG_TEXT = (
-    "password authentication failed", "does not exist", "syntax error at or near", "permission denied",
-    "Connection refused", "timeout expired", "could not translate host name", "no pg_hba.conf entry",
-    "violates", "division by zero", "invalid input syntax", "deadlock detected",
-    "canceling statement", "current transaction is aborted", "read-only transaction",
-    "server closed the connection", "too many connections", "already exists",
-)  # fmt: skip
+    "password authentication failed",
+    "does not exist",
+    "syntax error at or near",
+    "permission denied",
+    "Connection refused",
+    "timeout expired",
+    "could not translate host name",
+    "no pg_hba.conf entry",
+    "violates",
+    "division by zero",
+    "invalid input syntax",
+    "deadlock detected",
+    "canceling statement",
+    "current transaction is aborted",
+    "read-only transaction",
+    "server closed the connection",
+    "too many connections",
+    "already exists",
+)
 
 
 def _is_psycopg_class(cls: type) -> bool:
@@ -388,8 +433,9 @@ def _postgres_error(error: BaseException) -> tuple[list[str], str | None, str] |
     return None
 
 
-def _connect_arguments(compute: ComputeConfig, details: Mapping[str, Any], password: str,
-                       budget: float) -> dict[str, Any]:  # fmt: skip
+def _connect_arguments(
+    compute: ComputeConfig, details: Mapping[str, Any], password: str, budget: float
+) -> dict[str, Any]:
     """``psycopg2.connect``'s arguments for the check: the profile's login, a connect timeout within ``budget``."""
     config = compute.config
     configured = int(config.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
@@ -411,37 +457,53 @@ def _connect_arguments(compute: ComputeConfig, details: Mapping[str, Any], passw
     return kwargs
 
 
-def _refuse_unusable(compute: ComputeConfig, schema: str, user: str, dbname: str, *, standby: bool,
-                     schema_exists: bool, can_create: bool, create_in_db: bool) -> None:  # fmt: skip
+def _refuse_unusable(
+    compute: ComputeConfig,
+    schema: str,
+    user: str,
+    dbname: str,
+    *,
+    standby: bool,
+    schema_exists: bool,
+    can_create: bool,
+    create_in_db: bool,
+) -> None:
     """Raise when dbt could log in but not build: a standby, or no right to create in the schema."""
     operation = "validate_connection"
     if standby:
         raise PluginExecutionError(
-            ENGINE, operation,
+            ENGINE,
+            operation,
             f"{_address(compute)} is a read-only standby (in recovery); dbt cannot build there",
-            "point host at the primary server", compute=compute.name,
-        )  # fmt: skip
+            "point host at the primary server",
+            compute=compute.name,
+        )
     if schema_exists and not can_create:
         raise PluginExecutionError(
-            ENGINE, operation,
+            ENGINE,
+            operation,
             f"user {user!r} may not create tables in schema {schema!r} of database {dbname!r}",
             f"ask the schema's owner to run GRANT USAGE, CREATE ON SCHEMA {_ident(schema)} TO "
-            f"{_ident(user)}; or set schema to one the user owns", compute=compute.name,
-        )  # fmt: skip
+            f"{_ident(user)}; or set schema to one the user owns",
+            compute=compute.name,
+        )
     if not schema_exists and not create_in_db:
         raise PluginExecutionError(
-            ENGINE, operation,
-            f"schema {schema!r} does not exist in database {dbname!r} and user {user!r} may not "
-            "create it",
+            ENGINE,
+            operation,
+            f"schema {schema!r} does not exist in database {dbname!r} and user {user!r} may not create it",
             f"create it (CREATE SCHEMA {_ident(schema)} AUTHORIZATION {_ident(user)}) or GRANT "
-            f"CREATE ON DATABASE {_ident(dbname)} TO {_ident(user)}", compute=compute.name,
-        )  # fmt: skip
+            f"CREATE ON DATABASE {_ident(dbname)} TO {_ident(user)}",
+            compute=compute.name,
+        )
 
 
 class _Facts:
     """What advice quotes about an error: its text, SQLSTATE, the server, the user and the name it names."""
 
-    def __init__(self, classes: list[str], code: str | None, text: str, compute: ComputeConfig | None) -> None:
+    def __init__(
+        self, classes: list[str], code: str | None, text: str, compute: ComputeConfig | None
+    ) -> None:
         config: Mapping[str, Any] = compute.config if compute is not None else {}
         self.classes, self.code, self.text = classes, code, text
         self.first = (
@@ -458,14 +520,17 @@ class _Facts:
         self.who = f"user {self.user!r}" if self.user else "the user"
         self.grantee = _ident(self.user) if self.user else "<user>"
         ref = config.get("password")
-        self.secret = f"the secret {ref.name}" if isinstance(ref, SecretReference) else "the password's secret"
+        self.secret = (
+            f"the secret {ref.name}" if isinstance(ref, SecretReference) else "the password's secret"
+        )
         quoted = _QUOTED.findall(self.first)
         self.name = quoted[0] if quoted else "?"
         self.sqlstate = code or ""
 
 
-def _advice(classes: list[str], code: str | None, text: str,
-            compute: ComputeConfig | None) -> tuple[str, str, str] | None:  # fmt: skip
+def _advice(
+    classes: list[str], code: str | None, text: str, compute: ComputeConfig | None
+) -> tuple[str, str, str] | None:
     """``(operation, message, fix)`` for a PostgreSQL error, or ``None`` when nothing fits."""
     facts = _Facts(classes, code, text, compute)
     for rule in (_connecting, _running_sql, _by_class):
@@ -488,59 +553,118 @@ def _connecting(facts: _Facts) -> tuple[str, str, str] | None:
     name = facts.name
     sqlstate = facts.sqlstate
     if "password authentication failed" in text:
-        return ("connect", f"the server at {where} refused the password of {who}",
-                f"check the value of {secret} and that the role {user or '<user>'} exists with LOGIN (floe never "
-                "prints the value); a role that does not exist is reported this way too")  # fmt: skip
+        return (
+            "connect",
+            f"the server at {where} refused the password of {who}",
+            f"check the value of {secret} and that the role {user or '<user>'} exists with LOGIN (floe never "
+            "prints the value); a role that does not exist is reported this way too",
+        )
     if "no password supplied" in text:
-        return ("connect", f"the server at {where} asks for a password and none was sent",
-                f"set {secret.removeprefix('the secret ')} in the environment dbt runs in")  # fmt: skip
+        return (
+            "connect",
+            f"the server at {where} asks for a password and none was sent",
+            f"set {secret.removeprefix('the secret ')} in the environment dbt runs in",
+        )
     if code in (None, "28000") and re.search(r'role "[^"]+" does not exist', text):
-        return ("connect", f"the role {name!r} does not exist on {where}",
-                "correct user in the compute's config, or ask a DBA to CREATE ROLE ... LOGIN")  # fmt: skip
+        return (
+            "connect",
+            f"the role {name!r} does not exist on {where}",
+            "correct user in the compute's config, or ask a DBA to CREATE ROLE ... LOGIN",
+        )
     if code in (None, "3D000") and re.search(r'database "[^"]+" does not exist', text):
-        return ("connect", f"the database {name!r} does not exist on {where}",
-                f"correct dbname in the compute's config, or create it: CREATE DATABASE {_ident(name)} "
-                f"OWNER {grantee}")  # fmt: skip
+        return (
+            "connect",
+            f"the database {name!r} does not exist on {where}",
+            f"correct dbname in the compute's config, or create it: CREATE DATABASE {_ident(name)} "
+            f"OWNER {grantee}",
+        )
     if "Connection refused" in text:
-        return ("connect", f"nothing accepts connections at {where} (connection refused)",
-                "check host and port (PostgreSQL's default port is 5432), that the server is running, "
-                "and that its listen_addresses covers this client's network")  # fmt: skip
+        return (
+            "connect",
+            f"nothing accepts connections at {where} (connection refused)",
+            "check host and port (PostgreSQL's default port is 5432), that the server is running, "
+            "and that its listen_addresses covers this client's network",
+        )
     if "timeout expired" in text:
-        return ("connect", f"no answer from {where} within the connect timeout",
-                "check that host and port reach PostgreSQL (firewall, VPN, security group); if the "
-                "server is only slow to accept, raise connect_timeout")  # fmt: skip
+        return (
+            "connect",
+            f"no answer from {where} within the connect timeout",
+            "check that host and port reach PostgreSQL (firewall, VPN, security group); if the "
+            "server is only slow to accept, raise connect_timeout",
+        )
     if "could not translate host name" in text:
-        return ("connect", f"the host name {name!r} does not resolve",
-                "correct host in the compute's config, or fix DNS where dbt runs")  # fmt: skip
+        return (
+            "connect",
+            f"the host name {name!r} does not resolve",
+            "correct host in the compute's config, or fix DNS where dbt runs",
+        )
     if "Network is unreachable" in text or "No route to host" in text:
-        return ("connect", f"{where} is not reachable from here: {first}",
-                "check the network route, VPN or proxy between dbt and the server")  # fmt: skip
+        return (
+            "connect",
+            f"{where} is not reachable from here: {first}",
+            "check the network route, VPN or proxy between dbt and the server",
+        )
     if "no pg_hba.conf entry" in text:
-        return ("connect", f"the server at {where} has no pg_hba.conf rule admitting this login: {first}",
-                "ask a DBA to add a pg_hba.conf line for this client address, user and database; if "
-                "the server admits only SSL (hostssl), set sslmode: require")  # fmt: skip
+        return (
+            "connect",
+            f"the server at {where} has no pg_hba.conf rule admitting this login: {first}",
+            "ask a DBA to add a pg_hba.conf line for this client address, user and database; if "
+            "the server admits only SSL (hostssl), set sslmode: require",
+        )
     if "server does not support SSL" in text:
-        return ("connect", f"sslmode requires SSL but the server at {where} does not offer it",
-                "set sslmode to prefer or disable, or enable ssl on the server")  # fmt: skip
+        return (
+            "connect",
+            f"sslmode requires SSL but the server at {where} does not offer it",
+            "set sslmode to prefer or disable, or enable ssl on the server",
+        )
     if "certificate" in text and ("verify" in text or "root certificate" in text or "does not match" in text):
-        return ("connect", f"the server certificate of {where} was not accepted: {first}",
-                "set sslrootcert to the CA file that signed the server certificate, and make host "
-                "match the certificate's name (verify-full), or use sslmode: require")  # fmt: skip
+        return (
+            "connect",
+            f"the server certificate of {where} was not accepted: {first}",
+            "set sslrootcert to the CA file that signed the server certificate, and make host "
+            "match the certificate's name (verify-full), or use sslmode: require",
+        )
     if "too many connections" in text or "remaining connection slots" in text or sqlstate == "53300":
-        return ("connect", f"the server at {where} has no free connection slots: {first}",
-                "lower threads in the compute's config, close idle sessions, or raise max_connections")  # fmt: skip
-    if any(s in text for s in ("the database system is starting up", "the database system is shutting down",
-                               "the database system is in recovery mode", "not yet accepting connections")):  # fmt: skip
-        return ("connect", f"the server at {where} is not accepting connections yet: {first}",
-                "wait until the server has finished starting (or failing over), then retry")  # fmt: skip
+        return (
+            "connect",
+            f"the server at {where} has no free connection slots: {first}",
+            "lower threads in the compute's config, close idle sessions, or raise max_connections",
+        )
+    if any(
+        s in text
+        for s in (
+            "the database system is starting up",
+            "the database system is shutting down",
+            "the database system is in recovery mode",
+            "not yet accepting connections",
+        )
+    ):
+        return (
+            "connect",
+            f"the server at {where} is not accepting connections yet: {first}",
+            "wait until the server has finished starting (or failing over), then retry",
+        )
     if "permission denied for database" in text or "CONNECT privilege" in text:
-        return ("connect", f"{who} may not connect to that database: {first}",
-                f"ask a DBA to GRANT CONNECT ON DATABASE <dbname> TO {grantee}")  # fmt: skip
-    if any(s in text for s in ("server closed the connection unexpectedly", "terminating connection",
-                               "connection already closed", "SSL SYSCALL error")):  # fmt: skip
-        return ("run SQL", f"the connection to {where} was lost: {first}",
-                "check the server log (crash, restart, or an administrator ending the session); if an "
-                "idle firewall drops connections, set keepalives_idle below its timeout")  # fmt: skip
+        return (
+            "connect",
+            f"{who} may not connect to that database: {first}",
+            f"ask a DBA to GRANT CONNECT ON DATABASE <dbname> TO {grantee}",
+        )
+    if any(
+        s in text
+        for s in (
+            "server closed the connection unexpectedly",
+            "terminating connection",
+            "connection already closed",
+            "SSL SYSCALL error",
+        )
+    ):
+        return (
+            "run SQL",
+            f"the connection to {where} was lost: {first}",
+            "check the server log (crash, restart, or an administrator ending the session); if an "
+            "idle firewall drops connections, set keepalives_idle below its timeout",
+        )
     return None
 
 
@@ -552,54 +676,103 @@ def _running_sql(facts: _Facts) -> tuple[str, str, str] | None:
     sqlstate = facts.sqlstate
     is_ = set(facts.classes).__contains__
     if sqlstate == "42P01" or re.search(r'relation "[^"]+" does not exist', text):
-        return ("run SQL", first, "if it is a model, build it first (dbt run --select +<model>); if it "
-                "is a source, check its schema and table name and that the user can see it")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            "if it is a model, build it first (dbt run --select +<model>); if it "
+            "is a source, check its schema and table name and that the user can see it",
+        )
     if sqlstate == "3F000" or re.search(r'schema "[^"]+" does not exist', text):
-        return ("run SQL", first, "create the schema or correct the schema/source name; dbt creates "
-                "its target schema itself when the user has CREATE on the database")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            "create the schema or correct the schema/source name; dbt creates "
+            "its target schema itself when the user has CREATE on the database",
+        )
     if sqlstate == "42703" or re.search(r'column "[^"]+" does not exist', text):
-        return ("run SQL", first, "check the column name against the upstream model's columns "
-                "(PostgreSQL folds unquoted names to lower case)")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            "check the column name against the upstream model's columns "
+            "(PostgreSQL folds unquoted names to lower case)",
+        )
     if sqlstate == "42883" or (re.search(r"function .+ does not exist", text)):
-        return ("run SQL", first, "check the function name and add explicit casts to its arguments "
-                "(PostgreSQL does not convert argument types implicitly)")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            "check the function name and add explicit casts to its arguments "
+            "(PostgreSQL does not convert argument types implicitly)",
+        )
     if sqlstate == "42601" or "syntax error at or near" in text:
-        return ("parse SQL", first_lines(text, 3), "fix the SQL syntax at the position shown "
-                "(PostgreSQL's dialect)")  # fmt: skip
+        return (
+            "parse SQL",
+            first_lines(text, 3),
+            "fix the SQL syntax at the position shown (PostgreSQL's dialect)",
+        )
     if sqlstate == "42501" or "permission denied for" in text or "must be owner of" in text:
-        return ("run SQL", first, f"ask the object's owner to GRANT the privilege to {grantee}, or build "
-                "into a schema the user owns")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            f"ask the object's owner to GRANT the privilege to {grantee}, or build "
+            "into a schema the user owns",
+        )
     if sqlstate == "42P07" or (sqlstate.startswith("42") and "already exists" in text):
         return ("run SQL", first, "drop or rename the existing object, or choose another schema")
     if sqlstate == "25006" or "read-only transaction" in text:
         return ("run SQL", first, "point host at the primary server; a standby only reads")
     if sqlstate == "25P02" or "current transaction is aborted" in text:
-        return ("run SQL", first, "an earlier statement in the same transaction failed: fix the first "
-                "error in the log")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            "an earlier statement in the same transaction failed: fix the first error in the log",
+        )
     if sqlstate == "57014" or "canceling statement" in text:
-        return ("run SQL", first, "the statement ran past statement_timeout or was cancelled: make "
-                "the model cheaper (incremental, indexes) or ask a DBA to raise the role's "
-                "statement_timeout")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            "the statement ran past statement_timeout or was cancelled: make "
+            "the model cheaper (incremental, indexes) or ask a DBA to raise the role's "
+            "statement_timeout",
+        )
     if sqlstate in ("40P01", "40001") or "deadlock detected" in text or "could not serialize" in text:
-        return ("run SQL", first, "another transaction conflicted; retry, and lower threads if models "
-                "write the same tables")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            "another transaction conflicted; retry, and lower threads if models write the same tables",
+        )
     if sqlstate.startswith("23") or is_("IntegrityError") or "violates" in text:
-        return ("run SQL", first, "the data breaks a constraint: deduplicate or filter the rows in the "
-                "model, or relax the constraint")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            "the data breaks a constraint: deduplicate or filter the rows in the "
+            "model, or relax the constraint",
+        )
     if (
         sqlstate.startswith("22")
         or is_("DataError")
         or "division by zero" in text
         or "invalid input syntax" in text
     ):
-        return ("run SQL", first, "a value does not fit its type or operation: add casts, NULLIF for "
-                "divisors, or filter the bad rows")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            "a value does not fit its type or operation: add casts, NULLIF for "
+            "divisors, or filter the bad rows",
+        )
     if sqlstate.startswith("53"):
-        return ("run SQL", first, "the server ran out of a resource (disk, memory, connections): free "
-                "it, or lower threads and make the model cheaper")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            "the server ran out of a resource (disk, memory, connections): free "
+            "it, or lower threads and make the model cheaper",
+        )
     if sqlstate == "0A000" or is_("NotSupportedError"):
-        return ("run SQL", first, "the feature is not supported by this PostgreSQL version or "
-                "configuration; rewrite the SQL or upgrade the server")  # fmt: skip
+        return (
+            "run SQL",
+            first,
+            "the feature is not supported by this PostgreSQL version or "
+            "configuration; rewrite the SQL or upgrade the server",
+        )
     return None
 
 
@@ -610,17 +783,26 @@ def _by_class(facts: _Facts) -> tuple[str, str, str] | None:
     where = facts.where
     is_ = set(facts.classes).__contains__
     if is_("InterfaceError"):
-        return ("use the connection", first, "the connection was closed or misused; rerun, and report "
-                "it to floe-engine-postgres if it repeats")  # fmt: skip
+        return (
+            "use the connection",
+            first,
+            "the connection was closed or misused; rerun, and report "
+            "it to floe-engine-postgres if it repeats",
+        )
     if is_("OperationalError"):
-        return ("connect", f"{where}: {first}", "check host, port, dbname, user and sslmode, and that "
-                "the server is running and reachable")  # fmt: skip
+        return (
+            "connect",
+            f"{where}: {first}",
+            "check host, port, dbname, user and sslmode, and that the server is running and reachable",
+        )
     if is_("ProgrammingError"):
         return ("run SQL", first, "check the SQL and the names it uses against the database")
     if is_("InternalError"):
-        return ("run SQL", first, "the server reported an internal error: check the server log and "
-                "retry")  # fmt: skip
+        return ("run SQL", first, "the server reported an internal error: check the server log and retry")
     if classes:
-        return ("run SQL", first or classes[0], "see the PostgreSQL message; check the SQL and the "
-                "server log")  # fmt: skip
+        return (
+            "run SQL",
+            first or classes[0],
+            "see the PostgreSQL message; check the SQL and the server log",
+        )
     return None

@@ -136,22 +136,39 @@ def running_postgres(
         if owner:
             for path in (base, pwfile):
                 os.chown(path, owner["user"], owner["group"])
-        _pg("initdb",
-            ["--auth-host=scram-sha-256", "--auth-local=reject", "--encoding=UTF8", "--no-locale",
-             "--no-sync", "--no-instructions", "-U", "postgres", f"--pwfile={pwfile}"],
-            pgdata=data, timeout=120, **owner,
-        )  # fmt: skip
+        _pg(
+            "initdb",
+            [
+                "--auth-host=scram-sha-256",
+                "--auth-local=reject",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+                "--no-instructions",
+                "-U",
+                "postgres",
+                f"--pwfile={pwfile}",
+            ],
+            pgdata=data,
+            timeout=120,
+            **owner,
+        )
         pwfile.unlink()
         fixed, attempts = port, (1 if port else 3)
         for attempt in range(attempts):
             port = fixed or free_port(host)
-            options = (f"-h {host} -p {port} -k '' -c fsync=off -c synchronous_commit=off "
-                       "-c full_page_writes=off -c max_connections=40 -c shared_buffers=16MB")  # fmt: skip
+            options = (
+                f"-h {host} -p {port} -k '' -c fsync=off -c synchronous_commit=off "
+                "-c full_page_writes=off -c max_connections=40 -c shared_buffers=16MB"
+            )
             try:
-                _pg("pg_ctl",
+                _pg(
+                    "pg_ctl",
                     ["-w", "-t", "60", "-l", str(log), "-o", options, "start"],
-                    pgdata=data, timeout=90, **owner,
-                )  # fmt: skip
+                    pgdata=data,
+                    timeout=90,
+                    **owner,
+                )
                 break
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
                 _stop(data, owner)
@@ -159,10 +176,16 @@ def running_postgres(
                     raise RuntimeError(f"PostgreSQL did not start; its log:\n{_tail(log)}") from None
         assert port is not None
         server = PostgresServer(
-            host=host, port=port, user=user, dbname=dbname,
+            host=host,
+            port=port,
+            user=user,
+            dbname=dbname,
             password=password or secrets.token_urlsafe(18),
-            superuser="postgres", superuser_password=superuser_password, data_dir=data, log_file=log,
-        )  # fmt: skip
+            superuser="postgres",
+            superuser_password=superuser_password,
+            data_dir=data,
+            log_file=log,
+        )
         admin = server.connect(superuser=True, dbname="postgres")
         try:
             with admin.cursor() as cursor:

@@ -47,16 +47,24 @@ class TestPostgres(BaseComputePluginTests):
 
     @pytest.fixture
     def compute_settings(self) -> dict[str, Any]:
-        return {"host": "db.internal.example", "port": 5432, "user": "floe", "dbname": "analytics",
-                "password": SecretReference("PG_PASSWORD"), "schema": "floe_ci", "sslmode": "require"}  # fmt: skip
+        return {
+            "host": "db.internal.example",
+            "port": 5432,
+            "user": "floe",
+            "dbname": "analytics",
+            "password": SecretReference("PG_PASSWORD"),
+            "schema": "floe_ci",
+            "sslmode": "require",
+        }
 
     @pytest.fixture
     def engine_endpoint(self, postgres: PostgresServer) -> Endpoint:
         return Endpoint(postgres.config(), environ={"PG_PASSWORD": postgres.password})
 
     @pytest.fixture
-    def address_settings(self, postgres: PostgresServer,
-                         monkeypatch: pytest.MonkeyPatch) -> Callable[[str, int], dict[str, Any]]:  # fmt: skip
+    def address_settings(
+        self, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+    ) -> Callable[[str, int], dict[str, Any]]:
         monkeypatch.setenv("PG_PASSWORD", postgres.password)  # so the check really connects
         return lambda host, port: postgres.config(host=host, port=port)
 
@@ -113,8 +121,9 @@ def sql_error(connection: Any, sql: str) -> BaseException:
 
 
 @pytest.mark.req("REQ-014")
-def test_validate_reports_the_server(engine: Engine, postgres: PostgresServer, target: ProfileTarget,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_validate_reports_the_server(
+    engine: Engine, postgres: PostgresServer, target: ProfileTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PG_PASSWORD", postgres.password)
     result = engine.validate_connection(compute(postgres.config(schema="fresh")), target)
     assert result.success, result.message
@@ -124,8 +133,9 @@ def test_validate_reports_the_server(engine: Engine, postgres: PostgresServer, t
 
 
 @pytest.mark.req("REQ-014")
-def test_validate_wrong_password(postgres: PostgresServer, target: ProfileTarget,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_validate_wrong_password(
+    postgres: PostgresServer, target: ProfileTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PG_PASSWORD", CANARY)
     started = time.monotonic()
     result = plugin.validate_connection(compute(postgres.config()), target, timeout=10)  # no floe scrubbing
@@ -174,9 +184,12 @@ def test_validate_checks_the_schema_can_be_written(
 
 
 @pytest.mark.req("REQ-014")
-def test_validate_silent_server_answers_within_the_timeout(silent_server: tuple[str, int],
-                                                            postgres: PostgresServer, target: ProfileTarget,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_validate_silent_server_answers_within_the_timeout(
+    silent_server: tuple[str, int],
+    postgres: PostgresServer,
+    target: ProfileTarget,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("PG_PASSWORD", postgres.password)
     host, port = silent_server
     for timeout, expected in ((3.0, "no answer from"), (1.0, "no answer from")):
@@ -215,16 +228,35 @@ def test_validate_bounds_a_query_blocked_by_a_lock(
 def test_profile_keys_and_options_pass_dbt_postgres(target: ProfileTarget) -> None:
     from dbt.adapters.factory import load_plugin
 
-    config = {"host": "db", "user": "u", "dbname": "d", "password": SecretReference("PG_PASSWORD"),
-              "port": 6432, "schema": "s", "threads": 8, "sslmode": "verify-full",
-              "sslrootcert": "/etc/ssl/ca.pem", "connect_timeout": 5, "keepalives_idle": 30}  # fmt: skip
+    config = {
+        "host": "db",
+        "user": "u",
+        "dbname": "d",
+        "password": SecretReference("PG_PASSWORD"),
+        "port": 6432,
+        "schema": "s",
+        "threads": 8,
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ssl/ca.pem",
+        "connect_timeout": 5,
+        "keepalives_idle": 30,
+    }
     profile = plugin.generate_dbt_profile(compute(config), target)
     assert profile == {
-        "type": "postgres", "host": "db", "port": 6432, "user": "u",
-        "password": "{{ env_var('PG_PASSWORD') }}", "dbname": "d", "schema": "s", "threads": 8,
-        "connect_timeout": 5, "application_name": "floe/shop", "sslmode": "verify-full",
-        "sslrootcert": "/etc/ssl/ca.pem", "keepalives_idle": 30,
-    }  # fmt: skip
+        "type": "postgres",
+        "host": "db",
+        "port": 6432,
+        "user": "u",
+        "password": "{{ env_var('PG_PASSWORD') }}",
+        "dbname": "d",
+        "schema": "s",
+        "threads": 8,
+        "connect_timeout": 5,
+        "application_name": "floe/shop",
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ssl/ca.pem",
+        "keepalives_idle": 30,
+    }
     credentials_class = load_plugin("postgres")
     data = credentials_class.translate_aliases({**profile, "password": "rendered"})
     data.pop("type")
@@ -240,8 +272,13 @@ def test_profile_keys_and_options_pass_dbt_postgres(target: ProfileTarget) -> No
 
 
 @pytest.mark.req("REQ-012")
-def test_dbt_debug_and_run_two_models(postgres: PostgresServer, target: ProfileTarget, tmp_path: Path,
-                                      dbt_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_dbt_debug_and_run_two_models(
+    postgres: PostgresServer,
+    target: ProfileTarget,
+    tmp_path: Path,
+    dbt_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from dbt.cli.main import dbtRunner
 
     monkeypatch.setenv("PG_PASSWORD", postgres.password)
@@ -281,16 +318,24 @@ def test_translate_real_sql_errors(postgres: PostgresServer) -> None:
             cursor.execute("create temporary table t (id int primary key)")
             cursor.execute("insert into t values (1)")
         cases = {
-            "select * from missing_model": ("run SQL", 'relation "missing_model" does not exist', "dbt run --select"),
+            "select * from missing_model": (
+                "run SQL",
+                'relation "missing_model" does not exist',
+                "dbt run --select",
+            ),
             "selec 1": ("parse SQL", "syntax error", "fix the SQL syntax"),
             "select nope from t": ("run SQL", 'column "nope" does not exist', "upstream model's columns"),
             "select no_such_fn(1)": ("run SQL", "no_such_fn", "explicit casts"),
             "select 1/0": ("run SQL", "division by zero", "NULLIF"),
             "select 'abc'::int": ("run SQL", "invalid input syntax", "casts"),
             "insert into t values (1)": ("run SQL", "duplicate key", "deduplicate"),
-            "set statement_timeout = 50; select pg_sleep(1)": ("run SQL", "statement timeout", "statement_timeout"),
+            "set statement_timeout = 50; select pg_sleep(1)": (
+                "run SQL",
+                "statement timeout",
+                "statement_timeout",
+            ),
             "select * from missing_schema.x": ("run SQL", "missing_schema", "build it first"),
-        }  # fmt: skip
+        }
         for sql, (operation, in_message, in_fix) in cases.items():
             error = plugin.translate_error(sql_error(connection, sql), compute({"user": "floe"}))
             assert isinstance(error, PluginExecutionError), sql
@@ -365,8 +410,9 @@ def test_no_catalog_sql_and_thin_client_resources() -> None:
     config = compute({"host": "h", "user": "u", "dbname": "d", "password": SecretReference("P")})
     assert plugin.get_catalog_attachment_sql(config, CatalogConfig(type="rest", uri="http://x")) is None
     assert plugin.get_resource_requirements(config) == {
-        "requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"},
-    }  # fmt: skip
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"cpu": "500m", "memory": "512Mi"},
+    }
 
 
 def test_config_schema_is_package_data_and_refuses_literal_passwords() -> None:

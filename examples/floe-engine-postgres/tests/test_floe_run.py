@@ -34,8 +34,10 @@ def product(tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.Monkey
     for key, value in postgres.environ.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    return write(tmp_path / PRODUCT, {
-        "platform/enterprise.yaml": f"""
+    return write(
+        tmp_path / PRODUCT,
+        {
+            "platform/enterprise.yaml": f"""
             apiVersion: floe.dev/v1
             kind: Manifest
             scope: enterprise
@@ -59,7 +61,7 @@ def product(tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.Monkey
             environments:
               - name: dev
         """,
-        "floe.yaml": f"""
+            "floe.yaml": f"""
             apiVersion: floe.dev/v1
             kind: DataProduct
             metadata: {{name: {PRODUCT}}}
@@ -68,7 +70,7 @@ def product(tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.Monkey
               - {{type: dbt, name: stored, path: models/stored/, compute: pg}}
               - {{type: dbt, name: lake, path: models/lake/}}
         """,
-        "dbt_project.yml": f"""
+            "dbt_project.yml": f"""
             name: {PRODUCT}
             version: '1.0.0'
             config-version: 2
@@ -77,18 +79,18 @@ def product(tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.Monkey
               {PRODUCT}:
                 +materialized: table
         """,
-        "seeds/people.csv": """
+            "seeds/people.csv": """
             id,name
             1,ada
             2,bob
         """,
-        "models/stored/people_upper.sql": "select id, upper(name) as name from {{ ref('people') }}\n",
-        "models/stored/people_log.sql": """
+            "models/stored/people_upper.sql": "select id, upper(name) as name from {{ ref('people') }}\n",
+            "models/stored/people_log.sql": """
             {{ config(materialized='incremental', unique_key='id') }}
             select id, name from {{ ref('people_upper') }}
             {% if is_incremental() %} where id > (select coalesce(max(id), 0) from {{ this }}) {% endif %}
         """,
-        "models/stored/schema.yml": """
+            "models/stored/schema.yml": """
             version: 2
             models:
               - name: people_log
@@ -96,8 +98,9 @@ def product(tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.Monkey
                   - name: id
                     data_tests: [not_null, unique]
         """,
-        "models/lake/squares.sql": "select range as n, range * range as square from range(4)\n",
-    })  # fmt: skip
+            "models/lake/squares.sql": "select range as n, range * range as square from range(4)\n",
+        },
+    )
 
 
 def pg_rows(server: PostgresServer, table: str) -> list[tuple[Any, ...]]:
@@ -110,7 +113,9 @@ def pg_rows(server: PostgresServer, table: str) -> list[tuple[Any, ...]]:
         connection.close()
 
 
-def test_a_postgres_transform_runs_in_floe_run_next_to_duckdb(product: Path, postgres: PostgresServer) -> None:
+def test_a_postgres_transform_runs_in_floe_run_next_to_duckdb(
+    product: Path, postgres: PostgresServer
+) -> None:
     the_plan = floe.plan(product, env="dev")
     computes = {c.name: c for c in the_plan.preparation.computes.values()}
     assert computes["pg"].engine == "postgres" and computes["pg"].distribution == "floe-engine-postgres"
@@ -120,9 +125,13 @@ def test_a_postgres_transform_runs_in_floe_run_next_to_duckdb(product: Path, pos
     first = floe.run(product, env="dev")
     assert first.success, [t.message for t in first.transforms]
     assert [(t.name, t.compute, t.engine) for t in first.transforms] == [
-        (t.name, t.compute, t.engine) for t in the_plan.transforms]  # fmt: skip
+        (t.name, t.compute, t.engine) for t in the_plan.transforms
+    ]
     stored = first.get("stored")
-    assert stored.engine == "postgres" and stored.counts() == {"success": 3, "pass": 2}  # seed, 2 models, 2 tests
+    assert stored.engine == "postgres" and stored.counts() == {
+        "success": 3,
+        "pass": 2,
+    }  # seed, 2 models, 2 tests
     assert pg_rows(postgres, "people_log") == [(1, "ADA"), (2, "BOB")]
     assert pg_rows(postgres, "people") == [(1, "ada"), (2, "bob")]
     worker_log = (product / "target/floe/run/.workers/pg.log").read_text()
@@ -131,7 +140,9 @@ def test_a_postgres_transform_runs_in_floe_run_next_to_duckdb(product: Path, pos
     from pyiceberg.catalog.sql import SqlCatalog
 
     root = product / ".floe" / "iceberg" / "floe"
-    lake = SqlCatalog("floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}")
+    lake = SqlCatalog(
+        "floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}"
+    )
     squares = lake.load_table((f"{PRODUCT}_dev", "squares")).scan().to_arrow().sort_by("n").to_pylist()
     assert squares[-1] == {"n": 3, "square": 9}
 
@@ -149,43 +160,68 @@ def iceberg_rows(product: Path, table: str) -> list[dict[str, Any]]:
     from pyiceberg.catalog.sql import SqlCatalog
 
     root = product / ".floe" / "iceberg" / "floe"
-    lake = SqlCatalog("floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}")
-    rows: list[dict[str, Any]] = lake.load_table((f"{PRODUCT}_dev", table)).scan().to_arrow().sort_by("n").to_pylist()
+    lake = SqlCatalog(
+        "floe", uri=f"sqlite:///{root / 'catalog.sqlite'}", warehouse=f"file://{root / 'warehouse'}"
+    )
+    rows: list[dict[str, Any]] = (
+        lake.load_table((f"{PRODUCT}_dev", table)).scan().to_arrow().sort_by("n").to_pylist()
+    )
     return rows
 
 
-def test_refs_between_postgres_and_duckdb_are_bridged_both_ways(product: Path, postgres: PostgresServer) -> None:
+def test_refs_between_postgres_and_duckdb_are_bridged_both_ways(
+    product: Path, postgres: PostgresServer
+) -> None:
     """A postgres model reads a DuckDB model (floe loads it into PostgreSQL before the transform
     builds) and a DuckDB model reads a postgres model (floe publishes it into the catalog after the
     postgres transform builds); an incremental postgres model over the loaded table keeps its rows;
     a second run after the DuckDB model changed carries the change all the way through."""
     (product / "models/stored/from_lake.sql").write_text(
-        "select n, square, cast(square / 8.0 as numeric(12, 3)) as eighth from {{ ref('squares') }}\n")
+        "select n, square, cast(square / 8.0 as numeric(12, 3)) as eighth from {{ ref('squares') }}\n"
+    )
     (product / "models/stored/squares_log.sql").write_text(
         "{{ config(materialized='incremental', unique_key='n') }}\n"
         "select n, square from {{ ref('squares') }}\n"
-        "{% if is_incremental() %} where n > (select max(n) from {{ this }}) {% endif %}\n")
+        "{% if is_incremental() %} where n > (select max(n) from {{ this }}) {% endif %}\n"
+    )
     (product / "models/back/doubled.sql").parent.mkdir()
-    (product / "models/back/doubled.sql").write_text("select n, eighth * 2 as quarter from {{ ref('from_lake') }}\n")
+    (product / "models/back/doubled.sql").write_text(
+        "select n, eighth * 2 as quarter from {{ ref('from_lake') }}\n"
+    )
     floe_yaml = product / "floe.yaml"
     floe_yaml.write_text(floe_yaml.read_text() + "  - {type: dbt, name: back, path: models/back/}\n")
     the_plan = floe.plan(product, env="dev")
     kinds = {(c.upstream, c.downstream): (str(c.kind), c.publish, c.load) for c in the_plan.crossings}
-    assert kinds == {("lake", "stored"): ("bridged", False, True), ("stored", "back"): ("bridged", True, False)}
+    assert kinds == {
+        ("lake", "stored"): ("bridged", False, True),
+        ("stored", "back"): ("bridged", True, False),
+    }
 
     report = floe.run(product, env="dev")
     assert report.success, [t.message for t in report.transforms] + [b.message for b in report.bridges]
     assert pg_rows(postgres, "squares") == [(0, 0), (1, 1), (2, 4), (3, 9)]  # the copy, loaded
-    assert pg_rows(postgres, "from_lake") == [(0, 0, Decimal("0.000")), (1, 1, Decimal("0.125")),
-                                              (2, 4, Decimal("0.500")), (3, 9, Decimal("1.125"))]  # fmt: skip
-    assert iceberg_rows(product, "doubled") == [{"n": 0, "quarter": Decimal("0.000")}, {"n": 1, "quarter": Decimal("0.250")},
-                                                {"n": 2, "quarter": Decimal("1.000")}, {"n": 3, "quarter": Decimal("2.250")}]  # fmt: skip
+    assert pg_rows(postgres, "from_lake") == [
+        (0, 0, Decimal("0.000")),
+        (1, 1, Decimal("0.125")),
+        (2, 4, Decimal("0.500")),
+        (3, 9, Decimal("1.125")),
+    ]
+    assert iceberg_rows(product, "doubled") == [
+        {"n": 0, "quarter": Decimal("0.000")},
+        {"n": 1, "quarter": Decimal("0.250")},
+        {"n": 2, "quarter": Decimal("1.000")},
+        {"n": 3, "quarter": Decimal("2.250")},
+    ]
     bridges = {(b.kind, b.name): b for b in report.bridges}
     assert set(bridges) == {("load", "squares"), ("publish", "from_lake")}
-    assert all(b.status == "success" and b.rows == 4 and b.bytes > 0 and b.seconds > 0 for b in bridges.values())
+    assert all(
+        b.status == "success" and b.rows == 4 and b.bytes > 0 and b.seconds > 0 for b in bridges.values()
+    )
     assert bridges[("load", "squares")].target == f"pg {postgres.dbname}.{PRODUCT}_dev.squares"
 
-    (product / "models/lake/squares.sql").write_text("select range as n, range * range as square from range(6)\n")
+    (product / "models/lake/squares.sql").write_text(
+        "select range as n, range * range as square from range(6)\n"
+    )
     again = floe.run(product, env="dev")
     assert again.success, [t.message for t in again.transforms] + [b.message for b in again.bridges]
     assert pg_rows(postgres, "squares")[-1] == (5, 25)  # rebuilt from the catalog's current snapshot

@@ -91,9 +91,7 @@ class DuckDBEngine(ComputePlugin):
             "path": path,
             "schema": str(config.get("schema", DEFAULT_SCHEMA)),
             "threads": int(config.get("threads", DEFAULT_THREADS)),
-            "extensions": [
-                str(f) for f in extension_files(_requested(compute), compute, operation)
-            ],
+            "extensions": [str(f) for f in extension_files(_requested(compute), compute, operation)],
             "settings": cursor_settings(compute, target, path, operation),
             "config_options": connect_config(compute, target),
         }
@@ -125,6 +123,7 @@ class DuckDBEngine(ComputePlugin):
         the caller past ``timeout``. The connection is always closed; the message and details never
         hold a secret's value.
         """
+
         def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
             details = self._check(compute, target, progress)
             loaded = ", ".join(details["extensions"]) or "none"
@@ -136,7 +135,10 @@ class DuckDBEngine(ComputePlugin):
             return message, details
 
         return run_check(
-            ENGINE, compute, timeout, check,
+            ENGINE,
+            compute,
+            timeout,
+            check,
             no_answer=lambda progress: (
                 f"DuckDB did not answer within {timeout:g} s while {progress['stage']}",
                 "check that the database path is a regular file on a responsive local disk (not a "
@@ -144,7 +146,7 @@ class DuckDBEngine(ComputePlugin):
             ),
             fix="check the compute's DuckDB settings (path, settings, extensions) against the message",
             translate=self.translate_error,
-        )  # fmt: skip
+        )
 
     def _check(
         self, compute: ComputeConfig, target: ProfileTarget, progress: dict[str, Any]
@@ -259,9 +261,7 @@ class DuckDBEngine(ComputePlugin):
 
     # -- REQ-013: the Iceberg catalog -----------------------------------------------------------
 
-    def get_catalog_attachment_sql(
-        self, compute: ComputeConfig, catalog: CatalogConfig
-    ) -> list[str] | None:
+    def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
         """``CREATE SECRET`` (when the catalog has credentials) and ``ATTACH`` for a REST catalog.
 
         Every name is a quoted identifier and every value a quoted literal; credentials are
@@ -289,6 +289,7 @@ class DuckDBEngine(ComputePlugin):
                 "set both for OAuth2 client credentials, or neither",
                 compute=compute.name,
             )
+
         def literal(value: str, key: str) -> str:
             return _quoted(quote_literal, value, f"catalog {key}", compute, operation)
 
@@ -338,8 +339,9 @@ class DuckDBEngine(ComputePlugin):
 
         return duckdb_run.catalog_access(compute, catalog)
 
-    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                    namespace: str) -> dict[str, Any]:  # fmt: skip
+    def run_profile(
+        self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+    ) -> dict[str, Any]:
         """The catalog as the target database, attached by floe's dbt-duckdb plugin with
         :meth:`get_catalog_attachment_sql`'s statements (see :mod:`floe.engines.duckdb.run`)."""
         from floe.engines.duckdb import run as duckdb_run
@@ -354,8 +356,13 @@ class DuckDBEngine(ComputePlugin):
 
         return duckdb_run.macro_paths()
 
-    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+    def run_worker(
+        self,
+        compute: ComputeConfig,
+        profile: dict[str, Any],
+        catalog: CatalogConfig,
+        environ: Mapping[str, str],
+    ) -> WorkerSetup:
         """Forked, and closing dbt-duckdb's database at its exit."""
         from floe.engines.duckdb import run as duckdb_run
 
@@ -367,8 +374,9 @@ class DuckDBEngine(ComputePlugin):
         self, error: BaseException, compute: ComputeConfig | None
     ) -> PluginExecutionError | None:
         """An actionable error for a DuckDB exception (also one dbt wrapped), else ``None``."""
-        return translate_client_error(ENGINE, error, compute, _duckdb_error,
-                                      lambda classes, text, _: _translate(classes, text))  # fmt: skip
+        return translate_client_error(
+            ENGINE, error, compute, _duckdb_error, lambda classes, text, _: _translate(classes, text)
+        )
 
 
 plugin = DuckDBEngine()

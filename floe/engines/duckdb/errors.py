@@ -14,10 +14,17 @@ from floe.enginekit import exception_chain, first_line, first_lines
 
 _DUCKDB_MODULES = ("duckdb", "_duckdb")
 _DUCKDB_PREFIXES = (
-    "IO Error:", "Catalog Error:", "Parser Error:", "Binder Error:", "HTTP Error:",
-    "Out of Memory Error:", "Invalid Input Error:", "Conversion Error:", "Constraint Error:",
+    "IO Error:",
+    "Catalog Error:",
+    "Parser Error:",
+    "Binder Error:",
+    "HTTP Error:",
+    "Out of Memory Error:",
+    "Invalid Input Error:",
+    "Conversion Error:",
+    "Constraint Error:",
     "Connection Error:",
-)  # fmt: skip
+)
 _LOCK = re.compile(
     r'Could not set lock on file "(?P<file>[^"]+)"'
     r"(?::\s*Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\))?"
@@ -174,8 +181,7 @@ def _settings_and_files(classes: list[str], text: str) -> tuple[str, str, str] |
         return (
             "open the database",
             first,
-            f"check that the directory of {cannot_open['file']} exists and is writable, "
-            "or change path",
+            f"check that the directory of {cannot_open['file']} exists and is writable, or change path",
         )
     return None
 

@@ -53,24 +53,41 @@ def catalog_access(compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAcc
     :raises UnattachableCatalog: another kind of catalog, or a name dbt-duckdb cannot write.
     """
     if catalog.type != "rest" or not catalog.uri:
-        raise UnattachableCatalog(("catalog", "type"), [Problem(
-            f"compute {compute.name!r} (engine {ENGINE}) cannot attach the {catalog.type} catalog "
-            f"{catalog.name!r}: DuckDB attaches only Iceberg REST catalogs",
-            fix="declare a REST catalog in the manifest, or remove `catalog:` to use the embedded one",
-        )])  # fmt: skip
+        raise UnattachableCatalog(
+            ("catalog", "type"),
+            [
+                Problem(
+                    f"compute {compute.name!r} (engine {ENGINE}) cannot attach the {catalog.type} catalog "
+                    f"{catalog.name!r}: DuckDB attaches only Iceberg REST catalogs",
+                    fix="declare a REST catalog in the manifest, or remove `catalog:` to use the embedded one",
+                )
+            ],
+        )
     if not unquoted_name(catalog.name):
-        raise UnattachableCatalog(("catalog", "name"), [Problem(  # dbt-duckdb writes ``ATTACH … AS <alias>`` unquoted
-            f"compute {compute.name!r} (engine {ENGINE}) cannot attach the catalog {catalog.name!r}: "
-            "dbt-duckdb writes the catalog's name into its ATTACH statement without quotes",
-            expected="a catalog name of letters, digits and underscores that is not a keyword of DuckDB's SQL",
-            fix=f"rename the catalog, such as {_plain_catalog_name(catalog.name)!r}",
-        )])  # fmt: skip
-    return CatalogAccess.attached(f"every dbt connection runs ATTACH … AS {catalog.name} (TYPE ICEBERG) on the "
-                                  "catalog's REST endpoint (floe's dbt-duckdb plugin)")  # fmt: skip
+        raise UnattachableCatalog(
+            ("catalog", "name"),
+            [
+                Problem(  # dbt-duckdb writes ``ATTACH … AS <alias>`` unquoted
+                    f"compute {compute.name!r} (engine {ENGINE}) cannot attach the catalog {catalog.name!r}: "
+                    "dbt-duckdb writes the catalog's name into its ATTACH statement without quotes",
+                    expected="a catalog name of letters, digits and underscores that is not a keyword of DuckDB's SQL",
+                    fix=f"rename the catalog, such as {_plain_catalog_name(catalog.name)!r}",
+                )
+            ],
+        )
+    return CatalogAccess.attached(
+        f"every dbt connection runs ATTACH … AS {catalog.name} (TYPE ICEBERG) on the "
+        "catalog's REST endpoint (floe's dbt-duckdb plugin)"
+    )
 
 
-def run_profile(statements: list[str], compute: ComputeConfig, profile: dict[str, Any],
-                catalog: CatalogConfig, namespace: str) -> dict[str, Any]:  # fmt: skip
+def run_profile(
+    statements: list[str],
+    compute: ComputeConfig,
+    profile: dict[str, Any],
+    catalog: CatalogConfig,
+    namespace: str,
+) -> dict[str, Any]:
     """``profile`` attached to ``catalog`` by running ``statements``, building into ``namespace``."""
     catalog_access(compute, catalog)
     profile["schema"] = namespace
@@ -81,12 +98,17 @@ def run_profile(statements: list[str], compute: ComputeConfig, profile: dict[str
     profile["extensions"] = _avro_first(extensions)
     profile["database"] = catalog.name
     plugins = [p for p in profile.get("plugins") or [] if p.get("module") != PLUGIN_MODULE]
-    plugins.append({"module": PLUGIN_MODULE, "config": {
-        "floe_engine": ENGINE,
-        "floe_compute": compute.name,
-        "floe_names": [catalog.name, *floe_names(compute)],
-        "floe_statements": [jinja_string(s) for s in statements],
-    }})  # fmt: skip
+    plugins.append(
+        {
+            "module": PLUGIN_MODULE,
+            "config": {
+                "floe_engine": ENGINE,
+                "floe_compute": compute.name,
+                "floe_names": [catalog.name, *floe_names(compute)],
+                "floe_statements": [jinja_string(s) for s in statements],
+            },
+        }
+    )
     profile["plugins"] = plugins
     attach = [a for a in profile.get("attach") or [] if a.get("alias") != catalog.name]
     attach.append({"path": jinja_string(catalog.warehouse or ""), "alias": catalog.name})
@@ -133,4 +155,3 @@ def _avro_first(extensions: list[str]) -> list[str]:
     """
     avro = [e for e in extensions if e.endswith("avro.duckdb_extension") or e == "avro"]
     return avro + [e for e in extensions if e not in avro]
-

@@ -41,9 +41,16 @@ _EXTENSION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 """What a settings key must be: dbt-duckdb writes the key into ``SET <key> = …`` without quotes."""
 _DUCKDB_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
 _SIZE_UNITS = {
-    "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-    "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
-}  # fmt: skip
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
 _GI = 2**30
 
 
@@ -81,7 +88,8 @@ def connect_config(compute: ComputeConfig, target: ProfileTarget) -> dict[str, A
     return config
 
 
-KEYWORDS_NOT_NAMES = frozenset("""
+KEYWORDS_NOT_NAMES = frozenset(
+    """
     all analyse analyze and any array as asc asymmetric both case cast check collate column constraint
     create default deferrable desc describe distinct do else end except false fetch for foreign from
     group having in initially intersect into lambda lateral leading limit not null offset on only or
@@ -91,7 +99,8 @@ KEYWORDS_NOT_NAMES = frozenset("""
     anti asof at authorization binary by collation concurrently cross freeze full glob ilike inner is
     isnull join left like natural notnull outer overlaps positional right semi similar tablesample
     unpack verbose
-""".split())
+""".split()
+)
 """DuckDB keywords (its reserved and type/function-name keywords) that cannot stand unquoted
 where DuckDB expects a name: dbt-duckdb writes a profile's ``settings`` keys (``SET <key> = …``)
 and its ``attach`` aliases (``ATTACH … AS <alias>``) unquoted, so such a name fails every run with
@@ -121,8 +130,12 @@ def cursor_settings(
                 ENGINE,
                 operation,
                 f"settings key {str(key)!r} is not a DuckDB setting name"
-                + (" (dbt-duckdb sends `SET <key> = …` unquoted, and DuckDB's parser takes this "
-                   "word for SQL)" if PLAIN_NAME.fullmatch(str(key)) else ""),
+                + (
+                    " (dbt-duckdb sends `SET <key> = …` unquoted, and DuckDB's parser takes this "
+                    "word for SQL)"
+                    if PLAIN_NAME.fullmatch(str(key))
+                    else ""
+                ),
                 "use the setting's name as SELECT name FROM duckdb_settings() lists it: letters, "
                 "digits and underscores, such as preserve_insertion_order",
                 compute=compute.name,
@@ -213,8 +226,7 @@ def extension_files(
             raise PluginExecutionError(
                 ENGINE,
                 operation,
-                f"the DuckDB extension {name!r} is not installed "
-                f"(no Python package duckdb_extension_{name})",
+                f"the DuckDB extension {name!r} is not installed (no Python package duckdb_extension_{name})",
                 install,
                 compute=compute_name,
             )
@@ -272,7 +284,6 @@ def _extension_name(file: Path) -> str:
     return file.name.removesuffix(".duckdb_extension")
 
 
-
 def _quoted(
     quote: Callable[[str], str], value: str, what: str, compute: ComputeConfig, operation: str
 ) -> str:
@@ -287,7 +298,6 @@ def _quoted(
             f"remove the character from {what}",
             compute=compute.name,
         ) from None
-
 
 
 def _file_kind(path: Path) -> str | None:

@@ -71,8 +71,16 @@ def read_arrow(compute: ComputeConfig, relation: Relation) -> pyarrow.Table:
         name = field.name.lower() if _PLAIN_UPPER.match(field.name) else field.name
         kind = _type_name(meta.type_code)
         if kind in NO_ICEBERG_TYPE:
-            raise type_error(ENGINE, compute, relation, name, f"Snowflake {kind}", "an Iceberg type",
-                             "Iceberg has no such type", CAST_FIX)  # fmt: skip
+            raise type_error(
+                ENGINE,
+                compute,
+                relation,
+                name,
+                f"Snowflake {kind}",
+                "an Iceberg type",
+                "Iceberg has no such type",
+                CAST_FIX,
+            )
         declared = _declared(kind, meta, field.type)
         if declared is not None and declared != field.type:  # an empty result is typed loosely
             column = column.cast(declared)
@@ -100,8 +108,10 @@ def load_arrow(compute: ComputeConfig, relation: Relation, data: pyarrow.RecordB
             try:
                 cursor.execute(f"CREATE TEMPORARY STAGE {stage}")
                 cursor.execute(f"PUT {quote_literal(parquet.as_uri())} @{stage} AUTO_COMPRESS=FALSE")
-                copied = cursor.execute(f"COPY INTO {staged} FROM @{stage} FILE_FORMAT=(TYPE=PARQUET "
-                                        "USE_LOGICAL_TYPE=TRUE) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE PURGE=TRUE")  # fmt: skip
+                copied = cursor.execute(
+                    f"COPY INTO {staged} FROM @{stage} FILE_FORMAT=(TYPE=PARQUET "
+                    "USE_LOGICAL_TYPE=TRUE) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE PURGE=TRUE"
+                )
                 rows = sum(int(result[3]) for result in copied.fetchall())  # per file: rows_loaded
                 if _exists(cursor, relation):
                     cursor.execute(f"ALTER TABLE {target} SWAP WITH {staged}")
@@ -128,7 +138,11 @@ def _sql_type(arrow_type: pyarrow.DataType) -> str | None:
         return f"NUMBER({t.precision}, {t.scale})" if t.precision <= 38 else None
     if pyarrow.types.is_string(t) or pyarrow.types.is_large_string(t):
         return "VARCHAR"
-    if pyarrow.types.is_binary(t) or pyarrow.types.is_large_binary(t) or pyarrow.types.is_fixed_size_binary(t):
+    if (
+        pyarrow.types.is_binary(t)
+        or pyarrow.types.is_large_binary(t)
+        or pyarrow.types.is_fixed_size_binary(t)
+    ):
         return "BINARY"
     if pyarrow.types.is_date(t):
         return "DATE"
@@ -146,13 +160,17 @@ to write and to load). The file is read once, by ``COPY INTO``: no dictionaries,
 (measured here: a third of the time of pyarrow's defaults to write, and a smaller file)."""
 
 
-def _write_parquet(compute: ComputeConfig, relation: Relation, data: pyarrow.RecordBatchReader, path: Path) -> None:
+def _write_parquet(
+    compute: ComputeConfig, relation: Relation, data: pyarrow.RecordBatchReader, path: Path
+) -> None:
     """``data`` as one Parquet file, in row groups of :data:`ROW_GROUP_ROWS` (a stream that fails
     leaves nothing loaded)."""
     import pyarrow.parquet
 
     try:
-        with pyarrow.parquet.ParquetWriter(path, data.schema, use_dictionary=False, write_statistics=False) as writer:
+        with pyarrow.parquet.ParquetWriter(
+            path, data.schema, use_dictionary=False, write_statistics=False
+        ) as writer:
             pending: list[pyarrow.RecordBatch] = []
             for batch in data:
                 pending.append(batch)
@@ -162,16 +180,23 @@ def _write_parquet(compute: ComputeConfig, relation: Relation, data: pyarrow.Rec
             if pending:
                 writer.write_table(pyarrow.Table.from_batches(pending, data.schema), ROW_GROUP_ROWS)
     except (OSError, pyarrow.ArrowException) as exc:
-        raise PluginExecutionError(ENGINE, "load_arrow", f"writing the rows for {relation} to Parquet failed: "
-                                   f"{first_line(str(exc))}", "nothing was loaded; check the message",
-                                   compute=compute.name, cause=type(exc).__name__) from None  # fmt: skip
+        raise PluginExecutionError(
+            ENGINE,
+            "load_arrow",
+            f"writing the rows for {relation} to Parquet failed: {first_line(str(exc))}",
+            "nothing was loaded; check the message",
+            compute=compute.name,
+            cause=type(exc).__name__,
+        ) from None
 
 
 def _exists(cursor: Any, relation: Relation) -> bool:
     database = f"{sql_identifier(relation.database)}." if relation.database else ""
-    cursor.execute(f"SELECT COUNT(*) FROM {database}INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = "
-                   f"{quote_literal(stored_name(relation.schema))} AND TABLE_NAME = "
-                   f"{quote_literal(stored_name(relation.identifier))}")  # fmt: skip
+    cursor.execute(
+        f"SELECT COUNT(*) FROM {database}INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = "
+        f"{quote_literal(stored_name(relation.schema))} AND TABLE_NAME = "
+        f"{quote_literal(stored_name(relation.identifier))}"
+    )
     row = cursor.fetchone()
     return bool(row and row[0])
 
@@ -205,18 +230,37 @@ def _connection(compute: ComputeConfig, operation: str) -> Iterator[Any]:
     floe runs in), with the compute's warehouse and database."""
     method = check_settings(compute, operation)
     if method == "externalbrowser":
-        raise PluginExecutionError(ENGINE, operation, "an unattended bridge cannot log in through a browser",
-                                   "give the compute a key pair or an OAuth token for floe run", compute=compute.name)  # fmt: skip
+        raise PluginExecutionError(
+            ENGINE,
+            operation,
+            "an unattended bridge cannot log in through a browser",
+            "give the compute a key pair or an OAuth token for floe run",
+            compute=compute.name,
+        )
     here = Path.cwd()
-    arguments = connect_arguments(compute, ProfileTarget("run", "bridge", here, here / ".floe"), method,
-                                  CONNECT_SECONDS, {"stage": "", "details": {}})  # fmt: skip
-    arguments.update(network_timeout=NETWORK_SECONDS, socket_timeout=NETWORK_SECONDS,
-                     warehouse=str(compute.config["warehouse"]), database=str(compute.config["database"]))  # fmt: skip
+    arguments = connect_arguments(
+        compute,
+        ProfileTarget("run", "bridge", here, here / ".floe"),
+        method,
+        CONNECT_SECONDS,
+        {"stage": "", "details": {}},
+    )
+    arguments.update(
+        network_timeout=NETWORK_SECONDS,
+        socket_timeout=NETWORK_SECONDS,
+        warehouse=str(compute.config["warehouse"]),
+        database=str(compute.config["database"]),
+    )
     try:
         import snowflake.connector
     except ImportError:
-        raise PluginExecutionError(ENGINE, operation, "snowflake-connector-python is not installed", PIP_INSTALL,
-                                   compute=compute.name) from None  # fmt: skip
+        raise PluginExecutionError(
+            ENGINE,
+            operation,
+            "snowflake-connector-python is not installed",
+            PIP_INSTALL,
+            compute=compute.name,
+        ) from None
     connection = snowflake.connector.connect(**arguments)
     try:
         yield connection

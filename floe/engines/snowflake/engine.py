@@ -123,21 +123,28 @@ class SnowflakeEngine(ComputePlugin):
         to https only). ``externalbrowser`` cannot log in unattended: the check asks the account
         for its SSO login URL instead, which proves the account, the network and the SSO setup.
         """
+
         def check(progress: Progress, seconds: float) -> tuple[str, dict[str, Any]]:
             details = _check(compute, target, seconds, progress)
             return _success_message(compute, details), details
 
         def no_answer(progress: Progress) -> tuple[str, str]:
             where = endpoint(compute)
-            return (f"Snowflake at {where} did not answer within {timeout:g} s while {progress['stage']}",
-                    f"check that {where} is reachable from here (network, firewall, proxy, private "
-                    "link) and that the warehouse is not queued; then retry")  # fmt: skip
+            return (
+                f"Snowflake at {where} did not answer within {timeout:g} s while {progress['stage']}",
+                f"check that {where} is reachable from here (network, firewall, proxy, private "
+                "link) and that the warehouse is not queued; then retry",
+            )
 
         return run_check(
-            ENGINE, compute, timeout, check, no_answer=no_answer,
+            ENGINE,
+            compute,
+            timeout,
+            check,
+            no_answer=no_answer,
             fix="check the compute's Snowflake settings against the message",
             translate=self.translate_error,
-        )  # fmt: skip
+        )
 
     # -- REQ-015: resources ---------------------------------------------------------------------
 

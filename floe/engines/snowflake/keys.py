@@ -60,7 +60,9 @@ def private_key_der(compute: ComputeConfig, target: ProfileTarget, operation: st
     )
 
 
-def _key_bytes(compute: ComputeConfig, target: ProfileTarget, operation: str, fail: _Fail) -> tuple[bytes, bool, str]:
+def _key_bytes(
+    compute: ComputeConfig, target: ProfileTarget, operation: str, fail: _Fail
+) -> tuple[bytes, bool, str]:
     """The key's bytes, whether they are PEM (else DER), and how messages name the key."""
     config = compute.config
     if config.get("private_key_path") is not None:

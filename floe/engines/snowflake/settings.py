@@ -186,7 +186,4 @@ def stored_name(name: str) -> str:
 
 def _schemas_like(database: str, stored: str) -> str:
     """:func:`schema_lookup_sql` for a schema name already resolved by :func:`stored_name`."""
-    return (
-        f"SHOW TERSE SCHEMAS LIKE {quote_backslash_literal(stored)} "
-        f"IN DATABASE {sql_identifier(database)}"
-    )
+    return f"SHOW TERSE SCHEMAS LIKE {quote_backslash_literal(stored)} IN DATABASE {sql_identifier(database)}"

@@ -84,9 +84,8 @@ def _check(
     progress["stage"] = "done"
     return details
 
-def _use(
-    cursor: Any, kind: str, name: str, compute: ComputeConfig, details: Mapping[str, Any]
-) -> None:
+
+def _use(cursor: Any, kind: str, name: str, compute: ComputeConfig, details: Mapping[str, Any]) -> None:
     """``USE <kind> <name>``: a missing object or a missing grant becomes a clear message."""
     from snowflake.connector.errors import ProgrammingError
 
@@ -106,6 +105,7 @@ def _use(
             compute=compute.name,
             cause=type(exc).__name__,
         ) from None
+
 
 def connect_arguments(
     compute: ComputeConfig,
@@ -156,7 +156,6 @@ def _no_backoff() -> Iterator[int]:
     """The connector's backoff policy for validation: retry without waiting (time is bounded)."""
     while True:
         yield 0
-
 
 
 def _schema_exists(cursor: Any, database: str, schema: str) -> bool:

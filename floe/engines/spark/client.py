@@ -104,10 +104,15 @@ def _write_struct(proto: Any, fields: list[tuple[int, int, Any]]) -> None:
 def _read_value(proto: Any, kind: int) -> Any:
     ttype = _thrift_types()
     readers: dict[int, Callable[[], Any]] = {
-        ttype.STRUCT: lambda: _read_struct(proto), ttype.I32: proto.readI32, ttype.I64: proto.readI64,
-        ttype.I16: proto.readI16, ttype.BYTE: proto.readByte, ttype.BOOL: proto.readBool,
-        ttype.DOUBLE: proto.readDouble, ttype.STRING: proto.readBinary,
-    }  # fmt: skip
+        ttype.STRUCT: lambda: _read_struct(proto),
+        ttype.I32: proto.readI32,
+        ttype.I64: proto.readI64,
+        ttype.I16: proto.readI16,
+        ttype.BYTE: proto.readByte,
+        ttype.BOOL: proto.readBool,
+        ttype.DOUBLE: proto.readDouble,
+        ttype.STRING: proto.readBinary,
+    }
     if kind in readers:
         return readers[kind]()
     if kind in (ttype.LIST, ttype.SET):
@@ -227,15 +232,27 @@ class _HiveClient:
         return response
 
 
-def _hive_session(client: _HiveClient, user: str, password: str | None, configuration: dict[str, str],
-                  deadline: float, details: dict[str, Any], progress: dict[str, Any]) -> str:  # fmt: skip
+def _hive_session(
+    client: _HiveClient,
+    user: str,
+    password: str | None,
+    configuration: dict[str, str],
+    deadline: float,
+    details: dict[str, Any],
+    progress: dict[str, Any],
+) -> str:
     """OpenSession, GetInfo, SELECT 1 (while time allows), CloseSession; returns a summary."""
     ttype = _thrift_types()
     progress["stage"] = "opening a Thrift session (OpenSession)"
-    opened = client.call("OpenSession", [
-        (1, ttype.I32, _CLIENT_PROTOCOL), (2, ttype.STRING, user), (3, ttype.STRING, password),
-        (4, ttype.MAP, configuration),
-    ])  # fmt: skip
+    opened = client.call(
+        "OpenSession",
+        [
+            (1, ttype.I32, _CLIENT_PROTOCOL),
+            (2, ttype.STRING, user),
+            (3, ttype.STRING, password),
+            (4, ttype.MAP, configuration),
+        ],
+    )
     details["protocol_version"] = opened.get(2)
     session = [(1, ttype.STRUCT, _handle(opened.get(3, {}).get(1, {})))]
     try:
@@ -253,8 +270,13 @@ def _hive_session(client: _HiveClient, user: str, password: str | None, configur
     return summary + "; SELECT 1 had not finished at the deadline (a cold Spark needs seconds)"
 
 
-def _hive_select_1(client: _HiveClient, session: list[tuple[int, int, Any]], deadline: float,
-                   details: dict[str, Any], progress: dict[str, Any]) -> bool:  # fmt: skip
+def _hive_select_1(
+    client: _HiveClient,
+    session: list[tuple[int, int, Any]],
+    deadline: float,
+    details: dict[str, Any],
+    progress: dict[str, Any],
+) -> bool:
     """GetInfo (server name and version), then SELECT 1 polled until done or the deadline."""
     ttype = _thrift_types()
     progress["stage"] = "asking the server's name and version (GetInfo)"
@@ -264,12 +286,20 @@ def _hive_select_1(client: _HiveClient, session: list[tuple[int, int, Any]], dea
         names.append(value.get(1, b"").decode(errors="replace") if isinstance(value, dict) else "")
     details["server"] = " ".join(n for n in names if n) or "unknown"
     progress["stage"] = "running SELECT 1"
-    executed = client.call("ExecuteStatement", [
-        (1, ttype.STRUCT, session), (2, ttype.STRING, "SELECT 1"), (4, ttype.BOOL, True),
-    ])  # fmt: skip
+    executed = client.call(
+        "ExecuteStatement",
+        [
+            (1, ttype.STRUCT, session),
+            (2, ttype.STRING, "SELECT 1"),
+            (4, ttype.BOOL, True),
+        ],
+    )
     op = executed.get(2, {})
-    operation = [(1, ttype.STRUCT, _handle(op.get(1, {}))), (2, ttype.I32, op.get(2, 0)),
-                 (3, ttype.BOOL, bool(op.get(3, True)))]  # fmt: skip
+    operation = [
+        (1, ttype.STRUCT, _handle(op.get(1, {}))),
+        (2, ttype.I32, op.get(2, 0)),
+        (3, ttype.BOOL, bool(op.get(3, True))),
+    ]
     pause = 0.05
     while True:
         state = client.call("GetOperationStatus", [(1, ttype.STRUCT, operation)])
@@ -300,13 +330,19 @@ def _sasl_plain(transport: _SocketTransport, user: str, password: str) -> None:
     """thrift_sasl's PLAIN negotiation: START mechanism, OK credentials, then COMPLETE or BAD."""
     mechanism = b"PLAIN"
     credentials = b"\0" + user.encode() + b"\0" + password.encode()
-    transport.send(struct.pack(">BI", _SASL_START, len(mechanism)) + mechanism
-                   + struct.pack(">BI", _SASL_OK, len(credentials)) + credentials)  # fmt: skip
+    transport.send(
+        struct.pack(">BI", _SASL_START, len(mechanism))
+        + mechanism
+        + struct.pack(">BI", _SASL_OK, len(credentials))
+        + credentials
+    )
     header = transport.recv_exact(5)
     status, length = struct.unpack(">BI", header)
     if status not in (_SASL_OK, _SASL_BAD, _SASL_ERROR, _SASL_COMPLETE) or length > _MAX_FRAME:
-        raise _WireError("the reply to the SASL handshake is not SASL (is this the Thrift port, "
-                         "and does the server use SASL? try auth: NOSASL)")  # fmt: skip
+        raise _WireError(
+            "the reply to the SASL handshake is not SASL (is this the Thrift port, "
+            "and does the server use SASL? try auth: NOSASL)"
+        )
     payload = transport.recv_exact(length).decode(errors="replace")
     if status in (_SASL_BAD, _SASL_ERROR):
         raise _AuthError(payload or "the server rejected the credentials")

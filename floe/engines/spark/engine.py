@@ -111,13 +111,15 @@ class SparkEngine(ComputePlugin):
             if "auth" in config:
                 profile["auth"] = _auth(compute, operation)
             if "password" in config:
-                profile["password"] = secret_reference(ENGINE, compute, "password", operation, required=True,
-                                                       example="SPARK_PASSWORD").as_env_var()
+                profile["password"] = secret_reference(
+                    ENGINE, compute, "password", operation, required=True, example="SPARK_PASSWORD"
+                ).as_env_var()
             if "use_ssl" in config:
                 profile["use_ssl"] = bool(config["use_ssl"])
         else:
-            profile["token"] = secret_reference(ENGINE, compute, "token", operation, required=True,
-                                                example="DATABRICKS_TOKEN").as_env_var()
+            profile["token"] = secret_reference(
+                ENGINE, compute, "token", operation, required=True, example="DATABRICKS_TOKEN"
+            ).as_env_var()
             profile["cluster"] = _required_text(compute, "cluster", operation)
             profile["organization"] = str(config.get("organization", DEFAULT_ORGANIZATION))
         parameters = user_spark_conf(compute, operation)
@@ -179,8 +181,10 @@ class SparkEngine(ComputePlugin):
             method = _method(compute, "validate_connection")
             progress["details"]["method"] = method
             checks: dict[str, _Check] = {
-                "session": _check_session, "thrift": _check_thrift, "http": _check_http,
-            }  # fmt: skip
+                "session": _check_session,
+                "thrift": _check_thrift,
+                "http": _check_http,
+            }
             message, details = checks[method](compute, target, deadline, progress)
             details["elapsed_s"] = round(time.monotonic() - start, 2)
             return f"compute {compute.name!r}: {message}", details
@@ -188,22 +192,29 @@ class SparkEngine(ComputePlugin):
         def translate(exc: BaseException, compute: ComputeConfig) -> PluginExecutionError | None:
             if isinstance(exc, (TimeoutError, subprocess.TimeoutExpired)):
                 return PluginExecutionError(
-                    ENGINE, "validate_connection", f"the {timeout:g} s ran out while {progress['stage']}",
+                    ENGINE,
+                    "validate_connection",
+                    f"the {timeout:g} s ran out while {progress['stage']}",
                     "retry with a longer timeout; if it recurs, check that the machine is not overloaded",
                     compute=compute.name,
-                )  # fmt: skip
+                )
             return self.translate_error(exc, compute)
 
         return run_check(
-            ENGINE, compute, timeout, check,
+            ENGINE,
+            compute,
+            timeout,
+            check,
             no_answer=lambda progress: (
                 f"no answer within {timeout:g} s while {progress['stage']}",
                 "check that the host is reachable and the port is the Spark service's, "
                 "and that the machine is not overloaded",
             ),
             fix="check the compute's Spark settings against the message",
-            translate=translate, margin=0.5, progress=progress,
-        )  # fmt: skip
+            translate=translate,
+            margin=0.5,
+            progress=progress,
+        )
 
     # -- REQ-015: resources ---------------------------------------------------------------------
 
@@ -237,9 +248,7 @@ class SparkEngine(ComputePlugin):
 
     # -- REQ-013: the Iceberg catalog -----------------------------------------------------------
 
-    def get_catalog_attachment_sql(
-        self, compute: ComputeConfig, catalog: CatalogConfig
-    ) -> list[str] | None:
+    def get_catalog_attachment_sql(self, compute: ComputeConfig, catalog: CatalogConfig) -> list[str] | None:
         """``None``: Spark attaches Iceberg catalogs through configuration, not SQL.
 
         A catalog is a set of ``spark.sql.catalog.<name>.*`` confs read when the catalog is first
@@ -258,8 +267,9 @@ class SparkEngine(ComputePlugin):
 
         return spark_run.catalog_access(compute, catalog)
 
-    def run_profile(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                    namespace: str) -> dict[str, Any]:  # fmt: skip
+    def run_profile(
+        self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+    ) -> dict[str, Any]:
         """Session: the catalog's confs, the Iceberg runtime, the catalog as default catalog."""
         from floe.engines.spark import run as spark_run
 
@@ -277,8 +287,13 @@ class SparkEngine(ComputePlugin):
 
         return spark_run.macro_paths(compute)
 
-    def run_worker(self, compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                   environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+    def run_worker(
+        self,
+        compute: ComputeConfig,
+        profile: dict[str, Any],
+        catalog: CatalogConfig,
+        environ: Mapping[str, str],
+    ) -> WorkerSetup:
         """A fresh process with Java; for session, the SparkSession warms up while dbt parses."""
         from floe.engines.spark import run as spark_run
 

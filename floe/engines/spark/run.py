@@ -44,8 +44,10 @@ def is_session(compute: ComputeConfig) -> bool:
 
 def catalog_access(compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAccess:
     if is_session(compute):
-        return CatalogAccess.attached(f"the SparkSession dbt-spark builds has spark.sql.catalog.{catalog.name} "
-                                      "(Iceberg's SparkCatalog) as its default catalog")  # fmt: skip
+        return CatalogAccess.attached(
+            f"the SparkSession dbt-spark builds has spark.sql.catalog.{catalog.name} "
+            "(Iceberg's SparkCatalog) as its default catalog"
+        )
     return CatalogAccess.own_warehouse(
         f"method {compute.config.get('method')}: the Spark server's catalogs are configured on the server, "
         "so floe cannot attach the run's catalog there; its transforms build in the server's own warehouse "
@@ -53,12 +55,15 @@ def catalog_access(compute: ComputeConfig, catalog: CatalogConfig) -> CatalogAcc
     )
 
 
-def run_profile(compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig,
-                namespace: str) -> dict[str, Any]:  # fmt: skip
+def run_profile(
+    compute: ComputeConfig, profile: dict[str, Any], catalog: CatalogConfig, namespace: str
+) -> dict[str, Any]:
     profile["schema"] = namespace
     if not is_session(compute):
         return profile
-    params: dict[str, str] = {str(k): str(v) for k, v in (profile.get("server_side_parameters") or {}).items()}
+    params: dict[str, str] = {
+        str(k): str(v) for k, v in (profile.get("server_side_parameters") or {}).items()
+    }
     jar = str(iceberg_runtime_jar())
     jars = [j for j in params.get("spark.jars", "").split(",") if j]
     if not any("iceberg-spark-runtime" in j for j in jars):
@@ -84,8 +89,9 @@ def macro_paths(compute: ComputeConfig) -> list[Path]:
     return [MACROS] if is_session(compute) else []
 
 
-def worker_setup(compute: ComputeConfig, profile: Mapping[str, Any], catalog: CatalogConfig,
-                 environ: Mapping[str, str]) -> WorkerSetup:  # fmt: skip
+def worker_setup(
+    compute: ComputeConfig, profile: Mapping[str, Any], catalog: CatalogConfig, environ: Mapping[str, str]
+) -> WorkerSetup:
     """A fresh process (Java first), with Java and a loopback address; warmed up when it attaches."""
     added = runtime_environ(compute, environ)
     if not is_session(compute):

