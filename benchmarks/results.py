@@ -39,6 +39,9 @@ BENCHMARKS = {  # name: (script, arguments)
     "concurrency": ("concurrency.py", []),
     "bridge": ("bridge.py", ["--rows", "1000000", "--repeat", "3"]),
     "mesh": ("mesh.py", ["--repeat", "2"]),
+    "load": ("load.py", []),
+    "soak": ("soak.py", ["--runs", "50"]),
+    "scale": ("scale.py", []),
 }
 
 
