@@ -13,8 +13,6 @@ import sys
 from types import FrameType
 from typing import Any
 
-import pytest
-
 from floe.execution.graph import Node, TransformInput, plan
 
 
@@ -48,11 +46,6 @@ def _calls(transforms: int, per_transform: int) -> int:
     return count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graph.plan compares every model with every transform's folder "
-    "(quadratic); remove this mark with the fix (issue 15)",
-)
 def test_assigning_models_to_transforms_is_linear() -> None:
     small = _calls(5, 20)  # 100 models in 5 transforms
     large = _calls(50, 20)  # 1,000 models in 50 transforms

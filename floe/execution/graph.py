@@ -180,11 +180,15 @@ def plan(nodes: Iterable[Node], transforms: Sequence[TransformInput], root_packa
     by_id = {n.unique_id: n for n in nodes}
     order = {t.name: i for i, t in enumerate(transforms)}
     owner: dict[str, str] = {}
+    folders = _folders(transforms)
     for node in by_id.values():
         if node.buildable and node.package_name == root_package:
-            found = _owner_by_path(node.original_file_path, transforms)
+            found = _owner_by_path(node.original_file_path, folders)
             if found is not None:
                 owner[node.unique_id] = found
+    by_path: dict[str, list[str]] = {t.name: [] for t in transforms}
+    for uid, name in owner.items():
+        by_path[name].append(uid)
 
     def edges() -> dict[str, set[str]]:
         result: dict[str, set[str]] = {t.name: set() for t in transforms}
@@ -197,7 +201,7 @@ def plan(nodes: Iterable[Node], transforms: Sequence[TransformInput], root_packa
 
     # Nodes outside every path go to the first transform, in dependency order, that needs them.
     for name in _topological(edges(), order, by_id, owner):
-        stack = [d for uid, o in owner.items() if o == name for d in by_id[uid].depends_on]
+        stack = [d for uid in by_path[name] for d in by_id[uid].depends_on]
         while stack:
             dep = stack.pop()
             needed = by_id.get(dep)
@@ -207,10 +211,14 @@ def plan(nodes: Iterable[Node], transforms: Sequence[TransformInput], root_packa
             stack.extend(needed.depends_on)
     graph = edges()
     ordered = _topological(graph, order, by_id, owner)
+    owned_by: dict[str, list[Node]] = {t.name: [] for t in transforms}
+    for uid, node in by_id.items():
+        if uid in owner:
+            owned_by[owner[uid]].append(node)
     planned = []
     for name in ordered:
         spec = transforms[order[name]]
-        owned = tuple(n for uid, n in by_id.items() if owner.get(uid) == name)
+        owned = tuple(owned_by[name])
         upstream = tuple(sorted(graph[name], key=order.__getitem__))
         planned.append(PlannedTransform(spec.name, spec.path, spec.compute, owned, upstream))
     planned, owners = _count_tests(planned, by_id, owner)
@@ -218,16 +226,27 @@ def plan(nodes: Iterable[Node], transforms: Sequence[TransformInput], root_packa
     return Plan(tuple(planned), unassigned, owners, {uid: n.depends_on for uid, n in by_id.items()})
 
 
-def _owner_by_path(file_path: str, transforms: Sequence[TransformInput]) -> str | None:
-    path = PurePosixPath(file_path)
-    best: tuple[int, str] | None = None
+def _folders(transforms: Sequence[TransformInput]) -> dict[tuple[str, ...], str]:
+    """Each transform's folder, as path parts, to its name (the first declared keeps a folder two
+    transforms name)."""
+    folders: dict[tuple[str, ...], str] = {}
     for transform in transforms:
-        folder = PurePosixPath(*[p for p in PurePosixPath(transform.path).parts if p != "."])
-        if folder.parts and (path == folder or folder in path.parents):
-            depth = len(folder.parts)
-            if best is None or depth > best[0]:
-                best = (depth, transform.name)
-    return best[1] if best else None
+        parts = tuple(p for p in PurePosixPath(transform.path).parts if p != ".")
+        if parts:
+            folders.setdefault(parts, transform.name)
+    return folders
+
+
+def _owner_by_path(file_path: str, folders: Mapping[tuple[str, ...], str]) -> str | None:
+    """The transform whose folder holds ``file_path`` most closely (the deepest folder), looked up
+    once per enclosing folder, so that a plan takes time linear in its nodes, whatever the number
+    of transforms."""
+    parts = PurePosixPath(file_path).parts
+    for depth in range(len(parts), 0, -1):
+        found = folders.get(parts[:depth])
+        if found is not None:
+            return found
+    return None
 
 
 def _topological(
