@@ -315,6 +315,53 @@ def test_duckdb_writes_and_reads_with_vended_credentials_only(lake: Lake, workdi
     assert rows["label"].to_pylist() == [f"o{i}" for i in range(7)]
 
 
+@pytest.mark.req("REQ-016")
+def test_a_vended_key_reads_its_own_table_and_not_another_products(lake: Lake, workdir: Path) -> None:
+    """A worker's vended credentials reach what its product reads and writes and nothing more: the
+    key vended for one product's table reads that table's data files and is refused another
+    product's (SeaweedFS scopes STS credentials to the table's prefix), while the administrator
+    can read both (the refusal is the scope, not a missing file)."""
+    from pyarrow import fs
+
+    conn = attached_duckdb(workdir, lake.catalog())
+    for product in ("prod_a", "prod_b"):
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS lake.{product}")
+        conn.execute(f"CREATE TABLE lake.{product}.orders AS SELECT range AS id FROM range(3)")
+    conn.close()
+    catalog = pyiceberg_catalog(lake)
+    mine, theirs = catalog.load_table("prod_a.orders"), catalog.load_table("prod_b.orders")
+    my_files = [t.file.file_path for t in mine.scan().plan_files()]
+    their_files = [t.file.file_path for t in theirs.scan().plan_files()]
+    assert my_files and their_files
+
+    def filesystem(key: str, secret: str, token: str | None) -> Any:
+        endpoint = urllib.parse.urlsplit(lake.server.s3_endpoint)
+        return fs.S3FileSystem(
+            access_key=key,
+            secret_key=secret,
+            session_token=token,
+            region="us-east-1",
+            endpoint_override=endpoint.netloc,
+            scheme=endpoint.scheme,
+        )
+
+    def readable(filesystem: Any, uri: str) -> bool:
+        try:
+            with filesystem.open_input_file(uri.removeprefix("s3://")) as handle:
+                return len(handle.read(4)) == 4
+        except OSError as exc:
+            assert "ACCESS_DENIED" in str(exc).upper() or "403" in str(exc), exc
+            return False
+
+    props = mine.io.properties
+    assert props["s3.access-key-id"] in lake.vended()
+    vended = filesystem(props["s3.access-key-id"], props["s3.secret-access-key"], props["s3.session-token"])
+    admin = filesystem(lake.server.admin_key_id, lake.server.admin_secret, None)
+    assert all(readable(vended, f) for f in my_files)
+    assert all(readable(admin, f) for f in their_files)
+    assert not any(readable(vended, f) for f in their_files), "a key vended for prod_a read prod_b's data"
+
+
 @pytest.mark.req("REQ-013")
 def test_an_s3_url_warehouse_attaches_writable(lake: Lake, workdir: Path) -> None:
     """The warehouse named by its ``s3://`` URL: DuckDB writes a table through it with vended
