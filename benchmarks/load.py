@@ -48,8 +48,12 @@ from tests.support.lake_load import (
 from tests.support.seaweed import seaweed_mini
 
 
-def check_round(catalog: Any, rows: Mapping[str, int], before: Mapping[str, int],
-                peeked: Mapping[str, tuple[str, tuple[int, ...]]] | None = None) -> dict[str, int]:  # fmt: skip
+def check_round(
+    catalog: Any,
+    rows: Mapping[str, int],
+    before: Mapping[str, int],
+    peeked: Mapping[str, tuple[str, tuple[int, ...]]] | None = None,
+) -> dict[str, int]:
     """Every product's tables hold exactly this round's rows, each table's history is one line that
     grew since ``before``, and each ``peek`` saw one whole round of its neighbour's table."""
     counts: dict[str, int] = {}
@@ -81,8 +85,10 @@ def measure(products: int, seed: int, timeout: float) -> dict[str, Any]:
     neighbour = {n: names[(i + 1) % len(names)] for i, n in enumerate(names)}
     secret = "floe-bench-" + secrets.token_hex(12)
     result: dict[str, Any] = {"products": products, "seed": seed, "status": "ok"}
-    with tempfile.TemporaryDirectory(prefix="floe-bench-load-") as tmp, \
-            seaweed_mini(Path(tmp) / "seaweed", client_secret=secret, credential_seconds=900) as server:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="floe-bench-load-") as tmp,
+        seaweed_mini(Path(tmp) / "seaweed", client_secret=secret, credential_seconds=900) as server,
+    ):
         root = Path(tmp) / "products"
         root.mkdir()
         (root / "platform.yaml").write_text(
@@ -121,18 +127,38 @@ def measure(products: int, seed: int, timeout: float) -> dict[str, Any]:
 def markdown(result: Mapping[str, Any], command: str) -> str:
     n = result["products"]
     rows = [
-        ("one product alone (two DuckDB computes), baseline", f"{fmt(result.get('alone_s'), '.1f')} s", "", ""),
-        (f"round 1: {n} products at once, creating their tables", f"{fmt(result.get('round1_s'), '.1f')} s", "", ""),
-        (f"round 2: {n} at once, replacing them, each reading a neighbour's", f"{fmt(result.get('round2_s'), '.1f')} s",
-         "", ""),
+        (
+            "one product alone (two DuckDB computes), baseline",
+            f"{fmt(result.get('alone_s'), '.1f')} s",
+            "",
+            "",
+        ),
+        (
+            f"round 1: {n} products at once, creating their tables",
+            f"{fmt(result.get('round1_s'), '.1f')} s",
+            "",
+            "",
+        ),
+        (
+            f"round 2: {n} at once, replacing them, each reading a neighbour's",
+            f"{fmt(result.get('round2_s'), '.1f')} s",
+            "",
+            "",
+        ),
         ("round 1 / one alone", fmt(result.get("round1_ratio"), ".2f"), "", ""),
         ("round 2 / one alone", fmt(result.get("round2_ratio"), ".2f"), "", ""),
-        ("every commit landed, every table exact, no partial read", result["status"], "ok",
-         "yes" if result["status"] == "ok" else "**no**"),
-    ]  # fmt: skip
-    note = (f"Seed {result['seed']}; under `nice -n 5` on a 2-core machine shared with other work. {n} `floe run` "
-            f"processes (2 dbt workers each) share 2 cores: the wall-time ratio measures CPU contention more than "
-            "floe; there is no goal on it.")  # fmt: skip
+        (
+            "every commit landed, every table exact, no partial read",
+            result["status"],
+            "ok",
+            "yes" if result["status"] == "ok" else "**no**",
+        ),
+    ]
+    note = (
+        f"Seed {result['seed']}; under `nice -n 5` on a 2-core machine shared with other work. {n} `floe run` "
+        f"processes (2 dbt workers each) share 2 cores: the wall-time ratio measures CPU contention more than "
+        "floe; there is no goal on it."
+    )
     return markdown_section(f"Issue 15: {n} products at once on one REST catalog", command, rows, note)
 
 

@@ -83,9 +83,10 @@ def many_models(models: int, per_transform: int = 50) -> list[tuple[str, str, Ma
         for i in range(count):
             name = f"t{t:03d}_m{i:03d}"
             files[f"{name}.sql"] = (
-                "select range as id, range % 7 as k from range(100)\n" if i == 0
+                "select range as id, range % 7 as k from range(100)\n"
+                if i == 0
                 else f"select id, k + {i} as k from {{{{ ref('t{t:03d}_m{(i - 1) // 2:03d}') }}}}\n"
-            )  # fmt: skip
+            )
         out.append((f"t{t:03d}", COMPUTES[t % len(COMPUTES)], files))
         made += count
         t += 1
@@ -171,8 +172,19 @@ def plain_builds(product: Path, timeout: float) -> tuple[float | None, str]:
             project = product / "target" / "floe" / "run" / compute
             if f"127.0.0.1:{port}" not in (project / "profiles.yml").read_text(encoding="utf-8"):
                 return None, f"error: floe's profile for {compute} names another catalog port"
-            elapsed, status = timed([*dbt_command(), "build", "--project-dir", str(project), "--profiles-dir",
-                                     str(project), "--target", "dev"], timeout)  # fmt: skip
+            elapsed, status = timed(
+                [
+                    *dbt_command(),
+                    "build",
+                    "--project-dir",
+                    str(project),
+                    "--profiles-dir",
+                    str(project),
+                    "--target",
+                    "dev",
+                ],
+                timeout,
+            )
             if elapsed is None:
                 return None, f"{compute}: {status}"
             total += elapsed
@@ -198,17 +210,36 @@ def measure_run(models: int, repeat: int, timeout: float) -> dict[str, Any]:
                 rss["floe"].append(used)
                 dbt.add(plain_builds(product, timeout))
                 elapsed, status, used = with_maxrss(
-                    ["dbt", "parse", "--no-partial-parse", "--project-dir", str(product), "--profiles-dir",
-                     str(profiles), "--target-path", str(Path(tmp) / "parse-target")], timeout)  # fmt: skip
+                    [
+                        "dbt",
+                        "parse",
+                        "--no-partial-parse",
+                        "--project-dir",
+                        str(product),
+                        "--profiles-dir",
+                        str(profiles),
+                        "--target-path",
+                        str(Path(tmp) / "parse-target"),
+                    ],
+                    timeout,
+                )
                 parse.add((elapsed, status))
                 rss["parse"].append(used)
     floe_rss = max((r.get("self_kib", 0) for r in rss["floe"]), default=0)
     workers_rss = max((r.get("children_kib", 0) for r in rss["floe"]), default=0)
     parse_rss = max((r.get("self_kib", 0) for r in rss["parse"]), default=0)
-    return {"models": models, "computes": list(COMPUTES), "floe": floe.to_json(), "baseline": dbt.to_json(),
-            "parse": parse.to_json(), "ratio": ratio(floe.best, dbt.best),
-            "floe_rss_mib": floe_rss / 1024, "largest_worker_rss_mib": workers_rss / 1024,
-            "parse_rss_mib": parse_rss / 1024, "rss_ratio": ratio(floe_rss or None, parse_rss or None)}  # fmt: skip
+    return {
+        "models": models,
+        "computes": list(COMPUTES),
+        "floe": floe.to_json(),
+        "baseline": dbt.to_json(),
+        "parse": parse.to_json(),
+        "ratio": ratio(floe.best, dbt.best),
+        "floe_rss_mib": floe_rss / 1024,
+        "largest_worker_rss_mib": workers_rss / 1024,
+        "parse_rss_mib": parse_rss / 1024,
+        "rss_ratio": ratio(floe_rss or None, parse_rss or None),
+    }
 
 
 # -- 2. floe plan of many models -------------------------------------------------------------------------
@@ -222,8 +253,20 @@ def measure_plan(models: int, repeat: int, timeout: float) -> dict[str, Any]:
         command = floe_cmd("plan", str(product), "--env", "dev")
         project = product / "target" / "floe" / "plan"
         scratch = Path(tmp) / "parse-target"
-        parse = [*dbt_command(), "parse", "--project-dir", str(project), "--profiles-dir", str(project),
-                 "--target", "dev", "--target-path", str(scratch), "--log-path", str(Path(tmp) / "logs")]  # fmt: skip
+        parse = [
+            *dbt_command(),
+            "parse",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target",
+            "dev",
+            "--target-path",
+            str(scratch),
+            "--log-path",
+            str(Path(tmp) / "logs"),
+        ]
         for i in range(repeat):
             print(f"  round {i + 1}/{repeat}", file=sys.stderr)
             shutil.rmtree(product / "target", ignore_errors=True)
@@ -232,10 +275,16 @@ def measure_plan(models: int, repeat: int, timeout: float) -> dict[str, Any]:
             shutil.rmtree(scratch, ignore_errors=True)
             parse_cold.add(timed([*parse, "--no-partial-parse"], timeout))
             parse_warm.add(timed(parse, timeout))
-    return {"models": models, "cold": cold.to_json(), "warm": warm.to_json(), "parse_cold": parse_cold.to_json(),
-            "parse_warm": parse_warm.to_json(), "cold_ratio": ratio(cold.best, parse_cold.best),
-            "warm_ratio": ratio(warm.best, parse_cold.best),
-            "warm_over_partial": ratio(warm.best, parse_warm.best)}  # fmt: skip
+    return {
+        "models": models,
+        "cold": cold.to_json(),
+        "warm": warm.to_json(),
+        "parse_cold": parse_cold.to_json(),
+        "parse_warm": parse_warm.to_json(),
+        "cold_ratio": ratio(cold.best, parse_cold.best),
+        "warm_ratio": ratio(warm.best, parse_cold.best),
+        "warm_over_partial": ratio(warm.best, parse_warm.best),
+    }
 
 
 # -- 3. make-span of independent chains ------------------------------------------------------------------
@@ -256,8 +305,12 @@ def measure_makespan(repeat: int, timeout: float) -> dict[str, Any]:
                 print(f"  round {i + 1}/{repeat}", file=sys.stderr)
                 alone.add(timed(critical, timeout))
                 every.add(timed(whole, timeout))
-    return {"lengths": [6, 4, 2], "every": every.to_json(), "alone": alone.to_json(),
-            "ratio": ratio(every.best, alone.best)}  # fmt: skip
+    return {
+        "lengths": [6, 4, 2],
+        "every": every.to_json(),
+        "alone": alone.to_json(),
+        "ratio": ratio(every.best, alone.best),
+    }
 
 
 # -- output ------------------------------------------------------------------------------------------------
@@ -273,43 +326,93 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
         r = result["run"]
         n = r["models"]
         rows += [
-            (f"plain `dbt build` of each compute's generated project in turn, {n} models (baseline)",
-             seconds_cell(r["baseline"]), "", ""),
+            (
+                f"plain `dbt build` of each compute's generated project in turn, {n} models (baseline)",
+                seconds_cell(r["baseline"]),
+                "",
+                "",
+            ),
             (f"`floe run`, {n} models over three DuckDB computes", seconds_cell(r["floe"]), "", ""),
-            ("floe run / dbt builds", fmt(r["ratio"], ".2f"), f"≤ {GOALS['run']}", met_cell(r["ratio"], GOALS["run"])),
-            (f"peak RSS of a plain `dbt parse --no-partial-parse` of the {n} models (baseline)",
-             mib(r["parse_rss_mib"]), "", ""),
+            (
+                "floe run / dbt builds",
+                fmt(r["ratio"], ".2f"),
+                f"≤ {GOALS['run']}",
+                met_cell(r["ratio"], GOALS["run"]),
+            ),
+            (
+                f"peak RSS of a plain `dbt parse --no-partial-parse` of the {n} models (baseline)",
+                mib(r["parse_rss_mib"]),
+                "",
+                "",
+            ),
             ("peak RSS of the `floe run` process", mib(r["floe_rss_mib"]), "", ""),
-            ("peak RSS of its largest dbt worker (a separate process)", mib(r["largest_worker_rss_mib"]), "", ""),
-            ("floe process / dbt parse", fmt(r["rss_ratio"], ".2f"), f"≤ {GOALS['rss']}",
-             met_cell(r["rss_ratio"], GOALS["rss"])),
-        ]  # fmt: skip
+            (
+                "peak RSS of its largest dbt worker (a separate process)",
+                mib(r["largest_worker_rss_mib"]),
+                "",
+                "",
+            ),
+            (
+                "floe process / dbt parse",
+                fmt(r["rss_ratio"], ".2f"),
+                f"≤ {GOALS['rss']}",
+                met_cell(r["rss_ratio"], GOALS["rss"]),
+            ),
+        ]
     if "plan" in result:
         p = result["plan"]
         n = p["models"]
         rows += [
-            (f"`dbt parse --no-partial-parse` of floe's plan project, {n} models (baseline)",
-             seconds_cell(p["parse_cold"]), "", ""),
+            (
+                f"`dbt parse --no-partial-parse` of floe's plan project, {n} models (baseline)",
+                seconds_cell(p["parse_cold"]),
+                "",
+                "",
+            ),
             ("`dbt parse` of it again (partial parse)", seconds_cell(p["parse_warm"]), "", ""),
             ("`floe plan`, cold (no `target/`)", seconds_cell(p["cold"]), "", ""),
             ("`floe plan` again, nothing changed", seconds_cell(p["warm"]), "", ""),
-            ("floe plan cold / cold dbt parse", fmt(p["cold_ratio"], ".2f"), f"≤ {GOALS['plan_cold']}",
-             met_cell(p["cold_ratio"], GOALS["plan_cold"])),
-            ("floe plan, nothing changed / cold dbt parse", fmt(p["warm_ratio"], ".2f"), f"≤ {GOALS['plan_warm']}",
-             met_cell(p["warm_ratio"], GOALS["plan_warm"])),
+            (
+                "floe plan cold / cold dbt parse",
+                fmt(p["cold_ratio"], ".2f"),
+                f"≤ {GOALS['plan_cold']}",
+                met_cell(p["cold_ratio"], GOALS["plan_cold"]),
+            ),
+            (
+                "floe plan, nothing changed / cold dbt parse",
+                fmt(p["warm_ratio"], ".2f"),
+                f"≤ {GOALS['plan_warm']}",
+                met_cell(p["warm_ratio"], GOALS["plan_warm"]),
+            ),
             ("floe plan, nothing changed / partial dbt parse", fmt(p["warm_over_partial"], ".2f"), "", ""),
-        ]  # fmt: skip
+        ]
     if "makespan" in result:
         m = result["makespan"]
         rows += [
-            ("`floe run --select` of the longest chain alone (critical path, baseline)", seconds_cell(m["alone"]), "", ""),
-            ("`floe run` of three chains (6, 4, 2 models) on three computes", seconds_cell(m["every"]), "", ""),
-            ("make-span / critical path", fmt(m["ratio"], ".2f"), f"≤ {GOALS['makespan']}",
-             met_cell(m["ratio"], GOALS["makespan"])),
-        ]  # fmt: skip
-    note = (f"Best of {result['repeat']}, Python {result['python']}, {result['cpus']} CPUs, run under `nice -n 5` "
-            "on a machine shared with other work: expect noise of ±10 %. Three DuckDB computes stand for the "
-            "issue's two DuckDB and one Spark (see the script's docstring).")  # fmt: skip
+            (
+                "`floe run --select` of the longest chain alone (critical path, baseline)",
+                seconds_cell(m["alone"]),
+                "",
+                "",
+            ),
+            (
+                "`floe run` of three chains (6, 4, 2 models) on three computes",
+                seconds_cell(m["every"]),
+                "",
+                "",
+            ),
+            (
+                "make-span / critical path",
+                fmt(m["ratio"], ".2f"),
+                f"≤ {GOALS['makespan']}",
+                met_cell(m["ratio"], GOALS["makespan"]),
+            ),
+        ]
+    note = (
+        f"Best of {result['repeat']}, Python {result['python']}, {result['cpus']} CPUs, run under `nice -n 5` "
+        "on a machine shared with other work: expect noise of ±10 %. Three DuckDB computes stand for the "
+        "issue's two DuckDB and one Spark (see the script's docstring)."
+    )
     return markdown_section("Issue 15: run and plan at scale", command, rows, note)
 
 
@@ -332,8 +435,12 @@ def main() -> int:
     only = set(args.only.split(","))
     if not only <= {"run", "plan", "makespan"} or args.repeat < 1:
         parser.error("--only takes run, plan, makespan; --repeat at least 1")
-    result: dict[str, Any] = {"python": sys.version.split()[0], "machine": host.machine(), "cpus": os.cpu_count(),
-                              "repeat": args.repeat}  # fmt: skip
+    result: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "machine": host.machine(),
+        "cpus": os.cpu_count(),
+        "repeat": args.repeat,
+    }
     measures: dict[str, Callable[[], dict[str, Any]]] = {
         "run": lambda: measure_run(args.models, args.repeat, args.timeout),
         "plan": lambda: measure_plan(args.plan_models, args.repeat, args.timeout),
@@ -347,8 +454,13 @@ def main() -> int:
         print(json.dumps(result, indent=2))
     else:
         print(markdown(result, "python benchmarks/scale.py " + " ".join(sys.argv[1:])).rstrip())
-    statuses = [s["status"] for part in result.values() if isinstance(part, dict)
-                for s in part.values() if isinstance(s, dict) and "status" in s]  # fmt: skip
+    statuses = [
+        s["status"]
+        for part in result.values()
+        if isinstance(part, dict)
+        for s in part.values()
+        if isinstance(s, dict) and "status" in s
+    ]
     return 0 if all(s == "ok" for s in statuses) else 1
 
 

@@ -82,35 +82,57 @@ def measure(runs: int) -> dict[str, Any]:
         if any(after > before for before, after in leaks.values()):
             status = "error: something grew after run 2"
     tail = seconds[-5:]
-    return {"runs": runs, "status": status, "seconds": [round(s, 3) for s in seconds], "floe_bytes": state,
-            "last_over_second": seconds[-1] / seconds[1] if len(seconds) > 2 else None,
-            "tail_over_second": statistics.median(tail) / seconds[1] if len(seconds) > 2 else None,
-            "census": leaks}  # fmt: skip
+    return {
+        "runs": runs,
+        "status": status,
+        "seconds": [round(s, 3) for s in seconds],
+        "floe_bytes": state,
+        "last_over_second": seconds[-1] / seconds[1] if len(seconds) > 2 else None,
+        "tail_over_second": statistics.median(tail) / seconds[1] if len(seconds) > 2 else None,
+        "census": leaks,
+    }
 
 
 def markdown(result: Mapping[str, Any], command: str) -> str:
     n, s, b = result["runs"], result["seconds"], result["floe_bytes"]
     census = result["census"]
     rows = [
-        ("run 1 (creates the DuckDB files, dbt's partial parse, the catalog)", f"{s[0]:.2f} s" if s else "-", "", ""),
+        (
+            "run 1 (creates the DuckDB files, dbt's partial parse, the catalog)",
+            f"{s[0]:.2f} s" if s else "-",
+            "",
+            "",
+        ),
         ("run 2 (baseline)", f"{s[1]:.2f} s" if len(s) > 1 else "-", "", ""),
         (f"run {n}", f"{s[-1]:.2f} s" if s else "-", "", ""),
         (f"run {n} / run 2", fmt(result["last_over_second"], ".2f"), "≤ 1 (within noise)", ""),
         (f"median of runs {max(1, n - 4)}–{n} / run 2", fmt(result["tail_over_second"], ".2f"), "", ""),
-    ]  # fmt: skip
+    ]
     for what, (before, after) in census.items():
-        rows.append((f"{what.replace('_', ' ')} after run 2 → after run {n}", f"{before} → {after}", "no growth",
-                     "yes" if after <= before else "**no**"))  # fmt: skip
+        rows.append(
+            (
+                f"{what.replace('_', ' ')} after run 2 → after run {n}",
+                f"{before} → {after}",
+                "no growth",
+                "yes" if after <= before else "**no**",
+            )
+        )
     if len(b) > 2:
         per_run = (b[-1] - b[1]) / (len(b) - 2)
         rows += [
-            (".floe/ after run 1 → run 2 → run N", f"{b[0] / 2**20:.1f} → {b[1] / 2**20:.1f} → {b[-1] / 2**20:.1f} MiB",
-             "", ""),
+            (
+                ".floe/ after run 1 → run 2 → run N",
+                f"{b[0] / 2**20:.1f} → {b[1] / 2**20:.1f} → {b[-1] / 2**20:.1f} MiB",
+                "",
+                "",
+            ),
             (".floe/ growth per run after run 2", f"{per_run / 2**10:.0f} KiB", "bounded (retention)", ""),
-        ]  # fmt: skip
-    note = (f"{n} runs of the shop example (two DuckDB computes, embedded catalog) in one process through "
-            "`floe.run`; under `nice -n 5` on a 2-core machine shared with other work. No goal is checked on "
-            "`.floe/` here: the embedded catalog's retention policy is separate work.")  # fmt: skip
+        ]
+    note = (
+        f"{n} runs of the shop example (two DuckDB computes, embedded catalog) in one process through "
+        "`floe.run`; under `nice -n 5` on a 2-core machine shared with other work. No goal is checked on "
+        "`.floe/` here: the embedded catalog's retention policy is separate work."
+    )
     return markdown_section(f"Issue 15: soak, {n} runs in a row", command, rows, note)
 
 

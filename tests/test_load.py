@@ -153,9 +153,11 @@ def test_two_products_appending_to_one_table_lose_no_commit(lake: Lake) -> None:
     catalog.create_namespace_if_not_exists(ns)
     ledger = catalog.create_table(
         LEDGER,
-        Schema(NestedField(1, "product", StringType(), required=False),
-               NestedField(2, "writer", LongType(), required=False)),
-    )  # fmt: skip
+        Schema(
+            NestedField(1, "product", StringType(), required=False),
+            NestedField(2, "writer", LongType(), required=False),
+        ),
+    )
     before = len(ledger.metadata.snapshots)
     writers = 8
     names = ["pub_a", "pub_b"]

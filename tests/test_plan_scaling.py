@@ -23,8 +23,18 @@ def _project(transforms: int, per_transform: int) -> tuple[list[Node], list[Tran
         for i in range(per_transform):
             name = f"t{t:03d}_m{i:03d}"
             parent = () if i == 0 else (f"model.p.t{t:03d}_m{(i - 1) // 2:03d}",)
-            nodes.append(Node(f"model.p.{name}", "model", "p", name, f"models/t{t:03d}/{name}.sql",
-                              ("p", f"t{t:03d}", name), parent, "table"))  # fmt: skip
+            nodes.append(
+                Node(
+                    f"model.p.{name}",
+                    "model",
+                    "p",
+                    name,
+                    f"models/t{t:03d}/{name}.sql",
+                    ("p", f"t{t:03d}", name),
+                    parent,
+                    "table",
+                )
+            )
     return nodes, inputs
 
 

@@ -65,15 +65,16 @@ def platform_yaml(uri: str, warehouse: str, client_id: str) -> str:
             default: duckdb
         environments:
           - name: dev
-        """)  # fmt: skip
+        """)
 
 
 def events_sql(rows: int) -> str:
     return f"select range as id, range % 7 as k from range({rows})\n"
 
 
-def write_load_product(root: Path, name: str, rows: int, *, peek: str | None = None,
-                       ledger_writers: int = 0) -> Path:  # fmt: skip
+def write_load_product(
+    root: Path, name: str, rows: int, *, peek: str | None = None, ledger_writers: int = 0
+) -> Path:
     """Write product ``name`` under ``root`` (the platform manifest is ``root/platform.yaml``).
 
     :param peek: another product's name: ``peek`` counts the rows of its ``events`` table.
@@ -82,10 +83,10 @@ def write_load_product(root: Path, name: str, rows: int, *, peek: str | None = N
     product = root / name
     files = {
         "dbt_project.yml": f"name: {name}\nversion: '1.0'\nconfig-version: 2\nprofile: {name}\n"
-                           f"models:\n  {name}:\n    +materialized: table\n",
+        f"models:\n  {name}:\n    +materialized: table\n",
         "models/make/events.sql": events_sql(rows),
         "models/check/summary.sql": "select count(*) as n, sum(id) as total from {{ ref('events') }}\n",
-    }  # fmt: skip
+    }
     transforms = [
         "  - {type: dbt, name: make, path: models/make/, compute: duckdb}",
         "  - {type: dbt, name: check, path: models/check/, compute: duckdb-b}",
@@ -96,15 +97,26 @@ def write_load_product(root: Path, name: str, rows: int, *, peek: str | None = N
         )
     for i in range(ledger_writers):
         files[f"models/publish/w{i:02d}.sql"] = (
-            "{{ config(post_hook=\"insert into " + f"{CATALOG_NAME}.{LEDGER} values ('{name}', {i})" + "\") }}\n"
+            '{{ config(post_hook="insert into '
+            + f"{CATALOG_NAME}.{LEDGER} values ('{name}', {i})"
+            + '") }}\n'
             f"select {i} as writer\n"
-        )  # fmt: skip
+        )
     if ledger_writers:
         transforms.append("  - {type: dbt, name: publish, path: models/publish/, compute: duckdb}")
-    files["floe.yaml"] = "\n".join([
-        "apiVersion: floe.dev/v1", "kind: DataProduct", f"metadata: {{name: {name}, owner: load}}",
-        "platform: ../platform.yaml", "transforms:", *transforms,
-    ]) + "\n"  # fmt: skip
+    files["floe.yaml"] = (
+        "\n".join(
+            [
+                "apiVersion: floe.dev/v1",
+                "kind: DataProduct",
+                f"metadata: {{name: {name}, owner: load}}",
+                "platform: ../platform.yaml",
+                "transforms:",
+                *transforms,
+            ]
+        )
+        + "\n"
+    )
     for relative, text in files.items():
         path = product / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,10 +152,14 @@ def rest_catalog(server: Seaweed, secret: str) -> Any:
     from floe.model import CatalogConfig, SecretReference
 
     config = CatalogConfig(
-        type="rest", name=CATALOG_NAME, uri=server.iceberg_uri, warehouse=server.table_bucket,
-        client_id=server.client_id, client_secret=SecretReference(SECRET_ENV),
+        type="rest",
+        name=CATALOG_NAME,
+        uri=server.iceberg_uri,
+        warehouse=server.table_bucket,
+        client_id=server.client_id,
+        client_secret=SecretReference(SECRET_ENV),
         access_delegation="vended-credentials",
-    )  # fmt: skip
+    )
     return rest.RestCatalog(CATALOG_NAME, **pyiceberg_rest_properties(config, {SECRET_ENV: secret}))
 
 
