@@ -6,7 +6,8 @@ catalog or engine connection is involved: floe writes a dbt project for planning
 compiled profile, its engine's project configs and macros; see :mod:`floe.execution.projects`),
 and ``python -m floe.execution.parse RESULT ARGS…`` parses it with the same code a worker parses
 with (:func:`floe.execution.worker.parse`), writing the nodes to ``RESULT``. dbt's partial parse
-makes a repeated plan quick. dbt's output goes to ``target/floe/plan/parse.log``. The project is
+makes a repeated plan quick, and when nothing dbt reads changed the last parse's nodes are reused
+without running dbt at all (:mod:`floe.execution.parse_cache`). dbt's output goes to ``target/floe/plan/parse.log``. The project is
 written and parsed under the product's plan lock (:func:`floe.execution.lock.exclusive`), not the
 run lock: two plans at once take turns, and a plan never waits for a run.
 """
@@ -18,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,8 +29,9 @@ from floe.compiler import ARTIFACT_DIR, STATE_DIR, profile_name
 from floe.errors import FloeError, Problem
 from floe.execution.graph import Node
 from floe.execution.lock import PLAN_LOCK_FILE, exclusive
+from floe.execution.parse_cache import fingerprint, recall, remember, settled
 from floe.execution.profiles import dbt_environ
-from floe.execution.projects import read_user_project, write_project
+from floe.execution.projects import PROJECT_FILE, read_user_project, write_project
 from floe.secrets import find_secret_refs, floe_names, redact, secret_values
 
 if TYPE_CHECKING:
@@ -107,6 +110,11 @@ def _parse(
         "--log-path",
         str(project / "logs"),
     ]
+    taken = time.time()
+    key, newest = fingerprint(project, args, env, _outside(project))
+    remembered = recall(project, key, env)
+    if remembered is not None:  # nothing dbt reads changed since the last parse
+        return remembered, project
     log = project / "parse.log"
     with tempfile.TemporaryDirectory(prefix="floe-plan-") as scratch:
         result_file = Path(scratch) / "result.json"
@@ -139,7 +147,24 @@ def _parse(
             ) from None
     if not isinstance(result, dict):
         raise FloeError([Problem(f"dbt's parse wrote no result (see {log})")])
+    remember(project, key, settled(newest, taken), result)
     return result, project
+
+
+def _outside(project: Path) -> list[Path]:
+    """The folders beyond the plan's project that dbt reads: absolute entries of its project file
+    (paths outside the product) and the dbt packages' folder."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((project / PROJECT_FILE).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    found: list[Path] = []
+    for key, value in data.items() if isinstance(data, dict) else ():
+        entries = value if isinstance(value, list) else [value] if key == "packages-install-path" else []
+        found.extend(Path(e) for e in entries if isinstance(e, str) and os.path.isabs(e))
+    return found
 
 
 def main(argv: list[str]) -> int:
