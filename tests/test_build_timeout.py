@@ -111,3 +111,16 @@ def test_a_build_past_its_computes_timeout_is_killed_named_and_the_next_run_succ
     again = run_again(root, gate)
     assert again.returncode == 0, again.stdout + again.stderr
     assert_built(root)
+
+
+def test_explain_shows_the_timeout_where_it_was_set_and_what_it_lowered(tmp_path: Path) -> None:
+    import floe
+
+    path = with_timeouts(tmp_path / "p", "30m", "90s")
+    (block,) = floe.explain(str(path), environment="dev", compute="duckdb-b").settings
+    (timeout,) = [r for r in block.resources if r.key == "timeout"]
+    assert timeout.value == "90s" and timeout.rule == "lower only"
+    assert timeout.where is not None and timeout.where.path == "$.plugins.compute.approved[1].timeout"
+    assert [w.value for w in timeout.replaced] == ["30m"]
+    (free,) = floe.explain(str(path), environment="dev", compute="duckdb").settings
+    assert "timeout" not in {r.key for r in free.resources}
