@@ -291,6 +291,11 @@ class _Run:
         """Builds whose publishes run: what dbt's build succeeded in, per transform."""
         self.deadlines: dict[int, float] = {}
         """Builds on a compute with a timeout: when (``time.monotonic()``) their dbt must have answered."""
+        self.parsing: dict[str, int] = {}
+        """The parse request of each compute whose worker has not finished parsing: its builds wait
+        behind it, so their timeout starts once it is done."""
+        self.unclocked: dict[int, tuple[str, float]] = {}
+        """Builds sent to a worker still parsing: their compute and timeout (seconds)."""
         self.timed_out: dict[int, str] = {}
         """Builds whose worker floe killed for running past their compute's timeout: why."""
 
@@ -402,6 +407,7 @@ class _Run:
                     }
                 )
             request_id = next(self.ids)
+            self.parsing[compute] = request_id
             self.bridges.parse_started(compute, request_id)
             worker.send({"id": request_id, "op": "parse", "args": self._dbt_args(project)})
             parses[compute] = (request_id, worker, project)
@@ -417,6 +423,7 @@ class _Run:
             self.bridges.note(sender.compute, message)
             if message.get("type") == "exit":
                 sender.alive = False
+            self._parsed(sender, message)
             if sender is not worker:
                 continue
             if message["type"] == "exit":
@@ -516,6 +523,7 @@ class _Run:
             except queue.Empty:
                 self._stop_overdue(scheduler)
                 continue
+            self._parsed(sender, message)
             self.bridges.note(sender.compute, message)
             event = self._event(scheduler, sender, message, the_plan)
             if event is not None:
@@ -575,13 +583,29 @@ class _Run:
         """Ask ``worker`` to build; ``False`` (the build is lost) when it is not there to."""
         if worker.send({"id": request_id, "op": "build", "args": args}):
             timeout = self.preparation.compute_config(worker.compute).timeout
-            if timeout is not None:
+            if timeout is not None and worker.compute in self.parsing:  # clocked once the parse is done
+                self.unclocked[build_id] = (worker.compute, timeout.seconds)
+            elif timeout is not None:
                 self.deadlines[build_id] = time.monotonic() + timeout.seconds
             return True
         self.lost[build_id] = (
             f"the dbt process of compute {worker.compute!r} is not running:\n" + worker.tail()
         )
         return False
+
+    def _parsed(self, worker: Worker, message: dict[str, Any]) -> None:
+        """Note the end of ``worker``'s parse (its answer, or its exit): the timeouts of the builds
+        sent behind it start now."""
+        ended = message.get("type") == "exit" or (
+            message.get("type") == "result" and message.get("id") == self.parsing.get(worker.compute)
+        )
+        if not ended or self.parsing.pop(worker.compute, None) is None:
+            return
+        now = time.monotonic()
+        for build_id, (compute, seconds) in list(self.unclocked.items()):
+            if compute == worker.compute:
+                del self.unclocked[build_id]
+                self.deadlines[build_id] = now + seconds
 
     def _until_deadline(self) -> float | None:
         """How long the run may wait for a message before a build runs past its timeout."""
