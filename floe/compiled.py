@@ -159,6 +159,7 @@ class Compiled:
                 "engine": c.engine,
                 "config": unstructure_secrets(dict(c.config)),
                 "resources": {"requests": dict(c.resources.requests), "limits": dict(c.resources.limits)},
+                **({"timeout": c.timeout.written} if c.timeout is not None else {}),
             }
             for name, c in gov.registry.approved.items()
         }

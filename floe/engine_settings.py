@@ -27,6 +27,7 @@ from floe.diagnostics import JsonPath, node_at, only_missing, problems_from_erro
 from floe.documents import Document
 from floe.errors import BrokenPluginError, FloeError, GovernanceError, Problem
 from floe.governance import ApprovedCompute, ComputeRegistry, Governance, Origin, Policy
+from floe.governed_fields import build_timeout
 from floe.inheritance import merge_settings
 from floe.model import ComputeConfig
 from floe.plugins import EngineRegistry
@@ -119,7 +120,13 @@ def _computes(
         invalid = _schema_problems(store, uri, config, entry.config_writes)
         problems.extend(invalid)
         # settings are a mapping even when they read {secret_ref: X}: only values are references
-        compute = ComputeConfig(name, entry.engine, structure_settings(config), entry.resource_overrides())
+        compute = ComputeConfig(
+            name,
+            entry.engine,
+            structure_settings(config),
+            entry.resource_overrides(),
+            build_timeout(entry.timeout),
+        )
         try:
             if not invalid:  # an engine may rely on what its schema promises
                 engine.get_resource_requirements(compute)

@@ -128,6 +128,7 @@ class ComputeSettings:
     environment: str
     settings: tuple[SettingValue, ...]
     resources: tuple[SettingValue, ...]
+    """Its resource quantities, and its build ``timeout`` where a level sets one."""
 
 
 @attrs.frozen
@@ -369,12 +370,15 @@ def _settings(
     write wins. Each resource quantity, from every level's entry of the compute."""
     writes = [(o.doc, o.path, o.written) for o in governance.policy.settings_writes(environment, name)]
     resource_writes: list[tuple[Document, JsonPath, Any]] = []
+    timeout_writes: list[tuple[Document, JsonPath, Any]] = []
     for doc in chain:
         block = doc.spec.compute
         for i, entry in enumerate(block.approved or () if block is not None else ()):
             if entry.name == name and entry.resources is not None:
                 at = COMPUTE + ("approved", i, "resources")
                 resource_writes.append((doc, at, doc.written_at(at)))
+            if entry.name == name and entry.timeout is not None:
+                timeout_writes.append((doc, COMPUTE + ("approved", i), {"timeout": entry.timeout}))
     compute = governance.compute_for(name, environment)
     settings = tuple(_values(writes, unstructure_secrets(dict(compute.config))))
     engine = engines.get(compute.engine)
@@ -390,6 +394,8 @@ def _settings(
                         f"resources.{kind}.{resource}", quantity, None, (), row.rule.value if row else ""
                     )
                 )
+    if compute.timeout is not None:
+        resources += _values(timeout_writes, {"timeout": compute.timeout.written})
     return ComputeSettings(name, environment, settings, tuple(resources))
 
 

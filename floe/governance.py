@@ -33,6 +33,7 @@ from floe.governed_fields import (
     check_lineage,
     check_resources,
     merge_resources,
+    narrow_timeout,
 )
 from floe.model import ComputeConfig, ResourceOverrides
 from floe.specs import ApprovedSpec, ProductSpec
@@ -96,6 +97,8 @@ class ApprovedCompute:
     """Where the compute's settings (``config``) were written, root first: merged in that order."""
     declared: Origin
     """Its entry where it was first approved."""
+    timeout: Quantity | None = None
+    """The longest one build may run, as the lowest level that set it wrote it (``None``: no limit)."""
 
     def resource_overrides(self) -> ResourceOverrides:
         """The quantities the levels set over the engine's defaults."""
@@ -334,7 +337,9 @@ def _narrow(
         writes = base.config_writes + ((Origin(doc, path + ("config",)),) if entry.config is not None else ())
         problems += check_resources(doc, path, name, entry.resources, base.resources)
         resources = merge_resources(doc, path, entry.resources, base.resources)
-        out[name] = ApprovedCompute(name, base.engine, resources, writes, base.declared)
+        timeout, wider = narrow_timeout(doc, path, name, entry.timeout, base.timeout)
+        problems += wider
+        out[name] = ApprovedCompute(name, base.engine, resources, writes, base.declared, timeout)
     return out
 
 

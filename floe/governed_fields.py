@@ -17,9 +17,10 @@ import attrs
 
 from floe.diagnostics import JsonPath, did_you_mean
 from floe.documents import Document
+from floe.durations import parse_duration
 from floe.errors import Problem
 from floe.inheritance import MANIFEST, Rule, fields_with, leaf, rule_for
-from floe.model import CatalogConfig, SecretReference
+from floe.model import BuildTimeout, CatalogConfig, SecretReference
 from floe.resources import QuantityError, parse_quantity
 from floe.specs import CatalogSpec, LineageAuthSpec, LineageSpec, ResourceSpec
 
@@ -429,6 +430,41 @@ def merge_resources(
                 value, doc, path + ("resources", kind, resource)
             )
     return resources
+
+
+def narrow_timeout(
+    doc: Document, path: JsonPath, name: str, written: str | None, inherited: Quantity | None
+) -> tuple[Quantity | None, list[Problem]]:
+    """The build timeout of compute entry ``path`` of ``doc`` for the levels below, and the problem
+    when it is above the one an ancestor set (a lower level may only lower it)."""
+    if written is None:
+        return inherited, []
+    mine = Quantity(written, doc, path + ("timeout",))
+    if inherited is None or parse_duration(written) <= parse_duration(inherited.value):
+        return mine, []
+    problem = doc.problem(
+        mine.path,
+        f"compute {name!r}: timeout {written} is above the {inherited.value} that {level_label(inherited.doc)} "
+        f"allows ({where(inherited.doc, inherited.path)}); a lower level may only lower a timeout",
+        f"at most {inherited.value}",
+        f"write a timeout of at most {inherited.value}, remove it, or ask the platform team to raise it in "
+        f"{inherited.doc.label}",
+    )
+    return inherited, [problem]
+
+
+def level_label(doc: Document) -> str:
+    """``manifest 'NAME'`` or ``data product 'NAME'``."""
+    kind = "manifest" if doc.spec.kind == MANIFEST else "data product"
+    return f"{kind} {level_name(doc)!r}"
+
+
+def build_timeout(timeout: Quantity | None) -> BuildTimeout | None:
+    """The run's view of a compute's build timeout: its seconds and where it was set."""
+    if timeout is None:
+        return None
+    set_at = f"{level_label(timeout.doc)} ({where(timeout.doc, timeout.path)})"
+    return BuildTimeout(parse_duration(timeout.value), timeout.value, set_at)
 
 
 # -- environments -------------------------------------------------------------------------------------

@@ -108,6 +108,13 @@ FIELDS: tuple[FieldRule, ...] = (
         "a lower level may only lower a limit an ancestor set; limits no ancestor set take the engine's default",
     ),
     FieldRule(
+        "plugins.compute.approved[].timeout",
+        BOTH,
+        Rule.LOWER_ONLY,
+        "the longest one build on the compute may run before floe kills its worker and fails the build; "
+        "a lower level may only lower it; none set: no limit",
+    ),
+    FieldRule(
         "plugins.compute.default",
         BOTH,
         Rule.REPLACEABLE,

@@ -40,6 +40,17 @@ class ResourceOverrides:
 
 
 @attrs.frozen
+class BuildTimeout:
+    """How long one build on a compute may run, as the lowest level that set it wrote it."""
+
+    seconds: float
+    written: str
+    """As written (``30m``), for messages."""
+    set_at: str
+    """Which level set it and where (``manifest 'acme' (platform.yaml:12)``), for messages."""
+
+
+@attrs.frozen
 class ComputeConfig:
     """One approved compute: its name, the engine that runs it, and the engine's settings.
 
@@ -51,6 +62,8 @@ class ComputeConfig:
     engine: str
     config: Mapping[str, Any] = attrs.field(factory=dict)
     resources: ResourceOverrides = attrs.field(factory=ResourceOverrides)
+    timeout: BuildTimeout | None = None
+    """No build on the compute may run longer (``None``: no limit)."""
 
 
 @attrs.frozen

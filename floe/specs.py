@@ -46,6 +46,8 @@ class ApprovedSpec:
     engine: str | None = None
     config: Mapping[str, Any] | None = None
     resources: ResourceSpec | None = None
+    timeout: str | None = None
+    """The longest one build on the compute may run, as written (``30m``)."""
 
 
 @attrs.frozen

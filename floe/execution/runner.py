@@ -36,6 +36,7 @@ The steps, in one process plus one dbt worker process per compute (see :mod:`flo
 from __future__ import annotations
 
 import itertools
+import queue
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -288,6 +289,15 @@ class _Run:
         """Builds waiting for their loads: the worker, the request id and dbt's arguments."""
         self.publishing: dict[int, dict[str, bool]] = {}
         """Builds whose publishes run: what dbt's build succeeded in, per transform."""
+        self.deadlines: dict[int, float] = {}
+        """Builds on a compute with a timeout: when (``time.monotonic()``) their dbt must have answered."""
+        self.parsing: dict[str, int] = {}
+        """The parse request of each compute whose worker has not finished parsing: its builds wait
+        behind it, so their timeout starts once it is done."""
+        self.unclocked: dict[int, tuple[str, float]] = {}
+        """Builds sent to a worker still parsing: their compute and timeout (seconds)."""
+        self.timed_out: dict[int, str] = {}
+        """Builds whose worker floe killed for running past their compute's timeout: why."""
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -397,6 +407,7 @@ class _Run:
                     }
                 )
             request_id = next(self.ids)
+            self.parsing[compute] = request_id
             self.bridges.parse_started(compute, request_id)
             worker.send({"id": request_id, "op": "parse", "args": self._dbt_args(project)})
             parses[compute] = (request_id, worker, project)
@@ -412,6 +423,7 @@ class _Run:
             self.bridges.note(sender.compute, message)
             if message.get("type") == "exit":
                 sender.alive = False
+            self._parsed(sender, message)
             if sender is not worker:
                 continue
             if message["type"] == "exit":
@@ -506,7 +518,12 @@ class _Run:
         scheduler = Scheduler(tasks, self.options.parallel or len(tasks) or 1, chains)
         self._apply(scheduler, scheduler.start(), the_plan, projects)
         while scheduler.running:
-            sender, message = self.workers.messages.get()
+            try:
+                sender, message = self.workers.messages.get(timeout=self._until_deadline())
+            except queue.Empty:
+                self._stop_overdue(scheduler)
+                continue
+            self._parsed(sender, message)
             self.bridges.note(sender.compute, message)
             event = self._event(scheduler, sender, message, the_plan)
             if event is not None:
@@ -565,11 +582,63 @@ class _Run:
     def _send_build(self, build_id: int, worker: Worker, request_id: int, args: list[str]) -> bool:
         """Ask ``worker`` to build; ``False`` (the build is lost) when it is not there to."""
         if worker.send({"id": request_id, "op": "build", "args": args}):
+            timeout = self.preparation.compute_config(worker.compute).timeout
+            if timeout is not None and worker.compute in self.parsing:  # clocked once the parse is done
+                self.unclocked[build_id] = (worker.compute, timeout.seconds)
+            elif timeout is not None:
+                self.deadlines[build_id] = time.monotonic() + timeout.seconds
             return True
         self.lost[build_id] = (
             f"the dbt process of compute {worker.compute!r} is not running:\n" + worker.tail()
         )
         return False
+
+    def _parsed(self, worker: Worker, message: dict[str, Any]) -> None:
+        """Note the end of ``worker``'s parse (its answer, or its exit): the timeouts of the builds
+        sent behind it start now."""
+        ended = message.get("type") == "exit" or (
+            message.get("type") == "result" and message.get("id") == self.parsing.get(worker.compute)
+        )
+        if not ended or self.parsing.pop(worker.compute, None) is None:
+            return
+        now = time.monotonic()
+        for build_id, (compute, seconds) in list(self.unclocked.items()):
+            if compute == worker.compute:
+                del self.unclocked[build_id]
+                self.deadlines[build_id] = now + seconds
+
+    def _until_deadline(self) -> float | None:
+        """How long the run may wait for a message before a build runs past its timeout."""
+        if not self.deadlines:
+            return None
+        return max(0.0, min(self.deadlines.values()) - time.monotonic())
+
+    def _stop_overdue(self, scheduler: Scheduler) -> None:
+        """Kill the worker of every build that ran past its compute's timeout: its ``exit`` message
+        then fails the build (:meth:`_event`), and the compute's next build gets a new worker."""
+        now = time.monotonic()
+        for build_id, deadline in list(self.deadlines.items()):
+            build = scheduler.running.get(build_id)
+            if build is None:
+                del self.deadlines[build_id]
+                continue
+            if deadline > now:
+                continue
+            del self.deadlines[build_id]
+            worker = self.build_workers[build_id]
+            timeout = self.preparation.compute_config(build.compute).timeout
+            assert timeout is not None
+            which = ", ".join(repr(t) for t in build.transforms)
+            self.timed_out[build_id] = (
+                f"transform {which} on compute {build.compute!r} ran longer than the compute's timeout of "
+                f"{timeout.written}, set by {timeout.set_at}; floe killed its dbt process (and what it "
+                f"started). Raise the timeout there, or find what the build waited for; its last output "
+                f"({worker.log}):\n"
+            )
+            self.progress.line(
+                f"[{build.transforms[0]}] timed out after {timeout.written}: stopping compute {build.compute!r}"
+            )
+            worker.kill()
 
     def _poster(self, worker: Worker, build_id: int) -> Callable[[list[BridgeReport]], None]:
         """What a bridge thread calls when it is done: its reports, on the run's queue."""
@@ -617,6 +686,10 @@ class _Run:
             )
             if build is None:
                 return None
+            self.deadlines.pop(build.id, None)
+            if build.id in self.timed_out:
+                self.lost[build.id] = self.timed_out.pop(build.id) + worker.tail()
+                return BuildLost(build.id)
             which = ", ".join(repr(t) for t in build.transforms)
             self.lost[build.id] = (
                 f"the dbt process of compute {worker.compute!r} stopped unexpectedly while it built "
@@ -648,6 +721,7 @@ class _Run:
             return None
         if kind != "result":
             return None
+        self.deadlines.pop(build.id, None)
         times = self.node_times.pop(build.id, {})
         results: dict[str, list[NodeResult]] = {name: [] for name in names}
         for r in message.get("results") or []:

@@ -120,6 +120,8 @@ class Seaweed:
     client_secret: str = field(default="", repr=False)
     credential_seconds: int = 15
     role_arn: str = ROLE_ARN
+    ports: Mapping[str, int] = field(default_factory=dict)
+    """Every port it listens on, by flag (``s3.port``, ``admin.port`` …): a restart reuses them."""
 
     @property
     def log_path(self) -> Path:
@@ -206,6 +208,7 @@ def seaweed_mini(
     table_bucket: str = "lake",
     s3_external_url: str | None = None,
     startup_timeout: float = 40.0,
+    restart: Seaweed | None = None,
 ) -> Iterator[Seaweed]:
     """Start ``weed mini`` under ``root`` (created), yield it ready, stop it on exit.
 
@@ -214,18 +217,24 @@ def seaweed_mini(
     :param s3_external_url: the S3 endpoint the catalog advertises to clients (``s3.endpoint``
         in ``loadTable``), e.g. a :class:`RecordingProxy` in front of S3; SeaweedFS also checks
         signatures against that host. Defaults to the S3 port itself.
+    :param restart: a server that ran under ``root`` (and died): start again on its data, its
+        ports and its administrator's key, as an operator restarting it would.
     """
     root.mkdir(parents=True, exist_ok=True)
     data = root / "data"
     data.mkdir(exist_ok=True)
     (root / "config").mkdir(exist_ok=True)  # an empty -config_dir: no ~/.seaweedfs/*.toml
-    admin_key = "TESTADMIN" + secrets.token_hex(6).upper()
-    admin_secret = secrets.token_urlsafe(24)
+    admin_key = "TESTADMIN" + secrets.token_hex(6).upper() if restart is None else restart.admin_key_id
+    admin_secret = secrets.token_urlsafe(24) if restart is None else restart.admin_secret
     (root / "s3.json").write_text(json.dumps(_identities(client_id, client_secret, admin_key, admin_secret)))
     (root / "iam.json").write_text(json.dumps(_iam(credential_seconds)))
 
-    ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
-    admin, admin_grpc = _admin_ports(avoid=ports.values())
+    if restart is None:
+        ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        admin, admin_grpc = _admin_ports(avoid=ports.values())
+    else:
+        ports = {name: restart.ports[name] for name in _PORT_NAMES}
+        admin, admin_grpc = restart.ports["admin.port"], restart.ports["admin.port.grpc"]
     s3_url = f"http://127.0.0.1:{ports['s3.port']}"
     flags = [f"-{name}={port}" for name, port in ports.items()]
     flags += [
@@ -270,6 +279,7 @@ def seaweed_mini(
             client_id=client_id,
             client_secret=client_secret,
             credential_seconds=credential_seconds,
+            ports={**ports, "admin.port": admin, "admin.port.grpc": admin_grpc},
         )
         _wait_ready(process, server, startup_timeout)
         yield server
