@@ -110,10 +110,23 @@ def _prefix_tag() -> str:
 
 
 def _other_distribution_finders() -> bool:
-    """Whether a finder other than the path finder provides distributions (then scan them all)."""
+    """Whether a finder other than the path finder provides distributions (then scan them all).
+
+    The ``importlib_metadata`` backport (which snowflake-connector-python and others import) adds
+    its own ``MetadataPathFinder`` to ``sys.meta_path``: it reads the same ``sys.path`` folders as
+    the standard path finder, so it is not another source of distributions.
+    """
     from importlib.machinery import PathFinder
 
-    return any(finder is not PathFinder and hasattr(finder, "find_distributions") for finder in sys.meta_path)
+    return any(
+        finder is not PathFinder and hasattr(finder, "find_distributions") and not _reads_sys_path(finder)
+        for finder in sys.meta_path
+    )
+
+
+def _reads_sys_path(finder: object) -> bool:
+    kind = type(finder)
+    return kind.__name__ == "MetadataPathFinder" and kind.__module__.split(".")[0] == "importlib_metadata"
 
 
 def _stamp(where: str) -> Stamp | None:

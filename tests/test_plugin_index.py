@@ -89,6 +89,20 @@ def test_the_cache_answers_as_importlib_metadata_in_a_private_file(site: Path, t
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
+def test_the_importlib_metadata_backports_finder_does_not_turn_the_cache_off(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """snowflake-connector-python (among others) imports the ``importlib_metadata`` backport, whose
+    finder reads the same ``sys.path``: the cache is still written and used."""
+    import importlib_metadata
+
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, importlib_metadata.MetadataPathFinder()])
+    distribution(site, "acme_two", "[floe]\nacme_two = acme_two:plugin\n")
+    settle(site)
+    assert ("acme_two", "acme_two", "plugin", "acme-two") in cached()
+    assert str(site) in cache_data()["entries"]
+
+
 def test_what_the_cache_holds_is_what_is_answered_while_the_stamp_holds(site: Path) -> None:
     dist = distribution(site, "acme_one", "[floe]\nacme_one = acme_one:plugin\n")
     settle(site)

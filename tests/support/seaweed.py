@@ -431,18 +431,8 @@ class RecordingProxy:
             answer_headers = [(k, v) for k, v in response.getheaders()]
         finally:
             connection.close()
-        handler.send_response(status, reason)
-        for key, value in answer_headers:
-            if key.lower() in _HOP_BY_HOP:
-                continue
-            if key.lower() == "content-length" and handler.command != "HEAD":
-                continue
-            handler.send_header(key, value)
-        if handler.command != "HEAD":
-            handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        if handler.command != "HEAD":
-            handler.wfile.write(payload)
+        # recorded before the client gets its answer: a client that acts on it (raises, returns)
+        # finds the exchange in the log already
         exchange = Exchange(
             method=handler.command,
             path=handler.path,
@@ -455,6 +445,18 @@ class RecordingProxy:
         )
         with self._lock:
             self.exchanges.append(exchange)
+        handler.send_response(status, reason)
+        for key, value in answer_headers:
+            if key.lower() in _HOP_BY_HOP:
+                continue
+            if key.lower() == "content-length" and handler.command != "HEAD":
+                continue
+            handler.send_header(key, value)
+        if handler.command != "HEAD":
+            handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(payload)
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
