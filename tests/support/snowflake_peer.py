@@ -55,6 +55,9 @@ class FakesnowServer:
         return HOST
 
     def start(self) -> FakesnowServer:
+        """Start the server (once: ``with FakesnowServer(...).start()`` enters a started server)."""
+        if self.process is not None and self.process.poll() is None:
+            return self
         for _attempt in range(3):  # the free port can be taken between the pick and the bind
             self.port = free_port()
             with self.log_path.open("ab") as log:
