@@ -24,6 +24,7 @@ import argparse
 import importlib.util
 import json
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -79,6 +80,7 @@ def baseline(product: Path, plan: dict[str, Any], env: dict[str, str], timeout: 
     from floe.catalog.rest_server import EmbeddedCatalog
     from floe.compiler import compile_path
     from floe.engines.spark import runtime_environ
+    from floe.execution.catalog_client import TOKEN_VARIABLE
 
     transforms = {t["name"]: t for t in plan["transforms"]}
     compiled = compile_path(product)
@@ -105,7 +107,12 @@ def baseline(product: Path, plan: dict[str, Any], env: dict[str, str], timeout: 
         ]
         return timed(command, spark_env if transform["engine"] == "spark" else env, timeout)
 
-    with EmbeddedCatalog(state, port=port):
+    token = secrets.token_urlsafe(
+        24
+    )  # a run's catalog asks for one; floe's profiles read it from the environment
+    env = {**env, TOKEN_VARIABLE: token}
+    spark_env = {**spark_env, TOKEN_VARIABLE: token}
+    with EmbeddedCatalog(state, port=port, token=token):
         for name in SOURCES:
             elapsed += build(name)
         elapsed += timed([sys.executable, __file__, "--hand-offs", str(product)], env, timeout)
@@ -125,6 +132,10 @@ def hand_offs(product: Path) -> None:
     compiled = compile_path(product, registry)
     port = int((product / ".floe" / "iceberg" / "port").read_text(encoding="utf-8"))
     catalog = compiled.catalog or _embedded(port)
+    if compiled.catalog is None:  # the baseline's embedded catalog asks for the token it was given
+        from floe.execution.catalog_client import TOKEN_VARIABLE, remember_token
+
+        remember_token(catalog.uri, os.environ[TOKEN_VARIABLE])
     for kind, model, name in HAND_OFFS:
         compute = compiled.governance.compute_for(name, "dev")
         engine = registry.engines[compute.engine]

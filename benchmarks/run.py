@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform as host
+import secrets
 import statistics
 import subprocess
 import sys
@@ -123,12 +124,21 @@ def floe_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "floe", *args]
 
 
-def timed(cmd: Sequence[str], timeout: float, cwd: Path | None = None) -> tuple[float | None, str]:
-    """One run of ``cmd``: its wall time and ``ok``, or ``None`` and why not."""
+def timed(
+    cmd: Sequence[str], timeout: float, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> tuple[float | None, str]:
+    """One run of ``cmd`` (in ``env``, default :func:`bench_environ`): its wall time and ``ok``, or
+    ``None`` and why not."""
     start = time.perf_counter()
     try:
         done = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, check=False, env=bench_environ(), cwd=cwd
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=dict(env) if env is not None else bench_environ(),
+            cwd=cwd,
         )
     except subprocess.TimeoutExpired:
         return None, f"timeout (> {timeout:g} s)"
@@ -173,7 +183,11 @@ def baseline_build(product: Path, timeout: float) -> tuple[float | None, str]:
     generated profile names), from the same SQLite file and warehouse.
     """
     from floe.catalog.rest_server import EmbeddedCatalog
+    from floe.execution.catalog_client import TOKEN_VARIABLE
 
+    token = secrets.token_urlsafe(
+        24
+    )  # a run's catalog asks for one; floe's profiles read it from the environment
     project = product / "target" / "floe" / "run" / "duckdb"
     state = product / ".floe"
     try:
@@ -192,8 +206,8 @@ def baseline_build(product: Path, timeout: float) -> tuple[float | None, str]:
         "--target",
         "dev",
     ]
-    with EmbeddedCatalog(state, port=port):
-        return timed(cmd, timeout)
+    with EmbeddedCatalog(state, port=port, token=token):
+        return timed(cmd, timeout, env={**bench_environ(), TOKEN_VARIABLE: token})
 
 
 def alternate(

