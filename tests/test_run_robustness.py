@@ -418,3 +418,38 @@ def test_repeated_runs_keep_snapshots_and_metadata_bounded(tmp_path: Path) -> No
         f"warehouse files after {rounds} runs: {with_retention[-1]} with --keep-snapshots {keep}, "
         f"{without[-1]} without; per run with retention: {[c['all'] for c in with_retention]}"
     )
+
+
+REBUILT_FILES = {
+    "models/daily/rebuilt.sql": "select range + {{ var('round') }} as n from range(100)\n",
+    "models/daily/reader.sql": "select count(*) as rows, min(n) as low from {{ ref('rebuilt') }}\n",
+}
+
+
+def test_a_table_rebuilt_by_delete_and_insert_is_compacted_so_its_files_stay_bounded(tmp_path: Path) -> None:
+    """DuckDB rebuilds a table through Iceberg REST by DELETE + INSERT: each run adds a data file
+    and a delete file that the current snapshot keeps listing, so expiring snapshots alone cannot
+    bound the table. Retention compacts it (its rows rewritten, its delete files dropped), and the
+    next run's DuckDB reads the compacted table."""
+    keep, rounds = 1, 6
+    root = product(tmp_path / "p", "soak", "- {type: dbt, name: daily, path: models/daily/}", REBUILT_FILES)
+    outputs = []
+    for round_ in range(1, rounds + 1):
+        (root / "dbt_project.yml").write_text(
+            f"name: soak\nversion: '1.0.0'\nconfig-version: 2\nprofile: unused\nvars: {{round: {round_}}}\n"
+            "models:\n  soak:\n    +materialized: table\n"
+        )
+        done = floe("run", str(root), "--env", "dev", "--keep-snapshots", str(keep), cwd=root.parent)
+        assert done.returncode == 0, done.stdout + done.stderr
+        outputs.append(done.stdout + done.stderr)
+    table = iceberg(root).load_table(("soak_dev", "rebuilt"))
+    live = table.inspect.files().to_pylist()
+    deletes = [f for f in live if f["content"] != 0]
+    # between two maintenances a table takes at most 2 * keep + 1 commits: its delete files stay few
+    assert len(deletes) <= 2 * keep + 1, live
+    on_disk = list((root / ".floe/iceberg/floe/warehouse/soak_dev/rebuilt/data").iterdir())
+    assert len(on_disk) <= 4 * (2 * keep + 1), sorted(p.name for p in on_disk)
+    # the rows are whole, and DuckDB read the compacted table in the runs after a compaction
+    assert rows(root, "soak_dev", "rebuilt", "n") == [{"n": i + rounds} for i in range(100)]
+    assert rows(root, "soak_dev", "reader", "rows") == [{"rows": 100, "low": rounds}]
+    assert any("table(s) compacted" in text for text in outputs), outputs

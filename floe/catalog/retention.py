@@ -10,11 +10,14 @@ catalog maintains each table that is *due* (:func:`due`: more metadata files in 
 folder than twice the snapshots it keeps, so a table is maintained about once every
 ``snapshots`` commits and the cost of a run does not grow with the number of tables):
 
-1. **expire snapshots** (:func:`expired`): keep the newest ``snapshots`` of the table (its
+1. **compact** a table whose current snapshot lists delete files (DuckDB's DELETE + INSERT
+   rebuilds): its rows rewritten into new data files, its old data and delete files dropped from
+   the current snapshot (:mod:`floe.catalog.compaction`), so that the next steps can remove them;
+2. **expire snapshots** (:func:`expired`): keep the newest ``snapshots`` of the table (its
    ``history.expire.min-snapshots-to-keep`` property, when set, instead of the policy's), never
    the current one or the head of a branch or tag; one commit, through the catalog's own
    compare-and-swap;
-2. **remove orphan files**: every file under the table's location that the kept metadata does not
+3. **remove orphan files**: every file under the table's location that the kept metadata does not
    reach (the current metadata file and the newest entries of its metadata log, the manifest
    lists of the kept snapshots, their manifests, the data and delete files those list as live,
    statistics files), and the checksum files (``.<name>.crc``) of removed files.
@@ -87,6 +90,8 @@ class MaintenanceReport:
 
     tables: int = 0
     """Tables maintained (found due)."""
+    tables_compacted: int = 0
+    """Tables whose delete files compaction dropped."""
     snapshots_expired: int = 0
     files_removed: int = 0
     bytes_removed: int = 0
@@ -99,6 +104,7 @@ class MaintenanceReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "tables": self.tables,
+            "tables_compacted": self.tables_compacted,
             "snapshots_expired": self.snapshots_expired,
             "files_removed": self.files_removed,
             "bytes_removed": self.bytes_removed,
@@ -161,6 +167,7 @@ def maintain(catalog: SqlCatalog, warehouse: Path, policy: RetentionPolicy) -> M
             if not due(count, keep):
                 continue
             report.tables += 1
+            table = _compact(table, report)
             table = _expire(table, keep, report)
             _remove_orphans(table, keep, warehouse, live.values(), report)
         except Exception as exc:  # noqa: BLE001 - reported; the next run tries again
@@ -168,6 +175,21 @@ def maintain(catalog: SqlCatalog, warehouse: Path, policy: RetentionPolicy) -> M
     _remove_dropped(warehouse, live.values(), report)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _compact(table: Table, report: MaintenanceReport) -> Table:
+    from floe.catalog.compaction import TooLarge, compact, live_files, needs_compaction
+
+    if not needs_compaction(live_files(table)):
+        return table
+    name = ".".join(table.name())
+    try:
+        table = compact(table)
+    except TooLarge as exc:
+        report.errors.append(f"{name}: not compacted: {exc}")
+        return table
+    report.tables_compacted += 1
+    return table
 
 
 def _expire(table: Table, keep: int, report: MaintenanceReport) -> Table:

@@ -104,8 +104,10 @@ class RunOptions:
 def _say_maintenance(progress: Progress, done: dict[str, Any]) -> None:
     """One line on what the embedded catalog's retention removed, when it removed anything."""
     if done.get("snapshots_expired") or done.get("files_removed") or done.get("folders_removed"):
+        compacted = done.get("tables_compacted", 0)
         progress.line(
-            f"catalog retention: {done.get('snapshots_expired', 0)} old snapshot(s) expired, "
+            f"catalog retention: {f'{compacted} table(s) compacted, ' if compacted else ''}"
+            f"{done.get('snapshots_expired', 0)} old snapshot(s) expired, "
             f"{done.get('files_removed', 0) + done.get('folders_removed', 0)} unreferenced file(s) or "
             f"dropped table folder(s) removed ({done.get('bytes_removed', 0) / 2**20:.1f} MiB) in "
             f"{done.get('seconds', 0.0):.1f}s"
