@@ -421,7 +421,13 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
                 "",
                 "",
             ),
-            (f"`floe run`, {n} models over three DuckDB computes", seconds_cell(r["floe"]), "", ""),
+            (
+                f"`floe run`, {n} models over two DuckDB computes and a local Spark "
+                f"({r.get('spark_models', 0)} of them on Spark)",
+                seconds_cell(r["floe"]),
+                "",
+                "",
+            ),
             (
                 "floe run / dbt builds",
                 fmt(r["ratio"], ".2f"),
