@@ -74,14 +74,14 @@ def entry_points(group: str, environ: Mapping[str, str] | None = None) -> list[E
     changed = False
     for raw in sys.path:
         where = os.path.abspath(raw or ".")
-        stamp = _stamp(where)
+        stamp = path_stamp(where)
         if stamp is None:
             continue  # no such entry, or no distribution in it
         known = entries.pop(where, None)
         if not isinstance(known, dict) or known.get("stamp") != stamp:
             known = {"stamp": stamp, "distributions": _scan_entry(where, group)}
             changed = True
-        if not _settled(stamp):
+        if not settled(stamp):
             changed = True  # dropped from the cache (a previous run may have kept a stale answer)
         else:
             entries[where] = known  # re-inserted last: the most recently used
@@ -129,7 +129,7 @@ def _reads_sys_path(finder: object) -> bool:
     return kind.__name__ == "MetadataPathFinder" and kind.__module__.split(".")[0] == "importlib_metadata"
 
 
-def _stamp(where: str) -> Stamp | None:
+def path_stamp(where: str) -> Stamp | None:
     """What the entry points found in ``where`` depend on; ``None`` when it holds no distribution."""
     try:
         info = os.stat(where)
@@ -158,7 +158,7 @@ def _stamp(where: str) -> Stamp | None:
     return stamp
 
 
-def _settled(stamp: Stamp) -> bool:
+def settled(stamp: Stamp) -> bool:
     """Whether every mtime in ``stamp`` is older than :data:`SETTLE_NS`."""
     import time
 
