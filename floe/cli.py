@@ -46,9 +46,14 @@ def entry() -> NoReturn:
     if compile_stamp.eligible(argv):
         lines = compile_stamp.replay(argv)
         if lines is not None:  # nothing the compile depends on changed: what it would print
-            print("\n".join(lines))
-            _end_at_once(EXIT_OK)
-            raise SystemExit(EXIT_OK)
+            try:
+                print("\n".join(lines))
+                sys.stdout.flush()
+                status = EXIT_OK
+            except BrokenPipeError:
+                status = _closed_pipe()
+            _end_at_once(status)
+            raise SystemExit(status)
         compile_stamp.arm(argv)
     status, at_once = _dispatch(None, program=True)
     if at_once:

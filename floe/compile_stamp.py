@@ -34,6 +34,7 @@ recorded.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -283,8 +284,6 @@ class _WatchedStream:
 def save(recording: Recording, compiled: Compiled, lines: Sequence[str]) -> bool:
     """Record the successful compile of ``compiled`` (its artifacts written or kept) whose repeat
     prints ``lines``; whether a stamp was written (not when an input cannot be trusted)."""
-    from floe.artifacts import write_atomic
-
     now = time.time_ns()
     product = str(compiled.product_dir)
     if recording.wrote_stderr:
@@ -343,13 +342,30 @@ def save(recording: Recording, compiled: Compiled, lines: Sequence[str]) -> bool
         "plugins": plugins,
         "lines": list(lines),
     }
-    from pathlib import Path
-
     try:
-        write_atomic(Path(stamp_path(product)), json.dumps(data, separators=(",", ":")))
+        _write(stamp_path(product), json.dumps(data, separators=(",", ":")))
     except OSError:
         return False  # a stamp that cannot be written only costs the next compile its shortcut
     return True
+
+
+def _write(path: str, text: str) -> None:
+    """Replace the stamp at once (a reader sees the old or the new), created ``0600``.
+
+    Not synced: a stamp lost or torn by a crash only makes the next compile run in full.
+    """
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)  # left by a killed process of the same id (the folder is private)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _code_files() -> list[list[Any]] | None:
