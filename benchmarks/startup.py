@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -243,7 +244,11 @@ def answered_from_stamp(
         timeout=timeout,
         check=False,
     )
-    return done.returncode == 0 and "| cattrs" not in done.stderr and "artifacts unchanged" in done.stdout
+    return (
+        done.returncode == 0
+        and not re.search(r"\|\s+cattrs\b", done.stderr)
+        and "artifacts unchanged" in done.stdout
+    )
 
 
 LABELS = {

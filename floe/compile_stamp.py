@@ -12,8 +12,8 @@ compile depended on, each by something cheap to stat:
   decides when a stat was taken too soon after a change to be trusted), where each
   ``platform:``/``parent:`` reference resolves to, which directory the product and each of its
   transform folders is;
-- the code that ran: every file and folder of floe's package and of each engine package loaded,
-  the source file of every other module loaded, and the entry-point stamp of every ``sys.path``
+- the code that ran: every file of floe's package and of each engine package loaded (and what
+  each of their folders holds), the source file of every other module loaded, and the entry-point stamp of every ``sys.path``
   entry (:mod:`floe.plugin_index`: a distribution installed, removed or changed in place);
 - the environment variables the command consulted, each by a digest keyed with a random key kept
   in the stamp (a secret's value is never written);
@@ -145,6 +145,9 @@ def _still(data: dict[str, Any], argv: Sequence[str]) -> bool:
     folders, digest = data["transform_folders"]
     if folders_digest(product, folders) != digest:
         return False
+    for folder, names in data["code_folders"]:
+        if _listing(folder) != names:
+            return False
     for path, *recorded in data["code"]:
         if _code_stat(path) != recorded:
             return False
@@ -158,6 +161,12 @@ def _fingerprint(raw: list[Any]) -> Fingerprint:
 
 def _interpreter() -> list[Any]:
     return [sys.executable, sys.prefix, sys.version, list(sys.path)]
+
+
+def _listing(folder: str) -> list[str]:
+    """What a folder of code holds (a module added or removed), bytecode caches aside: its names,
+    not its mtime, which every bytecode cache written changes."""
+    return sorted(name for name in os.listdir(folder) if name != "__pycache__")
 
 
 def _code_stat(path: str) -> list[int] | None:
@@ -315,8 +324,11 @@ def save(recording: Recording, compiled: Compiled, lines: Sequence[str]) -> bool
     for path in (artifact_dir, os.path.join(product, STATE_DIR)):
         st = os.lstat(path)
         private.append([path, st.st_mode, st.st_uid, st.st_ino])
-    code = _code_files()
-    if code is None or any(max(stat[2], stat[3]) > now - RACY_NS for _, *stat in code):
+    found = _code_files()
+    if found is None:
+        return False
+    folders_of_code, code = found
+    if any(max(stat[1], stat[2]) > now - RACY_NS for _, *stat in code):
         return False  # code that just changed may change again unseen
     plugins = plugin_stamps()
     from floe.plugin_index import settled
@@ -338,6 +350,7 @@ def save(recording: Recording, compiled: Compiled, lines: Sequence[str]) -> bool
         "manifests": manifests,
         "links": links,
         "transform_folders": [folders, folders_digest(product, folders)],
+        "code_folders": folders_of_code,
         "code": code,
         "plugins": plugins,
         "lines": list(lines),
@@ -368,9 +381,10 @@ def _write(path: str, text: str) -> None:
         raise
 
 
-def _code_files() -> list[list[Any]] | None:
-    """Every file and folder of the packages whose data the compile may have read (floe's, each
-    loaded engine's), then the source file of every other module loaded; None if one vanished."""
+def _code_files() -> tuple[list[list[Any]], list[list[Any]]] | None:
+    """The code the compile ran and the data it may have read: each folder of floe's package and
+    of each loaded engine's (its listing) and each file in them, then the source file of every
+    other module loaded (their stats); None if one vanished meanwhile."""
     from floe._markers import PROJECT_NAME
     from floe.plugin_index import entry_points
 
@@ -381,21 +395,25 @@ def _code_files() -> list[list[Any]] | None:
     for top in sorted(tops):
         paths = getattr(sys.modules.get(top), "__path__", None)
         trees.extend(str(p) for p in paths or ())
-    listed: list[str] = []
-    for tree in trees:
-        for folder, subfolders, files in os.walk(tree):
-            subfolders[:] = sorted(s for s in subfolders if s != "__pycache__")
-            listed.append(folder)
-            listed.extend(os.path.join(folder, f) for f in sorted(files))
+    folders: list[list[Any]] = []
+    files: list[str] = []
+    try:
+        for tree in trees:
+            for folder, subfolders, names in os.walk(tree):
+                subfolders[:] = sorted(s for s in subfolders if s != "__pycache__")
+                folders.append([folder, _listing(folder)])
+                files.extend(os.path.join(folder, name) for name in sorted(names))
+    except OSError:
+        return None
     inside = tuple(os.path.join(tree, "") for tree in trees)
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
         if isinstance(file, str) and not file.startswith(inside):
-            listed.append(file)
+            files.append(file)
     code = []
-    for path in dict.fromkeys(listed):
+    for path in dict.fromkeys(files):
         stat = _code_stat(path)
         if stat is None:
             return None
         code.append([path, *stat])
-    return code
+    return folders, code
