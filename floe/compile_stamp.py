@@ -49,6 +49,7 @@ from floe.layout import ARTIFACT_FILES, ARTIFACT_PARTS, STATE_DIR
 
 if TYPE_CHECKING:
     from floe.compiled import Compiled
+    from floe.plugin_index import EntryPointRecord
 
 FORMAT = "floe-compile-stamp/1"
 STAMP_FILE = "compile-stamp.json"
@@ -119,20 +120,10 @@ def _regular(mode: int) -> bool:
 
 
 def _still(data: dict[str, Any], argv: Sequence[str]) -> bool:
-    """Whether every input recorded in ``data`` is as it was (cheapest checks first)."""
+    """Whether every input recorded in ``data`` is as it was (what changes most often first: the
+    manifests being edited)."""
     if data["argv"] != list(argv) or data["cwd"] != os.getcwd() or data["python"] != _interpreter():
         return False
-    key = bytes.fromhex(data["key"])
-    recorded = data["environment"]
-    if recorded != environment_digests(key, list(recorded)):
-        return False
-    for path, size, mtime, inode in data["artifacts"]:
-        if artifact_stat(path) != (size, mtime, inode):
-            return False
-    for path, mode, uid, inode in data["folders_private"]:
-        st = os.lstat(path)
-        if (st.st_mode, st.st_uid, st.st_ino) != (mode, uid, inode):
-            return False
     product, real = data["product"]
     if os.path.realpath(product) != real:
         return False
@@ -145,6 +136,17 @@ def _still(data: dict[str, Any], argv: Sequence[str]) -> bool:
     folders, digest = data["transform_folders"]
     if folders_digest(product, folders) != digest:
         return False
+    key = bytes.fromhex(data["key"])
+    environment = data["environment"]
+    if environment != environment_digests(key, list(environment)):
+        return False
+    for path, size, mtime, inode in data["artifacts"]:
+        if artifact_stat(path) != (size, mtime, inode):
+            return False
+    for path, mode, uid, inode in data["folders_private"]:
+        st = os.lstat(path)
+        if (st.st_mode, st.st_uid, st.st_ino) != (mode, uid, inode):
+            return False
     for folder, names in data["code_folders"]:
         if _listing(folder) != names:
             return False
@@ -179,7 +181,8 @@ def _code_stat(path: str) -> list[int] | None:
 
 
 def plugin_stamps() -> list[list[Any]]:
-    """The entry-point stamp of every ``sys.path`` entry holding distributions, in order."""
+    """The entry-point stamp of every ``sys.path`` entry holding distributions, in order (as
+    :func:`floe.plugin_index.entry_points` stamps them)."""
     from floe.plugin_index import path_stamp
 
     stamps: list[list[Any]] = []
@@ -324,17 +327,21 @@ def save(recording: Recording, compiled: Compiled, lines: Sequence[str]) -> bool
     for path in (artifact_dir, os.path.join(product, STATE_DIR)):
         st = os.lstat(path)
         private.append([path, st.st_mode, st.st_uid, st.st_ino])
-    found = _code_files()
+    from floe._markers import PROJECT_NAME
+    from floe.plugin_index import last_scan, settled
+
+    scan = last_scan(PROJECT_NAME)  # what the compile's discovery saw, stamped before it ran
+    if scan is None:
+        return False  # discovery did not use the cache (FLOE_NO_PLUGIN_CACHE…): nothing cheap to check
+    plugins, points = scan
+    if not all(settled(stamp) for _, stamp in plugins):
+        return False
+    found = _code_files(points)
     if found is None:
         return False
     folders_of_code, code = found
     if any(max(stat[1], stat[2]) > now - RACY_NS for _, *stat in code):
         return False  # code that just changed may change again unseen
-    plugins = plugin_stamps()
-    from floe.plugin_index import settled
-
-    if not all(settled(stamp) for _, stamp in plugins):
-        return False
     folders = [t.path for t in compiled.transforms]
     key = os.urandom(16)
     data = {
@@ -381,16 +388,11 @@ def _write(path: str, text: str) -> None:
         raise
 
 
-def _code_files() -> tuple[list[list[Any]], list[list[Any]]] | None:
+def _code_files(points: Sequence[EntryPointRecord]) -> tuple[list[list[Any]], list[list[Any]]] | None:
     """The code the compile ran and the data it may have read: each folder of floe's package and
     of each loaded engine's (its listing) and each file in them, then the source file of every
     other module loaded (their stats); None if one vanished meanwhile."""
-    from floe._markers import PROJECT_NAME
-    from floe.plugin_index import entry_points
-
-    tops = {"floe"} | {
-        point.module.split(".")[0] for point in entry_points(PROJECT_NAME) if point.module in sys.modules
-    }
+    tops = {"floe"} | {point.module.split(".")[0] for point in points if point.module in sys.modules}
     trees: list[str] = []
     for top in sorted(tops):
         paths = getattr(sys.modules.get(top), "__path__", None)
@@ -401,7 +403,7 @@ def _code_files() -> tuple[list[list[Any]], list[list[Any]]] | None:
         for tree in trees:
             for folder, subfolders, names in os.walk(tree):
                 subfolders[:] = sorted(s for s in subfolders if s != "__pycache__")
-                folders.append([folder, _listing(folder)])
+                folders.append([folder, sorted([*subfolders, *names])])  # as _listing() reads it
                 files.extend(os.path.join(folder, name) for name in sorted(names))
     except OSError:
         return None
