@@ -43,7 +43,15 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from floe.fingerprints import RACY_NS, Fingerprint, artifact_stat, fingerprint, folders_digest, same_file
+from floe.fingerprints import (
+    RACY_NS,
+    Fingerprint,
+    artifact_stat,
+    blake2b,
+    fingerprint,
+    folders_digest,
+    same_file,
+)
 from floe.fingerprints import unchanged as unchanged_file
 from floe.layout import ARTIFACT_FILES, ARTIFACT_PARTS, STATE_DIR
 
@@ -197,8 +205,7 @@ def plugin_stamps() -> list[list[Any]]:
 def environment_digests(key: bytes, names: Sequence[str]) -> dict[str, str]:
     """A keyed digest of each variable's value now (or of its absence); for
     :data:`WHOLE_ENVIRONMENT`, of every variable's name and value."""
-    from hashlib import blake2b
-
+    hasher = blake2b()
     digests: dict[str, str] = {}
     for name in names:
         if name == WHOLE_ENVIRONMENT:
@@ -206,7 +213,7 @@ def environment_digests(key: bytes, names: Sequence[str]) -> dict[str, str]:
         else:
             value = os.environ.get(name)
             text = f"{name}\0" + ("\1" if value is None else f"={value}")
-        digests[name] = blake2b(text.encode("utf-8", "surrogateescape"), key=key, digest_size=16).hexdigest()
+        digests[name] = hasher(text.encode("utf-8", "surrogateescape"), key=key, digest_size=16).hexdigest()
     return digests
 
 

@@ -8,12 +8,11 @@ else of floe is imported.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 RACY_NS = 2_000_000_000
 """A stat taken less than this after the file's last change may not tell a later change apart
@@ -24,7 +23,20 @@ Fingerprint = tuple[int, int, int, int, str, bool]
 
 
 def digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return str(blake2b()(data, digest_size=16).hexdigest())
+
+
+def blake2b() -> Callable[..., Any]:
+    """:func:`hashlib.blake2b`, imported when first needed and without :mod:`hashlib` when the
+    interpreter has it built in: ``import hashlib`` loads OpenSSL's bindings (~2 ms of a start-up
+    that needs only BLAKE2)."""
+    try:
+        from _blake2 import blake2b as built_in
+    except ImportError:  # pragma: no cover - an interpreter without the built-in module
+        from hashlib import blake2b as from_hashlib
+
+        return from_hashlib
+    return cast("Callable[..., Any]", built_in)
 
 
 def fingerprint(path: str) -> Fingerprint | None:

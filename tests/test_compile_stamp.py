@@ -361,3 +361,21 @@ def test_a_compile_that_failed_or_wrote_to_stderr_is_not_recorded(ws: Workspace)
     warned = ws.compile()
     assert warned.status == 0 and "warning: something" in warned.stderr
     assert not ws.stamp.exists()
+
+
+@pytest.mark.parametrize("argv", [["compile", "orders"], ["compile", "a b/floe.yaml"], ["compile", ""]])
+def test_compile_path_is_read_as_the_parser_reads_it(argv: list[str]) -> None:
+    from floe import cli
+
+    quick = cli._compile_args(argv)
+    assert quick is not None
+    assert vars(quick) == vars(cli._parser().parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    "argv", [["compile", "--no-partial-parse", "x"], ["compile", "-h"], ["compile"], ["engines", "x"]]
+)
+def test_other_command_lines_are_left_to_the_parser(argv: list[str]) -> None:
+    from floe import cli
+
+    assert cli._compile_args(argv) is None
