@@ -158,7 +158,7 @@ def run(rounds: int, venv: Path | None, before: Path | None, timeout: float) -> 
         times: dict[str, list[float]] = {key: [] for key in commands}
         cpu: dict[str, list[float]] = {key: [] for key in commands}
         print(
-            f"{rounds} rounds of {len(commands)} commands (plus one warm-up round)…",
+            f"{rounds} rounds of {len(commands)} commands (plus {WARM_UP} warm-up rounds)…",
             file=sys.stderr,
             flush=True,
         )

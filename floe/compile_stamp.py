@@ -170,7 +170,9 @@ def _fingerprint(raw: list[Any]) -> Fingerprint:
 
 
 def _interpreter() -> list[Any]:
-    return [sys.executable, sys.prefix, sys.version, list(sys.path)]
+    """The interpreter and how it runs: its flags (``-O``, ``-X dev``…) and warning filters
+    (``-W error`` turns a warning into a failed compile) count; ``-X importtime`` does not."""
+    return [sys.executable, sys.prefix, sys.version, list(sys.path), list(sys.flags), list(sys.warnoptions)]
 
 
 def _listing(folder: str) -> list[str]:
@@ -350,6 +352,8 @@ def save(recording: Recording, compiled: Compiled, lines: Sequence[str]) -> bool
     if any(max(stat[1], stat[2]) > now - RACY_NS for _, *stat in code):
         return False  # code that just changed may change again unseen
     folders = [t.path for t in compiled.transforms]
+    if not all(os.path.isdir(os.path.join(product, folder)) for folder in folders):
+        return False  # removed since the compile found it: the next compile reports it
     key = os.urandom(16)
     data = {
         "format": FORMAT,

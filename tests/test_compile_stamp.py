@@ -379,3 +379,9 @@ def test_other_command_lines_are_left_to_the_parser(argv: list[str]) -> None:
     from floe import cli
 
     assert cli._compile_args(argv) is None
+
+
+def test_warnings_made_errors_are_part_of_the_stamp(ws: Workspace) -> None:
+    stamped(ws)
+    assert not ws.compile(PYTHONWARNINGS="error").from_stamp
+    assert ws.compile(PYTHONWARNINGS="error").from_stamp
