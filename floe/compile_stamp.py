@@ -13,7 +13,8 @@ compile depended on, each by something cheap to stat:
   ``platform:``/``parent:`` reference resolves to, which directory the product and each of its
   transform folders is;
 - the code that ran: every file of floe's package and of each engine package loaded (and what
-  each of their folders holds), the source file of every other module loaded, and the entry-point stamp of every ``sys.path``
+  each of their folders holds), the source file of every other module loaded, what each folder of
+  ``sys.path`` holds (a module added there could shadow one the compile imported), and the entry-point stamp of every ``sys.path``
   entry (:mod:`floe.plugin_index`: a distribution installed, removed or changed in place);
 - the environment variables the command consulted, each by a digest keyed with a random key kept
   in the stamp (a secret's value is never written);
@@ -155,6 +156,8 @@ def _still(data: dict[str, Any], argv: Sequence[str]) -> bool:
         st = os.lstat(path)
         if (st.st_mode, st.st_uid, st.st_ino) != (mode, uid, inode):
             return False
+    if data["import_path"] != import_path_listings():
+        return False
     for folder, names in data["code_folders"]:
         if _listing(folder) != names:
             return False
@@ -179,6 +182,22 @@ def _listing(folder: str) -> list[str]:
     """What a folder of code holds (a module added or removed), bytecode caches aside: its names,
     not its mtime, which every bytecode cache written changes."""
     return sorted(name for name in os.listdir(folder) if name != "__pycache__")
+
+
+def import_path_listings() -> list[list[str]]:
+    """A digest of the names in each folder of ``sys.path``: a module or package added or removed
+    anywhere on it (one that would shadow a module the compile imported) changes one."""
+    hasher = blake2b()
+    listings = []
+    for raw in sys.path:
+        where = os.path.abspath(raw or ".")
+        try:
+            names = sorted(os.listdir(where))
+        except (OSError, ValueError):
+            continue  # not a folder (a zip: its stat is in the entry-point stamps), or gone
+        text = "\0".join(names).encode("utf-8", "surrogateescape")
+        listings.append([where, hasher(text, digest_size=16).hexdigest()])
+    return listings
 
 
 def _code_stat(path: str) -> list[int] | None:
@@ -368,6 +387,7 @@ def save(recording: Recording, compiled: Compiled, lines: Sequence[str]) -> bool
         "manifests": manifests,
         "links": links,
         "transform_folders": [folders, folders_digest(product, folders)],
+        "import_path": import_path_listings(),
         "code_folders": folders_of_code,
         "code": code,
         "plugins": plugins,

@@ -385,3 +385,13 @@ def test_warnings_made_errors_are_part_of_the_stamp(ws: Workspace) -> None:
     stamped(ws)
     assert not ws.compile(PYTHONWARNINGS="error").from_stamp
     assert ws.compile(PYTHONWARNINGS="error").from_stamp
+
+
+def test_a_module_added_on_the_import_path_that_shadows_one_the_compile_imports_is_seen(
+    ws: Workspace,
+) -> None:
+    stamped(ws)
+    (ws.site / "yaml.py").write_text("raise ImportError('a yaml.py shadows PyYAML')\n", encoding="utf-8")
+    shadowed = ws.compile()
+    assert not shadowed.from_stamp and shadowed.status != 0
+    assert "a yaml.py shadows PyYAML" in shadowed.stderr, shadowed.stderr
