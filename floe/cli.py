@@ -64,9 +64,11 @@ def entry() -> NoReturn:
 def _end_at_once(status: int) -> None:
     """End the process with ``status`` without the interpreter's teardown; return if it may not."""
     import atexit
-    import threading
 
-    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+    threading = sys.modules.get("threading")  # never imported: no thread the usual exit would wait for
+    if threading is not None and any(
+        t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()
+    ):
         return  # the usual exit waits for it
     try:
         sys.stdout.flush()
