@@ -5,16 +5,15 @@ Exit status: 0 success, 1 invalid input or a failed check (messages on stderr), 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 if TYPE_CHECKING:
+    import argparse
+
     from floe.plugins import EngineRegistry
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -41,6 +40,21 @@ def entry() -> NoReturn:
     classes, schemas), so frequent collections only cost time (~6 ms of a compile); garbage
     cycles are still collected.
     """
+    argv = sys.argv[1:]
+    from floe import compile_stamp
+
+    if compile_stamp.eligible(argv):
+        lines = compile_stamp.replay(argv)
+        if lines is not None:  # nothing the compile depends on changed: what it would print
+            try:
+                print("\n".join(lines))
+                sys.stdout.flush()
+                status = EXIT_OK
+            except BrokenPipeError:
+                status = _closed_pipe()
+            _end_at_once(status)
+            raise SystemExit(status)
+        compile_stamp.arm(argv)
     status, at_once = _dispatch(None, program=True)
     if at_once:
         _end_at_once(status)
@@ -50,9 +64,11 @@ def entry() -> NoReturn:
 def _end_at_once(status: int) -> None:
     """End the process with ``status`` without the interpreter's teardown; return if it may not."""
     import atexit
-    import threading
 
-    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+    threading = sys.modules.get("threading")  # never imported: no thread the usual exit would wait for
+    if threading is not None and any(
+        t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()
+    ):
         return  # the usual exit waits for it
     try:
         sys.stdout.flush()
@@ -70,11 +86,13 @@ def _end_at_once(status: int) -> None:
 def _dispatch(argv: Sequence[str] | None, program: bool = False) -> tuple[int, bool]:
     """The command's exit status, and whether the process may end at once (see :func:`entry`;
     ``program``: this process is the ``floe`` program, not a caller of :func:`main`)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE, False
+    args = _compile_args(sys.argv[1:] if argv is None else argv)
+    if args is None:
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE, False
     from floe.errors import FloeError
 
     at_once = bool(getattr(args, "exit_at_once", False))
@@ -105,6 +123,20 @@ def _dispatch(argv: Sequence[str] | None, program: bool = False) -> tuple[int, b
         return 70, False
 
 
+def _compile_args(argv: Sequence[str]) -> argparse.Namespace | None:
+    """``compile PATH``, the command run most often, read as :func:`_parser` reads it, without
+    importing argparse and building the parser of every command (~8 ms of a compile); None for
+    any other command line (then the parser reads it)."""
+    if len(argv) != 2 or argv[0] != "compile" or argv[1].startswith("-"):
+        return None
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(
+        command="compile", path=Path(argv[1]), no_partial_parse=False, run=_compile, exit_at_once=True
+    )
+    return cast("argparse.Namespace", args)
+
+
 def _closed_pipe() -> int:
     """The reader of stdout went away (``floe engines | head -1``): a normal end, not an error.
 
@@ -118,6 +150,8 @@ def _closed_pipe() -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     from floe import __version__
 
     parser = argparse.ArgumentParser(prog="floe", description="Run dbt transforms on governed computes.")
@@ -262,6 +296,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _count(text: str) -> int:
     """A whole number, 0 or more, for an option that counts something."""
+    import argparse
+
     try:
         value = int(text)
     except ValueError:
@@ -272,9 +308,16 @@ def _count(text: str) -> int:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from floe.compiler import ARTIFACT_DIR, Compiled, compile_any, write_artifacts
+    from floe.compile_stamp import recording
+    from floe.compiler import ARTIFACT_DIR, Compiled, compile_any, find_source, write_artifacts
+    from floe.manifest_cache import ManifestCache
 
-    compiled = compile_any(args.path, partial_parse=not args.no_partial_parse)
+    stamp = recording()
+    manifests = None
+    if stamp is not None:  # the files read are fingerprinted first, for the stamp
+        stamp.before_read(find_source(args.path))
+        manifests = ManifestCache(before_read=stamp.before_read)
+    compiled = compile_any(args.path, partial_parse=not args.no_partial_parse, manifests=manifests)
     if not isinstance(compiled, Compiled):  # every product below a directory, written as they compiled
         from floe.platform import FAILED, render
 
@@ -286,15 +329,22 @@ def _compile(args: argparse.Namespace) -> int:
         print(f"ok: {chain}: approved {', '.join(gov.registry.names())} (default {gov.registry.default})")
         return EXIT_OK
     written = write_artifacts(compiled)
-    print(
+    summary = (
         f"ok: {chain}: {len(compiled.transforms)} transform(s) on "
         f"{', '.join(sorted({t.compute for t in compiled.transforms}))}; "
         f"environments {', '.join(gov.environments)}"
     )
+    unchanged = f"artifacts unchanged in {compiled.product_dir / ARTIFACT_DIR}"
+    print(summary)
     for path in written:
         print(f"wrote {path}")
     if not written:
-        print(f"artifacts unchanged in {compiled.product_dir / ARTIFACT_DIR}")
+        print(unchanged)
+    if stamp is not None:
+        from floe.compile_stamp import save
+
+        sys.stdout.flush()  # what it printed reached its reader: a repeat may print the same
+        save(stamp, compiled, [summary, unchanged])
     return EXIT_OK
 
 
@@ -305,6 +355,8 @@ def _registry() -> EngineRegistry:
 
 
 def _engines(args: argparse.Namespace) -> int:
+    import json
+
     registry = _registry()
     rows = []
     for name in registry.names():
@@ -336,6 +388,8 @@ def _engines(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    import json
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from floe.compiled import compile_path, profile_targets
@@ -398,6 +452,8 @@ def _validate_catalog(catalog: Any) -> dict[str, Any] | None:
             "message": f"catalog {catalog.name!r}: a {catalog.type} catalog has no REST endpoint to check; "
             "engines attach it themselves (floe run needs a REST catalog)",
         }
+    import time
+
     from floe.catalog.check import check_catalog
 
     start = time.monotonic()
@@ -452,6 +508,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    import json
+
     from floe.explanation import explain
 
     explanation = explain(args.path, args.env, args.compute, _registry())
@@ -476,6 +534,8 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    import json
+
     from floe.errors import FloeError
     from floe.schemas import schema_file
 
@@ -492,6 +552,8 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _schema_bundle() -> int:
+    import json
+
     from floe.schema_bundle import bundle
     from floe.schemas import store
 

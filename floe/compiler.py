@@ -38,6 +38,7 @@ from floe.compiled import (
 )
 
 if TYPE_CHECKING:
+    from floe.manifest_cache import ManifestCache
     from floe.platform import PlatformResult
     from floe.plugins import EngineRegistry
     from floe.schemas import SchemaStore
@@ -78,12 +79,14 @@ def compile_any(
     partial_parse: bool = True,
     engines: EngineRegistry | None = None,
     store: SchemaStore | None = None,
+    manifests: ManifestCache | None = None,
 ) -> Compiled | PlatformResult:
     """Compile what ``path`` names (see the module's docstring).
 
     A product or a manifest gives its :class:`Compiled` (a product's artifacts are not written yet:
     :func:`write_artifacts`); a directory of products gives the :class:`PlatformResult` of compiling
     and writing each, with ``partial_parse`` recompiling only the products whose inputs changed.
+    ``manifests`` reads a single product's or manifest's parents (a platform shares its own).
 
     :raises FloeError: the product or manifest is invalid; no product is found below the directory.
     """
@@ -92,4 +95,4 @@ def compile_any(
         from floe.platform import compile_platform  # its writer threads only when a platform is compiled
 
         return compile_platform(path, engines, store, partial_parse=partial_parse)
-    return compile_path(path, engines, store)
+    return compile_path(path, engines, store, manifests)

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,57 +32,30 @@ import attrs
 
 from floe.artifacts import write_atomic
 from floe.compiled import PRODUCT_FILE
+from floe.fingerprints import (  # re-exported: partial parsing's vocabulary
+    RACY_NS,
+    Fingerprint,
+    artifact_stat,
+    digest,
+    fingerprint,
+    folders_digest,
+    same_file,
+    unchanged,
+)
 
 FORMAT = "floe-partial-parse/1"
 CACHE_FILE = "partial_parse.json"
-RACY_NS = 2_000_000_000
-"""A stat taken less than this after the file's last change may not tell a later change apart
-(coarse file-system clocks): such a fingerprint is checked by content next time."""
 
-Fingerprint = tuple[int, int, int, int, str, bool]
-"""size, mtime_ns, ctime_ns, inode, content digest, whether the stat alone may be trusted."""
-
-
-def digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def fingerprint(path: str) -> Fingerprint | None:
-    """The file's fingerprint, or None when it cannot be read; stat first, then content."""
-    now = time.time_ns()
-    try:
-        st = os.stat(path)
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, ValueError):  # ValueError: a NUL character in the path
-        return None
-    trusted = now - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest(data), trusted)
-
-
-def same_file(a: Fingerprint | None, b: Fingerprint | None) -> bool:
-    """Whether two fingerprints describe the same file state (trust aside)."""
-    return a is not None and b is not None and a[:5] == b[:5]
-
-
-def folders_digest(product_dir: str, folders: Iterable[str]) -> str:
-    """Which directory each transform folder is (device, inode), or that it does not exist."""
-    ids: list[Any] = []
-    for raw in folders:
-        try:
-            st = os.stat(os.path.join(product_dir, raw))
-            ids.append([raw, st.st_dev, st.st_ino])
-        except (OSError, ValueError):
-            ids.append([raw, None])
-    return digest(json.dumps(ids).encode())
-
-
-def artifact_stat(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
+__all__ = [
+    "RACY_NS",
+    "Fingerprint",
+    "artifact_stat",
+    "digest",
+    "fingerprint",
+    "folders_digest",
+    "same_file",
+    "unchanged",
+]
 
 
 @attrs.frozen
@@ -284,22 +256,8 @@ class Checker:
         """The file's fingerprint now when its content is as recorded, else None."""
         key = (path, recorded)
         if key not in self._files:
-            self._files[key] = self._check(path, recorded)
+            self._files[key] = unchanged(path, recorded)
         return self._files[key]
-
-    @staticmethod
-    def _check(path: str, recorded: Fingerprint) -> Fingerprint | None:
-        if recorded[5]:
-            try:
-                st = os.stat(path)
-            except OSError:
-                return None
-            if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == recorded[:4]:
-                return recorded
-            if st.st_size != recorded[0]:
-                return None
-        current = fingerprint(path)
-        return current if current is not None and current[4] == recorded[4] else None
 
     def entry(self, product_dir: str, entry: Entry) -> Entry | None:
         """``entry`` refreshed (new stats of files whose content is unchanged), or None if stale."""

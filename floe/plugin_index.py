@@ -72,16 +72,18 @@ def entry_points(group: str, environ: Mapping[str, str] | None = None) -> list[E
     found: list[EntryPointRecord] = []
     seen: set[str] = set()  # a distribution earlier on sys.path hides any later one of that name
     changed = False
+    stamps: list[list[Any]] = []
     for raw in sys.path:
         where = os.path.abspath(raw or ".")
-        stamp = _stamp(where)
+        stamp = path_stamp(where)
         if stamp is None:
             continue  # no such entry, or no distribution in it
+        stamps.append([where, stamp])
         known = entries.pop(where, None)
         if not isinstance(known, dict) or known.get("stamp") != stamp:
             known = {"stamp": stamp, "distributions": _scan_entry(where, group)}
             changed = True
-        if not _settled(stamp):
+        if not settled(stamp):
             changed = True  # dropped from the cache (a previous run may have kept a stale answer)
         else:
             entries[where] = known  # re-inserted last: the most recently used
@@ -94,7 +96,22 @@ def entry_points(group: str, environ: Mapping[str, str] | None = None) -> list[E
         while len(entries) > MAX_ENTRIES:
             del entries[next(iter(entries))]
         _write(cache_path, {"version": CACHE_VERSION, "group": group, "entries": entries})
+    _last_scans[group] = (list(sys.path), stamps, list(found))
     return found
+
+
+_last_scans: dict[str, tuple[list[str], list[list[Any]], list[EntryPointRecord]]] = {}
+
+
+def last_scan(group: str) -> tuple[list[list[Any]], list[EntryPointRecord]] | None:
+    """What this process's last :func:`entry_points` of ``group`` found through the cache: the
+    stamp of each ``sys.path`` entry holding distributions (``[where, stamp]``, in order) and the
+    entry points; None when it did not use the cache, or ``sys.path`` changed since (the compile
+    stamp records what the compile's discovery depended on, without stamping it all again)."""
+    last = _last_scans.get(group)
+    if last is None or last[0] != sys.path:
+        return None
+    return last[1], last[2]
 
 
 def cache_file(environ: Mapping[str, str]) -> Path:
@@ -129,7 +146,7 @@ def _reads_sys_path(finder: object) -> bool:
     return kind.__name__ == "MetadataPathFinder" and kind.__module__.split(".")[0] == "importlib_metadata"
 
 
-def _stamp(where: str) -> Stamp | None:
+def path_stamp(where: str) -> Stamp | None:
     """What the entry points found in ``where`` depend on; ``None`` when it holds no distribution."""
     try:
         info = os.stat(where)
@@ -158,7 +175,7 @@ def _stamp(where: str) -> Stamp | None:
     return stamp
 
 
-def _settled(stamp: Stamp) -> bool:
+def settled(stamp: Stamp) -> bool:
     """Whether every mtime in ``stamp`` is older than :data:`SETTLE_NS`."""
     import time
 
