@@ -806,7 +806,7 @@ class _Run:
     def _catalog_failure(self, probe: bool) -> str | None:
         """Why the catalog no longer serves the run, once known (``probe``: ask a declared catalog)."""
         if self.catalog_failure is None and (probe or self.run_catalog.plan.embedded):
-            self.catalog_failure = self.run_catalog.failure()
+            self.catalog_failure = self.run_catalog.failure(self.schema)
         return self.catalog_failure
 
     @staticmethod
