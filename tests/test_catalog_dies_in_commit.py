@@ -121,6 +121,20 @@ def state_of(catalog: Any) -> State:
     return found
 
 
+def settled_state(server: Seaweed, timeout: float = 60.0) -> State:
+    """:func:`state_of` SeaweedFS restarted: its volumes serve their files a moment after its
+    catalog answers (``GetObject`` fails with ``INTERNAL_FAILURE`` until then), so a read is
+    retried for ``timeout`` seconds; a table still unreadable then is broken."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return state_of(lake(server))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 def assert_old_or_new(before: State, after: State) -> None:
     """Each table at its round-1 snapshot and rows, or at a newer snapshot with round 2's rows."""
     assert sorted(after) == sorted(TABLES), after
@@ -337,7 +351,7 @@ def test_seaweedfs_killed_inside_a_commit(tmp_path: Path, client_secret: str) ->
 
             proxy.instead = proxy.heard = None
             with seaweed_mini(weed_root, client_secret=client_secret, restart=server) as again:
-                after = state_of(lake(again))
+                after = settled_state(again)
                 assert_old_or_new(before, after)
                 if before_forwarding:  # it never reached SeaweedFS
                     assert after[table] == before[table], (before, after)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from floe.artifacts import write_atomic
+from floe.artifacts import out_of_room, write_atomic
 from floe.errors import FloeError, Problem, UnattachableCatalog
 from floe.execution.catalog_client import TOKEN_VARIABLE, forget_token, remember_token
 from floe.execution.lifeline import ended
@@ -220,11 +220,15 @@ class RunCatalog:
                 uri = self.process.ready()
             except CatalogProcessError as exc:
                 root = self.plan.root or self._state_dir
+                room = out_of_room(root, str(exc))
                 self._error = FloeError(
                     [
                         Problem(
-                            f"the embedded Iceberg catalog could not start: {exc}",
-                            fix=f"check that {root} is writable; pip install 'floe[iceberg]' if pyiceberg is missing",
+                            f"the embedded Iceberg catalog could not start: {exc}"
+                            + (f"; writing under {root}: {room[0]}" if room else ""),
+                            fix=f"{room[1]}, then run again"
+                            if room
+                            else f"check that {root} is writable; pip install 'floe[iceberg]' if pyiceberg is missing",
                         )
                     ]
                 )

@@ -44,7 +44,7 @@ from typing import Any
 
 import attrs
 
-from floe.artifacts import private_directory
+from floe.artifacts import out_of_room, private_directory, writing
 from floe.catalog.retention import RetentionPolicy
 from floe.compiler import (
     ARTIFACT_DIR,
@@ -115,6 +115,25 @@ def _say_maintenance(progress: Progress, done: dict[str, Any]) -> None:
 
 
 def run(
+    path: Path,
+    options: RunOptions,
+    progress: Progress | None = None,
+    engines: EngineRegistry | None = None,
+    after: After | None = None,
+    observers: Sequence[RunObserver] = (),
+) -> RunReport:
+    """Run the data product at ``path``; see the module docstring and :func:`_run_product`.
+
+    A write of floe's own (the lock, the artifacts, the run's projects and logs) that the system
+    refuses for want of room (a full disk, a quota, a file size limit) raises a :class:`FloeError`
+    naming the file and the cause (:func:`floe.artifacts.writing`), after the run's workers and
+    catalog are stopped; what earlier runs wrote is intact (floe writes its files atomically).
+    """
+    with writing(path):
+        return _run_product(path, options, progress, engines, after, observers)
+
+
+def _run_product(
     path: Path,
     options: RunOptions,
     progress: Progress | None = None,
@@ -427,13 +446,17 @@ class _Run:
             if sender is not worker:
                 continue
             if message["type"] == "exit":
+                tail = redact(worker.tail(), self.secrets, self.names)
+                room = out_of_room(project, tail)
                 raise FloeError(
                     [
                         Problem(
                             f"dbt could not parse the project: the process for compute "
-                            f"{worker.compute!r} stopped (exit code {message['code']}):\n"
-                            + redact(worker.tail(), self.secrets, self.names),
-                            fix=f"see {worker.log}",
+                            f"{worker.compute!r} stopped (exit code {message['code']})"
+                            + (f"; writing under {project}: {room[0]}" if room else "")
+                            + ":\n"
+                            + tail,
+                            fix=f"{room[1]}, then run again" if room else f"see {worker.log}",
                         )
                     ]
                 )
@@ -441,12 +464,18 @@ class _Run:
                 break
         self.report.phases["parse"] = time.monotonic() - clock
         if not message.get("success"):
+            error = redact(str(message.get("error")), self.secrets, self.names)
+            room = out_of_room(project, error)
             raise FloeError(
                 [
                     Problem(
-                        "dbt could not parse the project:\n"
-                        + redact(str(message.get("error")), self.secrets, self.names),
-                        fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}",
+                        "dbt could not parse the project"
+                        + (f": writing under {project}: {room[0]}" if room else "")
+                        + ":\n"
+                        + error,
+                        fix=f"{room[1]}, then run again"
+                        if room
+                        else f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}",
                     )
                 ]
             )
