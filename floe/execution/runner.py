@@ -827,10 +827,22 @@ class _Run:
                 if transform.in_catalog or self.bridges.loads([transform.name])
                 else None
             )
+            if cause is None:
+                cause = self._out_of_room("\n".join(lines))
             if cause is not None and not any(cause in line for line in lines):
                 lines.append("cause: " + cause)
             transform.message = redact("\n".join(lines), self.secrets, self.names)
         self.observers.transform_finished(transform)
+
+    def _out_of_room(self, said: str) -> str | None:
+        """Why a failed build may have found no room to write: the filesystem of the product's
+        state (the embedded catalog's files) or of the run's projects (dbt's target and logs) is
+        full. An engine or catalog that failed on it may say only "HTTP 500"."""
+        for where in (self.product_dir / STATE_DIR, self.run_dir):
+            room = out_of_room(where)
+            if room is not None:
+                return f"writing under {where}: {room[0]}; {room[1]}, then run again"
+        return None
 
     def _catalog_failure(self, probe: bool) -> str | None:
         """Why the catalog no longer serves the run, once known (``probe``: ask a declared catalog)."""
