@@ -12,17 +12,84 @@ never touched.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from floe.errors import FloeError, Problem
 
 PRIVATE_UMASK = 0o077
 """The umask of the processes a run starts: what they create is their user's alone (0700, 0600)."""
 CREATE_ATTEMPTS = 5
 TEMPORARY = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{12}\.tmp")
 """The name of a temporary file: ``.<target>.<12 hex digits>.tmp``."""
+OUT_OF_ROOM = {
+    errno.ENOSPC: "free space on the filesystem that holds it",
+    errno.EDQUOT: "free space within your disk quota, or raise it",
+    errno.EFBIG: "raise the limit on the size of a file this process may write (ulimit -f)",
+    errno.EROFS: "make that filesystem writable",
+}
+"""The errors of a write the system refused for want of room (or of a writable disk), and what to do."""
+
+
+class NoRoomError(FloeError, OSError):
+    """A write the system refused for want of room, as a user reads it: what, why, what to do.
+
+    Still an :class:`OSError` (its ``errno`` the system's), so a caller that writes a file only
+    to save time later (a cache) and ignores a failed write goes on ignoring it."""
+
+
+def cannot_write(what: Path | str, exc: OSError) -> NoRoomError:
+    """:class:`NoRoomError` for the write of ``what`` that failed with ``exc``."""
+    code = exc.errno or 0
+    error = NoRoomError(
+        [
+            Problem(
+                f"could not write {what}: {os.strerror(code)} ({errno.errorcode.get(code, code)})",
+                fix=f"{OUT_OF_ROOM.get(code, 'free space there')}, then run again; what was written "
+                "before is intact and nothing needs cleaning up",
+            )
+        ]
+    )
+    error.errno = code
+    return error
+
+
+LOW_ROOM = 2**20
+"""Bytes free under which a failure to write (a database saying "disk I/O error") is blamed on room."""
+
+
+def out_of_room(path: Path, said: str = "") -> tuple[str, str] | None:
+    """Why writing under ``path`` failed for want of room, and what to do, if it did: its
+    filesystem is (nearly) full, or ``said`` (another process's error) names one of
+    :data:`OUT_OF_ROOM`'s errors (a file size limit, a quota)."""
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        stats = None
+    if stats is not None and stats.f_bavail * stats.f_frsize < LOW_ROOM:
+        free = stats.f_bavail * stats.f_frsize
+        return f"no space left on device ({free} bytes free)", OUT_OF_ROOM[errno.ENOSPC]
+    for code, fix in OUT_OF_ROOM.items():
+        if os.strerror(code) in said:
+            return f"{os.strerror(code)} ({errno.errorcode[code]})", fix
+    return None
+
+
+@contextlib.contextmanager
+def writing(what: Path | str) -> Iterator[None]:
+    """Turn a write refused for want of room (:data:`OUT_OF_ROOM`) into a :class:`FloeError`
+    naming the file (the system's, else ``what``) and the cause; other errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in OUT_OF_ROOM or isinstance(exc, NoRoomError):
+            raise
+        raise cannot_write(exc.filename or what, exc) from None
 
 
 def private_directory(path: Path) -> Path:
@@ -55,22 +122,23 @@ def write_atomic(path: Path, text: str, *, clean: bool = True) -> None:
     :param clean: first remove the temporary files of ``path`` that dead writers left; a caller
         writing many files into one folder does it once, with :func:`remove_stale_temporaries`.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if clean:
-        remove_stale_temporaries(path.parent, path.name)
-    fd, tmp = _create_locked(path)
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.fchmod(fd, os.stat(path).st_mode & 0o7777)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:  # closing it releases the lock
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _sync_directory(path.parent)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if clean:
+            remove_stale_temporaries(path.parent, path.name)
+        fd, tmp = _create_locked(path)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.fchmod(fd, os.stat(path).st_mode & 0o7777)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:  # closing it releases the lock
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+                os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _sync_directory(path.parent)
 
 
 def write_if_changed(path: Path, text: str, *, clean: bool = True) -> bool:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from floe.artifacts import write_atomic
+from floe.artifacts import out_of_room, write_atomic
 from floe.errors import FloeError, Problem, UnattachableCatalog
 from floe.execution.catalog_client import TOKEN_VARIABLE, forget_token, remember_token
 from floe.execution.lifeline import ended
@@ -220,11 +220,15 @@ class RunCatalog:
                 uri = self.process.ready()
             except CatalogProcessError as exc:
                 root = self.plan.root or self._state_dir
+                room = out_of_room(root, str(exc))
                 self._error = FloeError(
                     [
                         Problem(
-                            f"the embedded Iceberg catalog could not start: {exc}",
-                            fix=f"check that {root} is writable; pip install 'floe[iceberg]' if pyiceberg is missing",
+                            f"the embedded Iceberg catalog could not start: {exc}"
+                            + (f"; writing under {root}: {room[0]}" if room else ""),
+                            fix=f"{room[1]}, then run again"
+                            if room
+                            else f"check that {root} is writable; pip install 'floe[iceberg]' if pyiceberg is missing",
                         )
                     ]
                 )
@@ -241,9 +245,10 @@ class RunCatalog:
             raise self._error
         return self.config
 
-    def failure(self) -> str | None:
+    def failure(self, namespace: str | None = None) -> str | None:
         """Why the catalog cannot serve the run any more, if it cannot: the embedded catalog's
-        process ended (how); a declared catalog does not answer. ``None`` while it serves."""
+        process ended (how); a declared catalog does not answer, or the object store it hands
+        the engines (``s3.endpoint`` of ``namespace``'s tables) does not. ``None`` while both serve."""
         if self.process is not None:
             code = self.process.returncode()
             if code is None or self.process.stopping:
@@ -254,7 +259,7 @@ class RunCatalog:
             )
         if not self.used or self.plan.embedded or not self.config.uri:
             return None
-        return _unreachable(self.config)
+        return _unreachable(self.config) or _storage_unreachable(self.config, namespace)
 
     def stop(self) -> None:
         """Maintain the embedded catalog (its retention policy), then stop it."""
@@ -284,17 +289,55 @@ class RunCatalog:
 
 def _unreachable(catalog: CatalogConfig) -> str | None:
     """Why a declared REST catalog does not answer at all (no connection, no HTTP answer), if so."""
+    silent = _silent(catalog.uri or "", "/v1/config")
+    return (
+        None
+        if silent is None
+        else f"the catalog {catalog.name!r} at {catalog.uri} does not answer ({silent})"
+    )
+
+
+def _storage_unreachable(catalog: CatalogConfig, namespace: str | None) -> str | None:
+    """Why the object store a declared catalog hands the engines does not answer at all, if so.
+
+    An engine that cannot reach the store may say something else (DuckDB reports the failed
+    commit as a write-write conflict): the store's endpoint is what the catalog tells its clients,
+    ``s3.endpoint`` in its config or in a table's ``loadTable`` answer (one of ``namespace``'s).
+    """
+    try:
+        from floe.execution.catalog_client import client
+
+        rest = client(catalog)
+        endpoint = rest.properties.get("s3.endpoint")
+        if not endpoint and namespace:
+            for identifier in rest.list_tables(namespace)[:1]:
+                endpoint = rest.load_table(identifier).io.properties.get("s3.endpoint")
+    except Exception:  # noqa: BLE001 - no table yet, no right to list: nothing to probe
+        return None
+    if not endpoint:
+        return None
+    silent = _silent(str(endpoint), "/")
+    if silent is None:
+        return None
+    return (
+        f"the object store at {endpoint}, where the catalog {catalog.name!r} keeps the tables' files, "
+        f"does not answer ({silent})"
+    )
+
+
+def _silent(uri: str, path: str) -> str | None:
+    """Why ``uri`` gives no HTTP answer at all to ``GET path`` (any answer, an error's too, is one)."""
     import http.client
     from urllib.parse import urlsplit
 
-    split = urlsplit(catalog.uri or "")
+    split = urlsplit(uri)
     kind = http.client.HTTPSConnection if split.scheme == "https" else http.client.HTTPConnection
     connection = kind(split.hostname or "", split.port, timeout=PROBE_TIMEOUT)
     try:
-        connection.request("GET", (split.path.rstrip("/") or "") + "/v1/config")
+        connection.request("GET", (split.path.rstrip("/") or "") + path)
         connection.getresponse().read()
     except (OSError, http.client.HTTPException) as exc:
-        return f"the catalog {catalog.name!r} at {catalog.uri} does not answer ({type(exc).__name__}: {exc})"
+        return f"{type(exc).__name__}: {exc}"
     finally:
         connection.close()
     return None

@@ -177,7 +177,7 @@ class CatalogProcess:
 
 
 def main(argv: list[str]) -> int:
-    from floe.execution.lifeline import die_with
+    from floe.execution.lifeline import die_with, note
 
     die_with(int(argv[4]))
     state_dir, name, port = Path(argv[1]), argv[2], int(argv[3])
@@ -207,11 +207,7 @@ def main(argv: list[str]) -> int:
             with contextlib.suppress(Exception):  # no right to, a full disk…: dbt's own attempt says why
                 catalog.create_namespace(namespace)
         reply({"ready": catalog.uri})
-        print(
-            f"floe: embedded catalog {name!r} serving at {catalog.uri} (pid {os.getpid()})",
-            file=sys.stderr,
-            flush=True,
-        )
+        note(f"floe: embedded catalog {name!r} serving at {catalog.uri} (pid {os.getpid()})", "stderr")
         for line in sys.stdin:
             if not line.strip():
                 continue

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from floe.artifacts import PRIVATE_UMASK, open_private
-from floe.execution.lifeline import die_with
+from floe.execution.lifeline import die_with, note
 
 AVAILABLE = sys.platform == "linux"
 """Whether ``floe run`` forks its workers from a fork server here (else each starts afresh)."""
@@ -64,8 +64,8 @@ def main(argv: list[str]) -> int:
         try:
             importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - the worker meets (and reports) the same problem
-            print(f"floe: preloading {module} failed: {type(exc).__name__}: {exc}", flush=True)
-    print(f"floe: fork server ready with {', '.join(argv[3:]) or 'nothing'} imported", flush=True)
+            note(f"floe: preloading {module} failed: {type(exc).__name__}: {exc}")
+    note(f"floe: fork server ready with {', '.join(argv[3:]) or 'nothing'} imported")
     _serve(channel)
     return 0
 
@@ -152,7 +152,7 @@ def _fork(request: dict[str, Any], fds: list[int], own_fds: tuple[int, ...]) -> 
         os.environ.update(request["env"])
         from floe.execution import worker
 
-        print(f"floe: worker {os.getpid()} forked from fork server {os.getppid()}, dbt imported", flush=True)
+        note(f"floe: worker {os.getpid()} forked from fork server {os.getppid()}, dbt imported")
         code = worker.serve(answers, open(0, encoding="utf-8", closefd=False))
     except BaseException:  # noqa: BLE001 - reported in the worker's log, as a fresh worker would
         import traceback

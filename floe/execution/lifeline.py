@@ -9,6 +9,9 @@ choosing it, must not leave a server behind holding the product's files or port.
 negative code is the signal that killed it). SIGKILL is also what the kernel's out-of-memory
 killer sends, so a process killed by it is said to be, with what to check.
 
+:func:`note` writes a line to the process's own log: a log the disk has no room for loses the
+line, never the process (the write that matters then fails where it is made, and says so).
+
 Importing this module imports only the standard library.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 OOM_HINT = (
     "SIGKILL is what the kernel's out-of-memory killer sends when memory runs out: check the "
@@ -56,3 +60,13 @@ def ended(code: int | None) -> str:
 
 def killed_by_sigkill(code: int | None) -> bool:
     return code == -signal.SIGKILL
+
+
+def note(line: str, stream: str = "stdout") -> None:
+    """Write ``line`` to this process's log (its ``stdout`` or ``stderr``), flushed; a full disk
+    or a closed log loses the line, not the process."""
+    out = sys.stdout if stream == "stdout" else sys.stderr
+    try:
+        print(line, file=out, flush=True)
+    except (OSError, ValueError):
+        pass

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+from floe.artifacts import writing
 from floe.errors import FloeError, Problem
 
 LOCK_FILE = "run.lock"
@@ -77,14 +78,15 @@ class RunLock:
                     if deadline is not None and time.monotonic() >= deadline:
                         raise RunLockedError([_busy(self.path, self.holder(), "retry later")])
                     time.sleep(0.2)
-            os.ftruncate(fd, 0)
             info = {
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "environment": environment,
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
-            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+            with writing(self.path):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         except BaseException:
             os.close(fd)
             raise

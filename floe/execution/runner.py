@@ -44,7 +44,7 @@ from typing import Any
 
 import attrs
 
-from floe.artifacts import private_directory
+from floe.artifacts import out_of_room, private_directory, writing
 from floe.catalog.retention import RetentionPolicy
 from floe.compiler import (
     ARTIFACT_DIR,
@@ -117,6 +117,25 @@ def _say_maintenance(progress: Progress, done: dict[str, Any]) -> None:
 
 
 def run(
+    path: Path,
+    options: RunOptions,
+    progress: Progress | None = None,
+    engines: EngineRegistry | None = None,
+    after: After | None = None,
+    observers: Sequence[RunObserver] = (),
+) -> RunReport:
+    """Run the data product at ``path``; see the module docstring and :func:`_run_product`.
+
+    A write of floe's own (the lock, the artifacts, the run's projects and logs) that the system
+    refuses for want of room (a full disk, a quota, a file size limit) raises a :class:`FloeError`
+    naming the file and the cause (:func:`floe.artifacts.writing`), after the run's workers and
+    catalog are stopped; what earlier runs wrote is intact (floe writes its files atomically).
+    """
+    with writing(path):
+        return _run_product(path, options, progress, engines, after, observers)
+
+
+def _run_product(
     path: Path,
     options: RunOptions,
     progress: Progress | None = None,
@@ -429,13 +448,17 @@ class _Run:
             if sender is not worker:
                 continue
             if message["type"] == "exit":
+                tail = redact(worker.tail(), self.secrets, self.names)
+                room = out_of_room(project, tail)
                 raise FloeError(
                     [
                         Problem(
                             f"dbt could not parse the project: the process for compute "
-                            f"{worker.compute!r} stopped (exit code {message['code']}):\n"
-                            + redact(worker.tail(), self.secrets, self.names),
-                            fix=f"see {worker.log}",
+                            f"{worker.compute!r} stopped (exit code {message['code']})"
+                            + (f"; writing under {project}: {room[0]}" if room else "")
+                            + ":\n"
+                            + tail,
+                            fix=f"{room[1]}, then run again" if room else f"see {worker.log}",
                         )
                     ]
                 )
@@ -443,12 +466,18 @@ class _Run:
                 break
         self.report.phases["parse"] = time.monotonic() - clock
         if not message.get("success"):
+            error = redact(str(message.get("error")), self.secrets, self.names)
+            room = out_of_room(project, error)
             raise FloeError(
                 [
                     Problem(
-                        "dbt could not parse the project:\n"
-                        + redact(str(message.get("error")), self.secrets, self.names),
-                        fix=f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}",
+                        "dbt could not parse the project"
+                        + (f": writing under {project}: {room[0]}" if room else "")
+                        + ":\n"
+                        + error,
+                        fix=f"{room[1]}, then run again"
+                        if room
+                        else f"fix the dbt project; dbt's log: {project / 'logs' / 'dbt.log'}",
                     )
                 ]
             )
@@ -800,15 +829,27 @@ class _Run:
                 if transform.in_catalog or self.bridges.loads([transform.name])
                 else None
             )
+            if cause is None:
+                cause = self._out_of_room("\n".join(lines))
             if cause is not None and not any(cause in line for line in lines):
                 lines.append("cause: " + cause)
             transform.message = redact("\n".join(lines), self.secrets, self.names)
         self.observers.transform_finished(transform)
 
+    def _out_of_room(self, said: str) -> str | None:
+        """Why a failed build may have found no room to write: the filesystem of the product's
+        state (the embedded catalog's files) or of the run's projects (dbt's target and logs) is
+        full. An engine or catalog that failed on it may say only "HTTP 500"."""
+        for where in (self.product_dir / STATE_DIR, self.run_dir):
+            room = out_of_room(where)
+            if room is not None:
+                return f"writing under {where}: {room[0]}; {room[1]}, then run again"
+        return None
+
     def _catalog_failure(self, probe: bool) -> str | None:
         """Why the catalog no longer serves the run, once known (``probe``: ask a declared catalog)."""
         if self.catalog_failure is None and (probe or self.run_catalog.plan.embedded):
-            self.catalog_failure = self.run_catalog.failure()
+            self.catalog_failure = self.run_catalog.failure(self.schema)
         return self.catalog_failure
 
     @staticmethod

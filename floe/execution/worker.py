@@ -44,6 +44,7 @@ from types import ModuleType
 from typing import IO, Any
 
 from floe.connection_check import first_lines
+from floe.execution.lifeline import note
 
 Send = Callable[[dict[str, Any]], None]
 MESSAGE_LINES = 12
@@ -309,7 +310,7 @@ def _stop_extensions() -> None:
         try:
             stop()
         except Exception as exc:  # noqa: BLE001 - best effort at exit, said in the log
-            print(f"floe: stopping {module.__name__} failed: {type(exc).__name__}: {exc}", flush=True)
+            note(f"floe: stopping {module.__name__} failed: {type(exc).__name__}: {exc}")
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a process

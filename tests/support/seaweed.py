@@ -410,6 +410,10 @@ class RecordingProxy:
         with self._lock:
             return list(self.exchanges[mark:])
 
+    def _deliver(self, exchange: Exchange) -> bool:
+        """Whether the client gets the upstream's answer (a subclass may cut it off)."""
+        return True
+
     def _forward(self, handler: BaseHTTPRequestHandler) -> None:
         started = time.time()
         headers = {k: v for k, v in handler.headers.items()}
@@ -445,6 +449,9 @@ class RecordingProxy:
         )
         with self._lock:
             self.exchanges.append(exchange)
+        if not self._deliver(exchange):  # the upstream acted; its client never hears
+            handler.close_connection = True
+            return
         handler.send_response(status, reason)
         for key, value in answer_headers:
             if key.lower() in _HOP_BY_HOP:
