@@ -27,11 +27,25 @@ parse or build, so that an engine's extension starts first:
   session starts while dbt parses); its ``stop()`` runs at the exit;
 - ``{"op": "exit"}``: close dbt's connections, stop the extensions, and exit.
 
+A warm worker (:mod:`floe.execution.warm_host`) serves one run after another. Its host starts it
+with an environment that holds none of the runs' secrets, and each run leases it:
+
+- ``{"id": N, "op": "lease", "env": {...}, "log": path, "cwd": path}`` → ``{"type": "result",
+  "id": N, "success": true}``: this run's environment (secrets included) replaces the worker's,
+  its output goes to this run's ``log`` (``dup2`` onto file descriptors 1 and 2);
+- ``{"id": N, "op": "release", "log": path}`` → ``{"type": "result", "id": N, "success": …}``: dbt's
+  connections close, the extensions' ``release()`` runs (DuckDB closes its database: its file
+  lock, the secrets it was given), dbt's adapters are dropped (their credentials with them), the
+  environment is put back as the host started it and the output goes to ``log`` (the host's), so
+  no secret outlives the run that needed it. An extension is started once per worker: a second
+  ``extension`` request for it is answered at once.
+
 This module names no engine: what an engine needs in its worker is its extension's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -51,6 +65,56 @@ MESSAGE_LINES = 12
 
 
 PARENT_POLL_S = 0.2
+
+
+START_ENVIRON: dict[str, str] = {}
+"""The environment the worker started with (a warm worker's, free of the runs' secrets): put back
+when a run releases it."""
+
+
+def _lease(request: dict[str, Any]) -> dict[str, Any]:
+    """A warm worker's ``lease`` or ``release`` (see the module docstring)."""
+    try:
+        if request["op"] == "lease":
+            _redirect(str(request["log"]))
+            os.chdir(str(request["cwd"]))
+            os.environ.clear()
+            os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})
+            print(f"floe: warm worker {os.getpid()} leased to a run", flush=True)
+            return {"success": True}
+        _close_connections()
+        failures = _call_extensions("release")
+        _drop_adapters()
+        os.environ.clear()
+        os.environ.update(START_ENVIRON)
+        print(f"floe: warm worker {os.getpid()} released", flush=True)
+        _redirect(str(request.get("log") or os.devnull))
+        return {"success": not failures, "error": "; ".join(failures) or None}
+    except Exception as exc:  # noqa: BLE001 - the run then stops this worker
+        return {"success": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _redirect(log: str) -> None:
+    """Send this process's output (dbt's, the extensions') to ``log`` from now on."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+
+
+def _drop_adapters() -> None:
+    """Forget dbt's adapters (and the credentials their configs hold); the next run registers anew."""
+    if "dbt.adapters.factory" not in sys.modules:
+        return
+    with contextlib.suppress(Exception):
+        from dbt.adapters.factory import reset_adapters
+
+        reset_adapters()  # type: ignore[no-untyped-call]
 
 
 def _exit_with_parent() -> None:
@@ -82,6 +146,8 @@ def serve(answers: int, requests: IO[str]) -> int:
     The loop of a fresh worker (:func:`main`) and of one forked by :mod:`floe.execution.forkserver`.
     """
     _exit_with_parent()
+    START_ENVIRON.clear()
+    START_ENVIRON.update(os.environ)
     channel = os.fdopen(answers, "w", encoding="utf-8", buffering=1)
     send = _sender(channel)
     try:
@@ -91,6 +157,9 @@ def serve(answers: int, requests: IO[str]) -> int:
             request = json.loads(line)
             if request.get("op") == "exit":
                 break
+            if request.get("op") in ("lease", "release"):
+                send({"type": "result", "id": request.get("id"), **_lease(request)})
+                continue
             send({"type": "result", "id": request.get("id"), **_answer(request, send)})
     finally:
         _close_connections()
@@ -275,6 +344,8 @@ EXTENSIONS: list[ModuleType] = []
 
 
 def _start_extension(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    if any(module.__name__ == name for module in EXTENSIONS):  # a warm worker's: started already
+        return {"success": True}
     module = importlib.import_module(name)
     start = getattr(module, "start", None)
     if start is not None:
@@ -302,14 +373,22 @@ def _close_connections() -> None:
 
 
 def _stop_extensions() -> None:
+    _call_extensions("stop")
+
+
+def _call_extensions(hook: str) -> list[str]:
+    """Call each extension's ``hook`` (``stop``, ``release``), last started first; what failed."""
+    failures = []
     for module in reversed(EXTENSIONS):
-        stop = getattr(module, "stop", None)
-        if stop is None:
+        call = getattr(module, hook, None)
+        if call is None:
             continue
         try:
-            stop()
-        except Exception as exc:  # noqa: BLE001 - best effort at exit, said in the log
-            print(f"floe: stopping {module.__name__} failed: {type(exc).__name__}: {exc}", flush=True)
+            call()
+        except Exception as exc:  # noqa: BLE001 - best effort, said in the log
+            failures.append(f"{module.__name__}.{hook}: {type(exc).__name__}")
+            print(f"floe: {hook} of {module.__name__} failed: {type(exc).__name__}: {exc}", flush=True)
+    return failures
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a process
