@@ -38,6 +38,7 @@ and the workers' output between runs go to ``<product>/.floe/warm/``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import json
@@ -141,6 +142,10 @@ class Host:
         self.leases = 0
         self.last_used = time.monotonic()
         self.stopping = threading.Event()
+        self.spawner = concurrent.futures.ThreadPoolExecutor(1, "floe-warm-spawner")
+        """Where every request is answered: the processes the host starts ask the kernel to kill
+        them when the thread that started them ends (``PR_SET_PDEATHSIG``), so one thread, for the
+        host's life, starts them all."""
 
     def say(self, text: str) -> None:
         print(f"floe warm host {os.getpid()}: {text}", flush=True)
@@ -367,7 +372,7 @@ class Host:
                 if not data:
                     break
                 try:
-                    answer, fds = self.answer(json.loads(data), leased)
+                    answer, fds = self.spawner.submit(self.answer, json.loads(data), leased).result()
                 except Exception as exc:  # noqa: BLE001 - said to the run, which goes on cold
                     answer, fds = {"error": f"{type(exc).__name__}: {exc}"}, []
                 try:
@@ -375,7 +380,7 @@ class Host:
                 except OSError:
                     break
         if leased:  # the run ended without releasing its workers: killed, or failed in floe
-            self._release(leased, set())
+            self.spawner.submit(self._release, leased, set()).result()
 
     def _watch(self) -> None:
         while not self.stopping.wait(WATCH_S):
