@@ -17,7 +17,6 @@ import os
 import pwd
 import re
 import secrets
-import shutil
 import signal
 import socket
 import stat
@@ -351,7 +350,6 @@ def spark_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     _, first = run_once(warm_root, 300)
     yield warm_root, cold_root, first
     warm.stop(warm_root.resolve())
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_spark_stays_warm_and_a_changed_model_is_seen_as_by_a_cold_run(

@@ -41,8 +41,11 @@ HOST_ENVIRON = re.compile(r"PATH|HOME|USER|LOGNAME|LANG|LC_.*|TZ|TMPDIR|PYTHONPA
 """The variables the host itself (and its fork server) starts with: nothing else of the user's."""
 SECRET_LIKE = re.compile(r"SECRET|TOKEN|PASSW|CREDENTIAL|PRIVATE|API_?KEY|ACCESS_?KEY", re.IGNORECASE)
 """Variables kept out of a warm worker's start environment even when no profile references them."""
-VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", "TERM", "PS1", "SSH_TTY"})
-"""Variables that change from shell to shell without changing a worker: not in its fingerprint."""
+VOLATILE = re.compile(
+    r"_|OLDPWD|PWD|SHLVL|COLUMNS|LINES|PS\d|SSH_.*|TMUX.*|WINDOWID|TERM_.*|PYTEST_CURRENT_TEST"
+)
+"""Variables that change from shell to shell (or test to test) without changing what a worker
+starts: not in its fingerprint. Every run still sends its whole environment to the worker."""
 
 
 class WarmError(Exception):
@@ -91,7 +94,7 @@ def start_environ(environ: Mapping[str, str], secret_names: Iterable[str]) -> di
 def fingerprint(spec: Mapping[str, Any]) -> str:
     """What a worker was started from (its setup, its start environment but shell-volatile
     variables): a run whose fingerprint differs gets a new worker."""
-    env = {k: v for k, v in dict(spec.get("env") or {}).items() if k not in VOLATILE}
+    env = {k: v for k, v in dict(spec.get("env") or {}).items() if not VOLATILE.fullmatch(k)}
     text = json.dumps({**spec, "env": env}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -91,6 +91,8 @@ class HostWorker:
         self.process = process
         self.answers = answers
         self.leased = False
+        self.env: dict[str, str] = {}
+        """Its start environment (the names of what changed are logged when it is replaced)."""
 
     @property
     def stdin(self) -> int:
@@ -245,7 +247,15 @@ class Host:
                 if worker is not None and (
                     worker.fingerprint != spec["fingerprint"] or not running(worker.process)
                 ):
-                    why = "it ended" if not running(worker.process) else "what it was started from changed"
+                    changed = sorted(
+                        k for k in {*worker.env, *spec["env"]} if worker.env.get(k) != spec["env"].get(k)
+                    )
+                    why = (
+                        "it ended"
+                        if not running(worker.process)
+                        else "what it was started from changed"
+                        + (f": variable(s) {', '.join(changed)}" if changed else ": its engine's setup")
+                    )
                     self.say(f"replacing the worker of {compute!r} ({why})")
                     del self.workers[compute]
                     worker.stop()
@@ -307,6 +317,7 @@ class Host:
         finally:
             os.close(write_fd)
         worker = HostWorker(compute, str(spec["fingerprint"]), process, read_fd)
+        worker.env = dict(spec["env"])
         if spec.get("extension"):  # started now, in the environment free of the runs' secrets
             worker.send(
                 {
