@@ -52,15 +52,18 @@ class WarmError(Exception):
     """The warm host cannot be used; the run goes on cold."""
 
 
-def socket_dir() -> Path:
+def socket_dir(create: bool = True) -> Path:
     """``<tmp>/floe-<uid>``: created ``0700``; refused unless this user owns it and only they may enter.
 
     A short folder (Unix socket paths are limited to 107 bytes), checked because ``/tmp`` is shared:
     another user could create the folder first.
     """
     path = Path(tempfile.gettempdir()) / f"floe-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
+    if create:
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+    elif not os.path.lexists(path):
+        return path
     status = os.lstat(path)
     if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o077:
         raise WarmError(
@@ -70,10 +73,11 @@ def socket_dir() -> Path:
     return path
 
 
-def socket_path(product_dir: Path) -> Path:
-    """The socket of the warm host of ``product_dir`` (one per user and product directory)."""
+def socket_path(product_dir: Path, create: bool = True) -> Path:
+    """The socket of the warm host of ``product_dir`` (one per user and product directory); its
+    folder is created unless ``create`` is false."""
     digest = hashlib.sha256(str(product_dir.resolve()).encode()).hexdigest()[:24]
-    path = socket_dir() / f"{digest}.sock"
+    path = socket_dir(create) / f"{digest}.sock"
     if len(str(path).encode()) > 107:
         raise WarmError(f"the socket path {path} is too long for a Unix socket: set TMPDIR to a short folder")
     return path
@@ -211,8 +215,8 @@ def _connect(path: Path, product_dir: Path) -> WarmHost | None:
 
 
 def find(product_dir: Path) -> WarmHost | None:
-    """The warm host of ``product_dir`` if one is up (none is started)."""
-    path = socket_path(product_dir)
+    """The warm host of ``product_dir`` if one is up (none is started, no folder created)."""
+    path = socket_path(product_dir, create=False)
     if not path.exists():
         return None
     return _connect(path, product_dir)
