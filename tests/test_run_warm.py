@@ -20,6 +20,8 @@ import secrets
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,6 +191,48 @@ def test_a_killed_warm_worker_costs_one_cold_start_not_a_failed_run(pair: tuple[
     assert after["duckdb"] != before["duckdb"] and after["duckdb-b"] == before["duckdb-b"]
     _, third = run_once(warm_root, 120)
     assert leased(third) == after  # and the replacement is kept warm in turn
+
+
+def test_a_run_killed_while_it_builds_leaves_no_warm_worker_building(tmp_path: Path) -> None:
+    """``kill -9`` of a ``--keep-warm`` run mid-build: the host stops the workers it leased (a
+    build the dead run started must not go on), and the next run succeeds."""
+    root = product(
+        tmp_path / "killed",
+        "killed",
+        """
+        - {type: dbt, name: slow, path: models/slow/, compute: duckdb}
+    """,
+        {
+            "models/slow/counted.sql": "select count(*) as n from range({{ env_var('FLOE_TEST_ROWS', '10') }})\n"
+        },
+    )
+    run_once(root, 120)  # the host, started from this session
+    host = host_pid(root)
+    output = tmp_path / "run.out"
+    with open(output, "w") as out:  # a run that would count for minutes
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "floe", "run", str(root), "--env", "dev", "--keep-warm"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "FLOE_TEST_ROWS": str(10**12)},
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while "[slow] started" not in output.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, output.read_text()
+            time.sleep(0.1)
+        worker = leased(output.read_text())["duckdb"]
+        time.sleep(1)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert gone(worker, 30), "the dead run's build goes on in its warm worker"
+    assert host_pid(root) == host  # the host serves on
+    (root / "models/slow/counted.sql").write_text("select 42 as n\n")
+    _, after = run_once(root, 120)
+    assert leased(after)["duckdb"] != worker
+    assert rows(root, "killed_dev", "counted", "n") == [{"n": 42}]
+    warm.stop(root.resolve())
 
 
 def test_a_killed_warm_host_costs_one_cold_start(pair: tuple[Path, Path]) -> None:

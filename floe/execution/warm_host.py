@@ -105,14 +105,16 @@ class HostWorker:
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
 
-    def stop(self) -> None:
-        """Ask it to exit (it closes what dbt opened); kill its process group if it does not."""
-        self.send({"op": "exit"})
+    def stop(self, graceful: bool = True) -> None:
+        """Ask it to exit (it closes what dbt opened); kill its process group if it does not, or at
+        once when not ``graceful`` (its run was killed: a build it still runs must not go on)."""
+        if graceful:
+            self.send({"op": "exit"})
         with contextlib.suppress(OSError, ValueError):
             assert self.process.stdin is not None
             self.process.stdin.close()
         try:
-            self.process.wait(timeout=STOP_TIMEOUT)
+            self.process.wait(timeout=STOP_TIMEOUT if graceful else 0.0)
         except subprocess.TimeoutExpired:
             pass
         pid = self.process.pid
@@ -350,7 +352,7 @@ class Host:
                 if compute not in kept or not running(worker.process):
                     self.say(f"stopping the worker of {compute!r}: its run did not release it")
                     del self.workers[compute]
-                    worker.stop()
+                    worker.stop(graceful=False)
             leased.clear()
             self.last_used = time.monotonic()
 
