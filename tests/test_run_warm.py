@@ -345,8 +345,10 @@ def test_no_secret_outlives_the_run_that_needed_it(tmp_path: Path, monkeypatch: 
             _, second = run_once(root, 120)  # the workers got the secret again, from this run
             assert leased(second) == leased(first)
             assert [(r["n"], r["total"]) for r in rows_of(served, "secret_dev", "summary")] == [(3, 36)]
-            pids = [*leased(second).values(), *host_processes(root)]
-            assert len(pids) >= 4  # the workers, the host, its fork server
+            pids = descendants(host_pid(root) or 0)
+            assert set(leased(second).values()) < set(
+                pids
+            )  # the workers, the host, its fork server, their helpers
             for pid in pids:
                 environ = Path(f"/proc/{pid}/environ").read_bytes()
                 assert canary.encode() not in environ, pid
@@ -363,14 +365,16 @@ def rows_of(served: Any, namespace: str, table: str) -> list[dict[str, Any]]:
     return list(lake.load_table((namespace, table)).scan().to_arrow().to_pylist())
 
 
-def host_processes(root: Path) -> list[int]:
-    """The warm host of ``root`` and its children (fork server, catalog)."""
-    pid = host_pid(root)
-    assert pid is not None
-    children = [
-        c for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()
-    ]
-    return [pid, *(int(c) for c in children)]
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it (children of every thread)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 # -- Spark: one warm host for the module ------------------------------------------------------------
@@ -386,13 +390,20 @@ SPARK_FILES = {
 }
 
 
+SPARK_CANARY = "canary-spark-" + secrets.token_hex(8)
+
+
 @pytest.fixture(scope="module")
 def spark_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, str]]:
     base = tmp_path_factory.mktemp("warm_spark")
     warm_root = product(base / "warm", "sparky", SPARK_TRANSFORMS, SPARK_FILES, spark=True)
     cold_root = product(base / "cold", "sparky", SPARK_TRANSFORMS, SPARK_FILES, spark=True)
-    _, first = run_once(warm_root, 300)
-    yield warm_root, cold_root, first
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(
+            "FLOE_TEST_SPARK_SECRET", SPARK_CANARY
+        )  # named like a secret: no warm process starts with it
+        _, first = run_once(warm_root, 300)
+        yield warm_root, cold_root, first
     warm.stop(warm_root.resolve())
 
 
@@ -407,6 +418,15 @@ def test_spark_stays_warm_and_a_changed_model_is_seen_as_by_a_cold_run(
     for table, order in (("stg_orders", "id"), ("total", "total")):
         assert rows(warm_root, "sparky_dev", table, order) == rows(cold_root, "sparky_dev", table, order)
     assert rows(warm_root, "sparky_dev", "total", "total") == [{"total": 300}]
+    spark = leased(output)["spark"]
+    jvm = [
+        int(c)
+        for task in Path(f"/proc/{spark}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    ]
+    assert jvm, "no Java process under the Spark worker"
+    for pid in [spark, *jvm]:
+        assert SPARK_CANARY.encode() not in Path(f"/proc/{pid}/environ").read_bytes(), pid
     staging = report.get("staging")
     assert (
         staging.finished_at - staging.started_at < 30

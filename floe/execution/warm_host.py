@@ -327,6 +327,7 @@ class Host:
                     "op": "extension",
                     "module": spec["extension"],
                     "settings": spec.get("settings") or {},
+                    "wait": True,  # what it starts in the background starts before a run's lease
                 }
             )
         self.say(f"started the worker of {compute!r} (pid {process.pid})")

@@ -24,7 +24,8 @@ parse or build, so that an engine's extension starts first:
 - ``{"id": 3, "op": "extension", "module": name, "settings": {...}}`` → ``{"type": "result",
   "id": 3, "success": …}``: imports the engine's worker extension (``WorkerSetup.extension``) and
   calls its ``start(settings)``, which returns at once (it may start work in a thread: Spark's
-  session starts while dbt parses); its ``stop()`` runs at the exit;
+  session starts while dbt parses); its ``stop()`` runs at the exit. With ``"wait": true`` the
+  answer waits for that work too (the extension's ``started()``, if it has one);
 - ``{"op": "exit"}``: close dbt's connections, stop the extensions, and exit.
 
 A warm worker (:mod:`floe.execution.warm_host`) serves one run after another. Its host starts it
@@ -76,6 +77,7 @@ def _lease(request: dict[str, Any]) -> dict[str, Any]:
     """A warm worker's ``lease`` or ``release`` (see the module docstring)."""
     try:
         if request["op"] == "lease":
+            _start_helpers()
             _redirect(str(request["log"]))
             os.chdir(str(request["cwd"]))
             os.environ.clear()
@@ -92,6 +94,15 @@ def _lease(request: dict[str, Any]) -> dict[str, Any]:
         return {"success": not failures, "error": "; ".join(failures) or None}
     except Exception as exc:  # noqa: BLE001 - the run then stops this worker
         return {"success": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _start_helpers() -> None:
+    """Start, before a run's environment is here, the helper processes dbt would start during the
+    run and keep for the worker's life: multiprocessing's resource tracker (dbt's locks), which
+    would otherwise hold the first run's secrets in its environment as long as the worker lives."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
 
 
 def _redirect(log: str) -> None:
@@ -210,7 +221,8 @@ def _answer(request: dict[str, Any], send: Send) -> dict[str, Any]:
         if request["op"] == "build":
             return _build(int(request["id"]), list(request["args"]), send)
         if request["op"] == "extension":
-            return _start_extension(str(request["module"]), dict(request.get("settings") or {}))
+            settings = dict(request.get("settings") or {})
+            return _start_extension(str(request["module"]), settings, bool(request.get("wait")))
         return {"success": False, "error": f"unknown operation {request['op']!r}"}
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -343,7 +355,10 @@ EXTENSIONS: list[ModuleType] = []
 """The engine extensions this worker started, stopped at its exit in reverse order."""
 
 
-def _start_extension(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+def _start_extension(name: str, settings: dict[str, Any], wait: bool = False) -> dict[str, Any]:
+    """Start an engine's extension; with ``wait``, until what it starts in the background has
+    started (its ``started()``): a warm worker's host asks so, so that what the extension starts
+    (Spark's JVM) starts with the worker's own environment, before a run's secrets are there."""
     if any(module.__name__ == name for module in EXTENSIONS):  # a warm worker's: started already
         return {"success": True}
     module = importlib.import_module(name)
@@ -351,6 +366,9 @@ def _start_extension(name: str, settings: dict[str, Any]) -> dict[str, Any]:
     if start is not None:
         start(settings)
     EXTENSIONS.append(module)
+    started = getattr(module, "started", None)
+    if wait and started is not None:
+        started()
     return {"success": True}
 
 
