@@ -89,6 +89,10 @@ def _lease(request: dict[str, Any]) -> dict[str, Any]:
         _drop_adapters()
         os.environ.clear()
         os.environ.update(START_ENVIRON)
+        if "dbt_common.context" in sys.modules:  # dbt's copy of the run's environment, for env_var()
+            from dbt_common.context import set_invocation_context
+
+            set_invocation_context(START_ENVIRON)
         print(f"floe: warm worker {os.getpid()} released", flush=True)
         _redirect(str(request.get("log") or os.devnull))
         return {"success": not failures, "error": "; ".join(failures) or None}
