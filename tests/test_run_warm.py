@@ -180,6 +180,23 @@ def test_a_run_without_the_flag_stops_the_warm_host_and_runs_cold(tmp_path: Path
     assert gone(pid, 5) and all(gone(w, 5) for w in leased(output).values())
 
 
+def test_changed_code_replaces_the_warm_workers(pair: tuple[Path, Path]) -> None:
+    """A warm worker runs the code it started with: once floe's files (or an installed package's
+    folder) change, the next run gets new workers, as a cold run would run the new code."""
+    warm_root, _ = pair
+    _, first = run_once(warm_root, 120)
+    import floe.execution.worker as worker_module
+
+    source = Path(worker_module.__file__)
+    os.utime(source)  # as an edit, or an upgrade, would
+    _, second = run_once(warm_root, 120)
+    assert set(leased(second).values()).isdisjoint(leased(first).values())
+    assert (
+        "what it was started from changed: its engine's setup, or the code it runs"
+        in (warm_root / ".floe/warm/host.log").read_text()
+    )
+
+
 def test_a_killed_warm_worker_costs_one_cold_start_not_a_failed_run(pair: tuple[Path, Path]) -> None:
     warm_root, _ = pair
     _, first = run_once(warm_root, 120)

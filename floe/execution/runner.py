@@ -411,7 +411,7 @@ class _Run:
     def _lease_workers(self) -> None:
         """Lease the warm host's worker of each compute (see :mod:`floe.execution.warm`); a compute
         the host has none for starts its own, cold."""
-        from floe.execution.warm import WarmError, fingerprint, start_environ
+        from floe.execution.warm import WarmError, fingerprint, runtime, start_environ
 
         assert self.warm is not None
         secret_names = {r.name for r in find_secret_refs(attrs.asdict(self.catalog, recurse=False))}
@@ -419,6 +419,7 @@ class _Run:
             secret_names |= {r.name for r in find_secret_refs(self.preparation.compute_config(name).config)}
         secret_names.add(TOKEN_VARIABLE)
         specs: dict[str, dict[str, Any]] = {}
+        code = runtime()
         for name in self.computes:
             setup = self.setups[name]
             held = {m["name"] for m in PLACEHOLDER.finditer(json.dumps(dict(setup.settings)))} - {
@@ -438,6 +439,7 @@ class _Run:
                 "preload": [f"dbt.adapters.{self._adapter(name)}"],
                 "cwd": str(self.run_dir / WORKER_DIR / name),
                 "token_variable": TOKEN_VARIABLE if self.run_catalog.warm is not None else None,
+                "runtime": code,
             }
             spec["fingerprint"] = fingerprint(spec)
             specs[name] = spec

@@ -41,11 +41,11 @@ HOST_ENVIRON = re.compile(r"PATH|HOME|USER|LOGNAME|LANG|LC_.*|TZ|TMPDIR|PYTHONPA
 """The variables the host itself (and its fork server) starts with: nothing else of the user's."""
 SECRET_LIKE = re.compile(r"SECRET|TOKEN|PASSW|CREDENTIAL|PRIVATE|API_?KEY|ACCESS_?KEY", re.IGNORECASE)
 """Variables kept out of a warm worker's start environment even when no profile references them."""
-VOLATILE = re.compile(
-    r"_|OLDPWD|PWD|SHLVL|COLUMNS|LINES|PS\d|SSH_.*|TMUX.*|WINDOWID|TERM_.*|PYTEST_CURRENT_TEST"
-)
-"""Variables that change from shell to shell (or test to test) without changing what a worker
-starts: not in its fingerprint. Every run still sends its whole environment to the worker."""
+SESSION_VARIABLES = re.compile(r"PWD|PS\d|SSH_.*|TMUX.*|WINDOWID|TERM_.*")
+"""Besides the parse cache's volatile variables (:data:`floe.execution.parse_cache.VOLATILE`),
+variables of a terminal or login session that change from shell to shell without changing what a
+worker starts: neither is in a worker's fingerprint. Every run still sends its whole environment
+to the worker."""
 
 
 class WarmError(Exception):
@@ -97,10 +97,35 @@ def start_environ(environ: Mapping[str, str], secret_names: Iterable[str]) -> di
 
 def fingerprint(spec: Mapping[str, Any]) -> str:
     """What a worker was started from (its setup, its start environment but shell-volatile
-    variables): a run whose fingerprint differs gets a new worker."""
-    env = {k: v for k, v in dict(spec.get("env") or {}).items() if not VOLATILE.fullmatch(k)}
+    variables, the code it runs): a run whose fingerprint differs gets a new worker."""
+    from floe.execution.parse_cache import VOLATILE
+
+    env = {
+        k: v
+        for k, v in dict(spec.get("env") or {}).items()
+        if k not in VOLATILE and not SESSION_VARIABLES.fullmatch(k)
+    }
     text = json.dumps({**spec, "env": env}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def runtime() -> list[object]:
+    """What a worker's code comes from: floe's version and files, Python, the folders packages are
+    installed in (installing or upgrading one changes its folder): a run puts it in each worker's
+    fingerprint, so a worker started from older code is replaced."""
+    from floe import __version__
+
+    package = Path(__file__).resolve().parents[1]
+    newest = max((p.stat().st_mtime_ns for p in package.rglob("*.py")), default=0)
+    folders: list[tuple[str, int | None]] = []
+    for entry in sys.path:  # where packages are installed (not the current folder: a product's)
+        if Path(entry).name not in ("site-packages", "dist-packages"):
+            continue
+        try:
+            folders.append((entry, os.stat(entry).st_mtime_ns))
+        except OSError:
+            folders.append((entry, None))
+    return [__version__, sys.version, sys.executable, newest, folders]
 
 
 class WarmHost:

@@ -256,7 +256,11 @@ class Host:
                         "it ended"
                         if not running(worker.process)
                         else "what it was started from changed"
-                        + (f": variable(s) {', '.join(changed)}" if changed else ": its engine's setup")
+                        + (
+                            f": variable(s) {', '.join(changed)}"
+                            if changed
+                            else ": its engine's setup, or the code it runs"
+                        )
                     )
                     self.say(f"replacing the worker of {compute!r} ({why})")
                     del self.workers[compute]
