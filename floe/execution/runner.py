@@ -31,6 +31,10 @@ The steps, in one process plus one dbt worker process per compute (see :mod:`flo
    ``dbt build``; the pure :mod:`floe.execution.scheduler` decides, :class:`_Run` carries it out;
 7. stop the workers and the catalog, release the lock; the :class:`~floe.execution.report.RunReport`
    says what happened.
+
+With ``keep_warm`` (``floe run --keep-warm``) steps 3 and 4 lease the product's warm host's
+catalog and workers (:mod:`floe.execution.warm`) instead of starting them, and step 7 gives them
+back; whatever the host cannot give, the run starts itself, as a cold run does.
 """
 
 from __future__ import annotations
