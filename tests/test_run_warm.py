@@ -34,7 +34,7 @@ from floe.execution.progress import Progress
 from floe.execution.runner import RunOptions, run
 from tests.test_run import product, rows
 
-WARM_LINE = re.compile(r"compute '([^']+)': warm worker \(pid (\d+)\)")
+WARM_LINE = re.compile(r"compute '([^']+)': warm worker \(pid (\d+), (kept|started)")
 TRANSFORMS = """
     - {type: dbt, name: base, path: models/base/, compute: duckdb}
     - {type: dbt, name: marts, path: models/marts/, compute: duckdb-b}
@@ -116,6 +116,7 @@ def test_a_second_run_uses_the_warm_workers_and_every_change_is_seen_as_by_a_col
     assert set(started) == {"duckdb", "duckdb-b"}
     _, second = run_once(warm_root, 120)
     assert leased(second) == started  # the same processes: dbt imported, the project parsed once before
+    assert first.count("started now, kept warm") == 2 and second.count("kept warm from an earlier run") == 2
     run_once(cold_root, None)
     assert tables(warm_root, "pair_dev") == tables(cold_root, "pair_dev")
     assert tables(warm_root, "pair_dev")["people_base"][0] == {

@@ -452,7 +452,7 @@ class _Run:
         except WarmError as exc:
             self.progress.line(f"note: the warm host leased no worker, this run starts its own: {exc}")
             return
-        for name, (pid, stdin, answers) in leased.items():
+        for name, (pid, stdin, answers, kept) in leased.items():
             self.workers.leases[name] = Lease(
                 pid,
                 stdin,
@@ -461,7 +461,8 @@ class _Run:
                 self.warm.log_dir / f"{name}.log",
                 functools.partial(self.warm.exit_code, name),
             )
-            self.progress.line(f"compute {name!r}: warm worker (pid {pid})")
+            how = "kept warm from an earlier run" if kept else "started now, kept warm after this run"
+            self.progress.line(f"compute {name!r}: warm worker (pid {pid}, {how})")
 
     def execute(self) -> None:
         self._profiles()

@@ -193,9 +193,12 @@ class WarmHost:
             return dict(answer["maintained"]) if "maintained" in answer else None
         return None
 
-    def workers(self, specs: Mapping[str, Mapping[str, Any]], idle: float) -> dict[str, tuple[int, int, int]]:
-        """Lease a worker per compute of ``specs``: ``{compute: (pid, stdin fd, answers fd)}``
-        (those the host could not lease are missing: the run starts them itself)."""
+    def workers(
+        self, specs: Mapping[str, Mapping[str, Any]], idle: float
+    ) -> dict[str, tuple[int, int, int, bool]]:
+        """Lease a worker per compute of ``specs``: ``{compute: (pid, stdin fd, answers fd, kept)}``,
+        ``kept`` when it served an earlier run (those the host could not lease are missing: the
+        run starts them itself)."""
         answer, fds = self.request({"op": "workers", "workers": dict(specs), "idle": idle}, 2 * len(specs))
         order = list(answer.get("order") or [])
         if len(fds) != 2 * len(order):
@@ -203,7 +206,8 @@ class WarmHost:
                 os.close(fd)
             raise WarmError(f"the warm host passed {len(fds)} file descriptor(s) for {len(order)} worker(s)")
         pids = dict(answer["workers"])
-        return {c: (int(pids[c]), fds[2 * i], fds[2 * i + 1]) for i, c in enumerate(order)}
+        kept = set(answer.get("kept") or ())
+        return {c: (int(pids[c]), fds[2 * i], fds[2 * i + 1], c in kept) for i, c in enumerate(order)}
 
     def exit_code(self, compute: str) -> int | None:
         with contextlib.suppress(WarmError):
@@ -225,6 +229,8 @@ class WarmHost:
 
 
 def _connect(path: Path, product_dir: Path) -> WarmHost | None:
+    if not hasattr(socket, "SO_PEERCRED"):
+        raise WarmError("warm engines need Linux (the host checks who connects with SO_PEERCRED)")
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         connection.connect(str(path))

@@ -241,6 +241,7 @@ class Host:
         """A worker per compute in ``specs``: the one up when its fingerprint matches, else a new one."""
         with self.lock:
             pids: dict[str, int] = {}
+            kept: list[str] = []
             fds: list[int] = []
             for compute, spec in sorted(specs.items()):
                 worker = self.workers.get(compute)
@@ -275,6 +276,7 @@ class Host:
                     self.workers[compute] = worker
                 else:
                     self.say(f"reusing the worker of {compute!r} (pid {worker.process.pid})")
+                    kept.append(compute)
                 if worker.process.pid is None:
                     continue
                 worker.leased = True
@@ -283,7 +285,7 @@ class Host:
                 fds += [worker.stdin, worker.answers]
             self.leases += 1 if leased else 0
             self.last_used = time.monotonic()
-            return {"workers": pids, "order": sorted(pids)}, fds
+            return {"workers": pids, "order": sorted(pids), "kept": kept}, fds
 
     def _spawn(self, compute: str, spec: dict[str, Any]) -> HostWorker:
         cwd = Path(spec["cwd"])
