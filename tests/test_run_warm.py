@@ -198,6 +198,21 @@ def test_changed_code_replaces_the_warm_workers(pair: tuple[Path, Path]) -> None
     )
 
 
+def test_a_project_dbt_cannot_parse_keeps_the_warm_workers(pair: tuple[Path, Path]) -> None:
+    from floe.errors import FloeError
+
+    warm_root, _ = pair
+    _, first = run_once(warm_root, 120)
+    model = warm_root / "models/base/people_base.sql"
+    good = model.read_text()
+    model.write_text(good.replace("{{ scaled('score') }}", "{{ scaled('score' }}"))  # a typo
+    with pytest.raises(FloeError, match="dbt could not parse the project"):
+        run(warm_root, RunOptions("dev", keep_warm=120), Progress(io.StringIO()))
+    model.write_text(good)
+    _, fixed = run_once(warm_root, 120)
+    assert leased(fixed) == leased(first)
+
+
 def test_a_killed_warm_worker_costs_one_cold_start_not_a_failed_run(pair: tuple[Path, Path]) -> None:
     warm_root, _ = pair
     _, first = run_once(warm_root, 120)

@@ -480,8 +480,10 @@ class _Run:
                 parse_id, worker, project = self._start_workers(projects)
                 the_plan = self._parse(parse_id, worker, project, projects)
                 self._schedule(the_plan.graph, projects)
-            except BaseException:
-                self.workers.kill()  # interrupted, or floe failed: no waiting
+            except BaseException as exc:
+                # interrupted, or floe failed: no waiting; a warm worker is given back (a parse
+                # error, say, need not cost the next run its warm workers)
+                self.workers.kill(keep_leased=isinstance(exc, FloeError))
                 raise
             finally:
                 clock = time.monotonic()

@@ -322,9 +322,11 @@ class Workers:
         kept = [c for c, w in self.workers.items() if w.lease is not None and w.released.is_set()]
         return kept + list(self.leases)
 
-    def kill(self) -> None:
+    def kill(self, keep_leased: bool = False) -> None:
+        """Kill the workers (``keep_leased``: but the warm ones, which :meth:`stop` gives back)."""
         for worker in self.workers.values():
-            worker.kill()
+            if not (keep_leased and worker.lease is not None):
+                worker.kill()
 
     def close(self, timeout: float) -> None:
         """Stop the fork server (and whatever it still has)."""
