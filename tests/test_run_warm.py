@@ -476,3 +476,34 @@ def test_a_killed_spark_worker_costs_one_cold_start(spark_pair: tuple[Path, Path
     _, after = run_once(warm_root, 300)
     assert leased(after)["spark"] != pid and leased(after)["duckdb"] == leased(before)["duckdb"]
     assert rows(warm_root, "sparky_dev", "orders", "id")[0] == {"id": 1, "amount": 10}
+
+
+def test_a_spark_compute_whose_session_would_hold_a_secret_is_not_kept_warm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Spark conf that references a secret is static for the session's life: such a compute runs
+    cold (and says so), the others of the run stay warm, and the run succeeds."""
+    canary = "canary-conf-" + secrets.token_hex(8)
+    monkeypatch.setenv("FLOE_TEST_SPARK_CONF_SECRET", canary)
+    root = product(tmp_path / "conf", "conf", SPARK_TRANSFORMS, SPARK_FILES, spark=True)
+    manifest = root / "platform/enterprise.yaml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "            spark.sql.shuffle.partitions: '1'\n",
+            "            spark.sql.shuffle.partitions: '1'\n"
+            "            spark.floe.test.secret: {secret_ref: FLOE_TEST_SPARK_CONF_SECRET}\n",
+        )
+    )
+    assert "FLOE_TEST_SPARK_CONF_SECRET" in manifest.read_text()
+    try:
+        _, output = run_once(root, 120)
+        assert (
+            "compute 'spark' is not kept warm: its engine starts with secret(s) FLOE_TEST_SPARK_CONF_SECRET"
+            in output
+        )
+        assert set(leased(output)) == {"duckdb"}
+        assert rows(root, "conf_dev", "total", "total") == [{"total": 120}]
+        for pid in descendants(host_pid(root) or 0):
+            assert canary.encode() not in Path(f"/proc/{pid}/environ").read_bytes(), pid
+    finally:
+        warm.stop(root.resolve())
