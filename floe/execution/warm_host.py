@@ -438,11 +438,19 @@ def _session_alive(session: int) -> bool:
 def main(argv: list[str]) -> int:
     path, product_dir, idle, session = Path(argv[1]), Path(argv[2]), float(argv[3]), int(argv[4])
     os.umask(PRIVATE_UMASK)
-    lock = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return 0  # another host serves this product already
+    lock_path = path.with_suffix(".lock")
+    while True:  # the lock of the file at lock_path now: an exiting host removes its own
+        lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0  # another host serves this product already
+        try:
+            if os.fstat(lock).st_ino == os.stat(lock_path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(lock)
     host = Host(product_dir, idle, session)
     signal.signal(signal.SIGTERM, lambda *_: host.stopping.set())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -460,6 +468,8 @@ def main(argv: list[str]) -> int:
             path.unlink()
         listener.close()
         host.shutdown()
+        with contextlib.suppress(FileNotFoundError):
+            lock_path.unlink()  # still holding its lock: the next host locks a new file
     return 0
 
 
