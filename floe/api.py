@@ -82,6 +82,7 @@ def run(
     after: Callable[[RunReport, CatalogConfig], None] | None = None,
     observers: Sequence[RunObserver] = (),
     keep_snapshots: int = 5,
+    keep_warm: float | None = None,
 ) -> RunReport:
     """Run every transform (or ``select``) of the data product at ``path`` in environment ``env``,
     each on its compute, as :func:`plan` says.
@@ -99,6 +100,9 @@ def run(
     :param keep_snapshots: the embedded catalog's retention: the newest snapshots it keeps of each
         table when the run ends (older ones expire, files nothing reaches any more are removed; see
         :mod:`floe.catalog.retention`); ``0`` keeps everything. A declared catalog is not touched.
+    :param keep_warm: keep the product's catalog and its computes' dbt workers up for this many
+        idle seconds after the run, and hand this run's work to those a previous run kept
+        (:mod:`floe.execution.warm`); ``None`` stops them first and runs cold.
     :returns: what happened, per transform and node.
     :raises FloeError: the product is invalid or cannot run (see :func:`plan`), the lock is held
         and ``wait`` is false, the catalog cannot start, or dbt cannot parse the project.
@@ -115,7 +119,12 @@ def run(
         raise FloeError(f"keep_snapshots must be 0 (keep everything) or more, not {keep_snapshots}")
     retention = RetentionPolicy(keep_snapshots) if keep_snapshots else None
     options = RunOptions(
-        environment=env, select=tuple(select), parallel=threads, wait=wait, retention=retention
+        environment=env,
+        select=tuple(select),
+        parallel=threads,
+        wait=wait,
+        retention=retention,
+        keep_warm=keep_warm,
     )
     lines = Progress(progress)
     return run_product(Path(path), options, lines, engines, after, [LineageObserver(lines.line), *observers])

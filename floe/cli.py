@@ -252,7 +252,23 @@ def _parser() -> argparse.ArgumentParser:
         help="the embedded catalog keeps the newest N snapshots of each table and removes files "
         "nothing reaches when the run ends (default: 5; 0 keeps everything)",
     )
+    p.add_argument(
+        "--keep-warm",
+        nargs="?",
+        const="15m",
+        default=None,
+        type=_duration,
+        metavar="DURATION",
+        help="keep the catalog and each compute's dbt worker (dbt parsed, Spark's session up) warm "
+        "for the next run, until idle for DURATION (default: 15m); the next --keep-warm run uses "
+        "them. A run without it stops them first. `floe warm stop PATH` stops them",
+    )
     p.set_defaults(run=_run)
+
+    p = sub.add_parser("warm", help="the warm engines `floe run --keep-warm` keeps: status, stop")
+    p.add_argument("action", choices=["status", "stop"])
+    p.add_argument("path", type=Path, help="a product directory or its floe.yaml")
+    p.set_defaults(run=_warm)
 
     p = sub.add_parser(
         "explain", help="why each compute is (not) available, and where each setting comes from"
@@ -499,6 +515,24 @@ def _render_argo(args: argparse.Namespace) -> int:
     print(f"ok: {compiled.name}: one Workflow of {len(tasks)} task(s) for environment {args.env}")
     print(f"wrote {path}")
     return EXIT_OK
+
+
+def _duration(text: str) -> float:
+    from floe.durations import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the idle bound must be more than 0")
+    return seconds
+
+
+def _warm(args: argparse.Namespace) -> int:
+    from floe.execution.cli import warm_command
+
+    return warm_command(args)
 
 
 def _run(args: argparse.Namespace) -> int:

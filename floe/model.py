@@ -195,7 +195,11 @@ class WorkerSetup:
     extension: str | None = None
     """A module the worker imports before its first parse: its ``start(settings)`` runs then (it
     may start work in a thread, such as Spark's session), its ``stop()``, if any, at the worker's
-    exit. It runs inside the dbt process, so it can prepare what the adapter will find there."""
+    exit. It runs inside the dbt process, so it can prepare what the adapter will find there. In a
+    warm worker (``floe run --keep-warm``) it starts once for the worker's life, and its
+    ``release()``, if any, runs at the end of each run: it drops what the run's secrets opened;
+    its ``started()``, if any, returns once what ``start`` began in the background has started
+    (the host waits for it, so that it starts before a run's secrets are in the environment)."""
     settings: Mapping[str, Any] = attrs.field(factory=dict)
     """What ``start`` receives: JSON values only (they cross a pipe); secrets as placeholders."""
 

@@ -42,6 +42,7 @@ from floe.model import CatalogConfig, SecretReference
 if TYPE_CHECKING:
     from floe.catalog.retention import RetentionPolicy
     from floe.execution.catalog_process import CatalogProcess
+    from floe.execution.warm import WarmHost
 
 PORT_FILE = Path("iceberg") / "port"
 """Under the state directory: the port the embedded catalog served on last time."""
@@ -145,6 +146,7 @@ class RunCatalog:
         log: Path | None = None,
         retention: RetentionPolicy | None = None,
         environ: Mapping[str, str] | None = None,
+        warm: WarmHost | None = None,
     ) -> None:
         self.plan = plan
         self.used = used
@@ -161,6 +163,8 @@ class RunCatalog:
         self._clock = time.monotonic()
         self.config = plan.config
         self._thread: threading.Thread | None = None
+        self.warm: WarmHost | None = None
+        """The warm host whose embedded catalog serves this run (``floe run --keep-warm``)."""
         base = os.environ if environ is None else environ
         self.environ: Mapping[str, str] = base
         """The environment of the run's workers: the caller's, with the embedded catalog's token."""
@@ -168,6 +172,18 @@ class RunCatalog:
         """The catalog as the run profiles first name it; :meth:`ready` may answer another port."""
         if not used:
             return
+        if plan.embedded and warm is not None:
+            from floe.execution.warm import WarmError
+
+            try:
+                uri, self._token = warm.catalog(state_dir, plan.config.name, _last_port(state_dir), namespace)
+            except WarmError:
+                pass  # started here, as a cold run does
+            else:
+                self.warm = warm
+                self.environ = {**base, TOKEN_VARIABLE: self._token}
+                self.config = self.planned = attrs.evolve(plan.config, uri=uri)
+                return
         if plan.embedded:
             from floe.execution.catalog_process import CatalogProcess
             from floe.execution.profiles import dbt_environ
@@ -213,6 +229,24 @@ class RunCatalog:
         """
         if self._thread is not None:
             self._thread.join()
+        if self.warm is not None and not self._ready:
+            from floe.execution.warm import WarmError
+
+            try:
+                uri = self.warm.catalog_ready()
+            except WarmError as exc:
+                self._error = FloeError(
+                    [
+                        Problem(
+                            f"the warm host's embedded Iceberg catalog could not start: {exc}",
+                            fix="floe warm stop, then run again",
+                        )
+                    ]
+                )
+            else:
+                self._served(uri)
+            finally:
+                self.seconds = time.monotonic() - self._clock
         if self.process is not None and not self._ready:
             from floe.execution.catalog_process import CatalogProcessError
 
@@ -233,22 +267,27 @@ class RunCatalog:
                     ]
                 )
             else:
-                self._ready = True
-                self.config = attrs.evolve(self.config, uri=uri)
-                assert self._token is not None
-                remember_token(uri, self._token)
-                with contextlib.suppress(OSError):
-                    write_atomic(self._state_dir / PORT_FILE, uri.rsplit(":", 1)[1] + "\n")
+                self._served(uri)
             finally:
                 self.seconds = time.monotonic() - self._clock
         if self._error is not None:
             raise self._error
         return self.config
 
+    def _served(self, uri: str) -> None:
+        self._ready = True
+        self.config = attrs.evolve(self.config, uri=uri)
+        assert self._token is not None
+        remember_token(uri, self._token)
+        with contextlib.suppress(OSError):
+            write_atomic(self._state_dir / PORT_FILE, uri.rsplit(":", 1)[1] + "\n")
+
     def failure(self, namespace: str | None = None) -> str | None:
         """Why the catalog cannot serve the run any more, if it cannot: the embedded catalog's
         process ended (how); a declared catalog does not answer, or the object store it hands
         the engines (``s3.endpoint`` of ``namespace``'s tables) does not. ``None`` while both serve."""
+        if self.warm is not None:
+            return self.warm.catalog_failure()
         if self.process is not None:
             code = self.process.returncode()
             if code is None or self.process.stopping:
@@ -265,6 +304,14 @@ class RunCatalog:
         """Maintain the embedded catalog (its retention policy), then stop it."""
         if self._thread is not None:
             self._thread.join()
+        if self.warm is not None:  # the host's catalog goes on serving; maintained under this run's lock
+            try:
+                if self._ready and self.retention is not None:
+                    self.maintenance = self.warm.maintain(self.retention.to_json())
+            finally:
+                forget_token(self.config.uri)
+                self.seconds = self.seconds or time.monotonic() - self._clock
+            return
         process = self.process
         if process is None:
             return

@@ -18,6 +18,8 @@ it answers JSON requests, one per line of standard input, on standard output:
 
 - ``{"op": "maintain", "policy": {...}}`` → ``{"maintained": {...}}``: the catalog's retention
   (:func:`floe.catalog.retention.maintain`), run by ``floe run`` at its end, under its run lock;
+- ``{"op": "namespace", "name": …}`` → ``{"namespace": true|false}``: creates a namespace (a warm
+  host's catalog serves runs of several environments, :mod:`floe.execution.warm_host`);
 
 and exits when its standard input ends (``floe run`` closed it, or died) or with ``floe run``
 (:func:`~floe.execution.lifeline.die_with`). Its log (stderr) goes to a file floe names.
@@ -217,6 +219,13 @@ def main(argv: list[str]) -> int:
 
                 done = catalog.maintain(RetentionPolicy.from_json(request.get("policy") or {}))
                 reply({"maintained": done.to_json()})
+            elif request.get("op") == "namespace":  # a warm host's catalog, for a run of another environment
+                try:
+                    catalog.create_namespace(str(request["name"]))
+                except Exception as exc:  # noqa: BLE001 - it exists, or dbt's own attempt says why
+                    reply({"namespace": False, "error": type(exc).__name__})
+                else:
+                    reply({"namespace": True})
             else:
                 reply({"error": f"unknown operation {request.get('op')!r}"})
     finally:

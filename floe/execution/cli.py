@@ -62,6 +62,7 @@ def run_command(args: argparse.Namespace) -> int:
             progress=out,
             after=show if args.show else None,
             keep_snapshots=args.keep_snapshots,
+            keep_warm=args.keep_warm,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -76,6 +77,38 @@ def run_command(args: argparse.Namespace) -> int:
     # libraries made (pyiceberg, SQLAlchemy…). Frozen objects are not walked.
     gc.freeze()
     return 0 if report.success else 1
+
+
+def warm_command(args: argparse.Namespace) -> int:
+    """``floe warm status|stop PATH``: the warm host ``floe run --keep-warm`` left for the product."""
+    from floe.execution import warm
+
+    product_dir = (args.path.parent if args.path.is_file() else args.path).resolve()
+    if args.action == "stop":
+        pid = warm.stop(product_dir)
+        print(
+            f"stopped the warm host (pid {pid}) of {product_dir}"
+            if pid
+            else f"no warm host for {product_dir}"
+        )
+        return 0
+    try:
+        host = warm.find(product_dir)
+    except warm.WarmError as exc:
+        print(f"floe warm: {exc}", file=sys.stderr)
+        return 1
+    if host is None:
+        print(f"no warm host for {product_dir}")
+        return 0
+    try:
+        status = host.status()
+    finally:
+        host.close()
+    workers = ", ".join(f"{c} (pid {p})" for c, p in sorted(status["workers"].items())) or "none"
+    print(
+        f"warm host pid {status['pid']} for {product_dir}; catalog {status['catalog'] or 'not started'}; workers: {workers}"
+    )
+    return 0
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:

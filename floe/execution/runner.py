@@ -31,16 +31,23 @@ The steps, in one process plus one dbt worker process per compute (see :mod:`flo
    ``dbt build``; the pure :mod:`floe.execution.scheduler` decides, :class:`_Run` carries it out;
 7. stop the workers and the catalog, release the lock; the :class:`~floe.execution.report.RunReport`
    says what happened.
+
+With ``keep_warm`` (``floe run --keep-warm``) steps 3 and 4 lease the product's warm host's
+catalog and workers (:mod:`floe.execution.warm`) instead of starting them, and step 7 gives them
+back; whatever the host cannot give, the run starts itself, as a cold run does.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import json
+import os
 import queue
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -56,10 +63,12 @@ from floe.compiler import (
 from floe.errors import FloeError, Problem, UnattachableCatalog
 from floe.execution.bridges import RunBridges
 from floe.execution.catalog import RunCatalog
+from floe.execution.catalog_client import TOKEN_VARIABLE
 from floe.execution.graph import BUILDABLE, Node, Plan
 from floe.execution.lock import RunLock
 from floe.execution.observers import Observers, RunObserver
 from floe.execution.plan import CrossingKind, Preparation, RunPlan, complete, located_catalog_error, prepare
+from floe.execution.profiles import worker_environ
 from floe.execution.progress import Progress
 from floe.execution.projects import read_user_project, write_project
 from floe.execution.report import (
@@ -72,10 +81,14 @@ from floe.execution.report import (
     TransformReport,
 )
 from floe.execution.scheduler import Action, BuildDone, BuildLost, Run, Scheduler, Settle, State, Task
-from floe.execution.workers import Worker, Workers, exit_text
+from floe.execution.workers import Lease, Worker, Workers, exit_text
 from floe.model import CatalogConfig, WorkerSetup
 from floe.plugins import EngineRegistry
 from floe.secrets import find_secret_refs, floe_names, redact, secret_values
+from floe.sqlsecrets import PLACEHOLDER
+
+if TYPE_CHECKING:
+    from floe.execution.warm import WarmHost
 
 RUN_DIR = ARTIFACT_DIR / "run"
 WORKER_DIR = ".workers"
@@ -99,6 +112,10 @@ class RunOptions:
     lock_timeout: float | None = None
     retention: RetentionPolicy | None = attrs.field(factory=lambda: RetentionPolicy())
     """What the embedded catalog keeps of each table's history (``None``: no maintenance)."""
+    keep_warm: float | None = None
+    """Seconds the product's warm host waits for the next run (``floe run --keep-warm``): this run
+    hands its work to the host's catalog and workers, started if none is up. ``None``: a run
+    without it stops the product's warm host first, and runs cold (:mod:`floe.execution.warm`)."""
 
 
 def _say_maintenance(progress: Progress, done: dict[str, Any]) -> None:
@@ -185,6 +202,7 @@ def _run_product(
     phases["lock"] = time.monotonic() - clock
     with lock:
         write_artifacts(compiled)
+        warm_host = _warm_host(product_dir, options, progress)
         schema = preparation.namespace
         # the catalog serves a worker that attaches it, or carries a bridged table between two that do not
         used = any(preparation.computes[name].access.in_place for name in preparation.selected_computes) or (
@@ -197,7 +215,12 @@ def _run_product(
             used=used,
             log=product_dir / RUN_DIR / WORKER_DIR / CATALOG_LOG,
             retention=options.retention,
+            warm=warm_host,
         )
+        if warm_host is not None and catalog.plan.embedded and used and catalog.warm is None:
+            progress.line("note: the warm host's catalog did not answer: this run starts cold")
+            warm_host.close()  # its workers know its catalog's token, not this run's
+            warm_host = None
         try:
             report = RunReport(
                 preparation.product,
@@ -219,7 +242,9 @@ def _run_product(
                     f"catalog {catalog.planned.name!r} ({where}) not started: no compute of this run "
                     f"attaches it, each builds in its own warehouse; namespace {schema}"
                 )
-            the_run = _Run(preparation, registry, options, catalog, report, progress, the_plan, watch)
+            the_run = _Run(
+                preparation, registry, options, catalog, report, progress, the_plan, watch, warm_host
+            )
             error: BaseException | None = None
             try:
                 the_run.execute()
@@ -241,8 +266,29 @@ def _run_product(
                 phases["retention"] = time.monotonic() - clock
                 report.catalog["maintenance"] = catalog.maintenance
                 _say_maintenance(progress, catalog.maintenance)
+            if warm_host is not None:
+                warm_host.close()
         report.finished_at = time.time()  # before the lock goes: a waiting run starts after this
     return report
+
+
+def _warm_host(product_dir: Path, options: RunOptions, progress: Progress) -> WarmHost | None:
+    """The product's warm host for a ``--keep-warm`` run (``None``: it could not be had, the run
+    goes cold); a run without the flag stops it (it may hold the catalog's files) and runs cold."""
+    from floe.execution import warm
+
+    if options.keep_warm is None:
+        stopped = warm.stop(product_dir)
+        if stopped is not None:
+            progress.line(
+                f"stopped the warm host (pid {stopped}): this run is cold (floe run --keep-warm keeps it)"
+            )
+        return None
+    try:
+        return warm.connect(product_dir, options.keep_warm, os.environ)
+    except (warm.WarmError, OSError) as exc:
+        progress.line(f"note: no warm host, this run starts cold: {exc}")
+        return None
 
 
 class _Run:
@@ -258,7 +304,10 @@ class _Run:
         progress: Progress,
         the_plan: RunPlan | None = None,
         observers: RunObserver | None = None,
+        warm: WarmHost | None = None,
     ) -> None:
+        self.warm = warm
+        """The product's warm host, whose workers this run leases (``floe run --keep-warm``)."""
         self.preparation = preparation
         self.compiled = preparation.compiled
         self.registry = registry
@@ -381,12 +430,69 @@ class _Run:
 
     # -- the run -----------------------------------------------------------------------------------
 
+    def _adapter(self, compute: str) -> str:
+        return self.registry.engines[self.preparation.compute_config(compute).engine].info.dbt_adapter
+
+    def _lease_workers(self) -> None:
+        """Lease the warm host's worker of each compute (see :mod:`floe.execution.warm`); a compute
+        the host has none for starts its own, cold."""
+        from floe.execution.warm import WarmError, fingerprint, runtime, start_environ
+
+        assert self.warm is not None
+        secret_names = {r.name for r in find_secret_refs(attrs.asdict(self.catalog, recurse=False))}
+        for name in self.computes:
+            secret_names |= {r.name for r in find_secret_refs(self.preparation.compute_config(name).config)}
+        secret_names.add(TOKEN_VARIABLE)
+        specs: dict[str, dict[str, Any]] = {}
+        code = runtime()
+        for name in self.computes:
+            setup = self.setups[name]
+            held = {m["name"] for m in PLACEHOLDER.finditer(json.dumps(dict(setup.settings)))} - {
+                TOKEN_VARIABLE
+            }
+            if held:  # its engine would keep them past the run (e.g. in a session's static confs)
+                self.progress.line(
+                    f"note: compute {name!r} is not kept warm: its engine starts with secret(s) "
+                    f"{', '.join(sorted(held))}, which must not outlive the run"
+                )
+                continue
+            spec: dict[str, Any] = {
+                "forkable": setup.forkable,
+                "extension": setup.extension,
+                "settings": dict(setup.settings),
+                "env": worker_environ(setup, start_environ(os.environ, secret_names)),
+                "preload": [f"dbt.adapters.{self._adapter(name)}"],
+                "cwd": str(self.run_dir / WORKER_DIR / name),
+                "token_variable": TOKEN_VARIABLE if self.run_catalog.warm is not None else None,
+                "runtime": code,
+            }
+            spec["fingerprint"] = fingerprint(spec)
+            specs[name] = spec
+        try:
+            leased = self.warm.workers(specs, self.options.keep_warm or 0.0) if specs else {}
+        except WarmError as exc:
+            self.progress.line(f"note: the warm host leased no worker, this run starts its own: {exc}")
+            return
+        for name, (pid, stdin, answers, kept) in leased.items():
+            self.workers.leases[name] = Lease(
+                pid,
+                stdin,
+                answers,
+                worker_environ(self.setups[name], self.run_catalog.environ),
+                self.warm.log_dir / f"{name}.log",
+                functools.partial(self.warm.exit_code, name),
+            )
+            how = "kept warm from an earlier run" if kept else "started now, kept warm after this run"
+            self.progress.line(f"compute {name!r}: warm worker (pid {pid}, {how})")
+
     def execute(self) -> None:
         self._profiles()
+        if self.warm is not None:
+            self._lease_workers()
         adapters = [
-            self.registry.engines[self.preparation.compute_config(name).engine].info.dbt_adapter
+            self._adapter(name)
             for name, setup in self.setups.items()
-            if setup.forkable
+            if setup.forkable and name not in self.workers.leases
         ]
         self.workers.start_forkserver(adapters)
         try:
@@ -395,12 +501,16 @@ class _Run:
                 parse_id, worker, project = self._start_workers(projects)
                 the_plan = self._parse(parse_id, worker, project, projects)
                 self._schedule(the_plan.graph, projects)
-            except BaseException:
-                self.workers.kill()  # interrupted, or floe failed: no waiting
+            except BaseException as exc:
+                # interrupted, or floe failed: no waiting; a warm worker is given back (a parse
+                # error, say, need not cost the next run its warm workers)
+                self.workers.kill(keep_leased=isinstance(exc, FloeError))
                 raise
             finally:
                 clock = time.monotonic()
-                self.workers.stop(STOP_TIMEOUT)
+                released = self.workers.stop(STOP_TIMEOUT)
+                if self.warm is not None:
+                    self.warm.release(released)
                 self.report.phases["shutdown"] = time.monotonic() - clock
         finally:
             self.workers.close(STOP_TIMEOUT)
@@ -416,25 +526,29 @@ class _Run:
         clock = time.monotonic()
         parses: dict[str, tuple[int, Worker, Path]] = {}
         for compute, project in projects.items():
-            worker = self.workers.get(compute)
-            setup = self.setups[compute]
-            if setup.extension is not None:
-                worker.send(
-                    {
-                        "id": next(self.ids),
-                        "op": "extension",
-                        "module": setup.extension,
-                        "settings": dict(setup.settings),
-                    }
-                )
-            request_id = next(self.ids)
-            self.parsing[compute] = request_id
-            self.bridges.parse_started(compute, request_id)
-            worker.send({"id": request_id, "op": "parse", "args": self._dbt_args(project)})
-            parses[compute] = (request_id, worker, project)
+            parses[compute] = self._start_parse(compute, project)
         self.report.phases["workers_start"] = time.monotonic() - clock
         chosen = next((c for c in parses if self.setups[c].forkable), next(iter(parses)))
         return parses[chosen]
+
+    def _start_parse(self, compute: str, project: Path) -> tuple[int, Worker, Path]:
+        """The compute's worker (started if it has none), its extension started, parsing ``project``."""
+        worker = self.workers.get(compute)
+        setup = self.setups[compute]
+        if setup.extension is not None:
+            worker.send(
+                {
+                    "id": next(self.ids),
+                    "op": "extension",
+                    "module": setup.extension,
+                    "settings": dict(setup.settings),
+                }
+            )
+        request_id = next(self.ids)
+        self.parsing[compute] = request_id
+        self.bridges.parse_started(compute, request_id)
+        worker.send({"id": request_id, "op": "parse", "args": self._dbt_args(project)})
+        return request_id, worker, project
 
     def _parse(self, request_id: int, worker: Worker, project: Path, projects: dict[str, Path]) -> RunPlan:
         """Wait for the parse of ``worker``; complete the plan with it, unless it was made before."""
@@ -446,6 +560,13 @@ class _Run:
                 sender.alive = False
             self._parsed(sender, message)
             if sender is not worker:
+                continue
+            if message["type"] == "exit" and worker.lease is not None:  # a warm worker died: start one cold
+                self.progress.line(
+                    f"note: the warm worker of compute {worker.compute!r} ended ({exit_text(message)}): "
+                    "starting one for this run"
+                )
+                request_id, worker, project = self._start_parse(worker.compute, project)
                 continue
             if message["type"] == "exit":
                 tail = redact(worker.tail(), self.secrets, self.names)

@@ -24,14 +24,29 @@ parse or build, so that an engine's extension starts first:
 - ``{"id": 3, "op": "extension", "module": name, "settings": {...}}`` → ``{"type": "result",
   "id": 3, "success": …}``: imports the engine's worker extension (``WorkerSetup.extension``) and
   calls its ``start(settings)``, which returns at once (it may start work in a thread: Spark's
-  session starts while dbt parses); its ``stop()`` runs at the exit;
+  session starts while dbt parses); its ``stop()`` runs at the exit. With ``"wait": true`` the
+  answer waits for that work too (the extension's ``started()``, if it has one);
 - ``{"op": "exit"}``: close dbt's connections, stop the extensions, and exit.
+
+A warm worker (:mod:`floe.execution.warm_host`) serves one run after another. Its host starts it
+with an environment that holds none of the runs' secrets, and each run leases it:
+
+- ``{"id": N, "op": "lease", "env": {...}, "log": path, "cwd": path}`` → ``{"type": "result",
+  "id": N, "success": true}``: this run's environment (secrets included) replaces the worker's,
+  its output goes to this run's ``log`` (``dup2`` onto file descriptors 1 and 2);
+- ``{"id": N, "op": "release", "log": path}`` → ``{"type": "result", "id": N, "success": …}``: dbt's
+  connections close, the extensions' ``release()`` runs (DuckDB closes its database: its file
+  lock, the secrets it was given), dbt's adapters are dropped (their credentials with them), the
+  environment is put back as the host started it and the output goes to ``log`` (the host's), so
+  no secret outlives the run that needed it. An extension is started once per worker: a second
+  ``extension`` request for it is answered at once.
 
 This module names no engine: what an engine needs in its worker is its extension's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -52,6 +67,70 @@ MESSAGE_LINES = 12
 
 
 PARENT_POLL_S = 0.2
+
+
+START_ENVIRON: dict[str, str] = {}
+"""The environment the worker started with (a warm worker's, free of the runs' secrets): put back
+when a run releases it."""
+
+
+def _lease(request: dict[str, Any]) -> dict[str, Any]:
+    """A warm worker's ``lease`` or ``release`` (see the module docstring)."""
+    try:
+        if request["op"] == "lease":
+            _start_helpers()
+            _redirect(str(request["log"]))
+            os.chdir(str(request["cwd"]))
+            os.environ.clear()
+            os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})
+            note(f"floe: warm worker {os.getpid()} leased to a run")
+            return {"success": True}
+        _close_connections()
+        failures = _call_extensions("release")
+        _drop_adapters()
+        os.environ.clear()
+        os.environ.update(START_ENVIRON)
+        if "dbt_common.context" in sys.modules:  # dbt's copy of the run's environment, for env_var()
+            from dbt_common.context import set_invocation_context
+
+            set_invocation_context(START_ENVIRON)
+        note(f"floe: warm worker {os.getpid()} released")
+        _redirect(str(request.get("log") or os.devnull))
+        return {"success": not failures, "error": "; ".join(failures) or None}
+    except Exception as exc:  # noqa: BLE001 - the run then stops this worker
+        return {"success": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _start_helpers() -> None:
+    """Start, before a run's environment is here, the helper processes dbt would start during the
+    run and keep for the worker's life: multiprocessing's resource tracker (dbt's locks), which
+    would otherwise hold the first run's secrets in its environment as long as the worker lives."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+
+
+def _redirect(log: str) -> None:
+    """Send this process's output (dbt's, the extensions') to ``log`` from now on."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+
+
+def _drop_adapters() -> None:
+    """Forget dbt's adapters (and the credentials their configs hold); the next run registers anew."""
+    if "dbt.adapters.factory" not in sys.modules:
+        return
+    with contextlib.suppress(Exception):
+        from dbt.adapters.factory import reset_adapters
+
+        reset_adapters()  # type: ignore[no-untyped-call]
 
 
 def _exit_with_parent() -> None:
@@ -83,6 +162,8 @@ def serve(answers: int, requests: IO[str]) -> int:
     The loop of a fresh worker (:func:`main`) and of one forked by :mod:`floe.execution.forkserver`.
     """
     _exit_with_parent()
+    START_ENVIRON.clear()
+    START_ENVIRON.update(os.environ)
     channel = os.fdopen(answers, "w", encoding="utf-8", buffering=1)
     send = _sender(channel)
     try:
@@ -92,6 +173,9 @@ def serve(answers: int, requests: IO[str]) -> int:
             request = json.loads(line)
             if request.get("op") == "exit":
                 break
+            if request.get("op") in ("lease", "release"):
+                send({"type": "result", "id": request.get("id"), **_lease(request)})
+                continue
             send({"type": "result", "id": request.get("id"), **_answer(request, send)})
     finally:
         _close_connections()
@@ -142,7 +226,8 @@ def _answer(request: dict[str, Any], send: Send) -> dict[str, Any]:
         if request["op"] == "build":
             return _build(int(request["id"]), list(request["args"]), send)
         if request["op"] == "extension":
-            return _start_extension(str(request["module"]), dict(request.get("settings") or {}))
+            settings = dict(request.get("settings") or {})
+            return _start_extension(str(request["module"]), settings, bool(request.get("wait")))
         return {"success": False, "error": f"unknown operation {request['op']!r}"}
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -275,12 +360,20 @@ EXTENSIONS: list[ModuleType] = []
 """The engine extensions this worker started, stopped at its exit in reverse order."""
 
 
-def _start_extension(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+def _start_extension(name: str, settings: dict[str, Any], wait: bool = False) -> dict[str, Any]:
+    """Start an engine's extension; with ``wait``, until what it starts in the background has
+    started (its ``started()``): a warm worker's host asks so, so that what the extension starts
+    (Spark's JVM) starts with the worker's own environment, before a run's secrets are there."""
+    if any(module.__name__ == name for module in EXTENSIONS):  # a warm worker's: started already
+        return {"success": True}
     module = importlib.import_module(name)
     start = getattr(module, "start", None)
     if start is not None:
         start(settings)
     EXTENSIONS.append(module)
+    started = getattr(module, "started", None)
+    if wait and started is not None:
+        started()
     return {"success": True}
 
 
@@ -303,14 +396,22 @@ def _close_connections() -> None:
 
 
 def _stop_extensions() -> None:
+    _call_extensions("stop")
+
+
+def _call_extensions(hook: str) -> list[str]:
+    """Call each extension's ``hook`` (``stop``, ``release``), last started first; what failed."""
+    failures = []
     for module in reversed(EXTENSIONS):
-        stop = getattr(module, "stop", None)
-        if stop is None:
+        call = getattr(module, hook, None)
+        if call is None:
             continue
         try:
-            stop()
-        except Exception as exc:  # noqa: BLE001 - best effort at exit, said in the log
-            note(f"floe: stopping {module.__name__} failed: {type(exc).__name__}: {exc}")
+            call()
+        except Exception as exc:  # noqa: BLE001 - best effort, said in the log
+            failures.append(f"{module.__name__}.{hook}: {type(exc).__name__}")
+            note(f"floe: {hook} of {module.__name__} failed: {type(exc).__name__}: {exc}")
+    return failures
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a process

@@ -14,13 +14,17 @@ import contextlib
 import json
 import os
 import queue
+import secrets
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import attrs
 
 from floe.artifacts import PRIVATE_UMASK, open_private
 from floe.execution.forkserver import AVAILABLE as FORKSERVER_AVAILABLE
@@ -33,6 +37,58 @@ FORKSERVER_LOG = ".forkserver.log"
 """In the workers' folder, next to their logs (named after computes, which never start with a dot)."""
 LOG_TAIL_LINES = 15
 Message = tuple["Worker", dict[str, Any]]
+
+
+@attrs.frozen
+class Lease:
+    """A warm worker a run leased from its product's warm host (:mod:`floe.execution.warm`)."""
+
+    pid: int
+    stdin: int
+    """The write end of its requests (this process's copy, passed by the host)."""
+    answers: int
+    """The read end of its answers."""
+    env: Mapping[str, str]
+    """This run's environment for it, secrets included: sent with the lease, taken back at release."""
+    host_log: Path
+    """Where its output goes between runs."""
+    exit_code: Callable[[], int | None]
+    """Asks the host how it ended (it is the host's child, not this process's)."""
+
+
+class LeasedProcess:
+    """A leased warm worker, with the part of ``subprocess.Popen`` ``floe run`` uses."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.pid: int | None = lease.pid
+        self.stdin: IO[str] | None = open(lease.stdin, "w", encoding="utf-8")
+        self.returncode: int | None = None
+        self._exit_code = lease.exit_code
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.pid is not None and _running(self.pid):
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("floe.execution.worker (warm)", timeout or 0.0)
+            time.sleep(0.02)
+        if self.returncode is None:
+            self.returncode = self._exit_code()
+        return self.returncode
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (not a zombie its parent, the warm host, has not reaped yet)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return text.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def exit_text(message: Mapping[str, Any]) -> str:
@@ -55,13 +111,21 @@ class Worker:
         directory: Path,
         messages: queue.Queue[Message],
         forkserver: ForkServer | None,
+        lease: Lease | None = None,
     ) -> None:
         self.compute = compute
         self.alive = True
         directory.mkdir(parents=True, exist_ok=True)
         self.log = directory.with_suffix(".log")
+        self.lease = lease
+        self._handshake: str | None = None
+        self._release: str | None = None
+        self.released = threading.Event()
+        self.process: subprocess.Popen[str] | ForkedProcess | LeasedProcess
+        if lease is not None:
+            self._adopt(lease, directory, messages)
+            return
         read_fd, write_fd = os.pipe()
-        self.process: subprocess.Popen[str] | ForkedProcess
         try:
             if forkserver is not None:
                 self.process = forkserver.spawn(write_fd, self.log, directory, env)
@@ -89,12 +153,50 @@ class Worker:
         )
         self._reader.start()
 
+    def _adopt(self, lease: Lease, directory: Path, messages: queue.Queue[Message]) -> None:
+        """Take over a warm worker: this run's log and environment go with the lease request; what
+        it answered before that (to an earlier run, to its host) is not this run's."""
+        self.process = LeasedProcess(lease)
+        self._handshake = "lease-" + secrets.token_hex(8)
+        with open_private(self.log):  # created 0600 and emptied here; the worker appends
+            pass
+        self._reader = threading.Thread(
+            target=self._read, args=(lease.answers, messages), name=f"floe-run-{self.compute}", daemon=True
+        )
+        self._reader.start()
+        self.send(
+            {
+                "id": self._handshake,
+                "op": "lease",
+                "env": dict(lease.env),
+                "log": str(self.log),
+                "cwd": str(directory),
+            }
+        )
+
     def _read(self, fd: int, messages: queue.Queue[Message]) -> None:
         with os.fdopen(fd, encoding="utf-8") as replies:
             for line in replies:
-                with contextlib.suppress(ValueError):
-                    messages.put((self, json.loads(line)))
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if self._handshake is not None:  # a warm worker's answers before this run's lease
+                    if message.get("type") == "result" and message.get("id") == self._handshake:
+                        self._handshake = None
+                    continue
+                if self._release is not None and message.get("id") == self._release:
+                    if message.get("success"):
+                        self.released.set()
+                    return  # the worker goes back to its host; its end is not this run's
+                messages.put((self, message))
         messages.put((self, {"type": "exit", "code": self.process.wait()}))
+
+    def release(self) -> None:
+        """Give a warm worker back (see :mod:`floe.execution.worker`): it drops this run's secrets."""
+        assert self.lease is not None
+        self._release = "release-" + secrets.token_hex(8)
+        self.send({"id": self._release, "op": "release", "log": str(self.lease.host_log)})
 
     def send(self, request: dict[str, Any]) -> bool:
         """Write ``request``; ``False`` when the worker is not there to read it."""
@@ -115,6 +217,12 @@ class Worker:
                 self.process.stdin.close()
 
     def finish(self, timeout: float) -> None:
+        if self.lease is not None:  # released: its answer, or it is stopped by its host
+            self._reader.join(timeout=timeout)
+            with contextlib.suppress(OSError, ValueError):
+                if self.process.stdin is not None:
+                    self.process.stdin.close()
+            return
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -161,6 +269,8 @@ class Workers:
         self.messages: queue.Queue[Message] = queue.Queue()
         self.workers: dict[str, Worker] = {}
         self.forkserver: ForkServer | None = None
+        self.leases: dict[str, Lease] = {}
+        """Warm workers leased for this run, by compute: each is used for the compute's first worker."""
 
     def start_forkserver(self, adapters: Iterable[str]) -> None:
         """Start the fork server, importing dbt and ``adapters`` (the dbt adapter types of the
@@ -182,6 +292,11 @@ class Workers:
         if worker is not None and worker.alive:
             return worker
         setup = self.setups[compute]
+        lease = self.leases.pop(compute, None)
+        if lease is not None:
+            worker = Worker(compute, {}, self.directory / compute, self.messages, None, lease)
+            self.workers[compute] = worker
+            return worker
         forkserver = self.forkserver if setup.forkable else None
         worker = Worker(
             compute, worker_environ(setup, self.environ), self.directory / compute, self.messages, forkserver
@@ -189,17 +304,29 @@ class Workers:
         self.workers[compute] = worker
         return worker
 
-    def stop(self, timeout: float) -> None:
-        """Ask every worker to exit; kill those that do not within ``timeout`` seconds."""
+    def stop(self, timeout: float) -> list[str]:
+        """Ask every worker to exit (a warm one, to go back to its host); kill those that do not
+        within ``timeout`` seconds. The computes whose warm workers were released cleanly."""
         workers = list(self.workers.values())
         for worker in workers:
-            worker.ask_to_exit()
+            if worker.lease is not None and worker.alive:
+                worker.release()
+            elif worker.lease is None:
+                worker.ask_to_exit()
         for worker in workers:
             worker.finish(timeout)
+        for lease in self.leases.values():  # leased, never used: back as they came
+            for fd in (lease.stdin, lease.answers):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        kept = [c for c, w in self.workers.items() if w.lease is not None and w.released.is_set()]
+        return kept + list(self.leases)
 
-    def kill(self) -> None:
+    def kill(self, keep_leased: bool = False) -> None:
+        """Kill the workers (``keep_leased``: but the warm ones, which :meth:`stop` gives back)."""
         for worker in self.workers.values():
-            worker.kill()
+            if not (keep_leased and worker.lease is not None):
+                worker.kill()
 
     def close(self, timeout: float) -> None:
         """Stop the fork server (and whatever it still has)."""

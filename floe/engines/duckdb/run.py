@@ -135,6 +135,12 @@ def stop() -> None:
         environment.close()
 
 
+def release() -> None:
+    """A warm worker's run is done: close the database (its file lock, the secrets it was given);
+    the next run's dbt opens it again, in milliseconds."""
+    stop()
+
+
 def _plain_catalog_name(name: str) -> str:
     """A catalog name like ``name`` that dbt-duckdb can write unquoted."""
     plain = _IDENTIFIER.sub("_", name.lower()).strip("_") or "lake"

@@ -130,7 +130,19 @@ def start(settings: Mapping[str, Any]) -> None:
         except Exception as exc:  # noqa: BLE001 - dbt-spark reports the same problem, in its words
             print(f"floe: warming Spark up failed: {type(exc).__name__}", flush=True)
 
-    threading.Thread(target=warm, name="floe-spark-warm-up", daemon=True).start()
+    thread = threading.Thread(target=warm, name="floe-spark-warm-up", daemon=True)
+    thread.start()
+    _WARMING.append(thread)
+
+
+_WARMING: list[threading.Thread] = []
+
+
+def started() -> None:
+    """Wait until the session :func:`start` began is up (or failed): a warm worker's host asks,
+    so that Java starts with the worker's own environment, before a run's secrets reach it."""
+    for thread in _WARMING:
+        thread.join()
 
 
 def stop() -> None:
