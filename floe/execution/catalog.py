@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from floe.artifacts import out_of_room, write_atomic
 from floe.errors import FloeError, Problem, UnattachableCatalog
 from floe.execution.catalog_client import TOKEN_VARIABLE, forget_token, remember_token
 from floe.execution.lifeline import ended
+from floe.execution.ports import free_port
 from floe.model import CatalogConfig, SecretReference
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ class RunCatalog:
 
             self._token = secrets.token_urlsafe(32)
             self.environ = {**base, TOKEN_VARIABLE: self._token}
-            port = _free_port(_last_port(state_dir))
+            port = free_port(_last_port(state_dir))
             self.config = self.planned = attrs.evolve(plan.config, uri=f"http://127.0.0.1:{port}")
             root = plan.root or state_dir
             self.process = CatalogProcess(
@@ -395,16 +395,3 @@ def _last_port(state_dir: Path) -> int:
         return int((state_dir / PORT_FILE).read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return 0
-
-
-def _free_port(preferred: int) -> int:
-    """``preferred`` if it can be bound on 127.0.0.1 (as the catalog binds it), else a free port."""
-    for port in (preferred, 0) if preferred else (0,):
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(probe.getsockname()[1])
-    return 0

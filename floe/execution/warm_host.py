@@ -58,6 +58,7 @@ from floe.artifacts import PRIVATE_UMASK, open_private, private_directory
 from floe.execution.forkserver import AVAILABLE as FORKSERVER_AVAILABLE
 from floe.execution.forkserver import ForkedProcess, ForkServer
 from floe.execution.lifeline import note
+from floe.execution.ports import free_port
 
 MESSAGE_BYTES = 1 << 20
 WARM_DIR = "warm"
@@ -196,7 +197,6 @@ class Host:
         return {"error": f"unknown operation {op!r}"}, []
 
     def _catalog(self, spec: dict[str, Any]) -> dict[str, Any]:
-        from floe.execution.catalog import _free_port
         from floe.execution.catalog_process import CatalogProcess
         from floe.execution.profiles import dbt_environ
 
@@ -210,7 +210,7 @@ class Host:
                 return {"token": self.token, "uri": self.catalog_uri}
             if self.catalog is not None:
                 self.say(f"the catalog's process ended (code {self.catalog.returncode()}): starting it again")
-            port = _free_port(int(spec.get("port") or 0))
+            port = free_port(int(spec.get("port") or 0))
             self.catalog = CatalogProcess(
                 Path(spec["state_dir"]),
                 str(spec["name"]),
