@@ -54,11 +54,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from floe.artifacts import PRIVATE_UMASK, open_private, private_directory
+from floe.artifacts import PRIVATE_UMASK, private_directory
 from floe.execution.forkserver import AVAILABLE as FORKSERVER_AVAILABLE
 from floe.execution.forkserver import ForkedProcess, ForkServer
 from floe.execution.lifeline import note
 from floe.execution.ports import free_port
+from floe.execution.workers import start_worker_process
 
 MESSAGE_BYTES = 1 << 20
 WARM_DIR = "warm"
@@ -306,19 +307,7 @@ class Host:
                 while process.pid is None and running(process) and time.monotonic() < deadline:
                     time.sleep(0.02)
             else:
-                with open_private(log) as out:
-                    process = subprocess.Popen(
-                        [sys.executable, "-m", "floe.execution.worker", str(write_fd)],
-                        stdin=subprocess.PIPE,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        pass_fds=(write_fd,),
-                        cwd=cwd,
-                        env=env,
-                        text=True,
-                        start_new_session=True,
-                        umask=PRIVATE_UMASK,
-                    )
+                process = start_worker_process(write_fd, log, cwd, env)
                 threading.Thread(target=process.wait, daemon=True).start()  # reaped when it ends
         except BaseException:
             os.close(read_fd)

@@ -101,6 +101,25 @@ def exit_text(message: Mapping[str, Any]) -> str:
     return f"{text}; {OOM_HINT}" if killed_by_sigkill(code) else text
 
 
+def start_worker_process(answers: int, log: Path, cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """A worker started as ``python -m floe.execution.worker FD`` (where it is not forked): its
+    answers on file descriptor ``answers``, its output to ``log`` (private), in a session of its
+    own, with the private umask. A run's workers and a warm host's are started alike."""
+    with open_private(log) as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "floe.execution.worker", str(answers)],
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            pass_fds=(answers,),
+            cwd=cwd,
+            env=dict(env),
+            text=True,
+            start_new_session=True,
+            umask=PRIVATE_UMASK,
+        )
+
+
 class Worker:
     """One dbt worker process; its dbt runs one request (a parse, a build) at a time."""
 
@@ -130,19 +149,7 @@ class Worker:
             if forkserver is not None:
                 self.process = forkserver.spawn(write_fd, self.log, directory, env)
             else:
-                with open_private(self.log) as log:
-                    self.process = subprocess.Popen(
-                        [sys.executable, "-m", "floe.execution.worker", str(write_fd)],
-                        stdin=subprocess.PIPE,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        pass_fds=(write_fd,),
-                        cwd=directory,
-                        env=env,
-                        text=True,
-                        start_new_session=True,
-                        umask=PRIVATE_UMASK,
-                    )
+                self.process = start_worker_process(write_fd, self.log, directory, env)
         except BaseException:
             os.close(read_fd)
             raise
