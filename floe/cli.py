@@ -518,6 +518,8 @@ def _render_argo(args: argparse.Namespace) -> int:
 
 
 def _duration(text: str) -> float:
+    import argparse
+
     from floe.durations import parse_duration
 
     try:

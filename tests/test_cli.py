@@ -299,3 +299,18 @@ def test_an_engine_refusing_a_computes_settings_is_located_where_they_are_writte
     ), proc.stderr
     assert "fix: set path to md:<database>" in proc.stderr
     assert not (shop / "target" / "floe" / "compiled.json").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("value", ["banana", "0s"])
+def test_a_bad_keep_warm_bound_is_a_usage_error_not_a_traceback(tmp_path: Path, value: str) -> None:
+    """``--keep-warm=IDLE`` is parsed before anything runs; a bad bound is argparse's usage error
+    (exit 2), naming the value, never a traceback (argparse is imported lazily by the CLI)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "floe", "run", str(tmp_path), "--env", "dev", f"--keep-warm={value}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and value in done.stderr, done.stderr
+    assert "--keep-warm" in done.stderr, done.stderr
